@@ -1,0 +1,145 @@
+//! The word grammar shared by every command: tc-style keywords where any
+//! unambiguous prefix works (`imp` for `import`), and typed arguments.
+
+use super::error::CliError;
+
+/// The words of a command line, consumed left to right.
+#[derive(Debug, Clone)]
+pub struct Words {
+    words: Vec<String>,
+    pos: usize,
+}
+
+impl Words {
+    /// Words from an argument list.
+    pub fn new(words: Vec<String>) -> Self {
+        Words { words, pos: 0 }
+    }
+
+    /// The next word, consumed.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<String> {
+        let w = self.words.get(self.pos).cloned();
+        if w.is_some() {
+            self.pos += 1;
+        }
+        w
+    }
+
+    /// The next word, not consumed.
+    pub fn peek(&self) -> Option<&str> {
+        self.words.get(self.pos).map(String::as_str)
+    }
+
+    /// True when every word is consumed.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.words.len()
+    }
+
+    /// The next word, or a usage error saying `what` was expected.
+    pub fn expect(&mut self, what: &str) -> Result<String, CliError> {
+        self.next()
+            .ok_or_else(|| CliError::usage(format!("expected {what}")))
+    }
+
+    /// The next word parsed as a number (decimal or 0x hex), naming `what`
+    /// when it is missing or malformed.
+    pub fn number<T: TryFrom<u64>>(&mut self, what: &str) -> Result<T, CliError> {
+        let w = self.expect(what)?;
+        parse_number(&w).ok_or_else(|| CliError::usage(format!("{what}: '{w}' is not a valid number")))
+    }
+
+    /// Consumes the next word if it is a prefix of `keyword`.
+    pub fn eat(&mut self, keyword: &str) -> bool {
+        match self.peek() {
+            Some(w) if matches(w, keyword) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every remaining word, consumed.
+    pub fn rest(&mut self) -> Vec<String> {
+        let rest = self.words[self.pos..].to_vec();
+        self.pos = self.words.len();
+        rest
+    }
+
+    /// A usage error when words are left over.
+    pub fn finish(&self) -> Result<(), CliError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(w) => Err(CliError::usage(format!("unexpected word '{w}'"))),
+        }
+    }
+}
+
+/// tc's `matches()`: `word` is a non-empty prefix of `keyword`.
+pub fn matches(word: &str, keyword: &str) -> bool {
+    !word.is_empty() && keyword.starts_with(word)
+}
+
+/// Picks the keyword `word` names among `choices`: an exact match, or the
+/// only keyword it is a prefix of. Ambiguous and unknown words are usage
+/// errors that list the choices.
+pub fn choose<'a>(word: &str, choices: &[&'a str], what: &str) -> Result<&'a str, CliError> {
+    if let Some(exact) = choices.iter().find(|c| **c == word) {
+        return Ok(exact);
+    }
+    let found: Vec<&'a str> = choices.iter().copied().filter(|c| matches(word, c)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(CliError::usage(format!(
+            "unknown {what} '{word}' (expected one of: {})",
+            choices.join(", ")
+        ))),
+        many => Err(CliError::usage(format!(
+            "ambiguous {what} '{word}' (could be: {})",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Parses decimal or `0x` hex into any integer type that fits.
+pub fn parse_number<T: TryFrom<u64>>(w: &str) -> Option<T> {
+    let v = match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => w.parse::<u64>().ok()?,
+    };
+    T::try_from(v).ok()
+}
+
+/// True for the words that ask for help at any level.
+pub fn is_help(word: &str) -> bool {
+    matches!(word, "help" | "-h" | "--help")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_accepts_unique_prefix_and_rejects_ambiguous() {
+        let c = ["import", "graft", "debug"];
+        assert_eq!(choose("imp", &c, "verb").unwrap(), "import");
+        assert_eq!(choose("g", &c, "verb").unwrap(), "graft");
+        let c = ["delete", "dump"];
+        assert!(choose("d", &c, "verb").unwrap_err().message.contains("ambiguous"));
+        assert!(choose("x", &c, "verb").unwrap_err().message.contains("unknown verb 'x'"));
+    }
+
+    #[test]
+    fn exact_match_wins_over_longer_keyword() {
+        assert_eq!(choose("pin", &["pin", "pinned"], "w").unwrap(), "pin");
+    }
+
+    #[test]
+    fn numbers_parse_decimal_and_hex_and_check_range() {
+        assert_eq!(parse_number::<u32>("42"), Some(42));
+        assert_eq!(parse_number::<u32>("0x2a"), Some(42));
+        assert_eq!(parse_number::<u8>("256"), None);
+        assert_eq!(parse_number::<u32>("-1"), None);
+    }
+}

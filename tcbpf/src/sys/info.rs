@@ -1,0 +1,261 @@
+//! BPF_OBJ_GET_INFO_BY_FD for maps, programs and BTF objects.
+
+use super::map::MapType;
+use super::{bpf, c_name, cmd, ptr, Error, Result};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// Fills `info` (a `#[repr(C)]` kernel info struct, zeroed) for `fd`.
+///
+/// # Safety
+///
+/// `T` must be a prefix of the kernel's info struct for the kind of `fd`,
+/// with any pointer fields in it either zero or valid for their lengths.
+unsafe fn get_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> std::io::Result<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: ptr(info as *mut T),
+    };
+    // SAFETY: info is valid for info_len bytes; the caller vouches for its pointers.
+    unsafe { bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr) }.map(|_| ())
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawMapInfo {
+    map_type: u32,
+    id: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    name: [u8; 16],
+    ifindex: u32,
+    btf_vmlinux_value_type_id: u32,
+    netns_dev: u64,
+    netns_ino: u64,
+    btf_id: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_id: u32,
+    map_extra: u64,
+}
+
+/// What the kernel says about a map (`struct bpf_map_info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    /// Kernel map type number; see [`MapInfo::kind`].
+    pub map_type: u32,
+    /// Map id.
+    pub id: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (per CPU for per-CPU maps).
+    pub value_size: u32,
+    /// Maximum entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` flags.
+    pub map_flags: u32,
+    /// Kernel name (at most 15 bytes).
+    pub name: String,
+    /// BTF object id, 0 when none.
+    pub btf_id: u32,
+    /// BTF key type id.
+    pub btf_key_type_id: u32,
+    /// BTF value type id.
+    pub btf_value_type_id: u32,
+    /// Type-specific extra.
+    pub map_extra: u64,
+}
+
+impl MapInfo {
+    /// The map type, if tcbpf knows the number.
+    pub fn kind(&self) -> Option<MapType> {
+        MapType::from_u32(self.map_type)
+    }
+
+    /// The type's name, or `type N` for types tcbpf does not know.
+    pub fn type_name(&self) -> String {
+        match self.kind() {
+            Some(t) => t.name().to_string(),
+            None => format!("type {}", self.map_type),
+        }
+    }
+}
+
+/// Map info of `fd`. The fd should be a map (see `MapFd`); on a program fd
+/// the kernel would fill a program's info instead.
+pub fn map_info(fd: impl AsFd) -> Result<MapInfo> {
+    let fd = fd.as_fd();
+    let mut raw = RawMapInfo::default();
+    // SAFETY: RawMapInfo is a prefix of struct bpf_map_info and has no pointers.
+    unsafe { get_info(fd, &mut raw) }.map_err(|e| {
+        Error::new("BPF_OBJ_GET_INFO_BY_FD", e).on(format!("map fd {}", fd.as_raw_fd()))
+    })?;
+    Ok(MapInfo {
+        map_type: raw.map_type,
+        id: raw.id,
+        key_size: raw.key_size,
+        value_size: raw.value_size,
+        max_entries: raw.max_entries,
+        map_flags: raw.map_flags,
+        name: c_name(&raw.name),
+        btf_id: raw.btf_id,
+        btf_key_type_id: raw.btf_key_type_id,
+        btf_value_type_id: raw.btf_value_type_id,
+        map_extra: raw.map_extra,
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+    name: [u8; 16],
+    ifindex: u32,
+    gpl_compatible: u32,
+    netns_dev: u64,
+    netns_ino: u64,
+    nr_jited_ksyms: u32,
+    nr_jited_func_lens: u32,
+    jited_ksyms: u64,
+    jited_func_lens: u64,
+    btf_id: u32,
+    func_info_rec_size: u32,
+}
+
+/// What the kernel says about a program (`struct bpf_prog_info`, in part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    /// Kernel program type number.
+    pub prog_type: u32,
+    /// Program id.
+    pub id: u32,
+    /// The program's tag (a hash of its instructions), as tc prints it.
+    pub tag: [u8; 8],
+    /// Kernel name.
+    pub name: String,
+    /// Ids of the maps the program uses.
+    pub map_ids: Vec<u32>,
+    /// Whether the JIT compiled it.
+    pub jited: bool,
+    /// BTF object id, 0 when none.
+    pub btf_id: u32,
+}
+
+impl ProgInfo {
+    /// The tag as 16 hex digits.
+    pub fn tag_hex(&self) -> String {
+        self.tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Program info of `fd`, with its map ids.
+pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
+    let fd = fd.as_fd();
+    let err = |e| Error::new("BPF_OBJ_GET_INFO_BY_FD", e).on(format!("prog fd {}", fd.as_raw_fd()));
+    let mut raw = RawProgInfo::default();
+    // SAFETY: RawProgInfo is a prefix of struct bpf_prog_info; its pointers are zero.
+    unsafe { get_info(fd, &mut raw) }.map_err(err)?;
+    let mut map_ids = vec![0u32; raw.nr_map_ids as usize];
+    if !map_ids.is_empty() {
+        let count = map_ids.len() as u32;
+        raw = RawProgInfo {
+            nr_map_ids: count,
+            map_ids: ptr(map_ids.as_mut_ptr()),
+            ..Default::default()
+        };
+        // SAFETY: map_ids points at `count` u32s, alive for the call.
+        unsafe { get_info(fd, &mut raw) }.map_err(err)?;
+        map_ids.truncate(raw.nr_map_ids.min(count) as usize);
+    }
+    Ok(ProgInfo {
+        prog_type: raw.prog_type,
+        id: raw.id,
+        tag: raw.tag,
+        name: c_name(&raw.name),
+        map_ids,
+        jited: raw.jited_prog_len > 0,
+        btf_id: raw.btf_id,
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawBtfInfo {
+    btf: u64,
+    btf_size: u32,
+    id: u32,
+    name: u64,
+    name_len: u32,
+    kernel_btf: u32,
+}
+
+/// What the kernel says about a BTF object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BtfInfo {
+    /// BTF object id.
+    pub id: u32,
+    /// Size of the raw BTF in bytes.
+    pub size: u32,
+    /// Name (module name for kernel BTF; empty for loaded programs' BTF).
+    pub name: String,
+    /// True for vmlinux and module BTF.
+    pub kernel: bool,
+}
+
+/// BTF info of `fd` (vmlinux, module, or loaded BTF).
+pub fn btf_info(fd: impl AsFd) -> Result<BtfInfo> {
+    let fd = fd.as_fd();
+    let mut name = [0u8; 64];
+    let mut raw = RawBtfInfo {
+        name: ptr(name.as_mut_ptr()),
+        name_len: name.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: name points at 64 writable bytes; btf is zero.
+    unsafe { get_info(fd, &mut raw) }.map_err(|e| {
+        Error::new("BPF_OBJ_GET_INFO_BY_FD", e).on(format!("btf fd {}", fd.as_raw_fd()))
+    })?;
+    Ok(BtfInfo {
+        id: raw.id,
+        size: raw.btf_size,
+        name: c_name(&name),
+        kernel: raw.kernel_btf != 0,
+    })
+}
+
+/// The raw BTF bytes of a loaded BTF object.
+pub fn btf_data(fd: impl AsFd) -> Result<Vec<u8>> {
+    let fd = fd.as_fd();
+    let size = btf_info(fd)?.size;
+    let mut data = vec![0u8; size as usize];
+    let mut raw = RawBtfInfo {
+        btf: ptr(data.as_mut_ptr()),
+        btf_size: size,
+        ..Default::default()
+    };
+    // SAFETY: btf points at `size` writable bytes.
+    unsafe { get_info(fd, &mut raw) }.map_err(|e| {
+        Error::new("BPF_OBJ_GET_INFO_BY_FD", e).on(format!("btf fd {}", fd.as_raw_fd()))
+    })?;
+    data.truncate(raw.btf_size.min(size) as usize);
+    Ok(data)
+}

@@ -1,0 +1,336 @@
+//! Map commands: create, element lookup/update/delete/iterate.
+
+use super::fd::owned_from_ret;
+use super::{bpf, cmd, obj_name, ptr, Error, MapFd, Result};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+/// Kernel map types (`enum bpf_map_type`), named as bpftool names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum MapType {
+    Unspec = 0,
+    Hash = 1,
+    Array = 2,
+    ProgArray = 3,
+    PerfEventArray = 4,
+    PercpuHash = 5,
+    PercpuArray = 6,
+    StackTrace = 7,
+    CgroupArray = 8,
+    LruHash = 9,
+    LruPercpuHash = 10,
+    LpmTrie = 11,
+    ArrayOfMaps = 12,
+    HashOfMaps = 13,
+    Devmap = 14,
+    Sockmap = 15,
+    Cpumap = 16,
+    Xskmap = 17,
+    Sockhash = 18,
+    CgroupStorage = 19,
+    ReuseportSockarray = 20,
+    PercpuCgroupStorage = 21,
+    Queue = 22,
+    Stack = 23,
+    SkStorage = 24,
+    DevmapHash = 25,
+    StructOps = 26,
+    Ringbuf = 27,
+    InodeStorage = 28,
+    TaskStorage = 29,
+    BloomFilter = 30,
+    UserRingbuf = 31,
+    CgrpStorage = 32,
+    Arena = 33,
+}
+
+const MAP_TYPES: [(MapType, &str); 34] = [
+    (MapType::Unspec, "unspec"),
+    (MapType::Hash, "hash"),
+    (MapType::Array, "array"),
+    (MapType::ProgArray, "prog_array"),
+    (MapType::PerfEventArray, "perf_event_array"),
+    (MapType::PercpuHash, "percpu_hash"),
+    (MapType::PercpuArray, "percpu_array"),
+    (MapType::StackTrace, "stack_trace"),
+    (MapType::CgroupArray, "cgroup_array"),
+    (MapType::LruHash, "lru_hash"),
+    (MapType::LruPercpuHash, "lru_percpu_hash"),
+    (MapType::LpmTrie, "lpm_trie"),
+    (MapType::ArrayOfMaps, "array_of_maps"),
+    (MapType::HashOfMaps, "hash_of_maps"),
+    (MapType::Devmap, "devmap"),
+    (MapType::Sockmap, "sockmap"),
+    (MapType::Cpumap, "cpumap"),
+    (MapType::Xskmap, "xskmap"),
+    (MapType::Sockhash, "sockhash"),
+    (MapType::CgroupStorage, "cgroup_storage"),
+    (MapType::ReuseportSockarray, "reuseport_sockarray"),
+    (MapType::PercpuCgroupStorage, "percpu_cgroup_storage"),
+    (MapType::Queue, "queue"),
+    (MapType::Stack, "stack"),
+    (MapType::SkStorage, "sk_storage"),
+    (MapType::DevmapHash, "devmap_hash"),
+    (MapType::StructOps, "struct_ops"),
+    (MapType::Ringbuf, "ringbuf"),
+    (MapType::InodeStorage, "inode_storage"),
+    (MapType::TaskStorage, "task_storage"),
+    (MapType::BloomFilter, "bloom_filter"),
+    (MapType::UserRingbuf, "user_ringbuf"),
+    (MapType::CgrpStorage, "cgrp_storage"),
+    (MapType::Arena, "arena"),
+];
+
+impl MapType {
+    /// The type with kernel number `n`, if tcbpf knows it.
+    pub fn from_u32(n: u32) -> Option<MapType> {
+        MAP_TYPES.get(n as usize).map(|(t, _)| *t)
+    }
+
+    /// The type bpftool calls `name`.
+    pub fn from_name(name: &str) -> Option<MapType> {
+        MAP_TYPES.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
+    }
+
+    /// bpftool's name for the type.
+    pub fn name(self) -> &'static str {
+        MAP_TYPES[self as usize].1
+    }
+
+    /// Every known type, in kernel order.
+    pub fn all() -> impl Iterator<Item = MapType> {
+        MAP_TYPES.iter().map(|(t, _)| *t)
+    }
+
+    /// True for the types whose values are one per possible CPU.
+    pub fn is_percpu(self) -> bool {
+        matches!(
+            self,
+            MapType::PercpuHash
+                | MapType::PercpuArray
+                | MapType::LruPercpuHash
+                | MapType::PercpuCgroupStorage
+        )
+    }
+
+    /// True for program arrays and map-in-map outer maps, whose values are
+    /// descriptors on update and ids on lookup, and which the kernel refuses
+    /// BTF key/value types for.
+    pub fn holds_fds(self) -> bool {
+        matches!(
+            self,
+            MapType::ProgArray
+                | MapType::ArrayOfMaps
+                | MapType::HashOfMaps
+                | MapType::PerfEventArray
+                | MapType::CgroupArray
+                | MapType::Sockmap
+                | MapType::Sockhash
+                | MapType::Devmap
+                | MapType::DevmapHash
+                | MapType::Cpumap
+                | MapType::Xskmap
+                | MapType::ReuseportSockarray
+        )
+    }
+
+    /// True for queue and stack maps (push/pop/peek, no keys).
+    pub fn is_queue_or_stack(self) -> bool {
+        matches!(self, MapType::Queue | MapType::Stack)
+    }
+}
+
+impl fmt::Display for MapType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `BPF_F_*` map creation flags that scripts name.
+pub mod flags {
+    /// `BPF_F_NO_PREALLOC`: hash maps allocate on update.
+    pub const NO_PREALLOC: u32 = 1 << 0;
+    /// `BPF_F_NO_COMMON_LRU`.
+    pub const NO_COMMON_LRU: u32 = 1 << 1;
+    /// `BPF_F_NUMA_NODE`: `numa_node` is valid.
+    pub const NUMA_NODE: u32 = 1 << 2;
+    /// `BPF_F_RDONLY`: user space may only read.
+    pub const RDONLY: u32 = 1 << 3;
+    /// `BPF_F_WRONLY`: user space may only write.
+    pub const WRONLY: u32 = 1 << 4;
+    /// `BPF_F_RDONLY_PROG`: programs may only read.
+    pub const RDONLY_PROG: u32 = 1 << 7;
+    /// `BPF_F_WRONLY_PROG`: programs may only write.
+    pub const WRONLY_PROG: u32 = 1 << 8;
+    /// `BPF_F_MMAPABLE`.
+    pub const MMAPABLE: u32 = 1 << 10;
+}
+
+/// What BPF_MAP_CREATE is asked to make.
+#[derive(Debug, Clone, Default)]
+pub struct MapCreate<'a> {
+    /// Kernel map type number.
+    pub map_type: u32,
+    /// Key size in bytes (0 for queue/stack).
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` flags.
+    pub map_flags: u32,
+    /// Name (truncated to 15 bytes).
+    pub name: &'a str,
+    /// Template inner map for map-in-map outer maps.
+    pub inner_map_fd: Option<BorrowedFd<'a>>,
+    /// NUMA node, used with `BPF_F_NUMA_NODE`.
+    pub numa_node: u32,
+    /// BTF object and key/value type ids describing the map.
+    pub btf: Option<(BorrowedFd<'a>, u32, u32)>,
+    /// Type-specific extra (bloom filter hash count…).
+    pub map_extra: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_value_type_id: u32,
+    map_extra: u64,
+}
+
+/// BPF_MAP_CREATE.
+pub fn create(spec: &MapCreate<'_>) -> Result<MapFd> {
+    let mut attr = MapCreateAttr {
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.map_flags,
+        inner_map_fd: spec.inner_map_fd.map_or(0, |fd| fd.as_raw_fd() as u32),
+        numa_node: spec.numa_node,
+        map_name: obj_name(spec.name),
+        map_extra: spec.map_extra,
+        ..Default::default()
+    };
+    if let Some((btf, key, value)) = spec.btf {
+        attr.btf_fd = btf.as_raw_fd() as u32;
+        attr.btf_key_type_id = key;
+        attr.btf_value_type_id = value;
+    }
+    // SAFETY: MapCreateAttr is BPF_MAP_CREATE's attr and holds no pointers.
+    let ret = unsafe { bpf(cmd::MAP_CREATE, &mut attr) };
+    ret.map(|fd| MapFd::from_kernel(owned_from_ret(fd)))
+        .map_err(|e| Error::new("BPF_MAP_CREATE", e).on(format!("map '{}'", spec.name)))
+}
+
+/// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`, and `BPF_F_LOCK`, for updates.
+pub mod update {
+    /// Create or replace.
+    pub const ANY: u64 = 0;
+    /// Create only.
+    pub const NOEXIST: u64 = 1;
+    /// Replace only.
+    pub const EXIST: u64 = 2;
+    /// Take the value's `bpf_spin_lock` while copying.
+    pub const F_LOCK: u64 = 4;
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct ElemAttr {
+    pub map_fd: u32,
+    pub _pad: u32,
+    pub key: u64,
+    pub value: u64,
+    pub flags: u64,
+}
+
+fn elem_op(
+    command: u32,
+    op: &'static str,
+    map: BorrowedFd<'_>,
+    key: *const u8,
+    value: u64,
+    flags: u64,
+) -> Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: ptr(key),
+        value,
+        flags,
+        ..Default::default()
+    };
+    // SAFETY: callers pass key/value buffers sized to the map's key and value.
+    unsafe { bpf(command, &mut attr) }
+        .map(|_| ())
+        .map_err(|e| Error::new(op, e).on(format!("map fd {}", map.as_raw_fd())))
+}
+
+/// BPF_MAP_LOOKUP_ELEM into `value`, which must be the map's value size
+/// (times possible CPUs for per-CPU maps). `key` must be the key size.
+pub fn lookup(map: impl AsFd, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
+    elem_op(
+        cmd::MAP_LOOKUP_ELEM,
+        "BPF_MAP_LOOKUP_ELEM",
+        map.as_fd(),
+        key.as_ptr(),
+        ptr(value.as_mut_ptr()),
+        flags,
+    )
+}
+
+/// BPF_MAP_UPDATE_ELEM with `update::*` flags.
+pub fn update(map: impl AsFd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+    elem_op(
+        cmd::MAP_UPDATE_ELEM,
+        "BPF_MAP_UPDATE_ELEM",
+        map.as_fd(),
+        key.as_ptr(),
+        ptr(value.as_ptr()),
+        flags,
+    )
+}
+
+/// BPF_MAP_DELETE_ELEM.
+pub fn delete(map: impl AsFd, key: &[u8]) -> Result<()> {
+    elem_op(
+        cmd::MAP_DELETE_ELEM,
+        "BPF_MAP_DELETE_ELEM",
+        map.as_fd(),
+        key.as_ptr(),
+        0,
+        0,
+    )
+}
+
+/// BPF_MAP_GET_NEXT_KEY: the key after `key` (the first key when `None`)
+/// written to `next`. Returns false at the end of the map.
+pub fn next_key(map: impl AsFd, key: Option<&[u8]>, next: &mut [u8]) -> Result<bool> {
+    let key_ptr = key.map_or(std::ptr::null(), |k| k.as_ptr());
+    match elem_op(
+        cmd::MAP_GET_NEXT_KEY,
+        "BPF_MAP_GET_NEXT_KEY",
+        map.as_fd(),
+        key_ptr,
+        ptr(next.as_mut_ptr()),
+        0,
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}

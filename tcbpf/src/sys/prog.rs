@@ -1,0 +1,276 @@
+//! Program commands: load (with verifier log), and test runs on packets.
+
+use super::fd::owned_from_ret;
+use super::{bpf, cmd, obj_name, ptr, Error, ProgFd, Result};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+/// Program types tcbpf loads (`enum bpf_prog_type`).
+pub mod prog_type {
+    /// `BPF_PROG_TYPE_SCHED_CLS`: tc classifier (`type cls`).
+    pub const SCHED_CLS: u32 = 3;
+    /// `BPF_PROG_TYPE_SCHED_ACT`: tc action (`type act`).
+    pub const SCHED_ACT: u32 = 4;
+}
+
+/// One eBPF instruction as the kernel takes it (`struct bpf_insn`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Insn {
+    /// Opcode.
+    pub code: u8,
+    /// Destination register in the low nibble, source in the high nibble.
+    pub regs: u8,
+    /// Signed offset.
+    pub off: i16,
+    /// Signed immediate.
+    pub imm: i32,
+}
+
+impl Insn {
+    /// Destination register.
+    pub fn dst(self) -> u8 {
+        self.regs & 0x0f
+    }
+
+    /// Source register.
+    pub fn src(self) -> u8 {
+        self.regs >> 4
+    }
+
+    /// Sets the source register (e.g. `BPF_PSEUDO_MAP_FD`).
+    pub fn set_src(&mut self, src: u8) {
+        self.regs = (self.regs & 0x0f) | (src << 4);
+    }
+
+    /// Decodes little-endian instruction bytes; a trailing partial
+    /// instruction is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
+        if bytes.len() % 8 != 0 {
+            return None;
+        }
+        Some(
+            bytes
+                .chunks_exact(8)
+                .map(|c| Insn {
+                    code: c[0],
+                    regs: c[1],
+                    off: i16::from_le_bytes([c[2], c[3]]),
+                    imm: i32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// What BPF_PROG_LOAD is asked to load.
+#[derive(Debug, Clone, Default)]
+pub struct ProgLoad<'a> {
+    /// Kernel program type.
+    pub prog_type: u32,
+    /// Expected attach type (0 for tc programs).
+    pub expected_attach_type: u32,
+    /// Instructions, relocated.
+    pub insns: &'a [Insn],
+    /// License string ("GPL" to use GPL-only helpers).
+    pub license: &'a str,
+    /// Name (truncated to 15 bytes).
+    pub name: &'a str,
+    /// BTF for func and line info.
+    pub btf: Option<BorrowedFd<'a>>,
+    /// `struct bpf_func_info` records (insn_off, type_id), when `btf` is set.
+    pub func_info: &'a [[u32; 2]],
+    /// `struct bpf_line_info` records, when `btf` is set.
+    pub line_info: &'a [[u32; 4]],
+    /// Verifier log level: 0 none, 1 on failure detail, 2 every instruction.
+    pub log_level: u32,
+    /// `BPF_F_*` program flags.
+    pub prog_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+}
+
+/// A failed BPF_PROG_LOAD with the verifier's log.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The syscall error.
+    pub error: Error,
+    /// The verifier log (may be empty when logging was off and the load
+    /// failed before the verifier).
+    pub log: String,
+}
+
+/// A loaded program and the verifier log, when one was asked for.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The program.
+    pub fd: ProgFd,
+    /// The verifier log (empty at log level 0).
+    pub log: String,
+}
+
+const LOG_SIZE: usize = 16 * 1024 * 1024;
+
+/// BPF_PROG_LOAD. On failure the load is retried with a log (level 1 at
+/// least) so the error carries the verifier's reasons.
+pub fn load(spec: &ProgLoad<'_>) -> std::result::Result<Loaded, LoadError> {
+    match load_with_log(spec, spec.log_level) {
+        Err(e) if spec.log_level == 0 && e.log.is_empty() => load_with_log(spec, 1),
+        other => other,
+    }
+}
+
+fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loaded, LoadError> {
+    let license = std::ffi::CString::new(spec.license).unwrap_or_default();
+    let mut log = if log_level > 0 {
+        vec![0u8; LOG_SIZE]
+    } else {
+        Vec::new()
+    };
+    let mut attr = ProgLoadAttr {
+        prog_type: spec.prog_type,
+        insn_cnt: spec.insns.len() as u32,
+        insns: ptr(spec.insns.as_ptr()),
+        license: ptr(license.as_ptr()),
+        log_level,
+        log_size: log.len() as u32,
+        log_buf: if log.is_empty() { 0 } else { ptr(log.as_mut_ptr()) },
+        prog_flags: spec.prog_flags,
+        prog_name: obj_name(spec.name),
+        expected_attach_type: spec.expected_attach_type,
+        ..Default::default()
+    };
+    if let Some(btf) = spec.btf {
+        attr.prog_btf_fd = btf.as_raw_fd() as u32;
+        if !spec.func_info.is_empty() {
+            attr.func_info_rec_size = 8;
+            attr.func_info = ptr(spec.func_info.as_ptr());
+            attr.func_info_cnt = spec.func_info.len() as u32;
+        }
+        if !spec.line_info.is_empty() {
+            attr.line_info_rec_size = 16;
+            attr.line_info = ptr(spec.line_info.as_ptr());
+            attr.line_info_cnt = spec.line_info.len() as u32;
+        }
+    }
+    // SAFETY: every pointer in attr refers to a buffer alive for the call,
+    // with the counts and sizes set beside it.
+    let ret = unsafe { bpf(cmd::PROG_LOAD, &mut attr) };
+    let log = log_text(&log);
+    match ret {
+        Ok(fd) => Ok(Loaded {
+            fd: ProgFd::from_kernel(owned_from_ret(fd)),
+            log,
+        }),
+        Err(e) => Err(LoadError {
+            error: Error::new("BPF_PROG_LOAD", e).on(format!("program '{}'", spec.name)),
+            log,
+        }),
+    }
+}
+
+fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// The result of one BPF_PROG_TEST_RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (the tc verdict for classifiers in `da` mode).
+    pub retval: u32,
+    /// The packet as the program left it.
+    pub data_out: Vec<u8>,
+    /// Average run time in nanoseconds.
+    pub duration_ns: u32,
+}
+
+/// BPF_PROG_TEST_RUN: runs the program once on `packet` (an Ethernet frame
+/// for tc programs).
+pub fn test_run(prog: impl AsFd, packet: &[u8]) -> Result<TestRun> {
+    let prog = prog.as_fd();
+    let mut out = vec![0u8; packet.len() + 256];
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: packet.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: ptr(packet.as_ptr()),
+        data_out: ptr(out.as_mut_ptr()),
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: data_in/data_out point at buffers of the sizes given.
+    unsafe { bpf(cmd::PROG_TEST_RUN, &mut attr) }.map_err(|e| {
+        Error::new("BPF_PROG_TEST_RUN", e).on(format!("prog fd {}", prog.as_raw_fd()))
+    })?;
+    out.truncate((attr.data_size_out as usize).min(out.len()));
+    Ok(TestRun {
+        retval: attr.retval,
+        data_out: out,
+        duration_ns: attr.duration,
+    })
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<LoadError> for io::Error {
+    fn from(e: LoadError) -> io::Error {
+        io::Error::other(e.to_string())
+    }
+}
