@@ -9,6 +9,7 @@ mod demo;
 mod exec;
 mod filter;
 mod map;
+mod map_export;
 mod obj;
 
 use error::CliError;
