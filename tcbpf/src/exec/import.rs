@@ -1,0 +1,58 @@
+//! Import and exec: hand received maps to a command that replaces this
+//! process, with exactly the maps added to the descriptors it inherits.
+//!
+//! Everything tcbpf opens is close-on-exec; this is the one place that clears
+//! `FD_CLOEXEC`, and only on the map descriptors being handed over.
+
+use super::env::{is_import_var, map_environment, MapVar};
+use crate::scm::{set_close_on_exec, Received};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+/// The command `exec bpf import` runs when none is given.
+pub const DEFAULT_COMMAND: &str = "/bin/sh";
+
+/// The environment variables for `received` (see [`map_environment`]).
+pub fn environment_for(received: &Received) -> Vec<(String, String)> {
+    let vars: Vec<MapVar> = received
+        .maps
+        .iter()
+        .map(|m| MapVar {
+            id: m.desc.id,
+            name: m.info.name.clone(),
+            fd: m.fd.as_raw_fd(),
+        })
+        .collect();
+    map_environment(&vars)
+}
+
+/// Replaces this process with `argv` (PATH search as execvp), the map
+/// descriptors of `received` inherited and described in the environment.
+/// Inherited `BPF_NUM_MAPS`/`BPF_MAP*` variables are replaced. Returns only
+/// on failure, after closing the maps.
+pub fn exec_with_maps(received: Received, argv: &[OsString]) -> io::Error {
+    let Some((program, args)) = argv.split_first() else {
+        return io::Error::new(io::ErrorKind::InvalidInput, "no command to run");
+    };
+    for m in &received.maps {
+        if let Err(e) = set_close_on_exec(&m.fd, false) {
+            return e;
+        }
+    }
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_import_var) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.envs(environment_for(&received));
+    // Command::exec keeps every descriptor open as it is (no stdio
+    // redirection is configured), restores the default signal mask and
+    // SIGPIPE disposition, and calls execvp.
+    let err = cmd.exec();
+    drop(received);
+    err
+}
