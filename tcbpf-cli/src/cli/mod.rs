@@ -9,6 +9,7 @@ mod demo;
 mod exec;
 mod filter;
 mod map;
+pub mod mapref;
 mod map_export;
 mod obj;
 

@@ -259,3 +259,48 @@ pub fn btf_data(fd: impl AsFd) -> Result<Vec<u8>> {
     data.truncate(raw.btf_size.min(size) as usize);
     Ok(data)
 }
+
+/// What `/proc/self/fdinfo` says about a map descriptor that
+/// `bpf_map_info` does not: whether it is frozen and the memory it charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapFdInfo {
+    /// `BPF_MAP_FREEZE` was called: user space may no longer write it.
+    pub frozen: bool,
+    /// Bytes of memory the map charges (`memlock`).
+    pub memlock: u64,
+}
+
+/// Reads the frozen flag and memlock of a map from `/proc/self/fdinfo`.
+pub fn map_fdinfo(fd: impl AsFd) -> Result<MapFdInfo> {
+    let raw = fd.as_fd().as_raw_fd();
+    let path = format!("/proc/self/fdinfo/{raw}");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::new("read fdinfo", e).on(path))?;
+    Ok(parse_map_fdinfo(&text))
+}
+
+/// Picks `frozen:` and `memlock:` out of a map's fdinfo text.
+fn parse_map_fdinfo(text: &str) -> MapFdInfo {
+    let mut out = MapFdInfo::default();
+    for line in text.lines() {
+        let Some((field, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        match field {
+            "frozen" => out.frozen = value == "1",
+            "memlock" => out.memlock = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdinfo_text_gives_frozen_and_memlock() {
+        let text = "pos:\t0\nflags:\t02000002\nmap_type:\t1\nmemlock:\t1312\nmap_id:\t5\nfrozen:\t1\n";
+        assert_eq!(parse_map_fdinfo(text), MapFdInfo { frozen: true, memlock: 1312 });
+        assert_eq!(parse_map_fdinfo("frozen:\t0\n"), MapFdInfo::default());
+    }
+}

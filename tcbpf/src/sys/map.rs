@@ -334,3 +334,302 @@ pub fn next_key(map: impl AsFd, key: Option<&[u8]>, next: &mut [u8]) -> Result<b
         Err(e) => Err(e),
     }
 }
+
+/// BPF_MAP_LOOKUP_ELEM with no key: the head of a queue or top of a stack,
+/// left in place. `value` must be the map's value size.
+pub fn peek(map: impl AsFd, value: &mut [u8]) -> Result<()> {
+    elem_op(
+        cmd::MAP_LOOKUP_ELEM,
+        "BPF_MAP_LOOKUP_ELEM",
+        map.as_fd(),
+        std::ptr::null(),
+        ptr(value.as_mut_ptr()),
+        0,
+    )
+}
+
+/// BPF_MAP_UPDATE_ELEM with no key: pushes `value` on a queue or stack
+/// (`update::EXIST` overwrites the oldest element when full).
+pub fn push(map: impl AsFd, value: &[u8], flags: u64) -> Result<()> {
+    elem_op(
+        cmd::MAP_UPDATE_ELEM,
+        "BPF_MAP_UPDATE_ELEM",
+        map.as_fd(),
+        std::ptr::null(),
+        ptr(value.as_ptr()),
+        flags,
+    )
+}
+
+/// BPF_MAP_LOOKUP_AND_DELETE_ELEM: reads the value of `key` into `value`
+/// and removes the entry in one step. `key` must be the key size.
+pub fn lookup_and_delete(map: impl AsFd, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
+    elem_op(
+        cmd::MAP_LOOKUP_AND_DELETE_ELEM,
+        "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+        map.as_fd(),
+        key.as_ptr(),
+        ptr(value.as_mut_ptr()),
+        flags,
+    )
+}
+
+/// BPF_MAP_LOOKUP_AND_DELETE_ELEM with no key: pops the head of a queue or
+/// the top of a stack into `value` (the map's value size).
+pub fn pop(map: impl AsFd, value: &mut [u8]) -> Result<()> {
+    elem_op(
+        cmd::MAP_LOOKUP_AND_DELETE_ELEM,
+        "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+        map.as_fd(),
+        std::ptr::null(),
+        ptr(value.as_mut_ptr()),
+        0,
+    )
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct FreezeAttr {
+    map_fd: u32,
+}
+
+/// BPF_MAP_FREEZE: user space may no longer write the map (programs still may).
+pub fn freeze(map: impl AsFd) -> Result<()> {
+    let map = map.as_fd();
+    let mut attr = FreezeAttr {
+        map_fd: map.as_raw_fd() as u32,
+    };
+    // SAFETY: FreezeAttr holds no pointers.
+    unsafe { bpf(cmd::MAP_FREEZE, &mut attr) }
+        .map(|_| ())
+        .map_err(|e| Error::new("BPF_MAP_FREEZE", e).on(format!("map fd {}", map.as_raw_fd())))
+}
+
+/// The sizes of one element of a map as user space reads and writes it:
+/// the key size, and the value size times possible CPUs (each CPU's value
+/// rounded up to 8 bytes) for per-CPU maps. Read from the kernel, so the
+/// batch functions can check buffers before the kernel writes into them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElemSizes {
+    key: usize,
+    value: usize,
+    cpu_value: usize,
+    cpus: usize,
+}
+
+impl ElemSizes {
+    /// The element sizes of `map`, asked of the kernel (and of
+    /// `/sys/devices/system/cpu/possible` for per-CPU maps).
+    pub fn of(map: impl AsFd) -> Result<ElemSizes> {
+        let info = super::info::map_info(map)?;
+        let percpu = info.kind().is_some_and(MapType::is_percpu);
+        Self::from_info(&info, percpu)
+    }
+
+    /// The element sizes for a map whose info is already known.
+    pub fn from_info(info: &super::info::MapInfo, percpu: bool) -> Result<ElemSizes> {
+        let value = info.value_size as usize;
+        if percpu {
+            let cpus = super::possible_cpus().map_err(|e| Error::new("possible cpus", e))?;
+            let cpu_value = value.div_ceil(8) * 8;
+            Ok(ElemSizes { key: info.key_size as usize, value: cpu_value * cpus, cpu_value, cpus })
+        } else {
+            Ok(ElemSizes { key: info.key_size as usize, value, cpu_value: value, cpus: 1 })
+        }
+    }
+
+    /// Key size in bytes.
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// Bytes of one element's value buffer (all CPUs for per-CPU maps).
+    pub fn value(&self) -> usize {
+        self.value
+    }
+
+    /// Bytes between two CPUs' values in a per-CPU value buffer (the value
+    /// size rounded up to 8), or the value size for other maps.
+    pub fn cpu_stride(&self) -> usize {
+        self.cpu_value
+    }
+
+    /// Number of values per element: possible CPUs for per-CPU maps, else 1.
+    pub fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    fn batch_token(&self) -> usize {
+        self.key.max(8)
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Where a LOOKUP_BATCH walk stands: the kernel's opaque position token.
+#[derive(Debug, Clone)]
+pub struct BatchCursor {
+    token_in: Vec<u8>,
+    token_out: Vec<u8>,
+    started: bool,
+    done: bool,
+}
+
+impl BatchCursor {
+    /// A cursor at the start of the map.
+    pub fn new(sizes: &ElemSizes) -> Self {
+        BatchCursor {
+            token_in: vec![0; sizes.batch_token()],
+            token_out: vec![0; sizes.batch_token()],
+            started: false,
+            done: false,
+        }
+    }
+
+    /// True once the walk reached the end of the map.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// A batch command that stopped part way: how many elements it did, and why.
+#[derive(Debug)]
+pub struct PartialBatch {
+    /// Elements the kernel processed before the error.
+    pub done: usize,
+    /// The error.
+    pub error: Error,
+}
+
+fn batch_count(op: &'static str, sizes: &ElemSizes, keys: usize, values: Option<usize>) -> Result<usize> {
+    let by_keys = if sizes.key == 0 { usize::MAX } else { keys / sizes.key };
+    let by_values = match values {
+        Some(v) if sizes.value > 0 => v / sizes.value,
+        _ => usize::MAX,
+    };
+    let count = by_keys.min(by_values);
+    if count == 0 || count == usize::MAX || count > u32::MAX as usize {
+        return Err(Error::new(
+            op,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "batch buffers hold no whole element"),
+        ));
+    }
+    Ok(count)
+}
+
+/// BPF_MAP_LOOKUP_BATCH: reads the next elements of the walk `cursor` into
+/// `keys` and `values` (as many as both hold) and returns how many it read.
+/// At the end of the map it returns the last elements (maybe 0) and marks
+/// the cursor done. On hash maps, `ENOSPC` means one bucket holds more
+/// elements than the buffers: retry the same cursor with larger buffers.
+pub fn lookup_batch(
+    map: impl AsFd,
+    sizes: &ElemSizes,
+    cursor: &mut BatchCursor,
+    keys: &mut [u8],
+    values: &mut [u8],
+) -> Result<usize> {
+    let map = map.as_fd();
+    if cursor.done {
+        return Ok(0);
+    }
+    let count = batch_count("BPF_MAP_LOOKUP_BATCH", sizes, keys.len(), Some(values.len()))?;
+    let mut attr = BatchAttr {
+        in_batch: if cursor.started { ptr(cursor.token_in.as_ptr()) } else { 0 },
+        out_batch: ptr(cursor.token_out.as_mut_ptr()),
+        keys: ptr(keys.as_mut_ptr()),
+        values: ptr(values.as_mut_ptr()),
+        count: count as u32,
+        map_fd: map.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    // SAFETY: keys and values hold `count` elements of the map's sizes
+    // (ElemSizes comes from the kernel); the tokens hold max(key size, 8) bytes.
+    let ret = unsafe { bpf(cmd::MAP_LOOKUP_BATCH, &mut attr) };
+    match ret {
+        Ok(_) => {
+            std::mem::swap(&mut cursor.token_in, &mut cursor.token_out);
+            cursor.started = true;
+            Ok(attr.count as usize)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            cursor.done = true;
+            Ok(attr.count as usize)
+        }
+        Err(e) => Err(Error::new("BPF_MAP_LOOKUP_BATCH", e).on(format!("map fd {}", map.as_raw_fd()))),
+    }
+}
+
+/// BPF_MAP_UPDATE_BATCH: writes every whole element in `keys`/`values`
+/// with `update::*` flags. On error, says how many were written.
+pub fn update_batch(
+    map: impl AsFd,
+    sizes: &ElemSizes,
+    keys: &[u8],
+    values: &[u8],
+    elem_flags: u64,
+) -> std::result::Result<usize, PartialBatch> {
+    let map = map.as_fd();
+    let count = batch_count("BPF_MAP_UPDATE_BATCH", sizes, keys.len(), Some(values.len()))
+        .map_err(|error| PartialBatch { done: 0, error })?;
+    let mut attr = BatchAttr {
+        keys: ptr(keys.as_ptr()),
+        values: ptr(values.as_ptr()),
+        count: count as u32,
+        map_fd: map.as_raw_fd() as u32,
+        elem_flags,
+        ..Default::default()
+    };
+    // SAFETY: keys and values hold `count` elements of the map's sizes; the
+    // kernel only reads them.
+    match unsafe { bpf(cmd::MAP_UPDATE_BATCH, &mut attr) } {
+        Ok(_) => Ok(count),
+        Err(e) => Err(PartialBatch {
+            done: (attr.count as usize).min(count),
+            error: Error::new("BPF_MAP_UPDATE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
+        }),
+    }
+}
+
+/// BPF_MAP_DELETE_BATCH: deletes every whole key in `keys`. On error, says
+/// how many were deleted.
+pub fn delete_batch(
+    map: impl AsFd,
+    sizes: &ElemSizes,
+    keys: &[u8],
+) -> std::result::Result<usize, PartialBatch> {
+    let map = map.as_fd();
+    let count = batch_count("BPF_MAP_DELETE_BATCH", sizes, keys.len(), None)
+        .map_err(|error| PartialBatch { done: 0, error })?;
+    let mut attr = BatchAttr {
+        keys: ptr(keys.as_ptr()),
+        count: count as u32,
+        map_fd: map.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    // SAFETY: keys holds `count` keys of the map's key size; the kernel only reads them.
+    match unsafe { bpf(cmd::MAP_DELETE_BATCH, &mut attr) } {
+        Ok(_) => Ok(count),
+        Err(e) => Err(PartialBatch {
+            done: (attr.count as usize).min(count),
+            error: Error::new("BPF_MAP_DELETE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
+        }),
+    }
+}
+
+/// True when `e` says the kernel or this map type has no such command
+/// (`EINVAL`, `ENOTSUPP`, `EOPNOTSUPP`): callers fall back to per-element calls.
+pub fn is_unsupported(e: &Error) -> bool {
+    matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOTSUP) | Some(524))
+}
