@@ -5,6 +5,10 @@ use super::output::Global;
 use super::words::Words;
 
 /// Runs `tcbpf map …`.
-pub fn run(_g: &Global, _w: &mut Words) -> Result<(), CliError> {
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if w.peek() == Some("export") {
+        w.next();
+        return super::map_export::run(g, w);
+    }
     Err(CliError::failure("'map' is not built yet"))
 }

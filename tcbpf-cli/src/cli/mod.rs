@@ -8,6 +8,7 @@ pub mod words;
 mod demo;
 mod exec;
 mod filter;
+mod graft;
 mod map;
 pub mod mapref;
 mod map_export;

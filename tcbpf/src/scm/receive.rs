@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_MODE: u32 = 0o600;
 
 /// How to receive.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceiveOptions {
     /// Give up after this long (None: wait forever).
     pub timeout: Option<Duration>,
