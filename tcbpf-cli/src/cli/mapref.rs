@@ -9,7 +9,7 @@
 //! `id`, `pinned` and `name` ask the kernel for a new descriptor. Nothing here
 //! probes privileges or walks /proc beyond what the chosen form needs.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError, Exit};
 use super::words::{choose, parse_number, Words};
 use std::fmt;
 use std::path::PathBuf;
@@ -67,16 +67,23 @@ impl MapRef {
                 })?;
                 open_fd(n as i32, &format!("{var}={n}"))
             }
-            MapRef::Id(id) => Ok(sys::obj::map_by_id(*id, open_flags)?),
+            MapRef::Id(id) => sys::obj::map_by_id(*id, open_flags).map_err(|e| self.fail(e)),
             MapRef::Pinned(path) => sys::obj::get_pinned_map(path, open_flags).map_err(|e| {
-                if e.errno().is_none() {
-                    CliError::usage(format!("{} is not a bpf map", path.display()))
-                } else {
-                    e.into()
+                match e.errno() {
+                    None => CliError::usage(format!("{self}: not a bpf map")),
+                    Some(libc::ENOENT) => CliError::not_found(format!("{self}: no such pin")),
+                    _ => self.fail(e),
                 }
             }),
             MapRef::Name(name) => open_by_name(name, open_flags),
         }
+    }
+
+    /// A kernel error while opening, led by the MAP words.
+    fn fail(&self, e: sys::Error) -> CliError {
+        let exit = exit_for_errno(e.errno());
+        let e = e.on(String::new());
+        CliError { exit, message: format!("{self}: {e}") }
     }
 }
 
