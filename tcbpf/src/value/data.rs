@@ -39,7 +39,10 @@ impl Data {
             if word == "hex" || word == "bytes" {
                 types = None;
                 let start = i;
-                while i < words.len() && FieldType::from_word(words[i]).is_none() && words[i] != "hex" {
+                while i < words.len()
+                    && FieldType::from_word(words[i]).is_none()
+                    && words[i] != "hex"
+                {
                     push_hex(words[i].as_bytes(), &mut bytes)
                         .ok_or_else(|| Error::BadByte(words[i].to_string()))?;
                     i += 1;
@@ -48,7 +51,10 @@ impl Data {
                     return Err(Error::Empty);
                 }
             } else if let Some(ty) = FieldType::from_word(word) {
-                let value = words.get(i).ok_or(Error::MissingField { what: "data", ty: ty.name() })?;
+                let value = words.get(i).ok_or(Error::MissingField {
+                    what: "data",
+                    ty: ty.name(),
+                })?;
                 i += 1;
                 if let Some(types) = types.as_mut() {
                     types.push(ty);
@@ -59,7 +65,11 @@ impl Data {
                     }
                     text = Some((bytes.len(), value.as_bytes().to_vec()));
                 } else {
-                    let size = if ty == FieldType::Bytes { value.len() / 2 } else { 0 };
+                    let size = if ty == FieldType::Bytes {
+                        value.len() / 2
+                    } else {
+                        0
+                    };
                     ty.encode(value.as_bytes(), size, &mut bytes)?;
                 }
             } else {
@@ -94,19 +104,28 @@ impl Data {
     /// The bytes of a key or value that must be exactly `expected` long:
     /// a `str` field is padded to fill it; otherwise the sizes must agree.
     pub fn into_exact(self, expected: usize, what: &'static str) -> Result<Vec<u8>, Error> {
-        let Data { mut bytes, text, .. } = self;
+        let Data {
+            mut bytes, text, ..
+        } = self;
         if let Some((at, text)) = text {
-            let room = expected.checked_sub(bytes.len()).filter(|r| *r > 0).ok_or(Error::Size {
-                what,
-                expected,
-                given: bytes.len() + text.len(),
-            })?;
+            let room = expected
+                .checked_sub(bytes.len())
+                .filter(|r| *r > 0)
+                .ok_or(Error::Size {
+                    what,
+                    expected,
+                    given: bytes.len() + text.len(),
+                })?;
             let mut field = Vec::with_capacity(room);
             FieldType::Str.encode(&text, room, &mut field)?;
             bytes.splice(at..at, field);
         }
         if bytes.len() != expected {
-            return Err(Error::Size { what, expected, given: bytes.len() });
+            return Err(Error::Size {
+                what,
+                expected,
+                given: bytes.len(),
+            });
         }
         Ok(bytes)
     }
@@ -166,6 +185,9 @@ mod tests {
 
     #[test]
     fn a_type_word_without_its_value_is_an_error() {
-        assert_eq!(data("u32", 4).unwrap_err().to_string(), "data: missing the u32 field");
+        assert_eq!(
+            data("u32", 4).unwrap_err().to_string(),
+            "data: missing the u32 field"
+        );
     }
 }

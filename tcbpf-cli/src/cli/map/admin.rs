@@ -43,13 +43,21 @@ struct Shown {
 fn describe(fd: &sys::MapFd, info: &MapInfo) -> Shown {
     // fdinfo is best effort: without /proc the rest still shows.
     let extra = sys::info::map_fdinfo(fd).unwrap_or_default();
-    Shown { info: info.clone(), frozen: extra.frozen, memlock: extra.memlock }
+    Shown {
+        info: info.clone(),
+        frozen: extra.frozen,
+        memlock: extra.memlock,
+    }
 }
 
 fn print_maps(g: &Global, maps: &[Shown], list: bool) -> Result<(), CliError> {
     if g.json {
         let items: Vec<serde_json::Value> = maps.iter().map(to_json).collect();
-        let value = if list { serde_json::Value::Array(items) } else { items.into_iter().next().unwrap_or_default() };
+        let value = if list {
+            serde_json::Value::Array(items)
+        } else {
+            items.into_iter().next().unwrap_or_default()
+        };
         return g.print_json(&value).map_err(CliError::from);
     }
     let mut out = Vec::new();
@@ -112,7 +120,10 @@ pub fn create(g: &Global, w: &mut Words) -> Result<(), CliError> {
                 let t = w.expect("a map type after 'type'")?;
                 let names: Vec<&str> = MapType::all().map(MapType::name).collect();
                 map_type = Some(MapType::from_name(&t).ok_or_else(|| {
-                    CliError::usage(format!("unknown map type '{t}' (expected one of: {})", names.join(", ")))
+                    CliError::usage(format!(
+                        "unknown map type '{t}' (expected one of: {})",
+                        names.join(", ")
+                    ))
                 })?);
             }
             "key" => key = Some(w.number::<u32>("a key size in bytes")?),

@@ -26,7 +26,9 @@ pub fn data(w: &mut Words, what: &str, stops: &[&str]) -> Result<Data, CliError>
         }
     }
     if words.is_empty() {
-        return Err(CliError::usage(format!("expected {what} data after '{what}'")));
+        return Err(CliError::usage(format!(
+            "expected {what} data after '{what}'"
+        )));
     }
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
     Data::parse(&refs).map_err(|e| CliError::usage(format!("{what}: {e}")))
@@ -74,8 +76,15 @@ mod tests {
     #[test]
     fn types_stop_at_the_first_other_word_and_unknown_ones_are_named() {
         let mut w = words("u32 be16 value u64");
-        assert_eq!(types(&mut w, "key").unwrap(), vec![FieldType::U32, FieldType::Be16]);
+        assert_eq!(
+            types(&mut w, "key").unwrap(),
+            vec![FieldType::U32, FieldType::Be16]
+        );
         let e = types(&mut words("u24"), "key").unwrap_err();
-        assert!(e.message.starts_with("key: unknown type 'u24'"), "{}", e.message);
+        assert!(
+            e.message.starts_with("key: unknown type 'u24'"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -42,7 +42,10 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
             m.err(e)
         }
     })?;
-    let format = EntryFormat { key: key_layout, ..format };
+    let format = EntryFormat {
+        key: key_layout,
+        ..format
+    };
     let mut out = Vec::with_capacity(256);
     format.write_entry(Some(&key), &value, &mut out);
     emit(g, out)
@@ -57,7 +60,9 @@ pub fn update(w: &mut Words) -> Result<(), CliError> {
     }
     let (key, key_layout) = key_data(w, &m, &stops)?;
     if !w.eat("value") {
-        return Err(CliError::usage("update: expected 'value DATA' after the key"));
+        return Err(CliError::usage(
+            "update: expected 'value DATA' after the key",
+        ));
     }
     let value = value_data(&m, args::data(w, "value", &stops)?)?;
     let mut update_flags = flags::ANY;
@@ -105,7 +110,11 @@ pub fn delete(w: &mut Words) -> Result<(), CliError> {
 /// `next MAP [key DATA]`: the key after the given one, or the first key.
 pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
-    let given = if w.eat("key") { Some(key_data(w, &m, &[])?) } else { None };
+    let given = if w.eat("key") {
+        Some(key_data(w, &m, &[])?)
+    } else {
+        None
+    };
     w.finish()?;
     let mut next = vec![0u8; m.sizes.key()];
     let found = sysmap::next_key(&m.fd, given.as_ref().map(|(k, _)| k.as_slice()), &mut next)
@@ -134,14 +143,23 @@ pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
 pub fn push(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
     if !m.is_queue_or_stack() {
-        return Err(CliError::usage(format!("{}: push needs a queue or stack map", m.label)));
+        return Err(CliError::usage(format!(
+            "{}: push needs a queue or stack map",
+            m.label
+        )));
     }
     if !w.eat("value") {
         return Err(CliError::usage("push: expected 'value DATA'"));
     }
     let data = args::data(w, "value", &["exist"])?;
-    let value = data.into_exact(m.info.value_size as usize, "value").map_err(bad)?;
-    let push_flags = if w.eat("exist") { flags::EXIST } else { flags::ANY };
+    let value = data
+        .into_exact(m.info.value_size as usize, "value")
+        .map_err(bad)?;
+    let push_flags = if w.eat("exist") {
+        flags::EXIST
+    } else {
+        flags::ANY
+    };
     w.finish()?;
     sysmap::push(&m.fd, &value, push_flags).map_err(|e| match e.errno() {
         Some(libc::E2BIG) => CliError::failure(format!(
@@ -159,17 +177,28 @@ pub fn pop_or_peek(g: &Global, w: &mut Words, pop: bool) -> Result<(), CliError>
     let m = OpenMap::parse(w)?;
     if !m.is_queue_or_stack() {
         let verb = if pop { "pop" } else { "peek" };
-        return Err(CliError::usage(format!("{}: {verb} needs a queue or stack map", m.label)));
+        return Err(CliError::usage(format!(
+            "{}: {verb} needs a queue or stack map",
+            m.label
+        )));
     }
     peek_or_pop(g, w, m, pop)
 }
 
 fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), CliError> {
-    let value_types = if w.eat("value") { Some(args::types(w, "value")?) } else { None };
+    let value_types = if w.eat("value") {
+        Some(args::types(w, "value")?)
+    } else {
+        None
+    };
     w.finish()?;
     let format = entry_format(g, &m, None, value_types, false)?;
     let mut value = vec![0u8; m.sizes.value()];
-    let done = if pop { sysmap::pop(&m.fd, &mut value) } else { sysmap::peek(&m.fd, &mut value) };
+    let done = if pop {
+        sysmap::pop(&m.fd, &mut value)
+    } else {
+        sysmap::peek(&m.fd, &mut value)
+    };
     done.map_err(|e| {
         if e.is_not_found() {
             CliError::not_found(format!("{}: {} is empty", m.label, m.info.type_name()))
@@ -198,22 +227,38 @@ pub fn entry_format(
         Some(t) => Some(args::layout(&t, m.info.value_size, "value")?),
         None => None,
     };
-    let percpu = m
-        .is_percpu()
-        .then(|| (m.sizes.cpu_stride(), m.sizes.cpus(), m.info.value_size as usize));
-    let format = EntryFormat { key, value, json: g.json, percpu, sum };
+    let percpu = m.is_percpu().then(|| {
+        (
+            m.sizes.cpu_stride(),
+            m.sizes.cpus(),
+            m.info.value_size as usize,
+        )
+    });
+    let format = EntryFormat {
+        key,
+        value,
+        json: g.json,
+        percpu,
+        sum,
+    };
     format.check()?;
     Ok(format)
 }
 
 /// Reads `DATA` for a key of `m`: the exact bytes, and the layout of its
 /// types when every field was typed (to print the key back the same way).
-fn key_data(w: &mut Words, m: &OpenMap, stops: &[&str]) -> Result<(Vec<u8>, Option<Layout>), CliError> {
+fn key_data(
+    w: &mut Words,
+    m: &OpenMap,
+    stops: &[&str],
+) -> Result<(Vec<u8>, Option<Layout>), CliError> {
     let data = args::data(w, "key", stops)?;
     let layout = data
         .types()
         .and_then(|t| Layout::new(t, m.info.key_size as usize, "key").ok());
-    let key = data.into_exact(m.info.key_size as usize, "key").map_err(bad)?;
+    let key = data
+        .into_exact(m.info.key_size as usize, "key")
+        .map_err(bad)?;
     Ok((key, layout))
 }
 
@@ -230,12 +275,19 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
         data.into_bytes()
     } else {
         data.into_exact(size, "value").map_err(|e| {
-            CliError::usage(format!("{e} (or {} for one value per each of {cpus} CPUs)", size * cpus))
+            CliError::usage(format!(
+                "{e} (or {} for one value per each of {cpus} CPUs)",
+                size * cpus
+            ))
         })?
     };
     let mut value = vec![0u8; m.sizes.value()];
     for cpu in 0..cpus {
-        let src = if per_cpu { &bytes[cpu * size..(cpu + 1) * size] } else { &bytes[..] };
+        let src = if per_cpu {
+            &bytes[cpu * size..(cpu + 1) * size]
+        } else {
+            &bytes[..]
+        };
         value[cpu * stride..cpu * stride + size].copy_from_slice(src);
     }
     Ok(value)

@@ -73,7 +73,12 @@ impl EntryFormat {
                         out.push(b',');
                     }
                     let _ = write!(out, "{{\"cpu\":{cpu},\"value\":");
-                    write_side(&self.value, &value[cpu * stride..cpu * stride + size], true, out);
+                    write_side(
+                        &self.value,
+                        &value[cpu * stride..cpu * stride + size],
+                        true,
+                        out,
+                    );
                     out.push(b'}');
                 }
                 out.push(b']');
@@ -98,7 +103,12 @@ impl EntryFormat {
                         out.push(b'\n');
                     }
                     let _ = write!(out, "value (CPU {cpu:02}): ");
-                    write_side(&self.value, &value[cpu * stride..cpu * stride + size], false, out);
+                    write_side(
+                        &self.value,
+                        &value[cpu * stride..cpu * stride + size],
+                        false,
+                        out,
+                    );
                 }
             }
             Some((stride, cpus, _)) => {
@@ -172,9 +182,18 @@ mod tests {
     fn typed_entries_print_values() {
         let k = 7u32.to_ne_bytes();
         let v = 99u64.to_ne_bytes();
-        assert_eq!(entry(&fmt(Some("u32"), Some("u64"), false), Some(&k), &v), "key: 7  value: 99\n");
-        assert_eq!(entry(&fmt(Some("u32"), Some("u64"), true), Some(&k), &v), r#"{"key":7,"value":99}"#);
-        assert_eq!(entry(&fmt(None, Some("u64"), false), None, &v), "value: 99\n");
+        assert_eq!(
+            entry(&fmt(Some("u32"), Some("u64"), false), Some(&k), &v),
+            "key: 7  value: 99\n"
+        );
+        assert_eq!(
+            entry(&fmt(Some("u32"), Some("u64"), true), Some(&k), &v),
+            r#"{"key":7,"value":99}"#
+        );
+        assert_eq!(
+            entry(&fmt(None, Some("u64"), false), None, &v),
+            "value: 99\n"
+        );
     }
 
     #[test]
@@ -194,6 +213,9 @@ mod tests {
         f.json = false;
         assert_eq!(entry(&f, Some(&k), &v), "key: 1  value: 7\n");
         f.sum = false;
-        assert_eq!(entry(&f, Some(&k), &v), "key: 1\nvalue (CPU 00): 3\nvalue (CPU 01): 4\n");
+        assert_eq!(
+            entry(&f, Some(&k), &v),
+            "key: 1\nvalue (CPU 00): 3\nvalue (CPU 01): 4\n"
+        );
     }
 }

@@ -59,7 +59,9 @@ Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
-        return Err(CliError::usage("expected a map command (see 'tcbpf map help')"));
+        return Err(CliError::usage(
+            "expected a map command (see 'tcbpf map help')",
+        ));
     };
     if is_help(&verb) {
         print!("{USAGE}");
@@ -115,7 +117,13 @@ impl OpenMap {
         let info = sys::info::map_info(&fd).map_err(|e| CliError::from(e.on(label.clone())))?;
         let kind = info.kind();
         let sizes = ElemSizes::from_info(&info, kind.is_some_and(MapType::is_percpu))?;
-        Ok(OpenMap { fd, info, kind, sizes, label })
+        Ok(OpenMap {
+            fd,
+            info,
+            kind,
+            sizes,
+            label,
+        })
     }
 
     /// True for per-CPU maps.
