@@ -9,7 +9,7 @@
 //! `id`, `pinned` and `name` ask the kernel for a new descriptor. Nothing here
 //! probes privileges or walks /proc beyond what the chosen form needs.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError, Exit};
 use super::words::{choose, parse_number, Words};
 use std::fmt;
 use std::path::PathBuf;
@@ -39,10 +39,16 @@ impl MapRef {
     pub fn parse(w: &mut Words) -> Result<MapRef, CliError> {
         let word = w.expect("a map: fd N | env ID | id N | pinned PATH | name NAME")?;
         match choose(&word, &MAP_WORDS, "map reference")? {
-            "fd" => Ok(MapRef::Fd(w.number::<u32>("a descriptor number after 'fd'")? as i32)),
-            "env" => Ok(MapRef::Env(env_var_name(&w.expect("an id or name after 'env'")?))),
+            "fd" => Ok(MapRef::Fd(
+                w.number::<u32>("a descriptor number after 'fd'")? as i32,
+            )),
+            "env" => Ok(MapRef::Env(env_var_name(
+                &w.expect("an id or name after 'env'")?,
+            ))),
             "id" => Ok(MapRef::Id(w.number("a map id after 'id'")?)),
-            "pinned" => Ok(MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?))),
+            "pinned" => Ok(MapRef::Pinned(PathBuf::from(
+                w.expect("a path after 'pinned'")?,
+            ))),
             _ => Ok(MapRef::Name(w.expect("a map name after 'name'")?)),
         }
     }
@@ -67,15 +73,25 @@ impl MapRef {
                 })?;
                 open_fd(n as i32, &format!("{var}={n}"))
             }
-            MapRef::Id(id) => Ok(sys::obj::map_by_id(*id, open_flags)?),
-            MapRef::Pinned(path) => sys::obj::get_pinned_map(path, open_flags).map_err(|e| {
-                if e.errno().is_none() {
-                    CliError::usage(format!("{} is not a bpf map", path.display()))
-                } else {
-                    e.into()
-                }
-            }),
+            MapRef::Id(id) => sys::obj::map_by_id(*id, open_flags).map_err(|e| self.fail(e)),
+            MapRef::Pinned(path) => {
+                sys::obj::get_pinned_map(path, open_flags).map_err(|e| match e.errno() {
+                    None => CliError::usage(format!("{self}: not a bpf map")),
+                    Some(libc::ENOENT) => CliError::not_found(format!("{self}: no such pin")),
+                    _ => self.fail(e),
+                })
+            }
             MapRef::Name(name) => open_by_name(name, open_flags),
+        }
+    }
+
+    /// A kernel error while opening, led by the MAP words.
+    fn fail(&self, e: sys::Error) -> CliError {
+        let exit = exit_for_errno(e.errno());
+        let e = e.on(String::new());
+        CliError {
+            exit,
+            message: format!("{self}: {e}"),
         }
     }
 }
@@ -100,7 +116,13 @@ pub fn env_var_name(word: &str) -> String {
     } else {
         let name: String = word
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("BPF_MAP_{name}")
     }
@@ -141,11 +163,16 @@ fn open_by_name(name: &str, open_flags: u32) -> Result<MapFd, CliError> {
     match found {
         None => Err(CliError::not_found(format!("no map named '{name}'"))),
         Some((first, _)) if !others.is_empty() => {
-            let ids: Vec<String> =
-                std::iter::once(first).chain(others).map(|i| i.to_string()).collect();
+            let ids: Vec<String> = std::iter::once(first)
+                .chain(others)
+                .map(|i| i.to_string())
+                .collect();
             Err(CliError {
                 exit: Exit::Usage,
-                message: format!("map name '{name}' is ambiguous: ids {} (use 'id N')", ids.join(", ")),
+                message: format!(
+                    "map name '{name}' is ambiguous: ids {} (use 'id N')",
+                    ids.join(", ")
+                ),
             })
         }
         Some((_, fd)) => Ok(fd),
@@ -157,7 +184,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<MapRef, CliError> {
-        MapRef::parse(&mut Words::new(args.iter().map(|s| s.to_string()).collect()))
+        MapRef::parse(&mut Words::new(
+            args.iter().map(|s| s.to_string()).collect(),
+        ))
     }
 
     #[test]
@@ -170,7 +199,10 @@ mod tests {
     #[test]
     fn every_form_parses_and_prefixes_work() {
         assert_eq!(parse(&["fd", "5"]).unwrap(), MapRef::Fd(5));
-        assert_eq!(parse(&["env", "0"]).unwrap(), MapRef::Env("BPF_MAP0".into()));
+        assert_eq!(
+            parse(&["env", "0"]).unwrap(),
+            MapRef::Env("BPF_MAP0".into())
+        );
         assert_eq!(parse(&["id", "0x10"]).unwrap(), MapRef::Id(16));
         assert_eq!(parse(&["pin", "/x"]).unwrap(), MapRef::Pinned("/x".into()));
         assert_eq!(parse(&["name", "ctr"]).unwrap(), MapRef::Name("ctr".into()));
@@ -188,6 +220,10 @@ mod tests {
         let r = MapRef::Env("BPF_MAP_SURELY_NOT_SET_12345".into());
         let e = r.open().unwrap_err();
         assert_eq!(e.exit, Exit::NotFound);
-        assert!(e.message.contains("BPF_MAP_SURELY_NOT_SET_12345"), "{}", e.message);
+        assert!(
+            e.message.contains("BPF_MAP_SURELY_NOT_SET_12345"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -282,7 +282,9 @@ pub fn map_fdinfo(fd: impl AsFd) -> Result<MapFdInfo> {
 fn parse_map_fdinfo(text: &str) -> MapFdInfo {
     let mut out = MapFdInfo::default();
     for line in text.lines() {
-        let Some((field, value)) = line.split_once(':') else { continue };
+        let Some((field, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match field {
             "frozen" => out.frozen = value == "1",
@@ -299,8 +301,15 @@ mod tests {
 
     #[test]
     fn fdinfo_text_gives_frozen_and_memlock() {
-        let text = "pos:\t0\nflags:\t02000002\nmap_type:\t1\nmemlock:\t1312\nmap_id:\t5\nfrozen:\t1\n";
-        assert_eq!(parse_map_fdinfo(text), MapFdInfo { frozen: true, memlock: 1312 });
+        let text =
+            "pos:\t0\nflags:\t02000002\nmap_type:\t1\nmemlock:\t1312\nmap_id:\t5\nfrozen:\t1\n";
+        assert_eq!(
+            parse_map_fdinfo(text),
+            MapFdInfo {
+                frozen: true,
+                memlock: 1312
+            }
+        );
         assert_eq!(parse_map_fdinfo("frozen:\t0\n"), MapFdInfo::default());
     }
 }

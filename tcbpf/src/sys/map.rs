@@ -432,9 +432,19 @@ impl ElemSizes {
         if percpu {
             let cpus = super::possible_cpus().map_err(|e| Error::new("possible cpus", e))?;
             let cpu_value = value.div_ceil(8) * 8;
-            Ok(ElemSizes { key: info.key_size as usize, value: cpu_value * cpus, cpu_value, cpus })
+            Ok(ElemSizes {
+                key: info.key_size as usize,
+                value: cpu_value * cpus,
+                cpu_value,
+                cpus,
+            })
         } else {
-            Ok(ElemSizes { key: info.key_size as usize, value, cpu_value: value, cpus: 1 })
+            Ok(ElemSizes {
+                key: info.key_size as usize,
+                value,
+                cpu_value: value,
+                cpus: 1,
+            })
         }
     }
 
@@ -512,8 +522,17 @@ pub struct PartialBatch {
     pub error: Error,
 }
 
-fn batch_count(op: &'static str, sizes: &ElemSizes, keys: usize, values: Option<usize>) -> Result<usize> {
-    let by_keys = if sizes.key == 0 { usize::MAX } else { keys / sizes.key };
+fn batch_count(
+    op: &'static str,
+    sizes: &ElemSizes,
+    keys: usize,
+    values: Option<usize>,
+) -> Result<usize> {
+    let by_keys = if sizes.key == 0 {
+        usize::MAX
+    } else {
+        keys / sizes.key
+    };
     let by_values = match values {
         Some(v) if sizes.value > 0 => v / sizes.value,
         _ => usize::MAX,
@@ -522,7 +541,10 @@ fn batch_count(op: &'static str, sizes: &ElemSizes, keys: usize, values: Option<
     if count == 0 || count == usize::MAX || count > u32::MAX as usize {
         return Err(Error::new(
             op,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "batch buffers hold no whole element"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "batch buffers hold no whole element",
+            ),
         ));
     }
     Ok(count)
@@ -544,9 +566,18 @@ pub fn lookup_batch(
     if cursor.done {
         return Ok(0);
     }
-    let count = batch_count("BPF_MAP_LOOKUP_BATCH", sizes, keys.len(), Some(values.len()))?;
+    let count = batch_count(
+        "BPF_MAP_LOOKUP_BATCH",
+        sizes,
+        keys.len(),
+        Some(values.len()),
+    )?;
     let mut attr = BatchAttr {
-        in_batch: if cursor.started { ptr(cursor.token_in.as_ptr()) } else { 0 },
+        in_batch: if cursor.started {
+            ptr(cursor.token_in.as_ptr())
+        } else {
+            0
+        },
         out_batch: ptr(cursor.token_out.as_mut_ptr()),
         keys: ptr(keys.as_mut_ptr()),
         values: ptr(values.as_mut_ptr()),
@@ -567,7 +598,9 @@ pub fn lookup_batch(
             cursor.done = true;
             Ok(attr.count as usize)
         }
-        Err(e) => Err(Error::new("BPF_MAP_LOOKUP_BATCH", e).on(format!("map fd {}", map.as_raw_fd()))),
+        Err(e) => {
+            Err(Error::new("BPF_MAP_LOOKUP_BATCH", e).on(format!("map fd {}", map.as_raw_fd())))
+        }
     }
 }
 
@@ -581,8 +614,13 @@ pub fn update_batch(
     elem_flags: u64,
 ) -> std::result::Result<usize, PartialBatch> {
     let map = map.as_fd();
-    let count = batch_count("BPF_MAP_UPDATE_BATCH", sizes, keys.len(), Some(values.len()))
-        .map_err(|error| PartialBatch { done: 0, error })?;
+    let count = batch_count(
+        "BPF_MAP_UPDATE_BATCH",
+        sizes,
+        keys.len(),
+        Some(values.len()),
+    )
+    .map_err(|error| PartialBatch { done: 0, error })?;
     let mut attr = BatchAttr {
         keys: ptr(keys.as_ptr()),
         values: ptr(values.as_ptr()),
@@ -631,5 +669,8 @@ pub fn delete_batch(
 /// True when `e` says the kernel or this map type has no such command
 /// (`EINVAL`, `ENOTSUPP`, `EOPNOTSUPP`): callers fall back to per-element calls.
 pub fn is_unsupported(e: &Error) -> bool {
-    matches!(e.errno(), Some(libc::EINVAL) | Some(libc::ENOTSUP) | Some(524))
+    matches!(
+        e.errno(),
+        Some(libc::EINVAL) | Some(libc::ENOTSUP) | Some(524)
+    )
 }

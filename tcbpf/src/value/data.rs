@@ -19,6 +19,8 @@ pub struct Data {
     bytes: Vec<u8>,
     /// (offset in `bytes`, text) of the one `str` field, unpadded.
     text: Option<(usize, Vec<u8>)>,
+    /// The types of the fields, when every part was typed (`u32 7 be16 80`).
+    types: Option<Vec<FieldType>>,
 }
 
 impl Data {
@@ -26,6 +28,7 @@ impl Data {
     pub fn parse(words: &[&str]) -> Result<Data, Error> {
         let mut bytes = Vec::new();
         let mut text = None;
+        let mut types = Some(Vec::new());
         let mut i = 0;
         if words.is_empty() {
             return Err(Error::Empty);
@@ -34,8 +37,12 @@ impl Data {
             let word = words[i];
             i += 1;
             if word == "hex" || word == "bytes" {
+                types = None;
                 let start = i;
-                while i < words.len() && FieldType::from_word(words[i]).is_none() && words[i] != "hex" {
+                while i < words.len()
+                    && FieldType::from_word(words[i]).is_none()
+                    && words[i] != "hex"
+                {
                     push_hex(words[i].as_bytes(), &mut bytes)
                         .ok_or_else(|| Error::BadByte(words[i].to_string()))?;
                     i += 1;
@@ -44,18 +51,29 @@ impl Data {
                     return Err(Error::Empty);
                 }
             } else if let Some(ty) = FieldType::from_word(word) {
-                let value = words.get(i).ok_or(Error::MissingField { what: "data", ty: ty.name() })?;
+                let value = words.get(i).ok_or(Error::MissingField {
+                    what: "data",
+                    ty: ty.name(),
+                })?;
                 i += 1;
+                if let Some(types) = types.as_mut() {
+                    types.push(ty);
+                }
                 if ty == FieldType::Str {
                     if text.is_some() {
                         return Err(Error::TwoFlexible("data"));
                     }
                     text = Some((bytes.len(), value.as_bytes().to_vec()));
                 } else {
-                    let size = if ty == FieldType::Bytes { value.len() / 2 } else { 0 };
+                    let size = if ty == FieldType::Bytes {
+                        value.len() / 2
+                    } else {
+                        0
+                    };
                     ty.encode(value.as_bytes(), size, &mut bytes)?;
                 }
             } else {
+                types = None;
                 let v = super::field::parse_int(word.as_bytes(), false)
                     .ok_or_else(|| Error::BadByte(word.to_string()))?;
                 if v > 255 {
@@ -64,12 +82,18 @@ impl Data {
                 bytes.push(v as u8);
             }
         }
-        Ok(Data { bytes, text })
+        Ok(Data { bytes, text, types })
     }
 
     /// The bytes without any `str` field (its size is not known yet).
     pub fn fixed_len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// The field types, when every part of the data was typed: the
+    /// words `u32 7 be16 80` give `[u32, be16]`.
+    pub fn types(&self) -> Option<&[FieldType]> {
+        self.types.as_deref()
     }
 
     /// True when a `str` field waits to be padded to the expected size.
@@ -80,19 +104,28 @@ impl Data {
     /// The bytes of a key or value that must be exactly `expected` long:
     /// a `str` field is padded to fill it; otherwise the sizes must agree.
     pub fn into_exact(self, expected: usize, what: &'static str) -> Result<Vec<u8>, Error> {
-        let Data { mut bytes, text } = self;
+        let Data {
+            mut bytes, text, ..
+        } = self;
         if let Some((at, text)) = text {
-            let room = expected.checked_sub(bytes.len()).filter(|r| *r > 0).ok_or(Error::Size {
-                what,
-                expected,
-                given: bytes.len() + text.len(),
-            })?;
+            let room = expected
+                .checked_sub(bytes.len())
+                .filter(|r| *r > 0)
+                .ok_or(Error::Size {
+                    what,
+                    expected,
+                    given: bytes.len() + text.len(),
+                })?;
             let mut field = Vec::with_capacity(room);
             FieldType::Str.encode(&text, room, &mut field)?;
             bytes.splice(at..at, field);
         }
         if bytes.len() != expected {
-            return Err(Error::Size { what, expected, given: bytes.len() });
+            return Err(Error::Size {
+                what,
+                expected,
+                given: bytes.len(),
+            });
         }
         Ok(bytes)
     }
@@ -119,6 +152,9 @@ mod tests {
         want.extend_from_slice(&[0x1f, 0x90]);
         want.extend_from_slice(&[10, 0, 0, 1]);
         assert_eq!(data("u32 7 be16 8080 ip4 10.0.0.1", 10).unwrap(), want);
+        let d = Data::parse(&["u32", "7", "str", "x"]).unwrap();
+        assert_eq!(d.types(), Some([FieldType::U32, FieldType::Str].as_slice()));
+        assert_eq!(Data::parse(&["u32", "7", "0"]).unwrap().types(), None);
     }
 
     #[test]
@@ -149,6 +185,9 @@ mod tests {
 
     #[test]
     fn a_type_word_without_its_value_is_an_error() {
-        assert_eq!(data("u32", 4).unwrap_err().to_string(), "data: missing the u32 field");
+        assert_eq!(
+            data("u32", 4).unwrap_err().to_string(),
+            "data: missing the u32 field"
+        );
     }
 }

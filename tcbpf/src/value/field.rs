@@ -64,7 +64,10 @@ impl FieldType {
 
     /// The word for the type.
     pub fn name(self) -> &'static str {
-        TYPES.iter().find(|(t, _)| *t == self).map_or("?", |(_, n)| n)
+        TYPES
+            .iter()
+            .find(|(t, _)| *t == self)
+            .map_or("?", |(_, n)| n)
     }
 
     /// Every type word, for help and error messages.
@@ -90,12 +93,18 @@ impl FieldType {
     /// True for the integer types (those `sum` can add across CPUs).
     pub fn is_integer(self) -> bool {
         use FieldType::*;
-        matches!(self, U8 | U16 | U32 | U64 | I8 | I16 | I32 | I64 | Be16 | Be32 | Be64)
+        matches!(
+            self,
+            U8 | U16 | U32 | U64 | I8 | I16 | I32 | I64 | Be16 | Be32 | Be64
+        )
     }
 
     /// True for signed integers.
     pub fn is_signed(self) -> bool {
-        matches!(self, FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64)
+        matches!(
+            self,
+            FieldType::I8 | FieldType::I16 | FieldType::I32 | FieldType::I64
+        )
     }
 
     /// Appends the bytes of `word` read as this type, `size` bytes long
@@ -146,7 +155,10 @@ impl FieldType {
                 out.extend_from_slice(&ip.octets());
             }
             Mac => out.extend_from_slice(&parse_mac(word).ok_or_else(|| {
-                self.malformed(word, "not a MAC address (six hex pairs, like 02:00:00:00:00:01)")
+                self.malformed(
+                    word,
+                    "not a MAC address (six hex pairs, like 02:00:00:00:00:01)",
+                )
             })?),
             Str => {
                 if word.len() > size {
@@ -194,7 +206,10 @@ pub fn parse_int(word: &[u8], signed: bool) -> Option<i128> {
         Some((b'-', rest)) if signed => (true, rest),
         _ => (false, word),
     };
-    let v: u64 = if let Some(hex) = digits.strip_prefix(b"0x").or_else(|| digits.strip_prefix(b"0X")) {
+    let v: u64 = if let Some(hex) = digits
+        .strip_prefix(b"0x")
+        .or_else(|| digits.strip_prefix(b"0X"))
+    {
         if hex.is_empty() || hex.len() > 16 {
             return None;
         }
@@ -283,13 +298,19 @@ mod tests {
         assert_eq!(enc("u64", "0xff", 0).unwrap(), 255u64.to_ne_bytes());
         assert_eq!(enc("i16", "-2", 0).unwrap(), (-2i16).to_ne_bytes());
         assert_eq!(enc("u8", "255", 0).unwrap(), [255]);
-        assert_eq!(enc("u64", "18446744073709551615", 0).unwrap(), u64::MAX.to_ne_bytes());
+        assert_eq!(
+            enc("u64", "18446744073709551615", 0).unwrap(),
+            u64::MAX.to_ne_bytes()
+        );
         assert_eq!(enc("i8", "-128", 0).unwrap(), [0x80]);
         let e = enc("u8", "256", 0).unwrap_err();
         assert_eq!(e.to_string(), "value '256' is out of range for u8");
         assert!(matches!(enc("i8", "128", 0), Err(Error::OutOfRange { .. })));
         assert!(matches!(enc("u32", "-1", 0), Err(Error::Malformed { .. })));
-        assert!(matches!(enc("u64", "18446744073709551616", 0), Err(Error::Malformed { .. })));
+        assert!(matches!(
+            enc("u64", "18446744073709551616", 0),
+            Err(Error::Malformed { .. })
+        ));
         assert!(matches!(enc("u32", "12a", 0), Err(Error::Malformed { .. })));
     }
 
@@ -298,17 +319,26 @@ mod tests {
         assert_eq!(enc("be16", "0x0800", 0).unwrap(), [8, 0]);
         assert_eq!(enc("be32", "1", 0).unwrap(), [0, 0, 0, 1]);
         assert_eq!(enc("be64", "258", 0).unwrap(), [0, 0, 0, 0, 0, 0, 1, 2]);
-        assert!(matches!(enc("be16", "65536", 0), Err(Error::OutOfRange { .. })));
+        assert!(matches!(
+            enc("be16", "65536", 0),
+            Err(Error::OutOfRange { .. })
+        ));
     }
 
     #[test]
     fn addresses_parse_and_malformed_ones_are_named() {
         assert_eq!(enc("ip4", "10.0.0.1", 0).unwrap(), [10, 0, 0, 1]);
         assert_eq!(enc("ip6", "::1", 0).unwrap()[15], 1);
-        assert_eq!(enc("mac", "02:00:0a:0B:00:ff", 0).unwrap(), [2, 0, 10, 11, 0, 255]);
+        assert_eq!(
+            enc("mac", "02:00:0a:0B:00:ff", 0).unwrap(),
+            [2, 0, 10, 11, 0, 255]
+        );
         let e = enc("ip4", "10.0.0.256", 0).unwrap_err().to_string();
         assert!(e.contains("ip4") && e.contains("10.0.0.256"), "{e}");
-        assert!(enc("mac", "02:00:0a:0b:00", 0).unwrap_err().to_string().contains("MAC"));
+        assert!(enc("mac", "02:00:0a:0b:00", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("MAC"));
         assert!(enc("mac", "02:00:0a:0b:00:ff:01", 0).is_err());
         assert!(enc("mac", "02:00:0a:0b:00:fg", 0).is_err());
     }
@@ -327,13 +357,23 @@ mod tests {
     fn bytes_fields_are_hex_of_exact_size() {
         assert_eq!(enc("bytes", "0a0b", 2).unwrap(), [10, 11]);
         assert_eq!(enc("bytes", "0x0a0b", 2).unwrap(), [10, 11]);
-        assert!(matches!(enc("bytes", "0a", 2), Err(Error::Size { expected: 2, given: 1, .. })));
+        assert!(matches!(
+            enc("bytes", "0a", 2),
+            Err(Error::Size {
+                expected: 2,
+                given: 1,
+                ..
+            })
+        ));
         assert!(enc("bytes", "0g", 1).is_err());
     }
 
     #[test]
     fn unknown_type_word_lists_the_choices() {
         let e = FieldType::parse("u24").unwrap_err().to_string();
-        assert!(e.starts_with("unknown type 'u24'") && e.contains("be16"), "{e}");
+        assert!(
+            e.starts_with("unknown type 'u24'") && e.contains("be16"),
+            "{e}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! the bytes back as text or JSON, without allocating per element.
 
 use super::field::FieldType;
-use super::format::{write_json_str, write_hex_compact};
+use super::format::{write_hex_compact, write_json_str};
 use super::Error;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -70,7 +70,10 @@ impl Layout {
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         for &(ty, size) in &self.fields {
-            let word = words.next().ok_or(Error::MissingField { what, ty: ty.name() })?;
+            let word = words.next().ok_or(Error::MissingField {
+                what,
+                ty: ty.name(),
+            })?;
             ty.encode(word, size, out)?;
         }
         Ok(())
@@ -191,7 +194,11 @@ fn write_field(ty: FieldType, bytes: &[u8], json: bool, out: &mut Vec<u8>) {
             }
             // Writing into a Vec cannot fail.
             let _ = match ty {
-                Ip4 => write!(out, "{}", Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+                Ip4 => write!(
+                    out,
+                    "{}",
+                    Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+                ),
                 Ip6 => {
                     let mut o = [0u8; 16];
                     o.copy_from_slice(bytes);
@@ -267,13 +274,22 @@ mod tests {
 
     #[test]
     fn words_round_trip_through_bytes_and_text() {
-        let l = Layout::new(&types(&["ip4", "be16", "u8", "i8", "mac", "str"]), 20, "key").unwrap();
+        let l = Layout::new(
+            &types(&["ip4", "be16", "u8", "i8", "mac", "str"]),
+            20,
+            "key",
+        )
+        .unwrap();
         let words = ["10.1.2.3", "8080", "7", "-3", "02:00:00:00:00:01", "eth0"];
         let mut bytes = Vec::new();
-        l.encode_words(&mut words.iter().map(|w| w.as_bytes()), "key", &mut bytes).unwrap();
+        l.encode_words(&mut words.iter().map(|w| w.as_bytes()), "key", &mut bytes)
+            .unwrap();
         assert_eq!(bytes.len(), 20);
         assert_eq!(&bytes[4..6], &[0x1f, 0x90]);
-        assert_eq!(text(&l, &bytes), "10.1.2.3 8080 7 -3 02:00:00:00:00:01 eth0");
+        assert_eq!(
+            text(&l, &bytes),
+            "10.1.2.3 8080 7 -3 02:00:00:00:00:01 eth0"
+        );
         assert_eq!(
             json(&l, &bytes),
             r#"["10.1.2.3",8080,7,-3,"02:00:00:00:00:01","eth0"]"#
@@ -317,6 +333,9 @@ mod tests {
         write_sums(&sums, true, &mut out);
         assert_eq!(out, b"[4294967298,-3]");
         let l = Layout::new(&types(&["ip4"]), 4, "value").unwrap();
-        assert!(matches!(l.sum_cpus(&[0; 8], 4, 2), Err(Error::SumNeedsIntegers)));
+        assert!(matches!(
+            l.sum_cpus(&[0; 8], 4, 2),
+            Err(Error::SumNeedsIntegers)
+        ));
     }
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark of `tcbpf map` against bpftool and the raw batch syscalls, side
+# by side in one run on the same 1,000,000-entry u32 -> u64 hash map pinned
+# in a private bpffs (so bpftool can reach it by path):
+#   dump:   tcbpf map dump (text) | bpftool map dump | raw LOOKUP_BATCH loop
+#   load:   tcbpf map load (lines) | bpftool batch file | raw UPDATE_BATCH loop
+#   lookup: one tcbpf map lookup process | one bpftool map lookup process
+# Needs root. Installs bpftool (and uses hyperfine when present).
+# Usage: scripts/bench-map.sh [ENTRIES] [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+RUNS=${2:-5}
+if [ "$(id -u)" != 0 ]; then
+    echo "bench-map.sh: needs root (creates maps, mounts a bpffs)" >&2
+    exit 2
+fi
+if ! command -v bpftool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
+fi
+BPFTOOL=$(command -v bpftool)
+
+cargo build --release -q -p tcbpf-cli -p tcbpf --bin tcbpf --example map_raw_batch
+TCBPF=$PWD/target/release/tcbpf
+RAW=$PWD/target/release/examples/map_raw_batch
+
+WORK=$(mktemp -d /tmp/tcbpf-bench.XXXXXX)
+mkdir "$WORK/bpffs"
+cleanup() {
+    umount "$WORK/bpffs" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mount -t bpf bpf "$WORK/bpffs"
+MAP=$WORK/bpffs/bench
+
+"$TCBPF" map create type hash key 4 value 8 entries "$N" name tcbpf_bench pin "$MAP" >/dev/null
+
+echo "preparing $N entries…" >&2
+# The same updates in each tool's input form: key k, value 3k.
+awk -v n="$N" 'BEGIN { for (k = 0; k < n; k++) print k, k * 3 }' >"$WORK/lines.txt"
+awk -v n="$N" -v map="$MAP" 'BEGIN {
+    for (k = 0; k < n; k++) {
+        v = k * 3
+        printf "map update pinned %s key %d %d %d %d value %d %d %d %d %d %d %d %d\n", map,
+            k % 256, int(k / 256) % 256, int(k / 65536) % 256, int(k / 16777216) % 256,
+            v % 256, int(v / 256) % 256, int(v / 65536) % 256, int(v / 16777216) % 256,
+            int(v / 4294967296) % 256, 0, 0, 0
+    }
+}' >"$WORK/bpftool.txt"
+"$RAW" update "$MAP" "$N"
+
+# median_secs RUNS CMD…: runs CMD (stdout to /dev/null) RUNS times, prints
+# the median wall time in seconds.
+median_secs() {
+    local runs=$1
+    shift
+    local times=()
+    for _ in $(seq "$runs"); do
+        local t0 t1
+        t0=$(date +%s%N)
+        "$@" >/dev/null
+        t1=$(date +%s%N)
+        times+=("$(( t1 - t0 ))")
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.4f\n", a[int((NR + 1) / 2)] / 1e9 }'
+}
+
+# Sanity: every tool sees the same map.
+got=$("$TCBPF" map dump pinned "$MAP" key u32 value u64 | wc -l)
+[ "$got" = "$N" ] || { echo "bench: expected $N entries, tcbpf dumped $got" >&2; exit 1; }
+
+echo "timing dump…" >&2
+dump_tcbpf=$(median_secs "$RUNS" "$TCBPF" map dump pinned "$MAP")
+dump_bpftool=$(median_secs 1 "$BPFTOOL" map dump pinned "$MAP")
+dump_raw=$(median_secs "$RUNS" "$RAW" dump "$MAP")
+
+echo "timing load…" >&2
+load_tcbpf=$(median_secs "$RUNS" "$TCBPF" map load pinned "$MAP" key u32 value u64 from "$WORK/lines.txt")
+load_bpftool=$(median_secs 1 "$BPFTOOL" batch file "$WORK/bpftool.txt")
+load_raw=$(median_secs "$RUNS" "$RAW" update "$MAP" "$N")
+
+# The loads left value 3k at key k: check one through tcbpf.
+"$TCBPF" map lookup pinned "$MAP" key u32 7 value u64 | grep -q 'value: 21$'
+
+echo "timing single lookups…" >&2
+if command -v hyperfine >/dev/null; then
+    hyperfine -N --warmup 30 --runs 500 --export-json "$WORK/lookup.json" \
+        "$TCBPF map lookup pinned $MAP key u32 7" \
+        "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
+    read -r look_tcbpf look_bpftool < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print(r[0]["median"], r[1]["median"])' "$WORK/lookup.json")
+else
+    look_tcbpf=$(median_secs 200 "$TCBPF" map lookup pinned "$MAP" key u32 7)
+    look_bpftool=$(median_secs 200 "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0)
+fi
+
+echo
+echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS runs (bpftool bulk: 1 run)"
+awk -v dt="$dump_tcbpf" -v db="$dump_bpftool" -v dr="$dump_raw" \
+    -v lt="$load_tcbpf" -v lb="$load_bpftool" -v lr="$load_raw" \
+    -v kt="$look_tcbpf" -v kb="$look_bpftool" 'BEGIN {
+    printf "%-8s %12s %12s %12s %14s %14s\n", "", "tcbpf", "bpftool", "raw batch", "bpftool/tcbpf", "raw/tcbpf"
+    printf "%-8s %11.3fs %11.3fs %11.3fs %13.1fx %13.2fx\n", "dump", dt, db, dr, db / dt, dr / dt
+    printf "%-8s %11.3fs %11.3fs %11.3fs %13.1fx %13.2fx\n", "load", lt, lb, lr, lb / lt, lr / lt
+    printf "%-8s %10.2fms %10.2fms %12s %13.2fx %14s\n", "lookup", kt * 1000, kb * 1000, "-", kb / kt, "-"
+    print ""
+    print "targets: bpftool/tcbpf >= 8x and raw/tcbpf >= 0.7x for dump and load; lookup bpftool/tcbpf >= 1x"
+}'

@@ -1,0 +1,152 @@
+//! `tcbpf map …`: the map helper for shell scripts. One file per idea:
+//! [`args`] reads DATA and TYPES words, [`entry`] writes entries as text or
+//! JSON, [`elem`] holds the one-element verbs, [`dump`] and [`load`] the bulk
+//! ones, [`admin`] show/create/freeze/pin. `export` belongs to `map_export`.
+//!
+//! Nothing here probes privileges: a map held by descriptor (`fd`, `env`)
+//! is used as it is, so scripts without CAP_BPF work on what they hold.
+
+mod admin;
+mod args;
+mod dump;
+mod elem;
+mod entry;
+mod load;
+
+use super::error::CliError;
+use super::mapref::MapRef;
+use super::output::Global;
+use super::words::{choose, is_help, Words};
+use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, map::MapType, MapFd};
+
+/// `tcbpf map help`.
+pub const USAGE: &str = "\
+Usage: tcbpf map show [MAP]
+       tcbpf map create type TYPE key BYTES value BYTES entries N
+                        [flags N] [name NAME] [pin PATH]
+       tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock]
+       tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock]
+       tcbpf map delete MAP key DATA
+       tcbpf map dump   MAP [key TYPES] [value TYPES] [sum]
+       tcbpf map next   MAP [key DATA]
+       tcbpf map push   MAP value DATA [exist]
+       tcbpf map { pop | peek } MAP [value TYPES]
+       tcbpf map freeze MAP
+       tcbpf map pin    MAP PATH
+       tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
+       tcbpf map export UDS MAP [MAP…] [obj NAME]
+
+MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
+DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
+TYPES := TYPE…
+TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
+
+  env 3 reads BPF_MAP3, env NAME reads BPF_MAP_<NAME> (upper-cased).
+  A bare BYTE is decimal or 0x hex; after 'hex' words are hex bytes.
+  str and bytes take what the other fields leave of the key or value.
+  Per-CPU maps: update takes one value for all CPUs or one per CPU;
+  lookup and dump show one value per CPU, or their sum with 'sum'.
+  load reads one entry per line: one word per key type, then one per
+  value type ('key:' and 'value:' words are skipped, so typed dump
+  output loads back). Without 'from', load reads standard input.
+  A map created without 'pin' is freed when tcbpf exits.
+
+Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
+2 usage or bad input, 3 permission denied, 4 any other failure.
+";
+
+/// Runs `tcbpf map …`.
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let Some(verb) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(CliError::usage(
+            "expected a map command (see 'tcbpf map help')",
+        ));
+    };
+    if is_help(&verb) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let verbs = [
+        "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
+        "peek", "freeze", "pin", "load", "export",
+    ];
+    match choose(&verb, &verbs, "map command")? {
+        "show" | "list" => admin::show(g, w),
+        "create" => admin::create(g, w),
+        "lookup" => elem::lookup(g, w),
+        "update" => elem::update(w),
+        "delete" => elem::delete(w),
+        "dump" => dump::run(g, w),
+        "next" => elem::next(g, w),
+        "push" => elem::push(w),
+        "pop" => elem::pop_or_peek(g, w, true),
+        "peek" => elem::pop_or_peek(g, w, false),
+        "freeze" => admin::freeze(w),
+        "pin" => admin::pin(w),
+        "load" => load::run(g, w),
+        _ => super::map_export::run(g, w),
+    }
+}
+
+/// An opened map with what the kernel says about it.
+pub struct OpenMap {
+    /// The descriptor.
+    pub fd: MapFd,
+    /// Kernel info (sizes, type, name, id).
+    pub info: MapInfo,
+    /// The map type, when tcbpf knows it.
+    pub kind: Option<MapType>,
+    /// Element sizes as user space sees them (per-CPU aware).
+    pub sizes: ElemSizes,
+    /// How the command line named it, for messages.
+    pub label: String,
+}
+
+impl OpenMap {
+    /// Parses MAP words and opens the map read-write.
+    pub fn parse(w: &mut Words) -> Result<OpenMap, CliError> {
+        let r = MapRef::parse(w)?;
+        Self::open(&r, sys::obj::open::RDWR)
+    }
+
+    /// Opens `r` with `open_flags` and reads its info.
+    pub fn open(r: &MapRef, open_flags: u32) -> Result<OpenMap, CliError> {
+        let label = r.to_string();
+        let fd = r.open_with(open_flags).map_err(|e| relabel(e, &label))?;
+        let info = sys::info::map_info(&fd).map_err(|e| CliError::from(e.on(label.clone())))?;
+        let kind = info.kind();
+        let sizes = ElemSizes::from_info(&info, kind.is_some_and(MapType::is_percpu))?;
+        Ok(OpenMap {
+            fd,
+            info,
+            kind,
+            sizes,
+            label,
+        })
+    }
+
+    /// True for per-CPU maps.
+    pub fn is_percpu(&self) -> bool {
+        self.kind.is_some_and(MapType::is_percpu)
+    }
+
+    /// True for queue and stack maps.
+    pub fn is_queue_or_stack(&self) -> bool {
+        self.kind.is_some_and(MapType::is_queue_or_stack)
+    }
+
+    /// A sys error on this map, named as the command line named the map.
+    pub fn err(&self, e: sys::Error) -> CliError {
+        CliError::from(e.on(self.label.clone()))
+    }
+}
+
+/// Prefixes an opening error with the map's words unless it names them already.
+fn relabel(e: CliError, label: &str) -> CliError {
+    if e.message.contains(label) {
+        e
+    } else {
+        e.context(label)
+    }
+}
