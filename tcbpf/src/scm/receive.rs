@@ -290,7 +290,12 @@ impl Drop for Receiver {
 /// Checks that `fd` is a bpf map with the type and sizes `desc` gives.
 fn check_map(index: usize, desc: MapDesc, fd: OwnedFd) -> Result<ReceivedMap> {
     let raw = fd.as_raw_fd();
-    let fd = MapFd::from_owned(fd).map_err(|e| {
+    // The kernel's cheap answer when it is certain; the inode name otherwise.
+    let checked = match socket::probe_is_map(fd.as_fd()) {
+        Some(true) => Ok(MapFd::from_kernel(fd)),
+        _ => MapFd::from_owned(fd),
+    };
+    let fd = checked.map_err(|e| {
         Error::bad(format!(
             "map {index} (entry id {}): descriptor is not a bpf map: {e}",
             desc.id

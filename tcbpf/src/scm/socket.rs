@@ -485,3 +485,45 @@ pub(crate) fn own_uids() -> (u32, u32) {
     // SAFETY: getuid and geteuid take no arguments and cannot fail.
     unsafe { (libc::getuid(), libc::geteuid()) }
 }
+
+#[repr(C)]
+struct LookupAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Asks the kernel whether `fd` is a bpf map, cheaply: BPF_MAP_LOOKUP_ELEM
+/// with null key and value pointers gets past the kernel's "is this a map"
+/// test only for maps, then fails without touching anything (EFAULT,
+/// ENOENT…). `Some(true)` is certain. EINVAL and EBADF are also what a map
+/// of a few types could answer, so they give `None`: the caller must check
+/// another way (the descriptor's inode name).
+pub(crate) fn probe_is_map(fd: BorrowedFd<'_>) -> Option<bool> {
+    let mut attr = LookupAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        _pad: 0,
+        key: 0,
+        value: 0,
+        flags: 0,
+    };
+    // SAFETY: attr is BPF_MAP_LOOKUP_ELEM's attribute layout; its pointers
+    // are null, which the kernel checks (EFAULT) before any write.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            1, /* BPF_MAP_LOOKUP_ELEM */
+            &mut attr as *mut LookupAttr,
+            size_of::<LookupAttr>(),
+        )
+    };
+    if ret >= 0 {
+        return Some(true);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EBADF) => None,
+        _ => Some(true),
+    }
+}
