@@ -268,3 +268,61 @@ fn receive_times_out_when_the_transfer_stops_short() {
     assert_eq!(err.kind, ErrorKind::TimedOut);
     assert!(err.message.contains("received 64 of 100 maps"), "{}", err.message);
 }
+
+#[test]
+fn import_refuses_a_program_descriptor_sent_as_a_map() {
+    use tcbpf::sys::prog;
+    // r0 = 0; exit
+    let insns = [
+        prog::Insn { code: 0xb7, regs: 0, off: 0, imm: 0 },
+        prog::Insn { code: 0x95, regs: 0, off: 0, imm: 0 },
+    ];
+    let loaded = prog::load(&prog::ProgLoad {
+        prog_type: 1, // socket filter
+        insns: &insns,
+        license: "GPL",
+        name: "scm_prog",
+        ..Default::default()
+    })
+    .map_err(|e| e.error)
+    .unwrap();
+    let m = hash_map("scm_prog_map", 4);
+    let bytes = wire::encode_chunk(&object(), 1, &[desc_of(&m, 3)]);
+    let err = receive_after_raw("prog", &bytes, &[loaded.fd.as_fd()]);
+    assert!(err.message.contains("not a bpf map"), "{}", err.message);
+    assert!(err.message.contains("bpf-prog"), "{}", err.message);
+}
+
+#[test]
+fn queue_and_array_maps_travel_like_hash_maps() {
+    let path = SockPath::new("kinds");
+    let queue = map::create(&map::MapCreate {
+        map_type: map::MapType::Queue as u32,
+        key_size: 0,
+        value_size: 4,
+        max_entries: 8,
+        name: "scm_queue",
+        ..Default::default()
+    })
+    .unwrap();
+    let array = map::create(&map::MapCreate {
+        map_type: map::MapType::Array as u32,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 8,
+        name: "scm_array",
+        ..Default::default()
+    })
+    .unwrap();
+    let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
+    scm::send_maps(
+        &path.0,
+        &object(),
+        &[(desc_of(&queue, 0), queue.as_fd()), (desc_of(&array, 1), array.as_fd())],
+    )
+    .unwrap();
+    let got = receiver.receive(&opts(), |_| {}).unwrap();
+    let names: Vec<&str> = got.maps.iter().map(|m| m.info.name.as_str()).collect();
+    assert_eq!(names, ["scm_queue", "scm_array"]);
+    assert_eq!(got.maps[0].desc.key_size, 0);
+}
