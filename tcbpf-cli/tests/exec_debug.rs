@@ -59,11 +59,13 @@ fn debug_streams_the_trace_pipe() {
         std::fs::write(format!("{dir}/trace_marker"), &marker).unwrap();
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) if line.contains(&marker) => return,
-            Ok(_) => while let Ok(line) = rx.try_recv() {
-                if line.contains(&marker) {
-                    return;
+            Ok(_) => {
+                while let Ok(line) = rx.try_recv() {
+                    if line.contains(&marker) {
+                        return;
+                    }
                 }
-            },
+            }
             Err(_) => {}
         }
     }

@@ -32,7 +32,18 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
         path.display()
     );
     let mut child = Command::new(TCBPF)
-        .args(["exec", "bpf", "import", path.to_str().unwrap(), "timeout", "30", "run", "sh", "-c", &script])
+        .args([
+            "exec",
+            "bpf",
+            "import",
+            path.to_str().unwrap(),
+            "timeout",
+            "30",
+            "run",
+            "sh",
+            "-c",
+            &script,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,18 +54,29 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
         assert!(Instant::now() < deadline, "importer never bound");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let mut args = vec!["map".to_string(), "export".into(), path.to_str().unwrap().into()];
+    let mut args = vec![
+        "map".to_string(),
+        "export".into(),
+        path.to_str().unwrap().into(),
+    ];
     for m in &maps {
         args.extend(["id".into(), map_info(m).unwrap().id.to_string()]);
         args.extend(["id".into(), args.len().to_string()]);
     }
     let export = Command::new(TCBPF).args(&args).output().unwrap();
-    let _ = child.kill_on_failure(export.status.success(), &export.stderr);
+    child.kill_on_failure(export.status.success(), &export.stderr);
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&path);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!text.contains("SOCKET_LEFT"), "socket path removed before the command runs");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("SOCKET_LEFT"),
+        "socket path removed before the command runs"
+    );
     let fds: BTreeSet<i32> = text
         .lines()
         .filter_map(|l| l.strip_prefix("FD "))
@@ -73,7 +95,10 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
         .collect();
     assert_eq!(fds, expected, "descriptors of the command:\n{text}");
     for fd in &map_fds {
-        assert!(text.contains(&format!("FD {fd} anon_inode:bpf-map")), "{text}");
+        assert!(
+            text.contains(&format!("FD {fd} anon_inode:bpf-map")),
+            "{text}"
+        );
     }
 }
 

@@ -3,7 +3,6 @@
 //! (iproute2) importer. Run as root.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +21,11 @@ struct SockPath(PathBuf);
 
 impl SockPath {
     fn new(tag: &str) -> SockPath {
-        SockPath(std::env::temp_dir().join(format!("tcbpf-exec-{}-{}-{tag}", std::process::id(), unique())))
+        SockPath(std::env::temp_dir().join(format!(
+            "tcbpf-exec-{}-{}-{tag}",
+            std::process::id(),
+            unique()
+        )))
     }
 }
 
@@ -49,9 +52,16 @@ impl Importer {
         while std::fs::symlink_metadata(path).is_err() {
             if let Some(status) = imp.0.as_mut().unwrap().try_wait().unwrap() {
                 let out = imp.finish();
-                panic!("importer exited early ({status}): {}", String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "importer exited early ({status}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
-            assert!(Instant::now() < deadline, "importer never bound {}", path.display());
+            assert!(
+                Instant::now() < deadline,
+                "importer never bound {}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         imp
@@ -78,7 +88,14 @@ fn tcbpf(args: &[&str]) -> Command {
 }
 
 fn import_cmd(path: &Path, extra: &[&str]) -> Command {
-    let mut c = tcbpf(&["exec", "bpf", "import", path.to_str().unwrap(), "timeout", "30"]);
+    let mut c = tcbpf(&[
+        "exec",
+        "bpf",
+        "import",
+        path.to_str().unwrap(),
+        "timeout",
+        "30",
+    ]);
     c.args(extra);
     c
 }
@@ -113,13 +130,21 @@ fn run_ok(mut cmd: Command) -> String {
 /// `map export PATH id K1 id E1 id K2 id E2 …`: each map by kernel id with
 /// its export id.
 fn export_by_id(path: &Path, maps: &[(u32, u32)]) {
-    let mut args = vec!["map".to_string(), "export".into(), path.to_str().unwrap().into()];
+    let mut args = vec![
+        "map".to_string(),
+        "export".into(),
+        path.to_str().unwrap().into(),
+    ];
     for (kid, eid) in maps {
         args.extend(["id".into(), kid.to_string(), "id".into(), eid.to_string()]);
     }
     args.extend(["obj".into(), "exec_import.o".into()]);
     let out = Command::new(TCBPF).args(&args).output().unwrap();
-    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn env_lines(stdout: &str) -> std::collections::BTreeMap<String, String> {
@@ -136,15 +161,29 @@ fn import_receives_1_3_64_65_and_200_maps_with_ids_and_names_in_the_environment(
     for count in [1usize, 3, 64, 65, 200] {
         let path = SockPath::new("count");
         let tag = unique();
-        let maps: Vec<MapFd> = (0..count).map(|i| hash_map(&format!("ei{tag}.m{i}"))).collect();
+        let maps: Vec<MapFd> = (0..count)
+            .map(|i| hash_map(&format!("ei{tag}.m{i}")))
+            .collect();
         let mut imp = Importer::start(import_cmd(&path.0, &["run", "env"]), &path.0);
-        let pairs: Vec<(u32, u32)> = maps.iter().enumerate().map(|(i, m)| (kernel_id(m), 500 + i as u32)).collect();
+        let pairs: Vec<(u32, u32)> = maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (kernel_id(m), 500 + i as u32))
+            .collect();
         export_by_id(&path.0, &pairs);
         let out = imp.finish();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let env = env_lines(&String::from_utf8(out.stdout).unwrap());
         assert_eq!(env.get("BPF_NUM_MAPS"), Some(&count.to_string()));
-        assert_eq!(env.len(), 1 + 2 * count, "{count}: one id and one name variable per map");
+        assert_eq!(
+            env.len(),
+            1 + 2 * count,
+            "{count}: one id and one name variable per map"
+        );
         for i in 0..count {
             let by_id = &env[&format!("BPF_MAP{}", 500 + i)];
             let by_name = &env[&format!("BPF_MAP_EI{tag}_M{i}")];
@@ -163,8 +202,22 @@ fn values_written_by_the_command_are_seen_by_a_third_process() {
     let mut imp = Importer::start(import_cmd(&path.0, &["run", "sh", "-c", &script]), &path.0);
     export_by_id(&path.0, &[(kid, 7)]);
     let out = imp.finish();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got = run_ok(tcbpf(&["map", "lookup", "id", &kid.to_string(), "key", "u32", "9", "value", "u64"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = run_ok(tcbpf(&[
+        "map",
+        "lookup",
+        "id",
+        &kid.to_string(),
+        "key",
+        "u32",
+        "9",
+        "value",
+        "u64",
+    ]));
     assert!(got.contains("4242"), "third process sees the value: {got}");
     let mut v = [0u8; 8];
     map::lookup(&m, &10u32.to_ne_bytes(), &mut v, 0).unwrap();
@@ -179,12 +232,28 @@ fn default_ids_are_the_lowest_unused_in_order() {
     let c = hash_map("exec_def_c");
     let mut imp = Importer::start(import_cmd(&path.0, &["run", "env"]), &path.0);
     // a: no id → 1 (0 is taken by b); b: id 0; c: no id → 2.
-    let out = tcbpf(&["map", "export", path.0.to_str().unwrap(), "fd", "0", "fd", "1", "id", "0", "id", &kernel_id(&c).to_string()])
-        .stdin(Stdio::from(OwnedFd::from(a.try_clone().unwrap().into_owned())))
-        .stdout(Stdio::from(OwnedFd::from(b.try_clone().unwrap().into_owned())))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tcbpf(&[
+        "map",
+        "export",
+        path.0.to_str().unwrap(),
+        "fd",
+        "0",
+        "fd",
+        "1",
+        "id",
+        "0",
+        "id",
+        &kernel_id(&c).to_string(),
+    ])
+    .stdin(Stdio::from(a.try_clone().unwrap().into_owned()))
+    .stdout(Stdio::from(b.try_clone().unwrap().into_owned()))
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let env = env_lines(&String::from_utf8(imp.finish().stdout).unwrap());
     assert_eq!(env["BPF_MAP1"], env["BPF_MAP_EXEC_DEF_A"]);
     assert_eq!(env["BPF_MAP0"], env["BPF_MAP_EXEC_DEF_B"]);
@@ -199,30 +268,65 @@ fn real_tc_imports_from_map_export_and_its_command_uses_tcbpf_map_env() {
         "echo n=$BPF_NUM_MAPS; {TCBPF} map update env 12 key u32 1 value u64 99 && {TCBPF} -j map lookup env 12 key u32 1 value u64"
     );
     let mut cmd = Command::new("/usr/sbin/tc");
-    cmd.args(["exec", "bpf", "import", path.0.to_str().unwrap(), "run", "sh", "-c", &script]);
+    cmd.args([
+        "exec",
+        "bpf",
+        "import",
+        path.0.to_str().unwrap(),
+        "run",
+        "sh",
+        "-c",
+        &script,
+    ]);
     let mut imp = Importer::start(cmd, &path.0);
-    let pairs: Vec<(u32, u32)> = maps.iter().enumerate().map(|(i, m)| (kernel_id(m), 10 + i as u32)).collect();
+    let pairs: Vec<(u32, u32)> = maps
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (kernel_id(m), 10 + i as u32))
+        .collect();
     export_by_id(&path.0, &pairs);
     let out = imp.finish();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "tc: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tc: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("n=3"), "{stdout}");
     assert!(stdout.contains("99"), "{stdout}");
     let mut v = [0u8; 8];
     map::lookup(&maps[2], &1u32.to_ne_bytes(), &mut v, 0).unwrap();
-    assert_eq!(u64::from_ne_bytes(v), 99, "tc's command wrote the map with id 12");
+    assert_eq!(
+        u64::from_ne_bytes(v),
+        99,
+        "tc's command wrote the map with id 12"
+    );
 }
 
 #[test]
 fn json_import_prints_what_arrived_instead_of_running() {
     let path = SockPath::new("json");
     let m = hash_map("exec_json");
-    let mut c = tcbpf(&["-j", "exec", "bpf", "imp", path.0.to_str().unwrap(), "timeout", "30", "run", "false"]);
+    let mut c = tcbpf(&[
+        "-j",
+        "exec",
+        "bpf",
+        "imp",
+        path.0.to_str().unwrap(),
+        "timeout",
+        "30",
+        "run",
+        "false",
+    ]);
     c.env("IGNORED", "1");
     let mut imp = Importer::start(c, &path.0);
     export_by_id(&path.0, &[(kernel_id(&m), 42)]);
     let out = imp.finish();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["object"]["name"], "exec_import.o");
     assert_eq!(v["num_maps"], 1);
@@ -230,7 +334,10 @@ fn json_import_prints_what_arrived_instead_of_running() {
     assert_eq!(e["id"], 42);
     assert_eq!(e["name"], "exec_json");
     assert_eq!(e["type"], "hash");
-    assert_eq!((e["key_size"].as_u64(), e["value_size"].as_u64()), (Some(4), Some(8)));
+    assert_eq!(
+        (e["key_size"].as_u64(), e["value_size"].as_u64()),
+        (Some(4), Some(8))
+    );
     assert_eq!(e["map_id"], kernel_id(&m));
     assert!(e["fd"].as_u64().unwrap() > 2);
 }
@@ -248,7 +355,11 @@ fn several_commands_share_the_maps_and_a_later_one_sees_all_their_writes() {
     let mut imp = Importer::start(import_cmd(&path.0, &["run", "sh", "-c", &script]), &path.0);
     export_by_id(&path.0, &[(kernel_id(&a), 0), (kernel_id(&b), 1)]);
     let out = imp.finish();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let dumps: Vec<serde_json::Value> = text
         .lines()
@@ -257,7 +368,11 @@ fn several_commands_share_the_maps_and_a_later_one_sees_all_their_writes() {
         .collect();
     assert_eq!(dumps.len(), 2, "{text}");
     for d in &dumps {
-        assert_eq!(d.as_array().map(|a| a.len()), Some(80), "all 80 keys seen: {d}");
+        assert_eq!(
+            d.as_array().map(|a| a.len()),
+            Some(80),
+            "all 80 keys seen: {d}"
+        );
     }
     for m in [&a, &b] {
         let mut v = [0u8; 8];
@@ -276,22 +391,47 @@ fn sender_of_another_uid_is_dropped_with_a_warning_unless_allowed() {
         if allow {
             extra.extend(["allow-uid", "65534"]);
         }
-        let mut c = tcbpf(&["-j", "exec", "bpf", "import", path.0.to_str().unwrap(), "timeout", "30"]);
+        let mut c = tcbpf(&[
+            "-j",
+            "exec",
+            "bpf",
+            "import",
+            path.0.to_str().unwrap(),
+            "timeout",
+            "30",
+        ]);
         c.args(&extra);
         let mut imp = Importer::start(c, &path.0);
         let nobody = Command::new("setpriv")
-            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", TCBPF, "map", "export"])
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                TCBPF,
+                "map",
+                "export",
+            ])
             .arg(&path.0)
             .args(["fd", "0", "id", "5"])
-            .stdin(Stdio::from(OwnedFd::from(m.try_clone().unwrap().into_owned())))
+            .stdin(Stdio::from(m.try_clone().unwrap().into_owned()))
             .output()
             .unwrap();
-        assert!(nobody.status.success(), "nobody's export: {}", String::from_utf8_lossy(&nobody.stderr));
+        assert!(
+            nobody.status.success(),
+            "nobody's export: {}",
+            String::from_utf8_lossy(&nobody.stderr)
+        );
         if !allow {
             export_by_id(&path.0, &[(kid, 6)]);
         }
         let out = imp.finish();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if allow {
@@ -299,7 +439,10 @@ fn sender_of_another_uid_is_dropped_with_a_warning_unless_allowed() {
             assert!(!stderr.contains("dropped"), "{stderr}");
         } else {
             assert_eq!(v["maps"][0]["id"], 6, "only root's transfer accepted");
-            assert!(stderr.contains("dropped a datagram from uid 65534"), "{stderr}");
+            assert!(
+                stderr.contains("dropped a datagram from uid 65534"),
+                "{stderr}"
+            );
         }
     }
 }
@@ -322,9 +465,16 @@ fn import_fails_clearly_on_existing_path_and_long_path() {
 fn sigterm_while_waiting_unlinks_the_socket_and_fails() {
     for sig in ["TERM", "INT"] {
         let path = SockPath::new("signal");
-        let mut imp = Importer::start(tcbpf(&["exec", "bpf", "import", path.0.to_str().unwrap()]), &path.0);
+        let mut imp = Importer::start(
+            tcbpf(&["exec", "bpf", "import", path.0.to_str().unwrap()]),
+            &path.0,
+        );
         let pid = imp.0.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill").args(["-s", sig, &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap()
+            .success());
         let out = imp.finish();
         assert_eq!(out.status.code(), Some(4), "SIG{sig}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("interrupted by SIG{sig}")));
@@ -335,7 +485,16 @@ fn sigterm_while_waiting_unlinks_the_socket_and_fails() {
 #[test]
 fn timeout_unlinks_the_socket_and_fails() {
     let path = SockPath::new("timeout");
-    let out = tcbpf(&["exec", "bpf", "import", path.0.to_str().unwrap(), "timeout", "0.1"]).output().unwrap();
+    let out = tcbpf(&[
+        "exec",
+        "bpf",
+        "import",
+        path.0.to_str().unwrap(),
+        "timeout",
+        "0.1",
+    ])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
     assert!(!path.0.exists());
@@ -345,7 +504,15 @@ fn timeout_unlinks_the_socket_and_fails() {
 fn export_to_nobody_says_nobody_listens() {
     let path = SockPath::new("nobody");
     let m = hash_map("exec_nobody");
-    let out = tcbpf(&["map", "export", path.0.to_str().unwrap(), "id", &kernel_id(&m).to_string()]).output().unwrap();
+    let out = tcbpf(&[
+        "map",
+        "export",
+        path.0.to_str().unwrap(),
+        "id",
+        &kernel_id(&m).to_string(),
+    ])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is listening"));
 }

@@ -46,15 +46,25 @@ fn parse_args() -> Result<Options, String> {
         match a.as_str() {
             "--socket" => o.socket = Some(PathBuf::from(value("a path")?)),
             "--interval" => {
-                let ms: u64 = value("milliseconds")?.parse().map_err(|_| "--interval: not a number")?;
+                let ms: u64 = value("milliseconds")?
+                    .parse()
+                    .map_err(|_| "--interval: not a number")?;
                 o.interval = Duration::from_millis(ms);
             }
-            "--count" => o.count = value("a number")?.parse().map_err(|_| "--count: not a number")?,
-            "--allow-uid" => o
-                .allowed_uids
-                .push(value("a uid")?.parse().map_err(|_| "--allow-uid: not a number")?),
+            "--count" => {
+                o.count = value("a number")?
+                    .parse()
+                    .map_err(|_| "--count: not a number")?
+            }
+            "--allow-uid" => o.allowed_uids.push(
+                value("a uid")?
+                    .parse()
+                    .map_err(|_| "--allow-uid: not a number")?,
+            ),
             "-h" | "--help" => {
-                println!("usage: agent [--socket PATH] [--interval MS] [--count N] [--allow-uid UID]");
+                println!(
+                    "usage: agent [--socket PATH] [--interval MS] [--count N] [--allow-uid UID]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument '{other}' (see --help)")),
@@ -81,7 +91,11 @@ fn take_maps(o: &Options) -> Result<Vec<Watched>, String> {
                 ..Default::default()
             };
             let got = agent::receive(path, &opts).map_err(|e| e.to_string())?;
-            println!("received {} map(s) from '{}'", got.maps.len(), got.object.name);
+            println!(
+                "received {} map(s) from '{}'",
+                got.maps.len(),
+                got.object.name
+            );
             Ok(got
                 .maps
                 .into_iter()
@@ -116,7 +130,11 @@ fn show_value(info: &MapInfo, value: &[u8], cpus: usize) -> String {
             *w = w.wrapping_add(u64::from_ne_bytes(value[at..at + 8].try_into().unwrap()));
         }
     }
-    words.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    words
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn print_map(m: &Watched, cpus: usize) -> Result<(), sys::Error> {
@@ -130,14 +148,24 @@ fn print_map(m: &Watched, cpus: usize) -> Result<(), sys::Error> {
     let mut have = map::next_key(m.fd.as_fd(), None, &mut key)?;
     while have && lines.len() < 64 {
         match map::lookup(m.fd.as_fd(), &key, &mut value, 0) {
-            Ok(()) => lines.push(format!("  key {}: {}", show_key(&key), show_value(info, &value, cpus))),
+            Ok(()) => lines.push(format!(
+                "  key {}: {}",
+                show_key(&key),
+                show_value(info, &value, cpus)
+            )),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
         let prev = key.clone();
         have = map::next_key(m.fd.as_fd(), Some(&prev), &mut key)?;
     }
-    println!("map {id} '{}' {}: {} entr{}", info.name, info.type_name(), lines.len(), if lines.len() == 1 { "y" } else { "ies" });
+    println!(
+        "map {id} '{}' {}: {} entr{}",
+        info.name,
+        info.type_name(),
+        lines.len(),
+        if lines.len() == 1 { "y" } else { "ies" }
+    );
     for l in lines {
         println!("{l}");
     }

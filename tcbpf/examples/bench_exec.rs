@@ -54,7 +54,12 @@ fn parse() -> Result<Args, String> {
 }
 
 /// One timed hand-off; returns the elapsed time.
-fn one_run(importer: &[&str], exporter: &Path, export_args: &[String], sock: &Path) -> Result<Duration, String> {
+fn one_run(
+    importer: &[&str],
+    exporter: &Path,
+    export_args: &[String],
+    sock: &Path,
+) -> Result<Duration, String> {
     let _ = std::fs::remove_file(sock);
     let mut child = Command::new(importer[0])
         .args(&importer[1..])
@@ -86,7 +91,10 @@ fn one_run(importer: &[&str], exporter: &Path, export_args: &[String], sock: &Pa
     let _ = std::fs::remove_file(sock);
     match got {
         Ok(1) if status.success() => Ok(elapsed),
-        _ => Err(format!("run through {} failed (export {status})", importer[0])),
+        _ => Err(format!(
+            "run through {} failed (export {status})",
+            importer[0]
+        )),
     }
 }
 
@@ -124,12 +132,35 @@ fn main() {
     let sock_s = sock.to_str().unwrap().to_string();
     let mut export_args: Vec<String> = vec!["map".into(), "export".into(), sock_s.clone()];
     for (i, m) in maps.iter().enumerate() {
-        export_args.extend(["id".into(), map_info(m).unwrap().id.to_string(), "id".into(), i.to_string()]);
+        export_args.extend([
+            "id".into(),
+            map_info(m).unwrap().id.to_string(),
+            "id".into(),
+            i.to_string(),
+        ]);
     }
     let tcbpf = a.tcbpf.to_str().unwrap();
     let tc = a.tc.to_str().unwrap();
-    let ours = [tcbpf, "exec", "bpf", "import", &sock_s, "run", "/bin/echo", "ready"];
-    let theirs = [tc, "exec", "bpf", "import", &sock_s, "run", "/bin/echo", "ready"];
+    let ours = [
+        tcbpf,
+        "exec",
+        "bpf",
+        "import",
+        &sock_s,
+        "run",
+        "/bin/echo",
+        "ready",
+    ];
+    let theirs = [
+        tc,
+        "exec",
+        "bpf",
+        "import",
+        &sock_s,
+        "run",
+        "/bin/echo",
+        "ready",
+    ];
     let (mut t_ours, mut t_tc) = (Vec::new(), Vec::new());
     // Warm-up (page cache, dynamic linking), then interleaved timed runs.
     for _ in 0..3 {
@@ -153,10 +184,23 @@ fn main() {
     }
     let (m_ours, m_tc) = (median(&mut t_ours), median(&mut t_tc));
     let p90 = |v: &[Duration]| v[v.len() * 9 / 10];
-    println!("export start -> imported command running, {} maps, {} runs each (median, p90)", a.maps, a.runs);
+    println!(
+        "export start -> imported command running, {} maps, {} runs each (median, p90)",
+        a.maps, a.runs
+    );
     println!("  {:<28} {:>12} {:>12}", "importer", "median", "p90");
-    println!("  {:<28} {:>12} {:>12}", "tcbpf exec bpf import", ms(m_ours), ms(p90(&t_ours)));
-    println!("  {:<28} {:>12} {:>12}", "tc exec bpf import", ms(m_tc), ms(p90(&t_tc)));
+    println!(
+        "  {:<28} {:>12} {:>12}",
+        "tcbpf exec bpf import",
+        ms(m_ours),
+        ms(p90(&t_ours))
+    );
+    println!(
+        "  {:<28} {:>12} {:>12}",
+        "tc exec bpf import",
+        ms(m_tc),
+        ms(p90(&t_tc))
+    );
     println!(
         "  tcbpf/tc median ratio: {:.2} (target: <= 1.00, and tcbpf <= 5 ms)",
         m_ours.as_secs_f64() / m_tc.as_secs_f64()

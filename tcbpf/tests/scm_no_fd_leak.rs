@@ -56,8 +56,14 @@ fn thousands_of_bad_datagrams_leave_the_fd_count_unchanged() {
         (wire::encode_chunk(&obj, 64, &d64), all[..66].to_vec()),
         (wire::encode_chunk(&obj, 3, &[d, d, d]), all[..2].to_vec()),
         (wire::encode_chunk(&obj, 2, &[d, d]), all[..3].to_vec()),
-        (wire::encode_chunk(&obj, 2, &[d, d]), vec![all[0], file.as_fd()]),
-        (wire::encode_chunk(&obj, 2, &[d, wrong_key]), all[..2].to_vec()),
+        (
+            wire::encode_chunk(&obj, 2, &[d, d]),
+            vec![all[0], file.as_fd()],
+        ),
+        (
+            wire::encode_chunk(&obj, 2, &[d, wrong_key]),
+            all[..2].to_vec(),
+        ),
         (vec![1, 0, 1], all[..1].to_vec()),
         (wire::encode_chunk(&obj, 1, &[d]), vec![]),
     ];
@@ -72,9 +78,17 @@ fn thousands_of_bad_datagrams_leave_the_fd_count_unchanged() {
         for i in 0..n {
             let (bytes, fds) = &cases[i % cases.len()];
             let receiver = Receiver::bind(&path, scm::DEFAULT_MODE).unwrap();
-            Sender::connect(&path).unwrap().send_raw(bytes, fds).unwrap();
+            Sender::connect(&path)
+                .unwrap()
+                .send_raw(bytes, fds)
+                .unwrap();
             let err = receiver.receive(&opts, |_| {}).unwrap_err();
-            assert_eq!(err.kind, scm::ErrorKind::BadInput, "case {}: {err}", i % cases.len());
+            assert_eq!(
+                err.kind,
+                scm::ErrorKind::BadInput,
+                "case {}: {err}",
+                i % cases.len()
+            );
         }
     };
     before_rounds(cases.len());

@@ -63,7 +63,9 @@ fn opts() -> ReceiveOptions {
 fn transfers_of_1_3_64_65_and_200_maps_arrive_whole_and_in_order() {
     for count in [1usize, 3, 64, 65, 200] {
         let path = SockPath::new("sizes");
-        let maps: Vec<MapFd> = (0..count).map(|i| hash_map(&format!("scm_t{i}"), 4)).collect();
+        let maps: Vec<MapFd> = (0..count)
+            .map(|i| hash_map(&format!("scm_t{i}"), 4))
+            .collect();
         let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
         let sender_path = path.0.clone();
         let received = std::thread::scope(|s| {
@@ -101,9 +103,17 @@ fn received_descriptors_are_close_on_exec_and_writes_are_shared() {
     let got = receiver.receive(&opts(), |_| {}).unwrap();
     let fd = &got.maps[0].fd;
     let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
-    let flags = fdinfo.lines().find_map(|l| l.strip_prefix("flags:")).unwrap().trim();
+    let flags = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .unwrap()
+        .trim();
     let flags = u32::from_str_radix(flags, 8).unwrap();
-    assert_ne!(flags & libc::O_CLOEXEC as u32, 0, "received fd is close-on-exec");
+    assert_ne!(
+        flags & libc::O_CLOEXEC as u32,
+        0,
+        "received fd is close-on-exec"
+    );
     map::update(fd, &1u32.to_ne_bytes(), &77u64.to_ne_bytes(), 0).unwrap();
     let mut v = [0u8; 8];
     map::lookup(&m, &1u32.to_ne_bytes(), &mut v, 0).unwrap();
@@ -138,7 +148,11 @@ fn path_longer_than_sun_path_is_refused() {
     let long = std::env::temp_dir().join("x".repeat(120));
     let err = Receiver::bind(&long, scm::DEFAULT_MODE).unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadInput);
-    assert!(err.message.contains("longer than sun_path"), "{}", err.message);
+    assert!(
+        err.message.contains("longer than sun_path"),
+        "{}",
+        err.message
+    );
     assert!(!long.exists());
 }
 
@@ -148,7 +162,11 @@ fn sending_to_nobody_says_nobody_listens() {
     let m = hash_map("scm_nobody", 4);
     let err = scm::send_maps(&path.0, &object(), &[(desc_of(&m, 0), m.as_fd())]).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotListening);
-    assert!(err.message.contains("nobody is listening"), "{}", err.message);
+    assert!(
+        err.message.contains("nobody is listening"),
+        "{}",
+        err.message
+    );
 }
 
 /// Binds, sends one raw datagram, receives: the error, with the path checked
@@ -156,7 +174,10 @@ fn sending_to_nobody_says_nobody_listens() {
 fn receive_after_raw(tag: &str, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> scm::Error {
     let path = SockPath::new(tag);
     let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
-    Sender::connect(&path.0).unwrap().send_raw(bytes, fds).unwrap();
+    Sender::connect(&path.0)
+        .unwrap()
+        .send_raw(bytes, fds)
+        .unwrap();
     let err = receiver.receive(&opts(), |_| {}).unwrap_err();
     drop(receiver);
     assert!(!path.0.exists(), "{tag}: socket unlinked after the error");
@@ -178,12 +199,18 @@ fn import_fails_when_count_is_larger_than_entries_carried() {
     let m = hash_map("scm_bad_cnt", 4);
     let bytes = wire::encode_chunk(&object(), 3, &[desc_of(&m, 0)]);
     let err = receive_after_raw("count", &bytes, &[m.as_fd()]);
-    assert!(err.message.contains("should carry 3, but it carries 1"), "{}", err.message);
+    assert!(
+        err.message.contains("should carry 3, but it carries 1"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn import_fails_on_truncated_control_message() {
-    let maps: Vec<MapFd> = (0..65).map(|i| hash_map(&format!("scm_ct{i}"), 4)).collect();
+    let maps: Vec<MapFd> = (0..65)
+        .map(|i| hash_map(&format!("scm_ct{i}"), 4))
+        .collect();
     let descs: Vec<MapDesc> = maps[..64].iter().map(|m| desc_of(m, 0)).collect();
     let bytes = wire::encode_chunk(&object(), 64, &descs);
     let fds: Vec<BorrowedFd<'_>> = maps.iter().map(|m| m.as_fd()).collect();
@@ -205,10 +232,18 @@ fn import_fails_on_fewer_or_more_descriptors_than_entries() {
     let b = hash_map("scm_fd_b", 4);
     let two = wire::encode_chunk(&object(), 2, &[desc_of(&a, 0), desc_of(&b, 1)]);
     let err = receive_after_raw("fewer", &two, &[a.as_fd()]);
-    assert!(err.message.contains("1 descriptor(s) for 2 map entries"), "{}", err.message);
+    assert!(
+        err.message.contains("1 descriptor(s) for 2 map entries"),
+        "{}",
+        err.message
+    );
     let one = wire::encode_chunk(&object(), 1, &[desc_of(&a, 0)]);
     let err = receive_after_raw("more", &one, &[a.as_fd(), b.as_fd()]);
-    assert!(err.message.contains("2 descriptor(s) for 1 map entries"), "{}", err.message);
+    assert!(
+        err.message.contains("2 descriptor(s) for 1 map entries"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -228,24 +263,43 @@ fn import_fails_when_map_differs_from_its_entry() {
     d.key_size = 8;
     let bytes = wire::encode_chunk(&object(), 1, &[d]);
     let err = receive_after_raw("mismatch", &bytes, &[m.as_fd()]);
-    assert!(err.message.contains("entry says type 1 key 8 value 8"), "{}", err.message);
-    assert!(err.message.contains("'scm_mismatch' of type 1 key 4"), "{}", err.message);
+    assert!(
+        err.message.contains("entry says type 1 key 8 value 8"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("'scm_mismatch' of type 1 key 4"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn import_fails_when_a_later_datagram_changes_the_count() {
-    let maps: Vec<MapFd> = (0..65).map(|i| hash_map(&format!("scm_ch{i}"), 4)).collect();
+    let maps: Vec<MapFd> = (0..65)
+        .map(|i| hash_map(&format!("scm_ch{i}"), 4))
+        .collect();
     let path = SockPath::new("change");
     let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
     let sender = Sender::connect(&path.0).unwrap();
     let first: Vec<MapDesc> = maps[..64].iter().map(|m| desc_of(m, 0)).collect();
     let fds: Vec<BorrowedFd<'_>> = maps[..64].iter().map(|m| m.as_fd()).collect();
-    sender.send_raw(&wire::encode_chunk(&object(), 65, &first), &fds).unwrap();
     sender
-        .send_raw(&wire::encode_chunk(&object(), 66, &[desc_of(&maps[64], 0)]), &[maps[64].as_fd()])
+        .send_raw(&wire::encode_chunk(&object(), 65, &first), &fds)
+        .unwrap();
+    sender
+        .send_raw(
+            &wire::encode_chunk(&object(), 66, &[desc_of(&maps[64], 0)]),
+            &[maps[64].as_fd()],
+        )
         .unwrap();
     let err = receiver.receive(&opts(), |_| {}).unwrap_err();
-    assert!(err.message.contains("changed from 65 to 66"), "{}", err.message);
+    assert!(
+        err.message.contains("changed from 65 to 66"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -266,7 +320,11 @@ fn receive_times_out_when_the_transfer_stops_short() {
     };
     let err = receiver.receive(&o, |_| {}).unwrap_err();
     assert_eq!(err.kind, ErrorKind::TimedOut);
-    assert!(err.message.contains("received 64 of 100 maps"), "{}", err.message);
+    assert!(
+        err.message.contains("received 64 of 100 maps"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -274,8 +332,18 @@ fn import_refuses_a_program_descriptor_sent_as_a_map() {
     use tcbpf::sys::prog;
     // r0 = 0; exit
     let insns = [
-        prog::Insn { code: 0xb7, regs: 0, off: 0, imm: 0 },
-        prog::Insn { code: 0x95, regs: 0, off: 0, imm: 0 },
+        prog::Insn {
+            code: 0xb7,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        },
+        prog::Insn {
+            code: 0x95,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        },
     ];
     let loaded = prog::load(&prog::ProgLoad {
         prog_type: 1, // socket filter
@@ -318,7 +386,10 @@ fn queue_and_array_maps_travel_like_hash_maps() {
     scm::send_maps(
         &path.0,
         &object(),
-        &[(desc_of(&queue, 0), queue.as_fd()), (desc_of(&array, 1), array.as_fd())],
+        &[
+            (desc_of(&queue, 0), queue.as_fd()),
+            (desc_of(&array, 1), array.as_fd()),
+        ],
     )
     .unwrap();
     let got = receiver.receive(&opts(), |_| {}).unwrap();

@@ -57,13 +57,19 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     choose(&word, &["bpf"], "exec type")?;
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
-        return Err(CliError::usage("expected import, graft or debug after 'exec bpf'"));
+        return Err(CliError::usage(
+            "expected import, graft or debug after 'exec bpf'",
+        ));
     };
     if is_help(&verb) {
         print!("{USAGE}");
         return Ok(());
     }
-    match choose(&verb, &["import", "graft", "debug", "dbg"], "exec bpf command")? {
+    match choose(
+        &verb,
+        &["import", "graft", "debug", "dbg"],
+        "exec bpf command",
+    )? {
         "import" => import(g, w),
         "graft" => graft::graft(g, w),
         _ => debug(w),
@@ -91,7 +97,11 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
         argv: vec![OsString::from(exec::DEFAULT_COMMAND)],
     };
     while let Some(word) = w.next() {
-        match choose(&word, &["run", "timeout", "mode", "allow-uid"], "import option")? {
+        match choose(
+            &word,
+            &["run", "timeout", "mode", "allow-uid"],
+            "import option",
+        )? {
             "run" => {
                 let rest = w.rest();
                 if rest.is_empty() {
@@ -105,7 +115,11 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                     .parse()
                     .ok()
                     .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
-                    .ok_or_else(|| CliError::usage(format!("timeout: '{text}' is not a positive number of seconds")))?;
+                    .ok_or_else(|| {
+                        CliError::usage(format!(
+                            "timeout: '{text}' is not a positive number of seconds"
+                        ))
+                    })?;
                 args.opts.timeout = Some(Duration::from_secs_f64(secs));
             }
             "mode" => {
@@ -114,7 +128,11 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                 args.mode = u32::from_str_radix(digits, 8)
                     .ok()
                     .filter(|m| *m <= 0o777)
-                    .ok_or_else(|| CliError::usage(format!("mode: '{text}' is not an octal file mode (0000-0777)")))?;
+                    .ok_or_else(|| {
+                        CliError::usage(format!(
+                            "mode: '{text}' is not an octal file mode (0000-0777)"
+                        ))
+                    })?;
             }
             _ => {
                 let uid: u32 = w.number("a uid after 'allow-uid'")?;
@@ -129,7 +147,9 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let args = parse_import(w)?;
     let receiver = Receiver::bind(&args.uds, args.mode).map_err(scm_error)?;
     let received = receiver
-        .receive(&args.opts, |dropped| eprintln!("tcbpf: warning: {}: {dropped}", args.uds.display()))
+        .receive(&args.opts, |dropped| {
+            eprintln!("tcbpf: warning: {}: {dropped}", args.uds.display())
+        })
         .map_err(scm_error)?;
     // Closes the socket and unlinks its path before anything runs.
     receiver.close();
@@ -220,7 +240,10 @@ mod tests {
 
     #[test]
     fn import_options_take_prefixes_and_run_takes_the_rest() {
-        let a = parse_import(&mut words("/tmp/x t 2.5 mo 0660 allow 1000 allow-uid 7 r ls -l run")).unwrap();
+        let a = parse_import(&mut words(
+            "/tmp/x t 2.5 mo 0660 allow 1000 allow-uid 7 r ls -l run",
+        ))
+        .unwrap();
         assert_eq!(a.opts.timeout, Some(Duration::from_millis(2500)));
         assert_eq!(a.mode, 0o660);
         assert_eq!(a.opts.allowed_uids, vec![1000, 7]);

@@ -55,7 +55,9 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
     let mut seen = std::collections::HashSet::new();
     for id in maps.iter().filter_map(|(_, id)| *id) {
         if !seen.insert(id) {
-            return Err(CliError::usage(format!("export id {id} is given to two maps")));
+            return Err(CliError::usage(format!(
+                "export id {id} is given to two maps"
+            )));
         }
     }
     Ok(ExportArgs {
@@ -89,7 +91,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             .zip(&ids)
             .map(|((_, info), id)| json!({ "id": id, "name": info.name, "map_id": info.id, "type": info.type_name() }))
             .collect();
-        g.print_json(&json!({ "uds": args.uds, "object": args.object, "sent": maps.len(), "maps": maps }))?;
+        g.print_json(
+            &json!({ "uds": args.uds, "object": args.object, "sent": maps.len(), "maps": maps }),
+        )?;
     } else if g.verbose {
         eprintln!("sent {} map(s) to {}", ids.len(), args.uds.display());
     }
@@ -106,25 +110,35 @@ mod tests {
 
     #[test]
     fn id_after_a_map_sets_its_export_id() {
+        // `id N` right after a map is its export id, so `env 3 id 9 id 1`
+        // is env 3 exported as id 9, then the kernel's map 1.
         let a = parse(&mut words("/tmp/s pinned /x id 4 env 3 id 9 id 1 obj foo.o")).unwrap();
         assert_eq!(a.object, "foo.o");
         assert_eq!(
             a.maps,
             vec![
                 (MapRef::Pinned("/x".into()), Some(4)),
-                (MapRef::Env("BPF_MAP3".into()), None),
-                (MapRef::Id(9), Some(1)),
+                (MapRef::Env("BPF_MAP3".into()), Some(9)),
+                (MapRef::Id(1), None),
             ]
         );
+        let b = parse(&mut words("/tmp/s id 51 id 0 id 52 id 1")).unwrap();
+        assert_eq!(b.maps, vec![(MapRef::Id(51), Some(0)), (MapRef::Id(52), Some(1))]);
     }
 
     #[test]
     fn export_needs_a_map_and_distinct_ids() {
-        assert!(parse(&mut words("/tmp/s")).unwrap_err().message.contains("at least one map"));
+        assert!(parse(&mut words("/tmp/s"))
+            .unwrap_err()
+            .message
+            .contains("at least one map"));
         assert!(parse(&mut words("/tmp/s fd 3 id 1 fd 4 id 1"))
             .unwrap_err()
             .message
             .contains("two maps"));
-        assert_eq!(parse(&mut words("/tmp/s fd 3")).unwrap().object, DEFAULT_OBJECT);
+        assert_eq!(
+            parse(&mut words("/tmp/s fd 3")).unwrap().object,
+            DEFAULT_OBJECT
+        );
     }
 }

@@ -36,7 +36,13 @@ pub fn name_var(name: &str) -> Option<String> {
     }
     let upper: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     Some(format!("{MAP_VAR_PREFIX}_{upper}"))
 }
@@ -106,9 +112,11 @@ where
     for (k, v) in vars {
         let (key, value) = (k.as_ref(), v.as_ref());
         if key == NUM_MAPS_VAR {
-            num = Some(value.parse().map_err(|_| {
-                EnvError(format!("{NUM_MAPS_VAR}='{value}' is not a number"))
-            })?);
+            num = Some(
+                value
+                    .parse()
+                    .map_err(|_| EnvError(format!("{NUM_MAPS_VAR}='{value}' is not a number")))?,
+            );
             continue;
         }
         let Some(rest) = key.strip_prefix(MAP_VAR_PREFIX) else {
@@ -116,7 +124,11 @@ where
         };
         let fd: RawFd = match value.parse() {
             Ok(fd) if fd >= 0 => fd,
-            _ => return Err(EnvError(format!("{key}='{value}' is not a descriptor number"))),
+            _ => {
+                return Err(EnvError(format!(
+                    "{key}='{value}' is not a descriptor number"
+                )))
+            }
         };
         let entry = by_fd.entry(fd).or_insert_with(|| EnvEntry {
             fd,
@@ -177,7 +189,8 @@ impl InheritedMap {
 /// (like `sd_listen_fds`). The inherited descriptors stay as they are; the
 /// returned ones are close-on-exec duplicates.
 pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
-    let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let vars = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let entries = parse_env(vars)?;
     entries
         .into_iter()
@@ -205,8 +218,14 @@ mod tests {
 
     #[test]
     fn name_var_upper_cases_and_replaces_non_alphanumerics() {
-        assert_eq!(name_var("proto_count").as_deref(), Some("BPF_MAP_PROTO_COUNT"));
-        assert_eq!(name_var("demo.rodata").as_deref(), Some("BPF_MAP_DEMO_RODATA"));
+        assert_eq!(
+            name_var("proto_count").as_deref(),
+            Some("BPF_MAP_PROTO_COUNT")
+        );
+        assert_eq!(
+            name_var("demo.rodata").as_deref(),
+            Some("BPF_MAP_DEMO_RODATA")
+        );
         assert_eq!(name_var("a-b c9").as_deref(), Some("BPF_MAP_A_B_C9"));
         assert_eq!(name_var(""), None);
     }
@@ -214,9 +233,21 @@ mod tests {
     #[test]
     fn environment_lists_count_ids_and_names_first_wins() {
         let maps = [
-            MapVar { id: 3, name: "counters".into(), fd: 5 },
-            MapVar { id: 0, name: "jmp".into(), fd: 6 },
-            MapVar { id: 3, name: "counters".into(), fd: 7 },
+            MapVar {
+                id: 3,
+                name: "counters".into(),
+                fd: 5,
+            },
+            MapVar {
+                id: 0,
+                name: "jmp".into(),
+                fd: 6,
+            },
+            MapVar {
+                id: 3,
+                name: "counters".into(),
+                fd: 7,
+            },
         ];
         let env = map_environment(&maps);
         let want: Vec<(String, String)> = [
@@ -245,14 +276,23 @@ mod tests {
         ];
         let e = parse_env(vars).unwrap();
         assert_eq!(e.len(), 3);
-        assert_eq!((e[0].fd, e[0].ids.clone(), e[0].names.clone()), (6, vec![0], vec!["JMP".to_string()]));
+        assert_eq!(
+            (e[0].fd, e[0].ids.clone(), e[0].names.clone()),
+            (6, vec![0], vec!["JMP".to_string()])
+        );
         assert_eq!((e[1].fd, e[1].ids.clone()), (5, vec![7]));
-        assert_eq!((e[2].fd, e[2].ids.clone(), e[2].names.clone()), (9, vec![], vec!["ONLY_NAME".to_string()]));
+        assert_eq!(
+            (e[2].fd, e[2].ids.clone(), e[2].names.clone()),
+            (9, vec![], vec!["ONLY_NAME".to_string()])
+        );
     }
 
     #[test]
     fn parse_rejects_missing_or_inconsistent_count_and_bad_values() {
-        assert!(parse_env([("BPF_MAP0", "5")]).unwrap_err().0.contains("not set"));
+        assert!(parse_env([("BPF_MAP0", "5")])
+            .unwrap_err()
+            .0
+            .contains("not set"));
         assert!(parse_env([("BPF_NUM_MAPS", "2"), ("BPF_MAP0", "5")])
             .unwrap_err()
             .0

@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn tracefs_mount_is_found_before_debugfs() {
         let m = "sysfs /sys sysfs rw 0 0\ndebugfs /sys/kernel/debug debugfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n";
-        assert_eq!(tracing_dir_in(m), Some(PathBuf::from("/sys/kernel/tracing")));
+        assert_eq!(
+            tracing_dir_in(m),
+            Some(PathBuf::from("/sys/kernel/tracing"))
+        );
         assert_eq!(tracing_dir_in("sysfs /sys sysfs rw 0 0\n"), None);
     }
 }

@@ -18,7 +18,7 @@ pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
 pub use receive::{
-    receive_maps, Dropped, Received, ReceivedMap, ReceiveOptions, Receiver, DEFAULT_MODE,
+    receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
 };
 pub use send::{assign_ids, object_id_for, send_maps, Sender};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};

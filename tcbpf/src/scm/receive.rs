@@ -103,14 +103,15 @@ impl Receiver {
         }
         let sock = socket::dgram_socket()?;
         socket::set_passcred(sock.as_fd())?;
-        socket::bind_with_mode(sock.as_fd(), path, mode).map_err(|e| {
+        socket::bind_with_mode(sock.as_fd(), path, mode).inspect_err(|e| {
             // A failed chmod after a successful bind leaves our socket file.
             if e.errno != Some(libc::EADDRINUSE) && e.kind != ErrorKind::BadInput {
                 let _ = std::fs::remove_file(path);
             }
-            e
         })?;
-        let inode = std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let inode = std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         Ok(Receiver {
             sock,
             path: path.to_path_buf(),
@@ -185,9 +186,9 @@ impl Receiver {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
             };
-            let allowed = dgram
-                .creds
-                .is_some_and(|c| c.uid == 0 || c.uid == uid || c.uid == euid || opts.allowed_uids.contains(&c.uid));
+            let allowed = dgram.creds.is_some_and(|c| {
+                c.uid == 0 || c.uid == uid || c.uid == euid || opts.allowed_uids.contains(&c.uid)
+            });
             if !allowed {
                 on_drop(&Dropped {
                     creds: dgram.creds,
@@ -257,7 +258,12 @@ impl Receiver {
         Ok(Received { object, maps })
     }
 
-    fn timed_out(&self, opts: &ReceiveOptions, transfer: &Option<(ObjectId, u16)>, got: usize) -> Error {
+    fn timed_out(
+        &self,
+        opts: &ReceiveOptions,
+        transfer: &Option<(ObjectId, u16)>,
+        got: usize,
+    ) -> Error {
         let secs = opts.timeout.map_or(0.0, |t| t.as_secs_f64());
         let what = match transfer {
             Some((_, total)) => format!("received {got} of {total} maps"),
@@ -302,7 +308,10 @@ fn check_map(index: usize, desc: MapDesc, fd: OwnedFd) -> Result<ReceivedMap> {
         ))
     })?;
     let info = map_info(&fd)?;
-    if info.map_type != desc.map_type || info.key_size != desc.key_size || info.value_size != desc.value_size {
+    if info.map_type != desc.map_type
+        || info.key_size != desc.key_size
+        || info.value_size != desc.value_size
+    {
         return Err(Error::bad(format!(
             "map {index} (entry id {}): entry says type {} key {} value {}, but fd {raw} is map '{}' of type {} key {} value {}",
             desc.id, desc.map_type, desc.key_size, desc.value_size, info.name, info.map_type, info.key_size, info.value_size

@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn unassigned_maps_take_lowest_unused_ids_in_order() {
         assert_eq!(assign_ids(&[None, None, None]), vec![0, 1, 2]);
-        assert_eq!(assign_ids(&[None, Some(0), None, Some(2)]), vec![1, 0, 3, 2]);
+        assert_eq!(
+            assign_ids(&[None, Some(0), None, Some(2)]),
+            vec![1, 0, 3, 2]
+        );
         assert_eq!(assign_ids(&[Some(5), None]), vec![5, 0]);
         assert_eq!(assign_ids(&[]), Vec::<u32>::new());
     }
@@ -166,7 +169,14 @@ mod tests {
         };
         let d = MapDesc::from_info(&info, 7);
         assert_eq!(
-            (d.map_type, d.key_size, d.value_size, d.max_entries, d.flags, d.id),
+            (
+                d.map_type,
+                d.key_size,
+                d.value_size,
+                d.max_entries,
+                d.flags,
+                d.id
+            ),
             (1, 4, 16, 10, 1, 7)
         );
     }
@@ -176,6 +186,10 @@ mod tests {
         let path = std::env::temp_dir().join(format!("tcbpf-nobody-{}", std::process::id()));
         let err = Sender::connect(&path).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotListening);
-        assert!(err.message.contains("nobody is listening"), "{}", err.message);
+        assert!(
+            err.message.contains("nobody is listening"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -68,7 +68,10 @@ pub(crate) fn unix_addr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen
         return Err(Error::bad("socket path is empty"));
     }
     if bytes.contains(&0) {
-        return Err(Error::bad(format!("socket path {} holds a NUL byte", path.display())));
+        return Err(Error::bad(format!(
+            "socket path {} holds a NUL byte",
+            path.display()
+        )));
     }
     if bytes.len() > MAX_PATH_LEN {
         return Err(Error::bad(format!(
@@ -90,10 +93,9 @@ pub(crate) fn unix_addr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen
 /// A new AF_UNIX datagram socket, close-on-exec.
 pub(crate) fn dgram_socket() -> Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd = check(unsafe {
-        libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-    })
-    .map_err(|e| Error::os("socket", "AF_UNIX", e))?;
+    let fd =
+        check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+            .map_err(|e| Error::os("socket", "AF_UNIX", e))?;
     // SAFETY: fd is a fresh descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -230,7 +232,10 @@ pub(crate) fn send_datagram(
             return if sent as usize == bytes.len() {
                 Ok(())
             } else {
-                Err(io::Error::new(io::ErrorKind::WriteZero, "short datagram send"))
+                Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "short datagram send",
+                ))
             };
         }
         let err = io::Error::last_os_error();
@@ -265,7 +270,11 @@ pub(crate) fn recv_datagram(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<
         // SAFETY: msg points at a live iovec and control buffer of the
         // stated lengths.
         let n = unsafe {
-            libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            )
         };
         if n >= 0 {
             break n as usize;

@@ -136,7 +136,10 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::TooShort(n) => {
-                write!(f, "datagram of {n} bytes is shorter than the {HEADER_LEN}-byte header")
+                write!(
+                    f,
+                    "datagram of {n} bytes is shorter than the {HEADER_LEN}-byte header"
+                )
             }
             WireError::Version(v) => write!(f, "unsupported uds_ver {v} (expected {VERSION})"),
             WireError::PartialEntry(n) => write!(
@@ -205,7 +208,10 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, WireError> {
         return Err(WireError::CountTooSmall { total, carried });
     }
     let name_bytes = &bytes[NAME_AT..NAME_AT + OBJ_NAME_LEN];
-    let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(OBJ_NAME_LEN);
+    let end = name_bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(OBJ_NAME_LEN);
     let object = ObjectId {
         name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
         dev: u64_at(bytes, DEV_AT),
@@ -289,9 +295,15 @@ mod tests {
         assert_eq!(&bytes[0..2], &[1, 0]);
         assert_eq!(&bytes[2..4], &[3, 0]);
         assert_eq!(&bytes[4..11], b"demo.o\0");
-        assert!(bytes[11..72].iter().all(|&b| b == 0), "name padding and struct padding are zero");
+        assert!(
+            bytes[11..72].iter().all(|&b| b == 0),
+            "name padding and struct padding are zero"
+        );
         assert_eq!(&bytes[72..80], &[8, 7, 6, 5, 4, 3, 2, 1]);
-        assert_eq!(&bytes[80..88], &[0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]);
+        assert_eq!(
+            &bytes[80..88],
+            &[0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]
+        );
         let expected: Vec<u8> = [2u32, 4, 8, 256, 0, 7, 1, 0, 0]
             .iter()
             .flat_map(|w| w.to_le_bytes())
@@ -349,7 +361,10 @@ mod tests {
         let bytes = encode_chunk(&object(), 1, &[desc(0), desc(1)]);
         assert_eq!(
             decode_chunk(&bytes),
-            Err(WireError::CountTooSmall { total: 1, carried: 2 })
+            Err(WireError::CountTooSmall {
+                total: 1,
+                carried: 2
+            })
         );
         let mut big = encode_chunk(&object(), 100, &(0..64).map(desc).collect::<Vec<_>>());
         big.extend_from_slice(&[0u8; 36]);
