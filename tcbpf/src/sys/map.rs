@@ -604,8 +604,10 @@ pub fn lookup_batch(
     }
 }
 
-/// BPF_MAP_UPDATE_BATCH: writes every whole element in `keys`/`values`
-/// with `update::*` flags. On error, says how many were written.
+/// BPF_MAP_UPDATE_BATCH: writes every whole element in `keys`/`values`,
+/// creating or replacing. `elem_flags` may only be `update::ANY` or
+/// `update::F_LOCK` (the kernel refuses EXIST/NOEXIST for batches). On
+/// error, says how many were written.
 pub fn update_batch(
     map: impl AsFd,
     sizes: &ElemSizes,
@@ -634,7 +636,7 @@ pub fn update_batch(
     match unsafe { bpf(cmd::MAP_UPDATE_BATCH, &mut attr) } {
         Ok(_) => Ok(count),
         Err(e) => Err(PartialBatch {
-            done: (attr.count as usize).min(count),
+            done: written_before_error(attr.count, count),
             error: Error::new("BPF_MAP_UPDATE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
         }),
     }
@@ -660,9 +662,22 @@ pub fn delete_batch(
     match unsafe { bpf(cmd::MAP_DELETE_BATCH, &mut attr) } {
         Ok(_) => Ok(count),
         Err(e) => Err(PartialBatch {
-            done: (attr.count as usize).min(count),
+            done: written_before_error(attr.count, count),
             error: Error::new("BPF_MAP_DELETE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
         }),
+    }
+}
+
+/// How many elements a failed batch command processed. The kernel writes
+/// the count back only once it started on the elements; a count left as
+/// asked means it failed before the first one (a failure at the last
+/// element would leave one less).
+fn written_before_error(reported: u32, asked: usize) -> usize {
+    let reported = reported as usize;
+    if reported >= asked {
+        0
+    } else {
+        reported
     }
 }
 
