@@ -528,15 +528,10 @@ fn batch_count(
     keys: usize,
     values: Option<usize>,
 ) -> Result<usize> {
-    let by_keys = if sizes.key == 0 {
-        usize::MAX
-    } else {
-        keys / sizes.key
-    };
-    let by_values = match values {
-        Some(v) if sizes.value > 0 => v / sizes.value,
-        _ => usize::MAX,
-    };
+    let by_keys = keys.checked_div(sizes.key).unwrap_or(usize::MAX);
+    let by_values = values
+        .and_then(|v| v.checked_div(sizes.value))
+        .unwrap_or(usize::MAX);
     let count = by_keys.min(by_values);
     if count == 0 || count == usize::MAX || count > u32::MAX as usize {
         return Err(Error::new(
