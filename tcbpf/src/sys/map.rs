@@ -507,6 +507,28 @@ impl BatchCursor {
         }
     }
 
+    /// A cursor that resumes at `position`, a token an earlier walk's
+    /// [`BatchCursor::position`] gave. For the hash map family (hash,
+    /// percpu_hash, lru_hash, lru_percpu_hash) the kernel's token is the
+    /// bucket index as a native `u32`, so a walk may also start part way.
+    pub fn at(sizes: &ElemSizes, position: &[u8]) -> Self {
+        let mut token_in = vec![0; sizes.batch_token()];
+        let n = position.len().min(token_in.len());
+        token_in[..n].copy_from_slice(&position[..n]);
+        BatchCursor {
+            token_in,
+            token_out: vec![0; sizes.batch_token()],
+            started: true,
+            done: false,
+        }
+    }
+
+    /// The kernel's token for where the next step starts, once a step ran
+    /// (or the cursor was made with [`BatchCursor::at`]).
+    pub fn position(&self) -> Option<&[u8]> {
+        self.started.then_some(self.token_in.as_slice())
+    }
+
     /// True once the walk reached the end of the map.
     pub fn is_done(&self) -> bool {
         self.done
