@@ -21,7 +21,12 @@ fi
 BPFTOOL=$(command -v bpftool)
 
 cargo build --release -q -p tcbpf-cli -p tcbpf --bin tcbpf --example map_raw_batch
+# The same binary linked statically (only the final link changes), for the
+# start-up figure of a single lookup.
+cargo rustc --release -q -p tcbpf-cli --bin tcbpf --target-dir target/bench-static \
+    -- -C target-feature=+crt-static
 TCBPF=$PWD/target/release/tcbpf
+TCBPF_STATIC=$PWD/target/bench-static/release/tcbpf
 RAW=$PWD/target/release/examples/map_raw_batch
 
 WORK=$(mktemp -d /tmp/tcbpf-bench.XXXXXX)
@@ -87,13 +92,15 @@ echo "timing single lookups…" >&2
 if command -v hyperfine >/dev/null; then
     hyperfine -N --warmup 30 --runs 500 --export-json "$WORK/lookup.json" \
         "$TCBPF map lookup pinned $MAP key u32 7" \
+        "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
         "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
-    read -r look_tcbpf look_bpftool < <(python3 -c '
+    read -r look_tcbpf look_static look_bpftool < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-print(r[0]["median"], r[1]["median"])' "$WORK/lookup.json")
+print(r[0]["median"], r[1]["median"], r[2]["median"])' "$WORK/lookup.json")
 else
     look_tcbpf=$(median_secs 200 "$TCBPF" map lookup pinned "$MAP" key u32 7)
+    look_static=$(median_secs 200 "$TCBPF_STATIC" map lookup pinned "$MAP" key u32 7)
     look_bpftool=$(median_secs 200 "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0)
 fi
 
@@ -101,11 +108,12 @@ echo
 echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS runs (bpftool bulk: 1 run)"
 awk -v dt="$dump_tcbpf" -v db="$dump_bpftool" -v dr="$dump_raw" \
     -v lt="$load_tcbpf" -v lb="$load_bpftool" -v lr="$load_raw" \
-    -v kt="$look_tcbpf" -v kb="$look_bpftool" 'BEGIN {
+    -v kt="$look_tcbpf" -v ks="$look_static" -v kb="$look_bpftool" 'BEGIN {
     printf "%-8s %12s %12s %12s %14s %14s\n", "", "tcbpf", "bpftool", "raw batch", "bpftool/tcbpf", "raw/tcbpf"
     printf "%-8s %11.3fs %11.3fs %11.3fs %13.1fx %13.2fx\n", "dump", dt, db, dr, db / dt, dr / dt
     printf "%-8s %11.3fs %11.3fs %11.3fs %13.1fx %13.2fx\n", "load", lt, lb, lr, lb / lt, lr / lt
-    printf "%-8s %10.2fms %10.2fms %12s %13.2fx %14s\n", "lookup", kt * 1000, kb * 1000, "-", kb / kt, "-"
+    printf "%-8s %10.3fms %10.3fms %12s %13.2fx %14s   (default dynamic build)\n", "lookup", kt * 1000, kb * 1000, "-", kb / kt, "-"
+    printf "%-8s %10.3fms %10.3fms %12s %13.2fx %14s   (static build)\n", "lookup", ks * 1000, kb * 1000, "-", kb / ks, "-"
     print ""
     print "targets: bpftool/tcbpf >= 8x and raw/tcbpf >= 0.7x for dump and load; lookup bpftool/tcbpf >= 1x"
 }'

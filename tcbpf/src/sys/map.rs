@@ -507,6 +507,28 @@ impl BatchCursor {
         }
     }
 
+    /// A cursor that resumes at `position`, a token an earlier walk's
+    /// [`BatchCursor::position`] gave. For the hash map family (hash,
+    /// percpu_hash, lru_hash, lru_percpu_hash) the kernel's token is the
+    /// bucket index as a native `u32`, so a walk may also start part way.
+    pub fn at(sizes: &ElemSizes, position: &[u8]) -> Self {
+        let mut token_in = vec![0; sizes.batch_token()];
+        let n = position.len().min(token_in.len());
+        token_in[..n].copy_from_slice(&position[..n]);
+        BatchCursor {
+            token_in,
+            token_out: vec![0; sizes.batch_token()],
+            started: true,
+            done: false,
+        }
+    }
+
+    /// The kernel's token for where the next step starts, once a step ran
+    /// (or the cursor was made with [`BatchCursor::at`]).
+    pub fn position(&self) -> Option<&[u8]> {
+        self.started.then_some(self.token_in.as_slice())
+    }
+
     /// True once the walk reached the end of the map.
     pub fn is_done(&self) -> bool {
         self.done
@@ -528,15 +550,10 @@ fn batch_count(
     keys: usize,
     values: Option<usize>,
 ) -> Result<usize> {
-    let by_keys = if sizes.key == 0 {
-        usize::MAX
-    } else {
-        keys / sizes.key
-    };
-    let by_values = match values {
-        Some(v) if sizes.value > 0 => v / sizes.value,
-        _ => usize::MAX,
-    };
+    let by_keys = keys.checked_div(sizes.key).unwrap_or(usize::MAX);
+    let by_values = values
+        .and_then(|v| v.checked_div(sizes.value))
+        .unwrap_or(usize::MAX);
     let count = by_keys.min(by_values);
     if count == 0 || count == usize::MAX || count > u32::MAX as usize {
         return Err(Error::new(
@@ -604,8 +621,10 @@ pub fn lookup_batch(
     }
 }
 
-/// BPF_MAP_UPDATE_BATCH: writes every whole element in `keys`/`values`
-/// with `update::*` flags. On error, says how many were written.
+/// BPF_MAP_UPDATE_BATCH: writes every whole element in `keys`/`values`,
+/// creating or replacing. `elem_flags` may only be `update::ANY` or
+/// `update::F_LOCK` (the kernel refuses EXIST/NOEXIST for batches). On
+/// error, says how many were written.
 pub fn update_batch(
     map: impl AsFd,
     sizes: &ElemSizes,
@@ -634,7 +653,7 @@ pub fn update_batch(
     match unsafe { bpf(cmd::MAP_UPDATE_BATCH, &mut attr) } {
         Ok(_) => Ok(count),
         Err(e) => Err(PartialBatch {
-            done: (attr.count as usize).min(count),
+            done: written_before_error(attr.count, count),
             error: Error::new("BPF_MAP_UPDATE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
         }),
     }
@@ -660,9 +679,22 @@ pub fn delete_batch(
     match unsafe { bpf(cmd::MAP_DELETE_BATCH, &mut attr) } {
         Ok(_) => Ok(count),
         Err(e) => Err(PartialBatch {
-            done: (attr.count as usize).min(count),
+            done: written_before_error(attr.count, count),
             error: Error::new("BPF_MAP_DELETE_BATCH", e).on(format!("map fd {}", map.as_raw_fd())),
         }),
+    }
+}
+
+/// How many elements a failed batch command processed. The kernel writes
+/// the count back only once it started on the elements; a count left as
+/// asked means it failed before the first one (a failure at the last
+/// element would leave one less).
+fn written_before_error(reported: u32, asked: usize) -> usize {
+    let reported = reported as usize;
+    if reported >= asked {
+        0
+    } else {
+        reported
     }
 }
 

@@ -204,7 +204,7 @@ fn write_parts(m: &OpenMap, parsed: &Parsed, elem_flags: u64) -> Result<usize, C
 }
 
 /// Writes `n` packed entries: UPDATE_BATCH in chunks, or one by one when
-/// the map type has no batch update. On error, says how many were written.
+/// the map type has no batch update or `exist`/`noexist` was asked. On error, says how many were written.
 fn write(
     m: &OpenMap,
     keys: &[u8],
@@ -212,6 +212,10 @@ fn write(
     n: usize,
     elem_flags: u64,
 ) -> Result<usize, (usize, CliError)> {
+    if elem_flags != flags::ANY {
+        // The kernel takes only ANY (and F_LOCK) for batches.
+        return write_each(m, keys, values, n, elem_flags);
+    }
     let (ks, vs) = (m.sizes.key(), m.sizes.value());
     let mut done = 0;
     while done < n {

@@ -1,6 +1,6 @@
 //! `tcbpf map …`: the map helper for shell scripts. One file per idea:
 //! [`args`] reads DATA and TYPES words, [`entry`] writes entries as text or
-//! JSON, [`elem`] holds the one-element verbs, [`dump`] and [`load`] the bulk
+//! JSON, [`walk`] reads whole maps fast, [`elem`] holds the one-element verbs, [`dump`] and [`load`] the bulk
 //! ones, [`admin`] show/create/freeze/pin. `export` belongs to `map_export`.
 //!
 //! Nothing here probes privileges: a map held by descriptor (`fd`, `env`)
@@ -12,6 +12,7 @@ mod dump;
 mod elem;
 mod entry;
 mod load;
+mod walk;
 
 use super::error::CliError;
 use super::mapref::MapRef;
