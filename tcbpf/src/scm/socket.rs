@@ -456,22 +456,13 @@ impl Drop for SignalStop {
 }
 
 /// Sets or clears `FD_CLOEXEC` on `fd`. The exec proxy clears it on the map
-/// descriptors it hands to the command, and nowhere else.
+/// descriptors it hands to the command, and nowhere else. `FD_CLOEXEC` is
+/// the only descriptor flag Linux has, so one F_SETFD sets the whole state.
 pub fn set_close_on_exec(fd: impl AsFd, on: bool) -> io::Result<()> {
     let raw = fd.as_fd().as_raw_fd();
-    // SAFETY: fcntl F_GETFD/F_SETFD on a descriptor we borrow.
-    unsafe {
-        let flags = check(libc::fcntl(raw, libc::F_GETFD))?;
-        let new = if on {
-            flags | libc::FD_CLOEXEC
-        } else {
-            flags & !libc::FD_CLOEXEC
-        };
-        if new != flags {
-            check(libc::fcntl(raw, libc::F_SETFD, new))?;
-        }
-    }
-    Ok(())
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: fcntl F_SETFD on a descriptor we borrow.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFD, flags) }).map(|_| ())
 }
 
 /// The name of a signal for messages.
