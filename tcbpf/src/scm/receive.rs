@@ -142,6 +142,7 @@ impl Receiver {
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut transfer: Option<(ObjectId, u16)> = None;
         let mut maps: Vec<ReceivedMap> = Vec::new();
+        let mut checker = MapCheck::default();
         loop {
             if let Some((_, total)) = &transfer {
                 if maps.len() == usize::from(*total) {
@@ -251,7 +252,7 @@ impl Receiver {
                 )));
             }
             for (i, (desc, fd)) in chunk.maps.into_iter().zip(dgram.fds).enumerate() {
-                maps.push(check_map(n + i, desc, fd)?);
+                maps.push(checker.check(n + i, desc, fd)?);
             }
         }
         let (object, _) = transfer.unwrap_or_default();
@@ -293,31 +294,77 @@ impl Drop for Receiver {
     }
 }
 
-/// Checks that `fd` is a bpf map with the type and sizes `desc` gives.
-fn check_map(index: usize, desc: MapDesc, fd: OwnedFd) -> Result<ReceivedMap> {
-    let raw = fd.as_raw_fd();
-    // The kernel's cheap answer when it is certain; the inode name otherwise.
-    let checked = match socket::probe_is_map(fd.as_fd()) {
-        Some(true) => Ok(MapFd::from_kernel(fd)),
-        _ => MapFd::from_owned(fd),
-    };
-    let fd = checked.map_err(|e| {
-        Error::bad(format!(
-            "map {index} (entry id {}): descriptor is not a bpf map: {e}",
-            desc.id
-        ))
-    })?;
-    let info = map_info(&fd)?;
-    if info.map_type != desc.map_type
-        || info.key_size != desc.key_size
-        || info.value_size != desc.value_size
-    {
-        return Err(Error::bad(format!(
-            "map {index} (entry id {}): entry says type {} key {} value {}, but fd {raw} is map '{}' of type {} key {} value {}",
-            desc.id, desc.map_type, desc.key_size, desc.value_size, info.name, info.map_type, info.key_size, info.value_size
-        )));
+/// Scratch space for checking received maps: the probe's key and value
+/// buffers, reused across maps, and the CPU count once a per-CPU map shows up.
+#[derive(Default)]
+struct MapCheck {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    cpus: Option<usize>,
+}
+
+impl MapCheck {
+    /// Checks that `fd` is a bpf map with the type and sizes `desc` gives.
+    ///
+    /// Fast path: the kernel's map info (safe to ask of any descriptor: a
+    /// non-map bpf object fills the same zeroed buffer with its own info,
+    /// a non-bpf descriptor fails), compared with the entry, then a lookup
+    /// that only a map gets past (see `socket::probe_is_map`). Whenever the
+    /// kernel's answer is not certain, the descriptor's inode name decides
+    /// (`MapFd::from_owned`), and it words the error.
+    fn check(&mut self, index: usize, desc: MapDesc, fd: OwnedFd) -> Result<ReceivedMap> {
+        let raw = fd.as_raw_fd();
+        let not_a_map = |e: crate::sys::Error| {
+            Error::bad(format!(
+                "map {index} (entry id {}): descriptor is not a bpf map: {e}",
+                desc.id
+            ))
+        };
+        let info = match map_info(fd.as_fd()) {
+            Ok(info) => info,
+            Err(e) => {
+                // Not a bpf object at all, most likely: the inode name says.
+                MapFd::from_owned(fd).map_err(not_a_map)?;
+                return Err(e.into());
+            }
+        };
+        if info.map_type != desc.map_type
+            || info.key_size != desc.key_size
+            || info.value_size != desc.value_size
+        {
+            // A different map, or another kind of bpf object: say which.
+            let fd = MapFd::from_owned(fd).map_err(not_a_map)?;
+            let info = map_info(&fd)?;
+            return Err(Error::bad(format!(
+                "map {index} (entry id {}): entry says type {} key {} value {}, but fd {raw} is map '{}' of type {} key {} value {}",
+                desc.id, desc.map_type, desc.key_size, desc.value_size, info.name, info.map_type, info.key_size, info.value_size
+            )));
+        }
+        let value_len = self.value_len(&info);
+        self.key.clear();
+        self.key.resize(info.key_size as usize, 0);
+        self.value.clear();
+        self.value.resize(value_len, 0);
+        let fd = match socket::probe_is_map(fd.as_fd(), &self.key, &mut self.value) {
+            Some(true) => MapFd::from_kernel(fd),
+            _ => MapFd::from_owned(fd).map_err(not_a_map)?,
+        };
+        Ok(ReceivedMap { desc, fd, info })
     }
-    Ok(ReceivedMap { desc, fd, info })
+
+    /// Bytes a lookup of this map writes: the value, or one 8-aligned value
+    /// per possible CPU for per-CPU maps.
+    fn value_len(&mut self, info: &MapInfo) -> usize {
+        let size = info.value_size as usize;
+        if info.kind().is_some_and(|k| k.is_percpu()) {
+            let cpus = *self
+                .cpus
+                .get_or_insert_with(|| crate::sys::possible_cpus().unwrap_or(4096));
+            size.next_multiple_of(8) * cpus
+        } else {
+            size
+        }
+    }
 }
 
 /// Binds `path` (mode [`DEFAULT_MODE`]), receives one transfer and unlinks

@@ -496,21 +496,23 @@ struct LookupAttr {
 }
 
 /// Asks the kernel whether `fd` is a bpf map, cheaply: BPF_MAP_LOOKUP_ELEM
-/// with null key and value pointers gets past the kernel's "is this a map"
-/// test only for maps, then fails without touching anything (EFAULT,
-/// ENOENT…). `Some(true)` is certain. EINVAL and EBADF are also what a map
-/// of a few types could answer, so they give `None`: the caller must check
-/// another way (the descriptor's inode name).
-pub(crate) fn probe_is_map(fd: BorrowedFd<'_>) -> Option<bool> {
+/// gets past the kernel's "is this a map" test only for maps, and a lookup
+/// changes nothing. `key` and `value` must be the sizes a lookup of the map
+/// reads and writes *if* `fd` is the map its info says (for anything else
+/// the kernel returns EINVAL before touching them). `Some(true)` is certain;
+/// EINVAL and EBADF are also what a map of a few types could answer, so they
+/// give `None`: the caller must check another way (the inode name).
+pub(crate) fn probe_is_map(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Option<bool> {
     let mut attr = LookupAttr {
         map_fd: fd.as_raw_fd() as u32,
         _pad: 0,
-        key: 0,
-        value: 0,
+        key: if key.is_empty() { 0 } else { key.as_ptr() as u64 },
+        value: value.as_mut_ptr() as u64,
         flags: 0,
     };
-    // SAFETY: attr is BPF_MAP_LOOKUP_ELEM's attribute layout; its pointers
-    // are null, which the kernel checks (EFAULT) before any write.
+    // SAFETY: attr is BPF_MAP_LOOKUP_ELEM's attribute layout; key and value
+    // are live buffers of the sizes the caller vouches a lookup of this map
+    // reads and writes.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
