@@ -58,8 +58,9 @@ pub fn is_import_var(key: &str) -> bool {
 /// and `BPF_MAP_<NAME>` per map. When two maps share an id or a name, the
 /// first one keeps the variable (as `getenv` would find tc's first).
 pub fn map_environment(maps: &[MapVar]) -> Vec<(String, String)> {
-    let mut out = vec![(NUM_MAPS_VAR.to_string(), maps.len().to_string())];
-    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(1 + 2 * maps.len());
+    out.push((NUM_MAPS_VAR.to_string(), maps.len().to_string()));
+    let mut seen = std::collections::BTreeSet::new();
     for m in maps {
         let id_var = format!("{MAP_VAR_PREFIX}{}", m.id);
         if seen.insert(id_var.clone()) {

@@ -8,8 +8,10 @@ use super::env::{is_import_var, map_environment, MapVar};
 use crate::scm::{set_close_on_exec, Received};
 use std::ffi::OsString;
 use std::io;
+use crate::sys;
+use std::ffi::CString;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// The command `exec bpf import` runs when none is given.
 pub const DEFAULT_COMMAND: &str = "/bin/sh";
@@ -33,26 +35,33 @@ pub fn environment_for(received: &Received) -> Vec<(String, String)> {
 /// Inherited `BPF_NUM_MAPS`/`BPF_MAP*` variables are replaced. Returns only
 /// on failure, after closing the maps.
 pub fn exec_with_maps(received: Received, argv: &[OsString]) -> io::Error {
-    let Some((program, args)) = argv.split_first() else {
-        return io::Error::new(io::ErrorKind::InvalidInput, "no command to run");
+    let argv: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(_) => return io::Error::new(io::ErrorKind::InvalidInput, "command holds a NUL byte"),
     };
+    if argv.is_empty() {
+        return io::Error::new(io::ErrorKind::InvalidInput, "no command to run");
+    }
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !k.to_str().is_some_and(is_import_var))
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    envp.extend(
+        environment_for(&received)
+            .into_iter()
+            .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok()),
+    );
     for m in &received.maps {
         if let Err(e) = set_close_on_exec(&m.fd, false) {
             return e;
         }
     }
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(is_import_var) {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.envs(environment_for(&received));
-    // Command::exec keeps every descriptor open as it is (no stdio
-    // redirection is configured), restores the default signal mask and
-    // SIGPIPE disposition, and calls execvp.
-    let err = cmd.exec();
+    let err = sys::process::execvpe(&argv, &envp);
     drop(received);
     err
 }

@@ -14,6 +14,7 @@ pub mod info;
 pub mod map;
 pub mod obj;
 pub mod prog;
+pub mod process;
 
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
