@@ -112,7 +112,10 @@ mod tests {
     fn id_after_a_map_sets_its_export_id() {
         // `id N` right after a map is its export id, so `env 3 id 9 id 1`
         // is env 3 exported as id 9, then the kernel's map 1.
-        let a = parse(&mut words("/tmp/s pinned /x id 4 env 3 id 9 id 1 obj foo.o")).unwrap();
+        let a = parse(&mut words(
+            "/tmp/s pinned /x id 4 env 3 id 9 id 1 obj foo.o",
+        ))
+        .unwrap();
         assert_eq!(a.object, "foo.o");
         assert_eq!(
             a.maps,
@@ -123,7 +126,10 @@ mod tests {
             ]
         );
         let b = parse(&mut words("/tmp/s id 51 id 0 id 52 id 1")).unwrap();
-        assert_eq!(b.maps, vec![(MapRef::Id(51), Some(0)), (MapRef::Id(52), Some(1))]);
+        assert_eq!(
+            b.maps,
+            vec![(MapRef::Id(51), Some(0)), (MapRef::Id(52), Some(1))]
+        );
     }
 
     #[test]

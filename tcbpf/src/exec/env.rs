@@ -60,18 +60,28 @@ pub fn is_import_var(key: &str) -> bool {
 pub fn map_environment(maps: &[MapVar]) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(1 + 2 * maps.len());
     out.push((NUM_MAPS_VAR.to_string(), maps.len().to_string()));
-    let mut seen = std::collections::BTreeSet::new();
     for m in maps {
-        let id_var = format!("{MAP_VAR_PREFIX}{}", m.id);
-        if seen.insert(id_var.clone()) {
-            out.push((id_var, m.fd.to_string()));
-        }
+        let fd = m.fd.to_string();
+        out.push((format!("{MAP_VAR_PREFIX}{}", m.id), fd.clone()));
         if let Some(name) = name_var(&m.name) {
-            if seen.insert(name.clone()) {
-                out.push((name, m.fd.to_string()));
-            }
+            out.push((name, fd));
         }
     }
+    // Keep the first of each key: sort positions by (key, position) and
+    // drop every position whose key equals its predecessor's.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_unstable_by(|&a, &b| out[a].0.cmp(&out[b].0).then(a.cmp(&b)));
+    let mut keep = vec![true; out.len()];
+    for pair in order.windows(2) {
+        if out[pair[0]].0 == out[pair[1]].0 {
+            keep[pair[1]] = false;
+        }
+    }
+    let mut index = 0;
+    out.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
     out
 }
 

@@ -6,10 +6,10 @@
 
 use super::env::{is_import_var, map_environment, MapVar};
 use crate::scm::{set_close_on_exec, Received};
-use std::ffi::OsString;
-use std::io;
 use crate::sys;
 use std::ffi::CString;
+use std::ffi::OsString;
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -51,11 +51,12 @@ pub fn exec_with_maps(received: Received, argv: &[OsString]) -> io::Error {
             CString::new(kv).ok()
         })
         .collect();
-    envp.extend(
-        environment_for(&received)
-            .into_iter()
-            .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok()),
-    );
+    envp.extend(environment_for(&received).into_iter().filter_map(|(k, v)| {
+        let mut kv = k.into_bytes();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        CString::new(kv).ok()
+    }));
     for m in &received.maps {
         if let Err(e) = set_close_on_exec(&m.fd, false) {
             return e;

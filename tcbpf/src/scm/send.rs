@@ -44,11 +44,22 @@ impl Sender {
             return Err(Error::bad("no maps to send"));
         }
         for range in wire::chunk_ranges(maps.len()) {
-            let chunk = &maps[range];
+            let chunk = &maps[range.clone()];
             let descs: Vec<MapDesc> = chunk.iter().map(|(d, _)| *d).collect();
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, f)| *f).collect();
             let bytes = wire::encode_chunk(object, total, &descs);
-            self.send_raw(&bytes, &fds)?;
+            self.send_raw(&bytes, &fds).map_err(|mut e| {
+                if range.start > 0 {
+                    e.message = format!(
+                        "{} (the importer stopped after {} of {} maps; iproute2's importer takes at most {})",
+                        e.message,
+                        range.start,
+                        maps.len(),
+                        wire::MAX_MAPS_PER_DATAGRAM
+                    );
+                }
+                e
+            })?;
         }
         Ok(())
     }

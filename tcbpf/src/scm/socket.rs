@@ -506,7 +506,11 @@ pub(crate) fn probe_is_map(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> 
     let mut attr = LookupAttr {
         map_fd: fd.as_raw_fd() as u32,
         _pad: 0,
-        key: if key.is_empty() { 0 } else { key.as_ptr() as u64 },
+        key: if key.is_empty() {
+            0
+        } else {
+            key.as_ptr() as u64
+        },
         value: value.as_mut_ptr() as u64,
         flags: 0,
     };

@@ -13,8 +13,8 @@ mod fd;
 pub mod info;
 pub mod map;
 pub mod obj;
-pub mod prog;
 pub mod process;
+pub mod prog;
 
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
