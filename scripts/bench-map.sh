@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
-RUNS=${2:-5}
+RUNS=${2:-11}
 if [ "$(id -u)" != 0 ]; then
     echo "bench-map.sh: needs root (creates maps, mounts a bpffs)" >&2
     exit 2
@@ -77,12 +77,12 @@ got=$("$TCBPF" map dump pinned "$MAP" key u32 value u64 | wc -l)
 
 echo "timing dump…" >&2
 dump_tcbpf=$(median_secs "$RUNS" "$TCBPF" map dump pinned "$MAP")
-dump_bpftool=$(median_secs 1 "$BPFTOOL" map dump pinned "$MAP")
+dump_bpftool=$(median_secs 3 "$BPFTOOL" map dump pinned "$MAP")
 dump_raw=$(median_secs "$RUNS" "$RAW" dump "$MAP")
 
 echo "timing load…" >&2
 load_tcbpf=$(median_secs "$RUNS" "$TCBPF" map load pinned "$MAP" key u32 value u64 from "$WORK/lines.txt")
-load_bpftool=$(median_secs 1 "$BPFTOOL" batch file "$WORK/bpftool.txt")
+load_bpftool=$(median_secs 3 "$BPFTOOL" batch file "$WORK/bpftool.txt")
 load_raw=$(median_secs "$RUNS" "$RAW" update "$MAP" "$N")
 
 # The loads left value 3k at key k: check one through tcbpf.
@@ -105,7 +105,7 @@ else
 fi
 
 echo
-echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS runs (bpftool bulk: 1 run)"
+echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS runs (bpftool bulk: 3 runs)"
 awk -v dt="$dump_tcbpf" -v db="$dump_bpftool" -v dr="$dump_raw" \
     -v lt="$load_tcbpf" -v lb="$load_bpftool" -v lr="$load_raw" \
     -v kt="$look_tcbpf" -v ks="$look_static" -v kb="$look_bpftool" 'BEGIN {
