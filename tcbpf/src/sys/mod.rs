@@ -7,6 +7,7 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
+mod batch;
 pub mod btf;
 mod error;
 mod fd;
