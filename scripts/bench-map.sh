@@ -66,7 +66,7 @@ once_ns() {
 
 # median FILE: the median of the numbers (ns) in FILE, in seconds.
 median() {
-    sort -n "$1" | awk '{ a[NR] = $1 } END { printf "%.4f\n", a[int((NR + 1) / 2)] / 1e9 }'
+    sort -n "$1" | awk '{ a[NR] = $1 } END { printf "%.7f\n", a[int((NR + 1) / 2)] / 1e9 }'
 }
 
 # Sanity: every tool sees the same map.
@@ -98,14 +98,19 @@ load_tcbpf=$(median "$WORK/lt"); load_bpftool=$(median "$WORK/lb"); load_raw=$(m
 
 echo "timing single lookups…" >&2
 if command -v hyperfine >/dev/null; then
-    hyperfine -N --warmup 30 --runs 500 --export-json "$WORK/lookup.json" \
-        "$TCBPF map lookup pinned $MAP key u32 7" \
-        "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
-        "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
-    read -r look_tcbpf look_static look_bpftool < <(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-print(r[0]["median"], r[1]["median"], r[2]["median"])' "$WORK/lookup.json")
+    # Five rounds of 100 runs each, so that load from elsewhere falls on
+    # every tool alike; the figure is the median of the rounds' medians.
+    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
+    for _ in 1 2 3 4 5; do
+        hyperfine -N --warmup 20 --runs 100 --export-csv "$WORK/lookup.csv" \
+            "$TCBPF map lookup pinned $MAP key u32 7" \
+            "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
+            "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
+        # CSV columns: command,mean,stddev,median,…; rows in the order given.
+        awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
+            NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
+    done
+    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
 else
     : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
     for _ in $(seq 300); do
