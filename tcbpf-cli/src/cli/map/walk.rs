@@ -12,7 +12,8 @@
 //! - map types without batch support: GET_NEXT_KEY + LOOKUP per element.
 //!
 //! A hash bucket holding more entries than a chunk makes the kernel say
-//! ENOSPC: the chunk grows and the same step is retried.
+//! ENOSPC: the chunk grows and the same step is retried. Nothing here
+//! formats or writes output: the caller's function gets the raw chunks.
 
 use super::super::error::CliError;
 use super::OpenMap;
