@@ -8,6 +8,7 @@
 
 mod builder;
 mod error;
+mod fixup;
 mod lookup;
 pub mod maps;
 mod parse;
@@ -18,6 +19,7 @@ mod write;
 
 pub use builder::BtfBuilder;
 pub use error::{Error, Result};
+pub use fixup::FixupReport;
 pub use lookup::MAX_RESOLVE_DEPTH;
 pub use parse::Header;
 pub use spec::Btf;
