@@ -7,8 +7,10 @@
 //! - [`maps`]: BTF-defined map definitions of the `.maps` section.
 //! - [`BtfExt`]: `.BTF.ext` function/line info and CO-RE relocation records.
 //! - `fixup`: what the kernel needs changed before BTF_LOAD.
+//! - [`core`]: CO-RE relocation resolution and instruction patching.
 
 mod builder;
+pub mod core;
 mod error;
 mod ext;
 mod fixup;
@@ -26,5 +28,5 @@ pub use ext::{BtfExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo};
 pub use fixup::FixupReport;
 pub use lookup::MAX_RESOLVE_DEPTH;
 pub use parse::Header;
-pub use spec::Btf;
+pub use spec::{essential_name, Btf};
 pub use types::*;

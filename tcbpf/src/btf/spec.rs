@@ -24,6 +24,8 @@ pub struct Btf {
     pub(crate) flags: u8,
     /// Ids by name (own types only), built on first use.
     by_name: OnceLock<HashMap<String, Vec<TypeId>>>,
+    /// Ids by essential name (`___flavor` stripped; own types only).
+    by_essential_name: OnceLock<HashMap<String, Vec<TypeId>>>,
 }
 
 impl Default for Btf {
@@ -60,6 +62,7 @@ impl Btf {
             base,
             flags,
             by_name: OnceLock::new(),
+            by_essential_name: OnceLock::new(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Btf {
             )));
         }
         self.by_name = OnceLock::new();
+        self.by_essential_name = OnceLock::new();
         self.types
             .get_mut((id - first) as usize)
             .ok_or(Error::TypeIdOutOfRange { id, end })
@@ -181,6 +185,7 @@ impl Btf {
     pub fn add_type(&mut self, t: Type) -> TypeId {
         self.types.push(t);
         self.by_name = OnceLock::new();
+        self.by_essential_name = OnceLock::new();
         self.end_id() - 1
     }
 
@@ -201,6 +206,26 @@ impl Btf {
         index.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Ids of this BTF's own types whose essential name (the name without
+    /// a `___flavor` suffix) is `essential`.
+    pub fn own_ids_by_essential_name(&self, essential: &str) -> &[TypeId] {
+        let index = self.by_essential_name.get_or_init(|| {
+            let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
+            for (id, t) in self.own_types() {
+                if t.name_off == 0 {
+                    continue;
+                }
+                if let Ok(n) = self.str_at(t.name_off) {
+                    map.entry(essential_name(n).to_string())
+                        .or_default()
+                        .push(id);
+                }
+            }
+            map
+        });
+        index.get(essential).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     /// Ids of all types (base included) named exactly `name`.
     pub fn ids_named(&self, name: &str) -> Vec<TypeId> {
         let mut ids = match &self.base {
@@ -210,4 +235,19 @@ impl Btf {
         ids.extend_from_slice(self.own_ids_named(name));
         ids
     }
+}
+
+/// The name without its `___flavor` suffix, as CO-RE matches names: the
+/// cut is at the last `X___Y` where X and Y are not underscores.
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    if n >= 5 {
+        for i in (0..=n - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
 }
