@@ -297,7 +297,7 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<Option<FieldVal
         CoreReloKind::FieldLshiftU64 => 64u64.wrapping_sub(bit_off + bit_sz - byte_off * 8),
         CoreReloKind::FieldRshiftU64 => {
             validate = true;
-            64 - bit_sz
+            64u64.wrapping_sub(bit_sz)
         }
         other => {
             return Err(Error::invalid(format!(
