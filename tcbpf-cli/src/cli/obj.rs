@@ -104,7 +104,7 @@ fn spec_json(spec: &ObjectSpec) -> Value {
         "file": spec.file,
         "license": spec.license,
         "legacy_map_size": spec.legacy_map_size,
-        "btf": spec.btf.as_ref().map(Vec::len),
+        "btf_types": spec.btf.as_ref().map(|b| b.own_types().count()),
         "btf_ext": spec.btf_ext.as_ref().map(Vec::len),
         "sections": spec.sections.iter().filter(|s| s.index > 0).map(|s| json!({
             "index": s.index,

@@ -1,21 +1,28 @@
-//! BTF upload: the object's BTF, fixed up for the kernel, loaded with
-//! BTF_LOAD; the spec gets the type ids and func/line info that go with it.
-//! When the kernel refuses the BTF the object loads without it.
+//! BTF upload: the object's BTF (fixed up at parse time) sanitized for the
+//! kernel and loaded with BTF_LOAD. When the kernel refuses it the object
+//! loads without BTF, and a note says why.
 
 use super::Context;
 use crate::object::ObjectSpec;
 use crate::sys::BtfFd;
-use std::borrow::Cow;
 
-/// Uploads `spec`'s BTF; returns the descriptor (if the kernel took it)
-/// and the spec to load (with BTF ids and func/line info when it did).
-pub(crate) fn upload<'s>(
-    ctx: &mut Context<'_>,
-    spec: &'s ObjectSpec,
-) -> (Option<BtfFd>, Cow<'s, ObjectSpec>) {
-    if spec.btf.is_some() {
-        ctx.notes
-            .push("BTF: not uploaded (no BTF model in this build)".to_string());
+/// Uploads `spec`'s BTF; `None` when the object has none or the kernel
+/// refused it.
+pub(crate) fn upload(ctx: &mut Context<'_>, spec: &ObjectSpec) -> Option<BtfFd> {
+    let mut btf = spec.btf.clone()?;
+    if let Err(e) = btf.sanitize_for_kernel() {
+        ctx.notes.push(format!(
+            "BTF: cannot prepare it for the kernel ({e}); loading without BTF"
+        ));
+        return None;
     }
-    (None, Cow::Borrowed(spec))
+    match crate::sys::btf::load(&btf.to_bytes()) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            ctx.notes.push(format!(
+                "BTF: the kernel refused it ({e}); loading without BTF"
+            ));
+            None
+        }
+    }
 }

@@ -314,25 +314,32 @@ pub fn load_spec(
         notes: Vec::new(),
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
-    let (btf, spec) = if opts.use_btf {
+    let btf = if opts.use_btf {
         btf::upload(&mut ctx, spec)
     } else {
-        (None, std::borrow::Cow::Borrowed(spec))
+        None
     };
     let mut guard = pin::PinGuard::default();
-    let maps = maps::create_all(&mut ctx, &spec, btf.as_ref(), &mut guard)?;
+    let maps = maps::create_all(&mut ctx, spec, btf.as_ref(), &mut guard)?;
     let mut programs = Vec::with_capacity(wanted.len());
     for i in wanted {
         programs.push(programs::load(
             &mut ctx,
-            &spec,
+            spec,
             &spec.programs[i],
             &maps,
             btf.as_ref(),
         )?);
     }
-    tail_calls::fill(&ctx, &spec, &maps, &programs)?;
+    tail_calls::fill(&ctx, spec, &maps, &programs)?;
     if let Some(path) = &opts.pin_program {
+        if path.starts_with(&opts.bpffs) && !ctx.bpffs_ready {
+            pin::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
+                file: ctx.file.clone(),
+                what: format!("bpffs {}", opts.bpffs.display()),
+                source: e,
+            })?;
+        }
         guard
             .pin(&programs[0].fd, path)
             .map_err(|e| LoadError::Sys {

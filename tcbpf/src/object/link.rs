@@ -34,6 +34,9 @@ pub(crate) struct MapResolver {
     pub btf_by_name: HashMap<String, usize>,
     /// BTF maps by (offset, size) in `.maps`.
     pub btf_by_offset: Vec<(u64, u64, usize)>,
+    /// BTF maps with `values`: (map index, variable offset, variable size,
+    /// offset of `values` in the definition).
+    pub btf_values: Vec<(usize, u32, u32, u32)>,
     /// Global data maps by section index.
     pub data: HashMap<usize, usize>,
 }

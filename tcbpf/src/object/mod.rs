@@ -96,8 +96,9 @@ pub struct ObjectSpec {
     pub license: String,
     /// Size of one legacy `struct bpf_elf_map` entry, when the object has them.
     pub legacy_map_size: Option<usize>,
-    /// Raw `.BTF` section.
-    pub btf: Option<Vec<u8>>,
+    /// The object's BTF, fixed up from the ELF file (data section sizes,
+    /// variable offsets) but not yet sanitized for the kernel.
+    pub btf: Option<crate::btf::Btf>,
     /// Raw `.BTF.ext` section.
     pub btf_ext: Option<Vec<u8>>,
 }
@@ -152,13 +153,22 @@ impl ObjectSpec {
                     let end = s.data.iter().position(|&b| b == 0).unwrap_or(s.data.len());
                     spec.license = String::from_utf8_lossy(&s.data[..end]).into_owned();
                 }
-                SectionKind::Btf => spec.btf = Some(s.data.to_vec()),
+                SectionKind::Btf => spec.btf = Some(btf_maps::parse_btf(file, &elf, s.data)?),
                 SectionKind::BtfExt => spec.btf_ext = Some(s.data.to_vec()),
                 _ => {}
             }
         }
         if let Some(index) = btf_maps_section {
-            btf_maps::parse(file, &elf, &elf.sections[index], &mut spec, &mut resolver)?;
+            btf_maps::parse(file, &elf.sections[index], &mut spec, &mut resolver)?;
+        }
+        if let Some(btf) = &spec.btf {
+            for m in spec
+                .maps
+                .iter_mut()
+                .filter(|m| m.origin == MapOrigin::GlobalData)
+            {
+                m.btf_value_type_id = btf.datasec(&m.name).map_or(0, |(id, _)| id);
+            }
         }
         assign_ids(&mut spec.maps);
         link::check_relocations(file, &elf)?;
@@ -170,7 +180,7 @@ impl ObjectSpec {
             }
         }
         if let Some(index) = btf_maps_section {
-            btf_maps::resolve_initialisers(file, &elf, &elf.sections[index], &mut spec)?;
+            btf_maps::resolve_initialisers(file, &elf, &elf.sections[index], &mut spec, &resolver)?;
         }
         Ok(spec)
     }
