@@ -5,9 +5,12 @@
 //! - [`Btf`]: a parsed type set (`Btf::parse`, `Btf::parse_split`,
 //!   `Btf::to_bytes`), with lookups by id, name and kind.
 //! - [`maps`]: BTF-defined map definitions of the `.maps` section.
+//! - [`BtfExt`]: `.BTF.ext` function/line info and CO-RE relocation records.
+//! - `fixup`: what the kernel needs changed before BTF_LOAD.
 
 mod builder;
 mod error;
+mod ext;
 mod fixup;
 mod lookup;
 pub mod maps;
@@ -19,6 +22,7 @@ mod write;
 
 pub use builder::BtfBuilder;
 pub use error::{Error, Result};
+pub use ext::{BtfExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo};
 pub use fixup::FixupReport;
 pub use lookup::MAX_RESOLVE_DEPTH;
 pub use parse::Header;
