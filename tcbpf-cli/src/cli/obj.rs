@@ -105,7 +105,7 @@ fn spec_json(spec: &ObjectSpec) -> Value {
         "license": spec.license,
         "legacy_map_size": spec.legacy_map_size,
         "btf_types": spec.btf.as_ref().map(|b| b.own_types().count()),
-        "btf_ext": spec.btf_ext.as_ref().map(Vec::len),
+        "btf_ext": spec.btf_ext.is_some(),
         "sections": spec.sections.iter().filter(|s| s.index > 0).map(|s| json!({
             "index": s.index,
             "name": s.name,

@@ -10,6 +10,7 @@
 mod btf_maps;
 mod elf;
 mod error;
+mod func_info;
 mod global_data;
 mod legacy_maps;
 mod link;
@@ -99,8 +100,8 @@ pub struct ObjectSpec {
     /// The object's BTF, fixed up from the ELF file (data section sizes,
     /// variable offsets) but not yet sanitized for the kernel.
     pub btf: Option<crate::btf::Btf>,
-    /// Raw `.BTF.ext` section.
-    pub btf_ext: Option<Vec<u8>>,
+    /// The parsed `.BTF.ext` section (func/line info, CO-RE relocations).
+    pub btf_ext: Option<crate::btf::BtfExt>,
 }
 
 impl ObjectSpec {
@@ -126,6 +127,7 @@ impl ObjectSpec {
         };
         let mut resolver = link::MapResolver::default();
         let mut btf_maps_section = None;
+        let mut btf_ext_data = None;
         for s in &elf.sections {
             let kind = classify(s);
             spec.sections.push(SectionInfo {
@@ -154,7 +156,7 @@ impl ObjectSpec {
                     spec.license = String::from_utf8_lossy(&s.data[..end]).into_owned();
                 }
                 SectionKind::Btf => spec.btf = Some(btf_maps::parse_btf(file, &elf, s.data)?),
-                SectionKind::BtfExt => spec.btf_ext = Some(s.data.to_vec()),
+                SectionKind::BtfExt => btf_ext_data = Some(s.data),
                 _ => {}
             }
         }
@@ -178,6 +180,14 @@ impl ObjectSpec {
                 let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
             }
+        }
+        if let (Some(data), Some(btf)) = (btf_ext_data, &spec.btf) {
+            let ext = crate::btf::BtfExt::parse(data)
+                .map_err(|e| ParseError::new(file, e.to_string()).in_section(".BTF.ext"))?;
+            for p in &mut spec.programs {
+                func_info::attach(btf, &ext, p);
+            }
+            spec.btf_ext = Some(ext);
         }
         if let Some(index) = btf_maps_section {
             btf_maps::resolve_initialisers(file, &elf, &elf.sections[index], &mut spec, &resolver)?;
