@@ -42,14 +42,24 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
+        let mut text = self.file.clone();
         if let Some(s) = &self.section {
-            write!(f, ": section '{s}'")?;
+            text.push_str(&format!(": section '{s}'"));
         }
         if let Some(s) = &self.symbol {
-            write!(f, ": symbol '{s}'")?;
+            text.push_str(&format!(": symbol '{s}'"));
         }
-        write!(f, ": {}", self.reason)
+        text.push_str(": ");
+        text.push_str(&self.reason);
+        // Names come from the file: keep the message on one printable line.
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -50,7 +50,9 @@ impl MapResolver {
             return Ok(None);
         };
         let offset = if sym.kind == SymKind::Section {
-            i64::try_from(sym.value).unwrap_or(i64::MAX) + i64::from(imm)
+            i64::try_from(sym.value)
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(imm))
         } else {
             i64::try_from(sym.value).unwrap_or(i64::MAX)
         };
@@ -80,12 +82,12 @@ impl MapResolver {
             };
         }
         if let Some(&m) = self.data.get(&section) {
-            let off = offset
-                + if sym.kind == SymKind::Section {
-                    0
-                } else {
-                    i64::from(imm)
-                };
+            let extra = if sym.kind == SymKind::Section {
+                0
+            } else {
+                i64::from(imm)
+            };
+            let off = offset.saturating_add(extra);
             let off = u32::try_from(off)
                 .map_err(|_| format!("global data offset {off} out of bounds"))?;
             return Ok(Some((m, MapRefKind::Value { offset: off })));
@@ -170,7 +172,10 @@ pub(crate) fn link(
                         let tsec = code_section(elf, sym).ok_or_else(|| {
                             err("call relocation to a symbol outside code".into())
                         })?;
-                        (tsec, sym.value as i64 / 8 + i64::from(insn.imm) + 1)
+                        (
+                            tsec,
+                            (sym.value as i64 / 8).saturating_add(i64::from(insn.imm) + 1),
+                        )
                     }
                     None => (f.section, sec_insn as i64 + i64::from(insn.imm) + 1),
                 };
@@ -191,7 +196,7 @@ pub(crate) fn link(
                 if let Some(r) = reloc {
                     let sym = &elf.symbols[r.symbol];
                     if let Some(tsec) = code_section(elf, sym) {
-                        let byte = sym.value as i64 + i64::from(insn.imm);
+                        let byte = (sym.value as i64).saturating_add(i64::from(insn.imm));
                         let callee = linker.function_at(tsec, byte / 8).ok_or_else(|| {
                             err(format!(
                                 "function address at byte {byte}, where no function starts"
