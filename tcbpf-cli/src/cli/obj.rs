@@ -200,6 +200,12 @@ fn load_error(e: tcbpf::load::LoadError) -> CliError {
     let exit = match &e {
         tcbpf::load::LoadError::NoProgram { .. } => Exit::NotFound,
         tcbpf::load::LoadError::Read { .. } => exit_for_errno(e.errno()),
+        // The verifier refusing the program is bad input, not a permission.
+        tcbpf::load::LoadError::Verifier { .. }
+            if matches!(e.errno(), Some(libc::EACCES) | Some(libc::EINVAL)) =>
+        {
+            Exit::Usage
+        }
         _ if e.is_bad_input() => Exit::Usage,
         _ => match exit_for_errno(e.errno()) {
             Exit::NotFound => Exit::Failure,
