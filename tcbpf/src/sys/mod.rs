@@ -7,9 +7,10 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
+pub mod btf;
 mod error;
 mod fd;
-pub mod btf;
+pub mod fs;
 pub mod info;
 pub mod map;
 pub mod obj;

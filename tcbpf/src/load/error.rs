@@ -1,0 +1,164 @@
+//! The error of a failed load: which file, which map or section, and why,
+//! in one line (with the tail of the verifier log for rejected programs).
+
+use crate::object::ParseError;
+use crate::sys;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// How many lines of the verifier log a rejection error shows.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// Why an object could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Read {
+        /// The object file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The file is not a valid eBPF object.
+    Parse(ParseError),
+    /// The requested program is not in the object.
+    NoProgram {
+        /// The object file.
+        file: String,
+        /// What was asked for (`section 'classifier'`, `program 'x'`).
+        wanted: String,
+        /// The program sections the object has.
+        available: Vec<String>,
+    },
+    /// The object is well-formed but cannot be loaded as asked (an outer
+    /// map without its inner map, a tail call to a missing array…).
+    Invalid {
+        /// The object file.
+        file: String,
+        /// The map or section concerned.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A kernel or filesystem operation failed.
+    Sys {
+        /// The object file.
+        file: String,
+        /// The map, program, pin or directory concerned.
+        what: String,
+        /// The failed operation.
+        source: sys::Error,
+    },
+    /// A pinned map exists with a definition other than the object's.
+    PinMismatch {
+        /// The object file.
+        file: String,
+        /// The map.
+        map: String,
+        /// The pin.
+        path: PathBuf,
+        /// The pinned map's definition.
+        pinned: String,
+        /// The object's definition.
+        wanted: String,
+    },
+    /// The verifier rejected a program.
+    Verifier {
+        /// The object file.
+        file: String,
+        /// The program's section.
+        section: String,
+        /// The program's name.
+        program: String,
+        /// The failed BPF_PROG_LOAD.
+        source: sys::Error,
+        /// The whole verifier log.
+        log: String,
+    },
+}
+
+impl LoadError {
+    /// The errno behind the error, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            LoadError::Read { source, .. } => source.raw_os_error(),
+            LoadError::Sys { source, .. } | LoadError::Verifier { source, .. } => source.errno(),
+            _ => None,
+        }
+    }
+
+    /// True for errors about the object's contents or the request (bad
+    /// input), as opposed to the system refusing.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch { .. }
+        )
+    }
+
+    /// The last `n` non-empty lines of the verifier log.
+    pub fn log_tail(log: &str, n: usize) -> String {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Parse(e) => write!(f, "{e}"),
+            LoadError::NoProgram {
+                file,
+                wanted,
+                available,
+            } => {
+                write!(f, "{file}: no {wanted} in the object")?;
+                if available.is_empty() {
+                    write!(f, " (it has no program sections)")
+                } else {
+                    write!(f, " (program sections: {})", available.join(", "))
+                }
+            }
+            LoadError::Invalid { file, what, reason } => write!(f, "{file}: {what}: {reason}"),
+            LoadError::Sys { file, what, source } => write!(f, "{file}: {what}: {source}"),
+            LoadError::PinMismatch {
+                file,
+                map,
+                path,
+                pinned,
+                wanted,
+            } => write!(
+                f,
+                "{file}: map '{map}': the map pinned at {} is {pinned}, the object defines {wanted}",
+                path.display()
+            ),
+            LoadError::Verifier {
+                file,
+                section,
+                program,
+                source,
+                log,
+            } => {
+                write!(
+                    f,
+                    "{file}: section '{section}': program '{program}' rejected: {source}"
+                )?;
+                let tail = LoadError::log_tail(log, LOG_TAIL_LINES);
+                if !tail.is_empty() {
+                    write!(f, "\nverifier log (last lines):\n{tail}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<ParseError> for LoadError {
+    fn from(e: ParseError) -> Self {
+        LoadError::Parse(e)
+    }
+}
