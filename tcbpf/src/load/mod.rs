@@ -9,6 +9,7 @@
 //! A failed load leaves no pin or directory behind.
 
 mod btf;
+mod core;
 mod error;
 mod maps;
 pub mod pin;
@@ -80,6 +81,9 @@ pub struct LoadOptions {
     /// Also pin the main program here (`obj load … pin PATH`); a failure
     /// undoes the whole load, map pins included.
     pub pin_program: Option<PathBuf>,
+    /// Target BTF for CO-RE relocations (`btf FILE`); default the running
+    /// kernel's `/sys/kernel/btf/vmlinux` (and module BTF).
+    pub target_btf: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -93,6 +97,7 @@ impl Default for LoadOptions {
             verbose: false,
             use_btf: true,
             pin_program: None,
+            target_btf: None,
         }
     }
 }
@@ -314,6 +319,7 @@ pub fn load_spec(
         notes: Vec::new(),
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let targets = core::targets(spec, opts.target_btf.as_ref())?;
     let btf = if opts.use_btf {
         btf::upload(&mut ctx, spec)
     } else {
@@ -323,13 +329,12 @@ pub fn load_spec(
     let maps = maps::create_all(&mut ctx, spec, btf.as_ref(), &mut guard)?;
     let mut programs = Vec::with_capacity(wanted.len());
     for i in wanted {
-        programs.push(programs::load(
-            &mut ctx,
-            spec,
-            &spec.programs[i],
-            &maps,
-            btf.as_ref(),
-        )?);
+        // CO-RE first: it patches offsets the other relocations do not touch.
+        let (prog, core) = core::relocate(&mut ctx, spec, &spec.programs[i], targets.as_ref())?;
+        programs.push(
+            programs::load(&mut ctx, spec, &prog, &maps, btf.as_ref())
+                .map_err(|e| core::explain(e, &prog, &core))?,
+        );
     }
     tail_calls::fill(&ctx, spec, &maps, &programs)?;
     if let Some(path) = &opts.pin_program {
