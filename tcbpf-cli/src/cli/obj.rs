@@ -13,18 +13,20 @@ use tcbpf::object::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
 pub const USAGE: &str = "\
 Usage: tcbpf obj show FILE
        tcbpf obj load FILE [ type { cls | act } ] [ { sec NAME | program NAME } ]
-                      [ bpffs DIR ] [ verbose ] pin PATH
+                      [ bpffs DIR ] [ btf FILE ] [ verbose ] pin PATH
 
   show   list the object's sections, programs (instruction counts, the
-         subprograms linked in, map references) and maps (definition, id,
-         pinning); -j prints JSON
+         subprograms linked in, map references), maps (definition, id,
+         pinning) and CO-RE relocations; -j prints JSON
   load   load the object as tc would (maps created or reused from their pins,
          tail-call programs stored in their program arrays) without attaching,
          and pin the chosen program at PATH (in a bpffs); prints its id.
          type: program type, cls (default) or act; sec: the program's section
          (default classifier / action); program: the program's function name;
          bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
-         verbose: print the verifier log
+         btf: the target BTF for CO-RE relocations (default the running
+         kernel's /sys/kernel/btf/vmlinux, and module BTF);
+         verbose: print the verifier log and each CO-RE resolution
 ";
 
 /// Runs `tcbpf obj …`.
@@ -115,7 +117,21 @@ fn spec_json(spec: &ObjectSpec) -> Value {
         })).collect::<Vec<_>>(),
         "programs": spec.programs.iter().map(program_json).collect::<Vec<_>>(),
         "maps": spec.maps.iter().map(map_json).collect::<Vec<_>>(),
+        "core_relocations": core_relocations(spec).iter().map(|r| json!({
+            "section": r.section,
+            "insn": r.insn,
+            "kind": r.kind.name(),
+            "access": r.access,
+            "local": r.local,
+        })).collect::<Vec<_>>(),
     })
+}
+
+fn core_relocations(spec: &ObjectSpec) -> Vec<tcbpf::btf::core::RelocationInfo> {
+    match (&spec.btf, &spec.btf_ext) {
+        (Some(btf), Some(ext)) => tcbpf::btf::core::describe_relocations(btf, ext),
+        _ => Vec::new(),
+    }
 }
 
 fn spec_text(spec: &ObjectSpec) -> String {
@@ -192,6 +208,13 @@ fn spec_text(spec: &ObjectSpec) -> String {
         }
         let _ = writeln!(out);
     }
+    let core = core_relocations(spec);
+    if !core.is_empty() {
+        let _ = writeln!(out, "core relocations:");
+        for r in &core {
+            let _ = writeln!(out, "  {r}");
+        }
+    }
     out
 }
 
@@ -227,7 +250,9 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
     while let Some(word) = w.next() {
         match choose(
             &word,
-            &["type", "section", "program", "bpffs", "verbose", "pin"],
+            &[
+                "type", "section", "program", "bpffs", "verbose", "pin", "btf",
+            ],
             "obj load option",
         )? {
             "type" => {
@@ -240,6 +265,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "program" => opts.program = Some(w.expect("a function NAME after 'program'")?),
             "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
             "verbose" => opts.verbose = true,
+            "btf" => opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?)),
             _ => opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?)),
         }
     }

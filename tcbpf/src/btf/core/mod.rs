@@ -200,23 +200,52 @@ pub fn relocate_section(
     Ok(out)
 }
 
-/// Describes every CO-RE relocation of the object without resolving it
-/// (for `obj show`): one line per relocation, with its section.
-pub fn describe_relocations(local: &Btf, ext: &BtfExt) -> Vec<(String, String)> {
+/// A CO-RE relocation as recorded in the object (for `obj show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelocationInfo {
+    /// The ELF section of the instruction.
+    pub section: String,
+    /// Instruction index in the section.
+    pub insn: u32,
+    /// What it computes.
+    pub kind: CoreReloKind,
+    /// The raw access string.
+    pub access: String,
+    /// The local access described, or why it does not parse.
+    pub local: String,
+}
+
+impl fmt::Display for RelocationInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} insn #{} <{}> {}",
+            self.section,
+            self.insn,
+            self.kind.name(),
+            self.local
+        )
+    }
+}
+
+/// Every CO-RE relocation of the object, described without resolving it.
+pub fn describe_relocations(local: &Btf, ext: &BtfExt) -> Vec<RelocationInfo> {
     let mut out = Vec::new();
     for sec in &ext.core_relos {
         let name = sec.name(local).unwrap_or("?").to_string();
         for relo in &sec.records {
             let access = local.str_at(relo.access_str_off).unwrap_or("?");
             let desc = match Spec::parse(local, relo.type_id, access, relo.kind) {
-                Ok(spec) => format!("insn #{} <{}> {spec}", relo.insn_off / 8, relo.kind.name()),
-                Err(e) => format!(
-                    "insn #{} {}: {e}",
-                    relo.insn_off / 8,
-                    describe_raw(local, relo)
-                ),
+                Ok(spec) => spec.to_string(),
+                Err(e) => format!("{}: {e}", describe_raw(local, relo)),
             };
-            out.push((name.clone(), desc));
+            out.push(RelocationInfo {
+                section: name.clone(),
+                insn: relo.insn_off / INSN_SIZE as u32,
+                kind: relo.kind,
+                access: access.to_string(),
+                local: desc,
+            });
         }
     }
     out
