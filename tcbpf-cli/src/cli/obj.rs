@@ -297,15 +297,16 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "maps": maps,
         }))?;
     } else {
-        println!(
-            "{} prog id {} tag {} pinned {}",
+        use std::fmt::Write as _;
+        let mut text = format!(
+            "{} prog id {} tag {} pinned {}\n",
             obj.filter_name(),
             info.id,
             info.tag_hex(),
             pin.display()
         );
         for p in obj.programs.iter().skip(1) {
-            println!("  tail call {} sec {}", p.name, p.section);
+            let _ = writeln!(text, "  tail call {} sec {}", p.name, p.section);
         }
         for m in &maps {
             let pinned = m["pinned"]
@@ -317,13 +318,15 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             } else {
                 ""
             };
-            println!(
+            let _ = writeln!(
+                text,
                 "  map {} id {} kernel id {}{pinned}{reused}",
                 m["name"].as_str().unwrap_or(""),
                 m["id"],
                 m["kernel_id"]
             );
         }
+        print!("{text}");
     }
     Ok(())
 }
