@@ -201,7 +201,7 @@ fn load_error(e: tcbpf::load::LoadError) -> CliError {
         tcbpf::load::LoadError::NoProgram { .. } => Exit::NotFound,
         tcbpf::load::LoadError::Read { .. } => exit_for_errno(e.errno()),
         // The verifier refusing the program is bad input, not a permission.
-        tcbpf::load::LoadError::Verifier { .. }
+        tcbpf::load::LoadError::Verifier(_)
             if matches!(e.errno(), Some(libc::EACCES) | Some(libc::EINVAL)) =>
         {
             Exit::Usage
