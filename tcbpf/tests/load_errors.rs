@@ -13,11 +13,11 @@ use tcbpf::object::ObjectSpec;
 fn verifier_rejection_names_the_section_and_shows_the_log_tail() {
     let fs = Bpffs::new();
     let err = load_file(&fixture("reject"), &fs.options()).unwrap_err();
-    let LoadError::Verifier { section, log, .. } = &err else {
+    let LoadError::Verifier(v) = &err else {
         panic!("not a verifier error: {err}");
     };
-    assert_eq!(section, "classifier");
-    assert!(log.contains("invalid access to packet"), "{log}");
+    assert_eq!(v.section, "classifier");
+    assert!(v.log.contains("invalid access to packet"), "{}", v.log);
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!(

@@ -21,3 +21,11 @@ fn calls_into_text_and_same_section_compute_the_verdict() {
         "func info for the three subprograms was accepted"
     );
 }
+
+#[test]
+fn a_section_with_only_a_static_function_is_still_a_program() {
+    let fs = Bpffs::new();
+    let obj = load_file(&fixture("static_prog"), &fs.options()).unwrap();
+    assert_eq!(obj.main_program().name, "local_prog");
+    assert_eq!(run(&obj.main_program().fd, &ipv4_packet(17)), 5);
+}

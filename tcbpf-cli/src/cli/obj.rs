@@ -224,7 +224,7 @@ fn load_error(e: tcbpf::load::LoadError) -> CliError {
         tcbpf::load::LoadError::NoProgram { .. } => Exit::NotFound,
         tcbpf::load::LoadError::Read { .. } => exit_for_errno(e.errno()),
         // The verifier refusing the program is bad input, not a permission.
-        tcbpf::load::LoadError::Verifier { .. }
+        tcbpf::load::LoadError::Verifier(_)
             if matches!(e.errno(), Some(libc::EACCES) | Some(libc::EINVAL)) =>
         {
             Exit::Usage
@@ -323,15 +323,16 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "maps": maps,
         }))?;
     } else {
-        println!(
-            "{} prog id {} tag {} pinned {}",
+        use std::fmt::Write as _;
+        let mut text = format!(
+            "{} prog id {} tag {} pinned {}\n",
             obj.filter_name(),
             info.id,
             info.tag_hex(),
             pin.display()
         );
         for p in obj.programs.iter().skip(1) {
-            println!("  tail call {} sec {}", p.name, p.section);
+            let _ = writeln!(text, "  tail call {} sec {}", p.name, p.section);
         }
         for m in &maps {
             let pinned = m["pinned"]
@@ -343,13 +344,15 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             } else {
                 ""
             };
-            println!(
+            let _ = writeln!(
+                text,
                 "  map {} id {} kernel id {}{pinned}{reused}",
                 m["name"].as_str().unwrap_or(""),
                 m["id"],
                 m["kernel_id"]
             );
         }
+        print!("{text}");
     }
     Ok(())
 }

@@ -51,31 +51,39 @@ pub enum LoadError {
         source: sys::Error,
     },
     /// A pinned map exists with a definition other than the object's.
-    PinMismatch {
-        /// The object file.
-        file: String,
-        /// The map.
-        map: String,
-        /// The pin.
-        path: PathBuf,
-        /// The pinned map's definition.
-        pinned: String,
-        /// The object's definition.
-        wanted: String,
-    },
+    PinMismatch(Box<PinMismatch>),
     /// The verifier rejected a program.
-    Verifier {
-        /// The object file.
-        file: String,
-        /// The program's section.
-        section: String,
-        /// The program's name.
-        program: String,
-        /// The failed BPF_PROG_LOAD.
-        source: sys::Error,
-        /// The whole verifier log.
-        log: String,
-    },
+    Verifier(Box<VerifierRejection>),
+}
+
+/// A pinned map whose definition differs from the object's.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The object file.
+    pub file: String,
+    /// The map.
+    pub map: String,
+    /// The pin.
+    pub path: PathBuf,
+    /// The pinned map's definition.
+    pub pinned: String,
+    /// The object's definition.
+    pub wanted: String,
+}
+
+/// A program the verifier refused.
+#[derive(Debug)]
+pub struct VerifierRejection {
+    /// The object file.
+    pub file: String,
+    /// The program's section.
+    pub section: String,
+    /// The program's name.
+    pub program: String,
+    /// The failed BPF_PROG_LOAD.
+    pub source: sys::Error,
+    /// The whole verifier log.
+    pub log: String,
 }
 
 impl LoadError {
@@ -83,7 +91,8 @@ impl LoadError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             LoadError::Read { source, .. } => source.raw_os_error(),
-            LoadError::Sys { source, .. } | LoadError::Verifier { source, .. } => source.errno(),
+            LoadError::Sys { source, .. } => source.errno(),
+            LoadError::Verifier(v) => v.source.errno(),
             _ => None,
         }
     }
@@ -93,7 +102,7 @@ impl LoadError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch { .. }
+            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_)
         )
     }
 
@@ -123,29 +132,22 @@ impl fmt::Display for LoadError {
             }
             LoadError::Invalid { file, what, reason } => write!(f, "{file}: {what}: {reason}"),
             LoadError::Sys { file, what, source } => write!(f, "{file}: {what}: {source}"),
-            LoadError::PinMismatch {
-                file,
-                map,
-                path,
-                pinned,
-                wanted,
-            } => write!(
+            LoadError::PinMismatch(m) => write!(
                 f,
-                "{file}: map '{map}': the map pinned at {} is {pinned}, the object defines {wanted}",
-                path.display()
+                "{}: map '{}': the map pinned at {} is {}, the object defines {}",
+                m.file,
+                m.map,
+                m.path.display(),
+                m.pinned,
+                m.wanted
             ),
-            LoadError::Verifier {
-                file,
-                section,
-                program,
-                source,
-                log,
-            } => {
+            LoadError::Verifier(v) => {
                 write!(
                     f,
-                    "{file}: section '{section}': program '{program}' rejected: {source}"
+                    "{}: section '{}': program '{}' rejected: {}",
+                    v.file, v.section, v.program, v.source
                 )?;
-                let tail = LoadError::log_tail(log, LOG_TAIL_LINES);
+                let tail = LoadError::log_tail(&v.log, LOG_TAIL_LINES);
                 if !tail.is_empty() {
                     write!(f, "\nverifier log (last lines):\n{tail}")?;
                 }

@@ -4,7 +4,7 @@
 //! frozen) before any program sees it.
 
 use super::pin::{check_compatible, ensure_bpffs, pin_path, PinGuard};
-use super::{Context, LoadError, LoadedMap};
+use super::{Context, LoadError, LoadedMap, PinMismatch};
 use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget};
 use crate::sys::{self, map, BtfFd, MapFd};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -107,10 +107,12 @@ pub(crate) fn store_fd(
     fd: BorrowedFd<'_>,
     what: &str,
 ) -> Result<(), LoadError> {
-    if outer.spec.map_type == sys::map::MapType::ArrayOfMaps
-        || outer.spec.map_type == sys::map::MapType::ProgArray
+    let is_array = matches!(
+        outer.spec.map_type,
+        sys::map::MapType::ArrayOfMaps | sys::map::MapType::ProgArray
+    );
     {
-        if key >= outer.spec.max_entries {
+        if is_array && key >= outer.spec.max_entries {
             return Err(LoadError::Invalid {
                 file: ctx.file.clone(),
                 what: format!("map '{}'", outer.spec.name),
@@ -206,12 +208,14 @@ fn reuse(
     };
     let fd = sys::obj::get_pinned_map(path, sys::obj::open::RDWR).map_err(sys_err)?;
     let info = sys::info::map_info(&fd).map_err(sys_err)?;
-    check_compatible(&info, m).map_err(|(pinned, wanted)| LoadError::PinMismatch {
-        file: ctx.file.clone(),
-        map: m.name.clone(),
-        path: path.to_path_buf(),
-        pinned,
-        wanted,
+    check_compatible(&info, m).map_err(|(pinned, wanted)| {
+        LoadError::PinMismatch(Box::new(PinMismatch {
+            file: ctx.file.clone(),
+            map: m.name.clone(),
+            path: path.to_path_buf(),
+            pinned,
+            wanted,
+        }))
     })?;
     ctx.notes.push(format!(
         "map '{}': reusing the pin at {}",

@@ -16,7 +16,7 @@ pub mod pin;
 mod programs;
 mod tail_calls;
 
-pub use error::{LoadError, LOG_TAIL_LINES};
+pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
 use crate::object::{MapSpec, ObjectSpec, SlotTarget, TailCallSlot};
 use crate::sys::prog::prog_type;

@@ -2,7 +2,7 @@
 //! BPF_PROG_LOAD with the object's license and BTF, and the verifier log
 //! kept (for `verbose`) or returned in the error (on rejection).
 
-use super::{Context, LoadError, LoadedMap, LoadedProgram};
+use super::{Context, LoadError, LoadedMap, LoadedProgram, VerifierRejection};
 use crate::object::{MapRefKind, ObjectSpec, ProgramSpec};
 use crate::sys::{prog, BtfFd};
 use std::os::fd::{AsFd, AsRawFd};
@@ -44,12 +44,12 @@ pub(crate) fn load(
             tail_call: p.tail_call,
             verifier_log: loaded.log,
         }),
-        Err(e) => Err(LoadError::Verifier {
+        Err(e) => Err(LoadError::Verifier(Box::new(VerifierRejection {
             file: ctx.file.clone(),
             section: p.section.clone(),
             program: p.name.clone(),
             source: e.error,
             log: e.log,
-        }),
+        }))),
     }
 }

@@ -28,13 +28,7 @@ pub(crate) fn fill(
         let Some(array) = array_for(spec, slot) else {
             continue;
         };
-        store_fd(
-            ctx,
-            &maps[array],
-            slot.key,
-            p.fd.as_fd(),
-            &format!("{}", p.section),
-        )?;
+        store_fd(ctx, &maps[array], slot.key, p.fd.as_fd(), &p.section)?;
     }
     for (j, m) in spec.maps.iter().enumerate() {
         for s in &m.initial_slots {

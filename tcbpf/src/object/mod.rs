@@ -176,7 +176,15 @@ impl ObjectSpec {
         link::check_relocations(file, &elf)?;
         let (functions, code) = program::functions(file, &elf)?;
         for (i, f) in functions.iter().enumerate() {
-            if f.global && elf.sections[f.section].name != ".text" {
+            if elf.sections[f.section].name == ".text" {
+                continue;
+            }
+            // tc loads a section from its start: a section without global
+            // functions still has its first function as a program.
+            let section_has_global = functions
+                .iter()
+                .any(|g| g.section == f.section && g.global);
+            if f.global || (!section_has_global && f.start == 0) {
                 let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
             }

@@ -118,11 +118,14 @@ pub(crate) struct Function {
 /// instructions.
 pub const MAX_INSNS: usize = 1_000_000;
 
+/// The instructions of each section by ELF index (`None` for non-code).
+pub(crate) type SectionCode = Vec<Option<Vec<Insn>>>;
+
 /// The functions of every code section, and each section's instructions.
 pub(crate) fn functions(
     file: &str,
     elf: &Elf<'_>,
-) -> Result<(Vec<Function>, Vec<Option<Vec<Insn>>>), ParseError> {
+) -> Result<(Vec<Function>, SectionCode), ParseError> {
     let mut functions = Vec::new();
     let mut code = vec![None; elf.sections.len()];
     for s in elf.sections.iter().filter(|s| s.is_exec()) {
