@@ -146,10 +146,11 @@ pub(crate) fn relocate(
 /// Turns a verifier rejection on a poisoned instruction into an error that
 /// names the relocation that could not be resolved.
 pub(crate) fn explain(err: LoadError, p: &ProgramSpec, resolutions: &[Resolution]) -> LoadError {
-    let LoadError::Verifier { file, log, .. } = &err else {
+    let LoadError::Verifier(v) = &err else {
         return err;
     };
-    let Some(insn) = poisoned_insn_in_log(log) else {
+    let file = &v.file;
+    let Some(insn) = poisoned_insn_in_log(&v.log) else {
         return err;
     };
     let insn = insn as usize;

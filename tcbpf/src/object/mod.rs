@@ -181,9 +181,7 @@ impl ObjectSpec {
             }
             // tc loads a section from its start: a section without global
             // functions still has its first function as a program.
-            let section_has_global = functions
-                .iter()
-                .any(|g| g.section == f.section && g.global);
+            let section_has_global = functions.iter().any(|g| g.section == f.section && g.global);
             if f.global || (!section_has_global && f.start == 0) {
                 let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
