@@ -351,10 +351,10 @@ pub fn load_spec(
         notes: Vec::new(),
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let targets = core::targets(spec, opts.target_btf.as_ref())?;
     if let Some(path) = &opts.pin_program {
         check_pin_path(&mut ctx, opts, path)?;
     }
-    let targets = core::targets(spec, opts.target_btf.as_ref())?;
     let btf = if opts.use_btf {
         btf::upload(&mut ctx, spec)
     } else {
