@@ -164,12 +164,14 @@ impl ObjectSpec {
             btf_maps::parse(file, &elf.sections[index], &mut spec, &mut resolver)?;
         }
         if let Some(btf) = &spec.btf {
-            for m in spec
-                .maps
-                .iter_mut()
-                .filter(|m| m.origin == MapOrigin::GlobalData)
-            {
-                m.btf_value_type_id = btf.datasec(&m.name).map_or(0, |(id, _)| id);
+            for m in spec.maps.iter_mut() {
+                match m.origin {
+                    MapOrigin::GlobalData => {
+                        m.btf_value_type_id = btf.datasec(&m.name).map_or(0, |(id, _)| id);
+                    }
+                    MapOrigin::Legacy => legacy_maps::annotate_from_btf(btf, m),
+                    _ => {}
+                }
             }
         }
         assign_ids(&mut spec.maps);
