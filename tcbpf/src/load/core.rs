@@ -146,9 +146,10 @@ pub(crate) fn relocate(
 /// Turns a verifier rejection on a poisoned instruction into an error that
 /// names the relocation that could not be resolved.
 pub(crate) fn explain(err: LoadError, p: &ProgramSpec, resolutions: &[Resolution]) -> LoadError {
-    let LoadError::Verifier { file, log, .. } = &err else {
+    let LoadError::Verifier(v) = &err else {
         return err;
     };
+    let (file, log) = (&v.file, &v.log);
     let Some(insn) = poisoned_insn_in_log(log) else {
         return err;
     };
