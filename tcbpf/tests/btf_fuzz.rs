@@ -66,6 +66,13 @@ fn exercise(btf: &Btf) {
         let _ = btf.resolve_size(id);
         let _ = btf.skip_mods_and_typedefs(id);
         let _ = btf.describe(id);
+        if btf.resolve_size(id).is_ok_and(|s| s <= 4096) {
+            for fill in [0u8, 0xff] {
+                if let Ok(v) = tcbpf::btf::fmt::decode(btf, id, &[fill; 4096]) {
+                    let _ = (v.to_string(), v.to_json());
+                }
+            }
+        }
         if let Kind::Var(_) = t.kind {
             let _ = parse_map_def(btf, id, "fuzz");
         }
@@ -100,7 +107,12 @@ fn corrupted_btf_and_btf_ext_never_panic() {
     assert!(objects.len() >= 2);
     let target = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut rng = Rng(0x7463_6270_6662_7466);
+    // TCBPF_FUZZ_SEED=<n> explores other corruptions; the default is fixed.
+    let seed = std::env::var("TCBPF_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x7463_6270_6662_7466u64);
+    let mut rng = Rng(seed | 1);
     let (mut runs, mut parsed) = (0u32, 0u32);
     for path in &objects {
         let data = std::fs::read(path).unwrap();

@@ -8,12 +8,14 @@
 //! - [`BtfExt`]: `.BTF.ext` function/line info and CO-RE relocation records.
 //! - `fixup`: what the kernel needs changed before BTF_LOAD.
 //! - [`core`]: CO-RE relocation resolution and instruction patching.
+//! - [`fmt`]: map keys and values decoded and printed by their BTF type.
 
 mod builder;
 pub mod core;
 mod error;
 mod ext;
 mod fixup;
+pub mod fmt;
 mod lookup;
 pub mod maps;
 mod parse;

@@ -149,8 +149,8 @@ pub(crate) fn explain(err: LoadError, p: &ProgramSpec, resolutions: &[Resolution
     let LoadError::Verifier(v) = &err else {
         return err;
     };
-    let file = &v.file;
-    let Some(insn) = poisoned_insn_in_log(&v.log) else {
+    let (file, log) = (&v.file, &v.log);
+    let Some(insn) = poisoned_insn_in_log(log) else {
         return err;
     };
     let insn = insn as usize;

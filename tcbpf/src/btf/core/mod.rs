@@ -18,7 +18,6 @@ use std::fmt;
 
 use super::ext::{BtfExt, CoreRelo, CoreReloKind};
 use super::spec::Btf;
-use super::types::TypeId;
 
 pub use compat::{fields_are_compat, types_are_compat, types_match};
 pub use patch::{patch, poison, INSN_SIZE, POISON_HELPER};
@@ -124,8 +123,9 @@ fn target_name(i: usize) -> String {
     }
 }
 
-/// Resolves one relocation (no patching).
-pub fn resolve_one(
+/// Resolves one relocation (no patching): local description, access
+/// string, target description, values.
+fn resolve_one(
     local: &Btf,
     relo: &CoreRelo,
     targets: &[&Btf],
@@ -258,11 +258,4 @@ pub fn poisoned_insn_in_log(log: &str) -> Option<u32> {
     log.lines()
         .filter(|l| l.contains(&needle))
         .find_map(|l| l.trim_start().split(':').next()?.trim().parse().ok())
-}
-
-/// The target type a local type's relocations would use (for tests and
-/// `verbose`): the first candidate, if any.
-pub fn target_type(local: &Btf, local_id: TypeId, targets: &[&Btf]) -> Option<(usize, TypeId)> {
-    let c = find_candidates(local, local_id, targets).ok()?;
-    c.first().map(|c| (c.btf, c.id))
 }
