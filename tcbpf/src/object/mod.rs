@@ -251,3 +251,29 @@ fn assign_ids(maps: &mut [MapSpec]) {
         used.insert(next);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::map::MapType;
+
+    fn map(origin: MapOrigin, id: u32) -> MapSpec {
+        let mut m = MapSpec::new("m", origin, MapType::Array);
+        m.id = id;
+        m
+    }
+
+    #[test]
+    fn unset_ids_take_the_lowest_free_ids_in_object_order() {
+        let mut maps = vec![
+            map(MapOrigin::Btf, 0),
+            map(MapOrigin::Legacy, 1),
+            map(MapOrigin::Legacy, 0),
+            map(MapOrigin::GlobalData, 0),
+            map(MapOrigin::Legacy, 3),
+        ];
+        assign_ids(&mut maps);
+        let ids: Vec<u32> = maps.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 4, 3]);
+    }
+}
