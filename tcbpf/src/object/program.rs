@@ -121,7 +121,8 @@ pub const MAX_INSNS: usize = 1_000_000;
 /// The instructions of each section by ELF index (`None` for non-code).
 pub(crate) type SectionCode = Vec<Option<Vec<Insn>>>;
 
-/// The functions of every code section, and each section's instructions.
+/// The functions of every code section (sorted by section index, then
+/// start), and each section's instructions.
 pub(crate) fn functions(
     file: &str,
     elf: &Elf<'_>,
