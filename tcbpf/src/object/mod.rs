@@ -177,14 +177,18 @@ impl ObjectSpec {
         assign_ids(&mut spec.maps);
         link::check_relocations(file, &elf)?;
         let (functions, code) = program::functions(file, &elf)?;
+        let with_globals: std::collections::HashSet<usize> = functions
+            .iter()
+            .filter(|f| f.global)
+            .map(|f| f.section)
+            .collect();
         for (i, f) in functions.iter().enumerate() {
             if elf.sections[f.section].name == ".text" {
                 continue;
             }
             // tc loads a section from its start: a section without global
             // functions still has its first function as a program.
-            let section_has_global = functions.iter().any(|g| g.section == f.section && g.global);
-            if f.global || (!section_has_global && f.start == 0) {
+            if f.global || (!with_globals.contains(&f.section) && f.start == 0) {
                 let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
             }
