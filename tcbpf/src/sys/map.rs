@@ -393,7 +393,8 @@ struct FreezeAttr {
     map_fd: u32,
 }
 
-/// BPF_MAP_FREEZE: user space may no longer write the map (programs still may).
+/// BPF_MAP_FREEZE: user space may no longer write the map (programs still
+/// may, unless the map is `BPF_F_RDONLY_PROG`).
 pub fn freeze(map: impl AsFd) -> Result<()> {
     let map = map.as_fd();
     let mut attr = FreezeAttr {
