@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
-RUNS=${2:-5}
+RUNS=${2:-11}
 if [ "$(id -u)" != 0 ]; then
     echo "bench-map.sh: needs root (creates maps, mounts a bpffs)" >&2
     exit 2
@@ -55,57 +55,74 @@ awk -v n="$N" -v map="$MAP" 'BEGIN {
 }' >"$WORK/bpftool.txt"
 "$RAW" update "$MAP" "$N"
 
-# median_secs RUNS CMD…: runs CMD (stdout to /dev/null) RUNS times, prints
-# the median wall time in seconds.
-median_secs() {
-    local runs=$1
-    shift
-    local times=()
-    for _ in $(seq "$runs"); do
-        local t0 t1
-        t0=$(date +%s%N)
-        "$@" >/dev/null
-        t1=$(date +%s%N)
-        times+=("$(( t1 - t0 ))")
-    done
-    printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.4f\n", a[int((NR + 1) / 2)] / 1e9 }'
+# once_ns CMD…: wall time of one run of CMD (stdout to /dev/null), in ns.
+once_ns() {
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null
+    t1=$(date +%s%N)
+    echo $(( t1 - t0 ))
+}
+
+# median FILE: the median of the numbers (ns) in FILE, in seconds.
+median() {
+    sort -n "$1" | awk '{ a[NR] = $1 } END { printf "%.7f\n", a[int((NR + 1) / 2)] / 1e9 }'
 }
 
 # Sanity: every tool sees the same map.
 got=$("$TCBPF" map dump pinned "$MAP" key u32 value u64 | wc -l)
 [ "$got" = "$N" ] || { echo "bench: expected $N entries, tcbpf dumped $got" >&2; exit 1; }
 
+# Runs alternate between the tools so that load from elsewhere on the
+# machine falls on all of them alike; bpftool (seconds per run) runs 3 times.
 echo "timing dump…" >&2
-dump_tcbpf=$(median_secs "$RUNS" "$TCBPF" map dump pinned "$MAP")
-dump_bpftool=$(median_secs 1 "$BPFTOOL" map dump pinned "$MAP")
-dump_raw=$(median_secs "$RUNS" "$RAW" dump "$MAP")
+: >"$WORK/dt"; : >"$WORK/db"; : >"$WORK/dr"
+for i in $(seq "$RUNS"); do
+    once_ns "$TCBPF" map dump pinned "$MAP" >>"$WORK/dt"
+    once_ns "$RAW" dump "$MAP" >>"$WORK/dr" 2>/dev/null
+    if [ "$i" -le 3 ]; then once_ns "$BPFTOOL" map dump pinned "$MAP" >>"$WORK/db"; fi
+done
+dump_tcbpf=$(median "$WORK/dt"); dump_bpftool=$(median "$WORK/db"); dump_raw=$(median "$WORK/dr")
 
 echo "timing load…" >&2
-load_tcbpf=$(median_secs "$RUNS" "$TCBPF" map load pinned "$MAP" key u32 value u64 from "$WORK/lines.txt")
-load_bpftool=$(median_secs 1 "$BPFTOOL" batch file "$WORK/bpftool.txt")
-load_raw=$(median_secs "$RUNS" "$RAW" update "$MAP" "$N")
+: >"$WORK/lt"; : >"$WORK/lb"; : >"$WORK/lr"
+for i in $(seq "$RUNS"); do
+    once_ns "$TCBPF" map load pinned "$MAP" key u32 value u64 from "$WORK/lines.txt" >>"$WORK/lt"
+    once_ns "$RAW" update "$MAP" "$N" >>"$WORK/lr"
+    if [ "$i" -le 3 ]; then once_ns "$BPFTOOL" batch file "$WORK/bpftool.txt" >>"$WORK/lb"; fi
+done
+load_tcbpf=$(median "$WORK/lt"); load_bpftool=$(median "$WORK/lb"); load_raw=$(median "$WORK/lr")
 
 # The loads left value 3k at key k: check one through tcbpf.
 "$TCBPF" map lookup pinned "$MAP" key u32 7 value u64 | grep -q 'value: 21$'
 
 echo "timing single lookups…" >&2
 if command -v hyperfine >/dev/null; then
-    hyperfine -N --warmup 30 --runs 500 --export-json "$WORK/lookup.json" \
-        "$TCBPF map lookup pinned $MAP key u32 7" \
-        "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
-        "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
-    read -r look_tcbpf look_static look_bpftool < <(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-print(r[0]["median"], r[1]["median"], r[2]["median"])' "$WORK/lookup.json")
+    # Five rounds of 100 runs each, so that load from elsewhere falls on
+    # every tool alike; the figure is the median of the rounds' medians.
+    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
+    for _ in 1 2 3 4 5; do
+        hyperfine -N --warmup 20 --runs 100 --export-csv "$WORK/lookup.csv" \
+            "$TCBPF map lookup pinned $MAP key u32 7" \
+            "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
+            "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
+        # CSV columns: command,mean,stddev,median,…; rows in the order given.
+        awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
+            NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
+    done
+    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
 else
-    look_tcbpf=$(median_secs 200 "$TCBPF" map lookup pinned "$MAP" key u32 7)
-    look_static=$(median_secs 200 "$TCBPF_STATIC" map lookup pinned "$MAP" key u32 7)
-    look_bpftool=$(median_secs 200 "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0)
+    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
+    for _ in $(seq 300); do
+        once_ns "$TCBPF" map lookup pinned "$MAP" key u32 7 >>"$WORK/kt"
+        once_ns "$TCBPF_STATIC" map lookup pinned "$MAP" key u32 7 >>"$WORK/ks"
+        once_ns "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0 >>"$WORK/kb"
+    done
+    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
 fi
 
 echo
-echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS runs (bpftool bulk: 1 run)"
+echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS alternating runs (bpftool bulk: 3)"
 awk -v dt="$dump_tcbpf" -v db="$dump_bpftool" -v dr="$dump_raw" \
     -v lt="$load_tcbpf" -v lb="$load_bpftool" -v lr="$load_raw" \
     -v kt="$look_tcbpf" -v ks="$look_static" -v kb="$look_bpftool" 'BEGIN {

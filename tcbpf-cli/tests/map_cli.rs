@@ -749,3 +749,82 @@ fn pin_of_a_program_is_not_a_map() {
     assert!(r.stderr.contains("not a bpf map"), "{}", r.stderr);
     let _ = Path::new(&path);
 }
+
+#[test]
+fn devmap_without_batch_support_falls_back_to_per_element_dump_and_load() {
+    // The kernel has no batch commands for devmaps (ENOTSUPP); values are
+    // ifindexes, and lo is 1 in every network namespace.
+    let m = create(map::MapType::Devmap, 4, 4, 4);
+    let sizes = map::ElemSizes::of(&m).unwrap();
+    let mut cursor = map::BatchCursor::new(&sizes);
+    let err = map::lookup_batch(&m, &sizes, &mut cursor, &mut [0; 64], &mut [0; 64]).unwrap_err();
+    assert!(map::is_unsupported(&err), "{err}");
+    run_ok(&m, "map update fd FD key u32 0 value u32 1");
+    let r = tcbpf(
+        &[m.as_raw_fd()],
+        &[
+            "map",
+            "load",
+            "fd",
+            &m.as_raw_fd().to_string(),
+            "key",
+            "u32",
+            "value",
+            "u32",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .and_then(|mut c| {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(b"2 1\n3 1\n")?;
+        c.wait_with_output()
+    })
+    .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut v = [0u8; 4];
+    map::lookup(&m, &3u32.to_ne_bytes(), &mut v, 0).unwrap();
+    assert_eq!(u32::from_ne_bytes(v), 1);
+    assert_eq!(
+        run_ok(&m, "map dump fd FD key u32 value u32"),
+        "key: 0  value: 1\nkey: 2  value: 1\nkey: 3  value: 1\n"
+    );
+}
+
+#[test]
+fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
+    let cpus = sys::possible_cpus().unwrap() as u64;
+    let n = 70_000u64;
+    let m = create(map::MapType::PercpuHash, 4, 8, n as u32);
+    let dir = std::env::temp_dir().join(unique("tcbpf-pcpu-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("entries.txt");
+    std::fs::write(
+        &file,
+        (0..n)
+            .map(|k| format!("{k} {}\n", k + 5))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let loaded = run(
+        &m,
+        &format!("map load fd FD key u32 value u64 from {}", file.display()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(count_keys(&m, 4), n as usize);
+    let dump = run_ok(&m, "-j map dump fd FD key u32 value u64 sum");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&dump).unwrap();
+    assert_eq!(entries.len(), n as usize);
+    let mut seen = vec![false; n as usize];
+    for e in &entries {
+        let k = e["key"].as_u64().unwrap();
+        assert_eq!(e["value"].as_u64(), Some((k + 5) * cpus), "{e}");
+        assert!(
+            !std::mem::replace(&mut seen[k as usize], true),
+            "key {k} twice"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! One typed field of a key or value: its type word, its size, and how one
-//! word of text becomes its bytes and back.
+//! word of text becomes its bytes. Pure: no syscalls, no allocation per
+//! word beyond the output buffer.
 
 use super::Error;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -1,6 +1,6 @@
 //! Untyped bytes as text: bpftool's spaced hex (`07 00 00 00`), its JSON
 //! form (`["0x07","0x00"]`), compact hex for `bytes` fields, and JSON string
-//! escaping. Table driven, no allocation.
+//! escaping. Table driven, no allocation, no syscalls.
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -1,6 +1,7 @@
 //! A key or value as a list of typed fields, resolved against the map's
 //! size: encoding one word per field (the `load` line format) and writing
-//! the bytes back as text or JSON, without allocating per element.
+//! the bytes back as text or JSON, without allocating per element. Pure:
+//! the caller checks sizes against the map before handing bytes in.
 
 use super::field::FieldType;
 use super::format::{write_hex_compact, write_json_str};

@@ -5,7 +5,7 @@
 //! Pure: no syscalls here. Sizes come from the caller (the map's info).
 //! [`Data`] reads the command line's DATA words; [`Layout`] is a list of
 //! typed fields resolved against a size (the `key TYPES value TYPES` of
-//! `dump`, `lookup` and `load`); [`format`] writes untyped bytes as bpftool does.
+//! `dump`, `lookup` and `load`); [`format`](mod@format) writes untyped bytes as bpftool does.
 
 mod data;
 mod field;

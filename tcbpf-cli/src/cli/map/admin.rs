@@ -1,5 +1,5 @@
 //! Verbs about the map itself rather than its entries: show, create,
-//! freeze, pin.
+//! freeze, pin. Nothing here reads or writes entries.
 
 use super::super::error::CliError;
 use super::super::mapref::MapRef;

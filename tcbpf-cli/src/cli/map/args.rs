@@ -1,5 +1,6 @@
 //! Reading the DATA and TYPES words of map commands off the command line,
-//! and turning value errors into usage errors.
+//! and turning value errors into usage errors. No system calls here: sizes
+//! come from the map the caller opened.
 
 use super::super::error::CliError;
 use super::super::words::Words;

@@ -7,6 +7,8 @@
 //! JSON: `{"key":K,"value":V}`, per-CPU `{"key":K,"values":[{"cpu":N,"value":V}…]}`,
 //! where K and V are a typed field, an array of typed fields, or bpftool's
 //! array of `"0xNN"` strings when no types are given.
+//!
+//! No system calls and no writes here: entries go into the caller's buffer.
 
 use super::super::error::CliError;
 use super::args::bad;

@@ -12,7 +12,8 @@
 //! - map types without batch support: GET_NEXT_KEY + LOOKUP per element.
 //!
 //! A hash bucket holding more entries than a chunk makes the kernel say
-//! ENOSPC: the chunk grows and the same step is retried.
+//! ENOSPC: the chunk grows and the same step is retried. Nothing here
+//! formats or writes output: the caller's function gets the raw chunks.
 
 use super::super::error::CliError;
 use super::OpenMap;
@@ -187,7 +188,13 @@ fn split(
 ) -> Result<Walked, CliError> {
     // The kernel sizes the table to max_entries rounded up to a power of two;
     // a wrong guess only unbalances the halves.
-    let middle = (m.info.max_entries.max(2).next_power_of_two() / 2).max(1);
+    let buckets = m
+        .info
+        .max_entries
+        .max(2)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 31);
+    let middle = buckets / 2;
     let lower_end = AtomicU32::new(u32::MAX);
     let ks = m.sizes.key();
     std::thread::scope(|scope| {
