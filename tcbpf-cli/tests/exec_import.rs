@@ -530,3 +530,54 @@ fn missing_command_is_reported_after_receiving() {
     assert!(err.contains("cannot run '/nonexistent/cmd'"), "{err}");
     assert!(!path.0.exists());
 }
+
+#[test]
+fn inherited_bpf_variables_are_replaced_not_mixed_in() {
+    let path = SockPath::new("stale");
+    let m = hash_map("exec_stale");
+    let mut c = import_cmd(&path.0, &["run", "env"]);
+    c.env("BPF_MAP99", "3")
+        .env("BPF_NUM_MAPS", "7")
+        .env("BPF_MAP_OLD", "4")
+        .env("KEEP_ME", "yes");
+    let mut imp = Importer::start(c, &path.0);
+    export_by_id(&path.0, &[(kernel_id(&m), 1)]);
+    let out = imp.finish();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let env = env_lines(&text);
+    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["BPF_MAP1", "BPF_MAP_EXEC_STALE", "BPF_NUM_MAPS"],
+        "{text}"
+    );
+    assert_eq!(env["BPF_NUM_MAPS"], "1");
+    assert!(text.contains("KEEP_ME=yes"), "other variables pass through");
+}
+
+#[test]
+fn socket_is_0600_even_under_umask_000_and_mode_widens_it_exactly() {
+    use std::os::unix::fs::PermissionsExt;
+    for (extra, want) in [("", 0o600), ("mode 0660", 0o660)] {
+        let path = SockPath::new("umask");
+        let script = format!(
+            "umask 000; exec {TCBPF} exec bpf import {} timeout 30 {extra}",
+            path.0.display()
+        );
+        let mut c = Command::new("sh");
+        c.args(["-c", &script]);
+        let mut imp = Importer::start(c, &path.0);
+        let mode = std::fs::symlink_metadata(&path.0)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, want, "mode with umask 000 and '{extra}'");
+        let pid = imp.0.as_ref().unwrap().id().to_string();
+        Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status()
+            .unwrap();
+        imp.finish();
+    }
+}
