@@ -65,11 +65,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    match choose(
-        &verb,
-        &["import", "graft", "debug", "dbg"],
-        "exec bpf command",
-    )? {
+    // tc's short form of debug.
+    if verb == "dbg" {
+        return debug(w);
+    }
+    match choose(&verb, &["import", "graft", "debug"], "exec bpf command")? {
         "import" => import(g, w),
         "graft" => graft::graft(g, w),
         _ => debug(w),

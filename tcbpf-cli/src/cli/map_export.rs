@@ -72,7 +72,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let args = parse(w)?;
     let mut opened = Vec::with_capacity(args.maps.len());
     for (map, _) in &args.maps {
-        let fd = map.open().map_err(|e| e.context(map))?;
+        let fd = map.open()?;
         let info = map_info(&fd).map_err(|e| CliError::from(e).context(map))?;
         opened.push((fd, info));
     }
