@@ -11,11 +11,13 @@ mod error;
 mod fd;
 pub mod btf;
 pub mod info;
+pub mod link;
 pub mod map;
 pub mod obj;
 pub mod prog;
 
 pub use error::{Error, Result};
+pub use error::errno_name;
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 
 use std::io;
