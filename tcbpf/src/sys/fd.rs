@@ -22,7 +22,7 @@ impl FdKind {
             FdKind::Map => "anon_inode:bpf-map",
             FdKind::Prog => "anon_inode:bpf-prog",
             FdKind::Btf => "anon_inode:btf",
-            FdKind::Link => "anon_inode:bpf_link",
+            FdKind::Link => "anon_inode:bpf-link",
         }
     }
 
@@ -44,7 +44,12 @@ pub(crate) fn check_kind(fd: BorrowedFd<'_>, kind: FdKind) -> Result<()> {
     let target = link.to_string_lossy();
     // Links show as "anon_inode:bpf_link" and, on some kernels, with a
     // bracketed type suffix; maps and programs are exact.
-    if target == kind.inode_name() || target.starts_with(&format!("{}[", kind.inode_name())) {
+    // Kernels before 6.x named link inodes "bpf_link".
+    let legacy_link = kind == FdKind::Link && target == "anon_inode:bpf_link";
+    if legacy_link
+        || target == kind.inode_name()
+        || target.starts_with(&format!("{}[", kind.inode_name()))
+    {
         Ok(())
     } else {
         Err(Error::new(

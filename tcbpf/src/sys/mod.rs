@@ -7,17 +7,17 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
+pub mod btf;
 mod error;
 mod fd;
-pub mod btf;
 pub mod info;
 pub mod link;
 pub mod map;
 pub mod obj;
 pub mod prog;
 
-pub use error::{Error, Result};
 pub use error::errno_name;
+pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 
 use std::io;

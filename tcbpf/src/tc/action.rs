@@ -74,7 +74,9 @@ pub(crate) fn explain_missing_act_bpf(e: Error) -> Error {
     match e.errno {
         Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) => {
             let kernel = e.message.clone();
-            e.said(format!("act_bpf is not supported by this kernel (kernel: {kernel})"))
+            e.said(format!(
+                "act_bpf is not supported by this kernel (kernel: {kernel})"
+            ))
         }
         _ => e,
     }

@@ -21,16 +21,24 @@ fn ifinfomsg(index: i32) -> [u8; 16] {
 /// The index of the interface named `name`; "no such device 'x'" when the
 /// namespace has none.
 pub fn ifindex(sock: &Socket, name: &str) -> Result<u32> {
-    let no_such = || Error::with_message("find device", libc::ENODEV, format!("no such device '{name}'"));
+    let no_such = || {
+        Error::with_message(
+            "find device",
+            libc::ENODEV,
+            format!("no such device '{name}'"),
+        )
+    };
     if name.is_empty() || name.len() > IFNAME_MAX || name.contains('/') || name.contains('\0') {
         return Err(no_such());
     }
     let mut req = Request::new(RTM_GETLINK, 0, &ifinfomsg(0));
     req.attr_str(IFLA_IFNAME, name);
-    let reply = sock.dump_one("RTM_GETLINK", &req).map_err(|e| match e.errno {
-        Some(libc::ENODEV) | Some(libc::ENOENT) => no_such(),
-        _ => e.on(format!("dev '{name}'")),
-    })?;
+    let reply = sock
+        .dump_one("RTM_GETLINK", &req)
+        .map_err(|e| match e.errno {
+            Some(libc::ENODEV) | Some(libc::ENOENT) => no_such(),
+            _ => e.on(format!("dev '{name}'")),
+        })?;
     let index = reply
         .payload
         .get(4..8)
@@ -43,14 +51,16 @@ pub fn ifindex(sock: &Socket, name: &str) -> Result<u32> {
 /// The name of the interface with `index`.
 pub fn ifname(sock: &Socket, index: u32) -> Result<String> {
     let req = Request::new(RTM_GETLINK, 0, &ifinfomsg(index as i32));
-    let reply = sock.dump_one("RTM_GETLINK", &req).map_err(|e| match e.errno {
-        Some(libc::ENODEV) | Some(libc::ENOENT) => Error::with_message(
-            "find device",
-            libc::ENODEV,
-            format!("no device with index {index}"),
-        ),
-        _ => e,
-    })?;
+    let reply = sock
+        .dump_one("RTM_GETLINK", &req)
+        .map_err(|e| match e.errno {
+            Some(libc::ENODEV) | Some(libc::ENOENT) => Error::with_message(
+                "find device",
+                libc::ENODEV,
+                format!("no device with index {index}"),
+            ),
+            _ => e,
+        })?;
     reply
         .payload
         .get(16..)

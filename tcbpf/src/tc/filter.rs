@@ -173,8 +173,8 @@ pub fn replace(sock: &Socket, spec: &FilterSpec<'_>) -> Result<()> {
 /// parent is a clsact hook and the device has none. When the filter then
 /// fails, a qdisc created here is deleted again: nothing is left half-made.
 pub fn attach(sock: &Socket, spec: &FilterSpec<'_>, mode: Mode) -> Result<Attached> {
-    let created_clsact = spec.parent.is_clsact_hook()
-        && qdisc::add_clsact(sock, spec.ifindex)? == Added::Created;
+    let created_clsact =
+        spec.parent.is_clsact_hook() && qdisc::add_clsact(sock, spec.ifindex)? == Added::Created;
     match spec.send(sock, mode) {
         Ok(()) => Ok(Attached { created_clsact }),
         Err(e) => {
@@ -338,7 +338,11 @@ pub fn list(sock: &Socket, sel: &FilterSelector) -> Result<Vec<FilterEntry>> {
             continue;
         };
         let attrs = Attrs(&msg.payload[TCMSG_LEN..]);
-        let kind = attrs.clone().get(TCA_KIND).map(|a| a.string()).unwrap_or_default();
+        let kind = attrs
+            .clone()
+            .get(TCA_KIND)
+            .map(|a| a.string())
+            .unwrap_or_default();
         let chain = attrs.clone().get(TCA_CHAIN).and_then(|a| a.u32());
         let bpf = match attrs.clone().get(TCA_OPTIONS) {
             Some(opts) if kind == "bpf" => Some(BpfOptions::parse(opts.nested())),

@@ -270,10 +270,19 @@ mod tests {
     fn request_patches_lengths_of_message_and_nested_attributes() {
         let mut r = Request::new(44, flags::CREATE, &[0u8; 20]);
         r.attr_str(1, "bpf");
-        r.begin_nested(2).attr_u32(6, 7).attr_str(7, "x.o:[s]").end_nested();
+        r.begin_nested(2)
+            .attr_u32(6, 7)
+            .attr_str(7, "x.o:[s]")
+            .end_nested();
         let bytes = r.finish(9);
-        assert_eq!(u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize, bytes.len());
-        assert_eq!(u16::from_ne_bytes([bytes[6], bytes[7]]), flags::CREATE | flags::REQUEST);
+        assert_eq!(
+            u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize,
+            bytes.len()
+        );
+        assert_eq!(
+            u16::from_ne_bytes([bytes[6], bytes[7]]),
+            flags::CREATE | flags::REQUEST
+        );
         assert_eq!(u32::from_ne_bytes(bytes[8..12].try_into().unwrap()), 9);
         let attrs: Vec<Attr> = Attrs(&bytes[HEADER_LEN + 20..]).collect();
         assert_eq!(attrs.len(), 2);
@@ -306,7 +315,12 @@ mod tests {
 
     #[test]
     fn tcmsg_round_trips() {
-        let t = TcMsg { ifindex: 3, handle: 1, parent: 0xffff_fff2, info: (5 << 16) | 0x0008 };
+        let t = TcMsg {
+            ifindex: 3,
+            handle: 1,
+            parent: 0xffff_fff2,
+            info: (5 << 16) | 0x0008,
+        };
         assert_eq!(TcMsg::parse(&t.to_bytes()), Some(t));
         assert_eq!(TcMsg::parse(&[0; 19]), None);
     }

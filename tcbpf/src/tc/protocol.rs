@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(Protocol::parse("ipv4"), Some(Protocol::IP));
         assert_eq!(Protocol::parse("802.1q"), Some(Protocol::VLAN));
         assert_eq!(Protocol::parse("0x86dd"), Some(Protocol::IPV6));
-        assert_eq!(Protocol::parse("4660").map(|p| p.to_string()), Some("[4660]".into()));
+        assert_eq!(
+            Protocol::parse("4660").map(|p| p.to_string()),
+            Some("[4660]".into())
+        );
         assert_eq!(Protocol::parse("nope"), None);
         assert_eq!(Protocol::parse("70000"), None);
         assert_eq!(Protocol::VLAN.to_string(), "802.1Q");

@@ -38,9 +38,7 @@ pub fn add_clsact(sock: &Socket, ifindex: u32) -> Result<Added> {
     let req = clsact_request(RTM_NEWQDISC, flags::CREATE | flags::EXCL, ifindex);
     match sock.request("RTM_NEWQDISC", &req) {
         Ok(()) => Ok(Added::Created),
-        Err(e) if e.errno == Some(libc::EEXIST) && has_clsact(sock, ifindex)? => {
-            Ok(Added::Existed)
-        }
+        Err(e) if e.errno == Some(libc::EEXIST) && has_clsact(sock, ifindex)? => Ok(Added::Existed),
         Err(e) => Err(e.on(format!("clsact on ifindex {ifindex}"))),
     }
 }

@@ -42,7 +42,10 @@ impl Socket {
             )
         };
         if raw < 0 {
-            return Err(Error::io("socket(NETLINK_ROUTE)", io::Error::last_os_error()));
+            return Err(Error::io(
+                "socket(NETLINK_ROUTE)",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: raw is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -60,7 +63,10 @@ impl Socket {
                 )
             };
             if ret < 0 {
-                return Err(Error::io("setsockopt(SOL_NETLINK)", io::Error::last_os_error()));
+                return Err(Error::io(
+                    "setsockopt(SOL_NETLINK)",
+                    io::Error::last_os_error(),
+                ));
             }
         }
         Ok(Socket { fd })
@@ -69,9 +75,7 @@ impl Socket {
     fn send(&self, req: &Request, seq: u32) -> Result<()> {
         let bytes = req.finish(seq);
         // SAFETY: the buffer is valid for its length; no address (the kernel).
-        let ret = unsafe {
-            libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0)
-        };
+        let ret = unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
         if ret < 0 {
             return Err(Error::io("send(netlink)", io::Error::last_os_error()));
         }
@@ -82,9 +86,8 @@ impl Socket {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: the buffer is valid for writes of its length.
-            let ret = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-            };
+            let ret =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if ret < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -166,7 +169,11 @@ impl Socket {
 fn ack_result(op: &'static str, msg: &Message) -> Result<()> {
     let p = &msg.payload;
     if p.len() < 4 {
-        return Err(Error::with_message(op, libc::EIO, "short netlink error message"));
+        return Err(Error::with_message(
+            op,
+            libc::EIO,
+            "short netlink error message",
+        ));
     }
     let code = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
     if code == 0 {
