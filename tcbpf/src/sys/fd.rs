@@ -42,9 +42,9 @@ pub(crate) fn check_kind(fd: BorrowedFd<'_>, kind: FdKind) -> Result<()> {
     let link = std::fs::read_link(format!("/proc/self/fd/{raw}"))
         .map_err(|e| Error::new("readlink", e).on(format!("fd {raw}")))?;
     let target = link.to_string_lossy();
-    // Links show as "anon_inode:bpf_link" and, on some kernels, with a
-    // bracketed type suffix; maps and programs are exact.
-    // Kernels before 6.x named link inodes "bpf_link".
+    // Links show as "anon_inode:bpf-link" ("bpf_link" on older kernels)
+    // and, on some kernels, with a bracketed type suffix; maps and
+    // programs are exact.
     let legacy_link = kind == FdKind::Link && target == "anon_inode:bpf_link";
     if legacy_link
         || target == kind.inode_name()

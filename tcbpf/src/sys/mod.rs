@@ -7,9 +7,9 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
-pub mod btf;
 mod error;
 mod fd;
+pub mod btf;
 pub mod info;
 pub mod link;
 pub mod map;
