@@ -7,6 +7,7 @@
 //! extended-ack message when it gave one.
 
 pub mod action;
+pub mod bpffs;
 pub mod device;
 mod error;
 pub mod filter;

@@ -57,7 +57,14 @@ pub fn attach(ifindex: u32, direction: Direction, prog: BorrowedFd<'_>) -> Resul
         attach_type: direction.attach_type(),
         flags: 0,
     })
-    .map_err(|e| Error::from(e).on(format!("ifindex {ifindex} tcx {direction}")))
+    .map_err(|e| {
+        let e = Error::from(e).on(format!("ifindex {ifindex} tcx {direction}"));
+        if e.errno == Some(libc::EEXIST) {
+            e.said("the program is already attached to this hook")
+        } else {
+            e
+        }
+    })
 }
 
 /// Attaches like [`attach`] and pins the link at `pin`, so the attachment
