@@ -39,5 +39,7 @@ pub struct ObjArgs {
 /// Loads `obj`, attaches its program to `target` (with
 /// [`super::filter::attach_program`]) and exports its maps. Not wired yet.
 pub fn attach_object(_g: &Global, _target: &AttachTarget, _obj: &ObjArgs) -> Result<(), CliError> {
-    Err(CliError::failure("loading objects is not wired yet (use 'pinned PATH')"))
+    Err(CliError::failure(
+        "loading objects is not wired yet (use 'pinned PATH')",
+    ))
 }

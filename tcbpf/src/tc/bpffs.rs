@@ -43,7 +43,10 @@ fn unescape_mount_path(text: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -60,10 +63,10 @@ pub fn ensure_mounted(dir: &Path) -> Result<()> {
     if is_mounted(dir) {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", e).on(dir.display().to_string()))?;
-    let target = CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
-        Error::with_message("mount bpffs", libc::EINVAL, "path holds a NUL byte")
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io("mkdir", e).on(dir.display().to_string()))?;
+    let target = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::with_message("mount bpffs", libc::EINVAL, "path holds a NUL byte"))?;
     // SAFETY: every pointer is a NUL-terminated string alive for the call;
     // bpffs takes no mount data.
     let ret = unsafe {
@@ -76,7 +79,9 @@ pub fn ensure_mounted(dir: &Path) -> Result<()> {
         )
     };
     if ret < 0 {
-        return Err(Error::io("mount bpffs", io::Error::last_os_error()).on(dir.display().to_string()));
+        return Err(
+            Error::io("mount bpffs", io::Error::last_os_error()).on(dir.display().to_string())
+        );
     }
     Ok(())
 }
@@ -86,7 +91,8 @@ pub fn links_dir() -> Result<PathBuf> {
     let root = root();
     ensure_mounted(&root)?;
     let dir = root.join("tc").join("links");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", e).on(dir.display().to_string()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io("mkdir", e).on(dir.display().to_string()))?;
     Ok(dir)
 }
 

@@ -27,7 +27,8 @@ pub fn enter(name: &str) -> Result<(), Error> {
         .on(format!("'{name}'")));
     }
     let p = path(name);
-    let file = File::open(&p).map_err(|e| Error::new("open netns", e).on(p.display().to_string()))?;
+    let file =
+        File::open(&p).map_err(|e| Error::new("open netns", e).on(p.display().to_string()))?;
     // SAFETY: setns on an open namespace file descriptor; no memory is shared.
     let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if ret < 0 {

@@ -106,8 +106,11 @@ fn number<T: TryFrom<u64>>(w: &mut Words, what: &str) -> Result<T, CliError> {
 
 fn handle(w: &mut Words, what: &str) -> Result<TcHandle, CliError> {
     let text = w.expect(what)?;
-    TcHandle::parse(&text)
-        .ok_or_else(|| CliError::usage(format!("{what}: '{text}' is not a tc handle (MAJ:MIN in hex)")))
+    TcHandle::parse(&text).ok_or_else(|| {
+        CliError::usage(format!(
+            "{what}: '{text}' is not a tc handle (MAJ:MIN in hex)"
+        ))
+    })
 }
 
 fn direction(w: &mut Words) -> Result<Direction, CliError> {
@@ -133,7 +136,8 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     };
     let mut dev = None;
     let mut hook = None;
-    let (mut pref, mut handle_v, mut protocol, mut chain, mut link) = (None, None, None, None, None);
+    let (mut pref, mut handle_v, mut protocol, mut chain, mut link) =
+        (None, None, None, None, None);
     let mut bpf = None;
     while let Some(word) = w.next() {
         let keys = [
@@ -143,7 +147,9 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
         let key = choose(&word, &keys, "filter option")?;
         let set_hook = |h: Hook, hook: &mut Option<Hook>| {
             if hook.replace(h).is_some() {
-                Err(CliError::usage("give one hook: ingress, egress, parent H:M or tcx DIR"))
+                Err(CliError::usage(
+                    "give one hook: ingress, egress, parent H:M or tcx DIR",
+                ))
             } else {
                 Ok(())
             }
@@ -165,7 +171,9 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
             "protocol" => {
                 let text = w.expect("a protocol after 'protocol'")?;
                 protocol = Some(Protocol::parse(&text).ok_or_else(|| {
-                    CliError::usage(format!("protocol: '{text}' is not a known protocol or number"))
+                    CliError::usage(format!(
+                        "protocol: '{text}' is not a known protocol or number"
+                    ))
                 })?)
             }
             "chain" => chain = Some(number::<u32>(w, "chain")?),
@@ -202,8 +210,16 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
     let mut actions = Vec::new();
     while let Some(word) = w.next() {
         let keys = [
-            "da", "direct-action", "classid", "flowid", "obj", "object-file", "pinned",
-            "object-pinned", "action", "link",
+            "da",
+            "direct-action",
+            "classid",
+            "flowid",
+            "obj",
+            "object-file",
+            "pinned",
+            "object-pinned",
+            "action",
+            "link",
         ];
         match choose(&word, &keys, "bpf option")? {
             "da" | "direct-action" => direct_action = true,
@@ -232,7 +248,8 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
     }
-    let source = source.ok_or_else(|| CliError::usage("expected 'obj FILE' or 'pinned PATH' after 'bpf'"))?;
+    let source = source
+        .ok_or_else(|| CliError::usage("expected 'obj FILE' or 'pinned PATH' after 'bpf'"))?;
     Ok(BpfArgs {
         direct_action,
         classid,
@@ -272,7 +289,9 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         }
     }
     if obj.export.is_none() {
-        obj.export = std::env::var_os(ENV_UDS).filter(|v| !v.is_empty()).map(PathBuf::from);
+        obj.export = std::env::var_os(ENV_UDS)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
     }
     Ok(obj)
 }
@@ -281,15 +300,19 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
 fn check(a: &FilterArgs) -> Result<(), CliError> {
     let needs_prog = matches!(a.verb, Verb::Add | Verb::Replace);
     match (&a.bpf, needs_prog) {
-        (None, true) => return Err(CliError::usage("expected 'bpf … { obj FILE | pinned PATH }'")),
-        (Some(_), false) => {
-            return Err(CliError::usage("'bpf …' only goes with add and replace"))
+        (None, true) => {
+            return Err(CliError::usage(
+                "expected 'bpf … { obj FILE | pinned PATH }'",
+            ))
         }
+        (Some(_), false) => return Err(CliError::usage("'bpf …' only goes with add and replace")),
         _ => {}
     }
     if let Hook::Tcx(_) = a.hook {
         if a.pref.is_some() || a.handle.is_some() || a.protocol.is_some() || a.chain.is_some() {
-            return Err(CliError::usage("tcx hooks take no pref, handle, protocol or chain"));
+            return Err(CliError::usage(
+                "tcx hooks take no pref, handle, protocol or chain",
+            ));
         }
         if let Some(b) = &a.bpf {
             if b.classid.is_some() || !b.actions.is_empty() {
@@ -308,7 +331,9 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
         }
     }
     if a.verb == Verb::Delete && a.handle.is_some() && a.pref.is_none() {
-        return Err(CliError::usage("'handle' needs 'pref' to say which filter to delete"));
+        return Err(CliError::usage(
+            "'handle' needs 'pref' to say which filter to delete",
+        ));
     }
     Ok(())
 }
@@ -327,7 +352,9 @@ pub fn parse_qdisc(w: &mut Words) -> Result<(bool, String), CliError> {
     }
     let dev = dev.ok_or_else(|| CliError::usage("expected 'dev DEV'"))?;
     if !clsact {
-        return Err(CliError::usage("expected 'clsact' (the only qdisc tcbpf manages)"));
+        return Err(CliError::usage(
+            "expected 'clsact' (the only qdisc tcbpf manages)",
+        ));
     }
     Ok((add, dev))
 }
@@ -337,7 +364,9 @@ mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<FilterArgs, CliError> {
-        parse_filter(&mut Words::new(line.split_whitespace().map(String::from).collect()))
+        parse_filter(&mut Words::new(
+            line.split_whitespace().map(String::from).collect(),
+        ))
     }
 
     #[test]
@@ -356,8 +385,9 @@ mod tests {
 
     #[test]
     fn obj_words_are_collected_for_the_loader() {
-        let a = parse("add dev v0 parent 1:2 bpf classid 1:3 obj x.o type act sec cls export /u verb")
-            .unwrap();
+        let a =
+            parse("add dev v0 parent 1:2 bpf classid 1:3 obj x.o type act sec cls export /u verb")
+                .unwrap();
         assert_eq!(a.hook, Hook::Parent(TcHandle::new(1, 2)));
         let b = a.bpf.unwrap();
         assert_eq!(b.classid, Some(TcHandle::new(1, 3)));
@@ -415,7 +445,11 @@ mod tests {
 
     #[test]
     fn qdisc_words_need_dev_and_clsact() {
-        let q = |l: &str| parse_qdisc(&mut Words::new(l.split_whitespace().map(String::from).collect()));
+        let q = |l: &str| {
+            parse_qdisc(&mut Words::new(
+                l.split_whitespace().map(String::from).collect(),
+            ))
+        };
         assert_eq!(q("add dev v0 clsact").unwrap(), (true, "v0".to_string()));
         assert_eq!(q("del dev v0 clsact").unwrap(), (false, "v0".to_string()));
         assert!(q("add dev v0").is_err());

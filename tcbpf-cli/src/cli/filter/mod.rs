@@ -70,7 +70,10 @@ pub struct AttachTarget {
 
 /// The name tc shows for a pinned program: `BASENAME:[*fsobj]`.
 pub fn pinned_name(path: &Path) -> String {
-    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{base}:[*fsobj]")
 }
 
@@ -128,7 +131,7 @@ fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none_or(is_help) {
+    if w.peek().map_or(true, is_help) {
         print!("{}", args::FILTER_USAGE);
         return Ok(());
     }
@@ -138,8 +141,10 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
         (Verb::Add | Verb::Replace, _) => add(g, &a, ifindex),
         (Verb::Delete, Hook::Tcx(d)) => tcx::delete(g, &a.dev, ifindex, d, a.link.as_deref()),
         (Verb::Show, Hook::Tcx(d)) => tcx::show(g, ifindex, d),
-        (Verb::Delete, Hook::Parent(parent)) => filter::delete(&sock, &selector(&a, ifindex, parent))
-            .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev))),
+        (Verb::Delete, Hook::Parent(parent)) => {
+            filter::delete(&sock, &selector(&a, ifindex, parent))
+                .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
+        }
         (Verb::Show, Hook::Parent(parent)) => show_filters(g, &sock, &a, ifindex, parent),
     }
 }
@@ -163,7 +168,11 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         dev: a.dev.clone(),
         ifindex,
         hook: a.hook,
-        mode: if a.verb == Verb::Replace { Mode::Replace } else { Mode::Add },
+        mode: if a.verb == Verb::Replace {
+            Mode::Replace
+        } else {
+            Mode::Add
+        },
         pref: a.pref.unwrap_or(0),
         handle: a.handle.unwrap_or(0),
         protocol: a.protocol.unwrap_or(Protocol::ALL),
@@ -209,7 +218,10 @@ fn show_filters(
         chain: a.chain.is_some(),
     };
     if g.json {
-        let list: Vec<Value> = entries.iter().map(|e| show::json_entry(e, given, &prog_details)).collect();
+        let list: Vec<Value> = entries
+            .iter()
+            .map(|e| show::json_entry(e, given, &prog_details))
+            .collect();
         g.print_json(&Value::Array(list))?;
     } else {
         use std::io::Write;
@@ -223,7 +235,7 @@ fn show_filters(
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
 pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none_or(is_help) {
+    if w.peek().map_or(true, is_help) {
         print!("{}", args::QDISC_USAGE);
         return Ok(());
     }

@@ -65,7 +65,10 @@ pub fn text_line(
         s += "direct-action ";
     }
     if let Some(f) = o.flags_gen {
-        for (bit, word) in [(cls_flags::SKIP_HW, "skip_hw"), (cls_flags::SKIP_SW, "skip_sw")] {
+        for (bit, word) in [
+            (cls_flags::SKIP_HW, "skip_hw"),
+            (cls_flags::SKIP_SW, "skip_sw"),
+        ] {
             if f & bit != 0 {
                 s += &format!("{word} ");
             }
@@ -129,7 +132,10 @@ pub fn json_entry(
         opt.insert("direct-action".into(), json!(true));
     }
     if let Some(f) = o.flags_gen {
-        for (bit, word) in [(cls_flags::SKIP_HW, "skip_hw"), (cls_flags::SKIP_SW, "skip_sw")] {
+        for (bit, word) in [
+            (cls_flags::SKIP_HW, "skip_hw"),
+            (cls_flags::SKIP_SW, "skip_sw"),
+        ] {
             if f & bit != 0 {
                 opt.insert(word.into(), json!(true));
             }
@@ -189,24 +195,40 @@ mod tests {
     }
 
     fn details(_: u32) -> Option<ProgDetails> {
-        Some(ProgDetails { name: "count_proto".into(), tag: "382e13ed7b41b83b".into(), jited: true })
+        Some(ProgDetails {
+            name: "count_proto".into(),
+            tag: "382e13ed7b41b83b".into(),
+            jited: true,
+        })
     }
 
     #[test]
     fn text_matches_tc_lines() {
-        assert_eq!(text_line(&entry(0), Given::default(), &details), "filter protocol all pref 49152 bpf chain 0 ");
+        assert_eq!(
+            text_line(&entry(0), Given::default(), &details),
+            "filter protocol all pref 49152 bpf chain 0 "
+        );
         assert_eq!(
             text_line(&entry(1), Given::default(), &details),
             "filter protocol all pref 49152 bpf chain 0 handle 0x1 demo.o:[classifier] direct-action not_in_hw id 100 name count_proto tag 382e13ed7b41b83b jited "
         );
-        let given = Given { pref: true, ..Default::default() };
-        assert!(text_line(&entry(0), given, &details).starts_with("filter protocol all bpf chain 0"));
-        assert!(text_line(&entry(1), Given::default(), &|_| None).ends_with("id 100 tag 382e13ed7b41b83b "));
+        let given = Given {
+            pref: true,
+            ..Default::default()
+        };
+        assert!(
+            text_line(&entry(0), given, &details).starts_with("filter protocol all bpf chain 0")
+        );
+        assert!(text_line(&entry(1), Given::default(), &|_| None)
+            .ends_with("id 100 tag 382e13ed7b41b83b "));
     }
 
     #[test]
     fn json_matches_tc_json() {
-        let v = json!([json_entry(&entry(0), Given::default(), &details), json_entry(&entry(1), Given::default(), &details)]);
+        let v = json!([
+            json_entry(&entry(0), Given::default(), &details),
+            json_entry(&entry(1), Given::default(), &details)
+        ]);
         assert_eq!(
             v.to_string(),
             r#"[{"protocol":"all","pref":49152,"kind":"bpf","chain":0},{"protocol":"all","pref":49152,"kind":"bpf","chain":0,"options":{"handle":"0x1","bpf_name":"demo.o:[classifier]","direct-action":true,"not_in_hw":true,"prog":{"id":100,"name":"count_proto","tag":"382e13ed7b41b83b","jited":1}}}]"#

@@ -52,14 +52,17 @@ pub fn delete(
     let hook = format!("dev '{dev}' tcx {}", direction_word(direction));
     if let Some(pin) = pin {
         let (link_fd, info) = tcx::open_pinned(pin)?;
-        if info.ifindex != ifindex || Direction::from_attach_type(info.attach_type) != Some(direction) {
+        if info.ifindex != ifindex
+            || Direction::from_attach_type(info.attach_type) != Some(direction)
+        {
             return Err(CliError::usage(format!(
                 "link '{}' is not attached to {hook}",
                 pin.display()
             )));
         }
         tcx::detach(&link_fd)?;
-        std::fs::remove_file(pin).map_err(|e| CliError::from(e).context(format!("unpin '{}'", pin.display())))?;
+        std::fs::remove_file(pin)
+            .map_err(|e| CliError::from(e).context(format!("unpin '{}'", pin.display())))?;
         return Ok(());
     }
     let attached = tcx::list(ifindex, direction)?;

@@ -1,0 +1,658 @@
+//! `tcbpf qdisc` and `tcbpf filter` end to end: the binary against the real
+//! kernel, checked against the real `tc` both ways, with real traffic,
+//! tcx links, `-n NETNS`, and bad input. Every test works in namespaces
+//! and a bpffs it creates and removes.
+
+#[path = "../../tcbpf/tests/tc_support/mod.rs"]
+mod tc_support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use tc_support::*;
+use tcbpf::sys;
+
+/// Runs `tcbpf ARGS…` with `TC_BPF_MNT` at `mnt` when given.
+fn tcbpf(args: &[&str], mnt: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
+    cmd.args(args).env_remove("TC_BPF_UDS");
+    match mnt {
+        Some(m) => cmd.env("TC_BPF_MNT", m),
+        None => cmd.env_remove("TC_BPF_MNT"),
+    };
+    cmd.output().expect("run tcbpf")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "tcbpf failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The exit code and stderr of a failing run.
+fn fails(out: Output) -> (i32, String) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tc(ns: &Netns, args: &[&str]) -> String {
+    let mut all = vec!["-n", ns.name.as_str()];
+    all.extend_from_slice(args);
+    run("tc", &all)
+}
+
+fn veth(ns: &Netns) {
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+}
+
+#[test]
+fn qdisc_add_and_del_manage_clsact() {
+    let ns = Netns::new();
+    veth(&ns);
+    let n = ns.name.as_str();
+    ok(tcbpf(
+        &["-n", n, "qdisc", "add", "dev", "v0", "clsact"],
+        None,
+    ));
+    assert!(
+        tc(&ns, &["qdisc", "show", "dev", "v0"]).contains("qdisc clsact ffff: parent ffff:fff1")
+    );
+    let (code, err) = fails(tcbpf(
+        &["-n", n, "qdisc", "add", "dev", "v0", "clsact"],
+        None,
+    ));
+    assert_eq!(
+        (code, err.trim()),
+        (4, "tcbpf: dev 'v0' already has a clsact qdisc")
+    );
+    ok(tcbpf(
+        &["-n", n, "qdisc", "del", "dev", "v0", "clsact"],
+        None,
+    ));
+    assert!(!tc(&ns, &["qdisc", "show", "dev", "v0"]).contains("clsact"));
+    let (code, err) = fails(tcbpf(
+        &["-n", n, "qdisc", "del", "dev", "v0", "clsact"],
+        None,
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("dev 'v0': no clsact qdisc"), "{err}");
+}
+
+#[test]
+fn filter_show_prints_what_tc_prints_line_for_line() {
+    let ns = Netns::new();
+    let fs = Bpffs::new();
+    veth(&ns);
+    let pass = constant_prog(PASS);
+    let shot = constant_prog(SHOT);
+    let (p_pass, p_shot) = (fs.path("pass"), fs.path("shot"));
+    sys::obj::pin(&pass, &p_pass).unwrap();
+    sys::obj::pin(&shot, &p_shot).unwrap();
+    let n = ns.name.as_str();
+    // The pin lives in this process's mount namespace: -n must keep it visible.
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "bpf",
+            "da",
+            "pinned",
+            s(&p_pass),
+        ],
+        None,
+    ));
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "pref",
+            "7",
+            "handle",
+            "0x3",
+            "protocol",
+            "ip",
+            "bpf",
+            "da",
+            "pinned",
+            s(&p_shot),
+        ],
+        None,
+    ));
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "egress",
+            "pref",
+            "8",
+            "protocol",
+            "802.1Q",
+            "chain",
+            "3",
+            "bpf",
+            "classid",
+            "1:2",
+            "pinned",
+            s(&p_pass),
+        ],
+        None,
+    ));
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "egress",
+            "protocol",
+            "0x1234",
+            "bpf",
+            "da",
+            "pinned",
+            s(&p_shot),
+        ],
+        None,
+    ));
+    for hook in [
+        &["ingress"][..],
+        &["egress"],
+        &["ingress", "pref", "7"],
+        &["egress", "chain", "3"],
+        &["ingress", "protocol", "all"],
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["-n", n];
+            if json {
+                args.push("-j");
+            }
+            args.extend_from_slice(&["filter", "show", "dev", "v0"]);
+            args.extend_from_slice(hook);
+            let ours = ok(tcbpf(&args, None));
+            let theirs = run("tc", &args);
+            assert_eq!(ours, theirs, "tcbpf {args:?}");
+            assert!(!ours.is_empty());
+        }
+    }
+    let text = ok(tcbpf(
+        &["-n", n, "filter", "show", "dev", "v0", "ingress"],
+        None,
+    ));
+    let id = sys::info::prog_info(&shot).unwrap().id;
+    assert!(text.contains(&format!(
+        "filter protocol ip pref 7 bpf chain 0 handle 0x3 shot:[*fsobj] direct-action not_in_hw id {id} name tc_const tag "
+    )), "{text}");
+
+    // replace swaps the program; del removes exactly the filter named.
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "replace",
+            "dev",
+            "v0",
+            "ingress",
+            "pref",
+            "7",
+            "handle",
+            "3",
+            "protocol",
+            "ip",
+            "bpf",
+            "da",
+            "pinned",
+            s(&p_pass),
+        ],
+        None,
+    ));
+    let pass_id = sys::info::prog_info(&pass).unwrap().id;
+    let theirs = tc(
+        &ns,
+        &["filter", "show", "dev", "v0", "ingress", "pref", "7"],
+    );
+    assert!(
+        theirs.contains(&format!(
+            "pass:[*fsobj] direct-action not_in_hw id {pass_id} "
+        )),
+        "{theirs}"
+    );
+    ok(tcbpf(
+        &[
+            "-n", n, "filter", "del", "dev", "v0", "ingress", "pref", "7", "handle", "3",
+        ],
+        None,
+    ));
+    assert_eq!(
+        tc(
+            &ns,
+            &["filter", "show", "dev", "v0", "ingress", "pref", "7"]
+        ),
+        ""
+    );
+    // Without pref, del flushes one chain (0 unless given), as tc does.
+    ok(tcbpf(
+        &["-n", n, "filter", "del", "dev", "v0", "egress"],
+        None,
+    ));
+    let left = tc(&ns, &["filter", "show", "dev", "v0", "egress"]);
+    assert_eq!(left.lines().count(), 2, "{left}");
+    assert!(left.contains("chain 3"), "{left}");
+    ok(tcbpf(
+        &[
+            "-n", n, "filter", "del", "dev", "v0", "egress", "chain", "3",
+        ],
+        None,
+    ));
+    assert_eq!(
+        ok(tcbpf(
+            &["-n", n, "filter", "show", "dev", "v0", "egress"],
+            None
+        )),
+        ""
+    );
+    assert_ne!(
+        ok(tcbpf(
+            &["-n", n, "filter", "show", "dev", "v0", "ingress"],
+            None
+        )),
+        ""
+    );
+}
+
+#[test]
+fn filter_added_by_tc_shows_in_tcbpf() {
+    let ns = Netns::new();
+    let fs = Bpffs::new();
+    veth(&ns);
+    let prog = constant_prog(PASS);
+    let pin = fs.path("from_tc");
+    sys::obj::pin(&prog, &pin).unwrap();
+    tc(&ns, &["qdisc", "add", "dev", "v1", "clsact"]);
+    tc(
+        &ns,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "egress",
+            "pref",
+            "4",
+            "handle",
+            "9",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+        ],
+    );
+    let n = ns.name.as_str();
+    let ours = ok(tcbpf(
+        &["-n", n, "filter", "show", "dev", "v1", "egress"],
+        None,
+    ));
+    let id = sys::info::prog_info(&prog).unwrap().id;
+    assert_eq!(
+        ours.lines().nth(1).unwrap(),
+        format!("filter protocol all pref 4 bpf chain 0 handle 0x9 from_tc:[*fsobj] direct-action not_in_hw id {id} name tc_const tag {} jited ",
+            sys::info::prog_info(&prog).unwrap().tag_hex())
+    );
+    assert_eq!(ours, tc(&ns, &["filter", "show", "dev", "v1", "egress"]));
+}
+
+#[test]
+fn attached_filter_counts_udp_packets_sent_between_namespaces() {
+    let pair = VethPair::new();
+    let fs = Bpffs::new();
+    let counter = counter_map();
+    let prog = udp_counter_prog(&counter, 7000, PASS);
+    let pin = fs.path("count");
+    sys::obj::pin(&prog, &pin).unwrap();
+    drop(prog);
+    ok(tcbpf(
+        &[
+            "-n",
+            &pair.b.name,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "protocol",
+            "ip",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    assert_eq!(pair.send_udp(7000, 40), 40);
+    assert_eq!(read_counter(&counter), 40);
+    ok(tcbpf(
+        &["-n", &pair.b.name, "qdisc", "del", "dev", "v1", "clsact"],
+        None,
+    ));
+    assert_eq!(pair.send_udp(7000, 3), 3);
+    assert_eq!(read_counter(&counter), 40);
+}
+
+#[test]
+fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
+    let pair = VethPair::new();
+    let fs = Bpffs::new();
+    let counter = counter_map();
+    let prog = udp_counter_prog(&counter, 7100, PASS);
+    let pin = fs.path("tcx_count");
+    sys::obj::pin(&prog, &pin).unwrap();
+    let prog_id = sys::info::prog_info(&prog).unwrap().id;
+    drop(prog);
+    let b = pair.b.name.as_str();
+    let mnt = Some(fs.dir.as_path());
+    let out = ok(tcbpf(
+        &[
+            "-n",
+            b,
+            "-j",
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "tcx",
+            "ingress",
+            "bpf",
+            "pinned",
+            s(&pin),
+        ],
+        mnt,
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let link_id = v["link_id"].as_u64().unwrap();
+    let link_pin = fs.dir.join(format!("tc/links/tcx-v1-ingress-{link_id}"));
+    assert_eq!(v["pinned"], link_pin.display().to_string());
+    assert!(link_pin.exists());
+    let shown = ok(tcbpf(
+        &[
+            "-n", b, "-j", "filter", "show", "dev", "v1", "tcx", "ingress",
+        ],
+        mnt,
+    ));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v[0]["prog"]["id"], prog_id);
+    assert_eq!(v[0]["link_id"], link_id);
+    assert_eq!(v[0]["prog"]["name"], "tc_udp_count");
+
+    assert_eq!(pair.send_udp(7100, 17), 17);
+    assert_eq!(read_counter(&counter), 17);
+    ok(tcbpf(
+        &["-n", b, "filter", "del", "dev", "v1", "tcx", "ingress"],
+        mnt,
+    ));
+    assert!(!link_pin.exists(), "del unpins the link");
+    assert_eq!(
+        ok(tcbpf(
+            &["-n", b, "filter", "show", "dev", "v1", "tcx", "ingress"],
+            mnt
+        )),
+        ""
+    );
+    assert_eq!(pair.send_udp(7100, 5), 5);
+    assert_eq!(read_counter(&counter), 17);
+
+    // An explicit link path, detached by naming it.
+    let my_link = fs.path("my_link");
+    ok(tcbpf(
+        &[
+            "-n",
+            b,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "tcx",
+            "egress",
+            "bpf",
+            "pinned",
+            s(&pin),
+            "link",
+            s(&my_link),
+        ],
+        mnt,
+    ));
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            b,
+            "filter",
+            "del",
+            "dev",
+            "v1",
+            "tcx",
+            "ingress",
+            "link",
+            s(&my_link),
+        ],
+        mnt,
+    ));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is not attached to dev 'v1' tcx ingress"),
+        "{err}"
+    );
+    ok(tcbpf(
+        &[
+            "-n",
+            b,
+            "filter",
+            "del",
+            "dev",
+            "v1",
+            "tcx",
+            "egress",
+            "link",
+            s(&my_link),
+        ],
+        mnt,
+    ));
+    assert!(!my_link.exists());
+    let (code, _) = fails(tcbpf(
+        &["-n", b, "filter", "del", "dev", "v1", "tcx", "egress"],
+        mnt,
+    ));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn act_bpf_fails_clearly_and_leaves_no_qdisc() {
+    let ns = Netns::new();
+    let fs = Bpffs::new();
+    veth(&ns);
+    let prog = constant_prog(PASS);
+    let pin = fs.path("p");
+    sys::obj::pin(&prog, &pin).unwrap();
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            &ns.name,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+            "action",
+            "bpf",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("act_bpf is not supported by this kernel"),
+        "{err}"
+    );
+    assert!(
+        !tc(&ns, &["qdisc", "show", "dev", "v0"]).contains("clsact"),
+        "the qdisc made for it is gone"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_changes_nothing() {
+    let ns = Netns::new();
+    let fs = Bpffs::new();
+    veth(&ns);
+    let n = ns.name.as_str();
+    let prog = constant_prog(PASS);
+    let pin = fs.path("p");
+    sys::obj::pin(&prog, &pin).unwrap();
+    let m = counter_map();
+    let map_pin = fs.path("m");
+    sys::obj::pin(&m, &map_pin).unwrap();
+
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "nosuch0",
+            "ingress",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    assert_eq!((code, err.trim()), (1, "tcbpf: no such device 'nosuch0'"));
+    for verb in ["show", "del"] {
+        let (code, err) = fails(tcbpf(
+            &["-n", n, "filter", verb, "dev", "v0", "ingress"],
+            None,
+        ));
+        assert_eq!(code, 1);
+        assert!(err.contains("dev 'v0': no clsact qdisc"), "{err}");
+    }
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "bpf",
+            "da",
+            "pinned",
+            s(&map_pin),
+        ],
+        None,
+    ));
+    assert_eq!(code, 4);
+    assert!(err.contains("not a bpf program"), "{err}");
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            "tcbpf-no-such-netns",
+            "filter",
+            "show",
+            "dev",
+            "v0",
+            "ingress",
+        ],
+        None,
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("netns 'tcbpf-no-such-netns'"), "{err}");
+    assert!(!tc(&ns, &["qdisc", "show", "dev", "v0"]).contains("clsact"));
+
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "pref",
+            "2",
+            "handle",
+            "1",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "pref",
+            "2",
+            "handle",
+            "1",
+            "bpf",
+            "da",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    assert_eq!(code, 4);
+    assert!(err.contains("(EEXIST)"), "{err}");
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n", n, "filter", "add", "dev", "v0", "ingress", "bpf", "pinned",
+        ],
+        None,
+    ));
+    assert_eq!(code, 2);
+    assert!(err.contains("expected a bpffs path"), "{err}");
+    assert_eq!(
+        tc(&ns, &["filter", "show", "dev", "v0", "ingress"])
+            .lines()
+            .count(),
+        2
+    );
+}
