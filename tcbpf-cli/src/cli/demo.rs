@@ -1,10 +1,347 @@
-//! `tcbpf demo …`.
+//! `tcbpf demo`: the whole exec-proxy flow on a built-in example, with
+//! nothing else needed.
+//!
+//! Two network namespaces joined by a veth pair; the example classifier
+//! (counting packets and bytes per IP protocol) is attached on one end with
+//! `filter add … export UDS`; its maps go to `exec bpf import UDS run` a
+//! shell loop that prints the counters with `tcbpf map dump`; UDP and ICMP
+//! traffic crosses the pair for a few seconds. Everything the demo made is
+//! removed when it ends, fails or is interrupted. The steps run this very
+//! binary's subcommands, so the demo shows what an operator would type.
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::Words;
+use super::words::{choose, is_help, Words};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The example classifier, compiled from `bpf/demo.c`.
+const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
+
+const USAGE: &str = "\
+Usage: tcbpf demo [ seconds N ]
+
+Creates two network namespaces joined by a veth pair, attaches the built-in
+classifier (packets and bytes per IP protocol) on the receiving end, exports
+its maps to `tcbpf exec bpf import … run` a loop that prints them with
+`tcbpf map dump`, and sends UDP and ICMP traffic for N seconds (default 5).
+Removes everything it created when it ends or is interrupted. Needs root.
+";
+
+/// Set by SIGINT/SIGTERM: the demo stops early and cleans up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
 
 /// Runs `tcbpf demo …`.
-pub fn run(_g: &Global, _w: &mut Words) -> Result<(), CliError> {
-    Err(CliError::failure("'demo' is not built yet"))
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let mut seconds = 5u64;
+    while let Some(word) = w.next() {
+        if is_help(&word) {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        choose(&word, &["seconds"], "demo option")?;
+        seconds = w.number("seconds")?;
+    }
+    if !(1..=3600).contains(&seconds) {
+        return Err(CliError::usage("seconds must be between 1 and 3600"));
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+    }
+    let mut lab = Lab::create()?;
+    let result = lab.run(g, seconds);
+    drop(lab);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(CliError::failure("interrupted; everything the demo created is removed"));
+    }
+    result
+}
+
+/// Everything the demo creates; dropping it removes all of it.
+struct Lab {
+    dir: PathBuf,
+    ns_tx: String,
+    ns_rx: String,
+    importer: Option<Child>,
+}
+
+const DEV_TX: &str = "demo-tx";
+const DEV_RX: &str = "demo-rx";
+const ADDR_TX: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const ADDR_RX: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+impl Lab {
+    fn create() -> Result<Lab, CliError> {
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("tcbpf-demo-{pid}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::from(e).context(format!("creating {}", dir.display())))?;
+        let lab = Lab {
+            dir,
+            ns_tx: format!("tcbpf-demo-tx-{pid}"),
+            ns_rx: format!("tcbpf-demo-rx-{pid}"),
+            importer: None,
+        };
+        std::fs::write(lab.object(), DEMO_OBJECT)
+            .map_err(|e| CliError::from(e).context("writing the example object"))?;
+        ip(&["netns", "add", &lab.ns_tx])?;
+        ip(&["netns", "add", &lab.ns_rx])?;
+        ip(&[
+            "link", "add", DEV_TX, "netns", &lab.ns_tx, "type", "veth", "peer", "name", DEV_RX,
+            "netns", &lab.ns_rx,
+        ])?;
+        for (ns, dev, addr) in [(&lab.ns_tx, DEV_TX, ADDR_TX), (&lab.ns_rx, DEV_RX, ADDR_RX)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(lab)
+    }
+
+    fn object(&self) -> PathBuf {
+        self.dir.join("demo.o")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("maps.sock")
+    }
+
+    fn run(&mut self, g: &Global, seconds: u64) -> Result<(), CliError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::from(e).context("finding the tcbpf binary"))?;
+        say(&format!(
+            "namespaces {} ({ADDR_TX}) and {} ({ADDR_RX}) joined by veth {DEV_TX}/{DEV_RX}",
+            self.ns_tx, self.ns_rx
+        ));
+
+        // The importer: its shell owns the maps and prints them every second.
+        let rounds = seconds + 1;
+        let script = format!(
+            "echo \"shell holds BPF_NUM_MAPS=$BPF_NUM_MAPS, proto_stats at fd $BPF_MAP_PROTO_STATS\"; \
+             i=0; while [ $i -lt {rounds} ]; do sleep 1; i=$((i+1)); \
+             echo \"--- after ${{i}}s: protocol -> packets bytes\"; \
+             \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; done"
+        );
+        let uds = self.socket();
+        say(&format!("tcbpf exec bpf import {} run sh -c '…map dump…'", uds.display()));
+        let importer = Command::new(&exe)
+            .args(["exec", "bpf", "import"])
+            .arg(&uds)
+            .args(["run", "sh", "-c", &script])
+            .env("TCBPF", &exe)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| CliError::from(e).context("starting the importer"))?;
+        self.importer = Some(importer);
+        wait_for(&uds, Duration::from_secs(5))?;
+
+        // Attach and export: the maps go to the waiting importer.
+        let object = self.object();
+        say(&format!(
+            "tcbpf -n {} filter add dev {DEV_RX} ingress bpf da obj {} sec classifier export {}",
+            self.ns_rx,
+            object.display(),
+            uds.display()
+        ));
+        let mut attach = Command::new(&exe);
+        if g.verbose {
+            attach.arg("-v");
+        }
+        let status = attach
+            .args(["-n", &self.ns_rx, "filter", "add", "dev", DEV_RX, "ingress", "bpf", "da", "obj"])
+            .arg(&object)
+            .args(["sec", "classifier", "export"])
+            .arg(&uds)
+            .status()
+            .map_err(|e| CliError::from(e).context("running filter add"))?;
+        if !status.success() {
+            return Err(CliError::failure("filter add failed (see above)"));
+        }
+        let show = Command::new(&exe)
+            .args(["-n", &self.ns_rx, "filter", "show", "dev", DEV_RX, "ingress"])
+            .output()
+            .map_err(|e| CliError::from(e).context("running filter show"))?;
+        print!("{}", String::from_utf8_lossy(&show.stdout));
+
+        say(&format!(
+            "sending UDP and ICMP from {} to {ADDR_RX} for {seconds}s",
+            self.ns_tx
+        ));
+        let sent = send_traffic(&self.ns_tx, Duration::from_secs(seconds))?;
+        say(&format!("sent {} UDP datagrams and {} ICMP echo requests", sent.0, sent.1));
+
+        let mut importer = self.importer.take().expect("importer started above");
+        let status = importer
+            .wait()
+            .map_err(|e| CliError::from(e).context("waiting for the importer"))?;
+        if !status.success() && !INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(CliError::failure(format!("the importing shell failed: {status}")));
+        }
+        say("done; removing the namespaces, veth pair, filter and socket");
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.importer.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in [&self.ns_tx, &self.ns_rx] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn say(line: &str) {
+    println!("demo: {line}");
+}
+
+/// Runs `ip ARGS`, failing with its stderr.
+fn ip(args: &[&str]) -> Result<(), CliError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| CliError::from(e).context("running ip (iproute2)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(CliError::failure(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Waits until the importer has bound its socket.
+fn wait_for(path: &Path, limit: Duration) -> Result<(), CliError> {
+    let start = Instant::now();
+    while !path.exists() {
+        if start.elapsed() > limit || INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(CliError::failure(format!(
+                "the importer did not bind {} in time",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Sends UDP datagrams and ICMP echo requests from inside `ns` for `how_long`,
+/// from a thread that switched only its network namespace.
+fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
+    let ns = ns.to_string();
+    let sender = std::thread::spawn(move || -> Result<(u64, u64), CliError> {
+        tcbpf::tc::netns::enter(&ns).map_err(|e| CliError::from(e).context("entering the sender namespace"))?;
+        let udp = UdpSocket::bind(SocketAddrV4::new(ADDR_TX, 0))?;
+        let icmp = IcmpSocket::open()?;
+        let start = Instant::now();
+        let (mut udp_sent, mut icmp_sent) = (0u64, 0u64);
+        let mut seq = 0u16;
+        while start.elapsed() < how_long && !INTERRUPTED.load(Ordering::SeqCst) {
+            for _ in 0..10 {
+                udp.send_to(b"tcbpf demo", SocketAddrV4::new(ADDR_RX, 9))?;
+                udp_sent += 1;
+            }
+            seq = seq.wrapping_add(1);
+            icmp.echo(ADDR_RX, seq)?;
+            icmp_sent += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok((udp_sent, icmp_sent))
+    });
+    sender
+        .join()
+        .map_err(|_| CliError::failure("the traffic thread panicked"))?
+}
+
+/// A raw ICMP socket for echo requests (root only).
+struct IcmpSocket(std::os::fd::OwnedFd);
+
+impl IcmpSocket {
+    fn open() -> std::io::Result<IcmpSocket> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: socket(2) with constant arguments; the result is checked.
+        let fd = unsafe {
+            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh socket nothing else owns.
+        Ok(IcmpSocket(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn echo(&self, to: Ipv4Addr, seq: u16) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut pkt = [0u8; 16];
+        pkt[0] = 8; // echo request
+        pkt[4..6].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        pkt[8..].copy_from_slice(b"tcbpfdmo");
+        let sum = inet_checksum(&pkt);
+        pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(to).to_be() },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: pkt and addr are valid for the lengths given.
+        let ret = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_of_echo_request_verifies_to_zero() {
+        let mut pkt = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'a', b'b'];
+        let sum = inet_checksum(&pkt);
+        pkt[2..4].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(inet_checksum(&pkt), 0);
+    }
 }
