@@ -2,8 +2,7 @@
 //! iproute2), mounting it when absent, and the `tc/links/` directory that
 //! holds pinned tcx links.
 //!
-//! Only the mount(2) call is unsafe; reading mounts goes through
-//! /proc/self/mounts.
+//! The statfs(2) and mount(2) calls are the only unsafe code here.
 
 use super::error::{Error, Result};
 use std::ffi::CString;
@@ -24,43 +23,25 @@ pub fn root() -> PathBuf {
     }
 }
 
-/// True when a bpffs is mounted exactly at `dir`.
-pub fn is_mounted(dir: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+/// `BPF_FS_MAGIC`: the `f_type` statfs reports for bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// True when `dir` exists and lies on a bpffs (its root or any directory
+/// in it).
+pub fn is_bpffs(dir: &Path) -> bool {
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    mounts.lines().any(|line| {
-        let mut f = line.split_whitespace();
-        let (_, point, fstype) = (f.next(), f.next(), f.next());
-        fstype == Some("bpf") && point.map(unescape_mount_path).as_deref() == Some(dir.as_path())
-    })
+    // SAFETY: statfs only writes into `buf`, a zeroed struct of the right type.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and alive; buf is valid for writes.
+    let ret = unsafe { libc::statfs(c.as_ptr(), &mut buf) };
+    ret == 0 && buf.f_type as i64 == BPF_FS_MAGIC
 }
 
-/// /proc/self/mounts writes space, tab, newline and backslash as octal.
-fn unescape_mount_path(text: &str) -> PathBuf {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
-}
-
-/// Mounts a bpffs at `dir` unless one is there already.
+/// Mounts a bpffs at `dir` unless `dir` is on one already.
 pub fn ensure_mounted(dir: &Path) -> Result<()> {
-    if is_mounted(dir) {
+    if is_bpffs(dir) {
         return Ok(());
     }
     std::fs::create_dir_all(dir)
@@ -101,9 +82,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mount_paths_unescape_octal() {
-        assert_eq!(unescape_mount_path("/a\\040b"), PathBuf::from("/a b"));
-        assert_eq!(unescape_mount_path("/plain"), PathBuf::from("/plain"));
-        assert_eq!(unescape_mount_path("/end\\04"), PathBuf::from("/end\\04"));
+    fn ordinary_directories_are_not_bpffs() {
+        assert!(!is_bpffs(Path::new("/proc")));
+        assert!(!is_bpffs(Path::new("/no/such/dir")));
     }
 }

@@ -198,3 +198,50 @@ fn ack_result(op: &'static str, msg: &Message) -> Result<()> {
     }
     Err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An NLMSG_ERROR payload: errno, the echoed header, then attributes.
+    fn error_message(errno: i32, capped: bool, text: Option<&str>) -> Message {
+        let mut payload = (-errno).to_ne_bytes().to_vec();
+        let echoed = Request::new(44, 0, &[0u8; 20]).finish(5);
+        payload.extend_from_slice(if capped { &echoed[..16] } else { &echoed });
+        let mut flags_v = if capped { flags::CAPPED } else { 0 };
+        if let Some(text) = text {
+            flags_v |= flags::ACK_TLVS;
+            let mut t = text.as_bytes().to_vec();
+            t.push(0);
+            payload.extend_from_slice(&((4 + t.len()) as u16).to_ne_bytes());
+            payload.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
+            payload.extend_from_slice(&t);
+        }
+        Message {
+            msg_type: message::NLMSG_ERROR,
+            flags: flags_v,
+            seq: 5,
+            payload,
+        }
+    }
+
+    #[test]
+    fn ack_carries_the_kernels_extended_message() {
+        let e = ack_result(
+            "RTM_NEWTFILTER",
+            &error_message(libc::EEXIST, true, Some("Filter already exists.")),
+        )
+        .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        assert_eq!(
+            e.to_string(),
+            "RTM_NEWTFILTER: Filter already exists (EEXIST)"
+        );
+        let e =
+            ack_result("X", &error_message(libc::EINVAL, false, Some("Bad parent"))).unwrap_err();
+        assert_eq!(e.message, "Bad parent");
+        let e = ack_result("X", &error_message(libc::ENOENT, true, None)).unwrap_err();
+        assert_eq!(e.message, "No such file or directory");
+        assert!(ack_result("X", &error_message(0, true, None)).is_ok());
+    }
+}

@@ -12,7 +12,8 @@ use super::error::{exit_for_errno, CliError, Exit};
 use super::filter_obj;
 use super::output::Global;
 use super::words::{is_help, Words};
-use args::{FilterArgs, Hook, ProgSource, Verb};
+pub use args::Hook;
+use args::{FilterArgs, ProgSource, Verb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -75,6 +76,16 @@ pub fn pinned_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("{base}:[*fsobj]")
+}
+
+/// The name tc shows for an object's program: `BASENAME:[SECTION]`.
+#[allow(dead_code)] // used by filter_obj once the loader is wired in
+pub fn object_name(file: &Path, section: &str) -> String {
+    let base = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{base}:[{section}]")
 }
 
 /// Attaches `prog` to `target` under `name` (`FILE:[SECTION]` for objects):
@@ -251,6 +262,20 @@ pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
         }
     } else {
         qdisc::delete_clsact(&sock, ifindex).map_err(on_dev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_written_as_tc_writes_them() {
+        assert_eq!(
+            object_name(Path::new("/x/demo.o"), "classifier"),
+            "demo.o:[classifier]"
+        );
+        assert_eq!(pinned_name(Path::new("/sys/fs/bpf/tc/p")), "p:[*fsobj]");
     }
 }
 
