@@ -265,6 +265,14 @@ pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
 }
 
+/// `Direction` words for messages and paths.
+fn direction_word(d: Direction) -> &'static str {
+    match d {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,13 +284,5 @@ mod tests {
             "demo.o:[classifier]"
         );
         assert_eq!(pinned_name(Path::new("/sys/fs/bpf/tc/p")), "p:[*fsobj]");
-    }
-}
-
-/// `Direction` words for messages and paths.
-fn direction_word(d: Direction) -> &'static str {
-    match d {
-        Direction::Ingress => "ingress",
-        Direction::Egress => "egress",
     }
 }
