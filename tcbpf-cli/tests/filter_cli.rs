@@ -656,3 +656,83 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         2
     );
 }
+
+#[test]
+fn filter_on_a_parent_class_carries_its_classid() {
+    let ns = Netns::new();
+    let fs = Bpffs::new();
+    veth(&ns);
+    let prog = constant_prog(PASS);
+    let pin = fs.path("classify");
+    sys::obj::pin(&prog, &pin).unwrap();
+    let n = ns.name.as_str();
+    let (code, err) = fails(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "parent",
+            "1:",
+            "bpf",
+            "classid",
+            "1:2",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        !tc(&ns, &["qdisc", "show", "dev", "v0"]).contains("clsact"),
+        "no clsact for a class parent"
+    );
+    tc(
+        &ns,
+        &[
+            "qdisc", "add", "dev", "v0", "root", "handle", "1:", "htb", "default", "1",
+        ],
+    );
+    ok(tcbpf(
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v0",
+            "parent",
+            "1:",
+            "pref",
+            "3",
+            "bpf",
+            "classid",
+            "1:2",
+            "pinned",
+            s(&pin),
+        ],
+        None,
+    ));
+    let ours = ok(tcbpf(
+        &["-n", n, "filter", "show", "dev", "v0", "parent", "1:"],
+        None,
+    ));
+    assert_eq!(
+        ours,
+        tc(&ns, &["filter", "show", "dev", "v0", "parent", "1:"])
+    );
+    assert!(
+        ours.contains("handle 0x1 flowid 1:2 classify:[*fsobj] not_in_hw id"),
+        "{ours}"
+    );
+    let ours = ok(tcbpf(
+        &["-n", n, "-j", "filter", "show", "dev", "v0", "parent", "1:"],
+        None,
+    ));
+    assert_eq!(
+        ours,
+        tc(&ns, &["-j", "filter", "show", "dev", "v0", "parent", "1:"])
+    );
+}
