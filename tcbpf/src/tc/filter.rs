@@ -199,7 +199,7 @@ pub struct FilterSelector {
     pub pref: u16,
     /// Only this protocol.
     pub protocol: Option<Protocol>,
-    /// Only this handle (0: any; needs a pref).
+    /// Only this handle (0: any; needs a pref). Used by delete only.
     pub handle: u32,
     /// Only this chain.
     pub chain: Option<u32>,
@@ -320,6 +320,7 @@ pub struct FilterEntry {
 }
 
 /// Lists the selected filters in kernel order (dump of `RTM_GETTFILTER`).
+/// The selector's handle is not used, as `tc filter show` ignores it.
 /// On a clsact hook a device without clsact is an ENOENT error saying so.
 pub fn list(sock: &Socket, sel: &FilterSelector) -> Result<Vec<FilterEntry>> {
     sel.check_clsact(sock)?;
@@ -358,9 +359,7 @@ pub fn list(sock: &Socket, sel: &FilterSelector) -> Result<Vec<FilterEntry>> {
             handle: t.handle,
             bpf,
         };
-        if sel.handle == 0 || entry.handle == sel.handle {
-            out.push(entry);
-        }
+        out.push(entry);
     }
     Ok(out)
 }

@@ -82,8 +82,7 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ action bpf pinned PATH ]… [ link PATH ]
        tcbpf [-j] [-n NETNS] filter del dev DEV HOOK [ pref N [ handle H ] ] [ protocol P ]
               [ chain N ] [ link PATH ]
-       tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ handle H ] [ protocol P ]
-              [ chain N ]
+       tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ verbose ] | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
