@@ -142,7 +142,7 @@ fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().map_or(true, is_help) {
+    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
         print!("{}", args::FILTER_USAGE);
         return Ok(());
     }
@@ -246,7 +246,7 @@ fn show_filters(
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
 pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().map_or(true, is_help) {
+    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
         print!("{}", args::QDISC_USAGE);
         return Ok(());
     }
