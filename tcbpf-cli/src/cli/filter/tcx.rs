@@ -52,15 +52,20 @@ pub fn delete(
     let hook = format!("dev '{dev}' tcx {}", direction_word(direction));
     if let Some(pin) = pin {
         let (link_fd, info) = tcx::open_pinned(pin)?;
-        if info.ifindex != ifindex
-            || Direction::from_attach_type(info.attach_type) != Some(direction)
+        // A link detached earlier (ifindex 0) only needs its pin removed.
+        let detached = info.ifindex == 0;
+        if !detached
+            && (info.ifindex != ifindex
+                || Direction::from_attach_type(info.attach_type) != Some(direction))
         {
             return Err(CliError::usage(format!(
                 "link '{}' is not attached to {hook}",
                 pin.display()
             )));
         }
-        tcx::detach(&link_fd)?;
+        if !detached {
+            tcx::detach(&link_fd)?;
+        }
         std::fs::remove_file(pin)
             .map_err(|e| CliError::from(e).context(format!("unpin '{}'", pin.display())))?;
         return Ok(());
