@@ -266,6 +266,7 @@ fn act_bpf_reports_that_the_kernel_lacks_it() {
             verdict: action::verdict::PIPE,
         };
         let err = action::add_action(&sock, &a).unwrap_err();
+        assert_eq!(err.errno(), Some(libc::EOPNOTSUPP));
         assert!(
             err.to_string()
                 .contains("act_bpf is not supported by this kernel"),

@@ -74,9 +74,11 @@ pub(crate) fn explain_missing_act_bpf(e: Error) -> Error {
     match e.errno {
         Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) => {
             let kernel = e.message.clone();
-            e.said(format!(
+            let mut e = e.said(format!(
                 "act_bpf is not supported by this kernel (kernel: {kernel})"
-            ))
+            ));
+            e.errno = Some(libc::EOPNOTSUPP);
+            e
         }
         _ => e,
     }

@@ -21,6 +21,19 @@ pub fn attach(
     direction: Direction,
     prog: BorrowedFd<'_>,
 ) -> Result<(), CliError> {
+    if let Some(path) = &target.link {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !bpffs::is_bpffs(dir) {
+            return Err(CliError::usage(format!(
+                "link '{}': {} is not on a bpffs",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
     let link_fd = tcx::attach(target.ifindex, direction, prog)?;
     let id = link::link_info(&link_fd)?.id;
     let pin = match &target.link {
