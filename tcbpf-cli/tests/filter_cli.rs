@@ -217,7 +217,7 @@ fn attached_filter_counts_udp_packets_sent_between_namespaces() {
     let fs = Bpffs::new();
     let counter = counter_map();
     let pin = fs.path("count");
-    sys::obj::pin(&udp_counter_prog(&counter, 7000, PASS), &pin).unwrap();
+    sys::obj::pin(udp_counter_prog(&counter, 7000, PASS), &pin).unwrap();
     let b = &pair.b.name;
     let add = format!(
         "-n {b} filter add dev v1 ingress protocol ip bpf da pinned {}",
