@@ -18,19 +18,35 @@ fn hash_map(name: &str) -> MapFd {
 #[test]
 fn created_map_round_trips_values_and_reports_its_info() {
     let m = hash_map("sys_base_rt");
-    map::update(&m, &7u32.to_ne_bytes(), &99u64.to_ne_bytes(), map::update::NOEXIST).unwrap();
+    map::update(
+        &m,
+        &7u32.to_ne_bytes(),
+        &99u64.to_ne_bytes(),
+        map::update::NOEXIST,
+    )
+    .unwrap();
     let mut v = [0u8; 8];
     map::lookup(&m, &7u32.to_ne_bytes(), &mut v, 0).unwrap();
     assert_eq!(u64::from_ne_bytes(v), 99);
     let info = sys::info::map_info(&m).unwrap();
     assert_eq!(info.kind(), Some(map::MapType::Hash));
-    assert_eq!((info.key_size, info.value_size, info.max_entries), (4, 8, 16));
+    assert_eq!(
+        (info.key_size, info.value_size, info.max_entries),
+        (4, 8, 16)
+    );
     assert_eq!(info.name, "sys_base_rt");
-    let err = map::update(&m, &7u32.to_ne_bytes(), &1u64.to_ne_bytes(), map::update::NOEXIST)
-        .unwrap_err();
+    let err = map::update(
+        &m,
+        &7u32.to_ne_bytes(),
+        &1u64.to_ne_bytes(),
+        map::update::NOEXIST,
+    )
+    .unwrap_err();
     assert_eq!(err.errno(), Some(libc::EEXIST));
     map::delete(&m, &7u32.to_ne_bytes()).unwrap();
-    assert!(map::lookup(&m, &7u32.to_ne_bytes(), &mut v, 0).unwrap_err().is_not_found());
+    assert!(map::lookup(&m, &7u32.to_ne_bytes(), &mut v, 0)
+        .unwrap_err()
+        .is_not_found());
 }
 
 #[test]
@@ -40,7 +56,10 @@ fn map_fd_check_refuses_non_map_descriptors() {
     assert!(err.to_string().contains("not a bpf map"), "{err}");
     let m = hash_map("sys_base_chk");
     let again = MapFd::dup_from_raw(m.as_raw_fd()).unwrap();
-    assert_eq!(sys::info::map_info(&again).unwrap().id, sys::info::map_info(&m).unwrap().id);
+    assert_eq!(
+        sys::info::map_info(&again).unwrap().id,
+        sys::info::map_info(&m).unwrap().id
+    );
     assert!(MapFd::dup_from_raw(987_654).is_err());
 }
 

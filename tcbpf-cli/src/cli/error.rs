@@ -35,17 +35,26 @@ pub struct CliError {
 impl CliError {
     /// A usage or bad-input error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { exit: Exit::Usage, message: message.into() }
+        CliError {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
     }
 
     /// A not-found error (exit 1).
     pub fn not_found(message: impl Into<String>) -> Self {
-        CliError { exit: Exit::NotFound, message: message.into() }
+        CliError {
+            exit: Exit::NotFound,
+            message: message.into(),
+        }
     }
 
     /// Any other failure (exit 4).
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError { exit: Exit::Failure, message: message.into() }
+        CliError {
+            exit: Exit::Failure,
+            message: message.into(),
+        }
     }
 
     /// Prefixes the message with context (`map 'x': …`).
@@ -72,12 +81,18 @@ pub fn exit_for_errno(errno: Option<i32>) -> Exit {
 
 impl From<tcbpf::sys::Error> for CliError {
     fn from(e: tcbpf::sys::Error) -> Self {
-        CliError { exit: exit_for_errno(e.errno()), message: e.to_string() }
+        CliError {
+            exit: exit_for_errno(e.errno()),
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError { exit: exit_for_errno(e.raw_os_error()), message: e.to_string() }
+        CliError {
+            exit: exit_for_errno(e.raw_os_error()),
+            message: e.to_string(),
+        }
     }
 }

@@ -45,8 +45,12 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         }
         let word = w.next().unwrap_or_default();
         let opt = word.trim_start_matches('-');
-        match choose(opt, &["json", "pretty", "netns", "verbose", "help", "Version"], "option")
-            .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
+        match choose(
+            opt,
+            &["json", "pretty", "netns", "verbose", "help", "Version"],
+            "option",
+        )
+        .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
         {
             "json" => g.json = true,
             "pretty" => {
@@ -67,16 +71,23 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
-        return Err(CliError::usage("expected an object (map, exec, filter, qdisc, obj, demo)"));
+        return Err(CliError::usage(
+            "expected an object (map, exec, filter, qdisc, obj, demo)",
+        ));
     };
     if is_help(&object) {
         print!("{USAGE}");
         return Ok(());
     }
     if let Some(name) = &g.netns {
-        tcbpf::tc::netns::enter(name).map_err(|e| CliError::from(e).context(format!("netns '{name}'")))?;
+        tcbpf::tc::netns::enter(name)
+            .map_err(|e| CliError::from(e).context(format!("netns '{name}'")))?;
     }
-    match choose(&object, &["map", "exec", "filter", "qdisc", "obj", "demo"], "object")? {
+    match choose(
+        &object,
+        &["map", "exec", "filter", "qdisc", "obj", "demo"],
+        "object",
+    )? {
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),

@@ -1,10 +1,356 @@
-//! `tcbpf obj …`.
+//! `tcbpf obj …`: inspect an eBPF object file (`show`) or load it without
+//! attaching and pin its program (`load`).
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::Words;
+use super::words::{choose, is_help, Words};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use tcbpf::load::{LoadOptions, ProgKind};
+use tcbpf::object::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
+
+/// `tcbpf obj help`.
+pub const USAGE: &str = "\
+Usage: tcbpf obj show FILE
+       tcbpf obj load FILE [ type { cls | act } ] [ { sec NAME | program NAME } ]
+                      [ bpffs DIR ] [ btf FILE ] [ verbose ] pin PATH
+
+  show   list the object's sections, programs (instruction counts, the
+         subprograms linked in, map references), maps (definition, id,
+         pinning) and CO-RE relocations; -j prints JSON
+  load   load the object as tc would (maps created or reused from their pins,
+         tail-call programs stored in their program arrays) without attaching,
+         and pin the chosen program at PATH (in a bpffs); prints its id.
+         type: program type, cls (default) or act; sec: the program's section
+         (default classifier / action); program: the program's function name;
+         bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
+         btf: the target BTF for CO-RE relocations (default the running
+         kernel's /sys/kernel/btf/vmlinux, and module BTF);
+         verbose: print the verifier log and each CO-RE resolution
+";
 
 /// Runs `tcbpf obj …`.
-pub fn run(_g: &Global, _w: &mut Words) -> Result<(), CliError> {
-    Err(CliError::failure("'obj' is not built yet"))
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let Some(verb) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(CliError::usage("expected show or load"));
+    };
+    if is_help(&verb) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    match choose(&verb, &["show", "load"], "obj command")? {
+        "show" => show(g, w),
+        _ => load(g, w),
+    }
+}
+
+fn parse_error(e: tcbpf::object::ParseError) -> CliError {
+    if e.section.is_none() && e.reason.contains("No such file") {
+        CliError::not_found(e.to_string())
+    } else {
+        CliError::usage(e.to_string())
+    }
+}
+
+fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let file = PathBuf::from(w.expect("an object FILE")?);
+    w.finish()?;
+    let spec = ObjectSpec::from_file(&file).map_err(parse_error)?;
+    if g.json {
+        g.print_json(&spec_json(&spec))?;
+        return Ok(());
+    }
+    print!("{}", spec_text(&spec));
+    Ok(())
+}
+
+fn map_json(m: &MapSpec) -> Value {
+    json!({
+        "name": m.name,
+        "origin": m.origin.name(),
+        "id": m.id,
+        "type": m.map_type.name(),
+        "key_size": m.key_size,
+        "value_size": m.value_size,
+        "max_entries": m.max_entries,
+        "flags": m.flags,
+        "pinning": m.pinning.to_string(),
+        "inner_id": m.inner_id,
+        "inner_idx": m.inner_idx,
+        "inner": m.inner.as_deref().map(map_json),
+        "initial_slots": m.initial_slots.iter().map(|s| json!({
+            "key": s.key,
+            "target": match &s.target {
+                tcbpf::object::SlotTarget::Program(p) => json!({"program": p}),
+                tcbpf::object::SlotTarget::Map(i) => json!({"map": i}),
+            },
+        })).collect::<Vec<_>>(),
+        "frozen": m.freeze,
+    })
+}
+
+fn program_json(p: &ProgramSpec) -> Value {
+    json!({
+        "name": p.name,
+        "section": p.section,
+        "insns": p.insns.len(),
+        "subprograms": p.subprograms().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "map_refs": p.map_refs.len(),
+        "tail_call": p.tail_call.map(|t| json!({"map_id": t.map_id, "key": t.key})),
+    })
+}
+
+fn spec_json(spec: &ObjectSpec) -> Value {
+    json!({
+        "file": spec.file,
+        "license": spec.license,
+        "legacy_map_size": spec.legacy_map_size,
+        "btf_types": spec.btf.as_ref().map(|b| b.own_types().count()),
+        "btf_ext": spec.btf_ext.is_some(),
+        "sections": spec.sections.iter().filter(|s| s.index > 0).map(|s| json!({
+            "index": s.index,
+            "name": s.name,
+            "kind": s.kind.name(),
+            "size": s.size,
+            "relocations": s.relocations,
+        })).collect::<Vec<_>>(),
+        "programs": spec.programs.iter().map(program_json).collect::<Vec<_>>(),
+        "maps": spec.maps.iter().map(map_json).collect::<Vec<_>>(),
+        "core_relocations": core_relocations(spec).iter().map(|r| json!({
+            "section": r.section,
+            "insn": r.insn,
+            "kind": r.kind.name(),
+            "access": r.access,
+            "local": r.local,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn core_relocations(spec: &ObjectSpec) -> Vec<tcbpf::btf::core::RelocationInfo> {
+    match (&spec.btf, &spec.btf_ext) {
+        (Some(btf), Some(ext)) => tcbpf::btf::core::describe_relocations(btf, ext),
+        _ => Vec::new(),
+    }
+}
+
+fn spec_text(spec: &ObjectSpec) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: license \"{}\"", spec.file, spec.license);
+    let _ = writeln!(out, "sections:");
+    for s in spec
+        .sections
+        .iter()
+        .filter(|s| s.kind != SectionKind::Other)
+    {
+        let relocs = if s.relocations > 0 {
+            format!("  {} relocations", s.relocations)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {:>3} {:<24} {:<9} {:>7} bytes{relocs}",
+            s.index,
+            s.name,
+            s.kind.name(),
+            s.size
+        );
+    }
+    let _ = writeln!(out, "programs:");
+    for p in &spec.programs {
+        let _ = write!(
+            out,
+            "  {} sec {} insns {}",
+            p.name,
+            p.section,
+            p.insns.len()
+        );
+        let subs: Vec<&str> = p.subprograms().map(|s| s.name.as_str()).collect();
+        if !subs.is_empty() {
+            let _ = write!(out, " calls {}", subs.join(","));
+        }
+        if let Some(t) = p.tail_call {
+            let _ = write!(out, " tail_call map_id {} key {}", t.map_id, t.key);
+        }
+        let _ = writeln!(out, " map_refs {}", p.map_refs.len());
+    }
+    let _ = writeln!(out, "maps:");
+    for m in &spec.maps {
+        let _ = write!(
+            out,
+            "  {} id {} {} {} pinning {}",
+            m.name,
+            m.id,
+            m.origin.name(),
+            m.definition(),
+            m.pinning
+        );
+        if m.inner_id != 0 || m.inner_idx != 0 {
+            let _ = write!(out, " inner_id {} inner_idx {}", m.inner_id, m.inner_idx);
+        }
+        if let Some(inner) = &m.inner {
+            let _ = write!(out, " inner {{ {} }}", inner.definition());
+        }
+        for s in &m.initial_slots {
+            match &s.target {
+                tcbpf::object::SlotTarget::Program(p) => {
+                    let _ = write!(out, " [{}]={p}", s.key);
+                }
+                tcbpf::object::SlotTarget::Map(i) => {
+                    let _ = write!(out, " [{}]={}", s.key, spec.maps[*i].name);
+                }
+            }
+        }
+        if m.freeze {
+            let _ = write!(out, " frozen");
+        }
+        let _ = writeln!(out);
+    }
+    let core = core_relocations(spec);
+    if !core.is_empty() {
+        let _ = writeln!(out, "core relocations:");
+        for r in &core {
+            let _ = writeln!(out, "  {r}");
+        }
+    }
+    out
+}
+
+/// The exit class of a failed load: 1 file or program not found, 2 bad
+/// object or request (including a verifier rejection), 3 permission, 4
+/// other. `filter add … obj FILE` reports load errors the same way.
+pub(crate) fn load_error(e: tcbpf::load::LoadError) -> CliError {
+    use super::error::{exit_for_errno, Exit};
+    let exit = if e.is_not_found() {
+        Exit::NotFound
+    } else if e.is_bad_input() {
+        Exit::Usage
+    } else {
+        match exit_for_errno(e.errno()) {
+            Exit::NotFound => Exit::Failure,
+            other => other,
+        }
+    };
+    CliError {
+        exit,
+        message: e.to_string(),
+    }
+}
+
+fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let file = PathBuf::from(w.expect("an object FILE")?);
+    let mut opts = LoadOptions {
+        verbose: g.verbose,
+        ..LoadOptions::default()
+    };
+    while let Some(word) = w.next() {
+        match choose(
+            &word,
+            &[
+                "type", "section", "program", "bpffs", "verbose", "pin", "btf",
+            ],
+            "obj load option",
+        )? {
+            "type" => {
+                let t = w.expect("cls or act after 'type'")?;
+                opts.prog_type = ProgKind::from_word(&t).ok_or_else(|| {
+                    CliError::usage(format!("unknown program type '{t}' (expected cls or act)"))
+                })?;
+            }
+            "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
+            "program" => opts.program = Some(w.expect("a function NAME after 'program'")?),
+            "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
+            "verbose" => opts.verbose = true,
+            "btf" => opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?)),
+            _ => opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?)),
+        }
+    }
+    let Some(pin) = opts.pin_program.clone() else {
+        return Err(CliError::usage(
+            "obj load needs 'pin PATH' (the program is released otherwise)",
+        ));
+    };
+    let obj = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+    if opts.verbose {
+        for note in &obj.notes {
+            eprintln!("{note}");
+        }
+        for p in &obj.programs {
+            if !p.verifier_log.is_empty() {
+                eprintln!(
+                    "verifier log of '{}' (section {}):\n{}",
+                    p.name,
+                    p.section,
+                    p.verifier_log.trim_end()
+                );
+            }
+        }
+    }
+    let main = obj.main_program();
+    let info = tcbpf::sys::info::prog_info(&main.fd)?;
+    let maps: Vec<Value> = obj
+        .maps
+        .iter()
+        .map(|m| {
+            let kernel_id = tcbpf::sys::info::map_info(&m.fd).map(|i| i.id).unwrap_or(0);
+            json!({
+                "name": m.spec.name,
+                "id": m.spec.id,
+                "kernel_id": kernel_id,
+                "pinned": m.pin_path.as_ref().map(|p| p.display().to_string()),
+                "reused": m.reused,
+            })
+        })
+        .collect();
+    if g.json {
+        g.print_json(&json!({
+            "name": obj.filter_name(),
+            "program": {
+                "name": main.name,
+                "section": main.section,
+                "id": info.id,
+                "tag": info.tag_hex(),
+                "pinned": pin.display().to_string(),
+            },
+            "tail_calls": obj.programs.iter().skip(1).map(|p| json!({
+                "name": p.name,
+                "section": p.section,
+            })).collect::<Vec<_>>(),
+            "maps": maps,
+        }))?;
+    } else {
+        use std::fmt::Write as _;
+        let mut text = format!(
+            "{} prog id {} tag {} pinned {}\n",
+            obj.filter_name(),
+            info.id,
+            info.tag_hex(),
+            pin.display()
+        );
+        for p in obj.programs.iter().skip(1) {
+            let _ = writeln!(text, "  tail call {} sec {}", p.name, p.section);
+        }
+        for m in &maps {
+            let pinned = m["pinned"]
+                .as_str()
+                .map(|p| format!(" pinned {p}"))
+                .unwrap_or_default();
+            let reused = if m["reused"] == json!(true) {
+                " (reused)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                text,
+                "  map {} id {} kernel id {}{pinned}{reused}",
+                m["name"].as_str().unwrap_or(""),
+                m["id"],
+                m["kernel_id"]
+            );
+        }
+        print!("{text}");
+    }
+    Ok(())
 }

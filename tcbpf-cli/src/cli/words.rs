@@ -46,7 +46,8 @@ impl Words {
     /// when it is missing or malformed.
     pub fn number<T: TryFrom<u64>>(&mut self, what: &str) -> Result<T, CliError> {
         let w = self.expect(what)?;
-        parse_number(&w).ok_or_else(|| CliError::usage(format!("{what}: '{w}' is not a valid number")))
+        parse_number(&w)
+            .ok_or_else(|| CliError::usage(format!("{what}: '{w}' is not a valid number")))
     }
 
     /// Consumes the next word if it is a prefix of `keyword`.
@@ -88,7 +89,11 @@ pub fn choose<'a>(word: &str, choices: &[&'a str], what: &str) -> Result<&'a str
     if let Some(exact) = choices.iter().find(|c| **c == word) {
         return Ok(exact);
     }
-    let found: Vec<&'a str> = choices.iter().copied().filter(|c| matches(word, c)).collect();
+    let found: Vec<&'a str> = choices
+        .iter()
+        .copied()
+        .filter(|c| matches(word, c))
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(CliError::usage(format!(
@@ -126,8 +131,14 @@ mod tests {
         assert_eq!(choose("imp", &c, "verb").unwrap(), "import");
         assert_eq!(choose("g", &c, "verb").unwrap(), "graft");
         let c = ["delete", "dump"];
-        assert!(choose("d", &c, "verb").unwrap_err().message.contains("ambiguous"));
-        assert!(choose("x", &c, "verb").unwrap_err().message.contains("unknown verb 'x'"));
+        assert!(choose("d", &c, "verb")
+            .unwrap_err()
+            .message
+            .contains("ambiguous"));
+        assert!(choose("x", &c, "verb")
+            .unwrap_err()
+            .message
+            .contains("unknown verb 'x'"));
     }
 
     #[test]

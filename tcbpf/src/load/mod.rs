@@ -1,2 +1,396 @@
 //! Turning an `ObjectSpec` into live kernel objects (`LoadedObject`):
 //! map creation and pinning, relocation, BTF upload, tail calls, map-in-map.
+//!
+//! The semantics are tc's: the program is chosen by section (default
+//! `classifier` / `action`) or function name; other program sections are
+//! loaded only when they are tail-call targets; pinned maps live under
+//! `<bpffs>/tc/…` and are reused when their definition matches. Nothing
+//! here prints: verifier logs and notes are returned for the caller to show.
+//! A failed load leaves no pin or directory behind.
+
+mod btf;
+mod core;
+mod error;
+mod maps;
+pub mod pin;
+mod programs;
+mod tail_calls;
+
+pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
+
+use crate::object::{MapSpec, ObjectSpec, SlotTarget, TailCallSlot};
+use crate::sys::prog::prog_type;
+use crate::sys::{BtfFd, MapFd, ProgFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The tc program type (`type cls` / `type act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgKind {
+    /// `BPF_PROG_TYPE_SCHED_CLS`, default section `classifier`.
+    #[default]
+    Cls,
+    /// `BPF_PROG_TYPE_SCHED_ACT`, default section `action`.
+    Act,
+}
+
+impl ProgKind {
+    /// The kernel program type.
+    pub fn prog_type(self) -> u32 {
+        match self {
+            ProgKind::Cls => prog_type::SCHED_CLS,
+            ProgKind::Act => prog_type::SCHED_ACT,
+        }
+    }
+
+    /// The section tc loads when none is named.
+    pub fn default_section(self) -> &'static str {
+        match self {
+            ProgKind::Cls => "classifier",
+            ProgKind::Act => "action",
+        }
+    }
+
+    /// The kind tc's `type` word names (`cls`, `act`).
+    pub fn from_word(word: &str) -> Option<ProgKind> {
+        match word {
+            "cls" => Some(ProgKind::Cls),
+            "act" => Some(ProgKind::Act),
+            _ => None,
+        }
+    }
+}
+
+/// How to load an object.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Program type (`type cls` default, `type act`).
+    pub prog_type: ProgKind,
+    /// The main program's section (`sec NAME`); default by `prog_type`.
+    pub section: Option<String>,
+    /// The main program's function name (`program NAME`); wins over `section`.
+    pub program: Option<String>,
+    /// Where tc's pins live; mounted when it is not a bpffs and a map is pinned.
+    pub bpffs: PathBuf,
+    /// iproute2's custom pinning table.
+    pub pinning_db: PathBuf,
+    /// Keep the verifier log of every program (`verbose`).
+    pub verbose: bool,
+    /// Upload the object's BTF and use it (default true).
+    pub use_btf: bool,
+    /// Also pin the main program here (`obj load … pin PATH`); a failure
+    /// undoes the whole load, map pins included.
+    pub pin_program: Option<PathBuf>,
+    /// Target BTF for CO-RE relocations (`btf FILE`); default the running
+    /// kernel's `/sys/kernel/btf/vmlinux` (and module BTF).
+    pub target_btf: Option<PathBuf>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            prog_type: ProgKind::Cls,
+            section: None,
+            program: None,
+            bpffs: PathBuf::from("/sys/fs/bpf"),
+            pinning_db: PathBuf::from(pin::DEFAULT_PINNING_DB),
+            verbose: false,
+            use_btf: true,
+            pin_program: None,
+            target_btf: None,
+        }
+    }
+}
+
+/// A live map of a loaded object.
+#[derive(Debug)]
+pub struct LoadedMap {
+    /// Its definition (with the id an importer sees).
+    pub spec: MapSpec,
+    /// The map.
+    pub fd: MapFd,
+    /// Where it is pinned, when it is.
+    pub pin_path: Option<PathBuf>,
+    /// True when an existing pin was reused rather than a map created.
+    pub reused: bool,
+}
+
+/// A loaded program.
+#[derive(Debug)]
+pub struct LoadedProgram {
+    /// Its section.
+    pub section: String,
+    /// Its function name.
+    pub name: String,
+    /// The program.
+    pub fd: ProgFd,
+    /// The tail-call slot it was stored in, for `<id>/<key>` sections.
+    pub tail_call: Option<TailCallSlot>,
+    /// The verifier log (empty unless `verbose`).
+    pub verifier_log: String,
+}
+
+/// Which object file was loaded: path, content hash, and inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectIdentity {
+    /// The path as given.
+    pub path: PathBuf,
+    /// SHA-1 of the file's bytes, 40 hex digits (the `PIN_OBJECT_NS` directory).
+    pub sha1_hex: String,
+    /// `st_dev` of the file.
+    pub dev: u64,
+    /// `st_ino` of the file.
+    pub ino: u64,
+}
+
+impl ObjectIdentity {
+    /// The identity of `bytes` read from `path`.
+    pub fn of(path: &Path, bytes: &[u8]) -> Result<ObjectIdentity, LoadError> {
+        use sha1::{Digest, Sha1};
+        let meta = std::fs::metadata(path).map_err(|e| LoadError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let digest = Sha1::digest(bytes);
+        let sha1_hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(ObjectIdentity {
+            path: path.to_path_buf(),
+            sha1_hex,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+/// A loaded object: its maps and programs, held open. Dropping it closes
+/// every descriptor (pins stay).
+#[derive(Debug)]
+pub struct LoadedObject {
+    /// The object file as given.
+    pub path: PathBuf,
+    /// SHA-1 of the file, 40 hex digits.
+    pub sha1_hex: String,
+    /// `st_dev` of the file.
+    pub dev: u64,
+    /// `st_ino` of the file.
+    pub ino: u64,
+    /// Every map of the object, in object order (as `ObjectSpec::maps`).
+    pub maps: Vec<LoadedMap>,
+    /// The loaded programs: the main program first, then tail-call targets.
+    pub programs: Vec<LoadedProgram>,
+    /// Index of the main program in `programs` (always 0).
+    pub main: usize,
+    /// The object's BTF, when the kernel took it.
+    pub btf: Option<BtfFd>,
+    /// What `verbose` reports besides verifier logs: reused pins, BTF
+    /// refused, maps not pinned.
+    pub notes: Vec<String>,
+}
+
+impl LoadedObject {
+    /// The program to attach.
+    pub fn main_program(&self) -> &LoadedProgram {
+        &self.programs[self.main]
+    }
+
+    /// The file's base name (`demo.o`).
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// The name tc gives the filter: `FILE:[SECTION]`, FILE the base name.
+    pub fn filter_name(&self) -> String {
+        format!("{}:[{}]", self.file_name(), self.main_program().section)
+    }
+
+    /// The map called `name`.
+    pub fn map(&self, name: &str) -> Option<&LoadedMap> {
+        self.maps.iter().find(|m| m.spec.name == name)
+    }
+
+    /// The loaded program whose function is `name`.
+    pub fn program(&self, name: &str) -> Option<&LoadedProgram> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+}
+
+/// What one load needs to know besides the spec.
+pub(crate) struct Context<'a> {
+    pub file: String,
+    pub bpffs: &'a Path,
+    pub sha1_hex: String,
+    pub pinning_db: Vec<(u32, String)>,
+    pub bpffs_ready: bool,
+    pub prog_type: u32,
+    pub verbose: bool,
+    pub notes: Vec<String>,
+}
+
+/// Reads, parses and loads the object at `path`.
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<LoadedObject, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let identity = ObjectIdentity::of(path, &bytes)?;
+    let spec = ObjectSpec::parse(&path.display().to_string(), &bytes)?;
+    load_spec(&spec, &identity, opts)
+}
+
+/// The index in `spec.programs` of the program `opts` asks for.
+pub fn select_program(spec: &ObjectSpec, opts: &LoadOptions) -> Result<usize, LoadError> {
+    let found = match (&opts.program, &opts.section) {
+        (Some(name), _) => spec.programs.iter().position(|p| &p.name == name),
+        (None, Some(sec)) => spec.programs.iter().position(|p| &p.section == sec),
+        (None, None) => {
+            let sec = opts.prog_type.default_section();
+            spec.programs.iter().position(|p| p.section == sec)
+        }
+    };
+    found.ok_or_else(|| {
+        let wanted = match (&opts.program, &opts.section) {
+            (Some(name), _) => format!("program '{name}'"),
+            (None, Some(sec)) => format!("section '{sec}'"),
+            (None, None) => format!("section '{}'", opts.prog_type.default_section()),
+        };
+        let mut available: Vec<String> = spec.programs.iter().map(|p| p.section.clone()).collect();
+        available.dedup();
+        LoadError::NoProgram {
+            file: spec.file.clone(),
+            wanted,
+            available,
+        }
+    })
+}
+
+/// The programs to load: the main one, then every tail-call target (legacy
+/// `<id>/<key>` sections whose program array exists, and programs named by
+/// BTF `values` initialisers).
+fn programs_to_load(spec: &ObjectSpec, main: usize, notes: &mut Vec<String>) -> Vec<usize> {
+    let mut wanted = vec![main];
+    for (i, p) in spec.programs.iter().enumerate() {
+        if i == main {
+            continue;
+        }
+        if let Some(slot) = p.tail_call {
+            if tail_calls::array_for(spec, slot).is_some() {
+                wanted.push(i);
+            } else {
+                notes.push(format!(
+                    "section '{}': no program array with id {}, not loaded",
+                    p.section, slot.map_id
+                ));
+            }
+        }
+    }
+    for m in &spec.maps {
+        for s in &m.initial_slots {
+            if let SlotTarget::Program(name) = &s.target {
+                if let Some(i) = spec.programs.iter().position(|p| &p.name == name) {
+                    if !wanted.contains(&i) {
+                        wanted.push(i);
+                    }
+                }
+            }
+        }
+    }
+    wanted
+}
+
+/// Checks, before anything is created, that the program can be pinned at
+/// `path`: on a bpffs (mounting `opts.bpffs` first when `path` is under it)
+/// and not taken.
+fn check_pin_path(ctx: &mut Context<'_>, opts: &LoadOptions, path: &Path) -> Result<(), LoadError> {
+    let invalid = |reason: String| LoadError::Invalid {
+        file: ctx.file.clone(),
+        what: format!("pin path {}", path.display()),
+        reason,
+    };
+    if path.symlink_metadata().is_ok() {
+        return Err(invalid("already exists".into()));
+    }
+    if path.starts_with(&opts.bpffs) {
+        pin::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
+            file: ctx.file.clone(),
+            what: format!("bpffs {}", opts.bpffs.display()),
+            source: e,
+        })?;
+        ctx.bpffs_ready = true;
+    }
+    let existing = path.ancestors().skip(1).find(|a| a.exists());
+    match existing {
+        Some(dir) if crate::sys::fs::is_bpffs(dir) => Ok(()),
+        Some(dir) => Err(invalid(format!(
+            "{} is not on a bpf filesystem (mount one, or pin under {})",
+            dir.display(),
+            opts.bpffs.display()
+        ))),
+        None => Err(invalid("no such directory".into())),
+    }
+}
+
+/// Loads a parsed object: BTF, maps (pinned as tc pins them), the chosen
+/// program and its tail-call targets, and the program arrays filled.
+pub fn load_spec(
+    spec: &ObjectSpec,
+    identity: &ObjectIdentity,
+    opts: &LoadOptions,
+) -> Result<LoadedObject, LoadError> {
+    let main = select_program(spec, opts)?;
+    let mut ctx = Context {
+        file: spec.file.clone(),
+        bpffs: &opts.bpffs,
+        sha1_hex: identity.sha1_hex.clone(),
+        pinning_db: pin::read_pinning_db(&opts.pinning_db),
+        bpffs_ready: false,
+        prog_type: opts.prog_type.prog_type(),
+        verbose: opts.verbose,
+        notes: Vec::new(),
+    };
+    let wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let targets = core::targets(spec, opts.target_btf.as_ref())?;
+    if let Some(path) = &opts.pin_program {
+        check_pin_path(&mut ctx, opts, path)?;
+    }
+    let btf = if opts.use_btf {
+        btf::upload(&mut ctx, spec)
+    } else {
+        None
+    };
+    let mut guard = pin::PinGuard::default();
+    let maps = maps::create_all(&mut ctx, spec, btf.as_ref(), &mut guard)?;
+    let mut programs = Vec::with_capacity(wanted.len());
+    for i in wanted {
+        // CO-RE first: it patches offsets the other relocations do not touch.
+        let (prog, core) = core::relocate(&mut ctx, spec, &spec.programs[i], targets.as_ref())?;
+        programs.push(
+            programs::load(&mut ctx, spec, &prog, &maps, btf.as_ref())
+                .map_err(|e| core::explain(e, &prog, &core))?,
+        );
+    }
+    tail_calls::fill(&ctx, spec, &maps, &programs)?;
+    if let Some(path) = &opts.pin_program {
+        guard
+            .pin(&programs[0].fd, path)
+            .map_err(|e| LoadError::Sys {
+                file: ctx.file.clone(),
+                what: format!("pinning program '{}'", programs[0].name),
+                source: e,
+            })?;
+    }
+    guard.commit();
+    Ok(LoadedObject {
+        path: identity.path.clone(),
+        sha1_hex: identity.sha1_hex.clone(),
+        dev: identity.dev,
+        ino: identity.ino,
+        maps,
+        programs,
+        main: 0,
+        btf,
+        notes: ctx.notes,
+    })
+}

@@ -53,7 +53,11 @@ fn load_with_log(raw: &[u8], level: u32) -> Result<BtfFd, BtfLoadError> {
     let mut attr = BtfLoadAttr {
         btf: ptr(raw.as_ptr()),
         btf_size: raw.len() as u32,
-        btf_log_buf: if log.is_empty() { 0 } else { ptr(log.as_mut_ptr()) },
+        btf_log_buf: if log.is_empty() {
+            0
+        } else {
+            ptr(log.as_mut_ptr())
+        },
         btf_log_size: log.len() as u32,
         btf_log_level: level,
         ..Default::default()

@@ -112,8 +112,11 @@ mod tests {
 
     #[test]
     fn display_names_op_object_and_errno() {
-        let e = Error::new("BPF_MAP_LOOKUP_ELEM", io::Error::from_raw_os_error(libc::ENOENT))
-            .on("map 'counters'");
+        let e = Error::new(
+            "BPF_MAP_LOOKUP_ELEM",
+            io::Error::from_raw_os_error(libc::ENOENT),
+        )
+        .on("map 'counters'");
         assert_eq!(
             e.to_string(),
             "BPF_MAP_LOOKUP_ELEM map 'counters': No such file or directory (ENOENT)"

@@ -334,3 +334,22 @@ pub fn next_key(map: impl AsFd, key: Option<&[u8]>, next: &mut [u8]) -> Result<b
         Err(e) => Err(e),
     }
 }
+
+#[repr(C)]
+#[derive(Default)]
+struct FreezeAttr {
+    map_fd: u32,
+}
+
+/// BPF_MAP_FREEZE: user space may no longer write the map (programs still
+/// may, unless the map is `BPF_F_RDONLY_PROG`).
+pub fn freeze(map: impl AsFd) -> Result<()> {
+    let map = map.as_fd();
+    let mut attr = FreezeAttr {
+        map_fd: map.as_raw_fd() as u32,
+    };
+    // SAFETY: FreezeAttr holds no pointers.
+    unsafe { bpf(cmd::MAP_FREEZE, &mut attr) }
+        .map(|_| ())
+        .map_err(|e| Error::new("BPF_MAP_FREEZE", e).on(format!("map fd {}", map.as_raw_fd())))
+}

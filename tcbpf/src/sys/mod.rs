@@ -7,9 +7,10 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
+pub mod btf;
 mod error;
 mod fd;
-pub mod btf;
+pub mod fs;
 pub mod info;
 pub mod link;
 pub mod map;
@@ -23,7 +24,7 @@ pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 use std::io;
 
 /// bpf(2) command numbers (`enum bpf_cmd`).
-#[allow(missing_docs)]
+#[allow(missing_docs, dead_code)]
 pub(crate) mod cmd {
     pub const MAP_CREATE: u32 = 0;
     pub const MAP_LOOKUP_ELEM: u32 = 1;

@@ -101,8 +101,13 @@ fn get_by_id(command: u32, op: &'static str, id: u32, open_flags: u32) -> Result
 
 /// BPF_MAP_GET_FD_BY_ID with `open::*` flags.
 pub fn map_by_id(id: u32, open_flags: u32) -> Result<MapFd> {
-    get_by_id(cmd::MAP_GET_FD_BY_ID, "BPF_MAP_GET_FD_BY_ID", id, open_flags)
-        .map(MapFd::from_kernel)
+    get_by_id(
+        cmd::MAP_GET_FD_BY_ID,
+        "BPF_MAP_GET_FD_BY_ID",
+        id,
+        open_flags,
+    )
+    .map(MapFd::from_kernel)
 }
 
 /// BPF_PROG_GET_FD_BY_ID.

@@ -163,7 +163,11 @@ fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loa
         license: ptr(license.as_ptr()),
         log_level,
         log_size: log.len() as u32,
-        log_buf: if log.is_empty() { 0 } else { ptr(log.as_mut_ptr()) },
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            ptr(log.as_mut_ptr())
+        },
         prog_flags: spec.prog_flags,
         prog_name: obj_name(spec.name),
         expected_attach_type: spec.expected_attach_type,

@@ -1,0 +1,227 @@
+//! `tcbpf obj show` and `tcbpf obj load`, run as the binary.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tcbpf::sys;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bpf")
+        .join(name)
+}
+
+fn tcbpf(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A private bpffs in a temporary directory, unmounted and removed on drop.
+struct Bpffs(PathBuf);
+
+impl Bpffs {
+    fn new() -> Bpffs {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tcbpf-objcli-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        sys::fs::mount_bpffs(&dir).unwrap();
+        Bpffs(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = sys::fs::unmount(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn show_json_lists_programs_and_maps() {
+    let file = fixture("legacy.o");
+    let (code, out, err) = tcbpf(&["-j", "obj", "show", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["license"], "GPL");
+    assert_eq!(v["legacy_map_size"], 36);
+    assert_eq!(v["programs"][0]["name"], "cls_main");
+    assert_eq!(v["programs"][0]["section"], "classifier");
+    assert_eq!(v["programs"][0]["insns"], 80);
+    let maps = v["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 5);
+    assert_eq!(maps[1]["name"], "obj_pinned");
+    assert_eq!(maps[1]["id"], 2);
+    assert_eq!(maps[1]["pinning"], "object");
+    assert_eq!(maps[1]["type"], "array");
+    assert_eq!(maps[3]["pinning"], "custom 42");
+}
+
+#[test]
+fn show_text_names_subprograms_and_tail_call_slots() {
+    let (code, out, _) = tcbpf(&["obj", "show", fixture("subprog.o").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("calls sec classifier insns 21 calls add_one,same_section,times_three"),
+        "{out}"
+    );
+    let (code, out, _) = tcbpf(&["obj", "sh", fixture("tailcall.o").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("loop sec 1/2 insns 22 tail_call map_id 1 key 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("jmp_table id 1 legacy prog_array key 4 value 4 max 8"),
+        "{out}"
+    );
+}
+
+#[test]
+fn show_errors_have_exit_codes() {
+    let (code, _, err) = tcbpf(&["obj", "show", "/nonexistent/x.o"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = tcbpf(&["obj", "show", fixture("legacy.c").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("legacy.c: not an ELF file"), "{err}");
+    let (code, _, err) = tcbpf(&["obj", "show", fixture("legacy_65maps.o").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("section 'maps': 65 maps: more than fit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn load_pins_a_program_that_runs() {
+    let fs = Bpffs::new();
+    let pin = format!("{}/cls", fs.path());
+    let file = fixture("legacy.o");
+    let (code, out, err) = tcbpf(&[
+        "-j",
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "type",
+        "cls",
+        "sec",
+        "classifier",
+        "bpffs",
+        fs.path(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name"], "legacy.o:[classifier]");
+    assert_eq!(v["program"]["name"], "cls_main");
+    let prog = sys::obj::get_pinned_prog(Path::new(&pin)).unwrap();
+    assert_eq!(
+        sys::info::prog_info(&prog).unwrap().id,
+        v["program"]["id"].as_u64().unwrap() as u32
+    );
+    let mut packet = vec![0u8; 64];
+    packet[12..14].copy_from_slice(&[0x08, 0x00]);
+    packet[14] = 0x45;
+    packet[23] = 6;
+    assert_eq!(sys::prog::test_run(&prog, &packet).unwrap().retval, 2);
+    // The pinned global map is the one the pinned program counts into.
+    let glob = sys::obj::get_pinned_map(&fs.0.join("tc/globals/glob_pinned"), 0).unwrap();
+    let mut value = [0u8; 8];
+    sys::map::lookup(&glob, &0u32.to_ne_bytes(), &mut value, 0).unwrap();
+    assert_eq!(u64::from_ne_bytes(value), 1);
+}
+
+#[test]
+fn verbose_load_prints_the_verifier_log() {
+    let fs = Bpffs::new();
+    let pin = format!("{}/v", fs.path());
+    let file = fixture("subprog.o");
+    let (code, out, err) = tcbpf(&[
+        "-v",
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "bpffs",
+        fs.path(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("subprog.o:[classifier] prog id "), "{out}");
+    assert!(
+        err.contains("verifier log of 'calls' (section classifier)"),
+        "{err}"
+    );
+    assert!(err.contains("processed"), "{err}");
+}
+
+#[test]
+fn load_errors_have_exit_codes() {
+    let fs = Bpffs::new();
+    let file = fixture("legacy.o");
+    let pin = format!("{}/p", fs.path());
+    let (code, _, err) = tcbpf(&[
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "sec",
+        "nope",
+        "bpffs",
+        fs.path(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no section 'nope'"), "{err}");
+    let (code, _, err) = tcbpf(&["obj", "load", file.to_str().unwrap(), "bpffs", fs.path()]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = tcbpf(&[
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "type",
+        "xdp",
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown program type 'xdp'"), "{err}");
+    let (code, _, err) = tcbpf(&[
+        "obj",
+        "load",
+        fixture("reject.o").to_str().unwrap(),
+        "bpffs",
+        fs.path(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("section 'classifier'") && err.contains("invalid access to packet"),
+        "{err}"
+    );
+    assert!(!Path::new(&pin).exists());
+}
+
+#[test]
+fn help_describes_show_and_load() {
+    let (code, out, _) = tcbpf(&["obj", "help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("tcbpf obj show FILE") && out.contains("pin PATH"),
+        "{out}"
+    );
+}

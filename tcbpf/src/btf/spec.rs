@@ -1,0 +1,253 @@
+//! `Btf`: a parsed set of types and strings, standalone or split on top of a
+//! base (module BTF over vmlinux). Ids and string offsets of a split BTF
+//! continue after its base's, exactly as the kernel numbers them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use super::error::{Error, Result};
+use super::strings::Strings;
+use super::types::{Kind, Type, TypeId};
+
+static VOID: Type = Type {
+    name_off: 0,
+    kind: Kind::Void,
+};
+
+/// A BTF type set: types, strings and, for split BTF, the base it extends.
+#[derive(Debug, Clone)]
+pub struct Btf {
+    pub(crate) types: Vec<Type>,
+    pub(crate) strings: Strings,
+    pub(crate) base: Option<Arc<Btf>>,
+    /// Header flags, kept for round trips.
+    pub(crate) flags: u8,
+    /// Ids by name (own types only), built on first use.
+    by_name: OnceLock<HashMap<String, Vec<TypeId>>>,
+    /// Ids by essential name (`___flavor` stripped; own types only).
+    by_essential_name: OnceLock<HashMap<String, Vec<TypeId>>>,
+}
+
+impl Default for Btf {
+    fn default() -> Self {
+        Btf::new()
+    }
+}
+
+impl Btf {
+    /// An empty standalone BTF (only `void` and the empty string).
+    pub fn new() -> Self {
+        Btf::from_parts(Vec::new(), Strings::new(), None, 0)
+    }
+
+    /// An empty split BTF on top of `base`.
+    pub fn new_split(base: Arc<Btf>) -> Self {
+        Btf::from_parts(
+            Vec::new(),
+            Strings::from_bytes(Vec::new()).unwrap_or_default(),
+            Some(base),
+            0,
+        )
+    }
+
+    pub(crate) fn from_parts(
+        types: Vec<Type>,
+        strings: Strings,
+        base: Option<Arc<Btf>>,
+        flags: u8,
+    ) -> Self {
+        Btf {
+            types,
+            strings,
+            base,
+            flags,
+            by_name: OnceLock::new(),
+            by_essential_name: OnceLock::new(),
+        }
+    }
+
+    /// The base BTF of a split BTF.
+    pub fn base(&self) -> Option<&Arc<Btf>> {
+        self.base.as_ref()
+    }
+
+    /// The first id this BTF defines (1 standalone, after the base's when split).
+    pub fn first_id(&self) -> TypeId {
+        match &self.base {
+            Some(b) => b.end_id(),
+            None => 1,
+        }
+    }
+
+    /// One past the last valid id (counting the base).
+    pub fn end_id(&self) -> TypeId {
+        self.first_id() + self.types.len() as u32
+    }
+
+    /// Offset where this BTF's own strings start (the base's length when split).
+    pub fn first_str_off(&self) -> u32 {
+        match &self.base {
+            Some(b) => b.end_str_off(),
+            None => 0,
+        }
+    }
+
+    fn end_str_off(&self) -> u32 {
+        self.first_str_off() + self.strings.len()
+    }
+
+    /// The types this BTF defines itself, with their ids.
+    pub fn own_types(&self) -> impl Iterator<Item = (TypeId, &Type)> {
+        let first = self.first_id();
+        self.types
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| (first + i as u32, t))
+    }
+
+    /// All types, base first, with their ids (void excluded).
+    pub fn all_types(&self) -> Box<dyn Iterator<Item = (TypeId, &Type)> + '_> {
+        match &self.base {
+            Some(b) => Box::new(b.all_types().chain(self.own_types())),
+            None => Box::new(self.own_types()),
+        }
+    }
+
+    /// The type of `id` (0 is void).
+    pub fn ty(&self, id: TypeId) -> Result<&Type> {
+        if id == 0 {
+            return Ok(&VOID);
+        }
+        let first = self.first_id();
+        if id < first {
+            if let Some(b) = &self.base {
+                return b.ty(id);
+            }
+        }
+        self.types
+            .get((id - first) as usize)
+            .ok_or(Error::TypeIdOutOfRange {
+                id,
+                end: self.end_id(),
+            })
+    }
+
+    /// Mutable access to a type this BTF defines itself (not the base's).
+    pub fn ty_mut(&mut self, id: TypeId) -> Result<&mut Type> {
+        let first = self.first_id();
+        let end = self.end_id();
+        if id < first {
+            return Err(Error::invalid(format!(
+                "BTF type [{id}] belongs to the base BTF and cannot be changed"
+            )));
+        }
+        self.by_name = OnceLock::new();
+        self.by_essential_name = OnceLock::new();
+        self.types
+            .get_mut((id - first) as usize)
+            .ok_or(Error::TypeIdOutOfRange { id, end })
+    }
+
+    /// The string at offset `off` (base strings first when split).
+    pub fn str_at(&self, off: u32) -> Result<&str> {
+        let first = self.first_str_off();
+        if off < first {
+            if let Some(b) = &self.base {
+                return b.str_at(off);
+            }
+        }
+        self.strings
+            .get(off - first)
+            .map_err(|_| Error::BadString(off))
+    }
+
+    /// The name of type `id` ("" when anonymous).
+    pub fn name(&self, id: TypeId) -> Result<&str> {
+        let t = self.ty(id)?;
+        self.str_at(t.name_off)
+    }
+
+    /// Adds a string to this BTF's own strings and returns its offset.
+    pub fn add_string(&mut self, s: &str) -> u32 {
+        if s.is_empty() {
+            if self.base.is_some() {
+                return 0;
+            }
+            if self.strings.is_empty() {
+                self.strings = Strings::new();
+            }
+            return 0;
+        }
+        self.first_str_off() + self.strings.add(s)
+    }
+
+    /// Appends a type and returns its id.
+    pub fn add_type(&mut self, t: Type) -> TypeId {
+        self.types.push(t);
+        self.by_name = OnceLock::new();
+        self.by_essential_name = OnceLock::new();
+        self.end_id() - 1
+    }
+
+    /// Ids of this BTF's own types named exactly `name`.
+    pub(crate) fn own_ids_named(&self, name: &str) -> &[TypeId] {
+        let index = self.by_name.get_or_init(|| {
+            let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
+            for (id, t) in self.own_types() {
+                if t.name_off == 0 {
+                    continue;
+                }
+                if let Ok(n) = self.str_at(t.name_off) {
+                    map.entry(n.to_string()).or_default().push(id);
+                }
+            }
+            map
+        });
+        index.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Ids of this BTF's own types whose essential name (the name without
+    /// a `___flavor` suffix) is `essential`.
+    pub fn own_ids_by_essential_name(&self, essential: &str) -> &[TypeId] {
+        let index = self.by_essential_name.get_or_init(|| {
+            let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
+            for (id, t) in self.own_types() {
+                if t.name_off == 0 {
+                    continue;
+                }
+                if let Ok(n) = self.str_at(t.name_off) {
+                    map.entry(essential_name(n).to_string())
+                        .or_default()
+                        .push(id);
+                }
+            }
+            map
+        });
+        index.get(essential).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Ids of all types (base included) named exactly `name`.
+    pub fn ids_named(&self, name: &str) -> Vec<TypeId> {
+        let mut ids = match &self.base {
+            Some(b) => b.ids_named(name),
+            None => Vec::new(),
+        };
+        ids.extend_from_slice(self.own_ids_named(name));
+        ids
+    }
+}
+
+/// The name without its `___flavor` suffix, as CO-RE matches names: the
+/// cut is at the last `X___Y` where X and Y are not underscores.
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    if n >= 5 {
+        for i in (0..=n - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
+}

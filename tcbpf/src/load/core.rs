@@ -1,0 +1,181 @@
+//! CO-RE at load time: read the target BTF (the running kernel's
+//! `/sys/kernel/btf/vmlinux`, module BTF when a type lives only there, or
+//! the file given with `btf FILE`), then patch each program's instructions
+//! with `btf::core` before any other relocation. A verifier rejection on a
+//! poisoned instruction is turned into an error naming the relocation.
+
+use super::{Context, LoadError};
+use crate::btf::core::{find_candidates, poisoned_insn_in_log, relocate_section, Resolution};
+use crate::btf::{Btf, BtfExt, CoreReloKind};
+use crate::object::{ObjectSpec, ProgramSpec};
+use crate::sys::prog::Insn;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the running kernel publishes its BTF.
+pub const KERNEL_BTF_DIR: &str = "/sys/kernel/btf";
+
+/// The BTFs relocations are resolved against: vmlinux first, then modules.
+pub(crate) struct Targets {
+    btfs: Vec<Arc<Btf>>,
+}
+
+fn read_btf(file: &str, path: &Path, base: Option<Arc<Btf>>) -> Result<Btf, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Invalid {
+        file: file.to_string(),
+        what: format!("target BTF {}", path.display()),
+        reason: format!("cannot read it: {e} (give another with 'btf FILE')"),
+    })?;
+    let parsed = match base {
+        Some(b) => Btf::parse_split(&bytes, b),
+        None => Btf::parse(&bytes),
+    };
+    parsed.map_err(|e| LoadError::Invalid {
+        file: file.to_string(),
+        what: format!("target BTF {}", path.display()),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads the target BTF when the object has CO-RE relocations (`None`
+/// otherwise). Module BTF is read only when some relocated type has no
+/// candidate in vmlinux, and never when the user named a file.
+pub(crate) fn targets(
+    spec: &ObjectSpec,
+    custom: Option<&PathBuf>,
+) -> Result<Option<Targets>, LoadError> {
+    let (Some(local), Some(ext)) = (&spec.btf, &spec.btf_ext) else {
+        return Ok(None);
+    };
+    if ext.core_relos.is_empty() {
+        return Ok(None);
+    }
+    let default = PathBuf::from(KERNEL_BTF_DIR).join("vmlinux");
+    let path = custom.unwrap_or(&default);
+    let vmlinux = Arc::new(read_btf(&spec.file, path, None)?);
+    let mut btfs = vec![vmlinux.clone()];
+    if custom.is_none() && needs_modules(local, ext, &vmlinux) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(KERNEL_BTF_DIR)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for p in entries.into_iter().filter(|p| !p.ends_with("vmlinux")) {
+            // A module BTF that does not parse only hides its own types.
+            if let Ok(m) = read_btf(&spec.file, &p, Some(vmlinux.clone())) {
+                btfs.push(Arc::new(m));
+            }
+        }
+    }
+    Ok(Some(Targets { btfs }))
+}
+
+fn needs_modules(local: &Btf, ext: &BtfExt, vmlinux: &Btf) -> bool {
+    ext.core_relos.iter().flat_map(|s| &s.records).any(|r| {
+        r.kind != CoreReloKind::TypeIdLocal
+            && find_candidates(local, r.type_id, &[vmlinux]).is_ok_and(|c| c.is_empty())
+    })
+}
+
+fn to_bytes(insns: &[Insn]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(insns.len() * 8);
+    for i in insns {
+        out.extend_from_slice(&[i.code, i.regs]);
+        out.extend_from_slice(&i.off.to_le_bytes());
+        out.extend_from_slice(&i.imm.to_le_bytes());
+    }
+    out
+}
+
+/// `p` with every CO-RE relocation of the functions it is made of applied,
+/// and the resolutions (shown under `verbose`).
+pub(crate) fn relocate(
+    ctx: &mut Context<'_>,
+    spec: &ObjectSpec,
+    p: &ProgramSpec,
+    targets: Option<&Targets>,
+) -> Result<(ProgramSpec, Vec<Resolution>), LoadError> {
+    let (Some(t), Some(local), Some(ext)) = (targets, &spec.btf, &spec.btf_ext) else {
+        return Ok((p.clone(), Vec::new()));
+    };
+    let targets: Vec<&Btf> = t.btfs.iter().map(|b| b.as_ref()).collect();
+    let mut out = p.clone();
+    let mut all = Vec::new();
+    for place in &p.layout {
+        if ext.core_relos_of(local, &place.section).is_empty() {
+            continue;
+        }
+        // Relocate a copy of the whole section, keep this function's part.
+        let size = spec
+            .sections
+            .iter()
+            .find(|s| s.name == place.section)
+            .map_or(0, |s| s.size as usize);
+        let mut section = vec![0u8; size];
+        let start = place.section_insn * 8;
+        let end = start + place.len * 8;
+        if end > section.len() {
+            continue;
+        }
+        section[start..end].copy_from_slice(&to_bytes(
+            &p.insns[place.program_insn..place.program_insn + place.len],
+        ));
+        let res =
+            relocate_section(local, ext, &place.section, &mut section, &targets).map_err(|e| {
+                LoadError::Invalid {
+                    file: spec.file.clone(),
+                    what: format!("program '{}'", p.name),
+                    reason: e.to_string(),
+                }
+            })?;
+        let patched = Insn::from_bytes(&section[start..end]).unwrap_or_default();
+        out.insns[place.program_insn..place.program_insn + place.len].copy_from_slice(&patched);
+        let in_function = |r: &Resolution| {
+            (r.insn as usize) >= place.section_insn
+                && (r.insn as usize) < place.section_insn + place.len
+        };
+        all.extend(res.into_iter().filter(in_function));
+    }
+    if ctx.verbose {
+        for r in &all {
+            ctx.notes.push(format!("CO-RE: program '{}': {r}", p.name));
+        }
+    }
+    Ok((out, all))
+}
+
+/// Turns a verifier rejection on a poisoned instruction into an error that
+/// names the relocation that could not be resolved.
+pub(crate) fn explain(err: LoadError, p: &ProgramSpec, resolutions: &[Resolution]) -> LoadError {
+    let LoadError::Verifier(v) = &err else {
+        return err;
+    };
+    let (file, log) = (&v.file, &v.log);
+    let Some(insn) = poisoned_insn_in_log(log) else {
+        return err;
+    };
+    let insn = insn as usize;
+    let Some(place) = p
+        .layout
+        .iter()
+        .find(|pl| insn >= pl.program_insn && insn < pl.program_insn + pl.len)
+    else {
+        return err;
+    };
+    let section_insn = (place.section_insn + insn - place.program_insn) as u32;
+    match resolutions
+        .iter()
+        .find(|r| r.section == place.section && r.insn == section_insn && r.outcome.poison)
+    {
+        Some(r) => LoadError::Invalid {
+            file: file.clone(),
+            what: format!("program '{}' (section '{}')", r.program, r.section),
+            reason: format!(
+                "CO-RE relocation at insn #{} could not be resolved: <{}> {} has no match in the target BTF, and the verifier reached it",
+                r.insn,
+                r.kind.name(),
+                r.local
+            ),
+        },
+        None => err,
+    }
+}

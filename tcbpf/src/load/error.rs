@@ -1,0 +1,180 @@
+//! The error of a failed load: which file, which map or section, and why,
+//! in one line (with the tail of the verifier log for rejected programs).
+
+use crate::object::ParseError;
+use crate::sys;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// How many lines of the verifier log a rejection error shows.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// Why an object could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Read {
+        /// The object file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The file is not a valid eBPF object.
+    Parse(ParseError),
+    /// The requested program is not in the object.
+    NoProgram {
+        /// The object file.
+        file: String,
+        /// What was asked for (`section 'classifier'`, `program 'x'`).
+        wanted: String,
+        /// The program sections the object has.
+        available: Vec<String>,
+    },
+    /// The object is well-formed but cannot be loaded as asked (an outer
+    /// map without its inner map, a tail call to a missing array…).
+    Invalid {
+        /// The object file.
+        file: String,
+        /// The map or section concerned.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A kernel or filesystem operation failed.
+    Sys {
+        /// The object file.
+        file: String,
+        /// The map, program, pin or directory concerned.
+        what: String,
+        /// The failed operation.
+        source: sys::Error,
+    },
+    /// A pinned map exists with a definition other than the object's.
+    PinMismatch(Box<PinMismatch>),
+    /// The verifier rejected a program.
+    Verifier(Box<VerifierRejection>),
+}
+
+/// A pinned map whose definition differs from the object's.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The object file.
+    pub file: String,
+    /// The map.
+    pub map: String,
+    /// The pin.
+    pub path: PathBuf,
+    /// The pinned map's definition.
+    pub pinned: String,
+    /// The object's definition.
+    pub wanted: String,
+}
+
+/// A program the verifier refused.
+#[derive(Debug)]
+pub struct VerifierRejection {
+    /// The object file.
+    pub file: String,
+    /// The program's section.
+    pub section: String,
+    /// The program's name.
+    pub program: String,
+    /// The failed BPF_PROG_LOAD.
+    pub source: sys::Error,
+    /// The whole verifier log.
+    pub log: String,
+}
+
+impl LoadError {
+    /// The errno behind the error, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            LoadError::Read { source, .. } => source.raw_os_error(),
+            LoadError::Sys { source, .. } => source.errno(),
+            LoadError::Verifier(v) => v.source.errno(),
+            _ => None,
+        }
+    }
+
+    /// True for errors about the object's contents or the request (bad
+    /// input), as opposed to the system refusing: parse errors, invalid
+    /// requests, pin mismatches, and programs the verifier rejects
+    /// (EACCES/EINVAL, not EPERM).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => true,
+            LoadError::Verifier(v) => {
+                matches!(v.source.errno(), Some(libc::EACCES) | Some(libc::EINVAL))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the file or the requested program is not there.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            LoadError::NoProgram { .. } => true,
+            LoadError::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
+    /// The last `n` non-empty lines of the verifier log.
+    pub fn log_tail(log: &str, n: usize) -> String {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Parse(e) => write!(f, "{e}"),
+            LoadError::NoProgram {
+                file,
+                wanted,
+                available,
+            } => {
+                write!(f, "{file}: no {wanted} in the object")?;
+                if available.is_empty() {
+                    write!(f, " (it has no program sections)")
+                } else {
+                    write!(f, " (program sections: {})", available.join(", "))
+                }
+            }
+            LoadError::Invalid { file, what, reason } => write!(f, "{file}: {what}: {reason}"),
+            LoadError::Sys { file, what, source } => write!(f, "{file}: {what}: {source}"),
+            LoadError::PinMismatch(m) => write!(
+                f,
+                "{}: map '{}': the map pinned at {} is {}, the object defines {}",
+                m.file,
+                m.map,
+                m.path.display(),
+                m.pinned,
+                m.wanted
+            ),
+            LoadError::Verifier(v) => {
+                write!(
+                    f,
+                    "{}: section '{}': program '{}' rejected: {}",
+                    v.file, v.section, v.program, v.source
+                )?;
+                let tail = LoadError::log_tail(&v.log, LOG_TAIL_LINES);
+                if !tail.is_empty() {
+                    write!(f, "\nverifier log (last lines):\n{tail}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<ParseError> for LoadError {
+    fn from(e: ParseError) -> Self {
+        LoadError::Parse(e)
+    }
+}

@@ -1,0 +1,79 @@
+//! The error of a rejected object file: what was wrong, and where (file,
+//! section, symbol), in one line.
+
+use std::fmt;
+
+/// Why an ELF file is not a loadable eBPF object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The file, as the caller named it.
+    pub file: String,
+    /// The section the problem is in, when there is one.
+    pub section: Option<String>,
+    /// The symbol the problem is about, when there is one.
+    pub symbol: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ParseError {
+    /// An error about the file as a whole.
+    pub(crate) fn new(file: &str, reason: impl Into<String>) -> Self {
+        ParseError {
+            file: file.to_string(),
+            section: None,
+            symbol: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// Names the section.
+    pub(crate) fn in_section(mut self, section: impl Into<String>) -> Self {
+        self.section = Some(section.into());
+        self
+    }
+
+    /// Names the symbol.
+    pub(crate) fn at_symbol(mut self, symbol: impl Into<String>) -> Self {
+        self.symbol = Some(symbol.into());
+        self
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.file.clone();
+        if let Some(s) = &self.section {
+            text.push_str(&format!(": section '{s}'"));
+        }
+        if let Some(s) = &self.symbol {
+            text.push_str(&format!(": symbol '{s}'"));
+        }
+        text.push_str(": ");
+        text.push_str(&self.reason);
+        // Names come from the file: keep the message on one printable line.
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_file_section_and_symbol() {
+        let e = ParseError::new("x.o", "bad")
+            .in_section("maps")
+            .at_symbol("counters");
+        assert_eq!(e.to_string(), "x.o: section 'maps': symbol 'counters': bad");
+    }
+}

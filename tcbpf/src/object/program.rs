@@ -1,0 +1,222 @@
+//! `ProgramSpec`: one program ready to load once map descriptors are known,
+//! and the functions of the object's code sections it is built from.
+
+use super::elf::{Elf, SymKind};
+use super::ParseError;
+use crate::sys::prog::Insn;
+
+/// Where a tail-call program goes: section `<id>/<key>` is stored at `key`
+/// in the program array whose map id is `id` (iproute2's convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailCallSlot {
+    /// The program array's map id.
+    pub map_id: u32,
+    /// The key (array index).
+    pub key: u32,
+}
+
+impl TailCallSlot {
+    /// The slot a section name like `1/0` names, if it is one.
+    pub fn from_section(name: &str) -> Option<TailCallSlot> {
+        let (id, key) = name.split_once('/')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(id) || !digits(key) {
+            return None;
+        }
+        Some(TailCallSlot {
+            map_id: id.parse().ok()?,
+            key: key.parse().ok()?,
+        })
+    }
+}
+
+/// How an instruction refers to a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapRefKind {
+    /// `BPF_PSEUDO_MAP_FD`: the map itself.
+    Fd,
+    /// `BPF_PSEUDO_MAP_VALUE`: an address `offset` bytes into the value of a
+    /// one-entry array (global data).
+    Value {
+        /// Byte offset into the value.
+        offset: u32,
+    },
+}
+
+/// A 64-bit immediate load (two instruction slots) that must hold a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapRef {
+    /// Index of the first slot of the `ld_imm64` in `ProgramSpec::insns`.
+    pub insn: usize,
+    /// Index in `ObjectSpec::maps`.
+    pub map: usize,
+    /// Whole map or address into its value.
+    pub kind: MapRefKind,
+}
+
+/// Where one function of the object sits in a linked program (used to move
+/// BTF func and line info to program offsets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The function's name.
+    pub name: String,
+    /// The code section it comes from.
+    pub section: String,
+    /// Its first instruction in that section.
+    pub section_insn: usize,
+    /// Its length in instructions.
+    pub len: usize,
+    /// Its first instruction in the program.
+    pub program_insn: usize,
+}
+
+/// One program: its instructions with the subprograms it calls appended
+/// and call offsets fixed, and the map references still to fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// Function name.
+    pub name: String,
+    /// Section it lives in.
+    pub section: String,
+    /// Linked instructions.
+    pub insns: Vec<Insn>,
+    /// Map references to fill with descriptors at load time.
+    pub map_refs: Vec<MapRef>,
+    /// The tail-call slot its section names, if any.
+    pub tail_call: Option<TailCallSlot>,
+    /// The functions it is made of, the program itself first.
+    pub layout: Vec<Placement>,
+    /// BTF `bpf_func_info` records (insn_off, type_id), program-relative.
+    pub func_info: Vec<[u32; 2]>,
+    /// BTF `bpf_line_info` records, program-relative.
+    pub line_info: Vec<[u32; 4]>,
+}
+
+impl ProgramSpec {
+    /// The subprograms appended to this program, in order.
+    pub fn subprograms(&self) -> impl Iterator<Item = &Placement> {
+        self.layout.iter().skip(1)
+    }
+}
+
+/// A function of a code section.
+#[derive(Debug, Clone)]
+pub(crate) struct Function {
+    /// Symbol name (the section name when the section has no symbols).
+    pub name: String,
+    /// ELF section index.
+    pub section: usize,
+    /// First instruction in the section.
+    pub start: usize,
+    /// Length in instructions.
+    pub len: usize,
+    /// True for global functions (programs when outside `.text`).
+    pub global: bool,
+}
+
+/// Largest code section tcbpf accepts: the kernel's limit of one million
+/// instructions.
+pub const MAX_INSNS: usize = 1_000_000;
+
+/// The instructions of each section by ELF index (`None` for non-code).
+pub(crate) type SectionCode = Vec<Option<Vec<Insn>>>;
+
+/// The functions of every code section (sorted by section index, then
+/// start), and each section's instructions.
+pub(crate) fn functions(
+    file: &str,
+    elf: &Elf<'_>,
+) -> Result<(Vec<Function>, SectionCode), ParseError> {
+    let mut functions = Vec::new();
+    let mut code = vec![None; elf.sections.len()];
+    for s in elf.sections.iter().filter(|s| s.is_exec()) {
+        let err = |reason: String| ParseError::new(file, reason).in_section(s.name.clone());
+        if s.data.len() / 8 > MAX_INSNS {
+            return Err(err(format!(
+                "section too large: {} instructions (the kernel takes at most {MAX_INSNS})",
+                s.data.len() / 8
+            )));
+        }
+        let insns = Insn::from_bytes(s.data).ok_or_else(|| {
+            err(format!(
+                "{} bytes is not a whole number of instructions",
+                s.data.len()
+            ))
+        })?;
+        let total = insns.len();
+        code[s.index] = Some(insns);
+        if total == 0 {
+            continue;
+        }
+        let mut syms: Vec<_> = elf
+            .symbols
+            .iter()
+            .filter(|y| y.section == Some(s.index) && y.kind == SymKind::Func)
+            .collect();
+        syms.sort_by_key(|y| y.value);
+        syms.dedup_by_key(|y| y.value);
+        if syms.is_empty() {
+            functions.push(Function {
+                name: s.name.clone(),
+                section: s.index,
+                start: 0,
+                len: total,
+                global: true,
+            });
+            continue;
+        }
+        for (i, y) in syms.iter().enumerate() {
+            if y.value % 8 != 0 || y.value / 8 >= total as u64 {
+                return Err(
+                    err(format!("function at byte {} is out of bounds", y.value))
+                        .at_symbol(y.name.clone()),
+                );
+            }
+            let start = (y.value / 8) as usize;
+            let next = syms.get(i + 1).map_or(total, |n| (n.value / 8) as usize);
+            let by_size = if y.size > 0 && y.size % 8 == 0 {
+                start.saturating_add((y.size / 8) as usize)
+            } else {
+                next
+            };
+            let end = by_size.min(next).min(total);
+            functions.push(Function {
+                name: y.name.clone(),
+                section: s.index,
+                start,
+                len: end - start,
+                global: y.global,
+            });
+        }
+    }
+    Ok((functions, code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_call_sections_are_two_decimal_numbers() {
+        assert_eq!(
+            TailCallSlot::from_section("1/0"),
+            Some(TailCallSlot { map_id: 1, key: 0 })
+        );
+        assert_eq!(
+            TailCallSlot::from_section("42/7"),
+            Some(TailCallSlot { map_id: 42, key: 7 })
+        );
+        for not in [
+            "classifier",
+            "1/",
+            "/1",
+            "1/x",
+            "classifier/tail_a",
+            "1/2/3",
+            "-1/0",
+            "99999999999/0",
+        ] {
+            assert_eq!(TailCallSlot::from_section(not), None, "{not}");
+        }
+    }
+}

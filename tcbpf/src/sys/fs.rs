@@ -1,0 +1,69 @@
+//! The bpf filesystem: checking that a directory is a bpffs, mounting one,
+//! and unmounting it (tests mount their own in a temporary directory).
+
+use super::{Error, Result};
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `BPF_FS_MAGIC`: `statfs.f_type` of a bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn c_path(op: &'static str, path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::new(
+            op,
+            io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"),
+        )
+        .on(path.display().to_string())
+    })
+}
+
+/// True when `path` is the root or a directory of a mounted bpffs.
+pub fn is_bpffs(path: &Path) -> bool {
+    let Ok(c) = c_path("statfs", path) else {
+        return false;
+    };
+    // SAFETY: statfs is plain old data; zeroed is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated and st is a valid statfs buffer.
+    let ret = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    ret == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Mounts a bpffs at `path` (which must exist), mode 0700 as tc does.
+pub fn mount_bpffs(path: &Path) -> Result<()> {
+    let target = c_path("mount", path)?;
+    let source = c"bpf";
+    let fstype = c"bpf";
+    let data = c"mode=0700";
+    // SAFETY: every pointer is a NUL-terminated string alive for the call.
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if ret != 0 {
+        return Err(
+            Error::new("mount bpffs", io::Error::last_os_error()).on(path.display().to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Unmounts the filesystem at `path`, lazily (`MNT_DETACH`) so that open
+/// descriptors do not keep it busy.
+pub fn unmount(path: &Path) -> Result<()> {
+    let target = c_path("umount", path)?;
+    // SAFETY: target is a NUL-terminated string alive for the call.
+    let ret = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    if ret != 0 {
+        return Err(Error::new("umount", io::Error::last_os_error()).on(path.display().to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Mutation robustness: random corruptions (seeded, bounded in count and
+//! time) of the `.BTF` and `.BTF.ext` sections of every committed object
+//! must give errors or values, never a panic or a hang, through parsing,
+//! writing, lookups, map definitions, fix-ups and CO-RE relocation.
+
+use std::time::{Duration, Instant};
+
+use object::{Object, ObjectSection};
+use tcbpf::btf::core::relocate_section;
+use tcbpf::btf::maps::parse_map_def;
+use tcbpf::btf::*;
+
+/// xorshift64*: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Applies 1–4 random corruptions: byte flips, interesting u32 values at
+/// aligned offsets (where ids, offsets and counts live), truncation.
+fn mutate(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        if d.is_empty() {
+            break;
+        }
+        match rng.below(5) {
+            0 | 1 => {
+                let i = rng.below(d.len());
+                d[i] ^= 1 << rng.below(8);
+            }
+            2 | 3 => {
+                let i = rng.below(d.len() / 4) * 4;
+                let v: u32 = match rng.below(6) {
+                    0 => 0,
+                    1 => u32::MAX,
+                    2 => rng.next() as u32 & 0xff,
+                    3 => 0x8000_0000 | (rng.below(20) as u32) << 24 | rng.below(4) as u32,
+                    4 => (rng.below(20) as u32) << 24 | 0xffff,
+                    _ => rng.next() as u32,
+                };
+                if i + 4 <= d.len() {
+                    d[i..i + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            _ => d.truncate(rng.below(d.len())),
+        }
+    }
+    d
+}
+
+/// Everything a loader does with a BTF, with results ignored.
+fn exercise(btf: &Btf) {
+    let again = Btf::parse(&btf.to_bytes()).expect("a parsed BTF writes a blob that parses");
+    assert_eq!(again.end_id(), btf.end_id());
+    for (id, t) in btf.own_types() {
+        let _ = btf.resolve_size(id);
+        let _ = btf.skip_mods_and_typedefs(id);
+        let _ = btf.describe(id);
+        if btf.resolve_size(id).is_ok_and(|s| s <= 4096) {
+            for fill in [0u8, 0xff] {
+                if let Ok(v) = tcbpf::btf::fmt::decode(btf, id, &[fill; 4096]) {
+                    let _ = (v.to_string(), v.to_json());
+                }
+            }
+        }
+        if let Kind::Var(_) = t.kind {
+            let _ = parse_map_def(btf, id, "fuzz");
+        }
+        if t.kind.composite().is_some() {
+            let _ = btf.member(id, "type");
+        }
+    }
+    let mut fixed = btf.clone();
+    let _ = fixed.fixup_datasecs(|_| Some(64), |_, v| Some(v.len() as u32 * 4));
+    let _ = fixed.sanitize_for_kernel();
+    let _ = fixed.to_bytes();
+}
+
+fn relocate_all(btf: &Btf, ext: &BtfExt, insns: &[u8], target: &Btf) {
+    let _ = tcbpf::btf::core::describe_relocations(btf, ext);
+    for sec in &ext.core_relos {
+        let name = sec.name(btf).unwrap_or("").to_string();
+        let mut work = insns.to_vec();
+        let _ = relocate_section(btf, ext, &name, &mut work, &[target]);
+    }
+}
+
+#[test]
+fn corrupted_btf_and_btf_ext_never_panic() {
+    let dir = format!("{}/../bpf", env!("CARGO_MANIFEST_DIR"));
+    let mut objects: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        .collect();
+    objects.sort();
+    assert!(objects.len() >= 2);
+    let target = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // TCBPF_FUZZ_SEED=<n> explores other corruptions; the default is fixed.
+    let seed = std::env::var("TCBPF_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x7463_6270_6662_7466u64);
+    let mut rng = Rng(seed | 1);
+    let (mut runs, mut parsed) = (0u32, 0u32);
+    for path in &objects {
+        let data = std::fs::read(path).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        let Some(raw_btf) = elf.section_by_name(".BTF").and_then(|s| s.data().ok()) else {
+            continue;
+        };
+        let raw_ext = elf
+            .section_by_name(".BTF.ext")
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        let insns = elf
+            .section_by_name("classifier")
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[])
+            .to_vec();
+        let good = Btf::parse(raw_btf).unwrap();
+        exercise(&good);
+        for _ in 0..2500 {
+            if Instant::now() > deadline {
+                break;
+            }
+            runs += 1;
+            if let Ok(btf) = Btf::parse(&mutate(&mut rng, raw_btf)) {
+                parsed += 1;
+                exercise(&btf);
+                if let Ok(ext) = BtfExt::parse(raw_ext) {
+                    relocate_all(&btf, &ext, &insns, &target);
+                }
+            }
+            if !raw_ext.is_empty() {
+                if let Ok(ext) = BtfExt::parse(&mutate(&mut rng, raw_ext)) {
+                    relocate_all(&good, &ext, &insns, &target);
+                }
+            }
+        }
+    }
+    eprintln!("{runs} mutations, {parsed} still parsed");
+    assert!(runs >= 1000, "only {runs} mutations ran in time");
+    assert!(
+        parsed > 0,
+        "some mutations must survive parsing to exercise the rest"
+    );
+}

@@ -1,0 +1,147 @@
+//! Loading the CO-RE classifier (built against vmlinux.h) into the running
+//! kernel: relocations resolved against /sys/kernel/btf/vmlinux, verdicts
+//! and counters checked with BPF_PROG_TEST_RUN on crafted frames, the
+//! in-kernel CO-RE facts cross-checked with the kernel's BTF, and a target
+//! BTF lacking a needed type refused with a message naming the relocation.
+
+mod load_common;
+
+use load_common::*;
+use tcbpf::btf::{Btf, BtfKind};
+use tcbpf::load::{load_file, LoadError, LoadOptions};
+use tcbpf::sys;
+
+const OK: u32 = 0;
+const SHOT: u32 = 2;
+
+/// An Ethernet/IPv4/UDP frame to `port`, with `opts` 32-bit words of IP options.
+fn udp_packet(port: u16, opts: usize) -> Vec<u8> {
+    let mut p = ipv4_packet(17);
+    let ip_len = 20 + 4 * opts;
+    p[14] = 0x40 | (ip_len / 4) as u8;
+    p.splice(34..34, std::iter::repeat(1u8).take(4 * opts));
+    let udp = 14 + ip_len;
+    p[udp..udp + 2].copy_from_slice(&40000u16.to_be_bytes());
+    p[udp + 2..udp + 4].copy_from_slice(&port.to_be_bytes());
+    p[udp + 4..udp + 6].copy_from_slice(&8u16.to_be_bytes());
+    p
+}
+
+fn options(dir: &TempDir) -> LoadOptions {
+    LoadOptions {
+        bpffs: dir.0.join("no-bpffs-needed"),
+        pinning_db: dir.0.join("no-pinning-db"),
+        verbose: true,
+        ..LoadOptions::default()
+    }
+}
+
+#[test]
+fn core_classifier_loads_relocated_and_drops_blocked_udp_ports() {
+    let dir = TempDir::new("core-load");
+    let obj = load_file(&fixture("core_classifier"), &options(&dir)).unwrap();
+    let resolutions: Vec<&String> = obj
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("CO-RE:"))
+        .collect();
+    assert_eq!(resolutions.len(), 25, "{:#?}", obj.notes);
+    assert!(resolutions
+        .iter()
+        .any(|n| n.contains("struct iphdr.protocol") && n.contains("9 -> 9")));
+    let prog = &obj.main_program().fd;
+    let counters = &obj.map("counters").unwrap().fd;
+    let blocked = &obj.map("blocked_ports").unwrap().fd;
+
+    assert_eq!(run(prog, &udp_packet(53, 0)), OK);
+    sys::map::update(blocked, &5353u16.to_ne_bytes(), &[1], 0).unwrap();
+    assert_eq!(run(prog, &udp_packet(5353, 0)), SHOT);
+    assert_eq!(
+        run(prog, &udp_packet(5353, 2)),
+        SHOT,
+        "UDP found after IP options (ihl bitfield)"
+    );
+    assert_eq!(run(prog, &udp_packet(5354, 2)), OK);
+    assert_eq!(run(prog, &ipv4_packet(6)), OK);
+    assert_eq!(run(prog, &arp_packet()), OK);
+    let count = |i| lookup_u64(counters, i).unwrap();
+    assert_eq!(
+        [count(0), count(1), count(2), count(3)],
+        [6, 5, 4, 2],
+        "packets ipv4 udp dropped"
+    );
+
+    // What the relocations made of the program's questions, in the kernel.
+    let vmlinux = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let iphdr = vmlinux.find_by_name_kind("iphdr", BtfKind::Struct).unwrap();
+    let skb = vmlinux
+        .find_by_name_kind("__sk_buff", BtfKind::Struct)
+        .unwrap();
+    let data_off = vmlinux.member(skb, "data").unwrap().unwrap().bit_offset / 8;
+    let facts = &obj.map("core_facts").unwrap().fd;
+    let fact = |i| lookup_u64(facts, i).unwrap();
+    assert_eq!(
+        fact(0),
+        vmlinux.resolve_size(iphdr).unwrap() as u64,
+        "sizeof(struct iphdr)"
+    );
+    assert_eq!(fact(1), data_off as u64, "offsetof(struct __sk_buff, data)");
+    assert_eq!(fact(2), 1, "__sk_buff.hwtstamp exists");
+    assert_eq!(fact(3), 0, "__sk_buff___future.not_yet_invented does not");
+    assert_eq!(fact(4), 7, "BPF_REDIRECT");
+    assert_eq!(fact(5), iphdr as u64, "kernel type id of struct iphdr");
+    assert_eq!(fact(6), 0, "the poisoned read stayed dead code");
+}
+
+#[test]
+fn a_target_btf_without_a_needed_type_fails_naming_the_relocation() {
+    let dir = TempDir::new("core-missing");
+    let mut vmlinux = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let iphdr = vmlinux.find_by_name_kind("iphdr", BtfKind::Struct).unwrap();
+    let renamed = vmlinux.add_string("iphdr_renamed");
+    vmlinux.ty_mut(iphdr).unwrap().name_off = renamed;
+    let path = dir.0.join("vmlinux-without-iphdr");
+    std::fs::write(&path, vmlinux.to_bytes()).unwrap();
+    let opts = LoadOptions {
+        target_btf: Some(path),
+        ..options(&dir)
+    };
+    let err = load_file(&fixture("core_classifier"), &opts).unwrap_err();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("program 'core_classify' (section 'classifier')"),
+        "{msg}"
+    );
+    assert!(msg.contains("struct iphdr.version (0:1"), "{msg}");
+    assert!(msg.contains("no match in the target BTF"), "{msg}");
+}
+
+#[test]
+fn an_unreadable_target_btf_is_a_clear_error() {
+    let dir = TempDir::new("core-nofile");
+    let opts = LoadOptions {
+        target_btf: Some(dir.0.join("absent")),
+        ..options(&dir)
+    };
+    let msg = load_file(&fixture("core_classifier"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("target BTF") && msg.contains("absent"),
+        "{msg}"
+    );
+    std::fs::write(
+        dir.0.join("garbage"),
+        b"not BTF at all: just some text, long enough for a header",
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        target_btf: Some(dir.0.join("garbage")),
+        ..options(&dir)
+    };
+    let msg = load_file(&fixture("core_classifier"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bad BTF header"), "{msg}");
+}
