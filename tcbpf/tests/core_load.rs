@@ -145,3 +145,59 @@ fn an_unreadable_target_btf_is_a_clear_error() {
         .to_string();
     assert!(msg.contains("bad BTF header"), "{msg}");
 }
+
+#[test]
+fn relocations_in_a_subprogram_follow_it_into_each_program() {
+    let dir = TempDir::new("core-subprog");
+    let cls = load_file(&fixture("core_subprog"), &options(&dir)).unwrap();
+    let prog = &cls.main_program().fd;
+    assert_eq!(run(prog, &ipv4_packet(17)), SHOT);
+    assert_eq!(run(prog, &ipv4_packet(6)), OK);
+    assert_eq!(run(prog, &arp_packet()), OK);
+    let act_opts = LoadOptions {
+        prog_type: tcbpf::load::ProgKind::Act,
+        ..options(&dir)
+    };
+    let act = load_file(&fixture("core_subprog"), &act_opts).unwrap();
+    let prog = &act.main_program().fd;
+    assert_eq!(run(prog, &ipv4_packet(6)), SHOT);
+    assert_eq!(run(prog, &ipv4_packet(17)), OK);
+}
+
+#[test]
+fn the_target_layout_decides_which_byte_the_kernel_reads() {
+    // A target whose iphdr has `protocol` where the real one has `ttl`:
+    // relocated against it, the program reads the TTL byte as the protocol.
+    let dir = TempDir::new("core-moved");
+    let mut vmlinux = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let iphdr = vmlinux.find_by_name_kind("iphdr", BtfKind::Struct).unwrap();
+    let ttl_off = vmlinux.member(iphdr, "ttl").unwrap().unwrap().bit_offset;
+    let mut t = vmlinux.ty(iphdr).unwrap().clone();
+    if let tcbpf::btf::Kind::Struct(c) = &mut t.kind {
+        for m in &mut c.members {
+            if vmlinux.str_at(m.name_off).unwrap() == "protocol" {
+                m.bit_offset = ttl_off;
+            }
+        }
+    }
+    *vmlinux.ty_mut(iphdr).unwrap() = t;
+    let path = dir.0.join("vmlinux-moved-protocol");
+    std::fs::write(&path, vmlinux.to_bytes()).unwrap();
+    let opts = LoadOptions {
+        target_btf: Some(path),
+        ..options(&dir)
+    };
+    let obj = load_file(&fixture("core_subprog"), &opts).unwrap();
+    assert!(
+        obj.notes
+            .iter()
+            .any(|n| n.contains("struct iphdr.protocol (0:7 @ offset 9): 9 -> 8")),
+        "{:#?}",
+        obj.notes
+    );
+    let prog = &obj.main_program().fd;
+    let mut tcp_ttl_17 = ipv4_packet(6);
+    tcp_ttl_17[22] = 17;
+    assert_eq!(run(prog, &tcp_ttl_17), SHOT, "the TTL byte was read");
+    assert_eq!(run(prog, &ipv4_packet(17)), OK, "TTL 64 is not UDP");
+}

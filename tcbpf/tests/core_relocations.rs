@@ -590,3 +590,40 @@ fn verifier_rejections_of_poisoned_instructions_are_recognised() {
         None
     );
 }
+
+#[test]
+fn a_function_gets_only_the_relocations_that_fall_inside_it() {
+    let (mut local, task) = local_task("task");
+    let target = target_task(&["task"], true);
+    let access_str_off = local.add_string("0:1");
+    let sec_name_off = local.add_string("prog");
+    let relo = |insn: u32| CoreRelo {
+        insn_off: insn * 8,
+        type_id: task,
+        access_str_off,
+        kind: CoreReloKind::FieldByteOffset,
+    };
+    let ext = BtfExt {
+        core_relos: vec![ExtSection {
+            sec_name_off,
+            records: vec![relo(0), relo(3)],
+        }],
+        ..BtfExt::default()
+    };
+    // The second function of the section: instructions 2..4.
+    let mut second = [mov64(0), ldx_w(4)].concat();
+    let res = tcbpf::btf::core::relocate_function(&local, &ext, "prog", 2, &mut second, &[&target])
+        .unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0].insn, 3);
+    assert_eq!((off(&second[8..]), imm(&second)), (12, 0));
+    // A relocation past the end of its section is refused up front.
+    let e = tcbpf::btf::core::check_bounds(&local, &ext, |_| Some(24)).unwrap_err();
+    assert_eq!(e.insn, 3);
+    assert!(
+        e.reason
+            .contains("not an instruction of the 24-byte section"),
+        "{e}"
+    );
+    assert!(tcbpf::btf::core::check_bounds(&local, &ext, |_| Some(32)).is_ok());
+}
