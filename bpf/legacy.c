@@ -35,6 +35,14 @@ struct bpf_elf_map __section("maps") no_id = {
 	.max_elem = 1,
 };
 
+/* iproute2's BPF_ANNOTATE_KV_PAIR: BTF key and value types for a legacy map. */
+struct ____btf_map_proto_count {
+	__u32 key;
+	__u64 value;
+};
+struct ____btf_map_proto_count __attribute__((section(".maps.proto_count"), used))
+	____btf_map_proto_count = {};
+
 static __always_inline void bump(void *map, __u32 key)
 {
 	__u64 *v = bpf_map_lookup_elem(map, &key);

@@ -145,6 +145,30 @@ fn load_pins_a_program_that_runs() {
 }
 
 #[test]
+fn verbose_load_prints_the_verifier_log() {
+    let fs = Bpffs::new();
+    let pin = format!("{}/v", fs.path());
+    let file = fixture("subprog.o");
+    let (code, out, err) = tcbpf(&[
+        "-v",
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "bpffs",
+        fs.path(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("subprog.o:[classifier] prog id "), "{out}");
+    assert!(
+        err.contains("verifier log of 'calls' (section classifier)"),
+        "{err}"
+    );
+    assert!(err.contains("processed"), "{err}");
+}
+
+#[test]
 fn load_errors_have_exit_codes() {
     let fs = Bpffs::new();
     let file = fixture("legacy.o");

@@ -75,3 +75,40 @@ fn btf_the_kernel_refuses_is_dropped_with_a_note() {
     assert_eq!(run(&obj.main_program().fd, &ipv4_packet(6)), 2);
     assert_eq!(lookup_u64(&obj.map("sized").unwrap().fd, 1), Some(1));
 }
+
+#[test]
+fn outer_map_without_its_inner_map_is_refused_naming_it() {
+    let fs = Bpffs::new();
+    let path = fixture("mim_legacy");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut spec = ObjectSpec::parse("mim_legacy.o", &bytes).unwrap();
+    let outer = spec.maps.iter_mut().find(|m| m.name == "outer").unwrap();
+    outer.inner_id = 99;
+    let identity = ObjectIdentity::of(&path, &bytes).unwrap();
+    let err = load_spec(&spec, &identity, &fs.options()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mim_legacy.o: map 'outer': map-in-map without its inner map (no map with id 99 in the object)"
+    );
+}
+
+#[test]
+fn tail_call_key_beyond_the_program_array_is_refused() {
+    let fs = Bpffs::new();
+    let path = fixture("tailcall");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut spec = ObjectSpec::parse("tailcall.o", &bytes).unwrap();
+    let p = spec
+        .programs
+        .iter_mut()
+        .find(|p| p.section == "1/2")
+        .unwrap();
+    p.tail_call.as_mut().unwrap().key = 8;
+    let identity = ObjectIdentity::of(&path, &bytes).unwrap();
+    let err = load_spec(&spec, &identity, &fs.options()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("map 'jmp_table': cannot store '1/2' at index 8: the array has 8 entries"),
+        "{err}"
+    );
+}

@@ -61,6 +61,12 @@ fn legacy_maps_keep_their_ids_and_unset_ids_get_the_lowest_free_one() {
         ),
         (1, 4, 8, 256)
     );
+    // BPF_ANNOTATE_KV_PAIR(proto_count, __u32, __u64) gave it BTF types.
+    assert_ne!(info.btf_id, 0);
+    assert_ne!(info.btf_key_type_id, 0);
+    assert_ne!(info.btf_value_type_id, 0);
+    let plain = sys::info::map_info(&obj.map("obj_pinned").unwrap().fd).unwrap();
+    assert_eq!(plain.btf_key_type_id, 0, "no annotation, no BTF types");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Mutation test of the parser: seeded random corruptions of every
 //! committed object (byte flips, overwritten header and table fields,
 //! truncations) must give `Ok` or a clear error, never a panic or a hang.
-//! Bounded to a few seconds; the seed of a failure is printed to replay it.
+//! Bounded to a few seconds (TCBPF_MUTATION_SECS for longer runs,
+//! TCBPF_MUTATION_SEED for other seeds); a failure prints its seed.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -30,10 +31,6 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
                 let i = rng.below(data.len());
                 data[i] ^= 1 << rng.below(8);
             }
-            1 | 2 => {
-                let i = rng.below(data.len());
-                data[i] = rng.next() as u8;
-            }
             2 if data.len() > 16 => {
                 // A header or table field: small, huge or random values.
                 let i = rng.below(data.len().saturating_sub(8)) & !3;
@@ -45,6 +42,10 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
                 };
                 let n = if rng.below(2) == 0 { 4 } else { 8 };
                 data[i..i + n].copy_from_slice(&v.to_le_bytes()[..n]);
+            }
+            1 | 2 => {
+                let i = rng.below(data.len());
+                data[i] = rng.next() as u8;
             }
             3 => {
                 // The ELF header itself.
@@ -77,13 +78,22 @@ fn random_corruptions_never_panic_or_hang() {
     objects.sort();
     assert!(objects.len() >= 10, "fixtures found: {}", objects.len());
 
+    // TCBPF_MUTATION_SECS / TCBPF_MUTATION_SEED run longer or other seeds.
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let secs = env("TCBPF_MUTATION_SECS", 3);
+    let first_seed = env("TCBPF_MUTATION_SEED", 1);
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::spawn(move || {
-        let budget = Duration::from_secs(3);
+        let budget = Duration::from_secs(secs);
         let start = Instant::now();
         let mut runs = 0u64;
         let mut errors = 0u64;
-        'outer: for seed in 1u64.. {
+        'outer: for seed in first_seed.. {
             for (name, clean) in &objects {
                 if start.elapsed() > budget {
                     break 'outer;
@@ -110,7 +120,7 @@ fn random_corruptions_never_panic_or_hang() {
         }
         tx.send((runs, errors)).unwrap();
     });
-    let (runs, errors) = match rx.recv_timeout(Duration::from_secs(60)) {
+    let (runs, errors) = match rx.recv_timeout(Duration::from_secs(60 + 2 * secs)) {
         Ok(r) => r,
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("the parser hung on a corrupted object"),
         Err(mpsc::RecvTimeoutError::Disconnected) => {

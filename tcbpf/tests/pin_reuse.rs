@@ -178,7 +178,7 @@ fn bpffs_is_mounted_when_absent() {
 }
 
 #[test]
-fn obj_load_pins_the_program_and_a_taken_path_undoes_the_load() {
+fn obj_load_pins_the_program_and_refuses_a_taken_path() {
     let fs = Bpffs::new();
     let path = fs.path.join("prog");
     let opts = LoadOptions {
@@ -192,13 +192,27 @@ fn obj_load_pins_the_program_and_a_taken_path_undoes_the_load() {
     assert_eq!(run(&pinned, &ipv4_packet(6)), 2);
     drop(obj);
 
-    // The path is taken now: the second load fails and removes what it
-    // pinned (its maps are reused pins of the first load, which stay).
+    // The path is taken now: the second load is refused before it
+    // creates or pins anything.
     std::fs::remove_dir_all(fs.path.join("tc")).unwrap();
     let err = load_file(&fixture("legacy"), &opts).unwrap_err();
-    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    assert!(err.to_string().contains("prog: already exists"), "{err}");
+    assert!(!fs.path.join("tc").exists(), "no pins or directories made");
+}
+
+#[test]
+fn program_pin_outside_a_bpffs_is_refused_before_anything_is_made() {
+    let fs = Bpffs::new();
+    let elsewhere = TempDir::new("notbpf");
+    let opts = LoadOptions {
+        pin_program: Some(elsewhere.0.join("prog")),
+        ..fs.options()
+    };
+    let err = load_file(&fixture("legacy"), &opts).unwrap_err();
     assert!(
-        !fs.path.join("tc").exists(),
-        "no orphan pins or directories"
+        err.to_string().contains("is not on a bpf filesystem"),
+        "{err}"
     );
+    assert!(err.is_bad_input());
+    assert!(!fs.path.join("tc").exists());
 }

@@ -54,14 +54,16 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGINT, on_signal as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
     let mut lab = Lab::create()?;
     let result = lab.run(g, seconds);
     drop(lab);
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(CliError::failure("interrupted; everything the demo created is removed"));
+        return Err(CliError::failure(
+            "interrupted; everything the demo created is removed",
+        ));
     }
     result
 }
@@ -132,7 +134,10 @@ impl Lab {
              \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; done"
         );
         let uds = self.socket();
-        say(&format!("tcbpf exec bpf import {} run sh -c '…map dump…'", uds.display()));
+        say(&format!(
+            "tcbpf exec bpf import {} run sh -c '…map dump…'",
+            uds.display()
+        ));
         let importer = Command::new(&exe)
             .args(["exec", "bpf", "import"])
             .arg(&uds)
@@ -157,7 +162,18 @@ impl Lab {
             attach.arg("-v");
         }
         let status = attach
-            .args(["-n", &self.ns_rx, "filter", "add", "dev", DEV_RX, "ingress", "bpf", "da", "obj"])
+            .args([
+                "-n",
+                &self.ns_rx,
+                "filter",
+                "add",
+                "dev",
+                DEV_RX,
+                "ingress",
+                "bpf",
+                "da",
+                "obj",
+            ])
             .arg(&object)
             .args(["sec", "classifier", "export"])
             .arg(&uds)
@@ -167,7 +183,15 @@ impl Lab {
             return Err(CliError::failure("filter add failed (see above)"));
         }
         let show = Command::new(&exe)
-            .args(["-n", &self.ns_rx, "filter", "show", "dev", DEV_RX, "ingress"])
+            .args([
+                "-n",
+                &self.ns_rx,
+                "filter",
+                "show",
+                "dev",
+                DEV_RX,
+                "ingress",
+            ])
             .output()
             .map_err(|e| CliError::from(e).context("running filter show"))?;
         print!("{}", String::from_utf8_lossy(&show.stdout));
@@ -177,14 +201,19 @@ impl Lab {
             self.ns_tx
         ));
         let sent = send_traffic(&self.ns_tx, Duration::from_secs(seconds))?;
-        say(&format!("sent {} UDP datagrams and {} ICMP echo requests", sent.0, sent.1));
+        say(&format!(
+            "sent {} UDP datagrams and {} ICMP echo requests",
+            sent.0, sent.1
+        ));
 
         let mut importer = self.importer.take().expect("importer started above");
         let status = importer
             .wait()
             .map_err(|e| CliError::from(e).context("waiting for the importer"))?;
         if !status.success() && !INTERRUPTED.load(Ordering::SeqCst) {
-            return Err(CliError::failure(format!("the importing shell failed: {status}")));
+            return Err(CliError::failure(format!(
+                "the importing shell failed: {status}"
+            )));
         }
         say("done; removing the namespaces, veth pair, filter and socket");
         Ok(())
@@ -248,7 +277,8 @@ fn wait_for(path: &Path, limit: Duration) -> Result<(), CliError> {
 fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
     let ns = ns.to_string();
     let sender = std::thread::spawn(move || -> Result<(u64, u64), CliError> {
-        tcbpf::tc::netns::enter(&ns).map_err(|e| CliError::from(e).context("entering the sender namespace"))?;
+        tcbpf::tc::netns::enter(&ns)
+            .map_err(|e| CliError::from(e).context("entering the sender namespace"))?;
         let udp = UdpSocket::bind(SocketAddrV4::new(ADDR_TX, 0))?;
         let icmp = IcmpSocket::open()?;
         let start = Instant::now();
@@ -279,7 +309,11 @@ impl IcmpSocket {
         use std::os::fd::FromRawFd;
         // SAFETY: socket(2) with constant arguments; the result is checked.
         let fd = unsafe {
-            libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
         };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
@@ -300,7 +334,9 @@ impl IcmpSocket {
         let addr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: 0,
-            sin_addr: libc::in_addr { s_addr: u32::from(to).to_be() },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(to).to_be(),
+            },
             sin_zero: [0; 8],
         };
         // SAFETY: pkt and addr are valid for the lengths given.

@@ -218,22 +218,20 @@ fn spec_text(spec: &ObjectSpec) -> String {
     out
 }
 
-fn load_error(e: tcbpf::load::LoadError) -> CliError {
+/// The exit class of a failed load: 1 file or program not found, 2 bad
+/// object or request (including a verifier rejection), 3 permission, 4
+/// other. `filter add … obj FILE` reports load errors the same way.
+pub(crate) fn load_error(e: tcbpf::load::LoadError) -> CliError {
     use super::error::{exit_for_errno, Exit};
-    let exit = match &e {
-        tcbpf::load::LoadError::NoProgram { .. } => Exit::NotFound,
-        tcbpf::load::LoadError::Read { .. } => exit_for_errno(e.errno()),
-        // The verifier refusing the program is bad input, not a permission.
-        tcbpf::load::LoadError::Verifier(_)
-            if matches!(e.errno(), Some(libc::EACCES) | Some(libc::EINVAL)) =>
-        {
-            Exit::Usage
-        }
-        _ if e.is_bad_input() => Exit::Usage,
-        _ => match exit_for_errno(e.errno()) {
+    let exit = if e.is_not_found() {
+        Exit::NotFound
+    } else if e.is_bad_input() {
+        Exit::Usage
+    } else {
+        match exit_for_errno(e.errno()) {
             Exit::NotFound => Exit::Failure,
             other => other,
-        },
+        }
     };
     CliError {
         exit,

@@ -98,12 +98,26 @@ impl LoadError {
     }
 
     /// True for errors about the object's contents or the request (bad
-    /// input), as opposed to the system refusing.
+    /// input), as opposed to the system refusing: parse errors, invalid
+    /// requests, pin mismatches, and programs the verifier rejects
+    /// (EACCES/EINVAL, not EPERM).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_)
-        )
+        match self {
+            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => true,
+            LoadError::Verifier(v) => {
+                matches!(v.source.errno(), Some(libc::EACCES) | Some(libc::EINVAL))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the file or the requested program is not there.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            LoadError::NoProgram { .. } => true,
+            LoadError::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 
     /// The last `n` non-empty lines of the verifier log.

@@ -300,6 +300,38 @@ fn programs_to_load(spec: &ObjectSpec, main: usize, notes: &mut Vec<String>) -> 
     wanted
 }
 
+/// Checks, before anything is created, that the program can be pinned at
+/// `path`: on a bpffs (mounting `opts.bpffs` first when `path` is under it)
+/// and not taken.
+fn check_pin_path(ctx: &mut Context<'_>, opts: &LoadOptions, path: &Path) -> Result<(), LoadError> {
+    let invalid = |reason: String| LoadError::Invalid {
+        file: ctx.file.clone(),
+        what: format!("pin path {}", path.display()),
+        reason,
+    };
+    if path.symlink_metadata().is_ok() {
+        return Err(invalid("already exists".into()));
+    }
+    if path.starts_with(&opts.bpffs) {
+        pin::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
+            file: ctx.file.clone(),
+            what: format!("bpffs {}", opts.bpffs.display()),
+            source: e,
+        })?;
+        ctx.bpffs_ready = true;
+    }
+    let existing = path.ancestors().skip(1).find(|a| a.exists());
+    match existing {
+        Some(dir) if crate::sys::fs::is_bpffs(dir) => Ok(()),
+        Some(dir) => Err(invalid(format!(
+            "{} is not on a bpf filesystem (mount one, or pin under {})",
+            dir.display(),
+            opts.bpffs.display()
+        ))),
+        None => Err(invalid("no such directory".into())),
+    }
+}
+
 /// Loads a parsed object: BTF, maps (pinned as tc pins them), the chosen
 /// program and its tail-call targets, and the program arrays filled.
 pub fn load_spec(
@@ -320,6 +352,9 @@ pub fn load_spec(
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
     let targets = core::targets(spec, opts.target_btf.as_ref())?;
+    if let Some(path) = &opts.pin_program {
+        check_pin_path(&mut ctx, opts, path)?;
+    }
     let btf = if opts.use_btf {
         btf::upload(&mut ctx, spec)
     } else {
@@ -338,13 +373,6 @@ pub fn load_spec(
     }
     tail_calls::fill(&ctx, spec, &maps, &programs)?;
     if let Some(path) = &opts.pin_program {
-        if path.starts_with(&opts.bpffs) && !ctx.bpffs_ready {
-            pin::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
-                file: ctx.file.clone(),
-                what: format!("bpffs {}", opts.bpffs.display()),
-                source: e,
-            })?;
-        }
         guard
             .pin(&programs[0].fd, path)
             .map_err(|e| LoadError::Sys {

@@ -98,3 +98,30 @@ pub(crate) fn parse(
     }
     Ok((entry, maps))
 }
+
+/// iproute2's `BPF_ANNOTATE_KV_PAIR(name, key, value)`: a struct
+/// `____btf_map_<name>` whose members `key` and `value` give the legacy
+/// map's BTF key and value types. Set only when their sizes match the map's.
+pub(crate) fn annotate_from_btf(btf: &crate::btf::Btf, map: &mut MapSpec) {
+    use crate::btf::{BtfKind, Kind};
+    let Some(id) = btf.find_by_name_kind(&format!("____btf_map_{}", map.name), BtfKind::Struct)
+    else {
+        return;
+    };
+    let Ok(Kind::Struct(c)) = btf.ty(id).map(|t| &t.kind) else {
+        return;
+    };
+    let [key, value] = c.members.as_slice() else {
+        return;
+    };
+    let named = |m: &crate::btf::Member, n: &str| btf.str_at(m.name_off).is_ok_and(|s| s == n);
+    let sized = |m: &crate::btf::Member, size: u32| btf.resolve_size(m.ty).is_ok_and(|s| s == size);
+    if named(key, "key")
+        && named(value, "value")
+        && sized(key, map.key_size)
+        && sized(value, map.value_size)
+    {
+        map.btf_key_type_id = key.ty;
+        map.btf_value_type_id = value.ty;
+    }
+}

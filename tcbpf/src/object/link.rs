@@ -267,11 +267,13 @@ struct Linker<'e, 'a> {
 }
 
 impl Linker<'_, '_> {
+    /// The function starting at instruction `insn` of `section`
+    /// (`functions` is sorted by section, then start).
     fn function_at(&self, section: usize, insn: i64) -> Option<usize> {
         let insn = usize::try_from(insn).ok()?;
         self.functions
-            .iter()
-            .position(|f| f.section == section && f.start == insn)
+            .binary_search_by_key(&(section, insn), |f| (f.section, f.start))
+            .ok()
     }
 
     /// Where function `fi` starts in the program, appending it if needed.

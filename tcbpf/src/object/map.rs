@@ -217,3 +217,37 @@ pub(crate) fn check_sizes(map: &MapSpec) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(t: MapType, key: u32, value: u32, max: u32) -> MapSpec {
+        let mut m = MapSpec::new("m", MapOrigin::Legacy, t);
+        (m.key_size, m.value_size, m.max_entries) = (key, value, max);
+        m
+    }
+
+    #[test]
+    fn zero_sizes_are_refused_where_the_kernel_needs_them() {
+        assert!(check_sizes(&sized(MapType::Hash, 4, 8, 1)).is_ok());
+        assert_eq!(
+            check_sizes(&sized(MapType::Hash, 0, 8, 1)).unwrap_err(),
+            "hash map with key size 0"
+        );
+        assert!(check_sizes(&sized(MapType::Array, 4, 0, 1)).is_err());
+        assert!(check_sizes(&sized(MapType::Array, 4, 4, 0)).is_err());
+        // Queues have no key, ring buffers no key or value, storage no max.
+        assert!(check_sizes(&sized(MapType::Queue, 0, 4, 8)).is_ok());
+        assert!(check_sizes(&sized(MapType::Ringbuf, 0, 0, 4096)).is_ok());
+        assert!(check_sizes(&sized(MapType::SkStorage, 4, 8, 0)).is_ok());
+    }
+
+    #[test]
+    fn legacy_pinning_values_round_trip() {
+        for raw in [0, 1, 2, 42] {
+            assert_eq!(Pinning::from_legacy(raw).raw(), raw);
+        }
+        assert_eq!(Pinning::from_legacy(42).to_string(), "custom 42");
+    }
+}

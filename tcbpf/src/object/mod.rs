@@ -164,27 +164,31 @@ impl ObjectSpec {
             btf_maps::parse(file, &elf.sections[index], &mut spec, &mut resolver)?;
         }
         if let Some(btf) = &spec.btf {
-            for m in spec
-                .maps
-                .iter_mut()
-                .filter(|m| m.origin == MapOrigin::GlobalData)
-            {
-                m.btf_value_type_id = btf.datasec(&m.name).map_or(0, |(id, _)| id);
+            for m in spec.maps.iter_mut() {
+                match m.origin {
+                    MapOrigin::GlobalData => {
+                        m.btf_value_type_id = btf.datasec(&m.name).map_or(0, |(id, _)| id);
+                    }
+                    MapOrigin::Legacy => legacy_maps::annotate_from_btf(btf, m),
+                    _ => {}
+                }
             }
         }
         assign_ids(&mut spec.maps);
         link::check_relocations(file, &elf)?;
         let (functions, code) = program::functions(file, &elf)?;
+        let with_globals: std::collections::HashSet<usize> = functions
+            .iter()
+            .filter(|f| f.global)
+            .map(|f| f.section)
+            .collect();
         for (i, f) in functions.iter().enumerate() {
             if elf.sections[f.section].name == ".text" {
                 continue;
             }
             // tc loads a section from its start: a section without global
             // functions still has its first function as a program.
-            let section_has_global = functions
-                .iter()
-                .any(|g| g.section == f.section && g.global);
-            if f.global || (!section_has_global && f.start == 0) {
+            if f.global || (!with_globals.contains(&f.section) && f.start == 0) {
                 let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
             }
@@ -249,5 +253,31 @@ fn assign_ids(maps: &mut [MapSpec]) {
         }
         m.id = next;
         used.insert(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::map::MapType;
+
+    fn map(origin: MapOrigin, id: u32) -> MapSpec {
+        let mut m = MapSpec::new("m", origin, MapType::Array);
+        m.id = id;
+        m
+    }
+
+    #[test]
+    fn unset_ids_take_the_lowest_free_ids_in_object_order() {
+        let mut maps = vec![
+            map(MapOrigin::Btf, 0),
+            map(MapOrigin::Legacy, 1),
+            map(MapOrigin::Legacy, 0),
+            map(MapOrigin::GlobalData, 0),
+            map(MapOrigin::Legacy, 3),
+        ];
+        assign_ids(&mut maps);
+        let ids: Vec<u32> = maps.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 4, 3]);
     }
 }

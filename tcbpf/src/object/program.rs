@@ -121,7 +121,8 @@ pub const MAX_INSNS: usize = 1_000_000;
 /// The instructions of each section by ELF index (`None` for non-code).
 pub(crate) type SectionCode = Vec<Option<Vec<Insn>>>;
 
-/// The functions of every code section, and each section's instructions.
+/// The functions of every code section (sorted by section index, then
+/// start), and each section's instructions.
 pub(crate) fn functions(
     file: &str,
     elf: &Elf<'_>,
@@ -189,4 +190,33 @@ pub(crate) fn functions(
         }
     }
     Ok((functions, code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_call_sections_are_two_decimal_numbers() {
+        assert_eq!(
+            TailCallSlot::from_section("1/0"),
+            Some(TailCallSlot { map_id: 1, key: 0 })
+        );
+        assert_eq!(
+            TailCallSlot::from_section("42/7"),
+            Some(TailCallSlot { map_id: 42, key: 7 })
+        );
+        for not in [
+            "classifier",
+            "1/",
+            "/1",
+            "1/x",
+            "classifier/tail_a",
+            "1/2/3",
+            "-1/0",
+            "99999999999/0",
+        ] {
+            assert_eq!(TailCallSlot::from_section(not), None, "{not}");
+        }
+    }
 }
