@@ -201,3 +201,50 @@ fn the_target_layout_decides_which_byte_the_kernel_reads() {
     assert_eq!(run(prog, &tcp_ttl_17), SHOT, "the TTL byte was read");
     assert_eq!(run(prog, &ipv4_packet(17)), OK, "TTL 64 is not UDP");
 }
+
+/// core_classifier.o with its first CO-RE record's instruction offset
+/// replaced, written to `dir`.
+fn with_relocation_at(dir: &TempDir, insn_off: u32) -> std::path::PathBuf {
+    use object::{Object, ObjectSection};
+    let mut data = std::fs::read(fixture("core_classifier")).unwrap();
+    let (ext_at, _) = object::File::parse(&*data)
+        .unwrap()
+        .section_by_name(".BTF.ext")
+        .unwrap()
+        .file_range()
+        .unwrap();
+    let ext = ext_at as usize;
+    let u32_at =
+        |d: &[u8], at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap()) as usize;
+    let hdr_len = u32_at(&data, ext + 4);
+    let core_off = u32_at(&data, ext + 24);
+    // record size, then the first section: name offset, count, records.
+    let first_record = ext + hdr_len + core_off + 4 + 8;
+    data[first_record..first_record + 4].copy_from_slice(&insn_off.to_le_bytes());
+    let path = dir.0.join(format!("core_at_{insn_off}.o"));
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+#[test]
+fn a_relocation_outside_its_program_or_on_the_wrong_instruction_is_refused() {
+    let dir = TempDir::new("core-corrupt");
+    let err = load_file(&with_relocation_at(&dir, 0xfff8), &options(&dir)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{msg}");
+    assert!(msg.contains("section '.BTF.ext'"), "{msg}");
+    assert!(msg.contains("insn #8191"), "{msg}");
+    assert!(
+        msg.contains("not an instruction of the 1624-byte section"),
+        "{msg}"
+    );
+    // Instruction 0 does not hold the offset the relocation expects.
+    let err = load_file(&with_relocation_at(&dir, 0), &options(&dir)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("program 'core_classify'"), "{msg}");
+    assert!(
+        msg.contains("<byte_off> [32] struct __sk_buff access '0:16'"),
+        "{msg}"
+    );
+    assert!(msg.contains("instruction #0"), "{msg}");
+}
