@@ -104,6 +104,7 @@ fn a_target_btf_without_a_needed_type_fails_naming_the_relocation() {
     std::fs::write(&path, vmlinux.to_bytes()).unwrap();
     let opts = LoadOptions {
         target_btf: Some(path),
+        verbose: false,
         ..options(&dir)
     };
     let err = load_file(&fixture("core_classifier"), &opts).unwrap_err();
