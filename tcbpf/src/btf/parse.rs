@@ -171,7 +171,7 @@ fn parse_blob(data: &[u8], base: Option<Arc<Btf>>) -> Result<Btf> {
     let type_bytes = &data[t0..t0 + h.type_len as usize];
     let first_id = base.as_ref().map_or(1, |b| b.end_id());
     let mut r = Reader::new(type_bytes, t0);
-    let mut types = Vec::new();
+    let mut types = Vec::with_capacity(type_bytes.len() / 24);
     while !r.at_end() {
         let id = first_id + types.len() as u32;
         types.push(parse_type(&mut r, id)?);

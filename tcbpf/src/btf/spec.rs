@@ -197,10 +197,19 @@ impl Btf {
         self.strings.get_bytes(off - first)
     }
 
-    fn build_index(&self, key: fn(&[u8]) -> &[u8]) -> NameIndex {
+    fn build_index(&self, key: fn(&[u8]) -> &[u8], types_only: bool) -> NameIndex {
         let mut entries = Vec::with_capacity(self.types.len());
         for (id, t) in self.own_types() {
             if t.name_off == 0 {
+                continue;
+            }
+            // Functions, variables, sections and tags are never CO-RE candidates.
+            if types_only
+                && matches!(
+                    t.kind,
+                    Kind::Func(_) | Kind::Var(_) | Kind::Datasec(_) | Kind::DeclTag(_)
+                )
+            {
                 continue;
             }
             if let Some(n) = self.str_bytes_at(t.name_off) {
@@ -235,16 +244,17 @@ impl Btf {
 
     /// Ids of this BTF's own types named exactly `name`.
     pub(crate) fn own_ids_named(&self, name: &str) -> Vec<TypeId> {
-        let index = self.by_name.get_or_init(|| self.build_index(|n| n));
+        let index = self.by_name.get_or_init(|| self.build_index(|n| n, false));
         self.lookup_index(index, name.as_bytes(), |n| n)
     }
 
     /// Ids of this BTF's own types whose essential name (the name without
-    /// a `___flavor` suffix) is `essential`.
+    /// a `___flavor` suffix) is `essential` (functions, variables, data
+    /// sections and declaration tags excluded: they are never CO-RE roots).
     pub fn own_ids_by_essential_name(&self, essential: &str) -> Vec<TypeId> {
         let index = self
             .by_essential_name
-            .get_or_init(|| self.build_index(essential_bytes));
+            .get_or_init(|| self.build_index(essential_bytes, true));
         self.lookup_index(index, essential.as_bytes(), essential_bytes)
     }
 
