@@ -627,3 +627,72 @@ fn a_function_gets_only_the_relocations_that_fall_inside_it() {
     );
     assert!(tcbpf::btf::core::check_bounds(&local, &ext, |_| Some(32)).is_ok());
 }
+
+#[test]
+fn type_matches_follows_pointers_forward_declarations_and_enumerators() {
+    use tcbpf::btf::core::{types_are_compat, types_match};
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let fwd = b.fwd("sock", FwdKind::Struct);
+    let pfwd = b.ptr(fwd);
+    let state = b.enumeration("state", &[("UP", 1)]);
+    let local_s = b.structure(
+        "conn",
+        16,
+        &[("sk", pfwd, 0, 0), ("st", state, 64, 0), ("n", int, 96, 0)],
+    );
+    let local = b.build();
+
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let sock = b.structure("sock", 8, &[("x", int, 0, 0)]);
+    let psock = b.ptr(sock);
+    let state = b.enumeration("state", &[("DOWN", 0), ("UP", 1)]);
+    let extra = b.int("long", 8, true);
+    let targ_s = b.structure(
+        "conn",
+        24,
+        &[
+            ("n", int, 0, 0),
+            ("sk", psock, 64, 0),
+            ("st", state, 128, 0),
+            ("more", extra, 192, 0),
+        ],
+    );
+    // A forward declaration behind a pointer matches the struct; members
+    // may move and the target may have more; enumerators must all exist.
+    let target = b.build();
+    assert!(types_match(&local, local_s, &target, targ_s).unwrap());
+
+    // A union where the local forward declares a struct, or a missing
+    // enumerator: no match, though the type is still compatible.
+    for (sock_is_union, values) in [
+        (true, &[("DOWN", 0), ("UP", 1)][..]),
+        (false, &[("DOWN", 0)][..]),
+    ] {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, true);
+        let sock = if sock_is_union {
+            b.union("sock", 8, &[("x", int, 0, 0)])
+        } else {
+            b.structure("sock", 8, &[("x", int, 0, 0)])
+        };
+        let psock = b.ptr(sock);
+        let state = b.enumeration("state", values);
+        let other_s = b.structure(
+            "conn",
+            24,
+            &[
+                ("n", int, 0, 0),
+                ("sk", psock, 64, 0),
+                ("st", state, 128, 0),
+            ],
+        );
+        let other = b.build();
+        assert!(
+            !types_match(&local, local_s, &other, other_s).unwrap(),
+            "union {sock_is_union}"
+        );
+        assert!(types_are_compat(&local, local_s, &other, other_s).unwrap());
+    }
+}
