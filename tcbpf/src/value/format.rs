@@ -4,14 +4,34 @@
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Appends `bytes` as two hex digits each, separated by spaces (bpftool's text).
+/// Two hex digits for every byte value.
+const PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// Appends `bytes` as two hex digits each, separated by spaces (bpftool's
+/// text). Built 32 bytes at a time on the stack: one append per 32 bytes,
+/// which is what keeps a million-entry dump cheap.
 pub fn write_hex_spaced(bytes: &[u8], out: &mut Vec<u8>) {
-    for (i, &b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
+    let mut buf = [0u8; 3 * 32];
+    for (i, chunk) in bytes.chunks(32).enumerate() {
+        let mut n = 0;
+        for &b in chunk {
+            let pair = PAIRS[b as usize];
+            buf[n] = b' ';
+            buf[n + 1] = pair[0];
+            buf[n + 2] = pair[1];
+            n += 3;
         }
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
+        // Every byte gets a leading space but the very first.
+        let start = usize::from(i == 0);
+        out.extend_from_slice(&buf[start..n]);
     }
 }
 
@@ -72,6 +92,14 @@ mod tests {
         let mut out = Vec::new();
         write_hex_spaced(&[7, 0, 0xab], &mut out);
         assert_eq!(out, b"07 00 ab");
+        out.clear();
+        let long: Vec<u8> = (0..70).collect();
+        write_hex_spaced(&long, &mut out);
+        let want: Vec<String> = long.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), want.join(" "));
+        out.clear();
+        write_hex_spaced(&[], &mut out);
+        assert!(out.is_empty());
         out.clear();
         write_hex_json(&[7, 0xff], &mut out);
         assert_eq!(out, br#"["0x07","0xff"]"#);

@@ -17,7 +17,7 @@
 
 use super::super::error::CliError;
 use super::OpenMap;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use tcbpf::sys::{self, map as sysmap, map::MapType};
@@ -209,47 +209,52 @@ fn split(
         let lo_tx = full_tx.clone();
         // The lower half: stops after the step that reaches the middle and
         // keeps that step's chunk back for de-duplication.
-        let lower = scope.spawn(move || -> Result<Option<Chunk>, (bool, sys::Error)> {
-            let mut cursor = sysmap::BatchCursor::new(&m.sizes);
-            let mut any = false;
-            loop {
-                let Ok(mut chunk) = free_lo_rx.recv() else {
-                    return Ok(None);
-                };
-                let n = chunk.fill(m, &mut cursor).map_err(|e| (any, e))?;
-                any |= n > 0;
-                let end = bucket(&cursor);
-                if end >= middle {
-                    lower_end.store(end, Ordering::Release);
-                    return Ok(Some(chunk));
+        let lower = scope.spawn(
+            move || -> Result<Option<(Chunk, u32)>, (bool, sys::Error)> {
+                let mut cursor = sysmap::BatchCursor::new(&m.sizes);
+                let mut any = false;
+                loop {
+                    let Ok(mut chunk) = free_lo_rx.recv() else {
+                        return Ok(None);
+                    };
+                    let n = chunk.fill(m, &mut cursor).map_err(|e| (any, e))?;
+                    any |= n > 0;
+                    let end = bucket(&cursor);
+                    if end >= middle {
+                        lower_end.store(end, Ordering::Release);
+                        return Ok(Some((chunk, end)));
+                    }
+                    if n > 0 && lo_tx.send((0, chunk)).is_err() {
+                        return Ok(None);
+                    }
                 }
-                if n > 0 && lo_tx.send((0, chunk)).is_err() {
-                    return Ok(None);
-                }
-            }
-        });
+            },
+        );
         let hi_tx = full_tx;
         // The upper half: keeps the keys of the steps that began before the
-        // lower walker's end: only those can repeat its last step's entries.
-        let upper = scope.spawn(move || -> Result<Vec<u8>, (bool, sys::Error)> {
+        // lower walker's end (all of them while that end is unknown), with
+        // each step's first bucket: only those steps can repeat entries of
+        // the lower walker's last step.
+        let upper = scope.spawn(move || -> Result<Overlap, (bool, sys::Error)> {
             let mut cursor = sysmap::BatchCursor::at(&m.sizes, &middle.to_ne_bytes());
             let mut any = false;
-            let mut overlap_keys = Vec::new();
+            let mut seen = Overlap::default();
             while !cursor.is_done() {
                 let start = bucket(&cursor);
                 let Ok(mut chunk) = free_hi_rx.recv() else {
-                    return Ok(overlap_keys);
+                    return Ok(seen);
                 };
                 let n = chunk.fill(m, &mut cursor).map_err(|e| (any, e))?;
                 any |= n > 0;
                 if n > 0 && start < lower_end.load(Ordering::Acquire) {
-                    overlap_keys.extend_from_slice(&chunk.keys[..n * ks]);
+                    seen.keys.extend_from_slice(&chunk.keys[..n * ks]);
+                    seen.steps.push((start, seen.keys.len()));
                 }
                 if n > 0 && hi_tx.send((1, chunk)).is_err() {
-                    return Ok(overlap_keys);
+                    return Ok(seen);
                 }
             }
-            Ok(overlap_keys)
+            Ok(seen)
         });
         let consumed = (|| -> Result<(), CliError> {
             for (from, chunk) in full_rx {
@@ -267,27 +272,57 @@ fn split(
         let lower = lower.join().map_err(panicked)?;
         let upper = upper.join().map_err(panicked)?;
         consumed?;
-        let (last, overlap_keys) = match (lower, upper) {
+        let (last, seen) = match (lower, upper) {
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
-            (Ok(last), Ok(keys)) => (last, keys),
+            (Ok(last), Ok(seen)) => (last, seen),
         };
-        if let Some(mut last) = last {
-            let seen: HashSet<&[u8]> = overlap_keys.chunks_exact(ks.max(1)).collect();
-            let kept = keep_unseen(&mut last, ks, m.sizes.value(), &seen);
+        if let Some((mut last, end)) = last {
+            let kept = keep_unseen(&mut last, ks, m.sizes.value(), seen.before(end));
             f(&last.keys, &last.values, kept)?;
         }
         Ok(Ok(()))
     })
 }
 
-/// Packs the entries of `chunk` whose key is not in `seen` to its front;
-/// returns how many remain.
-fn keep_unseen(chunk: &mut Chunk, ks: usize, vs: usize, seen: &HashSet<&[u8]>) -> usize {
-    let mut kept = 0;
-    for i in 0..chunk.n {
-        if seen.contains(&chunk.keys[i * ks..(i + 1) * ks]) {
-            continue;
+/// Keys the upper walker returned, and where each of its steps began.
+#[derive(Default)]
+struct Overlap {
+    keys: Vec<u8>,
+    /// (first bucket of the step, end of its keys in `keys`).
+    steps: Vec<(u32, usize)>,
+}
+
+impl Overlap {
+    /// The keys of the steps that began before bucket `end`.
+    fn before(&self, end: u32) -> &[u8] {
+        let len = self
+            .steps
+            .iter()
+            .take_while(|(start, _)| *start < end)
+            .last()
+            .map_or(0, |(_, len)| *len);
+        &self.keys[..len]
+    }
+}
+
+/// Drops the entries of `chunk` whose key is among `seen` (packed keys),
+/// packing the rest to its front; returns how many remain. Indexes the
+/// chunk (one step, thousands of keys) rather than `seen`.
+fn keep_unseen(chunk: &mut Chunk, ks: usize, vs: usize, seen: &[u8]) -> usize {
+    let ks1 = ks.max(1);
+    let mut dropped = vec![false; chunk.n];
+    {
+        let index: HashMap<&[u8], usize> = (0..chunk.n)
+            .map(|i| (&chunk.keys[i * ks..(i + 1) * ks], i))
+            .collect();
+        for key in seen.chunks_exact(ks1) {
+            if let Some(&i) = index.get(key) {
+                dropped[i] = true;
+            }
         }
+    }
+    let mut kept = 0;
+    for (i, _) in dropped.iter().enumerate().filter(|(_, d)| !**d) {
         if kept != i {
             chunk.keys.copy_within(i * ks..(i + 1) * ks, kept * ks);
             chunk.values.copy_within(i * vs..(i + 1) * vs, kept * vs);
@@ -353,14 +388,24 @@ mod tests {
             values: vec![10, 20, 30, 40],
             n: 4,
         };
-        let two = 2u32.to_ne_bytes();
-        let three = 3u32.to_ne_bytes();
-        let seen: HashSet<&[u8]> = [two.as_slice(), three.as_slice()].into_iter().collect();
+        let seen: Vec<u8> = [9u32, 3, 2].iter().flat_map(|k| k.to_ne_bytes()).collect();
         assert_eq!(keep_unseen(&mut chunk, 4, 1, &seen), 2);
         assert_eq!(
             &chunk.keys[..8],
             [1u32.to_ne_bytes(), 4u32.to_ne_bytes()].concat()
         );
         assert_eq!(&chunk.values[..2], [10, 40]);
+    }
+
+    #[test]
+    fn overlap_keeps_only_steps_that_began_before_the_end() {
+        let seen = Overlap {
+            keys: vec![1, 2, 3, 4, 5, 6],
+            steps: vec![(8, 2), (12, 4), (20, 6)],
+        };
+        assert_eq!(seen.before(8), &[] as &[u8]);
+        assert_eq!(seen.before(9), &[1, 2]);
+        assert_eq!(seen.before(20), &[1, 2, 3, 4]);
+        assert_eq!(seen.before(u32::MAX), &[1, 2, 3, 4, 5, 6]);
     }
 }
