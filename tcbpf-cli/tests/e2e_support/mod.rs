@@ -189,3 +189,12 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The pins (every non-directory) under the bpffs `dir`, relative and
+/// sorted, without the kernel's own `maps.debug` and `progs.debug`.
+pub fn pins(dir: &Path) -> Vec<String> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| !dir.join(p).is_dir() && p != "maps.debug" && p != "progs.debug")
+        .collect()
+}
