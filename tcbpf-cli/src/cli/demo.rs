@@ -136,7 +136,7 @@ impl Lab {
         let script = format!(
             "echo \"shell holds BPF_NUM_MAPS=$BPF_NUM_MAPS, proto_stats at fd $BPF_MAP_PROTO_STATS\"; \
              i=0; while [ $i -lt {rounds} ]; do sleep 1; i=$((i+1)); \
-             echo \"--- after ${{i}}s: protocol -> packets bytes\"; \
+             echo \"--- after ${{i}}s: protocol (1 ICMP, 6 TCP, 17 UDP, 255 not IPv4) -> packets bytes\"; \
              \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; done"
         );
         let uds = self.socket();
@@ -212,11 +212,23 @@ impl Lab {
             sent.0, sent.1
         ));
 
-        let mut importer = self.importer.take().expect("importer started above");
-        let status = importer
-            .wait()
-            .map_err(|e| CliError::from(e).context("waiting for the importer"))?;
-        if !status.success() && !INTERRUPTED.load(Ordering::SeqCst) {
+        // Wait for the shell's last round, unless interrupted: then Drop
+        // kills it at once instead of letting its loop run out.
+        let importer = self.importer.as_mut().expect("importer started above");
+        let status = loop {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            match importer.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    return Err(CliError::from(e).context("waiting for the importer"));
+                }
+            }
+        };
+        self.importer = None;
+        if !status.success() {
             return Err(CliError::failure(format!(
                 "the importing shell failed: {status}"
             )));
