@@ -25,8 +25,14 @@ fn demo(seconds: &str) -> Command {
 /// temporary directory.
 fn leftovers(pid: u32) -> Vec<String> {
     let mut left = Vec::new();
-    let netns = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout)
-        .into_owned();
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
     for line in netns.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         if name.starts_with("tcbpf-demo-") && name.ends_with(&format!("-{pid}")) {

@@ -37,8 +37,16 @@ impl World {
     /// Neither a clsact qdisc nor a pin was left behind.
     fn assert_untouched(&self, what: &str) {
         assert!(!self.has_clsact(), "{what}: clsact qdisc left behind");
-        assert_eq!(pins(&self.fs.dir), Vec::<String>::new(), "{what}: pins left behind");
-        assert_eq!(tc(&self.ns, "filter show dev v0 ingress"), "", "{what}: a filter");
+        assert_eq!(
+            pins(&self.fs.dir),
+            Vec::<String>::new(),
+            "{what}: pins left behind"
+        );
+        assert_eq!(
+            tc(&self.ns, "filter show dev v0 ingress"),
+            "",
+            "{what}: a filter"
+        );
     }
 }
 

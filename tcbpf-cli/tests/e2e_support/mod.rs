@@ -18,7 +18,10 @@ pub const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 /// The repository root (where `bpf/` lives).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A committed eBPF object of `bpf/`, by absolute path.
@@ -197,4 +200,33 @@ pub fn pins(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter(|p| !dir.join(p).is_dir() && p != "maps.debug" && p != "progs.debug")
         .collect()
+}
+
+/// The program id in a `tc filter show` line (`… id N name …`).
+pub fn prog_id_in(shown: &str) -> u32 {
+    let words: Vec<&str> = shown.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "id")
+        .unwrap_or_else(|| panic!("no program id in: {shown}"));
+    words[at + 1].parse().unwrap()
+}
+
+/// The map called `name` that program `prog_id` uses.
+pub fn map_of_prog(prog_id: u32, name: &str) -> tcbpf::sys::MapFd {
+    use tcbpf::sys::{info, obj};
+    let prog = obj::prog_by_id(prog_id).expect("open program by id");
+    for id in info::prog_info(&prog).expect("prog info").map_ids {
+        let m = obj::map_by_id(id, 0).expect("open map by id");
+        if info::map_info(&m).expect("map info").name == name {
+            return m;
+        }
+    }
+    panic!("program {prog_id} uses no map '{name}'")
+}
+
+/// Blocks UDP destination `port` in the `blocked_ports` map of `prog_id`.
+pub fn block_port(prog_id: u32, port: u16) {
+    let m = map_of_prog(prog_id, "blocked_ports");
+    tcbpf::sys::map::update(&m, &port.to_be_bytes(), &1u32.to_ne_bytes(), 0).expect("block port");
 }
