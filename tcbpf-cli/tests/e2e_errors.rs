@@ -81,6 +81,17 @@ fn export_to_a_socket_nobody_listens_on_fails_but_the_filter_stays() {
     let (_, err) = fails(cmd);
     assert!(err.contains("nobody is listening"), "{err}");
     assert!(tc(&w.ns, "filter show dev v0 egress").contains("verdict_legacy.o"));
+
+    // A socket file whose importer has gone (bound, then closed).
+    let stale = dir.path("stale.sock");
+    drop(std::os::unix::net::UnixDatagram::bind(&stale).unwrap());
+    let (code, err) = fails(w.filter(&format!(
+        "add dev v0 ingress pref 9 bpf da obj {obj} sec classifier export {}",
+        stale.display()
+    )));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nobody is listening"), "{err}");
+    assert!(tc(&w.ns, "filter show dev v0 ingress pref 9").contains("verdict_legacy.o"));
 }
 
 #[test]
