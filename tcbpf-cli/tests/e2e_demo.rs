@@ -101,8 +101,12 @@ fn interrupted_demo_removes_everything_and_fails() {
     let child = demo("30").spawn().expect("start demo");
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }, 0);
+    // Our own child, not reaped yet: the pid is still its.
+    let kill = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(

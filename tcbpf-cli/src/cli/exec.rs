@@ -39,7 +39,7 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          other senders' datagrams are dropped with a warning. 'timeout SECS'
          gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
          With -j, print what was received as JSON instead of running CMD.
-graft    load a program and place it in a program array (needs the loader).
+graft    load a program and place it in a pinned program array.
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
          tracefs at /sys/kernel/tracing when it is not mounted.
 ";

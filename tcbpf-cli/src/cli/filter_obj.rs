@@ -43,7 +43,6 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
     let opts = LoadOptions {
         prog_type: obj.kind,
         section: obj.section.clone(),
-        bpffs: tcbpf::tc::bpffs::root(),
         verbose,
         ..LoadOptions::default()
     };
