@@ -187,3 +187,25 @@ fn failed_attach_removes_the_pins_its_load_created() {
     assert!(err.to_lowercase().contains("exist"), "{err}");
     assert_eq!(pins(&w.fs.dir), Vec::<String>::new(), "orphan pin left");
 }
+
+#[test]
+fn attach_failing_after_load_removes_the_qdisc_and_pins_it_made() {
+    // The kernel here has no act_bpf: the filter fails after tcbpf loaded
+    // the object (pinning `stats`) and created the clsact qdisc for it.
+    let w = World::new();
+    let action = constant_prog(PASS);
+    let action_pin = w.fs.path("action");
+    tcbpf::sys::obj::pin(&action, &action_pin).unwrap();
+    let obj = object("verdict_legacy.o");
+    let (code, err) = fails(w.filter(&format!(
+        "add dev v0 ingress bpf da obj {obj} sec classifier action bpf pinned {}",
+        s(&action_pin)
+    )));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("act_bpf is not supported by this kernel"),
+        "{err}"
+    );
+    assert!(!w.has_clsact(), "clsact qdisc left behind");
+    assert_eq!(pins(&w.fs.dir), ["action"], "only the test's own pin");
+}
