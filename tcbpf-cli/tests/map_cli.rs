@@ -449,6 +449,31 @@ fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
     assert_eq!(count_keys(&m, 4), 0);
 }
 
+#[test]
+fn large_load_with_a_bad_line_names_its_number_and_writes_nothing() {
+    // Large enough to be parsed by several threads: the line number must
+    // count the lines of the stretches before the bad one.
+    let m = create(map::MapType::Hash, 4, 8, 100_000);
+    let mut text: String = (0..60_000).map(|k| format!("{k} {k}\n")).collect();
+    text.push_str("# a comment\n\n60000 1 2\n60001 1\n");
+    let dir = std::env::temp_dir().join(unique("tcbpf-badbig-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("entries.txt");
+    std::fs::write(&file, text).unwrap();
+    let r = run(
+        &m,
+        &format!("map load fd FD key u32 value u64 from {}", file.display()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("line 60003: unexpected word '2'"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count_keys(&m, 4), 0);
+}
+
 /// A child that gives up root (setgroups, setgid, setuid to 65534) and
 /// inherits `fds`.
 fn unprivileged(fds: &[RawFd], args: &[&str]) -> Run {
