@@ -144,3 +144,34 @@ fn zero_size_datasec_alone_is_refused_by_the_kernel_until_sanitized() {
     btf.sanitize_for_kernel().unwrap();
     tcbpf::sys::btf::load(&btf.to_bytes()).unwrap_or_else(|e| panic!("{e}\n{}", e.log));
 }
+
+#[test]
+fn every_committed_object_btf_loads_into_the_kernel_after_fixup() {
+    let dir = format!("{}/../bpf", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let data = std::fs::read(&path).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        let Some(raw) = elf.section_by_name(".BTF").and_then(|s| s.data().ok()) else {
+            continue;
+        };
+        let mut btf = Btf::parse(raw).unwrap();
+        fixup_from_elf(&mut btf, &elf);
+        btf.sanitize_for_kernel().unwrap();
+        if let Err(e) = tcbpf::sys::btf::load(&btf.to_bytes()) {
+            panic!("{}: {e}\n{}", path.display(), e.log);
+        }
+        checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(
+        checked.iter().any(|n| n == "core_classifier.o"),
+        "{checked:?}"
+    );
+    assert!(checked.len() >= 5, "{checked:?}");
+}

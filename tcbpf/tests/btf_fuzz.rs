@@ -88,10 +88,14 @@ fn exercise(btf: &Btf) {
 
 fn relocate_all(btf: &Btf, ext: &BtfExt, insns: &[u8], target: &Btf) {
     let _ = tcbpf::btf::core::describe_relocations(btf, ext);
+    let _ = tcbpf::btf::core::check_bounds(btf, ext, |_| Some(insns.len() as u64));
     for sec in &ext.core_relos {
         let name = sec.name(btf).unwrap_or("").to_string();
         let mut work = insns.to_vec();
         let _ = relocate_section(btf, ext, &name, &mut work, &[target]);
+        let mut tail = insns.get(insns.len() / 2..).unwrap_or(&[]).to_vec();
+        let first = (insns.len() / 2 / 8) as u32;
+        let _ = tcbpf::btf::core::relocate_function(btf, ext, &name, first, &mut tail, &[target]);
     }
 }
 

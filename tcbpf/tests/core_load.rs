@@ -104,6 +104,7 @@ fn a_target_btf_without_a_needed_type_fails_naming_the_relocation() {
     std::fs::write(&path, vmlinux.to_bytes()).unwrap();
     let opts = LoadOptions {
         target_btf: Some(path),
+        verbose: false,
         ..options(&dir)
     };
     let err = load_file(&fixture("core_classifier"), &opts).unwrap_err();
@@ -144,4 +145,107 @@ fn an_unreadable_target_btf_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("bad BTF header"), "{msg}");
+}
+
+#[test]
+fn relocations_in_a_subprogram_follow_it_into_each_program() {
+    let dir = TempDir::new("core-subprog");
+    let cls = load_file(&fixture("core_subprog"), &options(&dir)).unwrap();
+    let prog = &cls.main_program().fd;
+    assert_eq!(run(prog, &ipv4_packet(17)), SHOT);
+    assert_eq!(run(prog, &ipv4_packet(6)), OK);
+    assert_eq!(run(prog, &arp_packet()), OK);
+    let act_opts = LoadOptions {
+        prog_type: tcbpf::load::ProgKind::Act,
+        ..options(&dir)
+    };
+    let act = load_file(&fixture("core_subprog"), &act_opts).unwrap();
+    let prog = &act.main_program().fd;
+    assert_eq!(run(prog, &ipv4_packet(6)), SHOT);
+    assert_eq!(run(prog, &ipv4_packet(17)), OK);
+}
+
+#[test]
+fn the_target_layout_decides_which_byte_the_kernel_reads() {
+    // A target whose iphdr has `protocol` where the real one has `ttl`:
+    // relocated against it, the program reads the TTL byte as the protocol.
+    let dir = TempDir::new("core-moved");
+    let mut vmlinux = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let iphdr = vmlinux.find_by_name_kind("iphdr", BtfKind::Struct).unwrap();
+    let ttl_off = vmlinux.member(iphdr, "ttl").unwrap().unwrap().bit_offset;
+    let mut t = vmlinux.ty(iphdr).unwrap().clone();
+    if let tcbpf::btf::Kind::Struct(c) = &mut t.kind {
+        for m in &mut c.members {
+            if vmlinux.str_at(m.name_off).unwrap() == "protocol" {
+                m.bit_offset = ttl_off;
+            }
+        }
+    }
+    *vmlinux.ty_mut(iphdr).unwrap() = t;
+    let path = dir.0.join("vmlinux-moved-protocol");
+    std::fs::write(&path, vmlinux.to_bytes()).unwrap();
+    let opts = LoadOptions {
+        target_btf: Some(path),
+        ..options(&dir)
+    };
+    let obj = load_file(&fixture("core_subprog"), &opts).unwrap();
+    assert!(
+        obj.notes
+            .iter()
+            .any(|n| n.contains("struct iphdr.protocol (0:7 @ offset 9): 9 -> 8")),
+        "{:#?}",
+        obj.notes
+    );
+    let prog = &obj.main_program().fd;
+    let mut tcp_ttl_17 = ipv4_packet(6);
+    tcp_ttl_17[22] = 17;
+    assert_eq!(run(prog, &tcp_ttl_17), SHOT, "the TTL byte was read");
+    assert_eq!(run(prog, &ipv4_packet(17)), OK, "TTL 64 is not UDP");
+}
+
+/// core_classifier.o with its first CO-RE record's instruction offset
+/// replaced, written to `dir`.
+fn with_relocation_at(dir: &TempDir, insn_off: u32) -> std::path::PathBuf {
+    use object::{Object, ObjectSection};
+    let mut data = std::fs::read(fixture("core_classifier")).unwrap();
+    let (ext_at, _) = object::File::parse(&*data)
+        .unwrap()
+        .section_by_name(".BTF.ext")
+        .unwrap()
+        .file_range()
+        .unwrap();
+    let ext = ext_at as usize;
+    let u32_at =
+        |d: &[u8], at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap()) as usize;
+    let hdr_len = u32_at(&data, ext + 4);
+    let core_off = u32_at(&data, ext + 24);
+    // record size, then the first section: name offset, count, records.
+    let first_record = ext + hdr_len + core_off + 4 + 8;
+    data[first_record..first_record + 4].copy_from_slice(&insn_off.to_le_bytes());
+    let path = dir.0.join(format!("core_at_{insn_off}.o"));
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+#[test]
+fn a_relocation_outside_its_program_or_on_the_wrong_instruction_is_refused() {
+    let dir = TempDir::new("core-corrupt");
+    let err = load_file(&with_relocation_at(&dir, 0xfff8), &options(&dir)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{msg}");
+    assert!(msg.contains("section '.BTF.ext'"), "{msg}");
+    assert!(msg.contains("insn #8191"), "{msg}");
+    assert!(
+        msg.contains("not an instruction of the 1624-byte section"),
+        "{msg}"
+    );
+    // Instruction 0 does not hold the offset the relocation expects.
+    let err = load_file(&with_relocation_at(&dir, 0), &options(&dir)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("program 'core_classify'"), "{msg}");
+    assert!(
+        msg.contains("<byte_off> [32] struct __sk_buff access '0:16'"),
+        "{msg}"
+    );
+    assert!(msg.contains("instruction #0"), "{msg}");
 }

@@ -590,3 +590,109 @@ fn verifier_rejections_of_poisoned_instructions_are_recognised() {
         None
     );
 }
+
+#[test]
+fn a_function_gets_only_the_relocations_that_fall_inside_it() {
+    let (mut local, task) = local_task("task");
+    let target = target_task(&["task"], true);
+    let access_str_off = local.add_string("0:1");
+    let sec_name_off = local.add_string("prog");
+    let relo = |insn: u32| CoreRelo {
+        insn_off: insn * 8,
+        type_id: task,
+        access_str_off,
+        kind: CoreReloKind::FieldByteOffset,
+    };
+    let ext = BtfExt {
+        core_relos: vec![ExtSection {
+            sec_name_off,
+            records: vec![relo(0), relo(3)],
+        }],
+        ..BtfExt::default()
+    };
+    // The second function of the section: instructions 2..4.
+    let mut second = [mov64(0), ldx_w(4)].concat();
+    let res = tcbpf::btf::core::relocate_function(&local, &ext, "prog", 2, &mut second, &[&target])
+        .unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0].insn, 3);
+    assert_eq!((off(&second[8..]), imm(&second)), (12, 0));
+    // A relocation past the end of its section is refused up front.
+    let e = tcbpf::btf::core::check_bounds(&local, &ext, |_| Some(24)).unwrap_err();
+    assert_eq!(e.insn, 3);
+    assert!(
+        e.reason
+            .contains("not an instruction of the 24-byte section"),
+        "{e}"
+    );
+    assert!(tcbpf::btf::core::check_bounds(&local, &ext, |_| Some(32)).is_ok());
+}
+
+#[test]
+fn type_matches_follows_pointers_forward_declarations_and_enumerators() {
+    use tcbpf::btf::core::{types_are_compat, types_match};
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let fwd = b.fwd("sock", FwdKind::Struct);
+    let pfwd = b.ptr(fwd);
+    let state = b.enumeration("state", &[("UP", 1)]);
+    let local_s = b.structure(
+        "conn",
+        16,
+        &[("sk", pfwd, 0, 0), ("st", state, 64, 0), ("n", int, 96, 0)],
+    );
+    let local = b.build();
+
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let sock = b.structure("sock", 8, &[("x", int, 0, 0)]);
+    let psock = b.ptr(sock);
+    let state = b.enumeration("state", &[("DOWN", 0), ("UP", 1)]);
+    let extra = b.int("long", 8, true);
+    let targ_s = b.structure(
+        "conn",
+        24,
+        &[
+            ("n", int, 0, 0),
+            ("sk", psock, 64, 0),
+            ("st", state, 128, 0),
+            ("more", extra, 192, 0),
+        ],
+    );
+    // A forward declaration behind a pointer matches the struct; members
+    // may move and the target may have more; enumerators must all exist.
+    let target = b.build();
+    assert!(types_match(&local, local_s, &target, targ_s).unwrap());
+
+    // A union where the local forward declares a struct, or a missing
+    // enumerator: no match, though the type is still compatible.
+    for (sock_is_union, values) in [
+        (true, &[("DOWN", 0), ("UP", 1)][..]),
+        (false, &[("DOWN", 0)][..]),
+    ] {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, true);
+        let sock = if sock_is_union {
+            b.union("sock", 8, &[("x", int, 0, 0)])
+        } else {
+            b.structure("sock", 8, &[("x", int, 0, 0)])
+        };
+        let psock = b.ptr(sock);
+        let state = b.enumeration("state", values);
+        let other_s = b.structure(
+            "conn",
+            24,
+            &[
+                ("n", int, 0, 0),
+                ("sk", psock, 64, 0),
+                ("st", state, 128, 0),
+            ],
+        );
+        let other = b.build();
+        assert!(
+            !types_match(&local, local_s, &other, other_s).unwrap(),
+            "union {sock_is_union}"
+        );
+        assert!(types_are_compat(&local, local_s, &other, other_s).unwrap());
+    }
+}

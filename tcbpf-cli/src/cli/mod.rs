@@ -8,6 +8,7 @@ pub mod words;
 mod demo;
 mod exec;
 mod filter;
+mod filter_obj;
 mod map;
 mod map_export;
 pub mod mapref;

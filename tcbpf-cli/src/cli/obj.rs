@@ -221,6 +221,23 @@ fn spec_text(spec: &ObjectSpec) -> String {
 /// The exit class of a failed load: 1 file or program not found, 2 bad
 /// object or request (including a verifier rejection), 3 permission, 4
 /// other. `filter add … obj FILE` reports load errors the same way.
+/// Prints the loader's notes and every program's verifier log (`verbose`).
+pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
+    for note in &obj.notes {
+        eprintln!("{note}");
+    }
+    for p in &obj.programs {
+        if !p.verifier_log.is_empty() {
+            eprintln!(
+                "verifier log of '{}' (section {}):\n{}",
+                p.name,
+                p.section,
+                p.verifier_log.trim_end()
+            );
+        }
+    }
+}
+
 pub(crate) fn load_error(e: tcbpf::load::LoadError) -> CliError {
     use super::error::{exit_for_errno, Exit};
     let exit = if e.is_not_found() {
@@ -274,19 +291,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
     };
     let obj = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
     if opts.verbose {
-        for note in &obj.notes {
-            eprintln!("{note}");
-        }
-        for p in &obj.programs {
-            if !p.verifier_log.is_empty() {
-                eprintln!(
-                    "verifier log of '{}' (section {}):\n{}",
-                    p.name,
-                    p.section,
-                    p.verifier_log.trim_end()
-                );
-            }
-        }
+        print_load_log(&obj);
     }
     let main = obj.main_program();
     let info = tcbpf::sys::info::prog_info(&main.fd)?;

@@ -255,32 +255,6 @@ fn records_of<'a, T>(secs: &'a [ExtSection<T>], btf: &Btf, name: &str) -> &'a [T
         .map_or(&[], |s| s.records.as_slice())
 }
 
-impl FuncInfo {
-    /// The kernel's `struct bpf_func_info` for PROG_LOAD, with the
-    /// instruction index inside the program being loaded.
-    pub fn kernel_bytes(&self, insn_idx: u32) -> [u8; 8] {
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&insn_idx.to_le_bytes());
-        out[4..].copy_from_slice(&self.type_id.to_le_bytes());
-        out
-    }
-}
-
-impl LineInfo {
-    /// The kernel's `struct bpf_line_info` for PROG_LOAD, with the
-    /// instruction index inside the program being loaded.
-    pub fn kernel_bytes(&self, insn_idx: u32) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        for (i, v) in [insn_idx, self.file_name_off, self.line_off, self.line_col]
-            .iter()
-            .enumerate()
-        {
-            out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-}
-
 /// Parses one info block: a record size, then sections of
 /// (name offset, count, records).
 fn parse_info<T>(

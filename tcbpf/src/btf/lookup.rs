@@ -18,8 +18,7 @@ impl Btf {
             }
         }
         self.own_ids_named(name)
-            .iter()
-            .copied()
+            .into_iter()
             .find(|&id| self.ty(id).is_ok_and(|t| t.kind.tag() == kind))
     }
 

@@ -171,7 +171,7 @@ fn parse_blob(data: &[u8], base: Option<Arc<Btf>>) -> Result<Btf> {
     let type_bytes = &data[t0..t0 + h.type_len as usize];
     let first_id = base.as_ref().map_or(1, |b| b.end_id());
     let mut r = Reader::new(type_bytes, t0);
-    let mut types = Vec::new();
+    let mut types = Vec::with_capacity(type_bytes.len() / 24);
     while !r.at_end() {
         let id = first_id + types.len() as u32;
         types.push(parse_type(&mut r, id)?);
@@ -366,35 +366,65 @@ fn parse_type(r: &mut Reader, id: u32) -> Result<Type> {
 }
 
 /// Checks that every type id and name offset of `btf`'s own types resolves.
+/// Every string section ends with a NUL, so an offset inside the strings
+/// always names a string.
 fn check_refs(btf: &Btf) -> Result<()> {
     let end = btf.end_id();
+    let str_end = btf.first_str_off() + btf.strings.len();
     for (id, t) in btf.own_types() {
-        btf.str_at(t.name_off).map_err(|_| {
-            Error::invalid(format!(
-                "BTF type [{id}] has bad name offset {}",
-                t.name_off
-            ))
-        })?;
-        for r in t.kind.type_refs() {
-            if r >= end {
-                return Err(Error::invalid(format!(
+        let name_ok = |off: u32| -> Result<()> {
+            if off < str_end || off == 0 {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!(
+                    "BTF type [{id}] has bad name offset {off}"
+                )))
+            }
+        };
+        let id_ok = |r: TypeId| -> Result<()> {
+            if r < end {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!(
                     "BTF type [{id}] {} refers to type id {r}, but ids end at {end}",
                     t.kind.tag().name()
-                )));
+                )))
             }
-        }
-        let names: Vec<u32> = match &t.kind {
-            Kind::Struct(c) | Kind::Union(c) => c.members.iter().map(|m| m.name_off).collect(),
-            Kind::Enum(e) | Kind::Enum64(e) => e.values.iter().map(|v| v.name_off).collect(),
-            Kind::FuncProto(p) => p.params.iter().map(|p| p.name_off).collect(),
-            _ => Vec::new(),
         };
-        for off in names {
-            btf.str_at(off).map_err(|_| {
-                Error::invalid(format!(
-                    "BTF type [{id}] has a member with bad name offset {off}"
-                ))
-            })?;
+        name_ok(t.name_off)?;
+        match &t.kind {
+            Kind::Struct(c) | Kind::Union(c) => {
+                for m in &c.members {
+                    name_ok(m.name_off)?;
+                    id_ok(m.ty)?;
+                }
+            }
+            Kind::Enum(e) | Kind::Enum64(e) => {
+                for v in &e.values {
+                    name_ok(v.name_off)?;
+                }
+            }
+            Kind::FuncProto(p) => {
+                id_ok(p.ret)?;
+                for p in &p.params {
+                    name_ok(p.name_off)?;
+                    id_ok(p.ty)?;
+                }
+            }
+            Kind::Array(a) => {
+                id_ok(a.elem)?;
+                id_ok(a.index)?;
+            }
+            Kind::Datasec(d) => {
+                for v in &d.vars {
+                    id_ok(v.ty)?;
+                }
+            }
+            other => {
+                if let Some(r) = other.referenced() {
+                    id_ok(r)?;
+                }
+            }
         }
     }
     Ok(())

@@ -2,7 +2,6 @@
 //! base (module BTF over vmlinux). Ids and string offsets of a split BTF
 //! continue after its base's, exactly as the kernel numbers them.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::error::{Error, Result};
@@ -22,10 +21,10 @@ pub struct Btf {
     pub(crate) base: Option<Arc<Btf>>,
     /// Header flags, kept for round trips.
     pub(crate) flags: u8,
-    /// Ids by name (own types only), built on first use.
-    by_name: OnceLock<HashMap<String, Vec<TypeId>>>,
-    /// Ids by essential name (`___flavor` stripped; own types only).
-    by_essential_name: OnceLock<HashMap<String, Vec<TypeId>>>,
+    /// Own named types by hash of their name, built on first use.
+    by_name: OnceLock<NameIndex>,
+    /// Own named types by hash of their essential name (`___flavor` stripped).
+    by_essential_name: OnceLock<NameIndex>,
 }
 
 impl Default for Btf {
@@ -189,41 +188,74 @@ impl Btf {
         self.end_id() - 1
     }
 
-    /// Ids of this BTF's own types named exactly `name`.
-    pub(crate) fn own_ids_named(&self, name: &str) -> &[TypeId] {
-        let index = self.by_name.get_or_init(|| {
-            let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
-            for (id, t) in self.own_types() {
-                if t.name_off == 0 {
-                    continue;
-                }
-                if let Ok(n) = self.str_at(t.name_off) {
-                    map.entry(n.to_string()).or_default().push(id);
-                }
+    /// The bytes of the string at `off` (base strings first), unchecked UTF-8.
+    pub(crate) fn str_bytes_at(&self, off: u32) -> Option<&[u8]> {
+        let first = self.first_str_off();
+        if off < first {
+            return self.base.as_ref()?.str_bytes_at(off);
+        }
+        self.strings.get_bytes(off - first)
+    }
+
+    fn build_index(&self, key: fn(&[u8]) -> &[u8], types_only: bool) -> NameIndex {
+        let mut entries = Vec::with_capacity(self.types.len());
+        for (id, t) in self.own_types() {
+            if t.name_off == 0 {
+                continue;
             }
-            map
-        });
-        index.get(name).map(Vec::as_slice).unwrap_or(&[])
+            // Functions, variables, sections and tags are never CO-RE candidates.
+            if types_only
+                && matches!(
+                    t.kind,
+                    Kind::Func(_) | Kind::Var(_) | Kind::Datasec(_) | Kind::DeclTag(_)
+                )
+            {
+                continue;
+            }
+            if let Some(n) = self.str_bytes_at(t.name_off) {
+                entries.push((fnv1a(key(n)), id));
+            }
+        }
+        entries.sort_unstable();
+        NameIndex(entries)
+    }
+
+    /// Ids of this BTF's own types whose `key(name)` is `wanted`.
+    fn lookup_index(
+        &self,
+        index: &NameIndex,
+        wanted: &[u8],
+        key: fn(&[u8]) -> &[u8],
+    ) -> Vec<TypeId> {
+        let h = fnv1a(wanted);
+        let start = index.0.partition_point(|&(x, _)| x < h);
+        index.0[start..]
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .map(|&(_, id)| id)
+            .filter(|&id| {
+                self.ty(id)
+                    .ok()
+                    .and_then(|t| self.str_bytes_at(t.name_off))
+                    .is_some_and(|n| key(n) == wanted)
+            })
+            .collect()
+    }
+
+    /// Ids of this BTF's own types named exactly `name`.
+    pub(crate) fn own_ids_named(&self, name: &str) -> Vec<TypeId> {
+        let index = self.by_name.get_or_init(|| self.build_index(|n| n, false));
+        self.lookup_index(index, name.as_bytes(), |n| n)
     }
 
     /// Ids of this BTF's own types whose essential name (the name without
-    /// a `___flavor` suffix) is `essential`.
-    pub fn own_ids_by_essential_name(&self, essential: &str) -> &[TypeId] {
-        let index = self.by_essential_name.get_or_init(|| {
-            let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
-            for (id, t) in self.own_types() {
-                if t.name_off == 0 {
-                    continue;
-                }
-                if let Ok(n) = self.str_at(t.name_off) {
-                    map.entry(essential_name(n).to_string())
-                        .or_default()
-                        .push(id);
-                }
-            }
-            map
-        });
-        index.get(essential).map(Vec::as_slice).unwrap_or(&[])
+    /// a `___flavor` suffix) is `essential` (functions, variables, data
+    /// sections and declaration tags excluded: they are never CO-RE roots).
+    pub fn own_ids_by_essential_name(&self, essential: &str) -> Vec<TypeId> {
+        let index = self
+            .by_essential_name
+            .get_or_init(|| self.build_index(essential_bytes, true));
+        self.lookup_index(index, essential.as_bytes(), essential_bytes)
     }
 
     /// Ids of all types (base included) named exactly `name`.
@@ -232,22 +264,42 @@ impl Btf {
             Some(b) => b.ids_named(name),
             None => Vec::new(),
         };
-        ids.extend_from_slice(self.own_ids_named(name));
+        ids.extend(self.own_ids_named(name));
         ids
     }
+}
+
+/// Sorted (name hash, id) pairs; lookups confirm the name itself.
+#[derive(Debug, Clone, Default)]
+struct NameIndex(Vec<(u64, TypeId)>);
+
+/// FNV-1a: a fast, stable hash for the name index.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// `essential_name` on raw bytes.
+fn essential_bytes(b: &[u8]) -> &[u8] {
+    // The last "X___Y": scan backwards for the middle underscore of "___".
+    let n = b.len();
+    let mut j = n.saturating_sub(3);
+    while j >= 2 {
+        if b[j] == b'_' && b[j - 1] == b'_' && b[j + 1] == b'_' {
+            let (x, y) = (j - 2, j + 2);
+            if y < n && b[x] != b'_' && b[y] != b'_' {
+                return &b[..x + 1];
+            }
+        }
+        j -= 1;
+    }
+    b
 }
 
 /// The name without its `___flavor` suffix, as CO-RE matches names: the
 /// cut is at the last `X___Y` where X and Y are not underscores.
 pub fn essential_name(name: &str) -> &str {
-    let b = name.as_bytes();
-    let n = b.len();
-    if n >= 5 {
-        for i in (0..=n - 5).rev() {
-            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
-                return &name[..i + 1];
-            }
-        }
-    }
-    name
+    let len = essential_bytes(name.as_bytes()).len();
+    &name[..len]
 }

@@ -43,6 +43,14 @@ impl Strings {
         self.bytes.is_empty()
     }
 
+    /// The raw bytes of the string at `off` (relative to this section),
+    /// without the NUL and without checking UTF-8.
+    pub fn get_bytes(&self, off: u32) -> Option<&[u8]> {
+        let rest = self.bytes.get(off as usize..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
+
     /// The string at `off` (relative to this section).
     pub fn get(&self, off: u32) -> Result<&str> {
         let start = off as usize;
@@ -54,7 +62,7 @@ impl Strings {
         std::str::from_utf8(&rest[..end]).map_err(|_| Error::BadString(off))
     }
 
-    /// Appends `s` (or finds it already present) and returns its offset.
+    /// Appends `s` and returns its offset ("" is offset 0).
     pub fn add(&mut self, s: &str) -> u32 {
         if s.is_empty() && self.bytes.first() == Some(&0) {
             return 0;

@@ -5,7 +5,9 @@
 //! poisoned instruction is turned into an error naming the relocation.
 
 use super::{Context, LoadError};
-use crate::btf::core::{find_candidates, poisoned_insn_in_log, relocate_section, Resolution};
+use crate::btf::core::{
+    check_bounds, find_candidates, poisoned_insn_in_log, relocate_function, Resolution,
+};
 use crate::btf::{Btf, BtfExt, CoreReloKind};
 use crate::object::{ObjectSpec, ProgramSpec};
 use crate::sys::prog::Insn;
@@ -50,6 +52,17 @@ pub(crate) fn targets(
     if ext.core_relos.is_empty() {
         return Ok(None);
     }
+    let size = |name: &str| {
+        spec.sections
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.size)
+    };
+    check_bounds(local, ext, size).map_err(|e| LoadError::Invalid {
+        file: spec.file.clone(),
+        what: "section '.BTF.ext'".into(),
+        reason: e.to_string(),
+    })?;
     let default = PathBuf::from(KERNEL_BTF_DIR).join("vmlinux");
     let path = custom.unwrap_or(&default);
     let vmlinux = Arc::new(read_btf(&spec.file, path, None)?);
@@ -101,39 +114,26 @@ pub(crate) fn relocate(
     let mut out = p.clone();
     let mut all = Vec::new();
     for place in &p.layout {
-        if ext.core_relos_of(local, &place.section).is_empty() {
-            continue;
+        let range = place.program_insn..place.program_insn + place.len;
+        let mut bytes = to_bytes(&p.insns[range.clone()]);
+        let res = relocate_function(
+            local,
+            ext,
+            &place.section,
+            place.section_insn as u32,
+            &mut bytes,
+            &targets,
+        )
+        .map_err(|e| LoadError::Invalid {
+            file: spec.file.clone(),
+            what: format!("program '{}'", p.name),
+            reason: e.to_string(),
+        })?;
+        if !res.is_empty() {
+            let patched = Insn::from_bytes(&bytes).unwrap_or_default();
+            out.insns[range].copy_from_slice(&patched);
         }
-        // Relocate a copy of the whole section, keep this function's part.
-        let size = spec
-            .sections
-            .iter()
-            .find(|s| s.name == place.section)
-            .map_or(0, |s| s.size as usize);
-        let mut section = vec![0u8; size];
-        let start = place.section_insn * 8;
-        let end = start + place.len * 8;
-        if end > section.len() {
-            continue;
-        }
-        section[start..end].copy_from_slice(&to_bytes(
-            &p.insns[place.program_insn..place.program_insn + place.len],
-        ));
-        let res =
-            relocate_section(local, ext, &place.section, &mut section, &targets).map_err(|e| {
-                LoadError::Invalid {
-                    file: spec.file.clone(),
-                    what: format!("program '{}'", p.name),
-                    reason: e.to_string(),
-                }
-            })?;
-        let patched = Insn::from_bytes(&section[start..end]).unwrap_or_default();
-        out.insns[place.program_insn..place.program_insn + place.len].copy_from_slice(&patched);
-        let in_function = |r: &Resolution| {
-            (r.insn as usize) >= place.section_insn
-                && (r.insn as usize) < place.section_insn + place.len
-        };
-        all.extend(res.into_iter().filter(in_function));
+        all.extend(res);
     }
     if ctx.verbose {
         for r in &all {

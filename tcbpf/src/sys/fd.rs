@@ -22,7 +22,7 @@ impl FdKind {
             FdKind::Map => "anon_inode:bpf-map",
             FdKind::Prog => "anon_inode:bpf-prog",
             FdKind::Btf => "anon_inode:btf",
-            FdKind::Link => "anon_inode:bpf_link",
+            FdKind::Link => "anon_inode:bpf-link",
         }
     }
 
@@ -42,9 +42,14 @@ pub(crate) fn check_kind(fd: BorrowedFd<'_>, kind: FdKind) -> Result<()> {
     let link = std::fs::read_link(format!("/proc/self/fd/{raw}"))
         .map_err(|e| Error::new("readlink", e).on(format!("fd {raw}")))?;
     let target = link.to_string_lossy();
-    // Links show as "anon_inode:bpf_link" and, on some kernels, with a
-    // bracketed type suffix; maps and programs are exact.
-    if target == kind.inode_name() || target.starts_with(&format!("{}[", kind.inode_name())) {
+    // Links show as "anon_inode:bpf-link" ("bpf_link" on older kernels)
+    // and, on some kernels, with a bracketed type suffix; maps and
+    // programs are exact.
+    let legacy_link = kind == FdKind::Link && target == "anon_inode:bpf_link";
+    if legacy_link
+        || target == kind.inode_name()
+        || target.starts_with(&format!("{}[", kind.inode_name()))
+    {
         Ok(())
     } else {
         Err(Error::new(

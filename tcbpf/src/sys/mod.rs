@@ -13,10 +13,12 @@ mod error;
 mod fd;
 pub mod fs;
 pub mod info;
+pub mod link;
 pub mod map;
 pub mod obj;
 pub mod prog;
 
+pub use error::errno_name;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 

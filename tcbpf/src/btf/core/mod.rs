@@ -149,7 +149,7 @@ fn resolve_one(
 
 /// Resolves every CO-RE relocation of ELF section `section` and patches
 /// `insns` (the section's instruction bytes). All or nothing: on error
-/// `insns` is left unchanged.
+/// `insns` is left unchanged. A relocation outside the section is an error.
 pub fn relocate_section(
     local: &Btf,
     ext: &BtfExt,
@@ -157,8 +157,65 @@ pub fn relocate_section(
     insns: &mut [u8],
     targets: &[&Btf],
 ) -> Result<Vec<Resolution>, CoreError> {
+    relocate(local, ext, section, 0, insns, targets, true)
+}
+
+/// Like `relocate_section` for one function: `insns` holds the function
+/// that starts at instruction `first_insn` of `section`; only relocations
+/// that fall inside it are applied (their `insn` stays section-relative).
+pub fn relocate_function(
+    local: &Btf,
+    ext: &BtfExt,
+    section: &str,
+    first_insn: u32,
+    insns: &mut [u8],
+    targets: &[&Btf],
+) -> Result<Vec<Resolution>, CoreError> {
+    relocate(local, ext, section, first_insn, insns, targets, false)
+}
+
+/// Checks that every CO-RE relocation lands on an instruction inside its
+/// section; `section_size` gives each section's size in bytes.
+pub fn check_bounds(
+    local: &Btf,
+    ext: &BtfExt,
+    section_size: impl Fn(&str) -> Option<u64>,
+) -> Result<(), CoreError> {
+    for sec in &ext.core_relos {
+        let name = sec.name(local).unwrap_or("?");
+        let size = section_size(name).unwrap_or(0);
+        for relo in &sec.records {
+            if relo.insn_off as u64 % INSN_SIZE as u64 != 0
+                || relo.insn_off as u64 + INSN_SIZE as u64 > size
+            {
+                return Err(CoreError {
+                    section: name.to_string(),
+                    program: program_of(local, ext, name, relo.insn_off),
+                    insn: relo.insn_off / INSN_SIZE as u32,
+                    relocation: describe_raw(local, relo),
+                    reason: format!(
+                        "instruction offset {} is not an instruction of the {size}-byte section",
+                        relo.insn_off
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn relocate(
+    local: &Btf,
+    ext: &BtfExt,
+    section: &str,
+    first_insn: u32,
+    insns: &mut [u8],
+    targets: &[&Btf],
+    strict: bool,
+) -> Result<Vec<Resolution>, CoreError> {
     let relos = ext.core_relos_of(local, section);
     let mut work = insns.to_vec();
+    let len = (work.len() / INSN_SIZE) as u64;
     let mut out = Vec::with_capacity(relos.len());
     for relo in relos {
         let insn = relo.insn_off / INSN_SIZE as u32;
@@ -175,16 +232,20 @@ pub fn relocate_section(
                 relo.insn_off
             )));
         }
-        if relo.insn_off as usize + INSN_SIZE > work.len() {
-            return Err(err(format!(
-                "instruction offset {} is outside the {}-byte section",
-                relo.insn_off,
-                work.len()
-            )));
+        let inside = insn >= first_insn && ((insn - first_insn) as u64) < len;
+        if !inside {
+            if strict {
+                return Err(err(format!(
+                    "instruction offset {} is outside the {}-byte section",
+                    relo.insn_off,
+                    work.len()
+                )));
+            }
+            continue;
         }
         let (local_desc, access, target, outcome) =
             resolve_one(local, relo, targets).map_err(&err)?;
-        patch::patch(&mut work, insn as usize, &outcome).map_err(&err)?;
+        patch::patch(&mut work, (insn - first_insn) as usize, &outcome).map_err(&err)?;
         out.push(Resolution {
             section: section.to_string(),
             program: program_of(local, ext, section, relo.insn_off),

@@ -55,7 +55,7 @@ pub fn find_candidates(local: &Btf, local_id: TypeId, targets: &[&Btf]) -> Resul
         if i > 0 && !cands.is_empty() {
             break;
         }
-        for &id in targ.own_ids_by_essential_name(essential) {
+        for id in targ.own_ids_by_essential_name(essential) {
             if kinds_compat(targ.ty(id)?.kind.tag(), kind) {
                 cands.push(Candidate { btf: i, id });
             }

@@ -1,0 +1,457 @@
+//! The words of `tcbpf filter …` and `tcbpf qdisc …`, parsed into typed
+//! commands. No kernel calls here.
+
+use super::super::error::CliError;
+use super::super::filter_obj::{ObjArgs, ProgKind, ENV_UDS};
+use super::super::words::{choose, Words};
+use std::path::PathBuf;
+use tcbpf::tc::tcx::Direction;
+use tcbpf::tc::{Protocol, TcHandle};
+
+/// `add`, `replace`, `del`, `show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// `add`: a new filter; a taken handle is an error.
+    Add,
+    /// `replace`: swap the program of the filter with this pref and handle.
+    Replace,
+    /// `del`.
+    Delete,
+    /// `show` (or `list`).
+    Show,
+}
+
+/// Where filters go: a tc parent (clsact hook or class) or a tcx hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `ingress`, `egress` or `parent H:M`.
+    Parent(TcHandle),
+    /// `tcx ingress|egress`.
+    Tcx(Direction),
+}
+
+/// Where the program comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgSource {
+    /// `obj FILE …`: loaded by the object loader.
+    Obj(ObjArgs),
+    /// `pinned PATH`: a program pinned in bpffs.
+    Pinned(PathBuf),
+}
+
+/// The words after `bpf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpfArgs {
+    /// `da`.
+    pub direct_action: bool,
+    /// `classid H:M`.
+    pub classid: Option<TcHandle>,
+    /// The program.
+    pub source: ProgSource,
+    /// `action bpf pinned PATH`, in order.
+    pub actions: Vec<PathBuf>,
+}
+
+/// A parsed `filter` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterArgs {
+    /// What to do.
+    pub verb: Verb,
+    /// `dev DEV`.
+    pub dev: String,
+    /// The hook.
+    pub hook: Hook,
+    /// `pref N` (also `prio`, `priority`).
+    pub pref: Option<u16>,
+    /// `handle H`.
+    pub handle: Option<u32>,
+    /// `protocol P`.
+    pub protocol: Option<Protocol>,
+    /// `chain N`.
+    pub chain: Option<u32>,
+    /// `bpf …`.
+    pub bpf: Option<BpfArgs>,
+    /// `link PATH`: where a tcx link is pinned.
+    pub link: Option<PathBuf>,
+}
+
+/// Usage of `tcbpf filter`.
+pub const FILTER_USAGE: &str = "\
+Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ handle H ]
+              [ protocol P ] [ chain N ] bpf [ da ] [ classid H:M ] PROG
+              [ action bpf pinned PATH ]… [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter del dev DEV HOOK [ pref N [ handle H ] ] [ protocol P ]
+              [ chain N ] [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
+HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ verbose ] | pinned PATH }
+P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
+
+add creates the clsact qdisc when the device has none (and removes it again
+when the filter fails). tcx hooks attach with a bpf link, pinned at
+link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
+$TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
+$TC_BPF_UDS names the export socket when 'export' is not given.
+";
+
+/// Usage of `tcbpf qdisc`.
+pub const QDISC_USAGE: &str = "\
+Usage: tcbpf [-n NETNS] qdisc { add | del } dev DEV clsact
+";
+
+fn number<T: TryFrom<u64>>(w: &mut Words, what: &str) -> Result<T, CliError> {
+    w.number(what)
+}
+
+fn handle(w: &mut Words, what: &str) -> Result<TcHandle, CliError> {
+    let text = w.expect(what)?;
+    TcHandle::parse(&text).ok_or_else(|| {
+        CliError::usage(format!(
+            "{what}: '{text}' is not a tc handle (MAJ:MIN in hex)"
+        ))
+    })
+}
+
+fn direction(w: &mut Words) -> Result<Direction, CliError> {
+    let word = w.expect("ingress or egress after 'tcx'")?;
+    match choose(&word, &["ingress", "egress"], "tcx hook")? {
+        "ingress" => Ok(Direction::Ingress),
+        _ => Ok(Direction::Egress),
+    }
+}
+
+/// Parses the words after `filter`.
+pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
+    let verb_word = w.expect("a verb: add, replace, del, show")?;
+    let verb = match choose(
+        &verb_word,
+        &["add", "replace", "del", "delete", "show", "list"],
+        "filter verb",
+    )? {
+        "add" => Verb::Add,
+        "replace" => Verb::Replace,
+        "del" | "delete" => Verb::Delete,
+        _ => Verb::Show,
+    };
+    let mut dev = None;
+    let mut hook = None;
+    let (mut pref, mut handle_v, mut protocol, mut chain, mut link) =
+        (None, None, None, None, None);
+    let mut bpf = None;
+    while let Some(word) = w.next() {
+        let keys = [
+            "dev", "ingress", "egress", "parent", "tcx", "pref", "prio", "priority", "handle",
+            "protocol", "chain", "bpf", "link",
+        ];
+        let key = choose(&word, &keys, "filter option")?;
+        let set_hook = |h: Hook, hook: &mut Option<Hook>| {
+            if hook.replace(h).is_some() {
+                Err(CliError::usage(
+                    "give one hook: ingress, egress, parent H:M or tcx DIR",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match key {
+            "dev" => dev = Some(w.expect("a device name after 'dev'")?),
+            "ingress" => set_hook(Hook::Parent(TcHandle::INGRESS), &mut hook)?,
+            "egress" => set_hook(Hook::Parent(TcHandle::EGRESS), &mut hook)?,
+            "parent" => {
+                let h = handle(w, "parent")?;
+                set_hook(Hook::Parent(h), &mut hook)?
+            }
+            "tcx" => {
+                let d = direction(w)?;
+                set_hook(Hook::Tcx(d), &mut hook)?
+            }
+            "pref" | "prio" | "priority" => pref = Some(number::<u16>(w, "pref")?),
+            "handle" => handle_v = Some(number::<u32>(w, "handle")?),
+            "protocol" => {
+                let text = w.expect("a protocol after 'protocol'")?;
+                protocol = Some(Protocol::parse(&text).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "protocol: '{text}' is not a known protocol or number"
+                    ))
+                })?)
+            }
+            "chain" => chain = Some(number::<u32>(w, "chain")?),
+            "link" => link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+            _ => {
+                bpf = Some(parse_bpf(w, &mut link)?);
+            }
+        }
+    }
+    let dev = dev.ok_or_else(|| CliError::usage("expected 'dev DEV'"))?;
+    let hook = hook.ok_or_else(|| {
+        CliError::usage("expected a hook: ingress, egress, parent H:M or tcx { ingress | egress }")
+    })?;
+    let args = FilterArgs {
+        verb,
+        dev,
+        hook,
+        pref,
+        handle: handle_v,
+        protocol,
+        chain,
+        bpf,
+        link,
+    };
+    check(&args)?;
+    Ok(args)
+}
+
+/// The words after `bpf`, up to the end (a trailing `link PATH` is taken too).
+fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliError> {
+    let mut direct_action = false;
+    let mut classid = None;
+    let mut source: Option<ProgSource> = None;
+    let mut actions = Vec::new();
+    while let Some(word) = w.next() {
+        let keys = [
+            "da",
+            "direct-action",
+            "classid",
+            "flowid",
+            "obj",
+            "object-file",
+            "pinned",
+            "object-pinned",
+            "action",
+            "link",
+        ];
+        match choose(&word, &keys, "bpf option")? {
+            "da" | "direct-action" => direct_action = true,
+            "classid" | "flowid" => classid = Some(handle(w, "classid")?),
+            "obj" | "object-file" => {
+                if source.is_some() {
+                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                }
+                source = Some(ProgSource::Obj(parse_obj(w)?));
+            }
+            "pinned" | "object-pinned" => {
+                if source.is_some() {
+                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                }
+                source = Some(ProgSource::Pinned(PathBuf::from(
+                    w.expect("a bpffs path after 'pinned'")?,
+                )));
+            }
+            "action" => {
+                let kind = w.expect("an action kind after 'action'")?;
+                choose(&kind, &["bpf"], "action kind")?;
+                let how = w.expect("'pinned PATH' after 'action bpf'")?;
+                choose(&how, &["pinned", "object-pinned"], "action program")?;
+                actions.push(PathBuf::from(w.expect("a bpffs path after 'pinned'")?));
+            }
+            _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+        }
+    }
+    let source = source
+        .ok_or_else(|| CliError::usage("expected 'obj FILE' or 'pinned PATH' after 'bpf'"))?;
+    Ok(BpfArgs {
+        direct_action,
+        classid,
+        source,
+        actions,
+    })
+}
+
+/// The words after `obj FILE`, stopping at the first word that is not an
+/// object option.
+fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
+    let file = PathBuf::from(w.expect("an object file after 'obj'")?);
+    let mut obj = ObjArgs {
+        file,
+        kind: ProgKind::Cls,
+        section: None,
+        export: None,
+        verbose: false,
+    };
+    while let Some(word) = w.peek() {
+        let keys = ["type", "sec", "section", "export", "verbose"];
+        let Ok(key) = choose(word, &keys, "obj option") else {
+            break;
+        };
+        w.next();
+        match key {
+            "type" => {
+                let t = w.expect("cls or act after 'type'")?;
+                obj.kind = match choose(&t, &["cls", "act"], "program type")? {
+                    "cls" => ProgKind::Cls,
+                    _ => ProgKind::Act,
+                };
+            }
+            "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
+            "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
+            _ => obj.verbose = true,
+        }
+    }
+    if obj.export.is_none() {
+        obj.export = std::env::var_os(ENV_UDS)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+    }
+    Ok(obj)
+}
+
+/// Rejects combinations that make no sense before anything is done.
+fn check(a: &FilterArgs) -> Result<(), CliError> {
+    let needs_prog = matches!(a.verb, Verb::Add | Verb::Replace);
+    match (&a.bpf, needs_prog) {
+        (None, true) => {
+            return Err(CliError::usage(
+                "expected 'bpf … { obj FILE | pinned PATH }'",
+            ))
+        }
+        (Some(_), false) => return Err(CliError::usage("'bpf …' only goes with add and replace")),
+        _ => {}
+    }
+    if let Hook::Tcx(_) = a.hook {
+        if a.pref.is_some() || a.handle.is_some() || a.protocol.is_some() || a.chain.is_some() {
+            return Err(CliError::usage(
+                "tcx hooks take no pref, handle, protocol or chain",
+            ));
+        }
+        if let Some(b) = &a.bpf {
+            if b.classid.is_some() || !b.actions.is_empty() {
+                return Err(CliError::usage("tcx hooks take no classid or actions"));
+            }
+        }
+        if a.verb == Verb::Replace {
+            return Err(CliError::usage("tcx hooks take add and del, not replace"));
+        }
+    } else if a.link.is_some() {
+        return Err(CliError::usage("'link PATH' goes with tcx hooks only"));
+    }
+    if let Some(b) = &a.bpf {
+        if b.direct_action && b.classid.is_some() {
+            return Err(CliError::usage("give 'da' or 'classid', not both"));
+        }
+    }
+    if a.verb == Verb::Delete && a.handle.is_some() && a.pref.is_none() {
+        return Err(CliError::usage(
+            "'handle' needs 'pref' to say which filter to delete",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses the words after `qdisc`: the verb (`add` or `del`) and the device.
+pub fn parse_qdisc(w: &mut Words) -> Result<(bool, String), CliError> {
+    let verb = w.expect("a verb: add or del")?;
+    let add = choose(&verb, &["add", "del", "delete"], "qdisc verb")? == "add";
+    let mut dev = None;
+    let mut clsact = false;
+    while let Some(word) = w.next() {
+        match choose(&word, &["dev", "clsact"], "qdisc option")? {
+            "dev" => dev = Some(w.expect("a device name after 'dev'")?),
+            _ => clsact = true,
+        }
+    }
+    let dev = dev.ok_or_else(|| CliError::usage("expected 'dev DEV'"))?;
+    if !clsact {
+        return Err(CliError::usage(
+            "expected 'clsact' (the only qdisc tcbpf manages)",
+        ));
+    }
+    Ok((add, dev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<FilterArgs, CliError> {
+        parse_filter(&mut Words::new(
+            line.split_whitespace().map(String::from).collect(),
+        ))
+    }
+
+    #[test]
+    fn full_add_line_parses_into_typed_fields() {
+        let a = parse("add dev v0 ingress pref 7 handle 0x3 protocol ip chain 2 bpf da pinned /p")
+            .unwrap();
+        assert_eq!(a.verb, Verb::Add);
+        assert_eq!(a.dev, "v0");
+        assert_eq!(a.hook, Hook::Parent(TcHandle::INGRESS));
+        assert_eq!((a.pref, a.handle, a.chain), (Some(7), Some(3), Some(2)));
+        assert_eq!(a.protocol, Some(Protocol::IP));
+        let b = a.bpf.unwrap();
+        assert!(b.direct_action);
+        assert_eq!(b.source, ProgSource::Pinned("/p".into()));
+    }
+
+    #[test]
+    fn obj_words_are_collected_for_the_loader() {
+        let a =
+            parse("add dev v0 parent 1:2 bpf classid 1:3 obj x.o type act sec cls export /u verb")
+                .unwrap();
+        assert_eq!(a.hook, Hook::Parent(TcHandle::new(1, 2)));
+        let b = a.bpf.unwrap();
+        assert_eq!(b.classid, Some(TcHandle::new(1, 3)));
+        assert_eq!(
+            b.source,
+            ProgSource::Obj(ObjArgs {
+                file: "x.o".into(),
+                kind: ProgKind::Act,
+                section: Some("cls".into()),
+                export: Some("/u".into()),
+                verbose: true,
+            })
+        );
+    }
+
+    #[test]
+    fn tcx_hook_takes_a_link_path_and_refuses_tc_options() {
+        let a = parse("add dev v0 tcx egress bpf pinned /p link /l").unwrap();
+        assert_eq!(a.hook, Hook::Tcx(Direction::Egress));
+        assert_eq!(a.link, Some("/l".into()));
+        assert!(parse("add dev v0 tcx egress pref 1 bpf pinned /p").is_err());
+        assert!(parse("replace dev v0 tcx egress bpf pinned /p").is_err());
+        assert!(parse("add dev v0 ingress bpf pinned /p link /l").is_err());
+    }
+
+    #[test]
+    fn bad_lines_get_usage_errors_that_say_what_is_wrong() {
+        let msg = |l: &str| parse(l).unwrap_err().message;
+        assert!(msg("add dev v0 ingress").contains("expected 'bpf"));
+        assert!(msg("add ingress bpf pinned /p").contains("expected 'dev DEV'"));
+        assert!(msg("add dev v0 bpf pinned /p").contains("expected a hook"));
+        assert!(msg("add dev v0 ingress egress bpf pinned /p").contains("one hook"));
+        assert!(msg("add dev v0 ingress protocol bogus bpf pinned /p").contains("'bogus'"));
+        assert!(msg("add dev v0 parent 1 bpf pinned /p").contains("not a tc handle"));
+        assert!(msg("add dev v0 ingress bpf da classid 1:1 pinned /p").contains("not both"));
+        assert!(msg("del dev v0 ingress handle 1").contains("needs 'pref'"));
+        assert!(msg("show dev v0 ingress bpf pinned /p").contains("only goes with"));
+        assert!(msg("add dev v0 ingress pref 70000 bpf pinned /p").contains("pref"));
+        assert_eq!(parse("sh dev v0 eg").unwrap().verb, Verb::Show);
+    }
+
+    #[test]
+    fn export_socket_defaults_to_tc_bpf_uds() {
+        std::env::set_var(ENV_UDS, "/run/from-env");
+        let from_env = parse("add dev v0 ingress bpf obj x.o").unwrap();
+        let given = parse("add dev v0 ingress bpf obj x.o export /given").unwrap();
+        std::env::remove_var(ENV_UDS);
+        let export = |a: FilterArgs| match a.bpf.unwrap().source {
+            ProgSource::Obj(o) => o.export,
+            _ => None,
+        };
+        assert_eq!(export(from_env), Some("/run/from-env".into()));
+        assert_eq!(export(given), Some("/given".into()));
+    }
+
+    #[test]
+    fn qdisc_words_need_dev_and_clsact() {
+        let q = |l: &str| {
+            parse_qdisc(&mut Words::new(
+                l.split_whitespace().map(String::from).collect(),
+            ))
+        };
+        assert_eq!(q("add dev v0 clsact").unwrap(), (true, "v0".to_string()));
+        assert_eq!(q("del dev v0 clsact").unwrap(), (false, "v0".to_string()));
+        assert!(q("add dev v0").is_err());
+        assert!(q("add clsact").is_err());
+    }
+}

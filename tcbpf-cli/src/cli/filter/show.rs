@@ -1,0 +1,237 @@
+//! `filter show` output: the lines `tc filter show` (iproute2 6.1) prints
+//! for bpf filters, word for word, and the JSON of `tc -j filter show`.
+//! Fields the command line already fixed (pref, protocol, chain) are left
+//! out, as tc does. Pure formatting: program details come in from the caller.
+
+use serde_json::{json, Map, Value};
+use tcbpf::tc::filter::{cls_flags, FilterEntry};
+
+/// What the command line fixed, so the output leaves it out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    /// `pref N` was given.
+    pub pref: bool,
+    /// `protocol P` was given.
+    pub protocol: bool,
+    /// `chain N` was given.
+    pub chain: bool,
+}
+
+/// A program's details as `tc` prints them after `id N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgDetails {
+    /// The kernel's program name.
+    pub name: String,
+    /// The tag, 16 hex digits.
+    pub tag: String,
+    /// True when the program is JIT-compiled.
+    pub jited: bool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One entry as tc's text line (with the trailing space tc leaves, no newline).
+pub fn text_line(
+    e: &FilterEntry,
+    given: Given,
+    details: &dyn Fn(u32) -> Option<ProgDetails>,
+) -> String {
+    let mut s = String::from("filter ");
+    if e.protocol.0 != 0 && !given.protocol {
+        s += &format!("protocol {} ", e.protocol);
+    }
+    if e.pref != 0 && !given.pref {
+        s += &format!("pref {} ", e.pref);
+    }
+    s += &format!("{} ", e.kind);
+    if let Some(chain) = e.chain.filter(|_| !given.chain) {
+        s += &format!("chain {chain} ");
+    }
+    let Some(o) = &e.bpf else {
+        return s;
+    };
+    if e.handle != 0 {
+        s += &format!("handle {:#x} ", e.handle);
+    }
+    if let Some(c) = o.classid {
+        s += &format!("flowid {c} ");
+    }
+    if let Some(name) = &o.name {
+        s += &format!("{name} ");
+    }
+    if o.direct_action {
+        s += "direct-action ";
+    }
+    if let Some(f) = o.flags_gen {
+        for (bit, word) in [
+            (cls_flags::SKIP_HW, "skip_hw"),
+            (cls_flags::SKIP_SW, "skip_sw"),
+        ] {
+            if f & bit != 0 {
+                s += &format!("{word} ");
+            }
+        }
+        if f & cls_flags::IN_HW != 0 {
+            s += "in_hw ";
+        } else if f & cls_flags::NOT_IN_HW != 0 {
+            s += "not_in_hw ";
+        }
+    }
+    let mut shown = false;
+    if let Some(id) = o.prog_id {
+        s += &format!("id {id} ");
+        if let Some(d) = details(id) {
+            s += &format!("name {} tag {} ", d.name, d.tag);
+            if d.jited {
+                s += "jited ";
+            }
+            shown = true;
+        }
+    }
+    if !shown {
+        if let Some(tag) = &o.tag {
+            s += &format!("tag {} ", hex(tag));
+        }
+    }
+    s
+}
+
+/// One entry as an element of `tc -j filter show`'s array.
+pub fn json_entry(
+    e: &FilterEntry,
+    given: Given,
+    details: &dyn Fn(u32) -> Option<ProgDetails>,
+) -> Value {
+    let mut m = Map::new();
+    if e.protocol.0 != 0 && !given.protocol {
+        m.insert("protocol".into(), json!(e.protocol.to_string()));
+    }
+    if e.pref != 0 && !given.pref {
+        m.insert("pref".into(), json!(e.pref));
+    }
+    m.insert("kind".into(), json!(e.kind));
+    if let Some(chain) = e.chain.filter(|_| !given.chain) {
+        m.insert("chain".into(), json!(chain));
+    }
+    let Some(o) = &e.bpf else {
+        return Value::Object(m);
+    };
+    let mut opt = Map::new();
+    if e.handle != 0 {
+        opt.insert("handle".into(), json!(format!("{:#x}", e.handle)));
+    }
+    if let Some(c) = o.classid {
+        opt.insert("flowid".into(), json!(c.to_string()));
+    }
+    if let Some(name) = &o.name {
+        opt.insert("bpf_name".into(), json!(name));
+    }
+    if o.direct_action {
+        opt.insert("direct-action".into(), json!(true));
+    }
+    if let Some(f) = o.flags_gen {
+        for (bit, word) in [
+            (cls_flags::SKIP_HW, "skip_hw"),
+            (cls_flags::SKIP_SW, "skip_sw"),
+        ] {
+            if f & bit != 0 {
+                opt.insert(word.into(), json!(true));
+            }
+        }
+        if f & cls_flags::IN_HW != 0 {
+            opt.insert("in_hw".into(), json!(true));
+        } else if f & cls_flags::NOT_IN_HW != 0 {
+            opt.insert("not_in_hw".into(), json!(true));
+        }
+    }
+    let mut shown = false;
+    if let Some(id) = o.prog_id {
+        let mut prog = Map::new();
+        prog.insert("id".into(), json!(id));
+        if let Some(d) = details(id) {
+            prog.insert("name".into(), json!(d.name));
+            prog.insert("tag".into(), json!(d.tag));
+            prog.insert("jited".into(), json!(d.jited as u32));
+            shown = true;
+        }
+        opt.insert("prog".into(), Value::Object(prog));
+    }
+    if !shown {
+        if let Some(tag) = &o.tag {
+            opt.insert("tag".into(), json!(hex(tag)));
+        }
+    }
+    m.insert("options".into(), Value::Object(opt));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcbpf::tc::filter::BpfOptions;
+    use tcbpf::tc::{Protocol, TcHandle};
+
+    fn entry(handle: u32) -> FilterEntry {
+        FilterEntry {
+            ifindex: 2,
+            parent: TcHandle::INGRESS,
+            pref: 49152,
+            protocol: Protocol::ALL,
+            kind: "bpf".into(),
+            chain: Some(0),
+            handle,
+            bpf: (handle != 0).then(|| BpfOptions {
+                name: Some("demo.o:[classifier]".into()),
+                direct_action: true,
+                classid: None,
+                flags_gen: Some(cls_flags::NOT_IN_HW),
+                prog_id: Some(100),
+                tag: Some(vec![0x38, 0x2e, 0x13, 0xed, 0x7b, 0x41, 0xb8, 0x3b]),
+                has_actions: false,
+            }),
+        }
+    }
+
+    fn details(_: u32) -> Option<ProgDetails> {
+        Some(ProgDetails {
+            name: "count_proto".into(),
+            tag: "382e13ed7b41b83b".into(),
+            jited: true,
+        })
+    }
+
+    #[test]
+    fn text_matches_tc_lines() {
+        assert_eq!(
+            text_line(&entry(0), Given::default(), &details),
+            "filter protocol all pref 49152 bpf chain 0 "
+        );
+        assert_eq!(
+            text_line(&entry(1), Given::default(), &details),
+            "filter protocol all pref 49152 bpf chain 0 handle 0x1 demo.o:[classifier] direct-action not_in_hw id 100 name count_proto tag 382e13ed7b41b83b jited "
+        );
+        let given = Given {
+            pref: true,
+            ..Default::default()
+        };
+        assert!(
+            text_line(&entry(0), given, &details).starts_with("filter protocol all bpf chain 0")
+        );
+        assert!(text_line(&entry(1), Given::default(), &|_| None)
+            .ends_with("id 100 tag 382e13ed7b41b83b "));
+    }
+
+    #[test]
+    fn json_matches_tc_json() {
+        let v = json!([
+            json_entry(&entry(0), Given::default(), &details),
+            json_entry(&entry(1), Given::default(), &details)
+        ]);
+        assert_eq!(
+            v.to_string(),
+            r#"[{"protocol":"all","pref":49152,"kind":"bpf","chain":0},{"protocol":"all","pref":49152,"kind":"bpf","chain":0,"options":{"handle":"0x1","bpf_name":"demo.o:[classifier]","direct-action":true,"not_in_hw":true,"prog":{"id":100,"name":"count_proto","tag":"382e13ed7b41b83b","jited":1}}}]"#
+        );
+    }
+}

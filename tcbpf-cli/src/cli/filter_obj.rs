@@ -1,0 +1,90 @@
+//! `filter … bpf obj FILE [type cls|act] [sec NAME] [export UDS] [verbose]`:
+//! load the object, attach its program, then export its maps.
+//!
+//! The order is tc's: the program is attached before the maps are sent, so an
+//! importer that starts working on the maps sees a live classifier; an export
+//! that fails (nobody listening) is an error, but the filter stays attached.
+
+use super::error::CliError;
+use super::filter::{attach_program, object_name, AttachTarget};
+use super::obj::{load_error, print_load_log};
+use super::output::Global;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use tcbpf::load::{LoadOptions, LoadedObject};
+use tcbpf::sys::map::MapType;
+
+/// The program type the object's section is loaded as (`type cls|act`).
+pub use tcbpf::load::ProgKind;
+
+/// The environment variable that names the export socket, as for tc.
+pub const ENV_UDS: &str = "TC_BPF_UDS";
+
+/// The words after `bpf … obj`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjArgs {
+    /// The ELF object file.
+    pub file: PathBuf,
+    /// `type cls|act`.
+    pub kind: ProgKind,
+    /// `sec NAME` (None: tc's default section for the type).
+    pub section: Option<String>,
+    /// `export UDS`, else `$TC_BPF_UDS`: where to send the maps after attaching.
+    pub export: Option<PathBuf>,
+    /// `verbose`: print the verifier log.
+    pub verbose: bool,
+}
+
+/// Loads `obj`, attaches its main program to `target` and exports its maps.
+pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result<(), CliError> {
+    let verbose = obj.verbose || g.verbose;
+    let opts = LoadOptions {
+        prog_type: obj.kind,
+        section: obj.section.clone(),
+        bpffs: tcbpf::tc::bpffs::root(),
+        verbose,
+        ..LoadOptions::default()
+    };
+    let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(load_error)?;
+    if verbose {
+        print_load_log(&loaded);
+    }
+    let main = loaded.main_program();
+    let name = object_name(&obj.file, &main.section);
+    attach_program(g, target, main.fd.as_fd(), &name)?;
+    match &obj.export {
+        Some(uds) => export_maps(&loaded, uds).map_err(|e| {
+            e.context(format!(
+                "filter '{name}' is attached, but its maps were not exported to {}",
+                uds.display()
+            ))
+        }),
+        None => {
+            warn_unheld_prog_arrays(&loaded);
+            Ok(())
+        }
+    }
+}
+
+/// Sends every map of the loaded object (legacy, BTF-defined and global
+/// data) to the importer listening on `uds`.
+fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliError> {
+    let _ = (loaded, uds);
+    Err(CliError::failure("export is not wired yet"))
+}
+
+/// The kernel empties a program array when its last user-space holder closes
+/// it: tail calls through an array that is neither pinned nor exported stop
+/// working when tcbpf exits. Say so, as the operator cannot see it otherwise.
+fn warn_unheld_prog_arrays(loaded: &LoadedObject) {
+    for m in &loaded.maps {
+        if m.spec.map_type == MapType::ProgArray && m.pin_path.is_none() {
+            eprintln!(
+                "tcbpf: warning: program array '{}' is neither pinned nor exported: the kernel \
+                 empties it when tcbpf exits, so tail calls through it will not happen \
+                 (pin it, or use 'export UDS' to hand it to a holder)",
+                m.spec.name
+            );
+        }
+    }
+}

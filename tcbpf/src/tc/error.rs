@@ -1,0 +1,104 @@
+//! The error of a failed rtnetlink request or tc attach step: what was
+//! done, to what, the errno, and the kernel's own words (extended ack).
+
+use std::fmt;
+use std::io;
+
+/// A failed tc operation.
+#[derive(Debug)]
+pub struct Error {
+    /// The operation (`RTM_NEWTFILTER`, `BPF_LINK_CREATE`, `add filter`…).
+    pub op: &'static str,
+    /// What it was done to (`dev 'v0' ingress pref 1`), may be empty.
+    pub object: String,
+    /// The errno, when there is one.
+    pub errno: Option<i32>,
+    /// The reason: the kernel's extended-ack message, or tcbpf's own.
+    pub message: String,
+}
+
+/// Result of a tc operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error from an errno, with the system's description as message.
+    pub fn from_errno(op: &'static str, errno: i32) -> Self {
+        Error::io(op, io::Error::from_raw_os_error(errno))
+    }
+
+    /// An error from an io::Error.
+    pub fn io(op: &'static str, e: io::Error) -> Self {
+        let text = e.to_string();
+        let message = match text.find(" (os error") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        Error {
+            op,
+            object: String::new(),
+            errno: e.raw_os_error(),
+            message,
+        }
+    }
+
+    /// An error with tcbpf's own message and an errno class.
+    pub fn with_message(op: &'static str, errno: i32, message: impl Into<String>) -> Self {
+        Error {
+            op,
+            object: String::new(),
+            errno: Some(errno),
+            message: message.into(),
+        }
+    }
+
+    /// Names the object the operation was done to.
+    pub fn on(mut self, object: impl Into<String>) -> Self {
+        self.object = object.into();
+        self
+    }
+
+    /// Replaces the message, keeping the errno.
+    pub fn said(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// The errno, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errno = self
+            .errno
+            .map(crate::sys::errno_name)
+            .filter(|n| !n.is_empty())
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
+        if self.object.is_empty() {
+            write!(f, "{}: {}{errno}", self.op, self.message)
+        } else {
+            write!(f, "{} {}: {}{errno}", self.op, self.object, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::sys::Error> for Error {
+    fn from(e: crate::sys::Error) -> Self {
+        let text = e.source.to_string();
+        let message = match text.find(" (os error") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        Error {
+            op: e.op,
+            object: e.object,
+            errno: e.source.raw_os_error(),
+            message,
+        }
+    }
+}
