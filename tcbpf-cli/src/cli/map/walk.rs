@@ -23,7 +23,10 @@ use std::sync::mpsc;
 use tcbpf::sys::{self, map as sysmap, map::MapType};
 
 /// Bytes of keys and values asked for per LOOKUP_BATCH call.
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_BYTES: usize = 1 << 20;
+/// Chunks each walker may have filled ahead of the formatting thread, so a
+/// formatter that is briefly off the CPU does not stop the walk.
+const AHEAD: usize = 4;
 /// Maps at least this large are walked by a second thread.
 const PIPELINE_MIN: usize = 1 << 14;
 /// Hash maps at least this large are walked from two buckets at once.
@@ -130,9 +133,9 @@ fn pipelined(
     f: &mut impl FnMut(&[u8], &[u8], usize) -> Result<(), CliError>,
 ) -> Result<Walked, CliError> {
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(3);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(AHEAD);
         let (free_tx, free_rx) = mpsc::channel::<Chunk>();
-        for _ in 0..3 {
+        for _ in 0..AHEAD {
             let _ = free_tx.send(Chunk::new(count, m));
         }
         let walker = scope.spawn(move || {
@@ -198,10 +201,10 @@ fn split(
     let lower_end = AtomicU32::new(u32::MAX);
     let ks = m.sizes.key();
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Chunk)>(4);
+        let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Chunk)>(2 * AHEAD);
         let (free_lo_tx, free_lo_rx) = mpsc::channel::<Chunk>();
         let (free_hi_tx, free_hi_rx) = mpsc::channel::<Chunk>();
-        for _ in 0..2 {
+        for _ in 0..AHEAD {
             let _ = free_lo_tx.send(Chunk::new(count, m));
             let _ = free_hi_tx.send(Chunk::new(count, m));
         }
