@@ -8,7 +8,10 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let Ok(out) = Command::new(&cc).arg("-print-file-name=libgcc_eh.a").output() else {
+    let Ok(out) = Command::new(&cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+    else {
         return;
     };
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -103,11 +103,11 @@ fn parse_lines(
     value: &Layout,
     m: &OpenMap,
 ) -> Result<Parsed, CliError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    // Asked only for large inputs: it reads cgroup files.
     let writers = if input.len() >= PARALLEL_MIN_BYTES {
-        threads
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
     } else {
         1
     };

@@ -47,10 +47,11 @@ pub fn for_each_batch(
     let count = (BATCH_BYTES / (ks + vs).max(1))
         .clamp(64, 1 << 15)
         .min(max.max(1));
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asked only for large maps: it reads cgroup files.
+    let several_cpus = || std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     let walked = if max < PIPELINE_MIN {
         on_this_thread(m, count, &mut f)?
-    } else if max >= SPLIT_MIN && cpus > 1 && is_hash_family(m) {
+    } else if max >= SPLIT_MIN && is_hash_family(m) && several_cpus() {
         split(m, count, &mut f)?
     } else {
         pipelined(m, count, &mut f)?
