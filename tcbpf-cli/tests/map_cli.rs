@@ -193,6 +193,9 @@ fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
         serde_json::from_str(&run_ok(&m, "-j map dump fd FD key u32 value be32")).unwrap();
     assert_eq!(json[2], serde_json::json!({"key": 2, "value": 258}));
     assert_eq!(json.as_array().unwrap().len(), 3);
+    let pretty = run_ok(&m, "-p map dump fd FD key u32 value be32");
+    assert!(pretty.lines().count() > 3, "{pretty}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty).unwrap(), json);
     let r = run(&m, "map update fd FD key u32 3 value u32 1");
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("out of range"), "{}", r.stderr);
