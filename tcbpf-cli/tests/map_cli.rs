@@ -195,7 +195,10 @@ fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
     assert_eq!(json.as_array().unwrap().len(), 3);
     let pretty = run_ok(&m, "-p map dump fd FD key u32 value be32");
     assert!(pretty.lines().count() > 3, "{pretty}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty).unwrap(), json);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+        json
+    );
     let r = run(&m, "map update fd FD key u32 3 value u32 1");
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("out of range"), "{}", r.stderr);
@@ -855,4 +858,21 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
             "key {k} twice"
         );
     }
+}
+
+#[test]
+fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
+    // 20,000 slots: large enough for the walker thread, not a hash map.
+    let m = create(map::MapType::Array, 4, 8, 20_000);
+    let sizes = map::ElemSizes::of(&m).unwrap();
+    let keys: Vec<u8> = (0..20_000u32).flat_map(|k| k.to_ne_bytes()).collect();
+    let values: Vec<u8> = (0..20_000u64)
+        .flat_map(|k| (k * 11).to_ne_bytes())
+        .collect();
+    map::update_batch(&m, &sizes, &keys, &values, 0).unwrap();
+    let dump = run_ok(&m, "map dump fd FD key u32 value u64");
+    let want: String = (0..20_000u64)
+        .map(|k| format!("key: {k}  value: {}\n", k * 11))
+        .collect();
+    assert!(dump == want, "dump differs from the array's slots");
 }
