@@ -876,3 +876,41 @@ fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
         .collect();
     assert!(dump == want, "dump differs from the array's slots");
 }
+
+#[test]
+fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers() {
+    use std::os::unix::fs::PermissionsExt;
+    let fs = Bpffs::new();
+    let m = create(map::MapType::Hash, 4, 8, 4);
+    map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
+    let pin = fs.path("ro");
+    sys::obj::pin(&m, &pin).unwrap();
+    std::fs::set_permissions(&fs.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let p = pin.to_str().unwrap();
+    let r = unprivileged(
+        &[],
+        &[
+            "map", "lookup", "pinned", p, "key", "u32", "1", "value", "u64",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "key: 1  value: 10\n"),
+        "{}",
+        r.stderr
+    );
+    let r = unprivileged(
+        &[],
+        &["map", "dump", "pinned", p, "key", "u32", "value", "u64"],
+    );
+    assert_eq!(r.stdout, "key: 1  value: 10\n", "{}", r.stderr);
+    let r = unprivileged(
+        &[],
+        &[
+            "map", "update", "pinned", p, "key", "u32", "1", "value", "u64", "5",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), Some(10));
+}
