@@ -1,10 +1,270 @@
-//! `tcbpf exec …`.
+//! `tcbpf exec bpf …`: the exec proxy in tc's words.
+//!
+//! ```text
+//! tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]…
+//!                           [ run CMD [ ARGS… ] ]
+//! tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ]
+//! tcbpf exec bpf debug
+//! ```
+//!
+//! This module parses words and prints; receiving is `tcbpf::scm`, the
+//! environment and exec are `tcbpf::exec`.
 
-use super::error::CliError;
+use super::error::{CliError, Exit};
+use super::graft;
 use super::output::Global;
-use super::words::Words;
+use super::words::{choose, is_help, Words};
+use serde_json::json;
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+use tcbpf::exec;
+use tcbpf::scm::{self, ReceiveOptions, Received, Receiver};
+
+/// `tcbpf exec help`.
+pub const USAGE: &str = "\
+Usage: tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]...
+                              [ run CMD [ ARGS... ] ]
+       tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ]
+       tcbpf exec bpf debug
+
+import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
+         receive every map an exporter sends ('tcbpf map export', 'tcbpf filter
+         ... export UDS', 'tc ... export UDS'), unlink UDS, and replace tcbpf
+         with CMD (default /bin/sh, PATH search). CMD inherits the map
+         descriptors and finds them in its environment:
+           BPF_NUM_MAPS=<n>  BPF_MAP<id>=<fd>  BPF_MAP_<NAME>=<fd>
+         Only root and the importer's own uid may send, plus each 'allow-uid';
+         other senders' datagrams are dropped with a warning. 'timeout SECS'
+         gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
+         With -j, print what was received as JSON instead of running CMD.
+graft    load a program and place it in a pinned program array.
+debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
+         tracefs at /sys/kernel/tracing when it is not mounted.
+";
 
 /// Runs `tcbpf exec …`.
-pub fn run(_g: &Global, _w: &mut Words) -> Result<(), CliError> {
-    Err(CliError::failure("'exec' is not built yet"))
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let Some(word) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(CliError::usage("expected 'bpf' after 'exec'"));
+    };
+    if is_help(&word) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    choose(&word, &["bpf"], "exec type")?;
+    let Some(verb) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(CliError::usage(
+            "expected import, graft or debug after 'exec bpf'",
+        ));
+    };
+    if is_help(&verb) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    // tc's short form of debug.
+    if verb == "dbg" {
+        return debug(w);
+    }
+    match choose(&verb, &["import", "graft", "debug"], "exec bpf command")? {
+        "import" => import(g, w),
+        "graft" => graft::graft(g, w),
+        _ => debug(w),
+    }
+}
+
+/// The parsed words of `import`.
+#[derive(Debug, PartialEq)]
+struct ImportArgs {
+    uds: PathBuf,
+    opts: ReceiveOptions,
+    mode: u32,
+    argv: Vec<OsString>,
+}
+
+fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
+    let uds = PathBuf::from(w.expect("a socket path after 'import'")?);
+    let mut args = ImportArgs {
+        uds,
+        opts: ReceiveOptions {
+            stop_on_signals: true,
+            ..Default::default()
+        },
+        mode: scm::DEFAULT_MODE,
+        argv: vec![OsString::from(exec::DEFAULT_COMMAND)],
+    };
+    while let Some(word) = w.next() {
+        match choose(
+            &word,
+            &["run", "timeout", "mode", "allow-uid"],
+            "import option",
+        )? {
+            "run" => {
+                let rest = w.rest();
+                if rest.is_empty() {
+                    return Err(CliError::usage("expected a command after 'run'"));
+                }
+                args.argv = rest.into_iter().map(OsString::from).collect();
+            }
+            "timeout" => {
+                let text = w.expect("seconds after 'timeout'")?;
+                let secs: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .ok_or_else(|| {
+                        CliError::usage(format!(
+                            "timeout: '{text}' is not a positive number of seconds"
+                        ))
+                    })?;
+                args.opts.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "mode" => {
+                let text = w.expect("an octal mode after 'mode'")?;
+                let digits = text.strip_prefix("0o").unwrap_or(&text);
+                args.mode = u32::from_str_radix(digits, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| {
+                        CliError::usage(format!(
+                            "mode: '{text}' is not an octal file mode (0000-0777)"
+                        ))
+                    })?;
+            }
+            _ => {
+                let uid: u32 = w.number("a uid after 'allow-uid'")?;
+                args.opts.allowed_uids.push(uid);
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    let args = parse_import(w)?;
+    let receiver = Receiver::bind(&args.uds, args.mode).map_err(scm_error)?;
+    let received = receiver
+        .receive(&args.opts, |dropped| {
+            eprintln!("tcbpf: warning: {}: {dropped}", args.uds.display())
+        })
+        .map_err(scm_error)?;
+    // Closes the socket and unlinks its path before anything runs.
+    receiver.close();
+    if g.json {
+        g.print_json(&received_json(&received))?;
+        return Ok(());
+    }
+    let err = exec::exec_with_maps(received, &args.argv);
+    let program = args.argv[0].to_string_lossy();
+    let exit = match err.raw_os_error() {
+        Some(libc::ENOENT) => Exit::NotFound,
+        Some(libc::EACCES) | Some(libc::EPERM) => Exit::Permission,
+        _ => Exit::Failure,
+    };
+    Err(CliError {
+        exit,
+        message: format!("cannot run '{program}': {err}"),
+    })
+}
+
+/// What `import -j` prints.
+fn received_json(r: &Received) -> serde_json::Value {
+    let maps: Vec<serde_json::Value> = r
+        .maps
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.desc.id,
+                "name": m.info.name,
+                "type": m.info.type_name(),
+                "type_id": m.desc.map_type,
+                "key_size": m.desc.key_size,
+                "value_size": m.desc.value_size,
+                "max_entries": m.desc.max_entries,
+                "flags": m.desc.flags,
+                "pinning": m.desc.pinning,
+                "map_id": m.info.id,
+                "fd": m.fd.as_raw_fd(),
+            })
+        })
+        .collect();
+    json!({
+        "object": { "name": r.object.name, "dev": r.object.dev, "ino": r.object.ino },
+        "num_maps": r.maps.len(),
+        "maps": maps,
+    })
+}
+
+/// The exit class of a hand-off error.
+pub fn scm_error(e: scm::Error) -> CliError {
+    let exit = match e.kind {
+        scm::ErrorKind::BadInput => Exit::Usage,
+        scm::ErrorKind::NotListening => Exit::NotFound,
+        scm::ErrorKind::Permission => Exit::Permission,
+        _ => Exit::Failure,
+    };
+    CliError {
+        exit,
+        message: e.message,
+    }
+}
+
+fn debug(w: &mut Words) -> Result<(), CliError> {
+    w.finish()?;
+    let pipe = exec::trace::trace_pipe()
+        .map_err(|e| CliError::failure(format!("no trace pipe, tracefs not mounted? {e}")))?;
+    let mut out = std::io::stdout().lock();
+    exec::trace::stream_trace_pipe(&pipe, &mut out).map_err(|e| CliError::failure(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Words {
+        Words::new(s.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn import_defaults_to_bin_sh_mode_0600_and_signal_stop() {
+        let a = parse_import(&mut words("/tmp/x")).unwrap();
+        assert_eq!(a.uds, PathBuf::from("/tmp/x"));
+        assert_eq!(a.argv, vec![OsString::from("/bin/sh")]);
+        assert_eq!(a.mode, 0o600);
+        assert!(a.opts.stop_on_signals);
+        assert_eq!(a.opts.timeout, None);
+    }
+
+    #[test]
+    fn import_options_take_prefixes_and_run_takes_the_rest() {
+        let a = parse_import(&mut words(
+            "/tmp/x t 2.5 mo 0660 allow 1000 allow-uid 7 r ls -l run",
+        ))
+        .unwrap();
+        assert_eq!(a.opts.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(a.mode, 0o660);
+        assert_eq!(a.opts.allowed_uids, vec![1000, 7]);
+        let argv: Vec<&str> = a.argv.iter().map(|s| s.to_str().unwrap()).collect();
+        assert_eq!(argv, ["ls", "-l", "run"]);
+    }
+
+    #[test]
+    fn import_rejects_bad_words_with_usage_errors() {
+        for (line, needle) in [
+            ("", "socket path"),
+            ("/tmp/x run", "command after 'run'"),
+            ("/tmp/x mode 0999", "octal"),
+            ("/tmp/x mode 1777", "octal"),
+            ("/tmp/x timeout -1", "positive"),
+            ("/tmp/x allow-uid x", "not a valid number"),
+            ("/tmp/x bogus", "unknown import option"),
+        ] {
+            let e = parse_import(&mut words(line)).unwrap_err();
+            assert_eq!(e.exit, Exit::Usage, "{line}");
+            assert!(e.message.contains(needle), "{line}: {}", e.message);
+        }
+    }
 }

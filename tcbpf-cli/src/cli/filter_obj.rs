@@ -6,12 +6,14 @@
 //! that fails (nobody listening) is an error, but the filter stays attached.
 
 use super::error::CliError;
+use super::exec::scm_error;
 use super::filter::{attach_program, object_name, AttachTarget};
 use super::obj::{load_error, print_load_log};
 use super::output::Global;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use tcbpf::load::{LoadOptions, LoadedObject};
+use tcbpf::scm;
 use tcbpf::sys::map::MapType;
 
 /// The program type the object's section is loaded as (`type cls|act`).
@@ -41,7 +43,6 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
     let opts = LoadOptions {
         prog_type: obj.kind,
         section: obj.section.clone(),
-        bpffs: tcbpf::tc::bpffs::root(),
         verbose,
         ..LoadOptions::default()
     };
@@ -67,10 +68,32 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
 }
 
 /// Sends every map of the loaded object (legacy, BTF-defined and global
-/// data) to the importer listening on `uds`.
+/// data) to the importer listening on `uds`, described as tc describes them:
+/// the object's SHA-1 as its name (tc's `obj_uid`), the file's dev/inode, and
+/// each map's `struct bpf_elf_map` with the ids the loader assigned.
 fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliError> {
-    let _ = (loaded, uds);
-    Err(CliError::failure("export is not wired yet"))
+    let mut maps = Vec::with_capacity(loaded.maps.len());
+    for m in &loaded.maps {
+        let spec = &m.spec;
+        let desc = scm::MapDesc {
+            map_type: spec.map_type as u32,
+            key_size: spec.key_size,
+            value_size: spec.value_size,
+            max_entries: spec.max_entries,
+            flags: spec.flags,
+            id: spec.id,
+            pinning: spec.pinning.raw(),
+            inner_id: spec.inner_id,
+            inner_idx: spec.inner_idx,
+        };
+        maps.push((desc, m.fd.as_fd()));
+    }
+    let object = scm::ObjectId {
+        name: loaded.sha1_hex.clone(),
+        dev: loaded.dev,
+        ino: loaded.ino,
+    };
+    scm::send_maps(uds, &object, &maps).map_err(scm_error)
 }
 
 /// The kernel empties a program array when its last user-space holder closes

@@ -9,6 +9,7 @@ mod demo;
 mod exec;
 mod filter;
 mod filter_obj;
+mod graft;
 mod map;
 mod map_export;
 pub mod mapref;

@@ -1,2 +1,25 @@
 //! The iproute2 map hand-off: the `struct bpf_map_aux` wire format (pure
-//! codec) and sending/receiving it with SCM_RIGHTS over AF_UNIX datagrams.
+//! codec in [`wire`]) and sending/receiving it with SCM_RIGHTS over AF_UNIX
+//! datagrams.
+//!
+//! The importer binds a path ([`Receiver::bind`], mode 0600, SO_PASSCRED),
+//! the exporter connects and sends ([`send_maps`]), the importer receives
+//! every map with each sender's credentials checked and each descriptor
+//! checked against its entry ([`Receiver::receive`]), then unlinks the path.
+//! This module does not build environments or exec anything (that is
+//! `exec`), and it never prints: dropped datagrams are reported to a
+//! callback.
+
+mod error;
+mod receive;
+mod send;
+mod socket;
+pub mod wire;
+
+pub use error::{Error, ErrorKind, Result};
+pub use receive::{
+    receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
+};
+pub use send::{assign_ids, object_id_for, send_maps, Sender};
+pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
+pub use wire::{MapDesc, ObjectId};

@@ -16,6 +16,7 @@ pub mod info;
 pub mod link;
 pub mod map;
 pub mod obj;
+pub mod process;
 pub mod prog;
 
 pub use error::errno_name;

@@ -1,0 +1,132 @@
+//! The command `exec bpf import` runs sees exactly the descriptors tcbpf
+//! inherited plus the imported maps: the socket, the signalfd and anything
+//! else tcbpf opened are gone. A test binary of its own, so no other test
+//! thread spawns children while this one counts descriptors.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tcbpf::sys::{info::map_info, map};
+
+const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
+
+#[test]
+fn command_sees_only_inherited_descriptors_plus_the_maps() {
+    let path = std::env::temp_dir().join(format!("tcbpf-exec-fds-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let maps: Vec<_> = (0..3)
+        .map(|i| {
+            map::create(&map::MapCreate {
+                map_type: map::MapType::Array as u32,
+                key_size: 4,
+                value_size: 8,
+                max_entries: 4,
+                name: &format!("exec_fds{i}"),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    let script = format!(
+        "ls -l /proc/$$/fd | sed -n 's/.* \\([0-9][0-9]*\\) -> \\(.*\\)$/FD \\1 \\2/p'; env | grep ^BPF_; test -e {} && echo SOCKET_LEFT || true",
+        path.display()
+    );
+    let mut child = Command::new(TCBPF)
+        .args([
+            "exec",
+            "bpf",
+            "import",
+            path.to_str().unwrap(),
+            "timeout",
+            "30",
+            "run",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "importer never bound");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut args = vec![
+        "map".to_string(),
+        "export".into(),
+        path.to_str().unwrap().into(),
+    ];
+    for m in &maps {
+        args.extend(["id".into(), map_info(m).unwrap().id.to_string()]);
+        args.extend(["id".into(), args.len().to_string()]);
+    }
+    let export = Command::new(TCBPF).args(&args).output().unwrap();
+    child.kill_on_failure(export.status.success(), &export.stderr);
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("SOCKET_LEFT"),
+        "socket path removed before the command runs"
+    );
+    let fds: BTreeSet<i32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("FD "))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let map_fds: BTreeSet<i32> = text
+        .lines()
+        .filter(|l| l.starts_with("BPF_MAP") && !l.starts_with("BPF_MAP_"))
+        .map(|l| l.split_once('=').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(map_fds.len(), 3, "{text}");
+    let expected: BTreeSet<i32> = [0, 1, 2]
+        .into_iter()
+        .chain(inheritable_fds())
+        .chain(map_fds.iter().copied())
+        .collect();
+    assert_eq!(fds, expected, "descriptors of the command:\n{text}");
+    for fd in &map_fds {
+        assert!(
+            text.contains(&format!("FD {fd} anon_inode:bpf-map")),
+            "{text}"
+        );
+    }
+}
+
+/// This process's descriptors without close-on-exec: what any child
+/// (tcbpf here) inherits besides its stdio (e.g. from the harness).
+fn inheritable_fds() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fdinfo")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            let info = std::fs::read_to_string(e.path()).ok()?;
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+            let flags = u32::from_str_radix(flags, 8).ok()?;
+            (fd > 2 && flags & libc::O_CLOEXEC as u32 == 0).then_some(fd)
+        })
+        .collect()
+}
+
+trait KillOnFailure {
+    fn kill_on_failure(&mut self, ok: bool, why: &[u8]);
+}
+
+impl KillOnFailure for std::process::Child {
+    fn kill_on_failure(&mut self, ok: bool, why: &[u8]) {
+        if !ok {
+            let _ = self.kill();
+            panic!("export failed: {}", String::from_utf8_lossy(why));
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `tcbpf exec bpf graft`: swapping the program at a key of a pinned
+//! program array changes a loaded classifier's verdict (real kernel, own
+//! bpffs per test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tcbpf::sys;
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bpf")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Runs tcbpf with `TC_BPF_MNT` pointing at the test's bpffs.
+fn tcbpf(bpffs: &Bpffs, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
+        .args(args)
+        .env("TC_BPF_MNT", &bpffs.0)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A private bpffs in a temporary directory, unmounted and removed on drop.
+struct Bpffs(PathBuf);
+
+impl Bpffs {
+    fn new() -> Bpffs {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tcbpf-graft-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        sys::fs::mount_bpffs(&dir).unwrap();
+        Bpffs(dir)
+    }
+
+    fn join(&self, rel: &str) -> String {
+        self.0.join(rel).display().to_string()
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = sys::fs::unmount(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The verdict of the pinned classifier on a minimal Ethernet frame.
+fn verdict(prog_pin: &str) -> u32 {
+    let prog = sys::obj::get_pinned_prog(Path::new(prog_pin)).unwrap();
+    sys::prog::test_run(&prog, &[0u8; 64]).unwrap().retval
+}
+
+/// Loads graft.o's classifier (and its tail call 1/0) pinned in `fs`.
+fn load_classifier(fs: &Bpffs) -> String {
+    let pin = fs.join("cls");
+    let bpffs = fs.0.display().to_string();
+    let (code, err) = tcbpf(
+        fs,
+        &[
+            "obj",
+            "load",
+            &fixture("graft.o"),
+            "bpffs",
+            &bpffs,
+            "pin",
+            &pin,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    pin
+}
+
+#[test]
+fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
+    let fs = Bpffs::new();
+    let cls = load_classifier(&fs);
+    let array = fs.join("tc/globals/jmp_graft");
+    assert_eq!(verdict(&cls), 2, "the tail call 1/0 is in place after load");
+
+    let (code, err) = tcbpf(
+        &fs,
+        &[
+            "exec",
+            "bpf",
+            "graft",
+            &array,
+            "key",
+            "0",
+            "obj",
+            &fixture("graft.o"),
+            "sec",
+            "alt",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(verdict(&cls), 5, "section alt now runs at key 0");
+
+    // Without `key`, the key comes from the section name 1/0.
+    let (code, err) = tcbpf(
+        &fs,
+        &[
+            "exec",
+            "bpf",
+            "graft",
+            &array,
+            "obj",
+            &fixture("graft.o"),
+            "sec",
+            "1/0",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(verdict(&cls), 2);
+}
+
+#[test]
+fn graft_json_reports_the_program_placed() {
+    let fs = Bpffs::new();
+    load_classifier(&fs);
+    let array = fs.join("tc/globals/jmp_graft");
+    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
+        .args([
+            "-j",
+            "exec",
+            "bpf",
+            "graft",
+            &array,
+            "key",
+            "3",
+            "obj",
+            &fixture("graft.o"),
+            "sec",
+            "alt",
+        ])
+        .env("TC_BPF_MNT", &fs.0)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["key"], 3);
+    assert_eq!(v["prog"]["section"], "alt");
+    let map = sys::obj::get_pinned_map(Path::new(&array), sys::obj::open::RDONLY).unwrap();
+    let mut id = [0u8; 4];
+    sys::map::lookup(&map, &3u32.to_ne_bytes(), &mut id, 0).unwrap();
+    assert_eq!(serde_json::json!(u32::from_ne_bytes(id)), v["prog"]["id"]);
+}
+
+#[test]
+fn graft_refuses_bad_targets_with_clear_errors() {
+    let fs = Bpffs::new();
+    load_classifier(&fs);
+    let array = fs.join("tc/globals/jmp_graft");
+    let obj = fixture("graft.o");
+
+    let (code, err) = tcbpf(
+        &fs,
+        &["exec", "bpf", "graft", &array, "obj", &obj, "sec", "alt"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot infer the key from section 'alt'"),
+        "{err}"
+    );
+
+    let (code, err) = tcbpf(
+        &fs,
+        &[
+            "exec", "bpf", "graft", &array, "key", "9", "obj", &obj, "sec", "alt",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("key 9 is out of range"), "{err}");
+
+    let missing = fs.join("no/such/map");
+    let (code, err) = tcbpf(
+        &fs,
+        &["exec", "bpf", "graft", &missing, "key", "0", "obj", &obj],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no/such/map"), "{err}");
+
+    let hash = sys::map::create(&sys::map::MapCreate {
+        map_type: sys::map::MapType::Hash as u32,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 4,
+        name: "not_progs",
+        ..Default::default()
+    })
+    .unwrap();
+    let hash_pin = fs.join("hash");
+    sys::obj::pin(&hash, Path::new(&hash_pin)).unwrap();
+    let (code, err) = tcbpf(
+        &fs,
+        &[
+            "exec", "bpf", "graft", &hash_pin, "key", "0", "obj", &obj, "sec", "alt",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a hash map, not a prog_array"), "{err}");
+    std::fs::remove_file(&hash_pin).unwrap();
+}

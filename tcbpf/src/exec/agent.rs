@@ -1,0 +1,37 @@
+//! The agent API: what a Rust program needs to use maps handed over by the
+//! exec proxy, without the CLI. Take them from the environment (started by
+//! `exec bpf import … run AGENT`), receive them on a socket path itself, or
+//! send maps it holds to an importer.
+
+use super::env::{self, EnvError, InheritedMap};
+use crate::scm::{self, MapDesc, ObjectId, ReceiveOptions, Received};
+use crate::sys::info::map_info;
+use crate::sys::MapFd;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+/// The maps in this process's environment (`BPF_NUM_MAPS`, `BPF_MAP*`),
+/// each checked to be a bpf map; see [`env::from_env`].
+pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
+    env::from_env()
+}
+
+/// Binds `path` (mode 0600), receives one transfer (credentials checked:
+/// root or this uid, plus `opts.allowed_uids`) and unlinks the path.
+pub fn receive(path: &Path, opts: &ReceiveOptions) -> scm::Result<Received> {
+    scm::receive_maps(path, opts)
+}
+
+/// Sends `maps` to the importer bound at `path`, as object `object_name`,
+/// describing each from the kernel's info and numbering them 0, 1, 2… in
+/// order.
+pub fn send(path: &Path, object_name: &str, maps: &[&MapFd]) -> scm::Result<()> {
+    let ids = scm::assign_ids(&vec![None; maps.len()]);
+    let mut described = Vec::with_capacity(maps.len());
+    for (map, id) in maps.iter().zip(ids) {
+        let info = map_info(map)?;
+        described.push((MapDesc::from_info(&info, id), map.as_fd()));
+    }
+    let object: ObjectId = scm::object_id_for(object_name);
+    scm::send_maps(path, &object, &described)
+}

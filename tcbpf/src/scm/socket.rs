@@ -1,0 +1,535 @@
+//! The raw system calls under the hand-off: AF_UNIX datagram sockets,
+//! `sendmsg`/`recvmsg` with SCM_RIGHTS and SCM_CREDENTIALS, descriptor flags,
+//! and the signalfd that lets a wait end on SIGINT/SIGTERM.
+//!
+//! This is the `unsafe` part of `scm`; each block says why it is sound. It
+//! knows nothing of the payload format: bytes and descriptors only. Every
+//! descriptor it creates or receives is close-on-exec.
+
+use super::error::{Error, ErrorKind, Result};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Longest socket path: `sun_path` is 108 bytes with its NUL.
+pub const MAX_PATH_LEN: usize = 107;
+
+/// Most descriptors one datagram can bring in. The kernel's own cap per
+/// message is 253 (`SCM_MAX_FD`); the control buffer is sized for 64 so a
+/// datagram with more is truncated (MSG_CTRUNC) and the excess is closed by
+/// the kernel, never installed here.
+const MAX_FDS: usize = 64;
+
+/// Sender credentials from SCM_CREDENTIALS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// Sender's process id.
+    pub pid: i32,
+    /// Sender's user id.
+    pub uid: u32,
+    /// Sender's group id.
+    pub gid: u32,
+}
+
+/// One received datagram, before any interpretation.
+#[derive(Debug)]
+pub(crate) struct RawDatagram {
+    /// The payload (cut to the buffer; see `truncated`).
+    pub bytes: Vec<u8>,
+    /// Descriptors from SCM_RIGHTS, owned (closed on drop).
+    pub fds: Vec<OwnedFd>,
+    /// True when some SCM_RIGHTS message arrived (even without room).
+    pub saw_rights: bool,
+    /// SCM_CREDENTIALS, when present.
+    pub creds: Option<Credentials>,
+    /// MSG_TRUNC: the payload was larger than the buffer.
+    pub truncated: bool,
+    /// MSG_CTRUNC: control data did not fit; excess descriptors were closed.
+    pub ctrl_truncated: bool,
+    /// Control messages that were neither SCM_RIGHTS nor SCM_CREDENTIALS.
+    pub other_cmsgs: Vec<(i32, i32)>,
+}
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `sockaddr_un` for `path`, refusing paths that do not fit or hold a NUL.
+pub(crate) fn unix_addr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen_t)> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(Error::bad("socket path is empty"));
+    }
+    if bytes.contains(&0) {
+        return Err(Error::bad(format!(
+            "socket path {} holds a NUL byte",
+            path.display()
+        )));
+    }
+    if bytes.len() > MAX_PATH_LEN {
+        return Err(Error::bad(format!(
+            "socket path {} is {} bytes, longer than sun_path allows ({MAX_PATH_LEN})",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A new AF_UNIX datagram socket, close-on-exec.
+pub(crate) fn dgram_socket() -> Result<OwnedFd> {
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd =
+        check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
+            .map_err(|e| Error::os("socket", "AF_UNIX", e))?;
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets SO_PASSCRED so every datagram brings its sender's credentials.
+pub(crate) fn set_passcred(sock: BorrowedFd<'_>) -> Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the option value points at a live c_int of the stated size.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            &on as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+    .map_err(|e| Error::os("setsockopt", "SO_PASSCRED", e))
+}
+
+/// Binds `sock` at `path` so the socket file has exactly `mode` from the
+/// moment it exists: the socket inode gets `mode` before bind (the kernel
+/// then applies the umask), and bits the umask took away are added back
+/// afterwards (a widening, never a narrowing, so no moment is more open than
+/// asked).
+pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<()> {
+    let (addr, len) = unix_addr(path)?;
+    let mode = mode & 0o777;
+    // SAFETY: fchmod on a descriptor we hold; sockfs accepts mode changes.
+    check(unsafe { libc::fchmod(sock.as_raw_fd(), mode as libc::mode_t) })
+        .map_err(|e| Error::os("fchmod", "socket", e))?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    let bound = check(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        )
+    });
+    if let Err(e) = bound {
+        let mut err = Error::os("bind", path.display().to_string(), e);
+        if err.errno == Some(libc::EADDRINUSE) {
+            err = Error::bad(format!(
+                "socket path {} already exists (remove it or pick another path)",
+                path.display()
+            ));
+        } else if err.errno == Some(libc::ENOENT) {
+            err.kind = ErrorKind::BadInput;
+        }
+        return Err(err);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let now = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::os("stat", path.display().to_string(), e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if now != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::os("chmod", path.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Connects `sock` to the importer bound at `path`.
+pub(crate) fn connect(sock: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    let ret = check(unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        )
+    });
+    ret.map(|_| ()).map_err(|e| {
+        let mut err = Error::os("connect", path.display().to_string(), e);
+        if matches!(err.errno, Some(libc::ENOENT) | Some(libc::ECONNREFUSED)) {
+            err.kind = ErrorKind::NotListening;
+            err.message = format!(
+                "nobody is listening on {} (start 'exec bpf import {}' first): {}",
+                path.display(),
+                path.display(),
+                err.message
+            );
+        }
+        err
+    })
+}
+
+/// Sends one datagram: `bytes` as payload and `fds` (if any) in one
+/// SCM_RIGHTS control message, on a connected socket.
+pub(crate) fn send_datagram(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let data_len = std::mem::size_of_val(raw.as_slice());
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(data_len as u32) } as usize;
+    let mut ctrl = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !raw.is_empty() {
+        msg.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` bytes, enough for one
+        // control message with data_len bytes; CMSG_FIRSTHDR is non-null
+        // for a buffer that large, and the data copy stays within it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as usize;
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr() as *const u8,
+                libc::CMSG_DATA(cmsg),
+                data_len,
+            );
+        }
+    }
+    loop {
+        // SAFETY: msg points at a live iovec and control buffer.
+        let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if sent >= 0 {
+            return if sent as usize == bytes.len() {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "short datagram send",
+                ))
+            };
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Receives one datagram of at most `max_len` bytes, taking ownership of
+/// every descriptor it carries (close-on-exec) before looking at anything
+/// else, so no path out of here leaks one.
+pub(crate) fn recv_datagram(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<RawDatagram> {
+    let mut bytes = vec![0u8; max_len];
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe {
+        libc::CMSG_SPACE(size_of::<libc::ucred>() as u32)
+            + libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32)
+    } as usize;
+    let mut ctrl = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_mut_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space;
+    let got = loop {
+        // SAFETY: msg points at a live iovec and control buffer of the
+        // stated lengths.
+        let n = unsafe {
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let mut out = RawDatagram {
+        bytes: Vec::new(),
+        fds: Vec::new(),
+        saw_rights: false,
+        creds: None,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        ctrl_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        other_cmsgs: Vec::new(),
+    };
+    // SAFETY: the kernel filled msg_control up to msg_controllen with
+    // well-formed control messages; CMSG_FIRSTHDR/NXTHDR stay within it,
+    // and each data read is bounded by that message's cmsg_len.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let level = (*cmsg).cmsg_level;
+            let kind = (*cmsg).cmsg_type;
+            let data = libc::CMSG_DATA(cmsg);
+            let data_len = (*cmsg).cmsg_len - (data as usize - cmsg as usize);
+            if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+                out.saw_rights = true;
+                for i in 0..data_len / size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned((data as *const RawFd).add(i));
+                    // The kernel installed fd for us; we are its only owner.
+                    out.fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            } else if level == libc::SOL_SOCKET
+                && kind == libc::SCM_CREDENTIALS
+                && data_len >= size_of::<libc::ucred>()
+            {
+                let c = std::ptr::read_unaligned(data as *const libc::ucred);
+                out.creds = Some(Credentials {
+                    pid: c.pid,
+                    uid: c.uid,
+                    gid: c.gid,
+                });
+            } else {
+                out.other_cmsgs.push((level, kind));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    bytes.truncate(got.min(max_len));
+    out.bytes = bytes;
+    Ok(out)
+}
+
+/// What a wait for a datagram ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The socket is readable.
+    Readable,
+    /// The time ran out.
+    TimedOut,
+    /// A signal arrived (its number).
+    Signal(i32),
+    /// poll was interrupted by some other signal; wait again.
+    Again,
+}
+
+/// Waits until `sock` is readable, `timeout` passes, or `stop` reports a
+/// signal.
+pub(crate) fn wait_readable(
+    sock: BorrowedFd<'_>,
+    stop: Option<&SignalStop>,
+    timeout: Option<Duration>,
+) -> io::Result<Wake> {
+    let mut fds = vec![libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if let Some(s) = stop {
+        fds.push(libc::pollfd {
+            fd: s.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    let ms = match timeout {
+        None => -1,
+        Some(t) => t.as_millis().min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: fds is a live array of pollfd of the stated length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(Wake::Again);
+        }
+        return Err(err);
+    }
+    if n == 0 {
+        return Ok(Wake::TimedOut);
+    }
+    if let Some(s) = stop {
+        if fds[1].revents != 0 {
+            return Ok(Wake::Signal(s.read_signal()));
+        }
+    }
+    Ok(Wake::Readable)
+}
+
+/// SIGINT and SIGTERM turned into a readable descriptor for the time of a
+/// wait: the signals are blocked in the calling thread and read from a
+/// signalfd; the previous signal mask comes back on drop.
+///
+/// Meant for a single-threaded process (the CLI): in a process with other
+/// threads, those threads may still take the signals.
+#[derive(Debug)]
+pub(crate) struct SignalStop {
+    fd: OwnedFd,
+    old_mask: libc::sigset_t,
+}
+
+impl SignalStop {
+    /// Blocks SIGINT/SIGTERM and opens a signalfd for them.
+    pub fn new() -> io::Result<SignalStop> {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+        // use; pthread_sigmask and signalfd get valid pointers.
+        unsafe {
+            let mut set: libc::sigset_t = zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            let mut old: libc::sigset_t = zeroed();
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                let err = io::Error::last_os_error();
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                return Err(err);
+            }
+            Ok(SignalStop {
+                fd: OwnedFd::from_raw_fd(fd),
+                old_mask: old,
+            })
+        }
+    }
+
+    /// The pending signal's number (0 when none could be read).
+    fn read_signal(&self) -> i32 {
+        // SAFETY: signalfd_siginfo is plain data; read gets a buffer of its size.
+        unsafe {
+            let mut info: libc::signalfd_siginfo = zeroed();
+            let n = libc::read(
+                self.fd.as_raw_fd(),
+                &mut info as *mut libc::signalfd_siginfo as *mut libc::c_void,
+                size_of::<libc::signalfd_siginfo>(),
+            );
+            if n == size_of::<libc::signalfd_siginfo>() as isize {
+                info.ssi_signo as i32
+            } else {
+                0
+            }
+        }
+    }
+}
+
+impl Drop for SignalStop {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in new(); old_mask is a valid sigset_t.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd`. The exec proxy clears it on the map
+/// descriptors it hands to the command, and nowhere else. `FD_CLOEXEC` is
+/// the only descriptor flag Linux has, so one F_SETFD sets the whole state.
+pub fn set_close_on_exec(fd: impl AsFd, on: bool) -> io::Result<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: fcntl F_SETFD on a descriptor we borrow.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFD, flags) }).map(|_| ())
+}
+
+/// The name of a signal for messages.
+pub(crate) fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// True when `path` names something (a file of any kind, even a dangling
+/// symlink).
+pub(crate) fn path_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// This process's real and effective user ids.
+pub(crate) fn own_uids() -> (u32, u32) {
+    // SAFETY: getuid and geteuid take no arguments and cannot fail.
+    unsafe { (libc::getuid(), libc::geteuid()) }
+}
+
+#[repr(C)]
+struct LookupAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Asks the kernel whether `fd` is a bpf map, cheaply: BPF_MAP_LOOKUP_ELEM
+/// gets past the kernel's "is this a map" test only for maps, and a lookup
+/// changes nothing. `key` and `value` must be the sizes a lookup of the map
+/// reads and writes *if* `fd` is the map its info says (for anything else
+/// the kernel returns EINVAL before touching them). `Some(true)` is certain;
+/// EINVAL and EBADF are also what a map of a few types could answer, so they
+/// give `None`: the caller must check another way (the inode name).
+pub(crate) fn probe_is_map(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Option<bool> {
+    let mut attr = LookupAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        _pad: 0,
+        key: if key.is_empty() {
+            0
+        } else {
+            key.as_ptr() as u64
+        },
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: attr is BPF_MAP_LOOKUP_ELEM's attribute layout; key and value
+    // are live buffers of the sizes the caller vouches a lookup of this map
+    // reads and writes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            1, /* BPF_MAP_LOOKUP_ELEM */
+            &mut attr as *mut LookupAttr,
+            size_of::<LookupAttr>(),
+        )
+    };
+    if ret >= 0 {
+        return Some(true);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EBADF) => None,
+        _ => Some(true),
+    }
+}
