@@ -23,7 +23,10 @@ use std::sync::mpsc;
 use tcbpf::sys::{self, map as sysmap, map::MapType};
 
 /// Bytes of keys and values asked for per LOOKUP_BATCH call.
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_BYTES: usize = 1 << 20;
+/// Chunks each walker may have filled ahead of the formatting thread, so a
+/// formatter that is briefly off the CPU does not stop the walk.
+const AHEAD: usize = 4;
 /// Maps at least this large are walked by a second thread.
 const PIPELINE_MIN: usize = 1 << 14;
 /// Hash maps at least this large are walked from two buckets at once.
@@ -44,10 +47,11 @@ pub fn for_each_batch(
     let count = (BATCH_BYTES / (ks + vs).max(1))
         .clamp(64, 1 << 15)
         .min(max.max(1));
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asked only for large maps: it reads cgroup files.
+    let several_cpus = || std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     let walked = if max < PIPELINE_MIN {
         on_this_thread(m, count, &mut f)?
-    } else if max >= SPLIT_MIN && cpus > 1 && is_hash_family(m) {
+    } else if max >= SPLIT_MIN && is_hash_family(m) && several_cpus() {
         split(m, count, &mut f)?
     } else {
         pipelined(m, count, &mut f)?
@@ -130,9 +134,9 @@ fn pipelined(
     f: &mut impl FnMut(&[u8], &[u8], usize) -> Result<(), CliError>,
 ) -> Result<Walked, CliError> {
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(3);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(AHEAD);
         let (free_tx, free_rx) = mpsc::channel::<Chunk>();
-        for _ in 0..3 {
+        for _ in 0..AHEAD {
             let _ = free_tx.send(Chunk::new(count, m));
         }
         let walker = scope.spawn(move || {
@@ -198,10 +202,10 @@ fn split(
     let lower_end = AtomicU32::new(u32::MAX);
     let ks = m.sizes.key();
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Chunk)>(4);
+        let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Chunk)>(2 * AHEAD);
         let (free_lo_tx, free_lo_rx) = mpsc::channel::<Chunk>();
         let (free_hi_tx, free_hi_rx) = mpsc::channel::<Chunk>();
-        for _ in 0..2 {
+        for _ in 0..AHEAD {
             let _ = free_lo_tx.send(Chunk::new(count, m));
             let _ = free_hi_tx.send(Chunk::new(count, m));
         }
