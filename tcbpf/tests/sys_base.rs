@@ -86,5 +86,9 @@ fn keyless_maps_take_elements_through_empty_keys() {
     map::update(&q, &[], &5u32.to_ne_bytes(), map::update::ANY).unwrap();
     let mut v = [0u8; 4];
     map::lookup(&q, &[], &mut v, 0).unwrap();
-    assert_eq!(u32::from_ne_bytes(v), 5, "a lookup of a queue peeks at its head");
+    assert_eq!(
+        u32::from_ne_bytes(v),
+        5,
+        "a lookup of a queue peeks at its head"
+    );
 }
