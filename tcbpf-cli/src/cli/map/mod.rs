@@ -111,6 +111,14 @@ impl OpenMap {
         Self::open(&r, sys::obj::open::RDWR)
     }
 
+    /// Parses MAP words and opens the map for reading only (`id`, `pinned`
+    /// and `name` ask for a read-only descriptor, which is all a pin's file
+    /// mode may allow; held descriptors are used as they are).
+    pub fn parse_read(w: &mut Words) -> Result<OpenMap, CliError> {
+        let r = MapRef::parse(w)?;
+        Self::open(&r, sys::obj::open::RDONLY)
+    }
+
     /// Opens `r` with `open_flags` and reads its info.
     pub fn open(r: &MapRef, open_flags: u32) -> Result<OpenMap, CliError> {
         let label = r.to_string();
