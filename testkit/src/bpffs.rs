@@ -1,0 +1,59 @@
+//! A private bpffs mount per test, so that pins never reach the host's
+//! /sys/fs/bpf and vanish with the test.
+
+use crate::TempDir;
+use std::path::PathBuf;
+use tcbpf::load::LoadOptions;
+use tcbpf::sys;
+
+/// A bpffs mounted at `path`, a directory inside a fresh [`TempDir`];
+/// lazily unmounted and removed on drop.
+pub struct Bpffs {
+    /// The mount point.
+    pub path: PathBuf,
+    root: TempDir,
+}
+
+impl Bpffs {
+    pub fn new() -> Bpffs {
+        let root = TempDir::new("bpffs");
+        let path = root.join("fs");
+        std::fs::create_dir_all(&path).expect("create bpffs mount point");
+        sys::fs::mount_bpffs(&path).expect("mount bpffs");
+        Bpffs { path, root }
+    }
+
+    /// The path of `name` (a pin or a directory) inside this bpffs.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The mount point as a `&str`.
+    pub fn as_str(&self) -> &str {
+        crate::s(&self.path)
+    }
+
+    /// Load options that pin into this bpffs only (and read no pinning db).
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            bpffs: self.path.clone(),
+            pinning_db: self.root.join("no-pinning-db"),
+            ..LoadOptions::default()
+        }
+    }
+}
+
+impl Default for Bpffs {
+    fn default() -> Bpffs {
+        Bpffs::new()
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        if sys::fs::is_bpffs(&self.path) {
+            let _ = sys::fs::unmount(&self.path);
+        }
+        // `root` goes next and removes the now empty mount point.
+    }
+}

@@ -1,0 +1,94 @@
+//! Scaffolding shared by the integration tests of `tcbpf` and `tcbpf-cli`,
+//! and nothing else: a dev-dependency only, never published, never used by
+//! the library or the binary.
+//!
+//! It gives each test the things it must own and clean up even when it
+//! fails (Drop guards): unique names, temporary directories and socket
+//! paths, a private bpffs mount, network namespaces and veth pairs; plus
+//! the committed fixtures of `bpf/`, a runner for the `tcbpf` binary (whose
+//! path the caller passes: `env!("CARGO_BIN_EXE_tcbpf")` exists only in
+//! tcbpf-cli's tests), an importer-process guard, and a few hand-assembled
+//! classifiers. It must not mock the kernel or `tc`, and must not touch
+//! anything a test did not create (no host interfaces, no host bpffs).
+
+mod bpffs;
+mod cli;
+mod net;
+mod progs;
+
+pub use bpffs::Bpffs;
+pub use cli::{fails, ok, output, run_bin, wait_for, Importer, Run};
+pub use net::{run, tc, Netns, VethPair, ADDR_A, ADDR_B};
+pub use progs::{constant_prog, counter_map, read_counter, udp_counter_prog, PASS, SHOT};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The repository root (where `bpf/` lives).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the repository")
+        .to_path_buf()
+}
+
+/// The committed file `bpf/NAME` (an object: `fixture("legacy.o")`).
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("bpf").join(name)
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `PREFIXPID-N`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A path as a `&str` (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// A directory under the temporary directory, unique to this process and
+/// call, removed with its contents on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/tcbpf-TAG-PID-N`, created.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(&format!("tcbpf-{tag}-")));
+        std::fs::create_dir_all(&dir).expect("create temporary directory");
+        TempDir(dir)
+    }
+
+    /// The path of `name` inside this directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A socket path of a test (`$TMPDIR/tcbpf-TAG-PID-N`, not created),
+/// removed on drop if anything is left there.
+pub struct SockPath(pub PathBuf);
+
+impl SockPath {
+    pub fn new(tag: &str) -> SockPath {
+        SockPath(std::env::temp_dir().join(unique(&format!("tcbpf-{tag}-"))))
+    }
+}
+
+impl Drop for SockPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
