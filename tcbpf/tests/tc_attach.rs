@@ -3,10 +3,8 @@
 //! attached classifier, tcx links, act_bpf's clear error, and bad input.
 //! Each test works in namespaces it creates and deletes.
 
-mod tc_support;
-
 use std::os::fd::AsFd;
-use tc_support::*;
+use tcbpf_testkit::*;
 use tcbpf::sys::{self, info};
 use tcbpf::tc::action::{self, ActionSpec};
 use tcbpf::tc::filter::{self, FilterSelector, FilterSpec, Mode};
@@ -144,7 +142,7 @@ fn filter_added_by_tc_from_a_pin_is_listed_with_its_name() {
     let fs = Bpffs::new();
     let ifindex = veth_in(&ns);
     let prog = constant_prog(PASS);
-    let pin = fs.path("shot");
+    let pin = fs.join("shot");
     sys::obj::pin(&prog, &pin).unwrap();
     let id = info::prog_info(&prog).unwrap().id;
     run(
@@ -219,7 +217,7 @@ fn tcx_link_counts_traffic_and_detaches() {
     let counter = counter_map();
     let prog = udp_counter_prog(&counter, 5353, PASS);
     let prog_id = info::prog_info(&prog).unwrap().id;
-    let pin = fs.path("link");
+    let pin = fs.join("link");
     let ifindex = pair
         .b
         .run(|| device::ifindex(&Socket::open().unwrap(), "v1").unwrap());
@@ -312,10 +310,10 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
     });
     let fs = Bpffs::new();
     let m = counter_map();
-    sys::obj::pin(&m, &fs.path("map")).unwrap();
-    let err = sys::obj::get_pinned_prog(&fs.path("map")).unwrap_err();
+    sys::obj::pin(&m, &fs.join("map")).unwrap();
+    let err = sys::obj::get_pinned_prog(&fs.join("map")).unwrap_err();
     assert!(err.to_string().contains("not a bpf program"), "{err}");
-    let err = tcx::open_pinned(&fs.path("map")).unwrap_err();
+    let err = tcx::open_pinned(&fs.join("map")).unwrap_err();
     assert!(err.to_string().contains("not a bpf link"), "{err}");
     let err = tcbpf::tc::netns::enter("tcbpf-no-such-ns").unwrap_err();
     assert!(err.to_string().contains("No such file"), "{err}");

@@ -6,21 +6,23 @@ use std::path::PathBuf;
 use tcbpf::load::LoadOptions;
 use tcbpf::sys;
 
-/// A bpffs mounted at `path`, a directory inside a fresh [`TempDir`];
+/// A bpffs mounted at `path`, a directory inside a fresh [`TempDir`] `dir`;
 /// lazily unmounted and removed on drop.
 pub struct Bpffs {
+    /// The temporary directory holding the mount point (room for files
+    /// that must not be on the bpffs).
+    pub dir: TempDir,
     /// The mount point.
     pub path: PathBuf,
-    root: TempDir,
 }
 
 impl Bpffs {
     pub fn new() -> Bpffs {
-        let root = TempDir::new("bpffs");
-        let path = root.join("fs");
+        let dir = TempDir::new("bpffs");
+        let path = dir.join("fs");
         std::fs::create_dir_all(&path).expect("create bpffs mount point");
         sys::fs::mount_bpffs(&path).expect("mount bpffs");
-        Bpffs { path, root }
+        Bpffs { dir, path }
     }
 
     /// The path of `name` (a pin or a directory) inside this bpffs.
@@ -37,7 +39,7 @@ impl Bpffs {
     pub fn options(&self) -> LoadOptions {
         LoadOptions {
             bpffs: self.path.clone(),
-            pinning_db: self.root.join("no-pinning-db"),
+            pinning_db: self.dir.join("no-pinning-db"),
             ..LoadOptions::default()
         }
     }
@@ -54,6 +56,6 @@ impl Drop for Bpffs {
         if sys::fs::is_bpffs(&self.path) {
             let _ = sys::fs::unmount(&self.path);
         }
-        // `root` goes next and removes the now empty mount point.
+        // `dir` goes next and removes the now empty mount point.
     }
 }

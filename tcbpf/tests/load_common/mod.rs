@@ -1,71 +1,16 @@
-//! Shared by the loader tests: fixture paths, a private bpffs mount that
-//! goes away with the test, crafted packets, and map reads.
-#![allow(dead_code)]
+//! Shared by the loader tests: fixtures by object name, crafted packets,
+//! and map reads. The bpffs mount and temporary directories come from
+//! `tcbpf_testkit` (re-exported here for the tests that import only this).
+#![allow(dead_code, unused_imports)]
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use tcbpf::load::LoadOptions;
+use std::path::PathBuf;
 use tcbpf::sys;
+pub use tcbpf_testkit::{Bpffs, TempDir};
 
 /// The committed object `bpf/NAME.o`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpf")
-        .join(format!("{name}.o"))
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A directory unique to this process and call, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("tcbpf-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A bpffs mounted in a fresh temporary directory, unmounted on drop.
-pub struct Bpffs {
-    pub dir: TempDir,
-    pub path: PathBuf,
-}
-
-impl Bpffs {
-    pub fn new() -> Bpffs {
-        let dir = TempDir::new("bpffs");
-        let path = dir.0.join("fs");
-        std::fs::create_dir_all(&path).unwrap();
-        sys::fs::mount_bpffs(&path).expect("mount bpffs");
-        Bpffs { dir, path }
-    }
-
-    /// Load options that pin into this bpffs only.
-    pub fn options(&self) -> LoadOptions {
-        LoadOptions {
-            bpffs: self.path.clone(),
-            pinning_db: self.dir.0.join("no-pinning-db"),
-            ..LoadOptions::default()
-        }
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        if sys::fs::is_bpffs(&self.path) {
-            let _ = sys::fs::unmount(&self.path);
-        }
-    }
+    tcbpf_testkit::fixture(&format!("{name}.o"))
 }
 
 /// An Ethernet + IPv4 frame carrying IP protocol `proto`, padded to 64 bytes.
