@@ -2,67 +2,25 @@
 //! … verbose` shows each resolution, `btf FILE` picks the target BTF.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use tcbpf::sys;
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpf")
-        .join(name)
-        .display()
-        .to_string()
-}
+use std::path::Path;
+use tcbpf_testkit::{fixture, run_bin, s, Bpffs};
 
 fn tcbpf(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A private bpffs in a temporary directory, unmounted and removed on drop.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("tcbpf-corecli-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        sys::fs::mount_bpffs(&dir).unwrap();
-        Bpffs(dir)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = sys::fs::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
+    run_bin(env!("CARGO_BIN_EXE_tcbpf"), args)
 }
 
 #[test]
 fn show_lists_core_relocations_in_text_and_json() {
     let file = fixture("core_classifier.o");
-    let (code, out, err) = tcbpf(&["obj", "show", &file]);
+    let file = s(&file);
+    let (code, out, err) = tcbpf(&["obj", "show", file]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("core relocations:"), "{out}");
     assert!(
         out.contains("classifier insn #130 <byte_off> [41] struct iphdr.protocol (0:7 @ offset 9)"),
         "{out}"
     );
-    let (code, out, err) = tcbpf(&["-j", "obj", "show", &file]);
+    let (code, out, err) = tcbpf(&["-j", "obj", "show", file]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     let relos = v["core_relocations"].as_array().unwrap();
@@ -70,7 +28,7 @@ fn show_lists_core_relocations_in_text_and_json() {
     assert_eq!(relos[0]["kind"], "byte_off");
     assert_eq!(relos[0]["access"], "0:16");
     assert_eq!(relos[0]["insn"], 1);
-    let (_, out, _) = tcbpf(&["-j", "obj", "show", &fixture("demo.o")]);
+    let (_, out, _) = tcbpf(&["-j", "obj", "show", s(&fixture("demo.o"))]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["core_relocations"].as_array().unwrap().len(), 0);
 }
@@ -78,14 +36,15 @@ fn show_lists_core_relocations_in_text_and_json() {
 #[test]
 fn verbose_load_shows_each_resolution_and_btf_picks_the_target() {
     let fs = Bpffs::new();
-    let pin = format!("{}/core_prog", fs.path());
+    let pin = format!("{}/core_prog", fs.as_str());
     let file = fixture("core_classifier.o");
+    let file = s(&file);
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",
-        &file,
+        file,
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "verbose",
         "pin",
         &pin,
@@ -101,13 +60,13 @@ fn verbose_load_shows_each_resolution_and_btf_picks_the_target() {
     );
     assert!(Path::new(&pin).exists());
 
-    let pin2 = format!("{}/core_prog2", fs.path());
+    let pin2 = format!("{}/core_prog2", fs.as_str());
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",
-        &file,
+        file,
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "btf",
         "/sys/kernel/btf/vmlinux",
         "pin",
@@ -117,7 +76,7 @@ fn verbose_load_shows_each_resolution_and_btf_picks_the_target() {
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",
-        &file,
+        file,
         "btf",
         "/nonexistent/vmlinux",
         "pin",

@@ -2,56 +2,17 @@
 //! program array changes a loaded classifier's verdict (real kernel, own
 //! bpffs per test).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use tcbpf::sys;
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpf")
-        .join(name)
-        .display()
-        .to_string()
-}
+use tcbpf_testkit::{fixture, output, s, Bpffs};
 
 /// Runs tcbpf with `TC_BPF_MNT` pointing at the test's bpffs.
 fn tcbpf(bpffs: &Bpffs, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
-        .args(args)
-        .env("TC_BPF_MNT", &bpffs.0)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A private bpffs in a temporary directory, unmounted and removed on drop.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("tcbpf-graft-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        sys::fs::mount_bpffs(&dir).unwrap();
-        Bpffs(dir)
-    }
-
-    fn join(&self, rel: &str) -> String {
-        self.0.join(rel).display().to_string()
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = sys::fs::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
+    cmd.args(args).env("TC_BPF_MNT", &bpffs.path);
+    let run = output(cmd);
+    (run.code, run.stderr)
 }
 
 /// The verdict of the pinned classifier on a minimal Ethernet frame.
@@ -62,16 +23,15 @@ fn verdict(prog_pin: &str) -> u32 {
 
 /// Loads graft.o's classifier (and its tail call 1/0) pinned in `fs`.
 fn load_classifier(fs: &Bpffs) -> String {
-    let pin = fs.join("cls");
-    let bpffs = fs.0.display().to_string();
+    let pin = fs.arg("cls");
     let (code, err) = tcbpf(
         fs,
         &[
             "obj",
             "load",
-            &fixture("graft.o"),
+            s(&fixture("graft.o")),
             "bpffs",
-            &bpffs,
+            fs.as_str(),
             "pin",
             &pin,
         ],
@@ -84,7 +44,7 @@ fn load_classifier(fs: &Bpffs) -> String {
 fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
     let fs = Bpffs::new();
     let cls = load_classifier(&fs);
-    let array = fs.join("tc/globals/jmp_graft");
+    let array = fs.arg("tc/globals/jmp_graft");
     assert_eq!(verdict(&cls), 2, "the tail call 1/0 is in place after load");
 
     let (code, err) = tcbpf(
@@ -97,7 +57,7 @@ fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
             "key",
             "0",
             "obj",
-            &fixture("graft.o"),
+            s(&fixture("graft.o")),
             "sec",
             "alt",
         ],
@@ -114,7 +74,7 @@ fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
             "graft",
             &array,
             "obj",
-            &fixture("graft.o"),
+            s(&fixture("graft.o")),
             "sec",
             "1/0",
         ],
@@ -127,7 +87,7 @@ fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
 fn graft_json_reports_the_program_placed() {
     let fs = Bpffs::new();
     load_classifier(&fs);
-    let array = fs.join("tc/globals/jmp_graft");
+    let array = fs.arg("tc/globals/jmp_graft");
     let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
         .args([
             "-j",
@@ -138,11 +98,11 @@ fn graft_json_reports_the_program_placed() {
             "key",
             "3",
             "obj",
-            &fixture("graft.o"),
+            s(&fixture("graft.o")),
             "sec",
             "alt",
         ])
-        .env("TC_BPF_MNT", &fs.0)
+        .env("TC_BPF_MNT", &fs.path)
         .output()
         .unwrap();
     assert!(
@@ -163,12 +123,13 @@ fn graft_json_reports_the_program_placed() {
 fn graft_refuses_bad_targets_with_clear_errors() {
     let fs = Bpffs::new();
     load_classifier(&fs);
-    let array = fs.join("tc/globals/jmp_graft");
+    let array = fs.arg("tc/globals/jmp_graft");
     let obj = fixture("graft.o");
+    let obj = s(&obj);
 
     let (code, err) = tcbpf(
         &fs,
-        &["exec", "bpf", "graft", &array, "obj", &obj, "sec", "alt"],
+        &["exec", "bpf", "graft", &array, "obj", obj, "sec", "alt"],
     );
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -179,16 +140,16 @@ fn graft_refuses_bad_targets_with_clear_errors() {
     let (code, err) = tcbpf(
         &fs,
         &[
-            "exec", "bpf", "graft", &array, "key", "9", "obj", &obj, "sec", "alt",
+            "exec", "bpf", "graft", &array, "key", "9", "obj", obj, "sec", "alt",
         ],
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("key 9 is out of range"), "{err}");
 
-    let missing = fs.join("no/such/map");
+    let missing = fs.arg("no/such/map");
     let (code, err) = tcbpf(
         &fs,
-        &["exec", "bpf", "graft", &missing, "key", "0", "obj", &obj],
+        &["exec", "bpf", "graft", &missing, "key", "0", "obj", obj],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no/such/map"), "{err}");
@@ -202,12 +163,12 @@ fn graft_refuses_bad_targets_with_clear_errors() {
         ..Default::default()
     })
     .unwrap();
-    let hash_pin = fs.join("hash");
+    let hash_pin = fs.arg("hash");
     sys::obj::pin(&hash, Path::new(&hash_pin)).unwrap();
     let (code, err) = tcbpf(
         &fs,
         &[
-            "exec", "bpf", "graft", &hash_pin, "key", "0", "obj", &obj, "sec", "alt",
+            "exec", "bpf", "graft", &hash_pin, "key", "0", "obj", obj, "sec", "alt",
         ],
     );
     assert_eq!(code, 2, "{err}");

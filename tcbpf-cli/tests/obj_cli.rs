@@ -1,52 +1,12 @@
 //! `tcbpf obj show` and `tcbpf obj load`, run as the binary.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use tcbpf::sys;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpf")
-        .join(name)
-}
+use tcbpf_testkit::{fixture, run_bin, Bpffs};
 
 fn tcbpf(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A private bpffs in a temporary directory, unmounted and removed on drop.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("tcbpf-objcli-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        sys::fs::mount_bpffs(&dir).unwrap();
-        Bpffs(dir)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = sys::fs::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
+    run_bin(env!("CARGO_BIN_EXE_tcbpf"), args)
 }
 
 #[test]
@@ -107,7 +67,7 @@ fn show_errors_have_exit_codes() {
 #[test]
 fn load_pins_a_program_that_runs() {
     let fs = Bpffs::new();
-    let pin = format!("{}/cls", fs.path());
+    let pin = format!("{}/cls", fs.as_str());
     let file = fixture("legacy.o");
     let (code, out, err) = tcbpf(&[
         "-j",
@@ -119,7 +79,7 @@ fn load_pins_a_program_that_runs() {
         "sec",
         "classifier",
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "pin",
         &pin,
     ]);
@@ -138,7 +98,7 @@ fn load_pins_a_program_that_runs() {
     packet[23] = 6;
     assert_eq!(sys::prog::test_run(&prog, &packet).unwrap().retval, 2);
     // The pinned global map is the one the pinned program counts into.
-    let glob = sys::obj::get_pinned_map(&fs.0.join("tc/globals/glob_pinned"), 0).unwrap();
+    let glob = sys::obj::get_pinned_map(&fs.join("tc/globals/glob_pinned"), 0).unwrap();
     let mut value = [0u8; 8];
     sys::map::lookup(&glob, &0u32.to_ne_bytes(), &mut value, 0).unwrap();
     assert_eq!(u64::from_ne_bytes(value), 1);
@@ -147,7 +107,7 @@ fn load_pins_a_program_that_runs() {
 #[test]
 fn verbose_load_prints_the_verifier_log() {
     let fs = Bpffs::new();
-    let pin = format!("{}/v", fs.path());
+    let pin = format!("{}/v", fs.as_str());
     let file = fixture("subprog.o");
     let (code, out, err) = tcbpf(&[
         "-v",
@@ -155,7 +115,7 @@ fn verbose_load_prints_the_verifier_log() {
         "load",
         file.to_str().unwrap(),
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "pin",
         &pin,
     ]);
@@ -172,7 +132,7 @@ fn verbose_load_prints_the_verifier_log() {
 fn load_errors_have_exit_codes() {
     let fs = Bpffs::new();
     let file = fixture("legacy.o");
-    let pin = format!("{}/p", fs.path());
+    let pin = format!("{}/p", fs.as_str());
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",
@@ -180,13 +140,13 @@ fn load_errors_have_exit_codes() {
         "sec",
         "nope",
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "pin",
         &pin,
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no section 'nope'"), "{err}");
-    let (code, _, err) = tcbpf(&["obj", "load", file.to_str().unwrap(), "bpffs", fs.path()]);
+    let (code, _, err) = tcbpf(&["obj", "load", file.to_str().unwrap(), "bpffs", fs.as_str()]);
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = tcbpf(&[
         "obj",
@@ -204,7 +164,7 @@ fn load_errors_have_exit_codes() {
         "load",
         fixture("reject.o").to_str().unwrap(),
         "bpffs",
-        fs.path(),
+        fs.as_str(),
         "pin",
         &pin,
     ]);

@@ -5,28 +5,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tcbpf::scm::{self, wire, ErrorKind, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
 use tcbpf::sys::{info::map_info, map, MapFd};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A unique socket path, removed on drop if anything is left there.
-struct SockPath(PathBuf);
-
-impl SockPath {
-    fn new(tag: &str) -> SockPath {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        SockPath(std::env::temp_dir().join(format!("tcbpf-scm-{}-{n}-{tag}", std::process::id())))
-    }
-}
-
-impl Drop for SockPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use tcbpf_testkit::SockPath;
 
 fn hash_map(name: &str, key_size: u32) -> MapFd {
     map::create(&map::MapCreate {

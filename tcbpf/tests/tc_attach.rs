@@ -4,12 +4,12 @@
 //! Each test works in namespaces it creates and deletes.
 
 use std::os::fd::AsFd;
-use tcbpf_testkit::*;
 use tcbpf::sys::{self, info};
 use tcbpf::tc::action::{self, ActionSpec};
 use tcbpf::tc::filter::{self, FilterSelector, FilterSpec, Mode};
 use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
+use tcbpf_testkit::*;
 
 fn spec<'a>(ifindex: u32, prog: &'a sys::ProgFd, pref: u16, handle: u32) -> FilterSpec<'a> {
     FilterSpec {

@@ -30,6 +30,11 @@ impl Bpffs {
         self.path.join(name)
     }
 
+    /// The path of `name` inside this bpffs, as a command-line word.
+    pub fn arg(&self, name: &str) -> String {
+        crate::s(&self.join(name)).to_string()
+    }
+
     /// The mount point as a `&str`.
     pub fn as_str(&self) -> &str {
         crate::s(&self.path)

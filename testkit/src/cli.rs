@@ -43,12 +43,7 @@ pub fn run_bin(bin: &str, args: &[&str]) -> (i32, String, String) {
 pub fn ok(cmd: Command) -> String {
     let shown = format!("{cmd:?}");
     let r = output(cmd);
-    assert!(
-        r.code == 0,
-        "{shown} failed ({}): {}",
-        r.code,
-        r.stderr
-    );
+    assert!(r.code == 0, "{shown} failed ({}): {}", r.code, r.stderr);
     r.stdout
 }
 
