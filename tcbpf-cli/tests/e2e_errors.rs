@@ -27,7 +27,7 @@ impl World {
 
     /// `tcbpf -n NS filter REST`.
     fn filter(&self, rest: &str) -> std::process::Command {
-        tcbpf(&format!("-n {} filter {rest}", self.ns.name), &self.fs.dir)
+        tcbpf(&format!("-n {} filter {rest}", self.ns.name), &self.fs.path)
     }
 
     fn has_clsact(&self) -> bool {
@@ -38,7 +38,7 @@ impl World {
     fn assert_untouched(&self, what: &str) {
         assert!(!self.has_clsact(), "{what}: clsact qdisc left behind");
         assert_eq!(
-            pins(&self.fs.dir),
+            pins(&self.fs.path),
             Vec::<String>::new(),
             "{what}: pins left behind"
         );
@@ -53,8 +53,8 @@ impl World {
 #[test]
 fn export_to_a_socket_nobody_listens_on_fails_but_the_filter_stays() {
     let w = World::new();
-    let dir = TempDir::new();
-    let uds = dir.path("nobody.sock");
+    let dir = TempDir::new("e2e");
+    let uds = dir.join("nobody.sock");
     let obj = object("verdict_legacy.o");
     let (code, err) = fails(w.filter(&format!(
         "add dev v0 ingress bpf da obj {obj} sec classifier export {}",
@@ -83,7 +83,7 @@ fn export_to_a_socket_nobody_listens_on_fails_but_the_filter_stays() {
     assert!(tc(&w.ns, "filter show dev v0 egress").contains("verdict_legacy.o"));
 
     // A socket file whose importer has gone (bound, then closed).
-    let stale = dir.path("stale.sock");
+    let stale = dir.join("stale.sock");
     drop(std::os::unix::net::UnixDatagram::bind(&stale).unwrap());
     let (code, err) = fails(w.filter(&format!(
         "add dev v0 ingress pref 9 bpf da obj {obj} sec classifier export {}",
@@ -142,12 +142,12 @@ fn namespace_that_does_not_exist_fails_clearly() {
     let obj = object("verdict_legacy.o");
     let (code, err) = fails(tcbpf(
         &format!("-n {ns} filter add dev v0 ingress bpf da obj {obj} sec classifier"),
-        &fs.dir,
+        &fs.path,
     ));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&ns), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert_eq!(pins(&fs.dir), Vec::<String>::new());
+    assert_eq!(pins(&fs.path), Vec::<String>::new());
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn busy_handle_fails_and_keeps_the_first_filter_its_qdisc_and_its_pins() {
     let obj = object("verdict_legacy.o");
     let add = format!("add dev v0 ingress pref 5 handle 1 bpf da obj {obj} sec classifier");
     ok(w.filter(&add));
-    let before_pins = pins(&w.fs.dir);
+    let before_pins = pins(&w.fs.path);
     assert_eq!(before_pins, ["tc/globals/stats"]);
     let before = tc(&w.ns, "filter show dev v0 ingress");
     let (code, err) = fails(w.filter(&add));
@@ -165,7 +165,7 @@ fn busy_handle_fails_and_keeps_the_first_filter_its_qdisc_and_its_pins() {
     assert!(err.to_lowercase().contains("exist"), "{err}");
     assert_eq!(tc(&w.ns, "filter show dev v0 ingress"), before);
     assert!(w.has_clsact());
-    assert_eq!(pins(&w.fs.dir), before_pins);
+    assert_eq!(pins(&w.fs.path), before_pins);
 }
 
 #[test]
@@ -180,12 +180,12 @@ fn failed_attach_removes_the_pins_its_load_created() {
     )));
     // Remove the first pin: the failing load must create it anew and then
     // take it away again.
-    std::fs::remove_file(w.fs.path("tc/globals/stats")).unwrap();
+    std::fs::remove_file(w.fs.join("tc/globals/stats")).unwrap();
     let (_, err) = fails(w.filter(&format!(
         "add dev v0 ingress pref 5 handle 1 bpf da obj {legacy} sec classifier"
     )));
     assert!(err.to_lowercase().contains("exist"), "{err}");
-    assert_eq!(pins(&w.fs.dir), Vec::<String>::new(), "orphan pin left");
+    assert_eq!(pins(&w.fs.path), Vec::<String>::new(), "orphan pin left");
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn attach_failing_after_load_removes_the_qdisc_and_pins_it_made() {
     // the object (pinning `stats`) and created the clsact qdisc for it.
     let w = World::new();
     let action = constant_prog(PASS);
-    let action_pin = w.fs.path("action");
+    let action_pin = w.fs.join("action");
     tcbpf::sys::obj::pin(&action, &action_pin).unwrap();
     let obj = object("verdict_legacy.o");
     let (code, err) = fails(w.filter(&format!(
@@ -207,5 +207,5 @@ fn attach_failing_after_load_removes_the_qdisc_and_pins_it_made() {
         "{err}"
     );
     assert!(!w.has_clsact(), "clsact qdisc left behind");
-    assert_eq!(pins(&w.fs.dir), ["action"], "only the test's own pin");
+    assert_eq!(pins(&w.fs.path), ["action"], "only the test's own pin");
 }

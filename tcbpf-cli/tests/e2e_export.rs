@@ -31,12 +31,12 @@ impl World {
         World {
             net: VethPair::new(),
             fs: Bpffs::new(),
-            dir: TempDir::new(),
+            dir: TempDir::new("e2e"),
         }
     }
 
     fn uds(&self) -> std::path::PathBuf {
-        self.dir.path("maps.sock")
+        self.dir.join("maps.sock")
     }
 
     /// `tcbpf -n B filter add dev v1 ingress bpf da obj OBJ sec classifier
@@ -48,7 +48,7 @@ impl World {
                 self.net.b.name,
                 self.uds().display()
             ),
-            &self.fs.dir,
+            &self.fs.path,
         );
         cmd.current_dir(cwd);
         ok(cmd);
@@ -58,18 +58,18 @@ impl World {
     /// traffic, and returns how many datagrams arrived (blocked, open).
     fn traffic(&self) -> (usize, usize) {
         assert!(
-            wait_for(&self.dir.path("ready"), Duration::from_secs(10)),
+            wait_for(&self.dir.join("ready"), Duration::from_secs(10)),
             "the importer's script never became ready"
         );
         let blocked = self.net.send_udp(BLOCKED, TO_BLOCKED);
         let open = self.net.send_udp(OPEN, TO_OPEN);
-        std::fs::write(self.dir.path("done"), b"").unwrap();
+        std::fs::write(self.dir.join("done"), b"").unwrap();
         (blocked, open)
     }
 
     /// The pinned `stats` map (PIN_GLOBAL_NS / pinned by name): passed, dropped.
     fn pinned_stats(&self) -> (u64, u64) {
-        let pin = self.fs.path("tc/globals/stats");
+        let pin = self.fs.join("tc/globals/stats");
         (pinned_u64(&pin, 0), pinned_u64(&pin, 1))
     }
 }
@@ -84,13 +84,13 @@ fn tcbpf_script(w: &World, stats_ref: &str) -> String {
          {hold}; \
          \"$TCBPF\" map lookup env {stats_ref} key u32 0 value u64 && \
          \"$TCBPF\" map lookup env {stats_ref} key u32 1 value u64",
-        env = w.dir.path("env").display(),
+        env = w.dir.join("env").display(),
         hold = hold_until_done(&w.dir.0),
     )
 }
 
 fn tcbpf_importer(w: &World, script: &str) -> Importer {
-    let mut cmd = tcbpf("exec bpf import", &w.fs.dir);
+    let mut cmd = tcbpf("exec bpf import", &w.fs.path);
     cmd.arg(w.uds())
         .args(["run", "sh", "-c", script])
         .env("TCBPF", TCBPF);
@@ -131,7 +131,7 @@ fn legacy_object_exports_to_tcbpf_import_whose_script_blocks_a_port() {
 
     // The environment contract: the legacy ids from the object (7 and 3),
     // and the names tcbpf adds.
-    let env = env_vars(&std::fs::read_to_string(w.dir.path("env")).unwrap());
+    let env = env_vars(&std::fs::read_to_string(w.dir.join("env")).unwrap());
     let keys: Vec<&str> = env.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -166,7 +166,7 @@ fn btf_object_exports_too_and_its_script_blocks_a_port() {
     assert_eq!(w.pinned_stats(), (TO_OPEN as u64, TO_BLOCKED as u64));
 
     // BTF maps carry no ids: they get the lowest free ones in object order.
-    let env = env_vars(&std::fs::read_to_string(w.dir.path("env")).unwrap());
+    let env = env_vars(&std::fs::read_to_string(w.dir.join("env")).unwrap());
     assert_eq!(env["BPF_NUM_MAPS"], "2");
     assert_eq!(env["BPF_MAP0"], env["BPF_MAP_BLOCKED_PORTS"]);
     assert_eq!(env["BPF_MAP1"], env["BPF_MAP_STATS"]);
@@ -181,7 +181,7 @@ fn real_tc_imports_the_export_and_its_script_uses_tcbpf_map_env_ids() {
          \"$TCBPF\" map update env 7 key be16 {BLOCKED} value u32 1 || exit 9; \
          {hold}; \
          \"$TCBPF\" map dump env 3 key u32 value u64",
-        env = w.dir.path("env").display(),
+        env = w.dir.join("env").display(),
         hold = hold_until_done(&w.dir.0),
     );
     let mut cmd = std::process::Command::new("tc");
@@ -189,7 +189,7 @@ fn real_tc_imports_the_export_and_its_script_uses_tcbpf_map_env_ids() {
         .arg(w.uds())
         .args(["run", "sh", "-c", &script])
         .env("TCBPF", TCBPF)
-        .env("TC_BPF_MNT", &w.fs.dir);
+        .env("TC_BPF_MNT", &w.fs.path);
     let mut importer = Importer::start(cmd, &w.uds());
     w.attach_and_export(&object("verdict_legacy.o"), Path::new("/"));
     let (blocked, open) = w.traffic();
@@ -206,7 +206,7 @@ fn real_tc_imports_the_export_and_its_script_uses_tcbpf_map_env_ids() {
         stdout.trim(),
         format!("key: 0  value: {TO_OPEN}\nkey: 1  value: {TO_BLOCKED}")
     );
-    let env = env_vars(&std::fs::read_to_string(w.dir.path("env")).unwrap());
+    let env = env_vars(&std::fs::read_to_string(w.dir.join("env")).unwrap());
     assert_eq!(env["BPF_NUM_MAPS"], "2");
     assert!(env.contains_key("BPF_MAP7") && env.contains_key("BPF_MAP3"));
     assert_eq!(w.pinned_stats(), (TO_OPEN as u64, TO_BLOCKED as u64));
@@ -254,7 +254,7 @@ fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after(
             object("tailcall.o"),
             w.uds().display()
         ),
-        &w.fs.dir,
+        &w.fs.path,
     );
     let out = add.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -263,7 +263,7 @@ fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after(
         !stderr.contains("warning"),
         "exported: no warning: {stderr}"
     );
-    assert!(wait_for(&w.dir.path("ready"), Duration::from_secs(10)));
+    assert!(wait_for(&w.dir.join("ready"), Duration::from_secs(10)));
 
     let prog_id = prog_id_in(&tc(&w.net.b, "filter show dev v1 ingress"));
     let traces = map_of_prog(prog_id, "trace");
@@ -280,7 +280,7 @@ fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after(
     );
 
     // The importer ends: the kernel empties the array (asynchronously).
-    std::fs::write(w.dir.path("done"), b"").unwrap();
+    std::fs::write(w.dir.join("done"), b"").unwrap();
     assert!(importer.finish().status.success());
     let emptied = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
@@ -302,7 +302,7 @@ fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after(
             w.net.a.name,
             object("tailcall.o")
         ),
-        &w.fs.dir,
+        &w.fs.path,
     )
     .output()
     .unwrap();
@@ -324,7 +324,7 @@ fn real_tc_imports_a_btf_object_export_too() {
          \"$TCBPF\" map update env 0 key be16 {BLOCKED} value u32 1 || exit 9; \
          {hold}; \
          \"$TCBPF\" map dump env 1 key u32 value u64",
-        env = w.dir.path("env").display(),
+        env = w.dir.join("env").display(),
         hold = hold_until_done(&w.dir.0),
     );
     let mut cmd = std::process::Command::new("tc");
@@ -342,6 +342,6 @@ fn real_tc_imports_a_btf_object_export_too() {
         stdout.trim(),
         format!("key: 0  value: {TO_OPEN}\nkey: 1  value: {TO_BLOCKED}")
     );
-    let env = env_vars(&std::fs::read_to_string(w.dir.path("env")).unwrap());
+    let env = env_vars(&std::fs::read_to_string(w.dir.join("env")).unwrap());
     assert_eq!(env["BPF_NUM_MAPS"], "2");
 }

@@ -14,13 +14,13 @@ fn replace_swaps_the_program_while_the_pinned_map_keeps_counting() {
     let b = &net.b.name;
     let legacy = object("verdict_legacy.o");
     let btf = object("verdict_btf.o");
-    let stats = fs.path("tc/globals/stats");
+    let stats = fs.join("tc/globals/stats");
 
     ok(tcbpf(
         &format!(
             "-n {b} filter add dev v1 ingress pref 3 handle 2 bpf da obj {legacy} sec classifier"
         ),
-        &fs.dir,
+        &fs.path,
     ));
     let first = tc(&net.b, "filter show dev v1 ingress");
     assert!(
@@ -35,7 +35,7 @@ fn replace_swaps_the_program_while_the_pinned_map_keeps_counting() {
         &format!(
             "-n {b} filter replace dev v1 ingress pref 3 handle 2 bpf da obj {btf} sec classifier"
         ),
-        &fs.dir,
+        &fs.path,
     ));
     let second = tc(&net.b, "filter show dev v1 ingress");
     assert!(
@@ -62,7 +62,7 @@ fn replace_swaps_the_program_while_the_pinned_map_keeps_counting() {
 
     ok(tcbpf(
         &format!("-n {b} filter del dev v1 ingress pref 3 handle 2"),
-        &fs.dir,
+        &fs.path,
     ));
     assert_eq!(tc(&net.b, "filter show dev v1 ingress"), "");
     assert_eq!(net.send_udp(7302, 4), 4, "deleted: nothing drops");
@@ -77,23 +77,22 @@ fn tcx_with_an_object_counts_real_traffic_exactly() {
     let obj = object("verdict_legacy.o");
     let out = ok(tcbpf(
         &format!("-n {b} -j filter add dev v1 tcx ingress bpf obj {obj} sec classifier"),
-        &fs.dir,
+        &fs.path,
     ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let link_id = v["link_id"].as_u64().unwrap();
     assert!(fs
-        .dir
         .join(format!("tc/links/tcx-v1-ingress-{link_id}"))
         .exists());
     let shown = ok(tcbpf(
         &format!("-n {b} -j filter show dev v1 tcx ingress"),
-        &fs.dir,
+        &fs.path,
     ));
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v[0]["prog"]["name"], "verdict");
     let prog_id = v[0]["prog"]["id"].as_u64().unwrap() as u32;
 
-    let stats = fs.path("tc/globals/stats");
+    let stats = fs.join("tc/globals/stats");
     assert_eq!(net.send_udp(7401, 12), 12);
     assert_eq!((pinned_u64(&stats, 0), pinned_u64(&stats, 1)), (12, 0));
     block_port(prog_id, 7402);
@@ -105,7 +104,7 @@ fn tcx_with_an_object_counts_real_traffic_exactly() {
 
     ok(tcbpf(
         &format!("-n {b} filter del dev v1 tcx ingress"),
-        &fs.dir,
+        &fs.path,
     ));
     assert_eq!(net.send_udp(7402, 5), 5, "detached: nothing drops");
     assert_eq!((pinned_u64(&stats, 0), pinned_u64(&stats, 1)), (15, 8));

@@ -3,49 +3,21 @@
 //! tcx links, `-n NETNS`, and bad input. Every test works in namespaces
 //! and a bpffs it creates and removes.
 
-#[path = "../../tcbpf/tests/tc_support/mod.rs"]
-mod tc_support;
-
 use std::path::Path;
-use std::process::{Command, Output};
-use tc_support::*;
+use std::process::Command;
 use tcbpf::sys;
+use tcbpf_testkit::*;
 
 /// Runs `tcbpf` with the words of `line` (paths here hold no spaces), and
 /// `TC_BPF_MNT` at `mnt` when given.
-fn tcbpf(line: &str, mnt: Option<&Path>) -> Output {
+fn tcbpf(line: &str, mnt: Option<&Path>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
     cmd.args(line.split_whitespace()).env_remove("TC_BPF_UDS");
     match mnt {
         Some(m) => cmd.env("TC_BPF_MNT", m),
         None => cmd.env_remove("TC_BPF_MNT"),
     };
-    cmd.output().expect("run tcbpf")
-}
-
-fn ok(out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "tcbpf failed ({:?}): {err}",
-        out.status.code()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The exit code and stderr of a failing run.
-fn fails(out: Output) -> (i32, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "expected failure, got: {stdout}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err)
-}
-
-/// The real `tc -n NS` with the words of `line`.
-fn tc(ns: &Netns, line: &str) -> String {
-    let mut all = vec!["-n", ns.name.as_str()];
-    all.extend(line.split_whitespace());
-    run("tc", &all)
+    cmd
 }
 
 fn veth(ns: &Netns) {
@@ -55,7 +27,7 @@ fn veth(ns: &Netns) {
 /// A bpffs with `constant_prog(verdict)` pinned at NAME in it.
 fn pinned_const(fs: &Bpffs, name: &str, verdict: i32) -> (sys::ProgFd, String) {
     let prog = constant_prog(verdict);
-    let pin = fs.path(name);
+    let pin = fs.join(name);
     sys::obj::pin(&prog, &pin).unwrap();
     (prog, s(&pin).to_string())
 }
@@ -216,7 +188,7 @@ fn attached_filter_counts_udp_packets_sent_between_namespaces() {
     let pair = VethPair::new();
     let fs = Bpffs::new();
     let counter = counter_map();
-    let pin = fs.path("count");
+    let pin = fs.join("count");
     sys::obj::pin(udp_counter_prog(&counter, 7000, PASS), &pin).unwrap();
     let b = &pair.b.name;
     let add = format!(
@@ -241,19 +213,19 @@ fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
     let fs = Bpffs::new();
     let counter = counter_map();
     let prog = udp_counter_prog(&counter, 7100, PASS);
-    let pin = fs.path("tcx_count");
+    let pin = fs.join("tcx_count");
     sys::obj::pin(&prog, &pin).unwrap();
     let prog_id = sys::info::prog_info(&prog).unwrap().id;
     drop(prog);
     let (b, pin) = (&pair.b.name, s(&pin));
-    let mnt = Some(fs.dir.as_path());
+    let mnt = Some(fs.path.as_path());
     let out = ok(tcbpf(
         &format!("-n {b} -j filter add dev v1 tcx ingress bpf pinned {pin}"),
         mnt,
     ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let link_id = v["link_id"].as_u64().unwrap();
-    let link_pin = fs.dir.join(format!("tc/links/tcx-v1-ingress-{link_id}"));
+    let link_pin = fs.path.join(format!("tc/links/tcx-v1-ingress-{link_id}"));
     assert_eq!(v["pinned"], link_pin.display().to_string());
     assert!(link_pin.exists());
     let shown = ok(tcbpf(
@@ -280,7 +252,7 @@ fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
     assert_eq!(read_counter(&counter), 17, "detached: no more counting");
 
     // An explicit link path, detached by naming it on the right hook.
-    let my_link = fs.path("my_link");
+    let my_link = fs.join("my_link");
     let my = s(&my_link);
     ok(tcbpf(
         &format!("-n {b} filter add dev v1 tcx egress bpf pinned {pin} link {my}"),
@@ -330,7 +302,7 @@ fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
     let (_, err) = fails(tcbpf(&add, mnt));
     assert!(err.contains("already attached to this hook"), "{err}");
     assert_eq!(
-        std::fs::read_dir(fs.dir.join("tc/links")).unwrap().count(),
+        std::fs::read_dir(fs.path.join("tc/links")).unwrap().count(),
         1
     );
 }
@@ -366,7 +338,7 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     let n = &ns.name;
     let (_prog, pin) = pinned_const(&fs, "p", PASS);
     let m = counter_map();
-    let map_pin = fs.path("m");
+    let map_pin = fs.join("m");
     sys::obj::pin(&m, &map_pin).unwrap();
 
     let line = format!("-n {n} filter add dev nosuch0 ingress bpf da pinned {pin}");

@@ -2,7 +2,7 @@
 //! /sys/fs/bpf and vanish with the test.
 
 use crate::TempDir;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tcbpf::load::LoadOptions;
 use tcbpf::sys;
 
@@ -26,12 +26,12 @@ impl Bpffs {
     }
 
     /// The path of `name` (a pin or a directory) inside this bpffs.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.path.join(name)
     }
 
     /// The path of `name` inside this bpffs, as a command-line word.
-    pub fn arg(&self, name: &str) -> String {
+    pub fn arg(&self, name: impl AsRef<Path>) -> String {
         crate::s(&self.join(name)).to_string()
     }
 

@@ -59,6 +59,15 @@ pub fn fails(cmd: Command) -> (i32, String) {
     (r.code, r.stderr)
 }
 
+/// The `BPF_*` lines of an `env` listing (`KEY=VALUE`) as a map.
+pub fn env_vars(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.starts_with("BPF_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Waits up to `limit` for `path` to exist.
 pub fn wait_for(path: &Path, limit: Duration) -> bool {
     let start = Instant::now();

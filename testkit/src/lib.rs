@@ -17,7 +17,7 @@ mod net;
 mod progs;
 
 pub use bpffs::Bpffs;
-pub use cli::{fails, ok, output, run_bin, wait_for, Importer, Run};
+pub use cli::{env_vars, fails, ok, output, run_bin, wait_for, Importer, Run};
 pub use net::{run, tc, Netns, VethPair, ADDR_A, ADDR_B};
 pub use progs::{constant_prog, counter_map, read_counter, udp_counter_prog, PASS, SHOT};
 
@@ -66,7 +66,7 @@ impl TempDir {
     }
 
     /// The path of `name` inside this directory.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.0.join(name)
     }
 }

@@ -1,32 +1,20 @@
-//! Shared pieces of the end-to-end tests (`e2e_*.rs`): the tcbpf binary and
-//! the real tc run against namespaces, veth pairs and bpffs mounts from
-//! `tc_support`, a private directory for sockets and marker files, and an
-//! importer process (`tcbpf exec bpf import` or `tc exec bpf import`) that
-//! is killed if the test fails before it ends.
+//! Shared pieces of the end-to-end tests (`e2e_*.rs`): the tcbpf binary
+//! run with a bpffs of the test, the importer's holding script, and reads of
+//! pins and of the maps a loaded program uses. Namespaces, veth pairs,
+//! bpffs mounts, temporary directories, the real tc and the importer guard
+//! come from `tcbpf_testkit` (re-exported here).
 #![allow(dead_code)]
 
-#[path = "../../../tcbpf/tests/tc_support/mod.rs"]
-pub mod tc_support;
-
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-pub use tc_support::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+pub use tcbpf_testkit::*;
 
 /// The tcbpf binary under test.
 pub const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
-/// The repository root (where `bpf/` lives).
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// A committed eBPF object of `bpf/`, by absolute path.
 pub fn object(name: &str) -> String {
-    repo().join("bpf").join(name).to_str().unwrap().to_string()
+    s(&fixture(name)).to_string()
 }
 
 /// `tcbpf` with the words of `line` (no spaces inside words), no export
@@ -40,113 +28,6 @@ pub fn tcbpf(line: &str, mnt: &Path) -> Command {
     cmd
 }
 
-/// Runs `cmd`, panicking with its stderr when it fails; returns stdout.
-pub fn ok(mut cmd: Command) -> String {
-    let out = cmd.output().expect("run tcbpf");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `cmd`, expecting it to fail: its exit code and stderr.
-pub fn fails(mut cmd: Command) -> (i32, String) {
-    let out: Output = cmd.output().expect("run tcbpf");
-    assert!(
-        !out.status.success(),
-        "{cmd:?} should have failed; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The real `tc -n NS` with the words of `line`.
-pub fn tc(ns: &Netns, line: &str) -> String {
-    let mut all = vec!["-n", ns.name.as_str()];
-    all.extend(line.split_whitespace());
-    run("tc", &all)
-}
-
-/// A private directory under /tmp, removed with its contents on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("tcbpf-e2e-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Waits up to `limit` for `path` to exist.
-pub fn wait_for(path: &Path, limit: Duration) -> bool {
-    let start = Instant::now();
-    while !path.exists() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
-/// An importer process listening on a socket; killed on drop.
-pub struct Importer(Option<Child>);
-
-impl Importer {
-    /// Starts `cmd` (stdout and stderr captured) and waits until it has bound
-    /// `uds`.
-    pub fn start(mut cmd: Command, uds: &Path) -> Importer {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start importer");
-        let importer = Importer(Some(child));
-        assert!(
-            wait_for(uds, Duration::from_secs(10)),
-            "the importer did not bind {}",
-            uds.display()
-        );
-        importer
-    }
-
-    /// Waits for the importer's command to end: its output.
-    pub fn finish(&mut self) -> Output {
-        self.0
-            .take()
-            .unwrap()
-            .wait_with_output()
-            .expect("wait importer")
-    }
-}
-
-impl Drop for Importer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// The shell lines that make the importer's command hold its maps until the
 /// test creates `done` in `dir` (10 s at most), after saying `ready`.
 pub fn hold_until_done(dir: &Path) -> String {
@@ -154,15 +35,6 @@ pub fn hold_until_done(dir: &Path) -> String {
     format!(
         "touch {d}/ready; i=0; while [ ! -e {d}/done ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"
     )
-}
-
-/// `KEY=VALUE` lines (the `BPF_*` part of an `env` listing) as a map.
-pub fn env_vars(text: &str) -> std::collections::BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("BPF_"))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The u64 at `index` of the array map pinned at `pin`.
