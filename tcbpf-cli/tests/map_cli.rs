@@ -5,49 +5,10 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use tcbpf::sys::{self, map, MapFd};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name unique to this test process and call.
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}_{}",
-        std::process::id() % 10000,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A private bpffs mount in a temporary directory, unmounted and removed on drop.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let dir = std::env::temp_dir().join(unique("tcbpf-map-cli-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount bpffs");
-        Bpffs(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
+use tcbpf_testkit::{unique, Bpffs, Run, TempDir};
 
 fn create(map_type: map::MapType, key: u32, value: u32, entries: u32) -> MapFd {
     map::create(&map::MapCreate {
@@ -64,23 +25,6 @@ fn create(map_type: map::MapType, key: u32, value: u32, entries: u32) -> MapFd {
         ..Default::default()
     })
     .expect("create map")
-}
-
-/// What a `tcbpf` run gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
 }
 
 /// A `tcbpf` command that inherits `fds` (their FD_CLOEXEC cleared in the child).
@@ -344,7 +288,7 @@ fn queue_and_stack_push_pop_peek_in_order_and_report_empty() {
 #[test]
 fn lpm_trie_created_by_cli_matches_longest_prefix() {
     let fs = Bpffs::new();
-    let pin = fs.path("lpm");
+    let pin = fs.join("lpm");
     let pin_s = pin.to_str().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
         .args([
@@ -383,8 +327,7 @@ fn lpm_trie_created_by_cli_matches_longest_prefix() {
 #[test]
 fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
     let m = create(map::MapType::Hash, 4, 8, 100_000);
-    let dir = std::env::temp_dir().join(unique("tcbpf-bulk-"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("bulk");
     let file = dir.join("entries.txt");
     let text: String = (0..100_000u64)
         .map(|k| format!("{k} {}\n", k * 3 + 1))
@@ -394,7 +337,7 @@ fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
         &m,
         &format!("map load fd FD key u32 value u64 from {}", file.display()),
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert_eq!(loaded.code, 0, "{}", loaded.stderr);
     assert_eq!(count_keys(&m, 4), 100_000);
     for k in [0u32, 1, 4242, 99_999] {
@@ -437,15 +380,14 @@ fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
 #[test]
 fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
     let m = create(map::MapType::Hash, 4, 8, 16);
-    let dir = std::env::temp_dir().join(unique("tcbpf-badload-"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("badload");
     let file = dir.join("entries.txt");
     std::fs::write(&file, "1 10\n# comment\n\n2 20\n3 x\n").unwrap();
     let r = run(
         &m,
         &format!("map load fd FD key u32 value u64 from {}", file.display()),
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("line 5") && r.stderr.contains("'x'"),
@@ -462,15 +404,14 @@ fn large_load_with_a_bad_line_names_its_number_and_writes_nothing() {
     let m = create(map::MapType::Hash, 4, 8, 100_000);
     let mut text: String = (0..60_000).map(|k| format!("{k} {k}\n")).collect();
     text.push_str("# a comment\n\n60000 1 2\n60001 1\n");
-    let dir = std::env::temp_dir().join(unique("tcbpf-badbig-"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("badbig");
     let file = dir.join("entries.txt");
     std::fs::write(&file, text).unwrap();
     let r = run(
         &m,
         &format!("map load fd FD key u32 value u64 from {}", file.display()),
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("line 60003: unexpected word '2'"),
@@ -617,10 +558,10 @@ fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
     .unwrap();
     map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
     let id = sys::info::map_info(&m).unwrap().id.to_string();
-    run_ok(&m, &format!("map pin id {id} {}", fs.path("p").display()));
+    run_ok(&m, &format!("map pin id {id} {}", fs.join("p").display()));
     for how in [
         format!("id {id}"),
-        format!("pinned {}", fs.path("p").display()),
+        format!("pinned {}", fs.join("p").display()),
         format!("name {name}"),
     ] {
         assert_eq!(
@@ -770,7 +711,7 @@ fn pin_of_a_program_is_not_a_map() {
     })
     .map_err(|e| e.error)
     .unwrap();
-    let path = fs.path("prog");
+    let path = fs.join("prog");
     sys::obj::pin(&prog.fd, &path).unwrap();
     let r: Run = tcbpf(&[], &["map", "show", "pinned", path.to_str().unwrap()])
         .output()
@@ -829,8 +770,7 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
     let cpus = sys::possible_cpus().unwrap() as u64;
     let n = 70_000u64;
     let m = create(map::MapType::PercpuHash, 4, 8, n as u32);
-    let dir = std::env::temp_dir().join(unique("tcbpf-pcpu-"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("pcpu");
     let file = dir.join("entries.txt");
     std::fs::write(
         &file,
@@ -843,7 +783,7 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
         &m,
         &format!("map load fd FD key u32 value u64 from {}", file.display()),
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert_eq!(loaded.code, 0, "{}", loaded.stderr);
     assert_eq!(count_keys(&m, 4), n as usize);
     let dump = run_ok(&m, "-j map dump fd FD key u32 value u64 sum");
@@ -883,9 +823,9 @@ fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers
     let fs = Bpffs::new();
     let m = create(map::MapType::Hash, 4, 8, 4);
     map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
-    let pin = fs.path("ro");
+    let pin = fs.join("ro");
     sys::obj::pin(&m, &pin).unwrap();
-    std::fs::set_permissions(&fs.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&fs.path, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o444)).unwrap();
     let p = pin.to_str().unwrap();
     let r = unprivileged(

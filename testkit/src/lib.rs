@@ -39,10 +39,12 @@ pub fn fixture(name: &str) -> PathBuf {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A name unique to this process and call: `PREFIXPID-N`.
+/// A name unique to this process and call: `PREFIXPID_N`. With a prefix of
+/// four characters or less from `[A-Za-z0-9_.]` it is also a valid kernel
+/// object name (map, program: 15 characters at most).
 pub fn unique(prefix: &str) -> String {
     format!(
-        "{prefix}{}-{}",
+        "{prefix}{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
