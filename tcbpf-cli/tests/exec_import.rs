@@ -3,83 +3,12 @@
 //! (iproute2) importer. Run as root.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use tcbpf::sys::{info::map_info, map, MapFd};
+use tcbpf_testkit::{env_vars, next_id, ok, Importer, SockPath};
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique() -> usize {
-    COUNTER.fetch_add(1, Ordering::SeqCst)
-}
-
-/// A socket path of this test, removed on drop if anything is left.
-struct SockPath(PathBuf);
-
-impl SockPath {
-    fn new(tag: &str) -> SockPath {
-        SockPath(std::env::temp_dir().join(format!(
-            "tcbpf-exec-{}-{}-{tag}",
-            std::process::id(),
-            unique()
-        )))
-    }
-}
-
-impl Drop for SockPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A running importer, killed on drop if it still runs.
-struct Importer(Option<Child>);
-
-impl Importer {
-    /// Starts `cmd` and waits until it has bound `path`.
-    fn start(mut cmd: Command, path: &Path) -> Importer {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start importer");
-        let mut imp = Importer(Some(child));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::symlink_metadata(path).is_err() {
-            if let Some(status) = imp.0.as_mut().unwrap().try_wait().unwrap() {
-                let out = imp.finish();
-                panic!(
-                    "importer exited early ({status}): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "importer never bound {}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        imp
-    }
-
-    fn finish(&mut self) -> Output {
-        self.0.take().unwrap().wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Importer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn tcbpf(args: &[&str]) -> Command {
     let mut c = Command::new(TCBPF);
@@ -116,17 +45,6 @@ fn kernel_id(m: &MapFd) -> u32 {
     map_info(m).unwrap().id
 }
 
-fn run_ok(mut cmd: Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `map export PATH id K1 id E1 id K2 id E2 …`: each map by kernel id with
 /// its export id.
 fn export_by_id(path: &Path, maps: &[(u32, u32)]) {
@@ -147,20 +65,11 @@ fn export_by_id(path: &Path, maps: &[(u32, u32)]) {
     );
 }
 
-fn env_lines(stdout: &str) -> std::collections::BTreeMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("BPF_"))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[test]
 fn import_receives_1_3_64_65_and_200_maps_with_ids_and_names_in_the_environment() {
     for count in [1usize, 3, 64, 65, 200] {
         let path = SockPath::new("count");
-        let tag = unique();
+        let tag = next_id();
         let maps: Vec<MapFd> = (0..count)
             .map(|i| hash_map(&format!("ei{tag}.m{i}")))
             .collect();
@@ -177,7 +86,7 @@ fn import_receives_1_3_64_65_and_200_maps_with_ids_and_names_in_the_environment(
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let env = env_lines(&String::from_utf8(out.stdout).unwrap());
+        let env = env_vars(&String::from_utf8(out.stdout).unwrap());
         assert_eq!(env.get("BPF_NUM_MAPS"), Some(&count.to_string()));
         assert_eq!(
             env.len(),
@@ -207,7 +116,7 @@ fn values_written_by_the_command_are_seen_by_a_third_process() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got = run_ok(tcbpf(&[
+    let got = ok(tcbpf(&[
         "map",
         "lookup",
         "id",
@@ -254,7 +163,7 @@ fn default_ids_are_the_lowest_unused_in_order() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let env = env_lines(&String::from_utf8(imp.finish().stdout).unwrap());
+    let env = env_vars(&String::from_utf8(imp.finish().stdout).unwrap());
     assert_eq!(env["BPF_MAP1"], env["BPF_MAP_EXEC_DEF_A"]);
     assert_eq!(env["BPF_MAP0"], env["BPF_MAP_EXEC_DEF_B"]);
     assert_eq!(env["BPF_MAP2"], env["BPF_MAP_EXEC_DEF_C"]);
@@ -469,7 +378,7 @@ fn sigterm_while_waiting_unlinks_the_socket_and_fails() {
             tcbpf(&["exec", "bpf", "import", path.0.to_str().unwrap()]),
             &path.0,
         );
-        let pid = imp.0.as_ref().unwrap().id().to_string();
+        let pid = imp.pid().to_string();
         assert!(Command::new("kill")
             .args(["-s", sig, &pid])
             .status()
@@ -544,7 +453,7 @@ fn inherited_bpf_variables_are_replaced_not_mixed_in() {
     export_by_id(&path.0, &[(kernel_id(&m), 1)]);
     let out = imp.finish();
     let text = String::from_utf8(out.stdout).unwrap();
-    let env = env_lines(&text);
+    let env = env_vars(&text);
     let keys: Vec<&str> = env.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -573,7 +482,7 @@ fn socket_is_0600_even_under_umask_000_and_mode_widens_it_exactly() {
             .mode()
             & 0o777;
         assert_eq!(mode, want, "mode with umask 000 and '{extra}'");
-        let pid = imp.0.as_ref().unwrap().id().to_string();
+        let pid = imp.pid().to_string();
         Command::new("kill")
             .args(["-s", "TERM", &pid])
             .status()

@@ -115,6 +115,11 @@ impl Importer {
         importer
     }
 
+    /// The importer's process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("importer running").id()
+    }
+
     /// Waits for the importer's command to end: its output.
     pub fn finish(&mut self) -> Output {
         self.0

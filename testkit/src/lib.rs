@@ -43,11 +43,13 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// four characters or less from `[A-Za-z0-9_.]` it is also a valid kernel
 /// object name (map, program: 15 characters at most).
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}_{}", std::process::id(), next_id())
+}
+
+/// A number unique to this process and call (the counter behind
+/// [`unique`]), for names that must stay short.
+pub fn next_id() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A path as a `&str` (test paths are UTF-8).
