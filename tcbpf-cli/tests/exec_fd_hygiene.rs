@@ -4,16 +4,16 @@
 //! thread spawns children while this one counts descriptors.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 use tcbpf::sys::{info::map_info, map};
+use tcbpf_testkit::{Importer, SockPath};
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 #[test]
 fn command_sees_only_inherited_descriptors_plus_the_maps() {
-    let path = std::env::temp_dir().join(format!("tcbpf-exec-fds-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let sock = SockPath::new("exec-fds");
+    let path = &sock.0;
     let maps: Vec<_> = (0..3)
         .map(|i| {
             map::create(&map::MapCreate {
@@ -31,29 +31,20 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
         "ls -l /proc/$$/fd | sed -n 's/.* \\([0-9][0-9]*\\) -> \\(.*\\)$/FD \\1 \\2/p'; env | grep ^BPF_; test -e {} && echo SOCKET_LEFT || true",
         path.display()
     );
-    let mut child = Command::new(TCBPF)
-        .args([
-            "exec",
-            "bpf",
-            "import",
-            path.to_str().unwrap(),
-            "timeout",
-            "30",
-            "run",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "importer never bound");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut cmd = Command::new(TCBPF);
+    cmd.args([
+        "exec",
+        "bpf",
+        "import",
+        path.to_str().unwrap(),
+        "timeout",
+        "30",
+        "run",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let mut importer = Importer::start(cmd, path);
     let mut args = vec![
         "map".to_string(),
         "export".into(),
@@ -64,9 +55,12 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
         args.extend(["id".into(), args.len().to_string()]);
     }
     let export = Command::new(TCBPF).args(&args).output().unwrap();
-    child.kill_on_failure(export.status.success(), &export.stderr);
-    let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_file(&path);
+    assert!(
+        export.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let out = importer.finish();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
@@ -116,17 +110,4 @@ fn inheritable_fds() -> Vec<i32> {
             (fd > 2 && flags & libc::O_CLOEXEC as u32 == 0).then_some(fd)
         })
         .collect()
-}
-
-trait KillOnFailure {
-    fn kill_on_failure(&mut self, ok: bool, why: &[u8]);
-}
-
-impl KillOnFailure for std::process::Child {
-    fn kill_on_failure(&mut self, ok: bool, why: &[u8]) {
-        if !ok {
-            let _ = self.kill();
-            panic!("export failed: {}", String::from_utf8_lossy(why));
-        }
-    }
 }

@@ -30,15 +30,7 @@ fn import_cmd(path: &Path, extra: &[&str]) -> Command {
 }
 
 fn hash_map(name: &str) -> MapFd {
-    map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 256,
-        name,
-        ..Default::default()
-    })
-    .expect("create hash map")
+    tcbpf_testkit::hash_map(name, 4, 8, 256)
 }
 
 fn kernel_id(m: &MapFd) -> u32 {

@@ -3,11 +3,10 @@
 //! maps from the environment the exec proxy sets (checked to be bpf maps).
 
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 use tcbpf::scm::{self, MapDesc, ObjectId};
 use tcbpf::sys::{info::map_info, map, MapFd};
+use tcbpf_testkit::{Importer, SockPath};
 
 fn agent() -> Command {
     let deps = std::env::current_exe().unwrap();
@@ -23,15 +22,7 @@ fn agent() -> Command {
 }
 
 fn counters(name: &str) -> MapFd {
-    let m = map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
-        key_size: 4,
-        value_size: 16,
-        max_entries: 8,
-        name,
-        ..Default::default()
-    })
-    .unwrap();
+    let m = tcbpf_testkit::hash_map(name, 4, 16, 8);
     let mut v = [0u8; 16];
     v[..8].copy_from_slice(&12u64.to_ne_bytes());
     v[8..].copy_from_slice(&3400u64.to_ne_bytes());
@@ -41,35 +32,27 @@ fn counters(name: &str) -> MapFd {
 
 #[test]
 fn agent_receives_maps_on_its_socket_and_prints_their_counters() {
-    let path = PathBuf::from(format!("/tmp/tcbpf-agent-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let sock = SockPath::new("agent");
+    let path = &sock.0;
     let m = counters("agent_sock");
-    let child = agent()
-        .args([
-            "--socket",
-            path.to_str().unwrap(),
-            "--count",
-            "2",
-            "--interval",
-            "10",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "agent never bound its socket");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut cmd = agent();
+    cmd.args([
+        "--socket",
+        path.to_str().unwrap(),
+        "--count",
+        "2",
+        "--interval",
+        "10",
+    ]);
+    let mut child = Importer::start(cmd, path);
     let d = MapDesc::from_info(&map_info(&m).unwrap(), 4);
     let obj = ObjectId {
         name: "agent.o".into(),
         dev: 0,
         ino: 0,
     };
-    scm::send_maps(&path, &obj, &[(d, m.as_fd())]).unwrap();
-    let out = child.wait_with_output().unwrap();
+    scm::send_maps(path, &obj, &[(d, m.as_fd())]).unwrap();
+    let out = child.finish();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

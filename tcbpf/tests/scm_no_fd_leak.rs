@@ -7,30 +7,15 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 use tcbpf::scm::{self, wire, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
-use tcbpf::sys::{info::map_info, map, MapFd};
+use tcbpf::sys::{info::map_info, MapFd};
+use tcbpf_testkit::SockPath;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 fn hash_map(name: &str, key_size: u32) -> MapFd {
-    map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
-        key_size,
-        value_size: 8,
-        max_entries: 4,
-        name,
-        ..Default::default()
-    })
-    .expect("create hash map")
-}
-
-struct Unlink(std::path::PathBuf);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+    tcbpf_testkit::hash_map(name, key_size, 8, 4)
 }
 
 #[test]
@@ -67,8 +52,8 @@ fn thousands_of_bad_datagrams_leave_the_fd_count_unchanged() {
         (vec![1, 0, 1], all[..1].to_vec()),
         (wire::encode_chunk(&obj, 1, &[d]), vec![]),
     ];
-    let path = std::env::temp_dir().join(format!("tcbpf-scm-leak-{}", std::process::id()));
-    let _guard = Unlink(path.clone());
+    let sock = SockPath::new("scm-leak");
+    let path = sock.0.clone();
     let opts = ReceiveOptions {
         timeout: Some(std::time::Duration::from_secs(5)),
         ..Default::default()

@@ -10,15 +10,7 @@ use tcbpf::sys::{info::map_info, map, MapFd};
 use tcbpf_testkit::SockPath;
 
 fn hash_map(name: &str, key_size: u32) -> MapFd {
-    map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
-        key_size,
-        value_size: 8,
-        max_entries: 8,
-        name,
-        ..Default::default()
-    })
-    .expect("create hash map")
+    tcbpf_testkit::hash_map(name, key_size, 8, 8)
 }
 
 fn desc_of(fd: &MapFd, id: u32) -> MapDesc {

@@ -4,15 +4,7 @@ use std::os::fd::AsRawFd;
 use tcbpf::sys::{self, map, MapFd};
 
 fn hash_map(name: &str) -> MapFd {
-    map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 16,
-        name,
-        ..Default::default()
-    })
-    .expect("create hash map")
+    tcbpf_testkit::hash_map(name, 4, 8, 16)
 }
 
 #[test]

@@ -19,7 +19,7 @@ mod progs;
 pub use bpffs::Bpffs;
 pub use cli::{env_vars, fails, ok, output, run_bin, wait_for, Importer, Run};
 pub use net::{run, tc, Netns, VethPair, ADDR_A, ADDR_B};
-pub use progs::{constant_prog, counter_map, read_counter, udp_counter_prog, PASS, SHOT};
+pub use progs::{constant_prog, counter_map, hash_map, read_counter, udp_counter_prog, PASS, SHOT};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,5 +1,5 @@
-//! Hand-assembled classifiers and a counter map for the tc tests: real
-//! programs the kernel verifies, built without clang or any object file.
+//! Kernel objects built without clang or any object file: hand-assembled
+//! classifiers the kernel verifies, a counter map, and plain hash maps.
 
 use std::os::fd::AsFd;
 use tcbpf::sys::prog::{self, Insn};
@@ -118,4 +118,18 @@ pub fn udp_counter_prog(counter: &MapFd, port: u16, verdict: i32) -> ProgFd {
         insn(EXIT, 0, 0, 0, 0),
     ];
     load(&insns, "tc_udp_count")
+}
+
+/// A hash map of `max_entries` with keys of `key_size` and values of
+/// `value_size` bytes, named `name`.
+pub fn hash_map(name: &str, key_size: u32, value_size: u32, max_entries: u32) -> MapFd {
+    map::create(&map::MapCreate {
+        map_type: map::MapType::Hash as u32,
+        key_size,
+        value_size,
+        max_entries,
+        name,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("create hash map {name}: {e}"))
 }
