@@ -4,7 +4,6 @@
 //! Bounded to a few seconds (TCBPF_MUTATION_SECS for longer runs,
 //! TCBPF_MUTATION_SEED for other seeds); a failure prints its seed.
 
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tcbpf::object::ObjectSpec;
@@ -62,7 +61,7 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
 
 #[test]
 fn random_corruptions_never_panic_or_hang() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bpf");
+    let dir = tcbpf_testkit::repo().join("bpf");
     let mut objects: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())

@@ -2,14 +2,12 @@
 //! clear one-line errors naming file, section and symbol for bad input.
 
 use object::{Object, ObjectSection};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tcbpf::object::{MapOrigin, ObjectSpec, Pinning, SectionKind, SlotTarget};
 use tcbpf::sys::map::{flags, MapType};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bpf")
-        .join(format!("{name}.o"))
+    tcbpf_testkit::fixture(&format!("{name}.o"))
 }
 
 fn bytes(name: &str) -> Vec<u8> {
