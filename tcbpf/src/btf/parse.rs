@@ -1,6 +1,9 @@
 //! Parsing a BTF blob (`.BTF` section, `/sys/kernel/btf/*`): header, type
 //! section, string section. Every read is bounds-checked; every type id and
 //! name offset is checked once here, so the rest of the code may trust them.
+//! The checks run in one pass that builds no types (`Sections`), shared by
+//! `Btf::parse`, which then decodes every type, and `TargetBtf`, which
+//! decodes types only when asked.
 
 use std::sync::Arc;
 
@@ -318,81 +321,68 @@ impl RefSummary {
 /// The length of the type record at the start of `b` when it is whole and
 /// well-formed (noting its references); `None` when `parse_type` must look.
 fn record_len(b: &[u8], refs: &mut RefSummary) -> Option<usize> {
-    let word = |i: usize| -> Option<u32> {
-        let s = b.get(i * 4..i * 4 + 4)?;
-        Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    let name_off = word(0)?;
-    let info = word(1)?;
-    let size_or_type = word(2)?;
+    let word = |s: &[u8], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let head = b.get(..12)?;
+    let (name_off, info, size_or_type) = (word(head, 0), word(head, 4), word(head, 8));
     let vlen = (info & MAX_VLEN) as usize;
     let kind = (info >> 24) & 0x1f;
-    refs.name(name_off);
+    // The bytes after the common header, refusing what `parse_type` refuses.
     let extra = match kind {
-        // INT, FLOAT: no references.
-        1 | 16 if vlen != 0 => return None,
-        1 => 1,
-        16 => 0,
-        // PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG.
-        2 | 8..=11 | 18 => {
+        1 | 3 | 14 | 16 | 17 if vlen != 0 => return None,
+        12 if vlen > 2 => return None,
+        2 | 7..=12 | 16 | 18 => 0,
+        1 | 14 | 17 => 4,
+        3 => 12,
+        4 | 5 | 15 | 19 => 12 * vlen,
+        6 | 13 => 8 * vlen,
+        _ => return None,
+    };
+    let len = 12 + extra;
+    let body = b.get(12..len)?;
+    refs.name(name_off);
+    match kind {
+        2 | 8..=12 | 17 | 18 => refs.id(size_or_type),
+        14 => {
+            if word(body, 0) > 2 {
+                return None;
+            }
             refs.id(size_or_type);
-            0
         }
-        3 if vlen != 0 => return None,
         3 => {
-            refs.id(word(3)?);
-            refs.id(word(4)?);
-            3
+            refs.id(word(body, 0));
+            refs.id(word(body, 4));
         }
         4 | 5 => {
-            for i in 0..vlen {
-                refs.name(word(3 + 3 * i)?);
-                refs.id(word(4 + 3 * i)?);
+            for m in body.chunks_exact(12) {
+                refs.name(word(m, 0));
+                refs.id(word(m, 4));
             }
-            3 * vlen
         }
         6 => {
-            for i in 0..vlen {
-                refs.name(word(3 + 2 * i)?);
+            for v in body.chunks_exact(8) {
+                refs.name(word(v, 0));
             }
-            2 * vlen
         }
-        7 => 0,
-        12 if vlen > 2 => return None,
-        12 => {
-            refs.id(size_or_type);
-            0
+        19 => {
+            for v in body.chunks_exact(12) {
+                refs.name(word(v, 0));
+            }
         }
         13 => {
             refs.id(size_or_type);
-            for i in 0..vlen {
-                refs.name(word(3 + 2 * i)?);
-                refs.id(word(4 + 2 * i)?);
+            for p in body.chunks_exact(8) {
+                refs.name(word(p, 0));
+                refs.id(word(p, 4));
             }
-            2 * vlen
-        }
-        14 if vlen != 0 || word(3)? > 2 => return None,
-        14 | 17 if vlen != 0 => return None,
-        14 | 17 => {
-            refs.id(size_or_type);
-            1
         }
         15 => {
-            for i in 0..vlen {
-                refs.id(word(3 + 3 * i)?);
+            for v in body.chunks_exact(12) {
+                refs.id(word(v, 0));
             }
-            3 * vlen
         }
-        19 => {
-            for i in 0..vlen {
-                refs.name(word(3 + 3 * i)?);
-            }
-            3 * vlen
-        }
-        _ => return None,
-    };
-    let len = 12 + 4 * extra;
-    (b.len() >= len).then_some(len)
+        _ => {}
+    }
+    Some(len)
 }
 
 pub(crate) fn parse_type(r: &mut Reader, id: u32) -> Result<Type> {

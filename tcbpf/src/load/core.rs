@@ -1,8 +1,11 @@
 //! CO-RE at load time: read the target BTF (the running kernel's
-//! `/sys/kernel/btf/vmlinux`, module BTF when a type lives only there, or
-//! the file given with `btf FILE`), then patch each program's instructions
-//! with `btf::core` before any other relocation. A verifier rejection on a
-//! poisoned instruction is turned into an error naming the relocation.
+//! `/sys/kernel/btf/vmlinux`, mapped when the kernel allows it; module BTF
+//! when a type lives only there; or the file given with `btf FILE`) into a
+//! lazily decoded `TargetBtf`, index the essential names the relocations
+//! look up, then patch each program's instructions with `btf::core` before
+//! any other relocation. Objects without CO-RE relocations never read it.
+//! A verifier rejection on a poisoned instruction is turned into an error
+//! naming the relocation.
 
 use super::{Context, LoadError};
 use crate::btf::core::{
