@@ -193,6 +193,12 @@ fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
         serde_json::from_str(&run_ok(&m, "-j map dump fd FD key u32 value be32")).unwrap();
     assert_eq!(json[2], serde_json::json!({"key": 2, "value": 258}));
     assert_eq!(json.as_array().unwrap().len(), 3);
+    let pretty = run_ok(&m, "-p map dump fd FD key u32 value be32");
+    assert!(pretty.lines().count() > 3, "{pretty}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+        json
+    );
     let r = run(&m, "map update fd FD key u32 3 value u32 1");
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("out of range"), "{}", r.stderr);
@@ -443,6 +449,31 @@ fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("line 5") && r.stderr.contains("'x'"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count_keys(&m, 4), 0);
+}
+
+#[test]
+fn large_load_with_a_bad_line_names_its_number_and_writes_nothing() {
+    // Large enough to be parsed by several threads: the line number must
+    // count the lines of the stretches before the bad one.
+    let m = create(map::MapType::Hash, 4, 8, 100_000);
+    let mut text: String = (0..60_000).map(|k| format!("{k} {k}\n")).collect();
+    text.push_str("# a comment\n\n60000 1 2\n60001 1\n");
+    let dir = std::env::temp_dir().join(unique("tcbpf-badbig-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("entries.txt");
+    std::fs::write(&file, text).unwrap();
+    let r = run(
+        &m,
+        &format!("map load fd FD key u32 value u64 from {}", file.display()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("line 60003: unexpected word '2'"),
         "{}",
         r.stderr
     );
@@ -827,4 +858,59 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
             "key {k} twice"
         );
     }
+}
+
+#[test]
+fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
+    // 20,000 slots: large enough for the walker thread, not a hash map.
+    let m = create(map::MapType::Array, 4, 8, 20_000);
+    let sizes = map::ElemSizes::of(&m).unwrap();
+    let keys: Vec<u8> = (0..20_000u32).flat_map(|k| k.to_ne_bytes()).collect();
+    let values: Vec<u8> = (0..20_000u64)
+        .flat_map(|k| (k * 11).to_ne_bytes())
+        .collect();
+    map::update_batch(&m, &sizes, &keys, &values, 0).unwrap();
+    let dump = run_ok(&m, "map dump fd FD key u32 value u64");
+    let want: String = (0..20_000u64)
+        .map(|k| format!("key: {k}  value: {}\n", k * 11))
+        .collect();
+    assert!(dump == want, "dump differs from the array's slots");
+}
+
+#[test]
+fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers() {
+    use std::os::unix::fs::PermissionsExt;
+    let fs = Bpffs::new();
+    let m = create(map::MapType::Hash, 4, 8, 4);
+    map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
+    let pin = fs.path("ro");
+    sys::obj::pin(&m, &pin).unwrap();
+    std::fs::set_permissions(&fs.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let p = pin.to_str().unwrap();
+    let r = unprivileged(
+        &[],
+        &[
+            "map", "lookup", "pinned", p, "key", "u32", "1", "value", "u64",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "key: 1  value: 10\n"),
+        "{}",
+        r.stderr
+    );
+    let r = unprivileged(
+        &[],
+        &["map", "dump", "pinned", p, "key", "u32", "value", "u64"],
+    );
+    assert_eq!(r.stdout, "key: 1  value: 10\n", "{}", r.stderr);
+    let r = unprivileged(
+        &[],
+        &[
+            "map", "update", "pinned", p, "key", "u32", "1", "value", "u64", "5",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), Some(10));
 }

@@ -71,3 +71,24 @@ fn opening_by_id_reaches_the_same_map() {
     let err = map::update(&ro, &1u32.to_ne_bytes(), &1u64.to_ne_bytes(), 0).unwrap_err();
     assert_eq!(err.errno(), Some(libc::EPERM));
 }
+
+#[test]
+fn keyless_maps_take_elements_through_empty_keys() {
+    let q = map::create(&map::MapCreate {
+        map_type: map::MapType::Queue as u32,
+        key_size: 0,
+        value_size: 4,
+        max_entries: 4,
+        name: "sys_base_q",
+        ..Default::default()
+    })
+    .unwrap();
+    map::update(&q, &[], &5u32.to_ne_bytes(), map::update::ANY).unwrap();
+    let mut v = [0u8; 4];
+    map::lookup(&q, &[], &mut v, 0).unwrap();
+    assert_eq!(
+        u32::from_ne_bytes(v),
+        5,
+        "a lookup of a queue peeks at its head"
+    );
+}

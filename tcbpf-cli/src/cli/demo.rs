@@ -13,10 +13,12 @@ use super::error::CliError;
 use super::output::Global;
 use super::words::{choose, is_help, Words};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tcbpf::sys;
+use tcbpf::sys::process::interrupted;
 
 /// The example classifier, compiled from `bpf/demo.c`.
 const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
@@ -30,13 +32,6 @@ its maps to `tcbpf exec bpf import … run` a loop that prints them with
 `tcbpf map dump`, and sends UDP and ICMP traffic for N seconds (default 5).
 Removes everything it created when it ends or is interrupted. Needs root.
 ";
-
-/// Set by SIGINT/SIGTERM: the demo stops early and cleans up.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
 
 /// Runs `tcbpf demo …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
@@ -52,21 +47,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !(1..=3600).contains(&seconds) {
         return Err(CliError::usage("seconds must be between 1 and 3600"));
     }
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-    }
+    sys::process::catch_interrupts();
     let mut lab = Lab::create()?;
     let result = lab.run(g, seconds);
     drop(lab);
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupted() {
         return Err(CliError::failure(
             "interrupted; everything the demo created is removed",
         ));
@@ -136,7 +121,7 @@ impl Lab {
         let script = format!(
             "echo \"shell holds BPF_NUM_MAPS=$BPF_NUM_MAPS, proto_stats at fd $BPF_MAP_PROTO_STATS\"; \
              i=0; while [ $i -lt {rounds} ]; do sleep 1; i=$((i+1)); \
-             echo \"--- after ${{i}}s: protocol -> packets bytes\"; \
+             echo \"--- after ${{i}}s: protocol (1 ICMP, 6 TCP, 17 UDP, 255 not IPv4) -> packets bytes\"; \
              \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; done"
         );
         let uds = self.socket();
@@ -212,11 +197,23 @@ impl Lab {
             sent.0, sent.1
         ));
 
-        let mut importer = self.importer.take().expect("importer started above");
-        let status = importer
-            .wait()
-            .map_err(|e| CliError::from(e).context("waiting for the importer"))?;
-        if !status.success() && !INTERRUPTED.load(Ordering::SeqCst) {
+        // Wait for the shell's last round, unless interrupted: then Drop
+        // kills it at once instead of letting its loop run out.
+        let importer = self.importer.as_mut().expect("importer started above");
+        let status = loop {
+            if interrupted() {
+                return Ok(());
+            }
+            match importer.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    return Err(CliError::from(e).context("waiting for the importer"));
+                }
+            }
+        };
+        self.importer = None;
+        if !status.success() {
             return Err(CliError::failure(format!(
                 "the importing shell failed: {status}"
             )));
@@ -267,7 +264,7 @@ fn ip(args: &[&str]) -> Result<(), CliError> {
 fn wait_for(path: &Path, limit: Duration) -> Result<(), CliError> {
     let start = Instant::now();
     while !path.exists() {
-        if start.elapsed() > limit || INTERRUPTED.load(Ordering::SeqCst) {
+        if start.elapsed() > limit || interrupted() {
             return Err(CliError::failure(format!(
                 "the importer did not bind {} in time",
                 path.display()
@@ -290,7 +287,7 @@ fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
         let start = Instant::now();
         let (mut udp_sent, mut icmp_sent) = (0u64, 0u64);
         let mut seq = 0u16;
-        while start.elapsed() < how_long && !INTERRUPTED.load(Ordering::SeqCst) {
+        while start.elapsed() < how_long && !interrupted() {
             for _ in 0..10 {
                 udp.send_to(b"tcbpf demo", SocketAddrV4::new(ADDR_RX, 9))?;
                 udp_sent += 1;
@@ -312,24 +309,10 @@ struct IcmpSocket(std::os::fd::OwnedFd);
 
 impl IcmpSocket {
     fn open() -> std::io::Result<IcmpSocket> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: socket(2) with constant arguments; the result is checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh socket nothing else owns.
-        Ok(IcmpSocket(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+        sys::net::icmp_raw_socket().map(IcmpSocket)
     }
 
     fn echo(&self, to: Ipv4Addr, seq: u16) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
         let mut pkt = [0u8; 16];
         pkt[0] = 8; // echo request
         pkt[4..6].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
@@ -337,29 +320,7 @@ impl IcmpSocket {
         pkt[8..].copy_from_slice(b"tcbpfdmo");
         let sum = inet_checksum(&pkt);
         pkt[2..4].copy_from_slice(&sum.to_be_bytes());
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(to).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: pkt and addr are valid for the lengths given.
-        let ret = unsafe {
-            libc::sendto(
-                self.0.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                0,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        sys::net::send_to_v4(self.0.as_fd(), &pkt, to)
     }
 }
 

@@ -35,7 +35,6 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut key: Option<u32> = None;
     let mut file: Option<PathBuf> = None;
     let mut opts = LoadOptions {
-        bpffs: tcbpf::tc::bpffs::root(),
         verbose: g.verbose,
         ..LoadOptions::default()
     };

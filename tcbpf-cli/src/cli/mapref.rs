@@ -114,17 +114,7 @@ pub fn env_var_name(word: &str) -> String {
     if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
         format!("BPF_MAP{word}")
     } else {
-        let name: String = word
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("BPF_MAP_{name}")
+        tcbpf::exec::env::name_var(word).unwrap_or_else(|| "BPF_MAP_".to_string())
     }
 }
 

@@ -3,9 +3,10 @@
 //! maps stored in their outer maps; global data filled (and `.rodata`
 //! frozen) before any program sees it.
 
-use super::pin::{check_compatible, ensure_bpffs, pin_path, PinGuard};
+use super::pin::{check_compatible, pin_path, PinGuard};
 use super::{Context, LoadError, LoadedMap, PinMismatch};
 use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget};
+use crate::sys::fs::ensure_bpffs;
 use crate::sys::{self, map, BtfFd, MapFd};
 use std::os::fd::{AsFd, BorrowedFd};
 

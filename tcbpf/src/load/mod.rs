@@ -20,7 +20,7 @@ pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
 use crate::object::{MapSpec, ObjectSpec, SlotTarget, TailCallSlot};
 use crate::sys::prog::prog_type;
-use crate::sys::{BtfFd, MapFd, ProgFd};
+use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -92,7 +92,7 @@ impl Default for LoadOptions {
             prog_type: ProgKind::Cls,
             section: None,
             program: None,
-            bpffs: PathBuf::from("/sys/fs/bpf"),
+            bpffs: sys::fs::bpffs_root(),
             pinning_db: PathBuf::from(pin::DEFAULT_PINNING_DB),
             verbose: false,
             use_btf: true,
@@ -313,7 +313,7 @@ fn check_pin_path(ctx: &mut Context<'_>, opts: &LoadOptions, path: &Path) -> Res
         return Err(invalid("already exists".into()));
     }
     if path.starts_with(&opts.bpffs) {
-        pin::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
+        sys::fs::ensure_bpffs(&opts.bpffs).map_err(|e| LoadError::Sys {
             file: ctx.file.clone(),
             what: format!("bpffs {}", opts.bpffs.display()),
             source: e,
@@ -322,7 +322,7 @@ fn check_pin_path(ctx: &mut Context<'_>, opts: &LoadOptions, path: &Path) -> Res
     }
     let existing = path.ancestors().skip(1).find(|a| a.exists());
     match existing {
-        Some(dir) if crate::sys::fs::is_bpffs(dir) => Ok(()),
+        Some(dir) if sys::fs::is_bpffs(dir) => Ok(()),
         Some(dir) => Err(invalid(format!(
             "{} is not on a bpf filesystem (mount one, or pin under {})",
             dir.display(),

@@ -79,17 +79,6 @@ pub fn check_compatible(info: &MapInfo, map: &MapSpec) -> Result<(), (String, St
     Err((pinned, map.definition()))
 }
 
-/// Makes sure `bpffs` is a mounted bpffs, creating and mounting it when
-/// it is not (tc does the same at /sys/fs/bpf).
-pub fn ensure_bpffs(bpffs: &Path) -> sys::Result<()> {
-    if sys::fs::is_bpffs(bpffs) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(bpffs)
-        .map_err(|e| sys::Error::new("mkdir", e).on(bpffs.display().to_string()))?;
-    sys::fs::mount_bpffs(bpffs)
-}
-
 /// Records what a load pins and the directories it makes, and removes them
 /// on drop unless the load succeeded (`commit`).
 #[derive(Debug, Default)]

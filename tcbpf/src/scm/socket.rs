@@ -486,15 +486,6 @@ pub(crate) fn own_uids() -> (u32, u32) {
     unsafe { (libc::getuid(), libc::geteuid()) }
 }
 
-#[repr(C)]
-struct LookupAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
 /// Asks the kernel whether `fd` is a bpf map, cheaply: BPF_MAP_LOOKUP_ELEM
 /// gets past the kernel's "is this a map" test only for maps, and a lookup
 /// changes nothing. `key` and `value` must be the sizes a lookup of the map
@@ -503,33 +494,11 @@ struct LookupAttr {
 /// EINVAL and EBADF are also what a map of a few types could answer, so they
 /// give `None`: the caller must check another way (the inode name).
 pub(crate) fn probe_is_map(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Option<bool> {
-    let mut attr = LookupAttr {
-        map_fd: fd.as_raw_fd() as u32,
-        _pad: 0,
-        key: if key.is_empty() {
-            0
-        } else {
-            key.as_ptr() as u64
+    match crate::sys::map::lookup(fd, key, value, 0) {
+        Ok(()) => Some(true),
+        Err(e) => match e.errno() {
+            Some(libc::EINVAL) | Some(libc::EBADF) => None,
+            _ => Some(true),
         },
-        value: value.as_mut_ptr() as u64,
-        flags: 0,
-    };
-    // SAFETY: attr is BPF_MAP_LOOKUP_ELEM's attribute layout; key and value
-    // are live buffers of the sizes the caller vouches a lookup of this map
-    // reads and writes.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            1, /* BPF_MAP_LOOKUP_ELEM */
-            &mut attr as *mut LookupAttr,
-            size_of::<LookupAttr>(),
-        )
-    };
-    if ret >= 0 {
-        return Some(true);
-    }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::EBADF) => None,
-        _ => Some(true),
     }
 }

@@ -1,11 +1,26 @@
-//! The bpf filesystem: checking that a directory is a bpffs, mounting one,
-//! and unmounting it (tests mount their own in a temporary directory).
+//! The bpf filesystem: where tc keeps pins (`$TC_BPF_MNT`, else
+//! /sys/fs/bpf, as iproute2), checking that a directory is a bpffs, mounting
+//! one when absent, and unmounting it (tests mount their own in a temporary
+//! directory).
 
 use super::{Error, Result};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The environment variable that moves the bpffs root, as in iproute2.
+pub const ENV_MNT: &str = "TC_BPF_MNT";
+/// The default bpffs root.
+pub const DEFAULT_ROOT: &str = "/sys/fs/bpf";
+
+/// The bpffs root tc uses: `$TC_BPF_MNT` or /sys/fs/bpf.
+pub fn bpffs_root() -> PathBuf {
+    match std::env::var_os(ENV_MNT) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
 
 /// `BPF_FS_MAGIC`: `statfs.f_type` of a bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -54,6 +69,17 @@ pub fn mount_bpffs(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Makes sure `path` is on a mounted bpffs, creating the directory and
+/// mounting one when it is not (tc does the same at /sys/fs/bpf).
+pub fn ensure_bpffs(path: &Path) -> Result<()> {
+    if is_bpffs(path) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path)
+        .map_err(|e| Error::new("mkdir", e).on(path.display().to_string()))?;
+    mount_bpffs(path)
 }
 
 /// Unmounts the filesystem at `path`, lazily (`MNT_DETACH`) so that open

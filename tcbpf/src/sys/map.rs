@@ -280,6 +280,16 @@ fn elem_op(
         .map_err(|e| Error::new(op, e).on(format!("map fd {}", map.as_raw_fd())))
 }
 
+/// The key pointer the kernel expects: NULL for maps without keys (queue,
+/// stack), which refuse any other pointer with EINVAL.
+fn key_ptr(key: &[u8]) -> *const u8 {
+    if key.is_empty() {
+        std::ptr::null()
+    } else {
+        key.as_ptr()
+    }
+}
+
 /// BPF_MAP_LOOKUP_ELEM into `value`, which must be the map's value size
 /// (times possible CPUs for per-CPU maps). `key` must be the key size.
 pub fn lookup(map: impl AsFd, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
@@ -287,7 +297,7 @@ pub fn lookup(map: impl AsFd, key: &[u8], value: &mut [u8], flags: u64) -> Resul
         cmd::MAP_LOOKUP_ELEM,
         "BPF_MAP_LOOKUP_ELEM",
         map.as_fd(),
-        key.as_ptr(),
+        key_ptr(key),
         ptr(value.as_mut_ptr()),
         flags,
     )
@@ -299,7 +309,7 @@ pub fn update(map: impl AsFd, key: &[u8], value: &[u8], flags: u64) -> Result<()
         cmd::MAP_UPDATE_ELEM,
         "BPF_MAP_UPDATE_ELEM",
         map.as_fd(),
-        key.as_ptr(),
+        key_ptr(key),
         ptr(value.as_ptr()),
         flags,
     )
@@ -311,7 +321,7 @@ pub fn delete(map: impl AsFd, key: &[u8]) -> Result<()> {
         cmd::MAP_DELETE_ELEM,
         "BPF_MAP_DELETE_ELEM",
         map.as_fd(),
-        key.as_ptr(),
+        key_ptr(key),
         0,
         0,
     )

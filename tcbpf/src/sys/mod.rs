@@ -16,6 +16,7 @@ pub mod info;
 pub mod link;
 pub mod map;
 pub mod mmap;
+pub mod net;
 pub mod obj;
 pub mod process;
 pub mod prog;

@@ -5,7 +5,7 @@
 use crate::sys::Error;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 /// Where `ip netns` keeps named namespaces.
@@ -29,10 +29,6 @@ pub fn enter(name: &str) -> Result<(), Error> {
     let p = path(name);
     let file =
         File::open(&p).map_err(|e| Error::new("open netns", e).on(p.display().to_string()))?;
-    // SAFETY: setns on an open namespace file descriptor; no memory is shared.
-    let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if ret < 0 {
-        return Err(Error::new("setns", io::Error::last_os_error()).on(p.display().to_string()));
-    }
-    Ok(())
+    crate::sys::net::enter_net_namespace(file.as_fd())
+        .map_err(|e| Error::new("setns", e).on(p.display().to_string()))
 }

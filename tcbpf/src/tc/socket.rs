@@ -6,18 +6,15 @@
 //! tcbpf sends a handful of messages (clsact qdisc, cls_bpf filter, act_bpf
 //! action, one link lookup) whose cls_bpf/act_bpf attributes those crates
 //! model only partly, and the whole codec is smaller than the glue to adapt
-//! one. The socket calls are the only `unsafe` of the tc layer, each with a
-//! `// SAFETY:` line; nothing here knows what the messages mean.
+//! one. The socket calls themselves are `sys::net`; nothing here knows what
+//! the messages mean.
 
 use super::error::{Error, Result};
 use super::message::{self, flags, Attrs, Message, Request};
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const SOL_NETLINK: i32 = 270;
-const NETLINK_CAP_ACK: i32 = 10;
-const NETLINK_EXT_ACK: i32 = 11;
 /// `NLMSGERR_ATTR_MSG`: the extended ack's text.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
@@ -33,70 +30,22 @@ impl Socket {
     /// Opens a NETLINK_ROUTE socket in the calling thread's network
     /// namespace, asking for extended acks and capped (short) error replies.
     pub fn open() -> Result<Socket> {
-        // SAFETY: socket(2) takes no pointers; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(Error::io(
-                "socket(NETLINK_ROUTE)",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
-            let one: libc::c_int = 1;
-            // SAFETY: the option value points at a c_int alive for the call,
-            // with its size given.
-            let ret = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    SOL_NETLINK,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if ret < 0 {
-                return Err(Error::io(
-                    "setsockopt(SOL_NETLINK)",
-                    io::Error::last_os_error(),
-                ));
-            }
-        }
+        let fd =
+            sys::net::netlink_route_socket().map_err(|e| Error::io("socket(NETLINK_ROUTE)", e))?;
         Ok(Socket { fd })
     }
 
     fn send(&self, req: &Request, seq: u32) -> Result<()> {
         let bytes = req.finish(seq);
-        // SAFETY: the buffer is valid for its length; no address (the kernel).
-        let ret = unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
-        if ret < 0 {
-            return Err(Error::io("send(netlink)", io::Error::last_os_error()));
-        }
+        sys::net::send(self.fd.as_fd(), &bytes).map_err(|e| Error::io("send(netlink)", e))?;
         Ok(())
     }
 
     fn recv(&self) -> Result<Vec<Message>> {
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            // SAFETY: the buffer is valid for writes of its length.
-            let ret =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if ret < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::io("recv(netlink)", e));
-            }
-            return Ok(message::split_messages(&buf[..ret as usize]));
-        }
+        let n =
+            sys::net::recv(self.fd.as_fd(), &mut buf).map_err(|e| Error::io("recv(netlink)", e))?;
+        Ok(message::split_messages(&buf[..n]))
     }
 
     /// Sends `req` with `NLM_F_ACK` and waits for the kernel's ack. A

@@ -14,7 +14,7 @@ use tcbpf::sys::{self, info::MapInfo, map::MapType};
 /// `show [MAP]`: one map, or every map the kernel lets us open.
 pub fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !w.is_empty() {
-        let m = OpenMap::parse(w)?;
+        let m = OpenMap::parse_read(w)?;
         w.finish()?;
         return print_maps(g, &[describe(&m.fd, &m.info)], false);
     }

@@ -18,7 +18,7 @@ const FLUSH_BYTES: usize = 1 << 20;
 
 /// Runs `tcbpf map dump …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    let m = OpenMap::parse(w)?;
+    let m = OpenMap::parse_read(w)?;
     if m.is_queue_or_stack() {
         return Err(CliError::usage(format!(
             "{}: a {} has no keys to dump: use pop or peek",

@@ -15,7 +15,7 @@ use tcbpf::value::{Data, Layout};
 /// `lookup MAP key DATA [value TYPES] [sum] [lock]` (a queue or stack
 /// takes no key and peeks).
 pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    let m = OpenMap::parse(w)?;
+    let m = OpenMap::parse_read(w)?;
     if m.is_queue_or_stack() && !w.eat("key") {
         return peek_or_pop(g, w, m, false);
     }
@@ -109,7 +109,7 @@ pub fn delete(w: &mut Words) -> Result<(), CliError> {
 
 /// `next MAP [key DATA]`: the key after the given one, or the first key.
 pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    let m = OpenMap::parse(w)?;
+    let m = OpenMap::parse_read(w)?;
     let given = if w.eat("key") {
         Some(key_data(w, &m, &[])?)
     } else {
@@ -174,7 +174,11 @@ pub fn push(w: &mut Words) -> Result<(), CliError> {
 
 /// `pop MAP [value TYPES]` and `peek MAP [value TYPES]`.
 pub fn pop_or_peek(g: &Global, w: &mut Words, pop: bool) -> Result<(), CliError> {
-    let m = OpenMap::parse(w)?;
+    let m = if pop {
+        OpenMap::parse(w)?
+    } else {
+        OpenMap::parse_read(w)?
+    };
     if !m.is_queue_or_stack() {
         let verb = if pop { "pop" } else { "peek" };
         return Err(CliError::usage(format!(

@@ -68,11 +68,13 @@ fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
     }
 }
 
-/// Entries parsed from the input, packed at the map's element sizes, in
-/// one or more parts. A key always lands in the same part, so parts can be
-/// written in parallel and a key given twice still ends with its last value.
+/// Entries parsed from the input, packed at the map's element sizes: for
+/// each stretch of lines, one part per writer. A key always goes to the same
+/// writer, which writes its parts in input order, so parts can be written
+/// in parallel and a key given twice still ends with its last value.
 struct Parsed {
-    parts: Vec<Part>,
+    /// `stretches[s][w]`: the entries of stretch `s` for writer `w`.
+    stretches: Vec<Vec<Part>>,
     total: usize,
 }
 
@@ -83,27 +85,106 @@ struct Part {
     n: usize,
 }
 
-/// Inputs larger than this are split into parts written by several threads.
+/// Inputs larger than this are parsed and written by several threads.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
+/// Why a line did not parse: the line's number within its stretch, and the error.
+struct LineError {
+    line: usize,
+    error: CliError,
+}
+
 /// Parses every line into packed keys and values (per-CPU values copied to
-/// every CPU). Nothing is written until every line parsed.
+/// every CPU). Nothing is written until every line parsed; the error of the
+/// first bad line names its line number.
 fn parse_lines(
     input: &[u8],
     key: &Layout,
     value: &Layout,
     m: &OpenMap,
 ) -> Result<Parsed, CliError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
-    let nparts = if input.len() >= PARALLEL_MIN_BYTES {
-        threads
+    // Asked only for large inputs: it reads cgroup files.
+    let writers = if input.len() >= PARALLEL_MIN_BYTES {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
     } else {
         1
     };
-    let lines_hint = (input.len() / 8 + 1).min(1 << 22) / nparts;
-    let mut parts: Vec<Part> = (0..nparts)
+    let stretches = split_at_lines(input, writers);
+    let results: Vec<Result<(Vec<Part>, usize), LineError>> = if stretches.len() == 1 {
+        vec![parse_stretch(stretches[0], key, value, m, writers)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = stretches
+                .iter()
+                .map(|text| scope.spawn(move || parse_stretch(text, key, value, m, writers)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(LineError {
+                            line: 0,
+                            error: CliError::failure("parser thread panicked"),
+                        })
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut parsed = Parsed {
+        stretches: Vec::new(),
+        total: 0,
+    };
+    let mut lines_before = 0;
+    for result in results {
+        match result {
+            Ok((parts, lines)) => {
+                parsed.total += parts.iter().map(|p| p.n).sum::<usize>();
+                parsed.stretches.push(parts);
+                lines_before += lines;
+            }
+            Err(LineError { line, error }) => {
+                return Err(error.context(format!("line {}", lines_before + line + 1)))
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Cuts `input` into up to `n` stretches of whole lines of about equal size.
+fn split_at_lines(input: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(n);
+    let mut rest = input;
+    for i in (1..=n).rev() {
+        if i == 1 || rest.is_empty() {
+            out.push(rest);
+            break;
+        }
+        let target = rest.len() / i;
+        let Some(p) = rest[target..].iter().position(|&b| b == b'\n') else {
+            out.push(rest);
+            break;
+        };
+        let cut = target + p + 1;
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out
+}
+
+/// Parses one stretch of lines into one part per writer; returns the parts
+/// and the number of lines (blank and comment lines included).
+fn parse_stretch(
+    text: &[u8],
+    key: &Layout,
+    value: &Layout,
+    m: &OpenMap,
+    writers: usize,
+) -> Result<(Vec<Part>, usize), LineError> {
+    let lines_hint = (text.len() / 8 + 1).min(1 << 22) / writers;
+    let mut parts: Vec<Part> = (0..writers)
         .map(|_| Part {
             keys: Vec::with_capacity(lines_hint * key.size()),
             values: Vec::with_capacity(lines_hint * m.sizes.value()),
@@ -115,8 +196,11 @@ fn parse_lines(
     let mut scratch = Vec::with_capacity(value.size());
     let (stride, cpus) = (m.sizes.cpu_stride(), m.sizes.cpus());
     let percpu = m.is_percpu();
-    let mut total = 0;
-    for (i, line) in input.split(|&b| b == b'\n').enumerate() {
+    // A final newline ends the last line rather than starting another.
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut lines = 0;
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        lines = i + 1;
         let mut words = line
             .split(|b| b.is_ascii_whitespace())
             .filter(|t| !t.is_empty() && *t != b"key:" && *t != b"value:");
@@ -124,7 +208,10 @@ fn parse_lines(
         if first.starts_with(b"#") {
             continue;
         }
-        let at_line = |e: tcbpf::value::Error| bad(e).context(format!("line {}", i + 1));
+        let at_line = |e: tcbpf::value::Error| LineError {
+            line: i,
+            error: bad(e),
+        };
         let mut words = std::iter::once(first).chain(words);
         kbuf.clear();
         vbuf.clear();
@@ -145,26 +232,27 @@ fn parse_lines(
                 .map_err(at_line)?;
         }
         if let Some(extra) = words.next() {
-            return Err(CliError::usage(format!(
-                "line {}: unexpected word '{}' after the value",
-                i + 1,
-                String::from_utf8_lossy(extra)
-            )));
+            return Err(LineError {
+                line: i,
+                error: CliError::usage(format!(
+                    "unexpected word '{}' after the value",
+                    String::from_utf8_lossy(extra)
+                )),
+            });
         }
-        let part = &mut parts[if nparts == 1 {
+        let part = &mut parts[if writers == 1 {
             0
         } else {
-            fnv1a(&kbuf) % nparts
+            fnv1a(&kbuf) % writers
         }];
         part.keys.extend_from_slice(&kbuf);
         part.values.extend_from_slice(&vbuf);
         part.n += 1;
-        total += 1;
     }
-    Ok(Parsed { parts, total })
+    Ok((parts, lines))
 }
 
-/// FNV-1a over the key bytes: spreads keys over parts.
+/// FNV-1a over the key bytes: spreads keys over writers.
 fn fnv1a(bytes: &[u8]) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
@@ -173,16 +261,25 @@ fn fnv1a(bytes: &[u8]) -> usize {
     (h ^ (h >> 32)) as usize
 }
 
-/// Writes every part, in parallel when there are several; returns how
-/// many entries were written or the first error with the count written.
+/// Writes every writer's parts, writers in parallel when there are
+/// several; returns how many entries were written or the first error with
+/// the count written.
 fn write_parts(m: &OpenMap, parsed: &Parsed, elem_flags: u64) -> Result<usize, CliError> {
+    let writers = parsed.stretches.first().map_or(0, Vec::len);
+    let write_one = |w: usize| -> Result<usize, (usize, CliError)> {
+        let mut written = 0;
+        for parts in &parsed.stretches {
+            let p = &parts[w];
+            written +=
+                write(m, &p.keys, &p.values, p.n, elem_flags).map_err(|(n, e)| (written + n, e))?;
+        }
+        Ok(written)
+    };
     let results: Vec<Result<usize, (usize, CliError)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parsed.parts[1..]
-            .iter()
-            .map(|p| scope.spawn(move || write(m, &p.keys, &p.values, p.n, elem_flags)))
+        let handles: Vec<_> = (1..writers)
+            .map(|w| scope.spawn(move || write_one(w)))
             .collect();
-        let first = &parsed.parts[0];
-        let mut results = vec![write(m, &first.keys, &first.values, first.n, elem_flags)];
+        let mut results = vec![if writers > 0 { write_one(0) } else { Ok(0) }];
         for h in handles {
             results.push(
                 h.join()
@@ -255,4 +352,37 @@ fn write_each(
         .map_err(|e| (i, m.err(e)))?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretches_hold_whole_lines_and_cover_the_input() {
+        let input = b"1 10\n22 220\n333 3300\n4 40\n55 550";
+        for n in 1..=4 {
+            let parts = split_at_lines(input, n);
+            assert!(parts.len() <= n);
+            assert_eq!(parts.concat(), input.to_vec(), "{n}");
+            for p in &parts[..parts.len() - 1] {
+                assert_eq!(
+                    p.last(),
+                    Some(&b'\n'),
+                    "{n}: {:?}",
+                    String::from_utf8_lossy(p)
+                );
+            }
+        }
+        assert_eq!(split_at_lines(b"", 3), vec![b"".as_slice()]);
+    }
+
+    #[test]
+    fn keys_spread_over_writers() {
+        let mut seen = [0usize; 2];
+        for k in 0u32..1000 {
+            seen[fnv1a(&k.to_ne_bytes()) % 2] += 1;
+        }
+        assert!(seen[0] > 400 && seen[1] > 400, "{seen:?}");
+    }
 }

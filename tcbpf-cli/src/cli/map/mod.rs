@@ -35,7 +35,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
-       tcbpf map export UDS MAP [MAP…] [obj NAME]
+       tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -109,6 +109,14 @@ impl OpenMap {
     pub fn parse(w: &mut Words) -> Result<OpenMap, CliError> {
         let r = MapRef::parse(w)?;
         Self::open(&r, sys::obj::open::RDWR)
+    }
+
+    /// Parses MAP words and opens the map for reading only (`id`, `pinned`
+    /// and `name` ask for a read-only descriptor, which is all a pin's file
+    /// mode may allow; held descriptors are used as they are).
+    pub fn parse_read(w: &mut Words) -> Result<OpenMap, CliError> {
+        let r = MapRef::parse(w)?;
+        Self::open(&r, sys::obj::open::RDONLY)
     }
 
     /// Opens `r` with `open_flags` and reads its info.
