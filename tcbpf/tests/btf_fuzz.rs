@@ -1,7 +1,8 @@
 //! Mutation robustness: random corruptions (seeded, bounded in count and
 //! time) of the `.BTF` and `.BTF.ext` sections of every committed object
 //! must give errors or values, never a panic or a hang, through parsing,
-//! writing, lookups, map definitions, fix-ups and CO-RE relocation.
+//! writing, lookups, map definitions, fix-ups and CO-RE relocation; and
+//! the lazily decoded `TargetBtf` must judge and resolve exactly as `Btf`.
 
 use std::time::{Duration, Instant};
 
@@ -86,17 +87,49 @@ fn exercise(btf: &Btf) {
     let _ = fixed.to_bytes();
 }
 
-fn relocate_all(btf: &Btf, ext: &BtfExt, insns: &[u8], target: &Btf) {
+/// Relocates every section against vmlinux parsed whole (`Btf`) and as
+/// the loader holds it (`TargetBtf`): both must give the same result.
+fn relocate_all(btf: &Btf, ext: &BtfExt, insns: &[u8], target: &Btf, lazy: &TargetBtf) {
     let _ = tcbpf::btf::core::describe_relocations(btf, ext);
     let _ = tcbpf::btf::core::check_bounds(btf, ext, |_| Some(insns.len() as u64));
     for sec in &ext.core_relos {
         let name = sec.name(btf).unwrap_or("").to_string();
-        let mut work = insns.to_vec();
-        let _ = relocate_section(btf, ext, &name, &mut work, &[target]);
-        let mut tail = insns.get(insns.len() / 2..).unwrap_or(&[]).to_vec();
+        let (mut work, mut work_lazy) = (insns.to_vec(), insns.to_vec());
+        assert_eq!(
+            relocate_section(btf, ext, &name, &mut work, &[target]),
+            relocate_section(btf, ext, &name, &mut work_lazy, &[lazy])
+        );
+        assert_eq!(work, work_lazy);
+        let tail = insns.get(insns.len() / 2..).unwrap_or(&[]);
+        let (mut t1, mut t2) = (tail.to_vec(), tail.to_vec());
         let first = (insns.len() / 2 / 8) as u32;
-        let _ = tcbpf::btf::core::relocate_function(btf, ext, &name, first, &mut tail, &[target]);
+        assert_eq!(
+            tcbpf::btf::core::relocate_function(btf, ext, &name, first, &mut t1, &[target]),
+            tcbpf::btf::core::relocate_function(btf, ext, &name, first, &mut t2, &[lazy])
+        );
+        assert_eq!(t1, t2);
     }
+}
+
+/// `TargetBtf::parse` must judge a blob as `Btf::parse` does: same
+/// verdict, same error, same types.
+fn parse_both(data: &[u8]) -> Result<Btf> {
+    let full = Btf::parse(data);
+    match (&full, TargetBtf::parse(Box::new(data.to_vec()))) {
+        (Ok(b), Ok(t)) => {
+            assert_eq!(b.end_id(), t.end_id());
+            for (id, ty) in b.own_types() {
+                assert_eq!(&*TypeView::ty(&t, id).unwrap(), ty);
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, &b),
+        (a, b) => panic!(
+            "Btf::parse: {:?}, TargetBtf::parse: {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
+    }
+    full
 }
 
 #[test]
@@ -109,7 +142,9 @@ fn corrupted_btf_and_btf_ext_never_panic() {
         .collect();
     objects.sort();
     assert!(objects.len() >= 2);
-    let target = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let target = Btf::parse(&vmlinux).unwrap();
+    let lazy = TargetBtf::parse(Box::new(vmlinux)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     // TCBPF_FUZZ_SEED=<n> explores other corruptions; the default is fixed.
     let seed = std::env::var("TCBPF_FUZZ_SEED")
@@ -140,16 +175,16 @@ fn corrupted_btf_and_btf_ext_never_panic() {
                 break;
             }
             runs += 1;
-            if let Ok(btf) = Btf::parse(&mutate(&mut rng, raw_btf)) {
+            if let Ok(btf) = parse_both(&mutate(&mut rng, raw_btf)) {
                 parsed += 1;
                 exercise(&btf);
                 if let Ok(ext) = BtfExt::parse(raw_ext) {
-                    relocate_all(&btf, &ext, &insns, &target);
+                    relocate_all(&btf, &ext, &insns, &target, &lazy);
                 }
             }
             if !raw_ext.is_empty() {
                 if let Ok(ext) = BtfExt::parse(&mutate(&mut rng, raw_ext)) {
-                    relocate_all(&good, &ext, &insns, &target);
+                    relocate_all(&good, &ext, &insns, &target, &lazy);
                 }
             }
         }

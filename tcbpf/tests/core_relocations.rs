@@ -49,7 +49,33 @@ fn relocate(
         }],
         ..BtfExt::default()
     };
-    relocate_section(local, &ext, "prog", insns, targets).map(|mut v| v.remove(0))
+    let before = insns.to_vec();
+    let got = relocate_section(local, &ext, "prog", insns, targets).map(|mut v| v.remove(0));
+    // The loader resolves against TargetBtf (decoded on demand): the same
+    // relocation must give the same result and the same instructions.
+    let lazy = as_target_btfs(targets);
+    let lazy: Vec<&TargetBtf> = lazy.iter().map(|t| t.as_ref()).collect();
+    let mut again = before;
+    let lazy_got =
+        relocate_section(local, &ext, "prog", &mut again, &lazy).map(|mut v| v.remove(0));
+    assert_eq!(got, lazy_got, "Btf and TargetBtf targets disagree");
+    assert_eq!(insns, &again[..]);
+    got
+}
+
+/// `targets` as the loader holds them: the first standalone, the others
+/// split on it when they are split.
+fn as_target_btfs(targets: &[&Btf]) -> Vec<std::sync::Arc<TargetBtf>> {
+    let mut out: Vec<std::sync::Arc<TargetBtf>> = Vec::new();
+    for t in targets {
+        let bytes = Box::new(t.to_bytes());
+        let parsed = match (t.base(), out.first()) {
+            (Some(_), Some(base)) => TargetBtf::parse_split(bytes, base.clone()),
+            _ => TargetBtf::parse(bytes),
+        };
+        out.push(std::sync::Arc::new(parsed.unwrap()));
+    }
+    out
 }
 
 fn off(insns: &[u8]) -> i16 {

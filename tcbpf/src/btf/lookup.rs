@@ -4,6 +4,7 @@
 use super::error::{Error, Result};
 use super::spec::Btf;
 use super::types::*;
+use super::view::TypeView;
 
 /// Longest chain of modifiers/typedefs/arrays followed before giving up
 /// (the kernel's `MAX_RESOLVE_DEPTH`).
@@ -25,18 +26,7 @@ impl Btf {
     /// Follows typedefs and modifiers (const, volatile, restrict, type tags)
     /// to the underlying type.
     pub fn skip_mods_and_typedefs(&self, id: TypeId) -> Result<TypeId> {
-        let mut id = id;
-        for _ in 0..MAX_RESOLVE_DEPTH {
-            let t = self.ty(id)?;
-            match t.kind {
-                Kind::Typedef(next) => id = next,
-                ref k if k.is_modifier() => id = k.referenced().unwrap_or(0),
-                _ => return Ok(id),
-            }
-        }
-        Err(Error::invalid(format!(
-            "BTF type chain from [{id}] is too deep or cyclic"
-        )))
+        TypeView::skip_mods_and_typedefs(self, id)
     }
 
     /// Follows modifiers only (not typedefs).
@@ -56,53 +46,7 @@ impl Btf {
 
     /// The size in bytes of a value of type `id`, as the kernel resolves it.
     pub fn resolve_size(&self, id: TypeId) -> Result<u32> {
-        let mut id = id;
-        let mut mult: u64 = 1;
-        for _ in 0..MAX_RESOLVE_DEPTH {
-            let t = self.ty(id)?;
-            let size = match &t.kind {
-                Kind::Int(i) => i.size,
-                Kind::Ptr(_) => 8,
-                Kind::Struct(c) | Kind::Union(c) => c.size,
-                Kind::Enum(e) | Kind::Enum64(e) => e.size,
-                Kind::Datasec(d) => d.size,
-                Kind::Float(s) => *s,
-                Kind::Array(a) => {
-                    mult = mult.saturating_mul(a.nelems as u64);
-                    id = a.elem;
-                    continue;
-                }
-                Kind::Typedef(n) | Kind::Volatile(n) | Kind::Const(n) | Kind::Restrict(n) => {
-                    id = *n;
-                    continue;
-                }
-                Kind::TypeTag(TypeTag { target: n, .. }) => {
-                    id = *n;
-                    continue;
-                }
-                Kind::Var(v) => {
-                    id = v.ty;
-                    continue;
-                }
-                Kind::Void
-                | Kind::Fwd(_)
-                | Kind::Func(_)
-                | Kind::FuncProto(_)
-                | Kind::DeclTag(_) => {
-                    return Err(Error::invalid(format!(
-                        "BTF type {} has no size",
-                        self.describe(id)
-                    )))
-                }
-            };
-            let total = mult.saturating_mul(size as u64);
-            return u32::try_from(total).map_err(|_| {
-                Error::invalid(format!("BTF type [{id}] size {total} exceeds 4 GiB"))
-            });
-        }
-        Err(Error::invalid(format!(
-            "BTF type chain from [{id}] is too deep or cyclic"
-        )))
+        TypeView::resolve_size(self, id)
     }
 
     /// The member of struct/union `id` named `name` (direct members only).
@@ -133,24 +77,6 @@ impl Btf {
 
     /// A short human description: `struct iphdr`, `int`, `[12] PTR`.
     pub fn describe(&self, id: TypeId) -> String {
-        let Ok(t) = self.ty(id) else {
-            return format!("[{id}] (invalid)");
-        };
-        let name = self.str_at(t.name_off).unwrap_or("");
-        let kw = match t.kind.tag() {
-            BtfKind::Struct => "struct",
-            BtfKind::Union => "union",
-            BtfKind::Enum | BtfKind::Enum64 => "enum",
-            BtfKind::Fwd => "fwd",
-            BtfKind::Typedef => "typedef",
-            BtfKind::Void => return "void".into(),
-            BtfKind::Int | BtfKind::Float => "",
-            other => other.name(),
-        };
-        match (kw.is_empty(), name.is_empty()) {
-            (_, true) => format!("[{id}] {}", t.kind.tag().name()),
-            (true, false) => name.to_string(),
-            (false, false) => format!("{kw} {name}"),
-        }
+        TypeView::describe(self, id)
     }
 }

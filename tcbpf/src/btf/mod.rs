@@ -4,6 +4,9 @@
 //!
 //! - [`Btf`]: a parsed type set (`Btf::parse`, `Btf::parse_split`,
 //!   `Btf::to_bytes`), with lookups by id, name and kind.
+//! - [`TargetBtf`]: a checked BTF blob decoded one type at a time, for
+//!   the kernel BTF relocations are resolved against.
+//! - [`TypeView`]: what CO-RE reads of either (types, strings, candidates).
 //! - [`maps`]: BTF-defined map definitions of the `.maps` section.
 //! - [`BtfExt`]: `.BTF.ext` function/line info and CO-RE relocation records.
 //! - `fixup`: what the kernel needs changed before BTF_LOAD.
@@ -21,7 +24,9 @@ pub mod maps;
 mod parse;
 mod spec;
 mod strings;
+mod target;
 mod types;
+mod view;
 mod write;
 
 pub use builder::BtfBuilder;
@@ -31,4 +36,6 @@ pub use fixup::FixupReport;
 pub use lookup::MAX_RESOLVE_DEPTH;
 pub use parse::Header;
 pub use spec::{essential_name, Btf};
+pub use target::{BlobBytes, TargetBtf};
 pub use types::*;
+pub use view::TypeView;

@@ -1,6 +1,9 @@
 //! Parsing a BTF blob (`.BTF` section, `/sys/kernel/btf/*`): header, type
 //! section, string section. Every read is bounds-checked; every type id and
 //! name offset is checked once here, so the rest of the code may trust them.
+//! The checks run in one pass that builds no types (`Sections`), shared by
+//! `Btf::parse`, which then decodes every type, and `TargetBtf`, which
+//! decodes types only when asked.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ const MAX_VLEN: u32 = 0xffff;
 /// A little-endian cursor over a byte slice that never reads past its end.
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
     /// Offset of `data` in the enclosing blob, for messages.
     base: usize,
 }
@@ -154,34 +157,235 @@ impl Btf {
 }
 
 fn parse_blob(data: &[u8], base: Option<Arc<Btf>>) -> Result<Btf> {
-    let h = Header::parse(data)?;
-    let body_start = h.hdr_len as usize;
-    let s0 = body_start + h.str_off as usize;
-    let str_bytes = &data[s0..s0 + h.str_len as usize];
-    if base.is_none() && str_bytes.first().is_some_and(|&b| b != 0) {
-        return Err(Error::BadHeader(
-            "string section does not start with NUL".into(),
-        ));
-    }
-    if base.is_none() && str_bytes.is_empty() {
-        return Err(Error::BadHeader("empty string section".into()));
-    }
-    let strings = Strings::from_bytes(str_bytes.to_vec())?;
-    let t0 = body_start + h.type_off as usize;
-    let type_bytes = &data[t0..t0 + h.type_len as usize];
     let first_id = base.as_ref().map_or(1, |b| b.end_id());
-    let mut r = Reader::new(type_bytes, t0);
-    let mut types = Vec::with_capacity(type_bytes.len() / 24);
-    while !r.at_end() {
-        let id = first_id + types.len() as u32;
-        types.push(parse_type(&mut r, id)?);
+    let first_str_off = base.as_ref().map_or(0, |b| b.end_str_off());
+    let sections = Sections::parse(data, base.is_some(), first_id, first_str_off)?;
+    let strings = Strings::from_bytes(sections.strings(data).to_vec())?;
+    let type_bytes = sections.types(data);
+    let mut types = Vec::with_capacity(sections.offsets.len());
+    for (i, &off) in sections.offsets.iter().enumerate() {
+        let start = off as usize;
+        let mut r = Reader::new(&type_bytes[start..], sections.type_start + start);
+        types.push(parse_type(&mut r, first_id + i as u32)?);
     }
-    let btf = Btf::from_parts(types, strings, base, h.flags);
-    check_refs(&btf)?;
-    Ok(btf)
+    Ok(Btf::from_parts(types, strings, base, sections.flags))
 }
 
-fn parse_type(r: &mut Reader, id: u32) -> Result<Type> {
+/// Where the parts of a checked blob are: the header's flags, the type and
+/// string sections, and the byte offset of every type in the type section.
+/// Building it checks the whole blob (header, every type record, every type
+/// id and name offset), so decoding a type at one of `offsets` cannot fail.
+#[derive(Debug, Clone)]
+pub(crate) struct Sections {
+    pub(crate) flags: u8,
+    /// Offset of the type section in the blob.
+    pub(crate) type_start: usize,
+    pub(crate) type_len: usize,
+    /// Offset of the string section in the blob.
+    pub(crate) str_start: usize,
+    pub(crate) str_len: usize,
+    /// Byte offset of each type record, relative to the type section.
+    pub(crate) offsets: Vec<u32>,
+}
+
+impl Sections {
+    /// Checks `data` as a standalone (`split` false) or split BTF whose own
+    /// ids start at `first_id` and own string offsets at `first_str_off`.
+    pub(crate) fn parse(
+        data: &[u8],
+        split: bool,
+        first_id: TypeId,
+        first_str_off: u32,
+    ) -> Result<Sections> {
+        let h = Header::parse(data)?;
+        let body_start = h.hdr_len as usize;
+        let str_start = body_start + h.str_off as usize;
+        let str_bytes = &data[str_start..str_start + h.str_len as usize];
+        if !split && str_bytes.first().is_some_and(|&b| b != 0) {
+            return Err(Error::BadHeader(
+                "string section does not start with NUL".into(),
+            ));
+        }
+        if !split && str_bytes.is_empty() {
+            return Err(Error::BadHeader("empty string section".into()));
+        }
+        if str_bytes.last().is_some_and(|&b| b != 0) {
+            return Err(Error::BadHeader(
+                "string section does not end with NUL".into(),
+            ));
+        }
+        let type_start = body_start + h.type_off as usize;
+        let type_bytes = &data[type_start..type_start + h.type_len as usize];
+        let str_end = first_str_off.saturating_add(h.str_len);
+        let offsets = index_types(type_bytes, type_start, first_id, str_end)?;
+        Ok(Sections {
+            flags: h.flags,
+            type_start,
+            type_len: h.type_len as usize,
+            str_start,
+            str_len: h.str_len as usize,
+            offsets,
+        })
+    }
+
+    /// The type section of `data` (the blob this was built from).
+    pub(crate) fn types<'d>(&self, data: &'d [u8]) -> &'d [u8] {
+        &data[self.type_start..self.type_start + self.type_len]
+    }
+
+    /// The string section of `data` (the blob this was built from).
+    pub(crate) fn strings<'d>(&self, data: &'d [u8]) -> &'d [u8] {
+        &data[self.str_start..self.str_start + self.str_len]
+    }
+}
+
+/// Walks the type section once, without building types: checks every
+/// record as `parse_type` does and every type id and name offset as
+/// `check_type_refs` does, and returns where each record starts. Records
+/// the fast path is unsure about, and blobs with a bad reference, go
+/// through `parse_type`/`check_type_refs` themselves, so the errors are
+/// theirs, first one in type order.
+fn index_types(
+    type_bytes: &[u8],
+    type_start: usize,
+    first_id: TypeId,
+    str_end: u32,
+) -> Result<Vec<u32>> {
+    let mut offsets = Vec::with_capacity(type_bytes.len() / 16);
+    let mut refs = RefSummary {
+        str_end,
+        max_id: 0,
+        bad_name: false,
+    };
+    let mut pos = 0usize;
+    while pos < type_bytes.len() {
+        let id = first_id.saturating_add(offsets.len() as u32);
+        let len = match record_len(&type_bytes[pos..], &mut refs) {
+            Some(n) => n,
+            None => {
+                let mut r = Reader::new(&type_bytes[pos..], type_start + pos);
+                let t = parse_type(&mut r, id)?;
+                refs.note(&t);
+                r.pos
+            }
+        };
+        offsets.push(pos as u32);
+        pos += len;
+    }
+    let end = first_id.saturating_add(offsets.len() as u32);
+    if refs.bad_name || refs.max_id >= end {
+        for (i, &off) in offsets.iter().enumerate() {
+            let id = first_id + i as u32;
+            let start = off as usize;
+            let mut r = Reader::new(&type_bytes[start..], type_start + start);
+            check_type_refs(id, &parse_type(&mut r, id)?, end, str_end)?;
+        }
+    }
+    Ok(offsets)
+}
+
+/// What `index_types` has seen of the references: the largest type id and
+/// whether some name offset is outside the strings.
+struct RefSummary {
+    str_end: u32,
+    max_id: TypeId,
+    bad_name: bool,
+}
+
+impl RefSummary {
+    fn name(&mut self, off: u32) {
+        self.bad_name |= off != 0 && off >= self.str_end;
+    }
+
+    fn id(&mut self, id: TypeId) {
+        self.max_id = self.max_id.max(id);
+    }
+
+    /// Notes every reference of a decoded type.
+    fn note(&mut self, t: &Type) {
+        self.name(t.name_off);
+        match &t.kind {
+            Kind::Struct(c) | Kind::Union(c) => {
+                c.members.iter().for_each(|m| self.name(m.name_off))
+            }
+            Kind::Enum(e) | Kind::Enum64(e) => e.values.iter().for_each(|v| self.name(v.name_off)),
+            Kind::FuncProto(p) => p.params.iter().for_each(|p| self.name(p.name_off)),
+            _ => {}
+        }
+        for r in t.kind.type_refs() {
+            self.id(r);
+        }
+    }
+}
+
+/// The length of the type record at the start of `b` when it is whole and
+/// well-formed (noting its references); `None` when `parse_type` must look.
+fn record_len(b: &[u8], refs: &mut RefSummary) -> Option<usize> {
+    let word = |s: &[u8], i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let head = b.get(..12)?;
+    let (name_off, info, size_or_type) = (word(head, 0), word(head, 4), word(head, 8));
+    let vlen = (info & MAX_VLEN) as usize;
+    let kind = (info >> 24) & 0x1f;
+    // The bytes after the common header, refusing what `parse_type` refuses.
+    let extra = match kind {
+        1 | 3 | 14 | 16 | 17 if vlen != 0 => return None,
+        12 if vlen > 2 => return None,
+        2 | 7..=12 | 16 | 18 => 0,
+        1 | 14 | 17 => 4,
+        3 => 12,
+        4 | 5 | 15 | 19 => 12 * vlen,
+        6 | 13 => 8 * vlen,
+        _ => return None,
+    };
+    let len = 12 + extra;
+    let body = b.get(12..len)?;
+    refs.name(name_off);
+    match kind {
+        2 | 8..=12 | 17 | 18 => refs.id(size_or_type),
+        14 => {
+            if word(body, 0) > 2 {
+                return None;
+            }
+            refs.id(size_or_type);
+        }
+        3 => {
+            refs.id(word(body, 0));
+            refs.id(word(body, 4));
+        }
+        4 | 5 => {
+            for m in body.chunks_exact(12) {
+                refs.name(word(m, 0));
+                refs.id(word(m, 4));
+            }
+        }
+        6 => {
+            for v in body.chunks_exact(8) {
+                refs.name(word(v, 0));
+            }
+        }
+        19 => {
+            for v in body.chunks_exact(12) {
+                refs.name(word(v, 0));
+            }
+        }
+        13 => {
+            refs.id(size_or_type);
+            for p in body.chunks_exact(8) {
+                refs.name(word(p, 0));
+                refs.id(word(p, 4));
+            }
+        }
+        15 => {
+            for v in body.chunks_exact(12) {
+                refs.id(word(v, 0));
+            }
+        }
+        _ => {}
+    }
+    Some(len)
+}
+
+pub(crate) fn parse_type(r: &mut Reader, id: u32) -> Result<Type> {
     let name_off = r.u32("type")?;
     let info = r.u32("type")?;
     let size_or_type = r.u32("type")?;
@@ -365,65 +569,62 @@ fn parse_type(r: &mut Reader, id: u32) -> Result<Type> {
     Ok(Type { name_off, kind })
 }
 
-/// Checks that every type id and name offset of `btf`'s own types resolves.
-/// Every string section ends with a NUL, so an offset inside the strings
-/// always names a string.
-fn check_refs(btf: &Btf) -> Result<()> {
-    let end = btf.end_id();
-    let str_end = btf.first_str_off() + btf.strings.len();
-    for (id, t) in btf.own_types() {
-        let name_ok = |off: u32| -> Result<()> {
-            if off < str_end || off == 0 {
-                Ok(())
-            } else {
-                Err(Error::invalid(format!(
-                    "BTF type [{id}] has bad name offset {off}"
-                )))
+/// Checks that every type id and name offset of type `id` resolves, given
+/// the end of the ids and of the string offsets (base included). Every
+/// string section ends with a NUL, so an offset inside the strings always
+/// names a string.
+fn check_type_refs(id: TypeId, t: &Type, end: TypeId, str_end: u32) -> Result<()> {
+    let name_ok = |off: u32| -> Result<()> {
+        if off < str_end || off == 0 {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "BTF type [{id}] has bad name offset {off}"
+            )))
+        }
+    };
+    let id_ok = |r: TypeId| -> Result<()> {
+        if r < end {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "BTF type [{id}] {} refers to type id {r}, but ids end at {end}",
+                t.kind.tag().name()
+            )))
+        }
+    };
+    name_ok(t.name_off)?;
+    match &t.kind {
+        Kind::Struct(c) | Kind::Union(c) => {
+            for m in &c.members {
+                name_ok(m.name_off)?;
+                id_ok(m.ty)?;
             }
-        };
-        let id_ok = |r: TypeId| -> Result<()> {
-            if r < end {
-                Ok(())
-            } else {
-                Err(Error::invalid(format!(
-                    "BTF type [{id}] {} refers to type id {r}, but ids end at {end}",
-                    t.kind.tag().name()
-                )))
+        }
+        Kind::Enum(e) | Kind::Enum64(e) => {
+            for v in &e.values {
+                name_ok(v.name_off)?;
             }
-        };
-        name_ok(t.name_off)?;
-        match &t.kind {
-            Kind::Struct(c) | Kind::Union(c) => {
-                for m in &c.members {
-                    name_ok(m.name_off)?;
-                    id_ok(m.ty)?;
-                }
+        }
+        Kind::FuncProto(p) => {
+            id_ok(p.ret)?;
+            for p in &p.params {
+                name_ok(p.name_off)?;
+                id_ok(p.ty)?;
             }
-            Kind::Enum(e) | Kind::Enum64(e) => {
-                for v in &e.values {
-                    name_ok(v.name_off)?;
-                }
+        }
+        Kind::Array(a) => {
+            id_ok(a.elem)?;
+            id_ok(a.index)?;
+        }
+        Kind::Datasec(d) => {
+            for v in &d.vars {
+                id_ok(v.ty)?;
             }
-            Kind::FuncProto(p) => {
-                id_ok(p.ret)?;
-                for p in &p.params {
-                    name_ok(p.name_off)?;
-                    id_ok(p.ty)?;
-                }
-            }
-            Kind::Array(a) => {
-                id_ok(a.elem)?;
-                id_ok(a.index)?;
-            }
-            Kind::Datasec(d) => {
-                for v in &d.vars {
-                    id_ok(v.ty)?;
-                }
-            }
-            other => {
-                if let Some(r) = other.referenced() {
-                    id_ok(r)?;
-                }
+        }
+        other => {
+            if let Some(r) = other.referenced() {
+                id_ok(r)?;
             }
         }
     }

@@ -91,7 +91,7 @@ impl Btf {
         }
     }
 
-    fn end_str_off(&self) -> u32 {
+    pub(crate) fn end_str_off(&self) -> u32 {
         self.first_str_off() + self.strings.len()
     }
 
@@ -281,7 +281,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// `essential_name` on raw bytes.
-fn essential_bytes(b: &[u8]) -> &[u8] {
+pub(crate) fn essential_bytes(b: &[u8]) -> &[u8] {
     // The last "X___Y": scan backwards for the middle underscore of "___".
     let n = b.len();
     let mut j = n.saturating_sub(3);

@@ -1,15 +1,19 @@
 //! CO-RE at load time: read the target BTF (the running kernel's
-//! `/sys/kernel/btf/vmlinux`, module BTF when a type lives only there, or
-//! the file given with `btf FILE`), then patch each program's instructions
-//! with `btf::core` before any other relocation. A verifier rejection on a
-//! poisoned instruction is turned into an error naming the relocation.
+//! `/sys/kernel/btf/vmlinux`, mapped when the kernel allows it; module BTF
+//! when a type lives only there; or the file given with `btf FILE`) into a
+//! lazily decoded `TargetBtf`, index the essential names the relocations
+//! look up, then patch each program's instructions with `btf::core` before
+//! any other relocation. Objects without CO-RE relocations never read it.
+//! A verifier rejection on a poisoned instruction is turned into an error
+//! naming the relocation.
 
 use super::{Context, LoadError};
 use crate::btf::core::{
     check_bounds, find_candidates, poisoned_insn_in_log, relocate_function, Resolution,
 };
-use crate::btf::{Btf, BtfExt, CoreReloKind};
+use crate::btf::{essential_name, BlobBytes, Btf, BtfExt, CoreReloKind, TargetBtf};
 use crate::object::{ObjectSpec, ProgramSpec};
+use crate::sys::mmap::MappedFile;
 use crate::sys::prog::Insn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,24 +23,47 @@ pub const KERNEL_BTF_DIR: &str = "/sys/kernel/btf";
 
 /// The BTFs relocations are resolved against: vmlinux first, then modules.
 pub(crate) struct Targets {
-    btfs: Vec<Arc<Btf>>,
+    btfs: Vec<Arc<TargetBtf>>,
 }
 
-fn read_btf(file: &str, path: &Path, base: Option<Arc<Btf>>) -> Result<Btf, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Invalid {
+/// The bytes of a target BTF: the kernel's own files are mapped when the
+/// kernel allows it (no copy), anything else is read.
+fn target_bytes(path: &Path) -> std::io::Result<BlobBytes> {
+    if path.starts_with(KERNEL_BTF_DIR) {
+        if let Ok(m) = MappedFile::open(path) {
+            return Ok(Box::new(m));
+        }
+    }
+    Ok(Box::new(std::fs::read(path)?))
+}
+
+fn read_btf(file: &str, path: &Path, base: Option<Arc<TargetBtf>>) -> Result<TargetBtf, LoadError> {
+    let bytes = target_bytes(path).map_err(|e| LoadError::Invalid {
         file: file.to_string(),
         what: format!("target BTF {}", path.display()),
         reason: format!("cannot read it: {e} (give another with 'btf FILE')"),
     })?;
     let parsed = match base {
-        Some(b) => Btf::parse_split(&bytes, b),
-        None => Btf::parse(&bytes),
+        Some(b) => TargetBtf::parse_split(bytes, b),
+        None => TargetBtf::parse(bytes),
     };
     parsed.map_err(|e| LoadError::Invalid {
         file: file.to_string(),
         what: format!("target BTF {}", path.display()),
         reason: e.to_string(),
     })
+}
+
+/// The essential names of the local types the relocations look up in the
+/// target (every relocation but TYPE_ID_LOCAL).
+fn wanted_names<'a>(local: &'a Btf, ext: &BtfExt) -> Vec<&'a str> {
+    ext.core_relos
+        .iter()
+        .flat_map(|s| &s.records)
+        .filter(|r| r.kind != CoreReloKind::TypeIdLocal)
+        .filter_map(|r| local.name(r.type_id).ok())
+        .map(essential_name)
+        .collect()
 }
 
 /// Reads the target BTF when the object has CO-RE relocations (`None`
@@ -66,6 +93,8 @@ pub(crate) fn targets(
     let default = PathBuf::from(KERNEL_BTF_DIR).join("vmlinux");
     let path = custom.unwrap_or(&default);
     let vmlinux = Arc::new(read_btf(&spec.file, path, None)?);
+    let wanted = wanted_names(local, ext);
+    vmlinux.index_essential_names(wanted.iter().copied());
     let mut btfs = vec![vmlinux.clone()];
     if custom.is_none() && needs_modules(local, ext, &vmlinux) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(KERNEL_BTF_DIR)
@@ -75,6 +104,7 @@ pub(crate) fn targets(
         for p in entries.into_iter().filter(|p| !p.ends_with("vmlinux")) {
             // A module BTF that does not parse only hides its own types.
             if let Ok(m) = read_btf(&spec.file, &p, Some(vmlinux.clone())) {
+                m.index_essential_names(wanted.iter().copied());
                 btfs.push(Arc::new(m));
             }
         }
@@ -82,7 +112,7 @@ pub(crate) fn targets(
     Ok(Some(Targets { btfs }))
 }
 
-fn needs_modules(local: &Btf, ext: &BtfExt, vmlinux: &Btf) -> bool {
+fn needs_modules(local: &Btf, ext: &BtfExt, vmlinux: &TargetBtf) -> bool {
     ext.core_relos.iter().flat_map(|s| &s.records).any(|r| {
         r.kind != CoreReloKind::TypeIdLocal
             && find_candidates(local, r.type_id, &[vmlinux]).is_ok_and(|c| c.is_empty())
@@ -110,7 +140,7 @@ pub(crate) fn relocate(
     let (Some(t), Some(local), Some(ext)) = (targets, &spec.btf, &spec.btf_ext) else {
         return Ok((p.clone(), Vec::new()));
     };
-    let targets: Vec<&Btf> = t.btfs.iter().map(|b| b.as_ref()).collect();
+    let targets: Vec<&TargetBtf> = t.btfs.iter().map(|b| b.as_ref()).collect();
     let mut out = p.clone();
     let mut all = Vec::new();
     for place in &p.layout {

@@ -15,6 +15,7 @@ pub mod fs;
 pub mod info;
 pub mod link;
 pub mod map;
+pub mod mmap;
 pub mod net;
 pub mod obj;
 pub mod process;

@@ -4,8 +4,9 @@
 //! Returns `Ok(false)` for "not a match", `Err` for broken or cyclic BTF.
 
 use super::super::error::{Error, Result};
-use super::super::spec::{essential_name, Btf};
+use super::super::spec::essential_name;
 use super::super::types::{BtfKind, FwdKind, Kind, TypeId};
+use super::super::view::TypeView;
 
 /// How deep nested prototypes and pointers are followed.
 const MAX_LEVEL: i32 = 32;
@@ -33,9 +34,9 @@ fn too_deep() -> Error {
 
 /// Is the target member type usable where the local member type was?
 pub fn fields_are_compat(
-    local: &Btf,
+    local: &dyn TypeView,
     local_id: TypeId,
-    targ: &Btf,
+    targ: &dyn TypeView,
     targ_id: TypeId,
 ) -> Result<bool> {
     let (mut lid, mut tid) = (local_id, targ_id);
@@ -70,18 +71,18 @@ pub fn fields_are_compat(
 
 /// Are two types compatible for a type-based relocation (existence, size, id)?
 pub fn types_are_compat(
-    local: &Btf,
+    local: &dyn TypeView,
     local_id: TypeId,
-    targ: &Btf,
+    targ: &dyn TypeView,
     targ_id: TypeId,
 ) -> Result<bool> {
     types_compat_level(local, local_id, targ, targ_id, MAX_LEVEL)
 }
 
 fn types_compat_level(
-    local: &Btf,
+    local: &dyn TypeView,
     local_id: TypeId,
-    targ: &Btf,
+    targ: &dyn TypeView,
     targ_id: TypeId,
     level: i32,
 ) -> Result<bool> {
@@ -137,14 +138,19 @@ fn types_compat_level(
 
 /// TYPE_MATCHES: names, kinds, sizes, signedness, members and enumerators
 /// of the local type must all be found in the target.
-pub fn types_match(local: &Btf, local_id: TypeId, targ: &Btf, targ_id: TypeId) -> Result<bool> {
+pub fn types_match(
+    local: &dyn TypeView,
+    local_id: TypeId,
+    targ: &dyn TypeView,
+    targ_id: TypeId,
+) -> Result<bool> {
     match_level(local, local_id, targ, targ_id, false, MAX_LEVEL)
 }
 
 fn match_level(
-    local: &Btf,
+    local: &dyn TypeView,
     local_id: TypeId,
-    targ: &Btf,
+    targ: &dyn TypeView,
     targ_id: TypeId,
     behind_ptr: bool,
     level: i32,

@@ -18,6 +18,7 @@ use std::fmt;
 
 use super::ext::{BtfExt, CoreRelo, CoreReloKind};
 use super::spec::Btf;
+use super::view::TypeView;
 
 pub use compat::{fields_are_compat, types_are_compat, types_match};
 pub use patch::{patch, poison, INSN_SIZE, POISON_HELPER};
@@ -128,7 +129,7 @@ fn target_name(i: usize) -> String {
 fn resolve_one(
     local: &Btf,
     relo: &CoreRelo,
-    targets: &[&Btf],
+    targets: &[&dyn TypeView],
 ) -> Result<(String, String, Option<String>, Outcome), String> {
     let access = local
         .str_at(relo.access_str_off)
@@ -150,28 +151,41 @@ fn resolve_one(
 /// Resolves every CO-RE relocation of ELF section `section` and patches
 /// `insns` (the section's instruction bytes). All or nothing: on error
 /// `insns` is left unchanged. A relocation outside the section is an error.
-pub fn relocate_section(
+pub fn relocate_section<T: TypeView>(
     local: &Btf,
     ext: &BtfExt,
     section: &str,
     insns: &mut [u8],
-    targets: &[&Btf],
+    targets: &[&T],
 ) -> Result<Vec<Resolution>, CoreError> {
-    relocate(local, ext, section, 0, insns, targets, true)
+    relocate(local, ext, section, 0, insns, &as_views(targets), true)
 }
 
 /// Like `relocate_section` for one function: `insns` holds the function
 /// that starts at instruction `first_insn` of `section`; only relocations
 /// that fall inside it are applied (their `insn` stays section-relative).
-pub fn relocate_function(
+pub fn relocate_function<T: TypeView>(
     local: &Btf,
     ext: &BtfExt,
     section: &str,
     first_insn: u32,
     insns: &mut [u8],
-    targets: &[&Btf],
+    targets: &[&T],
 ) -> Result<Vec<Resolution>, CoreError> {
-    relocate(local, ext, section, first_insn, insns, targets, false)
+    relocate(
+        local,
+        ext,
+        section,
+        first_insn,
+        insns,
+        &as_views(targets),
+        false,
+    )
+}
+
+/// The target BTFs as views (vmlinux first, then modules).
+fn as_views<'t, T: TypeView>(targets: &[&'t T]) -> Vec<&'t dyn TypeView> {
+    targets.iter().map(|&t| t as &dyn TypeView).collect()
 }
 
 /// Checks that every CO-RE relocation lands on an instruction inside its
@@ -210,7 +224,7 @@ fn relocate(
     section: &str,
     first_insn: u32,
     insns: &mut [u8],
-    targets: &[&Btf],
+    targets: &[&dyn TypeView],
     strict: bool,
 ) -> Result<Vec<Resolution>, CoreError> {
     let relos = ext.core_relos_of(local, section);

@@ -3,8 +3,9 @@
 //! and target values, and refuse ambiguity (candidates that disagree).
 
 use super::super::error::{Error, Result};
-use super::super::spec::{essential_name, Btf};
+use super::super::spec::essential_name;
 use super::super::types::{Kind, TypeId};
+use super::super::view::TypeView;
 use super::super::CoreReloKind;
 use super::compat::{fields_are_compat, kinds_compat, types_are_compat, types_match};
 use super::spec::{is_flex_array, Accessor, Spec, MAX_SPEC_LEN};
@@ -40,7 +41,11 @@ pub struct Outcome {
 /// Candidate target types for local type `local_id`: same essential name
 /// and compatible kind, searched in vmlinux first and in modules only when
 /// vmlinux has none (as libbpf does).
-pub fn find_candidates(local: &Btf, local_id: TypeId, targets: &[&Btf]) -> Result<Vec<Candidate>> {
+pub fn find_candidates<T: TypeView + ?Sized>(
+    local: &dyn TypeView,
+    local_id: TypeId,
+    targets: &[&T],
+) -> Result<Vec<Candidate>> {
     let t = local.ty(local_id)?;
     let name = local.str_at(t.name_off)?;
     let essential = essential_name(name);
@@ -65,7 +70,11 @@ pub fn find_candidates(local: &Btf, local_id: TypeId, targets: &[&Btf]) -> Resul
 }
 
 /// Matches the local spec against a candidate; `None` when it does not fit.
-pub fn match_spec<'t>(local: &Spec, targ: &'t Btf, targ_id: TypeId) -> Result<Option<Spec<'t>>> {
+pub fn match_spec<'t>(
+    local: &Spec,
+    targ: &'t dyn TypeView,
+    targ_id: TypeId,
+) -> Result<Option<Spec<'t>>> {
     let mut spec = Spec {
         btf: targ,
         root_type_id: targ_id,
@@ -89,7 +98,8 @@ pub fn match_spec<'t>(local: &Spec, targ: &'t Btf, targ_id: TypeId) -> Result<Op
         };
         let want = essential_name(acc.name.unwrap_or(""));
         let tid = targ.skip_mods_and_typedefs(targ_id)?;
-        let Some(e) = targ.ty(tid)?.kind.enumeration() else {
+        let tt = targ.ty(tid)?;
+        let Some(e) = tt.kind.enumeration() else {
             return Ok(None);
         };
         for (i, v) in e.values.iter().enumerate() {
@@ -144,9 +154,9 @@ pub fn match_spec<'t>(local: &Spec, targ: &'t Btf, targ_id: TypeId) -> Result<Op
 /// Finds the local named member `acc` in target composite `targ_id`,
 /// descending into anonymous members; returns the member's type.
 fn match_member<'t>(
-    local: &Btf,
+    local: &dyn TypeView,
     acc: &Accessor,
-    targ: &'t Btf,
+    targ: &'t dyn TypeView,
     targ_id: TypeId,
     spec: &mut Spec<'t>,
     depth: usize,
@@ -154,7 +164,8 @@ fn match_member<'t>(
     if depth > MAX_SPEC_LEN {
         return Err(Error::invalid("CO-RE target nesting too deep"));
     }
-    let Some(lc) = local.ty(acc.type_id)?.kind.composite() else {
+    let lt = local.ty(acc.type_id)?;
+    let Some(lc) = lt.kind.composite() else {
         return Ok(None);
     };
     let Some(lm) = lc.members.get(acc.idx as usize) else {
@@ -162,7 +173,8 @@ fn match_member<'t>(
     };
     let local_name = local.str_at(lm.name_off)?;
     let tid = targ.skip_mods_and_typedefs(targ_id)?;
-    let Some(tc) = targ.ty(tid)?.kind.composite() else {
+    let tt = targ.ty(tid)?;
+    let Some(tc) = tt.kind.composite() else {
         return Ok(None);
     };
     for (i, m) in tc.members.iter().enumerate() {
@@ -236,8 +248,8 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec>) -> Result<Option<FieldVal
             validate: true,
         }));
     }
-    let c = btf
-        .ty(acc.type_id)?
+    let t = btf.ty(acc.type_id)?;
+    let c = t
         .kind
         .composite()
         .ok_or_else(|| Error::invalid("CO-RE accessor is not a member"))?;
@@ -338,9 +350,8 @@ fn calc_enumval(kind: CoreReloKind, spec: Option<&Spec>) -> Result<Option<u64>> 
                 .accessors
                 .first()
                 .ok_or_else(|| Error::invalid("empty enum spec"))?;
-            let e = spec
-                .btf
-                .ty(acc.type_id)?
+            let t = spec.btf.ty(acc.type_id)?;
+            let e = t
                 .kind
                 .enumeration()
                 .ok_or_else(|| Error::invalid("enum accessor on a non-enum"))?;
@@ -410,7 +421,11 @@ pub struct Resolved<'t> {
 }
 
 /// Resolves a relocation whose local spec is `local` against `targets`.
-pub fn resolve<'t>(local: &Spec, local_id: TypeId, targets: &[&'t Btf]) -> Result<Resolved<'t>> {
+pub fn resolve<'t>(
+    local: &Spec,
+    local_id: TypeId,
+    targets: &[&'t dyn TypeView],
+) -> Result<Resolved<'t>> {
     if local.kind == CoreReloKind::TypeIdLocal {
         let v = local.root_type_id as u64;
         return Ok(Resolved {

@@ -6,8 +6,8 @@
 use std::fmt;
 
 use super::super::error::{Error, Result};
-use super::super::spec::Btf;
 use super::super::types::{Kind, TypeId};
+use super::super::view::TypeView;
 use super::super::CoreReloKind;
 
 /// Longest access string libbpf accepts (`BPF_CORE_SPEC_MAX_LEN`).
@@ -29,7 +29,7 @@ pub struct Accessor<'a> {
 #[derive(Debug, Clone)]
 pub struct Spec<'a> {
     /// The BTF the ids refer to.
-    pub btf: &'a Btf,
+    pub btf: &'a dyn TypeView,
     /// The root type of the relocation in this BTF.
     pub root_type_id: TypeId,
     /// The relocation kind.
@@ -64,7 +64,12 @@ pub fn parse_access_str(s: &str) -> Result<Vec<u32>> {
 
 impl<'a> Spec<'a> {
     /// Walks `access` from `root` in `btf` for a relocation of `kind`.
-    pub fn parse(btf: &'a Btf, root: TypeId, access: &str, kind: CoreReloKind) -> Result<Spec<'a>> {
+    pub fn parse(
+        btf: &'a dyn TypeView,
+        root: TypeId,
+        access: &str,
+        kind: CoreReloKind,
+    ) -> Result<Spec<'a>> {
         let raw = parse_access_str(access)?;
         let mut spec = Spec {
             btf,
@@ -84,7 +89,8 @@ impl<'a> Spec<'a> {
         }
         let mut id = btf.skip_mods_and_typedefs(root)?;
         if kind.is_enumval() {
-            let e = btf.ty(id)?.kind.enumeration().ok_or_else(|| {
+            let t = btf.ty(id)?;
+            let e = t.kind.enumeration().ok_or_else(|| {
                 Error::invalid(format!(
                     "enum relocation on {}, not an enum",
                     btf.describe(id)
@@ -185,17 +191,21 @@ impl<'a> Spec<'a> {
 }
 
 /// A zero-length array that is the last member of its struct (flexible).
-pub(crate) fn is_flex_array(btf: &Btf, parent: Option<&Accessor>, nelems: u32) -> bool {
+pub(crate) fn is_flex_array(btf: &dyn TypeView, parent: Option<&Accessor>, nelems: u32) -> bool {
     if nelems != 0 {
         return false;
     }
     let Some(acc) = parent.filter(|a| a.name.is_some()) else {
         return false;
     };
-    match btf.ty(acc.type_id).map(|t| &t.kind) {
-        Ok(Kind::Struct(c)) | Ok(Kind::Union(c)) => acc.idx as usize + 1 == c.members.len(),
-        _ => false,
-    }
+    btf.ty(acc.type_id)
+        .ok()
+        .and_then(|t| {
+            t.kind
+                .composite()
+                .map(|c| acc.idx as usize + 1 == c.members.len())
+        })
+        .unwrap_or(false)
 }
 
 impl fmt::Display for Spec<'_> {
