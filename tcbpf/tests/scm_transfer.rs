@@ -94,6 +94,28 @@ fn received_descriptors_are_close_on_exec_and_writes_are_shared() {
 }
 
 #[test]
+fn inheritable_receipt_leaves_close_on_exec_off_for_the_exec_proxy() {
+    let path = SockPath::new("inherit");
+    let m = hash_map("scm_inherit", 4);
+    let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
+    scm::send_maps(&path.0, &object(), &[(desc_of(&m, 0), m.as_fd())]).unwrap();
+    let o = ReceiveOptions {
+        inheritable: true,
+        ..opts()
+    };
+    let got = receiver.receive(&o, |_| {}).unwrap();
+    assert!(got.inheritable);
+    let fd = got.maps[0].fd.as_raw_fd();
+    // SAFETY: F_GETFD on a descriptor this test owns through `got`.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert_eq!(
+        flags & libc::FD_CLOEXEC,
+        0,
+        "inheritable receipt: no FD_CLOEXEC"
+    );
+}
+
+#[test]
 fn socket_is_created_mode_0600_and_mode_can_widen_it() {
     let path = SockPath::new("mode");
     let r = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();

@@ -144,7 +144,10 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
 }
 
 fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    let args = parse_import(w)?;
+    let mut args = parse_import(w)?;
+    // The maps are for the command this process becomes: receive them
+    // inheritable rather than clearing close-on-exec one by one.
+    args.opts.inheritable = !g.json;
     let receiver = Receiver::bind(&args.uds, args.mode).map_err(scm_error)?;
     let received = receiver
         .receive(&args.opts, |dropped| {

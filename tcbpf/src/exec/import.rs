@@ -57,9 +57,11 @@ pub fn exec_with_maps(received: Received, argv: &[OsString]) -> io::Error {
         kv.extend_from_slice(v.as_bytes());
         CString::new(kv).ok()
     }));
-    for m in &received.maps {
-        if let Err(e) = set_close_on_exec(&m.fd, false) {
-            return e;
+    if !received.inheritable {
+        for m in &received.maps {
+            if let Err(e) = set_close_on_exec(&m.fd, false) {
+                return e;
+            }
         }
     }
     let err = sys::process::execvpe(&argv, &envp);

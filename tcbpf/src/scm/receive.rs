@@ -30,6 +30,12 @@ pub struct ReceiveOptions {
     /// (blocks them in the calling thread for the wait; meant for
     /// single-threaded programs such as the CLI).
     pub stop_on_signals: bool,
+    /// Receive the maps inheritable (no `MSG_CMSG_CLOEXEC`), for the exec
+    /// proxy, which hands them to the command it becomes: that saves one
+    /// `fcntl` per map between receiving and `execve`. Everything else
+    /// tcbpf holds stays close-on-exec; rejected descriptors are closed as
+    /// always. Leave it off in programs that fork or exec other things.
+    pub inheritable: bool,
 }
 
 /// One received map: its entry, the descriptor (checked to be a bpf map of
@@ -51,6 +57,9 @@ pub struct Received {
     pub object: ObjectId,
     /// Every map, in the order sent.
     pub maps: Vec<ReceivedMap>,
+    /// True when the descriptors arrived without close-on-exec
+    /// ([`ReceiveOptions::inheritable`]).
+    pub inheritable: bool,
 }
 
 /// A datagram dropped because its sender is not allowed; its descriptors
@@ -182,7 +191,11 @@ impl Receiver {
                     ))
                 }
             }
-            let dgram = match socket::recv_datagram(self.sock.as_fd(), MAX_DATAGRAM_LEN) {
+            let dgram = match socket::recv_datagram(
+                self.sock.as_fd(),
+                MAX_DATAGRAM_LEN,
+                opts.inheritable,
+            ) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
@@ -256,7 +269,11 @@ impl Receiver {
             }
         }
         let (object, _) = transfer.unwrap_or_default();
-        Ok(Received { object, maps })
+        Ok(Received {
+            object,
+            maps,
+            inheritable: opts.inheritable,
+        })
     }
 
     fn timed_out(

@@ -246,9 +246,18 @@ pub(crate) fn send_datagram(
 }
 
 /// Receives one datagram of at most `max_len` bytes, taking ownership of
-/// every descriptor it carries (close-on-exec) before looking at anything
-/// else, so no path out of here leaks one.
-pub(crate) fn recv_datagram(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<RawDatagram> {
+/// every descriptor it carries (close-on-exec unless `inheritable`) before
+/// looking at anything else, so no path out of here leaks one.
+pub(crate) fn recv_datagram(
+    sock: BorrowedFd<'_>,
+    max_len: usize,
+    inheritable: bool,
+) -> io::Result<RawDatagram> {
+    let cloexec = if inheritable {
+        0
+    } else {
+        libc::MSG_CMSG_CLOEXEC
+    };
     let mut bytes = vec![0u8; max_len];
     // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe {
@@ -269,13 +278,7 @@ pub(crate) fn recv_datagram(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<
     let got = loop {
         // SAFETY: msg points at a live iovec and control buffer of the
         // stated lengths.
-        let n = unsafe {
-            libc::recvmsg(
-                sock.as_raw_fd(),
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-            )
-        };
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, cloexec | libc::MSG_DONTWAIT) };
         if n >= 0 {
             break n as usize;
         }
