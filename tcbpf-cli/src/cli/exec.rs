@@ -148,7 +148,9 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     // The maps are for the command this process becomes: receive them
     // inheritable rather than clearing close-on-exec one by one.
     args.opts.inheritable = !g.json;
-    let receiver = Receiver::bind(&args.uds, args.mode).map_err(scm_error)?;
+    // SIGINT/SIGTERM are blocked before the bind, so one that arrives at any
+    // point of the wait unlinks the socket instead of killing the process.
+    let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(scm_error)?;
     let received = receiver
         .receive(&args.opts, |dropped| {
             eprintln!("tcbpf: warning: {}: {dropped}", args.uds.display())

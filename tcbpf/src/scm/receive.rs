@@ -96,6 +96,10 @@ pub struct Receiver {
     sock: OwnedFd,
     path: PathBuf,
     inode: Option<(u64, u64)>,
+    /// SIGINT/SIGTERM blocked since before the bind, when asked for
+    /// ([`Receiver::bind_stoppable`]), so no signal lands between binding and
+    /// waiting and kills the process with its socket file left behind.
+    stop: Option<SignalStop>,
 }
 
 impl Receiver {
@@ -103,6 +107,19 @@ impl Receiver {
     /// [`DEFAULT_MODE`]), with SO_PASSCRED on from the start. Fails when the
     /// path exists or does not fit `sun_path`.
     pub fn bind(path: &Path, mode: u32) -> Result<Receiver> {
+        Self::bind_inner(path, mode, None)
+    }
+
+    /// Like [`Receiver::bind`], but blocks SIGINT and SIGTERM first (in the
+    /// calling thread): a signal that arrives from now on ends the wait of
+    /// [`Receiver::receive`] as [`ErrorKind::Interrupted`], and the socket
+    /// path is unlinked. For single-threaded programs such as the CLI.
+    pub fn bind_stoppable(path: &Path, mode: u32) -> Result<Receiver> {
+        let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "SIGINT/SIGTERM", e))?;
+        Self::bind_inner(path, mode, Some(stop))
+    }
+
+    fn bind_inner(path: &Path, mode: u32, stop: Option<SignalStop>) -> Result<Receiver> {
         socket::unix_addr(path)?;
         if socket::path_exists(path) {
             return Err(Error::bad(format!(
@@ -125,6 +142,7 @@ impl Receiver {
             sock,
             path: path.to_path_buf(),
             inode,
+            stop,
         })
     }
 
@@ -142,11 +160,12 @@ impl Receiver {
         opts: &ReceiveOptions,
         mut on_drop: impl FnMut(&Dropped),
     ) -> Result<Received> {
-        let stop = if opts.stop_on_signals {
+        let own_stop = if opts.stop_on_signals && self.stop.is_none() {
             Some(SignalStop::new().map_err(|e| Error::os("signalfd", "SIGINT/SIGTERM", e))?)
         } else {
             None
         };
+        let stop = self.stop.as_ref().or(own_stop.as_ref());
         let (uid, euid) = socket::own_uids();
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut transfer: Option<(ObjectId, u16)> = None;
@@ -168,7 +187,7 @@ impl Receiver {
                     Some(d - now)
                 }
             };
-            match socket::wait_readable(self.sock.as_fd(), stop.as_ref(), left)
+            match socket::wait_readable(self.sock.as_fd(), stop, left)
                 .map_err(|e| Error::os("poll", self.path.display().to_string(), e))?
             {
                 Wake::Readable => {}
@@ -387,6 +406,10 @@ impl MapCheck {
 /// Binds `path` (mode [`DEFAULT_MODE`]), receives one transfer and unlinks
 /// the path: the agent's one-call import.
 pub fn receive_maps(path: &Path, opts: &ReceiveOptions) -> Result<Received> {
-    let receiver = Receiver::bind(path, DEFAULT_MODE)?;
+    let receiver = if opts.stop_on_signals {
+        Receiver::bind_stoppable(path, DEFAULT_MODE)?
+    } else {
+        Receiver::bind(path, DEFAULT_MODE)?
+    };
     receiver.receive(opts, |_| {})
 }
