@@ -9,12 +9,12 @@
 //! classifier that jumps into it.
 
 use super::error::CliError;
-use super::obj::{load_error, print_load_log};
+use super::obj::{load_error, print_load_log, prog_kind};
 use super::output::Global;
 use super::words::{choose, is_help, parse_number, Words};
 use serde_json::json;
 use std::path::PathBuf;
-use tcbpf::load::{LoadOptions, ProgKind};
+use tcbpf::load::LoadOptions;
 use tcbpf::sys::{self, map::MapType};
 
 const USAGE: &str = "\
@@ -56,12 +56,7 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "obj" | "object-file" => {
                 file = Some(PathBuf::from(w.expect("an object FILE after 'obj'")?))
             }
-            "type" => {
-                let t = w.expect("cls or act after 'type'")?;
-                opts.prog_type = ProgKind::from_word(&t).ok_or_else(|| {
-                    CliError::usage(format!("unknown program type '{t}' (expected cls or act)"))
-                })?;
-            }
+            "type" => opts.prog_type = prog_kind(w)?,
             "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
             "verbose" => opts.verbose = true,
             _ => {

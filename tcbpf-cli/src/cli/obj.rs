@@ -221,6 +221,15 @@ fn spec_text(spec: &ObjectSpec) -> String {
 /// The exit class of a failed load: 1 file or program not found, 2 bad
 /// object or request (including a verifier rejection), 3 permission, 4
 /// other. `filter add … obj FILE` reports load errors the same way.
+/// The program type after `type`: `cls` or `act` (or a prefix of one).
+pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
+    let t = w.expect("cls or act after 'type'")?;
+    match choose(&t, &["cls", "act"], "program type")? {
+        "cls" => Ok(ProgKind::Cls),
+        _ => Ok(ProgKind::Act),
+    }
+}
+
 /// Prints the loader's notes and every program's verifier log (`verbose`).
 pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
     for note in &obj.notes {
@@ -270,12 +279,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             ],
             "obj load option",
         )? {
-            "type" => {
-                let t = w.expect("cls or act after 'type'")?;
-                opts.prog_type = ProgKind::from_word(&t).ok_or_else(|| {
-                    CliError::usage(format!("unknown program type '{t}' (expected cls or act)"))
-                })?;
-            }
+            "type" => opts.prog_type = prog_kind(w)?,
             "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
             "program" => opts.program = Some(w.expect("a function NAME after 'program'")?),
             "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),

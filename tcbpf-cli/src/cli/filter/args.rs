@@ -3,6 +3,7 @@
 
 use super::super::error::CliError;
 use super::super::filter_obj::{ObjArgs, ProgKind, ENV_UDS};
+use super::super::obj::prog_kind;
 use super::super::words::{choose, Words};
 use std::path::PathBuf;
 use tcbpf::tc::tcx::Direction;
@@ -275,13 +276,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         };
         w.next();
         match key {
-            "type" => {
-                let t = w.expect("cls or act after 'type'")?;
-                obj.kind = match choose(&t, &["cls", "act"], "program type")? {
-                    "cls" => ProgKind::Cls,
-                    _ => ProgKind::Act,
-                };
-            }
+            "type" => obj.kind = prog_kind(w)?,
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
             _ => obj.verbose = true,
