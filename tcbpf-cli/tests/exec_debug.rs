@@ -1,6 +1,7 @@
 //! `tcbpf exec bpf debug` streams the kernel trace pipe, mounting tracefs
 //! when it is absent: a marker written to `trace_marker` comes out on its
-//! standard output.
+//! standard output. A tracefs the command mounted is unmounted afterwards,
+//! so the machine is left as the test found it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -26,8 +27,28 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Unmounts, on drop, the tracefs that the test caused to be mounted (none
+/// when one was mounted before the test).
+struct UnmountIfNew {
+    was_mounted: bool,
+}
+
+impl Drop for UnmountIfNew {
+    fn drop(&mut self) {
+        if !self.was_mounted {
+            if let Some(dir) = tracing_dir() {
+                let _ = Command::new("umount").args(["-l", &dir]).status();
+            }
+        }
+    }
+}
+
 #[test]
 fn debug_streams_the_trace_pipe() {
+    // Declared first, so it runs after the child is killed.
+    let _restore = UnmountIfNew {
+        was_mounted: tracing_dir().is_some(),
+    };
     let mut child = KillOnDrop(
         Command::new(TCBPF)
             .args(["exec", "bpf", "debug"])
