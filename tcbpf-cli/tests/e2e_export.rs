@@ -345,3 +345,41 @@ fn real_tc_imports_a_btf_object_export_too() {
     let env = env_vars(&std::fs::read_to_string(w.dir.join("env")).unwrap());
     assert_eq!(env["BPF_NUM_MAPS"], "2");
 }
+
+#[test]
+fn export_describes_the_object_as_tc_does_name_inode_and_legacy_ids() {
+    let w = World::new();
+    let mut cmd = std::process::Command::new(TCBPF);
+    cmd.args(["-j", "exec", "bpf", "import"]).arg(w.uds());
+    let mut importer = Importer::start(cmd, &w.uds());
+    // Relative, as an operator types it: tc sends the name as given.
+    w.attach_and_export("bpf/verdict_legacy.o", &repo());
+    let out = importer.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let st = std::fs::metadata(fixture("verdict_legacy.o")).unwrap();
+    assert_eq!(got["object"]["name"], "bpf/verdict_legacy.o");
+    assert_eq!(got["object"]["dev"], st.dev());
+    assert_eq!(got["object"]["ino"], st.ino());
+    let ids: Vec<(String, u64)> = got["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [("blocked_ports".to_string(), 7), ("stats".to_string(), 3)],
+        "legacy ids travel in the entries, in object order"
+    );
+}

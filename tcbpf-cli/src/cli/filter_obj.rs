@@ -82,8 +82,9 @@ fn remove_new_pins(loaded: &LoadedObject) {
 
 /// Sends every map of the loaded object (legacy, BTF-defined and global
 /// data) to the importer listening on `uds`, described as tc describes them:
-/// the object's SHA-1 as its name (tc's `obj_uid`), the file's dev/inode, and
-/// each map's `struct bpf_elf_map` with the ids the loader assigned.
+/// the object file name as given on the command line (tc's `bpf_obj`), the
+/// file's dev/inode, and each map's `struct bpf_elf_map` with the ids the
+/// loader assigned.
 fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliError> {
     let mut maps = Vec::with_capacity(loaded.maps.len());
     for m in &loaded.maps {
@@ -102,7 +103,7 @@ fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliEr
         maps.push((desc, m.fd.as_fd()));
     }
     let object = scm::ObjectId {
-        name: loaded.sha1_hex.clone(),
+        name: loaded.path.display().to_string(),
         dev: loaded.dev,
         ino: loaded.ino,
     };
