@@ -38,6 +38,8 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     sysmap::lookup(&m.fd, &key, &mut value, lookup_flags).map_err(|e| {
         if e.is_not_found() {
             key_not_found(&m, &key_layout, &key)
+        } else if lock && e.errno() == Some(libc::EINVAL) {
+            lock_refused(&m)
         } else {
             m.err(e)
         }
@@ -87,8 +89,18 @@ pub fn update(w: &mut Words) -> Result<(), CliError> {
             "{}: map is full ({} entries) or key out of range",
             m.label, m.info.max_entries
         )),
+        Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(&m),
         _ => m.err(e),
     })
+}
+
+/// The kernel's EINVAL for `lock` (BPF_F_LOCK) on a map whose value has no
+/// `bpf_spin_lock`, said in the user's words.
+fn lock_refused(m: &OpenMap) -> CliError {
+    CliError::usage(format!(
+        "{}: 'lock' needs a map whose BTF value type holds a bpf_spin_lock; this one has none (EINVAL)",
+        m.label
+    ))
 }
 
 /// `delete MAP key DATA`.
