@@ -26,7 +26,7 @@ use tcbpf::scm::{self, ReceiveOptions, Received, Receiver};
 pub const USAGE: &str = "\
 Usage: tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]...
                               [ run CMD [ ARGS... ] ]
-       tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ]
+       tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ] [ verbose ]
        tcbpf exec bpf debug
 
 import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
