@@ -92,29 +92,14 @@ pub(crate) fn unix_addr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen
 
 /// A new AF_UNIX datagram socket, close-on-exec.
 pub(crate) fn dgram_socket() -> Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd =
-        check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
-            .map_err(|e| Error::os("socket", "AF_UNIX", e))?;
-    // SAFETY: fd is a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::net::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0)
+        .map_err(|e| Error::os("socket", "AF_UNIX", e))
 }
 
 /// Sets SO_PASSCRED so every datagram brings its sender's credentials.
 pub(crate) fn set_passcred(sock: BorrowedFd<'_>) -> Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: the option value points at a live c_int of the stated size.
-    check(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            &on as *const libc::c_int as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-    .map_err(|e| Error::os("setsockopt", "SO_PASSCRED", e))
+    crate::sys::net::set_int_option(sock, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)
+        .map_err(|e| Error::os("setsockopt", "SO_PASSCRED", e))
 }
 
 /// Binds `sock` at `path` so the socket file has exactly `mode` from the

@@ -1,5 +1,6 @@
-//! The socket and namespace calls outside bpf(2) that the tc layer and the
-//! demo need: a NETLINK_ROUTE socket (send, receive), switching the calling
+//! The socket and namespace calls outside bpf(2) that the tc layer, the
+//! hand-off (`scm`) and the demo need: sockets and their int options, a
+//! NETLINK_ROUTE socket (send, receive), switching the calling
 //! thread's network namespace, and a raw ICMP socket for echo requests.
 //! Bytes in, bytes out: nothing here knows what the messages mean.
 
@@ -11,7 +12,8 @@ const SOL_NETLINK: i32 = 270;
 const NETLINK_CAP_ACK: i32 = 10;
 const NETLINK_EXT_ACK: i32 = 11;
 
-fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
+/// socket(2), close-on-exec.
+pub(crate) fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes no pointers; the result is checked.
     let raw = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
     if raw < 0 {
@@ -21,7 +23,13 @@ fn socket(domain: i32, kind: i32, protocol: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn set_int_option(fd: BorrowedFd<'_>, level: i32, opt: i32, value: i32) -> io::Result<()> {
+/// setsockopt(2) of an `int` option.
+pub(crate) fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    opt: i32,
+    value: i32,
+) -> io::Result<()> {
     // SAFETY: the option value points at a c_int alive for the call, with its size.
     let ret = unsafe {
         libc::setsockopt(
