@@ -3,10 +3,8 @@
 //! one when absent, and unmounting it (tests mount their own in a temporary
 //! directory).
 
-use super::{Error, Result};
-use std::ffi::CString;
+use super::{c_path, Error, Result};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that moves the bpffs root, as in iproute2.
@@ -24,16 +22,6 @@ pub fn bpffs_root() -> PathBuf {
 
 /// `BPF_FS_MAGIC`: `statfs.f_type` of a bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-fn c_path(op: &'static str, path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        Error::new(
-            op,
-            io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"),
-        )
-        .on(path.display().to_string())
-    })
-}
 
 /// True when `path` is the root or a directory of a mounted bpffs.
 pub fn is_bpffs(path: &Path) -> bool {

@@ -91,6 +91,19 @@ pub(crate) fn obj_name(name: &str) -> [u8; 16] {
     out
 }
 
+/// A path as the C string a system call takes; a path holding a NUL byte
+/// is an error of `op` naming the path.
+pub(crate) fn c_path(op: &'static str, path: &std::path::Path) -> Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::new(
+            op,
+            io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"),
+        )
+        .on(path.display().to_string())
+    })
+}
+
 /// The string stored in a NUL-padded byte array.
 pub(crate) fn c_name(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());

@@ -2,9 +2,7 @@
 //! bpffs, opening by id, and walking ids.
 
 use super::fd::owned_from_ret;
-use super::{bpf, cmd, ptr, BtfFd, Error, LinkFd, MapFd, ProgFd, Result};
-use std::ffi::CString;
-use std::io;
+use super::{bpf, c_path, cmd, ptr, BtfFd, Error, LinkFd, MapFd, ProgFd, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -16,17 +14,6 @@ struct ObjAttr {
     file_flags: u32,
     path_fd: i32,
     _pad: u32,
-}
-
-fn c_path(op: &'static str, path: &Path) -> Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        Error::new(
-            op,
-            io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"),
-        )
-        .on(path.display().to_string())
-    })
 }
 
 /// BPF_OBJ_PIN: pins any bpf object at `path` in a bpffs.
