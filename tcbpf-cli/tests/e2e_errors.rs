@@ -208,4 +208,13 @@ fn attach_failing_after_load_removes_the_qdisc_and_pins_it_made() {
     );
     assert!(!w.has_clsact(), "clsact qdisc left behind");
     assert_eq!(pins(&w.fs.path), ["action"], "only the test's own pin");
+    let left: Vec<String> = tree(&w.fs.path)
+        .into_iter()
+        .filter(|p| p != "maps.debug" && p != "progs.debug")
+        .collect();
+    assert_eq!(
+        left,
+        ["action"],
+        "no directory the load made (tc/globals) stays"
+    );
 }

@@ -53,7 +53,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
     let main = loaded.main_program();
     let name = object_name(&obj.file, &main.section);
     if let Err(e) = attach_program(g, target, main.fd.as_fd(), &name) {
-        remove_new_pins(&loaded);
+        loaded.remove_created_pins();
         return Err(e);
     }
     match &obj.export {
@@ -66,16 +66,6 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         None => {
             warn_unheld_prog_arrays(&loaded);
             Ok(())
-        }
-    }
-}
-
-/// Takes away the pins this load created (not those it reused): a filter
-/// that failed to attach must leave no orphan maps behind in bpffs.
-fn remove_new_pins(loaded: &LoadedObject) {
-    for m in &loaded.maps {
-        if let (Some(pin), false) = (&m.pin_path, m.reused) {
-            let _ = std::fs::remove_file(pin);
         }
     }
 }

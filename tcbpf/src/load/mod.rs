@@ -185,9 +185,19 @@ pub struct LoadedObject {
     /// What `verbose` reports besides verifier logs: reused pins, BTF
     /// refused, maps not pinned.
     pub notes: Vec<String>,
+    /// The pins this load created (not those it reused) and their directories.
+    created_pins: pin::CreatedPins,
 }
 
 impl LoadedObject {
+    /// Takes away the pins this load created and the directories it made
+    /// for them, keeping the pins it reused: for a caller whose use of the
+    /// object failed (a filter that did not attach), so no orphan maps stay
+    /// in bpffs.
+    pub fn remove_created_pins(&self) {
+        self.created_pins.remove();
+    }
+
     /// The program to attach.
     pub fn main_program(&self) -> &LoadedProgram {
         &self.programs[self.main]
@@ -381,7 +391,7 @@ pub fn load_spec(
                 source: e,
             })?;
     }
-    guard.commit();
+    let created_pins = guard.commit();
     Ok(LoadedObject {
         path: identity.path.clone(),
         sha1_hex: identity.sha1_hex.clone(),
@@ -392,5 +402,6 @@ pub fn load_spec(
         main: 0,
         btf,
         notes: ctx.notes,
+        created_pins,
     })
 }

@@ -83,9 +83,30 @@ pub fn check_compatible(info: &MapInfo, map: &MapSpec) -> Result<(), (String, St
 /// on drop unless the load succeeded (`commit`).
 #[derive(Debug, Default)]
 pub struct PinGuard {
+    created: CreatedPins,
+    committed: bool,
+}
+
+/// The pins a load created and the directories it made for them (not the
+/// pins it reused), kept so a caller can take them away again when what
+/// it loaded them for fails (a filter that does not attach).
+#[derive(Debug, Default)]
+pub struct CreatedPins {
     pins: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
-    committed: bool,
+}
+
+impl CreatedPins {
+    /// Removes the pins, then the directories made for them (newest first;
+    /// a directory someone else has filled since stays).
+    pub fn remove(&self) {
+        for p in self.pins.iter().rev() {
+            let _ = std::fs::remove_file(p);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 impl PinGuard {
@@ -105,7 +126,7 @@ impl PinGuard {
                 Ok(()) => {
                     use std::os::unix::fs::PermissionsExt;
                     let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-                    self.dirs.push(d);
+                    self.created.dirs.push(d);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(sys::Error::new("mkdir", e).on(d.display().to_string())),
@@ -120,26 +141,21 @@ impl PinGuard {
             self.make_dirs(dir)?;
         }
         sys::obj::pin(fd, path)?;
-        self.pins.push(path.to_path_buf());
+        self.created.pins.push(path.to_path_buf());
         Ok(())
     }
 
-    /// Keeps everything pinned so far.
-    pub fn commit(mut self) {
+    /// Keeps everything pinned so far; returns the record of it.
+    pub fn commit(mut self) -> CreatedPins {
         self.committed = true;
+        std::mem::take(&mut self.created)
     }
 }
 
 impl Drop for PinGuard {
     fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        for p in self.pins.iter().rev() {
-            let _ = std::fs::remove_file(p);
-        }
-        for d in self.dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+        if !self.committed {
+            self.created.remove();
         }
     }
 }
