@@ -7,7 +7,7 @@
 
 use super::error::CliError;
 use super::exec::scm_error;
-use super::filter::{attach_program, object_name, AttachTarget};
+use super::filter::{attach_program, AttachTarget};
 use super::obj::{load_error, print_load_log};
 use super::output::Global;
 use std::os::fd::AsFd;
@@ -51,7 +51,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         print_load_log(&loaded);
     }
     let main = loaded.main_program();
-    let name = object_name(&obj.file, &main.section);
+    let name = loaded.filter_name();
     if let Err(e) = attach_program(g, target, main.fd.as_fd(), &name) {
         loaded.remove_created_pins();
         return Err(e);

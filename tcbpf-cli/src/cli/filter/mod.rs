@@ -78,16 +78,6 @@ pub fn pinned_name(path: &Path) -> String {
     format!("{base}:[*fsobj]")
 }
 
-/// The name tc shows for an object's program: `BASENAME:[SECTION]`.
-#[allow(dead_code)] // used by filter_obj once the loader is wired in
-pub fn object_name(file: &Path, section: &str) -> String {
-    let base = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{base}:[{section}]")
-}
-
 /// Attaches `prog` to `target` under `name` (`FILE:[SECTION]` for objects):
 /// a cls_bpf filter (creating the clsact qdisc when needed, and removing it
 /// again if the filter fails) or a pinned tcx link.
@@ -278,11 +268,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_written_as_tc_writes_them() {
-        assert_eq!(
-            object_name(Path::new("/x/demo.o"), "classifier"),
-            "demo.o:[classifier]"
-        );
+    fn pinned_names_are_written_as_tc_writes_them() {
         assert_eq!(pinned_name(Path::new("/sys/fs/bpf/tc/p")), "p:[*fsobj]");
     }
 }
