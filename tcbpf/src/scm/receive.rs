@@ -129,12 +129,8 @@ impl Receiver {
         }
         let sock = socket::dgram_socket()?;
         socket::set_passcred(sock.as_fd())?;
-        socket::bind_with_mode(sock.as_fd(), path, mode).inspect_err(|e| {
-            // A failed chmod after a successful bind leaves our socket file.
-            if e.errno != Some(libc::EADDRINUSE) && e.kind != ErrorKind::BadInput {
-                let _ = std::fs::remove_file(path);
-            }
-        })?;
+        // A failed bind created nothing: nothing to remove.
+        socket::bind_with_mode(sock.as_fd(), path, mode)?;
         let inode = std::fs::symlink_metadata(path)
             .ok()
             .map(|m| (m.dev(), m.ino()));

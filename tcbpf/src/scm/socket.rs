@@ -103,24 +103,49 @@ pub(crate) fn set_passcred(sock: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// Binds `sock` at `path` so the socket file has exactly `mode` from the
-/// moment it exists: the socket inode gets `mode` before bind (the kernel
-/// then applies the umask), and bits the umask took away are added back
-/// afterwards (a widening, never a narrowing, so no moment is more open than
-/// asked).
+/// moment it exists, without ever resolving `path` again after the bind (a
+/// user who can write the directory could have swapped the socket for a
+/// symlink by then, and a chmod through the path would change the link's
+/// target): the socket inode gets `mode` before bind, and the kernel applies
+/// the umask at bind. When the umask would take bits of `mode` away, the
+/// bind runs on a short-lived thread that has its own copy of the
+/// filesystem context (`unshare(CLONE_FS)`) with umask 0, so no other
+/// thread of the process ever sees a changed umask.
 pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<()> {
     let (addr, len) = unix_addr(path)?;
     let mode = mode & 0o777;
     // SAFETY: fchmod on a descriptor we hold; sockfs accepts mode changes.
     check(unsafe { libc::fchmod(sock.as_raw_fd(), mode as libc::mode_t) })
         .map_err(|e| Error::os("fchmod", "socket", e))?;
-    // SAFETY: addr is a valid sockaddr_un of length len.
-    let bound = check(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-            len,
-        )
-    });
+    let raw = sock.as_raw_fd();
+    // SAFETY: addr is a valid sockaddr_un of length len; raw stays open
+    // for the call (borrowed by the caller).
+    let do_bind = move || {
+        check(unsafe {
+            libc::bind(
+                raw,
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                len,
+            )
+        })
+    };
+    let bound = if current_umask().is_some_and(|u| u & mode == 0) {
+        do_bind()
+    } else {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // SAFETY: unshare(CLONE_FS) gives this thread its own
+                // fs_struct, so the umask set next is this thread's alone.
+                check(unsafe { libc::unshare(libc::CLONE_FS) })?;
+                // SAFETY: umask cannot fail; it changes only this thread's
+                // (now private) filesystem context.
+                unsafe { libc::umask(0) };
+                do_bind()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("bind thread panicked")))
+        })
+    };
     if let Err(e) = bound {
         let mut err = Error::os("bind", path.display().to_string(), e);
         if err.errno == Some(libc::EADDRINUSE) {
@@ -133,17 +158,15 @@ pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Re
         }
         return Err(err);
     }
-    use std::os::unix::fs::PermissionsExt;
-    let now = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::os("stat", path.display().to_string(), e))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if now != mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::os("chmod", path.display().to_string(), e))?;
-    }
     Ok(())
+}
+
+/// The process umask, read from `/proc/self/status` (reading it with
+/// umask(2) would change it for a moment); None when that cannot be read.
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 /// Connects `sock` to the importer bound at `path`.
