@@ -195,6 +195,25 @@ pub(crate) fn connect(sock: BorrowedFd<'_>, path: &Path) -> Result<()> {
     })
 }
 
+/// The peer's uid from SO_PEERCRED, when the kernel knows one (a connected
+/// datagram socket usually has none: the kernel reports uid -1).
+pub(crate) fn peer_uid(sock: BorrowedFd<'_>) -> Option<u32> {
+    // SAFETY: ucred is plain data; getsockopt writes at most len bytes.
+    unsafe {
+        let mut cred: libc::ucred = zeroed();
+        let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        );
+        (rc == 0 && len as usize == size_of::<libc::ucred>() && cred.uid != u32::MAX)
+            .then_some(cred.uid)
+    }
+}
+
 /// Sends one datagram: `bytes` as payload and `fds` (if any) in one
 /// SCM_RIGHTS control message, on a connected socket.
 pub(crate) fn send_datagram(
