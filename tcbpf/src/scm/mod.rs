@@ -16,6 +16,7 @@ mod receive;
 mod send;
 mod socket;
 mod trust;
+mod warn;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
@@ -24,4 +25,5 @@ pub use receive::{
 };
 pub use send::{assign_ids, object_id_for, send_maps, send_maps_with, SendOptions, Sender};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
+pub use warn::{DropWarnings, FULL_WARNINGS, SUMMARY_INTERVAL};
 pub use wire::{MapDesc, ObjectId};
