@@ -160,3 +160,118 @@ fn sigterm_ends_an_importer_flooded_while_its_stderr_is_unread() {
     );
     assert!(!path.0.exists(), "socket removed");
 }
+
+/// `tcbpf exec bpf import PATH ARGS…` through `sh -c PREFIX exec …`.
+fn import_via_shell(path: &Path, prefix: &str, args: &str) -> tcbpf_testkit::Importer {
+    let script = format!(
+        "{prefix} exec {TCBPF} exec bpf import {} {args}",
+        path.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script]);
+    tcbpf_testkit::Importer::start(c, path)
+}
+
+fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child this test started.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+#[test]
+fn terminating_signals_end_the_wait_like_sigterm_and_remove_the_socket() {
+    for (sig, name) in [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+    ] {
+        let path = SockPath::new("sig");
+        let mut imp = import_via_shell(&path.0, "", "timeout 30");
+        send_signal(imp.pid(), sig);
+        let out = imp.finish();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{name}: {err}");
+        assert!(
+            err.contains(&format!("interrupted by {name}")),
+            "{name}: {err}"
+        );
+        assert!(!path.0.exists(), "{name}: socket removed");
+    }
+}
+
+#[test]
+fn an_inherited_ignored_sigint_stays_ignored_while_waiting() {
+    let path = SockPath::new("sigign");
+    let mut imp = import_via_shell(&path.0, "trap '' INT HUP;", "timeout 30");
+    send_signal(imp.pid(), libc::SIGINT);
+    send_signal(imp.pid(), libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        path.0.exists(),
+        "still waiting after the ignored SIGINT and SIGHUP"
+    );
+    send_signal(imp.pid(), libc::SIGTERM);
+    let out = imp.finish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+}
+
+#[test]
+fn maps_never_land_on_descriptors_0_to_2_when_the_importer_starts_with_them_closed() {
+    let dir = tcbpf_testkit::TempDir::new("lowfd");
+    let path = dir.join("bpf.sock");
+    let env_file = dir.join("env");
+    let m = hash_map(&unique("lf"), 4, 8, 4);
+    let id = tcbpf::sys::info::map_info(&m).unwrap().id.to_string();
+    let script = format!(
+        "exec {TCBPF} exec bpf import {} timeout 30 run sh -c 'env > {}' <&- >&- 2>&-",
+        path.display(),
+        env_file.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script]);
+    let mut imp = tcbpf_testkit::Importer::start(c, &path);
+    let out = Command::new(TCBPF)
+        .args(["map", "export"])
+        .arg(&path)
+        .args(["id", &id, "id", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    imp.finish();
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let vars = tcbpf_testkit::env_vars(&env);
+    let fd: i32 = vars["BPF_MAP0"].parse().unwrap();
+    assert!(fd >= 3, "map on fd {fd}: {vars:?}");
+}
+
+#[test]
+fn timeout_ends_without_busy_polling() {
+    // The last millisecond of a wait used to be polled with timeout 0 over
+    // and over; each of these runs must wait in a few polls.
+    for timeout in ["0.3", "0.2005", "0.1", "0.05", "0.0305"] {
+        let path = SockPath::new("tmo");
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=poll,ppoll", "-o", "/dev/stderr"])
+            .arg(TCBPF)
+            .args(["exec", "bpf", "import"])
+            .arg(&path.0)
+            .args(["timeout", timeout])
+            .output()
+            .expect("strace is installed (scripts/test.sh installs it)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("timed out"), "{err}");
+        let polls = err.lines().filter(|l| l.contains("poll(")).count();
+        assert!(
+            (1..=3).contains(&polls),
+            "{polls} polls for one {timeout} s wait:\n{err}"
+        );
+    }
+}

@@ -38,7 +38,9 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          Only root and the importer's own uid may send, plus each 'allow-uid';
          other senders' datagrams are dropped with a warning (the first five,
          then a count every 10 s; never blocking). 'timeout SECS'
-         gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
+         gives up waiting; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+         SIGPIPE or SIGALRM while waiting remove UDS and fail (a signal the
+         importer inherited as ignored stays ignored).
          With -j, print what was received as JSON instead of running CMD.
 graft    load a program and place it in a pinned program array.
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
@@ -149,7 +151,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     // The maps are for the command this process becomes: receive them
     // inheritable rather than clearing close-on-exec one by one.
     args.opts.inheritable = !g.json;
-    // SIGINT/SIGTERM are blocked before the bind, so one that arrives at any
+    // The stop signals are blocked before the bind, so one that arrives at any
     // point of the wait unlinks the socket instead of killing the process.
     let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(scm_error)?;
     // Warnings about refused senders are rate-limited and never block: a
