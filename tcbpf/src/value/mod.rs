@@ -18,6 +18,23 @@ pub use layout::{int_value, write_sums, Layout};
 
 use std::fmt;
 
+/// Longest word an error message shows whole.
+pub const SHOWN_MAX: usize = 64;
+
+/// A word as an error message shows it: whole up to [`SHOWN_MAX`] bytes,
+/// else its start and its length (`9999… (1073741824 bytes)`), so a huge
+/// input word never makes a huge error.
+pub fn shown(word: &[u8]) -> String {
+    if word.len() <= SHOWN_MAX {
+        return String::from_utf8_lossy(word).into_owned();
+    }
+    format!(
+        "{}… ({} bytes)",
+        String::from_utf8_lossy(&word[..SHOWN_MAX / 2]),
+        word.len()
+    )
+}
+
 /// Why words did not make a key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
