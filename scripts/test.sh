@@ -11,5 +11,9 @@ fi
 if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
 fi
+# strace: harden_import checks that a timeout ends without busy polling.
+if ! command -v strace >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+fi
 cargo build --workspace --all-targets
 cargo test --workspace

@@ -36,8 +36,11 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          descriptors and finds them in its environment:
            BPF_NUM_MAPS=<n>  BPF_MAP<id>=<fd>  BPF_MAP_<NAME>=<fd>
          Only root and the importer's own uid may send, plus each 'allow-uid';
-         other senders' datagrams are dropped with a warning. 'timeout SECS'
-         gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
+         other senders' datagrams are dropped with a warning (the first five,
+         then a count every 10 s; never blocking). 'timeout SECS'
+         gives up waiting; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+         SIGPIPE or SIGALRM while waiting remove UDS and fail (a signal the
+         importer inherited as ignored stays ignored).
          With -j, print what was received as JSON instead of running CMD.
 graft    load a program and place it in a pinned program array.
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
@@ -148,14 +151,26 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     // The maps are for the command this process becomes: receive them
     // inheritable rather than clearing close-on-exec one by one.
     args.opts.inheritable = !g.json;
-    // SIGINT/SIGTERM are blocked before the bind, so one that arrives at any
+    // The stop signals are blocked before the bind, so one that arrives at any
     // point of the wait unlinks the socket instead of killing the process.
     let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(scm_error)?;
-    let received = receiver
-        .receive(&args.opts, |dropped| {
-            eprintln!("tcbpf: warning: {}: {dropped}", args.uds.display())
-        })
-        .map_err(scm_error)?;
+    // Warnings about refused senders are rate-limited and never block: a
+    // flood from another user must not stall the wait (or make signals
+    // unanswerable) when nobody reads stderr.
+    let mut warnings = scm::DropWarnings::new();
+    let warn = |line: String| {
+        let text = format!("tcbpf: warning: {}: {line}\n", args.uds.display());
+        tcbpf::sys::process::write_stderr_nowait(text.as_bytes());
+    };
+    let received = receiver.receive(&args.opts, |dropped| {
+        if let Some(line) = warnings.note(dropped, std::time::Instant::now()) {
+            warn(line);
+        }
+    });
+    if let Some(line) = warnings.summary() {
+        warn(line);
+    }
+    let received = received.map_err(scm_error)?;
     // Closes the socket and unlinks its path before anything runs.
     receiver.close();
     if g.json {

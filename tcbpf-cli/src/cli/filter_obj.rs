@@ -33,6 +33,8 @@ pub struct ObjArgs {
     pub section: Option<String>,
     /// `export UDS`, else `$TC_BPF_UDS`: where to send the maps after attaching.
     pub export: Option<PathBuf>,
+    /// `allow-uid UID`…: receivers trusted besides root and this user.
+    pub allowed_uids: Vec<u32>,
     /// `verbose`: print the verifier log.
     pub verbose: bool,
 }
@@ -57,7 +59,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         return Err(e);
     }
     match &obj.export {
-        Some(uds) => export_maps(&loaded, uds).map_err(|e| {
+        Some(uds) => export_maps(&loaded, uds, &obj.allowed_uids).map_err(|e| {
             e.context(format!(
                 "filter '{name}' is attached, but its maps were not exported to {}",
                 uds.display()
@@ -75,7 +77,11 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
 /// the object file name as given on the command line (tc's `bpf_obj`), the
 /// file's dev/inode, and each map's `struct bpf_elf_map` with the ids the
 /// loader assigned.
-fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliError> {
+fn export_maps(
+    loaded: &LoadedObject,
+    uds: &std::path::Path,
+    allowed_uids: &[u32],
+) -> Result<(), CliError> {
     let mut maps = Vec::with_capacity(loaded.maps.len());
     for m in &loaded.maps {
         let spec = &m.spec;
@@ -97,7 +103,10 @@ fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliEr
         dev: loaded.dev,
         ino: loaded.ino,
     };
-    scm::send_maps(uds, &object, &maps).map_err(scm_error)
+    let opts = scm::SendOptions {
+        allowed_uids: allowed_uids.to_vec(),
+    };
+    scm::send_maps_with(uds, &object, &maps, &opts).map_err(scm_error)
 }
 
 /// The kernel empties a program array when its last user-space holder closes

@@ -1,10 +1,13 @@
-//! `tcbpf map export UDS MAP [ id N ] [ MAP [ id N ] ]… [ obj NAME ]`: send
+//! `tcbpf map export UDS MAP [ id N ] [ MAP [ id N ] ]… [ obj NAME ]
+//! [ allow-uid UID ]…`: send
 //! maps this process can reach (by fd, env, id, pinned path or name) to an
 //! importer bound at UDS, each described from the kernel's own map info.
 //!
 //! `id N` right after a MAP sets the id the importer shows it under
 //! (`BPF_MAP<N>`); maps without one take the lowest unused ids in order.
 //! `obj NAME` names the object in the transfer (default `tcbpf-export`).
+//! The socket must belong to root or this user, unless `allow-uid` names
+//! its owner (checked by `tcbpf::scm`).
 //! This module parses and prints; sending is `tcbpf::scm::send_maps`.
 
 use super::error::CliError;
@@ -27,13 +30,20 @@ struct ExportArgs {
     uds: PathBuf,
     maps: Vec<(MapRef, Option<u32>)>,
     object: String,
+    allowed_uids: Vec<u32>,
 }
 
 fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
     let uds = PathBuf::from(w.expect("a socket path after 'export'")?);
     let mut maps: Vec<(MapRef, Option<u32>)> = Vec::new();
     let mut object = None;
+    let mut allowed_uids = Vec::new();
     while let Some(word) = w.peek() {
+        if word == "allow-uid" || word == "allow" {
+            w.next();
+            allowed_uids.push(w.number::<u32>("a uid after 'allow-uid'")?);
+            continue;
+        }
         if matches(word, "obj") && word != "o" {
             w.next();
             object = Some(w.expect("an object name after 'obj'")?);
@@ -64,6 +74,7 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
         uds,
         maps,
         object: object.unwrap_or_else(|| DEFAULT_OBJECT.to_string()),
+        allowed_uids,
     })
 }
 
@@ -84,7 +95,10 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         .map(|((fd, info), id)| (MapDesc::from_info(info, *id), fd.as_fd()))
         .collect();
     let object = scm::object_id_for(&args.object);
-    scm::send_maps(&args.uds, &object, &described).map_err(scm_error)?;
+    let opts = scm::SendOptions {
+        allowed_uids: args.allowed_uids.clone(),
+    };
+    scm::send_maps_with(&args.uds, &object, &described, &opts).map_err(scm_error)?;
     if g.json {
         let maps: Vec<_> = opened
             .iter()
@@ -113,10 +127,11 @@ mod tests {
         // `id N` right after a map is its export id, so `env 3 id 9 id 1`
         // is env 3 exported as id 9, then the kernel's map 1.
         let a = parse(&mut words(
-            "/tmp/s pinned /x id 4 env 3 id 9 id 1 obj foo.o",
+            "/tmp/s pinned /x id 4 env 3 id 9 id 1 obj foo.o allow-uid 7",
         ))
         .unwrap();
         assert_eq!(a.object, "foo.o");
+        assert_eq!(a.allowed_uids, vec![7]);
         assert_eq!(
             a.maps,
             vec![

@@ -94,6 +94,7 @@ pub fn choose<'a>(word: &str, choices: &[&'a str], what: &str) -> Result<&'a str
         .copied()
         .filter(|c| matches(word, c))
         .collect();
+    let word = tcbpf::value::shown(word.as_bytes());
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(CliError::usage(format!(

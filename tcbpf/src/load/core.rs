@@ -21,6 +21,9 @@ use std::sync::Arc;
 /// Where the running kernel publishes its BTF.
 pub const KERNEL_BTF_DIR: &str = "/sys/kernel/btf";
 
+/// Largest target BTF read with `btf FILE` (vmlinux BTF is a few MB).
+const MAX_TARGET_BTF_BYTES: u64 = 1 << 30;
+
 /// The BTFs relocations are resolved against: vmlinux first, then modules.
 pub(crate) struct Targets {
     btfs: Vec<Arc<TargetBtf>>,
@@ -34,7 +37,10 @@ fn target_bytes(path: &Path) -> std::io::Result<BlobBytes> {
             return Ok(Box::new(m));
         }
     }
-    Ok(Box::new(std::fs::read(path)?))
+    Ok(Box::new(crate::sys::file::read_regular(
+        path,
+        MAX_TARGET_BTF_BYTES,
+    )?))
 }
 
 fn read_btf(file: &str, path: &Path, base: Option<Arc<TargetBtf>>) -> Result<TargetBtf, LoadError> {

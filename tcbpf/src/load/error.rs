@@ -104,6 +104,7 @@ impl LoadError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => true,
+            LoadError::Read { source, .. } => source.kind() == io::ErrorKind::InvalidInput,
             LoadError::Verifier(v) => {
                 matches!(v.source.errno(), Some(libc::EACCES) | Some(libc::EINVAL))
             }

@@ -241,10 +241,13 @@ pub(crate) struct Context<'a> {
 
 /// Reads, parses and loads the object at `path`.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<LoadedObject, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Read {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let bytes =
+        crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES).map_err(|e| {
+            LoadError::Read {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        })?;
     let identity = ObjectIdentity::of(path, &bytes)?;
     let spec = ObjectSpec::parse(&path.display().to_string(), &bytes)?;
     load_spec(&spec, &identity, opts)

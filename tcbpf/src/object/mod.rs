@@ -105,10 +105,12 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// Reads and parses the object at `path`.
+    /// Reads and parses the object at `path` (a regular file of at most
+    /// [`crate::sys::file::MAX_OBJECT_BYTES`]).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ParseError::new(&name, e.to_string()))?;
+        let bytes = crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES)
+            .map_err(|e| ParseError::new(&name, e.to_string()))?;
         ObjectSpec::parse(&name, &bytes)
     }
 

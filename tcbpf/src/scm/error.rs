@@ -14,7 +14,7 @@ pub enum ErrorKind {
     NotListening,
     /// The socket path or a peer's credentials refused access.
     Permission,
-    /// SIGINT or SIGTERM arrived while waiting.
+    /// A terminating signal (SIGINT, SIGTERM, SIGHUP, …) arrived while waiting.
     Interrupted,
     /// The wait ran out before every map arrived.
     TimedOut,

@@ -3,7 +3,8 @@
 //! datagrams.
 //!
 //! The importer binds a path ([`Receiver::bind`], mode 0600, SO_PASSCRED),
-//! the exporter connects and sends ([`send_maps`]), the importer receives
+//! the exporter checks who owns the socket and its directory, connects and
+//! sends ([`send_maps`]), the importer receives
 //! every map with each sender's credentials checked and each descriptor
 //! checked against its entry ([`Receiver::receive`]), then unlinks the path.
 //! This module does not build environments or exec anything (that is
@@ -14,12 +15,15 @@ mod error;
 mod receive;
 mod send;
 mod socket;
+mod trust;
+mod warn;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
 };
-pub use send::{assign_ids, object_id_for, send_maps, Sender};
+pub use send::{assign_ids, object_id_for, send_maps, send_maps_with, SendOptions, Sender};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
+pub use warn::{DropWarnings, FULL_WARNINGS, SUMMARY_INTERVAL};
 pub use wire::{MapDesc, ObjectId};

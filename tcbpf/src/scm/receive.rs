@@ -26,8 +26,9 @@ pub struct ReceiveOptions {
     pub timeout: Option<Duration>,
     /// Senders accepted besides root and this process's own uid.
     pub allowed_uids: Vec<u32>,
-    /// End the wait with [`ErrorKind::Interrupted`] on SIGINT or SIGTERM
-    /// (blocks them in the calling thread for the wait; meant for
+    /// End the wait with [`ErrorKind::Interrupted`] on SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE or SIGALRM, unless the
+    /// process ignores it (blocks them in the calling thread for the wait; meant for
     /// single-threaded programs such as the CLI).
     pub stop_on_signals: bool,
     /// Receive the maps inheritable (no `MSG_CMSG_CLOEXEC`), for the exec
@@ -96,7 +97,7 @@ pub struct Receiver {
     sock: OwnedFd,
     path: PathBuf,
     inode: Option<(u64, u64)>,
-    /// SIGINT/SIGTERM blocked since before the bind, when asked for
+    /// The stop signals blocked since before the bind, when asked for
     /// ([`Receiver::bind_stoppable`]), so no signal lands between binding and
     /// waiting and kills the process with its socket file left behind.
     stop: Option<SignalStop>,
@@ -110,12 +111,13 @@ impl Receiver {
         Self::bind_inner(path, mode, None)
     }
 
-    /// Like [`Receiver::bind`], but blocks SIGINT and SIGTERM first (in the
-    /// calling thread): a signal that arrives from now on ends the wait of
+    /// Like [`Receiver::bind`], but blocks the terminating signals first
+    /// (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE,
+    /// SIGALRM; not those the process ignores), in the calling thread: a signal that arrives from now on ends the wait of
     /// [`Receiver::receive`] as [`ErrorKind::Interrupted`], and the socket
     /// path is unlinked. For single-threaded programs such as the CLI.
     pub fn bind_stoppable(path: &Path, mode: u32) -> Result<Receiver> {
-        let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "SIGINT/SIGTERM", e))?;
+        let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "stop signals", e))?;
         Self::bind_inner(path, mode, Some(stop))
     }
 
@@ -129,12 +131,8 @@ impl Receiver {
         }
         let sock = socket::dgram_socket()?;
         socket::set_passcred(sock.as_fd())?;
-        socket::bind_with_mode(sock.as_fd(), path, mode).inspect_err(|e| {
-            // A failed chmod after a successful bind leaves our socket file.
-            if e.errno != Some(libc::EADDRINUSE) && e.kind != ErrorKind::BadInput {
-                let _ = std::fs::remove_file(path);
-            }
-        })?;
+        // A failed bind created nothing: nothing to remove.
+        socket::bind_with_mode(sock.as_fd(), path, mode)?;
         let inode = std::fs::symlink_metadata(path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
@@ -161,7 +159,7 @@ impl Receiver {
         mut on_drop: impl FnMut(&Dropped),
     ) -> Result<Received> {
         let own_stop = if opts.stop_on_signals && self.stop.is_none() {
-            Some(SignalStop::new().map_err(|e| Error::os("signalfd", "SIGINT/SIGTERM", e))?)
+            Some(SignalStop::new().map_err(|e| Error::os("signalfd", "stop signals", e))?)
         } else {
             None
         };

@@ -7,6 +7,7 @@
 
 use super::error::{Error, ErrorKind, Result};
 use super::socket;
+use super::trust;
 use super::wire::{self, MapDesc, ObjectId};
 use crate::sys::info::MapInfo;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,12 +20,40 @@ pub struct Sender {
     path: PathBuf,
 }
 
+/// How to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Receivers trusted besides root and this process's own uid: the owner
+    /// of the socket file must be one of them (`allow-uid`).
+    pub allowed_uids: Vec<u32>,
+}
+
 impl Sender {
-    /// Connects to the importer bound at `path`. Fails with
-    /// [`ErrorKind::NotListening`] when nobody is bound there.
+    /// Connects to the importer bound at `path`, trusting root and this
+    /// process's uid only (see [`Sender::connect_with`]).
     pub fn connect(path: &Path) -> Result<Sender> {
+        Self::connect_with(path, &SendOptions::default())
+    }
+
+    /// Connects to the importer bound at `path` after checking who would
+    /// receive: the path must be a socket owned by root, this process's
+    /// uid or one of `opts.allowed_uids`, in a directory only trusted users
+    /// can change (no group/other write without the sticky bit), and still
+    /// the same file after connecting. Fails with
+    /// [`ErrorKind::NotListening`] when nobody is bound there,
+    /// [`ErrorKind::Permission`] for an untrusted receiver or directory,
+    /// [`ErrorKind::BadInput`] when the path is not a socket.
+    pub fn connect_with(path: &Path, opts: &SendOptions) -> Result<Sender> {
+        socket::unix_addr(path)?;
+        let trusted = trust::Trusted {
+            own: socket::own_uids(),
+            allowed: &opts.allowed_uids,
+        };
+        let checked = trust::check_receiver(path, trusted)?;
         let sock = socket::dgram_socket()?;
         socket::connect(sock.as_fd(), path)?;
+        trust::same_socket(path, checked)?;
+        trust::check_peer_uid(path, socket::peer_uid(sock.as_fd()), trusted)?;
         Ok(Sender {
             sock,
             path: path.to_path_buf(),
@@ -83,11 +112,28 @@ impl Sender {
 /// calls it with the loaded object's maps, `tcbpf map export` with maps
 /// described from the kernel.
 ///
+/// Before sending it checks who receives (see [`Sender::connect_with`]):
+/// only a socket of root or of this process's uid, in a directory no other
+/// user can rewrite.
+///
 /// Errors: [`ErrorKind::NotListening`] when no importer is bound at `uds`
-/// ("nobody is listening on …"), [`ErrorKind::BadInput`] for a bad path or
-/// more than 65535 maps, otherwise the failing system call and errno.
+/// ("nobody is listening on …"), [`ErrorKind::Permission`] for a receiver
+/// that is not trusted, [`ErrorKind::BadInput`] for a bad path, a path that
+/// is not a socket or more than 65535 maps, otherwise the failing system
+/// call and errno.
 pub fn send_maps(uds: &Path, object: &ObjectId, maps: &[(MapDesc, BorrowedFd<'_>)]) -> Result<()> {
-    Sender::connect(uds)?.send_maps(object, maps)
+    send_maps_with(uds, object, maps, &SendOptions::default())
+}
+
+/// [`send_maps`] trusting the receivers `opts` names too (see
+/// [`Sender::connect_with`] for the checks made before sending).
+pub fn send_maps_with(
+    uds: &Path,
+    object: &ObjectId,
+    maps: &[(MapDesc, BorrowedFd<'_>)],
+    opts: &SendOptions,
+) -> Result<()> {
+    Sender::connect_with(uds, opts)?.send_maps(object, maps)
 }
 
 impl MapDesc {

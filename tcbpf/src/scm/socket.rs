@@ -1,6 +1,6 @@
 //! The raw system calls under the hand-off: AF_UNIX datagram sockets,
 //! `sendmsg`/`recvmsg` with SCM_RIGHTS and SCM_CREDENTIALS, descriptor flags,
-//! and the signalfd that lets a wait end on SIGINT/SIGTERM.
+//! and the signalfd that lets a wait end on a terminating signal.
 //!
 //! This is the `unsafe` part of `scm`; each block says why it is sound. It
 //! knows nothing of the payload format: bytes and descriptors only. Every
@@ -103,24 +103,49 @@ pub(crate) fn set_passcred(sock: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// Binds `sock` at `path` so the socket file has exactly `mode` from the
-/// moment it exists: the socket inode gets `mode` before bind (the kernel
-/// then applies the umask), and bits the umask took away are added back
-/// afterwards (a widening, never a narrowing, so no moment is more open than
-/// asked).
+/// moment it exists, without ever resolving `path` again after the bind (a
+/// user who can write the directory could have swapped the socket for a
+/// symlink by then, and a chmod through the path would change the link's
+/// target): the socket inode gets `mode` before bind, and the kernel applies
+/// the umask at bind. When the umask would take bits of `mode` away, the
+/// bind runs on a short-lived thread that has its own copy of the
+/// filesystem context (`unshare(CLONE_FS)`) with umask 0, so no other
+/// thread of the process ever sees a changed umask.
 pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<()> {
     let (addr, len) = unix_addr(path)?;
     let mode = mode & 0o777;
     // SAFETY: fchmod on a descriptor we hold; sockfs accepts mode changes.
     check(unsafe { libc::fchmod(sock.as_raw_fd(), mode as libc::mode_t) })
         .map_err(|e| Error::os("fchmod", "socket", e))?;
-    // SAFETY: addr is a valid sockaddr_un of length len.
-    let bound = check(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-            len,
-        )
-    });
+    let raw = sock.as_raw_fd();
+    // SAFETY: addr is a valid sockaddr_un of length len; raw stays open
+    // for the call (borrowed by the caller).
+    let do_bind = move || {
+        check(unsafe {
+            libc::bind(
+                raw,
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                len,
+            )
+        })
+    };
+    let bound = if current_umask().is_some_and(|u| u & mode == 0) {
+        do_bind()
+    } else {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                // SAFETY: unshare(CLONE_FS) gives this thread its own
+                // fs_struct, so the umask set next is this thread's alone.
+                check(unsafe { libc::unshare(libc::CLONE_FS) })?;
+                // SAFETY: umask cannot fail; it changes only this thread's
+                // (now private) filesystem context.
+                unsafe { libc::umask(0) };
+                do_bind()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("bind thread panicked")))
+        })
+    };
     if let Err(e) = bound {
         let mut err = Error::os("bind", path.display().to_string(), e);
         if err.errno == Some(libc::EADDRINUSE) {
@@ -133,17 +158,15 @@ pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Re
         }
         return Err(err);
     }
-    use std::os::unix::fs::PermissionsExt;
-    let now = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::os("stat", path.display().to_string(), e))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if now != mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::os("chmod", path.display().to_string(), e))?;
-    }
     Ok(())
+}
+
+/// The process umask, read from `/proc/self/status` (reading it with
+/// umask(2) would change it for a moment); None when that cannot be read.
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 /// Connects `sock` to the importer bound at `path`.
@@ -170,6 +193,25 @@ pub(crate) fn connect(sock: BorrowedFd<'_>, path: &Path) -> Result<()> {
         }
         err
     })
+}
+
+/// The peer's uid from SO_PEERCRED, when the kernel knows one (a connected
+/// datagram socket usually has none: the kernel reports uid -1).
+pub(crate) fn peer_uid(sock: BorrowedFd<'_>) -> Option<u32> {
+    // SAFETY: ucred is plain data; getsockopt writes at most len bytes.
+    unsafe {
+        let mut cred: libc::ucred = zeroed();
+        let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        );
+        (rc == 0 && len as usize == size_of::<libc::ucred>() && cred.uid != u32::MAX)
+            .then_some(cred.uid)
+    }
 }
 
 /// Sends one datagram: `bytes` as payload and `fds` (if any) in one
@@ -316,6 +358,12 @@ pub(crate) fn recv_datagram(
     }
     bytes.truncate(got.min(max_len));
     out.bytes = bytes;
+    if out.fds.iter().any(|f| f.as_raw_fd() < 3) {
+        let fds = std::mem::take(&mut out.fds);
+        for fd in fds {
+            out.fds.push(above_stdio(fd, inheritable)?);
+        }
+    }
     Ok(out)
 }
 
@@ -351,9 +399,11 @@ pub(crate) fn wait_readable(
             revents: 0,
         });
     }
+    // Rounded up: a wait of 0.4 ms left must sleep 1 ms, not poll with 0
+    // (and spin) until the deadline.
     let ms = match timeout {
         None => -1,
-        Some(t) => t.as_millis().min(i32::MAX as u128) as i32,
+        Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
     };
     // SAFETY: fds is a live array of pollfd of the stated length.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -375,9 +425,25 @@ pub(crate) fn wait_readable(
     Ok(Wake::Readable)
 }
 
-/// SIGINT and SIGTERM turned into a readable descriptor for the time of a
-/// wait: the signals are blocked in the calling thread and read from a
-/// signalfd; the previous signal mask comes back on drop.
+/// The signals that end a wait: every signal whose default action ends
+/// the process and that a user sends to stop a program (INT, TERM, HUP,
+/// QUIT, USR1, USR2, PIPE, ALRM). Each is turned into a clean stop, so the
+/// socket file is removed instead of left behind.
+const STOP_SIGNALS: [i32; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+];
+
+/// The terminating signals turned into a readable descriptor for the time
+/// of a wait: the signals are blocked in the calling thread and read from a
+/// signalfd; the previous signal mask comes back on drop. A signal this
+/// process inherited as ignored (`trap '' INT`, `nohup`) stays ignored.
 ///
 /// Meant for a single-threaded process (the CLI): in a process with other
 /// threads, those threads may still take the signals.
@@ -388,15 +454,23 @@ pub(crate) struct SignalStop {
 }
 
 impl SignalStop {
-    /// Blocks SIGINT/SIGTERM and opens a signalfd for them.
+    /// Blocks the stop signals that are not ignored and opens a signalfd
+    /// for them.
     pub fn new() -> io::Result<SignalStop> {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset before
-        // use; pthread_sigmask and signalfd get valid pointers.
+        // SAFETY: sigset_t and sigaction are plain data, initialised by
+        // sigemptyset / filled by sigaction before use; pthread_sigmask and
+        // signalfd get valid pointers.
         unsafe {
             let mut set: libc::sigset_t = zeroed();
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+            for sig in STOP_SIGNALS {
+                let mut now: libc::sigaction = zeroed();
+                let ignored = libc::sigaction(sig, std::ptr::null(), &mut now) == 0
+                    && now.sa_sigaction == libc::SIG_IGN;
+                if !ignored {
+                    libc::sigaddset(&mut set, sig);
+                }
+            }
             let mut old: libc::sigset_t = zeroed();
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
             if rc != 0 {
@@ -455,11 +529,39 @@ pub fn set_close_on_exec(fd: impl AsFd, on: bool) -> io::Result<()> {
 
 /// The name of a signal for messages.
 pub(crate) fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        n => format!("signal {n}"),
+    let name = match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        n => return format!("signal {n}"),
+    };
+    name.into()
+}
+
+/// Moves a received descriptor that landed on 0, 1 or 2 (the importer was
+/// started with standard descriptors closed) to the lowest free number from
+/// 3 up, keeping its close-on-exec choice: a map must never become the
+/// command's stdin, stdout or stderr.
+fn above_stdio(fd: OwnedFd, inheritable: bool) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
     }
+    let cmd = if inheritable {
+        libc::F_DUPFD
+    } else {
+        libc::F_DUPFD_CLOEXEC
+    };
+    // SAFETY: fcntl F_DUPFD(_CLOEXEC) on a descriptor we own returns a new
+    // descriptor that nobody else owns.
+    let moved = check(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, 3) })?;
+    // SAFETY: moved is a fresh descriptor from the kernel; `fd` (the low
+    // one) is closed on drop.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
 /// True when `path` names something (a file of any kind, even a dangling

@@ -11,6 +11,7 @@ mod batch;
 pub mod btf;
 mod error;
 mod fd;
+pub mod file;
 pub mod fs;
 pub mod info;
 pub mod link;

@@ -62,3 +62,29 @@ pub fn catch_interrupts() {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// Writes `bytes` to standard error only if that cannot block: a zero-time
+/// poll for POLLOUT first (a pipe nobody reads, a stopped terminal), then
+/// one write. Returns false when nothing (or not everything) was written.
+/// For warnings in loops that must keep running whatever stderr is.
+pub fn write_stderr_nowait(bytes: &[u8]) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, zero timeout.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ready != 1 || pfd.revents & libc::POLLOUT == 0 {
+        return false;
+    }
+    // SAFETY: bytes is a live buffer of the given length.
+    let n = unsafe {
+        libc::write(
+            libc::STDERR_FILENO,
+            bytes.as_ptr() as *const libc::c_void,
+            bytes.len(),
+        )
+    };
+    n == bytes.len() as isize
+}

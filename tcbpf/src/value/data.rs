@@ -44,7 +44,7 @@ impl Data {
                     && words[i] != "hex"
                 {
                     push_hex(words[i].as_bytes(), &mut bytes)
-                        .ok_or_else(|| Error::BadByte(words[i].to_string()))?;
+                        .ok_or_else(|| Error::BadByte(super::shown(words[i].as_bytes())))?;
                     i += 1;
                 }
                 if i == start {
@@ -75,9 +75,9 @@ impl Data {
             } else {
                 types = None;
                 let v = super::field::parse_int(word.as_bytes(), false)
-                    .ok_or_else(|| Error::BadByte(word.to_string()))?;
+                    .ok_or_else(|| Error::BadByte(super::shown(word.as_bytes())))?;
                 if v > 255 {
-                    return Err(Error::BadByte(word.to_string()));
+                    return Err(Error::BadByte(super::shown(word.as_bytes())));
                 }
                 bytes.push(v as u8);
             }

@@ -60,7 +60,7 @@ impl FieldType {
 
     /// Like [`FieldType::from_word`], with an error naming the word and the choices.
     pub fn parse(word: &str) -> Result<FieldType, Error> {
-        Self::from_word(word).ok_or_else(|| Error::UnknownType(word.to_string()))
+        Self::from_word(word).ok_or_else(|| Error::UnknownType(super::shown(word.as_bytes())))
     }
 
     /// The word for the type.
@@ -197,7 +197,7 @@ impl FieldType {
 }
 
 fn lossy(word: &[u8]) -> String {
-    String::from_utf8_lossy(word).into_owned()
+    super::shown(word)
 }
 
 /// Parses a decimal integer (with `-` when `signed`) or `0x` hex, without

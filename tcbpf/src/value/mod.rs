@@ -5,18 +5,37 @@
 //! Pure: no syscalls here. Sizes come from the caller (the map's info).
 //! [`Data`] reads the command line's DATA words; [`Layout`] is a list of
 //! typed fields resolved against a size (the `key TYPES value TYPES` of
-//! `dump`, `lookup` and `load`); [`format`](mod@format) writes untyped bytes as bpftool does.
+//! `dump`, `lookup` and `load`); [`format`](mod@format) writes untyped bytes as bpftool does;
+//! [`typed`] decodes and encodes by the map's own BTF types (and JSON).
 
 mod data;
 mod field;
 pub mod format;
 mod layout;
+pub mod typed;
 
 pub use data::Data;
 pub use field::{parse_int, FieldType};
 pub use layout::{int_value, write_sums, Layout};
 
 use std::fmt;
+
+/// Longest word an error message shows whole.
+pub const SHOWN_MAX: usize = 64;
+
+/// A word as an error message shows it: whole up to [`SHOWN_MAX`] bytes,
+/// else its start and its length (`9999… (1073741824 bytes)`), so a huge
+/// input word never makes a huge error.
+pub fn shown(word: &[u8]) -> String {
+    if word.len() <= SHOWN_MAX {
+        return String::from_utf8_lossy(word).into_owned();
+    }
+    format!(
+        "{}… ({} bytes)",
+        String::from_utf8_lossy(&word[..SHOWN_MAX / 2]),
+        word.len()
+    )
+}
 
 /// Why words did not make a key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]

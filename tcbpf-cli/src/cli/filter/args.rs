@@ -85,14 +85,17 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
-PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ verbose ] | pinned PATH }
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ allow-uid UID ]… [ verbose ]
+         | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
 $TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
-$TC_BPF_UDS names the export socket when 'export' is not given.
+$TC_BPF_UDS names the export socket when 'export' is not given. The socket
+must be owned by root or this user (or a uid 'allow-uid' names) and lie in a
+directory other users cannot write (unless it has the sticky bit).
 ";
 
 /// Usage of `tcbpf qdisc`.
@@ -267,10 +270,11 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         kind: ProgKind::Cls,
         section: None,
         export: None,
+        allowed_uids: Vec::new(),
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = ["type", "sec", "section", "export", "verbose"];
+        let keys = ["type", "sec", "section", "export", "allow-uid", "verbose"];
         let Ok(key) = choose(word, &keys, "obj option") else {
             break;
         };
@@ -279,6 +283,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
             "type" => obj.kind = prog_kind(w)?,
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
+            "allow-uid" => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
             _ => obj.verbose = true,
         }
     }
@@ -392,6 +397,7 @@ mod tests {
                 kind: ProgKind::Act,
                 section: Some("cls".into()),
                 export: Some("/u".into()),
+                allowed_uids: Vec::new(),
                 verbose: true,
             })
         );

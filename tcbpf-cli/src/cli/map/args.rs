@@ -44,7 +44,7 @@ pub fn types(w: &mut Words, what: &str) -> Result<Vec<FieldType>, CliError> {
         out.push(ty);
     }
     if out.is_empty() {
-        let given = w.peek().unwrap_or("nothing").to_string();
+        let given = value::shown(w.peek().unwrap_or("nothing").as_bytes());
         return Err(CliError::usage(format!(
             "{what}: {}",
             value::Error::UnknownType(given)

@@ -54,17 +54,50 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Longest `load` line: a stream without newlines is an error after this
+/// many bytes, not a read until memory runs out.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
     match source {
-        None | Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .map_err(|e| CliError::from(e).context("standard input"))?;
-            Ok(buf)
+        None | Some("-") => read_lines_bounded(&mut std::io::stdin().lock())
+            .map_err(|e| e.context("standard input")),
+        Some(path) => {
+            let mut file =
+                std::fs::File::open(path).map_err(|e| CliError::from(e).context(path))?;
+            read_lines_bounded(&mut file).map_err(|e| e.context(path))
         }
-        Some(path) => std::fs::read(path).map_err(|e| CliError::from(e).context(path)),
+    }
+}
+
+/// Reads everything, failing as soon as one line passes [`MAX_LINE_BYTES`].
+fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
+    const CHUNK_BYTES: usize = 1 << 20;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_start = 0;
+    loop {
+        let old = buf.len();
+        buf.resize(old + CHUNK_BYTES, 0);
+        let n = loop {
+            match input.read(&mut buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CliError::from(e)),
+            }
+        };
+        buf.truncate(old + n);
+        if n == 0 {
+            return Ok(buf);
+        }
+        if let Some(p) = buf[old..].iter().rposition(|&b| b == b'\n') {
+            line_start = old + p + 1;
+        }
+        if buf.len() - line_start > MAX_LINE_BYTES {
+            let line = buf[..line_start].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(CliError::usage(format!(
+                "line {line} is longer than {MAX_LINE_BYTES} bytes (no newline within the bound)"
+            )));
+        }
     }
 }
 
@@ -236,7 +269,7 @@ fn parse_stretch(
                 line: i,
                 error: CliError::usage(format!(
                     "unexpected word '{}' after the value",
-                    String::from_utf8_lossy(extra)
+                    tcbpf::value::shown(extra)
                 )),
             });
         }

@@ -35,7 +35,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
-       tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
+       tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
