@@ -13,6 +13,7 @@ mod core;
 mod error;
 pub mod externs;
 pub mod kconfig;
+pub mod map_defaults;
 mod maps;
 pub mod pin;
 mod programs;
