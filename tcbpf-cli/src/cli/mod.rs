@@ -14,6 +14,7 @@ mod map;
 mod map_export;
 pub mod mapref;
 mod obj;
+mod obj_externs;
 
 use error::CliError;
 use output::Global;

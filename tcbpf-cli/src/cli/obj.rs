@@ -17,7 +17,8 @@ Usage: tcbpf obj show FILE
 
   show   list the object's sections, programs (instruction counts, the
          subprograms linked in, map references), maps (definition, id,
-         pinning) and CO-RE relocations; -j prints JSON
+         pinning), CO-RE relocations and externs (kind, name, weak or
+         strong, what the running kernel resolves them to); -j prints JSON
   load   load the object as tc would (maps created or reused from their pins,
          tail-call programs stored in their program arrays) without attaching,
          and pin the chosen program at PATH (in a bpffs); prints its id.
@@ -57,11 +58,15 @@ fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let file = PathBuf::from(w.expect("an object FILE")?);
     w.finish()?;
     let spec = ObjectSpec::from_file(&file).map_err(parse_error)?;
+    let externs = super::obj_externs::outcomes(&spec);
     if g.json {
-        g.print_json(&spec_json(&spec))?;
+        let mut v = spec_json(&spec);
+        v["externs"] = super::obj_externs::json(&spec, &externs);
+        g.print_json(&v)?;
         return Ok(());
     }
     print!("{}", spec_text(&spec));
+    print!("{}", super::obj_externs::text(&spec, &externs));
     Ok(())
 }
 

@@ -103,6 +103,7 @@ impl Btf {
     /// stay stable.
     pub fn sanitize_for_kernel(&mut self) -> Result<FixupReport> {
         let mut report = FixupReport::default();
+        self.sanitize_externs(&mut report)?;
         let ids: Vec<TypeId> = self.own_types().map(|(id, _)| id).collect();
         for id in ids {
             let desc = self.describe(id);
@@ -135,5 +136,74 @@ impl Btf {
             }
         }
         Ok(report)
+    }
+}
+
+impl Btf {
+    /// What libbpf changes in extern declarations for the kernel's BTF
+    /// checker: unnamed parameters of extern functions (kfunc
+    /// declarations) get a name, and `void` extern variables (untyped
+    /// `__ksym`) become `int` ones.
+    fn sanitize_externs(&mut self, report: &mut FixupReport) -> Result<()> {
+        let mut protos = Vec::new();
+        let mut void_vars = Vec::new();
+        for (id, t) in self.own_types() {
+            match &t.kind {
+                Kind::Func(f) if f.linkage == FuncLinkage::Extern => protos.push(f.proto),
+                Kind::Var(v) if v.linkage == VarLinkage::GlobalExtern => {
+                    if matches!(
+                        self.ty(self.skip_mods_and_typedefs(v.ty)?)?.kind,
+                        Kind::Void
+                    ) {
+                        void_vars.push(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !protos.is_empty() {
+            let name = self.add_string("__ksym_arg");
+            for p in protos {
+                let desc = self.describe(p);
+                if let Kind::FuncProto(fp) = &mut self.ty_mut(p)?.kind {
+                    let mut named = 0;
+                    for param in fp
+                        .params
+                        .iter_mut()
+                        .filter(|q| q.ty != 0 && q.name_off == 0)
+                    {
+                        param.name_off = name;
+                        named += 1;
+                    }
+                    if named > 0 {
+                        report
+                            .sanitized
+                            .push(format!("{desc}: {named} unnamed parameter(s) named"));
+                    }
+                }
+            }
+        }
+        if !void_vars.is_empty() {
+            let name = self.add_string("int");
+            let int = self.add_type(Type {
+                name_off: name,
+                kind: Kind::Int(Int {
+                    size: 4,
+                    encoding: int_encoding::SIGNED,
+                    offset: 0,
+                    bits: 32,
+                }),
+            });
+            for v in void_vars {
+                let desc = self.describe(v);
+                if let Kind::Var(var) = &mut self.ty_mut(v)?.kind {
+                    var.ty = int;
+                    report
+                        .sanitized
+                        .push(format!("{desc}: void extern made int"));
+                }
+            }
+        }
+        Ok(())
     }
 }

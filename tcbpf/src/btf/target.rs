@@ -160,6 +160,39 @@ impl TargetBtf {
     }
 }
 
+impl TargetBtf {
+    /// Own types of kind `kind` whose name is one of `names`, in one pass
+    /// over the types (for kfuncs and kernel variables, which the
+    /// essential-name index leaves out): (name, id) pairs, in id order.
+    pub fn find_named(&self, names: &[&str], kind: super::types::BtfKind) -> Vec<(String, TypeId)> {
+        let mut out = Vec::new();
+        if names.is_empty() {
+            return out;
+        }
+        let types = self.sections.types(self.bytes());
+        for (i, &off) in self.sections.offsets.iter().enumerate() {
+            let off = off as usize;
+            let Some(h) = types.get(off..off + 8) else {
+                continue;
+            };
+            let name_off = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            if name_off == 0 || u32::from(h[7] & 0x1f) != kind as u32 {
+                continue;
+            }
+            let Some(rest) = self.str_tail(name_off) else {
+                continue;
+            };
+            let Some(end) = rest.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            if let Some(n) = names.iter().find(|n| n.as_bytes() == &rest[..end]) {
+                out.push((n.to_string(), self.first_id + i as u32));
+            }
+        }
+        out
+    }
+}
+
 /// Kinds that can be CO-RE candidates (not FUNC, VAR, DATASEC, DECL_TAG).
 fn is_candidate_kind(kind: u32) -> bool {
     !matches!(kind, 12 | 14 | 15 | 17)

@@ -43,7 +43,11 @@ fn target_bytes(path: &Path) -> std::io::Result<BlobBytes> {
     )?))
 }
 
-fn read_btf(file: &str, path: &Path, base: Option<Arc<TargetBtf>>) -> Result<TargetBtf, LoadError> {
+pub(crate) fn read_btf(
+    file: &str,
+    path: &Path,
+    base: Option<Arc<TargetBtf>>,
+) -> Result<TargetBtf, LoadError> {
     let bytes = target_bytes(path).map_err(|e| LoadError::Invalid {
         file: file.to_string(),
         what: format!("target BTF {}", path.display()),

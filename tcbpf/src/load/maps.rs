@@ -28,6 +28,7 @@ pub(crate) fn create_all(
             continue;
         }
         let lm = if let Some(inner) = &m.inner {
+            let inner = &with_defaults(ctx, inner)?;
             let template = create(ctx, inner, None, None)?;
             create_or_reuse(ctx, m, Some(template.as_fd()), btf, guard)?
         } else {
@@ -144,6 +145,7 @@ fn create_or_reuse(
     btf: Option<&BtfFd>,
     guard: &mut PinGuard,
 ) -> Result<LoadedMap, LoadError> {
+    let m = &with_defaults(ctx, m)?;
     let path = pin_path(ctx.bpffs, &ctx.sha1_hex, m, &ctx.pinning_db);
     if m.pinning != crate::object::Pinning::None && path.is_none() {
         ctx.notes.push(format!(
@@ -195,6 +197,15 @@ fn create_or_reuse(
         }
     }
     reuse(ctx, m, &path)
+}
+
+/// `m` with the defaults libbpf applies (see `map_defaults`).
+fn with_defaults(ctx: &mut Context<'_>, m: &MapSpec) -> Result<MapSpec, LoadError> {
+    super::map_defaults::apply(m, &mut ctx.notes).map_err(|reason| LoadError::Invalid {
+        file: ctx.file.clone(),
+        what: format!("map '{}'", m.name),
+        reason,
+    })
 }
 
 fn reuse(

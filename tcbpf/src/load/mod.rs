@@ -11,6 +11,9 @@
 mod btf;
 mod core;
 mod error;
+pub mod externs;
+pub mod kconfig;
+pub mod map_defaults;
 mod maps;
 pub mod pin;
 mod programs;
@@ -18,7 +21,7 @@ mod tail_calls;
 
 pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
-use crate::object::{MapSpec, ObjectSpec, SlotTarget, TailCallSlot};
+use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
 use crate::sys::prog::prog_type;
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
@@ -364,6 +367,35 @@ pub fn load_spec(
         notes: Vec::new(),
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
+    // Externs first, as libbpf resolves them before other relocations.
+    let outcomes = externs::resolve(spec, opts.target_btf.as_ref());
+    externs::check(spec, &outcomes)?;
+    if ctx.verbose {
+        for (e, o) in spec.externs.iter().zip(&outcomes) {
+            let what = match o {
+                Ok(r) => r.to_string(),
+                Err(u) => format!("unresolved ({}), zero", u.reason),
+            };
+            ctx.notes
+                .push(format!("extern ({}) '{}': {what}", e.kind.name(), e.name));
+        }
+    }
+    let with_kconfig;
+    let spec = match spec
+        .maps
+        .iter()
+        .position(|m| m.origin == MapOrigin::GlobalData && m.name == KCONFIG_SECTION)
+    {
+        Some(i) => {
+            let mut s = spec.clone();
+            let size = s.maps[i].value_size as usize;
+            s.maps[i].data = Some(externs::kconfig_data(spec, &outcomes, size));
+            with_kconfig = s;
+            &with_kconfig
+        }
+        None => spec,
+    };
+    let modules = externs::ModuleBtfs::open(spec, &outcomes)?;
     let targets = core::targets(spec, opts.target_btf.as_ref())?;
     if let Some(path) = &opts.pin_program {
         check_pin_path(&mut ctx, opts, path)?;
@@ -380,8 +412,15 @@ pub fn load_spec(
         // CO-RE first: it patches offsets the other relocations do not touch.
         let (prog, core) = core::relocate(&mut ctx, spec, &spec.programs[i], targets.as_ref())?;
         programs.push(
-            programs::load(&mut ctx, spec, &prog, &maps, btf.as_ref())
-                .map_err(|e| core::explain(e, &prog, &core))?,
+            programs::load(
+                &mut ctx,
+                spec,
+                &prog,
+                &maps,
+                btf.as_ref(),
+                (&outcomes, &modules),
+            )
+            .map_err(|e| core::explain(e, &prog, &core))?,
         );
     }
     tail_calls::fill(&ctx, spec, &maps, &programs)?;

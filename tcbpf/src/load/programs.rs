@@ -2,6 +2,7 @@
 //! BPF_PROG_LOAD with the object's license and BTF, and the verifier log
 //! kept (for `verbose`) or returned in the error (on rejection).
 
+use super::externs::{ModuleBtfs, Outcome};
 use super::{Context, LoadError, LoadedMap, LoadedProgram, VerifierRejection};
 use crate::object::{MapRefKind, ObjectSpec, ProgramSpec};
 use crate::sys::{prog, BtfFd};
@@ -14,8 +15,10 @@ pub(crate) fn load(
     p: &ProgramSpec,
     maps: &[LoadedMap],
     btf: Option<&BtfFd>,
+    externs: (&[Outcome], &ModuleBtfs),
 ) -> Result<LoadedProgram, LoadError> {
     let mut insns = p.insns.clone();
+    let fd_array = super::externs::patch(p, &mut insns, externs.0, externs.1);
     for r in &p.map_refs {
         let fd = maps[r.map].fd.as_raw_fd();
         insns[r.insn].imm = fd;
@@ -35,6 +38,7 @@ pub(crate) fn load(
         line_info: if use_btf.is_some() { &p.line_info } else { &[] },
         log_level: u32::from(ctx.verbose),
         prog_flags: 0,
+        fd_array: &fd_array,
     };
     match prog::load(&req) {
         Ok(loaded) => Ok(LoadedProgram {

@@ -69,6 +69,8 @@ pub(crate) struct Symbol {
     pub kind: SymKind,
     /// True for `STB_GLOBAL` and `STB_WEAK`.
     pub global: bool,
+    /// True for `STB_WEAK`.
+    pub weak: bool,
 }
 
 /// One relocation entry.
@@ -192,6 +194,7 @@ impl<'a> Elf<'a> {
                 size: sym.st_size(endian),
                 kind,
                 global: matches!(sym.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK),
+                weak: sym.st_bind() == elf::STB_WEAK,
             });
         }
         for (index, sh) in table.iter().enumerate() {

@@ -5,6 +5,7 @@
 //! global variable becomes a `MapRef` to fill at load time.
 
 use super::elf::{Elf, Section, SymKind, Symbol};
+use super::externs::ExternRef;
 use super::program::{Function, MapRef, MapRefKind, Placement, ProgramSpec, TailCallSlot};
 use super::ParseError;
 use crate::sys::prog::Insn;
@@ -39,6 +40,17 @@ pub(crate) struct MapResolver {
     pub btf_values: Vec<(usize, u32, u32, u32)>,
     /// Global data maps by section index.
     pub data: HashMap<usize, usize>,
+    /// Externs by symbol name.
+    pub externs: HashMap<String, ExternTarget>,
+}
+
+/// What a relocation against an extern symbol becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExternTarget {
+    /// A `.kconfig` value: (index of the `.kconfig` map, offset in it).
+    Kconfig(usize, u32),
+    /// Any other extern: its index in `ObjectSpec::externs`.
+    Extern(usize),
 }
 
 impl MapResolver {
@@ -98,7 +110,11 @@ impl MapResolver {
 
 /// Checks every relocation of the code sections: on an instruction
 /// boundary, inside the section, against a defined symbol.
-pub(crate) fn check_relocations(file: &str, elf: &Elf<'_>) -> Result<(), ParseError> {
+pub(crate) fn check_relocations(
+    file: &str,
+    elf: &Elf<'_>,
+    resolver: &MapResolver,
+) -> Result<(), ParseError> {
     for s in elf.sections.iter().filter(|s| s.is_exec()) {
         for r in &s.relocs {
             let sym = &elf.symbols[r.symbol];
@@ -114,9 +130,9 @@ pub(crate) fn check_relocations(file: &str, elf: &Elf<'_>) -> Result<(), ParseEr
                     s.data.len()
                 )));
             }
-            if sym.section.is_none() {
+            if sym.section.is_none() && !resolver.externs.contains_key(&sym.name) {
                 return Err(err(
-                    "relocation to an unknown symbol (undefined here: externs and kfuncs are not supported)"
+                    "relocation to an unknown symbol: neither defined here nor declared as an extern in BTF"
                         .into(),
                 ));
             }
@@ -146,6 +162,7 @@ pub(crate) fn link(
     };
     linker.place(main);
     let mut map_refs = Vec::new();
+    let mut extern_refs = Vec::new();
     let mut next = 0;
     while next < linker.layout.len() {
         let (fi, placement) = linker.layout[next].clone();
@@ -165,7 +182,46 @@ pub(crate) fn link(
                     None => e.at_symbol(f.name.clone()),
                 }
             };
-            if insn.code == CALL && insn.src() == PSEUDO_CALL {
+            let ext = reloc
+                .map(|r| &elf.symbols[r.symbol])
+                .filter(|s| s.section.is_none())
+                .and_then(|s| maps.externs.get(&s.name));
+            if let Some(&target) = ext {
+                match (target, insn.code) {
+                    (ExternTarget::Extern(e), CALL) => extern_refs.push(ExternRef {
+                        insn: pos,
+                        ext: e,
+                        call: true,
+                    }),
+                    (_, LD_IMM64) if j + 1 >= f.len => {
+                        return Err(err(format!(
+                            "64-bit load at instruction {sec_insn} is cut off by the end of the function"
+                        )))
+                    }
+                    (ExternTarget::Extern(e), LD_IMM64) => {
+                        extern_refs.push(ExternRef {
+                            insn: pos,
+                            ext: e,
+                            call: false,
+                        });
+                        j += 1;
+                    }
+                    (ExternTarget::Kconfig(map, offset), LD_IMM64) => {
+                        linker.insns[pos].set_src(PSEUDO_MAP_VALUE);
+                        map_refs.push(MapRef {
+                            insn: pos,
+                            map,
+                            kind: MapRefKind::Value { offset },
+                        });
+                        j += 1;
+                    }
+                    _ => {
+                        return Err(err(format!(
+                            "extern used at instruction {sec_insn}, which is neither a call nor a 64-bit load"
+                        )))
+                    }
+                }
+            } else if insn.code == CALL && insn.src() == PSEUDO_CALL {
                 let (tsec, target) = match reloc {
                     Some(r) => {
                         let sym = &elf.symbols[r.symbol];
@@ -241,6 +297,7 @@ pub(crate) fn link(
         section: main_section.name.clone(),
         insns: linker.insns,
         map_refs,
+        extern_refs,
         tail_call: TailCallSlot::from_section(&main_section.name),
         layout: linker.layout.into_iter().map(|(_, p)| p).collect(),
         func_info: Vec::new(),

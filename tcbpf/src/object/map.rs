@@ -212,7 +212,8 @@ pub(crate) fn check_sizes(map: &MapSpec) -> Result<(), String> {
             | MapType::CgroupStorage
             | MapType::PercpuCgroupStorage
     );
-    if map.max_entries == 0 && !storage {
+    // libbpf sizes a perf event array to the possible CPUs at load time.
+    if map.max_entries == 0 && !storage && map.map_type != MapType::PerfEventArray {
         return Err(format!("{} map with max entries 0", map.map_type));
     }
     Ok(())

@@ -10,6 +10,7 @@
 mod btf_maps;
 mod elf;
 mod error;
+mod externs;
 mod func_info;
 mod global_data;
 mod legacy_maps;
@@ -18,6 +19,7 @@ mod map;
 mod program;
 
 pub use error::ParseError;
+pub use externs::{ExternKind, ExternRef, ExternSpec, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
 pub use map::{MapOrigin, MapSpec, Pinning, SlotInit, SlotTarget};
 pub use program::{MapRef, MapRefKind, Placement, ProgramSpec, TailCallSlot};
 
@@ -102,6 +104,9 @@ pub struct ObjectSpec {
     pub btf: Option<crate::btf::Btf>,
     /// The parsed `.BTF.ext` section (func/line info, CO-RE relocations).
     pub btf_ext: Option<crate::btf::BtfExt>,
+    /// Externs (`.kconfig` values, kfuncs, kernel symbols), in libbpf's
+    /// order; their `.kconfig` map, when there is one, is in `maps`.
+    pub externs: Vec<ExternSpec>,
 }
 
 impl ObjectSpec {
@@ -126,6 +131,7 @@ impl ObjectSpec {
             legacy_map_size: None,
             btf: None,
             btf_ext: None,
+            externs: Vec::new(),
         };
         let mut resolver = link::MapResolver::default();
         let mut btf_maps_section = None;
@@ -176,8 +182,20 @@ impl ObjectSpec {
                 }
             }
         }
+        let (externs, kconfig) = externs::collect(file, &elf, spec.btf.as_mut())?;
+        for (i, e) in externs.iter().enumerate() {
+            let target = match (e.kind, &kconfig) {
+                (ExternKind::Kconfig { offset, .. }, Some(_)) => {
+                    link::ExternTarget::Kconfig(spec.maps.len(), offset)
+                }
+                _ => link::ExternTarget::Extern(i),
+            };
+            resolver.externs.insert(e.name.clone(), target);
+        }
+        spec.externs = externs;
+        spec.maps.extend(kconfig);
         assign_ids(&mut spec.maps);
-        link::check_relocations(file, &elf)?;
+        link::check_relocations(file, &elf, &resolver)?;
         let (functions, code) = program::functions(file, &elf)?;
         let with_globals: std::collections::HashSet<usize> = functions
             .iter()

@@ -82,6 +82,8 @@ pub struct ProgramSpec {
     pub insns: Vec<Insn>,
     /// Map references to fill with descriptors at load time.
     pub map_refs: Vec<MapRef>,
+    /// References to kfuncs and kernel symbols, to resolve at load time.
+    pub extern_refs: Vec<super::ExternRef>,
     /// The tail-call slot its section names, if any.
     pub tail_call: Option<TailCallSlot>,
     /// The functions it is made of, the program itself first.

@@ -21,6 +21,7 @@ pub mod net;
 pub mod obj;
 pub mod process;
 pub mod prog;
+pub mod ringbuf;
 
 pub use error::errno_name;
 pub use error::{Error, Result};

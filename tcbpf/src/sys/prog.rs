@@ -86,6 +86,8 @@ pub struct ProgLoad<'a> {
     pub log_level: u32,
     /// `BPF_F_*` program flags.
     pub prog_flags: u32,
+    /// Descriptors kfunc calls refer to by index (`insn.off`): module BTF.
+    pub fd_array: &'a [i32],
 }
 
 #[repr(C)]
@@ -173,6 +175,9 @@ fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loa
         expected_attach_type: spec.expected_attach_type,
         ..Default::default()
     };
+    if !spec.fd_array.is_empty() {
+        attr.fd_array = ptr(spec.fd_array.as_ptr());
+    }
     if let Some(btf) = spec.btf {
         attr.prog_btf_fd = btf.as_raw_fd() as u32;
         if !spec.func_info.is_empty() {
