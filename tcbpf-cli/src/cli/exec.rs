@@ -39,6 +39,8 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          other senders' datagrams are dropped with a warning. 'timeout SECS'
          gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
          With -j, print what was received as JSON instead of running CMD.
+         Every generation of struct bpf_elf_map is taken (20, 24, 28 or 36
+         bytes per entry, told from the datagram's length and descriptors).
 graft    load a program and place it in a pinned program array.
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
          tracefs at /sys/kernel/tracing when it is not mounted.
@@ -199,6 +201,7 @@ fn received_json(r: &Received) -> serde_json::Value {
     json!({
         "object": { "name": r.object.name, "dev": r.object.dev, "ino": r.object.ino },
         "num_maps": r.maps.len(),
+        "entry_size": r.entry_size.bytes(),
         "maps": maps,
     })
 }

@@ -1,4 +1,5 @@
-//! `filter … bpf obj FILE [type cls|act] [sec NAME] [export UDS] [verbose]`:
+//! `filter … bpf obj FILE [type cls|act] [sec NAME] [export UDS
+//! [entry-size N]] [verbose]`:
 //! load the object, attach its program, then export its maps.
 //!
 //! The order is tc's: the program is attached before the maps are sent, so an
@@ -33,6 +34,9 @@ pub struct ObjArgs {
     pub section: Option<String>,
     /// `export UDS`, else `$TC_BPF_UDS`: where to send the maps after attaching.
     pub export: Option<PathBuf>,
+    /// `entry-size 20|24|28|36`: the `struct bpf_elf_map` generation the
+    /// importer reads (default 36, as tc today).
+    pub entry_size: scm::EntrySize,
     /// `verbose`: print the verifier log.
     pub verbose: bool,
 }
@@ -57,7 +61,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         return Err(e);
     }
     match &obj.export {
-        Some(uds) => export_maps(&loaded, uds).map_err(|e| {
+        Some(uds) => export_maps(&loaded, uds, obj.entry_size).map_err(|e| {
             e.context(format!(
                 "filter '{name}' is attached, but its maps were not exported to {}",
                 uds.display()
@@ -75,7 +79,11 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
 /// the object file name as given on the command line (tc's `bpf_obj`), the
 /// file's dev/inode, and each map's `struct bpf_elf_map` with the ids the
 /// loader assigned.
-fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliError> {
+fn export_maps(
+    loaded: &LoadedObject,
+    uds: &std::path::Path,
+    size: scm::EntrySize,
+) -> Result<(), CliError> {
     let mut maps = Vec::with_capacity(loaded.maps.len());
     for m in &loaded.maps {
         let spec = &m.spec;
@@ -97,7 +105,7 @@ fn export_maps(loaded: &LoadedObject, uds: &std::path::Path) -> Result<(), CliEr
         dev: loaded.dev,
         ino: loaded.ino,
     };
-    scm::send_maps(uds, &object, &maps).map_err(scm_error)
+    scm::send_maps_sized(uds, &object, &maps, size).map_err(scm_error)
 }
 
 /// The kernel empties a program array when its last user-space holder closes

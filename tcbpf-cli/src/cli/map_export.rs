@@ -1,10 +1,13 @@
-//! `tcbpf map export UDS MAP [ id N ] [ MAP [ id N ] ]… [ obj NAME ]`: send
+//! `tcbpf map export UDS MAP [ id N ] [ MAP [ id N ] ]… [ obj NAME ]
+//! [ entry-size 20|24|28|36 ]`: send
 //! maps this process can reach (by fd, env, id, pinned path or name) to an
 //! importer bound at UDS, each described from the kernel's own map info.
 //!
 //! `id N` right after a MAP sets the id the importer shows it under
 //! (`BPF_MAP<N>`); maps without one take the lowest unused ids in order.
-//! `obj NAME` names the object in the transfer (default `tcbpf-export`).
+//! `obj NAME` names the object in the transfer (default `tcbpf-export`);
+//! `entry-size` picks the `struct bpf_elf_map` generation the receiver was
+//! built for (default 36, as tc today).
 //! This module parses and prints; sending is `tcbpf::scm::send_maps`.
 
 use super::error::CliError;
@@ -15,7 +18,7 @@ use super::words::{matches, Words};
 use serde_json::json;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use tcbpf::scm::{self, MapDesc};
+use tcbpf::scm::{self, EntrySize, MapDesc};
 use tcbpf::sys::info::map_info;
 
 /// Object name sent when `obj` is not given.
@@ -27,16 +30,36 @@ struct ExportArgs {
     uds: PathBuf,
     maps: Vec<(MapRef, Option<u32>)>,
     object: String,
+    entry_size: EntrySize,
+}
+
+/// `entry-size N`: the bytes of one `struct bpf_elf_map` the receiver reads.
+pub fn entry_size(w: &mut Words) -> Result<EntrySize, CliError> {
+    let text = w.expect("20, 24, 28 or 36 after 'entry-size'")?;
+    text.parse::<usize>()
+        .ok()
+        .and_then(EntrySize::from_bytes)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "entry-size: '{text}' is not a struct bpf_elf_map size (20, 24, 28 or 36)"
+            ))
+        })
 }
 
 fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
     let uds = PathBuf::from(w.expect("a socket path after 'export'")?);
     let mut maps: Vec<(MapRef, Option<u32>)> = Vec::new();
     let mut object = None;
+    let mut size = EntrySize::default();
     while let Some(word) = w.peek() {
         if matches(word, "obj") && word != "o" {
             w.next();
             object = Some(w.expect("an object name after 'obj'")?);
+            continue;
+        }
+        if matches(word, "entry-size") && word.len() >= 3 {
+            w.next();
+            size = entry_size(w)?;
             continue;
         }
         let map = MapRef::parse(w)?;
@@ -64,6 +87,7 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
         uds,
         maps,
         object: object.unwrap_or_else(|| DEFAULT_OBJECT.to_string()),
+        entry_size: size,
     })
 }
 
@@ -84,7 +108,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         .map(|((fd, info), id)| (MapDesc::from_info(info, *id), fd.as_fd()))
         .collect();
     let object = scm::object_id_for(&args.object);
-    scm::send_maps(&args.uds, &object, &described).map_err(scm_error)?;
+    scm::send_maps_sized(&args.uds, &object, &described, args.entry_size).map_err(scm_error)?;
     if g.json {
         let maps: Vec<_> = opened
             .iter()
@@ -92,7 +116,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             .map(|((_, info), id)| json!({ "id": id, "name": info.name, "map_id": info.id, "type": info.type_name() }))
             .collect();
         g.print_json(
-            &json!({ "uds": args.uds, "object": args.object, "sent": maps.len(), "maps": maps }),
+            &json!({ "uds": args.uds, "object": args.object, "entry_size": args.entry_size.bytes(), "sent": maps.len(), "maps": maps }),
         )?;
     } else if g.verbose {
         eprintln!("sent {} map(s) to {}", ids.len(), args.uds.display());
@@ -146,5 +170,25 @@ mod tests {
             parse(&mut words("/tmp/s fd 3")).unwrap().object,
             DEFAULT_OBJECT
         );
+    }
+
+    #[test]
+    fn entry_size_picks_the_generation_and_refuses_other_sizes() {
+        let a = parse(&mut words("/tmp/s fd 3 entry-size 28 obj x.o")).unwrap();
+        assert_eq!(a.entry_size, EntrySize::V28);
+        assert_eq!(a.maps.len(), 1);
+        assert_eq!(
+            parse(&mut words("/tmp/s entry 20 fd 3"))
+                .unwrap()
+                .entry_size,
+            EntrySize::V20
+        );
+        assert_eq!(
+            parse(&mut words("/tmp/s fd 3")).unwrap().entry_size,
+            EntrySize::V36
+        );
+        let err = parse(&mut words("/tmp/s fd 3 entry-size 32")).unwrap_err();
+        assert!(err.message.contains("'32'"), "{}", err.message);
+        assert!(parse(&mut words("/tmp/s fd 3 entry-size")).is_err());
     }
 }

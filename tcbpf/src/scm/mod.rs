@@ -20,6 +20,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
 };
-pub use send::{assign_ids, object_id_for, send_maps, Sender};
+pub use send::{assign_ids, object_id_for, send_maps, send_maps_sized, Sender};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
-pub use wire::{MapDesc, ObjectId};
+pub use wire::{EntrySize, MapDesc, ObjectId};

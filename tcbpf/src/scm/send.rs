@@ -7,7 +7,7 @@
 
 use super::error::{Error, ErrorKind, Result};
 use super::socket;
-use super::wire::{self, MapDesc, ObjectId};
+use super::wire::{self, EntrySize, MapDesc, ObjectId};
 use crate::sys::info::MapInfo;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub struct Sender {
     sock: OwnedFd,
     path: PathBuf,
+    entry_size: EntrySize,
 }
 
 impl Sender {
@@ -28,7 +29,16 @@ impl Sender {
         Ok(Sender {
             sock,
             path: path.to_path_buf(),
+            entry_size: EntrySize::default(),
         })
+    }
+
+    /// Sends `struct bpf_elf_map` entries of this generation (default 36
+    /// bytes, as tc today), for importers built against older iproute2
+    /// headers; the fields the generation lacks are not sent.
+    pub fn with_entry_size(mut self, size: EntrySize) -> Sender {
+        self.entry_size = size;
+        self
     }
 
     /// Sends every map: `maps.len()` in total, 64 per datagram, each
@@ -47,7 +57,7 @@ impl Sender {
             let chunk = &maps[range.clone()];
             let descs: Vec<MapDesc> = chunk.iter().map(|(d, _)| *d).collect();
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, f)| *f).collect();
-            let bytes = wire::encode_chunk(object, total, &descs);
+            let bytes = wire::encode_chunk_sized(object, total, &descs, self.entry_size);
             self.send_raw(&bytes, &fds).map_err(|mut e| {
                 if range.start > 0 {
                     e.message = format!(
@@ -88,6 +98,19 @@ impl Sender {
 /// more than 65535 maps, otherwise the failing system call and errno.
 pub fn send_maps(uds: &Path, object: &ObjectId, maps: &[(MapDesc, BorrowedFd<'_>)]) -> Result<()> {
     Sender::connect(uds)?.send_maps(object, maps)
+}
+
+/// [`send_maps`] with entries of the given generation (`entry-size` on the
+/// command line), for importers built against older iproute2 headers.
+pub fn send_maps_sized(
+    uds: &Path,
+    object: &ObjectId,
+    maps: &[(MapDesc, BorrowedFd<'_>)],
+    size: EntrySize,
+) -> Result<()> {
+    Sender::connect(uds)?
+        .with_entry_size(size)
+        .send_maps(object, maps)
 }
 
 impl MapDesc {

@@ -3,8 +3,9 @@
 
 use super::super::error::CliError;
 use super::super::filter_obj::{ObjArgs, ProgKind, ENV_UDS};
+use super::super::map_export::entry_size;
 use super::super::obj::prog_kind;
-use super::super::words::{choose, Words};
+use super::super::words::{choose, matches, Words};
 use std::path::PathBuf;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
@@ -85,7 +86,8 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
-PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ verbose ] | pinned PATH }
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS [ entry-size 20|24|28|36 ] ]
+               [ verbose ] | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 add creates the clsact qdisc when the device has none (and removes it again
@@ -93,6 +95,8 @@ when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
 $TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
 $TC_BPF_UDS names the export socket when 'export' is not given.
+entry-size sends struct bpf_elf_map entries of that many bytes (default 36,
+as tc today) to importers built against older iproute2 headers.
 ";
 
 /// Usage of `tcbpf qdisc`.
@@ -267,11 +271,17 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         kind: ProgKind::Cls,
         section: None,
         export: None,
+        entry_size: Default::default(),
         verbose: false,
     };
     while let Some(word) = w.peek() {
         let keys = ["type", "sec", "section", "export", "verbose"];
-        let Ok(key) = choose(word, &keys, "obj option") else {
+        // `e` stays tc's `export`: entry-size needs at least `ent`.
+        let key = if word.len() >= 3 && matches(word, "entry-size") {
+            "entry-size"
+        } else if let Ok(key) = choose(word, &keys, "obj option") {
+            key
+        } else {
             break;
         };
         w.next();
@@ -279,6 +289,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
             "type" => obj.kind = prog_kind(w)?,
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
+            "entry-size" => obj.entry_size = entry_size(w)?,
             _ => obj.verbose = true,
         }
     }
@@ -392,6 +403,7 @@ mod tests {
                 kind: ProgKind::Act,
                 section: Some("cls".into()),
                 export: Some("/u".into()),
+                entry_size: Default::default(),
                 verbose: true,
             })
         );
@@ -434,6 +446,15 @@ mod tests {
             _ => None,
         };
         assert_eq!(export(from_env), Some("/run/from-env".into()));
+        let sized = parse("add dev v0 ingress bpf obj x.o export /u entry-size 28").unwrap();
+        match sized.bpf.unwrap().source {
+            ProgSource::Obj(o) => assert_eq!(o.entry_size, tcbpf::scm::EntrySize::V28),
+            _ => panic!("obj source"),
+        }
+        assert!(parse("add dev v0 ingress bpf obj x.o entry-size 30")
+            .unwrap_err()
+            .message
+            .contains("'30'"));
         assert_eq!(export(given), Some("/given".into()));
     }
 
