@@ -32,6 +32,8 @@ pub struct ObjArgs {
     pub kind: ProgKind,
     /// `sec NAME` (None: tc's default section for the type).
     pub section: Option<String>,
+    /// `program FUNC`: the function to attach among those of the section.
+    pub program: Option<String>,
     /// `export UDS`, else `$TC_BPF_UDS`: where to send the maps after attaching.
     pub export: Option<PathBuf>,
     /// `entry-size 20|24|28|36`: the `struct bpf_elf_map` generation the
@@ -47,6 +49,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
     let opts = LoadOptions {
         prog_type: obj.kind,
         section: obj.section.clone(),
+        program: obj.program.clone(),
         verbose,
         ..LoadOptions::default()
     };

@@ -7,6 +7,7 @@ use super::super::map_export::entry_size;
 use super::super::obj::prog_kind;
 use super::super::words::{choose, matches, Words};
 use std::path::PathBuf;
+use tcbpf::tc::bpffs::tc_path;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
 
@@ -86,10 +87,14 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
-PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS [ entry-size 20|24|28|36 ] ]
-               [ verbose ] | pinned PATH }
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
+               [ export UDS [ entry-size 20|24|28|36 ] ] [ verbose ] | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
+Long and short forms as in tc: object-file/obj, section/sec,
+object-pinned/pinned/fd, direct-action/da, classid/flowid. A pinned PATH
+written m:REST is REST under $TC_BPF_MNT/tc (default /sys/fs/bpf/tc).
+'program FUNC' picks one function of a section that holds several.
 add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
@@ -222,6 +227,7 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             "object-file",
             "pinned",
             "object-pinned",
+            "fd",
             "action",
             "link",
         ];
@@ -234,20 +240,20 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
                 }
                 source = Some(ProgSource::Obj(parse_obj(w)?));
             }
-            "pinned" | "object-pinned" => {
+            "pinned" | "object-pinned" | "fd" => {
                 if source.is_some() {
                     return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
                 }
-                source = Some(ProgSource::Pinned(PathBuf::from(
-                    w.expect("a bpffs path after 'pinned'")?,
+                source = Some(ProgSource::Pinned(tc_path(
+                    &w.expect("a bpffs path after 'pinned'")?,
                 )));
             }
             "action" => {
                 let kind = w.expect("an action kind after 'action'")?;
                 choose(&kind, &["bpf"], "action kind")?;
                 let how = w.expect("'pinned PATH' after 'action bpf'")?;
-                choose(&how, &["pinned", "object-pinned"], "action program")?;
-                actions.push(PathBuf::from(w.expect("a bpffs path after 'pinned'")?));
+                choose(&how, &["pinned", "object-pinned", "fd"], "action program")?;
+                actions.push(tc_path(&w.expect("a bpffs path after 'pinned'")?));
             }
             _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
@@ -270,12 +276,13 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         file,
         kind: ProgKind::Cls,
         section: None,
+        program: None,
         export: None,
         entry_size: Default::default(),
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = ["type", "sec", "section", "export", "verbose"];
+        let keys = ["type", "sec", "section", "program", "export", "verbose"];
         // `e` stays tc's `export`: entry-size needs at least `ent`.
         let key = if word.len() >= 3 && matches(word, "entry-size") {
             "entry-size"
@@ -288,6 +295,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         match key {
             "type" => obj.kind = prog_kind(w)?,
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
+            "program" => obj.program = Some(w.expect("a function name after 'program'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
             "entry-size" => obj.entry_size = entry_size(w)?,
             _ => obj.verbose = true,
@@ -402,6 +410,7 @@ mod tests {
                 file: "x.o".into(),
                 kind: ProgKind::Act,
                 section: Some("cls".into()),
+                program: None,
                 export: Some("/u".into()),
                 entry_size: Default::default(),
                 verbose: true,
