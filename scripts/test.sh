@@ -15,5 +15,9 @@ fi
 if ! command -v strace >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
 fi
+# exec_generations: an old-style exporter in Python, an old-style importer built with gcc.
+if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
+fi
 cargo build --workspace --all-targets
 cargo test --workspace

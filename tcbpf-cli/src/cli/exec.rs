@@ -26,8 +26,9 @@ use tcbpf::scm::{self, ReceiveOptions, Received, Receiver};
 pub const USAGE: &str = "\
 Usage: tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]...
                               [ run CMD [ ARGS... ] ]
-       tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ] [ verbose ]
-       tcbpf exec bpf debug
+       tcbpf exec bpf graft MAP_FILE [ key KEY ] { obj FILE [ type cls|act ] [ sec NAME ]
+                            [ program FUNC ] [ verbose ] | pinned PATH }
+       tcbpf exec bpf { debug | dbg }
 
 import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          receive every map an exporter sends ('tcbpf map export', 'tcbpf filter
@@ -42,7 +43,10 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          SIGPIPE or SIGALRM while waiting remove UDS and fail (a signal the
          importer inherited as ignored stays ignored).
          With -j, print what was received as JSON instead of running CMD.
-graft    load a program and place it in a pinned program array.
+         Every generation of struct bpf_elf_map is taken (20, 24, 28 or 36
+         bytes per entry, told from the datagram's length and descriptors).
+graft    load a program (or take a pinned one) and place it in a pinned
+         program array; MAP_FILE and PATH may be m:REST (under the bpffs tc dir).
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
          tracefs at /sys/kernel/tracing when it is not mounted.
 ";
@@ -214,6 +218,7 @@ fn received_json(r: &Received) -> serde_json::Value {
     json!({
         "object": { "name": r.object.name, "dev": r.object.dev, "ino": r.object.ino },
         "num_maps": r.maps.len(),
+        "entry_size": r.entry_size.bytes(),
         "maps": maps,
     })
 }

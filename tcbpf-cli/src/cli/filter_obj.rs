@@ -1,4 +1,5 @@
-//! `filter … bpf obj FILE [type cls|act] [sec NAME] [export UDS] [verbose]`:
+//! `filter … bpf obj FILE [type cls|act] [sec NAME] [export UDS
+//! [entry-size N]] [verbose]`:
 //! load the object, attach its program, then export its maps.
 //!
 //! The order is tc's: the program is attached before the maps are sent, so an
@@ -31,10 +32,15 @@ pub struct ObjArgs {
     pub kind: ProgKind,
     /// `sec NAME` (None: tc's default section for the type).
     pub section: Option<String>,
+    /// `program FUNC`: the function to attach among those of the section.
+    pub program: Option<String>,
     /// `export UDS`, else `$TC_BPF_UDS`: where to send the maps after attaching.
     pub export: Option<PathBuf>,
     /// `allow-uid UID`…: receivers trusted besides root and this user.
     pub allowed_uids: Vec<u32>,
+    /// `entry-size 20|24|28|36`: the `struct bpf_elf_map` generation the
+    /// importer reads (default 36, as tc today).
+    pub entry_size: scm::EntrySize,
     /// `verbose`: print the verifier log.
     pub verbose: bool,
 }
@@ -45,6 +51,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
     let opts = LoadOptions {
         prog_type: obj.kind,
         section: obj.section.clone(),
+        program: obj.program.clone(),
         verbose,
         ..LoadOptions::default()
     };
@@ -59,7 +66,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         return Err(e);
     }
     match &obj.export {
-        Some(uds) => export_maps(&loaded, uds, &obj.allowed_uids).map_err(|e| {
+        Some(uds) => export_maps(&loaded, uds, &obj.allowed_uids, obj.entry_size).map_err(|e| {
             e.context(format!(
                 "filter '{name}' is attached, but its maps were not exported to {}",
                 uds.display()
@@ -81,6 +88,7 @@ fn export_maps(
     loaded: &LoadedObject,
     uds: &std::path::Path,
     allowed_uids: &[u32],
+    size: scm::EntrySize,
 ) -> Result<(), CliError> {
     let mut maps = Vec::with_capacity(loaded.maps.len());
     for m in &loaded.maps {
@@ -105,6 +113,7 @@ fn export_maps(
     };
     let opts = scm::SendOptions {
         allowed_uids: allowed_uids.to_vec(),
+        entry_size: size,
     };
     scm::send_maps_with(uds, &object, &maps, &opts).map_err(scm_error)
 }

@@ -1,7 +1,10 @@
-//! `tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ] [ verbose ]`:
-//! load one program from an object and place it in a pinned program array,
-//! replacing what was at that key (tc's tail-call grafting: a running
-//! classifier changes behaviour without being detached).
+//! `tcbpf exec bpf graft MAP_FILE [ key KEY ] { obj FILE [ type cls|act ] [ sec NAME ]
+//! [ program FUNC ] [ verbose ] | pinned PATH }`:
+//! load one program from an object (or take one pinned) and place it in a
+//! pinned program array, replacing what was at that key (tc's tail-call
+//! grafting: a running classifier changes behaviour without being
+//! detached). MAP_FILE and PATH may be tc's `m:REST` (under the bpffs tc
+//! directory).
 //!
 //! Without `key`, the key comes from a tail-call section name `<id>/<key>`,
 //! as tc infers it. The object's maps are created and pinned as for
@@ -16,12 +19,17 @@ use serde_json::json;
 use std::path::PathBuf;
 use tcbpf::load::LoadOptions;
 use tcbpf::sys::{self, map::MapType};
+use tcbpf::tc::bpffs::tc_path;
 
 const USAGE: &str = "\
-Usage: tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ] [ verbose ]
+Usage: tcbpf exec bpf graft MAP_FILE [ key KEY ]
+              { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ] [ verbose ] | pinned PATH }
 
-Loads section NAME of FILE and stores the program at KEY in the program array
-pinned at MAP_FILE. Without 'key', NAME must be a tail-call section '<id>/<key>'.
+Loads section NAME of FILE (function FUNC of it, when given) or takes the
+program pinned at PATH, and stores it at KEY in the program array pinned at
+MAP_FILE. Without 'key', NAME must be a tail-call section '<id>/<key>'.
+MAP_FILE and PATH written m:REST are REST under $TC_BPF_MNT/tc (default
+/sys/fs/bpf/tc), as in tc. Long forms: object-file, section, object-pinned, fd.
 ";
 
 /// Runs `tcbpf exec bpf graft …` (the words after `graft`).
@@ -31,9 +39,10 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    let map_file = PathBuf::from(first);
+    let map_file = tc_path(&first);
     let mut key: Option<u32> = None;
     let mut file: Option<PathBuf> = None;
+    let mut pinned: Option<PathBuf> = None;
     let mut opts = LoadOptions {
         verbose: g.verbose,
         ..LoadOptions::default()
@@ -45,8 +54,12 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
                 "key",
                 "obj",
                 "object-file",
+                "pinned",
+                "object-pinned",
+                "fd",
                 "type",
                 "section",
+                "program",
                 "verbose",
                 "help",
             ],
@@ -56,6 +69,10 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "obj" | "object-file" => {
                 file = Some(PathBuf::from(w.expect("an object FILE after 'obj'")?))
             }
+            "pinned" | "object-pinned" | "fd" => {
+                pinned = Some(tc_path(&w.expect("a pinned program PATH after 'pinned'")?))
+            }
+            "program" => opts.program = Some(w.expect("a function name after 'program'")?),
             "type" => opts.prog_type = prog_kind(w)?,
             "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
             "verbose" => opts.verbose = true,
@@ -65,14 +82,28 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
             }
         }
     }
-    let file = file.ok_or_else(|| CliError::usage("graft needs 'obj FILE'"))?;
+    let source = match (file, pinned) {
+        (Some(f), None) => Source::Obj(f),
+        (None, Some(p)) => Source::Pinned(p),
+        _ => {
+            return Err(CliError::usage(
+                "graft needs one program: 'obj FILE' or 'pinned PATH'",
+            ))
+        }
+    };
     let section = opts
         .section
         .clone()
         .unwrap_or_else(|| opts.prog_type.default_section().to_string());
-    let key = match key {
-        Some(k) => k,
-        None => key_from_section(&section)?,
+    let key = match (key, &source) {
+        (Some(k), _) => k,
+        (None, Source::Obj(_)) => key_from_section(&section)?,
+        (None, Source::Pinned(p)) => {
+            return Err(CliError::usage(format!(
+                "give 'key KEY' to graft the program pinned at {}",
+                p.display()
+            )))
+        }
     };
 
     // Check the target before loading anything, so a wrong path creates no pins.
@@ -93,15 +124,74 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
         )));
     }
 
-    let loaded = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
-    if opts.verbose {
-        print_load_log(&loaded);
+    match source {
+        Source::Obj(file) => {
+            let loaded = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+            if opts.verbose {
+                print_load_log(&loaded);
+            }
+            let prog = loaded.main_program();
+            place(
+                &array,
+                key,
+                &prog.fd,
+                &map_file,
+                &format!("section '{}'", prog.section),
+            )?;
+            if g.json {
+                let prog_info = sys::info::prog_info(&prog.fd)?;
+                g.print_json(&json!({
+                    "map": map_file.display().to_string(),
+                    "map_id": info.id,
+                    "key": key,
+                    "prog": { "id": prog_info.id, "name": prog.name, "section": prog.section, "tag": prog_info.tag_hex() },
+                }))?;
+            }
+        }
+        Source::Pinned(path) => {
+            let prog = sys::obj::get_pinned_prog(&path)
+                .map_err(|e| CliError::from(e).context(format!("pinned '{}'", path.display())))?;
+            place(
+                &array,
+                key,
+                &prog,
+                &map_file,
+                &format!("the program pinned at {}", path.display()),
+            )?;
+            if g.json {
+                let prog_info = sys::info::prog_info(&prog)?;
+                g.print_json(&json!({
+                    "map": map_file.display().to_string(),
+                    "map_id": info.id,
+                    "key": key,
+                    "prog": { "id": prog_info.id, "name": prog_info.name, "pinned": path.display().to_string(), "tag": prog_info.tag_hex() },
+                }))?;
+            }
+        }
     }
-    let prog = loaded.main_program();
-    let fd = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&prog.fd))
+    Ok(())
+}
+
+/// Where the grafted program comes from.
+enum Source {
+    /// `obj FILE`: loaded here.
+    Obj(PathBuf),
+    /// `pinned PATH`: a program already loaded and pinned.
+    Pinned(PathBuf),
+}
+
+/// Stores `prog` at `key` of the program array `array` (pinned at `map_file`).
+fn place(
+    array: &sys::MapFd,
+    key: u32,
+    prog: &sys::ProgFd,
+    map_file: &std::path::Path,
+    what: &str,
+) -> Result<(), CliError> {
+    let fd = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(prog))
         .map_err(|_| CliError::failure("program descriptor out of range"))?;
     sys::map::update(
-        &array,
+        array,
         &key.to_ne_bytes(),
         &fd.to_ne_bytes(),
         sys::map::update::ANY,
@@ -113,21 +203,10 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
             ""
         };
         CliError::from(e).context(format!(
-            "placing section '{}' at key {key} of {}{hint}",
-            prog.section,
+            "placing {what} at key {key} of {}{hint}",
             map_file.display()
         ))
-    })?;
-    if g.json {
-        let prog_info = sys::info::prog_info(&prog.fd)?;
-        g.print_json(&json!({
-            "map": map_file.display().to_string(),
-            "map_id": info.id,
-            "key": key,
-            "prog": { "id": prog_info.id, "name": prog.name, "section": prog.section, "tag": prog_info.tag_hex() },
-        }))?;
-    }
-    Ok(())
+    })
 }
 
 /// tc's rule: a tail-call section `<id>/<key>` names the key.

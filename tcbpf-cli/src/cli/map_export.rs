@@ -1,11 +1,13 @@
 //! `tcbpf map export UDS MAP [ id N ] [ MAP [ id N ] ]… [ obj NAME ]
-//! [ allow-uid UID ]…`: send
+//! [ allow-uid UID ]… [ entry-size 20|24|28|36 ]`: send
 //! maps this process can reach (by fd, env, id, pinned path or name) to an
 //! importer bound at UDS, each described from the kernel's own map info.
 //!
 //! `id N` right after a MAP sets the id the importer shows it under
 //! (`BPF_MAP<N>`); maps without one take the lowest unused ids in order.
-//! `obj NAME` names the object in the transfer (default `tcbpf-export`).
+//! `obj NAME` names the object in the transfer (default `tcbpf-export`);
+//! `entry-size` picks the `struct bpf_elf_map` generation the receiver was
+//! built for (default 36, as tc today).
 //! The socket must belong to root or this user, unless `allow-uid` names
 //! its owner (checked by `tcbpf::scm`).
 //! This module parses and prints; sending is `tcbpf::scm::send_maps`.
@@ -18,7 +20,7 @@ use super::words::{matches, Words};
 use serde_json::json;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use tcbpf::scm::{self, MapDesc};
+use tcbpf::scm::{self, EntrySize, MapDesc};
 use tcbpf::sys::info::map_info;
 
 /// Object name sent when `obj` is not given.
@@ -31,6 +33,20 @@ struct ExportArgs {
     maps: Vec<(MapRef, Option<u32>)>,
     object: String,
     allowed_uids: Vec<u32>,
+    entry_size: EntrySize,
+}
+
+/// `entry-size N`: the bytes of one `struct bpf_elf_map` the receiver reads.
+pub fn entry_size(w: &mut Words) -> Result<EntrySize, CliError> {
+    let text = w.expect("20, 24, 28 or 36 after 'entry-size'")?;
+    text.parse::<usize>()
+        .ok()
+        .and_then(EntrySize::from_bytes)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "entry-size: '{text}' is not a struct bpf_elf_map size (20, 24, 28 or 36)"
+            ))
+        })
 }
 
 fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
@@ -38,6 +54,7 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
     let mut maps: Vec<(MapRef, Option<u32>)> = Vec::new();
     let mut object = None;
     let mut allowed_uids = Vec::new();
+    let mut size = EntrySize::default();
     while let Some(word) = w.peek() {
         if word == "allow-uid" || word == "allow" {
             w.next();
@@ -47,6 +64,11 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
         if matches(word, "obj") && word != "o" {
             w.next();
             object = Some(w.expect("an object name after 'obj'")?);
+            continue;
+        }
+        if matches(word, "entry-size") && word.len() >= 3 {
+            w.next();
+            size = entry_size(w)?;
             continue;
         }
         let map = MapRef::parse(w)?;
@@ -75,6 +97,7 @@ fn parse(w: &mut Words) -> Result<ExportArgs, CliError> {
         maps,
         object: object.unwrap_or_else(|| DEFAULT_OBJECT.to_string()),
         allowed_uids,
+        entry_size: size,
     })
 }
 
@@ -97,6 +120,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let object = scm::object_id_for(&args.object);
     let opts = scm::SendOptions {
         allowed_uids: args.allowed_uids.clone(),
+        entry_size: args.entry_size,
     };
     scm::send_maps_with(&args.uds, &object, &described, &opts).map_err(scm_error)?;
     if g.json {
@@ -106,7 +130,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             .map(|((_, info), id)| json!({ "id": id, "name": info.name, "map_id": info.id, "type": info.type_name() }))
             .collect();
         g.print_json(
-            &json!({ "uds": args.uds, "object": args.object, "sent": maps.len(), "maps": maps }),
+            &json!({ "uds": args.uds, "object": args.object, "entry_size": args.entry_size.bytes(), "sent": maps.len(), "maps": maps }),
         )?;
     } else if g.verbose {
         eprintln!("sent {} map(s) to {}", ids.len(), args.uds.display());
@@ -161,5 +185,25 @@ mod tests {
             parse(&mut words("/tmp/s fd 3")).unwrap().object,
             DEFAULT_OBJECT
         );
+    }
+
+    #[test]
+    fn entry_size_picks_the_generation_and_refuses_other_sizes() {
+        let a = parse(&mut words("/tmp/s fd 3 entry-size 28 obj x.o")).unwrap();
+        assert_eq!(a.entry_size, EntrySize::V28);
+        assert_eq!(a.maps.len(), 1);
+        assert_eq!(
+            parse(&mut words("/tmp/s entry 20 fd 3"))
+                .unwrap()
+                .entry_size,
+            EntrySize::V20
+        );
+        assert_eq!(
+            parse(&mut words("/tmp/s fd 3")).unwrap().entry_size,
+            EntrySize::V36
+        );
+        let err = parse(&mut words("/tmp/s fd 3 entry-size 32")).unwrap_err();
+        assert!(err.message.contains("'32'"), "{}", err.message);
+        assert!(parse(&mut words("/tmp/s fd 3 entry-size")).is_err());
     }
 }

@@ -71,7 +71,8 @@ pub struct LoadOptions {
     pub prog_type: ProgKind,
     /// The main program's section (`sec NAME`); default by `prog_type`.
     pub section: Option<String>,
-    /// The main program's function name (`program NAME`); wins over `section`.
+    /// The main program's function name (`program NAME`); with `section`
+    /// too, the function must be in that section.
     pub program: Option<String>,
     /// Where tc's pins live; mounted when it is not a bpffs and a map is pinned.
     pub bpffs: PathBuf,
@@ -259,7 +260,11 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<LoadedObject, LoadEr
 /// The index in `spec.programs` of the program `opts` asks for.
 pub fn select_program(spec: &ObjectSpec, opts: &LoadOptions) -> Result<usize, LoadError> {
     let found = match (&opts.program, &opts.section) {
-        (Some(name), _) => spec.programs.iter().position(|p| &p.name == name),
+        (Some(name), Some(sec)) => spec
+            .programs
+            .iter()
+            .position(|p| &p.name == name && &p.section == sec),
+        (Some(name), None) => spec.programs.iter().position(|p| &p.name == name),
         (None, Some(sec)) => spec.programs.iter().position(|p| &p.section == sec),
         (None, None) => {
             let sec = opts.prog_type.default_section();
@@ -268,7 +273,8 @@ pub fn select_program(spec: &ObjectSpec, opts: &LoadOptions) -> Result<usize, Lo
     };
     found.ok_or_else(|| {
         let wanted = match (&opts.program, &opts.section) {
-            (Some(name), _) => format!("program '{name}'"),
+            (Some(name), Some(sec)) => format!("program '{name}' in section '{sec}'"),
+            (Some(name), None) => format!("program '{name}'"),
             (None, Some(sec)) => format!("section '{sec}'"),
             (None, None) => format!("section '{}'", opts.prog_type.default_section()),
         };

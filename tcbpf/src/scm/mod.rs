@@ -26,4 +26,4 @@ pub use receive::{
 pub use send::{assign_ids, object_id_for, send_maps, send_maps_with, SendOptions, Sender};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
 pub use warn::{DropWarnings, FULL_WARNINGS, SUMMARY_INTERVAL};
-pub use wire::{MapDesc, ObjectId};
+pub use wire::{EntrySize, MapDesc, ObjectId};

@@ -8,7 +8,7 @@
 
 use super::error::{Error, ErrorKind, Result};
 use super::socket::{self, Credentials, SignalStop, Wake};
-use super::wire::{self, MapDesc, ObjectId, MAX_DATAGRAM_LEN, MAX_MAPS_PER_DATAGRAM};
+use super::wire::{self, EntrySize, MapDesc, ObjectId, MAX_DATAGRAM_LEN, MAX_MAPS_PER_DATAGRAM};
 use crate::sys::info::{map_info, MapInfo};
 use crate::sys::MapFd;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -61,6 +61,9 @@ pub struct Received {
     /// True when the descriptors arrived without close-on-exec
     /// ([`ReceiveOptions::inheritable`]).
     pub inheritable: bool,
+    /// The generation of `struct bpf_elf_map` the exporter sent (20, 24,
+    /// 28 or 36 bytes per entry); the maps are the same whatever it is.
+    pub entry_size: EntrySize,
 }
 
 /// A datagram dropped because its sender is not allowed; its descriptors
@@ -167,6 +170,7 @@ impl Receiver {
         let (uid, euid) = socket::own_uids();
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut transfer: Option<(ObjectId, u16)> = None;
+        let mut entry_size: Option<EntrySize> = None;
         let mut maps: Vec<ReceivedMap> = Vec::new();
         let mut checker = MapCheck::default();
         loop {
@@ -247,7 +251,17 @@ impl Receiver {
             if !dgram.saw_rights {
                 return Err(at("no SCM_RIGHTS control message (no descriptors)".into()));
             }
-            let chunk = wire::decode_chunk(&dgram.bytes).map_err(|e| at(e.to_string()))?;
+            let chunk = wire::decode_datagram(&dgram.bytes, dgram.fds.len())
+                .map_err(|e| at(e.to_string()))?;
+            match entry_size {
+                Some(size) if size != chunk.entry_size => {
+                    return Err(at(format!(
+                        "map entries changed from {size} to {} bytes",
+                        chunk.entry_size
+                    )))
+                }
+                _ => entry_size = Some(chunk.entry_size),
+            }
             match &transfer {
                 None => transfer = Some((chunk.object.clone(), chunk.total)),
                 Some((object, total)) => {
@@ -290,6 +304,7 @@ impl Receiver {
             object,
             maps,
             inheritable: opts.inheritable,
+            entry_size: entry_size.unwrap_or_default(),
         })
     }
 

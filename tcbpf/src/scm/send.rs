@@ -8,7 +8,7 @@
 use super::error::{Error, ErrorKind, Result};
 use super::socket;
 use super::trust;
-use super::wire::{self, MapDesc, ObjectId};
+use super::wire::{self, EntrySize, MapDesc, ObjectId};
 use crate::sys::info::MapInfo;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub struct Sender {
     sock: OwnedFd,
     path: PathBuf,
+    entry_size: EntrySize,
 }
 
 /// How to send.
@@ -26,6 +27,9 @@ pub struct SendOptions {
     /// Receivers trusted besides root and this process's own uid: the owner
     /// of the socket file must be one of them (`allow-uid`).
     pub allowed_uids: Vec<u32>,
+    /// The `struct bpf_elf_map` generation to send (default 36 bytes, as
+    /// tc today; `entry-size` for importers built against older headers).
+    pub entry_size: EntrySize,
 }
 
 impl Sender {
@@ -57,6 +61,7 @@ impl Sender {
         Ok(Sender {
             sock,
             path: path.to_path_buf(),
+            entry_size: opts.entry_size,
         })
     }
 
@@ -76,7 +81,7 @@ impl Sender {
             let chunk = &maps[range.clone()];
             let descs: Vec<MapDesc> = chunk.iter().map(|(d, _)| *d).collect();
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, f)| *f).collect();
-            let bytes = wire::encode_chunk(object, total, &descs);
+            let bytes = wire::encode_chunk_sized(object, total, &descs, self.entry_size);
             self.send_raw(&bytes, &fds).map_err(|mut e| {
                 if range.start > 0 {
                     e.message = format!(

@@ -10,9 +10,19 @@
 //! | 2 | `u16 num_ent`: maps in the whole transfer |
 //! | 4 | `char obj_name[64]`, NUL-terminated |
 //! | 72 | `u64 st_dev`, `u64 st_ino` |
-//! | 88 | `struct bpf_elf_map ent[n]`, 36 bytes each (nine `u32`) |
+//! | 88 | `struct bpf_elf_map ent[n]`, 20, 24, 28 or 36 bytes each (five to nine `u32`) |
 //!
-//! A datagram carries `n <= 64` entries: exactly `88 + 36 * n` bytes.
+//! A datagram carries `n <= 64` entries: exactly `88 + size * n` bytes, with
+//! `n` descriptors. iproute2 kept `uds_ver` at 1 while `struct bpf_elf_map`
+//! grew, so the entry size is told from the datagram's length and its
+//! descriptor count ([`decode_datagram`]):
+//!
+//! | size | iproute2 | fields |
+//! | --- | --- | --- |
+//! | 20 | 2015 (4.1–4.3) | type, size_key, size_value, max_elem, id |
+//! | 24 | 2016 (4.4–4.5) | + pinning (after id) |
+//! | 28 | 2016–2017 (4.6–4.11) | + flags, inserted after max_elem |
+//! | 36 | 2017 on (tc today) | + inner_id, inner_idx |
 
 use std::fmt;
 
@@ -22,8 +32,8 @@ pub const VERSION: u16 = 1;
 pub const MAX_MAPS_PER_DATAGRAM: usize = 64;
 /// Bytes before the first entry.
 pub const HEADER_LEN: usize = 88;
-/// Bytes of one `struct bpf_elf_map` entry.
-pub const ENTRY_LEN: usize = 36;
+/// Bytes of one `struct bpf_elf_map` entry as tc sends it today (36).
+pub const ENTRY_LEN: usize = EntrySize::V36.bytes();
 /// Bytes of `obj_name`, including its NUL.
 pub const OBJ_NAME_LEN: usize = 64;
 /// The largest datagram: a full chunk of 64 entries.
@@ -44,6 +54,86 @@ pub struct ObjectId {
     pub dev: u64,
     /// `st_ino` of the object file.
     pub ino: u64,
+}
+
+/// Which generation of `struct bpf_elf_map` a datagram carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum EntrySize {
+    /// 20 bytes: type, key size, value size, max entries, id (2015).
+    V20,
+    /// 24 bytes: adds pinning after the id (2016).
+    V24,
+    /// 28 bytes: flags after max entries, then id and pinning (2016 to 2017).
+    V28,
+    /// 36 bytes: adds inner_id and inner_idx (2017 on; tc today).
+    #[default]
+    V36,
+}
+
+impl EntrySize {
+    /// Every generation, oldest first.
+    pub const ALL: [EntrySize; 4] = [
+        EntrySize::V20,
+        EntrySize::V24,
+        EntrySize::V28,
+        EntrySize::V36,
+    ];
+
+    /// Bytes of one entry.
+    pub const fn bytes(self) -> usize {
+        match self {
+            EntrySize::V20 => 20,
+            EntrySize::V24 => 24,
+            EntrySize::V28 => 28,
+            EntrySize::V36 => 36,
+        }
+    }
+
+    /// The generation whose entries are `n` bytes, if any.
+    pub fn from_bytes(n: usize) -> Option<EntrySize> {
+        Self::ALL.into_iter().find(|e| e.bytes() == n)
+    }
+
+    /// The `u32` words of `desc` this generation carries, in wire order.
+    fn words(self, d: &MapDesc) -> Vec<u32> {
+        let mut w = vec![d.map_type, d.key_size, d.value_size, d.max_entries];
+        match self {
+            EntrySize::V20 => w.push(d.id),
+            EntrySize::V24 => w.extend([d.id, d.pinning]),
+            EntrySize::V28 => w.extend([d.flags, d.id, d.pinning]),
+            EntrySize::V36 => w.extend([d.flags, d.id, d.pinning, d.inner_id, d.inner_idx]),
+        }
+        w
+    }
+
+    /// A description from this generation's words (`w.len()` is
+    /// `bytes() / 4`); the fields it lacks are zero.
+    fn desc(self, w: &[u32]) -> MapDesc {
+        let mut d = MapDesc {
+            map_type: w[0],
+            key_size: w[1],
+            value_size: w[2],
+            max_entries: w[3],
+            ..MapDesc::default()
+        };
+        match self {
+            EntrySize::V20 => d.id = w[4],
+            EntrySize::V24 => (d.id, d.pinning) = (w[4], w[5]),
+            EntrySize::V28 | EntrySize::V36 => {
+                (d.flags, d.id, d.pinning) = (w[4], w[5], w[6]);
+                if self == EntrySize::V36 {
+                    (d.inner_id, d.inner_idx) = (w[7], w[8]);
+                }
+            }
+        }
+        d
+    }
+}
+
+impl fmt::Display for EntrySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.bytes())
+    }
 }
 
 /// One map as `struct bpf_elf_map` describes it: what the importer should
@@ -71,36 +161,6 @@ pub struct MapDesc {
     pub inner_idx: u32,
 }
 
-impl MapDesc {
-    fn to_words(self) -> [u32; 9] {
-        [
-            self.map_type,
-            self.key_size,
-            self.value_size,
-            self.max_entries,
-            self.flags,
-            self.id,
-            self.pinning,
-            self.inner_id,
-            self.inner_idx,
-        ]
-    }
-
-    fn from_words(w: [u32; 9]) -> Self {
-        MapDesc {
-            map_type: w[0],
-            key_size: w[1],
-            value_size: w[2],
-            max_entries: w[3],
-            flags: w[4],
-            id: w[5],
-            pinning: w[6],
-            inner_id: w[7],
-            inner_idx: w[8],
-        }
-    }
-}
-
 /// One decoded datagram: the header and the entries of this chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -110,6 +170,8 @@ pub struct Chunk {
     pub total: u16,
     /// The entries this datagram carries, in descriptor order.
     pub maps: Vec<MapDesc>,
+    /// The generation of its entries.
+    pub entry_size: EntrySize,
 }
 
 /// Why a payload is not a `struct bpf_map_aux` chunk.
@@ -123,6 +185,13 @@ pub enum WireError {
     PartialEntry(usize),
     /// More than 64 entries.
     TooManyEntries(usize),
+    /// The entries part is not one 20-, 24-, 28- or 36-byte entry per descriptor.
+    Entries {
+        /// The datagram's length.
+        len: usize,
+        /// Descriptors it came with.
+        fds: usize,
+    },
     /// `num_ent` is 0 but entries follow, or entries carried exceed `num_ent`.
     CountTooSmall {
         /// `num_ent` in the header.
@@ -150,6 +219,21 @@ impl fmt::Display for WireError {
                 f,
                 "datagram carries {n} map entries, more than {MAX_MAPS_PER_DATAGRAM}"
             ),
+            WireError::Entries { len, fds } => {
+                let body = len.saturating_sub(HEADER_LEN);
+                if body % ENTRY_LEN == 0 {
+                    write!(
+                        f,
+                        "{fds} descriptor(s) for {} map entries",
+                        body / ENTRY_LEN
+                    )
+                } else {
+                    write!(
+                        f,
+                        "datagram of {len} bytes with {fds} descriptor(s) does not hold one 20-, 24-, 28- or 36-byte map entry per descriptor"
+                    )
+                }
+            }
             WireError::CountTooSmall { total, carried } => write!(
                 f,
                 "datagram carries {carried} map entries but its count num_ent is {total}"
@@ -168,8 +252,22 @@ impl std::error::Error for WireError {}
 /// Never on input the sender builds with [`chunk_ranges`]; more than 64
 /// entries is a programming error and is cut to 64.
 pub fn encode_chunk(object: &ObjectId, total: u16, maps: &[MapDesc]) -> Vec<u8> {
+    encode_chunk_sized(object, total, maps, EntrySize::V36)
+}
+
+/// [`encode_chunk`] with entries of an older generation, for receivers built
+/// against older iproute2 headers: the fields that generation lacks (see
+/// the table above: flags before 28 bytes, pinning at 20, inner_id and
+/// inner_idx before 36) are not sent.
+pub fn encode_chunk_sized(
+    object: &ObjectId,
+    total: u16,
+    maps: &[MapDesc],
+    size: EntrySize,
+) -> Vec<u8> {
     let maps = &maps[..maps.len().min(MAX_MAPS_PER_DATAGRAM)];
-    let mut out = vec![0u8; HEADER_LEN + ENTRY_LEN * maps.len()];
+    let entry_len = size.bytes();
+    let mut out = vec![0u8; HEADER_LEN + entry_len * maps.len()];
     out[0..2].copy_from_slice(&VERSION.to_ne_bytes());
     out[2..4].copy_from_slice(&total.to_ne_bytes());
     let name = truncated_name(&object.name);
@@ -177,17 +275,59 @@ pub fn encode_chunk(object: &ObjectId, total: u16, maps: &[MapDesc]) -> Vec<u8> 
     out[DEV_AT..DEV_AT + 8].copy_from_slice(&object.dev.to_ne_bytes());
     out[INO_AT..INO_AT + 8].copy_from_slice(&object.ino.to_ne_bytes());
     for (i, map) in maps.iter().enumerate() {
-        let at = HEADER_LEN + i * ENTRY_LEN;
-        for (j, word) in map.to_words().iter().enumerate() {
+        let at = HEADER_LEN + i * entry_len;
+        for (j, word) in size.words(map).iter().enumerate() {
             out[at + 4 * j..at + 4 * j + 4].copy_from_slice(&word.to_ne_bytes());
         }
     }
     out
 }
 
-/// Decodes one datagram's payload, checking the version, that the length is
-/// the header plus whole entries (at most 64), and that `num_ent` covers them.
+/// Decodes one datagram's payload of 36-byte entries (tc today), checking
+/// the version, that the length is the header plus whole entries (at most
+/// 64), and that `num_ent` covers them. A receiver, which knows how many
+/// descriptors came along, uses [`decode_datagram`] to take every generation.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, WireError> {
+    let (total, object) = header(bytes)?;
+    let body = bytes.len() - HEADER_LEN;
+    if body % ENTRY_LEN != 0 {
+        return Err(WireError::PartialEntry(bytes.len()));
+    }
+    entries(bytes, total, object, body / ENTRY_LEN, EntrySize::V36)
+}
+
+/// Decodes one datagram that came with `fds` descriptors: one entry per
+/// descriptor, the entry size (20, 24, 28 or 36 bytes) being what the length
+/// left after the header divided by `fds` gives. Checks the version, that
+/// the entries fit that rule, that there are at most 64 and that `num_ent`
+/// covers them. No descriptors and no entries is a chunk of zero maps.
+pub fn decode_datagram(bytes: &[u8], fds: usize) -> Result<Chunk, WireError> {
+    let (total, object) = header(bytes)?;
+    let body = bytes.len() - HEADER_LEN;
+    let size = match (body, fds) {
+        (0, 0) => EntrySize::V36,
+        (_, 0) => {
+            return Err(WireError::Entries {
+                len: bytes.len(),
+                fds,
+            })
+        }
+        _ if body % fds == 0 => EntrySize::from_bytes(body / fds).ok_or(WireError::Entries {
+            len: bytes.len(),
+            fds,
+        })?,
+        _ => {
+            return Err(WireError::Entries {
+                len: bytes.len(),
+                fds,
+            })
+        }
+    };
+    entries(bytes, total, object, fds, size)
+}
+
+/// The header: version checked, `num_ent` and the object.
+fn header(bytes: &[u8]) -> Result<(u16, ObjectId), WireError> {
     if bytes.len() < HEADER_LEN {
         return Err(WireError::TooShort(bytes.len()));
     }
@@ -196,17 +336,6 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, WireError> {
         return Err(WireError::Version(version));
     }
     let total = u16::from_ne_bytes([bytes[2], bytes[3]]);
-    let body = bytes.len() - HEADER_LEN;
-    if body % ENTRY_LEN != 0 {
-        return Err(WireError::PartialEntry(bytes.len()));
-    }
-    let carried = body / ENTRY_LEN;
-    if carried > MAX_MAPS_PER_DATAGRAM {
-        return Err(WireError::TooManyEntries(carried));
-    }
-    if carried > usize::from(total) {
-        return Err(WireError::CountTooSmall { total, carried });
-    }
     let name_bytes = &bytes[NAME_AT..NAME_AT + OBJ_NAME_LEN];
     let end = name_bytes
         .iter()
@@ -217,20 +346,37 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, WireError> {
         dev: u64_at(bytes, DEV_AT),
         ino: u64_at(bytes, INO_AT),
     };
+    Ok((total, object))
+}
+
+/// The `carried` entries of `size` after the header (the caller checked the
+/// length is exactly that).
+fn entries(
+    bytes: &[u8],
+    total: u16,
+    object: ObjectId,
+    carried: usize,
+    size: EntrySize,
+) -> Result<Chunk, WireError> {
+    if carried > MAX_MAPS_PER_DATAGRAM {
+        return Err(WireError::TooManyEntries(carried));
+    }
+    if carried > usize::from(total) {
+        return Err(WireError::CountTooSmall { total, carried });
+    }
+    let words = size.bytes() / 4;
     let maps = (0..carried)
         .map(|i| {
-            let at = HEADER_LEN + i * ENTRY_LEN;
-            let mut words = [0u32; 9];
-            for (j, w) in words.iter_mut().enumerate() {
-                *w = u32_at(bytes, at + 4 * j);
-            }
-            MapDesc::from_words(words)
+            let at = HEADER_LEN + i * size.bytes();
+            let w: Vec<u32> = (0..words).map(|j| u32_at(bytes, at + 4 * j)).collect();
+            size.desc(&w)
         })
         .collect();
     Ok(Chunk {
         object,
         total,
         maps,
+        entry_size: size,
     })
 }
 
@@ -388,5 +534,204 @@ mod tests {
         assert_eq!(chunk_ranges(64).count(), 1);
         assert_eq!(chunk_ranges(65).collect::<Vec<_>>(), vec![0..64, 64..65]);
         assert_eq!(chunk_ranges(0).count(), 0);
+    }
+
+    /// A datagram of `n` entries, each the given words, as an older tc built it.
+    fn hand_built(total: u16, entries: &[&[u32]]) -> Vec<u8> {
+        let mut bytes = vec![0u8; 88];
+        bytes[0] = 1;
+        bytes[2..4].copy_from_slice(&total.to_le_bytes());
+        bytes[4..10].copy_from_slice(b"old.o\0");
+        for e in entries {
+            bytes.extend(e.iter().flat_map(|w| w.to_le_bytes()));
+        }
+        bytes
+    }
+
+    #[test]
+    fn datagram_of_20_byte_entries_reads_type_sizes_max_and_id() {
+        let bytes = hand_built(2, &[&[1, 4, 8, 64, 7], &[2, 4, 8, 1, 8]]);
+        let chunk = decode_datagram(&bytes, 2).unwrap();
+        assert_eq!(chunk.entry_size, EntrySize::V20);
+        assert_eq!(chunk.object.name, "old.o");
+        assert_eq!(
+            chunk.maps,
+            vec![
+                MapDesc {
+                    map_type: 1,
+                    key_size: 4,
+                    value_size: 8,
+                    max_entries: 64,
+                    id: 7,
+                    ..MapDesc::default()
+                },
+                MapDesc {
+                    map_type: 2,
+                    key_size: 4,
+                    value_size: 8,
+                    max_entries: 1,
+                    id: 8,
+                    ..MapDesc::default()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn datagram_of_24_byte_entries_reads_id_then_pinning() {
+        let bytes = hand_built(1, &[&[1, 4, 8, 64, 7, 2]]);
+        let chunk = decode_datagram(&bytes, 1).unwrap();
+        assert_eq!(chunk.entry_size, EntrySize::V24);
+        assert_eq!((chunk.maps[0].id, chunk.maps[0].pinning), (7, 2));
+        assert_eq!(chunk.maps[0].flags, 0);
+    }
+
+    #[test]
+    fn datagram_of_28_byte_entries_reads_flags_id_and_pinning() {
+        let bytes = hand_built(3, &[&[1, 4, 8, 64, 1, 7, 2], &[2, 4, 4, 9, 0, 3, 0]]);
+        let chunk = decode_datagram(&bytes, 2).unwrap();
+        assert_eq!(chunk.entry_size, EntrySize::V28);
+        assert_eq!(chunk.total, 3);
+        let m = chunk.maps[0];
+        assert_eq!(
+            (
+                m.map_type,
+                m.max_entries,
+                m.flags,
+                m.id,
+                m.pinning,
+                m.inner_id
+            ),
+            (1, 64, 1, 7, 2, 0)
+        );
+        assert_eq!((chunk.maps[1].id, chunk.maps[1].max_entries), (3, 9));
+    }
+
+    #[test]
+    fn every_generation_reads_back_what_it_wrote_less_the_fields_it_lacks() {
+        let full = MapDesc {
+            map_type: 12,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 8,
+            flags: 1,
+            id: 5,
+            pinning: 2,
+            inner_id: 3,
+            inner_idx: 4,
+        };
+        for size in EntrySize::ALL {
+            let maps = vec![full; 64];
+            let bytes = encode_chunk_sized(&object(), 70, &maps, size);
+            assert_eq!(bytes.len(), 88 + size.bytes() * 64, "{size}");
+            let chunk = decode_datagram(&bytes, 64).unwrap();
+            assert_eq!(chunk.entry_size, size);
+            assert_eq!(chunk.object, object());
+            let got = chunk.maps[63];
+            let mut want = full;
+            if size.bytes() < 28 {
+                want.flags = 0;
+            }
+            if size == EntrySize::V20 {
+                want.pinning = 0;
+            }
+            if size != EntrySize::V36 {
+                (want.inner_id, want.inner_idx) = (0, 0);
+            }
+            assert_eq!(got, want, "{size}-byte entries");
+        }
+    }
+
+    #[test]
+    fn encode_chunk_sized_36_is_encode_chunk() {
+        let maps = [desc(1), desc(2)];
+        assert_eq!(
+            encode_chunk_sized(&object(), 2, &maps, EntrySize::V36),
+            encode_chunk(&object(), 2, &maps)
+        );
+        let b28 = encode_chunk_sized(&object(), 1, &[desc(9)], EntrySize::V28);
+        let words: Vec<u32> = b28[88..]
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, vec![2, 4, 8, 256, 0, 9, 1]);
+    }
+
+    #[test]
+    fn datagram_whose_entries_do_not_match_its_descriptors_is_refused() {
+        // 2 entries of 36 bytes with 1 descriptor: 72 bytes is no entry size.
+        let two = encode_chunk(&object(), 2, &[desc(0), desc(1)]);
+        let err = decode_datagram(&two, 1).unwrap_err();
+        assert_eq!(
+            err,
+            WireError::Entries {
+                len: 88 + 72,
+                fds: 1
+            }
+        );
+        assert_eq!(err.to_string(), "1 descriptor(s) for 2 map entries");
+        // With 3 descriptors the same 72 bytes are three 24-byte entries,
+        // which num_ent 2 does not cover (the receiver also checks every
+        // descriptor against its entry, so a misread never gets through).
+        assert_eq!(
+            decode_datagram(&two, 3),
+            Err(WireError::CountTooSmall {
+                total: 2,
+                carried: 3
+            })
+        );
+        assert_eq!(
+            decode_datagram(&two, 5).unwrap_err().to_string(),
+            "5 descriptor(s) for 2 map entries"
+        );
+        // 3 entries of 28 bytes with 2 descriptors: 42 bytes each.
+        let e: &[u32] = &[1, 4, 8, 64, 0, 7, 0];
+        let b = hand_built(3, &[e, e, e]);
+        assert_eq!(
+            decode_datagram(&b, 2).unwrap_err().to_string(),
+            "datagram of 172 bytes with 2 descriptor(s) does not hold one 20-, 24-, 28- or 36-byte map entry per descriptor"
+        );
+        // 2 descriptors over 30 bytes: 15 each.
+        let mut odd = hand_built(2, &[]);
+        odd.extend([0u8; 30]);
+        assert!(decode_datagram(&odd, 2).is_err());
+        // entries but no descriptors
+        assert_eq!(
+            decode_datagram(&two, 0),
+            Err(WireError::Entries { len: 160, fds: 0 })
+        );
+        // the header alone and no descriptors: no maps
+        assert_eq!(
+            decode_datagram(&hand_built(0, &[]), 0).unwrap().maps,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn datagram_decode_checks_version_and_count_for_every_generation() {
+        let mut b = hand_built(1, &[&[1, 4, 8, 64, 7]]);
+        assert_eq!(decode_datagram(&b, 1).unwrap().maps.len(), 1);
+        b[0] = 2;
+        assert_eq!(decode_datagram(&b, 1), Err(WireError::Version(2)));
+        let b = hand_built(1, &[&[1, 4, 8, 64, 7], &[1, 4, 8, 64, 8]]);
+        assert_eq!(
+            decode_datagram(&b, 2),
+            Err(WireError::CountTooSmall {
+                total: 1,
+                carried: 2
+            })
+        );
+        assert_eq!(decode_datagram(&[1, 0], 1), Err(WireError::TooShort(2)));
+    }
+
+    #[test]
+    fn entry_sizes_are_known_by_their_byte_count_only() {
+        for n in [0, 4, 16, 32, 40, 72] {
+            assert_eq!(EntrySize::from_bytes(n), None, "{n}");
+        }
+        for size in EntrySize::ALL {
+            assert_eq!(EntrySize::from_bytes(size.bytes()), Some(size));
+        }
+        assert_eq!(EntrySize::default(), EntrySize::V36);
     }
 }

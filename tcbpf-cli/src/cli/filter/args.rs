@@ -3,9 +3,11 @@
 
 use super::super::error::CliError;
 use super::super::filter_obj::{ObjArgs, ProgKind, ENV_UDS};
+use super::super::map_export::entry_size;
 use super::super::obj::prog_kind;
-use super::super::words::{choose, Words};
+use super::super::words::{choose, matches, Words};
 use std::path::PathBuf;
+use tcbpf::tc::bpffs::tc_path;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
 
@@ -85,10 +87,15 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
-PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ allow-uid UID ]… [ verbose ]
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
+               [ export UDS [ entry-size 20|24|28|36 ] ] [ allow-uid UID ]… [ verbose ]
          | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
+Long and short forms as in tc: object-file/obj, section/sec,
+object-pinned/pinned/fd, direct-action/da, classid/flowid. A pinned PATH
+written m:REST is REST under $TC_BPF_MNT/tc (default /sys/fs/bpf/tc).
+'program FUNC' picks one function of a section that holds several.
 add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
@@ -96,6 +103,8 @@ $TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
 $TC_BPF_UDS names the export socket when 'export' is not given. The socket
 must be owned by root or this user (or a uid 'allow-uid' names) and lie in a
 directory other users cannot write (unless it has the sticky bit).
+entry-size sends struct bpf_elf_map entries of that many bytes (default 36,
+as tc today) to importers built against older iproute2 headers.
 ";
 
 /// Usage of `tcbpf qdisc`.
@@ -221,6 +230,7 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             "object-file",
             "pinned",
             "object-pinned",
+            "fd",
             "action",
             "link",
         ];
@@ -233,20 +243,20 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
                 }
                 source = Some(ProgSource::Obj(parse_obj(w)?));
             }
-            "pinned" | "object-pinned" => {
+            "pinned" | "object-pinned" | "fd" => {
                 if source.is_some() {
                     return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
                 }
-                source = Some(ProgSource::Pinned(PathBuf::from(
-                    w.expect("a bpffs path after 'pinned'")?,
+                source = Some(ProgSource::Pinned(tc_path(
+                    &w.expect("a bpffs path after 'pinned'")?,
                 )));
             }
             "action" => {
                 let kind = w.expect("an action kind after 'action'")?;
                 choose(&kind, &["bpf"], "action kind")?;
                 let how = w.expect("'pinned PATH' after 'action bpf'")?;
-                choose(&how, &["pinned", "object-pinned"], "action program")?;
-                actions.push(PathBuf::from(w.expect("a bpffs path after 'pinned'")?));
+                choose(&how, &["pinned", "object-pinned", "fd"], "action program")?;
+                actions.push(tc_path(&w.expect("a bpffs path after 'pinned'")?));
             }
             _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
@@ -269,21 +279,30 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         file,
         kind: ProgKind::Cls,
         section: None,
+        program: None,
         export: None,
         allowed_uids: Vec::new(),
+        entry_size: Default::default(),
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = ["type", "sec", "section", "export", "allow-uid", "verbose"];
-        let Ok(key) = choose(word, &keys, "obj option") else {
+        let keys = ["type", "sec", "section", "program", "export", "allow-uid", "verbose"];
+        // `e` stays tc's `export`: entry-size needs at least `ent`.
+        let key = if word.len() >= 3 && matches(word, "entry-size") {
+            "entry-size"
+        } else if let Ok(key) = choose(word, &keys, "obj option") {
+            key
+        } else {
             break;
         };
         w.next();
         match key {
             "type" => obj.kind = prog_kind(w)?,
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
+            "program" => obj.program = Some(w.expect("a function name after 'program'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
             "allow-uid" => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
+            "entry-size" => obj.entry_size = entry_size(w)?,
             _ => obj.verbose = true,
         }
     }
@@ -396,8 +415,10 @@ mod tests {
                 file: "x.o".into(),
                 kind: ProgKind::Act,
                 section: Some("cls".into()),
+                program: None,
                 export: Some("/u".into()),
                 allowed_uids: Vec::new(),
+                entry_size: Default::default(),
                 verbose: true,
             })
         );
@@ -440,6 +461,15 @@ mod tests {
             _ => None,
         };
         assert_eq!(export(from_env), Some("/run/from-env".into()));
+        let sized = parse("add dev v0 ingress bpf obj x.o export /u entry-size 28").unwrap();
+        match sized.bpf.unwrap().source {
+            ProgSource::Obj(o) => assert_eq!(o.entry_size, tcbpf::scm::EntrySize::V28),
+            _ => panic!("obj source"),
+        }
+        assert!(parse("add dev v0 ingress bpf obj x.o entry-size 30")
+            .unwrap_err()
+            .message
+            .contains("'30'"));
         assert_eq!(export(given), Some("/given".into()));
     }
 

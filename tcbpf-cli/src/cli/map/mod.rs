@@ -36,6 +36,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
+                        [entry-size 20|24|28|36]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -51,6 +52,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
   A map created without 'pin' is freed when tcbpf exits.
+  export sends struct bpf_elf_map entries of entry-size bytes (default 36,
+  as tc today; 20, 24 or 28 for importers built against older iproute2).
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
