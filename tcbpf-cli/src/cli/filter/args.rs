@@ -286,7 +286,15 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = ["type", "sec", "section", "program", "export", "allow-uid", "verbose"];
+        let keys = [
+            "type",
+            "sec",
+            "section",
+            "program",
+            "export",
+            "allow-uid",
+            "verbose",
+        ];
         // `e` stays tc's `export`: entry-size needs at least `ent`.
         let key = if word.len() >= 3 && matches(word, "entry-size") {
             "entry-size"
