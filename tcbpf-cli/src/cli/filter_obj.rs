@@ -80,42 +80,19 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
 }
 
 /// Sends every map of the loaded object (legacy, BTF-defined and global
-/// data) to the importer listening on `uds`, described as tc describes them:
-/// the object file name as given on the command line (tc's `bpf_obj`), the
-/// file's dev/inode, and each map's `struct bpf_elf_map` with the ids the
-/// loader assigned.
+/// data) to the importer listening on `uds`, as tc describes them
+/// (`LoadedObject::export`).
 fn export_maps(
     loaded: &LoadedObject,
     uds: &std::path::Path,
     allowed_uids: &[u32],
-    size: scm::EntrySize,
+    entry_size: scm::EntrySize,
 ) -> Result<(), CliError> {
-    let mut maps = Vec::with_capacity(loaded.maps.len());
-    for m in &loaded.maps {
-        let spec = &m.spec;
-        let desc = scm::MapDesc {
-            map_type: spec.map_type as u32,
-            key_size: spec.key_size,
-            value_size: spec.value_size,
-            max_entries: spec.max_entries,
-            flags: spec.flags,
-            id: spec.id,
-            pinning: spec.pinning.raw(),
-            inner_id: spec.inner_id,
-            inner_idx: spec.inner_idx,
-        };
-        maps.push((desc, m.fd.as_fd()));
-    }
-    let object = scm::ObjectId {
-        name: loaded.path.display().to_string(),
-        dev: loaded.dev,
-        ino: loaded.ino,
-    };
     let opts = scm::SendOptions {
         allowed_uids: allowed_uids.to_vec(),
-        entry_size: size,
+        entry_size,
     };
-    scm::send_maps_with(uds, &object, &maps, &opts).map_err(scm_error)
+    loaded.export(uds, &opts).map_err(scm_error)
 }
 
 /// The kernel empties a program array when its last user-space holder closes

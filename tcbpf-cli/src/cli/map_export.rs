@@ -111,11 +111,12 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         opened.push((fd, info));
     }
     let wanted: Vec<Option<u32>> = args.maps.iter().map(|(_, id)| *id).collect();
-    let ids = scm::assign_ids(&wanted);
-    let described: Vec<(MapDesc, std::os::fd::BorrowedFd<'_>)> = opened
+    let infos: Vec<_> = opened.iter().map(|(_, info)| info.clone()).collect();
+    let descs = scm::describe_maps(&infos, &wanted);
+    let described: Vec<(MapDesc, std::os::fd::BorrowedFd<'_>)> = descs
         .iter()
-        .zip(&ids)
-        .map(|((fd, info), id)| (MapDesc::from_info(info, *id), fd.as_fd()))
+        .zip(&opened)
+        .map(|(desc, (fd, _))| (*desc, fd.as_fd()))
         .collect();
     let object = scm::object_id_for(&args.object);
     let opts = scm::SendOptions {
@@ -126,14 +127,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if g.json {
         let maps: Vec<_> = opened
             .iter()
-            .zip(&ids)
-            .map(|((_, info), id)| json!({ "id": id, "name": info.name, "map_id": info.id, "type": info.type_name() }))
+            .zip(&descs)
+            .map(|((_, info), desc)| json!({ "id": desc.id, "name": info.name, "map_id": info.id, "type": info.type_name() }))
             .collect();
         g.print_json(
             &json!({ "uds": args.uds, "object": args.object, "entry_size": args.entry_size.bytes(), "sent": maps.len(), "maps": maps }),
         )?;
     } else if g.verbose {
-        eprintln!("sent {} map(s) to {}", ids.len(), args.uds.display());
+        eprintln!("sent {} map(s) to {}", descs.len(), args.uds.display());
     }
     Ok(())
 }

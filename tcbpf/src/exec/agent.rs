@@ -4,7 +4,7 @@
 //! send maps it holds to an importer.
 
 use super::env::{self, EnvError, InheritedMap};
-use crate::scm::{self, MapDesc, ObjectId, ReceiveOptions, Received};
+use crate::scm::{self, ObjectId, ReceiveOptions, Received};
 use crate::sys::info::map_info;
 use crate::sys::MapFd;
 use std::os::fd::AsFd;
@@ -26,12 +26,12 @@ pub fn receive(path: &Path, opts: &ReceiveOptions) -> scm::Result<Received> {
 /// describing each from the kernel's info and numbering them 0, 1, 2… in
 /// order.
 pub fn send(path: &Path, object_name: &str, maps: &[&MapFd]) -> scm::Result<()> {
-    let ids = scm::assign_ids(&vec![None; maps.len()]);
-    let mut described = Vec::with_capacity(maps.len());
-    for (map, id) in maps.iter().zip(ids) {
-        let info = map_info(map)?;
-        described.push((MapDesc::from_info(&info, id), map.as_fd()));
-    }
+    let infos = maps.iter().map(map_info).collect::<Result<Vec<_>, _>>()?;
+    let descs = scm::describe_maps(&infos, &vec![None; maps.len()]);
+    let described: Vec<_> = descs
+        .into_iter()
+        .zip(maps.iter().map(|m| m.as_fd()))
+        .collect();
     let object: ObjectId = scm::object_id_for(object_name);
     scm::send_maps(path, &object, &described)
 }

@@ -11,6 +11,7 @@
 mod btf;
 mod core;
 mod error;
+mod export;
 pub mod externs;
 pub mod kconfig;
 pub mod map_defaults;

@@ -23,7 +23,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
 };
-pub use send::{assign_ids, object_id_for, send_maps, send_maps_with, SendOptions, Sender};
+pub use send::{
+    assign_ids, describe_maps, object_id_for, send_maps, send_maps_with, SendOptions, Sender,
+};
 pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
 pub use warn::{DropWarnings, FULL_WARNINGS, SUMMARY_INTERVAL};
 pub use wire::{EntrySize, MapDesc, ObjectId};

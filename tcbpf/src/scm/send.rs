@@ -160,6 +160,19 @@ impl MapDesc {
     }
 }
 
+/// Describes and numbers maps that exist without an object file (`map
+/// export`, agents): each from the kernel's info, a map with a wanted id
+/// keeping it and the others taking the lowest unused ids in order (see
+/// [`assign_ids`]). `infos` and `wanted` are in the same order.
+pub fn describe_maps(infos: &[MapInfo], wanted: &[Option<u32>]) -> Vec<MapDesc> {
+    let ids = assign_ids(wanted);
+    infos
+        .iter()
+        .zip(ids)
+        .map(|(info, id)| MapDesc::from_info(info, id))
+        .collect()
+}
+
 /// Numbers maps for export: a map with a wanted id keeps it; the others take
 /// the lowest ids not used by any map, in order. Duplicate wanted ids are
 /// kept as given (the caller decides whether that is an error).
