@@ -108,6 +108,55 @@ pub fn choose<'a>(word: &str, choices: &[&'a str], what: &str) -> Result<&'a str
     }
 }
 
+/// Declares the keywords of one grammar position as an enum, each variant
+/// with the word(s) that name it, and `Enum::choose(word)` to pick one as
+/// [`choose`] does (exact word, or a unique prefix). Dispatch then matches
+/// on the enum, so a keyword added here without its arm fails to compile
+/// instead of falling into another keyword's handler.
+///
+/// ```ignore
+/// keywords! {
+///     /// The verbs of `tcbpf qdisc`.
+///     enum QdiscVerb("qdisc command") { Add = "add", Delete = "del" | "delete" }
+/// }
+/// match QdiscVerb::choose(word)? { QdiscVerb::Add => …, QdiscVerb::Delete => … }
+/// ```
+macro_rules! keywords {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $($word:literal)|+ ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every word and the keyword it names, in grammar order.
+            #[allow(dead_code)]
+            $vis const WORDS: &'static [(&'static str, $name)] =
+                &[ $( $( ($word, $name::$variant), )+ )+ ];
+
+            /// The keyword `word` names: an exact word, or the only word it
+            /// is a prefix of; anything else is a usage error listing them.
+            #[allow(dead_code)]
+            $vis fn choose(word: &str) -> Result<$name, $crate::cli::error::CliError> {
+                let words: Vec<&'static str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+                let picked = $crate::cli::words::choose(word, &words, $what)?;
+                Ok(Self::WORDS
+                    .iter()
+                    .find(|(w, _)| *w == picked)
+                    .map(|(_, k)| *k)
+                    .expect("choose returns one of the words it was given"))
+            }
+        }
+    };
+}
+pub(crate) use keywords;
+
 /// Parses decimal or `0x` hex into any integer type that fits.
 pub fn parse_number<T: TryFrom<u64>>(w: &str) -> Option<T> {
     let v = match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
@@ -140,6 +189,27 @@ mod tests {
             .unwrap_err()
             .message
             .contains("unknown verb 'x'"));
+    }
+
+    keywords! {
+        /// A grammar position for the tests.
+        enum Verb("verb") { Import = "import", Graft = "graft", Debug = "debug" | "dbg" }
+    }
+
+    #[test]
+    fn keywords_pick_their_variant_by_word_synonym_or_prefix() {
+        assert_eq!(Verb::choose("imp").unwrap(), Verb::Import);
+        assert_eq!(Verb::choose("dbg").unwrap(), Verb::Debug);
+        assert_eq!(Verb::choose("de").unwrap(), Verb::Debug);
+        assert_eq!(Verb::choose("graft").unwrap(), Verb::Graft);
+        let e = Verb::choose("d").unwrap_err();
+        assert!(e.message.contains("ambiguous verb 'd'"), "{}", e.message);
+        let e = Verb::choose("x").unwrap_err();
+        assert!(
+            e.message.contains("import, graft, debug, dbg"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

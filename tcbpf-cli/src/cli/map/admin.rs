@@ -4,7 +4,7 @@
 use super::super::error::CliError;
 use super::super::mapref::MapRef;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::OpenMap;
 use serde_json::json;
 use std::io::Write;
@@ -107,16 +107,28 @@ fn to_json(s: &Shown) -> serde_json::Value {
     })
 }
 
+keywords! {
+    /// The words of `map create`.
+    enum CreateOption("create option") {
+        Type = "type",
+        Key = "key",
+        Value = "value",
+        Entries = "entries",
+        Flags = "flags",
+        Name = "name",
+        Pin = "pin",
+    }
+}
+
 /// `create type TYPE key N value N entries N [flags N] [name NAME] [pin PATH]`.
 pub fn create(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut map_type = None;
     let (mut key, mut value, mut entries, mut map_flags) = (None, None, None, None);
     let mut name = String::new();
     let mut pin_path: Option<PathBuf> = None;
-    let words = ["type", "key", "value", "entries", "flags", "name", "pin"];
     while let Some(word) = w.next() {
-        match choose(&word, &words, "create option")? {
-            "type" => {
+        match CreateOption::choose(&word)? {
+            CreateOption::Type => {
                 let t = w.expect("a map type after 'type'")?;
                 let names: Vec<&str> = MapType::all().map(MapType::name).collect();
                 map_type = Some(MapType::from_name(&t).ok_or_else(|| {
@@ -126,12 +138,12 @@ pub fn create(g: &Global, w: &mut Words) -> Result<(), CliError> {
                     ))
                 })?);
             }
-            "key" => key = Some(w.number::<u32>("a key size in bytes")?),
-            "value" => value = Some(w.number::<u32>("a value size in bytes")?),
-            "entries" => entries = Some(w.number::<u32>("a number of entries")?),
-            "flags" => map_flags = Some(w.number::<u32>("map flags")?),
-            "name" => name = w.expect("a name after 'name'")?,
-            _ => pin_path = Some(PathBuf::from(w.expect("a path after 'pin'")?)),
+            CreateOption::Key => key = Some(w.number::<u32>("a key size in bytes")?),
+            CreateOption::Value => value = Some(w.number::<u32>("a value size in bytes")?),
+            CreateOption::Entries => entries = Some(w.number::<u32>("a number of entries")?),
+            CreateOption::Flags => map_flags = Some(w.number::<u32>("map flags")?),
+            CreateOption::Name => name = w.expect("a name after 'name'")?,
+            CreateOption::Pin => pin_path = Some(PathBuf::from(w.expect("a path after 'pin'")?)),
         }
     }
     let map_type = map_type.ok_or_else(|| CliError::usage("create: expected 'type TYPE'"))?;
