@@ -7,6 +7,7 @@ use super::super::output::Global;
 use super::super::words::{choose, Words};
 use super::args::{self, bad};
 use super::entry::{write_side, EntryFormat};
+use super::typed::TypedSides;
 use super::OpenMap;
 use std::io::Write;
 use tcbpf::sys::map::{self as sysmap, update as flags};
@@ -22,17 +23,18 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !w.eat("key") {
         return Err(CliError::usage("lookup: expected 'key DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &["value", "sum", "lock"])?;
+    let (key, key_layout) = key_data(w, &m, &["value", "sum", "lock", "raw"])?;
     let mut value_types = None;
-    let (mut sum, mut lock) = (false, false);
+    let (mut sum, mut lock, mut raw) = (false, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["value", "sum", "lock"], "lookup option")? {
+        match choose(&word, &["value", "sum", "lock", "raw"], "lookup option")? {
             "value" => value_types = Some(args::types(w, "value")?),
             "sum" => sum = true,
+            "raw" => raw = true,
             _ => lock = true,
         }
     }
-    let format = entry_format(g, &m, None, value_types, sum)?;
+    let format = entry_format(g, &m, None, value_types, sum, raw)?;
     let mut value = vec![0u8; m.sizes.value()];
     let lookup_flags = if lock { flags::F_LOCK } else { 0 };
     sysmap::lookup(&m.fd, &key, &mut value, lookup_flags).map_err(|e| {
@@ -123,15 +125,21 @@ pub fn delete(w: &mut Words) -> Result<(), CliError> {
 pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse_read(w)?;
     let given = if w.eat("key") {
-        Some(key_data(w, &m, &[])?)
+        Some(key_data(w, &m, &["raw"])?)
     } else {
         None
     };
+    let raw = w.eat("raw");
     w.finish()?;
+    let format = entry_format(g, &m, None, None, false, raw)?;
     let mut next = vec![0u8; m.sizes.key()];
     let found = sysmap::next_key(&m.fd, given.as_ref().map(|(k, _)| k.as_slice()), &mut next)
         .map_err(|e| m.err(e))?;
     let layout = given.as_ref().and_then(|(_, l)| l.clone());
+    let format = EntryFormat {
+        key: layout.clone(),
+        ..format
+    };
     if !found {
         return Err(CliError::not_found(match &given {
             Some((k, l)) => format!("{}: no key after {}", m.label, key_text(l, k)),
@@ -141,11 +149,11 @@ pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut out = Vec::with_capacity(128);
     if g.json {
         out.extend_from_slice(b"{\"next_key\":");
-        write_side(&layout, &next, true, &mut out);
+        format.write_key(&next, true, &mut out);
         out.push(b'}');
     } else {
         out.extend_from_slice(b"next key: ");
-        write_side(&layout, &next, false, &mut out);
+        format.write_key(&next, false, &mut out);
         out.push(b'\n');
     }
     emit(g, out)
@@ -202,13 +210,14 @@ pub fn pop_or_peek(g: &Global, w: &mut Words, pop: bool) -> Result<(), CliError>
 }
 
 fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), CliError> {
-    let value_types = if w.eat("value") {
-        Some(args::types(w, "value")?)
-    } else {
-        None
-    };
-    w.finish()?;
-    let format = entry_format(g, &m, None, value_types, false)?;
+    let (mut value_types, mut raw) = (None, false);
+    while let Some(word) = w.next() {
+        match choose(&word, &["value", "raw"], "option")? {
+            "value" => value_types = Some(args::types(w, "value")?),
+            _ => raw = true,
+        }
+    }
+    let format = entry_format(g, &m, None, value_types, false, raw)?;
     let mut value = vec![0u8; m.sizes.value()];
     let done = if pop {
         sysmap::pop(&m.fd, &mut value)
@@ -227,14 +236,17 @@ fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), C
     emit(g, out)
 }
 
-/// The entry format for `m` with optional key and value types.
+/// The entry format for `m` with optional key and value types; the sides
+/// without types print by the map's BTF when it has some, unless `raw`.
 pub fn entry_format(
     g: &Global,
     m: &OpenMap,
     key_types: Option<Vec<tcbpf::value::FieldType>>,
     value_types: Option<Vec<tcbpf::value::FieldType>>,
     sum: bool,
+    raw: bool,
 ) -> Result<EntryFormat, CliError> {
+    let btf = TypedSides::for_map(g, m, key_types.is_none(), value_types.is_none(), raw)?;
     let key = match key_types {
         Some(t) => Some(args::layout(&t, m.info.key_size, "key")?),
         None => None,
@@ -256,6 +268,7 @@ pub fn entry_format(
         json: g.json,
         percpu,
         sum,
+        btf,
     };
     format.check()?;
     Ok(format)

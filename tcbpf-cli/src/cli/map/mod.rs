@@ -12,6 +12,7 @@ mod dump;
 mod elem;
 mod entry;
 mod load;
+mod typed;
 mod walk;
 
 use super::error::CliError;
@@ -25,13 +26,13 @@ pub const USAGE: &str = "\
 Usage: tcbpf map show [MAP]
        tcbpf map create type TYPE key BYTES value BYTES entries N
                         [flags N] [name NAME] [pin PATH]
-       tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock]
+       tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock] [raw]
        tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock]
        tcbpf map delete MAP key DATA
-       tcbpf map dump   MAP [key TYPES] [value TYPES] [sum]
-       tcbpf map next   MAP [key DATA]
+       tcbpf map dump   MAP [key TYPES] [value TYPES] [sum] [raw]
+       tcbpf map next   MAP [key DATA] [raw]
        tcbpf map push   MAP value DATA [exist]
-       tcbpf map { pop | peek } MAP [value TYPES]
+       tcbpf map { pop | peek } MAP [value TYPES] [raw]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
@@ -51,6 +52,17 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
   A map created without 'pin' is freed when tcbpf exits.
+
+Typed by BTF: when a map has key/value BTF (read from the kernel by its
+btf_id), lookup, dump, next, pop and peek print its own types without type
+words: 'key: 17  value: {packets: 5, bytes: 6}', -j as bpftool formats
+({\"key\":17,\"value\":{\"packets\":5,\"bytes\":6}}): structs by member name,
+arrays, enums by name, char arrays as strings, bitfields, global data
+(.data, .rodata, .bss) by variable name; per-CPU maps one value per CPU,
+or with 'sum' each integer member added over CPUs. TYPES given for a side
+win; 'raw' prints bpftool's hex. A map whose BTF the kernel will not give
+prints untyped (-v says why). A pointer or function in the type cannot be
+printed: use 'raw'.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
