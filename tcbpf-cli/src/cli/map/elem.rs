@@ -7,7 +7,8 @@ use super::super::output::Global;
 use super::super::words::{choose, Words};
 use super::args::{self, bad};
 use super::entry::{write_side, EntryFormat};
-use super::typed::TypedSides;
+use super::typed::{self, TypedSides};
+use super::typed_in::{self, Given, Side};
 use super::OpenMap;
 use std::io::Write;
 use tcbpf::sys::map::{self as sysmap, update as flags};
@@ -55,10 +56,10 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     emit(g, out)
 }
 
-/// `update MAP key DATA value DATA [any|exist|noexist] [lock]`.
+/// `update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]`.
 pub fn update(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
-    let stops = ["value", "any", "exist", "noexist", "lock"];
+    let stops = ["value", "any", "exist", "noexist", "lock", "partial"];
     if !w.eat("key") {
         return Err(CliError::usage("update: expected 'key DATA value DATA'"));
     }
@@ -68,16 +69,26 @@ pub fn update(w: &mut Words) -> Result<(), CliError> {
             "update: expected 'value DATA' after the key",
         ));
     }
-    let value = value_data(&m, args::data(w, "value", &stops)?)?;
+    let given = typed_in::read(w, &m, Side::Value, &stops)?;
     let mut update_flags = flags::ANY;
+    let mut partial = false;
     while let Some(word) = w.next() {
-        match choose(&word, &["any", "exist", "noexist", "lock"], "update flag")? {
+        match choose(
+            &word,
+            &["any", "exist", "noexist", "lock", "partial"],
+            "update flag",
+        )? {
             "any" => update_flags = (update_flags & flags::F_LOCK) | flags::ANY,
             "exist" => update_flags = (update_flags & flags::F_LOCK) | flags::EXIST,
             "noexist" => update_flags = (update_flags & flags::F_LOCK) | flags::NOEXIST,
+            "partial" => partial = true,
             _ => update_flags |= flags::F_LOCK,
         }
     }
+    let value = match given {
+        Given::Data(d) => value_data(&m, d)?,
+        Given::Json(v) => typed_in::value_bytes(&m, &v, partial)?,
+    };
     sysmap::update(&m.fd, &key, &value, update_flags).map_err(|e| match e.errno() {
         Some(libc::ENOENT) if update_flags & 3 == flags::EXIST => {
             key_not_found(&m, &key_layout, &key)
@@ -85,7 +96,7 @@ pub fn update(w: &mut Words) -> Result<(), CliError> {
         Some(libc::EEXIST) => CliError::usage(format!(
             "{}: key {} exists already (noexist)",
             m.label,
-            key_text(&key_layout, &key)
+            key_text(&m, &key_layout, &key)
         )),
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: map is full ({} entries) or key out of range",
@@ -142,7 +153,7 @@ pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     };
     if !found {
         return Err(CliError::not_found(match &given {
-            Some((k, l)) => format!("{}: no key after {}", m.label, key_text(l, k)),
+            Some((k, l)) => format!("{}: no key after {}", m.label, key_text(&m, l, k)),
             None => format!("{}: map is empty", m.label),
         }));
     }
@@ -159,7 +170,7 @@ pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     emit(g, out)
 }
 
-/// `push MAP value DATA [exist]`: `exist` overwrites the oldest element of a full map.
+/// `push MAP value DATA [exist] [partial]`: `exist` overwrites the oldest element of a full map.
 pub fn push(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
     if !m.is_queue_or_stack() {
@@ -171,16 +182,20 @@ pub fn push(w: &mut Words) -> Result<(), CliError> {
     if !w.eat("value") {
         return Err(CliError::usage("push: expected 'value DATA'"));
     }
-    let data = args::data(w, "value", &["exist"])?;
-    let value = data
-        .into_exact(m.info.value_size as usize, "value")
-        .map_err(bad)?;
-    let push_flags = if w.eat("exist") {
-        flags::EXIST
-    } else {
-        flags::ANY
+    let given = typed_in::read(w, &m, Side::Value, &["exist", "partial"])?;
+    let (mut push_flags, mut partial) = (flags::ANY, false);
+    while let Some(word) = w.next() {
+        match choose(&word, &["exist", "partial"], "push flag")? {
+            "exist" => push_flags = flags::EXIST,
+            _ => partial = true,
+        }
+    }
+    let value = match given {
+        Given::Data(d) => d
+            .into_exact(m.info.value_size as usize, "value")
+            .map_err(bad)?,
+        Given::Json(v) => typed_in::value_bytes(&m, &v, partial)?,
     };
-    w.finish()?;
     sysmap::push(&m.fd, &value, push_flags).map_err(|e| match e.errno() {
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: {} is full ({} elements); 'exist' overwrites the oldest",
@@ -281,7 +296,10 @@ fn key_data(
     m: &OpenMap,
     stops: &[&str],
 ) -> Result<(Vec<u8>, Option<Layout>), CliError> {
-    let data = args::data(w, "key", stops)?;
+    let data = match typed_in::read(w, m, Side::Key, stops)? {
+        Given::Data(d) => d,
+        json => return Ok((typed_in::key_bytes(m, json)?, None)),
+    };
     let layout = data
         .types()
         .and_then(|t| Layout::new(t, m.info.key_size as usize, "key").ok());
@@ -322,16 +340,19 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
     Ok(value)
 }
 
-fn key_text(layout: &Option<Layout>, key: &[u8]) -> String {
+fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
     let mut out = Vec::new();
-    write_side(layout, key, false, &mut out);
+    match (layout, typed::types(false, m).map(|t| t.decode_key(key))) {
+        (None, Some(Ok(v))) => typed::write_text(&v, &mut out),
+        _ => write_side(layout, key, false, &mut out),
+    }
     String::from_utf8_lossy(&out).into_owned()
 }
 
 fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
     CliError {
         exit: Exit::NotFound,
-        message: format!("{}: key {} not found", m.label, key_text(layout, key)),
+        message: format!("{}: key {} not found", m.label, key_text(m, layout, key)),
     }
 }
 

@@ -13,6 +13,7 @@ mod elem;
 mod entry;
 mod load;
 mod typed;
+mod typed_in;
 mod walk;
 
 use super::error::CliError;
@@ -27,11 +28,11 @@ Usage: tcbpf map show [MAP]
        tcbpf map create type TYPE key BYTES value BYTES entries N
                         [flags N] [name NAME] [pin PATH]
        tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock] [raw]
-       tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock]
+       tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]
        tcbpf map delete MAP key DATA
        tcbpf map dump   MAP [key TYPES] [value TYPES] [sum] [raw]
        tcbpf map next   MAP [key DATA] [raw]
-       tcbpf map push   MAP value DATA [exist]
+       tcbpf map push   MAP value DATA [exist] [partial]
        tcbpf map { pop | peek } MAP [value TYPES] [raw]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
@@ -40,6 +41,7 @@ Usage: tcbpf map show [MAP]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
+       | json JSON | VALUE | { MEMBER VALUE }…    (in the map's own types)
 TYPES := TYPE…
 TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
 
@@ -63,6 +65,17 @@ or with 'sum' each integer member added over CPUs. TYPES given for a side
 win; 'raw' prints bpftool's hex. A map whose BTF the kernel will not give
 prints untyped (-v says why). A pointer or function in the type cannot be
 printed: use 'raw'.
+
+Typed input: 'key json 17', 'value json {\"packets\":5,\"bytes\":6}' take the
+shape -j prints (per-CPU: one value for all CPUs, or the \"values\" list).
+With BTF, 'key 17' (one word: a number, enum name or string) and 'value
+packets 5 bytes 6' (member words; 'in.port 80' for nested members) work
+too. Words that start with a member name are members; otherwise a TYPE
+word or 'hex' starts DATA, and several bare numbers are bytes as bpftool
+takes them ('key 7 0 0 0'). Unknown or missing members (missing ones are
+zero-filled with 'partial'), wrong kinds, out-of-range integers and
+unknown enum names exit 2 naming the member ('value.in.port: 70000 is out
+of range for u16').
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
@@ -114,6 +127,8 @@ pub struct OpenMap {
     pub sizes: ElemSizes,
     /// How the command line named it, for messages.
     pub label: String,
+    /// The map's BTF, read on first use (`typed::types`).
+    pub btf: std::sync::OnceLock<Option<tcbpf::value::typed::MapTypes>>,
 }
 
 impl OpenMap {
@@ -144,6 +159,7 @@ impl OpenMap {
             kind,
             sizes,
             label,
+            btf: std::sync::OnceLock::new(),
         })
     }
 

@@ -14,20 +14,23 @@ use tcbpf::btf::fmt::BtfValue;
 use tcbpf::value::typed::{sum_values, MapTypes};
 
 /// The map's BTF, or `None` when it has none or the kernel will not give
-/// it (then a note on stderr under `-v`, and the caller prints untyped).
-pub fn load(g: &Global, m: &OpenMap) -> Option<MapTypes> {
-    match tcbpf::maps::types_for(&m.info) {
-        Ok(t) => t,
-        Err(e) => {
-            if g.verbose {
-                eprintln!(
-                    "tcbpf: note: {}: cannot read the map's BTF ({e}); printing untyped",
-                    m.label
-                );
+/// it (then a note on stderr when `verbose`, and the caller goes untyped).
+/// Read once per opened map.
+pub fn types(verbose: bool, m: &OpenMap) -> Option<&MapTypes> {
+    m.btf
+        .get_or_init(|| match tcbpf::maps::types_for(&m.info) {
+            Ok(t) => t,
+            Err(e) => {
+                if verbose {
+                    eprintln!(
+                        "tcbpf: note: {}: cannot read the map's BTF ({e}); printing untyped",
+                        m.label
+                    );
+                }
+                None
             }
-            None
-        }
-    }
+        })
+        .as_ref()
 }
 
 /// Which sides of an entry print by the map's BTF.
@@ -55,7 +58,7 @@ impl TypedSides {
         if raw || !(key || value) {
             return Ok(None);
         }
-        let Some(types) = load(g, m) else {
+        let Some(types) = types(g.verbose, m).cloned() else {
             return Ok(None);
         };
         let probe = |r: Result<BtfValue, tcbpf::value::typed::TypedError>| {
