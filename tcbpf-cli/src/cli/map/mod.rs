@@ -12,6 +12,7 @@ mod dump;
 mod elem;
 mod entry;
 mod load;
+mod load_json;
 mod typed;
 mod typed_in;
 mod walk;
@@ -37,6 +38,8 @@ Usage: tcbpf map show [MAP]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
+                        [replace]
+       tcbpf map load   MAP json [from FILE|-] [replace] [partial]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
@@ -76,6 +79,14 @@ takes them ('key 7 0 0 0'). Unknown or missing members (missing ones are
 zero-filled with 'partial'), wrong kinds, out-of-range integers and
 unknown enum names exit 2 naming the member ('value.in.port: 70000 is out
 of range for u16').
+
+load json reads what 'tcbpf -j map dump' prints (one JSON array) or one
+{\"key\": …, \"value\": …} object per line, checks every entry, then writes
+them all with UPDATE_BATCH; a bad entry writes nothing and names its line
+('line 3: value.packets: -1 is out of range for u64'). 'replace' (json or
+TYPES) makes the map equal to the input: keys not given are deleted
+(zeroed in arrays), and it prints 'added A, changed C, unchanged U,
+removed R' (-j: an object).
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.

@@ -209,6 +209,9 @@ fn word_value(word: &str) -> Value {
     if let Some(n) = parse_number::<u64>(word) {
         return Value::from(n);
     }
+    if let Ok(n) = word.parse::<i64>() {
+        return Value::from(n);
+    }
     serde_json::from_str(word).unwrap_or_else(|_| Value::String(word.to_string()))
 }
 
@@ -276,6 +279,7 @@ mod tests {
     fn words_are_numbers_json_or_strings() {
         assert_eq!(word_value("0x10"), serde_json::json!(16));
         assert_eq!(word_value("-3"), serde_json::json!(-3));
+        assert_eq!(word_value("-0"), serde_json::json!(0));
         assert_eq!(word_value("V_DROP"), serde_json::json!("V_DROP"));
         assert!(is_number("-3") && is_number("0x1f") && !is_number("eth0"));
     }
