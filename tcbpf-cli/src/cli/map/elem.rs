@@ -24,7 +24,14 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !w.eat("key") {
         return Err(CliError::usage("lookup: expected 'key DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &["value", "sum", "lock", "raw"])?;
+    let out = lookup_key(g, w, &m)?;
+    emit(g, out)
+}
+
+/// The rest of `lookup` after the word `key`, on an opened map: the
+/// entry as text or JSON (not yet written).
+pub fn lookup_key(g: &Global, w: &mut Words, m: &OpenMap) -> Result<Vec<u8>, CliError> {
+    let (key, key_layout) = key_data(w, m, &["value", "sum", "lock", "raw"])?;
     let mut value_types = None;
     let (mut sum, mut lock, mut raw) = (false, false, false);
     while let Some(word) = w.next() {
@@ -35,14 +42,14 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
             _ => lock = true,
         }
     }
-    let format = entry_format(g, &m, None, value_types, sum, raw)?;
+    let format = entry_format(g, m, None, value_types, sum, raw)?;
     let mut value = vec![0u8; m.sizes.value()];
     let lookup_flags = if lock { flags::F_LOCK } else { 0 };
     sysmap::lookup(&m.fd, &key, &mut value, lookup_flags).map_err(|e| {
         if e.is_not_found() {
-            key_not_found(&m, &key_layout, &key)
+            key_not_found(m, &key_layout, &key)
         } else if lock && e.errno() == Some(libc::EINVAL) {
-            lock_refused(&m)
+            lock_refused(m)
         } else {
             m.err(e)
         }
@@ -53,23 +60,41 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     };
     let mut out = Vec::with_capacity(256);
     format.write_entry(Some(&key), &value, &mut out);
-    emit(g, out)
+    Ok(out)
 }
 
 /// `update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]`.
 pub fn update(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
+    let op = parse_update(w, &m)?;
+    apply_update(&m, &op)
+}
+
+/// One parsed update: the exact key and value buffer and the flags.
+pub struct UpdateOp {
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// The key's types when it was given typed (for messages).
+    pub key_layout: Option<Layout>,
+    /// The whole value buffer (every CPU for per-CPU maps).
+    pub value: Vec<u8>,
+    /// `update::*` flags.
+    pub flags: u64,
+}
+
+/// The words of `update` after MAP, on an opened map.
+pub fn parse_update(w: &mut Words, m: &OpenMap) -> Result<UpdateOp, CliError> {
     let stops = ["value", "any", "exist", "noexist", "lock", "partial"];
     if !w.eat("key") {
         return Err(CliError::usage("update: expected 'key DATA value DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &stops)?;
+    let (key, key_layout) = key_data(w, m, &stops)?;
     if !w.eat("value") {
         return Err(CliError::usage(
             "update: expected 'value DATA' after the key",
         ));
     }
-    let given = typed_in::read(w, &m, Side::Value, &stops)?;
+    let given = typed_in::read(w, m, Side::Value, &stops)?;
     let mut update_flags = flags::ANY;
     let mut partial = false;
     while let Some(word) = w.next() {
@@ -86,25 +111,45 @@ pub fn update(w: &mut Words) -> Result<(), CliError> {
         }
     }
     let value = match given {
-        Given::Data(d) => value_data(&m, d)?,
-        Given::Json(v) => typed_in::value_bytes(&m, &v, partial)?,
+        Given::Data(d) => value_data(m, d)?,
+        Given::Json(v) => typed_in::value_bytes(m, &v, partial)?,
     };
-    sysmap::update(&m.fd, &key, &value, update_flags).map_err(|e| match e.errno() {
-        Some(libc::ENOENT) if update_flags & 3 == flags::EXIST => {
-            key_not_found(&m, &key_layout, &key)
-        }
+    Ok(UpdateOp {
+        key,
+        key_layout,
+        value,
+        flags: update_flags,
+    })
+}
+
+/// Runs one parsed update.
+pub fn apply_update(m: &OpenMap, op: &UpdateOp) -> Result<(), CliError> {
+    sysmap::update(&m.fd, &op.key, &op.value, op.flags)
+        .map_err(|e| update_error(m, e, op.flags, &op.key_layout, &op.key))
+}
+
+/// An update's kernel error in the user's words.
+pub fn update_error(
+    m: &OpenMap,
+    e: tcbpf::sys::Error,
+    update_flags: u64,
+    key_layout: &Option<Layout>,
+    key: &[u8],
+) -> CliError {
+    match e.errno() {
+        Some(libc::ENOENT) if update_flags & 3 == flags::EXIST => key_not_found(m, key_layout, key),
         Some(libc::EEXIST) => CliError::usage(format!(
             "{}: key {} exists already (noexist)",
             m.label,
-            key_text(&m, &key_layout, &key)
+            key_text(m, key_layout, key)
         )),
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: map is full ({} entries) or key out of range",
             m.label, m.info.max_entries
         )),
-        Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(&m),
+        Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(m),
         _ => m.err(e),
-    })
+    }
 }
 
 /// The kernel's EINVAL for `lock` (BPF_F_LOCK) on a map whose value has no
@@ -119,17 +164,30 @@ fn lock_refused(m: &OpenMap) -> CliError {
 /// `delete MAP key DATA`.
 pub fn delete(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
+    let (key, key_layout) = parse_delete(w, &m)?;
+    sysmap::delete(&m.fd, &key).map_err(|e| delete_error(&m, e, &key_layout, &key))
+}
+
+/// The words of `delete` after MAP: the key and its types.
+pub fn parse_delete(w: &mut Words, m: &OpenMap) -> Result<(Vec<u8>, Option<Layout>), CliError> {
     if !w.eat("key") {
         return Err(CliError::usage("delete: expected 'key DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &[])?;
-    sysmap::delete(&m.fd, &key).map_err(|e| {
-        if e.is_not_found() {
-            key_not_found(&m, &key_layout, &key)
-        } else {
-            m.err(e)
-        }
-    })
+    key_data(w, m, &[])
+}
+
+/// A delete's kernel error in the user's words.
+pub fn delete_error(
+    m: &OpenMap,
+    e: tcbpf::sys::Error,
+    key_layout: &Option<Layout>,
+    key: &[u8],
+) -> CliError {
+    if e.is_not_found() {
+        key_not_found(m, key_layout, key)
+    } else {
+        m.err(e)
+    }
 }
 
 /// `next MAP [key DATA]`: the key after the given one, or the first key.

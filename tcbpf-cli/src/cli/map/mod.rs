@@ -8,6 +8,7 @@
 
 mod admin;
 mod args;
+mod batch;
 mod dump;
 mod elem;
 mod entry;
@@ -41,6 +42,7 @@ Usage: tcbpf map show [MAP]
                         [replace]
        tcbpf map load   MAP json [from FILE|-] [replace] [partial]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
+       tcbpf map batch  [from FILE|-]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -88,6 +90,15 @@ TYPES) makes the map equal to the input: keys not given are deleted
 (zeroed in arrays), and it prints 'added A, changed C, unchanged U,
 removed R' (-j: an object).
 
+batch reads map commands one per line, as 'tcbpf map …' takes them
+without 'tcbpf map' ('update pinned /sys/fs/bpf/x key 17 value 1',
+'lookup env counters key 17'; quotes as in a shell), runs them in order
+and writes each answer as soon as no more input is waiting, so a shell
+can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
+…' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
+is the first failure's. MAPs are opened once; runs of updates or deletes
+of one map are written with one batch call each.
+
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
 ";
@@ -106,7 +117,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
-        "peek", "freeze", "pin", "load", "export",
+        "peek", "freeze", "pin", "load", "export", "batch",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -122,6 +133,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "freeze" => admin::freeze(w),
         "pin" => admin::pin(w),
         "load" => load::run(g, w),
+        "batch" => batch::run(g, w),
         _ => super::map_export::run(g, w),
     }
 }
