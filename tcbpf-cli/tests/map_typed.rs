@@ -230,3 +230,30 @@ fn maps_without_btf_or_whose_btf_is_refused_print_untyped() {
         );
     }
 }
+
+#[test]
+fn version_and_map_help_say_what_the_typed_helper_takes() {
+    let run = |args: &[&str]| tcbpf_testkit::run_bin(env!("CARGO_BIN_EXE_tcbpf"), args);
+    let want = format!("tcbpf {}\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(run(&["--version"]), (0, want.clone(), String::new()));
+    assert_eq!(run(&["-V"]), (0, want, String::new()));
+    // -v is still -verbose.
+    assert_eq!(run(&["-v", "map", "help"]).0, 0);
+    let (code, help, _) = run(&["map", "help"]);
+    assert_eq!(code, 0);
+    for words in [
+        "tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock] [raw]",
+        "tcbpf map load   MAP json [from FILE|-] [replace] [partial]",
+        "tcbpf map batch  [from FILE|-]",
+        "| json JSON | VALUE | { MEMBER VALUE }…",
+    ] {
+        assert!(help.contains(words), "{words}");
+    }
+    let readme = std::fs::read_to_string(tcbpf_testkit::repo().join("README.md")).unwrap();
+    for line in help
+        .lines()
+        .filter(|l| l.trim_start().starts_with("tcbpf map "))
+    {
+        assert!(readme.contains(line.trim_start()), "README lacks: {line}");
+    }
+}
