@@ -401,7 +401,7 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
 fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
     let mut out = Vec::new();
     match (layout, typed::types(false, m).map(|t| t.decode_key(key))) {
-        (None, Some(Ok(v))) => typed::write_text(&v, &mut out),
+        (None, Some(Ok(v))) => tcbpf::value::typed::write_text(&v, &mut out),
         _ => write_side(layout, key, false, &mut out),
     }
     String::from_utf8_lossy(&out).into_owned()

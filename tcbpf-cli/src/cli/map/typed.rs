@@ -9,9 +9,8 @@
 use super::super::error::CliError;
 use super::super::output::Global;
 use super::OpenMap;
-use std::io::Write;
 use tcbpf::btf::fmt::BtfValue;
-use tcbpf::value::typed::{sum_values, MapTypes};
+use tcbpf::value::typed::{sum_values, write_style, MapTypes, Style};
 
 /// The map's BTF, or `None` when it has none or the kernel will not give
 /// it (then a note on stderr when `verbose`, and the caller goes untyped).
@@ -77,24 +76,12 @@ impl TypedSides {
     /// Writes a key by BTF; false when it does not decode (the caller
     /// writes hex instead).
     pub fn write_key(&self, bytes: &[u8], json: bool, out: &mut Vec<u8>) -> bool {
-        match self.types.decode_key(bytes) {
-            Ok(v) => {
-                write_value(&v, json, out);
-                true
-            }
-            Err(_) => false,
-        }
+        self.types.write_key(bytes, style(json), out).is_ok()
     }
 
     /// Writes one value (one CPU's) by BTF; false when it does not decode.
     pub fn write_value(&self, bytes: &[u8], json: bool, out: &mut Vec<u8>) -> bool {
-        match self.types.decode_value(bytes) {
-            Ok(v) => {
-                write_value(&v, json, out);
-                true
-            }
-            Err(_) => false,
-        }
+        self.types.write_value(bytes, style(json), out).is_ok()
     }
 
     /// Writes the sum over CPUs of a per-CPU value buffer (integer
@@ -110,44 +97,14 @@ impl TypedSides {
     }
 }
 
-fn write_value(v: &BtfValue, json: bool, out: &mut Vec<u8>) {
+fn style(json: bool) -> Style {
     if json {
-        out.extend_from_slice(v.to_json().as_bytes());
+        Style::Json
     } else {
-        write_text(v, out);
+        Style::Text
     }
 }
 
-/// The text form: `{packets: 5, bytes: 6}`, `[1, 2]`, `"eth0"`, `V_DROP`;
-/// anonymous members print their value alone.
-pub fn write_text(v: &BtfValue, out: &mut Vec<u8>) {
-    match v {
-        BtfValue::Struct(fields) => {
-            out.push(b'{');
-            for (i, (name, f)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                if !name.is_empty() {
-                    out.extend_from_slice(name.as_bytes());
-                    out.extend_from_slice(b": ");
-                }
-                write_text(f, out);
-            }
-            out.push(b'}');
-        }
-        BtfValue::Array(items) => {
-            out.push(b'[');
-            for (i, f) in items.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                write_text(f, out);
-            }
-            out.push(b']');
-        }
-        other => {
-            let _ = write!(out, "{other}");
-        }
-    }
+fn write_value(v: &BtfValue, json: bool, out: &mut Vec<u8>) {
+    write_style(v, style(json), out);
 }
