@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on this machine: unit tests, and the integration tests
 # that talk to the real kernel and the real `tc` (they need root).
-# Installs what the tests need and a fresh machine lacks (iproute2's tc).
+# Installs what the tests need and a fresh machine lacks (iproute2's tc,
+# strace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -11,7 +12,8 @@ fi
 if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
 fi
-# strace: harden_import checks that a timeout ends without busy polling.
+# strace: harden_import checks that a timeout ends without busy polling;
+# map_batch counts the batch syscalls of 'map batch'.
 if ! command -v strace >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
 fi
