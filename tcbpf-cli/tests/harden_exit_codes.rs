@@ -228,3 +228,86 @@ fn every_documented_import_and_export_exit_code() {
         "usage",
     );
 }
+
+/// Maps tcbpf created and still holds open are freed when it exits: the
+/// kernel's count of hash maps named NAME must be back to `before`.
+fn maps_named(name: &str) -> usize {
+    let mut n = 0;
+    let mut id = 0;
+    while let Ok(Some(next)) = tcbpf::sys::obj::next_map_id(id) {
+        id = next;
+        if let Ok(fd) = tcbpf::sys::obj::map_by_id(next, 0) {
+            if tcbpf::sys::info::map_info(&fd).is_ok_and(|i| i.name == name) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn map_memory_over_the_limit_is_refused_before_any_map_exists() {
+    let fs = Bpffs::new();
+    let pin = fs.arg("p");
+    let obj_path = fixture("verdict_btf.o");
+    let obj = s(&obj_path);
+    // An explicit limit, as a word and from the environment.
+    let r = tcbpf(&[
+        "obj",
+        "load",
+        obj,
+        "bpffs",
+        fs.as_str(),
+        "max-memory",
+        "1000",
+        "pin",
+        &pin,
+    ]);
+    expect(&r, 2, "more than the limit", "word");
+    assert!(
+        r.stderr.contains("map '") && r.stderr.contains("bytes"),
+        "{}",
+        r.stderr
+    );
+    let mut c = Command::new(TCBPF);
+    c.args(["obj", "load", obj, "bpffs", fs.as_str(), "pin", &pin])
+        .env("TCBPF_MAX_MAP_MEMORY", "1000");
+    expect(&tcbpf_testkit::output(c), 2, "TCBPF_MAX_MAP_MEMORY", "env");
+    assert!(
+        !fs.join("p").exists() && !fs.join("tc").exists(),
+        "nothing pinned"
+    );
+    // A generous one loads.
+    let r = tcbpf(&[
+        "obj",
+        "load",
+        obj,
+        "bpffs",
+        fs.as_str(),
+        "max-memory",
+        "1000000000",
+        "pin",
+        &pin,
+    ]);
+    expect(&r, 0, "", "generous limit");
+
+    // The default limit stops a 2^31-entry map at once, naming it.
+    let before = maps_named("small");
+    let start = std::time::Instant::now();
+    let r = tcbpf(&[
+        "obj",
+        "load",
+        s(&fixture("huge_map.o")),
+        "bpffs",
+        fs.as_str(),
+        "pin",
+        &fs.arg("h"),
+    ]);
+    expect(&r, 2, "map 'huge'", "huge map");
+    assert!(r.stderr.contains("2147483648"), "{}", r.stderr);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "refused quickly"
+    );
+    assert_eq!(maps_named("small"), before, "no map was created");
+}

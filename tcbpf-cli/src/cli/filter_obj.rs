@@ -35,6 +35,8 @@ pub struct ObjArgs {
     pub export: Option<PathBuf>,
     /// `allow-uid UID`…: receivers trusted besides root and this user.
     pub allowed_uids: Vec<u32>,
+    /// `max-memory BYTES`: most kernel memory the object's maps may take.
+    pub max_memory: Option<u64>,
     /// `verbose`: print the verifier log.
     pub verbose: bool,
 }
@@ -46,6 +48,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         prog_type: obj.kind,
         section: obj.section.clone(),
         verbose,
+        max_map_memory: obj.max_memory,
         ..LoadOptions::default()
     };
     let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(load_error)?;

@@ -85,8 +85,8 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
-PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ allow-uid UID ]… [ verbose ]
-         | pinned PATH }
+PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ export UDS ] [ allow-uid UID ]…
+               [ max-memory BYTES ] [ verbose ] | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 add creates the clsact qdisc when the device has none (and removes it again
@@ -271,10 +271,19 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         section: None,
         export: None,
         allowed_uids: Vec::new(),
+        max_memory: None,
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = ["type", "sec", "section", "export", "allow-uid", "verbose"];
+        let keys = [
+            "type",
+            "sec",
+            "section",
+            "export",
+            "allow-uid",
+            "max-memory",
+            "verbose",
+        ];
         let Ok(key) = choose(word, &keys, "obj option") else {
             break;
         };
@@ -284,6 +293,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
             "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
             "allow-uid" => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
+            "max-memory" => obj.max_memory = Some(w.number("BYTES after 'max-memory'")?),
             _ => obj.verbose = true,
         }
     }
@@ -398,6 +408,7 @@ mod tests {
                 section: Some("cls".into()),
                 export: Some("/u".into()),
                 allowed_uids: Vec::new(),
+                max_memory: None,
                 verbose: true,
             })
         );
