@@ -263,7 +263,7 @@ pub fn entry_format(
 
 /// Reads `DATA` for a key of `m`: the exact bytes, and the layout of its
 /// types when every field was typed (to print the key back the same way).
-fn key_data(
+pub(super) fn key_data(
     w: &mut Words,
     m: &OpenMap,
     stops: &[&str],
@@ -309,13 +309,13 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
     Ok(value)
 }
 
-fn key_text(layout: &Option<Layout>, key: &[u8]) -> String {
+pub(super) fn key_text(layout: &Option<Layout>, key: &[u8]) -> String {
     let mut out = Vec::new();
     write_side(layout, key, false, &mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
+pub(super) fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
     CliError {
         exit: Exit::NotFound,
         message: format!("{}: key {} not found", m.label, key_text(layout, key)),
