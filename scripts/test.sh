@@ -23,3 +23,6 @@ if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
 fi
 cargo build --workspace --all-targets
 cargo test --workspace
+# The short soak: hostile datagrams, an unread stderr pipe, racing
+# exporters, filter add/export/del cycles (a few seconds).
+scripts/soak.sh

@@ -149,3 +149,62 @@ fn a_huge_word_is_shown_by_its_start_and_length_in_errors() {
         assert!(r.stderr.len() < 600, "error of {} bytes", r.stderr.len());
     }
 }
+
+#[test]
+fn lpm_trie_load_keeps_the_last_line_for_keys_that_differ_only_in_host_bits() {
+    let fs = Bpffs::new();
+    let m = map::create(&map::MapCreate {
+        map_type: map::MapType::LpmTrie as u32,
+        key_size: 8,
+        value_size: 4,
+        max_entries: 40_000,
+        map_flags: map::flags::NO_PREALLOC,
+        name: &unique("lpm"),
+        ..Default::default()
+    })
+    .unwrap();
+    let pin = fs.join(unique("lpm"));
+    tcbpf::sys::obj::pin(&m, &pin).unwrap();
+    // Big enough for the parallel path: pairs of lines whose keys are one
+    // kernel entry (same prefix, host bits differ), the later value last.
+    let dir = TempDir::new("lpm");
+    let input = dir.join("in");
+    let mut text = String::new();
+    let pairs = 12_000u32;
+    for i in 0..pairs {
+        let (a, b) = (i / 256, i % 256);
+        let len = 24 + (i % 3) * 2; // 24, 26, 28: the host bits still differ
+        let (first, last) = if len == 24 { (1, 2 + i % 200) } else { (1, 2) };
+        text.push_str(&format!("{len} 10.{a}.{b}.{first} 1\n"));
+        text.push_str(&format!("{len} 10.{a}.{b}.{last} 2\n"));
+    }
+    std::fs::write(&input, &text).unwrap();
+    for run in 0..6 {
+        // Every run loads the whole file again: the last line must win.
+        let r = limited(
+            &format!(
+                "map load pinned {} key u32 ip4 value u32 from {}",
+                pin.display(),
+                input.display()
+            ),
+            Stdio::null(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut key = [0u8; 8];
+        let mut value = [0u8; 4];
+        let mut wrong = 0;
+        for i in 0..pairs {
+            let len = 24 + (i % 3) * 2;
+            key[..4].copy_from_slice(&len.to_ne_bytes());
+            key[4..].copy_from_slice(&[10, (i / 256) as u8, (i % 256) as u8, 0]);
+            map::lookup(&m, &key, &mut value, 0).unwrap();
+            if u32::from_ne_bytes(value) != 2 {
+                wrong += 1;
+            }
+        }
+        assert_eq!(
+            wrong, 0,
+            "run {run}: {wrong} of {pairs} prefixes kept an earlier line's value"
+        );
+    }
+}

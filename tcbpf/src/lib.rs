@@ -5,12 +5,13 @@
 //! (`LoadedObject`), [`tc`] attaches programs, [`scm`] and [`exec`] hand maps to
 //! other processes over a Unix socket, and [`value`] gives shell scripts typed
 //! keys and values ([`maps`] reads a map's own types and diff-applies
-//! entries). [`sys`] holds the bpf(2) system call and the typed
+//! entries; [`atomic`] adds to a map value in the kernel). [`sys`] holds the bpf(2) system call and the typed
 //! descriptors; it is the only layer with `unsafe` (with the fd passing in
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
 //! This crate has no command-line dependencies: agents link it directly.
 
+pub mod atomic;
 pub mod btf;
 pub mod exec;
 pub mod load;

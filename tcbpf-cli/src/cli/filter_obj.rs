@@ -41,6 +41,8 @@ pub struct ObjArgs {
     /// `entry-size 20|24|28|36`: the `struct bpf_elf_map` generation the
     /// importer reads (default 36, as tc today).
     pub entry_size: scm::EntrySize,
+    /// `max-memory BYTES`: most kernel memory the object's maps may take.
+    pub max_memory: Option<u64>,
     /// `verbose`: print the verifier log.
     pub verbose: bool,
 }
@@ -53,6 +55,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         section: obj.section.clone(),
         program: obj.program.clone(),
         verbose,
+        max_map_memory: obj.max_memory,
         ..LoadOptions::default()
     };
     let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(load_error)?;

@@ -76,9 +76,14 @@ impl MapRef {
             MapRef::Id(id) => sys::obj::map_by_id(*id, open_flags).map_err(|e| self.fail(e)),
             MapRef::Pinned(path) => {
                 sys::obj::get_pinned_map(path, open_flags).map_err(|e| match e.errno() {
-                    None => CliError::usage(format!("{self}: not a bpf map")),
+                    None => CliError::usage(format!("{self}: not a bpf map ({e})")),
                     Some(libc::ENOENT) => CliError::not_found(format!("{self}: no such pin")),
-                    _ => self.fail(e),
+                    // The kernel's EACCES/EPERM/EINVAL for a directory or a
+                    // file outside bpffs is bad input, not a permission.
+                    _ => match sys::obj::not_a_pin(path) {
+                        Some(why) => CliError::usage(format!("{self}: not a bpf map: {why}")),
+                        None => self.fail(e),
+                    },
                 })
             }
             MapRef::Name(name) => open_by_name(name, open_flags),

@@ -13,7 +13,7 @@ use tcbpf::object::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
 pub const USAGE: &str = "\
 Usage: tcbpf obj show FILE
        tcbpf obj load FILE [ type { cls | act } ] [ { sec NAME | program NAME } ]
-                      [ bpffs DIR ] [ btf FILE ] [ verbose ] pin PATH
+                      [ bpffs DIR ] [ btf FILE ] [ max-memory BYTES ] [ verbose ] pin PATH
 
   show   list the object's sections, programs (instruction counts, the
          subprograms linked in, map references), maps (definition, id,
@@ -27,6 +27,9 @@ Usage: tcbpf obj show FILE
          bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
          btf: the target BTF for CO-RE relocations (default the running
          kernel's /sys/kernel/btf/vmlinux, and module BTF);
+         max-memory: most kernel memory the object's maps may take, checked
+         before any map is created (default $TCBPF_MAX_MAP_MEMORY, else half
+         of the RAM);
          verbose: print the verifier log and each CO-RE resolution
 ";
 
@@ -280,7 +283,14 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
         match choose(
             &word,
             &[
-                "type", "section", "program", "bpffs", "verbose", "pin", "btf",
+                "type",
+                "section",
+                "program",
+                "bpffs",
+                "verbose",
+                "pin",
+                "btf",
+                "max-memory",
             ],
             "obj load option",
         )? {
@@ -290,6 +300,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
             "verbose" => opts.verbose = true,
             "btf" => opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?)),
+            "max-memory" => opts.max_map_memory = Some(w.number("BYTES after 'max-memory'")?),
             _ => opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?)),
         }
     }

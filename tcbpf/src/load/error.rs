@@ -100,13 +100,18 @@ impl LoadError {
     /// True for errors about the object's contents or the request (bad
     /// input), as opposed to the system refusing: parse errors, invalid
     /// requests, pin mismatches, and programs the verifier rejects
-    /// (EACCES/EINVAL, not EPERM).
+    /// (EACCES/EINVAL/E2BIG, not EPERM).
     pub fn is_bad_input(&self) -> bool {
         match self {
             LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => true,
             LoadError::Read { source, .. } => source.kind() == io::ErrorKind::InvalidInput,
             LoadError::Verifier(v) => {
-                matches!(v.source.errno(), Some(libc::EACCES) | Some(libc::EINVAL))
+                // EACCES/EINVAL for most rejections, E2BIG for a call stack
+                // too deep or a program too large to verify.
+                matches!(
+                    v.source.errno(),
+                    Some(libc::EACCES) | Some(libc::EINVAL) | Some(libc::E2BIG)
+                )
             }
             _ => false,
         }

@@ -218,7 +218,39 @@ fn reuse(
         what: format!("map '{}'", m.name),
         source: e,
     };
-    let fd = sys::obj::get_pinned_map(path, sys::obj::open::RDWR).map_err(sys_err)?;
+    // Something other than a map where the pin should be is bad input:
+    // say what it is.
+    let not_a_map = |reason: String| LoadError::Invalid {
+        file: ctx.file.clone(),
+        what: format!("map '{}'", m.name),
+        reason: format!(
+            "{} is where its pin should be, but {reason} (remove it, or load with another bpffs)",
+            path.display()
+        ),
+    };
+    if let Some(reason) = sys::obj::not_a_pin(path) {
+        return Err(not_a_map(reason));
+    }
+    let fd = match sys::obj::get_pinned(path, sys::obj::open::RDWR) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return Err(match sys::obj::not_a_pin(path) {
+                Some(reason) => not_a_map(reason),
+                None => sys_err(e),
+            })
+        }
+    };
+    let fd = sys::MapFd::from_owned(fd).map_err(|e| {
+        let what = e.to_string();
+        let kind = if what.contains("bpf-prog") {
+            "a bpf program is pinned there".to_string()
+        } else if what.contains("bpf-link") || what.contains("bpf_link") {
+            "a bpf link is pinned there".to_string()
+        } else {
+            format!("the pinned object is not a map ({what})")
+        };
+        not_a_map(kind)
+    })?;
     let info = sys::info::map_info(&fd).map_err(sys_err)?;
     check_compatible(&info, m).map_err(|(pinned, wanted)| {
         LoadError::PinMismatch(Box::new(PinMismatch {

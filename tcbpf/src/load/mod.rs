@@ -9,6 +9,7 @@
 //! A failed load leaves no pin or directory behind.
 
 mod btf;
+mod budget;
 mod core;
 mod error;
 mod export;
@@ -20,6 +21,7 @@ pub mod pin;
 mod programs;
 mod tail_calls;
 
+pub use budget::{estimate as map_memory_estimate, ENV_MAX_MAP_MEMORY};
 pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
 use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
@@ -89,6 +91,10 @@ pub struct LoadOptions {
     /// Target BTF for CO-RE relocations (`btf FILE`); default the running
     /// kernel's `/sys/kernel/btf/vmlinux` (and module BTF).
     pub target_btf: Option<PathBuf>,
+    /// Most kernel memory the object's maps may take (`max-memory BYTES`);
+    /// None: `$TCBPF_MAX_MAP_MEMORY`, else half of the RAM. Checked before
+    /// any map is created.
+    pub max_map_memory: Option<u64>,
 }
 
 impl Default for LoadOptions {
@@ -103,6 +109,7 @@ impl Default for LoadOptions {
             use_btf: true,
             pin_program: None,
             target_btf: None,
+            max_map_memory: None,
         }
     }
 }
@@ -407,6 +414,7 @@ pub fn load_spec(
     if let Some(path) = &opts.pin_program {
         check_pin_path(&mut ctx, opts, path)?;
     }
+    budget::check(&ctx, spec, opts.max_map_memory)?;
     let btf = if opts.use_btf {
         btf::upload(&mut ctx, spec)
     } else {

@@ -54,6 +54,20 @@ pub fn get_pinned(path: &Path, file_flags: u32) -> Result<OwnedFd> {
         .map_err(|e| Error::new("BPF_OBJ_GET", e).on(path.display().to_string()))
 }
 
+/// Why `path` cannot hold a pinned bpf object, when that is plain from the
+/// file itself: a directory, or a file on a filesystem that is not a
+/// bpffs. None when it may well be a pin (the kernel's answer stands).
+pub fn not_a_pin(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        return Some("it is a directory".into());
+    }
+    if !super::fs::is_bpffs(path) {
+        return Some("it is not on a bpf filesystem".into());
+    }
+    None
+}
+
 /// Opens the map pinned at `path`, checking that it is a map.
 pub fn get_pinned_map(path: &Path, file_flags: u32) -> Result<MapFd> {
     let fd = get_pinned(path, file_flags)?;

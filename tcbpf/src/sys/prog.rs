@@ -11,6 +11,9 @@ pub mod prog_type {
     pub const SCHED_CLS: u32 = 3;
     /// `BPF_PROG_TYPE_SCHED_ACT`: tc action (`type act`).
     pub const SCHED_ACT: u32 = 4;
+    /// `BPF_PROG_TYPE_SYSCALL`: run only through BPF_PROG_TEST_RUN, on a
+    /// context the caller passes (tcbpf's in-kernel map add).
+    pub const SYSCALL: u32 = 31;
 }
 
 /// One eBPF instruction as the kernel takes it (`struct bpf_insn`).
@@ -268,6 +271,25 @@ pub fn test_run(prog: impl AsFd, packet: &[u8]) -> Result<TestRun> {
         data_out: out,
         duration_ns: attr.duration,
     })
+}
+
+/// BPF_PROG_TEST_RUN of a `BPF_PROG_TYPE_SYSCALL` program: runs it once on
+/// `ctx`, which the kernel copies in and, after the run, back out (so the
+/// program can answer through it). Returns the program's return value.
+pub fn test_run_syscall(prog: impl AsFd, ctx: &mut [u8]) -> Result<u32> {
+    let prog = prog.as_fd();
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ctx_size_in: ctx.len() as u32,
+        ctx_in: ptr(ctx.as_mut_ptr()),
+        ..Default::default()
+    };
+    // SAFETY: ctx_in points at ctx.len() bytes, which the kernel reads and
+    // writes back in place.
+    unsafe { bpf(cmd::PROG_TEST_RUN, &mut attr) }.map_err(|e| {
+        Error::new("BPF_PROG_TEST_RUN", e).on(format!("prog fd {}", prog.as_raw_fd()))
+    })?;
+    Ok(attr.retval)
 }
 
 impl std::fmt::Display for LoadError {

@@ -88,8 +88,8 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
-               [ export UDS [ entry-size 20|24|28|36 ] ] [ allow-uid UID ]… [ verbose ]
-         | pinned PATH }
+               [ export UDS [ entry-size 20|24|28|36 ] ] [ allow-uid UID ]…
+               [ max-memory BYTES ] [ verbose ] | pinned PATH }
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 Long and short forms as in tc: object-file/obj, section/sec,
@@ -283,6 +283,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         export: None,
         allowed_uids: Vec::new(),
         entry_size: Default::default(),
+        max_memory: None,
         verbose: false,
     };
     while let Some(word) = w.peek() {
@@ -293,6 +294,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
             "program",
             "export",
             "allow-uid",
+            "max-memory",
             "verbose",
         ];
         // `e` stays tc's `export`: entry-size needs at least `ent`.
@@ -311,6 +313,7 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
             "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
             "allow-uid" => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
             "entry-size" => obj.entry_size = entry_size(w)?,
+            "max-memory" => obj.max_memory = Some(w.number("BYTES after 'max-memory'")?),
             _ => obj.verbose = true,
         }
     }
@@ -427,6 +430,7 @@ mod tests {
                 export: Some("/u".into()),
                 allowed_uids: Vec::new(),
                 entry_size: Default::default(),
+                max_memory: None,
                 verbose: true,
             })
         );

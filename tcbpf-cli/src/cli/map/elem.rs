@@ -349,7 +349,7 @@ pub fn entry_format(
 
 /// Reads `DATA` for a key of `m`: the exact bytes, and the layout of its
 /// types when every field was typed (to print the key back the same way).
-fn key_data(
+pub(super) fn key_data(
     w: &mut Words,
     m: &OpenMap,
     stops: &[&str],
@@ -398,7 +398,7 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
     Ok(value)
 }
 
-fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
+pub(super) fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
     let mut out = Vec::new();
     match (layout, typed::types(false, m).map(|t| t.decode_key(key))) {
         (None, Some(Ok(v))) => tcbpf::value::typed::write_text(&v, &mut out),
@@ -407,7 +407,7 @@ fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
+pub(super) fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
     CliError {
         exit: Exit::NotFound,
         message: format!("{}: key {} not found", m.label, key_text(m, layout, key)),

@@ -257,6 +257,8 @@ fn parse_stretch(
     let mut scratch = Vec::with_capacity(value.size());
     let (stride, cpus) = (m.sizes.cpu_stride(), m.sizes.cpus());
     let percpu = m.is_percpu();
+    let lpm = m.kind == Some(tcbpf::sys::map::MapType::LpmTrie);
+    let mut masked = Vec::new();
     // A final newline ends the last line rather than starting another.
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let mut lines = 0;
@@ -303,6 +305,11 @@ fn parse_stretch(
         }
         let part = &mut parts[if writers == 1 {
             0
+        } else if lpm {
+            // Keys that differ only in host bits are one trie entry: they
+            // must meet in the same writer for the last line to win.
+            lpm_entry_key(&kbuf, &mut masked);
+            fnv1a(&masked) % writers
         } else {
             fnv1a(&kbuf) % writers
         }];
@@ -311,6 +318,27 @@ fn parse_stretch(
         part.n += 1;
     }
     Ok((parts, lines))
+}
+
+/// An LPM trie key (`u32` prefix length in host order, then the data) as
+/// the kernel stores it: the prefix length capped at the data's bits and
+/// every bit after the prefix cleared.
+fn lpm_entry_key(key: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(key);
+    if key.len() < 4 {
+        return;
+    }
+    let data_bits = (key.len() - 4) * 8;
+    let prefix = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]) as usize;
+    let bits = prefix.min(data_bits);
+    out[..4].copy_from_slice(&(bits as u32).to_ne_bytes());
+    let data = &mut out[4..];
+    let (whole, rest) = (bits / 8, bits % 8);
+    if whole < data.len() {
+        data[whole] &= !(0xffu8 >> rest);
+        data[whole + 1..].fill(0);
+    }
 }
 
 /// FNV-1a over the key bytes: spreads keys over writers.
@@ -417,6 +445,24 @@ fn write_each(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lpm_entry_key_clears_host_bits_and_caps_the_prefix() {
+        let mut out = Vec::new();
+        let key = |len: u32, ip: [u8; 4]| {
+            let mut k = len.to_ne_bytes().to_vec();
+            k.extend_from_slice(&ip);
+            k
+        };
+        super::lpm_entry_key(&key(26, [10, 1, 2, 0xff]), &mut out);
+        assert_eq!(out, key(26, [10, 1, 2, 0xc0]));
+        super::lpm_entry_key(&key(24, [10, 1, 2, 3]), &mut out);
+        assert_eq!(out, key(24, [10, 1, 2, 0]));
+        super::lpm_entry_key(&key(99, [10, 1, 2, 3]), &mut out);
+        assert_eq!(out, key(32, [10, 1, 2, 3]));
+        super::lpm_entry_key(&key(0, [10, 1, 2, 3]), &mut out);
+        assert_eq!(out, key(0, [0, 0, 0, 0]));
+    }
+
     use super::*;
 
     #[test]

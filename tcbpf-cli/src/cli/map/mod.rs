@@ -6,6 +6,7 @@
 //! Nothing here probes privileges: a map held by descriptor (`fd`, `env`)
 //! is used as it is, so scripts without CAP_BPF work on what they hold.
 
+mod add;
 mod admin;
 mod args;
 mod batch;
@@ -31,6 +32,7 @@ Usage: tcbpf map show [MAP]
                         [flags N] [name NAME] [pin PATH]
        tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock] [raw]
        tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]
+       tcbpf map add    MAP key DATA [field NAME | at OFFSET TYPE] value N
        tcbpf map delete MAP key DATA
        tcbpf map dump   MAP [key TYPES] [value TYPES] [sum] [raw]
        tcbpf map next   MAP [key DATA] [raw]
@@ -119,14 +121,15 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         return Ok(());
     }
     let verbs = [
-        "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
-        "peek", "freeze", "pin", "load", "export", "batch",
+        "show", "list", "create", "lookup", "update", "add", "delete", "dump", "next", "push",
+        "pop", "peek", "freeze", "pin", "load", "export", "batch",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
         "create" => admin::create(g, w),
         "lookup" => elem::lookup(g, w),
         "update" => elem::update(w),
+        "add" => add::run(g, w),
         "delete" => elem::delete(w),
         "dump" => dump::run(g, w),
         "next" => elem::next(g, w),
