@@ -11,6 +11,7 @@
 //! This crate has no command-line dependencies: agents link it directly.
 
 pub mod btf;
+pub mod events;
 pub mod exec;
 pub mod load;
 pub mod object;

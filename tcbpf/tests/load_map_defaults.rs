@@ -30,7 +30,11 @@ fn perf_array_and_ring_buffer_get_libbpfs_sizes() {
         .args(["prog", "load", s(&file), s(&pin)])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs = sys::obj::get_pinned_prog(&pin).unwrap();
 
     let cpus = count_cpu_list(&std::fs::read_to_string(POSSIBLE_CPUS).unwrap()).unwrap();
@@ -41,8 +45,18 @@ fn perf_array_and_ring_buffer_get_libbpfs_sizes() {
     for (mine, name) in [(&pa, "pa"), (&rb, "rb")] {
         let libbpf = map_info_of(&theirs, name);
         assert_eq!(
-            (mine.map_type, mine.key_size, mine.value_size, mine.max_entries),
-            (libbpf.map_type, libbpf.key_size, libbpf.value_size, libbpf.max_entries),
+            (
+                mine.map_type,
+                mine.key_size,
+                mine.value_size,
+                mine.max_entries
+            ),
+            (
+                libbpf.map_type,
+                libbpf.key_size,
+                libbpf.value_size,
+                libbpf.max_entries
+            ),
             "{name} as libbpf creates it"
         );
         assert_eq!(mine.btf_value_type_id, 0, "{name}: no BTF value type");

@@ -11,6 +11,7 @@ mod args;
 mod dump;
 mod elem;
 mod entry;
+mod events;
 mod load;
 mod walk;
 
@@ -36,6 +37,8 @@ Usage: tcbpf map show [MAP]
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
+       tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
+                        [timeout SECS] [pages N]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -51,6 +54,13 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
   A map created without 'pin' is freed when tcbpf exits.
+  events reads a ringbuf or perf_event_array map (one perf ring of 'pages'
+  pages, default 16, per CPU, stored in the array): one line per event as
+  it arrives (perf: 'cpu N: ' first; -j: {\"value\":…} or
+  {\"cpu\":N,\"value\":…}), typed by TYPES, by the BTF type NAME (from FILE,
+  an object or raw BTF, else from the programs that use the map) or hex.
+  Lost samples and a full ring buffer get lines of their own. It ends
+  after 'count' events, 'timeout' seconds, Ctrl-C or a closed output pipe.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
@@ -70,7 +80,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
-        "peek", "freeze", "pin", "load", "export",
+        "peek", "freeze", "pin", "load", "export", "events",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -86,6 +96,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "freeze" => admin::freeze(w),
         "pin" => admin::pin(w),
         "load" => load::run(g, w),
+        "events" => events::run(g, w),
         _ => super::map_export::run(g, w),
     }
 }
