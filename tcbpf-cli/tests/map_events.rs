@@ -201,3 +201,108 @@ fn events_on_a_map_without_a_stream_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("holds no event stream"), "{err}");
 }
+
+/// Pins the calling thread (and the threads it starts later, which
+/// inherit it) to CPU 0, with the real `taskset`.
+fn pin_this_thread_to_cpu0() {
+    let tid = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid = tid.file_name().unwrap().to_string_lossy().into_owned();
+    run("taskset", &["-p", "-c", "0", &tid]);
+}
+
+#[test]
+fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
+    const SENT: usize = 800;
+    const MORE: usize = 5;
+    let w = World::new();
+    let (rb_out, pa_out) = (w.file("rb.out"), w.file("pa.out"));
+    let (rb_err, pa_err) = (w.file("rb.err"), w.file("pa.err"));
+    // Both readers are stopped (SIGSTOP) while the datagrams flow, so the
+    // 16 KiB ring buffer and the one-page perf ring of CPU 0 overflow.
+    // The kernel writes a perf ring's lost record with its next sample:
+    // MORE datagrams after the readers resume bring it out.
+    let script = format!(
+        "\"$TCBPF\" -v map events env RB timeout 60 > {rb_out} 2> {rb_err} & rb=$!; \
+         \"$TCBPF\" -v -j map events env PA pages 1 timeout 60 > {pa_out} 2> {pa_err} & pa=$!; \
+         {wait} kill -STOP $rb $pa; touch {ready}; \
+         i=0; while [ ! -e {sent} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         kill -CONT $rb $pa; sleep 0.5; touch {resumed}; \
+         i=0; while [ ! -e {done} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         sleep 0.5; kill -INT $rb $pa; wait; \
+         \"$TCBPF\" map lookup env _BSS key u32 0 value u64 u64 u64 > {bss}",
+        wait = wait_nonempty(&[rb_err.clone(), pa_err.clone()]),
+        ready = w.file("ready"),
+        sent = w.file("sent"),
+        resumed = w.file("resumed"),
+        done = w.file("done"),
+        bss = w.file("bss"),
+    );
+    let mut importer = w.importer(&script);
+    w.attach_and_export();
+    w.wait_ready();
+    pin_this_thread_to_cpu0();
+    // The receiving socket's buffer overflows (it reads only afterwards);
+    // the classifier at ingress sees every datagram, which .bss counts.
+    w.net.send_udp(PORT, SENT);
+    std::fs::write(w.dir.join("sent"), b"").unwrap();
+    assert!(wait_for(&w.dir.join("resumed"), Duration::from_secs(40)));
+    w.net.send_udp(PORT, MORE);
+    std::fs::write(w.dir.join("done"), b"").unwrap();
+    let out = importer.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = (SENT + MORE) as u64;
+
+    // Ring buffer: what the program could not write it counted in .bss;
+    // what it wrote, the reader printed; the reader saw the ring full.
+    let bss = w.read("bss");
+    let fields: Vec<u64> = bss
+        .split("value:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{bss}"))
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(fields[0], total, "datagrams the program saw");
+    let rb_lines = w.read("rb.out");
+    let events = rb_lines
+        .lines()
+        .filter(|l| !l.starts_with("ring buffer full"))
+        .count() as u64;
+    assert!(fields[1] > 0, "the ring overflowed: {bss}");
+    assert_eq!(events + fields[1], total, "printed + refused = sent");
+    assert!(
+        rb_lines
+            .lines()
+            .any(|l| l.starts_with("ring buffer full (")),
+        "full ring reported"
+    );
+    assert!(
+        w.read("rb.err").contains("ring buffer found full"),
+        "{}",
+        w.read("rb.err")
+    );
+
+    // Perf: every sample is either printed or counted in a lost record.
+    let (mut samples, mut lost) = (0u64, 0u64);
+    for l in w.read("pa.out").lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        match v["lost"].as_u64() {
+            Some(n) => {
+                assert_eq!(v["cpu"], 0, "{l}");
+                lost += n
+            }
+            None => samples += 1,
+        }
+    }
+    assert!(lost > 0, "CPU 0's page overflowed: {}", w.read("pa.err"));
+    assert_eq!(samples + lost, total, "printed + lost = sent");
+    assert!(
+        w.read("pa.err").contains(&format!("{lost} lost samples")),
+        "{}",
+        w.read("pa.err")
+    );
+}

@@ -36,16 +36,12 @@ impl RingReader {
         let size = self.ring.size() as u64;
         let mut cons = self.ring.consumer_pos();
         let pending = self.ring.producer_pos().saturating_sub(cons);
-        if pending + self.largest > size {
-            if !self.full {
-                self.full = true;
-                if !f(Record::RingFull { pending }) {
-                    return;
-                }
-            }
-        } else if pending < size / 2 {
+        if pending < size / 2 {
             self.full = false;
         }
+        // Full: the next record (as large as the largest seen, this one
+        // included) would not have fit when the ring was looked at.
+        let mut checked = false;
         loop {
             let prod = self.ring.producer_pos();
             let mut progressed = false;
@@ -58,6 +54,13 @@ impl RingReader {
                 let len = (hdr & !(BUSY | DISCARD)) as usize;
                 let total = (len + HDR).div_ceil(8) * 8;
                 self.largest = self.largest.max(total as u64);
+                if !std::mem::replace(&mut checked, true)
+                    && pending + self.largest > size
+                    && !std::mem::replace(&mut self.full, true)
+                    && !f(Record::RingFull { pending })
+                {
+                    return;
+                }
                 let keep_going = if hdr & DISCARD == 0 {
                     f(Record::Sample {
                         cpu: None,
