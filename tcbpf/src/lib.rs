@@ -4,7 +4,8 @@
 //! plain data (`ObjectSpec`), [`load`] turns that into kernel objects
 //! (`LoadedObject`), [`tc`] attaches programs, [`scm`] and [`exec`] hand maps to
 //! other processes over a Unix socket, and [`value`] gives shell scripts typed
-//! keys and values. [`sys`] holds the bpf(2) system call and the typed
+//! keys and values; [`events`] reads the ring buffers and perf event arrays
+//! programs write events to. [`sys`] holds the bpf(2) system call and the typed
 //! descriptors; it is the only layer with `unsafe` (with the fd passing in
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
