@@ -11,5 +11,9 @@ fi
 if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
 fi
+# The extern and map-default tests compare with libbpf's loader.
+if ! command -v bpftool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
+fi
 cargo build --workspace --all-targets
 cargo test --workspace

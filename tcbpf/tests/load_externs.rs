@@ -266,7 +266,7 @@ fn a_weak_kfunc_the_kernel_lacks_does_not_exist_and_the_program_loads() {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let spec = ObjectSpec::from_file(&obj("ext_weak_kfunc")).unwrap();
-    let outcomes = externs::resolve(&spec, None);
+    let outcomes = externs::resolve(&spec);
     let by_name: Vec<(&str, bool)> = spec
         .externs
         .iter()
@@ -348,7 +348,7 @@ fn vmlinux_var_id(name: &str) -> u32 {
 fn a_typed_ksym_resolves_to_its_vmlinux_btf_id_and_the_kernel_decides_as_for_libbpf() {
     let fs = Bpffs::new();
     let spec = ObjectSpec::from_file(&obj("ext_ksym_typed")).unwrap();
-    let outcomes = externs::resolve(&spec, None);
+    let outcomes = externs::resolve(&spec);
     assert_eq!(
         outcomes,
         vec![Ok(Resolved::BtfId {
