@@ -45,6 +45,8 @@ declare -A words=(
     [ext_weak_kfunc]="key u32 value u64"
     [ext_ksym]="key u32 value u64"
     [ext_ksym_typed]="key u32 value u64"
+    [ext_conntrack]="key u32 value u64"
+    [ext_kfunc_proto]="key u32 value u64"
 )
 
 # result PIN FIXTURE: attaches the pinned program, sends 3 datagrams, and

@@ -303,6 +303,31 @@ fn a_strong_kfunc_the_kernel_lacks_is_an_error_naming_it() {
     bpftool_fails(&fs, "ext_strong_kfunc");
 }
 
+#[test]
+fn conntrack_kfuncs_look_up_each_datagram_like_libbpfs_copy() {
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let ours = tcbpf_load(&fs, "ext_conntrack");
+    feed(&pair, &ours.main_program().fd, 5);
+    // Nothing is tracked in the namespace: every lookup fails with ENOENT.
+    assert_eq!(array(&ours.map("out").unwrap().fd, 3), vec![0, 5, 0]);
+
+    let theirs = bpftool_load(&fs, "ext_conntrack");
+    feed(&pair, &theirs, 4);
+    assert_eq!(array(&map_of(&theirs, "out"), 3), vec![0, 4, 0]);
+}
+
+#[test]
+fn a_kfunc_declared_with_another_prototype_is_refused_naming_it() {
+    let fs = Bpffs::new();
+    let err = load::load_file(&obj("ext_kfunc_proto"), &fs.options()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("extern (kfunc) 'bpf_ct_release'"), "{text}");
+    assert!(text.contains("incompatible with the declared"), "{text}");
+    assert!(err.is_bad_input());
+    assert!(bpftool_fails(&fs, "ext_kfunc_proto").contains("incompatible"));
+}
+
 fn kallsyms(name: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
     text.lines()

@@ -275,7 +275,7 @@ impl KernelBtfs {
                 module: module.map(str::to_string),
             }),
             Ok(false) => Err(missing(format!(
-                "the kernel's {} [{id}] is incompatible with the declared {}",
+                "the kernel's {} [{targ_type}] (of [{id}]) is incompatible with the declared {}",
                 if kind == BtfKind::Func {
                     "prototype"
                 } else {
