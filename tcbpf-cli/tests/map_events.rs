@@ -306,3 +306,44 @@ fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
         w.read("pa.err")
     );
 }
+
+#[test]
+fn an_idle_reader_sleeps_until_its_timeout_and_exits_0() {
+    let w = World::new();
+    let pin = w.fs.join("idle_rb");
+    ok(tcbpf(
+        &format!(
+            "map create type ringbuf key 0 value 0 entries 4096 pin {}",
+            pin.display()
+        ),
+        &w.fs.path,
+    ));
+    // bash's `time` gives the reader's own CPU time: a reader that spun
+    // would use about as much CPU as wall time.
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args([
+        "-c",
+        &format!(
+            "TIMEFORMAT='%R %U %S'; time \"{TCBPF}\" -v map events pinned {} timeout 1.5",
+            pin.display()
+        ),
+    ]);
+    let r = output(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no events: {}", r.stdout);
+    assert!(
+        r.stderr.contains("stopped (timeout) after 0 events"),
+        "{}",
+        r.stderr
+    );
+    let t: Vec<f64> = r
+        .stderr
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(t[0] >= 1.5 && t[0] < 5.0, "wall {} s", t[0]);
+    assert!(t[1] + t[2] < 0.3, "CPU {} s while idle", t[1] + t[2]);
+}
