@@ -27,7 +27,8 @@ Usage: tcbpf obj show FILE
          bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
          btf: the target BTF for CO-RE relocations (default the running
          kernel's /sys/kernel/btf/vmlinux, and module BTF);
-         verbose: print the verifier log and each CO-RE resolution
+         verbose: print the verifier log, each CO-RE and extern resolution
+         and the map defaults applied
 ";
 
 /// Runs `tcbpf obj …`.
