@@ -36,6 +36,9 @@ struct {
 
 __u64 seen;
 __u64 rb_full;
+/* Puts `struct event` in the object's BTF (locals are not described), so
+ * readers can type the events by name. */
+struct event *event_type __attribute__((unused));
 
 SEC("classifier") int events_cls(struct __sk_buff *skb)
 {

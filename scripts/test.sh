@@ -21,6 +21,10 @@ fi
 if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
 fi
+# The extern and map-default tests compare with libbpf's loader.
+if ! command -v bpftool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
+fi
 cargo build --workspace --all-targets
 cargo test --workspace
 # The short soak: hostile datagrams, an unread stderr pipe, racing

@@ -5,7 +5,8 @@
 //! (`LoadedObject`), [`tc`] attaches programs, [`scm`] and [`exec`] hand maps to
 //! other processes over a Unix socket, and [`value`] gives shell scripts typed
 //! keys and values ([`maps`] reads a map's own types and diff-applies
-//! entries; [`atomic`] adds to a map value in the kernel). [`sys`] holds the bpf(2) system call and the typed
+//! entries; [`atomic`] adds to a map value in the kernel); [`events`] reads
+//! the ring buffers and perf event arrays programs write events to. [`sys`] holds the bpf(2) system call and the typed
 //! descriptors; it is the only layer with `unsafe` (with the fd passing in
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
@@ -13,6 +14,7 @@
 
 pub mod atomic;
 pub mod btf;
+pub mod events;
 pub mod exec;
 pub mod load;
 pub mod maps;

@@ -266,7 +266,7 @@ fn a_weak_kfunc_the_kernel_lacks_does_not_exist_and_the_program_loads() {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let spec = ObjectSpec::from_file(&obj("ext_weak_kfunc")).unwrap();
-    let outcomes = externs::resolve(&spec, None);
+    let outcomes = externs::resolve(&spec);
     let by_name: Vec<(&str, bool)> = spec
         .externs
         .iter()
@@ -301,6 +301,31 @@ fn a_strong_kfunc_the_kernel_lacks_is_an_error_naming_it() {
     assert!(text.contains("no kfunc of that name"), "{text}");
     assert!(err.is_bad_input());
     bpftool_fails(&fs, "ext_strong_kfunc");
+}
+
+#[test]
+fn conntrack_kfuncs_look_up_each_datagram_like_libbpfs_copy() {
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let ours = tcbpf_load(&fs, "ext_conntrack");
+    feed(&pair, &ours.main_program().fd, 5);
+    // Nothing is tracked in the namespace: every lookup fails with ENOENT.
+    assert_eq!(array(&ours.map("out").unwrap().fd, 3), vec![0, 5, 0]);
+
+    let theirs = bpftool_load(&fs, "ext_conntrack");
+    feed(&pair, &theirs, 4);
+    assert_eq!(array(&map_of(&theirs, "out"), 3), vec![0, 4, 0]);
+}
+
+#[test]
+fn a_kfunc_declared_with_another_prototype_is_refused_naming_it() {
+    let fs = Bpffs::new();
+    let err = load::load_file(&obj("ext_kfunc_proto"), &fs.options()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("extern (kfunc) 'bpf_ct_release'"), "{text}");
+    assert!(text.contains("incompatible with the declared"), "{text}");
+    assert!(err.is_bad_input());
+    assert!(bpftool_fails(&fs, "ext_kfunc_proto").contains("incompatible"));
 }
 
 fn kallsyms(name: &str) -> u64 {
@@ -348,7 +373,7 @@ fn vmlinux_var_id(name: &str) -> u32 {
 fn a_typed_ksym_resolves_to_its_vmlinux_btf_id_and_the_kernel_decides_as_for_libbpf() {
     let fs = Bpffs::new();
     let spec = ObjectSpec::from_file(&obj("ext_ksym_typed")).unwrap();
-    let outcomes = externs::resolve(&spec, None);
+    let outcomes = externs::resolve(&spec);
     assert_eq!(
         outcomes,
         vec![Ok(Resolved::BtfId {

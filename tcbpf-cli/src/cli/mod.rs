@@ -27,7 +27,7 @@ Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 OBJECT := { map | exec | filter | qdisc | obj | demo }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] | --version }
 
-  tcbpf map help             the map helper: lookup, update, dump, load, export…
+  tcbpf map help             the map helper: lookup, update, dump, load, export, events…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
   tcbpf filter help          attach bpf classifiers (tc filter … bpf)
   tcbpf qdisc help           add or delete the clsact qdisc

@@ -30,7 +30,8 @@ Usage: tcbpf obj show FILE
          max-memory: most kernel memory the object's maps may take, checked
          before any map is created (default $TCBPF_MAX_MAP_MEMORY, else half
          of the RAM);
-         verbose: print the verifier log and each CO-RE resolution
+         verbose: print the verifier log, each CO-RE and extern resolution
+         and the map defaults applied
 ";
 
 /// Runs `tcbpf obj …`.

@@ -8,7 +8,7 @@ use tcbpf::object::ObjectSpec;
 
 /// The externs of `spec` resolved against the running kernel.
 pub(crate) fn outcomes(spec: &ObjectSpec) -> Vec<Outcome> {
-    resolve(spec, None)
+    resolve(spec)
 }
 
 /// `externs: [{name, kind, weak, resolved, value|reason}]`.

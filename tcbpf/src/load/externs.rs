@@ -86,9 +86,9 @@ fn missing(reason: impl Into<String>) -> Unresolved {
     }
 }
 
-/// Resolves every extern of `spec` against the running kernel (or the
-/// vmlinux BTF at `target_btf`). Reads files only; never fails as a whole.
-pub fn resolve(spec: &ObjectSpec, target_btf: Option<&PathBuf>) -> Vec<Outcome> {
+/// Resolves every extern of `spec` against the running kernel. Reads
+/// files only; never fails as a whole.
+pub fn resolve(spec: &ObjectSpec) -> Vec<Outcome> {
     if spec.externs.is_empty() {
         return Vec::new();
     }
@@ -102,7 +102,7 @@ pub fn resolve(spec: &ObjectSpec, target_btf: Option<&PathBuf>) -> Vec<Outcome> 
         (Err(e), true) => Some(Err(e.clone())),
         _ => None,
     };
-    let kernel = KernelBtfs::open(spec, target_btf);
+    let kernel = KernelBtfs::open(spec);
     let kallsyms = spec
         .externs
         .iter()
@@ -197,26 +197,20 @@ fn kallsyms_address(text: &str, name: &str) -> Outcome {
 struct KernelBtfs {
     vmlinux: Arc<TargetBtf>,
     modules: std::cell::OnceCell<Vec<(String, TargetBtf)>>,
-    custom: bool,
 }
 
 impl KernelBtfs {
-    fn open(spec: &ObjectSpec, custom: Option<&PathBuf>) -> Result<KernelBtfs, String> {
-        let default = PathBuf::from(super::core::KERNEL_BTF_DIR).join("vmlinux");
-        let path = custom.unwrap_or(&default);
-        let vmlinux = super::core::read_btf(&spec.file, path, None).map_err(|e| e.to_string())?;
+    fn open(spec: &ObjectSpec) -> Result<KernelBtfs, String> {
+        let path = PathBuf::from(super::core::KERNEL_BTF_DIR).join("vmlinux");
+        let vmlinux = super::core::read_btf(&spec.file, &path, None).map_err(|e| e.to_string())?;
         Ok(KernelBtfs {
             vmlinux: Arc::new(vmlinux),
             modules: std::cell::OnceCell::new(),
-            custom: custom.is_some(),
         })
     }
 
     fn modules(&self) -> &[(String, TargetBtf)] {
         self.modules.get_or_init(|| {
-            if self.custom {
-                return Vec::new();
-            }
             let mut entries: Vec<PathBuf> = std::fs::read_dir(super::core::KERNEL_BTF_DIR)
                 .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
                 .unwrap_or_default();
@@ -243,7 +237,13 @@ impl KernelBtfs {
         let Some(btf) = &spec.btf else {
             return Err(missing("the object has no BTF"));
         };
-        let names = [e.name.as_str()];
+        // kfuncs are looked up by their essential name (`bpf_f___v2` is
+        // `bpf_f`), as libbpf does.
+        let names = [if kind == BtfKind::Func {
+            crate::btf::essential_name(&e.name)
+        } else {
+            e.name.as_str()
+        }];
         let mut places: Vec<(Option<&str>, &TargetBtf)> = vec![(None, &self.vmlinux)];
         let mut hit = self.vmlinux.find_named(&names, kind);
         if hit.is_empty() {
@@ -257,8 +257,7 @@ impl KernelBtfs {
         }
         let Some((_, id)) = hit.first() else {
             return Err(missing(format!(
-                "no {what} of that name in the kernel's BTF (vmlinux{})",
-                if self.custom { "" } else { " or modules" }
+                "no {what} of that name in the kernel's BTF (vmlinux or modules)"
             )));
         };
         let (module, target) = places[0];
@@ -276,7 +275,7 @@ impl KernelBtfs {
                 module: module.map(str::to_string),
             }),
             Ok(false) => Err(missing(format!(
-                "the kernel's {} [{id}] is incompatible with the declared {}",
+                "the kernel's {} [{targ_type}] (of [{id}]) is incompatible with the declared {}",
                 if kind == BtfKind::Func {
                     "prototype"
                 } else {

@@ -382,7 +382,9 @@ pub fn load_spec(
     };
     let wanted = programs_to_load(spec, main, &mut ctx.notes);
     // Externs first, as libbpf resolves them before other relocations.
-    let outcomes = externs::resolve(spec, opts.target_btf.as_ref());
+    // Always against the running kernel (`btf FILE` is for CO-RE only,
+    // as libbpf's btf_custom_path): the ids go into its verifier.
+    let outcomes = externs::resolve(spec);
     externs::check(spec, &outcomes)?;
     if ctx.verbose {
         for (e, o) in spec.externs.iter().zip(&outcomes) {

@@ -120,21 +120,17 @@ pub(crate) fn collect(
         return Ok((Vec::new(), None));
     }
     let err = |name: &str, reason: String| ParseError::new(file, reason).at_symbol(name);
+    // An undefined symbol no BTF extern describes is left alone here: if
+    // code refers to it, the relocation check names it (as before externs
+    // were understood, so old objects with stray symbols still load).
     let Some(btf) = btf else {
-        return Err(err(
-            &undefined[0].name,
-            "extern symbol, and the object has no BTF to say what it is (externs need BTF)".into(),
-        ));
+        return Ok((Vec::new(), None));
     };
     let mut externs = Vec::with_capacity(undefined.len());
     for sym in undefined {
-        let (id, section) = find_extern(btf, &sym.name).ok_or_else(|| {
-            err(
-                &sym.name,
-                "undefined symbol that no BTF extern declares (neither in '.kconfig' nor in '.ksyms')"
-                    .into(),
-            )
-        })?;
+        let Some((id, section)) = find_extern(btf, &sym.name) else {
+            continue;
+        };
         let t = btf.ty(id).map_err(|e| err(&sym.name, e.to_string()))?;
         let kind = match (&t.kind, section.as_str()) {
             (Kind::Func(f), KSYMS_SECTION) => ExternKind::Kfunc { proto: f.proto },

@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod btf;
+pub mod epoll;
 mod error;
 mod fd;
 pub mod file;
@@ -19,6 +20,7 @@ pub mod map;
 pub mod mmap;
 pub mod net;
 pub mod obj;
+pub mod perf;
 pub mod process;
 pub mod prog;
 pub mod ringbuf;

@@ -13,6 +13,7 @@ mod batch;
 mod dump;
 mod elem;
 mod entry;
+mod events;
 mod load;
 mod load_json;
 mod typed;
@@ -46,6 +47,8 @@ Usage: tcbpf map show [MAP]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
                         [entry-size 20|24|28|36]
        tcbpf map batch  [from FILE|-]
+       tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
+                        [timeout SECS] [pages N]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -62,6 +65,13 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
   A map created without 'pin' is freed when tcbpf exits.
+  events reads a ringbuf or perf_event_array map (one perf ring of 'pages'
+  pages, default 16, per CPU, stored in the array): one line per event as
+  it arrives (perf: 'cpu N: ' first; -j: {\"value\":…} or
+  {\"cpu\":N,\"value\":…}), typed by TYPES, by the BTF type NAME (from FILE,
+  an object or raw BTF, else from the programs that use the map) or hex.
+  Lost samples and a full ring buffer get lines of their own. It ends
+  after 'count' events, 'timeout' seconds, Ctrl-C or a closed output pipe.
   export sends struct bpf_elf_map entries of entry-size bytes (default 36,
   as tc today; 20, 24 or 28 for importers built against older iproute2).
 
@@ -122,7 +132,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "add", "delete", "dump", "next", "push",
-        "pop", "peek", "freeze", "pin", "load", "export", "batch",
+        "pop", "peek", "freeze", "pin", "load", "export", "batch", "events",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -140,6 +150,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "pin" => admin::pin(w),
         "load" => load::run(g, w),
         "batch" => batch::run(g, w),
+        "events" => events::run(g, w),
         _ => super::map_export::run(g, w),
     }
 }

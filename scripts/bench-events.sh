@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Benchmark: events per second delivered by `tcbpf map events` under a UDP
+# flood across a veth pair, for a ring buffer and a perf event array, next
+# to `bpftool map event_pipe` on the same perf array; and the events lost.
+# The classifier (bpf/events.o) sends one 16-byte event per datagram to
+# both maps. N datagrams (default 200000) are sent as fast as one socket
+# can (tcbpf-cli/examples/udp_flood.rs) from namespace A to B; the reader
+# runs from before the flood until 1 s after it. Rates are events read per
+# second of flood; lost = events the kernel could not deliver (ring buffer:
+# refused records, counted by the program in .bss; perf: PERF_RECORD_LOST).
+#   scripts/bench-events.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200000}
+if [ "$(id -u)" != 0 ]; then
+    echo "bench-events.sh: loads programs and creates namespaces: run as root" >&2
+    exit 2
+fi
+command -v tc >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
+command -v bpftool >/dev/null || { apt-get update -qq && apt-get install -y -qq bpftool; }
+cargo build --release -q -p tcbpf-cli --bin tcbpf --example udp_flood
+target=${CARGO_TARGET_DIR:-$PWD/target}
+bin=$target/release/tcbpf
+flood=$target/release/examples/udp_flood
+a=tcbpf-eva-$$
+b=tcbpf-evb-$$
+fs=$(mktemp -d /tmp/tcbpf-bench-fs.XXXXXX)
+out=$(mktemp -d /tmp/tcbpf-bench-ev.XXXXXX)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    ip netns del "$a" 2>/dev/null || true
+    ip netns del "$b" 2>/dev/null || true
+    umount "$fs" 2>/dev/null || true
+    rm -rf "$fs" "$out"
+}
+trap cleanup EXIT
+ip netns add "$a"
+ip netns add "$b"
+ip -n "$a" link add v0 type veth peer name v1 netns "$b"
+ip -n "$a" addr add 10.78.0.1/24 dev v0
+ip -n "$b" addr add 10.78.0.2/24 dev v1
+ip -n "$a" link set v0 up
+ip -n "$b" link set v1 up
+mount -t bpf bpf "$fs"
+"$bin" obj load bpf/events.o bpffs "$fs" pin "$fs/prog" > "$out/load"
+map_id() { awk -v m="$1" '$1 == "map" && $2 == m { print $NF }' "$out/load"; }
+rb=$(map_id rb)
+pa=$(map_id pa)
+bss=$(map_id .bss)
+tc -n "$b" qdisc add dev v1 clsact
+tc -n "$b" filter add dev v1 ingress bpf da pinned "$fs/prog"
+# .bss: seen, rb_full.
+refused() { "$bin" map lookup id "$bss" key u32 0 value u64 u64 u64 | awk '{ print $5 }'; }
+
+# run LABEL READY_WORD CMD…: starts the reader (stdout as CMD redirects it
+# through $sink), waits until it reads, floods, stops it with SIGINT 1 s
+# after the flood. Sets $secs (flood seconds).
+run() {
+    local label=$1 ready=$2
+    shift 2
+    "$@" > "$sink" 2> "$out/$label.err" &
+    pid=$!
+    local i=0
+    if [ -n "$ready" ]; then
+        until grep -q "$ready" "$out/$label.err" 2>/dev/null || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+    else
+        sleep 1
+    fi
+    local flood_out
+    flood_out=$(ip netns exec "$a" "$flood" 10.78.0.2:7777 "$n")
+    secs=$(echo "$flood_out" | awk '{ print $4 }')
+    sleep 1
+    kill -INT "$pid"
+    wait "$pid" || true
+    pid=
+}
+rate() { awk -v e="$1" -v s="$2" 'BEGIN { printf "%.0f", e / s }'; }
+tcbpf_events() { sed -n 's/.*after \([0-9]*\) events.*/\1/p' "$out/$1.err"; }
+tcbpf_lost() { sed -n 's/.*, \([0-9]*\) lost samples.*/\1/p' "$out/$1.err" | head -1; }
+
+printf '%-44s %10s %12s %10s %10s\n' "reader (N=$n datagrams)" "sent/s" "events/s" "events" "lost"
+
+sink=/dev/null
+before=$(refused)
+run rb_null "reading" "$bin" -v map events id "$rb"
+lost=$(( $(refused) - before ))
+ev=$(tcbpf_events rb_null)
+printf '%-44s %10s %12s %10s %10s\n' "tcbpf map events (ringbuf) > /dev/null" "$(rate "$n" "$secs")" "$(rate "$ev" "$secs")" "$ev" "$lost"
+
+run pa_null "reading" "$bin" -v map events id "$pa"
+ev=$(tcbpf_events pa_null)
+lost=$(tcbpf_lost pa_null)
+printf '%-44s %10s %12s %10s %10s\n' "tcbpf map events (perf) > /dev/null" "$(rate "$n" "$secs")" "$(rate "$ev" "$secs")" "$ev" "${lost:-0}"
+
+sink=$out/tcbpf_pa.txt
+run pa_file "reading" "$bin" -v map events id "$pa"
+ev=$(grep -vc '^lost ' "$sink" || true)
+lost=$(awk '/^lost / { s += $2 } END { print s + 0 }' "$sink")
+printf '%-44s %10s %12s %10s %10s\n' "tcbpf map events (perf) > file" "$(rate "$n" "$secs")" "$(rate "$ev" "$secs")" "$ev" "$lost"
+
+sink=$out/bpftool_pa.txt
+run bpftool "" bpftool map event_pipe id "$pa"
+ev=$(grep -c '^== @' "$sink" || true)
+lost=$(awk '/^lost / { s += $2 } END { print s + 0 }' "$sink")
+printf '%-44s %10s %12s %10s %10s\n' "bpftool map event_pipe (perf) > file" "$(rate "$n" "$secs")" "$(rate "$ev" "$secs")" "$ev" "$lost"
