@@ -24,7 +24,7 @@ pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
 OBJECT := { map | exec | filter | qdisc | obj | demo }
-OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] }
+OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
@@ -49,7 +49,9 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         let opt = word.trim_start_matches('-');
         match choose(
             opt,
-            &["json", "pretty", "netns", "verbose", "help", "Version"],
+            &[
+                "json", "pretty", "netns", "verbose", "details", "help", "Version",
+            ],
             "option",
         )
         .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
@@ -60,6 +62,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
                 g.pretty = true;
             }
             "verbose" => g.verbose = true,
+            "details" => g.details = true,
             "netns" => g.netns = Some(w.expect("a namespace name after -n")?),
             "help" => {
                 print!("{USAGE}");

@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod bpffs;
+pub mod classic;
 pub mod device;
 mod error;
 pub mod filter;

@@ -8,6 +8,8 @@ use super::super::obj::prog_kind;
 use super::super::words::{choose, matches, Words};
 use std::path::PathBuf;
 use tcbpf::tc::bpffs::tc_path;
+use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
+use tcbpf::tc::filter::cls_flags;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
 
@@ -40,6 +42,11 @@ pub enum ProgSource {
     Obj(ObjArgs),
     /// `pinned PATH`: a program pinned in bpffs.
     Pinned(PathBuf),
+    /// `bytecode "N,c t f k,…"`: a classic BPF program.
+    Classic(Vec<ClassicInsn>),
+    /// `bytecode-file FILE`: a classic BPF program in a file (read when
+    /// the command runs).
+    ClassicFile(PathBuf),
 }
 
 /// The words after `bpf`.
@@ -49,6 +56,8 @@ pub struct BpfArgs {
     pub direct_action: bool,
     /// `classid H:M`.
     pub classid: Option<TcHandle>,
+    /// `skip_sw` / `skip_hw` (`cls_flags::SKIP_*`).
+    pub skip_flags: u32,
     /// The program.
     pub source: ProgSource,
     /// `action bpf pinned PATH`, in order.
@@ -88,13 +97,16 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
-               [ export UDS [ entry-size 20|24|28|36 ] ] [ verbose ] | pinned PATH }
+               [ export UDS [ entry-size 20|24|28|36 ] ] [ verbose ] | pinned PATH
+           | bytecode 'N,c t f k,...' | bytecode-file FILE } [ skip_sw | skip_hw ]
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 Long and short forms as in tc: object-file/obj, section/sec,
 object-pinned/pinned/fd, direct-action/da, classid/flowid. A pinned PATH
 written m:REST is REST under $TC_BPF_MNT/tc (default /sys/fs/bpf/tc).
 'program FUNC' picks one function of a section that holds several.
+bytecode and bytecode-file load classic BPF (the text of tc, bpf_asm and
+tcpdump -ddd; in a file, newlines may stand for commas).
 add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
@@ -215,9 +227,28 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
 fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliError> {
     let mut direct_action = false;
     let mut classid = None;
+    let mut skip_flags = 0;
     let mut source: Option<ProgSource> = None;
     let mut actions = Vec::new();
+    let one_program =
+        "give one program: obj FILE, pinned PATH, bytecode CODE or bytecode-file FILE";
     while let Some(word) = w.next() {
+        // tc's `bytecode` takes any prefix (`byte`); `bytecode-file` is exact.
+        if word == "bytecode-file" || (!word.is_empty() && "bytecode".starts_with(word.as_str())) {
+            if source.is_some() {
+                return Err(CliError::usage(one_program));
+            }
+            let what = format!("'{word}'");
+            let text = w.expect(&format!("a classic program after {what}"))?;
+            source = Some(if word == "bytecode-file" {
+                ProgSource::ClassicFile(PathBuf::from(text))
+            } else {
+                ProgSource::Classic(
+                    parse_bytecode(&text).map_err(|e| CliError::usage(e.to_string()))?,
+                )
+            });
+            continue;
+        }
         let keys = [
             "da",
             "direct-action",
@@ -229,20 +260,31 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             "object-pinned",
             "fd",
             "action",
+            "police",
+            "skip_sw",
+            "skip_hw",
             "link",
         ];
         match choose(&word, &keys, "bpf option")? {
             "da" | "direct-action" => direct_action = true,
             "classid" | "flowid" => classid = Some(handle(w, "classid")?),
+            "skip_sw" => skip_flags |= cls_flags::SKIP_SW,
+            "skip_hw" => skip_flags |= cls_flags::SKIP_HW,
+            "police" => {
+                return Err(CliError::usage(
+                    "'police' is not supported: tcbpf does not build police actions (rate \
+                     tables); attach with tcbpf and police with tc, or use tc for the whole line",
+                ))
+            }
             "obj" | "object-file" => {
                 if source.is_some() {
-                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                    return Err(CliError::usage(one_program));
                 }
                 source = Some(ProgSource::Obj(parse_obj(w)?));
             }
             "pinned" | "object-pinned" | "fd" => {
                 if source.is_some() {
-                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                    return Err(CliError::usage(one_program));
                 }
                 source = Some(ProgSource::Pinned(tc_path(
                     &w.expect("a bpffs path after 'pinned'")?,
@@ -258,11 +300,18 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
     }
-    let source = source
-        .ok_or_else(|| CliError::usage("expected 'obj FILE' or 'pinned PATH' after 'bpf'"))?;
+    let source = source.ok_or_else(|| {
+        CliError::usage(
+            "expected 'obj FILE', 'pinned PATH', 'bytecode CODE' or 'bytecode-file FILE' after 'bpf'",
+        )
+    })?;
+    if skip_flags == cls_flags::SKIP_SW | cls_flags::SKIP_HW {
+        return Err(CliError::usage("give 'skip_sw' or 'skip_hw', not both"));
+    }
     Ok(BpfArgs {
         direct_action,
         classid,
+        skip_flags,
         source,
         actions,
     })
@@ -315,7 +364,7 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
     match (&a.bpf, needs_prog) {
         (None, true) => {
             return Err(CliError::usage(
-                "expected 'bpf … { obj FILE | pinned PATH }'",
+                "expected 'bpf … { obj FILE | pinned PATH | bytecode CODE | bytecode-file FILE }'",
             ))
         }
         (Some(_), false) => return Err(CliError::usage("'bpf …' only goes with add and replace")),
@@ -330,6 +379,17 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
         if let Some(b) = &a.bpf {
             if b.classid.is_some() || !b.actions.is_empty() {
                 return Err(CliError::usage("tcx hooks take no classid or actions"));
+            }
+            if b.skip_flags != 0 {
+                return Err(CliError::usage("tcx hooks take no skip_sw or skip_hw"));
+            }
+            if matches!(
+                b.source,
+                ProgSource::Classic(_) | ProgSource::ClassicFile(_)
+            ) {
+                return Err(CliError::usage(
+                    "tcx hooks take eBPF programs, not classic bytecode",
+                ));
             }
         }
         if a.verb == Verb::Replace {
@@ -465,6 +525,45 @@ mod tests {
             .message
             .contains("'30'"));
         assert_eq!(export(given), Some("/given".into()));
+    }
+
+    #[test]
+    fn tc_word_forms_parse_to_the_same_fields() {
+        let b = |l: &str| parse(l).unwrap().bpf.unwrap();
+        assert_eq!(
+            b("add dev v0 ingress bpf direct-action object-pinned /p").source,
+            b("add dev v0 ingress bpf da fd /p").source
+        );
+        let words = [
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0",
+            "skip_hw",
+        ];
+        let c = parse_filter(&mut Words::new(words.map(String::from).to_vec()))
+            .unwrap()
+            .bpf
+            .unwrap();
+        assert_eq!(c.skip_flags, cls_flags::SKIP_HW);
+        assert!(matches!(c.source, ProgSource::Classic(ref i) if i.len() == 1));
+        let o = b("add dev v0 ingress bpf obj x.o sec tc program tc3");
+        match o.source {
+            ProgSource::Obj(o) => assert_eq!(o.program.as_deref(), Some("tc3")),
+            _ => panic!("obj"),
+        }
+        assert!(matches!(
+            b("add dev v0 ingress bpf bytecode-file /f").source,
+            ProgSource::ClassicFile(_)
+        ));
+        let msg = |l: &str| parse(l).unwrap_err().message;
+        assert!(msg("add dev v0 ingress bpf pinned /p skip_sw skip_hw").contains("not both"));
+        assert!(msg("add dev v0 ingress bpf pinned /p police rate 1mbit").contains("'police'"));
+        assert!(msg("add dev v0 ingress bpf pinned /p bytecode 1,6").contains("one program"));
+        assert!(msg("add dev v0 tcx ingress bpf bytecode-file /f").contains("classic"));
     }
 
     #[test]
