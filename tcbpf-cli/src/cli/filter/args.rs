@@ -35,6 +35,30 @@ pub enum Hook {
     Tcx(Direction),
 }
 
+/// What a tcx position is relative to (`before|after …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relative {
+    /// `id N`: the program with this id.
+    Id(u32),
+    /// `pinned PATH`: the program pinned there.
+    Pinned(PathBuf),
+    /// `link PATH`: the program of the link pinned there.
+    Link(PathBuf),
+}
+
+/// Where on a tcx hook the program goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// `head` (or `before head`).
+    Head,
+    /// `tail` (or `after tail`): the default.
+    Tail,
+    /// `before { id N | pinned PATH | link PATH }`.
+    Before(Relative),
+    /// `after { id N | pinned PATH | link PATH }`.
+    After(Relative),
+}
+
 /// Where the program comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgSource {
@@ -85,6 +109,10 @@ pub struct FilterArgs {
     pub bpf: Option<BpfArgs>,
     /// `link PATH`: where a tcx link is pinned.
     pub link: Option<PathBuf>,
+    /// tcx: `head`, `tail`, `before …`, `after …`.
+    pub position: Option<Position>,
+    /// tcx: `revision N`, the hook revision the attach expects.
+    pub revision: Option<u64>,
 }
 
 /// Usage of `tcbpf filter`.
@@ -92,10 +120,14 @@ pub const FILTER_USAGE: &str = "\
 Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ handle H ]
               [ protocol P ] [ chain N ] bpf [ da ] [ classid H:M ] PROG
               [ action bpf pinned PATH ]… [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter add dev DEV tcx { ingress | egress } [ POSITION ]
+              [ revision N ] bpf PROG [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter replace dev DEV tcx { ingress | egress } link PATH bpf PROG
        tcbpf [-j] [-n NETNS] filter del dev DEV HOOK [ pref N [ handle H ] ] [ protocol P ]
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
+POSITION := { head | tail | { before | after } { id N | pinned PATH | link PATH | head | tail } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
                [ export UDS [ entry-size 20|24|28|36 ] ] [ verbose ] | pinned PATH
            | bytecode 'N,c t f k,...' | bytecode-file FILE } [ skip_sw | skip_hw ]
@@ -111,6 +143,10 @@ add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
 $TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
+POSITION places the program on the tcx hook (default tail); 'revision N'
+attaches only if the hook is still at revision N (filter show … tcx prints
+it), else fails (exit 4) naming the revision now. replace … tcx … link PATH
+swaps the program of that link in place (BPF_LINK_UPDATE).
 $TC_BPF_UDS names the export socket when 'export' is not given.
 entry-size sends struct bpf_elf_map entries of that many bytes (default 36,
 as tc today) to importers built against older iproute2 headers.
@@ -160,10 +196,11 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     let (mut pref, mut handle_v, mut protocol, mut chain, mut link) =
         (None, None, None, None, None);
     let mut bpf = None;
+    let (mut position, mut revision) = (None, None);
     while let Some(word) = w.next() {
         let keys = [
             "dev", "ingress", "egress", "parent", "tcx", "pref", "prio", "priority", "handle",
-            "protocol", "chain", "bpf", "link",
+            "protocol", "chain", "bpf", "link", "before", "after", "head", "tail", "revision",
         ];
         let key = choose(&word, &keys, "filter option")?;
         let set_hook = |h: Hook, hook: &mut Option<Hook>| {
@@ -199,6 +236,15 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
             }
             "chain" => chain = Some(number::<u32>(w, "chain")?),
             "link" => link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+            "before" | "after" | "head" | "tail" => {
+                if position.is_some() {
+                    return Err(CliError::usage(
+                        "give one position: head, tail, before … or after …",
+                    ));
+                }
+                position = Some(parse_position(key, w)?);
+            }
+            "revision" => revision = Some(number::<u64>(w, "revision")?),
             _ => {
                 bpf = Some(parse_bpf(w, &mut link)?);
             }
@@ -218,9 +264,34 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
         chain,
         bpf,
         link,
+        position,
+        revision,
     };
     check(&args)?;
     Ok(args)
+}
+
+/// `head`, `tail`, or `before|after { id N | pinned PATH | link PATH | head | tail }`.
+fn parse_position(key: &str, w: &mut Words) -> Result<Position, CliError> {
+    match key {
+        "head" => return Ok(Position::Head),
+        "tail" => return Ok(Position::Tail),
+        _ => {}
+    }
+    let what = format!("id N, pinned PATH, link PATH, head or tail after '{key}'");
+    let word = w.expect(&what)?;
+    let rel = match choose(&word, &["id", "pinned", "link", "head", "tail"], "position")? {
+        "head" => return Ok(Position::Head),
+        "tail" => return Ok(Position::Tail),
+        "id" => Relative::Id(number::<u32>(w, "a program id after 'id'")?),
+        "pinned" => Relative::Pinned(tc_path(&w.expect("a pinned program PATH")?)),
+        _ => Relative::Link(tc_path(&w.expect("a pinned link PATH")?)),
+    };
+    Ok(if key == "before" {
+        Position::Before(rel)
+    } else {
+        Position::After(rel)
+    })
 }
 
 /// The words after `bpf`, up to the end (a trailing `link PATH` is taken too).
@@ -393,10 +464,28 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
             }
         }
         if a.verb == Verb::Replace {
-            return Err(CliError::usage("tcx hooks take add and del, not replace"));
+            if a.link.is_none() {
+                return Err(CliError::usage(
+                    "replace on a tcx hook needs 'link PATH': the link whose program to swap",
+                ));
+            }
+            if a.position.is_some() || a.revision.is_some() {
+                return Err(CliError::usage(
+                    "replace keeps the link's position: no head, tail, before, after or revision",
+                ));
+            }
+        }
+        if (a.position.is_some() || a.revision.is_some()) && a.verb != Verb::Add {
+            return Err(CliError::usage(
+                "head, tail, before, after and revision go with add",
+            ));
         }
     } else if a.link.is_some() {
         return Err(CliError::usage("'link PATH' goes with tcx hooks only"));
+    } else if a.position.is_some() || a.revision.is_some() {
+        return Err(CliError::usage(
+            "head, tail, before, after and revision go with tcx hooks only",
+        ));
     }
     if let Some(b) = &a.bpf {
         if b.direct_action && b.classid.is_some() {
@@ -485,6 +574,12 @@ mod tests {
         assert_eq!(a.link, Some("/l".into()));
         assert!(parse("add dev v0 tcx egress pref 1 bpf pinned /p").is_err());
         assert!(parse("replace dev v0 tcx egress bpf pinned /p").is_err());
+        assert_eq!(
+            parse("replace dev v0 tcx egress bpf pinned /p link /l")
+                .unwrap()
+                .verb,
+            Verb::Replace
+        );
         assert!(parse("add dev v0 ingress bpf pinned /p link /l").is_err());
     }
 

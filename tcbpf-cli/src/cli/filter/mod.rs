@@ -68,8 +68,13 @@ pub struct AttachTarget {
     pub skip_flags: u32,
     /// `action bpf pinned PATH`…
     pub actions: Vec<PathBuf>,
-    /// `link PATH` for tcx (default under BPFFS/tc/links/).
+    /// `link PATH` for tcx (default under BPFFS/tc/links/); for replace,
+    /// the link whose program is swapped.
     pub link: Option<PathBuf>,
+    /// tcx: where on the hook (None: tail).
+    pub position: Option<args::Position>,
+    /// tcx: the hook revision the attach expects.
+    pub revision: Option<u64>,
 }
 
 /// The name tc shows for a pinned program: `BASENAME:[*fsobj]`.
@@ -197,6 +202,8 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         skip_flags: bpf.skip_flags,
         actions: bpf.actions.clone(),
         link: a.link.clone(),
+        position: a.position.clone(),
+        revision: a.revision,
     };
     match &bpf.source {
         ProgSource::Obj(obj) => filter_obj::attach_object(g, &target, obj),
