@@ -251,3 +251,149 @@ fn replace_under_continuous_traffic_loses_no_packet() {
         "every packet met exactly one of them"
     );
 }
+
+/// `chain apply dev v1 tcx ingress FILE` with FILE holding `lines`; -j output.
+fn apply(net: &VethPair, fs: &Bpffs, dir: &TempDir, lines: &[&str]) -> serde_json::Value {
+    let file = dir.join("hook.chain");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = ok(tcbpf(
+        &format!(
+            "-j -n {} chain apply dev v1 tcx ingress {}",
+            net.b.name,
+            s(&file)
+        ),
+        fs,
+    ));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn chain_line(func: &str) -> String {
+    format!("obj {} sec tc program {func}", s(&fixture("chain.o")))
+}
+
+#[test]
+fn chain_apply_orders_the_hook_loads_each_object_once_and_changes_only_what_differs() {
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("chain");
+    // Someone else's program, first on the hook: it stays throughout.
+    ok(add(&net, &fs, "", "tc5", None));
+    let names = |p: &[(String, u32)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let (l1, l2, l3) = (chain_line("tc1"), chain_line("tc2"), chain_line("tc3"));
+
+    let v = apply(&net, &fs, &dir, &["# three from one object", &l1, &l2, &l3]);
+    assert_eq!(v["attached"].as_array().unwrap().len(), 3);
+    let (progs, rev) = shown(&net, &fs);
+    assert_eq!(names(&progs), ["tc5", "tc1", "tc2", "tc3"]);
+    assert_eq!(v["revision"], rev);
+    // One load: the three programs use the same maps.
+    let maps = |id: u32| sys::info::prog_info(prog(id)).unwrap().map_ids;
+    assert_eq!(maps(progs[1].1), maps(progs[2].1));
+    assert_eq!(maps(progs[1].1), maps(progs[3].1));
+    assert_ne!(maps(progs[0].1), maps(progs[1].1));
+    assert_eq!(net.send_udp(PORT, 6), 6);
+    let tc3 = prog(progs[3].1);
+    assert_eq!(
+        map_u64(&tc3, "order", 0),
+        5123,
+        "tc5, then the chain in order"
+    );
+    for n in 1..=3 {
+        assert_eq!(map_u64(&tc3, "hits", n), 6, "shared hits[{n}]");
+    }
+
+    // The same file again: nothing to do, the revision stays.
+    let v = apply(&net, &fs, &dir, &[&l1, &l2, &l3]);
+    assert_eq!(v["kept"].as_array().unwrap().len(), 3);
+    assert_eq!(v["attached"].as_array().unwrap().len(), 0);
+    assert_eq!(v["revision"], rev);
+
+    // tc2 leaves: the others keep their links.
+    let v = apply(&net, &fs, &dir, &[&l1, &l3]);
+    assert_eq!(v["detached"].as_array().unwrap().len(), 1);
+    assert_eq!(v["attached"].as_array().unwrap().len(), 0);
+    let (progs, _) = shown(&net, &fs);
+    assert_eq!(names(&progs), ["tc5", "tc1", "tc3"]);
+    assert_eq!(net.send_udp(PORT, 2), 2);
+    assert_eq!(map_u64(&tc3, "order", 0), 513);
+
+    // Reordered: one object, so all of it is loaded and attached anew.
+    let v = apply(&net, &fs, &dir, &[&l3, &l1]);
+    assert_eq!(v["attached"].as_array().unwrap().len(), 2);
+    assert_eq!(v["detached"].as_array().unwrap().len(), 2);
+    let (progs, _) = shown(&net, &fs);
+    assert_eq!(names(&progs), ["tc5", "tc3", "tc1"]);
+    assert_eq!(net.send_udp(PORT, 3), 3);
+    let tc1 = prog(progs[2].1);
+    assert_eq!(map_u64(&tc1, "order", 0), 531);
+    assert_eq!(map_u64(&tc1, "hits", 3), 3, "the new pair shares its maps");
+    let pins = std::fs::read_dir(fs.join("tc/chains/v1-ingress"))
+        .unwrap()
+        .count();
+    assert_eq!(pins, 2, "one pin per chain link");
+    let text = ok(tcbpf(
+        &format!("-n {} filter show dev v1 tcx ingress", net.b.name),
+        &fs,
+    ));
+    assert!(text.contains("/tc/chains/v1-ingress/"), "{text}");
+}
+
+#[test]
+fn chain_apply_that_fails_leaves_the_hook_as_it_was() {
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("chain-fail");
+    // A program pinned and already on the hook: listing it again must fail
+    // (the kernel takes a program once per hook), after tc1 went in.
+    ok(tcbpf(
+        &format!(
+            "obj load {} sec tc program tc4 bpffs {} pin {}",
+            s(&fixture("chain.o")),
+            fs.as_str(),
+            fs.arg("tc/p4")
+        ),
+        &fs,
+    ));
+    ok(tcbpf(
+        &format!(
+            "-n {} filter add dev v1 tcx ingress bpf pinned m:p4",
+            net.b.name
+        ),
+        &fs,
+    ));
+    let before = shown(&net, &fs);
+    let file = dir.join("bad.chain");
+    std::fs::write(&file, format!("{}\npinned m:p4\n", chain_line("tc1"))).unwrap();
+    let (code, err) = fails(tcbpf(
+        &format!(
+            "-n {} chain apply dev v1 tcx ingress {}",
+            net.b.name,
+            s(&file)
+        ),
+        &fs,
+    ));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("already attached"), "{err}");
+    assert!(err.contains("the hook is as it was"), "{err}");
+    let after = shown(&net, &fs);
+    assert_eq!(after.0, before.0, "same programs, same order");
+    assert_eq!(
+        std::fs::read_dir(fs.join("tc/chains/v1-ingress"))
+            .unwrap()
+            .count(),
+        0,
+        "no pin left"
+    );
+    // A bad line is refused before anything is touched.
+    std::fs::write(&file, "obj x.o\nbogus\n").unwrap();
+    let (code, err) = fails(tcbpf(
+        &format!(
+            "-n {} chain apply dev v1 tcx ingress {}",
+            net.b.name,
+            s(&file)
+        ),
+        &fs,
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 2: 'bogus'"), "{err}");
+}

@@ -5,6 +5,7 @@ pub mod error;
 pub mod output;
 pub mod words;
 
+mod chain;
 mod demo;
 mod exec;
 mod filter;
@@ -23,13 +24,14 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | obj | demo }
+OBJECT := { map | exec | filter | qdisc | chain | obj | demo }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
   tcbpf filter help          attach bpf classifiers (tc filter … bpf)
   tcbpf qdisc help           add or delete the clsact qdisc
+  tcbpf chain help           several programs on one tcx hook, in a file's order
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf demo                 run the built-in example end to end
 
@@ -77,7 +79,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, obj, demo)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, demo)",
         ));
     };
     if is_help(&object) {
@@ -90,13 +92,14 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "obj", "demo"],
+        &["map", "exec", "filter", "qdisc", "chain", "obj", "demo"],
         "object",
     )? {
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),
         "qdisc" => filter::run_qdisc(&g, &mut w),
+        "chain" => chain::run(&g, &mut w),
         "obj" => obj::run(&g, &mut w),
         _ => demo::run(&g, &mut w),
     }

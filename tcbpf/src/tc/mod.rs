@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod bpffs;
+pub mod chain;
 pub mod classic;
 pub mod device;
 mod error;

@@ -217,24 +217,31 @@ fn remove_pins_of(ids: &BTreeSet<u32>) {
     }
 }
 
-/// The pins under BPFFS/tc/links (tcbpf's default link directory), by link id.
+/// The pins under BPFFS/tc/links (tcbpf's default link directory) and
+/// BPFFS/tc/chains/*/ (`chain apply`'s), by link id.
 fn known_pins() -> std::collections::BTreeMap<u32, PathBuf> {
-    let dir: PathBuf = bpffs::root().join("tc").join("links");
+    let tc = bpffs::root().join("tc");
+    let mut dirs = vec![tc.join("links")];
+    if let Ok(rd) = std::fs::read_dir(tc.join("chains")) {
+        dirs.extend(rd.flatten().map(|e| e.path()));
+    }
     let mut out = std::collections::BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if let Ok((_, info)) = tcx::open_pinned(&path) {
-            out.entry(info.id).or_insert(path);
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok((_, info)) = tcx::open_pinned(&path) {
+                out.entry(info.id).or_insert(path);
+            }
         }
     }
     out
 }
 
 /// Lists the programs on the hook in run order, each with its link (and
-/// the link's pin when it is under BPFFS/tc/links), then the hook's
+/// the link's pin when it is under BPFFS/tc/links or tc/chains), then the hook's
 /// revision (text: a last line `revision N`; JSON: a `revision` key in
 /// each element).
 pub fn show(g: &Global, ifindex: u32, direction: Direction) -> Result<(), CliError> {
