@@ -363,7 +363,12 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             }
             "action" => {
                 let kind = w.expect("an action kind after 'action'")?;
-                choose(&kind, &["bpf"], "action kind")?;
+                if kind != "bpf" {
+                    return Err(CliError::usage(format!(
+                        "action '{kind}': tcbpf builds act_bpf actions only ('action bpf pinned \
+                         PATH'); gact, police, mirred and the other tc actions are tc's to build"
+                    )));
+                }
                 let how = w.expect("'pinned PATH' after 'action bpf'")?;
                 choose(&how, &["pinned", "object-pinned", "fd"], "action program")?;
                 actions.push(tc_path(&w.expect("a bpffs path after 'pinned'")?));
@@ -657,6 +662,9 @@ mod tests {
         let msg = |l: &str| parse(l).unwrap_err().message;
         assert!(msg("add dev v0 ingress bpf pinned /p skip_sw skip_hw").contains("not both"));
         assert!(msg("add dev v0 ingress bpf pinned /p police rate 1mbit").contains("'police'"));
+        assert!(
+            msg("add dev v0 ingress bpf pinned /p action drop").contains("act_bpf actions only")
+        );
         assert!(msg("add dev v0 ingress bpf pinned /p bytecode 1,6").contains("one program"));
         assert!(msg("add dev v0 tcx ingress bpf bytecode-file /f").contains("classic"));
     }
