@@ -279,3 +279,227 @@ fn graft_takes_m_paths_and_a_pinned_program() {
         "{err}"
     );
 }
+
+/// Classic BPF (as `tcpdump -ddd 'udp dst port 7000'` would give it for
+/// Ethernet): IPv4, UDP, not a later fragment, destination port 7000 →
+/// return 2 (TC_ACT_SHOT with `da`); anything else → -1 (TC_ACT_UNSPEC: go on).
+const DROP_UDP_7000: &str = "11,40 0 0 12,21 0 8 2048,48 0 0 23,21 0 6 17,40 0 0 20,69 4 0 8191,177 0 0 14,72 0 0 16,21 0 1 7000,6 0 0 2,6 0 0 4294967295";
+
+fn args_cmd(bin: &str, args: &[&str], fs: &Bpffs) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_remove("TC_BPF_UDS")
+        .env("TC_BPF_MNT", &fs.path);
+    cmd
+}
+
+#[test]
+fn classic_bytecode_drops_one_udp_port_exactly_as_tc_loading_it() {
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("classic");
+    let n = net.b.name.as_str();
+    // The same program as tcpdump -ddd writes it: one part per line.
+    let file = dir.join("drop7000.bpf");
+    std::fs::write(&file, DROP_UDP_7000.replace(',', "\n") + "\n").unwrap();
+    let traffic = || (net.send_udp(7000, 20), net.send_udp(7001, 20));
+
+    ok(args_cmd(
+        TCBPF,
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "1",
+            "bpf",
+            "bytecode",
+            DROP_UDP_7000,
+            "da",
+        ],
+        &fs,
+    ));
+    let ours = traffic();
+    assert_eq!(ours, (0, 20), "port 7000 dropped, 7001 passed");
+    ok(tcbpf(
+        &format!("-n {n} filter del dev v1 ingress pref 1"),
+        &fs,
+    ));
+    ok(args_cmd(
+        "tc",
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "1",
+            "bpf",
+            "bytecode",
+            DROP_UDP_7000,
+            "da",
+        ],
+        &fs,
+    ));
+    assert_eq!(traffic(), ours, "tc's filter counts the same");
+    assert_eq!(traffic(), ours);
+
+    // Both side by side (ours from the file, with classid and skip_hw):
+    // the kernel holds the same program, shown the same by both tools.
+    ok(args_cmd(
+        TCBPF,
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "2",
+            "bpf",
+            "bytecode-file",
+            s(&file),
+            "classid",
+            "1:2",
+            "skip_hw",
+        ],
+        &fs,
+    ));
+    ok(args_cmd(
+        "tc",
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "3",
+            "bpf",
+            "bytecode-file",
+            s(&file),
+            "classid",
+            "1:2",
+            "skip_hw",
+        ],
+        &fs,
+    ));
+    let [(text, tc_text), (json, tc_json)] = shows(&net, &fs);
+    assert_eq!(text, tc_text);
+    assert_eq!(json, tc_json);
+    assert!(
+        text.contains(&format!("pref 2 bpf chain 0 handle 0x1 flowid 1:2 skip_hw not_in_hw bytecode '{DROP_UDP_7000}'\n")),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[1]["options"]["bytecode"]["length"], 11);
+    assert_eq!(v[1]["options"]["bytecode"]["insns"][8]["k"], 7000);
+
+    // skip_sw asks for offload a veth cannot do: both refuse it.
+    let skip_sw = |bin: &str| {
+        output(args_cmd(
+            bin,
+            &[
+                "-n",
+                n,
+                "filter",
+                "add",
+                "dev",
+                "v1",
+                "ingress",
+                "pref",
+                "4",
+                "bpf",
+                "bytecode",
+                DROP_UDP_7000,
+                "da",
+                "skip_sw",
+            ],
+            &fs,
+        ))
+    };
+    let (ours, theirs) = (skip_sw(TCBPF), skip_sw("tc"));
+    assert_ne!(theirs.code, 0);
+    assert_eq!(ours.code, 4, "{}", ours.stderr);
+    assert!(ours.stderr.contains("EOPNOTSUPP"), "{}", ours.stderr);
+
+    // Bad bytecode: a usage error naming the fault, nothing attached.
+    for (bad, says) in [
+        ("3,6 0 0 0", "says 3 instruction(s) but holds 1"),
+        ("1,6 0 0", "instruction 0 '6 0 0'"),
+        ("x", "not the instruction count"),
+    ] {
+        let r = output(args_cmd(
+            TCBPF,
+            &[
+                "-n", n, "filter", "add", "dev", "v1", "ingress", "pref", "5", "bpf", "bytecode",
+                bad, "da",
+            ],
+            &fs,
+        ));
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{bad}: {}", r.stderr);
+    }
+    let r = output(args_cmd(
+        TCBPF,
+        &[
+            "-n",
+            n,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "5",
+            "bpf",
+            "bytecode-file",
+            "/nonexistent/x.bpf",
+        ],
+        &fs,
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bytecode-file '/nonexistent/x.bpf'"),
+        "{}",
+        r.stderr
+    );
+    let [(text, _), _] = shows(&net, &fs);
+    assert_eq!(text.matches("handle 0x1").count(), 3, "{text}");
+}
+
+#[test]
+fn show_d_prints_what_tc_d_prints() {
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let n = &net.b.name;
+    let obj = chain_o();
+    ok(tcbpf(
+        &format!("-n {n} filter add dev v1 ingress pref 1 bpf da obj {obj} sec tc program tc1"),
+        &fs,
+    ));
+    ok(real_tc(
+        &format!("-n {n} filter add dev v1 ingress pref 2 bpf da obj {obj} sec tc program tc2"),
+        &fs,
+    ));
+    for line in [
+        format!("-d -n {n} filter show dev v1 ingress"),
+        format!("-d -j -n {n} filter show dev v1 ingress"),
+    ] {
+        let (ours, theirs) = (ok(tcbpf(&line, &fs)), ok(real_tc(&line, &fs)));
+        assert_eq!(ours, theirs);
+        assert!(ours.contains("load_time"), "{ours}");
+        assert!(ours.contains("btf_id"), "{ours}");
+    }
+}

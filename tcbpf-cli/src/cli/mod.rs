@@ -5,6 +5,7 @@ pub mod error;
 pub mod output;
 pub mod words;
 
+mod chain;
 mod demo;
 mod exec;
 mod filter;
@@ -24,13 +25,14 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | obj | demo }
-OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] | --version }
+OBJECT := { map | exec | filter | qdisc | chain | obj | demo }
+OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
   tcbpf filter help          attach bpf classifiers (tc filter … bpf)
   tcbpf qdisc help           add or delete the clsact qdisc
+  tcbpf chain help           several programs on one tcx hook, in a file's order
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf demo                 run the built-in example end to end
 
@@ -56,7 +58,9 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         let opt = word.trim_start_matches('-');
         match choose(
             opt,
-            &["json", "pretty", "netns", "verbose", "help", "Version"],
+            &[
+                "json", "pretty", "netns", "verbose", "details", "help", "Version",
+            ],
             "option",
         )
         .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
@@ -67,6 +71,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
                 g.pretty = true;
             }
             "verbose" => g.verbose = true,
+            "details" => g.details = true,
             "netns" => g.netns = Some(w.expect("a namespace name after -n")?),
             "help" => {
                 print!("{USAGE}");
@@ -81,7 +86,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, obj, demo)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, demo)",
         ));
     };
     if is_help(&object) {
@@ -94,13 +99,14 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "obj", "demo"],
+        &["map", "exec", "filter", "qdisc", "chain", "obj", "demo"],
         "object",
     )? {
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),
         "qdisc" => filter::run_qdisc(&g, &mut w),
+        "chain" => chain::run(&g, &mut w),
         "obj" => obj::run(&g, &mut w),
         _ => demo::run(&g, &mut w),
     }

@@ -12,6 +12,8 @@ pub struct Global {
     pub pretty: bool,
     /// `-v`: verbose.
     pub verbose: bool,
+    /// `-d`: details (`filter show` prints what `tc -d` prints).
+    pub details: bool,
     /// `-n NETNS`: the named network namespace the command ran in.
     pub netns: Option<String>,
 }

@@ -77,6 +77,9 @@ pub struct LoadOptions {
     /// The main program's function name (`program NAME`); with `section`
     /// too, the function must be in that section.
     pub program: Option<String>,
+    /// Functions to load too, after the main program and sharing its maps
+    /// (`tcbpf chain apply` attaches several programs of one object).
+    pub also_programs: Vec<String>,
     /// Where tc's pins live; mounted when it is not a bpffs and a map is pinned.
     pub bpffs: PathBuf,
     /// iproute2's custom pinning table.
@@ -103,6 +106,7 @@ impl Default for LoadOptions {
             prog_type: ProgKind::Cls,
             section: None,
             program: None,
+            also_programs: Vec::new(),
             bpffs: sys::fs::bpffs_root(),
             pinning_db: PathBuf::from(pin::DEFAULT_PINNING_DB),
             verbose: false,
@@ -380,7 +384,26 @@ pub fn load_spec(
         verbose: opts.verbose,
         notes: Vec::new(),
     };
-    let wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let mut wanted = programs_to_load(spec, main, &mut ctx.notes);
+    for name in &opts.also_programs {
+        let i = spec
+            .programs
+            .iter()
+            .position(|p| &p.name == name)
+            .ok_or_else(|| LoadError::NoProgram {
+                file: spec.file.clone(),
+                wanted: format!("program '{name}'"),
+                available: {
+                    let mut v: Vec<String> =
+                        spec.programs.iter().map(|p| p.section.clone()).collect();
+                    v.dedup();
+                    v
+                },
+            })?;
+        if !wanted.contains(&i) {
+            wanted.push(i);
+        }
+    }
     // Externs first, as libbpf resolves them before other relocations.
     // Always against the running kernel (`btf FILE` is for CO-RE only,
     // as libbpf's btf_custom_path): the ids go into its verifier.

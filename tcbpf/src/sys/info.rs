@@ -158,6 +158,10 @@ pub struct ProgInfo {
     pub jited: bool,
     /// BTF object id, 0 when none.
     pub btf_id: u32,
+    /// When it was loaded, in nanoseconds since boot.
+    pub load_time: u64,
+    /// The uid that loaded it.
+    pub created_by_uid: u32,
 }
 
 impl ProgInfo {
@@ -194,6 +198,8 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         map_ids,
         jited: raw.jited_prog_len > 0,
         btf_id: raw.btf_id,
+        load_time: raw.load_time,
+        created_by_uid: raw.created_by_uid,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Link commands: BPF_LINK_CREATE and BPF_LINK_DETACH, the link's own info,
-//! and BPF_PROG_QUERY for the multi-program hooks (tcx) that links attach to.
+//! Link commands: BPF_LINK_CREATE (with tcx's position anchor and expected
+//! revision), BPF_LINK_UPDATE and BPF_LINK_DETACH, the link's own info, and
+//! BPF_PROG_QUERY for the multi-program hooks (tcx) that links attach to.
 //!
 //! A link lives as long as a descriptor or a pin holds it; detaching ends the
 //! attachment even while descriptors remain.
@@ -14,6 +15,20 @@ pub mod attach_type {
     pub const TCX_INGRESS: u32 = 46;
     /// `BPF_TCX_EGRESS`.
     pub const TCX_EGRESS: u32 = 47;
+}
+
+/// Attach flags of the multi-program hooks (`BPF_F_*`).
+pub mod flags {
+    /// `BPF_F_REPLACE`: (link update) only when the old program is the one given.
+    pub const REPLACE: u32 = 1 << 2;
+    /// `BPF_F_BEFORE`: in front of the relative program (of all, without one).
+    pub const BEFORE: u32 = 1 << 3;
+    /// `BPF_F_AFTER`: behind the relative program (of all, without one).
+    pub const AFTER: u32 = 1 << 4;
+    /// `BPF_F_ID`: the relative object is given by id, not descriptor.
+    pub const ID: u32 = 1 << 5;
+    /// `BPF_F_LINK`: the relative object is a link, not a program.
+    pub const LINK: u32 = 1 << 13;
 }
 
 /// `BPF_LINK_TYPE_TCX` (`enum bpf_link_type`).
@@ -42,6 +57,11 @@ pub struct LinkCreate<'a> {
     pub attach_type: u32,
     /// `BPF_F_BEFORE`/`BPF_F_AFTER`… (0: append at the end).
     pub flags: u32,
+    /// The program or link the position is relative to: a descriptor, or an
+    /// id with [`flags::ID`] (0: none).
+    pub relative: u32,
+    /// Fail with ESTALE unless the hook is at this revision (0: any).
+    pub expected_revision: u64,
 }
 
 /// BPF_LINK_CREATE: attaches `spec.prog`; the attachment lasts as long as
@@ -52,7 +72,9 @@ pub fn create(spec: &LinkCreate<'_>) -> Result<LinkFd> {
         target_ifindex: spec.target_ifindex,
         attach_type: spec.attach_type,
         flags: spec.flags,
-        ..Default::default()
+        relative_fd: spec.relative,
+        _pad: 0,
+        expected_revision: spec.expected_revision,
     };
     // SAFETY: LinkCreateAttr holds no pointers.
     unsafe { bpf(cmd::LINK_CREATE, &mut attr) }
@@ -63,6 +85,40 @@ pub fn create(spec: &LinkCreate<'_>) -> Result<LinkFd> {
                 spec.target_ifindex, spec.attach_type
             ))
         })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// BPF_LINK_UPDATE: swaps the program behind `link` for `new_prog` in one
+/// step (the hook never runs without a program). With `old_prog`, only when
+/// the link still runs that program (EPERM otherwise).
+pub fn update(
+    link: impl AsFd,
+    new_prog: BorrowedFd<'_>,
+    old_prog: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    let link = link.as_fd();
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: new_prog.as_raw_fd() as u32,
+        flags: if old_prog.is_some() {
+            flags::REPLACE
+        } else {
+            0
+        },
+        old_prog_fd: old_prog.map_or(0, |p| p.as_raw_fd() as u32),
+    };
+    // SAFETY: LinkUpdateAttr holds no pointers.
+    unsafe { bpf(cmd::LINK_UPDATE, &mut attr) }
+        .map(|_| ())
+        .map_err(|e| Error::new("BPF_LINK_UPDATE", e).on(format!("link fd {}", link.as_raw_fd())))
 }
 
 #[repr(C)]

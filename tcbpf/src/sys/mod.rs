@@ -58,6 +58,7 @@ pub(crate) mod cmd {
     pub const MAP_UPDATE_BATCH: u32 = 26;
     pub const MAP_DELETE_BATCH: u32 = 27;
     pub const LINK_CREATE: u32 = 28;
+    pub const LINK_UPDATE: u32 = 29;
     pub const LINK_GET_FD_BY_ID: u32 = 30;
     pub const LINK_DETACH: u32 = 34;
 }

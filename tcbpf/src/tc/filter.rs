@@ -3,9 +3,11 @@
 //! mode or with a classid. `attach` also creates the clsact qdisc a filter
 //! needs, and removes it again when the filter then fails.
 //!
-//! Programs come in as descriptors: loading is not this module's business.
+//! eBPF programs come in as descriptors (loading is not this module's
+//! business); classic BPF programs as instructions ([`super::classic`]).
 
 use super::action::{self, ActionSpec};
+use super::classic::{self, ClassicInsn};
 use super::error::{Error, Result};
 use super::handle::TcHandle;
 use super::message::{flags, Attrs, Request, TcMsg, TCMSG_LEN};
@@ -24,6 +26,8 @@ const TCA_CHAIN: u16 = 11;
 
 const TCA_BPF_ACT: u16 = 1;
 const TCA_BPF_CLASSID: u16 = 3;
+const TCA_BPF_OPS_LEN: u16 = 4;
+const TCA_BPF_OPS: u16 = 5;
 const TCA_BPF_FD: u16 = 6;
 const TCA_BPF_NAME: u16 = 7;
 const TCA_BPF_FLAGS: u16 = 8;
@@ -46,6 +50,21 @@ pub mod cls_flags {
     pub const NOT_IN_HW: u32 = 8;
 }
 
+/// The program of a cls_bpf filter.
+#[derive(Debug, Clone)]
+pub enum FilterProg<'a> {
+    /// An eBPF program (type `BPF_PROG_TYPE_SCHED_CLS`).
+    Ebpf(BorrowedFd<'a>),
+    /// A classic BPF program (`bytecode …`), which the kernel converts.
+    Classic(&'a [ClassicInsn]),
+}
+
+impl<'a> From<BorrowedFd<'a>> for FilterProg<'a> {
+    fn from(fd: BorrowedFd<'a>) -> Self {
+        FilterProg::Ebpf(fd)
+    }
+}
+
 /// A cls_bpf filter to attach.
 #[derive(Debug, Clone)]
 pub struct FilterSpec<'a> {
@@ -61,10 +80,13 @@ pub struct FilterSpec<'a> {
     pub protocol: Protocol,
     /// Filter chain (None: chain 0).
     pub chain: Option<u32>,
-    /// The program (type `BPF_PROG_TYPE_SCHED_CLS`).
-    pub prog: BorrowedFd<'a>,
-    /// The name tc shows: `FILE:[SECTION]`, or `NAME:[*fsobj]` for a pin.
+    /// The program: an eBPF descriptor or classic instructions.
+    pub prog: FilterProg<'a>,
+    /// The name tc shows: `FILE:[SECTION]`, or `NAME:[*fsobj]` for a pin
+    /// (empty for classic programs, as tc sends none).
     pub name: String,
+    /// `skip_sw` / `skip_hw` (`cls_flags::SKIP_*`; 0 for neither).
+    pub skip_flags: u32,
     /// `da`: the program's return value is the verdict.
     pub direct_action: bool,
     /// `classid H:M`: the class a match goes to (without `da`).
@@ -118,7 +140,15 @@ impl FilterSpec<'_> {
             req.attr_u32(TCA_CHAIN, chain);
         }
         req.begin_nested(TCA_OPTIONS);
-        req.attr_u32(TCA_BPF_FD, self.prog.as_raw_fd() as u32);
+        match self.prog {
+            FilterProg::Ebpf(fd) => {
+                req.attr_u32(TCA_BPF_FD, fd.as_raw_fd() as u32);
+            }
+            FilterProg::Classic(insns) => {
+                req.attr(TCA_BPF_OPS_LEN, &(insns.len() as u16).to_ne_bytes());
+                req.attr(TCA_BPF_OPS, &classic::to_bytes(insns));
+            }
+        }
         if !self.name.is_empty() {
             req.attr_str(TCA_BPF_NAME, &self.name);
         }
@@ -130,6 +160,9 @@ impl FilterSpec<'_> {
         req.attr_u32(TCA_BPF_FLAGS, bpf_flags);
         if let Some(classid) = self.classid {
             req.attr_u32(TCA_BPF_CLASSID, classid.0);
+        }
+        if self.skip_flags != 0 {
+            req.attr_u32(TCA_BPF_FLAGS_GEN, self.skip_flags);
         }
         if !self.actions.is_empty() {
             req.begin_nested(TCA_BPF_ACT);
@@ -274,6 +307,8 @@ pub struct BpfOptions {
     pub tag: Option<Vec<u8>>,
     /// True when the filter carries actions (`TCA_BPF_ACT`).
     pub has_actions: bool,
+    /// A classic program's instructions (`TCA_BPF_OPS`).
+    pub classic: Option<Vec<ClassicInsn>>,
 }
 
 impl BpfOptions {
@@ -290,6 +325,7 @@ impl BpfOptions {
                 TCA_BPF_ID => o.prog_id = a.u32(),
                 TCA_BPF_TAG => o.tag = Some(a.payload.to_vec()),
                 TCA_BPF_ACT => o.has_actions = true,
+                TCA_BPF_OPS => o.classic = Some(classic::from_bytes(a.payload)),
                 _ => {}
             }
         }

@@ -8,6 +8,8 @@
 
 pub mod action;
 pub mod bpffs;
+pub mod chain;
+pub mod classic;
 pub mod device;
 mod error;
 pub mod filter;

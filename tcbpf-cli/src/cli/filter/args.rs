@@ -8,6 +8,8 @@ use super::super::obj::prog_kind;
 use super::super::words::{choose, matches, Words};
 use std::path::PathBuf;
 use tcbpf::tc::bpffs::tc_path;
+use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
+use tcbpf::tc::filter::cls_flags;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
 
@@ -33,6 +35,30 @@ pub enum Hook {
     Tcx(Direction),
 }
 
+/// What a tcx position is relative to (`before|after …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relative {
+    /// `id N`: the program with this id.
+    Id(u32),
+    /// `pinned PATH`: the program pinned there.
+    Pinned(PathBuf),
+    /// `link PATH`: the program of the link pinned there.
+    Link(PathBuf),
+}
+
+/// Where on a tcx hook the program goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// `head` (or `before head`).
+    Head,
+    /// `tail` (or `after tail`): the default.
+    Tail,
+    /// `before { id N | pinned PATH | link PATH }`.
+    Before(Relative),
+    /// `after { id N | pinned PATH | link PATH }`.
+    After(Relative),
+}
+
 /// Where the program comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgSource {
@@ -40,6 +66,11 @@ pub enum ProgSource {
     Obj(ObjArgs),
     /// `pinned PATH`: a program pinned in bpffs.
     Pinned(PathBuf),
+    /// `bytecode "N,c t f k,…"`: a classic BPF program.
+    Classic(Vec<ClassicInsn>),
+    /// `bytecode-file FILE`: a classic BPF program in a file (read when
+    /// the command runs).
+    ClassicFile(PathBuf),
 }
 
 /// The words after `bpf`.
@@ -49,6 +80,8 @@ pub struct BpfArgs {
     pub direct_action: bool,
     /// `classid H:M`.
     pub classid: Option<TcHandle>,
+    /// `skip_sw` / `skip_hw` (`cls_flags::SKIP_*`).
+    pub skip_flags: u32,
     /// The program.
     pub source: ProgSource,
     /// `action bpf pinned PATH`, in order.
@@ -76,6 +109,10 @@ pub struct FilterArgs {
     pub bpf: Option<BpfArgs>,
     /// `link PATH`: where a tcx link is pinned.
     pub link: Option<PathBuf>,
+    /// tcx: `head`, `tail`, `before …`, `after …`.
+    pub position: Option<Position>,
+    /// tcx: `revision N`, the hook revision the attach expects.
+    pub revision: Option<u64>,
 }
 
 /// Usage of `tcbpf filter`.
@@ -83,23 +120,34 @@ pub const FILTER_USAGE: &str = "\
 Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ handle H ]
               [ protocol P ] [ chain N ] bpf [ da ] [ classid H:M ] PROG
               [ action bpf pinned PATH ]… [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter add dev DEV tcx { ingress | egress } [ POSITION ]
+              [ revision N ] bpf PROG [ link PATH ]
+       tcbpf [-j] [-n NETNS] filter replace dev DEV tcx { ingress | egress } link PATH bpf PROG
        tcbpf [-j] [-n NETNS] filter del dev DEV HOOK [ pref N [ handle H ] ] [ protocol P ]
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
+POSITION := { head | tail | { before | after } { id N | pinned PATH | link PATH | head | tail } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
                [ export UDS [ entry-size 20|24|28|36 ] ] [ allow-uid UID ]…
-               [ max-memory BYTES ] [ verbose ] | pinned PATH }
+               [ max-memory BYTES ] [ verbose ] | pinned PATH
+           | bytecode 'N,c t f k,...' | bytecode-file FILE } [ skip_sw | skip_hw ]
 P    := { all | ip | ipv6 | 802.1Q | arp | … | NUMBER }
 
 Long and short forms as in tc: object-file/obj, section/sec,
 object-pinned/pinned/fd, direct-action/da, classid/flowid. A pinned PATH
 written m:REST is REST under $TC_BPF_MNT/tc (default /sys/fs/bpf/tc).
 'program FUNC' picks one function of a section that holds several.
+bytecode and bytecode-file load classic BPF (the text of tc, bpf_asm and
+tcpdump -ddd; in a file, newlines may stand for commas).
 add creates the clsact qdisc when the device has none (and removes it again
 when the filter fails). tcx hooks attach with a bpf link, pinned at
 link PATH (default: BPFFS/tc/links/tcx-DEV-DIR-LINKID, BPFFS being
 $TC_BPF_MNT or /sys/fs/bpf); del on a tcx hook detaches and unpins.
+POSITION places the program on the tcx hook (default tail); 'revision N'
+attaches only if the hook is still at revision N (filter show … tcx prints
+it), else fails (exit 4) naming the revision now. replace … tcx … link PATH
+swaps the program of that link in place (BPF_LINK_UPDATE).
 $TC_BPF_UDS names the export socket when 'export' is not given. The socket
 must be owned by root or this user (or a uid 'allow-uid' names) and lie in a
 directory other users cannot write (unless it has the sticky bit).
@@ -151,10 +199,11 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     let (mut pref, mut handle_v, mut protocol, mut chain, mut link) =
         (None, None, None, None, None);
     let mut bpf = None;
+    let (mut position, mut revision) = (None, None);
     while let Some(word) = w.next() {
         let keys = [
             "dev", "ingress", "egress", "parent", "tcx", "pref", "prio", "priority", "handle",
-            "protocol", "chain", "bpf", "link",
+            "protocol", "chain", "bpf", "link", "before", "after", "head", "tail", "revision",
         ];
         let key = choose(&word, &keys, "filter option")?;
         let set_hook = |h: Hook, hook: &mut Option<Hook>| {
@@ -190,6 +239,15 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
             }
             "chain" => chain = Some(number::<u32>(w, "chain")?),
             "link" => link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+            "before" | "after" | "head" | "tail" => {
+                if position.is_some() {
+                    return Err(CliError::usage(
+                        "give one position: head, tail, before … or after …",
+                    ));
+                }
+                position = Some(parse_position(key, w)?);
+            }
+            "revision" => revision = Some(number::<u64>(w, "revision")?),
             _ => {
                 bpf = Some(parse_bpf(w, &mut link)?);
             }
@@ -209,18 +267,62 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
         chain,
         bpf,
         link,
+        position,
+        revision,
     };
     check(&args)?;
     Ok(args)
+}
+
+/// `head`, `tail`, or `before|after { id N | pinned PATH | link PATH | head | tail }`.
+fn parse_position(key: &str, w: &mut Words) -> Result<Position, CliError> {
+    match key {
+        "head" => return Ok(Position::Head),
+        "tail" => return Ok(Position::Tail),
+        _ => {}
+    }
+    let what = format!("id N, pinned PATH, link PATH, head or tail after '{key}'");
+    let word = w.expect(&what)?;
+    let rel = match choose(&word, &["id", "pinned", "link", "head", "tail"], "position")? {
+        "head" => return Ok(Position::Head),
+        "tail" => return Ok(Position::Tail),
+        "id" => Relative::Id(number::<u32>(w, "a program id after 'id'")?),
+        "pinned" => Relative::Pinned(tc_path(&w.expect("a pinned program PATH")?)),
+        _ => Relative::Link(tc_path(&w.expect("a pinned link PATH")?)),
+    };
+    Ok(if key == "before" {
+        Position::Before(rel)
+    } else {
+        Position::After(rel)
+    })
 }
 
 /// The words after `bpf`, up to the end (a trailing `link PATH` is taken too).
 fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliError> {
     let mut direct_action = false;
     let mut classid = None;
+    let mut skip_flags = 0;
     let mut source: Option<ProgSource> = None;
     let mut actions = Vec::new();
+    let one_program =
+        "give one program: obj FILE, pinned PATH, bytecode CODE or bytecode-file FILE";
     while let Some(word) = w.next() {
+        // tc's `bytecode` takes any prefix (`byte`); `bytecode-file` is exact.
+        if word == "bytecode-file" || (!word.is_empty() && "bytecode".starts_with(word.as_str())) {
+            if source.is_some() {
+                return Err(CliError::usage(one_program));
+            }
+            let what = format!("'{word}'");
+            let text = w.expect(&format!("a classic program after {what}"))?;
+            source = Some(if word == "bytecode-file" {
+                ProgSource::ClassicFile(PathBuf::from(text))
+            } else {
+                ProgSource::Classic(
+                    parse_bytecode(&text).map_err(|e| CliError::usage(e.to_string()))?,
+                )
+            });
+            continue;
+        }
         let keys = [
             "da",
             "direct-action",
@@ -232,20 +334,31 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             "object-pinned",
             "fd",
             "action",
+            "police",
+            "skip_sw",
+            "skip_hw",
             "link",
         ];
         match choose(&word, &keys, "bpf option")? {
             "da" | "direct-action" => direct_action = true,
             "classid" | "flowid" => classid = Some(handle(w, "classid")?),
+            "skip_sw" => skip_flags |= cls_flags::SKIP_SW,
+            "skip_hw" => skip_flags |= cls_flags::SKIP_HW,
+            "police" => {
+                return Err(CliError::usage(
+                    "'police' is not supported: tcbpf does not build police actions (rate \
+                     tables); attach with tcbpf and police with tc, or use tc for the whole line",
+                ))
+            }
             "obj" | "object-file" => {
                 if source.is_some() {
-                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                    return Err(CliError::usage(one_program));
                 }
                 source = Some(ProgSource::Obj(parse_obj(w)?));
             }
             "pinned" | "object-pinned" | "fd" => {
                 if source.is_some() {
-                    return Err(CliError::usage("give one program: obj FILE or pinned PATH"));
+                    return Err(CliError::usage(one_program));
                 }
                 source = Some(ProgSource::Pinned(tc_path(
                     &w.expect("a bpffs path after 'pinned'")?,
@@ -253,7 +366,12 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             }
             "action" => {
                 let kind = w.expect("an action kind after 'action'")?;
-                choose(&kind, &["bpf"], "action kind")?;
+                if kind != "bpf" {
+                    return Err(CliError::usage(format!(
+                        "action '{kind}': tcbpf builds act_bpf actions only ('action bpf pinned \
+                         PATH'); gact, police, mirred and the other tc actions are tc's to build"
+                    )));
+                }
                 let how = w.expect("'pinned PATH' after 'action bpf'")?;
                 choose(&how, &["pinned", "object-pinned", "fd"], "action program")?;
                 actions.push(tc_path(&w.expect("a bpffs path after 'pinned'")?));
@@ -261,11 +379,18 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
     }
-    let source = source
-        .ok_or_else(|| CliError::usage("expected 'obj FILE' or 'pinned PATH' after 'bpf'"))?;
+    let source = source.ok_or_else(|| {
+        CliError::usage(
+            "expected 'obj FILE', 'pinned PATH', 'bytecode CODE' or 'bytecode-file FILE' after 'bpf'",
+        )
+    })?;
+    if skip_flags == cls_flags::SKIP_SW | cls_flags::SKIP_HW {
+        return Err(CliError::usage("give 'skip_sw' or 'skip_hw', not both"));
+    }
     Ok(BpfArgs {
         direct_action,
         classid,
+        skip_flags,
         source,
         actions,
     })
@@ -331,7 +456,7 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
     match (&a.bpf, needs_prog) {
         (None, true) => {
             return Err(CliError::usage(
-                "expected 'bpf … { obj FILE | pinned PATH }'",
+                "expected 'bpf … { obj FILE | pinned PATH | bytecode CODE | bytecode-file FILE }'",
             ))
         }
         (Some(_), false) => return Err(CliError::usage("'bpf …' only goes with add and replace")),
@@ -347,12 +472,41 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
             if b.classid.is_some() || !b.actions.is_empty() {
                 return Err(CliError::usage("tcx hooks take no classid or actions"));
             }
+            if b.skip_flags != 0 {
+                return Err(CliError::usage("tcx hooks take no skip_sw or skip_hw"));
+            }
+            if matches!(
+                b.source,
+                ProgSource::Classic(_) | ProgSource::ClassicFile(_)
+            ) {
+                return Err(CliError::usage(
+                    "tcx hooks take eBPF programs, not classic bytecode",
+                ));
+            }
         }
         if a.verb == Verb::Replace {
-            return Err(CliError::usage("tcx hooks take add and del, not replace"));
+            if a.link.is_none() {
+                return Err(CliError::usage(
+                    "replace on a tcx hook needs 'link PATH': the link whose program to swap",
+                ));
+            }
+            if a.position.is_some() || a.revision.is_some() {
+                return Err(CliError::usage(
+                    "replace keeps the link's position: no head, tail, before, after or revision",
+                ));
+            }
+        }
+        if (a.position.is_some() || a.revision.is_some()) && a.verb != Verb::Add {
+            return Err(CliError::usage(
+                "head, tail, before, after and revision go with add",
+            ));
         }
     } else if a.link.is_some() {
         return Err(CliError::usage("'link PATH' goes with tcx hooks only"));
+    } else if a.position.is_some() || a.revision.is_some() {
+        return Err(CliError::usage(
+            "head, tail, before, after and revision go with tcx hooks only",
+        ));
     }
     if let Some(b) = &a.bpf {
         if b.direct_action && b.classid.is_some() {
@@ -443,6 +597,12 @@ mod tests {
         assert_eq!(a.link, Some("/l".into()));
         assert!(parse("add dev v0 tcx egress pref 1 bpf pinned /p").is_err());
         assert!(parse("replace dev v0 tcx egress bpf pinned /p").is_err());
+        assert_eq!(
+            parse("replace dev v0 tcx egress bpf pinned /p link /l")
+                .unwrap()
+                .verb,
+            Verb::Replace
+        );
         assert!(parse("add dev v0 ingress bpf pinned /p link /l").is_err());
     }
 
@@ -483,6 +643,48 @@ mod tests {
             .message
             .contains("'30'"));
         assert_eq!(export(given), Some("/given".into()));
+    }
+
+    #[test]
+    fn tc_word_forms_parse_to_the_same_fields() {
+        let b = |l: &str| parse(l).unwrap().bpf.unwrap();
+        assert_eq!(
+            b("add dev v0 ingress bpf direct-action object-pinned /p").source,
+            b("add dev v0 ingress bpf da fd /p").source
+        );
+        let words = [
+            "add",
+            "dev",
+            "v0",
+            "ingress",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0",
+            "skip_hw",
+        ];
+        let c = parse_filter(&mut Words::new(words.map(String::from).to_vec()))
+            .unwrap()
+            .bpf
+            .unwrap();
+        assert_eq!(c.skip_flags, cls_flags::SKIP_HW);
+        assert!(matches!(c.source, ProgSource::Classic(ref i) if i.len() == 1));
+        let o = b("add dev v0 ingress bpf obj x.o sec tc program tc3");
+        match o.source {
+            ProgSource::Obj(o) => assert_eq!(o.program.as_deref(), Some("tc3")),
+            _ => panic!("obj"),
+        }
+        assert!(matches!(
+            b("add dev v0 ingress bpf bytecode-file /f").source,
+            ProgSource::ClassicFile(_)
+        ));
+        let msg = |l: &str| parse(l).unwrap_err().message;
+        assert!(msg("add dev v0 ingress bpf pinned /p skip_sw skip_hw").contains("not both"));
+        assert!(msg("add dev v0 ingress bpf pinned /p police rate 1mbit").contains("'police'"));
+        assert!(
+            msg("add dev v0 ingress bpf pinned /p action drop").contains("act_bpf actions only")
+        );
+        assert!(msg("add dev v0 ingress bpf pinned /p bytecode 1,6").contains("one program"));
+        assert!(msg("add dev v0 tcx ingress bpf bytecode-file /f").contains("classic"));
     }
 
     #[test]

@@ -19,7 +19,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use tcbpf::sys;
 use tcbpf::tc::action::{self, ActionSpec};
-use tcbpf::tc::filter::{self, FilterSelector, FilterSpec, Mode};
+use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
+use tcbpf::tc::filter::{self, FilterProg, FilterSelector, FilterSpec, Mode};
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
 
@@ -63,10 +64,17 @@ pub struct AttachTarget {
     pub direct_action: bool,
     /// `classid H:M`.
     pub classid: Option<TcHandle>,
+    /// `skip_sw` / `skip_hw`.
+    pub skip_flags: u32,
     /// `action bpf pinned PATH`…
     pub actions: Vec<PathBuf>,
-    /// `link PATH` for tcx (default under BPFFS/tc/links/).
+    /// `link PATH` for tcx (default under BPFFS/tc/links/); for replace,
+    /// the link whose program is swapped.
     pub link: Option<PathBuf>,
+    /// tcx: where on the hook (None: tail).
+    pub position: Option<args::Position>,
+    /// tcx: the hook revision the attach expects.
+    pub revision: Option<u64>,
 }
 
 /// The name tc shows for a pinned program: `BASENAME:[*fsobj]`.
@@ -88,10 +96,20 @@ pub fn attach_program(
     name: &str,
 ) -> Result<(), CliError> {
     let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
-    let parent = match target.hook {
-        Hook::Tcx(direction) => return tcx::attach(g, target, direction, prog).map_err(on_dev),
-        Hook::Parent(parent) => parent,
-    };
+    match target.hook {
+        Hook::Tcx(direction) => tcx::attach(g, target, direction, prog).map_err(on_dev),
+        Hook::Parent(parent) => attach_filter(target, parent, prog.into(), name),
+    }
+}
+
+/// Attaches a cls_bpf filter running `prog` (eBPF or classic) under `parent`.
+fn attach_filter(
+    target: &AttachTarget,
+    parent: TcHandle,
+    prog: FilterProg<'_>,
+    name: &str,
+) -> Result<(), CliError> {
+    let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
     let action_progs = target
         .actions
         .iter()
@@ -107,6 +125,7 @@ pub fn attach_program(
         chain: target.chain,
         prog,
         name: name.to_string(),
+        skip_flags: target.skip_flags,
         direct_action: target.direct_action,
         classid: target.classid,
         actions: action_progs
@@ -180,8 +199,11 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         chain: a.chain,
         direct_action: bpf.direct_action || matches!(a.hook, Hook::Tcx(_)),
         classid: bpf.classid,
+        skip_flags: bpf.skip_flags,
         actions: bpf.actions.clone(),
         link: a.link.clone(),
+        position: a.position.clone(),
+        revision: a.revision,
     };
     match &bpf.source {
         ProgSource::Obj(obj) => filter_obj::attach_object(g, &target, obj),
@@ -190,6 +212,26 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
                 .map_err(|e| CliError::from(e).context(format!("pinned '{}'", path.display())))?;
             attach_program(g, &target, prog.as_fd(), &pinned_name(path))
         }
+        ProgSource::Classic(insns) => attach_classic(&target, insns),
+        ProgSource::ClassicFile(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| CliError {
+                exit: exit_for_errno(e.raw_os_error()),
+                message: format!("bytecode-file '{}': {e}", file.display()),
+            })?;
+            let insns = parse_bytecode(&text)
+                .map_err(|e| CliError::usage(format!("bytecode-file '{}': {e}", file.display())))?;
+            attach_classic(&target, &insns)
+        }
+    }
+}
+
+/// Attaches a classic BPF program (tc sends it without a name).
+fn attach_classic(target: &AttachTarget, insns: &[ClassicInsn]) -> Result<(), CliError> {
+    match target.hook {
+        Hook::Parent(parent) => attach_filter(target, parent, FilterProg::Classic(insns), ""),
+        Hook::Tcx(_) => Err(CliError::usage(
+            "tcx hooks take eBPF programs, not classic bytecode",
+        )),
     }
 }
 
@@ -201,6 +243,9 @@ fn prog_details(id: u32) -> Option<show::ProgDetails> {
         name: info.name.clone(),
         tag: info.tag_hex(),
         jited: info.jited,
+        load_time: info.load_time,
+        created_by_uid: info.created_by_uid,
+        btf_id: info.btf_id,
     })
 }
 
@@ -217,6 +262,7 @@ fn show_filters(
         pref: a.pref.is_some(),
         protocol: a.protocol.is_some(),
         chain: a.chain.is_some(),
+        details: g.details,
     };
     if g.json {
         let list: Vec<Value> = entries

@@ -4,6 +4,7 @@
 //! out, as tc does. Pure formatting: program details come in from the caller.
 
 use serde_json::{json, Map, Value};
+use tcbpf::tc::classic::format_bytecode;
 use tcbpf::tc::filter::{cls_flags, FilterEntry};
 
 /// What the command line fixed, so the output leaves it out.
@@ -15,6 +16,8 @@ pub struct Given {
     pub protocol: bool,
     /// `chain N` was given.
     pub chain: bool,
+    /// `-d`: print the program's load time, creator and BTF id, as `tc -d`.
+    pub details: bool,
 }
 
 /// A program's details as `tc` prints them after `id N`.
@@ -26,6 +29,12 @@ pub struct ProgDetails {
     pub tag: String,
     /// True when the program is JIT-compiled.
     pub jited: bool,
+    /// Load time, nanoseconds since boot (0: unknown).
+    pub load_time: u64,
+    /// The uid that loaded it.
+    pub created_by_uid: u32,
+    /// Its BTF object (0: none).
+    pub btf_id: u32,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -79,6 +88,9 @@ pub fn text_line(
             s += "not_in_hw ";
         }
     }
+    if let Some(insns) = &o.classic {
+        s += &format!("bytecode '{}'", format_bytecode(insns));
+    }
     let mut shown = false;
     if let Some(id) = o.prog_id {
         s += &format!("id {id} ");
@@ -86,6 +98,17 @@ pub fn text_line(
             s += &format!("name {} tag {} ", d.name, d.tag);
             if d.jited {
                 s += "jited ";
+            }
+            if given.details {
+                if d.load_time != 0 {
+                    s += &format!(
+                        "load_time {} created_by_uid {} ",
+                        d.load_time, d.created_by_uid
+                    );
+                }
+                if d.btf_id != 0 {
+                    s += &format!("btf_id {} ", d.btf_id);
+                }
             }
             shown = true;
         }
@@ -146,6 +169,16 @@ pub fn json_entry(
             opt.insert("not_in_hw".into(), json!(true));
         }
     }
+    if let Some(insns) = &o.classic {
+        let list: Vec<Value> = insns
+            .iter()
+            .map(|i| json!({ "code": i.code, "jt": i.jt, "jf": i.jf, "k": i.k }))
+            .collect();
+        opt.insert(
+            "bytecode".into(),
+            json!({ "length": insns.len(), "insns": list }),
+        );
+    }
     let mut shown = false;
     if let Some(id) = o.prog_id {
         let mut prog = Map::new();
@@ -154,6 +187,15 @@ pub fn json_entry(
             prog.insert("name".into(), json!(d.name));
             prog.insert("tag".into(), json!(d.tag));
             prog.insert("jited".into(), json!(d.jited as u32));
+            if given.details {
+                if d.load_time != 0 {
+                    prog.insert("load_time".into(), json!(d.load_time));
+                    prog.insert("created_by_uid".into(), json!(d.created_by_uid));
+                }
+                if d.btf_id != 0 {
+                    prog.insert("btf_id".into(), json!(d.btf_id));
+                }
+            }
             shown = true;
         }
         opt.insert("prog".into(), Value::Object(prog));
@@ -190,6 +232,7 @@ mod tests {
                 prog_id: Some(100),
                 tag: Some(vec![0x38, 0x2e, 0x13, 0xed, 0x7b, 0x41, 0xb8, 0x3b]),
                 has_actions: false,
+                classic: None,
             }),
         }
     }
@@ -199,7 +242,40 @@ mod tests {
             name: "count_proto".into(),
             tag: "382e13ed7b41b83b".into(),
             jited: true,
+            load_time: 842009619431,
+            created_by_uid: 0,
+            btf_id: 379,
         })
+    }
+
+    #[test]
+    fn details_add_what_tc_d_adds() {
+        let d = Given {
+            details: true,
+            ..Default::default()
+        };
+        assert!(text_line(&entry(1), d, &details)
+            .ends_with("jited load_time 842009619431 created_by_uid 0 btf_id 379 "));
+        assert!(json_entry(&entry(1), d, &details)
+            .to_string()
+            .ends_with(r#""jited":1,"load_time":842009619431,"created_by_uid":0,"btf_id":379}}}"#));
+    }
+
+    #[test]
+    fn classic_programs_show_their_bytecode_as_tc() {
+        let mut e = entry(1);
+        let o = e.bpf.as_mut().unwrap();
+        (o.name, o.prog_id, o.tag) = (None, None, None);
+        o.classic =
+            Some(tcbpf::tc::classic::parse_bytecode("2,40 0 0 12,6 0 0 4294967295").unwrap());
+        assert_eq!(
+            text_line(&e, Given::default(), &details),
+            "filter protocol all pref 49152 bpf chain 0 handle 0x1 direct-action not_in_hw bytecode '2,40 0 0 12,6 0 0 4294967295'"
+        );
+        assert_eq!(
+            json_entry(&e, Given::default(), &details)["options"]["bytecode"].to_string(),
+            r#"{"length":2,"insns":[{"code":40,"jt":0,"jf":0,"k":12},{"code":6,"jt":0,"jf":0,"k":4294967295}]}"#
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! `filter add|del|show dev DEV tcx { ingress | egress } …`: tcx links,
-//! pinned so the attachment outlives the command (default pin
-//! `BPFFS/tc/links/tcx-DEV-DIR-LINKID`), detached and unpinned by `del`.
+//! `filter add|replace|del|show dev DEV tcx { ingress | egress } …`: tcx
+//! links, pinned so the attachment outlives the command (default pin
+//! `BPFFS/tc/links/tcx-DEV-DIR-LINKID`), placed at a position (head, tail,
+//! before/after a program or link) with an optional revision check,
+//! swapped in place by `replace … link PATH`, detached and unpinned by
+//! `del`, listed in run order with the hook's revision by `show`.
 
-use super::super::error::CliError;
+use super::super::error::{CliError, Exit};
 use super::super::output::Global;
+use super::args::{Position, Relative};
+use super::Mode;
 use super::{direction_word, prog_details, AttachTarget};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use tcbpf::sys::{self, link};
 use tcbpf::tc::bpffs;
@@ -34,7 +39,34 @@ pub fn attach(
             )));
         }
     }
-    let link_fd = tcx::attach(target.ifindex, direction, prog)?;
+    if target.mode == Mode::Replace {
+        return replace(g, target, direction, prog);
+    }
+    // Open what the position names before attaching anything.
+    let opened = match &target.position {
+        Some(Position::Before(r)) | Some(Position::After(r)) => Some(open_relative(r)?),
+        _ => None,
+    };
+    let relative = opened.as_ref().map(|o| match o {
+        Opened::Id(id) => tcx::Relative::ProgId(*id),
+        Opened::Prog(fd) => tcx::Relative::Prog(fd.as_fd()),
+        Opened::Link(fd) => tcx::Relative::Link(fd.as_fd()),
+    });
+    let anchor = match (&target.position, relative) {
+        (Some(Position::Head), _) => tcx::Anchor::Head,
+        (Some(Position::Before(_)), Some(r)) => tcx::Anchor::Before(r),
+        (Some(Position::After(_)), Some(r)) => tcx::Anchor::After(r),
+        _ => tcx::Anchor::Tail,
+    };
+    let link_fd = tcx::attach_at(target.ifindex, direction, prog, anchor, target.revision)
+        .map_err(|e| {
+            let stale = e.errno() == Some(libc::ESTALE);
+            let mut e = CliError::from(e);
+            if stale {
+                e.exit = Exit::Failure;
+            }
+            e
+        })?;
     let id = link::link_info(&link_fd)?.id;
     let pin = match &target.link {
         Some(p) => p.clone(),
@@ -49,6 +81,72 @@ pub fn attach(
         g.print_json(&json!({"link_id": id, "pinned": pin.display().to_string()}))?;
     } else {
         println!("tcx link {id} pinned at {}", pin.display());
+    }
+    Ok(())
+}
+
+/// What `before|after` names, opened.
+enum Opened {
+    Id(u32),
+    Prog(sys::ProgFd),
+    Link(sys::LinkFd),
+}
+
+fn open_relative(r: &Relative) -> Result<Opened, CliError> {
+    Ok(match r {
+        Relative::Id(id) => Opened::Id(*id),
+        Relative::Pinned(p) => Opened::Prog(
+            sys::obj::get_pinned_prog(p)
+                .map_err(|e| CliError::from(e).context(format!("pinned '{}'", p.display())))?,
+        ),
+        Relative::Link(p) => Opened::Link(
+            tcx::open_pinned(p)
+                .map_err(|e| CliError::from(e).context(format!("link '{}'", p.display())))?
+                .0,
+        ),
+    })
+}
+
+/// `replace … tcx DIR link PATH bpf PROG`: swaps the program behind the
+/// link pinned at PATH (which must be on this hook) in place.
+fn replace(
+    g: &Global,
+    target: &AttachTarget,
+    direction: Direction,
+    prog: BorrowedFd<'_>,
+) -> Result<(), CliError> {
+    let Some(path) = &target.link else {
+        return Err(CliError::usage("replace on a tcx hook needs 'link PATH'"));
+    };
+    let (link_fd, info) = tcx::open_pinned(path)?;
+    if info.ifindex != target.ifindex
+        || Direction::from_attach_type(info.attach_type) != Some(direction)
+    {
+        return Err(CliError::usage(format!(
+            "link '{}' is not attached to dev '{}' tcx {}",
+            path.display(),
+            target.dev,
+            direction_word(direction)
+        )));
+    }
+    tcx::update(&link_fd, prog)
+        .map_err(|e| CliError::from(e).context(format!("link '{}'", path.display())))?;
+    let now = link::link_info(&link_fd)?;
+    if g.json {
+        g.print_json(&json!({
+            "link_id": now.id,
+            "pinned": path.display().to_string(),
+            "old_prog_id": info.prog_id,
+            "prog_id": now.prog_id,
+        }))?;
+    } else {
+        println!(
+            "tcx link {} at {}: program {} replaced by {}",
+            now.id,
+            path.display(),
+            info.prog_id,
+            now.prog_id
+        );
     }
     Ok(())
 }
@@ -119,9 +217,36 @@ fn remove_pins_of(ids: &BTreeSet<u32>) {
     }
 }
 
-/// Lists the programs on the hook, in run order.
+/// The pins under BPFFS/tc/links (tcbpf's default link directory) and
+/// BPFFS/tc/chains/*/ (`chain apply`'s), by link id.
+fn known_pins() -> std::collections::BTreeMap<u32, PathBuf> {
+    let tc = bpffs::root().join("tc");
+    let mut dirs = vec![tc.join("links")];
+    if let Ok(rd) = std::fs::read_dir(tc.join("chains")) {
+        dirs.extend(rd.flatten().map(|e| e.path()));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok((_, info)) = tcx::open_pinned(&path) {
+                out.entry(info.id).or_insert(path);
+            }
+        }
+    }
+    out
+}
+
+/// Lists the programs on the hook in run order, each with its link (and
+/// the link's pin when it is under BPFFS/tc/links or tc/chains), then the hook's
+/// revision (text: a last line `revision N`; JSON: a `revision` key in
+/// each element).
 pub fn show(g: &Global, ifindex: u32, direction: Direction) -> Result<(), CliError> {
-    let attached = tcx::list(ifindex, direction)?;
+    let (attached, revision) = tcx::list_with_revision(ifindex, direction)?;
+    let pins = known_pins();
     let dir = direction_word(direction);
     if g.json {
         let list: Vec<Value> = attached
@@ -133,7 +258,12 @@ pub fn show(g: &Global, ifindex: u32, direction: Direction) -> Result<(), CliErr
                     prog["tag"] = json!(d.tag);
                     prog["jited"] = json!(d.jited as u32);
                 }
-                json!({"tcx": dir, "prog": prog, "link_id": p.link_id})
+                let mut v =
+                    json!({"tcx": dir, "prog": prog, "link_id": p.link_id, "revision": revision});
+                if let Some(pin) = pins.get(&p.link_id).filter(|_| p.link_id != 0) {
+                    v["pinned"] = json!(pin.display().to_string());
+                }
+                v
             })
             .collect();
         g.print_json(&Value::Array(list))?;
@@ -148,7 +278,13 @@ pub fn show(g: &Global, ifindex: u32, direction: Direction) -> Result<(), CliErr
             }
         }
         line += &format!("link {}", p.link_id);
+        if let Some(pin) = pins.get(&p.link_id).filter(|_| p.link_id != 0) {
+            line += &format!(" pinned {}", pin.display());
+        }
         println!("{line}");
+    }
+    if !attached.is_empty() {
+        println!("revision {revision}");
     }
     Ok(())
 }

@@ -1,0 +1,468 @@
+//! `tcbpf chain apply dev DEV tcx { ingress | egress } FILE`: make the tcx
+//! hook run the programs FILE lists, in that order, changing only what
+//! differs from what tcbpf attached for the chain before.
+//!
+//! The links tcbpf attaches for a chain are pinned under
+//! `BPFFS/tc/chains/DEV-DIR/` as `LINKID-KEY` (KEY says which entry: the
+//! object's SHA-1, section and function, or the pinned program's id), so a
+//! later apply knows them; programs anyone else attached are left where they
+//! are. Each object is loaded once, so its programs share its maps. New links
+//! go in with anchors (after the previous entry) and the hook's revision
+//! (`expected_revision`); a concurrent change (ESTALE) undoes what this
+//! attempt attached and starts again (5 attempts). Any other failure undoes
+//! this attempt's links: the hook is left as it was. Links no entry wants
+//! are detached last, once every new one is in place.
+//!
+//! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
+
+use super::error::{CliError, Exit};
+use super::obj::load_error;
+use super::output::Global;
+use super::words::{choose, is_help, Words};
+use serde_json::json;
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use tcbpf::load::{LoadOptions, LoadedObject};
+use tcbpf::sys::{self, link, LinkFd};
+use tcbpf::tc::chain::{parse_chain, ChainEntry, OwnedLink, Place, Plan};
+use tcbpf::tc::tcx::{self, Anchor, Direction, Relative};
+use tcbpf::tc::{bpffs, device, Socket};
+
+/// `tcbpf chain help`.
+pub const USAGE: &str = "\
+Usage: tcbpf [-j] [-n NETNS] chain apply dev DEV tcx { ingress | egress } FILE
+
+FILE lists programs in run order, one per line ('#' starts a comment):
+    obj FILE [ sec NAME ] [ program FUNC ]
+    pinned PATH
+apply makes the tcx hook run them in that order: links tcbpf attached for
+the chain before (pinned under BPFFS/tc/chains/DEV-DIR/) stay when still in
+order, new ones go in after the previous entry, with the hook's revision
+checked (a concurrent change is retried), and links the file no longer lists
+are detached last. Each object is loaded once: its programs share its maps.
+A failure leaves the hook as it was. Programs attached by others stay.
+";
+
+/// How many times a concurrent change of the hook restarts the apply.
+const ATTEMPTS: usize = 5;
+
+#[derive(Debug)]
+struct Args {
+    dev: String,
+    direction: Direction,
+    file: PathBuf,
+}
+
+fn parse(w: &mut Words) -> Result<Args, CliError> {
+    let verb = w.expect("'apply'")?;
+    choose(&verb, &["apply"], "chain command")?;
+    let (mut dev, mut direction, mut file) = (None, None, None);
+    while let Some(word) = w.next() {
+        match choose(&word, &["dev", "tcx"], "chain apply option").or_else(|e| {
+            if file.is_none() && direction.is_some() {
+                Ok("file")
+            } else {
+                Err(e)
+            }
+        })? {
+            "dev" => dev = Some(w.expect("a device after 'dev'")?),
+            "tcx" => {
+                let d = w.expect("ingress or egress after 'tcx'")?;
+                direction = Some(match choose(&d, &["ingress", "egress"], "tcx hook")? {
+                    "ingress" => Direction::Ingress,
+                    _ => Direction::Egress,
+                });
+            }
+            _ => file = Some(PathBuf::from(word)),
+        }
+    }
+    Ok(Args {
+        dev: dev.ok_or_else(|| CliError::usage("expected 'dev DEV'"))?,
+        direction: direction
+            .ok_or_else(|| CliError::usage("expected 'tcx { ingress | egress }'"))?,
+        file: file.ok_or_else(|| CliError::usage("expected the chain FILE"))?,
+    })
+}
+
+/// Runs `tcbpf chain …`.
+pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let args = parse(w)?;
+    let text = std::fs::read_to_string(&args.file).map_err(|e| CliError {
+        exit: super::error::exit_for_errno(e.raw_os_error()),
+        message: format!("chain file '{}': {e}", args.file.display()),
+    })?;
+    let entries = parse_chain(&text)
+        .map_err(|e| CliError::usage(format!("chain file '{}': {e}", args.file.display())))?;
+    let sock = Socket::open()?;
+    let ifindex = device::ifindex(&sock, &args.dev)?;
+    let hook = format!("dev '{}' tcx {}", args.dev, args.direction);
+    let resolved = resolve(&entries)?;
+    let dir = bpffs::root()
+        .join("tc")
+        .join("chains")
+        .join(format!("{}-{}", args.dev, args.direction));
+    bpffs::ensure_mounted(&bpffs::root())?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::from(e).context(format!("mkdir '{}'", dir.display())))?;
+    let mut retries = 0;
+    loop {
+        match attempt(ifindex, args.direction, &dir, &entries, &resolved) {
+            Ok(done) => {
+                return report(g, &args, &hook, done, retries);
+            }
+            Err(Attempt::Stale(e)) if retries + 1 < ATTEMPTS => {
+                retries += 1;
+                if g.verbose {
+                    eprintln!("tcbpf: {hook} changed meanwhile ({e}); retrying");
+                }
+            }
+            Err(Attempt::Stale(e)) | Err(Attempt::Failed(e)) => {
+                return Err(e.context(format!("chain apply on {hook} (the hook is as it was)")))
+            }
+        }
+    }
+}
+
+/// What each entry is: its key, its object group, and for objects the
+/// function to load.
+struct Resolved {
+    keys: Vec<String>,
+    groups: Vec<usize>,
+    /// For `obj` entries: the function name.
+    functions: Vec<Option<String>>,
+}
+
+/// Keys, groups and function names of the entries, from the files and pins
+/// (nothing loaded, nothing attached).
+fn resolve(entries: &[ChainEntry]) -> Result<Resolved, CliError> {
+    let mut keys = Vec::new();
+    let mut groups = Vec::new();
+    let mut functions = Vec::new();
+    let mut objects: HashMap<PathBuf, usize> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        match e {
+            ChainEntry::Obj {
+                file,
+                section,
+                program,
+            } => {
+                let bytes = std::fs::read(file).map_err(|err| CliError {
+                    exit: super::error::exit_for_errno(err.raw_os_error()),
+                    message: format!("'{}': {err}", file.display()),
+                })?;
+                let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(load_error)?;
+                let spec = tcbpf::object::ObjectSpec::parse(&file.display().to_string(), &bytes)
+                    .map_err(|e| load_error(e.into()))?;
+                let opts = LoadOptions {
+                    section: section.clone(),
+                    program: program.clone(),
+                    ..LoadOptions::default()
+                };
+                let p = &spec.programs
+                    [tcbpf::load::select_program(&spec, &opts).map_err(load_error)?];
+                keys.push(format!("obj:{}:{}:{}", id.sha1_hex, p.section, p.name));
+                let canon = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+                let n = objects.len();
+                groups.push(*objects.entry(canon).or_insert(n));
+                functions.push(Some(p.name.clone()));
+            }
+            ChainEntry::Pinned(path) => {
+                let path = bpffs::tc_path(&path.display().to_string());
+                let fd = sys::obj::get_pinned_prog(&path).map_err(|e| {
+                    CliError::from(e).context(format!("pinned '{}'", path.display()))
+                })?;
+                keys.push(format!("prog:{}", sys::info::prog_info(&fd)?.id));
+                groups.push(usize::MAX - i);
+                functions.push(None);
+            }
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            return Err(CliError::usage(format!(
+                "entry {} lists the same program as an earlier one",
+                i + 1
+            )));
+        }
+    }
+    Ok(Resolved {
+        keys,
+        groups,
+        functions,
+    })
+}
+
+/// A key as a file name: `/` and `%` percent-encoded.
+fn encode_key(key: &str) -> String {
+    key.replace('%', "%25").replace('/', "%2F")
+}
+
+fn decode_key(name: &str) -> String {
+    name.replace("%2F", "/").replace("%25", "%")
+}
+
+/// The links tcbpf owns on the hook (pins in `dir` named `LINKID-KEY` that
+/// are attached there); pins of links no longer attached anywhere are removed.
+fn owned_links(dir: &Path, ifindex: u32, direction: Direction) -> Vec<(OwnedLink, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, key)) = name.split_once('-') else {
+            continue;
+        };
+        let Ok((_, info)) = tcx::open_pinned(&path) else {
+            continue;
+        };
+        if info.ifindex == 0 {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if info.ifindex == ifindex
+            && Direction::from_attach_type(info.attach_type) == Some(direction)
+        {
+            out.push((
+                OwnedLink {
+                    link_id: info.id,
+                    key: decode_key(key),
+                },
+                path,
+            ));
+        }
+    }
+    out
+}
+
+enum Attempt {
+    /// The hook changed under us (ESTALE): undone, try again.
+    Stale(CliError),
+    /// Anything else: undone, give up.
+    Failed(CliError),
+}
+
+/// What an attempt did.
+struct Done {
+    kept: Vec<u32>,
+    attached: Vec<(u32, u32, String)>,
+    detached: Vec<u32>,
+    revision: u64,
+}
+
+/// One try: plan against the hook as it is, load, attach with revision
+/// checks, then detach what is no longer wanted.
+fn attempt(
+    ifindex: u32,
+    direction: Direction,
+    dir: &Path,
+    entries: &[ChainEntry],
+    r: &Resolved,
+) -> Result<Done, Attempt> {
+    let failed = |e: CliError| Attempt::Failed(e);
+    let (progs, mut revision) =
+        tcx::list_with_revision(ifindex, direction).map_err(|e| failed(e.into()))?;
+    let hook: Vec<u32> = progs.iter().map(|p| p.link_id).collect();
+    let owned = owned_links(dir, ifindex, direction);
+    let owned_only: Vec<OwnedLink> = owned.iter().map(|(o, _)| o.clone()).collect();
+    let plan = Plan::build(&hook, &owned_only, &r.keys, &r.groups);
+
+    // Load each object that has entries to attach, once, with all of them.
+    let mut loads: Vec<(usize, LoadedObject)> = Vec::new();
+    for &(i, _) in &plan.attach {
+        let g = r.groups[i];
+        if !matches!(entries[i], ChainEntry::Obj { .. }) || loads.iter().any(|(lg, _)| *lg == g) {
+            continue;
+        }
+        let names: Vec<String> = plan
+            .attach
+            .iter()
+            .filter(|(j, _)| r.groups[*j] == g)
+            .filter_map(|(j, _)| r.functions[*j].clone())
+            .collect();
+        let ChainEntry::Obj { file, .. } = &entries[i] else {
+            continue;
+        };
+        let opts = LoadOptions {
+            program: names.first().cloned(),
+            also_programs: names[1..].to_vec(),
+            ..LoadOptions::default()
+        };
+        let loaded = tcbpf::load::load_file(file, &opts).map_err(|e| failed(load_error(e)))?;
+        loads.push((g, loaded));
+    }
+
+    // Attach, each after the previous entry, at the revision we know.
+    let mut links: Vec<Option<LinkFd>> = (0..r.keys.len()).map(|_| None).collect();
+    for (i, k) in plan.kept.iter().enumerate() {
+        if let Some(id) = k {
+            links[i] = Some(sys::obj::link_by_id(*id).map_err(|e| failed(e.into()))?);
+        }
+    }
+    let mut new: Vec<(LinkFd, PathBuf, u32, u32, String)> = Vec::new();
+    let undo = |new: &mut Vec<(LinkFd, PathBuf, u32, u32, String)>| {
+        for (l, pin, ..) in new.drain(..) {
+            let _ = tcx::detach(&l);
+            let _ = std::fs::remove_file(pin);
+        }
+    };
+    for (i, place) in &plan.attach {
+        let pinned_fd;
+        let prog: std::os::fd::BorrowedFd<'_> = match &entries[*i] {
+            ChainEntry::Obj { .. } => {
+                let (_, loaded) = loads
+                    .iter()
+                    .find(|(g, _)| *g == r.groups[*i])
+                    .expect("every object to attach was loaded");
+                let name = r.functions[*i].as_deref().unwrap_or_default();
+                loaded
+                    .program(name)
+                    .expect("the loader loaded every function asked for")
+                    .fd
+                    .as_fd()
+            }
+            ChainEntry::Pinned(path) => {
+                let path = bpffs::tc_path(&path.display().to_string());
+                pinned_fd = match sys::obj::get_pinned_prog(&path) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        undo(&mut new);
+                        return Err(failed(CliError::from(e)));
+                    }
+                };
+                pinned_fd.as_fd()
+            }
+        };
+        let anchor = match place {
+            Place::Tail => Anchor::Tail,
+            Place::AfterEntry(j) => Anchor::After(Relative::Link(
+                links[*j]
+                    .as_ref()
+                    .expect("earlier entries are placed")
+                    .as_fd(),
+            )),
+            Place::BeforeLink(_) => Anchor::Before(Relative::Link(
+                links
+                    .iter()
+                    .flatten()
+                    .next()
+                    .expect("a kept link exists")
+                    .as_fd(),
+            )),
+        };
+        let l = match tcx::attach_at(ifindex, direction, prog, anchor, Some(revision)) {
+            Ok(l) => l,
+            Err(e) => {
+                let stale = e.errno() == Some(libc::ESTALE);
+                undo(&mut new);
+                let mut e = CliError::from(e).context(format!("entry {}", i + 1));
+                e.exit = Exit::Failure;
+                return Err(if stale { Attempt::Stale(e) } else { failed(e) });
+            }
+        };
+        revision += 1;
+        let info = match link::link_info(&l) {
+            Ok(info) => info,
+            Err(e) => {
+                let _ = tcx::detach(&l);
+                undo(&mut new);
+                return Err(failed(e.into()));
+            }
+        };
+        let pin = dir.join(format!("{}-{}", info.id, encode_key(&r.keys[*i])));
+        if let Err(e) = sys::obj::pin(&l, &pin) {
+            let _ = tcx::detach(&l);
+            undo(&mut new);
+            return Err(failed(CliError::from(e).context("pinning a chain link")));
+        }
+        let name = sys::info::prog_info(prog)
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let dup = sys::obj::link_by_id(info.id).map_err(|e| failed(e.into()))?;
+        links[*i] = Some(dup);
+        new.push((l, pin, info.id, info.prog_id, name));
+    }
+
+    // Every new link is in place: now detach what the chain no longer has.
+    let mut detached = Vec::new();
+    for id in &plan.detach {
+        if let Some((_, pin)) = owned.iter().find(|(o, _)| o.link_id == *id) {
+            if let Ok((l, _)) = tcx::open_pinned(pin) {
+                let _ = tcx::detach(&l);
+            }
+            let _ = std::fs::remove_file(pin);
+            detached.push(*id);
+        }
+    }
+    let (_, revision) =
+        tcx::list_with_revision(ifindex, direction).map_err(|e| failed(e.into()))?;
+    Ok(Done {
+        kept: plan.kept.iter().flatten().copied().collect(),
+        attached: new
+            .into_iter()
+            .map(|(_, _, link_id, prog_id, name)| (link_id, prog_id, name))
+            .collect(),
+        detached,
+        revision,
+    })
+}
+
+fn report(g: &Global, args: &Args, hook: &str, d: Done, retries: usize) -> Result<(), CliError> {
+    if g.json {
+        let attached: Vec<_> = d
+            .attached
+            .iter()
+            .map(|(l, p, n)| json!({"link_id": l, "prog_id": p, "name": n}))
+            .collect();
+        g.print_json(&json!({
+            "dev": args.dev,
+            "tcx": args.direction.to_string(),
+            "kept": d.kept,
+            "attached": attached,
+            "detached": d.detached,
+            "revision": d.revision,
+            "retries": retries,
+        }))?;
+    } else {
+        println!(
+            "chain on {hook}: {} kept, {} attached, {} detached, revision {}",
+            d.kept.len(),
+            d.attached.len(),
+            d.detached.len(),
+            d.revision
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Words {
+        Words::new(s.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn apply_words_parse_and_keys_survive_file_names() {
+        let a = parse(&mut words("apply dev v0 tcx egress /tmp/c.chain")).unwrap();
+        assert_eq!(
+            (a.dev.as_str(), a.direction, a.file.as_path()),
+            ("v0", Direction::Egress, Path::new("/tmp/c.chain"))
+        );
+        assert!(parse(&mut words("apply dev v0 /f")).is_err());
+        assert!(parse(&mut words("apply tcx ingress /f"))
+            .unwrap_err()
+            .message
+            .contains("dev DEV"));
+        let key = "obj:abc:1/0:f%x";
+        assert!(!encode_key(key).contains('/'));
+        assert_eq!(decode_key(&encode_key(key)), key);
+    }
+}
