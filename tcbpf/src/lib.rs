@@ -12,6 +12,7 @@
 
 pub mod btf;
 pub mod exec;
+pub mod keeper;
 pub mod load;
 pub mod object;
 pub mod scm;

@@ -3,6 +3,7 @@
 //! ```text
 //! tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]…
 //!                           [ run CMD [ ARGS… ] ]
+//! tcbpf exec bpf import keeper SOCK [ set NAME ] [ map NAME ]… [ ro ] [ run CMD … ]
 //! tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ]
 //! tcbpf exec bpf debug
 //! ```
@@ -26,6 +27,8 @@ use tcbpf::scm::{self, ReceiveOptions, Received, Receiver};
 pub const USAGE: &str = "\
 Usage: tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]...
                               [ run CMD [ ARGS... ] ]
+       tcbpf exec bpf import keeper SOCK [ set NAME ] [ map NAME ]... [ ro ]
+                              [ run CMD [ ARGS... ] ]
        tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ] [ verbose ]
        tcbpf exec bpf debug
 
@@ -39,6 +42,8 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          other senders' datagrams are dropped with a warning. 'timeout SECS'
          gives up waiting; SIGINT/SIGTERM while waiting remove UDS and fail.
          With -j, print what was received as JSON instead of running CMD.
+         'import keeper SOCK' gets the maps from a keeper instead (see
+         'tcbpf keeper help'), with the same environment.
 graft    load a program and place it in a pinned program array.
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
          tracefs at /sys/kernel/tracing when it is not mounted.
@@ -144,6 +149,10 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
 }
 
 fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if w.peek() == Some("keeper") {
+        w.next();
+        return super::keeper::import(g, w);
+    }
     let mut args = parse_import(w)?;
     // The maps are for the command this process becomes: receive them
     // inheritable rather than clearing close-on-exec one by one.
@@ -176,7 +185,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
 }
 
 /// What `import -j` prints.
-fn received_json(r: &Received) -> serde_json::Value {
+pub(super) fn received_json(r: &Received) -> serde_json::Value {
     let maps: Vec<serde_json::Value> = r
         .maps
         .iter()

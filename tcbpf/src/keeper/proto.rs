@@ -1,0 +1,597 @@
+//! The keeper's request/reply protocol as bytes and back (see the module
+//! doc of [`crate::keeper`] for the layout). Pure: no sockets, no
+//! descriptors; every size is bounded and every malformed message is an
+//! error naming what was wrong.
+
+use std::fmt;
+
+/// First four bytes of every request and reply.
+pub const MAGIC: [u8; 4] = *b"TCBK";
+/// Protocol version.
+pub const VERSION: u8 = 1;
+/// Bytes of the request header.
+pub const REQUEST_HEADER_LEN: usize = 8;
+/// Bytes of the reply header.
+pub const REPLY_HEADER_LEN: usize = 8;
+/// The largest request the keeper reads; a longer one is refused.
+pub const MAX_REQUEST_LEN: usize = 4096;
+/// Map names one request may name at most.
+pub const MAX_MAP_NAMES: usize = 64;
+/// Bytes of one name (set or map) at most.
+pub const MAX_NAME_LEN: usize = 255;
+/// Bytes of text one list/status reply message carries at most.
+pub const MAX_TEXT_CHUNK: usize = 16 * 1024;
+/// The largest reply message: a text chunk (a map chunk is smaller).
+pub const MAX_REPLY_LEN: usize = REPLY_HEADER_LEN + MAX_TEXT_CHUNK;
+/// Reply flag: the maps are read-only descriptors.
+pub const FLAG_READ_ONLY: u8 = 1;
+/// Reply flag: more text follows in the next message.
+pub const FLAG_MORE: u8 = 2;
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// The sets and maps the client may see.
+    List = 1,
+    /// A set (or some of its maps) as descriptors.
+    Get = 2,
+    /// The list plus counters and recent clients.
+    Status = 3,
+}
+
+/// The access a `get` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// As much as the policy allows (read-write when allowed).
+    #[default]
+    Best = 0,
+    /// Read-only descriptors, even when more is allowed.
+    ReadOnly = 1,
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// What it asks for (`None` never travels: decode refuses it).
+    pub op: Option<Op>,
+    /// The access asked for.
+    pub access: Access,
+    /// The set; empty for "the only set, or the one holding the maps".
+    pub set: String,
+    /// Map names (kernel name, or as `BPF_MAP_<NAME>` spells it); empty
+    /// for every map of the set.
+    pub maps: Vec<String>,
+}
+
+impl Request {
+    /// A request for `op` on `set` (may be empty) and `maps`.
+    pub fn new(op: Op, set: &str, maps: &[String], access: Access) -> Request {
+        Request {
+            op: Some(op),
+            access,
+            set: set.to_string(),
+            maps: maps.to_vec(),
+        }
+    }
+}
+
+/// Reply status, the first thing a client checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The request was served.
+    Ok = 0,
+    /// No such set or map.
+    NotFound = 1,
+    /// The request is malformed or too large.
+    BadRequest = 2,
+    /// The policy does not allow it.
+    Denied = 3,
+    /// The keeper failed (a system call).
+    Failure = 4,
+}
+
+impl Status {
+    fn from_u8(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Ok,
+            1 => Status::NotFound,
+            2 => Status::BadRequest,
+            3 => Status::Denied,
+            4 => Status::Failure,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded reply header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyHeader {
+    /// The outcome.
+    pub status: Status,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+}
+
+/// Why bytes are not a valid request or reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoError(pub String);
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+fn bad(msg: impl Into<String>) -> ProtoError {
+    ProtoError(msg.into())
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), ProtoError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad(format!(
+            "{what} is {} bytes, more than {MAX_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if name.bytes().any(|b| b == 0 || b == b'\t' || b == b'\n') {
+        return Err(bad(format!("{what} holds a NUL, tab or newline byte")));
+    }
+    Ok(())
+}
+
+/// The bytes of `req`; fails when a name or the count is out of bounds.
+pub fn encode_request(req: &Request) -> Result<Vec<u8>, ProtoError> {
+    let op = req.op.ok_or_else(|| bad("request has no operation"))?;
+    if req.maps.len() > MAX_MAP_NAMES {
+        return Err(bad(format!(
+            "{} map names in one request, more than {MAX_MAP_NAMES}",
+            req.maps.len()
+        )));
+    }
+    check_name("set name", &req.set)?;
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION, op as u8, req.access as u8, req.maps.len() as u8]);
+    out.extend_from_slice(req.set.as_bytes());
+    out.push(0);
+    for m in &req.maps {
+        check_name("map name", m)?;
+        if m.is_empty() {
+            return Err(bad("empty map name"));
+        }
+        out.extend_from_slice(m.as_bytes());
+        out.push(0);
+    }
+    if out.len() > MAX_REQUEST_LEN {
+        return Err(bad(format!(
+            "request of {} bytes is larger than {MAX_REQUEST_LEN}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Parses a request; anything malformed, unknown or trailing is an error.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtoError> {
+    if bytes.len() > MAX_REQUEST_LEN {
+        return Err(bad(format!(
+            "request of {} bytes is larger than {MAX_REQUEST_LEN}",
+            bytes.len()
+        )));
+    }
+    if bytes.len() < REQUEST_HEADER_LEN {
+        return Err(bad(format!(
+            "request of {} bytes is shorter than its {REQUEST_HEADER_LEN}-byte header",
+            bytes.len()
+        )));
+    }
+    if bytes[..4] != MAGIC {
+        return Err(bad("request does not start with the keeper's magic 'TCBK'"));
+    }
+    if bytes[4] != VERSION {
+        return Err(bad(format!(
+            "request version {} (this keeper speaks {VERSION})",
+            bytes[4]
+        )));
+    }
+    let op = match bytes[5] {
+        1 => Op::List,
+        2 => Op::Get,
+        3 => Op::Status,
+        n => return Err(bad(format!("unknown operation {n}"))),
+    };
+    let access = match bytes[6] {
+        0 => Access::Best,
+        1 => Access::ReadOnly,
+        n => return Err(bad(format!("unknown access {n}"))),
+    };
+    let count = usize::from(bytes[7]);
+    if count > MAX_MAP_NAMES {
+        return Err(bad(format!(
+            "{count} map names in one request, more than {MAX_MAP_NAMES}"
+        )));
+    }
+    let mut rest = &bytes[REQUEST_HEADER_LEN..];
+    let mut take = |what: &str| -> Result<String, ProtoError> {
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| bad(format!("{what} is not NUL-terminated")))?;
+        let name = std::str::from_utf8(&rest[..end])
+            .map_err(|_| bad(format!("{what} is not UTF-8")))?
+            .to_string();
+        check_name(what, &name)?;
+        rest = &rest[end + 1..];
+        Ok(name)
+    };
+    let set = take("set name")?;
+    let mut maps = Vec::with_capacity(count);
+    for i in 0..count {
+        let m = take(&format!("map name {i}"))?;
+        if m.is_empty() {
+            return Err(bad(format!("map name {i} is empty")));
+        }
+        maps.push(m);
+    }
+    if !rest.is_empty() {
+        return Err(bad(format!("{} bytes after the last name", rest.len())));
+    }
+    if op != Op::Get && (!maps.is_empty() || access != Access::Best) {
+        return Err(bad("only 'get' takes map names or an access"));
+    }
+    Ok(Request {
+        op: Some(op),
+        access,
+        set,
+        maps,
+    })
+}
+
+/// A reply message: header then `body`.
+pub fn encode_reply(status: Status, flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(REPLY_HEADER_LEN + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION, status as u8, flags, 0]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Splits a reply message into its header and body.
+pub fn decode_reply(bytes: &[u8]) -> Result<(ReplyHeader, &[u8]), ProtoError> {
+    if bytes.len() < REPLY_HEADER_LEN {
+        return Err(bad(format!(
+            "reply of {} bytes is shorter than its {REPLY_HEADER_LEN}-byte header",
+            bytes.len()
+        )));
+    }
+    if bytes[..4] != MAGIC || bytes[4] != VERSION {
+        return Err(bad("reply is not from a keeper of protocol version 1"));
+    }
+    let status = Status::from_u8(bytes[5])
+        .ok_or_else(|| bad(format!("unknown reply status {}", bytes[5])))?;
+    Ok((
+        ReplyHeader {
+            status,
+            flags: bytes[6],
+        },
+        &bytes[REPLY_HEADER_LEN..],
+    ))
+}
+
+/// Cuts `text` into bodies of at most [`MAX_TEXT_CHUNK`] bytes at line
+/// ends (a longer line is cut where it must be).
+pub fn text_chunks(text: &str) -> Vec<&[u8]> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while bytes.len() - start > MAX_TEXT_CHUNK {
+        let window = &bytes[start..start + MAX_TEXT_CHUNK];
+        let cut = window
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(MAX_TEXT_CHUNK, |i| i + 1);
+        out.push(&bytes[start..start + cut]);
+        start += cut;
+    }
+    out.push(&bytes[start..]);
+    out
+}
+
+/// One set as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetInfo {
+    /// The set's name (the exporting object's file name).
+    pub name: String,
+    /// The object name as the exporter sent it.
+    pub object: String,
+    /// `st_dev` and `st_ino` the exporter sent.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+    /// What the asking client may get: `rw`, `ro`.
+    pub access: String,
+    /// Seconds since the epoch when the set arrived.
+    pub imported: u64,
+    /// Its maps.
+    pub maps: Vec<MapInfoLine>,
+}
+
+/// One map of a set as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapInfoLine {
+    /// The entry id (`BPF_MAP<id>`).
+    pub id: u32,
+    /// The kernel's map id.
+    pub map_id: u32,
+    /// Map type name (`hash`, `prog_array`…).
+    pub map_type: String,
+    /// Key size.
+    pub key_size: u32,
+    /// Value size.
+    pub value_size: u32,
+    /// Max entries.
+    pub max_entries: u32,
+    /// Map flags.
+    pub flags: u32,
+    /// The kernel's map name.
+    pub name: String,
+}
+
+/// A client the keeper served recently.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientLine {
+    /// Its process id.
+    pub pid: i32,
+    /// Its user id.
+    pub uid: u32,
+    /// The set it got.
+    pub set: String,
+    /// `rw` or `ro`.
+    pub access: String,
+    /// How many maps it got.
+    pub maps: u32,
+    /// True while its process still runs (it may hold the maps).
+    pub alive: bool,
+}
+
+/// A whole listing (`list`) or status (`status`: with counters and
+/// clients).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// The sets.
+    pub sets: Vec<SetInfo>,
+    /// Counters (`served`, `refused`, `imports`…), in order.
+    pub counters: Vec<(String, u64)>,
+    /// Recent clients.
+    pub clients: Vec<ClientLine>,
+}
+
+/// Tabs and newlines cannot appear in a field: shown as `?`.
+fn field(s: &str) -> String {
+    s.replace(['\t', '\n'], "?")
+}
+
+/// The text of a listing: one tab-separated line per set (`set`), map
+/// (`map`), counter (`stat`) and client (`client`).
+pub fn encode_listing(l: &Listing) -> String {
+    let mut out = String::new();
+    for s in &l.sets {
+        out.push_str(&format!(
+            "set\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            field(&s.name),
+            field(&s.object),
+            s.dev,
+            s.ino,
+            s.access,
+            s.imported
+        ));
+        for m in &s.maps {
+            out.push_str(&format!(
+                "map\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                m.id,
+                m.map_id,
+                field(&m.map_type),
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.flags,
+                field(&m.name)
+            ));
+        }
+    }
+    for (k, v) in &l.counters {
+        out.push_str(&format!("stat\t{}\t{v}\n", field(k)));
+    }
+    for c in &l.clients {
+        out.push_str(&format!(
+            "client\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            c.pid,
+            c.uid,
+            field(&c.set),
+            c.access,
+            c.maps,
+            u8::from(c.alive)
+        ));
+    }
+    out
+}
+
+/// Parses the text of [`encode_listing`].
+pub fn decode_listing(text: &str) -> Result<Listing, ProtoError> {
+    fn num<T: std::str::FromStr>(line: usize, what: &str, s: &str) -> Result<T, ProtoError> {
+        s.parse()
+            .map_err(|_| bad(format!("listing line {line}: {what} '{s}' is not a number")))
+    }
+    let mut l = Listing::default();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let f: Vec<&str> = line.split('\t').collect();
+        match (f[0], f.len()) {
+            ("set", 7) => l.sets.push(SetInfo {
+                name: f[1].into(),
+                object: f[2].into(),
+                dev: num(n, "dev", f[3])?,
+                ino: num(n, "ino", f[4])?,
+                access: f[5].into(),
+                imported: num(n, "time", f[6])?,
+                maps: Vec::new(),
+            }),
+            ("map", 9) => {
+                let set = l
+                    .sets
+                    .last_mut()
+                    .ok_or_else(|| bad(format!("listing line {n}: map before any set")))?;
+                set.maps.push(MapInfoLine {
+                    id: num(n, "id", f[1])?,
+                    map_id: num(n, "map id", f[2])?,
+                    map_type: f[3].into(),
+                    key_size: num(n, "key size", f[4])?,
+                    value_size: num(n, "value size", f[5])?,
+                    max_entries: num(n, "max entries", f[6])?,
+                    flags: num(n, "flags", f[7])?,
+                    name: f[8].into(),
+                });
+            }
+            ("stat", 3) => l.counters.push((f[1].into(), num(n, "counter", f[2])?)),
+            ("client", 7) => l.clients.push(ClientLine {
+                pid: num(n, "pid", f[1])?,
+                uid: num(n, "uid", f[2])?,
+                set: f[3].into(),
+                access: f[4].into(),
+                maps: num(n, "maps", f[5])?,
+                alive: f[6] == "1",
+            }),
+            _ => return Err(bad(format!("listing line {n} is not understood: {line:?}"))),
+        }
+    }
+    Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips_with_set_maps_and_access() {
+        let r = Request::new(
+            Op::Get,
+            "verdict.o",
+            &["stats".into(), "blocked_ports".into()],
+            Access::ReadOnly,
+        );
+        let bytes = encode_request(&r).unwrap();
+        assert_eq!(&bytes[..8], b"TCBK\x01\x02\x01\x02");
+        assert_eq!(decode_request(&bytes).unwrap(), r);
+        let list = Request::new(Op::List, "", &[], Access::Best);
+        assert_eq!(
+            decode_request(&encode_request(&list).unwrap()).unwrap(),
+            list
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_the_reason() {
+        let good =
+            encode_request(&Request::new(Op::Get, "s", &["m".into()], Access::Best)).unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![], "shorter"),
+            (b"XXXX\x01\x02\x00\x00\x00".to_vec(), "magic"),
+            (b"TCBK\x09\x02\x00\x00\x00".to_vec(), "version"),
+            (b"TCBK\x01\x09\x00\x00\x00".to_vec(), "unknown operation"),
+            (b"TCBK\x01\x02\x07\x00\x00".to_vec(), "unknown access"),
+            (b"TCBK\x01\x02\x00\xff\x00".to_vec(), "more than 64"),
+            (b"TCBK\x01\x02\x00\x00abc".to_vec(), "not NUL-terminated"),
+            (
+                b"TCBK\x01\x02\x00\x01s\x00".to_vec(),
+                "map name 0 is not NUL",
+            ),
+            (
+                b"TCBK\x01\x02\x00\x01s\x00\x00".to_vec(),
+                "map name 0 is empty",
+            ),
+            (b"TCBK\x01\x02\x00\x00\xff\xfe\x00".to_vec(), "not UTF-8"),
+            (b"TCBK\x01\x02\x00\x00a\tb\x00".to_vec(), "tab"),
+            (
+                [good.clone(), b"x".to_vec()].concat(),
+                "after the last name",
+            ),
+            (b"TCBK\x01\x01\x01\x00\x00".to_vec(), "only 'get'"),
+            (vec![b'T'; MAX_REQUEST_LEN + 1], "larger than"),
+        ];
+        for (bytes, needle) in cases {
+            let e = decode_request(&bytes).unwrap_err();
+            assert!(e.0.contains(needle), "{needle}: {e}");
+        }
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(encode_request(&Request::new(Op::Get, &long, &[], Access::Best)).is_err());
+    }
+
+    #[test]
+    fn reply_header_round_trips_and_rejects_garbage() {
+        let b = encode_reply(Status::Denied, FLAG_READ_ONLY, b"no");
+        let (h, body) = decode_reply(&b).unwrap();
+        assert_eq!(
+            (h.status, h.flags, body),
+            (Status::Denied, FLAG_READ_ONLY, &b"no"[..])
+        );
+        assert!(decode_reply(b"TCBK").is_err());
+        assert!(decode_reply(b"TCBK\x01\x09\x00\x00").is_err());
+        assert!(decode_reply(b"HTTP/1.1 200").is_err());
+    }
+
+    #[test]
+    fn text_is_cut_at_line_ends_into_bounded_chunks() {
+        let line = format!("{}\n", "a".repeat(99));
+        let text = line.repeat(400); // 40,000 bytes
+        let chunks = text_chunks(&text);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks
+            .iter()
+            .all(|c| c.len() <= MAX_TEXT_CHUNK && c.ends_with(b"\n")));
+        assert_eq!(chunks.concat(), text.as_bytes());
+        assert_eq!(text_chunks(""), vec![&b""[..]]);
+    }
+
+    #[test]
+    fn listing_round_trips_and_escapes_tabs() {
+        let l = Listing {
+            sets: vec![SetInfo {
+                name: "a\tb.o".into(),
+                object: "bpf/a.o".into(),
+                dev: 1,
+                ino: 2,
+                access: "ro".into(),
+                imported: 1700000000,
+                maps: vec![MapInfoLine {
+                    id: 3,
+                    map_id: 44,
+                    map_type: "hash".into(),
+                    key_size: 4,
+                    value_size: 8,
+                    max_entries: 16,
+                    flags: 1,
+                    name: "stats".into(),
+                }],
+            }],
+            counters: vec![("served".into(), 5)],
+            clients: vec![ClientLine {
+                pid: 9,
+                uid: 65534,
+                set: "a?b.o".into(),
+                access: "ro".into(),
+                maps: 1,
+                alive: true,
+            }],
+        };
+        let text = encode_listing(&l);
+        let back = decode_listing(&text).unwrap();
+        assert_eq!(back.sets[0].name, "a?b.o");
+        assert_eq!(back.sets[0].maps, l.sets[0].maps);
+        assert_eq!(back.counters, l.counters);
+        assert_eq!(back.clients, l.clients);
+        assert!(decode_listing("map\t1\t2\t3\t4\t5\t6\t7\tx").is_err());
+        assert!(decode_listing("bogus").is_err());
+    }
+}
