@@ -244,3 +244,82 @@ fn keeper_send_hands_a_set_to_the_real_tc_exec_bpf_import() {
     assert_eq!(w.net.send_udp(BLOCKED, 10), 0, "tc's script blocked it");
     assert_eq!(w.net.send_udp(OPEN, 10), 10);
 }
+
+#[test]
+fn restart_with_state_keeps_the_maps_and_the_tail_calls() {
+    let w = World::new();
+    let link = w.net.b.ip(&["link", "show", "v1"]);
+    let mac = link
+        .split_whitespace()
+        .skip_while(|x| *x != "link/ether")
+        .nth(1)
+        .expect("v1's MAC");
+    w.net
+        .a
+        .ip(&["neigh", "replace", ADDR_B, "lladdr", mac, "dev", "v0"]);
+    let state = w.fs.join("keeper-state");
+    let sock = w.dir.join("k");
+    let state_arg = state.to_str().unwrap().to_string();
+    let mut k = KeeperProc::start(&sock, &["state", &state_arg], &w.fs.path);
+    w.attach_and_export(&w.net.b, "v1", "tailcall.o", &k.import);
+    k.wait_for_set("tailcall.o");
+    let ids = |k: &KeeperProc| -> Vec<u32> {
+        let l = tcbpf::keeper::Client::connect(&k.sock)
+            .unwrap()
+            .list()
+            .unwrap();
+        l.sets[0].maps.iter().map(|m| m.map_id).collect()
+    };
+    let before_ids = ids(&k);
+    assert!(state.join("tailcall%2eo").is_dir(), "the set is pinned");
+    let out = k.stop();
+    assert!(out.status.success());
+
+    // Restarted on the same state: the same kernel maps, and the tail
+    // calls never stopped.
+    let k = KeeperProc::start(&sock, &["state", &state_arg], &w.fs.path);
+    k.wait_for_set("tailcall.o");
+    assert_eq!(ids(&k), before_ids, "the same maps after the restart");
+    let prog_id = prog_id_in(&tc(&w.net.b, "filter show dev v1 ingress"));
+    let traces = map_of_prog(prog_id, "trace");
+    let before = trace(&traces, 3);
+    w.net.send_udp(7501, 10);
+    let ran = trace(&traces, 3) - before;
+    assert!(ran >= 40, "tail calls ran {ran} times after the restart");
+    // A client gets the restored set with its entry ids.
+    let env = env_vars(&ok(tcbpf_cmd(&[
+        "exec",
+        "bpf",
+        "import",
+        "keeper",
+        k.sock.to_str().unwrap(),
+        "run",
+        "env",
+    ])));
+    assert_eq!(env["BPF_NUM_MAPS"], before_ids.len().to_string());
+    assert!(env.contains_key("BPF_MAP_JMP_TABLE"), "{env:?}");
+
+    // A second export of the same name replaces the set and its pins,
+    // leaving no half-written directory.
+    let (a, a_id) = counter_hash(&format!("kr{}", next_id()), 1, 1);
+    let (b, b_id) = counter_hash(&format!("kr{}", next_id()), 1, 2);
+    k.export_map(a_id, "other.o");
+    k.export_map(b_id, "other.o");
+    drop((a, b));
+    let l = tcbpf::keeper::Client::connect(&k.sock)
+        .unwrap()
+        .list()
+        .unwrap();
+    let other = l.sets.iter().find(|s| s.name == "other.o").unwrap();
+    assert_eq!(other.maps[0].map_id, b_id, "the later export replaced it");
+    let mut entries: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["other%2eo", "tailcall%2eo"]);
+    assert_eq!(
+        std::fs::read_dir(state.join("other%2eo")).unwrap().count(),
+        1
+    );
+}

@@ -2,7 +2,8 @@
 //! file's name, holding every map descriptor (so program arrays stay
 //! populated); a later export under the same name replaces it. With a
 //! state directory on a bpffs, every set is also pinned there
-//! (`DIR/<set>/<position>-<entry id>`) and picked up again at start.
+//! (`DIR/<set>/<position>-<entry id>`, the set name escaped as
+//! [`dir_name`] says) and picked up again at start.
 //!
 //! It holds and pins descriptors; it does not speak to clients (that is
 //! `server`) nor decide who may see what (`policy`).
@@ -136,13 +137,15 @@ pub struct Store {
 
 impl Store {
     /// An empty store; with `state`, the sets pinned there are picked up
-    /// (`state` must be a directory on a bpffs).
+    /// (`state` must be a directory on a bpffs; it is created when absent).
     pub fn open(state: Option<&Path>) -> Result<Store, String> {
         let mut store = Store {
             sets: BTreeMap::new(),
             state: state.map(Path::to_path_buf),
         };
         if let Some(dir) = state {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("state directory {}: {e}", dir.display()))?;
             if !sys::fs::is_bpffs(dir) {
                 return Err(format!(
                     "state directory {} is not on a bpffs (mount one or pick a directory under /sys/fs/bpf)",
@@ -206,20 +209,23 @@ impl Store {
             .collect();
         names.sort();
         for n in &names {
-            if let Some(set) = n.strip_prefix(".old-") {
+            if let Some(set) = n.strip_prefix(OLD) {
                 // Crashed between the two renames: the new set is at
                 // `.new-` or already in place; the old one is garbage
                 // unless nothing replaced it.
                 let live = dir.join(set);
                 if live.exists() {
                     remove_pins(&dir.join(n));
-                } else if dir.join(format!(".new-{set}")).exists() {
-                    let _ = std::fs::rename(dir.join(format!(".new-{set}")), &live);
+                } else if dir.join(format!("{NEW}{set}")).exists() {
+                    let _ = std::fs::rename(dir.join(format!("{NEW}{set}")), &live);
                     remove_pins(&dir.join(n));
                 } else {
                     let _ = std::fs::rename(dir.join(n), &live);
                 }
-            } else if n.starts_with(".new-") && !dir.join(format!(".old-{}", &n[5..])).exists() {
+            } else if n
+                .strip_prefix(NEW)
+                .is_some_and(|s| !dir.join(format!("{OLD}{s}")).exists())
+            {
                 // Crashed before the new set was complete: drop it.
                 remove_pins(&dir.join(n));
             }
@@ -230,22 +236,63 @@ impl Store {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            if name.starts_with('.') || !e.path().is_dir() {
+            if name.starts_with(NEW) || name.starts_with(OLD) || !e.path().is_dir() {
                 continue;
             }
-            let set = read_set(&e.path(), &name)?;
-            self.sets.insert(name, set);
+            let Some(set_name) = decode_dir_name(&name) else {
+                continue;
+            };
+            let set = read_set(&e.path(), &set_name)?;
+            self.sets.insert(set_name, set);
         }
         Ok(())
     }
 }
 
+/// Prefix of a set directory being written.
+const NEW: &str = "new~";
+/// Prefix of a set directory being replaced.
+const OLD: &str = "old~";
+
+/// A set name as a bpffs directory name: bpffs refuses names holding a
+/// `.`, so `.`, `%`, `~` and `/` are written `%XX` (`verdict.o` →
+/// `verdict%2eo`); the `new~`/`old~` prefixes cannot clash.
+pub fn dir_name(set: &str) -> String {
+    let mut out = String::with_capacity(set.len() + 4);
+    for c in set.chars() {
+        match c {
+            '.' | '%' | '~' | '/' => out.push_str(&format!("%{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The set name a directory name holds (see [`dir_name`]).
+pub fn decode_dir_name(dir: &str) -> Option<String> {
+    let bytes = dir.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Pins `set` as `dir/<set>/<position>-<entry id>`, replacing what was
 /// there by two renames (so a crash leaves the old or the new set whole).
 fn pin_set(dir: &Path, set: &Set) -> Result<(), String> {
-    let fresh = dir.join(format!(".new-{}", set.name));
-    let old = dir.join(format!(".old-{}", set.name));
-    let live = dir.join(&set.name);
+    let encoded = dir_name(&set.name);
+    let fresh = dir.join(format!("{NEW}{encoded}"));
+    let old = dir.join(format!("{OLD}{encoded}"));
+    let live = dir.join(&encoded);
     remove_pins(&fresh);
     std::fs::create_dir(&fresh).map_err(|e| format!("state: mkdir {}: {e}", fresh.display()))?;
     for (i, m) in set.maps.iter().enumerate() {
@@ -317,6 +364,18 @@ fn remove_pins(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_names_become_bpffs_directory_names_without_dots_and_back() {
+        assert_eq!(dir_name("verdict_legacy.o"), "verdict_legacy%2eo");
+        assert_eq!(dir_name("a%b~c"), "a%25b%7ec");
+        for name in ["verdict.o", "a%b~c", "plain", "x..y"] {
+            assert!(!dir_name(name).contains('.'));
+            assert_eq!(decode_dir_name(&dir_name(name)).as_deref(), Some(name));
+        }
+        assert_eq!(decode_dir_name("bad%zz"), None);
+        assert_eq!(decode_dir_name("cut%2"), None);
+    }
 
     #[test]
     fn set_name_is_the_object_file_name() {
