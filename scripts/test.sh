@@ -11,5 +11,9 @@ fi
 if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
 fi
+# The keeper's socket-activation test runs systemd-socket-activate.
+if ! command -v systemd-socket-activate >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
 cargo build --workspace --all-targets
 cargo test --workspace

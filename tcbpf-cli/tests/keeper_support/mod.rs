@@ -72,6 +72,39 @@ impl KeeperProc {
             .expect("wait keeper")
     }
 
+    /// The keeper's sockets, for the helpers that only talk to it.
+    pub fn handle(&self) -> KeeperHandle {
+        KeeperHandle {
+            sock: self.sock.clone(),
+            import: self.import.clone(),
+        }
+    }
+
+    /// See [`KeeperHandle::wait_for_set`].
+    pub fn wait_for_set(&self, name: &str) {
+        self.handle().wait_for_set(name)
+    }
+
+    /// See [`KeeperHandle::export_map`].
+    pub fn export_map(&self, map_id: u32, obj: &str) {
+        self.handle().export_map(map_id, obj)
+    }
+
+    /// How many descriptors the keeper process has open.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+}
+
+/// A keeper's sockets (running however it was started).
+pub struct KeeperHandle {
+    pub sock: PathBuf,
+    pub import: PathBuf,
+}
+
+impl KeeperHandle {
     /// Waits (5 s at most) until the keeper holds a set called `name`.
     pub fn wait_for_set(&self, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -87,13 +120,6 @@ impl KeeperProc {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// How many descriptors the keeper process has open.
-    pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
     }
 
     /// `tcbpf map export IMPORT id MAP_ID obj OBJ`: hands the map to the
