@@ -235,6 +235,13 @@ impl Client {
         })
     }
 
+    /// Sends raw bytes (and descriptors) as one request without waiting
+    /// for the reply (for tests of hostile clients).
+    pub fn send_raw(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<()> {
+        scmsock::send_datagram(self.sock.as_fd(), bytes, fds)
+            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
+    }
+
     /// Sends raw bytes as one request (for tests of hostile clients) and
     /// returns the reply's status and body.
     pub fn raw_request(
@@ -242,8 +249,7 @@ impl Client {
         bytes: &[u8],
         fds: &[std::os::fd::BorrowedFd<'_>],
     ) -> Result<(Status, Vec<u8>)> {
-        scmsock::send_datagram(self.sock.as_fd(), bytes, fds)
-            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))?;
+        self.send_raw(bytes, fds)?;
         let d = self.recv(Instant::now() + REPLY_TIMEOUT, false)?;
         let (h, body) = proto::decode_reply(&d.bytes)
             .map_err(|e| Error::new(ErrorKind::System, format!("keeper reply: {e}")))?;
