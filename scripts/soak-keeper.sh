@@ -78,9 +78,10 @@ for i in $(seq "$CYCLES"); do
     1)  # a MAP reference: connect, get one map, exit
         "$TCBPF" map lookup keeper "$K" soak.o/soak_ctr key u32 0 value u64 >/dev/null
         refs=$((refs + 1)) ;;
-    2)  # SIGKILL mid-request (or mid-command, whichever it is in)
+    2)  # SIGKILL after 0-3 ms: before, during or after its request
         "$TCBPF" exec bpf import keeper "$K" set soak.o run sleep 5 &
         p=$!
+        sleep "0.00$((i % 4))"
         kill -9 "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
         killed=$((killed + 1)) ;;

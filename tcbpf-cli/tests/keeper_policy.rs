@@ -257,3 +257,40 @@ fn hostile_clients_are_refused_with_a_reason_and_leave_no_descriptor_behind() {
     assert_eq!(log.matches("refused pid").count(), cases.len(), "{log}");
     assert_eq!(log.matches("import refused").count(), 1, "{log}");
 }
+
+#[test]
+fn agent_api_gets_maps_from_a_keeper_read_only_when_asked() {
+    let fs = Bpffs::new();
+    let dir = TempDir::new("kagent");
+    let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
+    let name = format!("kg{}", next_id());
+    let (m, id) = counter_hash(&name, 2, 1234);
+    k.export_map(id, "agent.o");
+    drop(m);
+
+    let got = tcbpf::exec::agent::from_keeper(&k.sock, "agent.o", &[], true).unwrap();
+    assert!(got.read_only);
+    assert_eq!(got.received.object.name, "agent.o");
+    let map = &got.received.maps[0];
+    assert_eq!((map.info.id, map.desc.id), (id, 0));
+    let mut v = [0u8; 8];
+    tcbpf::sys::map::lookup(&map.fd, &2u32.to_ne_bytes(), &mut v, 0).unwrap();
+    assert_eq!(u64::from_ne_bytes(v), 1234);
+    let err = tcbpf::sys::map::update(&map.fd, &2u32.to_ne_bytes(), &[0u8; 8], 0).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EPERM), "{err}");
+
+    let rw =
+        tcbpf::exec::agent::from_keeper(&k.sock, "", std::slice::from_ref(&name), false).unwrap();
+    assert!(!rw.read_only);
+    tcbpf::sys::map::update(
+        &rw.received.maps[0].fd,
+        &2u32.to_ne_bytes(),
+        &7u64.to_ne_bytes(),
+        0,
+    )
+    .unwrap();
+    let err =
+        tcbpf::exec::agent::from_keeper(&k.sock, "agent.o", &["nope".into()], false).unwrap_err();
+    assert_eq!(err.kind, tcbpf::keeper::ErrorKind::NotFound);
+    assert!(err.message.contains("has no map 'nope'"), "{}", err.message);
+}

@@ -35,7 +35,7 @@
 //!   entries) with its descriptors in one SCM_RIGHTS, repeated until
 //!   `num_ent` maps were sent;
 //! - `list`/`status`: tab-separated lines ([`proto::encode_listing`]) in
-//!   chunks of at most 16 KiB, flag "more" on all but the last.
+//!   chunks of at most 16 KiB ([`listing`]), flag "more" on all but the last.
 //!
 //! A malformed or oversized request, or one carrying descriptors (they are
 //! closed unread), is answered with the reason and the connection closed.
@@ -53,6 +53,7 @@
 //! `exec bpf import keeper …`).
 
 pub mod client;
+pub mod listing;
 pub mod policy;
 pub mod proto;
 pub mod server;
