@@ -294,3 +294,43 @@ fn agent_api_gets_maps_from_a_keeper_read_only_when_asked() {
     assert_eq!(err.kind, tcbpf::keeper::ErrorKind::NotFound);
     assert!(err.message.contains("has no map 'nope'"), "{}", err.message);
 }
+
+#[test]
+fn a_set_of_more_than_64_maps_arrives_whole_in_several_replies() {
+    let fs = Bpffs::new();
+    let dir = TempDir::new("kmany");
+    let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
+    let maps: Vec<(tcbpf::sys::MapFd, u32)> = (0..150)
+        .map(|i| counter_hash(&format!("kn{}", next_id()), 1, i))
+        .collect();
+    let mut words: Vec<String> = vec![
+        "map".into(),
+        "export".into(),
+        k.import.display().to_string(),
+    ];
+    // `id MAP_ID id N`: the kernel's map MAP_ID, exported as entry id N.
+    for (n, (_, id)) in maps.iter().enumerate() {
+        words.extend(["id".into(), id.to_string(), "id".into(), n.to_string()]);
+    }
+    words.extend(["obj".to_string(), "many.o".to_string()]);
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    ok(tcbpf_cmd(&refs));
+    k.wait_for_set("many.o");
+    drop(maps);
+    for ro in [false, true] {
+        let mut words = vec!["exec", "bpf", "import", "keeper", k.sock.to_str().unwrap()];
+        if ro {
+            words.push("ro");
+        }
+        words.extend(["run", "env"]);
+        let env = env_vars(&ok(tcbpf_cmd(&words)));
+        assert_eq!(env["BPF_NUM_MAPS"], "150");
+        assert!(env.contains_key("BPF_MAP0") && env.contains_key("BPF_MAP149"));
+    }
+    // The last map holds the value it was given.
+    let got = tcbpf::exec::agent::from_keeper(&k.sock, "many.o", &[], true).unwrap();
+    let last = &got.received.maps[149];
+    let mut v = [0u8; 8];
+    tcbpf::sys::map::lookup(&last.fd, &1u32.to_ne_bytes(), &mut v, 0).unwrap();
+    assert_eq!(u64::from_ne_bytes(v), 149);
+}

@@ -539,9 +539,12 @@ impl Keeper {
         let sock = self.conns[i].sock.as_fd();
         let mut failure = None;
         for (msg, range) in &msgs {
-            if let Err(e) = scmsock::send_datagram(sock, msg, &fds[range.clone()]) {
+            if let Err(e) = send_patiently(sock, msg, &fds[range.clone()]) {
                 failure = Some(if e.kind() == std::io::ErrorKind::WouldBlock {
-                    "does not read its replies".to_string()
+                    format!(
+                        "does not read its replies ({} ms without room)",
+                        SEND_PATIENCE.as_millis()
+                    )
                 } else {
                     e.to_string()
                 });
@@ -585,6 +588,34 @@ impl Keeper {
                 (self.log)(&format!("dropped pid {} uid {}: {e}", p.pid, p.uid));
                 false
             }
+        }
+    }
+}
+
+/// How long one reply message may wait for room in a client's socket
+/// (the whole loop waits with it) before the client is dropped.
+pub const SEND_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Sends one reply message on a non-blocking connection; when its buffer is
+/// full (a large set outpaces the client), waits for room, at most
+/// [`SEND_PATIENCE`].
+fn send_patiently(sock: BorrowedFd<'_>, msg: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let deadline = Instant::now() + SEND_PATIENCE;
+    loop {
+        match scmsock::send_datagram(sock, msg, fds) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(e);
+                }
+                let mut p = [libc::pollfd {
+                    fd: sock.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                }];
+                sys::net::poll(&mut p, left.as_millis().max(1) as i32)?;
+            }
+            other => return other,
         }
     }
 }
