@@ -25,6 +25,10 @@ fi
 if ! command -v bpftool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
 fi
+# The keeper's socket-activation test runs systemd-socket-activate.
+if ! command -v systemd-socket-activate >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
 cargo build --workspace --all-targets
 cargo test --workspace
 # The short soak: hostile datagrams, an unread stderr pipe, racing

@@ -16,6 +16,7 @@ pub mod atomic;
 pub mod btf;
 pub mod events;
 pub mod exec;
+pub mod keeper;
 pub mod load;
 pub mod maps;
 pub mod object;

@@ -3,6 +3,7 @@
 //! ```text
 //! tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]…
 //!                           [ run CMD [ ARGS… ] ]
+//! tcbpf exec bpf import keeper SOCK [ set NAME ] [ map NAME ]… [ ro ] [ run CMD … ]
 //! tcbpf exec bpf graft MAP_FILE [ key KEY ] obj FILE [ type cls|act ] [ sec NAME ]
 //! tcbpf exec bpf debug
 //! ```
@@ -26,6 +27,8 @@ use tcbpf::scm::{self, ReceiveOptions, Received, Receiver};
 pub const USAGE: &str = "\
 Usage: tcbpf exec bpf import UDS [ timeout SECS ] [ mode OCTAL ] [ allow-uid UID ]...
                               [ run CMD [ ARGS... ] ]
+       tcbpf exec bpf import keeper SOCK [ set NAME ] [ map NAME ]... [ ro ]
+                              [ run CMD [ ARGS... ] ]
        tcbpf exec bpf graft MAP_FILE [ key KEY ] { obj FILE [ type cls|act ] [ sec NAME ]
                             [ program FUNC ] [ verbose ] | pinned PATH }
        tcbpf exec bpf { debug | dbg }
@@ -45,6 +48,8 @@ import   bind the Unix socket UDS (mode 0600 unless 'mode' says otherwise),
          With -j, print what was received as JSON instead of running CMD.
          Every generation of struct bpf_elf_map is taken (20, 24, 28 or 36
          bytes per entry, told from the datagram's length and descriptors).
+         'import keeper SOCK' gets the maps from a keeper instead (see
+         'tcbpf keeper help'), with the same environment.
 graft    load a program (or take a pinned one) and place it in a pinned
          program array; MAP_FILE and PATH may be m:REST (under the bpffs tc dir).
 debug    stream the kernel trace pipe (bpf_trace_printk output); mounts
@@ -151,6 +156,10 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
 }
 
 fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if w.peek() == Some("keeper") {
+        w.next();
+        return super::keeper::import(g, w);
+    }
     let mut args = parse_import(w)?;
     // The maps are for the command this process becomes: receive them
     // inheritable rather than clearing close-on-exec one by one.
@@ -195,7 +204,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
 }
 
 /// What `import -j` prints.
-fn received_json(r: &Received) -> serde_json::Value {
+pub(super) fn received_json(r: &Received) -> serde_json::Value {
     let maps: Vec<serde_json::Value> = r
         .maps
         .iter()

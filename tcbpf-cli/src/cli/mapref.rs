@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
+//!      | keeper SOCK [SET/]MAP
 //! ```
 //!
 //! `fd N` and `env …` use a descriptor this process inherited (the exec
 //! proxy's `BPF_MAP<id>` / `BPF_MAP_<NAME>` variables) and need no privilege;
-//! `id`, `pinned` and `name` ask the kernel for a new descriptor. Nothing here
+//! `id`, `pinned` and `name` ask the kernel for a new descriptor; `keeper`
+//! asks a keeper (read-only when the command only reads). Nothing here
 //! probes privileges or walks /proc beyond what the chosen form needs.
 
 use super::error::{exit_for_errno, CliError, Exit};
@@ -29,10 +31,12 @@ pub enum MapRef {
     Pinned(PathBuf),
     /// `name NAME`: the one live map with this kernel name.
     Name(String),
+    /// `keeper SOCK [SET/]MAP`: a map a keeper holds.
+    Keeper(PathBuf, String),
 }
 
 /// The words that can start a MAP reference.
-pub const MAP_WORDS: [&str; 5] = ["fd", "env", "id", "pinned", "name"];
+pub const MAP_WORDS: [&str; 6] = ["fd", "env", "id", "pinned", "name", "keeper"];
 
 impl MapRef {
     /// Parses `fd N | env X | id N | pinned PATH | name NAME` from `w`.
@@ -49,6 +53,10 @@ impl MapRef {
             "pinned" => Ok(MapRef::Pinned(PathBuf::from(
                 w.expect("a path after 'pinned'")?,
             ))),
+            "keeper" => Ok(MapRef::Keeper(
+                PathBuf::from(w.expect("a keeper socket path after 'keeper'")?),
+                w.expect("[SET/]MAP after the keeper's socket path")?,
+            )),
             _ => Ok(MapRef::Name(w.expect("a map name after 'name'")?)),
         }
     }
@@ -87,6 +95,7 @@ impl MapRef {
                 })
             }
             MapRef::Name(name) => open_by_name(name, open_flags),
+            MapRef::Keeper(sock, name) => open_from_keeper(sock, name, open_flags),
         }
     }
 
@@ -109,6 +118,7 @@ impl fmt::Display for MapRef {
             MapRef::Id(id) => write!(f, "id {id}"),
             MapRef::Pinned(p) => write!(f, "pinned {}", p.display()),
             MapRef::Name(n) => write!(f, "name {n}"),
+            MapRef::Keeper(s, n) => write!(f, "keeper {} {n}", s.display()),
         }
     }
 }
@@ -130,6 +140,30 @@ fn open_fd(n: i32, what: &str) -> Result<MapFd, CliError> {
         None => CliError::usage(format!("{what}: {}", e.source)),
         _ => CliError::from(e),
     })
+}
+
+/// Gets `[SET/]MAP` from the keeper at `sock`, read-only when
+/// `open_flags` ask only to read.
+fn open_from_keeper(
+    sock: &std::path::Path,
+    name: &str,
+    open_flags: u32,
+) -> Result<MapFd, CliError> {
+    use tcbpf::keeper::{client, Access};
+    let (set, map) = name.split_once('/').unwrap_or(("", name));
+    let access = if open_flags == sys::obj::open::RDONLY {
+        Access::ReadOnly
+    } else {
+        Access::Best
+    };
+    let got = client::get(sock, set, &[map.to_string()], access, false)
+        .map_err(super::keeper::keeper_error)?;
+    got.received
+        .maps
+        .into_iter()
+        .next()
+        .map(|m| m.fd)
+        .ok_or_else(|| CliError::failure(format!("keeper {}: sent no map", sock.display())))
 }
 
 /// Walks the live maps for the one whose kernel name is `name` (compared

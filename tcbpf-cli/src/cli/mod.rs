@@ -11,6 +11,7 @@ mod exec;
 mod filter;
 mod filter_obj;
 mod graft;
+mod keeper;
 mod map;
 mod map_export;
 pub mod mapref;
@@ -25,7 +26,7 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | obj | demo }
+OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | demo }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
@@ -34,6 +35,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[
   tcbpf qdisc help           add or delete the clsact qdisc
   tcbpf chain help           several programs on one tcx hook, in a file's order
   tcbpf obj help             inspect or load an eBPF object file
+  tcbpf keeper help          a long-lived owner of exported maps, and its clients
   tcbpf demo                 run the built-in example end to end
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
@@ -86,7 +88,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, obj, demo)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, demo)",
         ));
     };
     if is_help(&object) {
@@ -99,9 +101,10 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "chain", "obj", "demo"],
+        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "demo"],
         "object",
     )? {
+        "keeper" => keeper::run(&g, &mut w),
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),

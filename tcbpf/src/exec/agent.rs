@@ -1,7 +1,8 @@
 //! The agent API: what a Rust program needs to use maps handed over by the
 //! exec proxy, without the CLI. Take them from the environment (started by
-//! `exec bpf import … run AGENT`), receive them on a socket path itself, or
-//! send maps it holds to an importer.
+//! `exec bpf import … run AGENT`), receive them on a socket path itself,
+//! get them from a keeper ([`from_keeper`]), or send maps it holds to an
+//! importer.
 
 use super::env::{self, EnvError, InheritedMap};
 use crate::scm::{self, ObjectId, ReceiveOptions, Received};
@@ -34,4 +35,22 @@ pub fn send(path: &Path, object_name: &str, maps: &[&MapFd]) -> scm::Result<()> 
         .collect();
     let object: ObjectId = scm::object_id_for(object_name);
     scm::send_maps(path, &object, &described)
+}
+
+/// Gets maps from the keeper at `sock`: the set `set` (empty: the only
+/// set this process may get, or the one holding `maps[0]`), only `maps`
+/// when given, read-only when `read_only` (or when the keeper's policy
+/// allows no more). Every descriptor is checked as an import checks it.
+pub fn from_keeper(
+    sock: &Path,
+    set: &str,
+    maps: &[String],
+    read_only: bool,
+) -> crate::keeper::Result<crate::keeper::Got> {
+    let access = if read_only {
+        crate::keeper::Access::ReadOnly
+    } else {
+        crate::keeper::Access::Best
+    };
+    crate::keeper::client::get(sock, set, maps, access, false)
 }

@@ -14,12 +14,13 @@
 mod error;
 mod receive;
 mod send;
-mod socket;
+pub(crate) mod socket;
 mod trust;
 mod warn;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
+pub(crate) use receive::MapCheck;
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
 };

@@ -147,6 +147,19 @@ impl Receiver {
         })
     }
 
+    /// Takes over a datagram socket bound by someone else (systemd socket
+    /// activation) at `path`: SO_PASSCRED is turned on; the path is never
+    /// unlinked by this receiver (its owner removes it).
+    pub fn from_socket(sock: OwnedFd, path: &Path) -> Result<Receiver> {
+        socket::set_passcred(sock.as_fd())?;
+        Ok(Receiver {
+            sock,
+            path: path.to_path_buf(),
+            inode: None,
+            stop: None,
+        })
+    }
+
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -332,6 +345,14 @@ impl Receiver {
     pub fn close(self) {}
 }
 
+impl AsFd for Receiver {
+    /// The bound socket, for a caller that waits on it with other
+    /// descriptors (the keeper's poll loop) before calling `receive`.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         let ours = std::fs::symlink_metadata(&self.path)
@@ -346,7 +367,7 @@ impl Drop for Receiver {
 /// Scratch space for checking received maps: the probe's key and value
 /// buffers, reused across maps, and the CPU count once a per-CPU map shows up.
 #[derive(Default)]
-struct MapCheck {
+pub(crate) struct MapCheck {
     key: Vec<u8>,
     value: Vec<u8>,
     cpus: Option<usize>,
@@ -361,7 +382,12 @@ impl MapCheck {
     /// that only a map gets past (see `socket::probe_is_map`). Whenever the
     /// kernel's answer is not certain, the descriptor's inode name decides
     /// (`MapFd::from_owned`), and it words the error.
-    fn check(&mut self, index: usize, desc: MapDesc, fd: OwnedFd) -> Result<ReceivedMap> {
+    pub(crate) fn check(
+        &mut self,
+        index: usize,
+        desc: MapDesc,
+        fd: OwnedFd,
+    ) -> Result<ReceivedMap> {
         let raw = fd.as_raw_fd();
         let not_a_map = |e: crate::sys::Error| {
             Error::bad(format!(

@@ -489,8 +489,13 @@ impl SignalStop {
         }
     }
 
+    /// The signalfd, for a caller that polls it with other descriptors.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// The pending signal's number (0 when none could be read).
-    fn read_signal(&self) -> i32 {
+    pub(crate) fn read_signal(&self) -> i32 {
         // SAFETY: signalfd_siginfo is plain data; read gets a buffer of its size.
         unsafe {
             let mut info: libc::signalfd_siginfo = zeroed();

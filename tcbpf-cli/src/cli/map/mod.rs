@@ -51,12 +51,14 @@ Usage: tcbpf map show [MAP]
                         [timeout SECS] [pages N]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
+       | keeper SOCK [SET/]MAP
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
        | json JSON | VALUE | { MEMBER VALUE }…    (in the map's own types)
 TYPES := TYPE…
 TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
 
   env 3 reads BPF_MAP3, env NAME reads BPF_MAP_<NAME> (upper-cased).
+  keeper SOCK asks a keeper (read-only for commands that only read).
   A bare BYTE is decimal or 0x hex; after 'hex' words are hex bytes.
   str and bytes take what the other fields leave of the key or value.
   Per-CPU maps: update takes one value for all CPUs or one per CPU;
