@@ -55,6 +55,7 @@ pub(crate) mod cmd {
     pub const MAP_DELETE_BATCH: u32 = 27;
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_GET_FD_BY_ID: u32 = 30;
+    pub const ENABLE_STATS: u32 = 32;
     pub const LINK_DETACH: u32 = 34;
 }
 

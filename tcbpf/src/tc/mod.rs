@@ -9,6 +9,7 @@
 pub mod action;
 pub mod bpffs;
 pub mod device;
+pub mod discover;
 mod error;
 pub mod filter;
 pub mod handle;
