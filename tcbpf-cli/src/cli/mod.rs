@@ -7,6 +7,7 @@ pub mod words;
 
 mod demo;
 mod exec;
+mod external;
 mod filter;
 mod filter_obj;
 mod graft;
@@ -23,7 +24,7 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | obj | demo }
+OBJECT := { map | exec | filter | qdisc | obj | demo | exporter }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export…
@@ -32,6 +33,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ers
   tcbpf qdisc help           add or delete the clsact qdisc
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf demo                 run the built-in example end to end
+  tcbpf exporter help        serve maps' counters to Prometheus
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -74,7 +76,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, obj, demo)",
+            "expected an object (map, exec, filter, qdisc, obj, demo, exporter)",
         ));
     };
     if is_help(&object) {
@@ -87,9 +89,10 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "obj", "demo"],
+        &["map", "exec", "filter", "qdisc", "obj", "demo", "exporter"],
         "object",
     )? {
+        "exporter" => external::exec(&g, w.rest()),
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),

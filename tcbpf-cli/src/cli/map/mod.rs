@@ -36,6 +36,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
+       tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
@@ -50,6 +51,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   load reads one entry per line: one word per key type, then one per
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
+  watch shows counters and their rates per second, live on a terminal,
+  else one snapshot per interval (see 'tcbpf map watch help').
   A map created without 'pin' is freed when tcbpf exits.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
@@ -70,7 +73,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
-        "peek", "freeze", "pin", "load", "export",
+        "peek", "freeze", "pin", "load", "export", "watch",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -86,6 +89,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "freeze" => admin::freeze(w),
         "pin" => admin::pin(w),
         "load" => load::run(g, w),
+        "watch" => {
+            let mut args = vec!["watch".to_string()];
+            args.extend(w.rest());
+            super::external::exec(g, args)
+        }
         _ => super::map_export::run(g, w),
     }
 }
