@@ -174,7 +174,8 @@ impl MapRef {
             };
         StatMap::new(fd).map_err(|e| match e {
             ReadError::Unsupported(m) => Fail::usage(format!("{what}: {m}")),
-            ReadError::Sys(e) => Fail::sys(&what, e),
+            ReadError::Maps(tcbpf::maps::Error::Sys(e)) => Fail::sys(&what, e),
+            ReadError::Maps(e) => Fail::other(format!("{what}: {e}")),
         })
     }
 }

@@ -8,9 +8,9 @@
 //! whose program went away is closed and no longer exported.
 
 use crate::config::{Config, Decoder, Kind};
+use crate::keys::KeyPart;
 use crate::metrics::{label_name, metric_name, Families, Family, Number, Type};
 use crate::read::{ReadError, Row, StatMap};
-use crate::typed::KeyPart;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tcbpf::sys;
@@ -169,7 +169,7 @@ impl Collector {
                     }
                     Err(ReadError::Unsupported(_)) => None,
                     // Gone between the program's info and now: not exported.
-                    Err(ReadError::Sys(e)) if e.is_not_found() => None,
+                    Err(e) if e.is_not_found() => None,
                     Err(e) => {
                         errors.push(format!("map id {id}: {e}"));
                         None
@@ -222,7 +222,7 @@ impl Collector {
                     Some(Kind::Gauge) => Type::Gauge,
                     _ => Type::Counter,
                 };
-                let name = metric_name(&["tcbpf", &map_part, &part]);
+                let name = metric_name(&["tcbpf", &map_part, &field_part(&part)]);
                 let what = if f.is_empty() {
                     "value".to_string()
                 } else {
@@ -291,6 +291,12 @@ impl Collector {
 fn open_by_id(id: u32) -> Result<StatMap, ReadError> {
     let fd = sys::obj::map_by_id(id, sys::obj::open::RDONLY)?;
     StatMap::new(fd)
+}
+
+/// A field path as a metric name part: `in.port` → `in_port`,
+/// `hist[2]` → `hist_2`.
+fn field_part(path: &str) -> String {
+    path.replace('[', "_").replace(']', "")
 }
 
 /// The first `cap` rows, and the rest summed (with how many there were).
@@ -417,6 +423,19 @@ mod tests {
         assert_eq!(other, Some(vec![13, 2]));
         assert_eq!(dropped, 2);
         assert_eq!(fold(vec![row(1, 5)], 1).1, None);
+    }
+
+    #[test]
+    fn field_paths_become_name_parts() {
+        assert_eq!(field_part("in.port"), "in.port");
+        assert_eq!(
+            metric_name(&["tcbpf", "m", &field_part("in.port")]),
+            "tcbpf_m_in_port"
+        );
+        assert_eq!(
+            metric_name(&["tcbpf", "m", &field_part("hist[2]")]),
+            "tcbpf_m_hist_2"
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@
 mod args;
 mod collect;
 mod config;
+mod keys;
 mod metrics;
 mod read;
 mod server;
-mod typed;
+
 mod watch;
 mod watch_tui;
 

@@ -237,7 +237,7 @@ pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
     let mut watched = Vec::new();
     for r in &refs {
         let map = r.open()?;
-        let fields = map.field_names();
+        let fields = map.field_names().to_vec();
         if fields.is_empty() {
             return Err(Fail::usage(format!(
                 "{r}: map '{}' has no integer value fields to watch",
