@@ -2,7 +2,8 @@
 # Runs every test on this machine: unit tests, and the integration tests
 # that talk to the real kernel and the real `tc` (they need root).
 # Installs what the tests need and a fresh machine lacks (iproute2's tc,
-# strace).
+# strace, bpftool, systemd-socket-activate; prometheus and tmux for the
+# exporter and map watch tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -28,6 +29,12 @@ fi
 # The keeper's socket-activation test runs systemd-socket-activate.
 if ! command -v systemd-socket-activate >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v tmux >/dev/null || need+=(tmux)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo build --workspace --all-targets
 cargo test --workspace

@@ -24,32 +24,37 @@ use tcbpf::sys::process::interrupted;
 const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
 
 const USAGE: &str = "\
-Usage: tcbpf demo [ seconds N ]
+Usage: tcbpf demo [ watch ] [ seconds N ]
 
 Creates two network namespaces joined by a veth pair, attaches the built-in
 classifier (packets and bytes per IP protocol) on the receiving end, exports
 its maps to `tcbpf exec bpf import … run` a loop that prints them with
 `tcbpf map dump`, and sends UDP and ICMP traffic for N seconds (default 5).
+With 'watch' the shell runs `tcbpf map watch` instead: the counters and
+their rates in the live view ('q' ends it early).
 Removes everything it created when it ends or is interrupted. Needs root.
 ";
 
 /// Runs `tcbpf demo …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut seconds = 5u64;
+    let mut watch = false;
     while let Some(word) = w.next() {
         if is_help(&word) {
             print!("{USAGE}");
             return Ok(());
         }
-        choose(&word, &["seconds"], "demo option")?;
-        seconds = w.number("seconds")?;
+        match choose(&word, &["seconds", "watch"], "demo option")? {
+            "watch" => watch = true,
+            _ => seconds = w.number("seconds")?,
+        }
     }
     if !(1..=3600).contains(&seconds) {
         return Err(CliError::usage("seconds must be between 1 and 3600"));
     }
     sys::process::catch_interrupts();
     let mut lab = Lab::create()?;
-    let result = lab.run(g, seconds);
+    let result = lab.run(g, seconds, watch);
     drop(lab);
     if interrupted() {
         return Err(CliError::failure(
@@ -108,7 +113,7 @@ impl Lab {
         self.dir.join("maps.sock")
     }
 
-    fn run(&mut self, g: &Global, seconds: u64) -> Result<(), CliError> {
+    fn run(&mut self, g: &Global, seconds: u64, watch: bool) -> Result<(), CliError> {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::from(e).context("finding the tcbpf binary"))?;
         say(&format!(
@@ -118,16 +123,25 @@ impl Lab {
 
         // The importer: its shell owns the maps and prints them every second.
         let rounds = seconds + 1;
-        let script = format!(
+        let script = if watch {
+            format!("exec \"$TCBPF\" map watch env PROTO_STATS interval 1 count {rounds}")
+        } else {
+            format!(
             "echo \"shell holds BPF_NUM_MAPS=$BPF_NUM_MAPS, proto_stats at fd $BPF_MAP_PROTO_STATS\"; \
              i=0; while [ $i -lt {rounds} ]; do sleep 1; i=$((i+1)); \
              echo \"--- after ${{i}}s: protocol (1 ICMP, 6 TCP, 17 UDP, 255 not IPv4) -> packets bytes\"; \
              \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; done"
-        );
+            )
+        };
         let uds = self.socket();
         say(&format!(
-            "tcbpf exec bpf import {} run sh -c '…map dump…'",
-            uds.display()
+            "tcbpf exec bpf import {} run sh -c '{}'",
+            uds.display(),
+            if watch {
+                "…map watch…"
+            } else {
+                "…map dump…"
+            }
         ));
         let importer = Command::new(&exe)
             .args(["exec", "bpf", "import"])
@@ -187,15 +201,21 @@ impl Lab {
             .map_err(|e| CliError::from(e).context("running filter show"))?;
         print!("{}", String::from_utf8_lossy(&show.stdout));
 
-        say(&format!(
-            "sending UDP and ICMP from {} to {ADDR_RX} for {seconds}s",
-            self.ns_tx
-        ));
+        // The live view owns the screen while it runs: report afterwards.
+        if !watch {
+            say(&format!(
+                "sending UDP and ICMP from {} to {ADDR_RX} for {seconds}s",
+                self.ns_tx
+            ));
+        }
         let sent = send_traffic(&self.ns_tx, Duration::from_secs(seconds))?;
-        say(&format!(
+        let sent = format!(
             "sent {} UDP datagrams and {} ICMP echo requests",
             sent.0, sent.1
-        ));
+        );
+        if !watch {
+            say(&sent);
+        }
 
         // Wait for the shell's last round, unless interrupted: then Drop
         // kills it at once instead of letting its loop run out.
@@ -213,6 +233,9 @@ impl Lab {
             }
         };
         self.importer = None;
+        if watch {
+            say(&sent);
+        }
         if !status.success() {
             return Err(CliError::failure(format!(
                 "the importing shell failed: {status}"

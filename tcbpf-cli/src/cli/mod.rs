@@ -8,6 +8,7 @@ pub mod words;
 mod chain;
 mod demo;
 mod exec;
+mod external;
 mod filter;
 mod filter_obj;
 mod graft;
@@ -26,7 +27,7 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | demo }
+OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | demo | exporter }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
@@ -37,6 +38,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf keeper help          a long-lived owner of exported maps, and its clients
   tcbpf demo                 run the built-in example end to end
+  tcbpf exporter help        serve maps' counters to Prometheus
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -88,7 +90,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, demo)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, demo, exporter)",
         ));
     };
     if is_help(&object) {
@@ -101,10 +103,11 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "demo"],
+        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "demo", "exporter"],
         "object",
     )? {
         "keeper" => keeper::run(&g, &mut w),
+        "exporter" => external::exec(&g, w.rest()),
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),

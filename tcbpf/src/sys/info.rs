@@ -139,6 +139,18 @@ struct RawProgInfo {
     jited_func_lens: u64,
     btf_id: u32,
     func_info_rec_size: u32,
+    func_info: u64,
+    nr_func_info: u32,
+    nr_line_info: u32,
+    line_info: u64,
+    jited_line_info: u64,
+    nr_jited_line_info: u32,
+    line_info_rec_size: u32,
+    jited_line_info_rec_size: u32,
+    nr_prog_tags: u32,
+    prog_tags: u64,
+    run_time_ns: u64,
+    run_cnt: u64,
 }
 
 /// What the kernel says about a program (`struct bpf_prog_info`, in part).
@@ -162,6 +174,11 @@ pub struct ProgInfo {
     pub load_time: u64,
     /// The uid that loaded it.
     pub created_by_uid: u32,
+    /// Nanoseconds spent running, counted while run-time statistics are
+    /// enabled ([`super::prog::enable_stats`] or `kernel.bpf_stats_enabled`).
+    pub run_time_ns: u64,
+    /// Runs counted while run-time statistics are enabled.
+    pub run_cnt: u64,
 }
 
 impl ProgInfo {
@@ -200,6 +217,8 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         btf_id: raw.btf_id,
         load_time: raw.load_time,
         created_by_uid: raw.created_by_uid,
+        run_time_ns: raw.run_time_ns,
+        run_cnt: raw.run_cnt,
     })
 }
 

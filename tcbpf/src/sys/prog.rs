@@ -292,6 +292,37 @@ pub fn test_run_syscall(prog: impl AsFd, ctx: &mut [u8]) -> Result<u32> {
     Ok(attr.retval)
 }
 
+/// `BPF_STATS_RUN_TIME` (`enum bpf_stats_type`).
+const STATS_RUN_TIME: u32 = 0;
+
+#[repr(C)]
+#[derive(Default)]
+struct EnableStatsAttr {
+    stats_type: u32,
+}
+
+/// Run-time statistics of every program (run count and time in
+/// `bpf_prog_info`), kept on while this guard lives: the kernel counts
+/// while any process holds such a descriptor.
+#[derive(Debug)]
+pub struct StatsGuard {
+    _fd: std::os::fd::OwnedFd,
+}
+
+/// BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): turns program run-time statistics
+/// on until the returned guard is dropped. Needs CAP_SYS_ADMIN.
+pub fn enable_stats() -> Result<StatsGuard> {
+    let mut attr = EnableStatsAttr {
+        stats_type: STATS_RUN_TIME,
+    };
+    // SAFETY: EnableStatsAttr holds no pointers.
+    unsafe { bpf(cmd::ENABLE_STATS, &mut attr) }
+        .map(|fd| StatsGuard {
+            _fd: owned_from_ret(fd),
+        })
+        .map_err(|e| Error::new("BPF_ENABLE_STATS", e).on("BPF_STATS_RUN_TIME"))
+}
+
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error)

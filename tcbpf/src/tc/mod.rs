@@ -11,6 +11,7 @@ pub mod bpffs;
 pub mod chain;
 pub mod classic;
 pub mod device;
+pub mod discover;
 mod error;
 pub mod filter;
 pub mod handle;

@@ -49,6 +49,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map batch  [from FILE|-]
        tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
                         [timeout SECS] [pages N]
+       tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
        | keeper SOCK [SET/]MAP
@@ -66,6 +67,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   load reads one entry per line: one word per key type, then one per
   value type ('key:' and 'value:' words are skipped, so typed dump
   output loads back). Without 'from', load reads standard input.
+  watch shows counters and their rates per second, live on a terminal,
+  else one snapshot per interval (see 'tcbpf map watch help').
   A map created without 'pin' is freed when tcbpf exits.
   events reads a ringbuf or perf_event_array map (one perf ring of 'pages'
   pages, default 16, per CPU, stored in the array): one line per event as
@@ -134,7 +137,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "add", "delete", "dump", "next", "push",
-        "pop", "peek", "freeze", "pin", "load", "export", "batch", "events",
+        "pop", "peek", "freeze", "pin", "load", "export", "batch", "events", "watch",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -153,6 +156,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "load" => load::run(g, w),
         "batch" => batch::run(g, w),
         "events" => events::run(g, w),
+        "watch" => {
+            let mut args = vec!["watch".to_string()];
+            args.extend(w.rest());
+            super::external::exec(g, args)
+        }
         _ => super::map_export::run(g, w),
     }
 }

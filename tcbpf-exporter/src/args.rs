@@ -1,0 +1,324 @@
+//! The words of `tcbpf exporter listen …` and `tcbpf map watch …`, and
+//! opening the maps they name (`fd N | env { ID | NAME } | id N | pinned
+//! PATH`, as the map helper takes them). Any unambiguous prefix of a word
+//! works, as in tc. No I/O beyond opening the named maps and config file.
+
+use crate::collect::DevTarget;
+use crate::config::Config;
+use crate::read::{ReadError, StatMap};
+use std::path::PathBuf;
+use tcbpf::sys::{self, MapFd};
+use tcbpf::tc::tcx::Direction;
+
+/// A failure with its exit status (0 ok, 1 not found, 2 usage or bad
+/// input, 3 permission denied, 4 other).
+#[derive(Debug)]
+pub struct Fail {
+    /// Exit status.
+    pub code: i32,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Fail {
+    /// A usage error (exit 2).
+    pub fn usage(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 2,
+            message: m.into(),
+        }
+    }
+
+    /// Any other failure (exit 4).
+    pub fn other(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 4,
+            message: m.into(),
+        }
+    }
+
+    fn sys(what: &str, e: sys::Error) -> Fail {
+        let code = match e.errno() {
+            Some(libc::ENOENT) => 1,
+            Some(libc::EPERM) | Some(libc::EACCES) => 3,
+            _ => 4,
+        };
+        Fail {
+            code,
+            message: format!("{what}: {e}"),
+        }
+    }
+}
+
+/// Picks the one of `options` that `word` is a prefix of.
+pub fn choose<'a>(word: &str, options: &[&'a str], what: &str) -> Result<&'a str, Fail> {
+    if let Some(exact) = options.iter().find(|o| **o == word) {
+        return Ok(exact);
+    }
+    let hits: Vec<&'a str> = options
+        .iter()
+        .copied()
+        .filter(|o| !word.is_empty() && o.starts_with(word))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Fail::usage(format!(
+            "unknown {what} '{word}' (expected {})",
+            options.join(", ")
+        ))),
+        _ => Err(Fail::usage(format!(
+            "{what} '{word}' is ambiguous ({})",
+            hits.join(", ")
+        ))),
+    }
+}
+
+/// The words left to read.
+pub struct Words {
+    words: std::vec::IntoIter<String>,
+    peeked: Option<String>,
+}
+
+impl Words {
+    /// Words to read in order.
+    pub fn new(words: Vec<String>) -> Words {
+        Words {
+            words: words.into_iter(),
+            peeked: None,
+        }
+    }
+
+    /// The next word.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<String> {
+        self.peeked.take().or_else(|| self.words.next())
+    }
+
+    /// The next word, left in place.
+    pub fn peek(&mut self) -> Option<&str> {
+        if self.peeked.is_none() {
+            self.peeked = self.words.next();
+        }
+        self.peeked.as_deref()
+    }
+
+    /// The next word, or a usage error saying what was expected.
+    pub fn expect(&mut self, what: &str) -> Result<String, Fail> {
+        self.next()
+            .ok_or_else(|| Fail::usage(format!("expected {what}")))
+    }
+
+    /// The next word as a number.
+    pub fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, Fail> {
+        let w = self.expect(what)?;
+        w.parse()
+            .map_err(|_| Fail::usage(format!("'{w}' is not {what}")))
+    }
+}
+
+/// A map as the words name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapRef {
+    /// `fd N`.
+    Fd(i32),
+    /// `env ID|NAME`: the variable's name.
+    Env(String),
+    /// `id N`.
+    Id(u32),
+    /// `pinned PATH`.
+    Pinned(PathBuf),
+}
+
+/// The words that start a map reference.
+pub const MAP_WORDS: [&str; 4] = ["fd", "env", "id", "pinned"];
+
+impl MapRef {
+    /// Reads the reference after its first word `kind`.
+    pub fn parse(kind: &str, w: &mut Words) -> Result<MapRef, Fail> {
+        Ok(match kind {
+            "fd" => MapRef::Fd(w.number::<u32>("a descriptor number after 'fd'")? as i32),
+            "env" => {
+                let word = w.expect("an id or name after 'env'")?;
+                MapRef::Env(if word.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("BPF_MAP{word}")
+                } else {
+                    tcbpf::exec::env::name_var(&word).unwrap_or_default()
+                })
+            }
+            "id" => MapRef::Id(w.number("a map id after 'id'")?),
+            _ => MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?)),
+        })
+    }
+
+    /// Opens the map (read-only where a new descriptor is asked for) for
+    /// statistics.
+    pub fn open(&self) -> Result<StatMap, Fail> {
+        let what = self.to_string();
+        let fd =
+            match self {
+                MapRef::Fd(n) => dup(*n, &what)?,
+                MapRef::Env(var) => {
+                    let v = std::env::var(var).map_err(|_| Fail {
+                        code: 1,
+                        message: format!("environment variable {var} is not set"),
+                    })?;
+                    let n: i32 = v.trim().parse().map_err(|_| {
+                        Fail::usage(format!("{var}='{v}' is not a descriptor number"))
+                    })?;
+                    dup(n, &what)?
+                }
+                MapRef::Id(id) => sys::obj::map_by_id(*id, sys::obj::open::RDONLY)
+                    .map_err(|e| Fail::sys(&what, e))?,
+                MapRef::Pinned(p) => sys::obj::get_pinned_map(p, sys::obj::open::RDONLY)
+                    .map_err(|e| Fail::sys(&what, e))?,
+            };
+        StatMap::new(fd).map_err(|e| match e {
+            ReadError::Unsupported(m) => Fail::usage(format!("{what}: {m}")),
+            ReadError::Maps(tcbpf::maps::Error::Sys(e)) => Fail::sys(&what, e),
+            ReadError::Maps(e) => Fail::other(format!("{what}: {e}")),
+        })
+    }
+}
+
+fn dup(n: i32, what: &str) -> Result<MapFd, Fail> {
+    MapFd::dup_from_raw(n).map_err(|e| match e.errno() {
+        Some(libc::EBADF) => Fail::usage(format!("{what}: descriptor is not open")),
+        _ => Fail::sys(what, e),
+    })
+}
+
+impl std::fmt::Display for MapRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MapRef::Fd(n) => write!(f, "fd {n}"),
+            MapRef::Env(v) => write!(f, "env {v}"),
+            MapRef::Id(i) => write!(f, "id {i}"),
+            MapRef::Pinned(p) => write!(f, "pinned {}", p.display()),
+        }
+    }
+}
+
+/// `tcbpf exporter listen …`, parsed.
+#[derive(Debug)]
+pub struct Listen {
+    /// `HOST:PORT`.
+    pub addr: String,
+    /// `dev DEV [ingress|egress]`.
+    pub targets: Vec<DevTarget>,
+    /// Maps named directly.
+    pub maps: Vec<MapRef>,
+    /// The configuration (default when no file).
+    pub config: Config,
+}
+
+/// `PORT` or `:PORT` means loopback; anything else is taken as given.
+pub fn listen_addr(word: &str) -> Result<String, Fail> {
+    let port = word.strip_prefix(':').unwrap_or(word);
+    if port.parse::<u16>().is_ok() {
+        return Ok(format!("127.0.0.1:{port}"));
+    }
+    match word.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(word.into()),
+        _ => Err(Fail::usage(format!(
+            "'{word}' is not ADDR:PORT (e.g. 127.0.0.1:9435, [::1]:9435 or :9435)"
+        ))),
+    }
+}
+
+/// Parses the words after `listen`.
+pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
+    let addr = listen_addr(&w.expect("ADDR:PORT after 'listen'")?)?;
+    let mut l = Listen {
+        addr,
+        targets: Vec::new(),
+        maps: Vec::new(),
+        config: Config::default(),
+    };
+    while let Some(word) = w.next() {
+        let mut options = vec!["dev", "config"];
+        options.extend(MAP_WORDS);
+        match choose(&word, &options, "exporter option")? {
+            "dev" => {
+                let dev = w.expect("a device name after 'dev'")?;
+                let mut directions = vec![Direction::Ingress, Direction::Egress];
+                if let Some(d) = w.peek() {
+                    if let Ok(d) = choose(d, &["ingress", "egress"], "direction") {
+                        directions = vec![if d == "ingress" {
+                            Direction::Ingress
+                        } else {
+                            Direction::Egress
+                        }];
+                        w.next();
+                    }
+                }
+                l.targets
+                    .push(crate::collect::DevTarget { dev, directions });
+            }
+            "config" => {
+                let path = w.expect("a file after 'config'")?;
+                let text = std::fs::read_to_string(&path).map_err(|e| Fail {
+                    code: if e.kind() == std::io::ErrorKind::NotFound {
+                        1
+                    } else {
+                        4
+                    },
+                    message: format!("config {path}: {e}"),
+                })?;
+                l.config =
+                    Config::parse(&text).map_err(|e| Fail::usage(format!("config {path}: {e}")))?;
+            }
+            kind => l.maps.push(MapRef::parse(kind, w)?),
+        }
+    }
+    if l.targets.is_empty() && l.maps.is_empty() {
+        return Err(Fail::usage(
+            "nothing to export: give 'dev DEV' or a MAP (fd N, env ID, id N, pinned PATH)",
+        ));
+    }
+    Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Words {
+        Words::new(s.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn listen_words_parse() {
+        let l = parse_listen(&mut words(":9435 dev v0 ingress dev v1 id 7 pin /x env 3")).unwrap();
+        assert_eq!(l.addr, "127.0.0.1:9435");
+        assert_eq!(l.targets[0].directions, vec![Direction::Ingress]);
+        assert_eq!(l.targets[1].directions.len(), 2);
+        assert_eq!(
+            l.maps,
+            vec![
+                MapRef::Id(7),
+                MapRef::Pinned("/x".into()),
+                MapRef::Env("BPF_MAP3".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_listen_words_are_usage_errors() {
+        assert_eq!(parse_listen(&mut words("9435")).unwrap_err().code, 2);
+        assert_eq!(parse_listen(&mut words("host")).unwrap_err().code, 2);
+        assert_eq!(
+            parse_listen(&mut words("1.2.3.4:99999 dev x"))
+                .unwrap_err()
+                .code,
+            2
+        );
+        assert_eq!(parse_listen(&mut words(":1 frob")).unwrap_err().code, 2);
+        assert_eq!(
+            parse_listen(&mut words(":1 config /nonexistent/x"))
+                .unwrap_err()
+                .code,
+            1
+        );
+        assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80");
+    }
+}

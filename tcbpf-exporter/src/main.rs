@@ -1,0 +1,119 @@
+//! `tcbpf-exporter`: the long-running parts of tcbpf's live statistics, in
+//! a binary of their own so that their dependencies (an HTTP server, a
+//! terminal crate) stay out of the `tcbpf` library and out of the start-up
+//! of `tcbpf map`. Users type `tcbpf exporter …` and `tcbpf map watch …`;
+//! `tcbpf` runs this binary (found beside itself, else on PATH), as git
+//! runs `git-*`.
+//!
+//! - `tcbpf-exporter listen …`: a Prometheus exporter ([`server`]);
+//! - `tcbpf-exporter [-j] watch …`: the live table of `map watch` ([`watch`]).
+
+mod args;
+mod collect;
+mod config;
+mod keys;
+mod metrics;
+mod read;
+mod server;
+
+mod watch;
+mod watch_tui;
+
+use args::{choose, Fail, Words};
+
+const USAGE: &str = "\
+Usage: tcbpf exporter listen ADDR:PORT [ dev DEV [ ingress | egress ] ]… [ MAP… ]
+                      [ config FILE ]
+
+MAP := fd N | env { ID | NAME } | id N | pinned PATH
+
+Serves /metrics (Prometheus text format; OpenMetrics when Accept asks for it)
+until SIGINT or SIGTERM. ADDR:PORT as :PORT means 127.0.0.1. With 'dev DEV'
+(both hooks unless one is named) every cls_bpf filter and tcx program on the
+device is found at each scrape, with the maps it uses; MAP words add maps.
+
+  tcbpf_<map>_<field>{<key members>,dev,direction,prog}   one per integer
+      value field (tcbpf_<map> for a scalar value); per-CPU values summed;
+      a scalar key is the label 'key', enums show their enumerator names.
+  tcbpf_prog_run_count, tcbpf_prog_run_seconds, tcbpf_prog_info
+      per attached program (run statistics are on while the exporter runs).
+  tcbpf_map_entries, tcbpf_map_dropped_series, tcbpf_exporter_scrape_errors
+
+config FILE, one rule per line (# comments):
+  cap N                                 series per map (default 10000; the
+                                        rest are summed into key=\"other\")
+  map NAME skip | rename NEW | cap N
+  map NAME field FIELD { rename NEW | counter | gauge }
+  map NAME label MEMBER { ip | ifname | hex }
+
+Exit status: 0 stopped by a signal, 1 not found, 2 usage or bad input,
+3 permission denied, 4 other failure (4 also when ADDR:PORT is in use).
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(args) {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("tcbpf: {}", f.message);
+            f.code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(args: Vec<String>) -> Result<(), Fail> {
+    let mut w = Words::new(args);
+    let mut json = false;
+    while let Some(word) = w.peek() {
+        match word {
+            "-j" | "-json" | "--json" | "-p" | "-pretty" => {
+                json = true;
+                w.next();
+            }
+            _ => break,
+        }
+    }
+    let Some(verb) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(Fail::usage("expected 'listen' or 'watch'"));
+    };
+    if matches!(verb.as_str(), "help" | "-h" | "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    match choose(&verb, &["listen", "watch"], "command")? {
+        "listen" => {
+            if matches!(w.peek(), Some("help" | "-h" | "--help")) {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            listen(&mut w)
+        }
+        _ => watch::run(&mut w, json),
+    }
+}
+
+fn listen(w: &mut Words) -> Result<(), Fail> {
+    let l = args::parse_listen(w)?;
+    let maps = l
+        .maps
+        .iter()
+        .map(|m| m.open())
+        .collect::<Result<Vec<_>, _>>()?;
+    tcbpf::sys::process::catch_interrupts();
+    // Run statistics count only while someone holds this; without the
+    // privilege the exporter still serves the maps, with zero run counts.
+    let stats = tcbpf::sys::prog::enable_stats();
+    if let Err(e) = &stats {
+        eprintln!("tcbpf exporter: program run statistics stay off: {e}");
+    }
+    let server = server::bind(&l.addr).map_err(|e| match e {
+        server::BindError::InUse(m) | server::BindError::Other(m) => Fail::other(m),
+    })?;
+    eprintln!("tcbpf exporter: serving http://{}/metrics", l.addr);
+    server::serve(server, collect::Collector::new(l.targets, maps, l.config));
+    eprintln!("tcbpf exporter: stopped");
+    drop(stats);
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! `tcbpf map watch MAP… [interval SECS] [sort FIELD] [top N] [count N]`:
+//! maps' counters with their rates per second, refreshed every interval.
+//! On a terminal: a full-screen table drawn with crossterm (alternate
+//! screen, raw mode; `q`, Esc or Ctrl-C restores the terminal). Otherwise,
+//! or with `-j`: one snapshot per interval on stdout, as text or as one JSON
+//! object per line, so it pipes into other tools.
+//!
+//! Rates are computed here from two reads; reading maps is `read`'s job.
+
+use crate::args::{choose, Fail, MapRef, Words, MAP_WORDS};
+use crate::collect::{render as render_part, IfNames};
+use crate::read::{Row, StatMap};
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The options after the MAP words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Seconds between refreshes.
+    pub interval: f64,
+    /// Sort by this field's rate (None: each row's largest rate).
+    pub sort: Option<String>,
+    /// Rows shown per map.
+    pub top: Option<usize>,
+    /// Stop after this many refreshes.
+    pub count: Option<u64>,
+}
+
+fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
+    let mut maps = Vec::new();
+    let mut o = Options {
+        interval: 1.0,
+        sort: None,
+        top: None,
+        count: None,
+    };
+    while let Some(word) = w.next() {
+        if matches!(word.as_str(), "help" | "-h" | "--help") {
+            return Err(Fail {
+                code: 0,
+                message: String::new(),
+            });
+        }
+        let mut options = vec!["interval", "sort", "top", "count"];
+        options.extend(MAP_WORDS);
+        match choose(&word, &options, "watch option")? {
+            "interval" => {
+                let s: f64 = w.number("a number of seconds after 'interval'")?;
+                if !(0.05..=3600.0).contains(&s) {
+                    return Err(Fail::usage(
+                        "interval must be between 0.05 and 3600 seconds",
+                    ));
+                }
+                o.interval = s;
+            }
+            "sort" => o.sort = Some(w.expect("a field name after 'sort'")?),
+            "top" => o.top = Some(w.number("a number of rows after 'top'")?),
+            "count" => o.count = Some(w.number("a number of refreshes after 'count'")?),
+            kind => maps.push(MapRef::parse(kind, w)?),
+        }
+    }
+    if maps.is_empty() {
+        return Err(Fail::usage(
+            "map watch needs a MAP (fd N, env ID, id N, pinned PATH)",
+        ));
+    }
+    Ok((maps, o))
+}
+
+const USAGE: &str = "\
+Usage: tcbpf map watch MAP… [ interval SECS ] [ sort FIELD ] [ top N ] [ count N ]
+
+MAP := fd N | env { ID | NAME } | id N | pinned PATH
+
+Shows each map's entries with every integer value field and its rate per
+second since the last refresh (per-CPU values summed), sorted by the largest
+rate (or by FIELD's rate), every SECS seconds (default 1). New keys are
+marked '+', keys gone since the last refresh '-'. On a terminal the table is
+full-screen ('q', Esc or Ctrl-C quits); otherwise, or with -j, one snapshot
+per interval is printed (-j: one JSON object per line). 'count N' stops
+after N refreshes; 'top N' shows the first N rows of each map.
+";
+
+/// One row as shown: the key's text, values, rates (None: no earlier read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    /// The key's label parts, rendered.
+    pub key: Vec<(String, String)>,
+    /// The values (for a gone key: its last values).
+    pub values: Vec<i128>,
+    /// Rates per second.
+    pub rates: Vec<Option<f64>>,
+    /// `+` new, `-` gone, ` ` otherwise.
+    pub mark: char,
+}
+
+/// One map's state between refreshes.
+struct Watched {
+    map: StatMap,
+    fields: Vec<String>,
+    last: Option<(Instant, HashMap<Vec<u8>, Row>)>,
+}
+
+/// One refresh of one map.
+pub struct Frame {
+    /// The map's name.
+    pub name: String,
+    /// Its id.
+    pub id: u32,
+    /// Its type name.
+    pub kind: String,
+    /// Entries now.
+    pub entries: usize,
+    /// Field names.
+    pub fields: Vec<String>,
+    /// Rows in display order.
+    pub rows: Vec<Shown>,
+}
+
+impl Watched {
+    fn refresh(&mut self, o: &Options, names: &mut IfNames) -> Result<Frame, Fail> {
+        let now = Instant::now();
+        let rows = self.map.rows().map_err(|e| {
+            Fail::other(format!(
+                "map '{}' (id {}): {e}",
+                self.map.info.name, self.map.info.id
+            ))
+        })?;
+        let entries = rows.len();
+        let mut shown = Vec::with_capacity(rows.len());
+        let prev = self.last.take();
+        let mut seen = HashSet::new();
+        for r in &rows {
+            seen.insert(r.key.clone());
+            let (rates, mark) = match &prev {
+                Some((t, old)) => match old.get(&r.key) {
+                    Some(o) => (rates(&o.values, &r.values, now - *t), ' '),
+                    None => (vec![None; r.values.len()], '+'),
+                },
+                None => (vec![None; r.values.len()], ' '),
+            };
+            shown.push(Shown {
+                key: key_text(r, names),
+                values: r.values.clone(),
+                rates,
+                mark,
+            });
+        }
+        if let Some((_, old)) = &prev {
+            for (k, r) in old {
+                if !seen.contains(k) {
+                    shown.push(Shown {
+                        key: key_text(r, names),
+                        values: r.values.clone(),
+                        rates: vec![None; r.values.len()],
+                        mark: '-',
+                    });
+                }
+            }
+        }
+        sort_rows(&mut shown, &self.fields, o.sort.as_deref());
+        if let Some(top) = o.top {
+            shown.truncate(top);
+        }
+        self.last = Some((now, rows.into_iter().map(|r| (r.key.clone(), r)).collect()));
+        Ok(Frame {
+            name: self.map.info.name.clone(),
+            id: self.map.info.id,
+            kind: self.map.info.type_name(),
+            entries,
+            fields: self.fields.clone(),
+            rows: shown,
+        })
+    }
+}
+
+fn key_text(r: &Row, names: &mut IfNames) -> Vec<(String, String)> {
+    r.parts
+        .iter()
+        .map(|(n, p)| (n.clone(), render_part(p, None, names)))
+        .collect()
+}
+
+/// Per-second rates from two reads `dt` apart (a counter that went down
+/// shows its negative rate: maps are not always counters).
+fn rates(old: &[i128], new: &[i128], dt: Duration) -> Vec<Option<f64>> {
+    let secs = dt.as_secs_f64().max(1e-9);
+    old.iter()
+        .zip(new)
+        .map(|(o, n)| Some(n.wrapping_sub(*o) as f64 / secs))
+        .collect()
+}
+
+/// Largest rate first (by `sort`'s field, or each row's largest); rows
+/// without a rate after those, by key.
+fn sort_rows(rows: &mut [Shown], fields: &[String], sort: Option<&str>) {
+    let col = sort.and_then(|s| fields.iter().position(|f| f == s));
+    let score = |r: &Shown| -> f64 {
+        match col {
+            Some(c) => r
+                .rates
+                .get(c)
+                .copied()
+                .flatten()
+                .unwrap_or(f64::NEG_INFINITY),
+            None => r
+                .rates
+                .iter()
+                .flatten()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max),
+        }
+    };
+    rows.sort_by(|a, b| {
+        score(b)
+            .partial_cmp(&score(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// Runs `map watch`.
+pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
+    let (refs, o) = match parse(w) {
+        Err(f) if f.code == 0 => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        r => r?,
+    };
+    if let Some(s) = &o.sort {
+        if s == "key" {
+            return Err(Fail::usage("sort takes a value field name"));
+        }
+    }
+    let mut watched = Vec::new();
+    for r in &refs {
+        let map = r.open()?;
+        let fields = map.field_names().to_vec();
+        if fields.is_empty() {
+            return Err(Fail::usage(format!(
+                "{r}: map '{}' has no integer value fields to watch",
+                map.info.name
+            )));
+        }
+        if let Some(s) = &o.sort {
+            if !fields.contains(s) {
+                return Err(Fail::usage(format!(
+                    "sort {s}: map '{}' has no such field (fields: {})",
+                    map.info.name,
+                    fields.join(", ")
+                )));
+            }
+        }
+        watched.push(Watched {
+            map,
+            fields,
+            last: None,
+        });
+    }
+    tcbpf::sys::process::catch_interrupts();
+    if !json && std::io::stdout().is_terminal() {
+        crate::watch_tui::run(&mut watched_frames(watched), &o)
+    } else {
+        pipe(watched, &o, json)
+    }
+}
+
+/// The refresh of every watched map, as a closure the screen calls.
+fn watched_frames(mut watched: Vec<Watched>) -> impl FnMut(&Options) -> Result<Vec<Frame>, Fail> {
+    let mut names = IfNames::default();
+    move |o| {
+        watched
+            .iter_mut()
+            .map(|w| w.refresh(o, &mut names))
+            .collect()
+    }
+}
+
+fn pipe(watched: Vec<Watched>, o: &Options, json: bool) -> Result<(), Fail> {
+    let mut frames = watched_frames(watched);
+    let mut out = std::io::stdout().lock();
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        let fs = frames(o)?;
+        let text = if json {
+            json_line(&fs)
+        } else {
+            text_block(&fs)
+        };
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return Ok(()); // the reader went away
+        }
+        n += 1;
+        if o.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        let next = start + Duration::from_secs_f64(o.interval * n as f64);
+        while Instant::now() < next {
+            if tcbpf::sys::process::interrupted() {
+                return Ok(());
+            }
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+fn unix_time() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A key as text: `17`, or `proto=17 port=53`.
+pub fn key_string(key: &[(String, String)]) -> String {
+    match key {
+        [(n, v)] if n == "key" => v.clone(),
+        _ => key
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// A rate as shown: one decimal, `-` when unknown.
+pub fn rate_string(r: Option<f64>) -> String {
+    r.map_or("-".to_string(), |r| format!("{r:.1}"))
+}
+
+fn field_title(f: &str) -> &str {
+    if f.is_empty() {
+        "value"
+    } else {
+        f
+    }
+}
+
+/// One snapshot as text lines (the pipe form).
+pub fn text_block(frames: &[Frame]) -> String {
+    let mut s = String::new();
+    for f in frames {
+        s += &format!(
+            "map {} (id {}, {}) entries {} at {:.3}\n",
+            f.name,
+            f.id,
+            f.kind,
+            f.entries,
+            unix_time()
+        );
+        for r in &f.rows {
+            s += &format!("{} key {}", r.mark, key_string(&r.key));
+            for (i, name) in f.fields.iter().enumerate() {
+                s += &format!(
+                    " {} {} rate {}",
+                    field_title(name),
+                    r.values[i],
+                    rate_string(r.rates[i])
+                );
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// One snapshot as one JSON object on one line.
+pub fn json_line(frames: &[Frame]) -> String {
+    use serde_json::{json, Map, Value};
+    let maps: Vec<Value> = frames
+        .iter()
+        .map(|f| {
+            let rows: Vec<Value> = f
+                .rows
+                .iter()
+                .map(|r| {
+                    let key: Map<String, Value> =
+                        r.key.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+                    let mut values = Map::new();
+                    let mut rates = Map::new();
+                    for (i, name) in f.fields.iter().enumerate() {
+                        let n = field_title(name).to_string();
+                        let v = r.values[i];
+                        values.insert(
+                            n.clone(),
+                            i64::try_from(v).map_or_else(|_| json!(v.to_string()), |v| json!(v)),
+                        );
+                        rates.insert(n, r.rates[i].map_or(Value::Null, |x| json!(x)));
+                    }
+                    let state = match r.mark {
+                        '+' => "new",
+                        '-' => "gone",
+                        _ => "kept",
+                    };
+                    json!({"key": key, "values": values, "rates": rates, "state": state})
+                })
+                .collect();
+            json!({"map": f.name, "id": f.id, "type": f.kind, "entries": f.entries, "rows": rows})
+        })
+        .collect();
+    let mut line = json!({"time": unix_time(), "maps": maps}).to_string();
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(k: &str, rates: Vec<Option<f64>>) -> Shown {
+        Shown {
+            key: vec![("key".into(), k.into())],
+            values: vec![0; rates.len()],
+            rates,
+            mark: ' ',
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_largest_rate_or_the_named_field() {
+        let fields = vec!["packets".to_string(), "bytes".to_string()];
+        let mut rows = vec![
+            shown("a", vec![Some(1.0), Some(500.0)]),
+            shown("b", vec![Some(9.0), Some(10.0)]),
+            shown("c", vec![None, None]),
+        ];
+        sort_rows(&mut rows, &fields, None);
+        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        sort_rows(&mut rows, &fields, Some("packets"));
+        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
+        assert_eq!(keys, ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn rates_are_per_second() {
+        let r = rates(&[10, 0], &[30, 5], Duration::from_millis(500));
+        assert_eq!(r, vec![Some(40.0), Some(10.0)]);
+        assert_eq!(rate_string(Some(40.0)), "40.0");
+        assert_eq!(rate_string(None), "-");
+    }
+
+    #[test]
+    fn watch_words_parse_and_refuse_bad_values() {
+        let mut w = Words::new(
+            "id 3 interval 0.5 sort bytes top 4 count 2"
+                .split(' ')
+                .map(String::from)
+                .collect(),
+        );
+        let (maps, o) = parse(&mut w).unwrap();
+        assert_eq!(maps, vec![MapRef::Id(3)]);
+        assert_eq!(o.interval, 0.5);
+        assert_eq!(o.sort.as_deref(), Some("bytes"));
+        assert_eq!((o.top, o.count), (Some(4), Some(2)));
+        let bad = |s: &str| parse(&mut Words::new(s.split(' ').map(String::from).collect()));
+        assert_eq!(bad("id 3 interval 0").unwrap_err().code, 2);
+        assert_eq!(bad("interval 1").unwrap_err().code, 2);
+        assert_eq!(bad("id 3 top x").unwrap_err().code, 2);
+    }
+}

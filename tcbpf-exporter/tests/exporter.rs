@@ -1,0 +1,294 @@
+//! `tcbpf-exporter listen` against the real kernel, the real `tc` and a real
+//! Prometheus server: exact counts of real traffic in Prometheus's own query
+//! API, metric names and labels for struct, enum and per-CPU maps, a filter
+//! deleted under it, an address in use, and SIGTERM. Each test works in
+//! namespaces it creates (the exporter and Prometheus run inside them, so
+//! their loopback ports are free by construction) and removes everything.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use tcbpf_testkit::*;
+
+const PORT: u16 = 9435;
+
+fn percent(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Prometheus's answer to an instant query: the first result's value.
+fn prom_query(ns: &Netns, port: u16, q: &str) -> Option<String> {
+    let (status, body) = get(
+        ns,
+        port,
+        &format!("/api/v1/query?query={}", percent(q)),
+        None,
+    )?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let r = v["data"]["result"].as_array()?;
+    if r.len() != 1 {
+        return None;
+    }
+    r[0]["value"][1].as_str().map(str::to_string)
+}
+
+#[test]
+fn prometheus_sees_exact_udp_and_icmp_counts_from_the_demo_classifier() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    let _exporter = exporter(&pair.b, PORT, &["dev", "v1", "ingress"]);
+
+    let dir = TempDir::new("prom");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: tcbpf\n    static_configs:\n      - targets: ['127.0.0.1:{PORT}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = 9090;
+    let _prom = Proc::in_ns(
+        &pair.b,
+        "prometheus",
+        &[
+            &format!("--config.file={}", s(&config)),
+            &format!("--storage.tsdb.path={}", s(&dir.join("data"))),
+            &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ],
+    );
+    wait_http(&pair.b, prom_port, "/-/ready");
+
+    const N: usize = 37;
+    const M: u16 = 11;
+    assert_eq!(pair.send_udp(6060, N), N);
+    send_icmp(&pair, M);
+
+    // Prometheus scrapes every second; wait until it saw the final counts.
+    let udp_q = r#"tcbpf_proto_stats_packets_total{key="17",dev="v1",direction="ingress",prog="count_proto"}"#;
+    let icmp_q = r#"tcbpf_proto_stats_packets_total{key="1",dev="v1",direction="ingress",prog="count_proto"}"#;
+    let start = Instant::now();
+    let (mut udp, mut icmp) = (None, None);
+    while start.elapsed() < Duration::from_secs(40) {
+        udp = prom_query(&pair.b, prom_port, udp_q);
+        icmp = prom_query(&pair.b, prom_port, icmp_q);
+        if udp.as_deref() == Some(&N.to_string()) && icmp.as_deref() == Some(&M.to_string()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        udp.as_deref(),
+        Some(N.to_string().as_str()),
+        "UDP datagrams in Prometheus"
+    );
+    assert_eq!(
+        icmp.as_deref(),
+        Some(M.to_string().as_str()),
+        "ICMP echoes in Prometheus"
+    );
+    // The program's run count went through Prometheus too.
+    let runs = prom_query(
+        &pair.b,
+        prom_port,
+        r#"tcbpf_prog_run_count_total{prog="count_proto"}"#,
+    )
+    .expect("run count in Prometheus");
+    assert!(
+        runs.parse::<u64>().unwrap() >= (N + M as usize) as u64,
+        "runs {runs}"
+    );
+    let up = prom_query(&pair.b, prom_port, r#"up{job="tcbpf"}"#);
+    assert_eq!(up.as_deref(), Some("1"));
+}
+
+#[test]
+fn struct_enum_and_per_cpu_maps_get_their_names_and_labels() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "stats_kinds.o");
+    let _exporter = exporter(&pair.b, PORT, &["dev", "v1"]);
+    const N: usize = 23;
+    assert_eq!(pair.send_udp(5353, N), N);
+
+    let (status, body) = get(&pair.b, PORT, "/metrics", None).expect("scrape");
+    assert_eq!(status, 200);
+    let at = [
+        "dev=\"v1\"",
+        "direction=\"ingress\"",
+        "prog=\"count_kinds\"",
+    ];
+    let mut flow = vec!["proto=\"17\"", "port=\"5353\""];
+    flow.extend(at);
+    assert_eq!(
+        value(&body, "tcbpf_flows_packets", &flow),
+        Some(N as f64),
+        "{body}"
+    );
+    let bytes = value(&body, "tcbpf_flows_bytes", &flow).unwrap();
+    assert!(bytes >= (N * (14 + 20 + 8)) as f64, "bytes {bytes}");
+    let mut verdict = vec!["key=\"VERDICT_PASS\""];
+    verdict.extend(at);
+    assert_eq!(
+        value(&body, "tcbpf_verdicts", &verdict),
+        Some(N as f64),
+        "{body}"
+    );
+    let mut cpu = vec!["key=\"0\""];
+    cpu.extend(at);
+    assert_eq!(
+        value(&body, "tcbpf_cpu_packets", &cpu),
+        Some(N as f64),
+        "per-CPU values summed: {body}"
+    );
+    let flows_id = body
+        .lines()
+        .find(|l| l.starts_with("# HELP tcbpf_flows_packets "))
+        .expect("help line");
+    assert!(
+        flows_id.contains("map 'flows' (kernel id ") && flows_id.contains("field 'packets'"),
+        "{flows_id}"
+    );
+    assert!(body.contains("# TYPE tcbpf_flows_packets counter\n"));
+    assert!(body.contains("# TYPE tcbpf_cpu_packets counter\n"));
+    assert_eq!(
+        samples(
+            &body,
+            "tcbpf_prog_info",
+            &["prog=\"count_kinds\"", "hook=\"filter\""]
+        )
+        .len(),
+        1
+    );
+
+    // OpenMetrics when asked: _total samples and # EOF.
+    let (status, om) = get(
+        &pair.b,
+        PORT,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        value(&om, "tcbpf_flows_packets_total", &flow),
+        Some(N as f64)
+    );
+    assert!(om.contains("# TYPE tcbpf_prog info\n"));
+    assert!(om.ends_with("# EOF\n"));
+}
+
+#[test]
+fn config_renames_caps_and_skips() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "stats_kinds.o");
+    let dir = TempDir::new("cfg");
+    let cfg = dir.join("exporter.conf");
+    std::fs::write(
+        &cfg,
+        "# test rules\nmap flows rename flow field bytes rename octets field packets gauge cap 1 label port hex\nmap verdicts skip\n",
+    )
+    .unwrap();
+    let _exporter = exporter(&pair.b, PORT, &["dev", "v1", "config", s(&cfg)]);
+    assert_eq!(pair.send_udp(5353, 5), 5);
+    assert_eq!(pair.send_udp(5354, 3), 3);
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert!(
+        !body.contains("tcbpf_verdicts"),
+        "skipped map exported: {body}"
+    );
+    assert!(body.contains("# TYPE tcbpf_flow_packets gauge\n"), "{body}");
+    assert!(
+        body.contains("# TYPE tcbpf_flow_octets counter\n"),
+        "{body}"
+    );
+    // Two flows, cap 1: one kept, the other summed into "other".
+    let kept = samples(&body, "tcbpf_flow_packets", &[]);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let other = value(
+        &body,
+        "tcbpf_flow_packets",
+        &["proto=\"other\"", "port=\"other\""],
+    );
+    let first = kept.iter().find(|l| !l.contains("\"other\"")).unwrap();
+    assert!(
+        first.contains("port=\"0x14e9\"") || first.contains("port=\"0x14ea\""),
+        "{first}"
+    );
+    let first_n: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(first_n + other.unwrap(), 8.0);
+    assert_eq!(
+        value(&body, "tcbpf_map_dropped_series", &["map=\"flows\""]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_deleted_filter_stops_being_exported_without_error() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    let exporter = exporter(&pair.b, PORT, &["dev", "v1"]);
+    assert_eq!(pair.send_udp(7070, 3), 3);
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(
+        value(&body, "tcbpf_proto_stats_packets", &["key=\"17\""]),
+        Some(3.0)
+    );
+
+    tc(&pair.b, "filter del dev v1 ingress");
+    let (status, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(!body.contains("tcbpf_proto_stats"), "{body}");
+    assert!(!body.contains("tcbpf_prog_run_count{"), "{body}");
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+    let (code, stderr) = exporter.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("map id"), "errors logged: {stderr}");
+}
+
+#[test]
+fn an_address_in_use_fails_clearly_and_sigterm_stops_cleanly() {
+    let ns = Netns::new();
+    let first = exporter(&ns, PORT, &["dev", "lo"]);
+    let second = Proc::in_ns(
+        &ns,
+        BIN,
+        &["listen", &format!("127.0.0.1:{PORT}"), "dev", "lo"],
+    );
+    let out = second.wait(Duration::from_secs(10));
+    assert_eq!(out.0, Some(4));
+    assert!(
+        out.1.contains(&format!(
+            "cannot listen on 127.0.0.1:{PORT}: address already in use"
+        )),
+        "{}",
+        out.1
+    );
+    let (code, stderr) = first.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "SIGTERM: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    // The port is free again.
+    let again = exporter(&ns, PORT, &["dev", "lo"]);
+    drop(again);
+}
+
+#[test]
+fn bad_words_are_usage_errors() {
+    let (code, _, err) = run_bin(BIN, &["listen", "nonsense"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'nonsense' is not ADDR:PORT"), "{err}");
+    let (code, _, err) = run_bin(BIN, &["listen", ":9"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nothing to export"), "{err}");
+    let (code, _, err) = run_bin(BIN, &["listen", ":9", "pinned", "/nonexistent/pin"]);
+    assert_eq!(code, 1, "{err}");
+}

@@ -1,0 +1,241 @@
+//! `map watch` as a person uses it: full-screen in a real terminal (tmux,
+//! driven with send-keys and read with capture-pane) against the demo
+//! classifier counting real UDP sent at a known rate across a veth, and the
+//! pipe form with -j. Each test owns its namespaces and its tmux server.
+
+mod common;
+
+use common::*;
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tcbpf::tc::discover;
+use tcbpf::tc::tcx::Direction;
+use tcbpf::tc::{device, Socket};
+use tcbpf_testkit::*;
+
+/// The id of the demo classifier's `proto_stats` map on `v1` in `ns`.
+fn proto_stats_id(ns: &Netns) -> u32 {
+    ns.run(|| {
+        let sock = Socket::open().unwrap();
+        let ifindex = device::ifindex(&sock, "v1").unwrap();
+        let a = discover::attachments(&sock, ifindex, &[Direction::Ingress]).unwrap();
+        let prog = discover::program(a[0].prog_id).unwrap();
+        prog.map_ids[0]
+    })
+}
+
+/// Sends UDP from `pair.a` to `pair.b` at `per_sec` datagrams a second for
+/// `how_long`, on a schedule (not a fixed sleep), from a thread.
+fn udp_at_rate(pair: &VethPair, per_sec: u32, how_long: Duration) -> std::thread::JoinHandle<u32> {
+    let ns = pair.a.name.clone();
+    std::thread::spawn(move || {
+        tcbpf::tc::netns::enter(&ns).unwrap();
+        let s = UdpSocket::bind((ADDR_A, 0)).unwrap();
+        let start = Instant::now();
+        let step = Duration::from_secs(1) / per_sec;
+        let mut sent = 0u32;
+        while start.elapsed() < how_long {
+            let _ = s.send_to(b"watch", (ADDR_B, 4444));
+            sent += 1;
+            let next = start + step * sent;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent
+    })
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(cmd: &str) -> Tmux {
+        let t = Tmux {
+            socket: unique("tcbpf-watch"),
+        };
+        t.run(&["new-session", "-d", "-s", "w", "-x", "110", "-y", "30", cmd]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let mut all = vec!["-L", self.socket.as_str()];
+        all.extend_from_slice(args);
+        run("tmux", &all)
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "w"])
+    }
+
+    /// Captures until `pred` holds (up to `limit`); the last screen.
+    fn until(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) || start.elapsed() > limit {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The PACKETS/s shown on the row of key 17, when there is one.
+fn udp_rate(screen: &str) -> Option<f64> {
+    let row = screen.lines().find(|l| l.trim_start().starts_with("17 "))?;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // KEY PACKETS PACKETS/s BYTES BYTES/s
+    cells.get(2)?.parse().ok()
+}
+
+#[test]
+fn full_screen_watch_shows_the_udp_rate_and_restores_the_terminal() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    let id = proto_stats_id(&pair.b);
+    let cmd = format!(
+        "{BIN} watch id {id} interval 1; echo QUIT-BY-Q; {BIN} watch id {id}; echo QUIT-BY-CTRL-C; sleep 60"
+    );
+    let tmux = Tmux::new(&cmd);
+    let header = format!("map proto_stats (id {id}, hash)");
+    let first = tmux.until(Duration::from_secs(10), |s| s.contains(&header));
+    assert!(first.contains("tcbpf map watch   every 1s"), "{first}");
+
+    const RATE: u32 = 50;
+    let sender = udp_at_rate(&pair, RATE, Duration::from_secs(7));
+    // After a couple of refreshes the shown rate settles on the send rate.
+    let screen = tmux.until(Duration::from_secs(6), |s| {
+        udp_rate(s).is_some_and(|r| (RATE as f64 * 0.8..=RATE as f64 * 1.2).contains(&r))
+    });
+    let rate = udp_rate(&screen).unwrap_or_else(|| panic!("no UDP row:\n{screen}"));
+    assert!(
+        (RATE as f64 * 0.8..=RATE as f64 * 1.2).contains(&rate),
+        "shown {rate}/s for {RATE}/s sent:\n{screen}"
+    );
+    assert!(
+        screen.contains("PACKETS/s") && screen.contains("entries"),
+        "{screen}"
+    );
+    sender.join().unwrap();
+    // Once the traffic stopped, the rate falls to zero and the count is exact.
+    let screen = tmux.until(Duration::from_secs(5), |s| udp_rate(s) == Some(0.0));
+    assert_eq!(udp_rate(&screen), Some(0.0), "{screen}");
+
+    tmux.run(&["send-keys", "-t", "w", "q"]);
+    let after = tmux.until(Duration::from_secs(5), |s| s.contains("QUIT-BY-Q"));
+    assert!(
+        after.contains("QUIT-BY-Q"),
+        "q did not end the watch:\n{after}"
+    );
+    // The second watch starts full-screen again; Ctrl-C ends it.
+    tmux.until(Duration::from_secs(10), |s| s.contains(&header));
+    tmux.run(&["send-keys", "-t", "w", "C-c"]);
+    let after = tmux.until(Duration::from_secs(5), |s| s.contains("QUIT-BY-CTRL-C"));
+    assert!(after.contains("QUIT-BY-CTRL-C"), "{after}");
+    assert!(
+        !after.contains("PACKETS/s"),
+        "the table stayed on the normal screen:\n{after}"
+    );
+}
+
+#[test]
+fn piped_watch_prints_one_json_object_per_interval_with_rates() {
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    let id = proto_stats_id(&pair.b);
+    let mut child = Proc(
+        Command::new(BIN)
+            .args([
+                "-j",
+                "watch",
+                "id",
+                &id.to_string(),
+                "interval",
+                "0.5",
+                "count",
+                "6",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    const N: usize = 30;
+    assert_eq!(pair.send_udp(4545, N), N);
+    let mut all = vec![first];
+    all.extend(lines.map(|l| l.unwrap()));
+    assert_eq!(all.len(), 6, "{all:?}");
+    let snaps: Vec<serde_json::Value> = all
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row17 = |v: &serde_json::Value| -> Option<serde_json::Value> {
+        let m = &v["maps"][0];
+        assert_eq!(m["map"], "proto_stats");
+        assert_eq!(m["id"], id);
+        m["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"]["key"] == "17")
+            .cloned()
+    };
+    assert!(row17(&snaps[0]).is_none(), "UDP before sending: {}", all[0]);
+    let appeared = snaps
+        .iter()
+        .position(|s| row17(s).is_some())
+        .expect("UDP row");
+    assert_eq!(row17(&snaps[appeared]).unwrap()["state"], "new");
+    let last = row17(snaps.last().unwrap()).unwrap();
+    assert_eq!(last["values"]["packets"], N as u64);
+    assert_eq!(last["state"], "kept");
+    // The rates integrate back to the count: Σ rate × Δt = N.
+    let mut counted = 0.0;
+    for w in snaps.windows(2).skip(appeared) {
+        let dt = w[1]["time"].as_f64().unwrap() - w[0]["time"].as_f64().unwrap();
+        counted += row17(&w[1]).unwrap()["rates"]["packets"].as_f64().unwrap() * dt;
+    }
+    let seen_first = row17(&snaps[appeared]).unwrap()["values"]["packets"]
+        .as_u64()
+        .unwrap() as f64;
+    let total = seen_first + counted;
+    assert!(
+        (total - N as f64).abs() <= N as f64 * 0.1,
+        "rates add up to {total}, sent {N}: {all:?}"
+    );
+    let code = child.0.wait().unwrap().code();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn watch_refuses_bad_words_and_maps_without_counters() {
+    let (code, _, err) = run_bin(BIN, &["watch"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run_bin(BIN, &["watch", "id", "4294967295"]);
+    assert_eq!(code, 1, "{err}");
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    let id = proto_stats_id(&pair.b).to_string();
+    let (code, _, err) = run_bin(BIN, &["watch", "id", &id, "sort", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no such field (fields: packets, bytes)"),
+        "{err}"
+    );
+}
