@@ -14,6 +14,7 @@ mod map;
 mod map_export;
 pub mod mapref;
 mod obj;
+mod sync;
 
 use error::CliError;
 use output::Global;
@@ -23,7 +24,7 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | obj | demo }
+OBJECT := { map | exec | filter | qdisc | obj | sync | demo }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export…
@@ -31,6 +32,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ers
   tcbpf filter help          attach bpf classifiers (tc filter … bpf)
   tcbpf qdisc help           add or delete the clsact qdisc
   tcbpf obj help             inspect or load an eBPF object file
+  tcbpf sync help            keep maps equal to a policy in etcd (tcbpf-sync)
   tcbpf demo                 run the built-in example end to end
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
@@ -74,7 +76,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, obj, demo)",
+            "expected an object (map, exec, filter, qdisc, obj, sync, demo)",
         ));
     };
     if is_help(&object) {
@@ -87,9 +89,10 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "obj", "demo"],
+        &["map", "exec", "filter", "qdisc", "obj", "sync", "demo"],
         "object",
     )? {
+        "sync" => sync::run(&g, &mut w),
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),
