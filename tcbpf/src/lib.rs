@@ -4,7 +4,8 @@
 //! plain data (`ObjectSpec`), [`load`] turns that into kernel objects
 //! (`LoadedObject`), [`tc`] attaches programs, [`scm`] and [`exec`] hand maps to
 //! other processes over a Unix socket, and [`value`] gives shell scripts typed
-//! keys and values. [`sys`] holds the bpf(2) system call and the typed
+//! keys and values ([`maps`] reads a map's own types and diff-applies
+//! entries). [`sys`] holds the bpf(2) system call and the typed
 //! descriptors; it is the only layer with `unsafe` (with the fd passing in
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
@@ -13,6 +14,7 @@
 pub mod btf;
 pub mod exec;
 pub mod load;
+pub mod maps;
 pub mod object;
 pub mod scm;
 pub mod sys;

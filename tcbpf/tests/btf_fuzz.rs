@@ -1,15 +1,20 @@
 //! Mutation robustness: random corruptions (seeded, bounded in count and
 //! time) of the `.BTF` and `.BTF.ext` sections of every committed object
 //! must give errors or values, never a panic or a hang, through parsing,
-//! writing, lookups, map definitions, fix-ups and CO-RE relocation; and
+//! writing, lookups, map definitions, fix-ups, CO-RE relocation and the
+//! typed map codec (decode, JSON, encode back); and
 //! the lazily decoded `TargetBtf` must judge and resolve exactly as `Btf`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use object::{Object, ObjectSection};
 use tcbpf::btf::core::relocate_section;
 use tcbpf::btf::maps::parse_map_def;
 use tcbpf::btf::*;
+use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -59,8 +64,54 @@ fn mutate(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
     d
 }
 
+/// The typed map codec on type `id`: decode, print, parse back, encode
+/// (whole and partial) and odd JSON shapes; with `exact`, what decodes
+/// must encode back to bytes that decode the same.
+fn typed_round_trip(shared: &Arc<Btf>, id: TypeId, size: usize, fill: u8, exact: bool) {
+    let Ok(t) = MapTypes::new(shared.clone(), Some(id), Some(id), size, size, Some(2)) else {
+        return;
+    };
+    let bytes = vec![fill; size];
+    for odd in [json!({}), json!([1, "x", null]), json!("V"), json!(-1)] {
+        let _ = t.encode_value(&odd, true);
+        let _ = t.encode_key(&odd);
+    }
+    let Ok(v) = t.decode_value(&bytes) else {
+        return;
+    };
+    let _ = sum_values(&[v.clone(), v.clone()]);
+    let _ = int_fields(&v);
+    let Ok(j) = serde_json::from_str::<serde_json::Value>(&v.to_json()) else {
+        return;
+    };
+    let _ = t.encode_value(&j, true);
+    match t.encode_value(&j, false) {
+        Ok(again) if exact => assert_eq!(
+            t.decode_value(&again).unwrap().to_json(),
+            v.to_json(),
+            "{} round trip",
+            shared.describe(id)
+        ),
+        Ok(_) => {}
+        Err(e) if exact && !v.to_json().contains("NaN") => {
+            panic!(
+                "{} decodes but does not encode back: {e}",
+                shared.describe(id)
+            )
+        }
+        Err(_) => {}
+    }
+    let _ = t.entry_to_json(&bytes, &[bytes.clone(), bytes.clone()].concat());
+}
+
 /// Everything a loader does with a BTF, with results ignored.
 fn exercise(btf: &Btf) {
+    exercise_with(btf, false)
+}
+
+/// [`exercise`]; `exact` also checks the typed codec round trips.
+fn exercise_with(btf: &Btf, exact: bool) {
+    let shared = Arc::new(btf.clone());
     let again = Btf::parse(&btf.to_bytes()).expect("a parsed BTF writes a blob that parses");
     assert_eq!(again.end_id(), btf.end_id());
     for (id, t) in btf.own_types() {
@@ -71,6 +122,12 @@ fn exercise(btf: &Btf) {
             for fill in [0u8, 0xff] {
                 if let Ok(v) = tcbpf::btf::fmt::decode(btf, id, &[fill; 4096]) {
                     let _ = (v.to_string(), v.to_json());
+                }
+                let values = t.kind.composite().is_some()
+                    || matches!(t.kind, Kind::Array(_) | Kind::Datasec(_) | Kind::Enum(_));
+                if values {
+                    let size = btf.resolve_size(id).unwrap_or(0) as usize;
+                    typed_round_trip(&shared, id, size, fill, exact);
                 }
             }
         }
@@ -169,7 +226,7 @@ fn corrupted_btf_and_btf_ext_never_panic() {
             .unwrap_or(&[])
             .to_vec();
         let good = Btf::parse(raw_btf).unwrap();
-        exercise(&good);
+        exercise_with(&good, true);
         for _ in 0..2500 {
             if Instant::now() > deadline {
                 break;

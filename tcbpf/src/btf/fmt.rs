@@ -73,26 +73,12 @@ fn decode_at(btf: &Btf, id: TypeId, bytes: &[u8], depth: usize) -> Result<BtfVal
             n => BtfValue::Bytes(need(n as usize)?.to_vec()),
         },
         Kind::Ptr(_) => BtfValue::Pointer(read_uint(need(8)?) as u64),
-        Kind::Enum(e) | Kind::Enum64(e) => {
-            let raw = read_uint(need(e.size as usize)?);
-            let value = if e.signed {
-                sign_extend(raw, e.size * 8)
-            } else {
-                raw as i128
-            };
-            let mask = if e.size >= 16 {
-                u128::MAX
-            } else {
-                (1u128 << (e.size * 8)) - 1
-            };
-            let name = e
-                .values
-                .iter()
-                .find(|v| (v.value as u64 as u128) & mask == raw & mask)
-                .and_then(|v| btf.str_at(v.name_off).ok())
-                .map(str::to_string);
-            BtfValue::Enum { name, value }
-        }
+        Kind::Enum(e) | Kind::Enum64(e) => enum_value(
+            btf,
+            e,
+            read_uint(need(e.size as usize)?),
+            e.size.saturating_mul(8),
+        ),
         Kind::Array(a) => {
             let elem_size = btf.resolve_size(a.elem)? as usize;
             if elem_size == 0 {
@@ -133,15 +119,19 @@ fn decode_at(btf: &Btf, id: TypeId, bytes: &[u8], depth: usize) -> Result<BtfVal
                         let bits = if bits > 0 { bits as u32 } else { i.bits as u32 };
                         bitfield(i, data, m.bit_offset, bits)?
                     }
-                    (_, bits) if bits > 0 => {
-                        // An enum bitfield: read as unsigned bits.
+                    (kind, bits) if bits > 0 => {
+                        // An enum bitfield: its bits, named by the enum.
                         let fake = Int {
                             size: 8,
                             encoding: 0,
                             offset: 0,
                             bits: 64,
                         };
-                        bitfield(&fake, data, m.bit_offset, bits as u32)?
+                        let raw = bitfield(&fake, data, m.bit_offset, bits as u32)?;
+                        match (kind.enumeration(), &raw) {
+                            (Some(e), BtfValue::Uint(raw)) => enum_value(btf, e, *raw, bits as u32),
+                            _ => raw,
+                        }
                     }
                     _ => {
                         let rest = data.get(byte..).ok_or_else(|| {
@@ -174,6 +164,27 @@ fn decode_at(btf: &Btf, id: TypeId, bytes: &[u8], depth: usize) -> Result<BtfVal
         Kind::Var(v) => decode_at(btf, v.ty, bytes, depth + 1)?,
         _ => BtfValue::Bytes(bytes.to_vec()),
     })
+}
+
+/// An enum's `bits`-bit raw value, with its enumerator's name when one has it.
+fn enum_value(btf: &Btf, e: &crate::btf::types::Enum, raw: u128, bits: u32) -> BtfValue {
+    let value = if e.signed {
+        sign_extend(raw, bits)
+    } else {
+        raw as i128
+    };
+    let mask = if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    };
+    let name = e
+        .values
+        .iter()
+        .find(|v| (v.value as u64 as u128) & mask == raw & mask)
+        .and_then(|v| btf.str_at(v.name_off).ok())
+        .map(str::to_string);
+    BtfValue::Enum { name, value }
 }
 
 /// Little-endian unsigned value of up to 16 bytes.

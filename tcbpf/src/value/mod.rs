@@ -5,12 +5,14 @@
 //! Pure: no syscalls here. Sizes come from the caller (the map's info).
 //! [`Data`] reads the command line's DATA words; [`Layout`] is a list of
 //! typed fields resolved against a size (the `key TYPES value TYPES` of
-//! `dump`, `lookup` and `load`); [`format`](mod@format) writes untyped bytes as bpftool does.
+//! `dump`, `lookup` and `load`); [`format`](mod@format) writes untyped bytes as bpftool does;
+//! [`typed`] decodes and encodes by the map's own BTF types (and JSON).
 
 mod data;
 mod field;
 pub mod format;
 mod layout;
+pub mod typed;
 
 pub use data::Data;
 pub use field::{parse_int, FieldType};

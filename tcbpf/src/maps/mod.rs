@@ -1,0 +1,105 @@
+//! Load-free map access on descriptors: a map's own types read from the
+//! kernel ([`types_of`]), all its entries ([`read_all`]) and diff-apply
+//! ([`apply`]: make a map hold given entries with batch updates and
+//! deletes). For the CLI's `map load json`, the exporter and sync alike.
+//! Uses `sys` for the syscalls and `value::typed` for the types; holds no
+//! state and never changes a map before every input is checked.
+
+mod apply;
+
+pub use apply::{apply, read_all, ApplyReport, Entry};
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use crate::btf::Btf;
+use crate::sys::{self, info::MapInfo, map::MapType};
+use crate::value::typed::{MapTypes, TypedError};
+
+/// Why a map's types could not be read or entries applied.
+#[derive(Debug)]
+pub enum Error {
+    /// A system call failed.
+    Sys(sys::Error),
+    /// The kernel's BTF did not parse.
+    Btf(crate::btf::Error),
+    /// The BTF does not fit the map, or an entry does not fit the map.
+    Typed(TypedError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys(e) => write!(f, "{e}"),
+            Error::Btf(e) => write!(f, "map BTF: {e}"),
+            Error::Typed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<sys::Error> for Error {
+    fn from(e: sys::Error) -> Self {
+        Error::Sys(e)
+    }
+}
+
+impl From<TypedError> for Error {
+    fn from(e: TypedError) -> Self {
+        Error::Typed(e)
+    }
+}
+
+/// The key/value BTF of `map`, read from the kernel (map info → btf_id →
+/// BTF_GET_FD_BY_ID → BTF data → parse); `None` when the map has none.
+pub fn types_of(map: impl AsFd) -> Result<Option<MapTypes>, Error> {
+    let info = sys::info::map_info(map)?;
+    types_for(&info)
+}
+
+/// [`types_of`] for a map whose info the caller already read.
+pub fn types_for(info: &MapInfo) -> Result<Option<MapTypes>, Error> {
+    if info.btf_id == 0 || (info.btf_key_type_id == 0 && info.btf_value_type_id == 0) {
+        return Ok(None);
+    }
+    let fd = sys::obj::btf_by_id(info.btf_id)?;
+    let data = sys::info::btf_data(&fd)?;
+    let btf = Btf::parse(&data).map_err(Error::Btf)?;
+    let cpus = cpus_of(info)?;
+    MapTypes::new(
+        Arc::new(btf),
+        Some(info.btf_key_type_id),
+        Some(info.btf_value_type_id),
+        info.key_size as usize,
+        info.value_size as usize,
+        cpus,
+    )
+    .map(Some)
+    .map_err(Error::Typed)
+}
+
+/// [`types_for`], or untyped [`MapTypes`] (integers and byte arrays) for
+/// a map without BTF.
+pub fn types_or_untyped(info: &MapInfo) -> Result<MapTypes, Error> {
+    match types_for(info)? {
+        Some(t) => Ok(t),
+        None => Ok(MapTypes::untyped(
+            info.key_size as usize,
+            info.value_size as usize,
+            cpus_of(info)?,
+        )),
+    }
+}
+
+/// `Some(possible CPUs)` for per-CPU maps.
+fn cpus_of(info: &MapInfo) -> Result<Option<usize>, Error> {
+    if info.kind().is_some_and(MapType::is_percpu) {
+        let n =
+            sys::possible_cpus().map_err(|e| Error::Sys(sys::Error::new("possible cpus", e)))?;
+        Ok(Some(n))
+    } else {
+        Ok(None)
+    }
+}
