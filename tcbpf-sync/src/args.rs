@@ -196,7 +196,6 @@ impl Conn {
 pub enum MapRef {
     Pinned(PathBuf),
     Id(u32),
-    Name(String),
 }
 
 /// One map to follow: where it is and the NAME its policy lives under
@@ -301,13 +300,12 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         status_ttl: 15,
         resync: None,
     };
-    let words = ["pinned", "id", "name", "node", "status-ttl", "resync"];
+    let words = ["pinned", "id", "node", "status-ttl", "resync"];
     while let Some(word) = w.next() {
         let word = choose(&word, &words, "word")?;
         let map = match word {
             "pinned" => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
             "id" => MapRef::Id(w.number("a map id after 'id'")?),
-            "name" => MapRef::Name(w.expect("a map name after 'name'")?),
             "node" => {
                 let node = w.expect("a node name after 'node'")?;
                 check_name("node", &node)?;
@@ -338,7 +336,7 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
     }
     if o.maps.is_empty() {
         return Err(SyncError::usage(
-            "expected at least one MAP (pinned PATH | id N | name NAME)",
+            "expected at least one MAP (pinned PATH | id N)",
         ));
     }
     Ok(o)

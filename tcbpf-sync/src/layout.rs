@@ -59,6 +59,16 @@ impl Prefix {
         format!("{}{}", self.map(name), escape(key_json))
     }
 
+    /// `PREFIX/nodes/`: every node's status.
+    pub fn nodes(&self) -> String {
+        format!("{}/nodes/", self.0)
+    }
+
+    /// `PREFIX/nodes/NODE`.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}{node}", self.nodes())
+    }
+
     /// Splits an etcd key under `PREFIX/maps/` into the map name and the
     /// key's JSON text; `None` for keys outside the layout.
     pub fn parse_entry(&self, etcd_key: &[u8]) -> Option<(String, String)> {

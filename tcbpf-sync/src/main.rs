@@ -7,9 +7,12 @@
 mod args;
 mod conn;
 mod error;
+mod follow;
 mod kv;
 mod layout;
 mod snapshot;
+mod status;
+mod target;
 
 use args::{choose, Command, Words};
 use error::SyncError;
@@ -23,6 +26,10 @@ Usage: tcbpf [ -j ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync list ENDPOINTS [CONN]… prefix PREFIX [ map NAME ]
+  tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
+  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ MAP [ as NAME ] ]…
+             [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
+MAP := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
 CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
@@ -32,6 +39,11 @@ CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
 Layout in etcd: PREFIX/maps/NAME/KEY holds the value's JSON, KEY being the
 key's compact JSON text with '%', '/' and non-printable bytes %-escaped.
 'from' reads {\"key\":…,\"value\":…} lines, written in transactions of 128.
+A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
+status-ttl seconds (default 15). 'etcd' makes each map equal to
+PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
+follows every change; a full re-read and diff-apply repairs drift every
+'resync' seconds and on SIGHUP; SIGTERM finishes the apply under way and exits.
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -64,9 +76,15 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     }
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
-        return Err(SyncError::usage("expected a command (put, del, get, list)"));
+        return Err(SyncError::usage(
+            "expected a command (put, del, get, list, status, etcd)",
+        ));
     };
-    let verb = choose(&verb, &["put", "del", "get", "list", "help"], "command")?;
+    let verb = choose(
+        &verb,
+        &["put", "del", "get", "list", "status", "etcd", "help"],
+        "command",
+    )?;
     if verb == "help" {
         print!("{USAGE}");
         return Ok(());
@@ -77,6 +95,9 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         .build()
         .map_err(|e| SyncError::other(format!("async runtime: {e}")))?;
     rt.block_on(async move {
+        if let Command::Etcd(o) = cmd {
+            return follow::run(conn, prefix, o).await;
+        }
         let mut c = conn::connect(&conn).await?;
         match cmd {
             Command::Put { map, key, value } => {
@@ -114,7 +135,8 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 let items = kv::list(&mut c, &prefix, map.as_deref()).await?;
                 kv::print_list(&items, g.json);
             }
-            Command::Status | Command::Etcd(_) => unreachable!("not offered by choose above"),
+            Command::Status => status::show(&mut c, &prefix, g.json).await?,
+            Command::Etcd(_) => unreachable!("handled above"),
         }
         Ok(())
     })

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod host;
 
 use std::process::{Command, Output};
 

@@ -93,11 +93,7 @@ fn read_by_element(
 /// [`ElemSizes`] gives; a key given twice: the last wins). With `replace`,
 /// also deletes every key not given. Checks every entry's sizes before
 /// writing anything. Per-CPU values compare by each CPU's value bytes.
-pub fn apply(
-    map: impl AsFd,
-    entries: &[Entry],
-    replace: bool,
-) -> Result<ApplyReport, Error> {
+pub fn apply(map: impl AsFd, entries: &[Entry], replace: bool) -> Result<ApplyReport, Error> {
     let map = map.as_fd();
     let info = sys::info::map_info(map)?;
     let kind = info.kind();
