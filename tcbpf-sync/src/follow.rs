@@ -181,20 +181,31 @@ impl Follower {
             }
         }
         let mut fixed = 0u64;
+        let mut sums = [0usize; 4];
         let mut results = Vec::new();
         for m in &mut self.maps {
             let (report, rejected) = m
                 .replace_all(&policy[&m.name])
                 .map_err(|e| format!("resync ({why}) of map {} at revision {rev}: {e}", m.name))?;
             fixed += (report.added + report.changed + report.removed) as u64;
+            for (sum, n) in sums.iter_mut().zip([
+                report.added,
+                report.changed,
+                report.unchanged,
+                report.removed,
+            ]) {
+                *sum += n;
+            }
             results.push((m.name.clone(), m.entries, rejected));
         }
-        let first = self.applied == 0;
         self.applied = rev;
         self.shared.update(|s| {
             s.revision = rev;
             s.resyncs += 1;
-            if !first {
+            s.last_resync = Some((why.to_string(), rev, sums));
+            // Only a resync asked for drift counts as drift; the others
+            // (start-up, compaction, failure) catch up with the policy.
+            if matches!(why, "SIGHUP" | "periodic resync") {
                 s.drift_fixed += fixed;
             }
             s.state = "following";

@@ -50,6 +50,9 @@ pub struct NodeStatus {
     pub resyncs: u64,
     /// Entries a resync found different from the policy and fixed.
     pub drift_fixed: u64,
+    /// The last full re-read: why, at which revision, and what it wrote
+    /// (added, changed, unchanged, removed).
+    pub last_resync: Option<(String, i64, [usize; 4])>,
     pub state: &'static str,
 }
 
@@ -80,6 +83,9 @@ impl NodeStatus {
             "last_error": self.last_error.as_ref().map(|(t, m)| json!({"time": t, "message": m})),
             "resyncs": self.resyncs,
             "drift_fixed": self.drift_fixed,
+            "last_resync": self.last_resync.as_ref().map(|(why, rev, [a, c, u, r])| json!({
+                "why": why, "revision": rev, "added": a, "changed": c, "unchanged": u, "removed": r,
+            })),
             "updated": now(),
         })
     }

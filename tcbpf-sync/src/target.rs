@@ -122,7 +122,15 @@ impl MapTarget {
                 }),
             }
         }
-        let report = tcbpf::maps::apply(&self.fd, &entries, true).map_err(|e| e.to_string())?;
+        // Deletes first: a full map must make room before new keys go in
+        // (tcbpf::maps::apply writes before it deletes).
+        let removed = if self.is_array {
+            0
+        } else {
+            self.remove_absent(&entries)?
+        };
+        let mut report = tcbpf::maps::apply(&self.fd, &entries, true).map_err(|e| e.to_string())?;
+        report.removed += removed;
         self.entries = report.added + report.changed + report.unchanged;
         if !self.is_array {
             // Distinct keys: a key spelled twice in the policy counts once.
@@ -131,8 +139,26 @@ impl MapTarget {
         Ok((report, rejected))
     }
 
-    /// Applies the changes of one or more revisions: puts by batch
-    /// update, then deletes (zeroed values in array maps). Returns the
+    /// Deletes the keys of the map that `entries` does not name.
+    fn remove_absent(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<usize, String> {
+        let wanted: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|(k, _)| k.as_slice()).collect();
+        let mut removed = 0;
+        for (k, _) in tcbpf::maps::read_all(&self.fd).map_err(|e| e.to_string())? {
+            if wanted.contains(k.as_slice()) {
+                continue;
+            }
+            match sys::map::delete(&self.fd, &k) {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Applies the changes of one or more revisions: deletes (zeroed
+    /// values in array maps), then puts by batch update. Returns the
     /// report and the rejected entries; an `Err` means the map may hold
     /// part of the change.
     pub fn apply_delta(
@@ -154,8 +180,9 @@ impl MapTarget {
                 });
             }
         }
-        let mut report = tcbpf::maps::apply(&self.fd, &puts, false).map_err(|e| e.to_string())?;
+        // Deletes first, so that a full map has room for the new keys.
         let zero = vec![0u8; self.types.value_buf_size()];
+        let mut removed = 0;
         for key in &dels {
             let r = if self.is_array {
                 sys::map::update(&self.fd, key, &zero, 0)
@@ -163,17 +190,19 @@ impl MapTarget {
                 sys::map::delete(&self.fd, key)
             };
             match r {
-                Ok(()) => report.removed += 1,
+                Ok(()) => removed += 1,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
                     return Err(format!(
-                        "{e} (after {} of {} writes of this change)",
-                        puts.len() + report.removed,
-                        puts.len() + dels.len()
+                        "{e} (after {removed} of {} deletes of this change)",
+                        dels.len()
                     ))
                 }
             }
         }
+        let mut report = tcbpf::maps::apply(&self.fd, &puts, false)
+            .map_err(|e| format!("{e} (after the {removed} deletes of this change)"))?;
+        report.removed = removed;
         if !self.is_array {
             self.entries = (self.entries + report.added).saturating_sub(report.removed);
         }
