@@ -45,8 +45,14 @@ impl SyncError {
     /// refusals exit 3, the rest 4.
     pub fn etcd(what: &str, e: etcd_client::Error) -> Self {
         let exit = match &e {
-            // gRPC codes 7 (permission denied) and 16 (unauthenticated).
-            etcd_client::Error::GRpcStatus(s) if matches!(i32::from(s.code()), 7 | 16) => {
+            // gRPC codes 7 (permission denied) and 16 (unauthenticated);
+            // etcd says a wrong password, or a missing user where auth is
+            // on, with code 3 (invalid argument).
+            etcd_client::Error::GRpcStatus(s)
+                if matches!(i32::from(s.code()), 7 | 16)
+                    || s.message().contains("authentication failed")
+                    || s.message().contains("user name is empty") =>
+            {
                 exit::PERMISSION
             }
             _ => exit::OTHER,
