@@ -1,9 +1,11 @@
 /* The classifier of the tcbpf sync tests and scripts/fleet-demo.sh: drops
  * UDP to the ports held in sync_blocked, a set that `tcbpf sync` keeps equal
- * to the policy in etcd (PREFIX/maps/blocked/PORT). Keys are the port in
- * host byte order, so the policy reads `key 53`; the value is a flag (any
- * value blocks). Counters: [0] UDP passed, [1] UDP dropped. Both maps are
- * pinned by name (tc's global namespace of the bpffs in use).
+ * to the policy in etcd (PREFIX/maps/blocked/PORT), and IPv4 packets from
+ * the addresses held in sync_src (large policies: up to 131072 entries).
+ * Keys are in host byte order, so the policy reads `key 53` and
+ * `key 167772161` (10.0.0.1); values are flags (any value blocks).
+ * Counters: [0] UDP passed, [1] UDP dropped. Every map is pinned by name
+ * (tc's global namespace of the bpffs in use).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -23,6 +25,14 @@ struct {
 } sync_blocked SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, 131072);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sync_src SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -38,8 +48,12 @@ SEC("classifier") int sync_block(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
 
-	if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
-	    ip->protocol != IPPROTO_UDP || ip->ihl != 5)
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	__u32 src = bpf_ntohl(ip->saddr);
+	if (bpf_map_lookup_elem(&sync_src, &src))
+		return TC_ACT_SHOT;
+	if ((void *)(udp + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl != 5)
 		return TC_ACT_OK;
 
 	__u16 port = bpf_ntohs(udp->dest);

@@ -27,9 +27,11 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
-/// How often an idle watch asks etcd for its progress (so the reported
-/// revision follows the head even when the policy does not change).
+/// How often an idle watch asks etcd for its progress (reported as
+/// `seen`: the follower is idle, not stuck).
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// The largest watch response accepted.
+const WATCH_MESSAGE_LIMIT: usize = 256 << 20;
 /// Pause before retrying after a failure.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -237,7 +239,12 @@ impl Follower {
             .with_prefix()
             .with_start_revision(self.applied + 1)
             .with_progress_notify();
-        let mut stream = match c.watch(self.prefix.maps(), Some(opts)).await {
+        // A catching-up watcher gets up to 1,000 revisions per response:
+        // with 128-operation transactions that passes gRPC's 4 MiB default.
+        let mut wc = c
+            .watch_client()
+            .max_decoding_message_size(WATCH_MESSAGE_LIMIT);
+        let mut stream = match wc.watch(self.prefix.maps(), Some(opts)).await {
             Ok(s) => s,
             Err(e) => {
                 self.shared
@@ -286,10 +293,10 @@ impl Follower {
     /// Handles one watch response; `Some` when the watch must stop.
     fn on_response(&mut self, r: WatchResponse) -> Option<Next> {
         if r.compact_revision() > 0 {
-            let (at, applied) = (r.compact_revision(), self.applied);
+            let (at, from) = (r.compact_revision(), self.applied + 1);
             self.shared.update(|s| {
                 s.error(format!(
-                    "history compacted at revision {at} past applied revision {applied}: re-reading"
+                    "watch from revision {from}: etcd answered compacted (at revision {at}): re-reading"
                 ))
             });
             return Some(Next::Resync("compaction"));
@@ -301,17 +308,13 @@ impl Follower {
             return Some(Next::Rewatch);
         }
         if r.events().is_empty() {
-            // A progress report: every event up to this revision was sent.
-            // (Not the creation reply: history may still be on its way.)
+            // A progress report: reported as `seen`, never used as the
+            // resume point. etcd 3.4.23 (Debian 12's) also answers progress
+            // requests of watchers still catching up (fixed in 3.4.24), so
+            // trusting it could skip events after a reconnect.
             let head = r.header().map_or(0, |h| h.revision());
-            if !r.created() && head > self.applied {
-                self.applied = head;
-                self.shared.update(|s| {
-                    s.revision = head;
-                    for (_, m) in &mut s.maps {
-                        m.revision = head;
-                    }
-                });
+            if !r.created() {
+                self.shared.update(|s| s.seen = s.seen.max(head));
             }
             return None;
         }

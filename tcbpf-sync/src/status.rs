@@ -42,8 +42,11 @@ pub struct NodeStatus {
     pub node: String,
     pub pid: u32,
     pub started: f64,
-    /// Every map holds the policy up to this revision.
+    /// Every map holds the policy up to this revision (the last applied
+    /// event or full read: where a new watch resumes).
     pub revision: i64,
+    /// The highest revision etcd's watch progress reports announced.
+    pub seen: i64,
     pub maps: Vec<(String, MapStatus)>,
     pub last_error: Option<(f64, String)>,
     /// Full re-reads (start-up, compaction, resync, after a failure).
@@ -79,6 +82,7 @@ impl NodeStatus {
             "started": self.started,
             "state": self.state,
             "revision": self.revision,
+            "seen": self.seen,
             "maps": maps,
             "last_error": self.last_error.as_ref().map(|(t, m)| json!({"time": t, "message": m})),
             "resyncs": self.resyncs,
@@ -221,8 +225,9 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             .map_err(|e| SyncError::etcd("count pending entries", e))?
             .kvs()
             .len();
+        let seen = s["seen"].as_i64().unwrap_or(0).max(rev);
         s["head"] = json!(head);
-        s["behind"] = json!(head - rev);
+        s["behind"] = json!(head - seen);
         s["pending"] = json!(pending);
         rows.push(s);
     }
@@ -233,16 +238,29 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
     println!("head revision {head}");
     for s in &rows {
         let err = s["last_error"]["message"].as_str().unwrap_or("-");
+        let r = &s["last_resync"];
+        let resync = match r["why"].as_str() {
+            Some(why) => format!(
+                "{}@{} added {} changed {} unchanged {} removed {}",
+                why.replace(' ', "-"),
+                r["revision"],
+                r["added"],
+                r["changed"],
+                r["unchanged"],
+                r["removed"]
+            ),
+            None => "-".to_string(),
+        };
         println!(
-            "node {} {} revision {} behind {} pending {} resyncs {} drift_fixed {} last_error {}",
+            "node {} {} pid {} revision {} behind {} pending {} resyncs {} drift_fixed {} last_resync {resync} last_error {err}",
             s["node"].as_str().unwrap_or("?"),
             s["state"].as_str().unwrap_or("?"),
+            s["pid"],
             s["revision"],
             s["behind"],
             s["pending"],
             s["resyncs"],
             s["drift_fixed"],
-            err
         );
         if let Some(maps) = s["maps"].as_object() {
             for (name, m) in maps {

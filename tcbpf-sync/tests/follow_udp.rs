@@ -119,7 +119,8 @@ fn put_drops_real_udp_to_the_port_and_del_lets_it_through() {
     assert_eq!(n["pending"], 0, "{st}");
     assert_eq!(n["state"], "following");
     let text = sync_ok(&["status", &ep, "prefix", p]);
-    assert!(text.contains("node n1 following revision"), "{text}");
+    assert!(text.contains("node n1 following pid "), "{text}");
+    assert!(text.contains(" last_resync start-up@"), "{text}");
     assert!(text.contains("  map blocked id "), "{text}");
 
     // SIGTERM: exit 0, and the status goes with the lease.
