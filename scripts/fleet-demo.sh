@@ -29,7 +29,7 @@ else
     HOSTS=10 PUTS=1000 BULK=100000 STREAM=300
 fi
 if [ -z "${TCBPF_BIN_DIR:-}" ]; then
-    cargo build --release -q -p tcbpf-cli -p tcbpf-sync --example fleet_probe
+    cargo build --release -q -p tcbpf-cli -p tcbpf-sync --bins --example fleet_probe
     TCBPF_BIN_DIR=${CARGO_TARGET_DIR:-target}/release
 fi
 TCBPF=$TCBPF_BIN_DIR/tcbpf

@@ -103,10 +103,10 @@ pub fn print_list(items: &[Listed], json_out: bool) {
                 })
             })
             .collect();
-        println!("{}", Value::Array(v));
+        out!("{}", Value::Array(v));
     } else {
         for l in items {
-            println!("{} key {} value {}", l.map, l.key, l.value);
+            out!("{} key {} value {}", l.map, l.key, l.value);
         }
     }
 }

@@ -4,6 +4,11 @@
 //! the etcd client stay out of the `tcbpf` library and out of the start-up
 //! of `tcbpf map`. The map side (typed JSON, diff-apply) is the library's.
 
+/// Prints a line on standard output (see [`emit`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::emit(&format!($($arg)*)) };
+}
+
 mod args;
 mod conn;
 mod error;
@@ -62,7 +67,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         match word {
             "-j" | "-json" | "--json" | "-p" | "-pretty" | "--pretty" => g.json = true,
             "-h" | "-help" | "--help" => {
-                print!("{USAGE}");
+                out!("{}", USAGE.trim_end());
                 return Ok(());
             }
             w if w.starts_with('-') => {
@@ -86,7 +91,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         "command",
     )?;
     if verb == "help" {
-        print!("{USAGE}");
+        out!("{}", USAGE.trim_end());
         return Ok(());
     }
     let (conn, prefix, cmd) = args::parse(verb, &mut w, |v| std::env::var(v).ok())?;
@@ -103,21 +108,21 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
             Command::Put { map, key, value } => {
                 let rev = kv::put(&mut c, &prefix, &map, &key, &value).await?;
                 if g.json {
-                    println!("{}", serde_json::json!({ "revision": rev }));
+                    out!("{}", serde_json::json!({ "revision": rev }));
                 }
             }
             Command::PutFrom { map, file } => {
                 let (n, rev) = kv::put_from(&mut c, &prefix, &map, &file).await?;
                 if g.json {
-                    println!("{}", serde_json::json!({ "entries": n, "revision": rev }));
+                    out!("{}", serde_json::json!({ "entries": n, "revision": rev }));
                 } else {
-                    println!("{n} entries written, revision {rev}");
+                    out!("{n} entries written, revision {rev}");
                 }
             }
             Command::Del { map, key } => {
                 let rev = kv::del(&mut c, &prefix, &map, &key).await?;
                 if g.json {
-                    println!("{}", serde_json::json!({ "revision": rev }));
+                    out!("{}", serde_json::json!({ "revision": rev }));
                 }
             }
             Command::Get { map, key } => {
@@ -126,9 +131,9 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                     let v: serde_json::Value =
                         serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
                     let k: serde_json::Value = serde_json::from_str(&key).unwrap_or_default();
-                    println!("{}", serde_json::json!({ "key": k, "value": v }));
+                    out!("{}", serde_json::json!({ "key": k, "value": v }));
                 } else {
-                    println!("{value}");
+                    out!("{value}");
                 }
             }
             Command::List { map } => {
@@ -140,6 +145,21 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         }
         Ok(())
     })
+}
+
+/// Writes `line` and a newline to standard output; a closed pipe
+/// (`tcbpf sync status | head -1`) ends the command quietly with status 0,
+/// as C tools do, instead of a panic.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{line}").and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tcbpf sync: standard output: {e}");
+        std::process::exit(4);
+    }
 }
 
 fn main() {

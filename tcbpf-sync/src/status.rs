@@ -212,6 +212,8 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
         // has to apply (deletions are not counted: etcd keeps no key).
         // etcd's count ignores the revision filter: count the keys.
         let pending = c
+            .kv_client()
+            .max_decoding_message_size(256 << 20)
             .get(
                 p.maps(),
                 Some(
@@ -232,10 +234,10 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
         rows.push(s);
     }
     if json_out {
-        println!("{}", json!({ "head": head, "nodes": rows }));
+        out!("{}", json!({ "head": head, "nodes": rows }));
         return Ok(());
     }
-    println!("head revision {head}");
+    out!("head revision {head}");
     for s in &rows {
         let err = s["last_error"]["message"].as_str().unwrap_or("-");
         let r = &s["last_resync"];
@@ -251,7 +253,7 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             ),
             None => "-".to_string(),
         };
-        println!(
+        out!(
             "node {} {} pid {} revision {} behind {} pending {} resyncs {} drift_fixed {} last_resync {resync} last_error {err}",
             s["node"].as_str().unwrap_or("?"),
             s["state"].as_str().unwrap_or("?"),
@@ -264,9 +266,13 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
         );
         if let Some(maps) = s["maps"].as_object() {
             for (name, m) in maps {
-                println!(
+                out!(
                     "  map {name} id {} revision {} entries {} rejected {} last_apply {}",
-                    m["id"], m["revision"], m["entries"], m["rejected"], m["last_apply"]
+                    m["id"],
+                    m["revision"],
+                    m["entries"],
+                    m["rejected"],
+                    m["last_apply"]
                 );
             }
         }

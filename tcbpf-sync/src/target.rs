@@ -139,6 +139,62 @@ impl MapTarget {
         Ok((report, rejected))
     }
 
+    /// Writes the puts of a delta: each key looked up (new, changed or
+    /// unchanged), the new and changed ones in one batch update. Not
+    /// `tcbpf::maps::apply`, which reads the whole map to diff: per delta
+    /// of 128 entries into a map of 100,000 that made convergence
+    /// quadratic.
+    fn write_puts(
+        &self,
+        puts: &[(Vec<u8>, Vec<u8>)],
+        removed: usize,
+    ) -> Result<ApplyReport, String> {
+        let mut report = ApplyReport {
+            removed,
+            ..ApplyReport::default()
+        };
+        let sizes = sys::map::ElemSizes::of(&self.fd).map_err(|e| e.to_string())?;
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        let mut old = vec![0u8; self.types.value_buf_size()];
+        // A key given twice: the last value wins (the map is a set of keys).
+        let mut last: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
+        for (k, v) in puts {
+            last.insert(k, v);
+        }
+        for (k, v) in last {
+            match sys::map::lookup(&self.fd, k, &mut old, 0) {
+                Ok(()) if old == v => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Ok(()) => report.changed += 1,
+                Err(e) if e.is_not_found() => report.added += 1,
+                Err(e) => return Err(e.to_string()),
+            }
+            keys.extend_from_slice(k);
+            values.extend_from_slice(v);
+        }
+        if keys.is_empty() {
+            return Ok(report);
+        }
+        match sys::map::update_batch(&self.fd, &sizes, &keys, &values, 0) {
+            Ok(_) => Ok(report),
+            Err(p) if p.done == 0 && sys::map::is_unsupported(&p.error) => {
+                let (ks, vs) = (sizes.key(), sizes.value());
+                for (k, v) in keys.chunks(ks).zip(values.chunks(vs)) {
+                    sys::map::update(&self.fd, k, v, 0).map_err(|e| e.to_string())?;
+                }
+                Ok(report)
+            }
+            Err(p) => Err(format!(
+                "{} ({} of {} written)",
+                p.error,
+                p.done,
+                keys.len() / sizes.key()
+            )),
+        }
+    }
+
     /// Deletes the keys of the map that `entries` does not name.
     fn remove_absent(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<usize, String> {
         let wanted: std::collections::HashSet<&[u8]> =
@@ -200,9 +256,9 @@ impl MapTarget {
                 }
             }
         }
-        let mut report = tcbpf::maps::apply(&self.fd, &puts, false)
+        let report = self
+            .write_puts(&puts, removed)
             .map_err(|e| format!("{e} (after the {removed} deletes of this change)"))?;
-        report.removed = removed;
         if !self.is_array {
             self.entries = (self.entries + report.added).saturating_sub(report.removed);
         }

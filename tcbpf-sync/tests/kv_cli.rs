@@ -188,3 +188,53 @@ fn bad_input_and_unreachable_etcd_exit_with_their_codes() {
     let err = sync_fails(4, &["list", &format!("127.0.0.1:{port}"), "prefix", "/t"]);
     assert!(err.contains("read /t/maps/"), "{err}");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly_with_status_0() {
+    // The reader (head -c0) is gone before the command writes.
+    let script = format!(
+        "exec 3>&1; {{ sleep 0.3; exec {} help 2>&3; }} | head -c0; echo status=${{PIPESTATUS[0]}}",
+        support::BIN
+    );
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.ends_with("status=0\n"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn status_counts_pending_entries_past_grpcs_4_mib_default() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = tcbpf_testkit::TempDir::new("syncbig");
+    // 20,000 keys of ~230 bytes: more than 4 MiB of keys for one range.
+    let map = "m".repeat(200);
+    let lines: String = (0..20_000)
+        .map(|i| format!("{{\"key\":{i},\"value\":1}}\n"))
+        .collect();
+    std::fs::write(dir.join("big"), lines).unwrap();
+    sync_ok(&[
+        "put",
+        &ep,
+        "prefix",
+        "/t/big",
+        "map",
+        &map,
+        "from",
+        tcbpf_testkit::s(&dir.join("big")),
+    ]);
+    // A node that applied nothing yet.
+    e.ctl(&[
+        "put",
+        "/t/big/nodes/n0",
+        r#"{"node":"n0","state":"starting","revision":0,"maps":{}}"#,
+    ]);
+    let st: serde_json::Value =
+        serde_json::from_str(&sync_ok(&["-j", "status", &ep, "prefix", "/t/big"])).unwrap();
+    assert_eq!(st["nodes"][0]["node"], "n0", "{st}");
+    assert_eq!(st["nodes"][0]["pending"], 20_000, "{st}");
+}
