@@ -3,7 +3,7 @@
 # that talk to the real kernel and the real `tc` (they need root).
 # Installs what the tests need and a fresh machine lacks (iproute2's tc,
 # strace, bpftool, systemd-socket-activate; prometheus and tmux for the
-# exporter and map watch tests).
+# exporter and map watch tests; protoc, etcd and etcdctl for tcbpf-sync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -35,6 +35,12 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# tcbpf-sync: protoc builds the etcd client's protocol code; its tests run a
+# real etcd (etcd-server) and use etcdctl (etcd-client).
+if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        protobuf-compiler etcd-server etcd-client
 fi
 cargo build --workspace --all-targets
 cargo test --workspace

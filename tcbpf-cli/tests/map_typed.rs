@@ -257,3 +257,52 @@ fn version_and_map_help_say_what_the_typed_helper_takes() {
         assert!(readme.contains(line.trim_start()), "README lacks: {line}");
     }
 }
+
+#[test]
+fn a_pointer_in_the_value_type_is_an_error_that_points_at_raw() {
+    use tcbpf::btf::BtfBuilder;
+    use tcbpf::sys::map;
+    let mut b = BtfBuilder::new();
+    let u32t = b.int("unsigned int", 4, false);
+    let u64t = b.int("unsigned long long", 8, false);
+    let ptr = b.ptr(u64t);
+    let holder = b.structure("holder", 8, &[("p", ptr, 0, 0)]);
+    let btf = tcbpf::sys::btf::load(&b.build().to_bytes()).expect("BTF_LOAD");
+    let m = map::create(&map::MapCreate {
+        map_type: map::MapType::Hash as u32,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 4,
+        name: &tcbpf_testkit::unique("ptr"),
+        btf: Some((std::os::fd::AsFd::as_fd(&btf), u32t, holder)),
+        ..Default::default()
+    })
+    .expect("a hash map whose value holds a pointer");
+    map::update(&m, &k32(1), &0x1234u64.to_ne_bytes(), 0).unwrap();
+    let fd = m.as_raw_fd();
+    let run = |args: &str| {
+        let words: Vec<String> = args
+            .replace("FD", &format!("fd {fd}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let out = tcbpf(&[fd], &words).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run("map dump FD");
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!("tcbpf: fd {fd}: value: a pointer ([3] PTR) cannot be printed or parsed; use 'raw' for its bytes\n")
+    );
+    let (code, out, _) = run("map dump FD raw");
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "key: 01 00 00 00  value: 34 12 00 00 00 00 00 00\n");
+    // The key still prints typed when only the value is given types.
+    let (code, out, _) = run("map lookup FD key 1 value u64");
+    assert_eq!((code, out.as_str()), (Some(0), "key: 1  value: 4660\n"));
+}

@@ -68,6 +68,9 @@ fn mutate(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
 /// (whole and partial) and odd JSON shapes; with `exact`, what decodes
 /// must encode back to bytes that decode the same.
 fn typed_round_trip(shared: &Arc<Btf>, id: TypeId, size: usize, fill: u8, exact: bool) {
+    if !exact && size > 256 {
+        return;
+    }
     let Ok(t) = MapTypes::new(shared.clone(), None, Some(id), 4, size, Some(2)) else {
         return;
     };
@@ -109,6 +112,18 @@ fn typed_round_trip(shared: &Arc<Btf>, id: TypeId, size: usize, fill: u8, exact:
         return;
     };
     let _ = t.encode_value(&j, true);
+    // An NDJSON line encodes the same by the fast path as through Values.
+    let line = format!("{{\"key\":0,\"value\":{}}}", v.to_json());
+    let (mut kb, mut vb) = (Vec::new(), Vec::new());
+    let fast = t.entry_from_json_line(line.as_bytes(), false, &mut kb, &mut vb);
+    let slow = serde_json::from_str::<serde_json::Value>(&line)
+        .map_err(|e| e.to_string())
+        .and_then(|j| t.entry_from_json(&j, false).map_err(|e| e.to_string()));
+    match (fast, slow) {
+        (Ok(()), Ok(s)) => assert_eq!((kb, vb), s, "{}", shared.describe(id)),
+        (Err(_), Err(_)) => {}
+        (f, s) => panic!("{}: fast {f:?}, values {s:?}", shared.describe(id)),
+    }
     match t.encode_value(&j, false) {
         Ok(again) if exact => assert_eq!(
             t.decode_value(&again).unwrap().to_json(),

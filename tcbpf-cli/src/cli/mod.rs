@@ -18,6 +18,7 @@ mod map_export;
 pub mod mapref;
 mod obj;
 mod obj_externs;
+mod sync;
 
 use error::CliError;
 use output::Global;
@@ -27,7 +28,7 @@ use words::{choose, is_help, Words};
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | demo | exporter }
+OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | sync | demo | exporter }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
@@ -37,6 +38,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[
   tcbpf chain help           several programs on one tcx hook, in a file's order
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf keeper help          a long-lived owner of exported maps, and its clients
+  tcbpf sync help            keep maps equal to a policy in etcd (tcbpf-sync)
   tcbpf demo                 run the built-in example end to end
   tcbpf exporter help        serve maps' counters to Prometheus
 
@@ -90,7 +92,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, demo, exporter)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, sync, demo, exporter)",
         ));
     };
     if is_help(&object) {
@@ -103,11 +105,12 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "demo", "exporter"],
+        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "sync", "demo", "exporter"],
         "object",
     )? {
         "keeper" => keeper::run(&g, &mut w),
         "exporter" => external::exec(&g, w.rest()),
+        "sync" => sync::run(&g, &mut w),
         "map" => map::run(&g, &mut w),
         "exec" => exec::run(&g, &mut w),
         "filter" => filter::run_filter(&g, &mut w),

@@ -7,7 +7,8 @@
 //! `error: LINE N: …` (`-j`: `{"error": …, "line": N}`) and the batch goes
 //! on; the exit status is the first failure's.
 //!
-//! MAP references are opened once and kept. Runs of `update` (flags `any`)
+//! The MAPs of lookup, update and delete are opened once and kept (other
+//! verbs run as `tcbpf map …` runs them). Runs of `update` (flags `any`)
 //! or of `delete` on one map, with nothing else in between, are gathered
 //! and written with one UPDATE_BATCH / DELETE_BATCH when the run ends, when
 //! another command comes, or before waiting for input. A batch call that

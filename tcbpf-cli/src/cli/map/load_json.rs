@@ -178,13 +178,8 @@ fn parse_lines(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let v: Value = serde_json::from_slice(line)
-            .map_err(|e| (i + 1, CliError::usage(format!("bad JSON: {e}"))))?;
-        let (k, val) = t
-            .entry_from_json(&v, partial)
+        t.entry_from_json_line(line, partial, &mut out.keys, &mut out.values)
             .map_err(|e| (i + 1, bad(e)))?;
-        out.keys.extend_from_slice(&k);
-        out.values.extend_from_slice(&val);
         out.n += 1;
     }
     Ok((out, lines))

@@ -116,8 +116,8 @@ without 'tcbpf map' ('update pinned /sys/fs/bpf/x key 17 value 1',
 and writes each answer as soon as no more input is waiting, so a shell
 can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
 …' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
-is the first failure's. MAPs are opened once; runs of updates or deletes
-of one map are written with one batch call each.
+is the first failure's. The MAPs of lookup, update and delete are opened
+once; runs of updates or deletes of one map go in one batch call each.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.

@@ -89,6 +89,30 @@ impl MapTypes {
     }
 }
 
+impl MapTypes {
+    /// One line of NDJSON (`{"key": …, "value": …}`) appended to `key`
+    /// and `value` as bytes (the whole value buffer), as
+    /// [`MapTypes::entry_from_json`] would give them; plain lines skip
+    /// `serde_json::Value` altogether. On error the buffers are unchanged.
+    pub fn entry_from_json_line(
+        &self,
+        line: &[u8],
+        partial: bool,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<(), TypedError> {
+        if !partial && self.fast_entry(line, key, value).is_some() {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(line)
+            .map_err(|e| TypedError::new("", format!("bad JSON: {e}")))?;
+        let (k, val) = self.entry_from_json(&v, partial)?;
+        key.extend_from_slice(&k);
+        value.extend_from_slice(&val);
+        Ok(())
+    }
+}
+
 /// Reads entries from text holding either one JSON array (a `-j` dump)
 /// or one JSON object per line (blank lines skipped). Errors name the
 /// line (`line 3: …`).

@@ -10,6 +10,7 @@
 
 mod encode;
 mod entry;
+mod fast;
 mod print;
 
 pub use entry::{int_fields, parse_entries, sum_values};
@@ -91,6 +92,8 @@ pub struct MapTypes {
     cpus: Option<usize>,
     key_printer: Option<Arc<Printer>>,
     value_printer: Option<Arc<Printer>>,
+    key_enc: Option<Arc<fast::Encoder>>,
+    value_enc: Option<Arc<fast::Encoder>>,
 }
 
 impl MapTypes {
@@ -115,6 +118,12 @@ impl MapTypes {
             _ => None,
         };
         let (key_printer, value_printer) = (printer(&key), printer(&value));
+        let encoder = |s: &Side, size: usize| match s {
+            Side::Btf(id) => fast::Encoder::new(&btf, *id).map(Arc::new),
+            Side::Untyped => fast::Encoder::untyped(size).map(Arc::new),
+            Side::Unprintable(_) => None,
+        };
+        let (key_enc, value_enc) = (encoder(&key, key_size), encoder(&value, value_size));
         Ok(MapTypes {
             btf,
             key_id,
@@ -126,6 +135,8 @@ impl MapTypes {
             cpus: cpus.map(|c| c.max(1)),
             key_printer,
             value_printer,
+            key_enc,
+            value_enc,
         })
     }
 
@@ -143,6 +154,8 @@ impl MapTypes {
             cpus: cpus.map(|c| c.max(1)),
             key_printer: None,
             value_printer: None,
+            key_enc: fast::Encoder::untyped(key_size).map(Arc::new),
+            value_enc: fast::Encoder::untyped(value_size).map(Arc::new),
         }
     }
 

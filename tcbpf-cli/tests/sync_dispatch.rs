@@ -1,0 +1,64 @@
+//! `tcbpf sync …` runs the `tcbpf-sync` helper as git runs `git-*`: found
+//! beside `tcbpf` (or on PATH), handed the words and `-j`, in the same
+//! process (exec). A copy of `tcbpf` in a temporary directory stands beside
+//! a small script in the helper's place, so the test sees exactly what the
+//! helper receives; the real helper's behaviour is tested in tcbpf-sync.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use tcbpf_testkit::TempDir;
+
+fn copy_tcbpf(dir: &TempDir) -> std::path::PathBuf {
+    let bin = dir.join("tcbpf");
+    std::fs::copy(env!("CARGO_BIN_EXE_tcbpf"), &bin).unwrap();
+    bin
+}
+
+#[test]
+fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
+    let dir = TempDir::new("syncdisp");
+    let bin = copy_tcbpf(&dir);
+    let helper = dir.join("tcbpf-sync");
+    std::fs::write(&helper, "#!/bin/sh\necho \"pid=$$ args=$*\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Command::new(&bin)
+        .args([
+            "-j",
+            "sync",
+            "get",
+            "127.0.0.1:2379",
+            "prefix",
+            "/p",
+            "map",
+            "m",
+            "key",
+            "{\"a\": 1}",
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    // The helper's exit status is tcbpf's: the helper replaced it.
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("args=-j get 127.0.0.1:2379 prefix /p map m key {\"a\": 1}"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sync_without_the_helper_says_where_it_looked() {
+    let dir = TempDir::new("syncnone");
+    let bin = copy_tcbpf(&dir);
+    let o = Command::new(&bin)
+        .args(["sync", "help"])
+        .env("PATH", dir.join("empty"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("tcbpf-sync is neither beside tcbpf nor on PATH"),
+        "{err}"
+    );
+}

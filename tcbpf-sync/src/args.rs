@@ -1,0 +1,466 @@
+//! The words of `tcbpf sync`, parsed into a [`Command`]; no I/O besides
+//! reading the password file named by `password-file`.
+//!
+//! ```text
+//! tcbpf sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
+//! CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
+//! ```
+//!
+//! Connection words come between ENDPOINTS and `prefix` (so that `key`
+//! there is the client key file and, after `prefix`, the map key). The
+//! password never comes from the command line: `password-file FILE` or the
+//! environment variable `TCBPF_SYNC_PASSWORD`.
+
+use crate::error::SyncError;
+use crate::layout::{canonical_json, check_name, Prefix};
+use std::path::PathBuf;
+
+/// The environment variable a password may come from.
+pub const PASSWORD_ENV: &str = "TCBPF_SYNC_PASSWORD";
+
+/// The words after `tcbpf sync`, consumed left to right.
+pub struct Words {
+    words: Vec<String>,
+    pos: usize,
+}
+
+impl Words {
+    pub fn new(words: Vec<String>) -> Words {
+        Words { words, pos: 0 }
+    }
+
+    pub fn peek(&self) -> Option<&str> {
+        self.words.get(self.pos).map(String::as_str)
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<String> {
+        let w = self.words.get(self.pos).cloned();
+        self.pos += usize::from(w.is_some());
+        w
+    }
+
+    pub fn expect(&mut self, what: &str) -> Result<String, SyncError> {
+        self.next()
+            .ok_or_else(|| SyncError::usage(format!("expected {what}")))
+    }
+
+    /// Consumes the next word when it is `word`, or an unambiguous prefix
+    /// of it as in tc (`pre` for `prefix`).
+    pub fn eat(&mut self, word: &str) -> bool {
+        match self.peek() {
+            Some(w) if !w.is_empty() && word.starts_with(w) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Requires the keyword `word` next.
+    pub fn keyword(&mut self, word: &str) -> Result<(), SyncError> {
+        if self.eat(word) {
+            return Ok(());
+        }
+        Err(SyncError::usage(match self.peek() {
+            Some(w) => format!("expected '{word}', found '{w}'"),
+            None => format!("expected '{word}'"),
+        }))
+    }
+
+    pub fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, SyncError> {
+        let w = self.expect(what)?;
+        w.parse()
+            .map_err(|_| SyncError::usage(format!("{what}: '{w}' is not a valid number")))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.words.len()
+    }
+
+    /// Fails when words are left over.
+    pub fn done(&self) -> Result<(), SyncError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(w) => Err(SyncError::usage(format!("unexpected word '{w}'"))),
+        }
+    }
+}
+
+/// Picks the one word of `choices` that `w` is a prefix of.
+pub fn choose<'a>(w: &str, choices: &[&'a str], what: &str) -> Result<&'a str, SyncError> {
+    if let Some(exact) = choices.iter().find(|c| **c == w) {
+        return Ok(exact);
+    }
+    let hits: Vec<&&str> = choices
+        .iter()
+        .filter(|c| !w.is_empty() && c.starts_with(w))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => Err(SyncError::usage(format!(
+            "unknown {what} '{w}' (expected one of: {})",
+            choices.join(", ")
+        ))),
+        _ => Err(SyncError::usage(format!("ambiguous {what} '{w}'"))),
+    }
+}
+
+/// How to reach etcd: endpoints, TLS files, user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conn {
+    pub endpoints: Vec<String>,
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub user: Option<(String, String)>,
+}
+
+impl Conn {
+    /// Parses `ENDPOINTS [ CONN ]…` up to (not including) `prefix`.
+    /// `env` gives the environment (the password variable).
+    pub fn parse(w: &mut Words, env: impl Fn(&str) -> Option<String>) -> Result<Conn, SyncError> {
+        let list = w.expect("ENDPOINTS (host:port[,host:port…])")?;
+        let endpoints: Vec<String> = list
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if endpoints.is_empty() {
+            return Err(SyncError::usage(format!("ENDPOINTS '{list}': no endpoint")));
+        }
+        let mut c = Conn {
+            endpoints,
+            ..Conn::default()
+        };
+        let mut user = None;
+        let mut password_file = None;
+        let words = ["cacert", "cert", "key", "user", "password-file", "prefix"];
+        while let Some(word) = w.peek().map(str::to_string) {
+            let word = choose(&word, &words, "connection option")?;
+            if word == "prefix" {
+                break;
+            }
+            w.next();
+            let arg = w.expect(&format!("a value after '{word}'"))?;
+            match word {
+                "cacert" => c.cacert = Some(arg.into()),
+                "cert" => c.cert = Some(arg.into()),
+                "key" => c.key = Some(arg.into()),
+                "user" => {
+                    if arg.contains(':') {
+                        return Err(SyncError::usage(
+                            "user NAME: the password is never taken from the command line \
+                             (use password-file FILE or TCBPF_SYNC_PASSWORD)",
+                        ));
+                    }
+                    user = Some(arg);
+                }
+                _ => password_file = Some(PathBuf::from(arg)),
+            }
+        }
+        if c.cert.is_some() != c.key.is_some() {
+            return Err(SyncError::usage(
+                "cert and key go together (a client certificate and its key)",
+            ));
+        }
+        if let Some(name) = user {
+            let password = match password_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| {
+                        SyncError::usage(format!("password-file {}: {e}", path.display()))
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                None => env(PASSWORD_ENV).ok_or_else(|| {
+                    SyncError::usage(format!(
+                        "user {name}: no password (give password-file FILE or set {PASSWORD_ENV})"
+                    ))
+                })?,
+            };
+            c.user = Some((name, password));
+        } else if password_file.is_some() {
+            return Err(SyncError::usage("password-file needs user NAME"));
+        }
+        Ok(c)
+    }
+
+    /// True when the endpoints are to be reached over TLS.
+    pub fn tls(&self) -> bool {
+        self.cacert.is_some() || self.cert.is_some()
+    }
+}
+
+/// A map as `tcbpf sync etcd` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapRef {
+    Pinned(PathBuf),
+    Id(u32),
+}
+
+/// One map to follow: where it is and the NAME its policy lives under
+/// (`as NAME`; `None` for the map's kernel name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    pub map: MapRef,
+    pub name: Option<String>,
+}
+
+/// Options of `tcbpf sync etcd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdOpts {
+    pub maps: Vec<Follow>,
+    pub node: Option<String>,
+    pub status_ttl: u64,
+    pub resync: Option<u64>,
+}
+
+/// A parsed `tcbpf sync` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Put {
+        map: String,
+        key: String,
+        value: String,
+    },
+    PutFrom {
+        map: String,
+        file: String,
+    },
+    Del {
+        map: String,
+        key: String,
+    },
+    Get {
+        map: String,
+        key: String,
+    },
+    List {
+        map: Option<String>,
+    },
+    Status,
+    Etcd(EtcdOpts),
+}
+
+/// `map NAME`.
+fn map_name(w: &mut Words) -> Result<String, SyncError> {
+    w.keyword("map")?;
+    let name = w.expect("a map NAME after 'map'")?;
+    check_name("map name", &name)?;
+    Ok(name)
+}
+
+/// `key JSON`, canonical.
+fn key_json(w: &mut Words) -> Result<String, SyncError> {
+    w.keyword("key")?;
+    Ok(canonical_json("key", &w.expect("a JSON key after 'key'")?)?)
+}
+
+/// Parses what follows `prefix PREFIX` for the command word `verb`.
+pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
+    let cmd = match verb {
+        "put" => {
+            let map = map_name(w)?;
+            if w.eat("from") {
+                let file = w.expect("a file (or - for standard input) after 'from'")?;
+                Command::PutFrom { map, file }
+            } else {
+                let key = key_json(w)?;
+                w.keyword("value")?;
+                let value = canonical_json("value", &w.expect("a JSON value after 'value'")?)?;
+                Command::Put { map, key, value }
+            }
+        }
+        "del" => Command::Del {
+            map: map_name(w)?,
+            key: key_json(w)?,
+        },
+        "get" => Command::Get {
+            map: map_name(w)?,
+            key: key_json(w)?,
+        },
+        "list" => Command::List {
+            map: if w.is_empty() {
+                None
+            } else {
+                Some(map_name(w)?)
+            },
+        },
+        "status" => Command::Status,
+        _ => Command::Etcd(parse_etcd(w)?),
+    };
+    w.done()?;
+    Ok(cmd)
+}
+
+fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
+    let mut o = EtcdOpts {
+        maps: Vec::new(),
+        node: None,
+        status_ttl: 15,
+        resync: None,
+    };
+    let words = ["pinned", "id", "node", "status-ttl", "resync"];
+    while let Some(word) = w.next() {
+        let word = choose(&word, &words, "word")?;
+        let map = match word {
+            "pinned" => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
+            "id" => MapRef::Id(w.number("a map id after 'id'")?),
+            "node" => {
+                let node = w.expect("a node name after 'node'")?;
+                check_name("node", &node)?;
+                o.node = Some(node);
+                continue;
+            }
+            "status-ttl" => {
+                o.status_ttl = w.number("seconds after 'status-ttl'")?;
+                if o.status_ttl < 2 {
+                    return Err(SyncError::usage("status-ttl: at least 2 seconds"));
+                }
+                continue;
+            }
+            _ => {
+                o.resync = Some(w.number("seconds after 'resync'")?);
+                continue;
+            }
+        };
+        let name = if w.peek() == Some("as") {
+            w.next();
+            let n = w.expect("a NAME after 'as'")?;
+            check_name("map name", &n)?;
+            Some(n)
+        } else {
+            None
+        };
+        o.maps.push(Follow { map, name });
+    }
+    if o.maps.is_empty() {
+        return Err(SyncError::usage(
+            "expected at least one MAP (pinned PATH | id N)",
+        ));
+    }
+    Ok(o)
+}
+
+/// Parses `ENDPOINTS [CONN]… prefix PREFIX …` for `verb`.
+pub fn parse(
+    verb: &str,
+    w: &mut Words,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Conn, Prefix, Command), SyncError> {
+    let conn = Conn::parse(w, env)?;
+    w.keyword("prefix")?;
+    let prefix = Prefix::new(&w.expect("a PREFIX after 'prefix'")?)?;
+    let cmd = parse_command(verb, w)?;
+    Ok((conn, prefix, cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Words {
+        Words::new(s.split_whitespace().map(str::to_string).collect())
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn put_canonicalises_key_and_value() {
+        let (c, p, cmd) = parse(
+            "put",
+            &mut words(
+                "127.0.0.1:2379,127.0.0.1:2381 prefix /f/ map blocked key 53 value {\"a\":1}",
+            ),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.endpoints, ["127.0.0.1:2379", "127.0.0.1:2381"]);
+        assert_eq!(p.to_string(), "/f");
+        assert_eq!(
+            cmd,
+            Command::Put {
+                map: "blocked".into(),
+                key: "53".into(),
+                value: r#"{"a":1}"#.into()
+            }
+        );
+    }
+
+    #[test]
+    fn key_before_prefix_is_the_client_key_file() {
+        let (c, _, cmd) = parse(
+            "del",
+            &mut words("e:1 cacert ca.pem cert c.pem key c.key prefix /f map m key 1"),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.key, Some(PathBuf::from("c.key")));
+        assert!(c.tls());
+        assert_eq!(
+            cmd,
+            Command::Del {
+                map: "m".into(),
+                key: "1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn password_comes_from_the_environment_never_the_command_line() {
+        let e = parse("list", &mut words("e:1 user root:secret prefix /f"), no_env).unwrap_err();
+        assert!(
+            e.message.contains("never taken from the command line"),
+            "{e}"
+        );
+        let e = parse("list", &mut words("e:1 user root prefix /f"), no_env).unwrap_err();
+        assert!(e.message.contains(PASSWORD_ENV), "{e}");
+        let (c, _, _) = parse("list", &mut words("e:1 user root prefix /f"), |v| {
+            (v == PASSWORD_ENV).then(|| "pw".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.user, Some(("root".into(), "pw".into())));
+    }
+
+    #[test]
+    fn etcd_takes_maps_with_names_node_and_ttl() {
+        let (_, _, cmd) = parse(
+            "etcd",
+            &mut words(
+                "e:1 prefix /f pinned /sys/fs/bpf/x as blocked id 7 node h1 status-ttl 5 resync 60",
+            ),
+            no_env,
+        )
+        .unwrap();
+        let Command::Etcd(o) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(o.maps.len(), 2);
+        assert_eq!(o.maps[0].name.as_deref(), Some("blocked"));
+        assert_eq!(
+            o.maps[1],
+            Follow {
+                map: MapRef::Id(7),
+                name: None
+            }
+        );
+        assert_eq!(
+            (o.node.as_deref(), o.status_ttl, o.resync),
+            (Some("h1"), 5, Some(60))
+        );
+    }
+
+    #[test]
+    fn bad_words_are_named() {
+        let e = parse("etcd", &mut words("e:1 prefix /f"), no_env).unwrap_err();
+        assert!(e.message.contains("at least one MAP"), "{e}");
+        let e = parse("put", &mut words("e:1 prefix /f map m key {"), no_env).unwrap_err();
+        assert!(e.message.contains("key '{' is not JSON"), "{e}");
+        let e = parse("get", &mut words("e:1 prefix /f map m key 1 extra"), no_env).unwrap_err();
+        assert!(e.message.contains("unexpected word 'extra'"), "{e}");
+        let e = parse("list", &mut words("e:1 cert c prefix /f"), no_env).unwrap_err();
+        assert!(e.message.contains("cert and key go together"), "{e}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Opening an etcd client from [`Conn`]: endpoints, TLS (CA, client
+//! certificate), user and password. The etcd-client crate does the
+//! protocol, the balancing over endpoints and the token refresh.
+
+use crate::args::Conn;
+use crate::error::SyncError;
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use std::time::Duration;
+
+fn read(what: &str, path: &std::path::Path) -> Result<Vec<u8>, SyncError> {
+    std::fs::read(path).map_err(|e| SyncError::usage(format!("{what} {}: {e}", path.display())))
+}
+
+/// The endpoints as URLs: `http://` by default, `https://` with TLS.
+pub fn urls(c: &Conn) -> Vec<String> {
+    let scheme = if c.tls() { "https://" } else { "http://" };
+    c.endpoints
+        .iter()
+        .map(|e| {
+            if e.contains("://") {
+                e.clone()
+            } else {
+                format!("{scheme}{e}")
+            }
+        })
+        .collect()
+}
+
+/// The client options `c` asks for.
+pub fn options(c: &Conn) -> Result<ConnectOptions, SyncError> {
+    let mut o = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+        .with_keep_alive_while_idle(true);
+    if c.tls() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &c.cacert {
+            tls = tls.ca_certificate(Certificate::from_pem(read("cacert", ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+            tls = tls.identity(Identity::from_pem(read("cert", cert)?, read("key", key)?));
+        }
+        o = o.with_tls(tls);
+    }
+    if let Some((user, password)) = &c.user {
+        o = o.with_user(user.clone(), password.clone());
+    }
+    Ok(o)
+}
+
+/// Connects (with a user, this authenticates at once).
+pub async fn connect(c: &Conn) -> Result<Client, SyncError> {
+    let urls = urls(c);
+    Client::connect(&urls, Some(options(c)?))
+        .await
+        .map_err(|e| SyncError::etcd(&format!("etcd {}", urls.join(",")), e))
+}

@@ -1,0 +1,375 @@
+//! `tcbpf sync etcd`: the follower. Reads the whole policy at one
+//! revision, makes every map equal to it (diff-apply), then watches from
+//! the next revision and applies each watch response (whole transactions:
+//! etcd never splits one revision across responses) in revision order.
+//!
+//! - Lost connection: the watch is opened again from the last applied
+//!   revision + 1, on a new client (any endpoint), losing no event.
+//! - Compacted past that revision: re-read and diff-apply, watch again.
+//! - A map write fails: the error goes in the status, and after a pause
+//!   the whole policy is re-read and diff-applied (the fix for a
+//!   half-written change), until it succeeds. The applied revision only
+//!   moves once every map took the change.
+//! - Drift (a map changed behind sync's back) is repaired by a full
+//!   re-read and diff-apply: every `resync SECS`, and on SIGHUP.
+//! - SIGTERM/SIGINT: the apply under way finishes, the status lease is
+//!   revoked, exit 0.
+
+use crate::args::{Conn, EtcdOpts};
+use crate::error::SyncError;
+use crate::layout::Prefix;
+use crate::status::{self, MapStatus, NodeStatus, Shared};
+use crate::target::{Desired, MapTarget};
+use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+/// How often an idle watch asks etcd for its progress (reported as
+/// `seen`: the follower is idle, not stuck).
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// The largest watch response accepted.
+const WATCH_MESSAGE_LIMIT: usize = 256 << 20;
+/// Pause before retrying after a failure.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Why the watch loop stopped.
+enum Next {
+    /// Watch again from the applied revision + 1.
+    Rewatch,
+    /// Re-read everything and diff-apply first.
+    Resync(&'static str),
+    Exit,
+}
+
+struct Follower {
+    conn: Conn,
+    prefix: Prefix,
+    maps: Vec<MapTarget>,
+    shared: Shared,
+    applied: i64,
+}
+
+pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncError> {
+    let mut maps = Vec::new();
+    for f in &o.maps {
+        let m = MapTarget::open(f)?;
+        if maps.iter().any(|x: &MapTarget| x.name == m.name) {
+            return Err(SyncError::usage(format!(
+                "map name '{}' given twice (use 'as NAME')",
+                m.name
+            )));
+        }
+        maps.push(m);
+    }
+    let node = match o.node.clone() {
+        Some(n) => n,
+        None => hostname()?,
+    };
+    let shared = Shared::new(NodeStatus {
+        node,
+        pid: std::process::id(),
+        started: status::now(),
+        maps: maps
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    MapStatus {
+                        id: m.id,
+                        ..MapStatus::default()
+                    },
+                )
+            })
+            .collect(),
+        state: "starting",
+        ..NodeStatus::default()
+    });
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| SyncError::other(format!("SIGTERM: {e}")))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| SyncError::other(format!("SIGINT: {e}")))?;
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| SyncError::other(format!("SIGHUP: {e}")))?;
+    let stop = Arc::new(Notify::new());
+    let writer = tokio::spawn(status::writer(
+        conn.clone(),
+        prefix.clone(),
+        o.status_ttl,
+        shared.clone(),
+        stop.clone(),
+    ));
+    let mut f = Follower {
+        conn,
+        prefix,
+        maps,
+        shared,
+        applied: 0,
+    };
+    let resync_every = o.resync.map(Duration::from_secs);
+    let mut need_resync = Some("start-up");
+    'outer: loop {
+        let mut client = tokio::select! {
+            c = f.connect() => c,
+            _ = term.recv() => break 'outer,
+            _ = int.recv() => break 'outer,
+        };
+        if let Some(why) = need_resync {
+            match f.resync(&mut client, why).await {
+                Ok(()) => need_resync = None,
+                Err(e) => {
+                    f.shared.update(|s| s.error(e));
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => continue,
+                        _ = term.recv() => break 'outer,
+                        _ = int.recv() => break 'outer,
+                    }
+                }
+            }
+        }
+        let next = f
+            .watch(&mut client, resync_every, &mut term, &mut int, &mut hup)
+            .await;
+        match next {
+            Next::Exit => break,
+            Next::Rewatch => {}
+            Next::Resync(why) => need_resync = Some(why),
+        }
+    }
+    f.shared.update(|s| s.state = "stopped");
+    stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+    Ok(())
+}
+
+fn hostname() -> Result<String, SyncError> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_err(|e| SyncError::other(format!("hostname: {e} (give node NAME)")))?;
+    Ok(name.trim().to_string())
+}
+
+impl Follower {
+    /// A client, retrying until one connects.
+    async fn connect(&mut self) -> Client {
+        loop {
+            match crate::conn::connect(&self.conn).await {
+                Ok(c) => return c,
+                Err(e) => {
+                    self.shared.update(|s| s.error(e.message.clone()));
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the whole policy at one revision and makes each map equal
+    /// to its part. The applied revision moves only if every map took it.
+    async fn resync(&mut self, c: &mut Client, why: &str) -> Result<(), String> {
+        let (kvs, rev) = crate::snapshot::read_prefix(c, &self.prefix.maps(), 0)
+            .await
+            .map_err(|e| e.message)?;
+        let mut policy: BTreeMap<String, BTreeMap<String, Vec<u8>>> = self
+            .maps
+            .iter()
+            .map(|m| (m.name.clone(), BTreeMap::new()))
+            .collect();
+        for (k, v, _) in kvs {
+            if let Some((name, key)) = self.prefix.parse_entry(&k) {
+                if let Some(p) = policy.get_mut(&name) {
+                    p.insert(key, v);
+                }
+            }
+        }
+        let mut fixed = 0u64;
+        let mut sums = [0usize; 4];
+        let mut results = Vec::new();
+        for m in &mut self.maps {
+            let (report, rejected) = m
+                .replace_all(&policy[&m.name])
+                .map_err(|e| format!("resync ({why}) of map {} at revision {rev}: {e}", m.name))?;
+            fixed += (report.added + report.changed + report.removed) as u64;
+            for (sum, n) in sums.iter_mut().zip([
+                report.added,
+                report.changed,
+                report.unchanged,
+                report.removed,
+            ]) {
+                *sum += n;
+            }
+            results.push((m.name.clone(), m.entries, rejected));
+        }
+        self.applied = rev;
+        self.shared.update(|s| {
+            s.revision = rev;
+            s.resyncs += 1;
+            s.last_resync = Some((why.to_string(), rev, sums));
+            // Only a resync asked for drift counts as drift; the others
+            // (start-up, compaction, failure) catch up with the policy.
+            if matches!(why, "SIGHUP" | "periodic resync") {
+                s.drift_fixed += fixed;
+            }
+            s.state = "following";
+            for (name, entries, rejected) in results {
+                let m = s.map_mut(&name);
+                m.revision = rev;
+                m.changed_revision = rev;
+                m.entries = entries;
+                m.last_apply = status::now();
+                m.rejected = rejected.len();
+                m.last_rejected = rejected
+                    .last()
+                    .map(|r| format!("key {}: {}", r.key, r.reason));
+            }
+        });
+        Ok(())
+    }
+
+    /// Watches from the applied revision + 1 and applies each response.
+    async fn watch(
+        &mut self,
+        c: &mut Client,
+        resync_every: Option<Duration>,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+        hup: &mut tokio::signal::unix::Signal,
+    ) -> Next {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.applied + 1)
+            .with_progress_notify();
+        // A catching-up watcher gets up to 1,000 revisions per response:
+        // with 128-operation transactions that passes gRPC's 4 MiB default.
+        let mut wc = c
+            .watch_client()
+            .max_decoding_message_size(WATCH_MESSAGE_LIMIT);
+        let mut stream = match wc.watch(self.prefix.maps(), Some(opts)).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.shared
+                    .update(|s| s.error(format!("watch: {}", crate::error::describe(&e))));
+                tokio::time::sleep(RETRY).await;
+                return Next::Rewatch;
+            }
+        };
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        let resync_at =
+            tokio::time::sleep(resync_every.unwrap_or(Duration::from_secs(86400 * 365)));
+        tokio::pin!(resync_at);
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Next::Exit,
+                _ = int.recv() => return Next::Exit,
+                _ = hup.recv() => return Next::Resync("SIGHUP"),
+                _ = &mut resync_at, if resync_every.is_some() => return Next::Resync("periodic resync"),
+                _ = progress.tick() => {
+                    if stream.request_progress().await.is_err() {
+                        return Next::Rewatch;
+                    }
+                }
+                msg = stream.message() => match msg {
+                    Ok(Some(r)) => {
+                        if let Some(next) = self.on_response(r) {
+                            return next;
+                        }
+                    }
+                    Ok(None) => {
+                        self.shared.update(|s| s.error("watch: stream ended (reconnecting)".into()));
+                        return Next::Rewatch;
+                    }
+                    Err(e) => {
+                        self.shared.update(|s| {
+                            s.error(format!("watch: {} (reconnecting)", crate::error::describe(&e)))
+                        });
+                        tokio::time::sleep(RETRY).await;
+                        return Next::Rewatch;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Handles one watch response; `Some` when the watch must stop.
+    fn on_response(&mut self, r: WatchResponse) -> Option<Next> {
+        if r.compact_revision() > 0 {
+            let (at, from) = (r.compact_revision(), self.applied + 1);
+            self.shared.update(|s| {
+                s.error(format!(
+                    "watch from revision {from}: etcd answered compacted (at revision {at}): re-reading"
+                ))
+            });
+            return Some(Next::Resync("compaction"));
+        }
+        if r.canceled() {
+            let reason = r.cancel_reason().to_string();
+            self.shared
+                .update(|s| s.error(format!("watch canceled: {reason}")));
+            return Some(Next::Rewatch);
+        }
+        if r.events().is_empty() {
+            // A progress report: reported as `seen`, never used as the
+            // resume point. etcd 3.4.23 (Debian 12's) also answers progress
+            // requests of watchers still catching up (fixed in 3.4.24), so
+            // trusting it could skip events after a reconnect.
+            let head = r.header().map_or(0, |h| h.revision());
+            if !r.created() {
+                self.shared.update(|s| s.seen = s.seen.max(head));
+            }
+            return None;
+        }
+        // The final desired state of each key touched, per map.
+        let mut changes: BTreeMap<String, BTreeMap<String, Desired>> = BTreeMap::new();
+        let mut last = self.applied;
+        for ev in r.events() {
+            let Some(kv) = ev.kv() else { continue };
+            last = last.max(kv.mod_revision());
+            let Some((name, key)) = self.prefix.parse_entry(kv.key()) else {
+                continue;
+            };
+            if !self.maps.iter().any(|m| m.name == name) {
+                continue;
+            }
+            let d = match ev.event_type() {
+                EventType::Put => Desired::Put(kv.value().to_vec()),
+                EventType::Delete => Desired::Del,
+            };
+            changes.entry(name).or_default().insert(key, d);
+        }
+        let mut done = Vec::new();
+        for m in &mut self.maps {
+            let Some(ch) = changes.get(&m.name) else {
+                continue;
+            };
+            match m.apply_delta(ch) {
+                Ok((_, rejected)) => done.push((m.name.clone(), m.entries, rejected)),
+                Err(e) => {
+                    let msg = format!(
+                        "map {} at revision {last}: {e}; the map may hold part of this change: re-reading",
+                        m.name
+                    );
+                    self.shared.update(|s| s.error(msg));
+                    return Some(Next::Resync("failed write"));
+                }
+            }
+        }
+        self.applied = last;
+        self.shared.update(|s| {
+            s.revision = last;
+            for (_, m) in &mut s.maps {
+                m.revision = last;
+            }
+            for (name, entries, rejected) in done {
+                let m = s.map_mut(&name);
+                m.changed_revision = last;
+                m.entries = entries;
+                m.last_apply = status::now();
+                m.rejected += rejected.len();
+                if let Some(r) = rejected.last() {
+                    m.last_rejected = Some(format!("key {}: {}", r.key, r.reason));
+                }
+            }
+        });
+        None
+    }
+}

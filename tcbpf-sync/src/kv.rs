@@ -1,0 +1,160 @@
+//! `tcbpf sync put | del | get | list`: write and read the desired entries
+//! at `PREFIX/maps/NAME/KEY` without hand-escaping keys.
+//!
+//! `put … from FILE` writes JSON lines `{"key":K,"value":V}` (the shape
+//! `tcbpf -j map dump` prints) in transactions of at most 128 operations,
+//! etcd's default `--max-txn-ops`.
+
+use crate::error::SyncError;
+use crate::layout::{canonical_json, Prefix};
+use etcd_client::{Client, Txn, TxnOp};
+use serde_json::{json, Value};
+use std::io::BufRead;
+
+/// Operations per transaction in `put … from`.
+pub const TXN_OPS: usize = 128;
+
+pub async fn put(
+    c: &mut Client,
+    p: &Prefix,
+    map: &str,
+    key: &str,
+    value: &str,
+) -> Result<i64, SyncError> {
+    let k = p.entry(map, key);
+    let r = c
+        .put(k.as_str(), value, None)
+        .await
+        .map_err(|e| SyncError::etcd(&format!("put {k}"), e))?;
+    Ok(r.header().map_or(0, |h| h.revision()))
+}
+
+/// Deletes one entry; not found (exit 1) when it was not there.
+pub async fn del(c: &mut Client, p: &Prefix, map: &str, key: &str) -> Result<i64, SyncError> {
+    let k = p.entry(map, key);
+    let r = c
+        .delete(k.as_str(), None)
+        .await
+        .map_err(|e| SyncError::etcd(&format!("del {k}"), e))?;
+    if r.deleted() == 0 {
+        return Err(SyncError::not_found(format!(
+            "map {map} key {key}: no such entry under {p}"
+        )));
+    }
+    Ok(r.header().map_or(0, |h| h.revision()))
+}
+
+/// The value JSON text of one entry; not found (exit 1) when absent.
+pub async fn get(c: &mut Client, p: &Prefix, map: &str, key: &str) -> Result<String, SyncError> {
+    let k = p.entry(map, key);
+    let r = c
+        .get(k.as_str(), None)
+        .await
+        .map_err(|e| SyncError::etcd(&format!("get {k}"), e))?;
+    match r.kvs().first() {
+        Some(kv) => Ok(String::from_utf8_lossy(kv.value()).into_owned()),
+        None => Err(SyncError::not_found(format!(
+            "map {map} key {key}: no such entry under {p}"
+        ))),
+    }
+}
+
+/// One listed entry.
+pub struct Listed {
+    pub map: String,
+    pub key: String,
+    pub value: String,
+    pub revision: i64,
+}
+
+/// Every entry under `PREFIX/maps/` (or one map's), read page by page at
+/// one revision, in key order.
+pub async fn list(c: &mut Client, p: &Prefix, map: Option<&str>) -> Result<Vec<Listed>, SyncError> {
+    let from = match map {
+        Some(m) => p.map(m),
+        None => p.maps(),
+    };
+    let (kvs, _) = crate::snapshot::read_prefix(c, &from, 0).await?;
+    Ok(kvs
+        .into_iter()
+        .filter_map(|(k, v, rev)| {
+            let (map, key) = p.parse_entry(&k)?;
+            Some(Listed {
+                map,
+                key,
+                value: String::from_utf8_lossy(&v).into_owned(),
+                revision: rev,
+            })
+        })
+        .collect())
+}
+
+/// Prints a listing: `NAME KEY VALUE` lines, or a JSON array.
+pub fn print_list(items: &[Listed], json_out: bool) {
+    if json_out {
+        let v: Vec<Value> = items
+            .iter()
+            .map(|l| {
+                json!({
+                    "map": l.map,
+                    "key": serde_json::from_str::<Value>(&l.key).unwrap_or(Value::String(l.key.clone())),
+                    "value": serde_json::from_str::<Value>(&l.value).unwrap_or(Value::String(l.value.clone())),
+                    "revision": l.revision,
+                })
+            })
+            .collect();
+        out!("{}", Value::Array(v));
+    } else {
+        for l in items {
+            out!("{} key {} value {}", l.map, l.key, l.value);
+        }
+    }
+}
+
+/// Reads `{"key":K,"value":V}` lines from `file` (`-`: standard input) and
+/// writes them in transactions of [`TXN_OPS`]. Returns (entries, last revision).
+pub async fn put_from(
+    c: &mut Client,
+    p: &Prefix,
+    map: &str,
+    file: &str,
+) -> Result<(usize, i64), SyncError> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).map_err(|e| SyncError::usage(format!("from {file}: {e}")))?,
+        ))
+    };
+    // Read and check everything first: a bad line writes nothing.
+    let mut ops = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| SyncError::usage(format!("from {file}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("from {file} line {}", n + 1);
+        let v: Value = serde_json::from_str(&line)
+            .map_err(|e| SyncError::usage(format!("{}: not JSON: {e}", at())))?;
+        let (Some(k), Some(val)) = (v.get("key"), v.get("value")) else {
+            return Err(SyncError::usage(format!(
+                "{}: expected {{\"key\":…,\"value\":…}}",
+                at()
+            )));
+        };
+        let key = canonical_json("key", &k.to_string())?;
+        ops.push(TxnOp::put(p.entry(map, &key), val.to_string(), None));
+    }
+    let total = ops.len();
+    let mut revision = 0;
+    let mut ops = ops.into_iter().peekable();
+    while ops.peek().is_some() {
+        let chunk: Vec<TxnOp> = ops.by_ref().take(TXN_OPS).collect();
+        let r = c
+            .txn(Txn::new().and_then(chunk))
+            .await
+            .map_err(|e| SyncError::etcd(&format!("put map {map} from {file}"), e))?;
+        revision = r.header().map_or(revision, |h| h.revision());
+    }
+    Ok((total, revision))
+}

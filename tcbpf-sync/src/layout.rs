@@ -1,0 +1,203 @@
+//! Where the policy and the node reports live in etcd, and how a map key
+//! becomes part of an etcd key. Pure: no I/O, no etcd, no maps.
+//!
+//! ```text
+//! PREFIX/maps/NAME/KEY    desired entry: KEY is the key's compact JSON text,
+//!                         escaped; the etcd value is the value's JSON text
+//! PREFIX/nodes/NODE       a node's status (JSON), under that node's lease
+//! ```
+//!
+//! KEY escaping: `%`, `/` and every byte that is not printable ASCII
+//! (space, control characters, anything past `~`) are written as `%XX`
+//! (upper-case hex, as in a URL); everything else is kept, so keys stay
+//! readable in `etcdctl get --prefix`: `7`, `{"port":53,"proto":17}`,
+//! `"10.0.0.1"`.
+
+use std::fmt;
+
+/// A malformed key, name or JSON text, said in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutError(pub String);
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LayoutError {}
+
+/// The etcd prefix a policy lives under, without a trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// Checks and normalises a prefix as typed: not empty, no trailing `/`
+    /// (`/tcbpf/` and `/tcbpf` are the same prefix).
+    pub fn new(text: &str) -> Result<Prefix, LayoutError> {
+        let trimmed = text.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Err(LayoutError(format!(
+                "prefix '{text}': must name a directory, like /tcbpf/policy"
+            )));
+        }
+        Ok(Prefix(trimmed.to_string()))
+    }
+
+    /// `PREFIX/maps/`: every desired entry of every map.
+    pub fn maps(&self) -> String {
+        format!("{}/maps/", self.0)
+    }
+
+    /// `PREFIX/maps/NAME/`: every desired entry of one map.
+    pub fn map(&self, name: &str) -> String {
+        format!("{}/maps/{name}/", self.0)
+    }
+
+    /// `PREFIX/maps/NAME/KEY` for the key's canonical JSON text.
+    pub fn entry(&self, name: &str, key_json: &str) -> String {
+        format!("{}{}", self.map(name), escape(key_json))
+    }
+
+    /// `PREFIX/nodes/`: every node's status.
+    pub fn nodes(&self) -> String {
+        format!("{}/nodes/", self.0)
+    }
+
+    /// `PREFIX/nodes/NODE`.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}{node}", self.nodes())
+    }
+
+    /// Splits an etcd key under `PREFIX/maps/` into the map name and the
+    /// key's JSON text; `None` for keys outside the layout.
+    pub fn parse_entry(&self, etcd_key: &[u8]) -> Option<(String, String)> {
+        let key = std::str::from_utf8(etcd_key).ok()?;
+        let rest = key.strip_prefix(&self.maps())?;
+        let (name, escaped) = rest.split_once('/')?;
+        if name.is_empty() || escaped.is_empty() {
+            return None;
+        }
+        Some((name.to_string(), unescape(escaped).ok()?))
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a map or node name: not empty, no `/`, printable ASCII.
+pub fn check_name(what: &str, name: &str) -> Result<(), LayoutError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+        return Err(LayoutError(format!(
+            "{what} '{name}': must be printable ASCII without '/' or spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON text as one compact line, members in the order given (the form
+/// `-j` prints), so that equal keys typed differently (`[ 1, 2 ]`,
+/// `[1,2]`) land on the same etcd key.
+pub fn canonical_json(what: &str, text: &str) -> Result<String, LayoutError> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| LayoutError(format!("{what} '{text}' is not JSON: {e}")))?;
+    Ok(v.to_string())
+}
+
+/// Escapes a key's JSON text for use as the last part of an etcd key.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b == b'%' || b == b'/' || !b.is_ascii_graphic() {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`].
+pub fn unescape(text: &str) -> Result<String, LayoutError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| LayoutError(format!("key '{text}': bad %-escape at {i}")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| LayoutError(format!("key '{text}': not UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_drops_trailing_slashes_and_rejects_empty() {
+        assert_eq!(Prefix::new("/p/").unwrap().to_string(), "/p");
+        assert_eq!(Prefix::new("/p").unwrap().maps(), "/p/maps/");
+        assert!(Prefix::new("///").is_err());
+    }
+
+    #[test]
+    fn keys_keep_json_readable_and_escape_only_what_breaks_paths() {
+        assert_eq!(escape("7"), "7");
+        assert_eq!(escape(r#"{"port":53}"#), r#"{"port":53}"#);
+        assert_eq!(escape(r#""a/b c%""#), r#""a%2Fb%20c%25""#);
+        assert_eq!(escape("\"é\""), "\"%C3%A9\"");
+        for k in ["7", r#""a/b c%""#, "\"é\"", r#"{"a":[1,2]}"#] {
+            assert_eq!(unescape(&escape(k)).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn unescape_names_a_broken_escape() {
+        assert!(unescape("%2").unwrap_err().0.contains("bad %-escape"));
+        assert!(unescape("%zz").is_err());
+    }
+
+    #[test]
+    fn canonical_json_is_compact_and_keeps_member_order() {
+        assert_eq!(canonical_json("key", " [ 1, 2 ] ").unwrap(), "[1,2]");
+        assert_eq!(
+            canonical_json("key", r#"{ "b": 1, "a": 2 }"#).unwrap(),
+            r#"{"b":1,"a":2}"#
+        );
+        let e = canonical_json("key", "{").unwrap_err();
+        assert!(e.0.starts_with("key '{' is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn entry_keys_round_trip_through_parse_entry() {
+        let p = Prefix::new("/fleet").unwrap();
+        let k = p.entry("blocked", r#""a/b""#);
+        assert_eq!(k, r#"/fleet/maps/blocked/"a%2Fb""#);
+        assert_eq!(
+            p.parse_entry(k.as_bytes()),
+            Some(("blocked".to_string(), r#""a/b""#.to_string()))
+        );
+        assert_eq!(p.parse_entry(b"/fleet/nodes/n1"), None);
+        assert_eq!(p.parse_entry(b"/fleet/maps/blocked"), None);
+    }
+
+    #[test]
+    fn names_refuse_slashes_and_spaces() {
+        assert!(check_name("map name", "blocked").is_ok());
+        assert!(check_name("map name", "a/b").is_err());
+        assert!(check_name("node", "a b").is_err());
+        assert!(check_name("node", "").is_err());
+    }
+}

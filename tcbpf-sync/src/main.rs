@@ -1,0 +1,171 @@
+//! `tcbpf-sync`, run as `tcbpf sync …` (as git runs `git-*`): keeps the
+//! eBPF maps of many hosts equal to a policy held in etcd, and reads and
+//! writes that policy. A binary of its own so that the async runtime and
+//! the etcd client stay out of the `tcbpf` library and out of the start-up
+//! of `tcbpf map`. The map side (typed JSON, diff-apply) is the library's.
+
+/// Prints a line on standard output (see [`emit`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::emit(&format!($($arg)*)) };
+}
+
+mod args;
+mod conn;
+mod error;
+mod follow;
+mod kv;
+mod layout;
+mod snapshot;
+mod status;
+mod target;
+
+use args::{choose, Command, Words};
+use error::SyncError;
+
+/// `tcbpf sync help`.
+pub const USAGE: &str = "\
+Usage: tcbpf [ -j ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
+
+  tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON value JSON
+  tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
+  tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
+  tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
+  tcbpf sync list ENDPOINTS [CONN]… prefix PREFIX [ map NAME ]
+  tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
+  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ MAP [ as NAME ] ]…
+             [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
+MAP := pinned PATH | id N
+
+ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
+CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
+        (the password comes from password-file or TCBPF_SYNC_PASSWORD,
+         never from the command line; cacert/cert switch to https)
+
+Layout in etcd: PREFIX/maps/NAME/KEY holds the value's JSON, KEY being the
+key's compact JSON text with '%', '/' and non-printable bytes %-escaped.
+'from' reads {\"key\":…,\"value\":…} lines, written in transactions of 128.
+A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
+status-ttl seconds (default 15). 'etcd' makes each map equal to
+PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
+follows every change; a full re-read and diff-apply repairs drift every
+'resync' seconds and on SIGHUP; SIGTERM finishes the apply under way and exits.
+
+Exit status: 0 success, 1 not found, 2 usage or bad input,
+3 permission denied, 4 any other failure.
+";
+
+/// Global options that `tcbpf` passes through.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Global {
+    pub json: bool,
+}
+
+fn run(argv: Vec<String>) -> Result<(), SyncError> {
+    let mut w = Words::new(argv);
+    let mut g = Global::default();
+    while let Some(word) = w.peek() {
+        match word {
+            "-j" | "-json" | "--json" | "-p" | "-pretty" | "--pretty" => g.json = true,
+            "-h" | "-help" | "--help" => {
+                out!("{}", USAGE.trim_end());
+                return Ok(());
+            }
+            w if w.starts_with('-') => {
+                return Err(SyncError::usage(format!(
+                    "unknown option '{w}' (see 'tcbpf sync help')"
+                )))
+            }
+            _ => break,
+        }
+        w.next();
+    }
+    let Some(verb) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(SyncError::usage(
+            "expected a command (put, del, get, list, status, etcd)",
+        ));
+    };
+    let verb = choose(
+        &verb,
+        &["put", "del", "get", "list", "status", "etcd", "help"],
+        "command",
+    )?;
+    if verb == "help" {
+        out!("{}", USAGE.trim_end());
+        return Ok(());
+    }
+    let (conn, prefix, cmd) = args::parse(verb, &mut w, |v| std::env::var(v).ok())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SyncError::other(format!("async runtime: {e}")))?;
+    rt.block_on(async move {
+        if let Command::Etcd(o) = cmd {
+            return follow::run(conn, prefix, o).await;
+        }
+        let mut c = conn::connect(&conn).await?;
+        match cmd {
+            Command::Put { map, key, value } => {
+                let rev = kv::put(&mut c, &prefix, &map, &key, &value).await?;
+                if g.json {
+                    out!("{}", serde_json::json!({ "revision": rev }));
+                }
+            }
+            Command::PutFrom { map, file } => {
+                let (n, rev) = kv::put_from(&mut c, &prefix, &map, &file).await?;
+                if g.json {
+                    out!("{}", serde_json::json!({ "entries": n, "revision": rev }));
+                } else {
+                    out!("{n} entries written, revision {rev}");
+                }
+            }
+            Command::Del { map, key } => {
+                let rev = kv::del(&mut c, &prefix, &map, &key).await?;
+                if g.json {
+                    out!("{}", serde_json::json!({ "revision": rev }));
+                }
+            }
+            Command::Get { map, key } => {
+                let value = kv::get(&mut c, &prefix, &map, &key).await?;
+                if g.json {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
+                    let k: serde_json::Value = serde_json::from_str(&key).unwrap_or_default();
+                    out!("{}", serde_json::json!({ "key": k, "value": v }));
+                } else {
+                    out!("{value}");
+                }
+            }
+            Command::List { map } => {
+                let items = kv::list(&mut c, &prefix, map.as_deref()).await?;
+                kv::print_list(&items, g.json);
+            }
+            Command::Status => status::show(&mut c, &prefix, g.json).await?,
+            Command::Etcd(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    })
+}
+
+/// Writes `line` and a newline to standard output; a closed pipe
+/// (`tcbpf sync status | head -1`) ends the command quietly with status 0,
+/// as C tools do, instead of a panic.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{line}").and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tcbpf sync: standard output: {e}");
+        std::process::exit(4);
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = run(argv) {
+        eprintln!("tcbpf sync: {e}");
+        std::process::exit(i32::from(e.exit));
+    }
+}

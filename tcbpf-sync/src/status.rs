@@ -1,0 +1,281 @@
+//! A node's report at `PREFIX/nodes/NODE`: what it applied, when, and
+//! what went wrong. The follower fills a [`NodeStatus`]; a writer task
+//! puts it under a lease it keeps alive, so a node that dies vanishes
+//! after `status-ttl` seconds, and one that exits cleanly revokes it at
+//! once. `tcbpf sync status` reads every report against the head.
+
+use crate::args::Conn;
+use crate::error::SyncError;
+use crate::layout::Prefix;
+use etcd_client::{Client, GetOptions, PutOptions};
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+/// Seconds since the epoch, with milliseconds.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// One map's line in the report.
+#[derive(Debug, Clone, Default)]
+pub struct MapStatus {
+    pub id: u32,
+    /// The revision of the policy the map holds.
+    pub revision: i64,
+    /// The last revision that changed this map.
+    pub changed_revision: i64,
+    pub entries: usize,
+    /// When the last change was written (epoch seconds).
+    pub last_apply: f64,
+    /// Policy entries that do not fit the map (bad JSON for its types).
+    pub rejected: usize,
+    pub last_rejected: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    pub node: String,
+    pub pid: u32,
+    pub started: f64,
+    /// Every map holds the policy up to this revision (the last applied
+    /// event or full read: where a new watch resumes).
+    pub revision: i64,
+    /// The highest revision etcd's watch progress reports announced.
+    pub seen: i64,
+    pub maps: Vec<(String, MapStatus)>,
+    pub last_error: Option<(f64, String)>,
+    /// Full re-reads (start-up, compaction, resync, after a failure).
+    pub resyncs: u64,
+    /// Entries a resync found different from the policy and fixed.
+    pub drift_fixed: u64,
+    /// The last full re-read: why, at which revision, and what it wrote
+    /// (added, changed, unchanged, removed).
+    pub last_resync: Option<(String, i64, [usize; 4])>,
+    pub state: &'static str,
+}
+
+impl NodeStatus {
+    pub fn to_json(&self) -> Value {
+        let mut maps = Map::new();
+        for (name, m) in &self.maps {
+            maps.insert(
+                name.clone(),
+                json!({
+                    "id": m.id,
+                    "revision": m.revision,
+                    "changed_revision": m.changed_revision,
+                    "entries": m.entries,
+                    "last_apply": m.last_apply,
+                    "rejected": m.rejected,
+                    "last_rejected": m.last_rejected,
+                }),
+            );
+        }
+        json!({
+            "node": self.node,
+            "pid": self.pid,
+            "started": self.started,
+            "state": self.state,
+            "revision": self.revision,
+            "seen": self.seen,
+            "maps": maps,
+            "last_error": self.last_error.as_ref().map(|(t, m)| json!({"time": t, "message": m})),
+            "resyncs": self.resyncs,
+            "drift_fixed": self.drift_fixed,
+            "last_resync": self.last_resync.as_ref().map(|(why, rev, [a, c, u, r])| json!({
+                "why": why, "revision": rev, "added": a, "changed": c, "unchanged": u, "removed": r,
+            })),
+            "updated": now(),
+        })
+    }
+
+    pub fn map_mut(&mut self, name: &str) -> &mut MapStatus {
+        let i = self
+            .maps
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("followed map");
+        &mut self.maps[i].1
+    }
+
+    pub fn error(&mut self, message: String) {
+        eprintln!("tcbpf sync: {message}");
+        self.last_error = Some((now(), message));
+    }
+}
+
+/// The report shared between the follower and the writer.
+#[derive(Clone)]
+pub struct Shared {
+    pub status: Arc<Mutex<NodeStatus>>,
+    pub changed: Arc<Notify>,
+}
+
+impl Shared {
+    pub fn new(s: NodeStatus) -> Shared {
+        Shared {
+            status: Arc::new(Mutex::new(s)),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Changes the report and wakes the writer.
+    pub fn update(&self, f: impl FnOnce(&mut NodeStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_one();
+    }
+
+    pub fn snapshot(&self) -> NodeStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Keeps `PREFIX/nodes/NODE` current under a lease of `ttl` seconds until
+/// `stop` is notified, then revokes the lease. Reconnects on failure.
+pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: Arc<Notify>) {
+    let key = prefix.node(&shared.snapshot().node);
+    let beat = Duration::from_millis(ttl * 1000 / 3);
+    loop {
+        let session = async {
+            let mut c = crate::conn::connect(&conn).await?;
+            let lease = c
+                .lease_grant(ttl as i64, None)
+                .await
+                .map_err(|e| SyncError::etcd("status lease", e))?
+                .id();
+            let (mut keeper, mut replies) = c
+                .lease_keep_alive(lease)
+                .await
+                .map_err(|e| SyncError::etcd("status lease keep-alive", e))?;
+            loop {
+                let text = shared.snapshot().to_json().to_string();
+                c.put(
+                    key.as_str(),
+                    text,
+                    Some(PutOptions::new().with_lease(lease)),
+                )
+                .await
+                .map_err(|e| SyncError::etcd(&format!("put {key}"), e))?;
+                tokio::select! {
+                    _ = stop.notified() => {
+                        let _ = c.lease_revoke(lease).await;
+                        return Ok::<bool, SyncError>(true);
+                    }
+                    _ = shared.changed.notified() => {
+                        // At most ten writes a second.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    _ = tokio::time::sleep(beat) => {}
+                }
+                keeper
+                    .keep_alive()
+                    .await
+                    .map_err(|e| SyncError::etcd("status lease keep-alive", e))?;
+                match replies.message().await {
+                    Ok(Some(r)) if r.ttl() > 0 => {}
+                    Ok(_) => return Err(SyncError::other("status lease expired")),
+                    Err(e) => return Err(SyncError::etcd("status lease keep-alive", e)),
+                }
+            }
+        };
+        match session.await {
+            Ok(_) => return,
+            Err(e) => {
+                eprintln!("tcbpf sync: status: {e} (retrying)");
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// `tcbpf sync status`: every node's report, with how far it is behind.
+pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), SyncError> {
+    let (kvs, head) = crate::snapshot::read_prefix(c, &p.nodes(), 0).await?;
+    let mut rows = Vec::new();
+    for (_, v, _) in kvs {
+        let Ok(mut s) = serde_json::from_slice::<Value>(&v) else {
+            continue;
+        };
+        let rev = s["revision"].as_i64().unwrap_or(0);
+        // Policy keys written after the node's revision: what it still
+        // has to apply (deletions are not counted: etcd keeps no key).
+        // etcd's count ignores the revision filter: count the keys.
+        let pending = c
+            .kv_client()
+            .max_decoding_message_size(256 << 20)
+            .get(
+                p.maps(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only()
+                        .with_min_mod_revision(rev + 1),
+                ),
+            )
+            .await
+            .map_err(|e| SyncError::etcd("count pending entries", e))?
+            .kvs()
+            .len();
+        let seen = s["seen"].as_i64().unwrap_or(0).max(rev);
+        s["head"] = json!(head);
+        s["behind"] = json!(head - seen);
+        s["pending"] = json!(pending);
+        rows.push(s);
+    }
+    if json_out {
+        out!("{}", json!({ "head": head, "nodes": rows }));
+        return Ok(());
+    }
+    out!("head revision {head}");
+    for s in &rows {
+        let err = s["last_error"]["message"].as_str().unwrap_or("-");
+        let r = &s["last_resync"];
+        let resync = match r["why"].as_str() {
+            Some(why) => format!(
+                "{}@{} added {} changed {} unchanged {} removed {}",
+                why.replace(' ', "-"),
+                r["revision"],
+                r["added"],
+                r["changed"],
+                r["unchanged"],
+                r["removed"]
+            ),
+            None => "-".to_string(),
+        };
+        out!(
+            "node {} {} pid {} revision {} behind {} pending {} resyncs {} drift_fixed {} last_resync {resync} last_error {err}",
+            s["node"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            s["pid"],
+            s["revision"],
+            s["behind"],
+            s["pending"],
+            s["resyncs"],
+            s["drift_fixed"],
+        );
+        if let Some(maps) = s["maps"].as_object() {
+            for (name, m) in maps {
+                out!(
+                    "  map {name} id {} revision {} entries {} rejected {} last_apply {}",
+                    m["id"],
+                    m["revision"],
+                    m["entries"],
+                    m["rejected"],
+                    m["last_apply"]
+                );
+            }
+        }
+    }
+    Ok(())
+}

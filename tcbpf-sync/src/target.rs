@@ -1,0 +1,267 @@
+//! One followed map: opened once, its own types read from the kernel
+//! (`tcbpf::maps::types_of`, untyped integers/bytes when it has no BTF),
+//! desired entries encoded from the policy's JSON by the library's typed
+//! codec and written by the library's diff-apply (`tcbpf::maps::apply`).
+//! Nothing here talks to etcd.
+
+use crate::args::{Follow, MapRef};
+use crate::error::SyncError;
+use std::collections::BTreeMap;
+use tcbpf::maps::ApplyReport;
+use tcbpf::sys::{self, map::MapType, MapFd};
+use tcbpf::value::typed::MapTypes;
+
+/// What a policy entry asks for one key: a value, or its absence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desired {
+    Put(Vec<u8>),
+    Del,
+}
+
+/// A map being kept equal to `PREFIX/maps/NAME/`.
+pub struct MapTarget {
+    /// The NAME the policy lives under.
+    pub name: String,
+    /// The kernel's map id (for the status).
+    pub id: u32,
+    fd: MapFd,
+    types: MapTypes,
+    is_array: bool,
+    /// Entries the map holds as far as sync knows (set by the last full
+    /// apply, moved by each delta).
+    pub entries: usize,
+}
+
+/// Why an entry of the policy cannot go into the map (bad policy, not a
+/// map failure): named by its etcd key part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub key: String,
+    pub reason: String,
+}
+
+impl MapTarget {
+    /// Opens the map `f` names, read-write, and reads its types.
+    pub fn open(f: &Follow) -> Result<MapTarget, SyncError> {
+        let (what, fd) = match &f.map {
+            MapRef::Pinned(p) => (
+                format!("pinned {}", p.display()),
+                sys::obj::get_pinned_map(p, sys::obj::open::RDWR),
+            ),
+            MapRef::Id(id) => (
+                format!("id {id}"),
+                sys::obj::map_by_id(*id, sys::obj::open::RDWR),
+            ),
+        };
+        let fd = fd.map_err(|e| match e.errno() {
+            Some(libc::ENOENT) => SyncError::not_found(format!("map {what}: {e}")),
+            Some(libc::EPERM | libc::EACCES) => SyncError {
+                exit: crate::error::exit::PERMISSION,
+                message: format!("map {what}: {e}"),
+            },
+            _ => SyncError::other(format!("map {what}: {e}")),
+        })?;
+        let info =
+            sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
+        let kind = info.kind();
+        if kind.is_some_and(|k| k.holds_fds() || k.is_queue_or_stack()) {
+            return Err(SyncError::usage(format!(
+                "map {what}: a {} map has no key/value entries to follow",
+                info.type_name()
+            )));
+        }
+        let types = tcbpf::maps::types_or_untyped(&info)
+            .map_err(|e| SyncError::other(format!("map {what}: types: {e}")))?;
+        let name = f.name.clone().unwrap_or_else(|| info.name.clone());
+        crate::layout::check_name("map name", &name)?;
+        Ok(MapTarget {
+            name,
+            id: info.id,
+            fd,
+            types,
+            is_array: matches!(kind, Some(MapType::Array | MapType::PercpuArray)),
+            entries: 0,
+        })
+    }
+
+    /// Encodes one policy entry: the key's JSON text and the value's JSON.
+    pub fn encode(&self, key_json: &str, value_json: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let k: serde_json::Value =
+            serde_json::from_str(key_json).map_err(|e| format!("key is not JSON: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(value_json).map_err(|e| format!("value is not JSON: {e}"))?;
+        let key = self.types.encode_key(&k).map_err(|e| e.to_string())?;
+        let value = self
+            .types
+            .encode_values(&v, false)
+            .map_err(|e| e.to_string())?;
+        Ok((key, value))
+    }
+
+    /// Encodes a key alone (for deletes).
+    pub fn encode_key(&self, key_json: &str) -> Result<Vec<u8>, String> {
+        let k: serde_json::Value =
+            serde_json::from_str(key_json).map_err(|e| format!("key is not JSON: {e}"))?;
+        self.types.encode_key(&k).map_err(|e| e.to_string())
+    }
+
+    /// Makes the map hold exactly `policy` (key JSON → value JSON); entries
+    /// that do not encode are left out and returned as rejected.
+    pub fn replace_all(
+        &mut self,
+        policy: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(ApplyReport, Vec<Rejected>), String> {
+        let mut entries = Vec::with_capacity(policy.len());
+        let mut rejected = Vec::new();
+        for (k, v) in policy {
+            match self.encode(k, v) {
+                Ok(e) => entries.push(e),
+                Err(reason) => rejected.push(Rejected {
+                    key: k.clone(),
+                    reason,
+                }),
+            }
+        }
+        // Deletes first: a full map must make room before new keys go in
+        // (tcbpf::maps::apply writes before it deletes).
+        let removed = if self.is_array {
+            0
+        } else {
+            self.remove_absent(&entries)?
+        };
+        let mut report = tcbpf::maps::apply(&self.fd, &entries, true).map_err(|e| e.to_string())?;
+        report.removed += removed;
+        self.entries = report.added + report.changed + report.unchanged;
+        if !self.is_array {
+            // Distinct keys: a key spelled twice in the policy counts once.
+            self.entries = self.entries.min(entries.len());
+        }
+        Ok((report, rejected))
+    }
+
+    /// Writes the puts of a delta: each key looked up (new, changed or
+    /// unchanged), the new and changed ones in one batch update. Not
+    /// `tcbpf::maps::apply`, which reads the whole map to diff: per delta
+    /// of 128 entries into a map of 100,000 that made convergence
+    /// quadratic.
+    fn write_puts(
+        &self,
+        puts: &[(Vec<u8>, Vec<u8>)],
+        removed: usize,
+    ) -> Result<ApplyReport, String> {
+        let mut report = ApplyReport {
+            removed,
+            ..ApplyReport::default()
+        };
+        let sizes = sys::map::ElemSizes::of(&self.fd).map_err(|e| e.to_string())?;
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        let mut old = vec![0u8; self.types.value_buf_size()];
+        // A key given twice: the last value wins (the map is a set of keys).
+        let mut last: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
+        for (k, v) in puts {
+            last.insert(k, v);
+        }
+        for (k, v) in last {
+            match sys::map::lookup(&self.fd, k, &mut old, 0) {
+                Ok(()) if old == v => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Ok(()) => report.changed += 1,
+                Err(e) if e.is_not_found() => report.added += 1,
+                Err(e) => return Err(e.to_string()),
+            }
+            keys.extend_from_slice(k);
+            values.extend_from_slice(v);
+        }
+        if keys.is_empty() {
+            return Ok(report);
+        }
+        match sys::map::update_batch(&self.fd, &sizes, &keys, &values, 0) {
+            Ok(_) => Ok(report),
+            Err(p) if p.done == 0 && sys::map::is_unsupported(&p.error) => {
+                let (ks, vs) = (sizes.key(), sizes.value());
+                for (k, v) in keys.chunks(ks).zip(values.chunks(vs)) {
+                    sys::map::update(&self.fd, k, v, 0).map_err(|e| e.to_string())?;
+                }
+                Ok(report)
+            }
+            Err(p) => Err(format!(
+                "{} ({} of {} written)",
+                p.error,
+                p.done,
+                keys.len() / sizes.key()
+            )),
+        }
+    }
+
+    /// Deletes the keys of the map that `entries` does not name.
+    fn remove_absent(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<usize, String> {
+        let wanted: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|(k, _)| k.as_slice()).collect();
+        let mut removed = 0;
+        for (k, _) in tcbpf::maps::read_all(&self.fd).map_err(|e| e.to_string())? {
+            if wanted.contains(k.as_slice()) {
+                continue;
+            }
+            match sys::map::delete(&self.fd, &k) {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Applies the changes of one or more revisions: deletes (zeroed
+    /// values in array maps), then puts by batch update. Returns the
+    /// report and the rejected entries; an `Err` means the map may hold
+    /// part of the change.
+    pub fn apply_delta(
+        &mut self,
+        changes: &BTreeMap<String, Desired>,
+    ) -> Result<(ApplyReport, Vec<Rejected>), String> {
+        let mut puts = Vec::new();
+        let mut dels = Vec::new();
+        let mut rejected = Vec::new();
+        for (k, d) in changes {
+            let r = match d {
+                Desired::Put(v) => self.encode(k, v).map(|e| puts.push(e)),
+                Desired::Del => self.encode_key(k).map(|e| dels.push(e)),
+            };
+            if let Err(reason) = r {
+                rejected.push(Rejected {
+                    key: k.clone(),
+                    reason,
+                });
+            }
+        }
+        // Deletes first, so that a full map has room for the new keys.
+        let zero = vec![0u8; self.types.value_buf_size()];
+        let mut removed = 0;
+        for key in &dels {
+            let r = if self.is_array {
+                sys::map::update(&self.fd, key, &zero, 0)
+            } else {
+                sys::map::delete(&self.fd, key)
+            };
+            match r {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(format!(
+                        "{e} (after {removed} of {} deletes of this change)",
+                        dels.len()
+                    ))
+                }
+            }
+        }
+        let report = self
+            .write_puts(&puts, removed)
+            .map_err(|e| format!("{e} (after the {removed} deletes of this change)"))?;
+        if !self.is_array {
+            self.entries = (self.entries + report.added).saturating_sub(report.removed);
+        }
+        Ok((report, rejected))
+    }
+}

@@ -1,0 +1,266 @@
+//! `tcbpf sync etcd` when things go wrong, against a real etcd and the
+//! sync_block classifier's map: SIGKILL and restart, compaction past the
+//! applied revision while the follower is cut off, drift repaired on
+//! SIGHUP and by the periodic resync, a map write failure reported and
+//! retried until the policy fits.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::etcd::Etcd;
+use support::host::{Host, SyncProc};
+use support::sync_ok;
+use tcbpf_testkit::{s, TempDir};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn put(ep: &str, p: &str, port: u16) -> i64 {
+    let out = sync_ok(&[
+        "-j",
+        "put",
+        ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "key",
+        &port.to_string(),
+        "value",
+        "1",
+    ]);
+    serde_json::from_str::<Value>(&out).unwrap()["revision"]
+        .as_i64()
+        .unwrap()
+}
+
+fn del(ep: &str, p: &str, port: u16) {
+    sync_ok(&[
+        "del",
+        ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "key",
+        &port.to_string(),
+    ]);
+}
+
+/// The node's report once `cond` holds (bounded).
+fn report(ep: &str, p: &str, node: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let st: Value = serde_json::from_str(&sync_ok(&["-j", "status", ep, "prefix", p])).unwrap();
+        if let Some(n) = st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+        {
+            if cond(n) {
+                return n.clone();
+            }
+            assert!(t0.elapsed() < LIMIT, "status of {node} never matched: {n}");
+        }
+        assert!(t0.elapsed() < LIMIT, "no status for {node}: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn follow(ep: &str, p: &str, host: &Host, node: &str, dir: &TempDir, extra: &[&str]) -> SyncProc {
+    let pin = host.map_pin();
+    let mut args = vec![
+        "etcd",
+        ep,
+        "prefix",
+        p,
+        "pinned",
+        s(&pin),
+        "as",
+        "blocked",
+        "node",
+        node,
+        "status-ttl",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    SyncProc::start(
+        &args,
+        dir.join(format!("{node}-{}.log", tcbpf_testkit::next_id())),
+    )
+}
+
+#[test]
+fn sigkill_and_restart_converge_writing_only_what_changed() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("synckill");
+    let p = "/t/kill";
+    for port in 8000..8010 {
+        put(&ep, p, port);
+    }
+    let mut sync = follow(&ep, p, &host, "k1", &dir, &[]);
+    host.wait(LIMIT, "ten ports", |h| h.ports().len() == 10);
+    sync.kill();
+    put(&ep, p, 8010);
+    put(&ep, p, 8011);
+    put(&ep, p, 8012);
+    del(&ep, p, 8000);
+    del(&ep, p, 8001);
+    let last = put(&ep, p, 8013);
+    host.wait(Duration::from_millis(300), "nothing while stopped", |h| {
+        h.ports().len() == 10
+    });
+    let _sync = follow(&ep, p, &host, "k1", &dir, &[]);
+    let want: Vec<u16> = (8002..8014).collect();
+    host.wait(LIMIT, "the policy after restart", |h| h.ports() == want);
+    let n = report(&ep, p, "k1", |n| {
+        n["revision"].as_i64() >= Some(last) && n["pid"] != sync_pid(&sync)
+    });
+    // Start-up diff-apply: 4 added, 2 removed, 8 left alone; nothing lost,
+    // nothing written twice.
+    assert_eq!(n["last_resync"]["why"], "start-up", "{n}");
+    assert_eq!(n["last_resync"]["added"], 4, "{n}");
+    assert_eq!(n["last_resync"]["removed"], 2, "{n}");
+    assert_eq!(n["last_resync"]["unchanged"], 8, "{n}");
+    assert_eq!(n["last_resync"]["changed"], 0, "{n}");
+}
+
+fn sync_pid(s: &SyncProc) -> Value {
+    Value::from(s.child.as_ref().map_or(0, |c| c.id()))
+}
+
+#[test]
+fn compaction_past_the_applied_revision_rereads_and_watches_again() {
+    let mut e = Etcd::start();
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("synccompact");
+    let p = "/t/compact";
+    put(&ep, p, 9000);
+    let sync = follow(&ep, p, &host, "c1", &dir, &[]);
+    host.wait(LIMIT, "9000", |h| h.ports() == [9000]);
+    report(&ep, p, "c1", |n| n["state"] == "following");
+    // Cut the follower off: stop it, restart etcd (its connection dies),
+    // change the policy, compact past its revision, let it go on.
+    sync.signal(libc::SIGSTOP);
+    e.members[0].kill();
+    e.members[0].start();
+    e.wait_ready();
+    put(&ep, p, 9001);
+    del(&ep, p, 9000);
+    let last = put(&ep, p, 9002);
+    e.compact_now();
+    sync.signal(libc::SIGCONT);
+    host.wait(LIMIT, "the policy after compaction", |h| {
+        h.ports() == [9001, 9002]
+    });
+    let n = report(&ep, p, "c1", |n| {
+        n["resyncs"] == 2 && n["revision"].as_i64() >= Some(last)
+    });
+    assert_eq!(n["last_resync"]["why"], "compaction", "{n}");
+    assert!(
+        n["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compacted"),
+        "{n}"
+    );
+    // And it follows again after the re-read.
+    put(&ep, p, 9003);
+    host.wait(LIMIT, "9003 after compaction", |h| h.blocks(9003));
+}
+
+#[test]
+fn drift_is_repaired_on_sighup_and_by_the_periodic_resync() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("syncdrift");
+    let p = "/t/drift";
+    put(&ep, p, 9100);
+    let sync = follow(&ep, p, &host, "d1", &dir, &[]);
+    host.wait(LIMIT, "9100", |h| h.ports() == [9100]);
+    report(&ep, p, "d1", |n| n["state"] == "following");
+    // By hand, behind sync's back: the watch sees nothing in etcd.
+    host.block_by_hand(9199);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(host.ports(), [9100, 9199], "drift stays until a resync");
+    sync.signal(libc::SIGHUP);
+    host.wait(LIMIT, "SIGHUP resync", |h| h.ports() == [9100]);
+    let n = report(&ep, p, "d1", |n| n["drift_fixed"] == 1);
+    assert_eq!(n["last_resync"]["why"], "SIGHUP", "{n}");
+    drop(sync);
+
+    let _sync = follow(&ep, p, &host, "d2", &dir, &["resync", "1"]);
+    report(&ep, p, "d2", |n| n["state"] == "following");
+    host.block_by_hand(9198);
+    host.wait(Duration::from_secs(5), "periodic resync", |h| {
+        h.ports() == [9100]
+    });
+    let n = report(&ep, p, "d2", |n| n["drift_fixed"].as_u64() >= Some(1));
+    assert_eq!(n["last_resync"]["why"], "periodic resync", "{n}");
+}
+
+#[test]
+fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("syncfull");
+    let p = "/t/full";
+    // A hash map of two entries (no BTF: keys and values as plain integers).
+    let name = format!("sf{}", tcbpf_testkit::next_id());
+    let map = tcbpf_testkit::hash_map(&name, 2, 1, 2);
+    let id = tcbpf::sys::info::map_info(&map).unwrap().id.to_string();
+    let _sync = SyncProc::start(
+        &[
+            "etcd",
+            &ep,
+            "prefix",
+            p,
+            "id",
+            &id,
+            "as",
+            "blocked",
+            "node",
+            "f1",
+            "status-ttl",
+            "3",
+        ],
+        dir.join("f1.log"),
+    );
+    report(&ep, p, "f1", |n| n["state"] == "following");
+    put(&ep, p, 1);
+    put(&ep, p, 2);
+    let third = put(&ep, p, 3);
+    let n = report(&ep, p, "f1", |n| {
+        n["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("E2BIG") || m.contains("full") || m.contains("No space"))
+    });
+    let msg = n["last_error"]["message"].as_str().unwrap();
+    assert!(msg.contains("map blocked"), "{msg}");
+    assert!(
+        n["revision"].as_i64().unwrap() < third,
+        "the failed revision is not reported applied: {n}"
+    );
+    // Make room: the retry (a full re-read and diff-apply) then fits.
+    del(&ep, p, 1);
+    let n = report(&ep, p, "f1", |n| {
+        n["maps"]["blocked"]["entries"] == 2 && n["revision"].as_i64() > Some(third)
+    });
+    assert_eq!(n["last_resync"]["why"], "failed write", "{n}");
+    let keys: Vec<Vec<u8>> = tcbpf::maps::read_all(&map)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut ports: Vec<u16> = keys
+        .iter()
+        .map(|k| u16::from_ne_bytes([k[0], k[1]]))
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [2, 3]);
+}
