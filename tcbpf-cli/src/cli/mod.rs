@@ -105,7 +105,9 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match choose(
         &object,
-        &["map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "sync", "demo", "exporter"],
+        &[
+            "map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "sync", "demo", "exporter",
+        ],
         "object",
     )? {
         "keeper" => keeper::run(&g, &mut w),
