@@ -1,47 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test on this machine: unit tests, and the integration tests
 # that talk to the real kernel and the real `tc` (they need root).
-# Installs what the tests need and a fresh machine lacks (iproute2's tc,
-# strace, bpftool, systemd-socket-activate; prometheus and tmux for the
-# exporter and map watch tests; protoc, etcd and etcdctl for tcbpf-sync).
+# First installs what the tests need and a fresh machine lacks
+# (scripts/setup.sh), then builds, tests, and runs the short soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: the tests load eBPF programs and create namespaces: run as root" >&2
     exit 2
 fi
-if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
-fi
-# strace: harden_import checks that a timeout ends without busy polling;
-# map_batch counts the batch syscalls of 'map batch'.
-if ! command -v strace >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
-fi
-# exec_generations: an old-style exporter in Python, an old-style importer built with gcc.
-if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
-fi
-# The extern and map-default tests compare with libbpf's loader.
-if ! command -v bpftool >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
-fi
-# The keeper's socket-activation test runs systemd-socket-activate.
-if ! command -v systemd-socket-activate >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
-fi
-need=()
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v tmux >/dev/null || need+=(tmux)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
-# tcbpf-sync: protoc builds the etcd client's protocol code; its tests run a
-# real etcd (etcd-server) and use etcdctl (etcd-client).
-if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        protobuf-compiler etcd-server etcd-client
-fi
+scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace
 # The short soak: hostile datagrams, an unread stderr pipe, racing

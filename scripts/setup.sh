@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need and a fresh machine lacks:
+# iproute2's tc, strace, python3 and gcc (old hand-off generations),
+# bpftool (loader parity), systemd-socket-activate (the keeper as a
+# service), prometheus and tmux (exporter and map watch), protoc, etcd and
+# etcdctl (tcbpf-sync). Each package is installed only when its command is
+# missing, so a second run does nothing.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/setup.sh: installing packages needs root" >&2
+    exit 2
+fi
+if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
+fi
+# strace: harden_import checks that a timeout ends without busy polling;
+# map_batch counts the batch syscalls of 'map batch'.
+if ! command -v strace >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+fi
+# exec_generations: an old-style exporter in Python, an old-style importer built with gcc.
+if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
+fi
+# The extern and map-default tests compare with libbpf's loader.
+if ! command -v bpftool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
+fi
+# The keeper's socket-activation test runs systemd-socket-activate.
+if ! command -v systemd-socket-activate >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v tmux >/dev/null || need+=(tmux)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# tcbpf-sync: protoc builds the etcd client's protocol code; its tests run a
+# real etcd (etcd-server) and use etcdctl (etcd-client).
+if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        protobuf-compiler etcd-server etcd-client
+fi
