@@ -1,6 +1,7 @@
-/* An object whose hash map asks for 2^31 entries (what one flipped byte of
- * max_entries can do): preallocated, that is tens of gigabytes of kernel
- * memory. tcbpf must refuse it before creating any map (exit 2, naming
+/* An object whose hash map asks for 2^27 entries of 4 KB values (what one
+ * flipped byte of max_entries can do): preallocated, that is over 500 GB of
+ * kernel memory. (2^27 keeps the BTF valid: its max_entries array stays
+ * under 4 GB.) tcbpf must refuse it before creating any map (exit 2, naming
  * the map and its size) unless max-memory allows it.
  */
 #include <linux/bpf.h>
@@ -13,11 +14,15 @@ struct {
 	__uint(max_entries, 1);
 } small SEC(".maps");
 
+struct page_value {
+	__u64 words[512];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 1U << 31);
+	__type(value, struct page_value);
+	__uint(max_entries, 1U << 27);
 } huge SEC(".maps");
 
 SEC("classifier")
