@@ -136,6 +136,16 @@ fn unprivileged_client_gets_a_read_only_set_and_every_write_fails_with_exit_3() 
     assert!(clients
         .iter()
         .any(|c| c["uid"] == NOBODY && c["access"] == "ro" && c["set"] == "open.o"));
+    let text = ok(tcbpf_cmd(&["keeper", "status", &sock]));
+    assert!(text.starts_with("keeper: pid "), "{text}");
+    assert!(
+        text.contains("set open.o  object open.o  rw  1 map(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("uid {NOBODY}  set open.o  ro  1 map(s)")),
+        "{text}"
+    );
     let out = k.stop();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -27,7 +27,7 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// A connection idle this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one import transfer may take once its first datagram arrived.
-pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Clients remembered for `status`.
 const RECENT_CLIENTS: usize = 64;
 
