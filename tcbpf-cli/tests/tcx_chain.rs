@@ -397,3 +397,79 @@ fn chain_apply_that_fails_leaves_the_hook_as_it_was() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("line 2: 'bogus'"), "{err}");
 }
+
+#[test]
+fn chain_apply_retries_while_others_change_the_hook_and_ends_in_order() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("chain-churn");
+    let ifindex = net.b.run(|| {
+        let sock = tcbpf::tc::Socket::open().unwrap();
+        tcbpf::tc::device::ifindex(&sock, "v1").unwrap()
+    });
+    // Someone else keeps attaching and detaching programs (TCX_NEXT) on
+    // the hook, every 40 ms, while tcbpf applies chains (each tcx change
+    // waits for an RCU grace period, so a busier hook would outrun any
+    // compare-and-swap attach).
+    let foreign: Vec<sys::ProgFd> = (0..16).map(|_| constant_prog(-1)).collect();
+    let stop = AtomicBool::new(false);
+    /// Stops the churn when the applies end, also by a failed assertion.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let (l1, l2, l3) = (chain_line("tc1"), chain_line("tc2"), chain_line("tc3"));
+    let mut retries = 0;
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            net.b.run(|| {
+                use std::os::fd::AsFd;
+                let mut held = std::collections::VecDeque::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if held.len() == 8 {
+                        held.pop_front(); // dropping the link detaches it
+                    }
+                    let p = &foreign[i % foreign.len()];
+                    if let Ok(l) = tcbpf::tc::tcx::attach(
+                        ifindex,
+                        tcbpf::tc::tcx::Direction::Ingress,
+                        p.as_fd(),
+                    ) {
+                        held.push_back(l);
+                    }
+                    i += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(40));
+                }
+            })
+        });
+        let _stop = Stop(&stop);
+        for round in 0..20 {
+            let lines = if round % 2 == 0 {
+                [&l1, &l2, &l3]
+            } else {
+                [&l3, &l2, &l1]
+            };
+            let v = apply(&net, &fs, &dir, &[lines[0], lines[1], lines[2]]);
+            retries += v["retries"].as_u64().unwrap();
+            let (progs, _) = shown(&net, &fs);
+            let ours: Vec<&str> = progs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| n.starts_with("tc"))
+                .filter(|n| *n != "tc_const")
+                .collect();
+            let want = if round % 2 == 0 {
+                ["tc1", "tc2", "tc3"]
+            } else {
+                ["tc3", "tc2", "tc1"]
+            };
+            assert_eq!(ours, want, "round {round}: {progs:?}");
+        }
+    });
+    eprintln!("retries over 20 applies: {retries}");
+    assert!(retries > 0, "the churn never made an apply retry");
+}

@@ -9,7 +9,7 @@
 //! are. Each object is loaded once, so its programs share its maps. New links
 //! go in with anchors (after the previous entry) and the hook's revision
 //! (`expected_revision`); a concurrent change (ESTALE) undoes what this
-//! attempt attached and starts again (5 attempts). Any other failure undoes
+//! attempt attached and starts again (20 attempts, backing off a little more each time). Any other failure undoes
 //! this attempt's links: the hook is left as it was. Links no entry wants
 //! are detached last, once every new one is in place.
 //!
@@ -45,7 +45,7 @@ A failure leaves the hook as it was. Programs attached by others stay.
 ";
 
 /// How many times a concurrent change of the hook restarts the apply.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: usize = 20;
 
 #[derive(Debug)]
 struct Args {
@@ -110,8 +110,16 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::from(e).context(format!("mkdir '{}'", dir.display())))?;
     let mut retries = 0;
+    let mut loads = Vec::new();
     loop {
-        match attempt(ifindex, args.direction, &dir, &entries, &resolved) {
+        match attempt(
+            ifindex,
+            args.direction,
+            &dir,
+            &entries,
+            &resolved,
+            &mut loads,
+        ) {
             Ok(done) => {
                 return report(g, &args, &hook, done, retries);
             }
@@ -120,6 +128,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
                 if g.verbose {
                     eprintln!("tcbpf: {hook} changed meanwhile ({e}); retrying");
                 }
+                // Back off a little more each time, out of step with whoever
+                // is changing the hook.
+                std::thread::sleep(std::time::Duration::from_millis(3 * retries as u64));
             }
             Err(Attempt::Stale(e)) | Err(Attempt::Failed(e)) => {
                 return Err(e.context(format!("chain apply on {hook} (the hook is as it was)")))
@@ -264,129 +275,163 @@ fn attempt(
     dir: &Path,
     entries: &[ChainEntry],
     r: &Resolved,
+    loads: &mut Vec<(usize, LoadedObject)>,
 ) -> Result<Done, Attempt> {
     let failed = |e: CliError| Attempt::Failed(e);
-    let (progs, mut revision) =
-        tcx::list_with_revision(ifindex, direction).map_err(|e| failed(e.into()))?;
-    let hook: Vec<u32> = progs.iter().map(|p| p.link_id).collect();
-    let owned = owned_links(dir, ifindex, direction);
-    let owned_only: Vec<OwnedLink> = owned.iter().map(|(o, _)| o.clone()).collect();
-    let plan = Plan::build(&hook, &owned_only, &r.keys, &r.groups);
-
-    // Load each object that has entries to attach, once, with all of them.
-    let mut loads: Vec<(usize, LoadedObject)> = Vec::new();
-    for &(i, _) in &plan.attach {
-        let g = r.groups[i];
-        if !matches!(entries[i], ChainEntry::Obj { .. }) || loads.iter().any(|(lg, _)| *lg == g) {
-            continue;
+    // Plan against the hook as it is; load what the plan needs (each object
+    // once, with every function the chain lists from it, kept for later
+    // attempts), then plan again, so that loading (slow) is not inside the
+    // window between reading the revision and attaching.
+    let (plan, owned, mut revision) = loop {
+        let (progs, revision) =
+            tcx::list_with_revision(ifindex, direction).map_err(|e| failed(e.into()))?;
+        let hook: Vec<u32> = progs.iter().map(|p| p.link_id).collect();
+        let owned = owned_links(dir, ifindex, direction);
+        let owned_only: Vec<OwnedLink> = owned.iter().map(|(o, _)| o.clone()).collect();
+        let plan = Plan::build(&hook, &owned_only, &r.keys, &r.groups);
+        let mut loaded_now = false;
+        for &(i, _) in &plan.attach {
+            let g = r.groups[i];
+            let ChainEntry::Obj { file, .. } = &entries[i] else {
+                continue;
+            };
+            if loads.iter().any(|(lg, _)| *lg == g) {
+                continue;
+            }
+            let names: Vec<String> = (0..entries.len())
+                .filter(|j| r.groups[*j] == g)
+                .filter_map(|j| r.functions[j].clone())
+                .collect();
+            let opts = LoadOptions {
+                program: names.first().cloned(),
+                also_programs: names[1..].to_vec(),
+                ..LoadOptions::default()
+            };
+            let loaded = tcbpf::load::load_file(file, &opts).map_err(|e| failed(load_error(e)))?;
+            loads.push((g, loaded));
+            loaded_now = true;
         }
-        let names: Vec<String> = plan
-            .attach
-            .iter()
-            .filter(|(j, _)| r.groups[*j] == g)
-            .filter_map(|(j, _)| r.functions[*j].clone())
-            .collect();
-        let ChainEntry::Obj { file, .. } = &entries[i] else {
-            continue;
-        };
-        let opts = LoadOptions {
-            program: names.first().cloned(),
-            also_programs: names[1..].to_vec(),
-            ..LoadOptions::default()
-        };
-        let loaded = tcbpf::load::load_file(file, &opts).map_err(|e| failed(load_error(e)))?;
-        loads.push((g, loaded));
-    }
-
-    // Attach, each after the previous entry, at the revision we know.
-    let mut links: Vec<Option<LinkFd>> = (0..r.keys.len()).map(|_| None).collect();
-    for (i, k) in plan.kept.iter().enumerate() {
-        if let Some(id) = k {
-            links[i] = Some(sys::obj::link_by_id(*id).map_err(|e| failed(e.into()))?);
-        }
-    }
-    let mut new: Vec<(LinkFd, PathBuf, u32, u32, String)> = Vec::new();
-    let undo = |new: &mut Vec<(LinkFd, PathBuf, u32, u32, String)>| {
-        for (l, pin, ..) in new.drain(..) {
-            let _ = tcx::detach(&l);
-            let _ = std::fs::remove_file(pin);
+        if !loaded_now {
+            break (plan, owned, revision);
         }
     };
-    for (i, place) in &plan.attach {
-        let pinned_fd;
-        let prog: std::os::fd::BorrowedFd<'_> = match &entries[*i] {
+
+    // The programs to attach, opened before the first attach so that the
+    // attaches follow one another closely (the revision may move between).
+    let mut pinned_progs: Vec<(usize, sys::ProgFd)> = Vec::new();
+    for (i, _) in &plan.attach {
+        if let ChainEntry::Pinned(path) = &entries[*i] {
+            let path = bpffs::tc_path(&path.display().to_string());
+            let fd = sys::obj::get_pinned_prog(&path).map_err(|e| {
+                failed(CliError::from(e).context(format!("pinned '{}'", path.display())))
+            })?;
+            pinned_progs.push((*i, fd));
+        }
+    }
+    let prog_of = |i: usize| -> std::os::fd::BorrowedFd<'_> {
+        match &entries[i] {
             ChainEntry::Obj { .. } => {
                 let (_, loaded) = loads
                     .iter()
-                    .find(|(g, _)| *g == r.groups[*i])
+                    .find(|(g, _)| *g == r.groups[i])
                     .expect("every object to attach was loaded");
-                let name = r.functions[*i].as_deref().unwrap_or_default();
+                let name = r.functions[i].as_deref().unwrap_or_default();
                 loaded
                     .program(name)
                     .expect("the loader loaded every function asked for")
                     .fd
                     .as_fd()
             }
-            ChainEntry::Pinned(path) => {
-                let path = bpffs::tc_path(&path.display().to_string());
-                pinned_fd = match sys::obj::get_pinned_prog(&path) {
-                    Ok(fd) => fd,
-                    Err(e) => {
-                        undo(&mut new);
-                        return Err(failed(CliError::from(e)));
-                    }
-                };
-                pinned_fd.as_fd()
+            ChainEntry::Pinned(_) => pinned_progs
+                .iter()
+                .find(|(j, _)| *j == i)
+                .expect("every pinned entry to attach was opened")
+                .1
+                .as_fd(),
+        }
+    };
+    let mut links: Vec<Option<LinkFd>> = (0..r.keys.len()).map(|_| None).collect();
+    for (i, k) in plan.kept.iter().enumerate() {
+        if let Some(id) = k {
+            links[i] = Some(sys::obj::link_by_id(*id).map_err(|e| failed(e.into()))?);
+        }
+    }
+    // Detaches this attempt's links and removes their pins.
+    let undo = |links: &[Option<LinkFd>], new: &[usize], pins: &[PathBuf]| {
+        for j in new {
+            if let Some(l) = &links[*j] {
+                let _ = tcx::detach(l);
             }
+        }
+        for pin in pins {
+            let _ = std::fs::remove_file(pin);
+        }
+    };
+
+    // Attach, each after the previous entry, at the revision we know.
+    let mut new: Vec<usize> = Vec::new();
+    for (i, place) in &plan.attach {
+        let attached = {
+            let anchor = match place {
+                Place::Tail => Anchor::Tail,
+                Place::AfterEntry(j) => Anchor::After(Relative::Link(
+                    links[*j]
+                        .as_ref()
+                        .expect("earlier entries are placed")
+                        .as_fd(),
+                )),
+                Place::BeforeLink(_) => Anchor::Before(Relative::Link(
+                    links
+                        .iter()
+                        .flatten()
+                        .next()
+                        .expect("a kept link exists")
+                        .as_fd(),
+                )),
+            };
+            tcx::attach_at(ifindex, direction, prog_of(*i), anchor, Some(revision))
         };
-        let anchor = match place {
-            Place::Tail => Anchor::Tail,
-            Place::AfterEntry(j) => Anchor::After(Relative::Link(
-                links[*j]
-                    .as_ref()
-                    .expect("earlier entries are placed")
-                    .as_fd(),
-            )),
-            Place::BeforeLink(_) => Anchor::Before(Relative::Link(
-                links
-                    .iter()
-                    .flatten()
-                    .next()
-                    .expect("a kept link exists")
-                    .as_fd(),
-            )),
-        };
-        let l = match tcx::attach_at(ifindex, direction, prog, anchor, Some(revision)) {
-            Ok(l) => l,
+        match attached {
+            Ok(l) => {
+                links[*i] = Some(l);
+                new.push(*i);
+                revision += 1;
+            }
             Err(e) => {
                 let stale = e.errno() == Some(libc::ESTALE);
-                undo(&mut new);
+                undo(&links, &new, &[]);
                 let mut e = CliError::from(e).context(format!("entry {}", i + 1));
                 e.exit = Exit::Failure;
                 return Err(if stale { Attempt::Stale(e) } else { failed(e) });
             }
-        };
-        revision += 1;
-        let info = match link::link_info(&l) {
-            Ok(info) => info,
-            Err(e) => {
-                let _ = tcx::detach(&l);
-                undo(&mut new);
-                return Err(failed(e.into()));
-            }
-        };
-        let pin = dir.join(format!("{}-{}", info.id, encode_key(&r.keys[*i])));
-        if let Err(e) = sys::obj::pin(&l, &pin) {
-            let _ = tcx::detach(&l);
-            undo(&mut new);
-            return Err(failed(CliError::from(e).context("pinning a chain link")));
         }
-        let name = sys::info::prog_info(prog)
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let dup = sys::obj::link_by_id(info.id).map_err(|e| failed(e.into()))?;
-        links[*i] = Some(dup);
-        new.push((l, pin, info.id, info.prog_id, name));
+    }
+
+    // Pin the new links so they outlive this process (and the next apply
+    // knows them).
+    let mut pins = Vec::new();
+    let mut attached = Vec::new();
+    for &i in &new {
+        let l = links[i].as_ref().expect("attached above");
+        let pinned = link::link_info(l).map_err(CliError::from).and_then(|info| {
+            let pin = dir.join(format!("{}-{}", info.id, encode_key(&r.keys[i])));
+            sys::obj::pin(l, &pin)
+                .map_err(|e| CliError::from(e).context("pinning a chain link"))?;
+            Ok((info, pin))
+        });
+        match pinned {
+            Ok((info, pin)) => {
+                pins.push(pin);
+                let name = sys::info::prog_info(prog_of(i))
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                attached.push((info.id, info.prog_id, name));
+            }
+            Err(e) => {
+                undo(&links, &new, &pins);
+                return Err(failed(e));
+            }
+        }
     }
 
     // Every new link is in place: now detach what the chain no longer has.
@@ -404,10 +449,7 @@ fn attempt(
         tcx::list_with_revision(ifindex, direction).map_err(|e| failed(e.into()))?;
     Ok(Done {
         kept: plan.kept.iter().flatten().copied().collect(),
-        attached: new
-            .into_iter()
-            .map(|(_, _, link_id, prog_id, name)| (link_id, prog_id, name))
-            .collect(),
+        attached,
         detached,
         revision,
     })
