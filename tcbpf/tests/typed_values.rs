@@ -402,3 +402,23 @@ fn ndjson_lines_encode_the_same_by_the_fast_path_and_by_values() {
     }
     assert!(compared.0 > 1000 && compared.1 > 1000, "{compared:?}");
 }
+
+#[test]
+fn an_array_member_off_a_byte_boundary_is_refused_by_both_encoders() {
+    // BTF as one flipped bit could leave it: `__u8 pad[3]` four bits into
+    // its struct. The general encoder refuses it; the fast NDJSON path
+    // once placed it at the byte below instead.
+    let mut b = BtfBuilder::new();
+    let u32t = b.int("unsigned int", 4, false);
+    let u8t = b.int("unsigned char", 1, false);
+    let pad = b.array(u8t, u32t, 3);
+    let event = b.structure("event", 8, &[("seq", u32t, 0, 0), ("pad", pad, 36, 0)]);
+    let btf = Arc::new(b.build());
+    let t = MapTypes::new(btf, Some(u32t), Some(event), 4, 8, None).unwrap();
+    let line = br#"{"key":0,"value":{"seq":1,"pad":[0,0,0]}}"#;
+    let (mut kb, mut vb) = (Vec::new(), Vec::new());
+    let fast = t.entry_from_json_line(line, false, &mut kb, &mut vb);
+    let slow = t.entry_from_json(&serde_json::from_slice(line).unwrap(), false);
+    assert!(slow.is_err(), "{slow:?}");
+    assert!(fast.is_err(), "the fast path wrote {vb:?}");
+}

@@ -137,7 +137,9 @@ fn compile(btf: &Btf, id: TypeId, depth: usize) -> Option<Encoder> {
                             },
                         }
                     }
-                    _ if m.bitfield_size > 0 => return None,
+                    // Not an integer, yet a bitfield or off a byte boundary:
+                    // the general encoder refuses it, so must this one.
+                    _ if m.bitfield_size > 0 || m.bit_offset % 8 != 0 => return None,
                     _ => {
                         let enc = compile(btf, m.ty, depth + 1)?;
                         let start = (m.bit_offset / 8) as usize;
