@@ -21,7 +21,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(elf_object btf btf_ext core_relocate handoff_datagram data_words btf_value)
+[ ${#targets[@]} -gt 0 ] || targets=(elf_object btf btf_ext core_relocate handoff_datagram data_words btf_value typed_json)
 cd fuzz
 cargo +nightly fuzz build
 scratch=$(mktemp -d /tmp/tcbpf-fuzz.XXXXXX)
