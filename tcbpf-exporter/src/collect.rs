@@ -9,8 +9,8 @@
 
 use crate::config::{Config, Decoder, Kind};
 use crate::keys::KeyPart;
-use crate::metrics::{label_name, metric_name, Families, Family, Number, Type};
-use crate::read::{ReadError, Row, StatMap};
+use crate::metrics::{label_name, labels_text, metric_name, Families, Number, Type};
+use crate::read::{ReadError, StatMap};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tcbpf::sys;
@@ -51,11 +51,11 @@ impl Collector {
         }
     }
 
-    /// Reads everything now; problems with one device or map go to
-    /// `errors` (and stderr's log is the caller's choice), the rest is
-    /// still exported.
-    pub fn scrape(&self, errors: &mut Vec<String>) -> Vec<Family> {
-        let mut fams = Families::default();
+    /// Reads everything now, as OpenMetrics or the text format; problems
+    /// with one device or map go to `errors` (logging them is the caller's
+    /// choice), the rest is still exported.
+    pub fn scrape(&self, openmetrics: bool, errors: &mut Vec<String>) -> Families {
+        let mut fams = Families::new(openmetrics);
         let mut ifnames = IfNames::default();
         for m in &self.fixed {
             self.export_map(
@@ -74,9 +74,8 @@ impl Collector {
             "Problems met in this scrape (devices or maps that could not be read)",
             Type::Gauge,
         );
-        err.samples
-            .push((vec![], Number::Int(errors.len() as i128)));
-        fams.into_vec()
+        err.push("", Number::Int(errors.len() as i128));
+        fams
     }
 
     fn scrape_devices(&self, fams: &mut Families, names: &mut IfNames, errors: &mut Vec<String>) {
@@ -124,15 +123,13 @@ impl Collector {
                     "Runs of an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
                     Type::Counter,
                 )
-                .samples
-                .push((with_id.clone(), Number::Int(prog.run_cnt as i128)));
+                .push(&labels_text(&with_id), Number::Int(prog.run_cnt as i128));
                 fams.family(
                     "tcbpf_prog_run_seconds",
                     "Time spent in an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
                     Type::Counter,
                 )
-                .samples
-                .push((with_id.clone(), Number::Float(prog.run_time_ns as f64 / 1e9)));
+                .push(&labels_text(&with_id), Number::Float(prog.run_time_ns as f64 / 1e9));
                 let mut info = with_id;
                 info.push(("tag".into(), prog.tag_hex()));
                 info.push(("hook".into(), hook.into()));
@@ -142,8 +139,7 @@ impl Collector {
                     "An attached program: id, tag, name and how it is attached",
                     Type::Info,
                 )
-                .samples
-                .push((info, Number::Int(1)));
+                .push(&labels_text(&info), Number::Int(1));
                 for &id in &prog.map_ids {
                     if let std::collections::hash_map::Entry::Vacant(e) = seen_maps.entry(id) {
                         order.push(id);
@@ -202,18 +198,11 @@ impl Collector {
         if fields.is_empty() {
             return;
         }
-        let rows = match m.rows() {
-            Ok(r) => r,
-            Err(e) => {
-                return errors.push(format!("map '{}' (id {}): {e}", m.info.name, m.info.id));
-            }
-        };
         let cap = rule.and_then(|r| r.cap).unwrap_or(self.config.cap);
         let map_part = rule
             .and_then(|r| r.rename.clone())
             .unwrap_or_else(|| m.info.name.clone());
-        let (kept, other, dropped) = fold(rows, cap);
-        let families: Vec<(String, String, Type)> = fields
+        let families: Vec<usize> = fields
             .iter()
             .map(|f| {
                 let fr = rule.and_then(|r| r.fields.get(f));
@@ -232,59 +221,81 @@ impl Collector {
                     "{what} of map '{}' (kernel id {}), per-CPU values summed",
                     m.info.name, m.info.id
                 );
-                (name, help, kind)
+                fams.index(&name, &help, kind)
             })
             .collect();
         let decoders = rule.map(|r| &r.labels);
-        let mut emit = |labels: Vec<(String, String)>, values: &[i128]| {
-            for ((name, help, kind), v) in families.iter().zip(values) {
-                fams.family(name, help, *kind)
-                    .samples
-                    .push((labels.clone(), Number::Int(*v)));
+        let origin_text = labels_text(&origin.labels);
+        let with_origin = |mut text: String| {
+            if !origin_text.is_empty() {
+                if !text.is_empty() {
+                    text.push(',');
+                }
+                text.push_str(&origin_text);
             }
+            text
         };
-        for row in &kept {
-            let mut labels = Vec::new();
-            for (name, part) in &row.parts {
-                let decoder = decoders.and_then(|d| d.get(name)).copied();
-                labels.push((
-                    key_label(name, &origin.labels),
-                    render(part, decoder, names),
-                ));
+        // The first `cap` keys are series; the rest are summed into one.
+        let mut seen = 0usize;
+        let mut other = vec![0i128; fields.len()];
+        let mut other_labels = None;
+        let read = m.for_each_row(|_, parts, values| {
+            seen += 1;
+            if seen > cap {
+                for (s, v) in other.iter_mut().zip(values) {
+                    *s = s.wrapping_add(*v);
+                }
+                if other_labels.is_none() {
+                    let names: Vec<(String, &str)> = parts
+                        .iter()
+                        .map(|(n, _)| (key_label(n, &origin.labels), "other"))
+                        .collect();
+                    other_labels = Some(with_origin(labels_text(&names)));
+                }
+                return;
             }
-            labels.extend(origin.labels.iter().cloned());
-            emit(labels, &row.values);
-        }
-        if let Some(values) = other {
-            let mut labels: Vec<(String, String)> = kept
-                .first()
-                .map(|r| &r.parts)
-                .into_iter()
-                .flatten()
-                .map(|(n, _)| (key_label(n, &origin.labels), "other".to_string()))
+            let pairs: Vec<(String, String)> = parts
+                .iter()
+                .map(|(name, part)| {
+                    let decoder = decoders.and_then(|d| d.get(name)).copied();
+                    (
+                        key_label(name, &origin.labels),
+                        render(part, decoder, names),
+                    )
+                })
                 .collect();
-            labels.extend(origin.labels.iter().cloned());
-            emit(labels, &values);
+            let labels = with_origin(labels_text(&pairs));
+            for (&f, v) in families.iter().zip(values) {
+                fams.at(f).push(&labels, Number::Int(*v));
+            }
+        });
+        if let Err(e) = read {
+            return errors.push(format!("map '{}' (id {}): {e}", m.info.name, m.info.id));
+        }
+        let dropped = seen.saturating_sub(cap);
+        if let Some(labels) = other_labels {
+            for (&f, v) in families.iter().zip(&other) {
+                fams.at(f).push(&labels, Number::Int(*v));
+            }
         }
         let mut labels = vec![
             ("map".to_string(), m.info.name.clone()),
             ("id".to_string(), m.info.id.to_string()),
         ];
         labels.extend(origin.labels.iter().cloned());
+        let labels = labels_text(&labels);
         fams.family(
             "tcbpf_map_dropped_series",
             "Keys of a map beyond its series cap, summed into its 'other' series in this scrape",
             Type::Gauge,
         )
-        .samples
-        .push((labels.clone(), Number::Int(dropped as i128)));
+        .push(&labels, Number::Int(dropped as i128));
         fams.family(
             "tcbpf_map_entries",
             "Entries of an exported map",
             Type::Gauge,
         )
-        .samples
-        .push((labels, Number::Int((kept.len() + dropped) as i128)));
+        .push(&labels, Number::Int(seen as i128));
     }
 }
 
@@ -297,21 +308,6 @@ fn open_by_id(id: u32) -> Result<StatMap, ReadError> {
 /// `hist[2]` → `hist_2`.
 fn field_part(path: &str) -> String {
     path.replace('[', "_").replace(']', "")
-}
-
-/// The first `cap` rows, and the rest summed (with how many there were).
-fn fold(mut rows: Vec<Row>, cap: usize) -> (Vec<Row>, Option<Vec<i128>>, usize) {
-    if rows.len() <= cap {
-        return (rows, None, 0);
-    }
-    let rest = rows.split_off(cap);
-    let mut sum = vec![0i128; rest[0].values.len()];
-    for r in &rest {
-        for (s, v) in sum.iter_mut().zip(&r.values) {
-            *s = s.wrapping_add(*v);
-        }
-    }
-    (rows, Some(sum), rest.len())
 }
 
 /// A key member's label name; one that clashes with a device label
@@ -409,20 +405,6 @@ mod tests {
             render(&KeyPart::Int(1), Some(Decoder::Ifname), &mut n),
             "lo"
         );
-    }
-
-    #[test]
-    fn rows_beyond_the_cap_are_summed() {
-        let row = |k: u8, v: i128| Row {
-            key: vec![k],
-            parts: vec![],
-            values: vec![v, 1],
-        };
-        let (kept, other, dropped) = fold(vec![row(1, 5), row(2, 6), row(3, 7)], 1);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(other, Some(vec![13, 2]));
-        assert_eq!(dropped, 2);
-        assert_eq!(fold(vec![row(1, 5)], 1).1, None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (0.0.4) and OpenMetrics 1.0 (counters get their `_total` sample suffix,
 //! info metrics `_info`, and the body ends with `# EOF`). Names and label
 //! names are sanitised to Prometheus rules; label values and help text are
-//! escaped. Pure: families in, text out.
+//! escaped. Samples are written as they are added. Pure: no I/O.
 
 use std::fmt::Write;
 
@@ -26,7 +26,9 @@ pub enum Number {
     Float(f64),
 }
 
-/// One metric family.
+/// One metric family, its samples already written in the chosen format
+/// (so a scrape of a million entries holds the text, not a million label
+/// vectors).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
     /// The family name (without `_total`/`_info`).
@@ -35,36 +37,131 @@ pub struct Family {
     pub help: String,
     /// Its type.
     pub kind: Type,
-    /// Label sets and values.
-    pub samples: Vec<(Vec<(String, String)>, Number)>,
+    openmetrics: bool,
+    body: String,
 }
 
-/// Families in the order first named, merged by name.
-#[derive(Debug, Default)]
+impl Family {
+    /// The name samples carry: `_total` for OpenMetrics counters, `_info`
+    /// for info metrics.
+    fn sample_name(&self) -> String {
+        match (self.kind, self.openmetrics) {
+            (Type::Counter, true) => {
+                format!(
+                    "{}_total",
+                    self.name.strip_suffix("_total").unwrap_or(&self.name)
+                )
+            }
+            (Type::Info, _) => format!("{}_info", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
+    /// Adds a sample; `labels` as [`labels_text`] writes them.
+    pub fn push(&mut self, labels: &str, value: Number) {
+        let name = self.sample_name();
+        self.body.push_str(&name);
+        if !labels.is_empty() {
+            self.body.push('{');
+            self.body.push_str(labels);
+            self.body.push('}');
+        }
+        let _ = match value {
+            Number::Int(n) => writeln!(self.body, " {n}"),
+            Number::Float(x) => writeln!(self.body, " {x}"),
+        };
+    }
+}
+
+/// Families in the order first named, merged by name, written in one format.
+#[derive(Debug)]
 pub struct Families {
+    openmetrics: bool,
     list: Vec<Family>,
     index: std::collections::HashMap<String, usize>,
 }
 
 impl Families {
-    /// The family `name`, created with `help` and `kind` when new.
-    pub fn family(&mut self, name: &str, help: &str, kind: Type) -> &mut Family {
-        let i = *self.index.entry(name.to_string()).or_insert_with(|| {
+    /// No families yet; samples will be written as OpenMetrics or text.
+    pub fn new(openmetrics: bool) -> Families {
+        Families {
+            openmetrics,
+            list: Vec::new(),
+            index: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The index of family `name`, created with `help` and `kind` when new.
+    pub fn index(&mut self, name: &str, help: &str, kind: Type) -> usize {
+        let om = self.openmetrics;
+        *self.index.entry(name.to_string()).or_insert_with(|| {
             self.list.push(Family {
                 name: name.to_string(),
                 help: help.to_string(),
                 kind,
-                samples: Vec::new(),
+                openmetrics: om,
+                body: String::new(),
             });
             self.list.len() - 1
-        });
+        })
+    }
+
+    /// The family `name`, created with `help` and `kind` when new.
+    pub fn family(&mut self, name: &str, help: &str, kind: Type) -> &mut Family {
+        let i = self.index(name, help, kind);
         &mut self.list[i]
     }
 
-    /// All families.
-    pub fn into_vec(self) -> Vec<Family> {
-        self.list
+    /// The family at `i` (from [`Families::index`]).
+    pub fn at(&mut self, i: usize) -> &mut Family {
+        &mut self.list[i]
     }
+
+    /// The whole exposition: each family's HELP and TYPE, its samples, and
+    /// `# EOF` for OpenMetrics.
+    pub fn render(&self) -> String {
+        let size = self.list.iter().map(|f| f.body.len() + 200).sum::<usize>();
+        let mut out = String::with_capacity(size + 8);
+        for f in &self.list {
+            let (family, ty) = match (f.kind, self.openmetrics) {
+                (Type::Counter, true) => (
+                    f.name.strip_suffix("_total").unwrap_or(&f.name).to_string(),
+                    "counter",
+                ),
+                (Type::Counter, false) => (f.name.clone(), "counter"),
+                (Type::Gauge, _) => (f.name.clone(), "gauge"),
+                (Type::Info, true) => (f.name.clone(), "info"),
+                (Type::Info, false) => (format!("{}_info", f.name), "gauge"),
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {family} {}",
+                escape_help(&f.help, self.openmetrics)
+            );
+            let _ = writeln!(out, "# TYPE {family} {ty}");
+            out.push_str(&f.body);
+        }
+        if self.openmetrics {
+            out.push_str("# EOF\n");
+        }
+        out
+    }
+}
+
+/// Label pairs as the text between a sample's braces: `k="v",…`, values
+/// escaped.
+pub fn labels_text<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k.as_ref());
+        out.push_str("=\"");
+        escape_label(v.as_ref(), &mut out);
+        out.push('"');
+    }
+    out
 }
 
 /// A metric name made of `parts` joined by `_`: characters outside
@@ -137,96 +234,52 @@ pub fn wants_openmetrics(accept: &str) -> bool {
         .any(|a| a.trim().starts_with("application/openmetrics-text"))
 }
 
-/// Writes `families` in the text format, or OpenMetrics.
-pub fn render(families: &[Family], openmetrics: bool) -> String {
-    let mut out = String::new();
-    for f in families {
-        let (family, sample, ty) = match (f.kind, openmetrics) {
-            (Type::Counter, true) => {
-                let base = f.name.strip_suffix("_total").unwrap_or(&f.name);
-                (base.to_string(), format!("{base}_total"), "counter")
-            }
-            (Type::Counter, false) => (f.name.clone(), f.name.clone(), "counter"),
-            (Type::Gauge, _) => (f.name.clone(), f.name.clone(), "gauge"),
-            (Type::Info, true) => (f.name.clone(), format!("{}_info", f.name), "info"),
-            (Type::Info, false) => {
-                let n = format!("{}_info", f.name);
-                (n.clone(), n, "gauge")
-            }
-        };
-        let _ = writeln!(out, "# HELP {family} {}", escape_help(&f.help, openmetrics));
-        let _ = writeln!(out, "# TYPE {family} {ty}");
-        for (labels, value) in &f.samples {
-            out.push_str(&sample);
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, (k, v)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(k);
-                    out.push_str("=\"");
-                    escape_label(v, &mut out);
-                    out.push('"');
-                }
-                out.push('}');
-            }
-            let _ = match value {
-                Number::Int(n) => writeln!(out, " {n}"),
-                Number::Float(x) => writeln!(out, " {x}"),
-            };
-        }
-    }
-    if openmetrics {
-        out.push_str("# EOF\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fams() -> Vec<Family> {
-        vec![
-            Family {
-                name: "tcbpf_proto_stats_packets".into(),
-                help: "map 'proto_stats' (id 7) field packets".into(),
-                kind: Type::Counter,
-                samples: vec![(
-                    vec![("key".into(), "17".into()), ("dev".into(), "a\"b".into())],
-                    Number::Int(5),
-                )],
-            },
-            Family {
-                name: "tcbpf_prog".into(),
-                help: "program".into(),
-                kind: Type::Info,
-                samples: vec![(vec![("id".into(), "3".into())], Number::Int(1))],
-            },
-        ]
+    fn fams(om: bool) -> String {
+        let mut f = Families::new(om);
+        f.family(
+            "tcbpf_proto_stats_packets",
+            "map 'proto_stats' (id 7) field packets",
+            Type::Counter,
+        )
+        .push(
+            &labels_text(&[("key", "17"), ("dev", "a\"b")]),
+            Number::Int(5),
+        );
+        f.family("tcbpf_prog", "program", Type::Info)
+            .push(&labels_text(&[("id", "3")]), Number::Int(1));
+        f.family("tcbpf_prog_run_seconds", "time", Type::Counter)
+            .push("", Number::Float(0.5));
+        f.render()
     }
 
     #[test]
     fn text_format() {
         assert_eq!(
-            render(&fams(), false),
+            fams(false),
             "# HELP tcbpf_proto_stats_packets map 'proto_stats' (id 7) field packets\n\
              # TYPE tcbpf_proto_stats_packets counter\n\
              tcbpf_proto_stats_packets{key=\"17\",dev=\"a\\\"b\"} 5\n\
              # HELP tcbpf_prog_info program\n\
              # TYPE tcbpf_prog_info gauge\n\
-             tcbpf_prog_info{id=\"3\"} 1\n"
+             tcbpf_prog_info{id=\"3\"} 1\n\
+             # HELP tcbpf_prog_run_seconds time\n\
+             # TYPE tcbpf_prog_run_seconds counter\n\
+             tcbpf_prog_run_seconds 0.5\n"
         );
     }
 
     #[test]
     fn openmetrics_suffixes_and_eof() {
-        let text = render(&fams(), true);
+        let text = fams(true);
         assert!(text.contains(
             "# TYPE tcbpf_proto_stats_packets counter\ntcbpf_proto_stats_packets_total{"
         ));
         assert!(text.contains("# TYPE tcbpf_prog info\ntcbpf_prog_info{id=\"3\"} 1\n"));
+        assert!(text.contains("tcbpf_prog_run_seconds_total 0.5\n"));
         assert!(text.ends_with("# EOF\n"));
     }
 

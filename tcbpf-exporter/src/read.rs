@@ -1,8 +1,10 @@
 //! Reading a live map for statistics, on the library's typed map access:
-//! every entry (`tcbpf::maps::read_all`: batched), each key decoded and
-//! split into labelled parts, each value's per-CPU copies summed
-//! (`typed::sum_values`) and cut into its integer fields
-//! (`typed::int_fields`). Maps without BTF are read as untyped integers.
+//! each key decoded (`tcbpf::maps::types_or_untyped`) and split into
+//! labelled parts, each value's per-CPU copies summed (`typed::sum_values`)
+//! and cut into its integer fields (`typed::int_fields`). Entries stream
+//! through LOOKUP_BATCH chunks to the caller one at a time: a scrape of a
+//! million entries must not hold them all (`maps::read_all` returns them
+//! all at once, which is right for diff-apply, not here).
 //!
 //! Read-only: nothing here writes to a map. Formatting for Prometheus or
 //! the terminal is the callers' job.
@@ -10,7 +12,10 @@
 use crate::keys::{key_parts, KeyPart};
 use tcbpf::btf::fmt::BtfValue;
 use tcbpf::maps;
-use tcbpf::sys::{self, info::MapInfo, map::MapType, MapFd};
+use tcbpf::sys::{self, info::MapInfo, map as sysmap, map::ElemSizes, map::MapType, MapFd};
+
+/// Bytes of keys and values asked for per LOOKUP_BATCH call.
+const BATCH_BYTES: usize = 1 << 20;
 use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
 
 /// A map opened for statistics.
@@ -20,6 +25,7 @@ pub struct StatMap {
     /// The kernel's info.
     pub info: MapInfo,
     types: MapTypes,
+    sizes: ElemSizes,
     fields: Vec<String>,
 }
 
@@ -93,6 +99,7 @@ impl StatMap {
             )));
         }
         let types = maps::types_or_untyped(&info)?;
+        let sizes = ElemSizes::from_info(&info, info.kind().is_some_and(MapType::is_percpu))?;
         let zero = vec![0u8; info.value_size as usize];
         let fields = types
             .decode_value(&zero)
@@ -102,6 +109,7 @@ impl StatMap {
             fd,
             info,
             types,
+            sizes,
             fields,
         })
     }
@@ -112,19 +120,35 @@ impl StatMap {
         &self.fields
     }
 
-    /// Every entry, read now.
+    /// Every entry, read now (for small maps: `map watch`).
     pub fn rows(&self) -> Result<Vec<Row>, ReadError> {
-        let entries = maps::read_all(&self.fd)?;
-        let mut rows = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
+        let mut rows = Vec::new();
+        self.for_each_row(|key, parts, values| {
+            rows.push(Row {
+                key: key.to_vec(),
+                parts,
+                values: values.to_vec(),
+            })
+        })?;
+        Ok(rows)
+    }
+
+    /// Calls `f(raw key, key parts, summed integer fields)` for every
+    /// entry, holding one batch of entries at a time.
+    pub fn for_each_row(
+        &self,
+        mut f: impl FnMut(&[u8], Vec<(String, KeyPart)>, &[i128]),
+    ) -> Result<(), ReadError> {
+        let mut values = vec![0i128; self.fields.len()];
+        self.for_each_raw(|key, value| {
             let k = self
                 .types
-                .decode_key(&key)
-                .unwrap_or_else(|_| BtfValue::Bytes(key.clone()));
-            let mut values = vec![0i128; self.fields.len()];
+                .decode_key(key)
+                .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec()));
+            values.iter_mut().for_each(|v| *v = 0);
             let summed = self
                 .types
-                .decode_values(&value)
+                .decode_values(value)
                 .ok()
                 .and_then(|v| sum_values(&v));
             if let Some(v) = summed {
@@ -132,12 +156,43 @@ impl StatMap {
                     *slot = n;
                 }
             }
-            rows.push(Row {
-                parts: key_parts(&k),
-                key,
-                values,
-            });
+            f(key, key_parts(&k), &values);
+        })
+    }
+
+    /// Calls `f(key, value)` for every entry (value: all CPUs' values):
+    /// LOOKUP_BATCH, growing on ENOSPC; GET_NEXT_KEY + LOOKUP for map types
+    /// without batch support.
+    fn for_each_raw(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), ReadError> {
+        let (ks, vs) = (self.sizes.key(), self.sizes.value());
+        let count = (BATCH_BYTES / (ks + vs).max(1))
+            .clamp(64, 1 << 15)
+            .min((self.info.max_entries as usize).max(1));
+        let mut keys = vec![0u8; count * ks];
+        let mut vals = vec![0u8; count * vs];
+        let mut cursor = sysmap::BatchCursor::new(&self.sizes);
+        let mut any = false;
+        while !cursor.is_done() {
+            match sysmap::lookup_batch(&self.fd, &self.sizes, &mut cursor, &mut keys, &mut vals) {
+                Ok(n) => {
+                    any = true;
+                    for i in 0..n {
+                        f(&keys[i * ks..(i + 1) * ks], &vals[i * vs..(i + 1) * vs]);
+                    }
+                }
+                Err(e) if e.errno() == Some(libc::ENOSPC) => {
+                    keys.resize(keys.len() * 2, 0);
+                    vals.resize(vals.len() * 2, 0);
+                }
+                Err(e) if !any && sysmap::is_unsupported(&e) => {
+                    for (k, v) in maps::read_all(&self.fd)? {
+                        f(&k, &v);
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(rows)
+        Ok(())
     }
 }

@@ -79,11 +79,12 @@ fn handle(req: Request, collector: &Collector) {
                 .unwrap_or_default();
             let om = metrics::wants_openmetrics(&accept);
             let mut errors = Vec::new();
-            let fams = collector.scrape(&mut errors);
+            let fams = collector.scrape(om, &mut errors);
             for e in &errors {
                 eprintln!("tcbpf exporter: {e}");
             }
-            let body = metrics::render(&fams, om);
+            let body = fams.render();
+            drop(fams);
             Response::from_string(body).with_header(header(
                 "Content-Type",
                 if om { OPENMETRICS_TYPE } else { TEXT_TYPE },

@@ -107,7 +107,7 @@ fn full_screen_watch_shows_the_udp_rate_and_restores_the_terminal() {
     attach(&pair.b, "v1", "demo.o");
     let id = proto_stats_id(&pair.b);
     let cmd = format!(
-        "{BIN} watch id {id} interval 1; echo QUIT-BY-Q; {BIN} watch id {id}; echo QUIT-BY-CTRL-C; sleep 60"
+        "{BIN} watch id {id} interval 1; echo QUIT-BY-Q; read go; {BIN} watch id {id}; echo QUIT-BY-CTRL-C; sleep 60"
     );
     let tmux = Tmux::new(&cmd);
     let header = format!("map proto_stats (id {id}, hash)");
@@ -140,7 +140,8 @@ fn full_screen_watch_shows_the_udp_rate_and_restores_the_terminal() {
         after.contains("QUIT-BY-Q"),
         "q did not end the watch:\n{after}"
     );
-    // The second watch starts full-screen again; Ctrl-C ends it.
+    // The second watch (started by Enter) is full-screen again; Ctrl-C ends it.
+    tmux.run(&["send-keys", "-t", "w", "Enter"]);
     tmux.until(Duration::from_secs(10), |s| s.contains(&header));
     tmux.run(&["send-keys", "-t", "w", "C-c"]);
     let after = tmux.until(Duration::from_secs(5), |s| s.contains("QUIT-BY-CTRL-C"));
