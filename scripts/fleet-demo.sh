@@ -191,8 +191,7 @@ stream_pid=$!
 sleep 0.5
 L=$(leader)
 [ "$L" -ge 0 ] || fail "no leader found"
-kill -KILL "${MEMBER_PID[L]}"
-wait "${MEMBER_PID[L]}" 2>/dev/null || true
+{ kill -KILL "${MEMBER_PID[L]}"; wait "${MEMBER_PID[L]}"; } 2>/dev/null || true
 MEMBER_PID[L]=
 t0=$(date +%s%N)
 for _ in $(seq 1 100); do
@@ -212,8 +211,7 @@ say "== fault: sync on host2 SIGKILLed during a stream and restarted"
 "$PROBE" stream "$EPS" "$PREFIX" 40000 $((40000 + STREAM / 2)) 5 >"$WORK/stream2.out" &
 stream_pid=$!
 sleep 0.3
-kill -KILL "${SYNC_PID[2]}"
-wait "${SYNC_PID[2]}" 2>/dev/null || true
+{ kill -KILL "${SYNC_PID[2]}"; wait "${SYNC_PID[2]}"; } 2>/dev/null || true
 wait "$stream_pid"
 "$TCBPF" sync del "$EPS" prefix "$PREFIX" map blocked key 30000
 start_sync 2
@@ -232,8 +230,7 @@ rev_before=$(node_field host3 revision)
 # no event waits in its socket): restart the members one by one (the
 # cluster keeps its quorum throughout).
 for m in 0 1 2; do
-    kill -KILL "${MEMBER_PID[m]}"
-    wait "${MEMBER_PID[m]}" 2>/dev/null || true
+    { kill -KILL "${MEMBER_PID[m]}"; wait "${MEMBER_PID[m]}"; } 2>/dev/null || true
     start_member "$m"
     wait_cluster
 done
