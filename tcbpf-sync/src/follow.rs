@@ -2,6 +2,8 @@
 //! revision, makes every map equal to it (diff-apply), then watches from
 //! the next revision and applies each watch response (whole transactions:
 //! etcd never splits one revision across responses) in revision order.
+//! It never writes the policy; its only writes to etcd are the node's
+//! report (see `status`).
 //!
 //! - Lost connection: the watch is opened again from the last applied
 //!   revision + 1, on a new client (any endpoint), losing no event.

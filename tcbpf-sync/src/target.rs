@@ -1,8 +1,9 @@
 //! One followed map: opened once, its own types read from the kernel
 //! (`tcbpf::maps::types_of`, untyped integers/bytes when it has no BTF),
 //! desired entries encoded from the policy's JSON by the library's typed
-//! codec and written by the library's diff-apply (`tcbpf::maps::apply`).
-//! Nothing here talks to etcd.
+//! codec. Full re-reads go through `tcbpf::maps::apply`; deltas through
+//! lookups and one batch update (see `write_puts`). Nothing here talks to
+//! etcd.
 
 use crate::args::{Follow, MapRef};
 use crate::error::SyncError;
