@@ -49,6 +49,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut b = Batch {
         g,
         maps: HashMap::new(),
+        key: String::new(),
         pending: None,
         out: Vec::with_capacity(OUT_BYTES + 4096),
         failed: 0,
@@ -65,7 +66,10 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             break;
         }
         n += 1;
-        let text = String::from_utf8_lossy(&line);
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(&line),
+        };
         b.command(n, text.trim_end_matches(['\n', '\r']))?;
         if b.out.len() >= OUT_BYTES {
             b.write_out()?;
@@ -93,6 +97,8 @@ struct Pending {
 struct Batch<'g> {
     g: &'g Global,
     maps: HashMap<String, Rc<OpenMap>>,
+    /// The MAP words of the command at hand, as the key of `maps`.
+    key: String,
     pending: Option<Pending>,
     out: Vec<u8>,
     failed: usize,
@@ -120,34 +126,42 @@ impl Batch<'_> {
     }
 
     fn run_words(&mut self, n: usize, words: Vec<String>) -> Result<(), CliError> {
-        // The fast paths take the verbs spelt out; prefixes, queues and
-        // stacks go the way `tcbpf map …` goes.
-        let verb = words[0].clone();
-        let fast = match verb.as_str() {
-            "lookup" => {
-                let mut w = Words::new(words[1..].to_vec());
-                let m = self.open(&mut w)?;
-                if m.is_queue_or_stack() {
-                    None
-                } else {
-                    Some((w, m))
-                }
+        // The fast paths take the verbs spelt out and the MAP as two words
+        // (`pinned PATH`, `fd N`…); prefixes, queues and stacks go the way
+        // `tcbpf map …` goes.
+        let fast = match (words[0].as_str(), words.get(1), words.get(2)) {
+            ("lookup" | "update" | "delete", Some(kind), Some(what)) => {
+                let m = self.open(kind, what)?;
+                (!m.is_queue_or_stack() || words[0] == "update").then_some(m)
             }
             _ => None,
         };
-        if let Some((mut w, m)) = fast {
-            self.flush_pending();
-            if !w.eat("key") {
-                return Err(CliError::usage("lookup: expected 'key DATA'"));
-            }
-            let out = elem::lookup_key(self.g, &mut w, &m)?;
-            return self.answer(out);
-        }
+        let verb = words[0].clone();
         let mut w = Words::new(words);
+        let Some(m) = fast else {
+            if choose(&verb, &["batch"], "").is_ok() {
+                return Err(CliError::usage("batch: a batch cannot run another batch"));
+            }
+            // Every other command as `tcbpf map …` would run it.
+            self.flush_pending();
+            self.write_out()?;
+            let r = super::run(self.g, &mut w);
+            std::io::stdout().flush()?;
+            return r;
+        };
+        w.next();
+        w.next();
+        w.next();
         match verb.as_str() {
+            "lookup" => {
+                self.flush_pending();
+                if !w.eat("key") {
+                    return Err(CliError::usage("lookup: expected 'key DATA'"));
+                }
+                let out = elem::lookup_key(self.g, &mut w, &m)?;
+                self.answer(out)
+            }
             "update" => {
-                w.next();
-                let m = self.open(&mut w)?;
                 let op = elem::parse_update(&mut w, &m)?;
                 if op.flags == flags::ANY && !m.is_queue_or_stack() {
                     self.gather(n, m, false, op);
@@ -157,9 +171,7 @@ impl Batch<'_> {
                     elem::apply_update(&m, &op)
                 }
             }
-            "delete" => {
-                w.next();
-                let m = self.open(&mut w)?;
+            _ => {
                 let (key, key_layout) = elem::parse_delete(&mut w, &m)?;
                 let op = UpdateOp {
                     key,
@@ -170,28 +182,20 @@ impl Batch<'_> {
                 self.gather(n, m, true, op);
                 Ok(())
             }
-            _ => {
-                if choose(&verb, &["batch"], "").is_ok() {
-                    return Err(CliError::usage("batch: a batch cannot run another batch"));
-                }
-                // Every other command as `tcbpf map …` would run it.
-                self.flush_pending();
-                self.write_out()?;
-                let r = super::run(self.g, &mut w);
-                std::io::stdout().flush()?;
-                r
-            }
         }
     }
 
-    /// The map the words name, opened once (read-write, or read-only when
-    /// that is all its pin allows).
-    fn open(&mut self, w: &mut Words) -> Result<Rc<OpenMap>, CliError> {
-        let r = MapRef::parse(w)?;
-        let name = r.to_string();
-        if let Some(m) = self.maps.get(&name) {
+    /// The map two MAP words name, opened once (read-write, or read-only
+    /// when that is all its pin allows) and found again by those words.
+    fn open(&mut self, kind: &str, what: &str) -> Result<Rc<OpenMap>, CliError> {
+        self.key.clear();
+        self.key.push_str(kind);
+        self.key.push(' ');
+        self.key.push_str(what);
+        if let Some(m) = self.maps.get(self.key.as_str()) {
             return Ok(m.clone());
         }
+        let r = MapRef::parse(&mut Words::new(vec![kind.to_string(), what.to_string()]))?;
         let m = match OpenMap::open(&r, tcbpf::sys::obj::open::RDWR) {
             Err(e) if e.exit == Exit::Permission => {
                 OpenMap::open(&r, tcbpf::sys::obj::open::RDONLY)?
@@ -199,7 +203,7 @@ impl Batch<'_> {
             other => other?,
         };
         let m = Rc::new(m);
-        self.maps.insert(name, m.clone());
+        self.maps.insert(self.key.clone(), m.clone());
         Ok(m)
     }
 

@@ -298,6 +298,22 @@ fn write_node(node: &Node, bytes: &[u8], style: Style, out: &mut Vec<u8>) -> Opt
     match node {
         Node::Int { size, int } => {
             let b = bytes.get(..*size)?;
+            let bits = int.bits as usize;
+            if *size <= 8 && int.offset == 0 && bits == size * 8 && bits > 0 && !int.is_bool() {
+                // The common case, in 64-bit arithmetic.
+                let mut a = [0u8; 8];
+                a[..*size].copy_from_slice(b);
+                let raw = u64::from_le_bytes(a);
+                let mut buf = itoa::Buffer::new();
+                let text = if int.is_signed() {
+                    let shift = 64 - bits as u32;
+                    buf.format(((raw << shift) as i64) >> shift)
+                } else {
+                    buf.format(raw)
+                };
+                out.extend_from_slice(text.as_bytes());
+                return Some(());
+            }
             let raw = read_uint(b) >> (int.offset as u32).min(127);
             write_int(int, raw, int.bits as u32, out);
         }
