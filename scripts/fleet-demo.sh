@@ -44,9 +44,10 @@ declare -a MEMBER_PID SYNC_PID CPORT PPORT
 
 cleanup() {
     set +e
-    for p in "${SYNC_PID[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null; done
-    for p in "${MEMBER_PID[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    for p in "${SYNC_PID[@]:-}" "${MEMBER_PID[@]:-}"; do
+        [ -n "$p" ] || continue
+        { kill -CONT "$p"; kill -KILL "$p"; wait "$p"; } 2>/dev/null
+    done
     for i in $(seq 1 "$HOSTS"); do
         ip netns del "${TAG}a$i" 2>/dev/null
         ip netns del "${TAG}b$i" 2>/dev/null
@@ -172,7 +173,16 @@ say "== latency"
 "$PROBE" latency "$EPS" "$PREFIX" "$PUTS" $(pins sync_blocked)
 
 say "== bulk"
-"$PROBE" bulk "$EPS" "$PREFIX" "$BULK" $(pins sync_src)
+seq 0 $((BULK - 1)) | awk '{ printf "{\"key\":%d,\"value\":1}\n", 167772160 + $1 }' >"$WORK/bulk.ndjson"
+"$PROBE" await "$BULK" 300 $(pins sync_src) >"$WORK/await.out" &
+await_pid=$!
+t0=$(date +%s%N)
+"$TCBPF" sync put "$EPS" prefix "$PREFIX" map blocked_src from "$WORK/bulk.ndjson" >/dev/null
+t1=$(date +%s%N)
+wait "$await_pid" || fail "bulk: $(cat "$WORK/await.out")"
+conv=$(cat "$WORK/await.out")
+awk -v n="$BULK" -v h="$HOSTS" -v w="$(( (t1 - t0) / 1000000 ))" -v c="$conv" 'BEGIN {
+    printf "bulk %d entries by one tcbpf sync put … from FILE (transactions of 128): all %d hosts hold all %d %.2f s after the command began; the command took %.2f s\n", n, h, n, c, w / 1000 }'
 check blocked_src 60
 
 say "== fault: etcd leader killed during a stream of $STREAM updates"
@@ -181,8 +191,7 @@ stream_pid=$!
 sleep 0.5
 L=$(leader)
 [ "$L" -ge 0 ] || fail "no leader found"
-kill -KILL "${MEMBER_PID[L]}"
-wait "${MEMBER_PID[L]}" 2>/dev/null || true
+{ kill -KILL "${MEMBER_PID[L]}"; wait "${MEMBER_PID[L]}"; } 2>/dev/null || true
 MEMBER_PID[L]=
 t0=$(date +%s%N)
 for _ in $(seq 1 100); do
@@ -202,15 +211,14 @@ say "== fault: sync on host2 SIGKILLed during a stream and restarted"
 "$PROBE" stream "$EPS" "$PREFIX" 40000 $((40000 + STREAM / 2)) 5 >"$WORK/stream2.out" &
 stream_pid=$!
 sleep 0.3
-kill -KILL "${SYNC_PID[2]}"
-wait "${SYNC_PID[2]}" 2>/dev/null || true
+{ kill -KILL "${SYNC_PID[2]}"; wait "${SYNC_PID[2]}"; } 2>/dev/null || true
 wait "$stream_pid"
 "$TCBPF" sync del "$EPS" prefix "$PREFIX" map blocked key 30000
 start_sync 2
 check blocked 30
 cat "$WORK/stream2.out"
 for _ in $(seq 1 50); do
-    [ "$(node_field host2 pid)" = "${SYNC_PID[2]}" ] && break
+    [ "$(node_field host2 pid)" = "${SYNC_PID[2]}" ] && [ "$(node_field host2 last_resync)" != - ] && break
     sleep 0.1
 done
 say "host2 restarted (pid ${SYNC_PID[2]}): last_resync $(node_field host2 last_resync) $(node_field host2 added) $(node_field host2 changed) $(node_field host2 unchanged) $(node_field host2 removed) (added changed unchanged removed)"
@@ -222,8 +230,7 @@ rev_before=$(node_field host3 revision)
 # no event waits in its socket): restart the members one by one (the
 # cluster keeps its quorum throughout).
 for m in 0 1 2; do
-    kill -KILL "${MEMBER_PID[m]}"
-    wait "${MEMBER_PID[m]}" 2>/dev/null || true
+    { kill -KILL "${MEMBER_PID[m]}"; wait "${MEMBER_PID[m]}"; } 2>/dev/null || true
     start_member "$m"
     wait_cluster
 done

@@ -1,6 +1,7 @@
 //! Opening an etcd client from [`Conn`]: endpoints, TLS (CA, client
 //! certificate), user and password. The etcd-client crate does the
-//! protocol, the balancing over endpoints and the token refresh.
+//! protocol, the balancing over endpoints and the token refresh. Nothing
+//! here reads or writes keys, and no password is ever logged.
 
 use crate::args::Conn;
 use crate::error::SyncError;

@@ -1,6 +1,6 @@
 //! The one error type of `tcbpf-sync`: a message naming what failed and the
 //! exit status it maps to (tcbpf's: 1 not found, 2 usage or bad input,
-//! 3 permission denied, 4 any other failure).
+//! 3 permission denied, 4 any other failure). No I/O here.
 
 use std::fmt;
 

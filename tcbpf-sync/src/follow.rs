@@ -2,6 +2,8 @@
 //! revision, makes every map equal to it (diff-apply), then watches from
 //! the next revision and applies each watch response (whole transactions:
 //! etcd never splits one revision across responses) in revision order.
+//! It never writes the policy; its only writes to etcd are the node's
+//! report (see `status`).
 //!
 //! - Lost connection: the watch is opened again from the last applied
 //!   revision + 1, on a new client (any endpoint), losing no event.
@@ -170,17 +172,23 @@ impl Follower {
         let (kvs, rev) = crate::snapshot::read_prefix(c, &self.prefix.maps(), 0)
             .await
             .map_err(|e| e.message)?;
-        let mut policy: BTreeMap<String, BTreeMap<String, Vec<u8>>> = self
+        // Per map, in the order of the revision that wrote each entry: a
+        // key spelled two ways (members in another order) ends with the
+        // value written last, as it does when the watch applies them.
+        let mut policy: BTreeMap<String, Vec<(i64, String, Vec<u8>)>> = self
             .maps
             .iter()
-            .map(|m| (m.name.clone(), BTreeMap::new()))
+            .map(|m| (m.name.clone(), Vec::new()))
             .collect();
-        for (k, v, _) in kvs {
+        for (k, v, mod_rev) in kvs {
             if let Some((name, key)) = self.prefix.parse_entry(&k) {
                 if let Some(p) = policy.get_mut(&name) {
-                    p.insert(key, v);
+                    p.push((mod_rev, key, v));
                 }
             }
+        }
+        for p in policy.values_mut() {
+            p.sort_by_key(|(mod_rev, _, _)| *mod_rev);
         }
         let mut fixed = 0u64;
         let mut sums = [0usize; 4];

@@ -3,7 +3,8 @@
 //!
 //! `put … from FILE` writes JSON lines `{"key":K,"value":V}` (the shape
 //! `tcbpf -j map dump` prints) in transactions of at most 128 operations,
-//! etcd's default `--max-txn-ops`.
+//! etcd's default `--max-txn-ops`. Never touches a map: values are
+//! checked by each follower against its map's types.
 
 use crate::error::SyncError;
 use crate::layout::{canonical_json, Prefix};

@@ -1,7 +1,7 @@
 //! Reading a whole prefix at one revision, page by page: the first page
 //! fixes the revision and every later page is read at it, so the result is
 //! one consistent snapshot however large the policy (a single range of
-//! 100,000 entries would pass gRPC's 4 MiB message limit).
+//! 100,000 entries would pass gRPC's 4 MiB message limit). Reads only.
 
 use crate::error::SyncError;
 use etcd_client::{Client, GetOptions};

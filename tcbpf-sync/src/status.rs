@@ -2,7 +2,8 @@
 //! what went wrong. The follower fills a [`NodeStatus`]; a writer task
 //! puts it under a lease it keeps alive, so a node that dies vanishes
 //! after `status-ttl` seconds, and one that exits cleanly revokes it at
-//! once. `tcbpf sync status` reads every report against the head.
+//! once. `tcbpf sync status` reads every report against the head. Writes
+//! only under `PREFIX/nodes/`, never the policy.
 
 use crate::args::Conn;
 use crate::error::SyncError;
@@ -239,7 +240,13 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
     }
     out!("head revision {head}");
     for s in &rows {
-        let err = s["last_error"]["message"].as_str().unwrap_or("-");
+        let err = match (
+            s["last_error"]["message"].as_str(),
+            s["last_error"]["time"].as_f64(),
+        ) {
+            (Some(m), Some(t)) => format!("({:.0} s ago) {m}", (now() - t).max(0.0)),
+            _ => "-".to_string(),
+        };
         let r = &s["last_resync"];
         let resync = match r["why"].as_str() {
             Some(why) => format!(

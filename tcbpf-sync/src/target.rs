@@ -1,8 +1,9 @@
 //! One followed map: opened once, its own types read from the kernel
 //! (`tcbpf::maps::types_of`, untyped integers/bytes when it has no BTF),
 //! desired entries encoded from the policy's JSON by the library's typed
-//! codec and written by the library's diff-apply (`tcbpf::maps::apply`).
-//! Nothing here talks to etcd.
+//! codec. Full re-reads go through `tcbpf::maps::apply`; deltas through
+//! lookups and one batch update (see `write_puts`). Nothing here talks to
+//! etcd.
 
 use crate::args::{Follow, MapRef};
 use crate::error::SyncError;
@@ -105,15 +106,17 @@ impl MapTarget {
         self.types.encode_key(&k).map_err(|e| e.to_string())
     }
 
-    /// Makes the map hold exactly `policy` (key JSON → value JSON); entries
-    /// that do not encode are left out and returned as rejected.
+    /// Makes the map hold exactly `policy` ((revision, key JSON, value
+    /// JSON) in revision order: of two spellings of one key, the later
+    /// wins); entries that do not encode are left out and returned as
+    /// rejected.
     pub fn replace_all(
         &mut self,
-        policy: &BTreeMap<String, Vec<u8>>,
+        policy: &[(i64, String, Vec<u8>)],
     ) -> Result<(ApplyReport, Vec<Rejected>), String> {
         let mut entries = Vec::with_capacity(policy.len());
         let mut rejected = Vec::new();
-        for (k, v) in policy {
+        for (_, k, v) in policy {
             match self.encode(k, v) {
                 Ok(e) => entries.push(e),
                 Err(reason) => rejected.push(Rejected {

@@ -43,7 +43,7 @@ fn fleet_demo_short_converges_through_every_fault_case() {
     for line in [
         "udp: 5 datagrams to blocked port 5353 on host1, classifier dropped 5",
         "latency put→all 3 hosts over 50 puts: median",
-        "bulk 5000 entries",
+        "bulk 5000 entries by one tcbpf sync put … from FILE",
         "check blocked_src: all 3 hosts equal the policy (5000 entries)",
         "stream: 60 puts all acknowledged",
         "host2 restarted (pid",

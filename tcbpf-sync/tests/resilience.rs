@@ -264,3 +264,101 @@ fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
     ports.sort();
     assert_eq!(ports, [2, 3]);
 }
+
+#[test]
+fn a_key_spelled_two_ways_ends_with_the_value_written_last() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("syncspell");
+    let p = "/t/spell";
+    let name = format!("sp{}", tcbpf_testkit::next_id());
+    let map = tcbpf_testkit::hash_map(&name, 2, 1, 4);
+    let id = tcbpf::sys::info::map_info(&map).unwrap().id.to_string();
+    // 7001 and [89,27] (its bytes) are one u16 key; 7001 is written last
+    // but sorts first among the etcd keys.
+    let bytes = format!("{:?}", 7001u16.to_ne_bytes()).replace(' ', "");
+    sync_ok(&[
+        "put", &ep, "prefix", p, "map", "m", "key", &bytes, "value", "1",
+    ]);
+    sync_ok(&[
+        "put", &ep, "prefix", p, "map", "m", "key", "7001", "value", "2",
+    ]);
+    let _sync = SyncProc::start(
+        &[
+            "etcd",
+            &ep,
+            "prefix",
+            p,
+            "id",
+            &id,
+            "as",
+            "m",
+            "node",
+            "s1",
+            "status-ttl",
+            "3",
+        ],
+        dir.join("s1.log"),
+    );
+    let n = report(&ep, p, "s1", |n| n["state"] == "following");
+    assert_eq!(n["maps"]["m"]["rejected"], 0, "{n}");
+    let mut v = [0u8; 1];
+    tcbpf::sys::map::lookup(&map, &7001u16.to_ne_bytes(), &mut v, 0).unwrap();
+    assert_eq!(v[0], 2, "the later write wins at start-up as in the stream");
+    assert_eq!(tcbpf::maps::read_all(&map).unwrap().len(), 1);
+}
+
+#[test]
+fn sigterm_during_the_start_up_apply_finishes_it_then_exits_0() {
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("syncterm");
+    let p = "/t/term";
+    let n = 30_000u32;
+    let lines: String = (0..n)
+        .map(|i| format!("{{\"key\":{i},\"value\":1}}\n"))
+        .collect();
+    std::fs::write(dir.join("policy"), lines).unwrap();
+    sync_ok(&[
+        "put",
+        &ep,
+        "prefix",
+        p,
+        "map",
+        "m",
+        "from",
+        s(&dir.join("policy")),
+    ]);
+    let name = format!("tm{}", tcbpf_testkit::next_id());
+    let map = tcbpf_testkit::hash_map(&name, 4, 1, 65536);
+    let id = tcbpf::sys::info::map_info(&map).unwrap().id.to_string();
+    let mut sync = SyncProc::start(
+        &[
+            "etcd",
+            &ep,
+            "prefix",
+            p,
+            "id",
+            &id,
+            "as",
+            "m",
+            "node",
+            "t1",
+            "status-ttl",
+            "3",
+        ],
+        dir.join("t1.log"),
+    );
+    // The first report ("starting") is written once the signal handlers
+    // are in place; the start-up read and apply of 30,000 entries follow.
+    report(&ep, p, "t1", |_| true);
+    let code = sync.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{}", sync.log_text());
+    // Whatever it was doing, the apply it began was finished: all or none.
+    let held = tcbpf::maps::read_all(&map).unwrap().len();
+    eprintln!("held {held} of {n} after SIGTERM");
+    assert!(
+        held == n as usize || held == 0,
+        "{held} of {n} entries: a half-applied policy"
+    );
+}
