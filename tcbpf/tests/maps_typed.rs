@@ -174,3 +174,31 @@ fn lookup_u32(map: &sys::MapFd, k: u32) -> u32 {
     sys::map::lookup(map, &k.to_ne_bytes(), &mut v, 0).unwrap();
     u32::from_ne_bytes(v)
 }
+
+#[test]
+fn apply_replace_makes_room_in_a_full_map_before_it_writes() {
+    // A policy swapped whole on a map that is full: the keys that go must
+    // be deleted before the new ones are written, or the kernel refuses
+    // them (E2BIG) and the map is left half-applied.
+    let m = tcbpf_testkit::hash_map(&tcbpf_testkit::unique("apply_full"), 4, 4, 8);
+    let old: Vec<(Vec<u8>, Vec<u8>)> = (0..8u32)
+        .map(|k| (k.to_ne_bytes().to_vec(), 1u32.to_ne_bytes().to_vec()))
+        .collect();
+    apply(&m, &old, false).unwrap();
+    let new: Vec<(Vec<u8>, Vec<u8>)> = (100..108u32)
+        .map(|k| (k.to_ne_bytes().to_vec(), 2u32.to_ne_bytes().to_vec()))
+        .collect();
+    let report = apply(&m, &new, true).unwrap();
+    assert_eq!(
+        report,
+        ApplyReport {
+            added: 8,
+            changed: 0,
+            unchanged: 0,
+            removed: 8
+        }
+    );
+    let mut got = contents(&m);
+    got.sort();
+    assert_eq!(got, new);
+}

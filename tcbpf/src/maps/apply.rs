@@ -91,8 +91,9 @@ fn read_by_element(
 
 /// Makes `map` hold `entries` (`(key, whole value buffer)`, the sizes
 /// [`ElemSizes`] gives; a key given twice: the last wins). With `replace`,
-/// also deletes every key not given. Checks every entry's sizes before
-/// writing anything. Per-CPU values compare by each CPU's value bytes.
+/// also deletes every key not given, before writing, so a full map has
+/// room for the new keys. Checks every entry's sizes before writing
+/// anything. Per-CPU values compare by each CPU's value bytes.
 pub fn apply(map: impl AsFd, entries: &[Entry], replace: bool) -> Result<ApplyReport, Error> {
     let map = map.as_fd();
     let info = sys::info::map_info(map)?;
@@ -148,7 +149,8 @@ pub fn apply(map: impl AsFd, entries: &[Entry], replace: bool) -> Result<ApplyRe
         keys.extend_from_slice(k);
         values.extend_from_slice(v);
     }
-    write(map, &sizes, &keys, &values)?;
+    // Keys that go are deleted first: a full map then has room for the
+    // new ones (a policy swapped whole on a map at max_entries).
     if replace {
         let is_array = matches!(kind, Some(MapType::Array) | Some(MapType::PercpuArray));
         let (mut gone, mut zeros) = (Vec::new(), Vec::new());
@@ -171,6 +173,7 @@ pub fn apply(map: impl AsFd, entries: &[Entry], replace: bool) -> Result<ApplyRe
             delete(map, &sizes, &gone)?;
         }
     }
+    write(map, &sizes, &keys, &values)?;
     Ok(report)
 }
 
