@@ -62,7 +62,7 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
     }
     if maps.is_empty() {
         return Err(Fail::usage(
-            "map watch needs a MAP (fd N, env ID, id N, pinned PATH)",
+            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME)",
         ));
     }
     Ok((maps, o))
@@ -71,7 +71,7 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
 const USAGE: &str = "\
 Usage: tcbpf map watch MAP… [ interval SECS ] [ sort FIELD ] [ top N ] [ count N ]
 
-MAP := fd N | env { ID | NAME } | id N | pinned PATH
+MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 
 Shows each map's entries with every integer value field and its rate per
 second since the last refresh (per-CPU values summed), sorted by the largest
