@@ -37,6 +37,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
        tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
+                        [key TYPES] [value TYPES]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
