@@ -14,7 +14,7 @@ use object::{Object, ObjectSection};
 use tcbpf::btf::core::relocate_section;
 use tcbpf::btf::maps::parse_map_def;
 use tcbpf::btf::*;
-use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
+use tcbpf::value::typed::{int_fields, sum_values, write_style, MapTypes, Printer, Style};
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -68,13 +68,40 @@ fn mutate(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
 /// (whole and partial) and odd JSON shapes; with `exact`, what decodes
 /// must encode back to bytes that decode the same.
 fn typed_round_trip(shared: &Arc<Btf>, id: TypeId, size: usize, fill: u8, exact: bool) {
-    let Ok(t) = MapTypes::new(shared.clone(), Some(id), Some(id), size, size, Some(2)) else {
+    if !exact && size > 256 {
+        return;
+    }
+    let Ok(t) = MapTypes::new(shared.clone(), None, Some(id), 4, size, Some(2)) else {
         return;
     };
     let bytes = vec![fill; size];
     for odd in [json!({}), json!([1, "x", null]), json!("V"), json!(-1)] {
         let _ = t.encode_value(&odd, true);
         let _ = t.encode_key(&odd);
+    }
+    // The compiled printer writes what decoding then printing writes, or
+    // gives up; on zeros, ones and a pattern.
+    if let Some(p) = Printer::new(shared, id).filter(|_| exact || size <= 64) {
+        let pattern: Vec<u8> = (0..size)
+            .map(|i| (i as u8).wrapping_mul(37) ^ fill)
+            .collect();
+        for b in [&bytes, &pattern] {
+            for style in [Style::Json, Style::Text] {
+                let mut fast = Vec::new();
+                if p.write(b, style, &mut fast) {
+                    let v = tcbpf::btf::fmt::decode(shared, id, b)
+                        .unwrap_or_else(|e| panic!("printer wrote what does not decode: {e}"));
+                    let mut slow = Vec::new();
+                    write_style(&v, style, &mut slow);
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&slow),
+                        "{}",
+                        shared.describe(id)
+                    );
+                }
+            }
+        }
     }
     let Ok(v) = t.decode_value(&bytes) else {
         return;
@@ -85,6 +112,18 @@ fn typed_round_trip(shared: &Arc<Btf>, id: TypeId, size: usize, fill: u8, exact:
         return;
     };
     let _ = t.encode_value(&j, true);
+    // An NDJSON line encodes the same by the fast path as through Values.
+    let line = format!("{{\"key\":0,\"value\":{}}}", v.to_json());
+    let (mut kb, mut vb) = (Vec::new(), Vec::new());
+    let fast = t.entry_from_json_line(line.as_bytes(), false, &mut kb, &mut vb);
+    let slow = serde_json::from_str::<serde_json::Value>(&line)
+        .map_err(|e| e.to_string())
+        .and_then(|j| t.entry_from_json(&j, false).map_err(|e| e.to_string()));
+    match (fast, slow) {
+        (Ok(()), Ok(s)) => assert_eq!((kb, vb), s, "{}", shared.describe(id)),
+        (Err(_), Err(_)) => {}
+        (f, s) => panic!("{}: fast {f:?}, values {s:?}", shared.describe(id)),
+    }
     match t.encode_value(&j, false) {
         Ok(again) if exact => assert_eq!(
             t.decode_value(&again).unwrap().to_json(),
@@ -125,7 +164,7 @@ fn exercise_with(btf: &Btf, exact: bool) {
                 }
                 let values = t.kind.composite().is_some()
                     || matches!(t.kind, Kind::Array(_) | Kind::Datasec(_) | Kind::Enum(_));
-                if values {
+                if values && (exact || fill == 0) {
                     let size = btf.resolve_size(id).unwrap_or(0) as usize;
                     typed_round_trip(&shared, id, size, fill, exact);
                 }

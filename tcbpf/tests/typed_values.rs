@@ -301,3 +301,104 @@ fn entries_come_as_a_dump_array_or_one_object_per_line() {
         "unknown field 'val' (expected key and value)"
     );
 }
+
+/// xorshift: small, seeded, reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+/// The fast NDJSON path gives exactly what parsing to `serde_json::Value`
+/// then `entry_from_json` gives: the same bytes, or an error.
+#[test]
+fn ndjson_lines_encode_the_same_by_the_fast_path_and_by_values() {
+    let btf = fixture_btf();
+    let maps = [
+        ("__u32", "counter", None),
+        ("__u32", "nested", None),
+        ("__u32", "bits", None),
+        ("__u32", "verdict", None),
+        ("__u32", "quad", None),
+        ("flow", "__u64", None),
+        ("__u32", "counter", Some(2)),
+    ];
+    let ints = [
+        "0",
+        "1",
+        "-1",
+        "255",
+        "256",
+        "65535",
+        "65536",
+        "-128",
+        "-129",
+        "4294967295",
+        "4294967296",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "1.5",
+        "1e3",
+        "01",
+        "-0",
+        "\"7\"",
+        "true",
+        "null",
+        " 3 ",
+        "\"V_DROP\"",
+        "\"eth0\"",
+        "[1,2,3]",
+        "[1,2]",
+        "{}",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut compared = (0, 0);
+    for (k, v, cpus) in maps {
+        let t = types(&btf, k, v, cpus);
+        // Start from a valid line, then replace numbers and names at random.
+        let key = t.decode_key(&vec![0; t.key_size()]).unwrap().to_json();
+        let value = t.decode_value(&vec![0; t.value_size()]).unwrap().to_json();
+        let base = format!("{{\"key\":{key},\"value\":{value}}}");
+        for _ in 0..3000 {
+            let mut line = String::new();
+            let mut chars = base.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c.is_ascii_digit() && rng.next() % 3 == 0 {
+                    while chars.peek().is_some_and(|c| c.is_ascii_digit()) {
+                        chars.next();
+                    }
+                    line.push_str(rng.pick(&ints));
+                } else if c == ',' && rng.next() % 40 == 0 {
+                    line.push_str(rng.pick(&[",", " , ", ",\"extra\":1,", ",\"key\":1,"]));
+                } else {
+                    line.push(c);
+                }
+            }
+            if rng.next() % 20 == 0 {
+                line = line.replacen("\"value\"", "\"values\"", 1);
+            }
+            let (mut kb, mut vb) = (Vec::new(), Vec::new());
+            let fast = t.entry_from_json_line(line.as_bytes(), false, &mut kb, &mut vb);
+            let slow = serde_json::from_str::<serde_json::Value>(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|j| t.entry_from_json(&j, false).map_err(|e| e.to_string()));
+            match (&fast, &slow) {
+                (Ok(()), Ok((sk, sv))) => {
+                    assert_eq!((&kb, &vb), (sk, sv), "{line}");
+                    compared.0 += 1;
+                }
+                (Err(_), Err(_)) => compared.1 += 1,
+                _ => panic!("{line}: fast {fast:?}, values {slow:?}"),
+            }
+        }
+    }
+    assert!(compared.0 > 1000 && compared.1 > 1000, "{compared:?}");
+}

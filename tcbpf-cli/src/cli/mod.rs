@@ -25,7 +25,7 @@ pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
 OBJECT := { map | exec | filter | qdisc | obj | demo | exporter }
-OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] }
+OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
@@ -48,6 +48,12 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             break;
         }
         let word = w.next().unwrap_or_default();
+        // `--version` spelt out (`-v` stays `-verbose`).
+        let word = if word == "--version" {
+            "-Version".to_string()
+        } else {
+            word
+        };
         let opt = word.trim_start_matches('-');
         match choose(
             opt,

@@ -174,6 +174,29 @@ pub fn apply(map: impl AsFd, entries: &[Entry], replace: bool) -> Result<ApplyRe
     Ok(report)
 }
 
+/// Writes packed entries (keys and whole value buffers at the map's
+/// [`ElemSizes`]) with UPDATE_BATCH in chunks, or per element where the
+/// map type has none; returns how many. Checks the buffers hold whole
+/// elements first.
+pub fn update_all(map: impl AsFd, keys: &[u8], values: &[u8]) -> Result<usize, Error> {
+    let map = map.as_fd();
+    let sizes = ElemSizes::of(map)?;
+    let (ks, vs) = (sizes.key(), sizes.value());
+    let n = keys.len() / ks.max(1);
+    if keys.len() != n * ks || values.len() != n * vs {
+        return Err(Error::Typed(TypedError::new(
+            "",
+            format!(
+                "{} key bytes and {} value bytes are not whole entries of {ks} and {vs}",
+                keys.len(),
+                values.len()
+            ),
+        )));
+    }
+    write(map, &sizes, keys, values)?;
+    Ok(n)
+}
+
 /// UPDATE_BATCH in chunks; per element where unsupported.
 fn write(
     map: std::os::fd::BorrowedFd<'_>,

@@ -1,13 +1,13 @@
 //! Load-free map access on descriptors: a map's own types read from the
 //! kernel ([`types_of`]), all its entries ([`read_all`]) and diff-apply
 //! ([`apply`]: make a map hold given entries with batch updates and
-//! deletes). For the CLI's `map load json`, the exporter and sync alike.
+//! deletes) and bulk writes ([`update_all`]). For the CLI's `map load json`, the exporter and sync alike.
 //! Uses `sys` for the syscalls and `value::typed` for the types; holds no
 //! state and never changes a map before every input is checked.
 
 mod apply;
 
-pub use apply::{apply, read_all, ApplyReport, Entry};
+pub use apply::{apply, read_all, update_all, ApplyReport, Entry};
 
 use std::fmt;
 use std::os::fd::AsFd;

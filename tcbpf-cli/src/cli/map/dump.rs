@@ -1,4 +1,5 @@
-//! `dump MAP [key TYPES] [value TYPES] [sum]`: every entry, as [`walk`]
+//! `dump MAP [key TYPES] [value TYPES] [sum] [raw]`: every entry (typed by
+//! the map's BTF unless TYPES or `raw` say otherwise), as [`walk`]
 //! reads them in chunks of thousands, formatted a chunk at a time into one
 //! buffer that is written when it passes a megabyte.
 //!
@@ -26,15 +27,16 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             m.info.type_name()
         )));
     }
-    let (mut key_types, mut value_types, mut sum) = (None, None, false);
+    let (mut key_types, mut value_types, mut sum, mut raw) = (None, None, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["key", "value", "sum"], "dump option")? {
+        match choose(&word, &["key", "value", "sum", "raw"], "dump option")? {
             "key" => key_types = Some(args::types(w, "key")?),
             "value" => value_types = Some(args::types(w, "value")?),
+            "raw" => raw = true,
             _ => sum = true,
         }
     }
-    let format = entry_format(g, &m, key_types, value_types, sum)?;
+    let format = entry_format(g, &m, key_types, value_types, sum, raw)?;
     let mut out = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
     let mut stdout = std::io::stdout().lock();
     let mut first = true;

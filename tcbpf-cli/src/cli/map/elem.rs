@@ -7,6 +7,8 @@ use super::super::output::Global;
 use super::super::words::{choose, Words};
 use super::args::{self, bad};
 use super::entry::{write_side, EntryFormat};
+use super::typed::{self, TypedSides};
+use super::typed_in::{self, Given, Side};
 use super::OpenMap;
 use std::io::Write;
 use tcbpf::sys::map::{self as sysmap, update as flags};
@@ -22,24 +24,32 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !w.eat("key") {
         return Err(CliError::usage("lookup: expected 'key DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &["value", "sum", "lock"])?;
+    let out = lookup_key(g, w, &m)?;
+    emit(g, out)
+}
+
+/// The rest of `lookup` after the word `key`, on an opened map: the
+/// entry as text or JSON (not yet written).
+pub fn lookup_key(g: &Global, w: &mut Words, m: &OpenMap) -> Result<Vec<u8>, CliError> {
+    let (key, key_layout) = key_data(w, m, &["value", "sum", "lock", "raw"])?;
     let mut value_types = None;
-    let (mut sum, mut lock) = (false, false);
+    let (mut sum, mut lock, mut raw) = (false, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["value", "sum", "lock"], "lookup option")? {
+        match choose(&word, &["value", "sum", "lock", "raw"], "lookup option")? {
             "value" => value_types = Some(args::types(w, "value")?),
             "sum" => sum = true,
+            "raw" => raw = true,
             _ => lock = true,
         }
     }
-    let format = entry_format(g, &m, None, value_types, sum)?;
+    let format = entry_format(g, m, None, value_types, sum, raw)?;
     let mut value = vec![0u8; m.sizes.value()];
     let lookup_flags = if lock { flags::F_LOCK } else { 0 };
     sysmap::lookup(&m.fd, &key, &mut value, lookup_flags).map_err(|e| {
         if e.is_not_found() {
-            key_not_found(&m, &key_layout, &key)
+            key_not_found(m, &key_layout, &key)
         } else if lock && e.errno() == Some(libc::EINVAL) {
-            lock_refused(&m)
+            lock_refused(m)
         } else {
             m.err(e)
         }
@@ -50,48 +60,96 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     };
     let mut out = Vec::with_capacity(256);
     format.write_entry(Some(&key), &value, &mut out);
-    emit(g, out)
+    Ok(out)
 }
 
-/// `update MAP key DATA value DATA [any|exist|noexist] [lock]`.
+/// `update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]`.
 pub fn update(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
-    let stops = ["value", "any", "exist", "noexist", "lock"];
+    let op = parse_update(w, &m)?;
+    apply_update(&m, &op)
+}
+
+/// One parsed update: the exact key and value buffer and the flags.
+pub struct UpdateOp {
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// The key's types when it was given typed (for messages).
+    pub key_layout: Option<Layout>,
+    /// The whole value buffer (every CPU for per-CPU maps).
+    pub value: Vec<u8>,
+    /// `update::*` flags.
+    pub flags: u64,
+}
+
+/// The words of `update` after MAP, on an opened map.
+pub fn parse_update(w: &mut Words, m: &OpenMap) -> Result<UpdateOp, CliError> {
+    let stops = ["value", "any", "exist", "noexist", "lock", "partial"];
     if !w.eat("key") {
         return Err(CliError::usage("update: expected 'key DATA value DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &stops)?;
+    let (key, key_layout) = key_data(w, m, &stops)?;
     if !w.eat("value") {
         return Err(CliError::usage(
             "update: expected 'value DATA' after the key",
         ));
     }
-    let value = value_data(&m, args::data(w, "value", &stops)?)?;
+    let given = typed_in::read(w, m, Side::Value, &stops)?;
     let mut update_flags = flags::ANY;
+    let mut partial = false;
     while let Some(word) = w.next() {
-        match choose(&word, &["any", "exist", "noexist", "lock"], "update flag")? {
+        match choose(
+            &word,
+            &["any", "exist", "noexist", "lock", "partial"],
+            "update flag",
+        )? {
             "any" => update_flags = (update_flags & flags::F_LOCK) | flags::ANY,
             "exist" => update_flags = (update_flags & flags::F_LOCK) | flags::EXIST,
             "noexist" => update_flags = (update_flags & flags::F_LOCK) | flags::NOEXIST,
+            "partial" => partial = true,
             _ => update_flags |= flags::F_LOCK,
         }
     }
-    sysmap::update(&m.fd, &key, &value, update_flags).map_err(|e| match e.errno() {
-        Some(libc::ENOENT) if update_flags & 3 == flags::EXIST => {
-            key_not_found(&m, &key_layout, &key)
-        }
+    let value = match given {
+        Given::Data(d) => value_data(m, d)?,
+        Given::Json(v) => typed_in::value_bytes(m, &v, partial)?,
+    };
+    Ok(UpdateOp {
+        key,
+        key_layout,
+        value,
+        flags: update_flags,
+    })
+}
+
+/// Runs one parsed update.
+pub fn apply_update(m: &OpenMap, op: &UpdateOp) -> Result<(), CliError> {
+    sysmap::update(&m.fd, &op.key, &op.value, op.flags)
+        .map_err(|e| update_error(m, e, op.flags, &op.key_layout, &op.key))
+}
+
+/// An update's kernel error in the user's words.
+pub fn update_error(
+    m: &OpenMap,
+    e: tcbpf::sys::Error,
+    update_flags: u64,
+    key_layout: &Option<Layout>,
+    key: &[u8],
+) -> CliError {
+    match e.errno() {
+        Some(libc::ENOENT) if update_flags & 3 == flags::EXIST => key_not_found(m, key_layout, key),
         Some(libc::EEXIST) => CliError::usage(format!(
             "{}: key {} exists already (noexist)",
             m.label,
-            key_text(&key_layout, &key)
+            key_text(m, key_layout, key)
         )),
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: map is full ({} entries) or key out of range",
             m.label, m.info.max_entries
         )),
-        Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(&m),
+        Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(m),
         _ => m.err(e),
-    })
+    }
 }
 
 /// The kernel's EINVAL for `lock` (BPF_F_LOCK) on a map whose value has no
@@ -106,52 +164,71 @@ fn lock_refused(m: &OpenMap) -> CliError {
 /// `delete MAP key DATA`.
 pub fn delete(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
+    let (key, key_layout) = parse_delete(w, &m)?;
+    sysmap::delete(&m.fd, &key).map_err(|e| delete_error(&m, e, &key_layout, &key))
+}
+
+/// The words of `delete` after MAP: the key and its types.
+pub fn parse_delete(w: &mut Words, m: &OpenMap) -> Result<(Vec<u8>, Option<Layout>), CliError> {
     if !w.eat("key") {
         return Err(CliError::usage("delete: expected 'key DATA'"));
     }
-    let (key, key_layout) = key_data(w, &m, &[])?;
-    sysmap::delete(&m.fd, &key).map_err(|e| {
-        if e.is_not_found() {
-            key_not_found(&m, &key_layout, &key)
-        } else {
-            m.err(e)
-        }
-    })
+    key_data(w, m, &[])
+}
+
+/// A delete's kernel error in the user's words.
+pub fn delete_error(
+    m: &OpenMap,
+    e: tcbpf::sys::Error,
+    key_layout: &Option<Layout>,
+    key: &[u8],
+) -> CliError {
+    if e.is_not_found() {
+        key_not_found(m, key_layout, key)
+    } else {
+        m.err(e)
+    }
 }
 
 /// `next MAP [key DATA]`: the key after the given one, or the first key.
 pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse_read(w)?;
     let given = if w.eat("key") {
-        Some(key_data(w, &m, &[])?)
+        Some(key_data(w, &m, &["raw"])?)
     } else {
         None
     };
+    let raw = w.eat("raw");
     w.finish()?;
+    let format = entry_format(g, &m, None, None, false, raw)?;
     let mut next = vec![0u8; m.sizes.key()];
     let found = sysmap::next_key(&m.fd, given.as_ref().map(|(k, _)| k.as_slice()), &mut next)
         .map_err(|e| m.err(e))?;
     let layout = given.as_ref().and_then(|(_, l)| l.clone());
+    let format = EntryFormat {
+        key: layout.clone(),
+        ..format
+    };
     if !found {
         return Err(CliError::not_found(match &given {
-            Some((k, l)) => format!("{}: no key after {}", m.label, key_text(l, k)),
+            Some((k, l)) => format!("{}: no key after {}", m.label, key_text(&m, l, k)),
             None => format!("{}: map is empty", m.label),
         }));
     }
     let mut out = Vec::with_capacity(128);
     if g.json {
         out.extend_from_slice(b"{\"next_key\":");
-        write_side(&layout, &next, true, &mut out);
+        format.write_key(&next, true, &mut out);
         out.push(b'}');
     } else {
         out.extend_from_slice(b"next key: ");
-        write_side(&layout, &next, false, &mut out);
+        format.write_key(&next, false, &mut out);
         out.push(b'\n');
     }
     emit(g, out)
 }
 
-/// `push MAP value DATA [exist]`: `exist` overwrites the oldest element of a full map.
+/// `push MAP value DATA [exist] [partial]`: `exist` overwrites the oldest element of a full map.
 pub fn push(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
     if !m.is_queue_or_stack() {
@@ -163,16 +240,20 @@ pub fn push(w: &mut Words) -> Result<(), CliError> {
     if !w.eat("value") {
         return Err(CliError::usage("push: expected 'value DATA'"));
     }
-    let data = args::data(w, "value", &["exist"])?;
-    let value = data
-        .into_exact(m.info.value_size as usize, "value")
-        .map_err(bad)?;
-    let push_flags = if w.eat("exist") {
-        flags::EXIST
-    } else {
-        flags::ANY
+    let given = typed_in::read(w, &m, Side::Value, &["exist", "partial"])?;
+    let (mut push_flags, mut partial) = (flags::ANY, false);
+    while let Some(word) = w.next() {
+        match choose(&word, &["exist", "partial"], "push flag")? {
+            "exist" => push_flags = flags::EXIST,
+            _ => partial = true,
+        }
+    }
+    let value = match given {
+        Given::Data(d) => d
+            .into_exact(m.info.value_size as usize, "value")
+            .map_err(bad)?,
+        Given::Json(v) => typed_in::value_bytes(&m, &v, partial)?,
     };
-    w.finish()?;
     sysmap::push(&m.fd, &value, push_flags).map_err(|e| match e.errno() {
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: {} is full ({} elements); 'exist' overwrites the oldest",
@@ -202,13 +283,14 @@ pub fn pop_or_peek(g: &Global, w: &mut Words, pop: bool) -> Result<(), CliError>
 }
 
 fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), CliError> {
-    let value_types = if w.eat("value") {
-        Some(args::types(w, "value")?)
-    } else {
-        None
-    };
-    w.finish()?;
-    let format = entry_format(g, &m, None, value_types, false)?;
+    let (mut value_types, mut raw) = (None, false);
+    while let Some(word) = w.next() {
+        match choose(&word, &["value", "raw"], "option")? {
+            "value" => value_types = Some(args::types(w, "value")?),
+            _ => raw = true,
+        }
+    }
+    let format = entry_format(g, &m, None, value_types, false, raw)?;
     let mut value = vec![0u8; m.sizes.value()];
     let done = if pop {
         sysmap::pop(&m.fd, &mut value)
@@ -227,14 +309,17 @@ fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), C
     emit(g, out)
 }
 
-/// The entry format for `m` with optional key and value types.
+/// The entry format for `m` with optional key and value types; the sides
+/// without types print by the map's BTF when it has some, unless `raw`.
 pub fn entry_format(
     g: &Global,
     m: &OpenMap,
     key_types: Option<Vec<tcbpf::value::FieldType>>,
     value_types: Option<Vec<tcbpf::value::FieldType>>,
     sum: bool,
+    raw: bool,
 ) -> Result<EntryFormat, CliError> {
+    let btf = TypedSides::for_map(g, m, key_types.is_none(), value_types.is_none(), raw)?;
     let key = match key_types {
         Some(t) => Some(args::layout(&t, m.info.key_size, "key")?),
         None => None,
@@ -256,6 +341,7 @@ pub fn entry_format(
         json: g.json,
         percpu,
         sum,
+        btf,
     };
     format.check()?;
     Ok(format)
@@ -268,7 +354,10 @@ fn key_data(
     m: &OpenMap,
     stops: &[&str],
 ) -> Result<(Vec<u8>, Option<Layout>), CliError> {
-    let data = args::data(w, "key", stops)?;
+    let data = match typed_in::read(w, m, Side::Key, stops)? {
+        Given::Data(d) => d,
+        json => return Ok((typed_in::key_bytes(m, json)?, None)),
+    };
     let layout = data
         .types()
         .and_then(|t| Layout::new(t, m.info.key_size as usize, "key").ok());
@@ -309,16 +398,19 @@ fn value_data(m: &OpenMap, data: Data) -> Result<Vec<u8>, CliError> {
     Ok(value)
 }
 
-fn key_text(layout: &Option<Layout>, key: &[u8]) -> String {
+fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> String {
     let mut out = Vec::new();
-    write_side(layout, key, false, &mut out);
+    match (layout, typed::types(false, m).map(|t| t.decode_key(key))) {
+        (None, Some(Ok(v))) => tcbpf::value::typed::write_text(&v, &mut out),
+        _ => write_side(layout, key, false, &mut out),
+    }
     String::from_utf8_lossy(&out).into_owned()
 }
 
 fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
     CliError {
         exit: Exit::NotFound,
-        message: format!("{}: key {} not found", m.label, key_text(layout, key)),
+        message: format!("{}: key {} not found", m.label, key_text(m, layout, key)),
     }
 }
 

@@ -12,6 +12,7 @@
 
 use super::super::error::CliError;
 use super::args::bad;
+use super::typed::TypedSides;
 use std::io::Write;
 use tcbpf::value::{format, write_sums, Layout};
 
@@ -27,6 +28,8 @@ pub struct EntryFormat {
     pub percpu: Option<(usize, usize, usize)>,
     /// Print the sum over CPUs instead of each CPU's value.
     pub sum: bool,
+    /// The sides without types that print by the map's BTF.
+    pub btf: Option<TypedSides>,
 }
 
 impl EntryFormat {
@@ -35,6 +38,7 @@ impl EntryFormat {
         if self.sum {
             match (&self.value, self.percpu) {
                 (_, None) => return Err(CliError::usage("'sum' applies to per-CPU maps only")),
+                (None, _) if self.btf.as_ref().is_some_and(|b| b.value) => {}
                 (None, _) => return Err(CliError::usage("'sum' needs value types (value u64 …)")),
                 (Some(l), _) if !l.is_integer() => {
                     return Err(bad(tcbpf::value::Error::SumNeedsIntegers))
@@ -51,7 +55,7 @@ impl EntryFormat {
             out.push(b'{');
             if let Some(key) = key {
                 out.extend_from_slice(b"\"key\":");
-                write_side(&self.key, key, true, out);
+                self.write_key(key, true, out);
                 out.push(b',');
             }
             self.write_json_value(value, out);
@@ -59,7 +63,7 @@ impl EntryFormat {
         } else {
             if let Some(key) = key {
                 out.extend_from_slice(b"key: ");
-                write_side(&self.key, key, false, out);
+                self.write_key(key, false, out);
             }
             self.write_text_value(key.is_some(), value, out);
             out.push(b'\n');
@@ -75,12 +79,7 @@ impl EntryFormat {
                         out.push(b',');
                     }
                     let _ = write!(out, "{{\"cpu\":{cpu},\"value\":");
-                    write_side(
-                        &self.value,
-                        &value[cpu * stride..cpu * stride + size],
-                        true,
-                        out,
-                    );
+                    self.write_value(&value[cpu * stride..cpu * stride + size], true, out);
                     out.push(b'}');
                 }
                 out.push(b']');
@@ -91,7 +90,7 @@ impl EntryFormat {
             }
             None => {
                 out.extend_from_slice(b"\"value\":");
-                write_side(&self.value, value, true, out);
+                self.write_value(value, true, out);
             }
         }
     }
@@ -105,12 +104,7 @@ impl EntryFormat {
                         out.push(b'\n');
                     }
                     let _ = write!(out, "value (CPU {cpu:02}): ");
-                    write_side(
-                        &self.value,
-                        &value[cpu * stride..cpu * stride + size],
-                        false,
-                        out,
-                    );
+                    self.write_value(&value[cpu * stride..cpu * stride + size], false, out);
                 }
             }
             Some((stride, cpus, _)) => {
@@ -121,12 +115,42 @@ impl EntryFormat {
             None => {
                 out.extend_from_slice(sep);
                 out.extend_from_slice(b"value: ");
-                write_side(&self.value, value, false, out);
+                self.write_value(value, false, out);
             }
         }
     }
 
+    /// A key: by its types, else by BTF, else hex.
+    pub fn write_key(&self, bytes: &[u8], json: bool, out: &mut Vec<u8>) {
+        if self.key.is_none() {
+            if let Some(b) = self.btf.as_ref().filter(|b| b.key) {
+                if b.write_key(bytes, json, out) {
+                    return;
+                }
+            }
+        }
+        write_side(&self.key, bytes, json, out);
+    }
+
+    /// One (CPU's) value: by its types, else by BTF, else hex.
+    fn write_value(&self, bytes: &[u8], json: bool, out: &mut Vec<u8>) {
+        if self.value.is_none() {
+            if let Some(b) = self.btf.as_ref().filter(|b| b.value) {
+                if b.write_value(bytes, json, out) {
+                    return;
+                }
+            }
+        }
+        write_side(&self.value, bytes, json, out);
+    }
+
     fn write_sum(&self, value: &[u8], stride: usize, cpus: usize, json: bool, out: &mut Vec<u8>) {
+        if self.value.is_none() {
+            if let Some(b) = self.btf.as_ref().filter(|b| b.value) {
+                b.write_sum(value, json, out);
+                return;
+            }
+        }
         // check() made sure the layout exists and is all integers.
         if let Some(Ok(sums)) = self.value.as_ref().map(|l| l.sum_cpus(value, stride, cpus)) {
             write_sums(&sums, json, out);
@@ -157,6 +181,7 @@ mod tests {
             json,
             percpu: None,
             sum: false,
+            btf: None,
         }
     }
 

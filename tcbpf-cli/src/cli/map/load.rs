@@ -1,7 +1,9 @@
-//! `load MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]`:
+//! `load MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist] [replace]`:
 //! one entry per line, every line parsed before anything is written (a bad
 //! line changes nothing), then written with UPDATE_BATCH in chunks of
-//! thousands, or per element where the map type has no batch update.
+//! thousands, or per element where the map type has no batch update;
+//! `replace` diff-applies them instead (keys not given are deleted).
+//! `load MAP json …` is [`super::load_json`].
 
 use super::super::error::CliError;
 use super::super::output::Global;
@@ -25,17 +27,23 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             m.info.type_name()
         )));
     }
+    if w.peek() == Some("json") {
+        w.next();
+        return super::load_json::run(g, w, &m);
+    }
     let (mut key_types, mut value_types, mut source, mut elem_flags) =
         (None, None, None, flags::ANY);
+    let mut replace = false;
     while let Some(word) = w.next() {
         match choose(
             &word,
-            &["key", "value", "from", "any", "exist", "noexist"],
+            &["key", "value", "from", "any", "exist", "noexist", "replace"],
             "load option",
         )? {
             "key" => key_types = Some(args::types(w, "key")?),
             "value" => value_types = Some(args::types(w, "value")?),
             "from" => source = Some(w.expect("a file name (or -) after 'from'")?),
+            "replace" => replace = true,
             "any" => elem_flags = flags::ANY,
             "exist" => elem_flags = flags::EXIST,
             _ => elem_flags = flags::NOEXIST,
@@ -47,6 +55,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let value = args::layout(&value_types, m.info.value_size, "value")?;
     let input = read_input(source.as_deref())?;
     let parsed = parse_lines(&input, &key, &value, &m)?;
+    if replace {
+        return super::load_json::replace_with(g, &m, &parsed.entries(&m));
+    }
     let written = write_parts(&m, &parsed, elem_flags)?;
     if g.verbose {
         eprintln!("tcbpf: loaded {written} entries into {}", m.label);
@@ -54,7 +65,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     Ok(())
 }
 
-fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
     match source {
         None | Some("-") => {
             let mut buf = Vec::new();
@@ -76,6 +87,23 @@ struct Parsed {
     /// `stretches[s][w]`: the entries of stretch `s` for writer `w`.
     stretches: Vec<Vec<Part>>,
     total: usize,
+}
+
+impl Parsed {
+    /// The entries in input order per key (for `replace`).
+    fn entries(&self, m: &OpenMap) -> Vec<tcbpf::maps::Entry> {
+        let (ks, vs) = (m.sizes.key(), m.sizes.value());
+        let mut out = Vec::with_capacity(self.total);
+        for p in self.stretches.iter().flatten() {
+            for i in 0..p.n {
+                out.push((
+                    p.keys[i * ks..(i + 1) * ks].to_vec(),
+                    p.values[i * vs..(i + 1) * vs].to_vec(),
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Default)]
@@ -154,7 +182,7 @@ fn parse_lines(
 }
 
 /// Cuts `input` into up to `n` stretches of whole lines of about equal size.
-fn split_at_lines(input: &[u8], n: usize) -> Vec<&[u8]> {
+pub(super) fn split_at_lines(input: &[u8], n: usize) -> Vec<&[u8]> {
     let mut out = Vec::with_capacity(n);
     let mut rest = input;
     for i in (1..=n).rev() {

@@ -8,10 +8,14 @@
 
 mod admin;
 mod args;
+mod batch;
 mod dump;
 mod elem;
 mod entry;
 mod load;
+mod load_json;
+mod typed;
+mod typed_in;
 mod walk;
 
 use super::error::CliError;
@@ -25,22 +29,26 @@ pub const USAGE: &str = "\
 Usage: tcbpf map show [MAP]
        tcbpf map create type TYPE key BYTES value BYTES entries N
                         [flags N] [name NAME] [pin PATH]
-       tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock]
-       tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock]
+       tcbpf map lookup MAP key DATA [value TYPES] [sum] [lock] [raw]
+       tcbpf map update MAP key DATA value DATA [any|exist|noexist] [lock] [partial]
        tcbpf map delete MAP key DATA
-       tcbpf map dump   MAP [key TYPES] [value TYPES] [sum]
-       tcbpf map next   MAP [key DATA]
-       tcbpf map push   MAP value DATA [exist]
-       tcbpf map { pop | peek } MAP [value TYPES]
+       tcbpf map dump   MAP [key TYPES] [value TYPES] [sum] [raw]
+       tcbpf map next   MAP [key DATA] [raw]
+       tcbpf map push   MAP value DATA [exist] [partial]
+       tcbpf map { pop | peek } MAP [value TYPES] [raw]
        tcbpf map freeze MAP
        tcbpf map pin    MAP PATH
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
+                        [replace]
+       tcbpf map load   MAP json [from FILE|-] [replace] [partial]
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME]
+       tcbpf map batch  [from FILE|-]
        tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
                         [key TYPES] [value TYPES]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 DATA  := { TYPE VALUE | hex BYTES… | BYTE }…      (sizes checked exactly)
+       | json JSON | VALUE | { MEMBER VALUE }…    (in the map's own types)
 TYPES := TYPE…
 TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
 
@@ -55,6 +63,45 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   watch shows counters and their rates per second, live on a terminal,
   else one snapshot per interval (see 'tcbpf map watch help').
   A map created without 'pin' is freed when tcbpf exits.
+
+Typed by BTF: when a map has key/value BTF (read from the kernel by its
+btf_id), lookup, dump, next, pop and peek print its own types without type
+words: 'key: 17  value: {packets: 5, bytes: 6}', -j as bpftool formats
+({\"key\":17,\"value\":{\"packets\":5,\"bytes\":6}}): structs by member name,
+arrays, enums by name, char arrays as strings, bitfields, global data
+(.data, .rodata, .bss) by variable name; per-CPU maps one value per CPU,
+or with 'sum' each integer member added over CPUs. TYPES given for a side
+win; 'raw' prints bpftool's hex. A map whose BTF the kernel will not give
+prints untyped (-v says why). A pointer or function in the type cannot be
+printed: use 'raw'.
+
+Typed input: 'key json 17', 'value json {\"packets\":5,\"bytes\":6}' take the
+shape -j prints (per-CPU: one value for all CPUs, or the \"values\" list).
+With BTF, 'key 17' (one word: a number, enum name or string) and 'value
+packets 5 bytes 6' (member words; 'in.port 80' for nested members) work
+too. Words that start with a member name are members; otherwise a TYPE
+word or 'hex' starts DATA, and several bare numbers are bytes as bpftool
+takes them ('key 7 0 0 0'). Unknown or missing members (missing ones are
+zero-filled with 'partial'), wrong kinds, out-of-range integers and
+unknown enum names exit 2 naming the member ('value.in.port: 70000 is out
+of range for u16').
+
+load json reads what 'tcbpf -j map dump' prints (one JSON array) or one
+{\"key\": …, \"value\": …} object per line, checks every entry, then writes
+them all with UPDATE_BATCH; a bad entry writes nothing and names its line
+('line 3: value.packets: -1 is out of range for u64'). 'replace' (json or
+TYPES) makes the map equal to the input: keys not given are deleted
+(zeroed in arrays), and it prints 'added A, changed C, unchanged U,
+removed R' (-j: an object).
+
+batch reads map commands one per line, as 'tcbpf map …' takes them
+without 'tcbpf map' ('update pinned /sys/fs/bpf/x key 17 value 1',
+'lookup env counters key 17'; quotes as in a shell), runs them in order
+and writes each answer as soon as no more input is waiting, so a shell
+can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
+…' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
+is the first failure's. The MAPs of lookup, update and delete are opened
+once; runs of updates or deletes of one map go in one batch call each.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
@@ -74,7 +121,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let verbs = [
         "show", "list", "create", "lookup", "update", "delete", "dump", "next", "push", "pop",
-        "peek", "freeze", "pin", "load", "export", "watch",
+        "peek", "freeze", "pin", "load", "export", "batch", "watch",
     ];
     match choose(&verb, &verbs, "map command")? {
         "show" | "list" => admin::show(g, w),
@@ -90,6 +137,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "freeze" => admin::freeze(w),
         "pin" => admin::pin(w),
         "load" => load::run(g, w),
+        "batch" => batch::run(g, w),
         "watch" => {
             let mut args = vec!["watch".to_string()];
             args.extend(w.rest());
@@ -111,6 +159,8 @@ pub struct OpenMap {
     pub sizes: ElemSizes,
     /// How the command line named it, for messages.
     pub label: String,
+    /// The map's BTF, read on first use (`typed::types`).
+    pub btf: std::sync::OnceLock<Option<tcbpf::value::typed::MapTypes>>,
 }
 
 impl OpenMap {
@@ -141,6 +191,7 @@ impl OpenMap {
             kind,
             sizes,
             label,
+            btf: std::sync::OnceLock::new(),
         })
     }
 

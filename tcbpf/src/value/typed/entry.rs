@@ -5,35 +5,41 @@
 
 use serde_json::Value;
 
-use super::{MapTypes, TypedError};
+use super::{MapTypes, Style, TypedError};
 use crate::btf::fmt::BtfValue;
 
 impl MapTypes {
     /// One entry as JSON text (raw key bytes, whole value buffer).
     pub fn entry_to_json(&self, key: &[u8], value: &[u8]) -> Result<String, TypedError> {
-        let k = self.decode_key(key)?;
-        let mut out = String::with_capacity(64);
-        out.push_str("{\"key\":");
-        out.push_str(&k.to_json());
-        if self.cpus().is_some() {
-            out.push_str(",\"values\":[");
-            for (cpu, v) in self.decode_values(value)?.iter().enumerate() {
-                if cpu > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"cpu\":");
-                out.push_str(&cpu.to_string());
-                out.push_str(",\"value\":");
-                out.push_str(&v.to_json());
-                out.push('}');
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"key\":");
+        self.write_key(key, Style::Json, &mut out)?;
+        if let Some(cpus) = self.cpus() {
+            let stride = self.cpu_stride();
+            if value.len() < stride * cpus {
+                return Err(TypedError::new(
+                    "value",
+                    format!("needs {} bytes, got {}", stride * cpus, value.len()),
+                ));
             }
-            out.push(']');
+            out.extend_from_slice(b",\"values\":[");
+            for cpu in 0..cpus {
+                if cpu > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"cpu\":");
+                out.extend_from_slice(cpu.to_string().as_bytes());
+                out.extend_from_slice(b",\"value\":");
+                self.write_value(&value[cpu * stride..], Style::Json, &mut out)?;
+                out.push(b'}');
+            }
+            out.push(b']');
         } else {
-            out.push_str(",\"value\":");
-            out.push_str(&self.decode_value(value)?.to_json());
+            out.extend_from_slice(b",\"value\":");
+            self.write_value(value, Style::Json, &mut out)?;
         }
-        out.push('}');
-        Ok(out)
+        out.push(b'}');
+        String::from_utf8(out).map_err(|_| TypedError::new("", "JSON that is not UTF-8"))
     }
 
     /// One entry from JSON: the key bytes and the whole value buffer.
@@ -80,6 +86,30 @@ impl MapTypes {
             (None, None) => return Err(TypedError::new("", "missing 'value'")),
         };
         Ok((key, value))
+    }
+}
+
+impl MapTypes {
+    /// One line of NDJSON (`{"key": …, "value": …}`) appended to `key`
+    /// and `value` as bytes (the whole value buffer), as
+    /// [`MapTypes::entry_from_json`] would give them; plain lines skip
+    /// `serde_json::Value` altogether. On error the buffers are unchanged.
+    pub fn entry_from_json_line(
+        &self,
+        line: &[u8],
+        partial: bool,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<(), TypedError> {
+        if !partial && self.fast_entry(line, key, value).is_some() {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(line)
+            .map_err(|e| TypedError::new("", format!("bad JSON: {e}")))?;
+        let (k, val) = self.entry_from_json(&v, partial)?;
+        key.extend_from_slice(&k);
+        value.extend_from_slice(&val);
+        Ok(())
     }
 }
 

@@ -10,8 +10,11 @@
 
 mod encode;
 mod entry;
+mod fast;
+mod print;
 
 pub use entry::{int_fields, parse_entries, sum_values};
+pub use print::{write_text, Printer, Style};
 
 use std::fmt;
 use std::sync::Arc;
@@ -87,6 +90,10 @@ pub struct MapTypes {
     key_size: usize,
     value_size: usize,
     cpus: Option<usize>,
+    key_printer: Option<Arc<Printer>>,
+    value_printer: Option<Arc<Printer>>,
+    key_enc: Option<Arc<fast::Encoder>>,
+    value_enc: Option<Arc<fast::Encoder>>,
 }
 
 impl MapTypes {
@@ -106,6 +113,17 @@ impl MapTypes {
         let value_id = value_id.filter(|&id| id != 0);
         let key = side(&btf, key_id, key_size, "key")?;
         let value = side(&btf, value_id, value_size, "value")?;
+        let printer = |s: &Side| match s {
+            Side::Btf(id) => Printer::new(&btf, *id).map(Arc::new),
+            _ => None,
+        };
+        let (key_printer, value_printer) = (printer(&key), printer(&value));
+        let encoder = |s: &Side, size: usize| match s {
+            Side::Btf(id) => fast::Encoder::new(&btf, *id).map(Arc::new),
+            Side::Untyped => fast::Encoder::untyped(size).map(Arc::new),
+            Side::Unprintable(_) => None,
+        };
+        let (key_enc, value_enc) = (encoder(&key, key_size), encoder(&value, value_size));
         Ok(MapTypes {
             btf,
             key_id,
@@ -115,6 +133,10 @@ impl MapTypes {
             key_size,
             value_size,
             cpus: cpus.map(|c| c.max(1)),
+            key_printer,
+            value_printer,
+            key_enc,
+            value_enc,
         })
     }
 
@@ -130,6 +152,10 @@ impl MapTypes {
             key_size,
             value_size,
             cpus: cpus.map(|c| c.max(1)),
+            key_printer: None,
+            value_printer: None,
+            key_enc: fast::Encoder::untyped(key_size).map(Arc::new),
+            value_enc: fast::Encoder::untyped(value_size).map(Arc::new),
         }
     }
 
@@ -188,6 +214,39 @@ impl MapTypes {
             Side::Untyped => matches!(self.key_size, 1 | 2 | 4 | 8),
             Side::Unprintable(_) => false,
         }
+    }
+
+    /// Appends a key as `style` (JSON or text), without building a
+    /// `BtfValue` when the type compiled.
+    pub fn write_key(
+        &self,
+        bytes: &[u8],
+        style: Style,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TypedError> {
+        if let (Some(p), Some(b)) = (&self.key_printer, bytes.get(..self.key_size)) {
+            if p.write(b, style, out) {
+                return Ok(());
+            }
+        }
+        write_style(&self.decode_key(bytes)?, style, out);
+        Ok(())
+    }
+
+    /// Appends one value (one CPU's) as `style`.
+    pub fn write_value(
+        &self,
+        bytes: &[u8],
+        style: Style,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TypedError> {
+        if let (Some(p), Some(b)) = (&self.value_printer, bytes.get(..self.value_size)) {
+            if p.write(b, style, out) {
+                return Ok(());
+            }
+        }
+        write_style(&self.decode_value(bytes)?, style, out);
+        Ok(())
     }
 
     /// Decodes a key.
@@ -324,6 +383,14 @@ impl MapTypes {
             Side::Untyped => encode_untyped(json, &mut out, what)?,
         }
         Ok(out)
+    }
+}
+
+/// A decoded value as `style`.
+pub fn write_style(v: &BtfValue, style: Style, out: &mut Vec<u8>) {
+    match style {
+        Style::Json => out.extend_from_slice(v.to_json().as_bytes()),
+        Style::Text => write_text(v, out),
     }
 }
 
