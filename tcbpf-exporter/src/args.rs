@@ -127,10 +127,12 @@ pub enum MapRef {
     Id(u32),
     /// `pinned PATH`.
     Pinned(PathBuf),
+    /// `name NAME`: the one live map with this kernel name.
+    Name(String),
 }
 
 /// The words that start a map reference.
-pub const MAP_WORDS: [&str; 4] = ["fd", "env", "id", "pinned"];
+pub const MAP_WORDS: [&str; 5] = ["fd", "env", "id", "pinned", "name"];
 
 impl MapRef {
     /// Reads the reference after its first word `kind`.
@@ -146,6 +148,7 @@ impl MapRef {
                 })
             }
             "id" => MapRef::Id(w.number("a map id after 'id'")?),
+            "name" => MapRef::Name(w.expect("a map name after 'name'")?),
             _ => MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?)),
         })
     }
@@ -171,12 +174,51 @@ impl MapRef {
                     .map_err(|e| Fail::sys(&what, e))?,
                 MapRef::Pinned(p) => sys::obj::get_pinned_map(p, sys::obj::open::RDONLY)
                     .map_err(|e| Fail::sys(&what, e))?,
+                MapRef::Name(n) => by_name(n).map_err(|f| Fail {
+                    code: f.code,
+                    message: format!("{what}: {}", f.message),
+                })?,
             };
         StatMap::new(fd).map_err(|e| match e {
             ReadError::Unsupported(m) => Fail::usage(format!("{what}: {m}")),
             ReadError::Maps(tcbpf::maps::Error::Sys(e)) => Fail::sys(&what, e),
             ReadError::Maps(e) => Fail::other(format!("{what}: {e}")),
         })
+    }
+}
+
+/// The one live map whose kernel name is `name` (at most 15 bytes, as the
+/// kernel keeps it); several are an error listing their ids.
+fn by_name(name: &str) -> Result<MapFd, Fail> {
+    let wanted: String = name.chars().take(15).collect();
+    let mut found: Vec<(u32, MapFd)> = Vec::new();
+    let mut id = 0;
+    let walk = |e| Fail::sys("walking map ids", e);
+    while let Some(next) = sys::obj::next_map_id(id).map_err(walk)? {
+        id = next;
+        let fd = match sys::obj::map_by_id(id, sys::obj::open::RDONLY) {
+            Ok(fd) => fd,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(Fail::sys(&format!("map id {id}"), e)),
+        };
+        if sys::info::map_info(&fd).is_ok_and(|i| i.name == wanted) {
+            found.push((id, fd));
+        }
+    }
+    match found.len() {
+        0 => Err(Fail {
+            code: 1,
+            message: "no map has this name".into(),
+        }),
+        1 => Ok(found.remove(0).1),
+        _ => Err(Fail::usage(format!(
+            "ambiguous: maps {} have this name (use 'id N')",
+            found
+                .iter()
+                .map(|(i, _)| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -194,6 +236,7 @@ impl std::fmt::Display for MapRef {
             MapRef::Env(v) => write!(f, "env {v}"),
             MapRef::Id(i) => write!(f, "id {i}"),
             MapRef::Pinned(p) => write!(f, "pinned {}", p.display()),
+            MapRef::Name(n) => write!(f, "name {n}"),
         }
     }
 }
@@ -272,7 +315,7 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
     }
     if l.targets.is_empty() && l.maps.is_empty() {
         return Err(Fail::usage(
-            "nothing to export: give 'dev DEV' or a MAP (fd N, env ID, id N, pinned PATH)",
+            "nothing to export: give 'dev DEV' or a MAP (fd N, env ID, id N, pinned PATH, name NAME)",
         ));
     }
     Ok(l)

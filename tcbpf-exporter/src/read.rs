@@ -17,6 +17,7 @@ use tcbpf::sys::{self, info::MapInfo, map as sysmap, map::ElemSizes, map::MapTyp
 /// Bytes of keys and values asked for per LOOKUP_BATCH call.
 const BATCH_BYTES: usize = 1 << 20;
 use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
+use tcbpf::value::{FieldType, Layout};
 
 /// A map opened for statistics.
 pub struct StatMap {
@@ -27,6 +28,8 @@ pub struct StatMap {
     types: MapTypes,
     sizes: ElemSizes,
     fields: Vec<String>,
+    key_layout: Option<Layout>,
+    value_layout: Option<Layout>,
 }
 
 /// One entry: the key's labelled parts and the value's integer fields
@@ -111,7 +114,61 @@ impl StatMap {
             types,
             sizes,
             fields,
+            key_layout: None,
+            value_layout: None,
         })
+    }
+
+    /// Reads keys and values by the map helper's TYPES words instead of
+    /// BTF (for maps without BTF, or to see them another way). Value types
+    /// must be integers; their fields are named `value` (one) or `v0`, `v1`….
+    pub fn with_types(
+        mut self,
+        key: Option<&[FieldType]>,
+        value: Option<&[FieldType]>,
+    ) -> Result<StatMap, String> {
+        if let Some(k) = key {
+            let l =
+                Layout::new(k, self.info.key_size as usize, "key").map_err(|e| e.to_string())?;
+            self.key_layout = Some(l);
+        }
+        if let Some(v) = value {
+            let l = Layout::new(v, self.info.value_size as usize, "value")
+                .map_err(|e| e.to_string())?;
+            if !l.is_integer() {
+                return Err("value TYPES must be integer types to count".into());
+            }
+            self.fields = if v.len() == 1 {
+                vec![String::new()]
+            } else {
+                (0..v.len()).map(|i| format!("v{i}")).collect()
+            };
+            self.value_layout = Some(l);
+        }
+        Ok(self)
+    }
+
+    fn key_by_layout(l: &Layout, key: &[u8]) -> Vec<(String, KeyPart)> {
+        let many = l.fields().len() > 1;
+        let mut at = 0;
+        let mut parts = Vec::new();
+        for (i, &(ty, size)) in l.fields().iter().enumerate() {
+            let mut text = Vec::new();
+            if let Ok(one) = Layout::new(&[ty], size, "key") {
+                one.write_text(&key[at..at + size], &mut text);
+            }
+            let name = if many {
+                format!("key{i}")
+            } else {
+                "key".into()
+            };
+            parts.push((
+                name,
+                KeyPart::Name(String::from_utf8_lossy(&text).into_owned()),
+            ));
+            at += size;
+        }
+        parts
     }
 
     /// The paths of the value's integer fields (`packets`, `in.port`,
@@ -141,23 +198,48 @@ impl StatMap {
     ) -> Result<(), ReadError> {
         let mut values = vec![0i128; self.fields.len()];
         self.for_each_raw(|key, value| {
+            if let Some(l) = &self.value_layout {
+                let sums = l
+                    .sum_cpus(value, self.sizes.cpu_stride(), self.sizes.cpus())
+                    .unwrap_or_default();
+                values.iter_mut().for_each(|v| *v = 0);
+                for (slot, n) in values.iter_mut().zip(sums) {
+                    *slot = n;
+                }
+            }
+            if self.value_layout.is_some() || self.key_layout.is_some() {
+                let parts = match &self.key_layout {
+                    Some(l) => Self::key_by_layout(l, key),
+                    None => key_parts(
+                        &self
+                            .types
+                            .decode_key(key)
+                            .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec())),
+                    ),
+                };
+                if self.value_layout.is_none() {
+                    Self::btf_values(&self.types, value, &mut values);
+                }
+                return f(key, parts, &values);
+            }
             let k = self
                 .types
                 .decode_key(key)
                 .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec()));
-            values.iter_mut().for_each(|v| *v = 0);
-            let summed = self
-                .types
-                .decode_values(value)
-                .ok()
-                .and_then(|v| sum_values(&v));
-            if let Some(v) = summed {
-                for (slot, (_, n)) in values.iter_mut().zip(int_fields(&v)) {
-                    *slot = n;
-                }
-            }
+            Self::btf_values(&self.types, value, &mut values);
             f(key, key_parts(&k), &values);
         })
+    }
+
+    /// The value's integer fields by BTF, per-CPU values summed.
+    fn btf_values(types: &MapTypes, value: &[u8], values: &mut [i128]) {
+        values.iter_mut().for_each(|v| *v = 0);
+        let summed = types.decode_values(value).ok().and_then(|v| sum_values(&v));
+        if let Some(v) = summed {
+            for (slot, (_, n)) in values.iter_mut().zip(int_fields(&v)) {
+                *slot = n;
+            }
+        }
     }
 
     /// Calls `f(key, value)` for every entry (value: all CPUs' values):

@@ -13,6 +13,7 @@ use crate::read::{Row, StatMap};
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime};
+use tcbpf::value::FieldType;
 
 /// The options after the MAP words.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,10 @@ pub struct Options {
     pub top: Option<usize>,
     /// Stop after this many refreshes.
     pub count: Option<u64>,
+    /// `key TYPES`: keys read by the map helper's types instead of BTF.
+    pub key: Option<Vec<FieldType>>,
+    /// `value TYPES`: values read by the map helper's types instead of BTF.
+    pub value: Option<Vec<FieldType>>,
 }
 
 fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
@@ -34,6 +39,8 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
         sort: None,
         top: None,
         count: None,
+        key: None,
+        value: None,
     };
     while let Some(word) = w.next() {
         if matches!(word.as_str(), "help" | "-h" | "--help") {
@@ -42,7 +49,7 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 message: String::new(),
             });
         }
-        let mut options = vec!["interval", "sort", "top", "count"];
+        let mut options = vec!["interval", "sort", "top", "count", "key", "value"];
         options.extend(MAP_WORDS);
         match choose(&word, &options, "watch option")? {
             "interval" => {
@@ -57,12 +64,29 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
             "sort" => o.sort = Some(w.expect("a field name after 'sort'")?),
             "top" => o.top = Some(w.number("a number of rows after 'top'")?),
             "count" => o.count = Some(w.number("a number of refreshes after 'count'")?),
+            which @ ("key" | "value") => {
+                let mut types = Vec::new();
+                while let Some(t) = w.peek().and_then(FieldType::from_word) {
+                    types.push(t);
+                    w.next();
+                }
+                if types.is_empty() {
+                    return Err(Fail::usage(format!(
+                        "expected TYPES after '{which}' (u8 u16 u32 u64 i8 … be16 ip4 mac str bytes)"
+                    )));
+                }
+                if which == "key" {
+                    o.key = Some(types);
+                } else {
+                    o.value = Some(types);
+                }
+            }
             kind => maps.push(MapRef::parse(kind, w)?),
         }
     }
     if maps.is_empty() {
         return Err(Fail::usage(
-            "map watch needs a MAP (fd N, env ID, id N, pinned PATH)",
+            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME)",
         ));
     }
     Ok((maps, o))
@@ -70,8 +94,9 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
 
 const USAGE: &str = "\
 Usage: tcbpf map watch MAP… [ interval SECS ] [ sort FIELD ] [ top N ] [ count N ]
+                       [ key TYPES ] [ value TYPES ]
 
-MAP := fd N | env { ID | NAME } | id N | pinned PATH
+MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
 
 Shows each map's entries with every integer value field and its rate per
 second since the last refresh (per-CPU values summed), sorted by the largest
@@ -80,6 +105,9 @@ marked '+', keys gone since the last refresh '-'. On a terminal the table is
 full-screen ('q', Esc or Ctrl-C quits); otherwise, or with -j, one snapshot
 per interval is printed (-j: one JSON object per line). 'count N' stops
 after N refreshes; 'top N' shows the first N rows of each map.
+Keys and values are typed by the map's BTF; 'key TYPES' and 'value TYPES'
+(the map helper's types; values must be integers: fields v0, v1…) read
+them instead, e.g. for maps without BTF.
 ";
 
 /// One row as shown: the key's text, values, rates (None: no earlier read).
@@ -237,6 +265,9 @@ pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
     let mut watched = Vec::new();
     for r in &refs {
         let map = r.open()?;
+        let map = map
+            .with_types(o.key.as_deref(), o.value.as_deref())
+            .map_err(|e| Fail::usage(format!("{r}: {e}")))?;
         let fields = map.field_names().to_vec();
         if fields.is_empty() {
             return Err(Fail::usage(format!(
@@ -460,9 +491,23 @@ mod tests {
         assert_eq!(o.interval, 0.5);
         assert_eq!(o.sort.as_deref(), Some("bytes"));
         assert_eq!((o.top, o.count), (Some(4), Some(2)));
+        let mut w = Words::new(
+            "id 3 key be16 u8 u8 value u64 u64 count 1"
+                .split(' ')
+                .map(String::from)
+                .collect(),
+        );
+        let (_, o) = parse(&mut w).unwrap();
+        assert_eq!(
+            o.key,
+            Some(vec![FieldType::Be16, FieldType::U8, FieldType::U8])
+        );
+        assert_eq!(o.value, Some(vec![FieldType::U64, FieldType::U64]));
+        assert_eq!(o.count, Some(1));
         let bad = |s: &str| parse(&mut Words::new(s.split(' ').map(String::from).collect()));
         assert_eq!(bad("id 3 interval 0").unwrap_err().code, 2);
         assert_eq!(bad("interval 1").unwrap_err().code, 2);
         assert_eq!(bad("id 3 top x").unwrap_err().code, 2);
+        assert_eq!(bad("id 3 key count 1").unwrap_err().code, 2);
     }
 }

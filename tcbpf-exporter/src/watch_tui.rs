@@ -195,6 +195,8 @@ mod tests {
             sort: None,
             top: None,
             count: None,
+            key: None,
+            value: None,
         };
         let l = lines(&[f], &o, "12:00:00 UTC", 200);
         assert_eq!(l[0], "tcbpf map watch   every 1s   12:00:00 UTC   q: quit");

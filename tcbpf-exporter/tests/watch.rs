@@ -240,3 +240,43 @@ fn watch_refuses_bad_words_and_maps_without_counters() {
         "{err}"
     );
 }
+
+#[test]
+fn a_map_named_by_its_kernel_name_is_watched_and_an_unknown_name_is_not_found() {
+    let name = unique("wn");
+    let map = hash_map(&name, 4, 8, 8);
+    tcbpf::sys::map::update(&map, &7u32.to_ne_bytes(), &40u64.to_ne_bytes(), 0).unwrap();
+    let (code, out, err) = run_bin(BIN, &["-j", "watch", "name", &name, "count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["maps"][0]["map"], name.as_str());
+    assert_eq!(v["maps"][0]["rows"][0]["key"]["key"], "7");
+    assert_eq!(v["maps"][0]["rows"][0]["values"]["value"], 40);
+    let (code, _, err) = run_bin(BIN, &["watch", "name", &unique("nope")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no map has this name"), "{err}");
+}
+
+#[test]
+fn key_and_value_types_read_a_map_without_btf() {
+    let name = unique("wt");
+    let map = hash_map(&name, 4, 16, 8);
+    let mut value = 5u64.to_ne_bytes().to_vec();
+    value.extend(900u64.to_ne_bytes());
+    tcbpf::sys::map::update(&map, &[10, 77, 0, 9], &value, 0).unwrap();
+    let (code, out, err) = run_bin(
+        BIN,
+        &[
+            "-j", "watch", "name", &name, "key", "ip4", "value", "u64", "u64", "count", "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let row = &v["maps"][0]["rows"][0];
+    assert_eq!(row["key"]["key"], "10.77.0.9", "{out}");
+    assert_eq!(row["values"]["v0"], 5);
+    assert_eq!(row["values"]["v1"], 900);
+    let (code, _, err) = run_bin(BIN, &["watch", "name", &name, "value", "u64", "str"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("value TYPES must be integer types"), "{err}");
+}

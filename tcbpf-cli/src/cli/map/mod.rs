@@ -50,6 +50,7 @@ Usage: tcbpf map show [MAP]
        tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
                         [timeout SECS] [pages N]
        tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
+                        [key TYPES] [value TYPES]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
        | keeper SOCK [SET/]MAP
