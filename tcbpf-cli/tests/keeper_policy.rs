@@ -344,3 +344,46 @@ fn a_set_of_more_than_64_maps_arrives_whole_in_several_replies() {
     tcbpf::sys::map::lookup(&last.fd, &1u32.to_ne_bytes(), &mut v, 0).unwrap();
     assert_eq!(u64::from_ne_bytes(v), 149);
 }
+
+#[test]
+fn map_watch_reads_a_map_through_a_keeper_reference() {
+    // `map watch` runs tcbpf-exporter, which takes the same
+    // `keeper SOCK [SET/]MAP` reference as the map helper.
+    let fs = Bpffs::new();
+    let dir = TempDir::new("kwatch");
+    let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
+    let name = format!("kw{}", next_id());
+    let (m, id) = counter_hash(&name, 3, 4321);
+    k.export_map(id, "watch.o");
+    drop(m);
+    let map = format!("watch.o/{name}");
+    let out = ok(tcbpf_cmd(&[
+        "-j",
+        "map",
+        "watch",
+        "keeper",
+        k.sock.to_str().unwrap(),
+        &map,
+        "key",
+        "u32",
+        "value",
+        "u64",
+        "count",
+        "1",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let row = &v["maps"][0]["rows"][0];
+    assert_eq!(row["key"]["key"], "3", "{out}");
+    assert_eq!(row["values"]["value"], 4321, "{out}");
+    let (code, err) = fails(tcbpf_cmd(&[
+        "map",
+        "watch",
+        "keeper",
+        k.sock.to_str().unwrap(),
+        "watch.o/nope",
+        "count",
+        "1",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has no map 'nope'"), "{err}");
+}

@@ -129,10 +129,12 @@ pub enum MapRef {
     Pinned(PathBuf),
     /// `name NAME`: the one live map with this kernel name.
     Name(String),
+    /// `keeper SOCK [SET/]MAP`: a map a keeper holds (asked read-only).
+    Keeper(PathBuf, String),
 }
 
 /// The words that start a map reference.
-pub const MAP_WORDS: [&str; 5] = ["fd", "env", "id", "pinned", "name"];
+pub const MAP_WORDS: [&str; 6] = ["fd", "env", "id", "pinned", "name", "keeper"];
 
 impl MapRef {
     /// Reads the reference after its first word `kind`.
@@ -149,6 +151,10 @@ impl MapRef {
             }
             "id" => MapRef::Id(w.number("a map id after 'id'")?),
             "name" => MapRef::Name(w.expect("a map name after 'name'")?),
+            "keeper" => MapRef::Keeper(
+                PathBuf::from(w.expect("a keeper socket path after 'keeper'")?),
+                w.expect("[SET/]MAP after the keeper's socket path")?,
+            ),
             _ => MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?)),
         })
     }
@@ -178,6 +184,16 @@ impl MapRef {
                     code: f.code,
                     message: format!("{what}: {}", f.message),
                 })?,
+                MapRef::Keeper(sock, name) => tcbpf::keeper::client::get_map(sock, name, true)
+                    .map_err(|e| Fail {
+                        code: match e.kind {
+                            tcbpf::keeper::ErrorKind::Permission => 3,
+                            tcbpf::keeper::ErrorKind::NotFound => 1,
+                            tcbpf::keeper::ErrorKind::BadInput => 2,
+                            _ => 4,
+                        },
+                        message: format!("{what}: {e}"),
+                    })?,
             };
         StatMap::new(fd).map_err(|e| match e {
             ReadError::Unsupported(m) => Fail::usage(format!("{what}: {m}")),
@@ -237,6 +253,7 @@ impl std::fmt::Display for MapRef {
             MapRef::Id(i) => write!(f, "id {i}"),
             MapRef::Pinned(p) => write!(f, "pinned {}", p.display()),
             MapRef::Name(n) => write!(f, "name {n}"),
+            MapRef::Keeper(s, n) => write!(f, "keeper {} {n}", s.display()),
         }
     }
 }
@@ -315,7 +332,7 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
     }
     if l.targets.is_empty() && l.maps.is_empty() {
         return Err(Fail::usage(
-            "nothing to export: give 'dev DEV' or a MAP (fd N, env ID, id N, pinned PATH, name NAME)",
+            "nothing to export: give 'dev DEV' or a MAP (fd N, env ID, id N, pinned PATH, name NAME, keeper SOCK [SET/]MAP)",
         ));
     }
     Ok(l)

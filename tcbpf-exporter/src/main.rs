@@ -25,7 +25,7 @@ const USAGE: &str = "\
 Usage: tcbpf exporter listen ADDR:PORT [ dev DEV [ ingress | egress ] ]… [ MAP… ]
                       [ config FILE ]
 
-MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
+MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP
 
 Serves /metrics (Prometheus text format; OpenMetrics when Accept asks for it)
 until SIGINT or SIGTERM. ADDR:PORT as :PORT means 127.0.0.1. With 'dev DEV'

@@ -86,7 +86,7 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
     }
     if maps.is_empty() {
         return Err(Fail::usage(
-            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME)",
+            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME, keeper SOCK [SET/]MAP)",
         ));
     }
     Ok((maps, o))
@@ -96,7 +96,7 @@ const USAGE: &str = "\
 Usage: tcbpf map watch MAP… [ interval SECS ] [ sort FIELD ] [ top N ] [ count N ]
                        [ key TYPES ] [ value TYPES ]
 
-MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
+MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP
 
 Shows each map's entries with every integer value field and its rate per
 second since the last refresh (per-CPU values summed), sorted by the largest

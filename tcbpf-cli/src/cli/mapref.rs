@@ -149,21 +149,8 @@ fn open_from_keeper(
     name: &str,
     open_flags: u32,
 ) -> Result<MapFd, CliError> {
-    use tcbpf::keeper::{client, Access};
-    let (set, map) = name.split_once('/').unwrap_or(("", name));
-    let access = if open_flags == sys::obj::open::RDONLY {
-        Access::ReadOnly
-    } else {
-        Access::Best
-    };
-    let got = client::get(sock, set, &[map.to_string()], access, false)
-        .map_err(super::keeper::keeper_error)?;
-    got.received
-        .maps
-        .into_iter()
-        .next()
-        .map(|m| m.fd)
-        .ok_or_else(|| CliError::failure(format!("keeper {}: sent no map", sock.display())))
+    let read_only = open_flags == sys::obj::open::RDONLY;
+    tcbpf::keeper::client::get_map(sock, name, read_only).map_err(super::keeper::keeper_error)
 }
 
 /// Walks the live maps for the one whose kernel name is `name` (compared

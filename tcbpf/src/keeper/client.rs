@@ -259,6 +259,30 @@ impl Client {
     }
 }
 
+/// Gets one map named `[SET/]MAP` (the `keeper SOCK [SET/]MAP` reference
+/// of the map helper, the exporter and `map watch`): read-only when
+/// `read_only`, else the best access the policy grants.
+pub fn get_map(sock: &Path, name: &str, read_only: bool) -> Result<crate::sys::MapFd> {
+    let (set, map) = name.split_once('/').unwrap_or(("", name));
+    let access = if read_only {
+        Access::ReadOnly
+    } else {
+        Access::Best
+    };
+    get(sock, set, &[map.to_string()], access, false)?
+        .received
+        .maps
+        .into_iter()
+        .next()
+        .map(|m| m.fd)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::System,
+                format!("keeper {}: sent no map for '{name}'", sock.display()),
+            )
+        })
+}
+
 /// Connects to the keeper at `sock` and gets maps (see [`Client::get`]).
 pub fn get(
     sock: &Path,
