@@ -201,12 +201,26 @@ fn a_strong_kconfig_extern_the_kernel_lacks_is_an_error_naming_it() {
     assert!(err.is_bad_input());
     // libbpf refuses it too.
     assert!(bpftool_fails(&fs, "ext_kconfig_strong").contains("CONFIG_TCBPF_NO_SUCH_STRONG"));
-    let left: Vec<_> = std::fs::read_dir(&fs.path)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".debug"))
-        .collect();
+    let left = pins_under(&fs.path);
     assert!(left.is_empty(), "nothing pinned: {left:?}");
+}
+
+/// Every pinned object under `dir`, at any depth. Directories and links
+/// are not pins: iproute2's `tc`, run by another test on this machine
+/// while /sys/fs/bpf is not a bpffs, adopts the first bpffs it finds in
+/// /proc/mounts and makes its `tc`, `ip` and `xdp` entries there.
+fn pins_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(pins_under(&e.path()));
+        } else if !kind.is_symlink() && !e.file_name().to_string_lossy().ends_with(".debug") {
+            found.push(e.path());
+        }
+    }
+    found
 }
 
 fn count_by_key(m: &MapFd, key: &[u8]) -> u64 {
