@@ -49,6 +49,10 @@ fn short_soak_keeps_the_keepers_descriptors_flat_and_loses_no_per_client_update(
         "{text}"
     );
     assert!(text.contains("per-client keys: sum 32 (lost 0)"), "{text}");
+    assert!(
+        text.contains("shared counter by 'map add' (atomic in the kernel): 32 (lost 0)"),
+        "{text}"
+    );
     let end = text
         .lines()
         .find(|l| l.starts_with("end:"))
