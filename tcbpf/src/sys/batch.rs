@@ -88,6 +88,7 @@ struct BatchAttr {
     elem_flags: u64,
     flags: u64,
 }
+abi_layout!(BatchAttr, 56; in_batch @ 0, out_batch @ 8, keys @ 16, values @ 24, count @ 32, map_fd @ 36, elem_flags @ 40, flags @ 48);
 
 /// Where a LOOKUP_BATCH walk stands: the kernel's opaque position token.
 #[derive(Debug, Clone)]

@@ -13,6 +13,8 @@ struct BtfLoadAttr {
     btf_log_level: u32,
     btf_log_true_size: u32,
 }
+// btf_log_true_size (6.4) by hand.
+abi_layout!(BtfLoadAttr, 32; btf @ 0, btf_log_buf @ 8, btf_size @ 16, btf_log_size @ 20, btf_log_level @ 24, btf_log_true_size @ 28);
 
 /// A failed BTF_LOAD with the kernel's BTF log.
 #[derive(Debug)]

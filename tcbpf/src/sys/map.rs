@@ -211,6 +211,7 @@ struct MapCreateAttr {
     btf_vmlinux_value_type_id: u32,
     map_extra: u64,
 }
+abi_layout!(MapCreateAttr, 72; map_type @ 0, key_size @ 4, value_size @ 8, max_entries @ 12, map_flags @ 16, inner_map_fd @ 20, numa_node @ 24, map_name @ 28, map_ifindex @ 44, btf_fd @ 48, btf_key_type_id @ 52, btf_value_type_id @ 56, btf_vmlinux_value_type_id @ 60, map_extra @ 64);
 
 /// BPF_MAP_CREATE.
 pub fn create(spec: &MapCreate<'_>) -> Result<MapFd> {
@@ -258,6 +259,7 @@ pub(crate) struct ElemAttr {
     pub value: u64,
     pub flags: u64,
 }
+abi_layout!(ElemAttr, 32; map_fd @ 0, key @ 8, value @ 16, flags @ 24);
 
 fn elem_op(
     command: u32,
@@ -402,6 +404,7 @@ pub fn pop(map: impl AsFd, value: &mut [u8]) -> Result<()> {
 struct FreezeAttr {
     map_fd: u32,
 }
+abi_layout!(FreezeAttr, 4; map_fd @ 0);
 
 /// BPF_MAP_FREEZE: user space may no longer write the map (programs still
 /// may, unless the map is `BPF_F_RDONLY_PROG`).

@@ -29,6 +29,8 @@ pub struct Insn {
     /// Signed immediate.
     pub imm: i32,
 }
+// `regs` is the dst_reg:4/src_reg:4 bit-field byte.
+abi_layout!(Insn, 8; code @ 0, regs @ 1, off @ 2, imm @ 4);
 
 impl Insn {
     /// Destination register.
@@ -123,6 +125,8 @@ struct ProgLoadAttr {
     core_relo_rec_size: u32,
     log_true_size: u32,
 }
+// log_true_size (6.4) by hand.
+abi_layout!(ProgLoadAttr, 144; prog_type @ 0, insn_cnt @ 4, insns @ 8, license @ 16, log_level @ 24, log_size @ 28, log_buf @ 32, kern_version @ 40, prog_flags @ 44, prog_name @ 48, prog_ifindex @ 64, expected_attach_type @ 68, prog_btf_fd @ 72, func_info_rec_size @ 76, func_info @ 80, func_info_cnt @ 88, line_info_rec_size @ 92, line_info @ 96, line_info_cnt @ 104, attach_btf_id @ 108, attach_prog_fd @ 112, core_relo_cnt @ 116, fd_array @ 120, core_relos @ 128, core_relo_rec_size @ 136, log_true_size @ 140);
 
 /// A failed BPF_PROG_LOAD with the verifier's log.
 #[derive(Debug)]
@@ -235,6 +239,7 @@ struct TestRunAttr {
     batch_size: u32,
     _pad: u32,
 }
+abi_layout!(TestRunAttr, 80; prog_fd @ 0, retval @ 4, data_size_in @ 8, data_size_out @ 12, data_in @ 16, data_out @ 24, repeat @ 32, duration @ 36, ctx_size_in @ 40, ctx_size_out @ 44, ctx_in @ 48, ctx_out @ 56, flags @ 64, cpu @ 68, batch_size @ 72);
 
 /// The result of one BPF_PROG_TEST_RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +305,7 @@ const STATS_RUN_TIME: u32 = 0;
 struct EnableStatsAttr {
     stats_type: u32,
 }
+abi_layout!(EnableStatsAttr, 4; stats_type @ 0);
 
 /// Run-time statistics of every program (run count and time in
 /// `bpf_prog_info`), kept on while this guard lives: the kernel counts
