@@ -58,7 +58,7 @@ pub enum AddError {
     Invalid(String),
     /// The kernel refused the program (no CAP_BPF: EPERM; a map type
     /// programs cannot use: the verifier's last line).
-    Load(prog::LoadError),
+    Load(prog::ProgLoadError),
 }
 
 impl std::fmt::Display for AddError {
@@ -76,7 +76,25 @@ impl std::fmt::Display for AddError {
     }
 }
 
-impl std::error::Error for AddError {}
+impl std::error::Error for AddError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AddError::Invalid(_) => None,
+            AddError::Load(e) => Some(e),
+        }
+    }
+}
+
+impl AddError {
+    /// The class of failure: bad input for a field that does not fit, the
+    /// load's errno class otherwise.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            AddError::Invalid(_) => crate::ErrorKind::BadInput,
+            AddError::Load(e) => e.kind(),
+        }
+    }
+}
 
 const R0: u8 = 0;
 const R1: u8 = 1;

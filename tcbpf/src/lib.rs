@@ -10,10 +10,14 @@
 //! descriptors; it is the only layer with `unsafe` (with the fd passing in
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
+//! Every error type has `kind()` (one [`ErrorKind`] for the whole crate) and
+//! keeps its cause behind `source()`.
+//!
 //! This crate has no command-line dependencies: agents link it directly.
 
 pub mod atomic;
 pub mod btf;
+mod error;
 pub mod events;
 pub mod exec;
 pub mod keeper;
@@ -24,3 +28,5 @@ pub mod scm;
 pub mod sys;
 pub mod tc;
 pub mod value;
+
+pub use error::ErrorKind;

@@ -5,8 +5,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
-use tcbpf::scm::{self, wire, ErrorKind, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
+use tcbpf::scm::{self, wire, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
 use tcbpf::sys::{info::map_info, map, MapFd};
+use tcbpf::ErrorKind;
 use tcbpf_testkit::SockPath;
 
 fn hash_map(name: &str, key_size: u32) -> MapFd {

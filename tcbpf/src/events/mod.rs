@@ -85,7 +85,25 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::NotAStream(_) => None,
+            Error::Sys(e) => Some(e),
+        }
+    }
+}
+
+impl Error {
+    /// The class of failure: bad input for a map that holds no stream, the
+    /// system call's errno class otherwise.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Error::NotAStream(_) => crate::ErrorKind::BadInput,
+            Error::Sys(e) => e.kind(),
+        }
+    }
+}
 
 impl From<crate::sys::Error> for Error {
     fn from(e: crate::sys::Error) -> Self {

@@ -5,10 +5,11 @@
 //! It never binds anything and never execs (that is `exec`).
 
 use super::proto::{self, Access, Listing, Op, Request, Status};
-use super::{Error, ErrorKind, Result};
+use super::{Error, Result};
 use crate::scm::socket::{self as scmsock, Wake};
 use crate::scm::{wire, MapCheck, ObjectId, Received};
 use crate::sys;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

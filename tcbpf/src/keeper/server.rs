@@ -11,11 +11,12 @@
 use super::policy::{Grant, Peer, Policy};
 use super::proto::{self, Access, ClientLine, Listing, Op, Request, Status};
 use super::store::{Set, Store};
-use super::{Error, ErrorKind, Result};
+use super::{Error, Result};
 use crate::scm::socket::{self as scmsock, SignalStop};
 use crate::scm::wire;
 use crate::scm::{ReceiveOptions, Receiver};
 use crate::sys::{self, MapFd};
+use crate::ErrorKind;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;

@@ -38,7 +38,26 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sys(e) => Some(e),
+            Error::Btf(e) => Some(e),
+            Error::Typed(e) => Some(e),
+        }
+    }
+}
+
+impl Error {
+    /// The class of failure: the system call's errno class, or bad input
+    /// for BTF or entries that do not fit.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Error::Sys(e) => e.kind(),
+            Error::Btf(_) | Error::Typed(_) => crate::ErrorKind::BadInput,
+        }
+    }
+}
 
 impl From<sys::Error> for Error {
     fn from(e: sys::Error) -> Self {

@@ -19,7 +19,7 @@ mod trust;
 mod warn;
 pub mod wire;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, Result};
 pub(crate) use receive::MapCheck;
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,

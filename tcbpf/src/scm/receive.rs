@@ -6,11 +6,12 @@
 //! values dropped with the error), and dropping the [`Receiver`] unlinks the
 //! socket path it created (never a path it did not create).
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, Result};
 use super::socket::{self, Credentials, SignalStop, Wake};
 use super::wire::{self, EntrySize, MapDesc, ObjectId, MAX_DATAGRAM_LEN, MAX_MAPS_PER_DATAGRAM};
 use crate::sys::info::{map_info, MapInfo};
 use crate::sys::MapFd;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -5,11 +5,12 @@
 //! what it is given; describing maps (`MapDesc::from_info`) and numbering
 //! them (`assign_ids`) are helpers for callers that have no object file.
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, Result};
 use super::socket;
 use super::trust;
 use super::wire::{self, EntrySize, MapDesc, ObjectId};
 use crate::sys::info::MapInfo;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,8 @@
 //! knows nothing of the payload format: bytes and descriptors only. Every
 //! descriptor it creates or receives is close-on-exec.
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, Result};
+use crate::ErrorKind;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

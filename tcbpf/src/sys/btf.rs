@@ -35,7 +35,18 @@ impl std::fmt::Display for BtfLoadError {
     }
 }
 
-impl std::error::Error for BtfLoadError {}
+impl std::error::Error for BtfLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl BtfLoadError {
+    /// The class of failure, from the errno.
+    pub fn kind(&self) -> crate::ErrorKind {
+        self.error.kind()
+    }
+}
 
 /// BTF_LOAD of raw BTF bytes (header, types, strings). On failure it is
 /// retried with a log so the error says what the kernel disliked.

@@ -40,6 +40,7 @@ pub mod prog;
 pub mod ringbuf;
 
 pub use error::errno_name;
+pub(crate) use error::strip_os;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 

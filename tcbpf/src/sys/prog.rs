@@ -130,7 +130,7 @@ abi_layout!(ProgLoadAttr, 144; prog_type @ 0, insn_cnt @ 4, insns @ 8, license @
 
 /// A failed BPF_PROG_LOAD with the verifier's log.
 #[derive(Debug)]
-pub struct LoadError {
+pub struct ProgLoadError {
     /// The syscall error.
     pub error: Error,
     /// The verifier log (may be empty when logging was off and the load
@@ -151,14 +151,17 @@ const LOG_SIZE: usize = 16 * 1024 * 1024;
 
 /// BPF_PROG_LOAD. On failure the load is retried with a log (level 1 at
 /// least) so the error carries the verifier's reasons.
-pub fn load(spec: &ProgLoad<'_>) -> std::result::Result<Loaded, LoadError> {
+pub fn load(spec: &ProgLoad<'_>) -> std::result::Result<Loaded, ProgLoadError> {
     match load_with_log(spec, spec.log_level) {
         Err(e) if spec.log_level == 0 && e.log.is_empty() => load_with_log(spec, 1),
         other => other,
     }
 }
 
-fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loaded, LoadError> {
+fn load_with_log(
+    spec: &ProgLoad<'_>,
+    log_level: u32,
+) -> std::result::Result<Loaded, ProgLoadError> {
     let license = std::ffi::CString::new(spec.license).unwrap_or_default();
     let mut log = if log_level > 0 {
         vec![0u8; LOG_SIZE]
@@ -207,7 +210,7 @@ fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loa
             fd: ProgFd::from_kernel(owned_from_ret(fd)),
             log,
         }),
-        Err(e) => Err(LoadError {
+        Err(e) => Err(ProgLoadError {
             error: Error::new("BPF_PROG_LOAD", e).on(format!("program '{}'", spec.name)),
             log,
         }),
@@ -329,16 +332,27 @@ pub fn enable_stats() -> Result<StatsGuard> {
         .map_err(|e| Error::new("BPF_ENABLE_STATS", e).on("BPF_STATS_RUN_TIME"))
 }
 
-impl std::fmt::Display for LoadError {
+impl std::fmt::Display for ProgLoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error)
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for ProgLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
 
-impl From<LoadError> for io::Error {
-    fn from(e: LoadError) -> io::Error {
+impl ProgLoadError {
+    /// The class of failure, from the errno.
+    pub fn kind(&self) -> crate::ErrorKind {
+        self.error.kind()
+    }
+}
+
+impl From<ProgLoadError> for io::Error {
+    fn from(e: ProgLoadError) -> io::Error {
         io::Error::other(e.to_string())
     }
 }

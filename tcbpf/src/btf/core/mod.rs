@@ -94,6 +94,13 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
+impl CoreError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 /// A relocation described before its spec is known (for errors).
 fn describe_raw(local: &Btf, relo: &CoreRelo) -> String {
     let access = local.str_at(relo.access_str_off).unwrap_or("?");
