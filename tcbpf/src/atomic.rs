@@ -14,7 +14,8 @@
 //! copy of the CPU it runs on (their sum moves by `n`). It adds to an
 //! existing element only: a missing key is reported, not created.
 
-use crate::sys::prog::{self, prog_type, Insn, ProgLoad};
+use crate::abi::{Insn, ProgType};
+use crate::sys::prog::{self, ProgLoad};
 use crate::sys::{self, ProgFd};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -171,7 +172,7 @@ impl AtomicAdd {
         }
         let insns = program(map.as_raw_fd(), key_size, offset, width);
         let loaded = prog::load(&ProgLoad {
-            prog_type: prog_type::SYSCALL,
+            prog_type: ProgType::Syscall as u32,
             insns: &insns,
             license: "GPL",
             name: "tcbpf_map_add",

@@ -3,8 +3,8 @@
 
 use object::{Object, ObjectSection};
 use std::path::PathBuf;
+use tcbpf::abi::{map_flags as flags, MapType};
 use tcbpf::object::{MapOrigin, ObjectSpec, Pinning, SectionKind, SlotTarget};
-use tcbpf::sys::map::{flags, MapType};
 
 fn fixture(name: &str) -> PathBuf {
     tcbpf_testkit::fixture(&format!("{name}.o"))

@@ -13,9 +13,9 @@
 mod perf;
 mod ring;
 
+use crate::abi::MapType;
 use crate::sys::epoll::{self, Epoll, StopSignals};
 use crate::sys::info::MapInfo;
-use crate::sys::map::MapType;
 use crate::sys::MapFd;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};

@@ -12,8 +12,8 @@
 //! `/proc/meminfo`.
 
 use super::{pin, Context, LoadError};
+use crate::abi::MapType;
 use crate::object::{MapSpec, ObjectSpec};
-use crate::sys::map::MapType;
 
 /// The environment variable that sets the limit when `max-memory` is not given.
 pub const ENV_MAX_MAP_MEMORY: &str = "TCBPF_MAX_MAP_MEMORY";

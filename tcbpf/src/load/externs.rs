@@ -15,10 +15,10 @@
 
 use super::kconfig::{self, KernelConfig};
 use super::LoadError;
+use crate::abi::Insn;
 use crate::btf::core::types_are_compat;
 use crate::btf::{BtfKind, Kind, TargetBtf, TypeView};
 use crate::object::{ExternKind, ExternSpec, ObjectSpec, ProgramSpec};
-use crate::sys::prog::Insn;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -111,7 +111,7 @@ pub(crate) fn store_fd(
 ) -> Result<(), LoadError> {
     let is_array = matches!(
         outer.spec.map_type,
-        sys::map::MapType::ArrayOfMaps | sys::map::MapType::ProgArray
+        crate::abi::MapType::ArrayOfMaps | crate::abi::MapType::ProgArray
     );
     {
         if is_array && key >= outer.spec.max_entries {

@@ -163,8 +163,8 @@ impl Drop for PinGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::MapType;
     use crate::object::MapOrigin;
-    use crate::sys::map::MapType;
 
     fn map(pinning: Pinning) -> MapSpec {
         let mut m = MapSpec::new("counters", MapOrigin::Legacy, MapType::Hash);

@@ -13,8 +13,9 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use crate::abi::MapType;
 use crate::btf::Btf;
-use crate::sys::{self, info::MapInfo, map::MapType};
+use crate::sys::{self, info::MapInfo};
 use crate::value::typed::{MapTypes, TypedError};
 
 /// Why a map's types could not be read or entries applied.

@@ -7,9 +7,9 @@ use super::elf::{Elf, Section, SymKind};
 use super::link::MapResolver;
 use super::map::{check_sizes, MapOrigin, MapSpec, Pinning, SlotInit, SlotTarget};
 use super::{ObjectSpec, ParseError};
+use crate::abi::MapType;
 use crate::btf::maps::{parse_map_def, BtfMapDef};
 use crate::btf::{Btf, Kind};
-use crate::sys::map::MapType;
 
 /// libbpf's `LIBBPF_PIN_BY_NAME`.
 const PIN_BY_NAME: u32 = 1;

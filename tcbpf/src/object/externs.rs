@@ -9,8 +9,8 @@
 use super::elf::{Elf, SymKind};
 use super::map::{MapOrigin, MapSpec};
 use super::ParseError;
+use crate::abi::{map_flags as flags, MapType};
 use crate::btf::{Btf, Datasec, Kind, TypeId, VarLinkage, VarSecinfo};
-use crate::sys::map::{flags, MapType};
 
 /// The data section of kernel config externs.
 pub const KCONFIG_SECTION: &str = ".kconfig";

@@ -6,7 +6,7 @@
 use super::elf::Section;
 use super::map::{MapOrigin, MapSpec};
 use super::ParseError;
-use crate::sys::map::{flags, MapType};
+use crate::abi::{map_flags as flags, MapType};
 use object::elf;
 
 /// Largest global data section tcbpf accepts (the kernel caps array values

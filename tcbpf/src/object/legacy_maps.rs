@@ -7,7 +7,7 @@
 use super::elf::{Elf, Section, SymKind};
 use super::map::{check_sizes, MapOrigin, MapSpec, Pinning};
 use super::ParseError;
-use crate::sys::map::MapType;
+use crate::abi::MapType;
 
 /// The legacy section's name.
 pub const SECTION: &str = "maps";

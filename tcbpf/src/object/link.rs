@@ -8,7 +8,7 @@ use super::elf::{Elf, Section, SymKind, Symbol};
 use super::externs::ExternRef;
 use super::program::{Function, MapRef, MapRefKind, Placement, ProgramSpec, TailCallSlot};
 use super::ParseError;
-use crate::sys::prog::Insn;
+use crate::abi::Insn;
 use std::collections::HashMap;
 
 /// `BPF_JMP | BPF_CALL`.

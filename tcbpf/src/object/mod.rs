@@ -279,7 +279,7 @@ fn assign_ids(maps: &mut [MapSpec]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::map::MapType;
+    use crate::abi::MapType;
 
     fn map(origin: MapOrigin, id: u32) -> MapSpec {
         let mut m = MapSpec::new("m", origin, MapType::Array);

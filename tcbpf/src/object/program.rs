@@ -3,7 +3,7 @@
 
 use super::elf::{Elf, SymKind};
 use super::ParseError;
-use crate::sys::prog::Insn;
+use crate::abi::Insn;
 
 /// Where a tail-call program goes: section `<id>/<key>` is stored at `key`
 /// in the program array whose map id is `id` (iproute2's convention).

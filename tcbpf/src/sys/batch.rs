@@ -3,8 +3,8 @@
 //! checked against sizes read from the kernel before it writes into them.
 //! Re-exported from [`super::map`]; callers write `sys::map::lookup_batch`.
 
-use super::map::MapType;
 use super::{bpf, cmd, ptr, Error, Result};
+use crate::abi::MapType;
 use std::os::fd::{AsFd, AsRawFd};
 
 /// The sizes of one element of a map as user space reads and writes it:

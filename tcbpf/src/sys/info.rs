@@ -1,7 +1,7 @@
 //! BPF_OBJ_GET_INFO_BY_FD for maps, programs and BTF objects.
 
-use super::map::MapType;
 use super::{bpf, c_name, cmd, ptr, Error, Result};
+use crate::abi::MapType;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 #[repr(C)]

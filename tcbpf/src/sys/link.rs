@@ -9,14 +9,6 @@ use super::fd::owned_from_ret;
 use super::{bpf, cmd, ptr, Error, LinkFd, Result};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-/// Attach types tcbpf creates links for (`enum bpf_attach_type`).
-pub mod attach_type {
-    /// `BPF_TCX_INGRESS`.
-    pub const TCX_INGRESS: u32 = 46;
-    /// `BPF_TCX_EGRESS`.
-    pub const TCX_EGRESS: u32 = 47;
-}
-
 /// Attach flags of the multi-program hooks (`BPF_F_*`).
 pub mod flags {
     /// `BPF_F_REPLACE`: (link update) only when the old program is the one given.
@@ -55,7 +47,7 @@ pub struct LinkCreate<'a> {
     pub prog: BorrowedFd<'a>,
     /// The target: an interface index for tcx.
     pub target_ifindex: u32,
-    /// `attach_type::*`.
+    /// The kernel attach type (`abi::AttachType as u32`).
     pub attach_type: u32,
     /// `BPF_F_BEFORE`/`BPF_F_AFTER`… (0: append at the end).
     pub flags: u32,

@@ -7,20 +7,6 @@
 //! its own and zero-fills the rest, so each struct stops at the last field
 //! tcbpf uses.
 
-/// Checks at compile time that a `#[repr(C)]` kernel struct has the UAPI
-/// size and field offsets: `abi_layout!(T, N; field @ offset, …)`. The
-/// figures come from `offsetof` over the installed 6.1 UAPI headers
-/// (`linux/bpf.h`, `linux/perf_event.h`); fields newer than 6.1 (marked
-/// "by hand") follow the kernel's layout of that field.
-macro_rules! abi_layout {
-    ($t:ty, $size:expr; $($field:ident @ $off:expr),* $(,)?) => {
-        const _: () = {
-            assert!(::core::mem::size_of::<$t>() == $size);
-            $(assert!(::core::mem::offset_of!($t, $field) == $off);)*
-        };
-    };
-}
-
 mod batch;
 pub mod btf;
 pub mod epoll;

@@ -2,71 +2,9 @@
 
 use super::fd::owned_from_ret;
 use super::{bpf, cmd, obj_name, ptr, Error, ProgFd, Result};
+use crate::abi::Insn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-
-/// Program types tcbpf loads (`enum bpf_prog_type`).
-pub mod prog_type {
-    /// `BPF_PROG_TYPE_SCHED_CLS`: tc classifier (`type cls`).
-    pub const SCHED_CLS: u32 = 3;
-    /// `BPF_PROG_TYPE_SCHED_ACT`: tc action (`type act`).
-    pub const SCHED_ACT: u32 = 4;
-    /// `BPF_PROG_TYPE_SYSCALL`: run only through BPF_PROG_TEST_RUN, on a
-    /// context the caller passes (tcbpf's in-kernel map add).
-    pub const SYSCALL: u32 = 31;
-}
-
-/// One eBPF instruction as the kernel takes it (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Insn {
-    /// Opcode.
-    pub code: u8,
-    /// Destination register in the low nibble, source in the high nibble.
-    pub regs: u8,
-    /// Signed offset.
-    pub off: i16,
-    /// Signed immediate.
-    pub imm: i32,
-}
-// `regs` is the dst_reg:4/src_reg:4 bit-field byte.
-abi_layout!(Insn, 8; code @ 0, regs @ 1, off @ 2, imm @ 4);
-
-impl Insn {
-    /// Destination register.
-    pub fn dst(self) -> u8 {
-        self.regs & 0x0f
-    }
-
-    /// Source register.
-    pub fn src(self) -> u8 {
-        self.regs >> 4
-    }
-
-    /// Sets the source register (e.g. `BPF_PSEUDO_MAP_FD`).
-    pub fn set_src(&mut self, src: u8) {
-        self.regs = (self.regs & 0x0f) | (src << 4);
-    }
-
-    /// Decodes little-endian instruction bytes; a trailing partial
-    /// instruction is an error.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
-        if bytes.len() % 8 != 0 {
-            return None;
-        }
-        Some(
-            bytes
-                .chunks_exact(8)
-                .map(|c| Insn {
-                    code: c[0],
-                    regs: c[1],
-                    off: i16::from_le_bytes([c[2], c[3]]),
-                    imm: i32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-                })
-                .collect(),
-        )
-    }
-}
 
 /// What BPF_PROG_LOAD is asked to load.
 #[derive(Debug, Clone, Default)]

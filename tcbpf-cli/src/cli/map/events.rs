@@ -102,7 +102,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         );
     }
     let mut out = stdout.lock();
-    let perf = m.kind == Some(sys::map::MapType::PerfEventArray);
+    let perf = m.kind == Some(tcbpf::abi::MapType::PerfEventArray);
     let mut shape = shape;
     let (mut seen, mut lost, mut full) = (0u64, 0u64, 0u64);
     let deadline = timeout.map(|t| Instant::now() + t);
