@@ -7,8 +7,9 @@
 //! keys and values ([`maps`] reads a map's own types and diff-applies
 //! entries; [`atomic`] adds to a map value in the kernel); [`events`] reads
 //! the ring buffers and perf event arrays programs write events to. [`sys`] holds the bpf(2) system call and the typed
-//! descriptors; it is the only layer with `unsafe` (with the fd passing in
-//! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
+//! descriptors, the AF_UNIX datagram calls with SCM_RIGHTS the hand-off
+//! uses, and the signalfd stop; it is the only layer with `unsafe`. [`abi`]
+//! holds the kernel's numbers as types. Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
 //! Every error type has `kind()` (one [`ErrorKind`] for the whole crate) and
 //! keeps its cause behind `source()`.

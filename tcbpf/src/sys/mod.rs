@@ -13,6 +13,7 @@ pub mod epoll;
 mod error;
 mod fd;
 pub mod file;
+pub mod frontend;
 pub mod fs;
 pub mod info;
 pub mod link;
@@ -24,11 +25,14 @@ pub mod perf;
 pub mod process;
 pub mod prog;
 pub mod ringbuf;
+pub mod signal;
+pub(crate) mod unix;
 
 pub use error::errno_name;
 pub(crate) use error::strip_os;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
+pub use unix::set_close_on_exec;
 
 use std::io;
 
