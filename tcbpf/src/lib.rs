@@ -1,6 +1,6 @@
 //! tcbpf: tc's eBPF front-end and its exec proxy, as a library.
 //!
-//! The spine follows the flow of an object: [`object`] parses an ELF file into
+//! The spine follows the flow of an object: [`elf`] parses an ELF file into
 //! plain data (`ObjectSpec`), [`load`] turns that into kernel objects
 //! (`LoadedObject`), [`tc`] attaches programs, [`scm`] and [`exec`] hand maps to
 //! other processes over a Unix socket, and [`value`] gives shell scripts typed
@@ -9,7 +9,7 @@
 //! the ring buffers and perf event arrays programs write events to. [`sys`] holds the bpf(2) system call and the typed
 //! descriptors, the AF_UNIX datagram calls with SCM_RIGHTS the hand-off
 //! uses, and the signalfd stop; it is the only layer with `unsafe`. [`abi`]
-//! holds the kernel's numbers as types. Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
+//! holds the kernel's numbers as types. Parsing layers ([`btf`], [`elf`], [`value`]) make no syscalls.
 //!
 //! Every error type has `kind()` (one [`ErrorKind`] for the whole crate) and
 //! keeps its cause behind `source()`.
@@ -33,13 +33,13 @@ macro_rules! abi_layout {
 pub mod abi;
 pub mod atomic;
 pub mod btf;
+pub mod elf;
 mod error;
 pub mod events;
 pub mod exec;
 pub mod keeper;
 pub mod load;
 pub mod maps;
-pub mod object;
 pub mod scm;
 pub mod sys;
 pub mod tc;

@@ -4,8 +4,8 @@
 mod load_common;
 
 use load_common::*;
+use tcbpf::elf::Pinning;
 use tcbpf::load::{load_file, LoadError, LoadOptions, ProgKind};
-use tcbpf::object::Pinning;
 use tcbpf::sys;
 
 #[test]

@@ -1,6 +1,6 @@
 //! The kernel's ABI as plain Rust types: map types and flags, program and
 //! attach types, instructions, and the section → program type table. The
-//! parsers (`object`, `btf`) and the syscall layer (`sys`) both use these;
+//! parsers (`elf`, `btf`) and the syscall layer (`sys`) both use these;
 //! this module depends on neither and makes no syscalls. Adding a map type
 //! is a variant and a row in `map.rs`; adding a program type is a row in
 //! `PROG_SECTIONS` (`prog.rs`).

@@ -3,7 +3,8 @@
 //! `BPF_MAP_<NAME>`), and reading them back in the command, like
 //! `sd_listen_fds` does for sockets.
 //!
-//! Building and parsing are pure; only [`from_env`] touches descriptors (it
+//! Building and parsing are pure; only `from_env` (public as
+//! `exec::agent::from_env`, its one path) touches descriptors (it
 //! duplicates each inherited one after checking it is a bpf map).
 
 use crate::sys::info::{map_info, MapInfo};
@@ -235,7 +236,7 @@ impl InheritedMap {
 /// The maps in this process's environment, each checked to be a bpf map
 /// (like `sd_listen_fds`). The inherited descriptors stay as they are; the
 /// returned ones are close-on-exec duplicates.
-pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
+pub(crate) fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
     let vars = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let entries = parse_env(vars)?;

@@ -13,7 +13,7 @@ use crate::btf::core::{
     check_bounds, find_candidates, poisoned_insn_in_log, relocate_function, Resolution,
 };
 use crate::btf::{essential_name, BlobBytes, Btf, BtfExt, CoreReloKind, TargetBtf};
-use crate::object::{ObjectSpec, ProgramSpec};
+use crate::elf::{ObjectSpec, ProgramSpec};
 use crate::sys::mmap::MappedFile;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The error of a failed load: which file, which map or section, and why,
 //! in one line (with the tail of the verifier log for rejected programs).
 
-use crate::object::ParseError;
+use crate::elf::ParseError;
 use crate::sys;
 use std::fmt;
 use std::io;

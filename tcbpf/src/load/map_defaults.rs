@@ -7,7 +7,7 @@
 //! Only `possible_cpus` reads a file.
 
 use crate::abi::MapType;
-use crate::object::MapSpec;
+use crate::elf::MapSpec;
 
 /// Where the kernel lists the CPUs that may ever come online.
 pub const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";

@@ -25,7 +25,7 @@ pub use budget::{estimate as map_memory_estimate, ENV_MAX_MAP_MEMORY};
 pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
 use crate::abi::{ProgSection, PROG_SECTIONS};
-use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
+use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

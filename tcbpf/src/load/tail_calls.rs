@@ -6,7 +6,7 @@
 use super::maps::store_fd;
 use super::{Context, LoadError, LoadedMap, LoadedProgram};
 use crate::abi::MapType;
-use crate::object::{ObjectSpec, SlotTarget, TailCallSlot};
+use crate::elf::{ObjectSpec, SlotTarget, TailCallSlot};
 use std::os::fd::AsFd;
 
 /// The index of the program array a legacy tail-call section goes into.

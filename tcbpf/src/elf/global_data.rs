@@ -3,8 +3,8 @@
 //! `.rodata*` maps are read-only for programs and frozen once filled;
 //! this is where `bpf_printk` format strings live.
 
-use super::elf::Section;
 use super::map::{MapOrigin, MapSpec};
+use super::reader::Section;
 use super::ParseError;
 use crate::abi::{map_flags as flags, MapType};
 use object::elf;

@@ -6,8 +6,8 @@
 //! read-only array map (`.kconfig`), in libbpf's order; the loader fills
 //! it. Pure: what an extern resolves to is the loader's business.
 
-use super::elf::{Elf, SymKind};
 use super::map::{MapOrigin, MapSpec};
+use super::reader::{Elf, SymKind};
 use super::ParseError;
 use crate::abi::{map_flags as flags, MapType};
 use crate::btf::{Btf, Datasec, Kind, TypeId, VarLinkage, VarSecinfo};

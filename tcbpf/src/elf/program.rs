@@ -1,7 +1,7 @@
 //! `ProgramSpec`: one program ready to load once map descriptors are known,
 //! and the functions of the object's code sections it is built from.
 
-use super::elf::{Elf, SymKind};
+use super::reader::{Elf, SymKind};
 use super::ParseError;
 use crate::abi::Insn;
 
