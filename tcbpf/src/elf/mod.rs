@@ -111,7 +111,7 @@ pub struct ObjectSpec {
 
 impl ObjectSpec {
     /// Reads and parses the object at `path` (a regular file of at most
-    /// [`crate::sys::file::MAX_OBJECT_BYTES`]).
+    /// `sys::file::MAX_OBJECT_BYTES`).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
         let bytes = crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES)
