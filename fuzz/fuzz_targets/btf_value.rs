@@ -14,7 +14,7 @@ static FIXED: OnceLock<Btf> = OnceLock::new();
 fn fixed() -> &'static Btf {
     FIXED.get_or_init(|| {
         let obj = include_bytes!("../../bpf/btf_maps.o");
-        let spec = tcbpf::object::ObjectSpec::parse("btf_maps.o", obj).expect("parses");
+        let spec = tcbpf::elf::ObjectSpec::parse("btf_maps.o", obj).expect("parses");
         spec.btf.expect("has BTF")
     })
 }

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tcbpf::btf::core::relocate_function;
 use tcbpf::btf::TargetBtf;
-use tcbpf::object::ObjectSpec;
+use tcbpf::elf::ObjectSpec;
 
 static TARGET: OnceLock<TargetBtf> = OnceLock::new();
 

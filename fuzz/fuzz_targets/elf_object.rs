@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(spec) = tcbpf::object::ObjectSpec::parse("fuzz.o", data) {
+    if let Ok(spec) = tcbpf::elf::ObjectSpec::parse("fuzz.o", data) {
         // Walk what came out as the CLI's `obj show` does.
         for m in &spec.maps {
             let _ = m.definition();

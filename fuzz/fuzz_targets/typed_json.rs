@@ -17,7 +17,7 @@ static FIXED: OnceLock<Arc<Btf>> = OnceLock::new();
 fn fixed() -> &'static Arc<Btf> {
     FIXED.get_or_init(|| {
         let obj = include_bytes!("../../bpf/typed_maps.o");
-        let spec = tcbpf::object::ObjectSpec::parse("typed_maps.o", obj).expect("parses");
+        let spec = tcbpf::elf::ObjectSpec::parse("typed_maps.o", obj).expect("parses");
         Arc::new(spec.btf.expect("has BTF"))
     })
 }

@@ -17,7 +17,7 @@ fn command_sees_only_inherited_descriptors_plus_the_maps() {
     let maps: Vec<_> = (0..3)
         .map(|i| {
             map::create(&map::MapCreate {
-                map_type: map::MapType::Array as u32,
+                map_type: tcbpf::abi::MapType::Array as u32,
                 key_size: 4,
                 value_size: 8,
                 max_entries: 4,

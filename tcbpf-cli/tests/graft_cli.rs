@@ -155,7 +155,7 @@ fn graft_refuses_bad_targets_with_clear_errors() {
     assert!(err.contains("no/such/map"), "{err}");
 
     let hash = sys::map::create(&sys::map::MapCreate {
-        map_type: sys::map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size: 4,
         value_size: 4,
         max_entries: 4,

@@ -98,7 +98,7 @@ fn map_pinned_at_something_that_is_not_a_bpf_map_exits_2() {
 
 fn hash(entries: u32) -> tcbpf::sys::MapFd {
     map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size: 4,
         value_size: 4,
         max_entries: entries,

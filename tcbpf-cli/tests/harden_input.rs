@@ -59,7 +59,7 @@ fn obj_show_and_load_refuse_devices_fifos_and_directories() {
 
 fn u32_hash() -> tcbpf::sys::MapFd {
     map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size: 4,
         value_size: 4,
         max_entries: 16,
@@ -154,11 +154,11 @@ fn a_huge_word_is_shown_by_its_start_and_length_in_errors() {
 fn lpm_trie_load_keeps_the_last_line_for_keys_that_differ_only_in_host_bits() {
     let fs = Bpffs::new();
     let m = map::create(&map::MapCreate {
-        map_type: map::MapType::LpmTrie as u32,
+        map_type: tcbpf::abi::MapType::LpmTrie as u32,
         key_size: 8,
         value_size: 4,
         max_entries: 40_000,
-        map_flags: map::flags::NO_PREALLOC,
+        map_flags: tcbpf::abi::map_flags::NO_PREALLOC,
         name: &unique("lpm"),
         ..Default::default()
     })

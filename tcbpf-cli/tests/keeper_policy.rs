@@ -301,7 +301,7 @@ fn agent_api_gets_maps_from_a_keeper_read_only_when_asked() {
     .unwrap();
     let err =
         tcbpf::exec::agent::from_keeper(&k.sock, "agent.o", &["nope".into()], false).unwrap_err();
-    assert_eq!(err.kind, tcbpf::keeper::ErrorKind::NotFound);
+    assert_eq!(err.kind, tcbpf::ErrorKind::NotFound);
     assert!(err.message.contains("has no map 'nope'"), "{}", err.message);
 }
 

@@ -8,7 +8,7 @@ use tcbpf_testkit::{fixture, run_bin, s, unique, Bpffs};
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
-fn pinned(fs: &Bpffs, t: map::MapType, value: u32, entries: u32) -> String {
+fn pinned(fs: &Bpffs, t: tcbpf::abi::MapType, value: u32, entries: u32) -> String {
     let m = map::create(&map::MapCreate {
         map_type: t as u32,
         key_size: 4,
@@ -37,7 +37,7 @@ fn u64_at(pin: &str, key: u32, types: &str) -> serde_json::Value {
 #[test]
 fn eight_concurrent_shells_adding_to_one_counter_lose_nothing() {
     let fs = Bpffs::new();
-    let pin = pinned(&fs, map::MapType::Array, 8, 1);
+    let pin = pinned(&fs, tcbpf::abi::MapType::Array, 8, 1);
     let per_shell = 200;
     let script = format!(
         "i=0; while [ $i -lt {per_shell} ]; do {TCBPF} map add pinned {pin} key u32 0 value 1 || exit 1; i=$((i+1)); done"
@@ -54,7 +54,7 @@ fn eight_concurrent_shells_adding_to_one_counter_lose_nothing() {
 #[test]
 fn add_takes_negative_values_fields_and_32_bit_counters() {
     let fs = Bpffs::new();
-    let pin = pinned(&fs, map::MapType::Array, 16, 2);
+    let pin = pinned(&fs, tcbpf::abi::MapType::Array, 16, 2);
     let add = |rest: &str| {
         let mut args = vec!["map", "add", "pinned", pin.as_str(), "key", "u32", "1"];
         args.extend(rest.split_whitespace());
@@ -123,8 +123,8 @@ fn add_finds_a_btf_field_by_name_next_to_a_spin_lock() {
 #[test]
 fn add_errors_name_what_is_wrong() {
     let fs = Bpffs::new();
-    let hash = pinned(&fs, map::MapType::Hash, 8, 4);
-    let array = pinned(&fs, map::MapType::Array, 6, 1);
+    let hash = pinned(&fs, tcbpf::abi::MapType::Hash, 8, 4);
+    let array = pinned(&fs, tcbpf::abi::MapType::Array, 6, 1);
     let cases: [(&str, &[&str], i32, &str); 6] = [
         (
             "missing key",
@@ -176,7 +176,7 @@ fn add_errors_name_what_is_wrong() {
     }
     // Without the privilege to load the helper program: a clear exit 3.
     let m = map::create(&map::MapCreate {
-        map_type: map::MapType::Array as u32,
+        map_type: tcbpf::abi::MapType::Array as u32,
         key_size: 4,
         value_size: 8,
         max_entries: 1,

@@ -10,14 +10,14 @@ use std::process::{Command, Stdio};
 use tcbpf::sys::{self, map, MapFd};
 use tcbpf_testkit::{unique, Bpffs, Run, TempDir};
 
-fn create(map_type: map::MapType, key: u32, value: u32, entries: u32) -> MapFd {
+fn create(map_type: tcbpf::abi::MapType, key: u32, value: u32, entries: u32) -> MapFd {
     map::create(&map::MapCreate {
         map_type: map_type as u32,
         key_size: key,
         value_size: value,
         max_entries: entries,
-        map_flags: if map_type == map::MapType::LpmTrie {
-            map::flags::NO_PREALLOC
+        map_flags: if map_type == tcbpf::abi::MapType::LpmTrie {
+            tcbpf::abi::map_flags::NO_PREALLOC
         } else {
             0
         },
@@ -84,7 +84,7 @@ fn count_keys(m: &MapFd, key_size: usize) -> usize {
 
 #[test]
 fn hash_update_lookup_delete_round_trip_typed_and_json() {
-    let m = create(map::MapType::Hash, 4, 8, 16);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     run_ok(&m, "map update fd FD key u32 7 value u64 99");
     assert_eq!(lookup_u64(&m, &7u32.to_ne_bytes()), Some(99));
     assert_eq!(
@@ -113,7 +113,7 @@ fn hash_update_lookup_delete_round_trip_typed_and_json() {
 
 #[test]
 fn update_flags_exist_and_noexist_are_honoured() {
-    let m = create(map::MapType::Hash, 4, 8, 16);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let r = run(&m, "map update fd FD key u32 1 value u64 5 exist");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), None);
@@ -127,7 +127,7 @@ fn update_flags_exist_and_noexist_are_honoured() {
 
 #[test]
 fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
-    let m = create(map::MapType::Array, 4, 4, 3);
+    let m = create(tcbpf::abi::MapType::Array, 4, 4, 3);
     run_ok(&m, "map update fd FD key u32 2 value be32 258");
     assert_eq!(
         run_ok(&m, "map dump fd FD"),
@@ -151,7 +151,7 @@ fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
 #[test]
 fn percpu_hash_takes_one_value_for_all_cpus_or_one_per_cpu() {
     let cpus = sys::possible_cpus().unwrap();
-    let m = create(map::MapType::PercpuHash, 4, 8, 8);
+    let m = create(tcbpf::abi::MapType::PercpuHash, 4, 8, 8);
     run_ok(&m, "map update fd FD key u32 1 value u64 5");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let mut v = vec![0u8; sizes.value()];
@@ -203,7 +203,7 @@ fn percpu_hash_takes_one_value_for_all_cpus_or_one_per_cpu() {
 #[test]
 fn percpu_array_dump_sums_integer_values() {
     let cpus = sys::possible_cpus().unwrap() as u64;
-    let m = create(map::MapType::PercpuArray, 4, 4, 2);
+    let m = create(tcbpf::abi::MapType::PercpuArray, 4, 4, 2);
     run_ok(&m, "map update fd FD key u32 1 value u32 3");
     let out = run_ok(&m, "map dump fd FD key u32 value u32 sum");
     assert_eq!(
@@ -217,7 +217,7 @@ fn percpu_array_dump_sums_integer_values() {
 
 #[test]
 fn lru_hash_round_trips_and_evicts_beyond_its_size() {
-    let m = create(map::MapType::LruHash, 4, 8, 64);
+    let m = create(tcbpf::abi::MapType::LruHash, 4, 8, 64);
     run_ok(&m, "map update fd FD key u32 1 value u64 11");
     assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), Some(11));
     let lines: String = (0..1000).map(|k| format!("{k} {}\n", k * 2)).collect();
@@ -254,8 +254,8 @@ fn lru_hash_round_trips_and_evicts_beyond_its_size() {
 #[test]
 fn queue_and_stack_push_pop_peek_in_order_and_report_empty() {
     for (kind, order) in [
-        (map::MapType::Queue, [1, 2, 3]),
-        (map::MapType::Stack, [3, 2, 1]),
+        (tcbpf::abi::MapType::Queue, [1, 2, 3]),
+        (tcbpf::abi::MapType::Stack, [3, 2, 1]),
     ] {
         let m = create(kind, 0, 4, 8);
         for v in 1..=3 {
@@ -326,7 +326,7 @@ fn lpm_trie_created_by_cli_matches_longest_prefix() {
 
 #[test]
 fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
-    let m = create(map::MapType::Hash, 4, 8, 100_000);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100_000);
     let dir = TempDir::new("bulk");
     let file = dir.join("entries.txt");
     let text: String = (0..100_000u64)
@@ -354,7 +354,7 @@ fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
     }
     assert!(seen.iter().all(|s| *s));
     // The typed dump loads back unchanged into a fresh map.
-    let copy = create(map::MapType::Hash, 4, 8, 100_000);
+    let copy = create(tcbpf::abi::MapType::Hash, 4, 8, 100_000);
     let fd = copy.as_raw_fd().to_string();
     let mut child = tcbpf(
         &[copy.as_raw_fd()],
@@ -379,7 +379,7 @@ fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
 
 #[test]
 fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
-    let m = create(map::MapType::Hash, 4, 8, 16);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let dir = TempDir::new("badload");
     let file = dir.join("entries.txt");
     std::fs::write(&file, "1 10\n# comment\n\n2 20\n3 x\n").unwrap();
@@ -401,7 +401,7 @@ fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
 fn large_load_with_a_bad_line_names_its_number_and_writes_nothing() {
     // Large enough to be parsed by several threads: the line number must
     // count the lines of the stretches before the bad one.
-    let m = create(map::MapType::Hash, 4, 8, 100_000);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100_000);
     let mut text: String = (0..60_000).map(|k| format!("{k} {k}\n")).collect();
     text.push_str("# a comment\n\n60000 1 2\n60001 1\n");
     let dir = TempDir::new("badbig");
@@ -442,7 +442,7 @@ fn unprivileged(fds: &[RawFd], args: &[&str]) -> Run {
 
 #[test]
 fn unprivileged_child_uses_inherited_fd_and_is_refused_writes_on_read_only_one() {
-    let m = create(map::MapType::Hash, 4, 8, 16);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let fd = m.as_raw_fd().to_string();
     let r = unprivileged(
         &[m.as_raw_fd()],
@@ -499,7 +499,7 @@ fn unprivileged_child_uses_inherited_fd_and_is_refused_writes_on_read_only_one()
 
 #[test]
 fn env_id_and_env_name_read_the_exec_proxy_variables() {
-    let m = create(map::MapType::Hash, 4, 8, 4);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
     let fd = m.as_raw_fd().to_string();
     let out = tcbpf(
@@ -548,7 +548,7 @@ fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
     let fs = Bpffs::new();
     let name = unique("nm");
     let m = map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size: 4,
         value_size: 8,
         max_entries: 4,
@@ -578,7 +578,7 @@ fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
         (Some(4), Some(8))
     );
     let _twin = map::create(&map::MapCreate {
-        map_type: map::MapType::Array as u32,
+        map_type: tcbpf::abi::MapType::Array as u32,
         key_size: 4,
         value_size: 4,
         max_entries: 1,
@@ -597,7 +597,7 @@ fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
 
 #[test]
 fn freeze_shows_frozen_and_refuses_updates() {
-    let m = create(map::MapType::Array, 4, 8, 2);
+    let m = create(tcbpf::abi::MapType::Array, 4, 8, 2);
     run_ok(&m, "map update fd FD key u32 0 value u64 1");
     run_ok(&m, "map freeze fd FD");
     assert!(sys::info::map_fdinfo(&m).unwrap().frozen);
@@ -611,7 +611,7 @@ fn freeze_shows_frozen_and_refuses_updates() {
 
 #[test]
 fn next_walks_keys_and_says_when_done() {
-    let m = create(map::MapType::Hash, 4, 8, 4);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     map::update(&m, &5u32.to_ne_bytes(), &1u64.to_ne_bytes(), 0).unwrap();
     assert_eq!(run_ok(&m, "map next fd FD"), "next key: 05 00 00 00\n");
     let r = run(&m, "map next fd FD key u32 5");
@@ -621,7 +621,7 @@ fn next_walks_keys_and_says_when_done() {
 
 #[test]
 fn bad_input_gives_one_line_errors_and_documented_exit_codes() {
-    let m = create(map::MapType::Hash, 4, 8, 4);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     let cases: &[(&str, i32, &str)] = &[
         (
             "map update fd FD key u64 1 value u64 1",
@@ -693,11 +693,11 @@ fn bad_input_gives_one_line_errors_and_documented_exit_codes() {
 fn pin_of_a_program_is_not_a_map() {
     let fs = Bpffs::new();
     let insns = [
-        sys::prog::Insn {
+        tcbpf::abi::Insn {
             code: 0xb7,
             ..Default::default()
         }, // r0 = 0
-        sys::prog::Insn {
+        tcbpf::abi::Insn {
             code: 0x95,
             ..Default::default()
         }, // exit
@@ -726,7 +726,7 @@ fn pin_of_a_program_is_not_a_map() {
 fn devmap_without_batch_support_falls_back_to_per_element_dump_and_load() {
     // The kernel has no batch commands for devmaps (ENOTSUPP); values are
     // ifindexes, and lo is 1 in every network namespace.
-    let m = create(map::MapType::Devmap, 4, 4, 4);
+    let m = create(tcbpf::abi::MapType::Devmap, 4, 4, 4);
     let sizes = map::ElemSizes::of(&m).unwrap();
     let mut cursor = map::BatchCursor::new(&sizes);
     let err = map::lookup_batch(&m, &sizes, &mut cursor, &mut [0; 64], &mut [0; 64]).unwrap_err();
@@ -769,7 +769,7 @@ fn devmap_without_batch_support_falls_back_to_per_element_dump_and_load() {
 fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
     let cpus = sys::possible_cpus().unwrap() as u64;
     let n = 70_000u64;
-    let m = create(map::MapType::PercpuHash, 4, 8, n as u32);
+    let m = create(tcbpf::abi::MapType::PercpuHash, 4, 8, n as u32);
     let dir = TempDir::new("pcpu");
     let file = dir.join("entries.txt");
     std::fs::write(
@@ -803,7 +803,7 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
 #[test]
 fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
     // 20,000 slots: large enough for the walker thread, not a hash map.
-    let m = create(map::MapType::Array, 4, 8, 20_000);
+    let m = create(tcbpf::abi::MapType::Array, 4, 8, 20_000);
     let sizes = map::ElemSizes::of(&m).unwrap();
     let keys: Vec<u8> = (0..20_000u32).flat_map(|k| k.to_ne_bytes()).collect();
     let values: Vec<u8> = (0..20_000u64)
@@ -821,7 +821,7 @@ fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
 fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers() {
     use std::os::unix::fs::PermissionsExt;
     let fs = Bpffs::new();
-    let m = create(map::MapType::Hash, 4, 8, 4);
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
     let pin = fs.join("ro");
     sys::obj::pin(&m, &pin).unwrap();

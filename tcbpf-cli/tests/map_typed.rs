@@ -269,7 +269,7 @@ fn a_pointer_in_the_value_type_is_an_error_that_points_at_raw() {
     let holder = b.structure("holder", 8, &[("p", ptr, 0, 0)]);
     let btf = tcbpf::sys::btf::load(&b.build().to_bytes()).expect("BTF_LOAD");
     let m = map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size: 4,
         value_size: 8,
         max_entries: 4,

@@ -101,7 +101,7 @@ fn listen(w: &mut Words) -> Result<(), Fail> {
         .iter()
         .map(|m| m.open())
         .collect::<Result<Vec<_>, _>>()?;
-    tcbpf::sys::process::catch_interrupts();
+    tcbpf::sys::frontend::catch_interrupts();
     // Run statistics count only while someone holds this; without the
     // privilege the exporter still serves the maps, with zero run counts.
     let stats = tcbpf::sys::prog::enable_stats();

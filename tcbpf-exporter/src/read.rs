@@ -10,9 +10,10 @@
 //! the terminal is the callers' job.
 
 use crate::keys::{key_parts, KeyPart};
+use tcbpf::abi::MapType;
 use tcbpf::btf::fmt::BtfValue;
 use tcbpf::maps;
-use tcbpf::sys::{self, info::MapInfo, map as sysmap, map::ElemSizes, map::MapType, MapFd};
+use tcbpf::sys::{self, info::MapInfo, map as sysmap, map::ElemSizes, MapFd};
 
 /// Bytes of keys and values asked for per LOOKUP_BATCH call.
 const BATCH_BYTES: usize = 1 << 20;

@@ -7,7 +7,7 @@ use crate::collect::Collector;
 use crate::metrics::{self, OPENMETRICS_TYPE, TEXT_TYPE};
 use std::sync::Arc;
 use std::time::Duration;
-use tcbpf::sys::process::interrupted;
+use tcbpf::sys::frontend::interrupted;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 /// Request-serving threads.

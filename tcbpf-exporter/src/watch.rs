@@ -290,7 +290,7 @@ pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
             last: None,
         });
     }
-    tcbpf::sys::process::catch_interrupts();
+    tcbpf::sys::frontend::catch_interrupts();
     if !json && std::io::stdout().is_terminal() {
         crate::watch_tui::run(&mut watched_frames(watched), &o)
     } else {
@@ -334,7 +334,7 @@ fn pipe(watched: Vec<Watched>, o: &Options, json: bool) -> Result<(), Fail> {
         }
         let next = start + Duration::from_secs_f64(o.interval * n as f64);
         while Instant::now() < next {
-            if tcbpf::sys::process::interrupted() {
+            if tcbpf::sys::frontend::interrupted() {
                 return Ok(());
             }
             std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));

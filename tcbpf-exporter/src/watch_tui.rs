@@ -50,7 +50,7 @@ pub fn run(
         }
         let next = Instant::now() + interval;
         while Instant::now() < next {
-            if tcbpf::sys::process::interrupted() {
+            if tcbpf::sys::frontend::interrupted() {
                 return Ok(());
             }
             let wait = (next - Instant::now()).min(Duration::from_millis(100));

@@ -8,8 +8,9 @@
 use crate::args::{Follow, MapRef};
 use crate::error::SyncError;
 use std::collections::BTreeMap;
+use tcbpf::abi::MapType;
 use tcbpf::maps::ApplyReport;
-use tcbpf::sys::{self, map::MapType, MapFd};
+use tcbpf::sys::{self, MapFd};
 use tcbpf::value::typed::MapTypes;
 
 /// What a policy entry asks for one key: a value, or its absence.

@@ -118,7 +118,7 @@ fn main() {
     let maps: Vec<MapFd> = (0..a.maps)
         .map(|i| {
             map::create(&map::MapCreate {
-                map_type: map::MapType::Hash as u32,
+                map_type: tcbpf::abi::MapType::Hash as u32,
                 key_size: 4,
                 value_size: 8,
                 max_entries: 64,

@@ -14,7 +14,8 @@
 //! copy of the CPU it runs on (their sum moves by `n`). It adds to an
 //! existing element only: a missing key is reported, not created.
 
-use crate::sys::prog::{self, prog_type, Insn, ProgLoad};
+use crate::abi::{Insn, ProgType};
+use crate::sys::prog::{self, ProgLoad};
 use crate::sys::{self, ProgFd};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -58,7 +59,7 @@ pub enum AddError {
     Invalid(String),
     /// The kernel refused the program (no CAP_BPF: EPERM; a map type
     /// programs cannot use: the verifier's last line).
-    Load(prog::LoadError),
+    Load(prog::ProgLoadError),
 }
 
 impl std::fmt::Display for AddError {
@@ -76,7 +77,25 @@ impl std::fmt::Display for AddError {
     }
 }
 
-impl std::error::Error for AddError {}
+impl std::error::Error for AddError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AddError::Invalid(_) => None,
+            AddError::Load(e) => Some(e),
+        }
+    }
+}
+
+impl AddError {
+    /// The class of failure: bad input for a field that does not fit, the
+    /// load's errno class otherwise.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            AddError::Invalid(_) => crate::ErrorKind::BadInput,
+            AddError::Load(e) => e.kind(),
+        }
+    }
+}
 
 const R0: u8 = 0;
 const R1: u8 = 1;
@@ -153,7 +172,7 @@ impl AtomicAdd {
         }
         let insns = program(map.as_raw_fd(), key_size, offset, width);
         let loaded = prog::load(&ProgLoad {
-            prog_type: prog_type::SYSCALL,
+            prog_type: ProgType::Syscall as u32,
             insns: &insns,
             license: "GPL",
             name: "tcbpf_map_add",

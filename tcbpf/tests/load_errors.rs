@@ -6,8 +6,8 @@ mod load_common;
 
 use load_common::*;
 use tcbpf::btf::{Kind, Type};
+use tcbpf::elf::ObjectSpec;
 use tcbpf::load::{load_file, load_spec, LoadError, LoadOptions, ObjectIdentity};
-use tcbpf::object::ObjectSpec;
 
 #[test]
 fn verifier_rejection_names_the_section_and_shows_the_log_tail() {

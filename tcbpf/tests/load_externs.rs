@@ -8,9 +8,9 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
+use tcbpf::elf::ObjectSpec;
 use tcbpf::load::externs::{self, Resolved};
 use tcbpf::load::{self, LoadError};
-use tcbpf::object::ObjectSpec;
 use tcbpf::sys::{self, info, MapFd, ProgFd};
 use tcbpf::tc::filter::{self, FilterSpec, Mode};
 use tcbpf::tc::{device, Protocol, Socket, TcHandle};

@@ -35,8 +35,8 @@ fn global_variables_live_in_array_maps_and_rodata_is_frozen() {
     );
     let info = sys::info::map_info(&rodata.fd).unwrap();
     assert_eq!(
-        info.map_flags & sys::map::flags::RDONLY_PROG,
-        sys::map::flags::RDONLY_PROG
+        info.map_flags & tcbpf::abi::map_flags::RDONLY_PROG,
+        tcbpf::abi::map_flags::RDONLY_PROG
     );
     let err = sys::map::update(&rodata.fd, &0u32.to_ne_bytes(), &ro, 0).unwrap_err();
     assert_eq!(err.errno(), Some(libc::EPERM), "frozen: {err}");

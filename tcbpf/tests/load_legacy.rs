@@ -4,8 +4,8 @@
 mod load_common;
 
 use load_common::*;
+use tcbpf::elf::Pinning;
 use tcbpf::load::{load_file, LoadError, LoadOptions, ProgKind};
-use tcbpf::object::Pinning;
 use tcbpf::sys;
 
 #[test]
@@ -80,7 +80,7 @@ fn type_act_loads_the_action_section_as_sched_act() {
     assert_eq!(obj.main_program().name, "act_main");
     assert_eq!(obj.filter_name(), "legacy.o:[action]");
     let info = sys::info::prog_info(&obj.main_program().fd).unwrap();
-    assert_eq!(info.prog_type, sys::prog::prog_type::SCHED_ACT);
+    assert_eq!(info.prog_type, tcbpf::abi::ProgType::SchedAct as u32);
     assert_eq!(run(&obj.main_program().fd, &ipv4_packet(17)), 1);
     assert_eq!(lookup_u64(&obj.map("obj_pinned").unwrap().fd, 1), Some(1));
 }
@@ -95,7 +95,7 @@ fn program_name_picks_the_program_whatever_the_section() {
     let obj = load_file(&fixture("legacy"), &opts).unwrap();
     assert_eq!(obj.main_program().section, "action");
     let info = sys::info::prog_info(&obj.main_program().fd).unwrap();
-    assert_eq!(info.prog_type, sys::prog::prog_type::SCHED_CLS);
+    assert_eq!(info.prog_type, tcbpf::abi::ProgType::SchedCls as u32);
 }
 
 #[test]
@@ -128,7 +128,11 @@ fn every_old_bpf_elf_map_size_loads_and_counts() {
         assert_eq!(lookup_u64(&obj.map("sized_total").unwrap().fd, 0), Some(2));
         // The 20-byte struct already had flags; ids came with 24 bytes.
         let info = sys::info::map_info(&by_proto.fd).unwrap();
-        assert_eq!(info.map_flags, sys::map::flags::NO_PREALLOC, "v{size}");
+        assert_eq!(
+            info.map_flags,
+            tcbpf::abi::map_flags::NO_PREALLOC,
+            "v{size}"
+        );
         let ids: Vec<u32> = obj.maps.iter().map(|m| m.spec.id).collect();
         assert_eq!(
             ids,

@@ -3,7 +3,7 @@
 
 use tcbpf::sys::{self, map, MapFd};
 
-fn create(map_type: map::MapType, key: u32, value: u32, entries: u32, name: &str) -> MapFd {
+fn create(map_type: tcbpf::abi::MapType, key: u32, value: u32, entries: u32, name: &str) -> MapFd {
     map::create(&map::MapCreate {
         map_type: map_type as u32,
         key_size: key,
@@ -49,7 +49,7 @@ fn batch_dump(m: &MapFd, chunk: usize) -> Vec<(u32, u64)> {
 
 #[test]
 fn update_batch_then_lookup_batch_returns_every_entry_once() {
-    let m = create(map::MapType::Hash, 4, 8, 5000, "msys_batch");
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 5000, "msys_batch");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(5000);
     assert_eq!(
@@ -66,7 +66,7 @@ fn update_batch_then_lookup_batch_returns_every_entry_once() {
 
 #[test]
 fn delete_batch_removes_exactly_the_given_keys() {
-    let m = create(map::MapType::Hash, 4, 8, 100, "msys_delb");
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100, "msys_delb");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(100);
     map::update_batch(&m, &sizes, &keys, &values, 0).unwrap();
@@ -80,7 +80,7 @@ fn delete_batch_removes_exactly_the_given_keys() {
 
 #[test]
 fn update_batch_stopping_part_way_reports_how_many_were_written() {
-    let m = create(map::MapType::Array, 4, 8, 5, "msys_partial");
+    let m = create(tcbpf::abi::MapType::Array, 4, 8, 5, "msys_partial");
     let sizes = map::ElemSizes::of(&m).unwrap();
     // Keys 0..10 into a 5-slot array: index 5 is out of range.
     let (keys, values) = packed(10);
@@ -92,7 +92,7 @@ fn update_batch_stopping_part_way_reports_how_many_were_written() {
 
 #[test]
 fn update_batch_refuses_exist_flags_before_writing_anything() {
-    let m = create(map::MapType::Hash, 4, 8, 10, "msys_noexist");
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 10, "msys_noexist");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(3);
     let err = map::update_batch(&m, &sizes, &keys, &values, map::update::NOEXIST).unwrap_err();
@@ -102,7 +102,7 @@ fn update_batch_refuses_exist_flags_before_writing_anything() {
 
 #[test]
 fn batch_buffers_without_a_whole_element_are_refused_before_the_kernel() {
-    let m = create(map::MapType::Hash, 4, 8, 10, "msys_small");
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 10, "msys_small");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let err = map::update_batch(&m, &sizes, &[0; 4], &[0; 7], 0).unwrap_err();
     assert_eq!(err.error.source.kind(), std::io::ErrorKind::InvalidInput);
@@ -110,7 +110,7 @@ fn batch_buffers_without_a_whole_element_are_refused_before_the_kernel() {
 
 #[test]
 fn percpu_sizes_round_each_cpu_value_up_to_eight_bytes() {
-    let m = create(map::MapType::PercpuArray, 4, 4, 2, "msys_pcpu");
+    let m = create(tcbpf::abi::MapType::PercpuArray, 4, 4, 2, "msys_pcpu");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let cpus = sys::possible_cpus().unwrap();
     assert_eq!(
@@ -129,7 +129,7 @@ fn percpu_sizes_round_each_cpu_value_up_to_eight_bytes() {
 
 #[test]
 fn lookup_and_delete_takes_the_entry_out() {
-    let m = create(map::MapType::Hash, 4, 8, 4, "msys_lad");
+    let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4, "msys_lad");
     map::update(&m, &3u32.to_ne_bytes(), &33u64.to_ne_bytes(), 0).unwrap();
     let mut v = [0u8; 8];
     map::lookup_and_delete(&m, &3u32.to_ne_bytes(), &mut v, 0).unwrap();
@@ -141,8 +141,8 @@ fn lookup_and_delete_takes_the_entry_out() {
 
 #[test]
 fn queue_pops_in_order_and_stack_in_reverse() {
-    let q = create(map::MapType::Queue, 0, 4, 8, "msys_q");
-    let s = create(map::MapType::Stack, 0, 4, 8, "msys_s");
+    let q = create(tcbpf::abi::MapType::Queue, 0, 4, 8, "msys_q");
+    let s = create(tcbpf::abi::MapType::Stack, 0, 4, 8, "msys_s");
     for v in [1u32, 2, 3] {
         map::push(&q, &v.to_ne_bytes(), 0).unwrap();
         map::push(&s, &v.to_ne_bytes(), 0).unwrap();
@@ -163,7 +163,7 @@ fn queue_pops_in_order_and_stack_in_reverse() {
 
 #[test]
 fn frozen_map_refuses_writes_and_fdinfo_says_so() {
-    let m = create(map::MapType::Array, 4, 8, 4, "msys_frz");
+    let m = create(tcbpf::abi::MapType::Array, 4, 8, 4, "msys_frz");
     let before = sys::info::map_fdinfo(&m).unwrap();
     assert!(!before.frozen);
     assert!(before.memlock > 0);
@@ -176,11 +176,11 @@ fn frozen_map_refuses_writes_and_fdinfo_says_so() {
 #[test]
 fn lpm_trie_walks_by_batch_too() {
     let m = map::create(&map::MapCreate {
-        map_type: map::MapType::LpmTrie as u32,
+        map_type: tcbpf::abi::MapType::LpmTrie as u32,
         key_size: 8,
         value_size: 8,
         max_entries: 4,
-        map_flags: map::flags::NO_PREALLOC,
+        map_flags: tcbpf::abi::map_flags::NO_PREALLOC,
         name: "msys_lpm",
         ..Default::default()
     })

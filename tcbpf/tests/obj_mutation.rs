@@ -6,7 +6,7 @@
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tcbpf::object::ObjectSpec;
+use tcbpf::elf::ObjectSpec;
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);

@@ -3,8 +3,8 @@
 
 use object::{Object, ObjectSection};
 use std::path::PathBuf;
-use tcbpf::object::{MapOrigin, ObjectSpec, Pinning, SectionKind, SlotTarget};
-use tcbpf::sys::map::{flags, MapType};
+use tcbpf::abi::{map_flags as flags, MapType};
+use tcbpf::elf::{MapOrigin, ObjectSpec, Pinning, SectionKind, SlotTarget};
 
 fn fixture(name: &str) -> PathBuf {
     tcbpf_testkit::fixture(&format!("{name}.o"))

@@ -89,7 +89,7 @@ fn incompatible_pin_is_refused_naming_both_definitions_and_nothing_is_left_behin
     let globals = fs.path.join("tc/globals");
     std::fs::create_dir_all(&globals).unwrap();
     let other = sys::map::create(&sys::map::MapCreate {
-        map_type: sys::map::MapType::Array as u32,
+        map_type: tcbpf::abi::MapType::Array as u32,
         key_size: 4,
         value_size: 16,
         max_entries: 4,

@@ -70,7 +70,7 @@ fn thousands_of_bad_datagrams_leave_the_fd_count_unchanged() {
             let err = receiver.receive(&opts, |_| {}).unwrap_err();
             assert_eq!(
                 err.kind,
-                scm::ErrorKind::BadInput,
+                tcbpf::ErrorKind::BadInput,
                 "case {}: {err}",
                 i % cases.len()
             );

@@ -5,8 +5,9 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
-use tcbpf::scm::{self, wire, ErrorKind, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
+use tcbpf::scm::{self, wire, MapDesc, ObjectId, ReceiveOptions, Receiver, Sender};
 use tcbpf::sys::{info::map_info, map, MapFd};
+use tcbpf::ErrorKind;
 use tcbpf_testkit::SockPath;
 
 fn hash_map(name: &str, key_size: u32) -> MapFd {
@@ -327,13 +328,13 @@ fn import_refuses_a_program_descriptor_sent_as_a_map() {
     use tcbpf::sys::prog;
     // r0 = 0; exit
     let insns = [
-        prog::Insn {
+        tcbpf::abi::Insn {
             code: 0xb7,
             regs: 0,
             off: 0,
             imm: 0,
         },
-        prog::Insn {
+        tcbpf::abi::Insn {
             code: 0x95,
             regs: 0,
             off: 0,
@@ -360,7 +361,7 @@ fn import_refuses_a_program_descriptor_sent_as_a_map() {
 fn queue_and_array_maps_travel_like_hash_maps() {
     let path = SockPath::new("kinds");
     let queue = map::create(&map::MapCreate {
-        map_type: map::MapType::Queue as u32,
+        map_type: tcbpf::abi::MapType::Queue as u32,
         key_size: 0,
         value_size: 4,
         max_entries: 8,
@@ -369,7 +370,7 @@ fn queue_and_array_maps_travel_like_hash_maps() {
     })
     .unwrap();
     let array = map::create(&map::MapCreate {
-        map_type: map::MapType::Array as u32,
+        map_type: tcbpf::abi::MapType::Array as u32,
         key_size: 4,
         value_size: 4,
         max_entries: 8,

@@ -21,7 +21,7 @@ fn created_map_round_trips_values_and_reports_its_info() {
     map::lookup(&m, &7u32.to_ne_bytes(), &mut v, 0).unwrap();
     assert_eq!(u64::from_ne_bytes(v), 99);
     let info = sys::info::map_info(&m).unwrap();
-    assert_eq!(info.kind(), Some(map::MapType::Hash));
+    assert_eq!(info.kind(), Some(tcbpf::abi::MapType::Hash));
     assert_eq!(
         (info.key_size, info.value_size, info.max_entries),
         (4, 8, 16)
@@ -67,7 +67,7 @@ fn opening_by_id_reaches_the_same_map() {
 #[test]
 fn keyless_maps_take_elements_through_empty_keys() {
     let q = map::create(&map::MapCreate {
-        map_type: map::MapType::Queue as u32,
+        map_type: tcbpf::abi::MapType::Queue as u32,
         key_size: 0,
         value_size: 4,
         max_entries: 4,

@@ -2,7 +2,8 @@
 //! classifiers the kernel verifies, a counter map, and plain hash maps.
 
 use std::os::fd::AsFd;
-use tcbpf::sys::prog::{self, Insn};
+use tcbpf::abi::Insn;
+use tcbpf::sys::prog;
 use tcbpf::sys::{map, MapFd, ProgFd};
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
@@ -37,7 +38,7 @@ pub const SHOT: i32 = 2;
 
 fn load(insns: &[Insn], name: &str) -> ProgFd {
     prog::load(&prog::ProgLoad {
-        prog_type: prog::prog_type::SCHED_CLS,
+        prog_type: tcbpf::abi::ProgType::SchedCls as u32,
         insns,
         license: "GPL",
         name,
@@ -58,7 +59,7 @@ pub fn constant_prog(verdict: i32) -> ProgFd {
 /// A one-entry array map of u64 counters.
 pub fn counter_map() -> MapFd {
     map::create(&map::MapCreate {
-        map_type: map::MapType::Array as u32,
+        map_type: tcbpf::abi::MapType::Array as u32,
         key_size: 4,
         value_size: 8,
         max_entries: 1,
@@ -124,7 +125,7 @@ pub fn udp_counter_prog(counter: &MapFd, port: u16, verdict: i32) -> ProgFd {
 /// `value_size` bytes, named `name`.
 pub fn hash_map(name: &str, key_size: u32, value_size: u32, max_entries: u32) -> MapFd {
     map::create(&map::MapCreate {
-        map_type: map::MapType::Hash as u32,
+        map_type: tcbpf::abi::MapType::Hash as u32,
         key_size,
         value_size,
         max_entries,

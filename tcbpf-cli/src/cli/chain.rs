@@ -167,7 +167,7 @@ fn resolve(entries: &[ChainEntry]) -> Result<Resolved, CliError> {
                     message: format!("'{}': {err}", file.display()),
                 })?;
                 let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(load_error)?;
-                let spec = tcbpf::object::ObjectSpec::parse(&file.display().to_string(), &bytes)
+                let spec = tcbpf::elf::ObjectSpec::parse(&file.display().to_string(), &bytes)
                     .map_err(|e| load_error(e.into()))?;
                 let opts = LoadOptions {
                     section: section.clone(),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tcbpf::sys;
-use tcbpf::sys::process::interrupted;
+use tcbpf::sys::frontend::interrupted;
 
 /// The example classifier, compiled from `bpf/demo.c`.
 const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
@@ -52,7 +52,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !(1..=3600).contains(&seconds) {
         return Err(CliError::usage("seconds must be between 1 and 3600"));
     }
-    sys::process::catch_interrupts();
+    sys::frontend::catch_interrupts();
     let mut lab = Lab::create()?;
     let result = lab.run(g, seconds, watch);
     drop(lab);
@@ -332,7 +332,7 @@ struct IcmpSocket(std::os::fd::OwnedFd);
 
 impl IcmpSocket {
     fn open() -> std::io::Result<IcmpSocket> {
-        sys::net::icmp_raw_socket().map(IcmpSocket)
+        sys::frontend::icmp_raw_socket().map(IcmpSocket)
     }
 
     fn echo(&self, to: Ipv4Addr, seq: u16) -> std::io::Result<()> {
@@ -343,7 +343,7 @@ impl IcmpSocket {
         pkt[8..].copy_from_slice(b"tcbpfdmo");
         let sum = inet_checksum(&pkt);
         pkt[2..4].copy_from_slice(&sum.to_be_bytes());
-        sys::net::send_to_v4(self.0.as_fd(), &pkt, to)
+        sys::frontend::send_to_v4(self.0.as_fd(), &pkt, to)
     }
 }
 

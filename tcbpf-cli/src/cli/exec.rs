@@ -235,9 +235,9 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
 /// The exit class of a hand-off error.
 pub fn scm_error(e: scm::Error) -> CliError {
     let exit = match e.kind {
-        scm::ErrorKind::BadInput => Exit::Usage,
-        scm::ErrorKind::NotListening => Exit::NotFound,
-        scm::ErrorKind::Permission => Exit::Permission,
+        tcbpf::ErrorKind::BadInput => Exit::Usage,
+        tcbpf::ErrorKind::NotListening => Exit::NotFound,
+        tcbpf::ErrorKind::Permission => Exit::Permission,
         _ => Exit::Failure,
     };
     CliError {

@@ -13,9 +13,9 @@ use super::obj::{load_error, print_load_log};
 use super::output::Global;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use tcbpf::abi::MapType;
 use tcbpf::load::{LoadOptions, LoadedObject};
 use tcbpf::scm;
-use tcbpf::sys::map::MapType;
 
 /// The program type the object's section is loaded as (`type cls|act`).
 pub use tcbpf::load::ProgKind;

@@ -17,8 +17,9 @@ use super::output::Global;
 use super::words::{choose, is_help, parse_number, Words};
 use serde_json::json;
 use std::path::PathBuf;
+use tcbpf::abi::MapType;
 use tcbpf::load::LoadOptions;
-use tcbpf::sys::{self, map::MapType};
+use tcbpf::sys;
 use tcbpf::tc::bpffs::tc_path;
 
 const USAGE: &str = "\

@@ -60,9 +60,9 @@ exec bpf import keeper
 /// The exit class of a keeper error.
 pub fn keeper_error(e: keeper::Error) -> CliError {
     let exit = match e.kind {
-        keeper::ErrorKind::NotFound | keeper::ErrorKind::NotListening => Exit::NotFound,
-        keeper::ErrorKind::BadInput => Exit::Usage,
-        keeper::ErrorKind::Permission => Exit::Permission,
+        tcbpf::ErrorKind::NotFound | tcbpf::ErrorKind::NotListening => Exit::NotFound,
+        tcbpf::ErrorKind::BadInput => Exit::Usage,
+        tcbpf::ErrorKind::Permission => Exit::Permission,
         _ => Exit::Failure,
     };
     CliError {

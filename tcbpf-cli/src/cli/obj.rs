@@ -6,8 +6,8 @@ use super::output::Global;
 use super::words::{choose, is_help, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use tcbpf::elf::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
 use tcbpf::load::{LoadOptions, ProgKind};
-use tcbpf::object::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
 
 /// `tcbpf obj help`.
 pub const USAGE: &str = "\
@@ -50,7 +50,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
 }
 
-fn parse_error(e: tcbpf::object::ParseError) -> CliError {
+fn parse_error(e: tcbpf::elf::ParseError) -> CliError {
     if e.section.is_none() && e.reason.contains("No such file") {
         CliError::not_found(e.to_string())
     } else {
@@ -91,8 +91,8 @@ fn map_json(m: &MapSpec) -> Value {
         "initial_slots": m.initial_slots.iter().map(|s| json!({
             "key": s.key,
             "target": match &s.target {
-                tcbpf::object::SlotTarget::Program(p) => json!({"program": p}),
-                tcbpf::object::SlotTarget::Map(i) => json!({"map": i}),
+                tcbpf::elf::SlotTarget::Program(p) => json!({"program": p}),
+                tcbpf::elf::SlotTarget::Map(i) => json!({"map": i}),
             },
         })).collect::<Vec<_>>(),
         "frozen": m.freeze,
@@ -204,10 +204,10 @@ fn spec_text(spec: &ObjectSpec) -> String {
         }
         for s in &m.initial_slots {
             match &s.target {
-                tcbpf::object::SlotTarget::Program(p) => {
+                tcbpf::elf::SlotTarget::Program(p) => {
                     let _ = write!(out, " [{}]={p}", s.key);
                 }
-                tcbpf::object::SlotTarget::Map(i) => {
+                tcbpf::elf::SlotTarget::Map(i) => {
                     let _ = write!(out, " [{}]={}", s.key, spec.maps[*i].name);
                 }
             }

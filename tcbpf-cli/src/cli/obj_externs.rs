@@ -3,8 +3,8 @@
 //! from its BTF, config and kallsyms files; nothing is loaded).
 
 use serde_json::{json, Value};
+use tcbpf::elf::ObjectSpec;
 use tcbpf::load::externs::{resolve, Outcome};
-use tcbpf::object::ObjectSpec;
 
 /// The externs of `spec` resolved against the running kernel.
 pub(crate) fn outcomes(spec: &ObjectSpec) -> Vec<Outcome> {

@@ -117,7 +117,7 @@ pub fn attach(ns: &Netns, dev: &str, object: &str) {
 /// Sends `count` ICMP echo requests from `pair.a` to `pair.b` (raw socket).
 pub fn send_icmp(pair: &VethPair, count: u16) {
     pair.a.run(|| {
-        let fd = tcbpf::sys::net::icmp_raw_socket().expect("raw ICMP socket");
+        let fd = tcbpf::sys::frontend::icmp_raw_socket().expect("raw ICMP socket");
         let to: Ipv4Addr = ADDR_B.parse().unwrap();
         for seq in 0..count {
             let mut pkt = [0u8; 16];
@@ -127,7 +127,7 @@ pub fn send_icmp(pair: &VethPair, count: u16) {
             let sum = checksum(&pkt);
             pkt[2..4].copy_from_slice(&sum.to_be_bytes());
             use std::os::fd::AsFd;
-            tcbpf::sys::net::send_to_v4(fd.as_fd(), &pkt, to).expect("send echo");
+            tcbpf::sys::frontend::send_to_v4(fd.as_fd(), &pkt, to).expect("send echo");
             std::thread::sleep(Duration::from_millis(2));
         }
     });

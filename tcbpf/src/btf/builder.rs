@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::*;
 
 /// Builds a `Btf` type by type.

@@ -5,7 +5,7 @@
 
 use super::error::{Error, Result};
 use super::parse::Reader;
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::TypeId;
 
 const MAGIC: u16 = 0xeb9f;

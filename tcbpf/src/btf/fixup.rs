@@ -5,7 +5,7 @@
 //! questions about the ELF file through closures.
 
 use super::error::{Error, Result};
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::*;
 
 /// Sections whose variables libbpf fills itself (externs): left as they are.

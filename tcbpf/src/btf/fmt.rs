@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::error::{Error, Result};
 use super::lookup::MAX_RESOLVE_DEPTH;
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::{Int, Kind, TypeId};
 
 /// A decoded value.

@@ -2,7 +2,7 @@
 //! sizes, members, data sections, and readable type descriptions for errors.
 
 use super::error::{Error, Result};
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::*;
 use super::view::TypeView;
 

@@ -6,7 +6,7 @@
 //! prototype (program arrays). Pure: reads types, never the ELF file.
 
 use super::error::{Error, Result};
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::{Kind, Member, TypeId};
 
 /// `BPF_MAP_TYPE_PROG_ARRAY`.

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::error::{Error, Result};
-use super::spec::Btf;
 use super::strings::Strings;
+use super::type_set::Btf;
 use super::types::*;
 
 /// `BTF_MAGIC` as read little-endian.

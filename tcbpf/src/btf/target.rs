@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{Error, Result};
 use super::parse::{parse_type, Reader, Sections};
-use super::spec::essential_bytes;
+use super::type_set::essential_bytes;
 use super::types::{Type, TypeId};
 use super::view::TypeView;
 

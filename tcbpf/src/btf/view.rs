@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::error::{Error, Result};
 use super::lookup::MAX_RESOLVE_DEPTH;
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::{BtfKind, Kind, Type, TypeId, TypeTag};
 
 /// Read access to a set of types and strings.

@@ -2,7 +2,7 @@
 //! writes only its own types and strings, as the kernel expects of modules.
 
 use super::parse::{HEADER_LEN, MAGIC, VERSION};
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::types::*;
 
 impl Btf {

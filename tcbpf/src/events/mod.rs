@@ -13,9 +13,10 @@
 mod perf;
 mod ring;
 
-use crate::sys::epoll::{self, Epoll, StopSignals};
+use crate::abi::MapType;
+use crate::sys::epoll::{self, Epoll};
 use crate::sys::info::MapInfo;
-use crate::sys::map::MapType;
+use crate::sys::signal::{StopSignals, INT_TERM};
 use crate::sys::MapFd;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -85,7 +86,25 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::NotAStream(_) => None,
+            Error::Sys(e) => Some(e),
+        }
+    }
+}
+
+impl Error {
+    /// The class of failure: bad input for a map that holds no stream, the
+    /// system call's errno class otherwise.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Error::NotAStream(_) => crate::ErrorKind::BadInput,
+            Error::Sys(e) => e.kind(),
+        }
+    }
+}
 
 impl From<crate::sys::Error> for Error {
     fn from(e: crate::sys::Error) -> Self {
@@ -151,9 +170,11 @@ impl EventReader {
     }
 
     /// Makes SIGINT and SIGTERM wake `poll` (returning `Wake::Signal`)
-    /// instead of ending the process. Blocks them for the whole process.
+    /// instead of ending the process. Blocks them in the calling thread
+    /// (threads it starts later inherit that) while the reader lives.
     pub fn watch_stop_signals(&mut self) -> Result<(), Error> {
-        let s = StopSignals::new()?;
+        let s = StopSignals::new(&INT_TERM)
+            .map_err(|e| crate::sys::Error::new("signalfd", e).on("SIGINT/SIGTERM"))?;
         self.epoll.add(s.fd(), epoll::IN, TOKEN_SIGNAL)?;
         self.signals = Some(s);
         Ok(())
@@ -198,7 +219,7 @@ impl EventReader {
                 match token {
                     TOKEN_SIGNAL => {
                         if let Some(sig) = self.signals.as_ref().and_then(|s| s.take()) {
-                            return Ok(Wake::Signal(sig));
+                            return Ok(Wake::Signal(sig as u32));
                         }
                     }
                     TOKEN_OUTPUT if events & (epoll::ERR | epoll::HUP) != 0 => {

@@ -12,7 +12,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 /// The maps in this process's environment (`BPF_NUM_MAPS`, `BPF_MAP*`),
-/// each checked to be a bpf map; see [`env::from_env`].
+/// each checked to be a bpf map (like `sd_listen_fds`); the inherited
+/// descriptors stay as they are, the returned ones are close-on-exec
+/// duplicates.
 pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
     env::from_env()
 }

@@ -3,7 +3,8 @@
 //! `BPF_MAP_<NAME>`), and reading them back in the command, like
 //! `sd_listen_fds` does for sockets.
 //!
-//! Building and parsing are pure; only [`from_env`] touches descriptors (it
+//! Building and parsing are pure; only `from_env` (public as
+//! `exec::agent::from_env`, its one path) touches descriptors (it
 //! duplicates each inherited one after checking it is a bpf map).
 
 use crate::sys::info::{map_info, MapInfo};
@@ -96,17 +97,54 @@ pub struct EnvEntry {
     pub names: Vec<String>,
 }
 
-/// Why the environment does not describe imported maps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvError(pub String);
+/// Why the environment does not describe imported maps: a variable that
+/// does not parse (bad input), or a descriptor it names that is not an open
+/// map (the failed system call kept as the cause).
+#[derive(Debug)]
+pub struct EnvError {
+    /// One line naming the variable and what was wrong.
+    pub message: String,
+    /// The failed system call, when a descriptor could not be checked.
+    cause: Option<crate::sys::Error>,
+}
 
-impl fmt::Display for EnvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl EnvError {
+    fn new(message: String) -> Self {
+        EnvError {
+            message,
+            cause: None,
+        }
+    }
+
+    fn sys(what: &str, e: crate::sys::Error) -> Self {
+        EnvError {
+            message: format!("{what}: {e}"),
+            cause: Some(e),
+        }
+    }
+
+    /// The class of failure: bad input for a variable that does not parse
+    /// or a descriptor that is not a map (EBADF, EINVAL), else the system
+    /// call's errno class.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match &self.cause {
+            Some(e) if !matches!(e.errno(), Some(libc::EBADF) | Some(libc::EINVAL)) => e.kind(),
+            _ => crate::ErrorKind::BadInput,
+        }
     }
 }
 
-impl std::error::Error for EnvError {}
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EnvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_ref().map(|e| e as _)
+    }
+}
 
 /// Parses the import variables out of `vars` (all other variables are
 /// ignored): one [`EnvEntry`] per descriptor, ordered by first id (maps named
@@ -123,11 +161,10 @@ where
     for (k, v) in vars {
         let (key, value) = (k.as_ref(), v.as_ref());
         if key == NUM_MAPS_VAR {
-            num = Some(
-                value
-                    .parse()
-                    .map_err(|_| EnvError(format!("{NUM_MAPS_VAR}='{value}' is not a number")))?,
-            );
+            num =
+                Some(value.parse().map_err(|_| {
+                    EnvError::new(format!("{NUM_MAPS_VAR}='{value}' is not a number"))
+                })?);
             continue;
         }
         let Some(rest) = key.strip_prefix(MAP_VAR_PREFIX) else {
@@ -136,7 +173,7 @@ where
         let fd: RawFd = match value.parse() {
             Ok(fd) if fd >= 0 => fd,
             _ => {
-                return Err(EnvError(format!(
+                return Err(EnvError::new(format!(
                     "{key}='{value}' is not a descriptor number"
                 )))
             }
@@ -150,18 +187,18 @@ where
         } else if let Ok(id) = rest.parse::<u32>() {
             entry.ids.push(id);
         } else {
-            return Err(EnvError(format!(
+            return Err(EnvError::new(format!(
                 "{key}: expected {MAP_VAR_PREFIX}<id> or {MAP_VAR_PREFIX}_<NAME>"
             )));
         }
     }
     let Some(num) = num else {
-        return Err(EnvError(format!(
+        return Err(EnvError::new(format!(
             "{NUM_MAPS_VAR} is not set: this process was not started by 'exec bpf import'"
         )));
     };
     if by_fd.len() != num {
-        return Err(EnvError(format!(
+        return Err(EnvError::new(format!(
             "{NUM_MAPS_VAR}={num} but the environment names {} map descriptor(s)",
             by_fd.len()
         )));
@@ -199,7 +236,7 @@ impl InheritedMap {
 /// The maps in this process's environment, each checked to be a bpf map
 /// (like `sd_listen_fds`). The inherited descriptors stay as they are; the
 /// returned ones are close-on-exec duplicates.
-pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
+pub(crate) fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
     let vars = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let entries = parse_env(vars)?;
@@ -210,8 +247,8 @@ pub fn from_env() -> Result<Vec<InheritedMap>, EnvError> {
                 Some(id) => format!("{MAP_VAR_PREFIX}{id}={}", e.fd),
                 None => format!("{MAP_VAR_PREFIX}_{}={}", e.names[0], e.fd),
             };
-            let fd = MapFd::dup_from_raw(e.fd).map_err(|err| EnvError(format!("{what}: {err}")))?;
-            let info = map_info(&fd).map_err(|err| EnvError(format!("{what}: {err}")))?;
+            let fd = MapFd::dup_from_raw(e.fd).map_err(|err| EnvError::sys(&what, err))?;
+            let info = map_info(&fd).map_err(|err| EnvError::sys(&what, err))?;
             Ok(InheritedMap {
                 id: e.ids.first().copied(),
                 name: info.name.clone(),
@@ -302,19 +339,19 @@ mod tests {
     fn parse_rejects_missing_or_inconsistent_count_and_bad_values() {
         assert!(parse_env([("BPF_MAP0", "5")])
             .unwrap_err()
-            .0
+            .message
             .contains("not set"));
         assert!(parse_env([("BPF_NUM_MAPS", "2"), ("BPF_MAP0", "5")])
             .unwrap_err()
-            .0
+            .message
             .contains("names 1"));
         assert!(parse_env([("BPF_NUM_MAPS", "1"), ("BPF_MAP0", "x")])
             .unwrap_err()
-            .0
+            .message
             .contains("not a descriptor"));
         assert!(parse_env([("BPF_NUM_MAPS", "1"), ("BPF_MAPX", "4")])
             .unwrap_err()
-            .0
+            .message
             .contains("expected"));
         assert_eq!(parse_env([("BPF_NUM_MAPS", "0")]).unwrap(), vec![]);
     }

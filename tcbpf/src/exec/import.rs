@@ -5,8 +5,9 @@
 //! `FD_CLOEXEC`, and only on the map descriptors being handed over.
 
 use super::env::{is_import_var, map_environment, MapVar};
-use crate::scm::{set_close_on_exec, Received};
+use crate::scm::Received;
 use crate::sys;
+use crate::sys::set_close_on_exec;
 use std::ffi::CString;
 use std::ffi::OsString;
 use std::io;

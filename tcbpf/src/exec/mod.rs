@@ -8,8 +8,7 @@
 
 pub mod agent;
 pub mod env;
-pub mod import;
+mod import;
 pub mod trace;
 
-pub use env::{from_env, InheritedMap};
 pub use import::{environment_for, exec_with_maps, DEFAULT_COMMAND};

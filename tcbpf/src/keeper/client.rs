@@ -5,10 +5,12 @@
 //! It never binds anything and never execs (that is `exec`).
 
 use super::proto::{self, Access, Listing, Op, Request, Status};
-use super::{Error, ErrorKind, Result};
-use crate::scm::socket::{self as scmsock, Wake};
+use super::{Error, Result};
+use crate::scm::socket as scmsock;
 use crate::scm::{wire, MapCheck, ObjectId, Received};
 use crate::sys;
+use crate::sys::unix::{self, Wake};
+use crate::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,7 +54,7 @@ impl Client {
         })?;
         let (_, uid, _) = sys::net::peer_credentials(sock.as_fd())
             .map_err(|e| Error::os("getsockopt", "SO_PEERCRED", e))?;
-        let (me, _) = scmsock::own_uids();
+        let (me, _) = unix::own_uids();
         if uid != 0 && uid != me {
             return Err(Error::new(
                 ErrorKind::Permission,
@@ -70,13 +72,13 @@ impl Client {
 
     fn send(&self, req: &Request) -> Result<()> {
         let bytes = proto::encode_request(req).map_err(|e| Error::new(ErrorKind::BadInput, e.0))?;
-        scmsock::send_datagram(self.sock.as_fd(), &bytes, &[])
+        unix::send_datagram(self.sock.as_fd(), &bytes, &[])
             .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
     }
 
     /// One reply message (descriptors inheritable when asked), within
     /// `deadline`.
-    fn recv(&self, deadline: Instant, inheritable: bool) -> Result<scmsock::RawDatagram> {
+    fn recv(&self, deadline: Instant, inheritable: bool) -> Result<unix::RawDatagram> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -88,13 +90,13 @@ impl Client {
                     ),
                 ));
             }
-            match scmsock::wait_readable(self.sock.as_fd(), None, Some(left))
+            match unix::wait_readable(self.sock.as_fd(), None, Some(left))
                 .map_err(|e| Error::os("poll", self.path.display().to_string(), e))?
             {
                 Wake::Readable => {}
                 _ => continue,
             }
-            match scmsock::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, inheritable) {
+            match unix::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, inheritable) {
                 Ok(d) if d.bytes.is_empty() && !d.truncated => {
                     return Err(Error::new(
                         ErrorKind::System,
@@ -112,7 +114,7 @@ impl Client {
     }
 
     /// Checks a reply's header; a refusal becomes the error it names.
-    fn header<'a>(&self, d: &'a scmsock::RawDatagram) -> Result<(u8, &'a [u8])> {
+    fn header<'a>(&self, d: &'a unix::RawDatagram) -> Result<(u8, &'a [u8])> {
         if d.truncated || d.ctrl_truncated {
             return Err(Error::new(
                 ErrorKind::System,
@@ -240,7 +242,7 @@ impl Client {
     /// Sends raw bytes (and descriptors) as one request without waiting
     /// for the reply (for tests of hostile clients).
     pub fn send_raw(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<()> {
-        scmsock::send_datagram(self.sock.as_fd(), bytes, fds)
+        unix::send_datagram(self.sock.as_fd(), bytes, fds)
             .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
     }
 

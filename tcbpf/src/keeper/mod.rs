@@ -65,32 +65,19 @@ pub use policy::{Grant, Peer, Policy};
 pub use proto::{Access, Listing};
 pub use server::{run, Config, Keeper};
 
+use crate::ErrorKind;
 use std::fmt;
-
-/// The class of a keeper failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// No such set or map.
-    NotFound,
-    /// A bad request, path or argument.
-    BadInput,
-    /// Refused by the policy, a socket's mode, or an untrusted peer.
-    Permission,
-    /// No keeper listens at the path.
-    NotListening,
-    /// The keeper did not answer in time.
-    TimedOut,
-    /// Any other failure.
-    System,
-}
 
 /// A failed keeper operation.
 #[derive(Debug)]
 pub struct Error {
-    /// The class.
+    /// The class (NotFound, BadInput, Permission, NotListening, TimedOut
+    /// or System).
     pub kind: ErrorKind,
     /// One line naming what went wrong.
     pub message: String,
+    /// The failed hand-off or system call behind it, when there was one.
+    cause: Option<crate::scm::Error>,
 }
 
 /// Result of a keeper operation.
@@ -102,7 +89,13 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// A failed system call `op` on `object`.
@@ -117,21 +110,24 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_ref().map(|e| e as _)
+    }
+}
 
 impl From<crate::scm::Error> for Error {
     fn from(e: crate::scm::Error) -> Error {
-        use crate::scm::ErrorKind as K;
+        // A keeper call is not interrupted by a signal; treat it as a
+        // system failure, as before the kinds were one enum.
         let kind = match e.kind {
-            K::BadInput => ErrorKind::BadInput,
-            K::NotListening => ErrorKind::NotListening,
-            K::Permission => ErrorKind::Permission,
-            K::TimedOut => ErrorKind::TimedOut,
-            K::Interrupted | K::System => ErrorKind::System,
+            ErrorKind::Interrupted => ErrorKind::System,
+            k => k,
         };
         Error {
             kind,
-            message: e.message,
+            message: e.message.clone(),
+            cause: Some(e),
         }
     }
 }

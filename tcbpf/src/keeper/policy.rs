@@ -90,6 +90,13 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl PolicyError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 fn number(word: Option<&str>, what: &str) -> Result<u32, String> {
     let w = word.ok_or_else(|| format!("expected {what}"))?;
     w.parse()

@@ -128,6 +128,13 @@ impl fmt::Display for ProtoError {
 
 impl std::error::Error for ProtoError {}
 
+impl ProtoError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 fn bad(msg: impl Into<String>) -> ProtoError {
     ProtoError(msg.into())
 }

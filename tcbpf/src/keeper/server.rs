@@ -11,11 +11,14 @@
 use super::policy::{Grant, Peer, Policy};
 use super::proto::{self, Access, ClientLine, Listing, Op, Request, Status};
 use super::store::{Set, Store};
-use super::{Error, ErrorKind, Result};
-use crate::scm::socket::{self as scmsock, SignalStop};
+use super::{Error, Result};
+use crate::scm::socket as scmsock;
 use crate::scm::wire;
 use crate::scm::{ReceiveOptions, Receiver};
+use crate::sys::signal::{StopSignals, STOP_SIGNALS};
+use crate::sys::unix;
 use crate::sys::{self, MapFd};
+use crate::ErrorKind;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -194,11 +197,12 @@ impl Keeper {
     /// a signalfd), then closes every connection and unlinks the sockets
     /// it bound (dropping the keeper).
     pub fn serve(mut self) -> Result<()> {
-        let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "SIGTERM/SIGINT", e))?;
+        let stop = StopSignals::new(&STOP_SIGNALS)
+            .map_err(|e| Error::os("signalfd", "SIGTERM/SIGINT", e))?;
         self.serve_until(&stop)
     }
 
-    fn serve_until(&mut self, stop: &SignalStop) -> Result<()> {
+    fn serve_until(&mut self, stop: &StopSignals) -> Result<()> {
         loop {
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3 + self.conns.len());
             for fd in [stop.fd(), self.listener.sock.as_fd(), self.receiver.as_fd()] {
@@ -209,8 +213,8 @@ impl Keeper {
             }
             sys::net::poll(&mut fds, 1000).map_err(|e| Error::os("poll", "keeper", e))?;
             if fds[0].revents != 0 {
-                let sig = stop.read_signal();
-                let name = scmsock::signal_name(sig);
+                let sig = stop.take().unwrap_or(0);
+                let name = crate::sys::signal::signal_name(sig);
                 (self.log)(&format!(
                     "{name}: stopping; {} connection(s) closed, {} set(s) released",
                     self.conns.len(),
@@ -271,7 +275,7 @@ impl Keeper {
                 0,
                 format!("keeper busy: {MAX_CONNECTIONS} connections open").as_bytes(),
             );
-            let _ = scmsock::send_datagram(sock.as_fd(), &msg, &[]);
+            let _ = unix::send_datagram(sock.as_fd(), &msg, &[]);
             return;
         }
         self.conns.push(Conn {
@@ -325,7 +329,7 @@ impl Keeper {
     /// Reads and answers what connection `i` sent; false to close it.
     fn serve_conn(&mut self, i: usize) -> bool {
         let sock = self.conns[i].sock.as_fd();
-        let dgram = match scmsock::recv_datagram(sock, proto::MAX_REQUEST_LEN, false) {
+        let dgram = match unix::recv_datagram(sock, proto::MAX_REQUEST_LEN, false) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
@@ -370,7 +374,7 @@ impl Keeper {
             peer.pid, peer.uid
         ));
         let msg = proto::encode_reply(status, 0, reason.as_bytes());
-        let _ = scmsock::send_datagram(self.conns[i].sock.as_fd(), &msg, &[]);
+        let _ = unix::send_datagram(self.conns[i].sock.as_fd(), &msg, &[]);
     }
 
     fn answer(&mut self, i: usize, req: &Request) -> bool {
@@ -580,7 +584,7 @@ impl Keeper {
     /// Sends one message on connection `i`; false (and a log line) when
     /// the client does not take it.
     fn send(&mut self, i: usize, msg: &[u8], fds: &[BorrowedFd<'_>]) -> bool {
-        match scmsock::send_datagram(self.conns[i].sock.as_fd(), msg, fds) {
+        match unix::send_datagram(self.conns[i].sock.as_fd(), msg, fds) {
             Ok(()) => true,
             Err(e) => {
                 self.counters.dropped_slow += 1;
@@ -602,7 +606,7 @@ pub const SEND_PATIENCE: Duration = Duration::from_millis(500);
 fn send_patiently(sock: BorrowedFd<'_>, msg: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
     let deadline = Instant::now() + SEND_PATIENCE;
     loop {
-        match scmsock::send_datagram(sock, msg, fds) {
+        match unix::send_datagram(sock, msg, fds) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -633,7 +637,8 @@ fn pollfd(fd: BorrowedFd<'_>) -> libc::pollfd {
 pub fn run(config: Config) -> Result<()> {
     // Blocked before binding: a SIGTERM from now on ends the loop cleanly
     // instead of killing the process with its socket files left behind.
-    let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "SIGTERM/SIGINT", e))?;
+    let stop =
+        StopSignals::new(&STOP_SIGNALS).map_err(|e| Error::os("signalfd", "SIGTERM/SIGINT", e))?;
     let (mut keeper, ready) = Keeper::start(config)?;
     if let Some(mut ready) = ready {
         ready(&format!(

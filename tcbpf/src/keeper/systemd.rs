@@ -7,8 +7,9 @@
 //!
 //! Parsing is pure; [`take_listen_fds`] and [`notify`] do the syscalls.
 
-use super::{Error, ErrorKind, Result};
+use super::{Error, Result};
 use crate::sys;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 /// The first descriptor systemd passes.

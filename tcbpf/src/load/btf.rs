@@ -3,7 +3,7 @@
 //! loads without BTF, and a note says why.
 
 use super::Context;
-use crate::object::ObjectSpec;
+use crate::elf::ObjectSpec;
 use crate::sys::BtfFd;
 
 /// Uploads `spec`'s BTF; `None` when the object has none or the kernel

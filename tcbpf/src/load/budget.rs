@@ -12,8 +12,8 @@
 //! `/proc/meminfo`.
 
 use super::{pin, Context, LoadError};
-use crate::object::{MapSpec, ObjectSpec};
-use crate::sys::map::MapType;
+use crate::abi::MapType;
+use crate::elf::{MapSpec, ObjectSpec};
 
 /// The environment variable that sets the limit when `max-memory` is not given.
 pub const ENV_MAX_MAP_MEMORY: &str = "TCBPF_MAX_MAP_MEMORY";
@@ -138,7 +138,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::MapOrigin;
+    use crate::elf::MapOrigin;
 
     fn map(t: MapType, key: u32, value: u32, max: u32) -> MapSpec {
         let mut m = MapSpec::new("m", MapOrigin::Btf, t);

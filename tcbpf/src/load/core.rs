@@ -8,13 +8,13 @@
 //! naming the relocation.
 
 use super::{Context, LoadError};
+use crate::abi::Insn;
 use crate::btf::core::{
     check_bounds, find_candidates, poisoned_insn_in_log, relocate_function, Resolution,
 };
 use crate::btf::{essential_name, BlobBytes, Btf, BtfExt, CoreReloKind, TargetBtf};
-use crate::object::{ObjectSpec, ProgramSpec};
+use crate::elf::{ObjectSpec, ProgramSpec};
 use crate::sys::mmap::MappedFile;
-use crate::sys::prog::Insn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

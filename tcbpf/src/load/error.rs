@@ -1,7 +1,7 @@
 //! The error of a failed load: which file, which map or section, and why,
 //! in one line (with the tail of the verifier log for rejected programs).
 
-use crate::object::ParseError;
+use crate::elf::ParseError;
 use crate::sys;
 use std::fmt;
 use std::io;
@@ -126,6 +126,24 @@ impl LoadError {
         }
     }
 
+    /// The class of failure: not found ([`is_not_found`](Self::is_not_found)),
+    /// bad input ([`is_bad_input`](Self::is_bad_input)), else the errno's
+    /// class (EPERM is permission).
+    pub fn kind(&self) -> crate::ErrorKind {
+        if self.is_not_found() {
+            crate::ErrorKind::NotFound
+        } else if self.is_bad_input() {
+            crate::ErrorKind::BadInput
+        } else {
+            match crate::ErrorKind::from_errno(self.errno()) {
+                // A missing map or pin directory met mid-load is a system
+                // failure of the load, not a missing object file.
+                crate::ErrorKind::NotFound | crate::ErrorKind::BadInput => crate::ErrorKind::System,
+                k => k,
+            }
+        }
+    }
+
     /// The last `n` non-empty lines of the verifier log.
     pub fn log_tail(log: &str, n: usize) -> String {
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -177,7 +195,19 @@ impl fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Read { source, .. } => Some(source),
+            LoadError::Parse(e) => Some(e),
+            LoadError::Sys { source, .. } => Some(source),
+            LoadError::Verifier(v) => Some(&v.source),
+            LoadError::NoProgram { .. } | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => {
+                None
+            }
+        }
+    }
+}
 
 impl From<ParseError> for LoadError {
     fn from(e: ParseError) -> Self {

@@ -15,10 +15,10 @@
 
 use super::kconfig::{self, KernelConfig};
 use super::LoadError;
+use crate::abi::Insn;
 use crate::btf::core::types_are_compat;
 use crate::btf::{BtfKind, Kind, TargetBtf, TypeView};
-use crate::object::{ExternKind, ExternSpec, ObjectSpec, ProgramSpec};
-use crate::sys::prog::Insn;
+use crate::elf::{ExternKind, ExternSpec, ObjectSpec, ProgramSpec};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,7 +116,7 @@ pub fn resolve(spec: &ObjectSpec) -> Vec<Outcome> {
                 {
                     let v = v.map_err(missing)?;
                     return kconfig::encode(
-                        crate::object::KconfigType::Int { signed: false },
+                        crate::elf::KconfigType::Int { signed: false },
                         size,
                         &v.to_string(),
                     )
@@ -471,7 +471,7 @@ pub(crate) fn patch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::ExternRef;
+    use crate::elf::ExternRef;
 
     fn prog(refs: Vec<ExternRef>, n: usize) -> ProgramSpec {
         ProgramSpec {

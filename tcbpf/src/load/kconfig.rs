@@ -5,7 +5,7 @@
 //! pure functions; only `KernelConfig::read` and `kernel_release` touch
 //! files.
 
-use crate::object::KconfigType;
+use crate::elf::KconfigType;
 use std::collections::HashMap;
 use std::io::Read;
 

@@ -6,8 +6,8 @@
 //! kernel takes no BTF key/value types for are created without them.
 //! Only `possible_cpus` reads a file.
 
-use crate::object::MapSpec;
-use crate::sys::map::MapType;
+use crate::abi::MapType;
+use crate::elf::MapSpec;
 
 /// Where the kernel lists the CPUs that may ever come online.
 pub const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";

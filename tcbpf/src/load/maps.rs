@@ -5,7 +5,7 @@
 
 use super::pin::{check_compatible, pin_path, PinGuard};
 use super::{Context, LoadError, LoadedMap, PinMismatch};
-use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget};
+use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget};
 use crate::sys::fs::ensure_bpffs;
 use crate::sys::{self, map, BtfFd, MapFd};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -111,7 +111,7 @@ pub(crate) fn store_fd(
 ) -> Result<(), LoadError> {
     let is_array = matches!(
         outer.spec.map_type,
-        sys::map::MapType::ArrayOfMaps | sys::map::MapType::ProgArray
+        crate::abi::MapType::ArrayOfMaps | crate::abi::MapType::ProgArray
     );
     {
         if is_array && key >= outer.spec.max_entries {
@@ -147,7 +147,7 @@ fn create_or_reuse(
 ) -> Result<LoadedMap, LoadError> {
     let m = &with_defaults(ctx, m)?;
     let path = pin_path(ctx.bpffs, &ctx.sha1_hex, m, &ctx.pinning_db);
-    if m.pinning != crate::object::Pinning::None && path.is_none() {
+    if m.pinning != crate::elf::Pinning::None && path.is_none() {
         ctx.notes.push(format!(
             "map '{}': pinning {} is not in the pinning table, not pinned",
             m.name,

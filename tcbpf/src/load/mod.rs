@@ -24,8 +24,8 @@ mod tail_calls;
 pub use budget::{estimate as map_memory_estimate, ENV_MAX_MAP_MEMORY};
 pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
 
-use crate::object::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
-use crate::sys::prog::prog_type;
+use crate::abi::{ProgSection, PROG_SECTIONS};
+use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -41,31 +41,33 @@ pub enum ProgKind {
 }
 
 impl ProgKind {
+    /// Its row in the section table (`abi::PROG_SECTIONS`), which holds the
+    /// type word, the kernel program type and the default section.
+    pub fn section(self) -> &'static ProgSection {
+        &PROG_SECTIONS[self as usize]
+    }
+
     /// The kernel program type.
     pub fn prog_type(self) -> u32 {
-        match self {
-            ProgKind::Cls => prog_type::SCHED_CLS,
-            ProgKind::Act => prog_type::SCHED_ACT,
-        }
+        self.section().prog_type as u32
     }
 
     /// The section tc loads when none is named.
     pub fn default_section(self) -> &'static str {
-        match self {
-            ProgKind::Cls => "classifier",
-            ProgKind::Act => "action",
-        }
+        self.section().section
     }
 
     /// The kind tc's `type` word names (`cls`, `act`).
     pub fn from_word(word: &str) -> Option<ProgKind> {
-        match word {
-            "cls" => Some(ProgKind::Cls),
-            "act" => Some(ProgKind::Act),
-            _ => None,
-        }
+        ProgKind::ALL.into_iter().find(|k| k.section().word == word)
     }
+
+    /// Every kind, in section-table order.
+    pub const ALL: [ProgKind; 2] = [ProgKind::Cls, ProgKind::Act];
 }
+
+// A kind without its row (or a row without its kind) does not compile.
+const _: () = assert!(ProgKind::ALL.len() == PROG_SECTIONS.len());
 
 /// How to load an object.
 #[derive(Debug, Clone)]

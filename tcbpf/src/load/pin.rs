@@ -3,7 +3,7 @@
 //! definition matches, and every pin and directory made by a load that
 //! then fails removed again (`PinGuard`).
 
-use crate::object::{MapSpec, Pinning};
+use crate::elf::{MapSpec, Pinning};
 use crate::sys;
 use crate::sys::info::MapInfo;
 use std::path::{Path, PathBuf};
@@ -163,8 +163,8 @@ impl Drop for PinGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::MapOrigin;
-    use crate::sys::map::MapType;
+    use crate::abi::MapType;
+    use crate::elf::MapOrigin;
 
     fn map(pinning: Pinning) -> MapSpec {
         let mut m = MapSpec::new("counters", MapOrigin::Legacy, MapType::Hash);

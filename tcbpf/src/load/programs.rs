@@ -4,7 +4,7 @@
 
 use super::externs::{ModuleBtfs, Outcome};
 use super::{Context, LoadError, LoadedMap, LoadedProgram, VerifierRejection};
-use crate::object::{MapRefKind, ObjectSpec, ProgramSpec};
+use crate::elf::{MapRefKind, ObjectSpec, ProgramSpec};
 use crate::sys::{prog, BtfFd};
 use std::os::fd::{AsFd, AsRawFd};
 

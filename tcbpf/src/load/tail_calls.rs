@@ -5,8 +5,8 @@
 
 use super::maps::store_fd;
 use super::{Context, LoadError, LoadedMap, LoadedProgram};
-use crate::object::{ObjectSpec, SlotTarget, TailCallSlot};
-use crate::sys::map::MapType;
+use crate::abi::MapType;
+use crate::elf::{ObjectSpec, SlotTarget, TailCallSlot};
 use std::os::fd::AsFd;
 
 /// The index of the program array a legacy tail-call section goes into.

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::os::fd::AsFd;
 
 use super::Error;
+use crate::abi::MapType;
 use crate::sys::{
     self,
-    map::{self as sysmap, ElemSizes, MapType},
+    map::{self as sysmap, ElemSizes},
 };
 use crate::value::typed::TypedError;
 

@@ -13,8 +13,9 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use crate::abi::MapType;
 use crate::btf::Btf;
-use crate::sys::{self, info::MapInfo, map::MapType};
+use crate::sys::{self, info::MapInfo};
 use crate::value::typed::{MapTypes, TypedError};
 
 /// Why a map's types could not be read or entries applied.
@@ -38,7 +39,26 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sys(e) => Some(e),
+            Error::Btf(e) => Some(e),
+            Error::Typed(e) => Some(e),
+        }
+    }
+}
+
+impl Error {
+    /// The class of failure: the system call's errno class, or bad input
+    /// for BTF or entries that do not fit.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Error::Sys(e) => e.kind(),
+            Error::Btf(_) | Error::Typed(_) => crate::ErrorKind::BadInput,
+        }
+    }
+}
 
 impl From<sys::Error> for Error {
     fn from(e: sys::Error) -> Self {

@@ -1,36 +1,23 @@
-//! The error of a failed hand-off: what went wrong, in one line, and which
-//! class of failure it is (so the command line can pick its exit code).
+//! The error of a failed hand-off: what went wrong, in one line, which
+//! class of failure it is (so the command line can pick its exit code), and
+//! the failed system call behind it when there is one.
 
+use crate::ErrorKind;
 use std::fmt;
 use std::io;
-
-/// The class of a hand-off failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The peer sent something that is not a valid transfer, or the caller
-    /// gave a bad path or argument.
-    BadInput,
-    /// No importer is bound at the path (the exporter could not connect).
-    NotListening,
-    /// The socket path or a peer's credentials refused access.
-    Permission,
-    /// A terminating signal (SIGINT, SIGTERM, SIGHUP, …) arrived while waiting.
-    Interrupted,
-    /// The wait ran out before every map arrived.
-    TimedOut,
-    /// Any other system failure.
-    System,
-}
 
 /// A failed send or receive.
 #[derive(Debug)]
 pub struct Error {
-    /// The class of failure.
+    /// The class of failure (BadInput, NotListening, Permission,
+    /// Interrupted, TimedOut or System).
     pub kind: ErrorKind,
     /// One line naming what was wrong (path, datagram, entry, errno).
     pub message: String,
     /// The errno, when a system call failed.
     pub errno: Option<i32>,
+    /// The failed system call, when there was one.
+    cause: Option<crate::sys::Error>,
 }
 
 /// Result of a hand-off operation.
@@ -43,6 +30,7 @@ impl Error {
             kind,
             message: message.into(),
             errno: None,
+            cause: None,
         }
     }
 
@@ -57,6 +45,11 @@ impl Error {
     pub fn bad(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::BadInput, message)
     }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
 }
 
 impl fmt::Display for Error {
@@ -65,7 +58,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_ref().map(|e| e as _)
+    }
+}
 
 impl From<crate::sys::Error> for Error {
     fn from(e: crate::sys::Error) -> Self {
@@ -77,6 +74,7 @@ impl From<crate::sys::Error> for Error {
             kind,
             errno: e.errno(),
             message: e.to_string(),
+            cause: Some(e),
         }
     }
 }

@@ -19,7 +19,8 @@ mod trust;
 mod warn;
 pub mod wire;
 
-pub use error::{Error, ErrorKind, Result};
+pub use crate::sys::unix::{Credentials, MAX_PATH_LEN};
+pub use error::{Error, Result};
 pub(crate) use receive::MapCheck;
 pub use receive::{
     receive_maps, Dropped, ReceiveOptions, Received, ReceivedMap, Receiver, DEFAULT_MODE,
@@ -27,6 +28,5 @@ pub use receive::{
 pub use send::{
     assign_ids, describe_maps, object_id_for, send_maps, send_maps_with, SendOptions, Sender,
 };
-pub use socket::{set_close_on_exec, Credentials, MAX_PATH_LEN};
 pub use warn::{DropWarnings, FULL_WARNINGS, SUMMARY_INTERVAL};
 pub use wire::{EntrySize, MapDesc, ObjectId};

@@ -6,11 +6,14 @@
 //! values dropped with the error), and dropping the [`Receiver`] unlinks the
 //! socket path it created (never a path it did not create).
 
-use super::error::{Error, ErrorKind, Result};
-use super::socket::{self, Credentials, SignalStop, Wake};
+use super::error::{Error, Result};
+use super::socket;
 use super::wire::{self, EntrySize, MapDesc, ObjectId, MAX_DATAGRAM_LEN, MAX_MAPS_PER_DATAGRAM};
 use crate::sys::info::{map_info, MapInfo};
+use crate::sys::signal::{self, StopSignals, STOP_SIGNALS};
+use crate::sys::unix::{self, Credentials, Wake};
 use crate::sys::MapFd;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -103,7 +106,7 @@ pub struct Receiver {
     /// The stop signals blocked since before the bind, when asked for
     /// ([`Receiver::bind_stoppable`]), so no signal lands between binding and
     /// waiting and kills the process with its socket file left behind.
-    stop: Option<SignalStop>,
+    stop: Option<StopSignals>,
 }
 
 impl Receiver {
@@ -120,12 +123,13 @@ impl Receiver {
     /// [`Receiver::receive`] as [`ErrorKind::Interrupted`], and the socket
     /// path is unlinked. For single-threaded programs such as the CLI.
     pub fn bind_stoppable(path: &Path, mode: u32) -> Result<Receiver> {
-        let stop = SignalStop::new().map_err(|e| Error::os("signalfd", "stop signals", e))?;
+        let stop = StopSignals::new(&STOP_SIGNALS)
+            .map_err(|e| Error::os("signalfd", "stop signals", e))?;
         Self::bind_inner(path, mode, Some(stop))
     }
 
-    fn bind_inner(path: &Path, mode: u32, stop: Option<SignalStop>) -> Result<Receiver> {
-        socket::unix_addr(path)?;
+    fn bind_inner(path: &Path, mode: u32, stop: Option<StopSignals>) -> Result<Receiver> {
+        socket::check_path(path)?;
         if socket::path_exists(path) {
             return Err(Error::bad(format!(
                 "socket path {} already exists (remove it or pick another path)",
@@ -175,12 +179,15 @@ impl Receiver {
         mut on_drop: impl FnMut(&Dropped),
     ) -> Result<Received> {
         let own_stop = if opts.stop_on_signals && self.stop.is_none() {
-            Some(SignalStop::new().map_err(|e| Error::os("signalfd", "stop signals", e))?)
+            Some(
+                StopSignals::new(&STOP_SIGNALS)
+                    .map_err(|e| Error::os("signalfd", "stop signals", e))?,
+            )
         } else {
             None
         };
         let stop = self.stop.as_ref().or(own_stop.as_ref());
-        let (uid, euid) = socket::own_uids();
+        let (uid, euid) = unix::own_uids();
         let deadline = opts.timeout.map(|t| Instant::now() + t);
         let mut transfer: Option<(ObjectId, u16)> = None;
         let mut entry_size: Option<EntrySize> = None;
@@ -202,7 +209,7 @@ impl Receiver {
                     Some(d - now)
                 }
             };
-            match socket::wait_readable(self.sock.as_fd(), stop, left)
+            match unix::wait_readable(self.sock.as_fd(), stop, left)
                 .map_err(|e| Error::os("poll", self.path.display().to_string(), e))?
             {
                 Wake::Readable => {}
@@ -218,22 +225,19 @@ impl Receiver {
                         ErrorKind::Interrupted,
                         format!(
                             "interrupted by {} while waiting on {}; closed {} received map(s)",
-                            socket::signal_name(sig),
+                            signal::signal_name(sig),
                             self.path.display(),
                             maps.len()
                         ),
                     ))
                 }
             }
-            let dgram = match socket::recv_datagram(
-                self.sock.as_fd(),
-                MAX_DATAGRAM_LEN,
-                opts.inheritable,
-            ) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
-            };
+            let dgram =
+                match unix::recv_datagram(self.sock.as_fd(), MAX_DATAGRAM_LEN, opts.inheritable) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
+                };
             let allowed = dgram.creds.is_some_and(|c| {
                 c.uid == 0 || c.uid == uid || c.uid == euid || opts.allowed_uids.contains(&c.uid)
             });

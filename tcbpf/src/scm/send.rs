@@ -5,11 +5,13 @@
 //! what it is given; describing maps (`MapDesc::from_info`) and numbering
 //! them (`assign_ids`) are helpers for callers that have no object file.
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, Result};
 use super::socket;
 use super::trust;
 use super::wire::{self, EntrySize, MapDesc, ObjectId};
 use crate::sys::info::MapInfo;
+use crate::sys::unix;
+use crate::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -48,16 +50,16 @@ impl Sender {
     /// [`ErrorKind::Permission`] for an untrusted receiver or directory,
     /// [`ErrorKind::BadInput`] when the path is not a socket.
     pub fn connect_with(path: &Path, opts: &SendOptions) -> Result<Sender> {
-        socket::unix_addr(path)?;
+        socket::check_path(path)?;
         let trusted = trust::Trusted {
-            own: socket::own_uids(),
+            own: unix::own_uids(),
             allowed: &opts.allowed_uids,
         };
         let checked = trust::check_receiver(path, trusted)?;
         let sock = socket::dgram_socket()?;
         socket::connect(sock.as_fd(), path)?;
         trust::same_socket(path, checked)?;
-        trust::check_peer_uid(path, socket::peer_uid(sock.as_fd()), trusted)?;
+        trust::check_peer_uid(path, unix::peer_uid(sock.as_fd()), trusted)?;
         Ok(Sender {
             sock,
             path: path.to_path_buf(),
@@ -102,7 +104,7 @@ impl Sender {
     /// SCM_RIGHTS (none when empty). For tools and tests that speak the
     /// protocol by hand; [`Sender::send_maps`] is the normal way.
     pub fn send_raw(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
-        socket::send_datagram(self.sock.as_fd(), bytes, fds).map_err(|e| {
+        unix::send_datagram(self.sock.as_fd(), bytes, fds).map_err(|e| {
             let mut err = Error::os("sendmsg", self.path.display().to_string(), e);
             if err.errno == Some(libc::ECONNREFUSED) {
                 err.kind = ErrorKind::NotListening;

@@ -10,7 +10,8 @@
 //! swap in between is caught. This module only looks at files; it sends
 //! nothing and never prints.
 
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, Result};
+use crate::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 

@@ -244,6 +244,13 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
+impl WireError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 /// Encodes one datagram: the header with `total` maps in the whole transfer,
 /// and `maps` (at most 64) as this chunk's entries.
 ///

@@ -3,8 +3,8 @@
 //! checked against sizes read from the kernel before it writes into them.
 //! Re-exported from [`super::map`]; callers write `sys::map::lookup_batch`.
 
-use super::map::MapType;
 use super::{bpf, cmd, ptr, Error, Result};
+use crate::abi::MapType;
 use std::os::fd::{AsFd, AsRawFd};
 
 /// The sizes of one element of a map as user space reads and writes it:
@@ -88,6 +88,7 @@ struct BatchAttr {
     elem_flags: u64,
     flags: u64,
 }
+abi_layout!(BatchAttr, 56; in_batch @ 0, out_batch @ 8, keys @ 16, values @ 24, count @ 32, map_fd @ 36, elem_flags @ 40, flags @ 48);
 
 /// Where a LOOKUP_BATCH walk stands: the kernel's opaque position token.
 #[derive(Debug, Clone)]

@@ -13,6 +13,8 @@ struct BtfLoadAttr {
     btf_log_level: u32,
     btf_log_true_size: u32,
 }
+// btf_log_true_size (6.4) by hand.
+abi_layout!(BtfLoadAttr, 32; btf @ 0, btf_log_buf @ 8, btf_size @ 16, btf_log_size @ 20, btf_log_level @ 24, btf_log_true_size @ 28);
 
 /// A failed BTF_LOAD with the kernel's BTF log.
 #[derive(Debug)]
@@ -33,7 +35,18 @@ impl std::fmt::Display for BtfLoadError {
     }
 }
 
-impl std::error::Error for BtfLoadError {}
+impl std::error::Error for BtfLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl BtfLoadError {
+    /// The class of failure, from the errno.
+    pub fn kind(&self) -> crate::ErrorKind {
+        self.error.kind()
+    }
+}
 
 /// BTF_LOAD of raw BTF bytes (header, types, strings). On failure it is
 /// retried with a log so the error says what the kernel disliked.

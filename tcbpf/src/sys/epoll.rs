@@ -1,6 +1,6 @@
-//! epoll, and a signalfd for SIGINT/SIGTERM, for event readers that sleep
-//! until the kernel has something (never spinning when idle) and stop
-//! cleanly on Ctrl-C.
+//! epoll, for event readers that sleep until the kernel has something
+//! (never spinning when idle); they stop on Ctrl-C through
+//! `sys::signal::StopSignals`.
 
 use super::{Error, Result};
 use std::io;
@@ -72,47 +72,5 @@ impl Epoll {
             .iter()
             .map(|e| (e.u64, e.events))
             .collect())
-    }
-}
-
-/// A signalfd for SIGINT and SIGTERM, which are blocked for the process
-/// (threads created later inherit the mask) so they arrive here instead
-/// of ending it.
-#[derive(Debug)]
-pub struct StopSignals(OwnedFd);
-
-impl StopSignals {
-    /// Blocks SIGINT and SIGTERM and opens a signalfd for them.
-    pub fn new() -> Result<StopSignals> {
-        // SAFETY: set is a local sigset_t initialised by sigemptyset before
-        // use; the calls take pointers to it for their duration only.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(Error::new("sigprocmask", io::Error::last_os_error()));
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(Error::new("signalfd", io::Error::last_os_error()));
-            }
-            Ok(StopSignals(OwnedFd::from_raw_fd(fd)))
-        }
-    }
-
-    /// The descriptor to watch.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.0.as_fd()
-    }
-
-    /// The signal number received, if one is pending.
-    pub fn take(&self) -> Option<u32> {
-        let mut info = [0u8; 128];
-        // SAFETY: info is 128 writable bytes, the size of signalfd_siginfo.
-        let n = unsafe { libc::read(self.0.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
-        (n == 128).then(|| u32::from_ne_bytes([info[0], info[1], info[2], info[3]]))
     }
 }

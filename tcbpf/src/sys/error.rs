@@ -38,6 +38,11 @@ impl Error {
         self.source.raw_os_error()
     }
 
+    /// The class of failure, from the errno.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::from_io(&self.source)
+    }
+
     /// True when the error is `ENOENT` (key not found, no more keys…).
     pub fn is_not_found(&self) -> bool {
         self.errno() == Some(libc::ENOENT)
@@ -68,8 +73,9 @@ impl std::error::Error for Error {
     }
 }
 
-/// The message of an io::Error without Rust's " (os error N)" suffix.
-fn strip_os(e: &io::Error) -> String {
+/// The message of an io::Error without Rust's " (os error N)" suffix; the
+/// one place that trims it (tc, scm and the loader print through it).
+pub(crate) fn strip_os(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

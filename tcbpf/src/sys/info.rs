@@ -1,7 +1,7 @@
 //! BPF_OBJ_GET_INFO_BY_FD for maps, programs and BTF objects.
 
-use super::map::MapType;
 use super::{bpf, c_name, cmd, ptr, Error, Result};
+use crate::abi::MapType;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 #[repr(C)]
@@ -10,6 +10,7 @@ struct InfoAttr {
     info_len: u32,
     info: u64,
 }
+abi_layout!(InfoAttr, 16; bpf_fd @ 0, info_len @ 4, info @ 8);
 
 /// Fills `info` (a `#[repr(C)]` kernel info struct, zeroed) for `fd`.
 ///
@@ -47,6 +48,8 @@ struct RawMapInfo {
     btf_vmlinux_id: u32,
     map_extra: u64,
 }
+// btf_vmlinux_id (6.13, formerly padding) by hand.
+abi_layout!(RawMapInfo, 88; map_type @ 0, id @ 4, key_size @ 8, value_size @ 12, max_entries @ 16, map_flags @ 20, name @ 24, ifindex @ 40, btf_vmlinux_value_type_id @ 44, netns_dev @ 48, netns_ino @ 56, btf_id @ 64, btf_key_type_id @ 68, btf_value_type_id @ 72, btf_vmlinux_id @ 76, map_extra @ 80);
 
 /// What the kernel says about a map (`struct bpf_map_info`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +155,8 @@ struct RawProgInfo {
     run_time_ns: u64,
     run_cnt: u64,
 }
+// gpl_compatible is the bit-field word after ifindex (by hand).
+abi_layout!(RawProgInfo, 208; prog_type @ 0, id @ 4, tag @ 8, jited_prog_len @ 16, xlated_prog_len @ 20, jited_prog_insns @ 24, xlated_prog_insns @ 32, load_time @ 40, created_by_uid @ 48, nr_map_ids @ 52, map_ids @ 56, name @ 64, ifindex @ 80, gpl_compatible @ 84, netns_dev @ 88, netns_ino @ 96, nr_jited_ksyms @ 104, nr_jited_func_lens @ 108, jited_ksyms @ 112, jited_func_lens @ 120, btf_id @ 128, func_info_rec_size @ 132, func_info @ 136, nr_func_info @ 144, nr_line_info @ 148, line_info @ 152, jited_line_info @ 160, nr_jited_line_info @ 168, line_info_rec_size @ 172, jited_line_info_rec_size @ 176, nr_prog_tags @ 180, prog_tags @ 184, run_time_ns @ 192, run_cnt @ 200);
 
 /// What the kernel says about a program (`struct bpf_prog_info`, in part).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +237,7 @@ struct RawBtfInfo {
     name_len: u32,
     kernel_btf: u32,
 }
+abi_layout!(RawBtfInfo, 32; btf @ 0, btf_size @ 8, id @ 12, name @ 16, name_len @ 24, kernel_btf @ 28);
 
 /// What the kernel says about a BTF object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,14 +9,6 @@ use super::fd::owned_from_ret;
 use super::{bpf, cmd, ptr, Error, LinkFd, Result};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-/// Attach types tcbpf creates links for (`enum bpf_attach_type`).
-pub mod attach_type {
-    /// `BPF_TCX_INGRESS`.
-    pub const TCX_INGRESS: u32 = 46;
-    /// `BPF_TCX_EGRESS`.
-    pub const TCX_EGRESS: u32 = 47;
-}
-
 /// Attach flags of the multi-program hooks (`BPF_F_*`).
 pub mod flags {
     /// `BPF_F_REPLACE`: (link update) only when the old program is the one given.
@@ -45,6 +37,8 @@ struct LinkCreateAttr {
     _pad: u32,
     expected_revision: u64,
 }
+// The tcx fields relative_fd/expected_revision (6.6) by hand.
+abi_layout!(LinkCreateAttr, 32; prog_fd @ 0, target_ifindex @ 4, attach_type @ 8, flags @ 12, relative_fd @ 16, expected_revision @ 24);
 
 /// What BPF_LINK_CREATE is asked to attach.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +47,7 @@ pub struct LinkCreate<'a> {
     pub prog: BorrowedFd<'a>,
     /// The target: an interface index for tcx.
     pub target_ifindex: u32,
-    /// `attach_type::*`.
+    /// The kernel attach type (`abi::AttachType as u32`).
     pub attach_type: u32,
     /// `BPF_F_BEFORE`/`BPF_F_AFTER`… (0: append at the end).
     pub flags: u32,
@@ -95,6 +89,7 @@ struct LinkUpdateAttr {
     flags: u32,
     old_prog_fd: u32,
 }
+abi_layout!(LinkUpdateAttr, 16; link_fd @ 0, new_prog_fd @ 4, flags @ 8, old_prog_fd @ 12);
 
 /// BPF_LINK_UPDATE: swaps the program behind `link` for `new_prog` in one
 /// step (the hook never runs without a program). With `old_prog`, only when
@@ -126,6 +121,7 @@ pub fn update(
 struct LinkDetachAttr {
     link_fd: u32,
 }
+abi_layout!(LinkDetachAttr, 4; link_fd @ 0);
 
 /// BPF_LINK_DETACH: ends the attachment of `link`.
 pub fn detach(link: impl AsFd) -> Result<()> {
@@ -145,6 +141,7 @@ struct InfoAttr {
     info_len: u32,
     info: u64,
 }
+abi_layout!(InfoAttr, 16; bpf_fd @ 0, info_len @ 4, info @ 8);
 
 /// The prefix of `struct bpf_link_info` tcbpf reads; the per-type union
 /// starts at offset 16 (tcx: ifindex, attach_type).
@@ -157,6 +154,8 @@ struct RawLinkInfo {
     _pad: u32,
     target: [u32; 2],
 }
+// `target` is the union's first two words (netns_ino/attach_type, tcx ifindex/attach_type).
+abi_layout!(RawLinkInfo, 24; link_type @ 0, id @ 4, prog_id @ 8, target @ 16);
 
 /// What the kernel says about a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +210,8 @@ struct QueryAttr {
     link_attach_flags: u64,
     revision: u64,
 }
+// link_ids, link_attach_flags and revision (6.6) by hand.
+abi_layout!(QueryAttr, 64; target_ifindex @ 0, attach_type @ 4, query_flags @ 8, attach_flags @ 12, prog_ids @ 16, count @ 24, prog_attach_flags @ 32, link_ids @ 40, link_attach_flags @ 48, revision @ 56);
 
 /// The programs attached to a multi-program hook, in run order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

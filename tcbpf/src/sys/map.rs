@@ -2,171 +2,7 @@
 
 use super::fd::owned_from_ret;
 use super::{bpf, cmd, obj_name, ptr, Error, MapFd, Result};
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-
-/// Kernel map types (`enum bpf_map_type`), named as bpftool names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
-#[allow(missing_docs)]
-pub enum MapType {
-    Unspec = 0,
-    Hash = 1,
-    Array = 2,
-    ProgArray = 3,
-    PerfEventArray = 4,
-    PercpuHash = 5,
-    PercpuArray = 6,
-    StackTrace = 7,
-    CgroupArray = 8,
-    LruHash = 9,
-    LruPercpuHash = 10,
-    LpmTrie = 11,
-    ArrayOfMaps = 12,
-    HashOfMaps = 13,
-    Devmap = 14,
-    Sockmap = 15,
-    Cpumap = 16,
-    Xskmap = 17,
-    Sockhash = 18,
-    CgroupStorage = 19,
-    ReuseportSockarray = 20,
-    PercpuCgroupStorage = 21,
-    Queue = 22,
-    Stack = 23,
-    SkStorage = 24,
-    DevmapHash = 25,
-    StructOps = 26,
-    Ringbuf = 27,
-    InodeStorage = 28,
-    TaskStorage = 29,
-    BloomFilter = 30,
-    UserRingbuf = 31,
-    CgrpStorage = 32,
-    Arena = 33,
-}
-
-const MAP_TYPES: [(MapType, &str); 34] = [
-    (MapType::Unspec, "unspec"),
-    (MapType::Hash, "hash"),
-    (MapType::Array, "array"),
-    (MapType::ProgArray, "prog_array"),
-    (MapType::PerfEventArray, "perf_event_array"),
-    (MapType::PercpuHash, "percpu_hash"),
-    (MapType::PercpuArray, "percpu_array"),
-    (MapType::StackTrace, "stack_trace"),
-    (MapType::CgroupArray, "cgroup_array"),
-    (MapType::LruHash, "lru_hash"),
-    (MapType::LruPercpuHash, "lru_percpu_hash"),
-    (MapType::LpmTrie, "lpm_trie"),
-    (MapType::ArrayOfMaps, "array_of_maps"),
-    (MapType::HashOfMaps, "hash_of_maps"),
-    (MapType::Devmap, "devmap"),
-    (MapType::Sockmap, "sockmap"),
-    (MapType::Cpumap, "cpumap"),
-    (MapType::Xskmap, "xskmap"),
-    (MapType::Sockhash, "sockhash"),
-    (MapType::CgroupStorage, "cgroup_storage"),
-    (MapType::ReuseportSockarray, "reuseport_sockarray"),
-    (MapType::PercpuCgroupStorage, "percpu_cgroup_storage"),
-    (MapType::Queue, "queue"),
-    (MapType::Stack, "stack"),
-    (MapType::SkStorage, "sk_storage"),
-    (MapType::DevmapHash, "devmap_hash"),
-    (MapType::StructOps, "struct_ops"),
-    (MapType::Ringbuf, "ringbuf"),
-    (MapType::InodeStorage, "inode_storage"),
-    (MapType::TaskStorage, "task_storage"),
-    (MapType::BloomFilter, "bloom_filter"),
-    (MapType::UserRingbuf, "user_ringbuf"),
-    (MapType::CgrpStorage, "cgrp_storage"),
-    (MapType::Arena, "arena"),
-];
-
-impl MapType {
-    /// The type with kernel number `n`, if tcbpf knows it.
-    pub fn from_u32(n: u32) -> Option<MapType> {
-        MAP_TYPES.get(n as usize).map(|(t, _)| *t)
-    }
-
-    /// The type bpftool calls `name`.
-    pub fn from_name(name: &str) -> Option<MapType> {
-        MAP_TYPES.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
-    }
-
-    /// bpftool's name for the type.
-    pub fn name(self) -> &'static str {
-        MAP_TYPES[self as usize].1
-    }
-
-    /// Every known type, in kernel order.
-    pub fn all() -> impl Iterator<Item = MapType> {
-        MAP_TYPES.iter().map(|(t, _)| *t)
-    }
-
-    /// True for the types whose values are one per possible CPU.
-    pub fn is_percpu(self) -> bool {
-        matches!(
-            self,
-            MapType::PercpuHash
-                | MapType::PercpuArray
-                | MapType::LruPercpuHash
-                | MapType::PercpuCgroupStorage
-        )
-    }
-
-    /// True for program arrays and map-in-map outer maps, whose values are
-    /// descriptors on update and ids on lookup, and which the kernel refuses
-    /// BTF key/value types for.
-    pub fn holds_fds(self) -> bool {
-        matches!(
-            self,
-            MapType::ProgArray
-                | MapType::ArrayOfMaps
-                | MapType::HashOfMaps
-                | MapType::PerfEventArray
-                | MapType::CgroupArray
-                | MapType::Sockmap
-                | MapType::Sockhash
-                | MapType::Devmap
-                | MapType::DevmapHash
-                | MapType::Cpumap
-                | MapType::Xskmap
-                | MapType::ReuseportSockarray
-        )
-    }
-
-    /// True for queue and stack maps (push/pop/peek, no keys).
-    pub fn is_queue_or_stack(self) -> bool {
-        matches!(self, MapType::Queue | MapType::Stack)
-    }
-}
-
-impl fmt::Display for MapType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// `BPF_F_*` map creation flags that scripts name.
-pub mod flags {
-    /// `BPF_F_NO_PREALLOC`: hash maps allocate on update.
-    pub const NO_PREALLOC: u32 = 1 << 0;
-    /// `BPF_F_NO_COMMON_LRU`.
-    pub const NO_COMMON_LRU: u32 = 1 << 1;
-    /// `BPF_F_NUMA_NODE`: `numa_node` is valid.
-    pub const NUMA_NODE: u32 = 1 << 2;
-    /// `BPF_F_RDONLY`: user space may only read.
-    pub const RDONLY: u32 = 1 << 3;
-    /// `BPF_F_WRONLY`: user space may only write.
-    pub const WRONLY: u32 = 1 << 4;
-    /// `BPF_F_RDONLY_PROG`: programs may only read.
-    pub const RDONLY_PROG: u32 = 1 << 7;
-    /// `BPF_F_WRONLY_PROG`: programs may only write.
-    pub const WRONLY_PROG: u32 = 1 << 8;
-    /// `BPF_F_MMAPABLE`.
-    pub const MMAPABLE: u32 = 1 << 10;
-}
 
 /// What BPF_MAP_CREATE is asked to make.
 #[derive(Debug, Clone, Default)]
@@ -211,6 +47,7 @@ struct MapCreateAttr {
     btf_vmlinux_value_type_id: u32,
     map_extra: u64,
 }
+abi_layout!(MapCreateAttr, 72; map_type @ 0, key_size @ 4, value_size @ 8, max_entries @ 12, map_flags @ 16, inner_map_fd @ 20, numa_node @ 24, map_name @ 28, map_ifindex @ 44, btf_fd @ 48, btf_key_type_id @ 52, btf_value_type_id @ 56, btf_vmlinux_value_type_id @ 60, map_extra @ 64);
 
 /// BPF_MAP_CREATE.
 pub fn create(spec: &MapCreate<'_>) -> Result<MapFd> {
@@ -258,6 +95,7 @@ pub(crate) struct ElemAttr {
     pub value: u64,
     pub flags: u64,
 }
+abi_layout!(ElemAttr, 32; map_fd @ 0, key @ 8, value @ 16, flags @ 24);
 
 fn elem_op(
     command: u32,
@@ -402,6 +240,7 @@ pub fn pop(map: impl AsFd, value: &mut [u8]) -> Result<()> {
 struct FreezeAttr {
     map_fd: u32,
 }
+abi_layout!(FreezeAttr, 4; map_fd @ 0);
 
 /// BPF_MAP_FREEZE: user space may no longer write the map (programs still
 /// may, unless the map is `BPF_F_RDONLY_PROG`).

@@ -9,25 +9,30 @@
 
 mod batch;
 pub mod btf;
-pub mod epoll;
+pub(crate) mod epoll;
 mod error;
 mod fd;
-pub mod file;
+pub(crate) mod file;
+pub mod frontend;
 pub mod fs;
 pub mod info;
 pub mod link;
 pub mod map;
 pub mod mmap;
-pub mod net;
+pub(crate) mod net;
 pub mod obj;
-pub mod perf;
+pub(crate) mod perf;
 pub mod process;
 pub mod prog;
 pub mod ringbuf;
+pub(crate) mod signal;
+pub(crate) mod unix;
 
 pub use error::errno_name;
+pub(crate) use error::strip_os;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
+pub use unix::set_close_on_exec;
 
 use std::io;
 

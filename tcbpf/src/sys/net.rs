@@ -1,11 +1,10 @@
 //! The socket and namespace calls outside bpf(2) that the tc layer, the
 //! hand-off (`scm`) and the demo need: sockets and their int options, a
 //! NETLINK_ROUTE socket (send, receive), switching the calling
-//! thread's network namespace, and a raw ICMP socket for echo requests.
+//! thread's network namespace.
 //! Bytes in, bytes out: nothing here knows what the messages mean.
 
 use std::io;
-use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const SOL_NETLINK: i32 = 270;
@@ -87,38 +86,6 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 pub fn enter_net_namespace(ns: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: setns on an open descriptor; no memory is shared.
     let ret = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A raw ICMP socket (root only), for sending echo requests.
-pub fn icmp_raw_socket() -> io::Result<OwnedFd> {
-    socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)
-}
-
-/// sendto(2) of `bytes` to an IPv4 address (port 0: raw sockets).
-pub fn send_to_v4(fd: BorrowedFd<'_>, bytes: &[u8], to: Ipv4Addr) -> io::Result<()> {
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(to).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: bytes and addr are valid for the lengths given.
-    let ret = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            0,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }

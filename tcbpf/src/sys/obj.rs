@@ -15,6 +15,8 @@ struct ObjAttr {
     path_fd: i32,
     _pad: u32,
 }
+// path_fd (6.5) by hand.
+abi_layout!(ObjAttr, 24; pathname @ 0, bpf_fd @ 8, file_flags @ 12, path_fd @ 16);
 
 /// BPF_OBJ_PIN: pins any bpf object at `path` in a bpffs.
 pub fn pin(fd: impl AsFd, path: &Path) -> Result<()> {
@@ -87,6 +89,7 @@ struct IdAttr {
     next_id: u32,
     open_flags: u32,
 }
+abi_layout!(IdAttr, 12; id @ 0, next_id @ 4, open_flags @ 8);
 
 fn get_by_id(command: u32, op: &'static str, id: u32, open_flags: u32) -> Result<OwnedFd> {
     let mut attr = IdAttr {

@@ -40,6 +40,8 @@ struct PerfEventAttr {
     bp_type: u32,
     config1: u64,
 }
+// `flags` is the bit-field word after read_format; 64 = PERF_ATTR_SIZE_VER0.
+abi_layout!(PerfEventAttr, 64; kind @ 0, size @ 4, config @ 8, sample_period @ 16, sample_type @ 24, read_format @ 32, flags @ 40, wakeup_events @ 48, bp_type @ 52, config1 @ 56);
 
 /// A BPF output perf event on one CPU with its mapped ring.
 #[derive(Debug)]

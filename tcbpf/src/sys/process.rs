@@ -40,29 +40,6 @@ pub fn execvpe(argv: &[CString], envp: &[CString]) -> io::Error {
     io::Error::last_os_error()
 }
 
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn note_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Catches SIGINT and SIGTERM from now on: instead of dying, the process
-/// notes them, for long-running commands that must clean up first. See
-/// [`interrupted`].
-pub fn catch_interrupts() {
-    let handler = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
-
-/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
 /// Writes `bytes` to standard error only if that cannot block: a zero-time
 /// poll for POLLOUT first (a pipe nobody reads, a stopped terminal), then
 /// one write. Returns false when nothing (or not everything) was written.

@@ -2,69 +2,9 @@
 
 use super::fd::owned_from_ret;
 use super::{bpf, cmd, obj_name, ptr, Error, ProgFd, Result};
+use crate::abi::Insn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-
-/// Program types tcbpf loads (`enum bpf_prog_type`).
-pub mod prog_type {
-    /// `BPF_PROG_TYPE_SCHED_CLS`: tc classifier (`type cls`).
-    pub const SCHED_CLS: u32 = 3;
-    /// `BPF_PROG_TYPE_SCHED_ACT`: tc action (`type act`).
-    pub const SCHED_ACT: u32 = 4;
-    /// `BPF_PROG_TYPE_SYSCALL`: run only through BPF_PROG_TEST_RUN, on a
-    /// context the caller passes (tcbpf's in-kernel map add).
-    pub const SYSCALL: u32 = 31;
-}
-
-/// One eBPF instruction as the kernel takes it (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Insn {
-    /// Opcode.
-    pub code: u8,
-    /// Destination register in the low nibble, source in the high nibble.
-    pub regs: u8,
-    /// Signed offset.
-    pub off: i16,
-    /// Signed immediate.
-    pub imm: i32,
-}
-
-impl Insn {
-    /// Destination register.
-    pub fn dst(self) -> u8 {
-        self.regs & 0x0f
-    }
-
-    /// Source register.
-    pub fn src(self) -> u8 {
-        self.regs >> 4
-    }
-
-    /// Sets the source register (e.g. `BPF_PSEUDO_MAP_FD`).
-    pub fn set_src(&mut self, src: u8) {
-        self.regs = (self.regs & 0x0f) | (src << 4);
-    }
-
-    /// Decodes little-endian instruction bytes; a trailing partial
-    /// instruction is an error.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
-        if bytes.len() % 8 != 0 {
-            return None;
-        }
-        Some(
-            bytes
-                .chunks_exact(8)
-                .map(|c| Insn {
-                    code: c[0],
-                    regs: c[1],
-                    off: i16::from_le_bytes([c[2], c[3]]),
-                    imm: i32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-                })
-                .collect(),
-        )
-    }
-}
 
 /// What BPF_PROG_LOAD is asked to load.
 #[derive(Debug, Clone, Default)]
@@ -123,10 +63,12 @@ struct ProgLoadAttr {
     core_relo_rec_size: u32,
     log_true_size: u32,
 }
+// log_true_size (6.4) by hand.
+abi_layout!(ProgLoadAttr, 144; prog_type @ 0, insn_cnt @ 4, insns @ 8, license @ 16, log_level @ 24, log_size @ 28, log_buf @ 32, kern_version @ 40, prog_flags @ 44, prog_name @ 48, prog_ifindex @ 64, expected_attach_type @ 68, prog_btf_fd @ 72, func_info_rec_size @ 76, func_info @ 80, func_info_cnt @ 88, line_info_rec_size @ 92, line_info @ 96, line_info_cnt @ 104, attach_btf_id @ 108, attach_prog_fd @ 112, core_relo_cnt @ 116, fd_array @ 120, core_relos @ 128, core_relo_rec_size @ 136, log_true_size @ 140);
 
 /// A failed BPF_PROG_LOAD with the verifier's log.
 #[derive(Debug)]
-pub struct LoadError {
+pub struct ProgLoadError {
     /// The syscall error.
     pub error: Error,
     /// The verifier log (may be empty when logging was off and the load
@@ -147,14 +89,17 @@ const LOG_SIZE: usize = 16 * 1024 * 1024;
 
 /// BPF_PROG_LOAD. On failure the load is retried with a log (level 1 at
 /// least) so the error carries the verifier's reasons.
-pub fn load(spec: &ProgLoad<'_>) -> std::result::Result<Loaded, LoadError> {
+pub fn load(spec: &ProgLoad<'_>) -> std::result::Result<Loaded, ProgLoadError> {
     match load_with_log(spec, spec.log_level) {
         Err(e) if spec.log_level == 0 && e.log.is_empty() => load_with_log(spec, 1),
         other => other,
     }
 }
 
-fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loaded, LoadError> {
+fn load_with_log(
+    spec: &ProgLoad<'_>,
+    log_level: u32,
+) -> std::result::Result<Loaded, ProgLoadError> {
     let license = std::ffi::CString::new(spec.license).unwrap_or_default();
     let mut log = if log_level > 0 {
         vec![0u8; LOG_SIZE]
@@ -203,7 +148,7 @@ fn load_with_log(spec: &ProgLoad<'_>, log_level: u32) -> std::result::Result<Loa
             fd: ProgFd::from_kernel(owned_from_ret(fd)),
             log,
         }),
-        Err(e) => Err(LoadError {
+        Err(e) => Err(ProgLoadError {
             error: Error::new("BPF_PROG_LOAD", e).on(format!("program '{}'", spec.name)),
             log,
         }),
@@ -235,6 +180,7 @@ struct TestRunAttr {
     batch_size: u32,
     _pad: u32,
 }
+abi_layout!(TestRunAttr, 80; prog_fd @ 0, retval @ 4, data_size_in @ 8, data_size_out @ 12, data_in @ 16, data_out @ 24, repeat @ 32, duration @ 36, ctx_size_in @ 40, ctx_size_out @ 44, ctx_in @ 48, ctx_out @ 56, flags @ 64, cpu @ 68, batch_size @ 72);
 
 /// The result of one BPF_PROG_TEST_RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +246,7 @@ const STATS_RUN_TIME: u32 = 0;
 struct EnableStatsAttr {
     stats_type: u32,
 }
+abi_layout!(EnableStatsAttr, 4; stats_type @ 0);
 
 /// Run-time statistics of every program (run count and time in
 /// `bpf_prog_info`), kept on while this guard lives: the kernel counts
@@ -323,16 +270,27 @@ pub fn enable_stats() -> Result<StatsGuard> {
         .map_err(|e| Error::new("BPF_ENABLE_STATS", e).on("BPF_STATS_RUN_TIME"))
 }
 
-impl std::fmt::Display for LoadError {
+impl std::fmt::Display for ProgLoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error)
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for ProgLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
 
-impl From<LoadError> for io::Error {
-    fn from(e: LoadError) -> io::Error {
+impl ProgLoadError {
+    /// The class of failure, from the errno.
+    pub fn kind(&self) -> crate::ErrorKind {
+        self.error.kind()
+    }
+}
+
+impl From<ProgLoadError> for io::Error {
+    fn from(e: ProgLoadError) -> io::Error {
         io::Error::other(e.to_string())
     }
 }

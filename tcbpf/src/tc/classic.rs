@@ -36,6 +36,13 @@ impl fmt::Display for BytecodeError {
 
 impl std::error::Error for BytecodeError {}
 
+impl BytecodeError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 /// Parses `N,c t f k,c t f k,…` (as `bytecode` takes it). A file's text
 /// (`bytecode-file`) may put each part on its own line instead, as
 /// `tcpdump -ddd` writes it: newlines count as commas. The count `N` must

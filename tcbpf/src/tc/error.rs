@@ -15,6 +15,15 @@ pub struct Error {
     pub errno: Option<i32>,
     /// The reason: the kernel's extended-ack message, or tcbpf's own.
     pub message: String,
+    /// The failed system call behind it, when there was one.
+    cause: Option<Cause>,
+}
+
+/// What a tc error keeps of its cause.
+#[derive(Debug)]
+enum Cause {
+    Io(io::Error),
+    Sys(crate::sys::Error),
 }
 
 /// Result of a tc operation.
@@ -28,16 +37,12 @@ impl Error {
 
     /// An error from an io::Error.
     pub fn io(op: &'static str, e: io::Error) -> Self {
-        let text = e.to_string();
-        let message = match text.find(" (os error") {
-            Some(i) => text[..i].to_string(),
-            None => text,
-        };
         Error {
             op,
             object: String::new(),
             errno: e.raw_os_error(),
-            message,
+            message: crate::sys::strip_os(&e),
+            cause: Some(Cause::Io(e)),
         }
     }
 
@@ -48,6 +53,7 @@ impl Error {
             object: String::new(),
             errno: Some(errno),
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -67,6 +73,13 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         self.errno
     }
+
+    /// The class of failure, from the errno (a netlink error carries the
+    /// kernel's errno, so ENOENT is a missing device or filter, EPERM a
+    /// missing capability).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::from_errno(self.errno)
+    }
 }
 
 impl fmt::Display for Error {
@@ -85,20 +98,24 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Some(Cause::Io(e)) => Some(e),
+            Some(Cause::Sys(e)) => Some(e),
+            None => None,
+        }
+    }
+}
 
 impl From<crate::sys::Error> for Error {
     fn from(e: crate::sys::Error) -> Self {
-        let text = e.source.to_string();
-        let message = match text.find(" (os error") {
-            Some(i) => text[..i].to_string(),
-            None => text,
-        };
         Error {
             op: e.op,
-            object: e.object,
-            errno: e.source.raw_os_error(),
-            message,
+            object: e.object.clone(),
+            errno: e.errno(),
+            message: crate::sys::strip_os(&e.source),
+            cause: Some(Cause::Sys(e)),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! No netlink here: links are made with bpf(2) (`sys::link`).
 
 use super::error::{Error, Result};
+use crate::abi::AttachType;
 use crate::sys::{self, link, LinkFd};
 use std::fmt;
 use std::os::fd::BorrowedFd;
@@ -30,16 +31,16 @@ impl Direction {
     /// The kernel's attach type.
     pub fn attach_type(self) -> u32 {
         match self {
-            Direction::Ingress => link::attach_type::TCX_INGRESS,
-            Direction::Egress => link::attach_type::TCX_EGRESS,
+            Direction::Ingress => AttachType::TcxIngress as u32,
+            Direction::Egress => AttachType::TcxEgress as u32,
         }
     }
 
     /// The direction of a tcx attach type.
     pub fn from_attach_type(t: u32) -> Option<Direction> {
         match t {
-            link::attach_type::TCX_INGRESS => Some(Direction::Ingress),
-            link::attach_type::TCX_EGRESS => Some(Direction::Egress),
+            t if t == AttachType::TcxIngress as u32 => Some(Direction::Ingress),
+            t if t == AttachType::TcxEgress as u32 => Some(Direction::Egress),
             _ => None,
         }
     }

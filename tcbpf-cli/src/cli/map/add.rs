@@ -11,8 +11,8 @@ use super::elem::{key_data, key_not_found, key_text};
 use super::OpenMap;
 use serde_json::json;
 use std::os::fd::AsFd;
+use tcbpf::abi::MapType;
 use tcbpf::atomic::{AddError, AtomicAdd, Width};
-use tcbpf::sys::map::MapType;
 
 /// Where in the value the add goes.
 struct Field {

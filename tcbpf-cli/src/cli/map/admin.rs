@@ -9,7 +9,8 @@ use super::OpenMap;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
-use tcbpf::sys::{self, info::MapInfo, map::MapType};
+use tcbpf::abi::MapType;
+use tcbpf::sys::{self, info::MapInfo};
 
 /// `show [MAP]`: one map, or every map the kernel lets us open.
 pub fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
@@ -154,13 +155,9 @@ pub fn create(g: &Global, w: &mut Words) -> Result<(), CliError> {
         None if map_type.is_queue_or_stack() => 0,
         None => return Err(CliError::usage("create: expected 'key BYTES'")),
     };
-    // The kernel refuses an lpm_trie without BPF_F_NO_PREALLOC; a script
-    // that gave no flags means the only working ones.
-    let map_flags = map_flags.unwrap_or(if map_type == MapType::LpmTrie {
-        sys::map::flags::NO_PREALLOC
-    } else {
-        0
-    });
+    // No flags given means the type's defaults (an lpm_trie's
+    // BPF_F_NO_PREALLOC, without which the kernel refuses it).
+    let map_flags = map_flags.unwrap_or(map_type.default_flags());
     let fd = sys::map::create(&sys::map::MapCreate {
         map_type: map_type as u32,
         key_size: key,

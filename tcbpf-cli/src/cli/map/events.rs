@@ -102,7 +102,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         );
     }
     let mut out = stdout.lock();
-    let perf = m.kind == Some(sys::map::MapType::PerfEventArray);
+    let perf = m.kind == Some(tcbpf::abi::MapType::PerfEventArray);
     let mut shape = shape;
     let (mut seen, mut lost, mut full) = (0u64, 0u64, 0u64);
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -249,7 +249,7 @@ fn btf_from_file(path: &PathBuf) -> Result<Btf, CliError> {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::not_found(format!("{}: {e}", path.display())))?;
     if bytes.starts_with(b"\x7fELF") {
-        let spec = tcbpf::object::ObjectSpec::parse(&path.display().to_string(), &bytes)
+        let spec = tcbpf::elf::ObjectSpec::parse(&path.display().to_string(), &bytes)
             .map_err(|e| CliError::usage(e.to_string()))?;
         return spec
             .btf

@@ -257,7 +257,7 @@ fn parse_stretch(
     let mut scratch = Vec::with_capacity(value.size());
     let (stride, cpus) = (m.sizes.cpu_stride(), m.sizes.cpus());
     let percpu = m.is_percpu();
-    let lpm = m.kind == Some(tcbpf::sys::map::MapType::LpmTrie);
+    let lpm = m.kind == Some(tcbpf::abi::MapType::LpmTrie);
     let mut masked = Vec::new();
     // A final newline ends the last line rather than starting another.
     let body = text.strip_suffix(b"\n").unwrap_or(text);

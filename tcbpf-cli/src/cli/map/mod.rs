@@ -24,7 +24,8 @@ use super::error::CliError;
 use super::mapref::MapRef;
 use super::output::Global;
 use super::words::{choose, is_help, Words};
-use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, map::MapType, MapFd};
+use tcbpf::abi::MapType;
+use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 
 /// `tcbpf map help`.
 pub const USAGE: &str = "\

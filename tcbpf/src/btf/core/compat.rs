@@ -4,7 +4,7 @@
 //! Returns `Ok(false)` for "not a match", `Err` for broken or cyclic BTF.
 
 use super::super::error::{Error, Result};
-use super::super::spec::essential_name;
+use super::super::type_set::essential_name;
 use super::super::types::{BtfKind, FwdKind, Kind, TypeId};
 use super::super::view::TypeView;
 

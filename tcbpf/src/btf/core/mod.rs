@@ -9,21 +9,21 @@
 //! everything else that cannot be resolved is a `CoreError` naming the
 //! program, the instruction, the access string and the types.
 
+mod access;
 mod compat;
 mod patch;
 mod resolve;
-mod spec;
 
 use std::fmt;
 
 use super::ext::{BtfExt, CoreRelo, CoreReloKind};
-use super::spec::Btf;
+use super::type_set::Btf;
 use super::view::TypeView;
 
+pub use access::{parse_access_str, Accessor, Spec, MAX_SPEC_LEN};
 pub use compat::{fields_are_compat, types_are_compat, types_match};
 pub use patch::{patch, poison, INSN_SIZE, POISON_HELPER};
 pub use resolve::{calc, find_candidates, match_spec, Candidate, Outcome};
-pub use spec::{parse_access_str, Accessor, Spec, MAX_SPEC_LEN};
 
 /// One relocation and what it resolved to, for `obj show` and `verbose`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +93,13 @@ impl fmt::Display for CoreError {
 }
 
 impl std::error::Error for CoreError {}
+
+impl CoreError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
 
 /// A relocation described before its spec is known (for errors).
 fn describe_raw(local: &Btf, relo: &CoreRelo) -> String {

@@ -3,12 +3,12 @@
 //! and target values, and refuse ambiguity (candidates that disagree).
 
 use super::super::error::{Error, Result};
-use super::super::spec::essential_name;
+use super::super::type_set::essential_name;
 use super::super::types::{Kind, TypeId};
 use super::super::view::TypeView;
 use super::super::CoreReloKind;
+use super::access::{is_flex_array, Accessor, Spec, MAX_SPEC_LEN};
 use super::compat::{fields_are_compat, kinds_compat, types_are_compat, types_match};
-use super::spec::{is_flex_array, Accessor, Spec, MAX_SPEC_LEN};
 
 /// A type in one of the target BTFs: index into the targets list and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

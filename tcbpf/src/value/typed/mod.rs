@@ -66,6 +66,13 @@ impl fmt::Display for TypedError {
 
 impl std::error::Error for TypedError {}
 
+impl TypedError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 /// How one side (key or value) is typed.
 #[derive(Debug, Clone)]
 enum Side {

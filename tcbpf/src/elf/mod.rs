@@ -8,15 +8,15 @@
 //! BTF-defined maps in `.maps`. Global data sections become array maps.
 
 mod btf_maps;
-mod elf;
 mod error;
 mod externs;
 mod func_info;
 mod global_data;
 mod legacy_maps;
-mod link;
 mod map;
 mod program;
+mod reader;
+mod subprog;
 
 pub use error::ParseError;
 pub use externs::{ExternKind, ExternRef, ExternSpec, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
@@ -111,7 +111,7 @@ pub struct ObjectSpec {
 
 impl ObjectSpec {
     /// Reads and parses the object at `path` (a regular file of at most
-    /// [`crate::sys::file::MAX_OBJECT_BYTES`]).
+    /// `sys::file::MAX_OBJECT_BYTES`).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
         let bytes = crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES)
@@ -121,7 +121,7 @@ impl ObjectSpec {
 
     /// Parses the object bytes; `file` names it in errors.
     pub fn parse(file: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
-        let elf = elf::Elf::parse(file, bytes)?;
+        let elf = reader::Elf::parse(file, bytes)?;
         let mut spec = ObjectSpec {
             file: file.to_string(),
             sections: Vec::new(),
@@ -133,7 +133,7 @@ impl ObjectSpec {
             btf_ext: None,
             externs: Vec::new(),
         };
-        let mut resolver = link::MapResolver::default();
+        let mut resolver = subprog::MapResolver::default();
         let mut btf_maps_section = None;
         let mut btf_ext_data = None;
         for s in &elf.sections {
@@ -186,16 +186,16 @@ impl ObjectSpec {
         for (i, e) in externs.iter().enumerate() {
             let target = match (e.kind, &kconfig) {
                 (ExternKind::Kconfig { offset, .. }, Some(_)) => {
-                    link::ExternTarget::Kconfig(spec.maps.len(), offset)
+                    subprog::ExternTarget::Kconfig(spec.maps.len(), offset)
                 }
-                _ => link::ExternTarget::Extern(i),
+                _ => subprog::ExternTarget::Extern(i),
             };
             resolver.externs.insert(e.name.clone(), target);
         }
         spec.externs = externs;
         spec.maps.extend(kconfig);
         assign_ids(&mut spec.maps);
-        link::check_relocations(file, &elf, &resolver)?;
+        subprog::check_relocations(file, &elf, &resolver)?;
         let (functions, code) = program::functions(file, &elf)?;
         let with_globals: std::collections::HashSet<usize> = functions
             .iter()
@@ -209,7 +209,7 @@ impl ObjectSpec {
             // tc loads a section from its start: a section without global
             // functions still has its first function as a program.
             if f.global || (!with_globals.contains(&f.section) && f.start == 0) {
-                let prog = link::link(file, &elf, &functions, &code, i, &resolver)?;
+                let prog = subprog::link(file, &elf, &functions, &code, i, &resolver)?;
                 spec.programs.push(prog);
             }
         }
@@ -244,7 +244,7 @@ impl ObjectSpec {
     }
 }
 
-fn classify(s: &elf::Section<'_>) -> SectionKind {
+fn classify(s: &reader::Section<'_>) -> SectionKind {
     use ::object::elf::{SHT_NOBITS, SHT_PROGBITS};
     match s.name.as_str() {
         legacy_maps::SECTION if s.sh_type == SHT_PROGBITS => SectionKind::LegacyMaps,
@@ -279,7 +279,7 @@ fn assign_ids(maps: &mut [MapSpec]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::map::MapType;
+    use crate::abi::MapType;
 
     fn map(origin: MapOrigin, id: u32) -> MapSpec {
         let mut m = MapSpec::new("m", origin, MapType::Array);

@@ -4,10 +4,10 @@
 //! [, inner_id, inner_idx]]]]); the entry size is the section size divided
 //! by the number of map symbols, and missing trailing fields read as zero.
 
-use super::elf::{Elf, Section, SymKind};
 use super::map::{check_sizes, MapOrigin, MapSpec, Pinning};
+use super::reader::{Elf, Section, SymKind};
 use super::ParseError;
-use crate::sys::map::MapType;
+use crate::abi::MapType;
 
 /// The legacy section's name.
 pub const SECTION: &str = "maps";

@@ -3,10 +3,10 @@
 //! `.rodata*` maps are read-only for programs and frozen once filled;
 //! this is where `bpf_printk` format strings live.
 
-use super::elf::Section;
 use super::map::{MapOrigin, MapSpec};
+use super::reader::Section;
 use super::ParseError;
-use crate::sys::map::{flags, MapType};
+use crate::abi::{map_flags as flags, MapType};
 use object::elf;
 
 /// Largest global data section tcbpf accepts (the kernel caps array values

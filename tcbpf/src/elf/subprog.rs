@@ -4,11 +4,11 @@
 //! rewritten for the new layout, and each 64-bit load of a map or of a
 //! global variable becomes a `MapRef` to fill at load time.
 
-use super::elf::{Elf, Section, SymKind, Symbol};
 use super::externs::ExternRef;
 use super::program::{Function, MapRef, MapRefKind, Placement, ProgramSpec, TailCallSlot};
+use super::reader::{Elf, Section, SymKind, Symbol};
 use super::ParseError;
-use crate::sys::prog::Insn;
+use crate::abi::Insn;
 use std::collections::HashMap;
 
 /// `BPF_JMP | BPF_CALL`.

@@ -3,13 +3,13 @@
 //! those definitions into `MapSpec`s and reads the `values` initialisers
 //! (relocations in `.rel.maps`) of program arrays and map-in-map maps.
 
-use super::elf::{Elf, Section, SymKind};
-use super::link::MapResolver;
 use super::map::{check_sizes, MapOrigin, MapSpec, Pinning, SlotInit, SlotTarget};
+use super::reader::{Elf, Section, SymKind};
+use super::subprog::MapResolver;
 use super::{ObjectSpec, ParseError};
+use crate::abi::MapType;
 use crate::btf::maps::{parse_map_def, BtfMapDef};
 use crate::btf::{Btf, Kind};
-use crate::sys::map::MapType;
 
 /// libbpf's `LIBBPF_PIN_BY_NAME`.
 const PIN_BY_NAME: u32 = 1;

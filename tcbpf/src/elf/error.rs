@@ -65,6 +65,13 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl ParseError {
+    /// The class of failure: bad input (what was given is wrong).
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::BadInput
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

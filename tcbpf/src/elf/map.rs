@@ -1,7 +1,7 @@
 //! `MapSpec`: everything needed to create (or find pinned) one map and to
 //! describe it to an importer, whatever definition style it came from.
 
-use crate::sys::map::MapType;
+use crate::abi::MapType;
 use std::fmt;
 
 /// Where a map definition came from.

@@ -6,11 +6,11 @@
 //! read-only array map (`.kconfig`), in libbpf's order; the loader fills
 //! it. Pure: what an extern resolves to is the loader's business.
 
-use super::elf::{Elf, SymKind};
 use super::map::{MapOrigin, MapSpec};
+use super::reader::{Elf, SymKind};
 use super::ParseError;
+use crate::abi::{map_flags as flags, MapType};
 use crate::btf::{Btf, Datasec, Kind, TypeId, VarLinkage, VarSecinfo};
-use crate::sys::map::{flags, MapType};
 
 /// The data section of kernel config externs.
 pub const KCONFIG_SECTION: &str = ".kconfig";

@@ -1,9 +1,9 @@
 //! `ProgramSpec`: one program ready to load once map descriptors are known,
 //! and the functions of the object's code sections it is built from.
 
-use super::elf::{Elf, SymKind};
+use super::reader::{Elf, SymKind};
 use super::ParseError;
-use crate::sys::prog::Insn;
+use crate::abi::Insn;
 
 /// Where a tail-call program goes: section `<id>/<key>` is stored at `key`
 /// in the program array whose map id is `id` (iproute2's convention).

@@ -1,0 +1,294 @@
+//! Program types, attach types, instructions and the section table: the
+//! kernel's numbers as enums, and which ELF section names which program type
+//! (as cilium/ebpf's `elf_sections.go`). Pure data; no syscalls.
+
+use std::fmt;
+
+/// Kernel program types (`enum bpf_prog_type`); `Netfilter` (6.4) by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum ProgType {
+    Unspec = 0,
+    SocketFilter = 1,
+    Kprobe = 2,
+    SchedCls = 3,
+    SchedAct = 4,
+    Tracepoint = 5,
+    Xdp = 6,
+    PerfEvent = 7,
+    CgroupSkb = 8,
+    CgroupSock = 9,
+    LwtIn = 10,
+    LwtOut = 11,
+    LwtXmit = 12,
+    SockOps = 13,
+    SkSkb = 14,
+    CgroupDevice = 15,
+    SkMsg = 16,
+    RawTracepoint = 17,
+    CgroupSockAddr = 18,
+    LwtSeg6local = 19,
+    LircMode2 = 20,
+    SkReuseport = 21,
+    FlowDissector = 22,
+    CgroupSysctl = 23,
+    RawTracepointWritable = 24,
+    CgroupSockopt = 25,
+    Tracing = 26,
+    StructOps = 27,
+    Ext = 28,
+    Lsm = 29,
+    SkLookup = 30,
+    Syscall = 31,
+    Netfilter = 32,
+}
+
+/// Kernel attach types (`enum bpf_attach_type`); `StructOps`, `Netfilter`,
+/// `TcxIngress` and `TcxEgress` (6.4–6.6) by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum AttachType {
+    CgroupInetIngress = 0,
+    CgroupInetEgress = 1,
+    CgroupInetSockCreate = 2,
+    CgroupSockOps = 3,
+    SkSkbStreamParser = 4,
+    SkSkbStreamVerdict = 5,
+    CgroupDevice = 6,
+    SkMsgVerdict = 7,
+    CgroupInet4Bind = 8,
+    CgroupInet6Bind = 9,
+    CgroupInet4Connect = 10,
+    CgroupInet6Connect = 11,
+    CgroupInet4PostBind = 12,
+    CgroupInet6PostBind = 13,
+    CgroupUdp4Sendmsg = 14,
+    CgroupUdp6Sendmsg = 15,
+    LircMode2 = 16,
+    FlowDissector = 17,
+    CgroupSysctl = 18,
+    CgroupUdp4Recvmsg = 19,
+    CgroupUdp6Recvmsg = 20,
+    CgroupGetsockopt = 21,
+    CgroupSetsockopt = 22,
+    TraceRawTp = 23,
+    TraceFentry = 24,
+    TraceFexit = 25,
+    ModifyReturn = 26,
+    LsmMac = 27,
+    TraceIter = 28,
+    CgroupInet4Getpeername = 29,
+    CgroupInet6Getpeername = 30,
+    CgroupInet4Getsockname = 31,
+    CgroupInet6Getsockname = 32,
+    XdpDevmap = 33,
+    CgroupInetSockRelease = 34,
+    XdpCpumap = 35,
+    SkLookup = 36,
+    Xdp = 37,
+    SkSkbVerdict = 38,
+    SkReuseportSelect = 39,
+    SkReuseportSelectOrMigrate = 40,
+    PerfEvent = 41,
+    TraceKprobeMulti = 42,
+    LsmCgroup = 43,
+    StructOps = 44,
+    Netfilter = 45,
+    TcxIngress = 46,
+    TcxEgress = 47,
+}
+
+const PROG_TYPES: [ProgType; 33] = [
+    ProgType::Unspec,
+    ProgType::SocketFilter,
+    ProgType::Kprobe,
+    ProgType::SchedCls,
+    ProgType::SchedAct,
+    ProgType::Tracepoint,
+    ProgType::Xdp,
+    ProgType::PerfEvent,
+    ProgType::CgroupSkb,
+    ProgType::CgroupSock,
+    ProgType::LwtIn,
+    ProgType::LwtOut,
+    ProgType::LwtXmit,
+    ProgType::SockOps,
+    ProgType::SkSkb,
+    ProgType::CgroupDevice,
+    ProgType::SkMsg,
+    ProgType::RawTracepoint,
+    ProgType::CgroupSockAddr,
+    ProgType::LwtSeg6local,
+    ProgType::LircMode2,
+    ProgType::SkReuseport,
+    ProgType::FlowDissector,
+    ProgType::CgroupSysctl,
+    ProgType::RawTracepointWritable,
+    ProgType::CgroupSockopt,
+    ProgType::Tracing,
+    ProgType::StructOps,
+    ProgType::Ext,
+    ProgType::Lsm,
+    ProgType::SkLookup,
+    ProgType::Syscall,
+    ProgType::Netfilter,
+];
+
+const ATTACH_TYPES: [AttachType; 48] = [
+    AttachType::CgroupInetIngress,
+    AttachType::CgroupInetEgress,
+    AttachType::CgroupInetSockCreate,
+    AttachType::CgroupSockOps,
+    AttachType::SkSkbStreamParser,
+    AttachType::SkSkbStreamVerdict,
+    AttachType::CgroupDevice,
+    AttachType::SkMsgVerdict,
+    AttachType::CgroupInet4Bind,
+    AttachType::CgroupInet6Bind,
+    AttachType::CgroupInet4Connect,
+    AttachType::CgroupInet6Connect,
+    AttachType::CgroupInet4PostBind,
+    AttachType::CgroupInet6PostBind,
+    AttachType::CgroupUdp4Sendmsg,
+    AttachType::CgroupUdp6Sendmsg,
+    AttachType::LircMode2,
+    AttachType::FlowDissector,
+    AttachType::CgroupSysctl,
+    AttachType::CgroupUdp4Recvmsg,
+    AttachType::CgroupUdp6Recvmsg,
+    AttachType::CgroupGetsockopt,
+    AttachType::CgroupSetsockopt,
+    AttachType::TraceRawTp,
+    AttachType::TraceFentry,
+    AttachType::TraceFexit,
+    AttachType::ModifyReturn,
+    AttachType::LsmMac,
+    AttachType::TraceIter,
+    AttachType::CgroupInet4Getpeername,
+    AttachType::CgroupInet6Getpeername,
+    AttachType::CgroupInet4Getsockname,
+    AttachType::CgroupInet6Getsockname,
+    AttachType::XdpDevmap,
+    AttachType::CgroupInetSockRelease,
+    AttachType::XdpCpumap,
+    AttachType::SkLookup,
+    AttachType::Xdp,
+    AttachType::SkSkbVerdict,
+    AttachType::SkReuseportSelect,
+    AttachType::SkReuseportSelectOrMigrate,
+    AttachType::PerfEvent,
+    AttachType::TraceKprobeMulti,
+    AttachType::LsmCgroup,
+    AttachType::StructOps,
+    AttachType::Netfilter,
+    AttachType::TcxIngress,
+    AttachType::TcxEgress,
+];
+
+impl ProgType {
+    /// The type with kernel number `n`, if tcbpf knows it.
+    pub fn from_u32(n: u32) -> Option<ProgType> {
+        PROG_TYPES.get(n as usize).copied()
+    }
+
+    /// The kernel's number.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+impl AttachType {
+    /// The attach type with kernel number `n`, if tcbpf knows it.
+    pub fn from_u32(n: u32) -> Option<AttachType> {
+        ATTACH_TYPES.get(n as usize).copied()
+    }
+
+    /// The kernel's number.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+/// One row of the section table: an ELF section name and what it loads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgSection {
+    /// The section name (the program tc loads when none is named).
+    pub section: &'static str,
+    /// The word tc's `type` takes for it (`cls`, `act`).
+    pub word: &'static str,
+    /// The kernel program type.
+    pub prog_type: ProgType,
+    /// The expected attach type, for types that need one at load.
+    pub attach: Option<AttachType>,
+}
+
+/// The program types tcbpf loads from objects, one row each: adding a
+/// program type is adding a row (and its variant to `load::ProgKind`, which
+/// indexes this table).
+pub const PROG_SECTIONS: &[ProgSection] = &[
+    ProgSection {
+        section: "classifier",
+        word: "cls",
+        prog_type: ProgType::SchedCls,
+        attach: None,
+    },
+    ProgSection {
+        section: "action",
+        word: "act",
+        prog_type: ProgType::SchedAct,
+        attach: None,
+    },
+];
+
+/// The row whose `type` word is `word`.
+pub fn section_by_word(word: &str) -> Option<&'static ProgSection> {
+    PROG_SECTIONS.iter().find(|s| s.word == word)
+}
+
+/// The row for ELF section `name`: an exact match, or `name` starting with
+/// the row's section and `/` (`classifier/ingress`).
+pub fn section_by_name(name: &str) -> Option<&'static ProgSection> {
+    PROG_SECTIONS.iter().find(|s| {
+        name == s.section
+            || name
+                .strip_prefix(s.section)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+impl fmt::Display for ProgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_in_kernel_order() {
+        for (i, t) in PROG_TYPES.iter().enumerate() {
+            assert_eq!(*t as usize, i);
+        }
+        for (i, t) in ATTACH_TYPES.iter().enumerate() {
+            assert_eq!(*t as usize, i);
+        }
+        assert_eq!(ProgType::SchedCls as u32, 3);
+        assert_eq!(ProgType::Syscall as u32, 31);
+        assert_eq!(AttachType::TcxIngress as u32, 46);
+        assert_eq!(AttachType::from_u32(47), Some(AttachType::TcxEgress));
+    }
+
+    #[test]
+    fn sections_map_words_and_names_to_types() {
+        assert_eq!(
+            section_by_word("act").unwrap().prog_type,
+            ProgType::SchedAct
+        );
+        assert_eq!(section_by_name("classifier/x").unwrap().word, "cls");
+        assert!(section_by_name("classifierx").is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The one class of failure every library error reports through its
+//! `kind()`, so a caller (the CLI's exit codes, an agent's retry policy)
+//! branches on a value instead of on message text. Each error type keeps its
+//! own fields and its cause (`source()`); this module holds no logic.
+
+/// The class of a failure, as a caller acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The thing asked for is not there (a file, a map, a key, a program
+    /// section, a set in the keeper).
+    NotFound,
+    /// The request or the data is wrong: a bad path or argument, an object
+    /// that does not parse, a program the verifier rejects, a peer that sent
+    /// something that is not a valid transfer.
+    BadInput,
+    /// The kernel, a socket's mode, a policy or a peer's credentials refused
+    /// access (EPERM/EACCES).
+    Permission,
+    /// No one listens at a Unix socket path.
+    NotListening,
+    /// A wait ran out.
+    TimedOut,
+    /// A terminating signal arrived while waiting.
+    Interrupted,
+    /// Any other system failure.
+    System,
+}
+
+impl ErrorKind {
+    /// The class of an errno: ENOENT is not found, EPERM/EACCES permission,
+    /// ECONNREFUSED not listening, ETIMEDOUT timed out, EINTR interrupted,
+    /// EINVAL/E2BIG/ERANGE bad input, anything else a system failure.
+    pub fn from_errno(errno: Option<i32>) -> ErrorKind {
+        match errno {
+            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::EPERM) | Some(libc::EACCES) => ErrorKind::Permission,
+            Some(libc::ECONNREFUSED) => ErrorKind::NotListening,
+            Some(libc::ETIMEDOUT) => ErrorKind::TimedOut,
+            Some(libc::EINTR) => ErrorKind::Interrupted,
+            Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::ERANGE) => ErrorKind::BadInput,
+            _ => ErrorKind::System,
+        }
+    }
+
+    /// The class of an io::Error: its errno when it has one, else its
+    /// std kind (NotFound, PermissionDenied, InvalidInput/InvalidData,
+    /// TimedOut, Interrupted).
+    pub fn from_io(e: &std::io::Error) -> ErrorKind {
+        if let Some(errno) = e.raw_os_error() {
+            return ErrorKind::from_errno(Some(errno));
+        }
+        use std::io::ErrorKind as Io;
+        match e.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::PermissionDenied => ErrorKind::Permission,
+            Io::InvalidInput | Io::InvalidData => ErrorKind::BadInput,
+            Io::TimedOut => ErrorKind::TimedOut,
+            Io::Interrupted => ErrorKind::Interrupted,
+            _ => ErrorKind::System,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+    use std::error::Error as _;
+    use std::io;
+
+    fn sys_enoent() -> crate::sys::Error {
+        crate::sys::Error::new("OBJ_GET", io::Error::from_raw_os_error(libc::ENOENT)).on("/x")
+    }
+
+    #[test]
+    fn wrapped_errors_keep_the_system_call_as_source_and_message() {
+        let tc: crate::tc::Error = sys_enoent().into();
+        assert_eq!(
+            tc.to_string(),
+            "OBJ_GET /x: No such file or directory (ENOENT)"
+        );
+        assert_eq!(tc.kind(), ErrorKind::NotFound);
+        let src = tc.source().expect("tc error keeps its cause");
+        assert_eq!(src.to_string(), sys_enoent().to_string());
+
+        let scm: crate::scm::Error =
+            crate::sys::Error::new("connect", io::Error::from_raw_os_error(libc::EACCES)).into();
+        assert_eq!(scm.kind(), ErrorKind::Permission);
+        let io = scm.source().and_then(|s| s.source()).expect("errno kept");
+        assert!(io.to_string().contains("os error 13"));
+
+        let keeper: crate::keeper::Error = scm.into();
+        assert_eq!(keeper.kind(), ErrorKind::Permission);
+        assert!(keeper.source().is_some());
+    }
+
+    #[test]
+    fn errno_classes() {
+        assert_eq!(
+            ErrorKind::from_errno(Some(libc::EPERM)),
+            ErrorKind::Permission
+        );
+        assert_eq!(
+            ErrorKind::from_errno(Some(libc::EINVAL)),
+            ErrorKind::BadInput
+        );
+        assert_eq!(ErrorKind::from_errno(Some(libc::EBUSY)), ErrorKind::System);
+        assert_eq!(ErrorKind::from_errno(None), ErrorKind::System);
+    }
+}

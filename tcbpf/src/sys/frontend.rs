@@ -1,0 +1,66 @@
+//! Calls only the command-line front ends make, not agents: the CLI's
+//! `demo` and the exporter's test traffic send ICMP echo requests on a raw
+//! socket, and the demo and the exporter's long-running loops note SIGINT
+//! and SIGTERM with a flag handler (a process with threads cannot use the
+//! library's signalfd stop, `sys::signal`, which blocks signals only in the
+//! calling thread). They live in `sys` because they need `unsafe`; they are
+//! in a module of their own so the library's API proper does not offer them.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+/// A raw ICMP socket (root only), for sending echo requests.
+pub fn icmp_raw_socket() -> io::Result<OwnedFd> {
+    super::net::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)
+}
+
+/// sendto(2) of `bytes` to an IPv4 address (port 0: raw sockets).
+pub fn send_to_v4(fd: BorrowedFd<'_>, bytes: &[u8], to: Ipv4Addr) -> io::Result<()> {
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(to).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: bytes and addr are valid for the lengths given.
+    let ret = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            0,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catches SIGINT and SIGTERM from now on: instead of dying, the process
+/// notes them, for long-running commands that must clean up first. See
+/// [`interrupted`].
+pub fn catch_interrupts() {
+    let handler = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
