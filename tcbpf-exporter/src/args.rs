@@ -186,10 +186,10 @@ impl MapRef {
                 })?,
                 MapRef::Keeper(sock, name) => tcbpf::keeper::client::get_map(sock, name, true)
                     .map_err(|e| Fail {
-                        code: match e.kind {
-                            tcbpf::keeper::ErrorKind::Permission => 3,
-                            tcbpf::keeper::ErrorKind::NotFound => 1,
-                            tcbpf::keeper::ErrorKind::BadInput => 2,
+                        code: match e.kind() {
+                            tcbpf::ErrorKind::Permission => 3,
+                            tcbpf::ErrorKind::NotFound => 1,
+                            tcbpf::ErrorKind::BadInput => 2,
                             _ => 4,
                         },
                         message: format!("{what}: {e}"),
