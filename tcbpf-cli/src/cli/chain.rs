@@ -16,9 +16,10 @@
 //! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
 
 use super::error::{CliError, Exit};
+use super::filter::TcxHook;
 use super::obj::load_error;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
@@ -54,27 +55,34 @@ struct Args {
     file: PathBuf,
 }
 
+keywords! {
+    /// The one verb of `tcbpf chain`.
+    enum ChainVerb("chain command") { Apply = "apply" }
+}
+
+keywords! {
+    /// The options of `chain apply` (the word after them is the file).
+    enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
+}
+
 fn parse(w: &mut Words) -> Result<Args, CliError> {
     let verb = w.expect("'apply'")?;
-    choose(&verb, &["apply"], "chain command")?;
+    let ChainVerb::Apply = ChainVerb::choose(&verb)?;
     let (mut dev, mut direction, mut file) = (None, None, None);
     while let Some(word) = w.next() {
-        match choose(&word, &["dev", "tcx"], "chain apply option").or_else(|e| {
-            if file.is_none() && direction.is_some() {
-                Ok("file")
-            } else {
-                Err(e)
-            }
-        })? {
-            "dev" => dev = Some(w.expect("a device after 'dev'")?),
-            "tcx" => {
+        // After the hook, the first word that is no option is the file.
+        let option = match ApplyOption::choose(&word) {
+            Ok(o) => Some(o),
+            Err(_) if file.is_none() && direction.is_some() => None,
+            Err(e) => return Err(e),
+        };
+        match option {
+            Some(ApplyOption::Dev) => dev = Some(w.expect("a device after 'dev'")?),
+            Some(ApplyOption::Tcx) => {
                 let d = w.expect("ingress or egress after 'tcx'")?;
-                direction = Some(match choose(&d, &["ingress", "egress"], "tcx hook")? {
-                    "ingress" => Direction::Ingress,
-                    _ => Direction::Egress,
-                });
+                direction = Some(TcxHook::direction(&d)?);
             }
-            _ => file = Some(PathBuf::from(word)),
+            None => file = Some(PathBuf::from(word)),
         }
     }
     Ok(Args {

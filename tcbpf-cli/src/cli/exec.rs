@@ -14,7 +14,7 @@
 use super::error::{CliError, Exit};
 use super::graft;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -66,7 +66,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    choose(&word, &["bpf"], "exec type")?;
+    let ExecType::Bpf = ExecType::choose(&word)?;
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
@@ -81,10 +81,31 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if verb == "dbg" {
         return debug(w);
     }
-    match choose(&verb, &["import", "graft", "debug"], "exec bpf command")? {
-        "import" => import(g, w),
-        "graft" => graft::graft(g, w),
-        _ => debug(w),
+    match ExecVerb::choose(&verb)? {
+        ExecVerb::Import => import(g, w),
+        ExecVerb::Graft => graft::graft(g, w),
+        ExecVerb::Debug => debug(w),
+    }
+}
+
+keywords! {
+    /// The one type `exec` knows.
+    enum ExecType("exec type") { Bpf = "bpf" }
+}
+
+keywords! {
+    /// The verbs of `exec bpf` (`dbg`, tc's short form of debug, is
+    /// matched before these so that `d` stays a prefix of `debug` alone).
+    enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
+}
+
+keywords! {
+    /// The options of `exec bpf import`.
+    enum ImportOption("import option") {
+        Run = "run",
+        Timeout = "timeout",
+        Mode = "mode",
+        AllowUid = "allow-uid",
     }
 }
 
@@ -109,19 +130,15 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
         argv: vec![OsString::from(exec::DEFAULT_COMMAND)],
     };
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["run", "timeout", "mode", "allow-uid"],
-            "import option",
-        )? {
-            "run" => {
+        match ImportOption::choose(&word)? {
+            ImportOption::Run => {
                 let rest = w.rest();
                 if rest.is_empty() {
                     return Err(CliError::usage("expected a command after 'run'"));
                 }
                 args.argv = rest.into_iter().map(OsString::from).collect();
             }
-            "timeout" => {
+            ImportOption::Timeout => {
                 let text = w.expect("seconds after 'timeout'")?;
                 let secs: f64 = text
                     .parse()
@@ -134,7 +151,7 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                     })?;
                 args.opts.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "mode" => {
+            ImportOption::Mode => {
                 let text = w.expect("an octal mode after 'mode'")?;
                 let digits = text.strip_prefix("0o").unwrap_or(&text);
                 args.mode = u32::from_str_radix(digits, 8)
@@ -146,7 +163,7 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                         ))
                     })?;
             }
-            _ => {
+            ImportOption::AllowUid => {
                 let uid: u32 = w.number("a uid after 'allow-uid'")?;
                 args.opts.allowed_uids.push(uid);
             }

@@ -13,7 +13,7 @@
 
 use super::error::{CliError, Exit};
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -113,6 +113,31 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
 }
 
+keywords! {
+    /// The options of the keeper daemon.
+    enum KeeperOption("keeper option") {
+        Import = "import",
+        Policy = "policy",
+        State = "state",
+        Mode = "mode",
+    }
+}
+
+keywords! {
+    /// The one option of `keeper send`.
+    enum SendOption("send option") { Set = "set" }
+}
+
+keywords! {
+    /// The options of `exec bpf import keeper`.
+    enum KeeperImportOption("keeper import option") {
+        Set = "set",
+        Map = "map",
+        ReadOnly = "ro",
+        Run = "run",
+    }
+}
+
 /// The parsed words of the daemon.
 fn parse_daemon(
     sock: PathBuf,
@@ -121,15 +146,19 @@ fn parse_daemon(
     let mut config = keeper::Config::new(&sock);
     let mut policy_path = None;
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["import", "policy", "state", "mode"],
-            "keeper option",
-        )? {
-            "import" => config.import = PathBuf::from(w.expect("a socket path after 'import'")?),
-            "policy" => policy_path = Some(PathBuf::from(w.expect("a file after 'policy'")?)),
-            "state" => config.state = Some(PathBuf::from(w.expect("a directory after 'state'")?)),
-            _ => config.mode = octal_mode(&w.expect("an octal mode after 'mode'")?)?,
+        match KeeperOption::choose(&word)? {
+            KeeperOption::Import => {
+                config.import = PathBuf::from(w.expect("a socket path after 'import'")?)
+            }
+            KeeperOption::Policy => {
+                policy_path = Some(PathBuf::from(w.expect("a file after 'policy'")?))
+            }
+            KeeperOption::State => {
+                config.state = Some(PathBuf::from(w.expect("a directory after 'state'")?))
+            }
+            KeeperOption::Mode => {
+                config.mode = octal_mode(&w.expect("an octal mode after 'mode'")?)?
+            }
         }
     }
     Ok((config, policy_path))
@@ -167,7 +196,7 @@ fn send(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let uds = PathBuf::from(w.expect("the importer's socket path after the keeper's")?);
     let mut set = String::new();
     while let Some(word) = w.next() {
-        choose(&word, &["set"], "send option")?;
+        let SendOption::Set = SendOption::choose(&word)?;
         set = w.expect("a set name after 'set'")?;
     }
     let got = keeper::client::get(&sock, &set, &[], Access::Best, false).map_err(keeper_error)?;
@@ -197,11 +226,11 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut read_only = false;
     let mut argv = vec![OsString::from(exec::DEFAULT_COMMAND)];
     while let Some(word) = w.next() {
-        match choose(&word, &["set", "map", "ro", "run"], "keeper import option")? {
-            "set" => set = w.expect("a set name after 'set'")?,
-            "map" => maps.push(w.expect("a map name after 'map'")?),
-            "ro" => read_only = true,
-            _ => {
+        match KeeperImportOption::choose(&word)? {
+            KeeperImportOption::Set => set = w.expect("a set name after 'set'")?,
+            KeeperImportOption::Map => maps.push(w.expect("a map name after 'map'")?),
+            KeeperImportOption::ReadOnly => read_only = true,
+            KeeperImportOption::Run => {
                 let rest = w.rest();
                 if rest.is_empty() {
                     return Err(CliError::usage("expected a command after 'run'"));

@@ -3,7 +3,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::load::{LoadOptions, ProgKind};
@@ -44,9 +44,33 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    match choose(&verb, &["show", "load"], "obj command")? {
-        "show" => show(g, w),
-        _ => load(g, w),
+    match ObjVerb::choose(&verb)? {
+        ObjVerb::Show => show(g, w),
+        ObjVerb::Load => load(g, w),
+    }
+}
+
+keywords! {
+    /// The verbs of `tcbpf obj`.
+    enum ObjVerb("obj command") { Show = "show", Load = "load" }
+}
+
+keywords! {
+    /// The program types `type` takes.
+    enum ProgTypeWord("program type") { Cls = "cls", Act = "act" }
+}
+
+keywords! {
+    /// The options of `obj load`.
+    enum LoadOption("obj load option") {
+        Type = "type",
+        Section = "section",
+        Program = "program",
+        Bpffs = "bpffs",
+        Verbose = "verbose",
+        Pin = "pin",
+        Btf = "btf",
+        MaxMemory = "max-memory",
     }
 }
 
@@ -233,9 +257,9 @@ fn spec_text(spec: &ObjectSpec) -> String {
 /// The program type after `type`: `cls` or `act` (or a prefix of one).
 pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     let t = w.expect("cls or act after 'type'")?;
-    match choose(&t, &["cls", "act"], "program type")? {
-        "cls" => Ok(ProgKind::Cls),
-        _ => Ok(ProgKind::Act),
+    match ProgTypeWord::choose(&t)? {
+        ProgTypeWord::Cls => Ok(ProgKind::Cls),
+        ProgTypeWord::Act => Ok(ProgKind::Act),
     }
 }
 
@@ -281,28 +305,23 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ..LoadOptions::default()
     };
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &[
-                "type",
-                "section",
-                "program",
-                "bpffs",
-                "verbose",
-                "pin",
-                "btf",
-                "max-memory",
-            ],
-            "obj load option",
-        )? {
-            "type" => opts.prog_type = prog_kind(w)?,
-            "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
-            "program" => opts.program = Some(w.expect("a function NAME after 'program'")?),
-            "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
-            "verbose" => opts.verbose = true,
-            "btf" => opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?)),
-            "max-memory" => opts.max_map_memory = Some(w.number("BYTES after 'max-memory'")?),
-            _ => opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?)),
+        match LoadOption::choose(&word)? {
+            LoadOption::Type => opts.prog_type = prog_kind(w)?,
+            LoadOption::Section => opts.section = Some(w.expect("a section NAME after 'sec'")?),
+            LoadOption::Program => {
+                opts.program = Some(w.expect("a function NAME after 'program'")?)
+            }
+            LoadOption::Bpffs => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
+            LoadOption::Verbose => opts.verbose = true,
+            LoadOption::Btf => {
+                opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?))
+            }
+            LoadOption::MaxMemory => {
+                opts.max_map_memory = Some(w.number("BYTES after 'max-memory'")?)
+            }
+            LoadOption::Pin => {
+                opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?))
+            }
         }
     }
     let Some(pin) = opts.pin_program.clone() else {

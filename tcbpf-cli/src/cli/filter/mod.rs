@@ -5,6 +5,7 @@
 //! `obj FILE` in `filter_obj`.
 
 mod args;
+mod keywords;
 mod show;
 mod tcx;
 
@@ -13,6 +14,7 @@ use super::filter_obj;
 use super::output::Global;
 use super::words::{is_help, Words};
 pub use args::Hook;
+pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
