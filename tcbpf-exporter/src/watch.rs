@@ -7,7 +7,7 @@
 //!
 //! Rates are computed here from two reads; reading maps is `read`'s job.
 
-use crate::args::{choose, Fail, MapRef, Words, MAP_WORDS};
+use crate::args::{pick, Fail, MapForm, MapRef, Words, MAP_WORDS};
 use crate::collect::{render as render_part, IfNames};
 use crate::read::{Row, StatMap};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,16 @@ pub struct Options {
     pub count: Option<u64>,
 }
 
+/// The words of `map watch`.
+#[derive(Debug, Clone, Copy)]
+enum WatchOption {
+    Interval,
+    Sort,
+    Top,
+    Count,
+    Map(MapForm),
+}
+
 fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
     let mut maps = Vec::new();
     let mut o = Options {
@@ -42,10 +52,15 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 message: String::new(),
             });
         }
-        let mut options = vec!["interval", "sort", "top", "count"];
-        options.extend(MAP_WORDS);
-        match choose(&word, &options, "watch option")? {
-            "interval" => {
+        let mut options = vec![
+            ("interval", WatchOption::Interval),
+            ("sort", WatchOption::Sort),
+            ("top", WatchOption::Top),
+            ("count", WatchOption::Count),
+        ];
+        options.extend(MAP_WORDS.map(|(w, f)| (w, WatchOption::Map(f))));
+        match pick(&word, &options, "watch option")? {
+            WatchOption::Interval => {
                 let s: f64 = w.number("a number of seconds after 'interval'")?;
                 if !(0.05..=3600.0).contains(&s) {
                     return Err(Fail::usage(
@@ -54,10 +69,10 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 }
                 o.interval = s;
             }
-            "sort" => o.sort = Some(w.expect("a field name after 'sort'")?),
-            "top" => o.top = Some(w.number("a number of rows after 'top'")?),
-            "count" => o.count = Some(w.number("a number of refreshes after 'count'")?),
-            kind => maps.push(MapRef::parse(kind, w)?),
+            WatchOption::Sort => o.sort = Some(w.expect("a field name after 'sort'")?),
+            WatchOption::Top => o.top = Some(w.number("a number of rows after 'top'")?),
+            WatchOption::Count => o.count = Some(w.number("a number of refreshes after 'count'")?),
+            WatchOption::Map(form) => maps.push(MapRef::parse(form, w)?),
         }
     }
     if maps.is_empty() {
