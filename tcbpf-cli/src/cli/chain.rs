@@ -15,9 +15,8 @@
 //!
 //! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
 
-use super::error::{CliError, Exit};
+use super::error::{rolled_back, CliError};
 use super::filter::TcxHook;
-use super::obj::load_error;
 use super::output::Global;
 use super::words::{is_help, keywords, Words};
 use serde_json::json;
@@ -174,16 +173,16 @@ fn resolve(entries: &[ChainEntry]) -> Result<Resolved, CliError> {
                     exit: super::error::exit_for_errno(err.raw_os_error()),
                     message: format!("'{}': {err}", file.display()),
                 })?;
-                let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(load_error)?;
+                let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(CliError::from)?;
                 let spec = tcbpf::object::ObjectSpec::parse(&file.display().to_string(), &bytes)
-                    .map_err(|e| load_error(e.into()))?;
+                    .map_err(|e| CliError::from(tcbpf::load::LoadError::from(e)))?;
                 let opts = LoadOptions {
                     section: section.clone(),
                     program: program.clone(),
                     ..LoadOptions::default()
                 };
                 let p = &spec.programs
-                    [tcbpf::load::select_program(&spec, &opts).map_err(load_error)?];
+                    [tcbpf::load::select_program(&spec, &opts).map_err(CliError::from)?];
                 keys.push(format!("obj:{}:{}:{}", id.sha1_hex, p.section, p.name));
                 let canon = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
                 let n = objects.len();
@@ -315,7 +314,8 @@ fn attempt(
                 also_programs: names[1..].to_vec(),
                 ..LoadOptions::default()
             };
-            let loaded = tcbpf::load::load_file(file, &opts).map_err(|e| failed(load_error(e)))?;
+            let loaded =
+                tcbpf::load::load_file(file, &opts).map_err(|e| failed(CliError::from(e)))?;
             loads.push((g, loaded));
             loaded_now = true;
         }
@@ -408,8 +408,7 @@ fn attempt(
             Err(e) => {
                 let stale = e.errno() == Some(libc::ESTALE);
                 undo(&links, &new, &[]);
-                let mut e = CliError::from(e).context(format!("entry {}", i + 1));
-                e.exit = Exit::Failure;
+                let e = rolled_back(CliError::from(e).context(format!("entry {}", i + 1)));
                 return Err(if stale { Attempt::Stale(e) } else { failed(e) });
             }
         }

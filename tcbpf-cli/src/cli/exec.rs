@@ -11,7 +11,7 @@
 //! This module parses words and prints; receiving is `tcbpf::scm`, the
 //! environment and exec are `tcbpf::exec`.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::graft;
 use super::output::Global;
 use super::words::{is_help, keywords, Words};
@@ -183,7 +183,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     args.opts.inheritable = !g.json;
     // The stop signals are blocked before the bind, so one that arrives at any
     // point of the wait unlinks the socket instead of killing the process.
-    let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(scm_error)?;
+    let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(CliError::from)?;
     // Warnings about refused senders are rate-limited and never block: a
     // flood from another user must not stall the wait (or make signals
     // unanswerable) when nobody reads stderr.
@@ -200,7 +200,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if let Some(line) = warnings.summary() {
         warn(line);
     }
-    let received = received.map_err(scm_error)?;
+    let received = received.map_err(CliError::from)?;
     // Closes the socket and unlinks its path before anything runs.
     receiver.close();
     if g.json {
@@ -209,13 +209,8 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let err = exec::exec_with_maps(received, &args.argv);
     let program = args.argv[0].to_string_lossy();
-    let exit = match err.raw_os_error() {
-        Some(libc::ENOENT) => Exit::NotFound,
-        Some(libc::EACCES) | Some(libc::EPERM) => Exit::Permission,
-        _ => Exit::Failure,
-    };
     Err(CliError {
-        exit,
+        exit: exit_for_errno(err.raw_os_error()),
         message: format!("cannot run '{program}': {err}"),
     })
 }
@@ -249,20 +244,6 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
     })
 }
 
-/// The exit class of a hand-off error.
-pub fn scm_error(e: scm::Error) -> CliError {
-    let exit = match e.kind {
-        scm::ErrorKind::BadInput => Exit::Usage,
-        scm::ErrorKind::NotListening => Exit::NotFound,
-        scm::ErrorKind::Permission => Exit::Permission,
-        _ => Exit::Failure,
-    };
-    CliError {
-        exit,
-        message: e.message,
-    }
-}
-
 fn debug(w: &mut Words) -> Result<(), CliError> {
     w.finish()?;
     let pipe = exec::trace::trace_pipe()
@@ -273,6 +254,7 @@ fn debug(w: &mut Words) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::Exit;
     use super::*;
 
     fn words(s: &str) -> Words {

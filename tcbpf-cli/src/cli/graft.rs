@@ -12,7 +12,7 @@
 //! classifier that jumps into it.
 
 use super::error::CliError;
-use super::obj::{load_error, print_load_log, prog_kind};
+use super::obj::{print_load_log, prog_kind};
 use super::output::Global;
 use super::words::{is_help, keywords, parse_number, Words};
 use serde_json::json;
@@ -124,7 +124,7 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
     match source {
         Source::Obj(file) => {
-            let loaded = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+            let loaded = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
             if opts.verbose {
                 print_load_log(&loaded);
             }

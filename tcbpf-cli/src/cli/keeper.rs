@@ -11,7 +11,7 @@
 //! This module parses words and prints; the keeper itself is
 //! `tcbpf::keeper`, the environment and exec are `tcbpf::exec`.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::output::Global;
 use super::words::{is_help, keywords, Words};
 use serde_json::json;
@@ -57,20 +57,6 @@ exec bpf import keeper
          (the keeper's policy may give only those anyway).
 ";
 
-/// The exit class of a keeper error.
-pub fn keeper_error(e: keeper::Error) -> CliError {
-    let exit = match e.kind {
-        keeper::ErrorKind::NotFound | keeper::ErrorKind::NotListening => Exit::NotFound,
-        keeper::ErrorKind::BadInput => Exit::Usage,
-        keeper::ErrorKind::Permission => Exit::Permission,
-        _ => Exit::Failure,
-    };
-    CliError {
-        exit,
-        message: e.message,
-    }
-}
-
 fn octal_mode(text: &str) -> Result<u32, CliError> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     u32::from_str_radix(digits, 8)
@@ -99,13 +85,13 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "list" | "status" => {
             let sock = PathBuf::from(w.expect("a keeper socket path")?);
             w.finish()?;
-            let client = keeper::Client::connect(&sock).map_err(keeper_error)?;
+            let client = keeper::Client::connect(&sock).map_err(CliError::from)?;
             let listing = if first == "list" {
                 client.list()
             } else {
                 client.status()
             }
-            .map_err(keeper_error)?;
+            .map_err(CliError::from)?;
             print_listing(g, &listing, first == "status")
         }
         "send" => send(g, w),
@@ -172,7 +158,7 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
         config.policy = Policy::parse(&text)
             .map_err(|e| CliError::usage(format!("policy {}: {e}", p.display())))?;
     }
-    config.activated = systemd::take_listen_fds().map_err(keeper_error)?;
+    config.activated = systemd::take_listen_fds().map_err(CliError::from)?;
     let (sock, import) = (config.sock.clone(), config.import.clone());
     let rules = config.policy.rules.len();
     config.log = Box::new(|line| eprintln!("tcbpf keeper: {line}"));
@@ -186,7 +172,7 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
             eprintln!("tcbpf keeper: sd_notify: {e}");
         }
     }));
-    let result = keeper::run(config).map_err(keeper_error);
+    let result = keeper::run(config).map_err(CliError::from);
     let _ = systemd::notify("STOPPING=1");
     result
 }
@@ -199,14 +185,14 @@ fn send(g: &Global, w: &mut Words) -> Result<(), CliError> {
         let SendOption::Set = SendOption::choose(&word)?;
         set = w.expect("a set name after 'set'")?;
     }
-    let got = keeper::client::get(&sock, &set, &[], Access::Best, false).map_err(keeper_error)?;
+    let got = keeper::client::get(&sock, &set, &[], Access::Best, false).map_err(CliError::from)?;
     let maps: Vec<(scm::MapDesc, std::os::fd::BorrowedFd<'_>)> = got
         .received
         .maps
         .iter()
         .map(|m| (m.desc, m.fd.as_fd()))
         .collect();
-    scm::send_maps(&uds, &got.received.object, &maps).map_err(super::exec::scm_error)?;
+    scm::send_maps(&uds, &got.received.object, &maps).map_err(CliError::from)?;
     if g.json {
         g.print_json(&json!({
             "uds": uds,
@@ -244,7 +230,7 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     } else {
         Access::Best
     };
-    let got = keeper::client::get(&sock, &set, &maps, access, !g.json).map_err(keeper_error)?;
+    let got = keeper::client::get(&sock, &set, &maps, access, !g.json).map_err(CliError::from)?;
     if g.json {
         let mut v = super::exec::received_json(&got.received);
         v["read_only"] = json!(got.read_only);
@@ -252,11 +238,7 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
         return Ok(());
     }
     let err = exec::exec_with_maps(got.received, &argv);
-    let exit = match err.raw_os_error() {
-        Some(libc::ENOENT) => Exit::NotFound,
-        Some(libc::EACCES) | Some(libc::EPERM) => Exit::Permission,
-        _ => Exit::Failure,
-    };
+    let exit = exit_for_errno(err.raw_os_error());
     Err(CliError {
         exit,
         message: format!("cannot run '{}': {err}", argv[0].to_string_lossy()),

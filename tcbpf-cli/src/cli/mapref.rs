@@ -165,8 +165,7 @@ fn open_from_keeper(
     } else {
         Access::Best
     };
-    let got = client::get(sock, set, &[map.to_string()], access, false)
-        .map_err(super::keeper::keeper_error)?;
+    let got = client::get(sock, set, &[map.to_string()], access, false).map_err(CliError::from)?;
     got.received
         .maps
         .into_iter()

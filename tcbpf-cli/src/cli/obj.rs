@@ -74,18 +74,12 @@ keywords! {
     }
 }
 
-fn parse_error(e: tcbpf::object::ParseError) -> CliError {
-    if e.section.is_none() && e.reason.contains("No such file") {
-        CliError::not_found(e.to_string())
-    } else {
-        CliError::usage(e.to_string())
-    }
-}
-
 fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let file = PathBuf::from(w.expect("an object FILE")?);
     w.finish()?;
-    let spec = ObjectSpec::from_file(&file).map_err(parse_error)?;
+    let bytes = tcbpf::sys::file::read_regular(&file, tcbpf::sys::file::MAX_OBJECT_BYTES)
+        .map_err(|e| super::error::object_read_error(&file, e))?;
+    let spec = ObjectSpec::parse(&file.display().to_string(), &bytes)?;
     let externs = super::obj_externs::outcomes(&spec);
     if g.json {
         let mut v = spec_json(&spec);
@@ -251,9 +245,6 @@ fn spec_text(spec: &ObjectSpec) -> String {
     out
 }
 
-/// The exit class of a failed load: 1 file or program not found, 2 bad
-/// object or request (including a verifier rejection), 3 permission, 4
-/// other. `filter add … obj FILE` reports load errors the same way.
 /// The program type after `type`: `cls` or `act` (or a prefix of one).
 pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     let t = w.expect("cls or act after 'type'")?;
@@ -277,24 +268,6 @@ pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
                 p.verifier_log.trim_end()
             );
         }
-    }
-}
-
-pub(crate) fn load_error(e: tcbpf::load::LoadError) -> CliError {
-    use super::error::{exit_for_errno, Exit};
-    let exit = if e.is_not_found() {
-        Exit::NotFound
-    } else if e.is_bad_input() {
-        Exit::Usage
-    } else {
-        match exit_for_errno(e.errno()) {
-            Exit::NotFound => Exit::Failure,
-            other => other,
-        }
-    };
-    CliError {
-        exit,
-        message: e.to_string(),
     }
 }
 
@@ -329,7 +302,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "obj load needs 'pin PATH' (the program is released otherwise)",
         ));
     };
-    let obj = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+    let obj = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
     if opts.verbose {
         print_load_log(&obj);
     }

@@ -9,7 +9,7 @@ mod keywords;
 mod show;
 mod tcx;
 
-use super::error::{exit_for_errno, CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
 use super::output::Global;
 use super::words::{is_help, Words};
@@ -25,22 +25,6 @@ use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
 use tcbpf::tc::filter::{self, FilterProg, FilterSelector, FilterSpec, Mode};
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
-
-impl From<tcbpf::tc::Error> for CliError {
-    fn from(e: tcbpf::tc::Error) -> Self {
-        let exit = match e.errno() {
-            Some(libc::ENODEV) => Exit::NotFound,
-            other => exit_for_errno(other),
-        };
-        // Lookups tcbpf makes itself read best as the plain sentence.
-        let message = if e.op.starts_with("find ") {
-            e.message.clone()
-        } else {
-            e.to_string()
-        };
-        CliError { exit, message }
-    }
-}
 
 /// Where and how [`attach_program`] attaches: everything of a
 /// `filter add|replace` line except the program itself.

@@ -5,7 +5,7 @@
 //! swapped in place by `replace … link PATH`, detached and unpinned by
 //! `del`, listed in run order with the hook's revision by `show`.
 
-use super::super::error::{CliError, Exit};
+use super::super::error::CliError;
 use super::super::output::Global;
 use super::args::{Position, Relative};
 use super::Mode;
@@ -59,14 +59,7 @@ pub fn attach(
         _ => tcx::Anchor::Tail,
     };
     let link_fd = tcx::attach_at(target.ifindex, direction, prog, anchor, target.revision)
-        .map_err(|e| {
-            let stale = e.errno() == Some(libc::ESTALE);
-            let mut e = CliError::from(e);
-            if stale {
-                e.exit = Exit::Failure;
-            }
-            e
-        })?;
+        .map_err(CliError::from)?;
     let id = link::link_info(&link_fd)?.id;
     let pin = match &target.link {
         Some(p) => p.clone(),
