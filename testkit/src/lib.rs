@@ -143,15 +143,19 @@ pub fn test_name() -> String {
 
 /// At the top of a test that needs the kernel as root (bpf(2), mounts,
 /// namespaces, tc): when the process lacks the privileges, prints
-/// `SKIP <test>: needs root (<why>)` to stderr and returns, instead of
-/// failing in a `mount` or `setns` far from the cause. As root it does
-/// nothing.
+/// `SKIP <test>: needs root (<why>)` to stderr and returns (`()`, or the
+/// value given: `require_root!(Ok(()))` in a function returning a
+/// `Result`), instead of failing in a `mount` or `setns` far from the
+/// cause. As root it does nothing.
 #[macro_export]
 macro_rules! require_root {
     () => {
+        $crate::require_root!(())
+    };
+    ($skipped:expr) => {
         if let Some(why) = $crate::missing_privilege() {
             eprintln!("SKIP {}: needs root ({why})", $crate::test_name());
-            return;
+            return $skipped;
         }
     };
 }
