@@ -11,6 +11,64 @@
 //! [`scm`]). Parsing layers ([`btf`], [`object`], [`value`]) make no syscalls.
 //!
 //! This crate has no command-line dependencies: agents link it directly.
+//!
+//! # Load and attach
+//!
+//! What `tc filter add dev v0 ingress bpf da obj legacy.o` does: load the
+//! object's `classifier` section with its maps, then attach it as a
+//! direct-action cls_bpf filter (the clsact qdisc is added when missing).
+//! The hidden lines give the example a private bpffs and a veth pair in a
+//! network namespace of its own; without root it skips itself.
+//!
+//! ```
+//! # tcbpf_testkit::require_root!(Ok(()));
+//! # let fs = tcbpf_testkit::Bpffs::new();
+//! # let ns = tcbpf_testkit::Netns::new();
+//! # ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+//! # let file = tcbpf_testkit::fixture("legacy.o");
+//! # ns.run(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use std::os::fd::AsFd;
+//! use tcbpf::load::{load_file, LoadOptions};
+//! use tcbpf::tc::filter::{self, FilterSpec, Mode};
+//! use tcbpf::tc::{device, Protocol, Socket, TcHandle};
+//!
+//! let opts = LoadOptions {
+//!     bpffs: fs.path.clone(), // pins go under <bpffs>/tc/globals, as tc's do
+//!     ..LoadOptions::default()
+//! };
+//! # let opts = fs.options();
+//! let obj = load_file(&file, &opts)?;
+//!
+//! let sock = Socket::open()?;
+//! let spec = FilterSpec {
+//!     ifindex: device::ifindex(&sock, "v0")?,
+//!     parent: TcHandle::INGRESS,
+//!     pref: 1,
+//!     handle: 1,
+//!     protocol: Protocol::ALL,
+//!     chain: None,
+//!     prog: obj.main_program().fd.as_fd().into(),
+//!     name: obj.filter_name(), // "legacy.o:[classifier]", as tc shows it
+//!     skip_flags: 0,
+//!     direct_action: true,
+//!     classid: None,
+//!     actions: Vec::new(),
+//! };
+//! filter::attach(&sock, &spec, Mode::Add)?;
+//! # let sel = filter::FilterSelector { ifindex: spec.ifindex, parent: TcHandle::INGRESS,
+//! #     pref: 0, protocol: None, handle: 0, chain: None };
+//! # let handles: Vec<u32> = filter::list(&sock, &sel)?.iter().map(|f| f.handle).collect();
+//! # assert!(handles.contains(&1), "{handles:?}");
+//! # Ok(())
+//! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The other entry points show their own examples: export a loaded
+//! object's maps ([`load::LoadedObject::export`], in [`load`]), receive
+//! them ([`exec::agent::receive`]) or take them from the environment the
+//! exec proxy set ([`exec::agent::from_env`]), and read or write a map
+//! through its own BTF types ([`maps`]).
 
 pub mod atomic;
 pub mod btf;
