@@ -25,6 +25,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use tcbpf::load::{LoadOptions, LoadedObject};
 use tcbpf::sys::{self, link, LinkFd};
+use tcbpf::tc::attach as tc_attach;
 use tcbpf::tc::chain::{parse_chain, ChainEntry, OwnedLink, Place, Plan};
 use tcbpf::tc::tcx::{self, Anchor, Direction, Relative};
 use tcbpf::tc::{bpffs, device, Socket};
@@ -397,7 +398,13 @@ fn attempt(
                         .as_fd(),
                 )),
             };
-            tcx::attach_at(ifindex, direction, prog_of(*i), anchor, Some(revision))
+            let target = tc_attach::AttachTarget {
+                anchor,
+                revision: Some(revision),
+                ..tc_attach::AttachTarget::new(ifindex, tc_attach::Hook::Tcx(direction))
+            };
+            tc_attach::attach(&target, prog_of(*i).into(), "")
+                .map(|a| a.into_link().expect("a tcx hook attaches a link").0)
         };
         match attached {
             Ok(l) => {
@@ -406,7 +413,10 @@ fn attempt(
                 revision += 1;
             }
             Err(e) => {
-                let stale = e.errno() == Some(libc::ESTALE);
+                let stale = matches!(
+                    &e,
+                    tc_attach::AttachError::Attach(t) if t.errno() == Some(libc::ESTALE)
+                );
                 undo(&links, &new, &[]);
                 let e = rolled_back(CliError::from(e).context(format!("entry {}", i + 1)));
                 return Err(if stale { Attempt::Stale(e) } else { failed(e) });

@@ -171,6 +171,20 @@ impl From<tcbpf::keeper::Error> for CliError {
     }
 }
 
+/// A failed attach: the kernel's refusal as a tc error, an action's pin
+/// as `action bpf pinned: …` (callers add the device where it belongs).
+impl From<tcbpf::tc::attach::AttachError> for CliError {
+    fn from(e: tcbpf::tc::attach::AttachError) -> Self {
+        use tcbpf::tc::attach::AttachError as E;
+        match e {
+            E::Action { source, .. } => CliError::from(source).context("action bpf pinned"),
+            E::Socket(e) | E::Attach(e) => CliError::from(e),
+            E::LinkInfo(e) => CliError::from(e),
+            E::ClassicOnTcx => CliError::usage(E::ClassicOnTcx.to_string()),
+        }
+    }
+}
+
 /// A failed load: 1 file or program not found, 2 bad object or request
 /// (including a verifier rejection), 3 permission, 4 other (a missing
 /// kernel object behind an errno is a failure, not "not found").

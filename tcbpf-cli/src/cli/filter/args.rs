@@ -30,14 +30,9 @@ pub enum Verb {
     Show,
 }
 
-/// Where filters go: a tc parent (clsact hook or class) or a tcx hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// `ingress`, `egress` or `parent H:M`.
-    Parent(TcHandle),
-    /// `tcx ingress|egress`.
-    Tcx(Direction),
-}
+/// Where filters go: a tc parent (`ingress`, `egress`, `parent H:M`) or a
+/// tcx hook (`tcx ingress|egress`), as the library's attach takes it.
+pub use tcbpf::tc::attach::Hook;
 
 /// What a tcx position is relative to (`before|after …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
