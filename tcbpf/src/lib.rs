@@ -14,9 +14,11 @@
 //!
 //! # Load and attach
 //!
-//! What `tc filter add dev v0 ingress bpf da obj legacy.o` does: load the
-//! object's `classifier` section with its maps, then attach it as a
-//! direct-action cls_bpf filter (the clsact qdisc is added when missing).
+//! What `tc filter add dev v0 ingress pref 1 handle 1 bpf da obj legacy.o`
+//! does: load the object's `classifier` section with its maps, then attach
+//! it as a direct-action cls_bpf filter with [`tc::attach::attach`] (the
+//! clsact qdisc is added when missing; `Hook::Tcx` makes a tcx link
+//! instead).
 //! The hidden lines give the example a private bpffs and a veth pair in a
 //! network namespace of its own; without root it skips itself.
 //!
@@ -29,8 +31,8 @@
 //! # ns.run(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use std::os::fd::AsFd;
 //! use tcbpf::load::{load_file, LoadOptions};
-//! use tcbpf::tc::filter::{self, FilterSpec, Mode};
-//! use tcbpf::tc::{device, Protocol, Socket, TcHandle};
+//! use tcbpf::tc::attach::{attach, AttachTarget, Attachment, Hook};
+//! use tcbpf::tc::{device, Socket, TcHandle};
 //!
 //! let opts = LoadOptions {
 //!     bpffs: fs.path.clone(), // pins go under <bpffs>/tc/globals, as tc's do
@@ -39,25 +41,21 @@
 //! # let opts = fs.options();
 //! let obj = load_file(&file, &opts)?;
 //!
-//! let sock = Socket::open()?;
-//! let spec = FilterSpec {
-//!     ifindex: device::ifindex(&sock, "v0")?,
-//!     parent: TcHandle::INGRESS,
+//! let ifindex = device::ifindex(&Socket::open()?, "v0")?;
+//! let target = AttachTarget {
 //!     pref: 1,
 //!     handle: 1,
-//!     protocol: Protocol::ALL,
-//!     chain: None,
-//!     prog: obj.main_program().fd.as_fd().into(),
-//!     name: obj.filter_name(), // "legacy.o:[classifier]", as tc shows it
-//!     skip_flags: 0,
 //!     direct_action: true,
-//!     classid: None,
-//!     actions: Vec::new(),
+//!     ..AttachTarget::new(ifindex, Hook::Parent(TcHandle::INGRESS))
 //! };
-//! filter::attach(&sock, &spec, Mode::Add)?;
-//! # let sel = filter::FilterSelector { ifindex: spec.ifindex, parent: TcHandle::INGRESS,
+//! // Named as tc names it: "legacy.o:[classifier]".
+//! let main = obj.main_program().fd.as_fd();
+//! let attached = attach(&target, main.into(), &obj.filter_name())?;
+//! assert!(matches!(attached, Attachment::Filter { created_clsact: true }));
+//! # let sock = Socket::open()?;
+//! # let sel = tcbpf::tc::filter::FilterSelector { ifindex, parent: TcHandle::INGRESS,
 //! #     pref: 0, protocol: None, handle: 0, chain: None };
-//! # let handles: Vec<u32> = filter::list(&sock, &sel)?.iter().map(|f| f.handle).collect();
+//! # let handles: Vec<u32> = tcbpf::tc::filter::list(&sock, &sel)?.iter().map(|f| f.handle).collect();
 //! # assert!(handles.contains(&1), "{handles:?}");
 //! # Ok(())
 //! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
