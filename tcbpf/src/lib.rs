@@ -68,6 +68,11 @@
 //! exec proxy set ([`exec::agent::from_env`]), and read or write a map
 //! through its own BTF types ([`maps`]).
 
+// Every public item is documented; a new one without docs is a warning
+// (an error under `clippy -D warnings`). The few `allow`s are on enums
+// whose variants are the kernel's own names (map types, BTF kinds).
+#![warn(missing_docs)]
+
 pub mod atomic;
 pub mod btf;
 pub mod events;
