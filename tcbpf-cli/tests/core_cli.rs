@@ -35,6 +35,7 @@ fn show_lists_core_relocations_in_text_and_json() {
 
 #[test]
 fn verbose_load_shows_each_resolution_and_btf_picks_the_target() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = format!("{}/core_prog", fs.as_str());
     let file = fixture("core_classifier.o");

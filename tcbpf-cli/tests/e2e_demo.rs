@@ -75,6 +75,7 @@ fn sent(out: &str) -> (u64, u64) {
 
 #[test]
 fn demo_counts_exactly_what_it_sent_and_removes_everything() {
+    tcbpf_testkit::require_root!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let child = demo("2").spawn().expect("start demo");
     let pid = child.id();
@@ -97,6 +98,7 @@ fn demo_counts_exactly_what_it_sent_and_removes_everything() {
 
 #[test]
 fn interrupted_demo_removes_everything_and_fails() {
+    tcbpf_testkit::require_root!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let child = demo("30").spawn().expect("start demo");
     let pid = child.id();

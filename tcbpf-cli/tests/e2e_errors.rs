@@ -52,6 +52,7 @@ impl World {
 
 #[test]
 fn export_to_a_socket_nobody_listens_on_fails_but_the_filter_stays() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let dir = TempDir::new("e2e");
     let uds = dir.join("nobody.sock");
@@ -96,6 +97,7 @@ fn export_to_a_socket_nobody_listens_on_fails_but_the_filter_stays() {
 
 #[test]
 fn unknown_device_fails_and_leaves_nothing() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let obj = object("verdict_legacy.o");
     let (code, err) = fails(w.filter(&format!(
@@ -109,6 +111,7 @@ fn unknown_device_fails_and_leaves_nothing() {
 
 #[test]
 fn missing_section_fails_and_leaves_nothing() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let obj = object("verdict_legacy.o");
     let (code, err) = fails(w.filter(&format!(
@@ -122,6 +125,7 @@ fn missing_section_fails_and_leaves_nothing() {
 
 #[test]
 fn verifier_rejection_names_the_section_with_the_log_tail_and_leaves_nothing() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let obj = object("reject.o");
     let (code, err) = fails(w.filter(&format!(
@@ -137,6 +141,7 @@ fn verifier_rejection_names_the_section_with_the_log_tail_and_leaves_nothing() {
 
 #[test]
 fn namespace_that_does_not_exist_fails_clearly() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let ns = unique("tcbpf-nosuch-");
     let obj = object("verdict_legacy.o");
@@ -152,6 +157,7 @@ fn namespace_that_does_not_exist_fails_clearly() {
 
 #[test]
 fn busy_handle_fails_and_keeps_the_first_filter_its_qdisc_and_its_pins() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let obj = object("verdict_legacy.o");
     let add = format!("add dev v0 ingress pref 5 handle 1 bpf da obj {obj} sec classifier");
@@ -170,6 +176,7 @@ fn busy_handle_fails_and_keeps_the_first_filter_its_qdisc_and_its_pins() {
 
 #[test]
 fn failed_attach_removes_the_pins_its_load_created() {
+    tcbpf_testkit::require_root!();
     // The first load pins `stats`; a second object with a new pin would
     // leave an orphan if its attach failed. Here: the clsact qdisc exists
     // with a filter on the handle, so the second attach fails after load.
@@ -190,6 +197,7 @@ fn failed_attach_removes_the_pins_its_load_created() {
 
 #[test]
 fn attach_failing_after_load_removes_the_qdisc_and_pins_it_made() {
+    tcbpf_testkit::require_root!();
     // The kernel here has no act_bpf: the filter fails after tcbpf loaded
     // the object (pinning `stats`) and created the clsact qdisc for it.
     let w = World::new();

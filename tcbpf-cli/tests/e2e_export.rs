@@ -115,6 +115,7 @@ fn assert_script_read_stats(out: std::process::Output) {
 
 #[test]
 fn legacy_object_exports_to_tcbpf_import_whose_script_blocks_a_port() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let mut importer = tcbpf_importer(&w, &tcbpf_script(&w, "3"));
     // A relative object path from the repository root, with -n: the
@@ -157,6 +158,7 @@ fn legacy_object_exports_to_tcbpf_import_whose_script_blocks_a_port() {
 
 #[test]
 fn btf_object_exports_too_and_its_script_blocks_a_port() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let mut importer = tcbpf_importer(&w, &tcbpf_script(&w, "STATS"));
     w.attach_and_export(&object("verdict_btf.o"), Path::new("/"));
@@ -174,6 +176,7 @@ fn btf_object_exports_too_and_its_script_blocks_a_port() {
 
 #[test]
 fn real_tc_imports_the_export_and_its_script_uses_tcbpf_map_env_ids() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     // tc sets only BPF_NUM_MAPS and BPF_MAP<id>: the script uses the ids.
     let script = format!(
@@ -230,6 +233,7 @@ fn slot_filled(id: u32, key: u32) -> bool {
 
 #[test]
 fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after() {
+    tcbpf_testkit::require_root!();
     // bpf/tailcall.c: IPv4 packets go classifier -> slot 2 ("loop", which
     // re-enters its slot until it ran 4 times); trace[3] counts its runs.
     // jmp_table is neither pinned nor held by the filter: only the importer.
@@ -316,6 +320,7 @@ fn exported_tail_call_array_works_while_the_importer_holds_it_and_empties_after(
 
 #[test]
 fn real_tc_imports_a_btf_object_export_too() {
+    tcbpf_testkit::require_root!();
     // The distro tc exports nothing for BTF objects; as an importer it takes
     // what tcbpf sends for them (ids 0 and 1 in object order).
     let w = World::new();
@@ -348,6 +353,7 @@ fn real_tc_imports_a_btf_object_export_too() {
 
 #[test]
 fn export_describes_the_object_as_tc_does_name_inode_and_legacy_ids() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let mut cmd = std::process::Command::new(TCBPF);
     cmd.args(["-j", "exec", "bpf", "import"]).arg(w.uds());

@@ -9,6 +9,7 @@ use e2e_support::*;
 
 #[test]
 fn replace_swaps_the_program_while_the_pinned_map_keeps_counting() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let b = &net.b.name;
@@ -71,6 +72,7 @@ fn replace_swaps_the_program_while_the_pinned_map_keeps_counting() {
 
 #[test]
 fn tcx_with_an_object_counts_real_traffic_exactly() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let b = &net.b.name;

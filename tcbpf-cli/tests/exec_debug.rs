@@ -45,6 +45,7 @@ impl Drop for UnmountIfNew {
 
 #[test]
 fn debug_streams_the_trace_pipe() {
+    tcbpf_testkit::require_root!();
     // Declared first, so it runs after the child is killed.
     let _restore = UnmountIfNew {
         was_mounted: tracing_dir().is_some(),

@@ -12,6 +12,7 @@ const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 #[test]
 fn command_sees_only_inherited_descriptors_plus_the_maps() {
+    tcbpf_testkit::require_root!();
     let sock = SockPath::new("exec-fds");
     let path = &sock.0;
     let maps: Vec<_> = (0..3)

@@ -88,6 +88,7 @@ fn value_at_1(m: &MapFd) -> Option<u64> {
 
 #[test]
 fn python_sender_of_every_entry_size_gives_the_same_environment_and_usable_maps() {
+    tcbpf_testkit::require_root!();
     for size in [20usize, 24, 28, 36] {
         let tag = next_id();
         let a = hash_map(&format!("gen{tag}a"), 16);
@@ -151,6 +152,7 @@ fn python_sender_of_every_entry_size_gives_the_same_environment_and_usable_maps(
 
 #[test]
 fn sixty_five_maps_in_28_byte_entries_arrive_in_two_datagrams() {
+    tcbpf_testkit::require_root!();
     let tag = next_id();
     let maps: Vec<MapFd> = (0..65)
         .map(|i| hash_map(&format!("g{tag}_{i}"), 4))
@@ -181,6 +183,7 @@ fn sixty_five_maps_in_28_byte_entries_arrive_in_two_datagrams() {
 
 #[test]
 fn a_transfer_that_changes_entry_size_between_datagrams_is_refused() {
+    tcbpf_testkit::require_root!();
     let tag = next_id();
     let maps: Vec<MapFd> = (0..65)
         .map(|i| hash_map(&format!("c{tag}_{i}"), 4))
@@ -246,6 +249,7 @@ fn export(path: &Path, maps: &[(&MapFd, u32)], extra: &[&str]) -> Run {
 
 #[test]
 fn c_importer_of_28_byte_entries_reads_map_export_entry_size_28() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("gen-c");
     let receiver = build_receiver28(&dir);
     let tag = next_id();
@@ -298,6 +302,7 @@ fn c_importer_of_28_byte_entries_reads_map_export_entry_size_28() {
 
 #[test]
 fn more_than_64_maps_each_importer_as_documented() {
+    tcbpf_testkit::require_root!();
     let tag = next_id();
     let maps: Vec<MapFd> = (0..65)
         .map(|i| hash_map(&format!("x{tag}_{i}"), 4))
@@ -375,6 +380,7 @@ fn more_than_64_maps_each_importer_as_documented() {
 
 #[test]
 fn filter_add_export_entry_size_28_reaches_the_c_importer_with_the_object_ids() {
+    tcbpf_testkit::require_root!();
     let net = tcbpf_testkit::VethPair::new();
     let fs = tcbpf_testkit::Bpffs::new();
     let dir = TempDir::new("gen-filter");

@@ -59,6 +59,7 @@ fn export_by_id(path: &Path, maps: &[(u32, u32)]) {
 
 #[test]
 fn import_receives_1_3_64_65_and_200_maps_with_ids_and_names_in_the_environment() {
+    tcbpf_testkit::require_root!();
     for count in [1usize, 3, 64, 65, 200] {
         let path = SockPath::new("count");
         let tag = next_id();
@@ -96,6 +97,7 @@ fn import_receives_1_3_64_65_and_200_maps_with_ids_and_names_in_the_environment(
 
 #[test]
 fn values_written_by_the_command_are_seen_by_a_third_process() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("write");
     let m = hash_map("exec_write");
     let kid = kernel_id(&m);
@@ -127,6 +129,7 @@ fn values_written_by_the_command_are_seen_by_a_third_process() {
 
 #[test]
 fn default_ids_are_the_lowest_unused_in_order() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("defaults");
     let a = hash_map("exec_def_a");
     let b = hash_map("exec_def_b");
@@ -163,6 +166,7 @@ fn default_ids_are_the_lowest_unused_in_order() {
 
 #[test]
 fn real_tc_imports_from_map_export_and_its_command_uses_tcbpf_map_env() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("tc");
     let maps: Vec<MapFd> = (0..3).map(|i| hash_map(&format!("exec_tc{i}"))).collect();
     let script = format!(
@@ -206,6 +210,7 @@ fn real_tc_imports_from_map_export_and_its_command_uses_tcbpf_map_env() {
 
 #[test]
 fn json_import_prints_what_arrived_instead_of_running() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("json");
     let m = hash_map("exec_json");
     let mut c = tcbpf(&[
@@ -245,6 +250,7 @@ fn json_import_prints_what_arrived_instead_of_running() {
 
 #[test]
 fn several_commands_share_the_maps_and_a_later_one_sees_all_their_writes() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("share");
     let a = hash_map("exec_share_a");
     let b = hash_map("exec_share_b");
@@ -284,6 +290,7 @@ fn several_commands_share_the_maps_and_a_later_one_sees_all_their_writes() {
 
 #[test]
 fn sender_of_another_uid_is_dropped_with_a_warning_unless_allowed() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("exec_uid");
     let kid = kernel_id(&m);
     for allow in [false, true] {
@@ -403,6 +410,7 @@ fn timeout_unlinks_the_socket_and_fails() {
 
 #[test]
 fn export_to_nobody_says_nobody_listens() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("nobody");
     let m = hash_map("exec_nobody");
     let out = tcbpf(&[
@@ -420,6 +428,7 @@ fn export_to_nobody_says_nobody_listens() {
 
 #[test]
 fn missing_command_is_reported_after_receiving() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("nocmd");
     let m = hash_map("exec_nocmd");
     let mut imp = Importer::start(import_cmd(&path.0, &["run", "/nonexistent/cmd"]), &path.0);
@@ -434,6 +443,7 @@ fn missing_command_is_reported_after_receiving() {
 
 #[test]
 fn inherited_bpf_variables_are_replaced_not_mixed_in() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("stale");
     let m = hash_map("exec_stale");
     let mut c = import_cmd(&path.0, &["run", "env"]);

@@ -60,6 +60,7 @@ fn the_exporter_beside_tcbpf_runs_with_the_words_and_json_flag() {
 
 #[test]
 fn the_exporter_on_path_runs_in_the_namespace_given_with_n() {
+    tcbpf_testkit::require_root!();
     let alone = TempDir::new("alone");
     let bin = copy_tcbpf(&alone.0);
     let on_path = TempDir::new("onpath");

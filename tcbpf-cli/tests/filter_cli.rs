@@ -34,6 +34,7 @@ fn pinned_const(fs: &Bpffs, name: &str, verdict: i32) -> (sys::ProgFd, String) {
 
 #[test]
 fn qdisc_add_and_del_manage_clsact() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     veth(&ns);
     let n = &ns.name;
@@ -53,6 +54,7 @@ fn qdisc_add_and_del_manage_clsact() {
 
 #[test]
 fn filter_show_prints_what_tc_prints_line_for_line() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     veth(&ns);
@@ -130,6 +132,7 @@ fn filter_show_prints_what_tc_prints_line_for_line() {
 
 #[test]
 fn filter_added_by_tc_shows_in_tcbpf() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     veth(&ns);
@@ -156,6 +159,7 @@ fn filter_added_by_tc_shows_in_tcbpf() {
 
 #[test]
 fn filter_on_a_parent_class_carries_its_classid() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     veth(&ns);
@@ -185,6 +189,7 @@ fn filter_on_a_parent_class_carries_its_classid() {
 
 #[test]
 fn attached_filter_counts_udp_packets_sent_between_namespaces() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     let fs = Bpffs::new();
     let counter = counter_map();
@@ -209,6 +214,7 @@ fn attached_filter_counts_udp_packets_sent_between_namespaces() {
 
 #[test]
 fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     let fs = Bpffs::new();
     let counter = counter_map();
@@ -309,6 +315,7 @@ fn tcx_link_is_pinned_counts_packets_and_is_detached_by_del() {
 
 #[test]
 fn act_bpf_fails_clearly_and_leaves_no_qdisc() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     veth(&ns);
@@ -332,6 +339,7 @@ fn act_bpf_fails_clearly_and_leaves_no_qdisc() {
 
 #[test]
 fn bad_input_gets_one_clear_line_and_changes_nothing() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     veth(&ns);

@@ -42,6 +42,7 @@ fn load_classifier(fs: &Bpffs) -> String {
 
 #[test]
 fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let cls = load_classifier(&fs);
     let array = fs.arg("tc/globals/jmp_graft");
@@ -85,6 +86,7 @@ fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
 
 #[test]
 fn graft_json_reports_the_program_placed() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     load_classifier(&fs);
     let array = fs.arg("tc/globals/jmp_graft");
@@ -121,6 +123,7 @@ fn graft_json_reports_the_program_placed() {
 
 #[test]
 fn graft_refuses_bad_targets_with_clear_errors() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     load_classifier(&fs);
     let array = fs.arg("tc/globals/jmp_graft");

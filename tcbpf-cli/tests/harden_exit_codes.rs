@@ -37,6 +37,7 @@ fn expect(r: &Run, code: i32, needle: &str, what: &str) {
 
 #[test]
 fn a_verifier_rejection_with_e2big_exits_2() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let r = tcbpf(&[
         "obj",
@@ -53,6 +54,7 @@ fn a_verifier_rejection_with_e2big_exits_2() {
 
 #[test]
 fn a_program_or_a_directory_where_a_map_pin_should_be_exits_2_naming_it() {
+    tcbpf_testkit::require_root!();
     // verdict_legacy.o pins its 'stats' map at BPFFS/tc/globals/stats.
     for what in ["program", "directory"] {
         let fs = Bpffs::new();
@@ -80,6 +82,7 @@ fn a_program_or_a_directory_where_a_map_pin_should_be_exits_2_naming_it() {
 
 #[test]
 fn map_pinned_at_something_that_is_not_a_bpf_map_exits_2() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let prog_pin = fs.join("prog");
     tcbpf::sys::obj::pin(constant_prog(PASS), &prog_pin).unwrap();
@@ -110,6 +113,7 @@ fn hash(entries: u32) -> tcbpf::sys::MapFd {
 
 #[test]
 fn every_documented_map_exit_code() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let m = hash(1);
     let pin = fs.join("m");
@@ -173,6 +177,7 @@ fn every_documented_map_exit_code() {
 
 #[test]
 fn every_documented_obj_load_exit_code() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("ecobj");
     let pin = fs.arg("p");
@@ -198,6 +203,7 @@ fn every_documented_obj_load_exit_code() {
 
 #[test]
 fn every_documented_import_and_export_exit_code() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("ecimp");
     let sock = dir.join("s.sock");
     let m = hash(4);
@@ -247,6 +253,7 @@ fn maps_named(name: &str) -> usize {
 
 #[test]
 fn map_memory_over_the_limit_is_refused_before_any_map_exists() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = fs.arg("p");
     let obj_path = fixture("verdict_btf.o");

@@ -49,6 +49,7 @@ fn kernel_id(m: &tcbpf::sys::MapFd) -> u32 {
 
 #[test]
 fn map_export_refuses_a_socket_bound_by_another_uid_unless_allowed() {
+    tcbpf_testkit::require_root!();
     let m = hash_map(&unique("hx"), 4, 8, 4);
     let dir = sticky_dir("hxuid", 0o1777);
     let path = dir.join("bpf.sock");
@@ -69,6 +70,7 @@ fn map_export_refuses_a_socket_bound_by_another_uid_unless_allowed() {
 
 #[test]
 fn map_export_refuses_a_socket_in_a_directory_others_can_write_without_sticky() {
+    tcbpf_testkit::require_root!();
     let m = hash_map(&unique("hx"), 4, 8, 4);
     let dir = sticky_dir("hxdir", 0o777);
     let path = dir.join("bpf.sock");
@@ -90,6 +92,7 @@ fn map_export_refuses_a_socket_in_a_directory_others_can_write_without_sticky() 
 
 #[test]
 fn map_export_refuses_a_symlink_to_a_socket() {
+    tcbpf_testkit::require_root!();
     let m = hash_map(&unique("hx"), 4, 8, 4);
     let dir = TempDir::new("hxlnk");
     let path = dir.join("bpf.sock");
@@ -112,6 +115,7 @@ fn map_export_refuses_a_symlink_to_a_socket() {
 
 #[test]
 fn filter_add_export_refuses_a_receiver_of_another_uid_unless_allowed() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     let fs = Bpffs::new();

@@ -108,6 +108,7 @@ impl Drop for Killed {
 
 #[test]
 fn flood_of_refused_datagrams_with_unread_stderr_does_not_stall_a_legit_export() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("flood");
     let mut imp = Killed(importer_with_unread_stderr(&path.0, &["timeout", "60"]));
     let flood = flood_as_nobody(&path.0, 5000, 8);
@@ -147,6 +148,7 @@ fn flood_of_refused_datagrams_with_unread_stderr_does_not_stall_a_legit_export()
 
 #[test]
 fn sigterm_ends_an_importer_flooded_while_its_stderr_is_unread() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("floodterm");
     let mut imp = Killed(importer_with_unread_stderr(&path.0, &["timeout", "60"]));
     let flood = flood_as_nobody(&path.0, 5000, 8);
@@ -221,6 +223,7 @@ fn an_inherited_ignored_sigint_stays_ignored_while_waiting() {
 
 #[test]
 fn maps_never_land_on_descriptors_0_to_2_when_the_importer_starts_with_them_closed() {
+    tcbpf_testkit::require_root!();
     let dir = tcbpf_testkit::TempDir::new("lowfd");
     let path = dir.join("bpf.sock");
     let env_file = dir.join("env");

@@ -31,6 +31,7 @@ fn limited(args: &str, stdin: Stdio) -> Run {
 
 #[test]
 fn obj_show_and_load_refuse_devices_fifos_and_directories() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("objdev");
     let fifo = dir.join("fifo.o");
     let rc = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -57,6 +58,29 @@ fn obj_show_and_load_refuse_devices_fifos_and_directories() {
     }
 }
 
+#[test]
+fn chain_apply_refuses_an_object_that_is_a_device() {
+    // chain apply read its objects whole with no bound: `obj /dev/zero`
+    // grew until memory ran out.
+    tcbpf_testkit::require_root!();
+    let ns = tcbpf_testkit::Netns::new();
+    let dir = TempDir::new("chaindev");
+    let list = dir.join("chain");
+    std::fs::write(&list, "obj /dev/zero\n").unwrap();
+    let cmd = format!(
+        "-n {} chain apply dev lo tcx ingress {}",
+        ns.name,
+        list.display()
+    );
+    let r = limited(&cmd, Stdio::null());
+    assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
+    assert!(
+        r.stderr.contains("not a regular file"),
+        "{cmd}: {}",
+        r.stderr
+    );
+}
+
 fn u32_hash() -> tcbpf::sys::MapFd {
     map::create(&map::MapCreate {
         map_type: tcbpf::abi::MapType::Hash as u32,
@@ -78,6 +102,7 @@ fn pinned_u32_hash(fs: &Bpffs) -> String {
 
 #[test]
 fn map_load_from_a_stream_without_newlines_is_an_error_not_an_exhaustion() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = pinned_u32_hash(&fs);
     let r = limited(
@@ -101,6 +126,7 @@ fn map_load_from_a_stream_without_newlines_is_an_error_not_an_exhaustion() {
 
 #[test]
 fn a_huge_word_is_shown_by_its_start_and_length_in_errors() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = pinned_u32_hash(&fs);
     let word = "9".repeat(50_000);
@@ -152,6 +178,7 @@ fn a_huge_word_is_shown_by_its_start_and_length_in_errors() {
 
 #[test]
 fn lpm_trie_load_keeps_the_last_line_for_keys_that_differ_only_in_host_bits() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let m = map::create(&map::MapCreate {
         map_type: tcbpf::abi::MapType::LpmTrie as u32,

@@ -51,6 +51,7 @@ impl World {
 
 #[test]
 fn legacy_and_btf_sets_from_filter_add_serve_exec_import_keeper_after_the_exporters_exited() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let mut k = w.keeper();
     w.attach_and_export(&w.net.b, "v1", "verdict_legacy.o", &k.import);
@@ -160,6 +161,7 @@ fn trace(m: &tcbpf::sys::MapFd, n: u32) -> u64 {
 
 #[test]
 fn tail_calls_keep_changing_real_traffic_while_only_the_keeper_holds_the_program_array() {
+    tcbpf_testkit::require_root!();
     // bpf/tailcall.c: IPv4 goes classifier -> slot 2 ("loop", 4 runs);
     // trace[3] counts the loop's runs. Nothing is pinned; the exporting
     // `filter add` exits at once: only the keeper holds jmp_table.
@@ -207,6 +209,7 @@ fn tail_calls_keep_changing_real_traffic_while_only_the_keeper_holds_the_program
 
 #[test]
 fn keeper_send_hands_a_set_to_the_real_tc_exec_bpf_import() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let k = w.keeper();
     w.attach_and_export(&w.net.b, "v1", "verdict_legacy.o", &k.import);
@@ -247,6 +250,7 @@ fn keeper_send_hands_a_set_to_the_real_tc_exec_bpf_import() {
 
 #[test]
 fn restart_with_state_keeps_the_maps_and_the_tail_calls() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let link = w.net.b.ip(&["link", "show", "v1"]);
     let mac = link

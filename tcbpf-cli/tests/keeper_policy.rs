@@ -26,6 +26,7 @@ fn as_nobody(words: &[&str]) -> std::process::Command {
 
 #[test]
 fn unprivileged_client_gets_a_read_only_set_and_every_write_fails_with_exit_3() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("kpol");
     let policy = dir.join("policy");
@@ -157,6 +158,7 @@ fn unprivileged_client_gets_a_read_only_set_and_every_write_fails_with_exit_3() 
 
 #[test]
 fn a_client_killed_mid_life_reattaches_and_sees_the_counters_it_left() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("kkill");
     let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
@@ -198,6 +200,7 @@ fn raw(
 
 #[test]
 fn hostile_clients_are_refused_with_a_reason_and_leave_no_descriptor_behind() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("khost");
     let mut k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
@@ -270,6 +273,7 @@ fn hostile_clients_are_refused_with_a_reason_and_leave_no_descriptor_behind() {
 
 #[test]
 fn agent_api_gets_maps_from_a_keeper_read_only_when_asked() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("kagent");
     let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
@@ -307,6 +311,7 @@ fn agent_api_gets_maps_from_a_keeper_read_only_when_asked() {
 
 #[test]
 fn a_set_of_more_than_64_maps_arrives_whole_in_several_replies() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let dir = TempDir::new("kmany");
     let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);

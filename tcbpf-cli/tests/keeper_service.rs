@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn socket_activated_keeper_serves_on_the_passed_sockets_and_notifies_ready_and_stopping() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("kact");
     let sock = dir.join("k");
     let import = dir.join("k.import");

@@ -28,6 +28,7 @@ fn keeper_load() -> std::path::PathBuf {
 
 #[test]
 fn short_soak_keeps_the_keepers_descriptors_flat_and_loses_no_per_client_update() {
+    tcbpf_testkit::require_root!();
     let out = Command::new(repo().join("scripts/soak-keeper.sh"))
         .args(["80", "8", "4"])
         .env("TCBPF", TCBPF)

@@ -36,6 +36,7 @@ fn u64_at(pin: &str, key: u32, types: &str) -> serde_json::Value {
 
 #[test]
 fn eight_concurrent_shells_adding_to_one_counter_lose_nothing() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = pinned(&fs, tcbpf::abi::MapType::Array, 8, 1);
     let per_shell = 200;
@@ -53,6 +54,7 @@ fn eight_concurrent_shells_adding_to_one_counter_lose_nothing() {
 
 #[test]
 fn add_takes_negative_values_fields_and_32_bit_counters() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = pinned(&fs, tcbpf::abi::MapType::Array, 16, 2);
     let add = |rest: &str| {
@@ -83,6 +85,7 @@ fn add_takes_negative_values_fields_and_32_bit_counters() {
 
 #[test]
 fn add_finds_a_btf_field_by_name_next_to_a_spin_lock() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let prog = fs.arg("prog");
     let (code, _, err) = run_bin(
@@ -122,6 +125,7 @@ fn add_finds_a_btf_field_by_name_next_to_a_spin_lock() {
 
 #[test]
 fn add_errors_name_what_is_wrong() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let hash = pinned(&fs, tcbpf::abi::MapType::Hash, 8, 4);
     let array = pinned(&fs, tcbpf::abi::MapType::Array, 6, 1);

@@ -40,6 +40,7 @@ fn batch(fd: i32, args: &str, input: &str) -> (i32, String, String) {
 
 #[test]
 fn a_bash_coproc_asks_and_reads_each_answer_before_the_next_command() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let fd = f.fd("counters").as_raw_fd();
     let mut bash = std::process::Command::new("bash");
@@ -93,6 +94,7 @@ fn coproc_script(fd: i32) -> String {
 
 #[test]
 fn errors_are_one_line_each_the_batch_goes_on_and_the_status_says_so() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let input = "\
 update @counters key 1 value packets 1 bytes 1
@@ -152,6 +154,7 @@ next @counters
 
 #[test]
 fn runs_of_updates_and_deletes_become_batch_calls_and_end_as_one_by_one() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let fd = f.fd("counters").as_raw_fd();
     let mut input = String::new();

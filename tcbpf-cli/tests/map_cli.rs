@@ -84,6 +84,7 @@ fn count_keys(m: &MapFd, key_size: usize) -> usize {
 
 #[test]
 fn hash_update_lookup_delete_round_trip_typed_and_json() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     run_ok(&m, "map update fd FD key u32 7 value u64 99");
     assert_eq!(lookup_u64(&m, &7u32.to_ne_bytes()), Some(99));
@@ -113,6 +114,7 @@ fn hash_update_lookup_delete_round_trip_typed_and_json() {
 
 #[test]
 fn update_flags_exist_and_noexist_are_honoured() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let r = run(&m, "map update fd FD key u32 1 value u64 5 exist");
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -127,6 +129,7 @@ fn update_flags_exist_and_noexist_are_honoured() {
 
 #[test]
 fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Array, 4, 4, 3);
     run_ok(&m, "map update fd FD key u32 2 value be32 258");
     assert_eq!(
@@ -150,6 +153,7 @@ fn array_dump_lists_every_slot_as_bpftool_hex_and_typed_json() {
 
 #[test]
 fn percpu_hash_takes_one_value_for_all_cpus_or_one_per_cpu() {
+    tcbpf_testkit::require_root!();
     let cpus = sys::possible_cpus().unwrap();
     let m = create(tcbpf::abi::MapType::PercpuHash, 4, 8, 8);
     run_ok(&m, "map update fd FD key u32 1 value u64 5");
@@ -202,6 +206,7 @@ fn percpu_hash_takes_one_value_for_all_cpus_or_one_per_cpu() {
 
 #[test]
 fn percpu_array_dump_sums_integer_values() {
+    tcbpf_testkit::require_root!();
     let cpus = sys::possible_cpus().unwrap() as u64;
     let m = create(tcbpf::abi::MapType::PercpuArray, 4, 4, 2);
     run_ok(&m, "map update fd FD key u32 1 value u32 3");
@@ -217,6 +222,7 @@ fn percpu_array_dump_sums_integer_values() {
 
 #[test]
 fn lru_hash_round_trips_and_evicts_beyond_its_size() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::LruHash, 4, 8, 64);
     run_ok(&m, "map update fd FD key u32 1 value u64 11");
     assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), Some(11));
@@ -253,6 +259,7 @@ fn lru_hash_round_trips_and_evicts_beyond_its_size() {
 
 #[test]
 fn queue_and_stack_push_pop_peek_in_order_and_report_empty() {
+    tcbpf_testkit::require_root!();
     for (kind, order) in [
         (tcbpf::abi::MapType::Queue, [1, 2, 3]),
         (tcbpf::abi::MapType::Stack, [3, 2, 1]),
@@ -287,6 +294,7 @@ fn queue_and_stack_push_pop_peek_in_order_and_report_empty() {
 
 #[test]
 fn lpm_trie_created_by_cli_matches_longest_prefix() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = fs.join("lpm");
     let pin_s = pin.to_str().unwrap();
@@ -326,6 +334,7 @@ fn lpm_trie_created_by_cli_matches_longest_prefix() {
 
 #[test]
 fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100_000);
     let dir = TempDir::new("bulk");
     let file = dir.join("entries.txt");
@@ -379,6 +388,7 @@ fn bulk_load_and_dump_of_100000_entries_agree_with_the_kernel() {
 
 #[test]
 fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let dir = TempDir::new("badload");
     let file = dir.join("entries.txt");
@@ -399,6 +409,7 @@ fn load_with_a_bad_line_writes_nothing_and_names_the_line() {
 
 #[test]
 fn large_load_with_a_bad_line_names_its_number_and_writes_nothing() {
+    tcbpf_testkit::require_root!();
     // Large enough to be parsed by several threads: the line number must
     // count the lines of the stretches before the bad one.
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100_000);
@@ -442,6 +453,7 @@ fn unprivileged(fds: &[RawFd], args: &[&str]) -> Run {
 
 #[test]
 fn unprivileged_child_uses_inherited_fd_and_is_refused_writes_on_read_only_one() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 16);
     let fd = m.as_raw_fd().to_string();
     let r = unprivileged(
@@ -499,6 +511,7 @@ fn unprivileged_child_uses_inherited_fd_and_is_refused_writes_on_read_only_one()
 
 #[test]
 fn env_id_and_env_name_read_the_exec_proxy_variables() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     map::update(&m, &1u32.to_ne_bytes(), &10u64.to_ne_bytes(), 0).unwrap();
     let fd = m.as_raw_fd().to_string();
@@ -545,6 +558,7 @@ fn env_id_and_env_name_read_the_exec_proxy_variables() {
 
 #[test]
 fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let name = unique("nm");
     let m = map::create(&map::MapCreate {
@@ -597,6 +611,7 @@ fn id_pinned_and_name_reach_the_same_map_and_ambiguous_names_are_refused() {
 
 #[test]
 fn freeze_shows_frozen_and_refuses_updates() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Array, 4, 8, 2);
     run_ok(&m, "map update fd FD key u32 0 value u64 1");
     run_ok(&m, "map freeze fd FD");
@@ -611,6 +626,7 @@ fn freeze_shows_frozen_and_refuses_updates() {
 
 #[test]
 fn next_walks_keys_and_says_when_done() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     map::update(&m, &5u32.to_ne_bytes(), &1u64.to_ne_bytes(), 0).unwrap();
     assert_eq!(run_ok(&m, "map next fd FD"), "next key: 05 00 00 00\n");
@@ -621,6 +637,7 @@ fn next_walks_keys_and_says_when_done() {
 
 #[test]
 fn bad_input_gives_one_line_errors_and_documented_exit_codes() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);
     let cases: &[(&str, i32, &str)] = &[
         (
@@ -691,6 +708,7 @@ fn bad_input_gives_one_line_errors_and_documented_exit_codes() {
 
 #[test]
 fn pin_of_a_program_is_not_a_map() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let insns = [
         tcbpf::abi::Insn {
@@ -724,6 +742,7 @@ fn pin_of_a_program_is_not_a_map() {
 
 #[test]
 fn devmap_without_batch_support_falls_back_to_per_element_dump_and_load() {
+    tcbpf_testkit::require_root!();
     // The kernel has no batch commands for devmaps (ENOTSUPP); values are
     // ifindexes, and lo is 1 in every network namespace.
     let m = create(tcbpf::abi::MapType::Devmap, 4, 4, 4);
@@ -767,6 +786,7 @@ fn devmap_without_batch_support_falls_back_to_per_element_dump_and_load() {
 
 #[test]
 fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
+    tcbpf_testkit::require_root!();
     let cpus = sys::possible_cpus().unwrap() as u64;
     let n = 70_000u64;
     let m = create(tcbpf::abi::MapType::PercpuHash, 4, 8, n as u32);
@@ -802,6 +822,7 @@ fn large_percpu_hash_loads_and_dumps_each_entry_once_with_sums() {
 
 #[test]
 fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
+    tcbpf_testkit::require_root!();
     // 20,000 slots: large enough for the walker thread, not a hash map.
     let m = create(tcbpf::abi::MapType::Array, 4, 8, 20_000);
     let sizes = map::ElemSizes::of(&m).unwrap();
@@ -819,6 +840,7 @@ fn large_array_dumps_every_slot_in_order_through_the_walker_thread() {
 
 #[test]
 fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers() {
+    tcbpf_testkit::require_root!();
     use std::os::unix::fs::PermissionsExt;
     let fs = Bpffs::new();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4);

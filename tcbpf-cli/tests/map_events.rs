@@ -82,6 +82,7 @@ fn wait_nonempty(files: &[String]) -> String {
 
 #[test]
 fn both_map_kinds_print_exactly_the_events_of_the_datagrams_sent() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let (rb_out, rb_err, rb_rc) = (w.file("rb.out"), w.file("rb.err"), w.file("rb.rc"));
     let (pa_out, pa_err, pa_rc) = (w.file("pa.out"), w.file("pa.err"), w.file("pa.rc"));
@@ -149,6 +150,7 @@ fn both_map_kinds_print_exactly_the_events_of_the_datagrams_sent() {
 
 #[test]
 fn a_closed_output_pipe_ends_the_reader_and_btf_file_types_the_events() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let (rc, out) = (w.file("rc"), w.file("out"));
     let script = format!(
@@ -190,6 +192,7 @@ fn a_closed_output_pipe_ends_the_reader_and_btf_file_types_the_events() {
 
 #[test]
 fn events_on_a_map_without_a_stream_is_a_usage_error() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let pin = w.fs.join("h");
     let m = hash_map("evh", 4, 8, 4);
@@ -212,6 +215,7 @@ fn pin_this_thread_to_cpu0() {
 
 #[test]
 fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
+    tcbpf_testkit::require_root!();
     const SENT: usize = 800;
     const MORE: usize = 5;
     let w = World::new();
@@ -309,6 +313,7 @@ fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
 
 #[test]
 fn an_idle_reader_sleeps_until_its_timeout_and_exits_0() {
+    tcbpf_testkit::require_root!();
     let w = World::new();
     let pin = w.fs.join("idle_rb");
     ok(tcbpf(

@@ -42,6 +42,7 @@ fn load_stdin(f: &Fixture, args: &str, input: &str) -> (i32, String, String) {
 
 #[test]
 fn dump_json_loads_back_exactly_into_a_map_of_the_same_types() {
+    tcbpf_testkit::require_root!();
     let a = Fixture::load();
     let b = Fixture::load();
     let cpus = tcbpf::sys::possible_cpus().unwrap() as u64;
@@ -94,6 +95,7 @@ fn dump_json_loads_back_exactly_into_a_map_of_the_same_types() {
 
 #[test]
 fn ndjson_from_standard_input_and_bad_lines_write_nothing() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let input = "{\"key\":1,\"value\":{\"packets\":1,\"bytes\":10}}\n\n{\"key\":2,\"value\":{\"packets\":2,\"bytes\":20}}\n";
     let (code, _, err) = load_stdin(&f, "map load @counters json", input);
@@ -127,6 +129,7 @@ fn ndjson_from_standard_input_and_bad_lines_write_nothing() {
 
 #[test]
 fn replace_makes_the_map_equal_to_the_file_and_reports_counts() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     for k in 1..=5u32 {
         f.ok(&format!(
@@ -165,6 +168,7 @@ fn replace_makes_the_map_equal_to_the_file_and_reports_counts() {
 
 #[test]
 fn typed_word_load_takes_replace_too() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     for k in 1..=3u32 {
         f.ok(&format!(

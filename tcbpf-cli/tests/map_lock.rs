@@ -42,6 +42,7 @@ fn locked_count(map: &str) -> serde_json::Value {
 
 #[test]
 fn locked_update_and_lookup_share_the_counter_with_the_classifier() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let (prog, map) = load(&fs);
     let (code, _, err) = run_bin(
@@ -67,6 +68,7 @@ fn locked_update_and_lookup_share_the_counter_with_the_classifier() {
 
 #[test]
 fn lock_on_a_map_without_a_spin_lock_is_a_clear_usage_error() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = fs.arg("plain");
     let (code, _, err) = run_bin(

@@ -15,6 +15,7 @@ use typed_support::*;
 
 #[test]
 fn scalar_keys_and_struct_values_print_by_btf() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     f.put("counters", &k32(17), &u64s(&[5, 6]));
     assert_eq!(
@@ -56,6 +57,7 @@ fn scalar_keys_and_struct_values_print_by_btf() {
 
 #[test]
 fn nested_structs_arrays_unions_enums_chars_and_bitfields_print_by_name() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let mut nested = 1u32.to_ne_bytes().to_vec();
     nested.extend_from_slice(&80u16.to_ne_bytes());
@@ -119,6 +121,7 @@ fn nested_structs_arrays_unions_enums_chars_and_bitfields_print_by_name() {
 
 #[test]
 fn per_cpu_values_print_one_per_cpu_or_summed_per_member() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let cpus = tcbpf::sys::possible_cpus().unwrap();
     let mut buf = Vec::new();
@@ -160,6 +163,7 @@ fn per_cpu_values_print_one_per_cpu_or_summed_per_member() {
 
 #[test]
 fn global_data_prints_its_variables_by_name() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     assert_eq!(
         f.ok("map dump @.data"),
@@ -177,6 +181,7 @@ fn global_data_prints_its_variables_by_name() {
 
 #[test]
 fn maps_without_btf_or_whose_btf_is_refused_print_untyped() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let plain = tcbpf_testkit::hash_map(&tcbpf_testkit::unique("p"), 4, 8, 4);
     tcbpf::sys::map::update(&plain, &k32(1), &7u64.to_ne_bytes(), 0).unwrap();
@@ -260,6 +265,7 @@ fn version_and_map_help_say_what_the_typed_helper_takes() {
 
 #[test]
 fn a_pointer_in_the_value_type_is_an_error_that_points_at_raw() {
+    tcbpf_testkit::require_root!();
     use tcbpf::btf::BtfBuilder;
     use tcbpf::sys::map;
     let mut b = BtfBuilder::new();

@@ -13,6 +13,7 @@ use typed_support::*;
 
 #[test]
 fn member_words_scalar_keys_and_json_write_the_bytes() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     f.ok("map update @counters key 17 value packets 5 bytes 6");
     assert_eq!(f.raw("counters", &k32(17)), Some(u64s(&[5, 6])));
@@ -56,6 +57,7 @@ fn member_words_scalar_keys_and_json_write_the_bytes() {
 
 #[test]
 fn nested_members_enums_strings_bitfields_struct_keys_and_global_data() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     f.ok("map update @nesteds key 1 value id 1 in.port 80 in.proto 6 in.delta -3 hist [1,2,3] u.as_u32 16909060");
     let v = f.raw("nesteds", &k32(1)).unwrap();
@@ -102,6 +104,7 @@ fn nested_members_enums_strings_bitfields_struct_keys_and_global_data() {
 
 #[test]
 fn per_cpu_values_one_for_all_or_one_per_cpu() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let cpus = tcbpf::sys::possible_cpus().unwrap();
     f.ok("map update @pcpu key 1 value packets 1 bytes 2");
@@ -117,6 +120,7 @@ fn per_cpu_values_one_for_all_or_one_per_cpu() {
 
 #[test]
 fn bad_typed_input_exits_2_naming_the_member_and_writes_nothing() {
+    tcbpf_testkit::require_root!();
     let f = Fixture::load();
     let cases = [
         ("map update @counters key 1 value packets 5", "value: missing member 'bytes' (give it, or use 'partial' to zero-fill)"),
@@ -146,6 +150,7 @@ fn bad_typed_input_exits_2_naming_the_member_and_writes_nothing() {
 
 #[test]
 fn maps_without_btf_take_json_and_bare_bytes() {
+    tcbpf_testkit::require_root!();
     let m = tcbpf_testkit::hash_map(&tcbpf_testkit::unique("p"), 4, 3, 4);
     let fd = m.as_raw_fd();
     let run = |args: &str| {

@@ -66,6 +66,7 @@ fn show_errors_have_exit_codes() {
 
 #[test]
 fn load_pins_a_program_that_runs() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = format!("{}/cls", fs.as_str());
     let file = fixture("legacy.o");
@@ -106,6 +107,7 @@ fn load_pins_a_program_that_runs() {
 
 #[test]
 fn verbose_load_prints_the_verifier_log() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = format!("{}/v", fs.as_str());
     let file = fixture("subprog.o");
@@ -130,6 +132,7 @@ fn verbose_load_prints_the_verifier_log() {
 
 #[test]
 fn load_errors_have_exit_codes() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let file = fixture("legacy.o");
     let pin = format!("{}/p", fs.as_str());

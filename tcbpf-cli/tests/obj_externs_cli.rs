@@ -77,6 +77,7 @@ fn as_nobody(args: &[&str]) -> tcbpf_testkit::Run {
 
 #[test]
 fn hidden_kallsyms_addresses_are_a_permission_error() {
+    tcbpf_testkit::require_root!();
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap();
     if paranoid.trim().parse::<i32>().unwrap() <= 1 {
         eprintln!("SKIP: perf_event_paranoid <= 1 shows kallsyms addresses to every user");

@@ -78,6 +78,7 @@ fn shows(net: &VethPair, fs: &Bpffs) -> [(String, String); 2] {
 
 #[test]
 fn pinned_m_path_and_fd_attach_the_pinned_program_as_tc_does() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let n = &net.b.name;
@@ -140,6 +141,7 @@ fn pinned_m_path_and_fd_attach_the_pinned_program_as_tc_does() {
 
 #[test]
 fn program_name_picks_one_function_of_a_section_as_tc_does() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let n = &net.b.name;
@@ -222,6 +224,7 @@ fn graft_classifier(fs: &Bpffs) -> impl Fn() -> u32 + '_ {
 
 #[test]
 fn graft_takes_m_paths_and_a_pinned_program() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let verdict = graft_classifier(&fs);
     assert_eq!(verdict(), 2, "the tail call 1/0 is in place after load");
@@ -295,6 +298,7 @@ fn args_cmd(bin: &str, args: &[&str], fs: &Bpffs) -> Command {
 
 #[test]
 fn classic_bytecode_drops_one_udp_port_exactly_as_tc_loading_it() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let dir = TempDir::new("classic");
@@ -481,6 +485,7 @@ fn classic_bytecode_drops_one_udp_port_exactly_as_tc_loading_it() {
 
 #[test]
 fn show_d_prints_what_tc_d_prints() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let n = &net.b.name;

@@ -80,6 +80,7 @@ fn hits_and_order(id: u32, n: u32) -> (u64, u64) {
 
 #[test]
 fn tcx_next_goes_on_and_tcx_pass_ends_the_chain() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     for f in ["tc1", "tc2", "tc4", "tc5"] {
@@ -105,6 +106,7 @@ fn tcx_next_goes_on_and_tcx_pass_ends_the_chain() {
 
 #[test]
 fn programs_run_in_the_order_head_tail_before_and_after_put_them() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let (l1, l2) = (fs.arg("l1"), fs.arg("l2"));
@@ -154,6 +156,7 @@ fn programs_run_in_the_order_head_tail_before_and_after_put_them() {
 
 #[test]
 fn two_concurrent_attaches_at_one_revision_one_wins_one_is_told_the_revision() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     ok(add(&net, &fs, "", "tc1", None));
@@ -192,6 +195,7 @@ fn two_concurrent_attaches_at_one_revision_one_wins_one_is_told_the_revision() {
 
 #[test]
 fn replace_under_continuous_traffic_loses_no_packet() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let link = fs.arg("swap");
@@ -273,6 +277,7 @@ fn chain_line(func: &str) -> String {
 
 #[test]
 fn chain_apply_orders_the_hook_loads_each_object_once_and_changes_only_what_differs() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let dir = TempDir::new("chain");
@@ -340,6 +345,7 @@ fn chain_apply_orders_the_hook_loads_each_object_once_and_changes_only_what_diff
 
 #[test]
 fn chain_apply_that_fails_leaves_the_hook_as_it_was() {
+    tcbpf_testkit::require_root!();
     let net = VethPair::new();
     let fs = Bpffs::new();
     let dir = TempDir::new("chain-fail");
@@ -400,6 +406,7 @@ fn chain_apply_that_fails_leaves_the_hook_as_it_was() {
 
 #[test]
 fn chain_apply_retries_while_others_change_the_hook_and_ends_in_order() {
+    tcbpf_testkit::require_root!();
     use std::sync::atomic::{AtomicBool, Ordering};
     let net = VethPair::new();
     let fs = Bpffs::new();

@@ -73,6 +73,19 @@ pub fn choose<'a>(word: &str, options: &[&'a str], what: &str) -> Result<&'a str
     }
 }
 
+/// Picks the keyword `word` names from `table` (each word beside the
+/// keyword it names) as [`choose`] does. Callers match on the keyword, so
+/// a word added to a table without its arm does not compile.
+pub fn pick<T: Copy>(word: &str, table: &[(&str, T)], what: &str) -> Result<T, Fail> {
+    let words: Vec<&str> = table.iter().map(|(w, _)| *w).collect();
+    let picked = choose(word, &words, what)?;
+    Ok(table
+        .iter()
+        .find(|(w, _)| *w == picked)
+        .map(|(_, k)| *k)
+        .expect("choose returns one of the words it was given"))
+}
+
 /// The words left to read.
 pub struct Words {
     words: std::vec::IntoIter<String>,
@@ -133,15 +146,39 @@ pub enum MapRef {
     Keeper(PathBuf, String),
 }
 
+/// The word that starts a map reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapForm {
+    /// `fd N`.
+    Fd,
+    /// `env ID|NAME`.
+    Env,
+    /// `id N`.
+    Id,
+    /// `pinned PATH`.
+    Pinned,
+    /// `name NAME`.
+    Name,
+    /// `keeper SOCK [SET/]MAP`.
+    Keeper,
+}
+
 /// The words that start a map reference.
-pub const MAP_WORDS: [&str; 6] = ["fd", "env", "id", "pinned", "name", "keeper"];
+pub const MAP_WORDS: [(&str, MapForm); 6] = [
+    ("fd", MapForm::Fd),
+    ("env", MapForm::Env),
+    ("id", MapForm::Id),
+    ("pinned", MapForm::Pinned),
+    ("name", MapForm::Name),
+    ("keeper", MapForm::Keeper),
+];
 
 impl MapRef {
-    /// Reads the reference after its first word `kind`.
-    pub fn parse(kind: &str, w: &mut Words) -> Result<MapRef, Fail> {
-        Ok(match kind {
-            "fd" => MapRef::Fd(w.number::<u32>("a descriptor number after 'fd'")? as i32),
-            "env" => {
+    /// Reads the reference after its first word, which named `form`.
+    pub fn parse(form: MapForm, w: &mut Words) -> Result<MapRef, Fail> {
+        Ok(match form {
+            MapForm::Fd => MapRef::Fd(w.number::<u32>("a descriptor number after 'fd'")? as i32),
+            MapForm::Env => {
                 let word = w.expect("an id or name after 'env'")?;
                 MapRef::Env(if word.bytes().all(|b| b.is_ascii_digit()) {
                     format!("BPF_MAP{word}")
@@ -149,13 +186,13 @@ impl MapRef {
                     tcbpf::exec::env::name_var(&word).unwrap_or_default()
                 })
             }
-            "id" => MapRef::Id(w.number("a map id after 'id'")?),
-            "name" => MapRef::Name(w.expect("a map name after 'name'")?),
-            "keeper" => MapRef::Keeper(
+            MapForm::Id => MapRef::Id(w.number("a map id after 'id'")?),
+            MapForm::Name => MapRef::Name(w.expect("a map name after 'name'")?),
+            MapForm::Keeper => MapRef::Keeper(
                 PathBuf::from(w.expect("a keeper socket path after 'keeper'")?),
                 w.expect("[SET/]MAP after the keeper's socket path")?,
             ),
-            _ => MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?)),
+            MapForm::Pinned => MapRef::Pinned(PathBuf::from(w.expect("a path after 'pinned'")?)),
         })
     }
 
@@ -285,6 +322,14 @@ pub fn listen_addr(word: &str) -> Result<String, Fail> {
     }
 }
 
+/// The words of `listen`.
+#[derive(Debug, Clone, Copy)]
+enum ListenOption {
+    Dev,
+    Config,
+    Map(MapForm),
+}
+
 /// Parses the words after `listen`.
 pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
     let addr = listen_addr(&w.expect("ADDR:PORT after 'listen'")?)?;
@@ -295,26 +340,26 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
         config: Config::default(),
     };
     while let Some(word) = w.next() {
-        let mut options = vec!["dev", "config"];
-        options.extend(MAP_WORDS);
-        match choose(&word, &options, "exporter option")? {
-            "dev" => {
+        let mut options = vec![("dev", ListenOption::Dev), ("config", ListenOption::Config)];
+        options.extend(MAP_WORDS.map(|(w, f)| (w, ListenOption::Map(f))));
+        match pick(&word, &options, "exporter option")? {
+            ListenOption::Dev => {
                 let dev = w.expect("a device name after 'dev'")?;
                 let mut directions = vec![Direction::Ingress, Direction::Egress];
                 if let Some(d) = w.peek() {
-                    if let Ok(d) = choose(d, &["ingress", "egress"], "direction") {
-                        directions = vec![if d == "ingress" {
-                            Direction::Ingress
-                        } else {
-                            Direction::Egress
-                        }];
+                    let hooks = [
+                        ("ingress", Direction::Ingress),
+                        ("egress", Direction::Egress),
+                    ];
+                    if let Ok(d) = pick(d, &hooks, "direction") {
+                        directions = vec![d];
                         w.next();
                     }
                 }
                 l.targets
                     .push(crate::collect::DevTarget { dev, directions });
             }
-            "config" => {
+            ListenOption::Config => {
                 let path = w.expect("a file after 'config'")?;
                 let text = std::fs::read_to_string(&path).map_err(|e| Fail {
                     code: if e.kind() == std::io::ErrorKind::NotFound {
@@ -327,7 +372,7 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
                 l.config =
                     Config::parse(&text).map_err(|e| Fail::usage(format!("config {path}: {e}")))?;
             }
-            kind => l.maps.push(MapRef::parse(kind, w)?),
+            ListenOption::Map(form) => l.maps.push(MapRef::parse(form, w)?),
         }
     }
     if l.targets.is_empty() && l.maps.is_empty() {

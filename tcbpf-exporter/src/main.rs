@@ -19,7 +19,7 @@ mod server;
 mod watch;
 mod watch_tui;
 
-use args::{choose, Fail, Words};
+use args::{pick, Fail, Words};
 
 const USAGE: &str = "\
 Usage: tcbpf exporter listen ADDR:PORT [ dev DEV [ ingress | egress ] ]… [ MAP… ]
@@ -82,15 +82,21 @@ fn run(args: Vec<String>) -> Result<(), Fail> {
         print!("{USAGE}");
         return Ok(());
     }
-    match choose(&verb, &["listen", "watch"], "command")? {
-        "listen" => {
+    #[derive(Clone, Copy)]
+    enum Command {
+        Listen,
+        Watch,
+    }
+    let commands = [("listen", Command::Listen), ("watch", Command::Watch)];
+    match pick(&verb, &commands, "command")? {
+        Command::Listen => {
             if matches!(w.peek(), Some("help" | "-h" | "--help")) {
                 print!("{USAGE}");
                 return Ok(());
             }
             listen(&mut w)
         }
-        _ => watch::run(&mut w, json),
+        Command::Watch => watch::run(&mut w, json),
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! Rates are computed here from two reads; reading maps is `read`'s job.
 
-use crate::args::{choose, Fail, MapRef, Words, MAP_WORDS};
+use crate::args::{pick, Fail, MapForm, MapRef, Words, MAP_WORDS};
 use crate::collect::{render as render_part, IfNames};
 use crate::read::{Row, StatMap};
 use std::collections::{HashMap, HashSet};
@@ -32,6 +32,18 @@ pub struct Options {
     pub value: Option<Vec<FieldType>>,
 }
 
+/// The words of `map watch`.
+#[derive(Debug, Clone, Copy)]
+enum WatchOption {
+    Interval,
+    Sort,
+    Top,
+    Count,
+    Key,
+    Value,
+    Map(MapForm),
+}
+
 fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
     let mut maps = Vec::new();
     let mut o = Options {
@@ -49,10 +61,17 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 message: String::new(),
             });
         }
-        let mut options = vec!["interval", "sort", "top", "count", "key", "value"];
-        options.extend(MAP_WORDS);
-        match choose(&word, &options, "watch option")? {
-            "interval" => {
+        let mut options = vec![
+            ("interval", WatchOption::Interval),
+            ("sort", WatchOption::Sort),
+            ("top", WatchOption::Top),
+            ("count", WatchOption::Count),
+            ("key", WatchOption::Key),
+            ("value", WatchOption::Value),
+        ];
+        options.extend(MAP_WORDS.map(|(w, f)| (w, WatchOption::Map(f))));
+        match pick(&word, &options, "watch option")? {
+            WatchOption::Interval => {
                 let s: f64 = w.number("a number of seconds after 'interval'")?;
                 if !(0.05..=3600.0).contains(&s) {
                     return Err(Fail::usage(
@@ -61,27 +80,32 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 }
                 o.interval = s;
             }
-            "sort" => o.sort = Some(w.expect("a field name after 'sort'")?),
-            "top" => o.top = Some(w.number("a number of rows after 'top'")?),
-            "count" => o.count = Some(w.number("a number of refreshes after 'count'")?),
-            which @ ("key" | "value") => {
+            WatchOption::Sort => o.sort = Some(w.expect("a field name after 'sort'")?),
+            WatchOption::Top => o.top = Some(w.number("a number of rows after 'top'")?),
+            WatchOption::Count => o.count = Some(w.number("a number of refreshes after 'count'")?),
+            which @ (WatchOption::Key | WatchOption::Value) => {
                 let mut types = Vec::new();
                 while let Some(t) = w.peek().and_then(FieldType::from_word) {
                     types.push(t);
                     w.next();
                 }
+                let side = if matches!(which, WatchOption::Key) {
+                    "key"
+                } else {
+                    "value"
+                };
                 if types.is_empty() {
                     return Err(Fail::usage(format!(
-                        "expected TYPES after '{which}' (u8 u16 u32 u64 i8 … be16 ip4 mac str bytes)"
+                        "expected TYPES after '{side}' (u8 u16 u32 u64 i8 … be16 ip4 mac str bytes)"
                     )));
                 }
-                if which == "key" {
+                if matches!(which, WatchOption::Key) {
                     o.key = Some(types);
                 } else {
                     o.value = Some(types);
                 }
             }
-            kind => maps.push(MapRef::parse(kind, w)?),
+            WatchOption::Map(form) => maps.push(MapRef::parse(form, w)?),
         }
     }
     if maps.is_empty() {

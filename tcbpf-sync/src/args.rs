@@ -106,6 +106,65 @@ pub fn choose<'a>(w: &str, choices: &[&'a str], what: &str) -> Result<&'a str, S
     }
 }
 
+/// Picks the keyword `w` names from `table` (each word beside the keyword
+/// it names) as [`choose`] does, with the word it picked. Callers match on
+/// the keyword, so a word added to a table without its arm does not
+/// compile.
+pub fn pick<'a, T: Copy>(
+    w: &str,
+    table: &[(&'a str, T)],
+    what: &str,
+) -> Result<(&'a str, T), SyncError> {
+    let words: Vec<&'a str> = table.iter().map(|(w, _)| *w).collect();
+    let picked = choose(w, &words, what)?;
+    Ok(*table
+        .iter()
+        .find(|(w, _)| *w == picked)
+        .expect("choose returns one of the words it was given"))
+}
+
+/// The commands of `tcbpf sync` (after the connection words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Put,
+    Del,
+    Get,
+    List,
+    Status,
+    Etcd,
+}
+
+/// The command words, in the order usage lists them.
+pub const VERBS: [(&str, Verb); 6] = [
+    ("put", Verb::Put),
+    ("del", Verb::Del),
+    ("get", Verb::Get),
+    ("list", Verb::List),
+    ("status", Verb::Status),
+    ("etcd", Verb::Etcd),
+];
+
+/// The connection words (`prefix` ends them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnWord {
+    Cacert,
+    Cert,
+    Key,
+    User,
+    PasswordFile,
+    Prefix,
+}
+
+/// The words of `etcd` after the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EtcdWord {
+    Pinned,
+    Id,
+    Node,
+    StatusTtl,
+    Resync,
+}
+
 /// How to reach etcd: endpoints, TLS files, user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conn {
@@ -135,19 +194,27 @@ impl Conn {
         };
         let mut user = None;
         let mut password_file = None;
-        let words = ["cacert", "cert", "key", "user", "password-file", "prefix"];
+        let words = [
+            ("cacert", ConnWord::Cacert),
+            ("cert", ConnWord::Cert),
+            ("key", ConnWord::Key),
+            ("user", ConnWord::User),
+            ("password-file", ConnWord::PasswordFile),
+            ("prefix", ConnWord::Prefix),
+        ];
         while let Some(word) = w.peek().map(str::to_string) {
-            let word = choose(&word, &words, "connection option")?;
-            if word == "prefix" {
+            let (word, kw) = pick(&word, &words, "connection option")?;
+            if kw == ConnWord::Prefix {
                 break;
             }
             w.next();
             let arg = w.expect(&format!("a value after '{word}'"))?;
-            match word {
-                "cacert" => c.cacert = Some(arg.into()),
-                "cert" => c.cert = Some(arg.into()),
-                "key" => c.key = Some(arg.into()),
-                "user" => {
+            match kw {
+                ConnWord::Prefix => unreachable!("prefix ends the connection words above"),
+                ConnWord::Cacert => c.cacert = Some(arg.into()),
+                ConnWord::Cert => c.cert = Some(arg.into()),
+                ConnWord::Key => c.key = Some(arg.into()),
+                ConnWord::User => {
                     if arg.contains(':') {
                         return Err(SyncError::usage(
                             "user NAME: the password is never taken from the command line \
@@ -156,7 +223,7 @@ impl Conn {
                     }
                     user = Some(arg);
                 }
-                _ => password_file = Some(PathBuf::from(arg)),
+                ConnWord::PasswordFile => password_file = Some(PathBuf::from(arg)),
             }
         }
         if c.cert.is_some() != c.key.is_some() {
@@ -258,8 +325,8 @@ fn key_json(w: &mut Words) -> Result<String, SyncError> {
 
 /// Parses what follows `prefix PREFIX` for the command word `verb`.
 pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
-    let cmd = match verb {
-        "put" => {
+    let cmd = match pick(verb, &VERBS, "command")?.1 {
+        Verb::Put => {
             let map = map_name(w)?;
             if w.eat("from") {
                 let file = w.expect("a file (or - for standard input) after 'from'")?;
@@ -271,23 +338,23 @@ pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
                 Command::Put { map, key, value }
             }
         }
-        "del" => Command::Del {
+        Verb::Del => Command::Del {
             map: map_name(w)?,
             key: key_json(w)?,
         },
-        "get" => Command::Get {
+        Verb::Get => Command::Get {
             map: map_name(w)?,
             key: key_json(w)?,
         },
-        "list" => Command::List {
+        Verb::List => Command::List {
             map: if w.is_empty() {
                 None
             } else {
                 Some(map_name(w)?)
             },
         },
-        "status" => Command::Status,
-        _ => Command::Etcd(parse_etcd(w)?),
+        Verb::Status => Command::Status,
+        Verb::Etcd => Command::Etcd(parse_etcd(w)?),
     };
     w.done()?;
     Ok(cmd)
@@ -300,26 +367,31 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         status_ttl: 15,
         resync: None,
     };
-    let words = ["pinned", "id", "node", "status-ttl", "resync"];
+    let words = [
+        ("pinned", EtcdWord::Pinned),
+        ("id", EtcdWord::Id),
+        ("node", EtcdWord::Node),
+        ("status-ttl", EtcdWord::StatusTtl),
+        ("resync", EtcdWord::Resync),
+    ];
     while let Some(word) = w.next() {
-        let word = choose(&word, &words, "word")?;
-        let map = match word {
-            "pinned" => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
-            "id" => MapRef::Id(w.number("a map id after 'id'")?),
-            "node" => {
+        let map = match pick(&word, &words, "word")?.1 {
+            EtcdWord::Pinned => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
+            EtcdWord::Id => MapRef::Id(w.number("a map id after 'id'")?),
+            EtcdWord::Node => {
                 let node = w.expect("a node name after 'node'")?;
                 check_name("node", &node)?;
                 o.node = Some(node);
                 continue;
             }
-            "status-ttl" => {
+            EtcdWord::StatusTtl => {
                 o.status_ttl = w.number("seconds after 'status-ttl'")?;
                 if o.status_ttl < 2 {
                     return Err(SyncError::usage("status-ttl: at least 2 seconds"));
                 }
                 continue;
             }
-            _ => {
+            EtcdWord::Resync => {
                 o.resync = Some(w.number("seconds after 'resync'")?);
                 continue;
             }

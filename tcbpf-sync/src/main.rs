@@ -19,7 +19,7 @@ mod snapshot;
 mod status;
 mod target;
 
-use args::{choose, Command, Words};
+use args::{pick, Command, Words, VERBS};
 use error::SyncError;
 
 /// `tcbpf sync help`.
@@ -85,15 +85,14 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
             "expected a command (put, del, get, list, status, etcd)",
         ));
     };
-    let verb = choose(
-        &verb,
-        &["put", "del", "get", "list", "status", "etcd", "help"],
-        "command",
-    )?;
-    if verb == "help" {
+    // The verbs, then `help` (None).
+    let mut verbs: Vec<(&str, Option<args::Verb>)> =
+        VERBS.iter().map(|(w, v)| (*w, Some(*v))).collect();
+    verbs.push(("help", None));
+    let (verb, Some(_)) = pick(&verb, &verbs, "command")? else {
         out!("{}", USAGE.trim_end());
         return Ok(());
-    }
+    };
     let (conn, prefix, cmd) = args::parse(verb, &mut w, |v| std::env::var(v).ok())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

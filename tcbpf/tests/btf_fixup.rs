@@ -43,6 +43,7 @@ fn demo_object_datasecs_get_their_elf_sizes() {
 
 #[test]
 fn kernel_refuses_clang_btf_and_accepts_it_fixed_up() {
+    tcbpf_testkit::require_root!();
     let data = object_bytes("demo.o");
     let elf = object::File::parse(&*data).unwrap();
     let raw = elf.section_by_name(".BTF").unwrap().data().unwrap();
@@ -116,6 +117,7 @@ fn missing_section_or_symbol_is_named_in_the_error() {
 
 #[test]
 fn empty_datasec_and_externs_are_sanitized_into_what_the_kernel_loads() {
+    tcbpf_testkit::require_root!();
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, true);
     let ext = b.var("ext", int, VarLinkage::GlobalExtern);
@@ -134,6 +136,7 @@ fn empty_datasec_and_externs_are_sanitized_into_what_the_kernel_loads() {
 
 #[test]
 fn zero_size_datasec_alone_is_refused_by_the_kernel_until_sanitized() {
+    tcbpf_testkit::require_root!();
     let mut b = BtfBuilder::new();
     b.int("int", 4, true);
     b.datasec(".bss", 0, &[]);
@@ -147,6 +150,7 @@ fn zero_size_datasec_alone_is_refused_by_the_kernel_until_sanitized() {
 
 #[test]
 fn every_committed_object_btf_loads_into_the_kernel_after_fixup() {
+    tcbpf_testkit::require_root!();
     let dir = format!("{}/../bpf", env!("CARGO_MANIFEST_DIR"));
     let mut checked = Vec::new();
     let mut paths: Vec<_> = std::fs::read_dir(&dir)

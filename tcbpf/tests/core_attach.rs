@@ -100,6 +100,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn attached_core_classifier_counts_real_udp_and_drops_the_blocked_port() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pin = fs.path.join("core_prog");
     let opts = LoadOptions {

@@ -38,6 +38,7 @@ fn options(dir: &TempDir) -> LoadOptions {
 
 #[test]
 fn core_classifier_loads_relocated_and_drops_blocked_udp_ports() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("core-load");
     let obj = load_file(&fixture("core_classifier"), &options(&dir)).unwrap();
     let resolutions: Vec<&String> = obj
@@ -95,6 +96,7 @@ fn core_classifier_loads_relocated_and_drops_blocked_udp_ports() {
 
 #[test]
 fn a_target_btf_without_a_needed_type_fails_naming_the_relocation() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("core-missing");
     let mut vmlinux = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap()).unwrap();
     let iphdr = vmlinux.find_by_name_kind("iphdr", BtfKind::Struct).unwrap();
@@ -149,6 +151,7 @@ fn an_unreadable_target_btf_is_a_clear_error() {
 
 #[test]
 fn relocations_in_a_subprogram_follow_it_into_each_program() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("core-subprog");
     let cls = load_file(&fixture("core_subprog"), &options(&dir)).unwrap();
     let prog = &cls.main_program().fd;
@@ -167,6 +170,7 @@ fn relocations_in_a_subprogram_follow_it_into_each_program() {
 
 #[test]
 fn the_target_layout_decides_which_byte_the_kernel_reads() {
+    tcbpf_testkit::require_root!();
     // A target whose iphdr has `protocol` where the real one has `ttl`:
     // relocated against it, the program reads the TTL byte as the protocol.
     let dir = TempDir::new("core-moved");
@@ -229,6 +233,7 @@ fn with_relocation_at(dir: &TempDir, insn_off: u32) -> std::path::PathBuf {
 
 #[test]
 fn a_relocation_outside_its_program_or_on_the_wrong_instruction_is_refused() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("core-corrupt");
     let err = load_file(&with_relocation_at(&dir, 0xfff8), &options(&dir)).unwrap_err();
     let msg = err.to_string();

@@ -32,6 +32,7 @@ fn counters(name: &str) -> MapFd {
 
 #[test]
 fn agent_receives_maps_on_its_socket_and_prints_their_counters() {
+    tcbpf_testkit::require_root!();
     let sock = SockPath::new("agent");
     let path = &sock.0;
     let m = counters("agent_sock");
@@ -71,6 +72,7 @@ fn agent_receives_maps_on_its_socket_and_prints_their_counters() {
 
 #[test]
 fn agent_takes_maps_from_the_environment_and_checks_they_are_maps() {
+    tcbpf_testkit::require_root!();
     let m = counters("agent_env");
     let out = agent()
         .args(["--count", "1"])

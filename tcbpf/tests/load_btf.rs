@@ -9,6 +9,7 @@ use tcbpf::sys;
 
 #[test]
 fn btf_maps_count_per_protocol_and_carry_btf_types() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("btf_maps"), &fs.options()).unwrap();
     assert!(
@@ -61,6 +62,7 @@ fn btf_maps_count_per_protocol_and_carry_btf_types() {
 
 #[test]
 fn without_btf_the_same_object_loads_and_runs() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let opts = LoadOptions {
         use_btf: false,
@@ -75,6 +77,7 @@ fn without_btf_the_same_object_loads_and_runs() {
 
 #[test]
 fn demo_object_counts_packets_and_bytes() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("demo"), &fs.options()).unwrap();
     for _ in 0..3 {
@@ -94,6 +97,7 @@ fn demo_object_counts_packets_and_bytes() {
 
 #[test]
 fn sixty_four_map_object_touches_every_map() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("maps64"), &fs.options()).unwrap();
     assert_eq!(obj.maps.len(), 64);

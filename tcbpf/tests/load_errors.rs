@@ -11,6 +11,7 @@ use tcbpf::load::{load_file, load_spec, LoadError, LoadOptions, ObjectIdentity};
 
 #[test]
 fn verifier_rejection_names_the_section_and_shows_the_log_tail() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let err = load_file(&fixture("reject"), &fs.options()).unwrap_err();
     let LoadError::Verifier(v) = &err else {
@@ -36,6 +37,7 @@ fn verifier_rejection_names_the_section_and_shows_the_log_tail() {
 
 #[test]
 fn verbose_keeps_the_verifier_log_of_a_loaded_program() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let opts = LoadOptions {
         section: Some("ok".into()),
@@ -53,6 +55,7 @@ fn verbose_keeps_the_verifier_log_of_a_loaded_program() {
 
 #[test]
 fn btf_the_kernel_refuses_is_dropped_with_a_note() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let path = fixture("btf_maps");
     let bytes = std::fs::read(&path).unwrap();
@@ -78,6 +81,7 @@ fn btf_the_kernel_refuses_is_dropped_with_a_note() {
 
 #[test]
 fn outer_map_without_its_inner_map_is_refused_naming_it() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let path = fixture("mim_legacy");
     let bytes = std::fs::read(&path).unwrap();
@@ -94,6 +98,7 @@ fn outer_map_without_its_inner_map_is_refused_naming_it() {
 
 #[test]
 fn tail_call_key_beyond_the_program_array_is_refused() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let path = fixture("tailcall");
     let bytes = std::fs::read(&path).unwrap();

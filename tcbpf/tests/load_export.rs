@@ -11,6 +11,7 @@ use tcbpf_testkit::SockPath;
 
 #[test]
 fn export_sends_every_map_of_a_loaded_object_with_its_ids_and_identity() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("legacy"), &fs.options()).unwrap();
     let sock = SockPath::new("load_export");

@@ -127,6 +127,7 @@ fn uname_version_code() -> u64 {
 
 #[test]
 fn kconfig_externs_hold_the_running_kernels_version_and_config() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let ours = tcbpf_load(&fs, "ext_kconfig");
@@ -192,6 +193,7 @@ fn kconfig_externs_hold_the_running_kernels_version_and_config() {
 
 #[test]
 fn a_strong_kconfig_extern_the_kernel_lacks_is_an_error_naming_it() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let err = load::load_file(&obj("ext_kconfig_strong"), &fs.options()).unwrap_err();
     let text = err.to_string();
@@ -229,6 +231,7 @@ fn count_by_key(m: &MapFd, key: &[u8]) -> u64 {
 
 #[test]
 fn dynptr_slice_reads_the_ethertype_of_every_frame() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let ours = tcbpf_load(&fs, "ext_dynptr");
@@ -252,6 +255,7 @@ fn dynptr_slice_reads_the_ethertype_of_every_frame() {
 
 #[test]
 fn iter_num_loop_sums_one_to_ten_on_each_ipv4_frame() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let ours = tcbpf_load(&fs, "ext_iter");
@@ -278,6 +282,7 @@ fn iter_num_loop_sums_one_to_ten_on_each_ipv4_frame() {
 
 #[test]
 fn a_weak_kfunc_the_kernel_lacks_does_not_exist_and_the_program_loads() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let spec = ObjectSpec::from_file(&obj("ext_weak_kfunc")).unwrap();
@@ -306,6 +311,7 @@ fn a_weak_kfunc_the_kernel_lacks_does_not_exist_and_the_program_loads() {
 
 #[test]
 fn a_strong_kfunc_the_kernel_lacks_is_an_error_naming_it() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let err = load::load_file(&obj("ext_strong_kfunc"), &fs.options()).unwrap_err();
     let text = err.to_string();
@@ -320,6 +326,7 @@ fn a_strong_kfunc_the_kernel_lacks_is_an_error_naming_it() {
 
 #[test]
 fn conntrack_kfuncs_look_up_each_datagram_like_libbpfs_copy() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let ours = tcbpf_load(&fs, "ext_conntrack");
@@ -334,6 +341,7 @@ fn conntrack_kfuncs_look_up_each_datagram_like_libbpfs_copy() {
 
 #[test]
 fn a_kfunc_declared_with_another_prototype_is_refused_naming_it() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let err = load::load_file(&obj("ext_kfunc_proto"), &fs.options()).unwrap_err();
     let text = err.to_string();
@@ -355,6 +363,7 @@ fn kallsyms(name: &str) -> u64 {
 
 #[test]
 fn an_untyped_ksym_is_its_kallsyms_address() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let want = kallsyms("tcp_v4_rcv");
@@ -386,6 +395,7 @@ fn vmlinux_var_id(name: &str) -> u32 {
 
 #[test]
 fn a_typed_ksym_resolves_to_its_vmlinux_btf_id_and_the_kernel_decides_as_for_libbpf() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let spec = ObjectSpec::from_file(&obj("ext_ksym_typed")).unwrap();
     let outcomes = externs::resolve(&spec);

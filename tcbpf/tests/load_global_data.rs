@@ -8,6 +8,7 @@ use tcbpf::sys;
 
 #[test]
 fn global_variables_live_in_array_maps_and_rodata_is_frozen() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("global_data"), &fs.options()).unwrap();
     let prog = &obj.main_program().fd;

@@ -10,6 +10,7 @@ use tcbpf::sys;
 
 #[test]
 fn legacy_classifier_counts_each_protocol_and_drops_tcp() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("legacy"), &fs.options()).unwrap();
     let prog = &obj.main_program().fd;
@@ -31,6 +32,7 @@ fn legacy_classifier_counts_each_protocol_and_drops_tcp() {
 
 #[test]
 fn legacy_maps_keep_their_ids_and_unset_ids_get_the_lowest_free_one() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("legacy"), &fs.options()).unwrap();
     let ids: Vec<(&str, u32, Pinning)> = obj
@@ -71,6 +73,7 @@ fn legacy_maps_keep_their_ids_and_unset_ids_get_the_lowest_free_one() {
 
 #[test]
 fn type_act_loads_the_action_section_as_sched_act() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let opts = LoadOptions {
         prog_type: ProgKind::Act,
@@ -87,6 +90,7 @@ fn type_act_loads_the_action_section_as_sched_act() {
 
 #[test]
 fn program_name_picks_the_program_whatever_the_section() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let opts = LoadOptions {
         program: Some("act_main".into()),
@@ -100,6 +104,7 @@ fn program_name_picks_the_program_whatever_the_section() {
 
 #[test]
 fn missing_section_is_an_error_listing_the_program_sections() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let opts = LoadOptions {
         section: Some("nope".into()),
@@ -116,6 +121,7 @@ fn missing_section_is_an_error_listing_the_program_sections() {
 
 #[test]
 fn every_old_bpf_elf_map_size_loads_and_counts() {
+    tcbpf_testkit::require_root!();
     for (size, fields) in [(20u32, 5u32), (24, 6), (28, 7)] {
         let fs = Bpffs::new();
         let obj = load_file(&fixture(&format!("legacy_v{size}")), &fs.options()).unwrap();

@@ -22,6 +22,7 @@ fn map_info_of(prog: &sys::ProgFd, name: &str) -> info::MapInfo {
 
 #[test]
 fn perf_array_and_ring_buffer_get_libbpfs_sizes() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let file = fixture("events.o");
     let ours = load::load_file(&file, &fs.options()).unwrap();

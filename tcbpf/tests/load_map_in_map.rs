@@ -8,6 +8,7 @@ use tcbpf::sys;
 
 #[test]
 fn legacy_inner_map_is_stored_at_its_inner_idx() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("mim_legacy"), &fs.options()).unwrap();
     let inner = obj.map("inner").unwrap();
@@ -23,6 +24,7 @@ fn legacy_inner_map_is_stored_at_its_inner_idx() {
 
 #[test]
 fn btf_values_fill_the_outer_map() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("mim_btf"), &fs.options()).unwrap();
     let prog = &obj.main_program().fd;

@@ -8,6 +8,7 @@ use tcbpf::load::load_file;
 
 #[test]
 fn calls_into_text_and_same_section_compute_the_verdict() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("subprog"), &fs.options()).unwrap();
     let prog = &obj.main_program().fd;
@@ -24,6 +25,7 @@ fn calls_into_text_and_same_section_compute_the_verdict() {
 
 #[test]
 fn a_section_with_only_a_static_function_is_still_a_program() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("static_prog"), &fs.options()).unwrap();
     assert_eq!(obj.main_program().name, "local_prog");

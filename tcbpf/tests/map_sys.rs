@@ -49,6 +49,7 @@ fn batch_dump(m: &MapFd, chunk: usize) -> Vec<(u32, u64)> {
 
 #[test]
 fn update_batch_then_lookup_batch_returns_every_entry_once() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 5000, "msys_batch");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(5000);
@@ -66,6 +67,7 @@ fn update_batch_then_lookup_batch_returns_every_entry_once() {
 
 #[test]
 fn delete_batch_removes_exactly_the_given_keys() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 100, "msys_delb");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(100);
@@ -80,6 +82,7 @@ fn delete_batch_removes_exactly_the_given_keys() {
 
 #[test]
 fn update_batch_stopping_part_way_reports_how_many_were_written() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Array, 4, 8, 5, "msys_partial");
     let sizes = map::ElemSizes::of(&m).unwrap();
     // Keys 0..10 into a 5-slot array: index 5 is out of range.
@@ -92,6 +95,7 @@ fn update_batch_stopping_part_way_reports_how_many_were_written() {
 
 #[test]
 fn update_batch_refuses_exist_flags_before_writing_anything() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 10, "msys_noexist");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let (keys, values) = packed(3);
@@ -102,6 +106,7 @@ fn update_batch_refuses_exist_flags_before_writing_anything() {
 
 #[test]
 fn batch_buffers_without_a_whole_element_are_refused_before_the_kernel() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 10, "msys_small");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let err = map::update_batch(&m, &sizes, &[0; 4], &[0; 7], 0).unwrap_err();
@@ -110,6 +115,7 @@ fn batch_buffers_without_a_whole_element_are_refused_before_the_kernel() {
 
 #[test]
 fn percpu_sizes_round_each_cpu_value_up_to_eight_bytes() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::PercpuArray, 4, 4, 2, "msys_pcpu");
     let sizes = map::ElemSizes::of(&m).unwrap();
     let cpus = sys::possible_cpus().unwrap();
@@ -129,6 +135,7 @@ fn percpu_sizes_round_each_cpu_value_up_to_eight_bytes() {
 
 #[test]
 fn lookup_and_delete_takes_the_entry_out() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Hash, 4, 8, 4, "msys_lad");
     map::update(&m, &3u32.to_ne_bytes(), &33u64.to_ne_bytes(), 0).unwrap();
     let mut v = [0u8; 8];
@@ -141,6 +148,7 @@ fn lookup_and_delete_takes_the_entry_out() {
 
 #[test]
 fn queue_pops_in_order_and_stack_in_reverse() {
+    tcbpf_testkit::require_root!();
     let q = create(tcbpf::abi::MapType::Queue, 0, 4, 8, "msys_q");
     let s = create(tcbpf::abi::MapType::Stack, 0, 4, 8, "msys_s");
     for v in [1u32, 2, 3] {
@@ -163,6 +171,7 @@ fn queue_pops_in_order_and_stack_in_reverse() {
 
 #[test]
 fn frozen_map_refuses_writes_and_fdinfo_says_so() {
+    tcbpf_testkit::require_root!();
     let m = create(tcbpf::abi::MapType::Array, 4, 8, 4, "msys_frz");
     let before = sys::info::map_fdinfo(&m).unwrap();
     assert!(!before.frozen);
@@ -175,6 +184,7 @@ fn frozen_map_refuses_writes_and_fdinfo_says_so() {
 
 #[test]
 fn lpm_trie_walks_by_batch_too() {
+    tcbpf_testkit::require_root!();
     let m = map::create(&map::MapCreate {
         map_type: tcbpf::abi::MapType::LpmTrie as u32,
         key_size: 8,

@@ -18,6 +18,7 @@ fn load() -> (Bpffs, LoadedObject) {
 
 #[test]
 fn types_of_reads_each_map_s_btf_from_the_kernel() {
+    tcbpf_testkit::require_root!();
     let (_fs, obj) = load();
     let counters = &obj.map("counters").unwrap().fd;
     let t = types_of(counters).unwrap().expect("counters has BTF");
@@ -82,6 +83,7 @@ fn contents(map: &sys::MapFd) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn apply_adds_changes_keeps_and_with_replace_removes() {
+    tcbpf_testkit::require_root!();
     let (_fs, obj) = load();
     let map = &obj.map("counters").unwrap().fd;
     for k in 1u32..=3 {
@@ -133,6 +135,7 @@ fn apply_adds_changes_keeps_and_with_replace_removes() {
 
 #[test]
 fn apply_on_per_cpu_and_array_maps() {
+    tcbpf_testkit::require_root!();
     let (_fs, obj) = load();
     let pcpu = &obj.map("pcpu").unwrap().fd;
     let t = types_of(pcpu).unwrap().unwrap();

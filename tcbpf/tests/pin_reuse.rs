@@ -23,6 +23,7 @@ fn kernel_id(fd: &sys::MapFd) -> u32 {
 
 #[test]
 fn second_load_reuses_the_pinned_maps_of_the_first() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let file = fixture("legacy");
     let first = load_file(&file, &fs.options()).unwrap();
@@ -69,6 +70,7 @@ fn second_load_reuses_the_pinned_maps_of_the_first() {
 
 #[test]
 fn btf_pin_by_name_is_shared_through_tc_globals() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let first = load_file(&fixture("btf_maps"), &fs.options()).unwrap();
     let second = load_file(&fixture("btf_maps"), &fs.options()).unwrap();
@@ -85,6 +87,7 @@ fn btf_pin_by_name_is_shared_through_tc_globals() {
 
 #[test]
 fn incompatible_pin_is_refused_naming_both_definitions_and_nothing_is_left_behind() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let globals = fs.path.join("tc/globals");
     std::fs::create_dir_all(&globals).unwrap();
@@ -122,6 +125,7 @@ fn incompatible_pin_is_refused_naming_both_definitions_and_nothing_is_left_behin
 
 #[test]
 fn custom_pinning_follows_the_pinning_table() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let db = fs.dir.0.join("bpf_pinning");
     std::fs::write(&db, "# test table\n42\tcustom/sub\n").unwrap();
@@ -144,6 +148,7 @@ fn custom_pinning_follows_the_pinning_table() {
 
 #[test]
 fn custom_pinning_value_missing_from_the_table_is_not_pinned() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("legacy"), &fs.options()).unwrap();
     assert_eq!(obj.map("custom_pinned").unwrap().pin_path, None);
@@ -156,6 +161,7 @@ fn custom_pinning_value_missing_from_the_table_is_not_pinned() {
 
 #[test]
 fn bpffs_is_mounted_when_absent() {
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("nobpffs");
     let mnt = dir.0.join("bpf");
     struct Unmount(std::path::PathBuf);
@@ -179,6 +185,7 @@ fn bpffs_is_mounted_when_absent() {
 
 #[test]
 fn obj_load_pins_the_program_and_refuses_a_taken_path() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let path = fs.path.join("prog");
     let opts = LoadOptions {
@@ -202,6 +209,7 @@ fn obj_load_pins_the_program_and_refuses_a_taken_path() {
 
 #[test]
 fn program_pin_outside_a_bpffs_is_refused_before_anything_is_made() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let elsewhere = TempDir::new("notbpf");
     let opts = LoadOptions {

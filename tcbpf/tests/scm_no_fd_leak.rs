@@ -20,6 +20,7 @@ fn hash_map(name: &str, key_size: u32) -> MapFd {
 
 #[test]
 fn thousands_of_bad_datagrams_leave_the_fd_count_unchanged() {
+    tcbpf_testkit::require_root!();
     let maps: Vec<MapFd> = (0..66).map(|i| hash_map(&format!("leak{i}"), 4)).collect();
     let file = std::fs::File::open("/proc/self/status").unwrap();
     let obj = ObjectId {

@@ -35,6 +35,7 @@ fn opts() -> ReceiveOptions {
 
 #[test]
 fn transfers_of_1_3_64_65_and_200_maps_arrive_whole_and_in_order() {
+    tcbpf_testkit::require_root!();
     for count in [1usize, 3, 64, 65, 200] {
         let path = SockPath::new("sizes");
         let maps: Vec<MapFd> = (0..count)
@@ -70,6 +71,7 @@ fn transfers_of_1_3_64_65_and_200_maps_arrive_whole_and_in_order() {
 
 #[test]
 fn received_descriptors_are_close_on_exec_and_writes_are_shared() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("cloexec");
     let m = hash_map("scm_shared", 4);
     let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
@@ -96,6 +98,7 @@ fn received_descriptors_are_close_on_exec_and_writes_are_shared() {
 
 #[test]
 fn inheritable_receipt_leaves_close_on_exec_off_for_the_exec_proxy() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("inherit");
     let m = hash_map("scm_inherit", 4);
     let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
@@ -154,6 +157,7 @@ fn path_longer_than_sun_path_is_refused() {
 
 #[test]
 fn sending_to_nobody_says_nobody_listens() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("nobody");
     let m = hash_map("scm_nobody", 4);
     let err = scm::send_maps(&path.0, &object(), &[(desc_of(&m, 0), m.as_fd())]).unwrap_err();
@@ -182,6 +186,7 @@ fn receive_after_raw(tag: &str, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> scm::Er
 
 #[test]
 fn import_fails_on_wrong_version() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("scm_bad_ver", 4);
     let mut bytes = wire::encode_chunk(&object(), 1, &[desc_of(&m, 0)]);
     bytes[0] = 9;
@@ -192,6 +197,7 @@ fn import_fails_on_wrong_version() {
 
 #[test]
 fn import_fails_when_count_is_larger_than_entries_carried() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("scm_bad_cnt", 4);
     let bytes = wire::encode_chunk(&object(), 3, &[desc_of(&m, 0)]);
     let err = receive_after_raw("count", &bytes, &[m.as_fd()]);
@@ -204,6 +210,7 @@ fn import_fails_when_count_is_larger_than_entries_carried() {
 
 #[test]
 fn import_fails_on_truncated_control_message() {
+    tcbpf_testkit::require_root!();
     let maps: Vec<MapFd> = (0..65)
         .map(|i| hash_map(&format!("scm_ct{i}"), 4))
         .collect();
@@ -216,6 +223,7 @@ fn import_fails_on_truncated_control_message() {
 
 #[test]
 fn import_fails_without_scm_rights() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("scm_norights", 4);
     let bytes = wire::encode_chunk(&object(), 1, &[desc_of(&m, 0)]);
     let err = receive_after_raw("norights", &bytes, &[]);
@@ -224,6 +232,7 @@ fn import_fails_without_scm_rights() {
 
 #[test]
 fn import_fails_on_fewer_or_more_descriptors_than_entries() {
+    tcbpf_testkit::require_root!();
     let a = hash_map("scm_fd_a", 4);
     let b = hash_map("scm_fd_b", 4);
     let two = wire::encode_chunk(&object(), 2, &[desc_of(&a, 0), desc_of(&b, 1)]);
@@ -244,6 +253,7 @@ fn import_fails_on_fewer_or_more_descriptors_than_entries() {
 
 #[test]
 fn import_fails_on_descriptor_that_is_not_a_map() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("scm_notmap", 4);
     let file = std::fs::File::open("/proc/self/status").unwrap();
     let bytes = wire::encode_chunk(&object(), 1, &[desc_of(&m, 5)]);
@@ -254,6 +264,7 @@ fn import_fails_on_descriptor_that_is_not_a_map() {
 
 #[test]
 fn import_fails_when_map_differs_from_its_entry() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("scm_mismatch", 4);
     let mut d = desc_of(&m, 2);
     d.key_size = 8;
@@ -273,6 +284,7 @@ fn import_fails_when_map_differs_from_its_entry() {
 
 #[test]
 fn import_fails_when_a_later_datagram_changes_the_count() {
+    tcbpf_testkit::require_root!();
     let maps: Vec<MapFd> = (0..65)
         .map(|i| hash_map(&format!("scm_ch{i}"), 4))
         .collect();
@@ -300,6 +312,7 @@ fn import_fails_when_a_later_datagram_changes_the_count() {
 
 #[test]
 fn receive_times_out_when_the_transfer_stops_short() {
+    tcbpf_testkit::require_root!();
     let maps: Vec<MapFd> = (0..2).map(|i| hash_map(&format!("scm_to{i}"), 4)).collect();
     let path = SockPath::new("timeout");
     let receiver = Receiver::bind(&path.0, scm::DEFAULT_MODE).unwrap();
@@ -325,6 +338,7 @@ fn receive_times_out_when_the_transfer_stops_short() {
 
 #[test]
 fn import_refuses_a_program_descriptor_sent_as_a_map() {
+    tcbpf_testkit::require_root!();
     use tcbpf::sys::prog;
     // r0 = 0; exit
     let insns = [
@@ -359,6 +373,7 @@ fn import_refuses_a_program_descriptor_sent_as_a_map() {
 
 #[test]
 fn queue_and_array_maps_travel_like_hash_maps() {
+    tcbpf_testkit::require_root!();
     let path = SockPath::new("kinds");
     let queue = map::create(&map::MapCreate {
         map_type: tcbpf::abi::MapType::Queue as u32,

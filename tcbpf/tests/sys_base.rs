@@ -9,6 +9,7 @@ fn hash_map(name: &str) -> MapFd {
 
 #[test]
 fn created_map_round_trips_values_and_reports_its_info() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("sys_base_rt");
     map::update(
         &m,
@@ -43,6 +44,7 @@ fn created_map_round_trips_values_and_reports_its_info() {
 
 #[test]
 fn map_fd_check_refuses_non_map_descriptors() {
+    tcbpf_testkit::require_root!();
     let f = std::fs::File::open("/proc/self/status").unwrap();
     let err = MapFd::dup_from_raw(f.as_raw_fd()).unwrap_err();
     assert!(err.to_string().contains("not a bpf map"), "{err}");
@@ -57,6 +59,7 @@ fn map_fd_check_refuses_non_map_descriptors() {
 
 #[test]
 fn opening_by_id_reaches_the_same_map() {
+    tcbpf_testkit::require_root!();
     let m = hash_map("sys_base_id");
     let id = sys::info::map_info(&m).unwrap().id;
     let ro = sys::obj::map_by_id(id, sys::obj::open::RDONLY).unwrap();
@@ -66,6 +69,7 @@ fn opening_by_id_reaches_the_same_map() {
 
 #[test]
 fn keyless_maps_take_elements_through_empty_keys() {
+    tcbpf_testkit::require_root!();
     let q = map::create(&map::MapCreate {
         map_type: tcbpf::abi::MapType::Queue as u32,
         key_size: 0,

@@ -9,6 +9,7 @@ use tcbpf::sys;
 
 #[test]
 fn legacy_chain_runs_every_stage_and_returns_the_last_verdict() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("tailcall"), &fs.options()).unwrap();
     assert_eq!(
@@ -28,6 +29,7 @@ fn legacy_chain_runs_every_stage_and_returns_the_last_verdict() {
 
 #[test]
 fn a_program_jumping_into_its_own_slot_loops_until_it_stops() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("tailcall"), &fs.options()).unwrap();
     assert_eq!(run(&obj.main_program().fd, &selector_packet(1)), 3);
@@ -39,6 +41,7 @@ fn a_program_jumping_into_its_own_slot_loops_until_it_stops() {
 
 #[test]
 fn program_array_stays_populated_while_the_object_is_held() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("tailcall"), &fs.options()).unwrap();
     let jmp = &obj.map("jmp_table").unwrap().fd;
@@ -56,6 +59,7 @@ fn program_array_stays_populated_while_the_object_is_held() {
 
 #[test]
 fn btf_prog_array_values_load_their_target_program() {
+    tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
     let obj = load_file(&fixture("tailcall_btf"), &fs.options()).unwrap();
     assert_eq!(obj.main_program().name, "tail_entry");

@@ -46,6 +46,7 @@ fn veth_in(ns: &Netns) -> u32 {
 
 #[test]
 fn clsact_qdisc_is_added_once_and_deleted() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let ifindex = veth_in(&ns);
     ns.run(|| {
@@ -73,6 +74,7 @@ fn clsact_qdisc_is_added_once_and_deleted() {
 
 #[test]
 fn filter_is_listed_seen_by_tc_replaced_and_deleted() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let ifindex = veth_in(&ns);
     let first = constant_prog(PASS);
@@ -139,6 +141,7 @@ fn filter_is_listed_seen_by_tc_replaced_and_deleted() {
 
 #[test]
 fn filter_added_by_tc_from_a_pin_is_listed_with_its_name() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let fs = Bpffs::new();
     let ifindex = veth_in(&ns);
@@ -187,6 +190,7 @@ fn filter_added_by_tc_from_a_pin_is_listed_with_its_name() {
 
 #[test]
 fn classifier_counts_exactly_the_udp_packets_sent_across_veth() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     let counter = counter_map();
     let prog = udp_counter_prog(&counter, 4242, PASS);
@@ -213,6 +217,7 @@ fn classifier_counts_exactly_the_udp_packets_sent_across_veth() {
 
 #[test]
 fn tcx_link_counts_traffic_and_detaches() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     let fs = Bpffs::new();
     let counter = counter_map();
@@ -253,6 +258,7 @@ fn tcx_link_counts_traffic_and_detaches() {
 
 #[test]
 fn act_bpf_reports_that_the_kernel_lacks_it() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let ifindex = veth_in(&ns);
     let prog = constant_prog(PASS);
@@ -286,6 +292,7 @@ fn act_bpf_reports_that_the_kernel_lacks_it() {
 
 #[test]
 fn bad_input_gets_clear_errors_and_leaves_nothing() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let ifindex = veth_in(&ns);
     let prog = constant_prog(PASS);

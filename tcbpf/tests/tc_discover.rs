@@ -12,6 +12,7 @@ use tcbpf_testkit::*;
 
 #[test]
 fn device_programs_and_their_maps_are_found_with_run_counts() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     let counter = counter_map();
     let map_id = info::map_info(&counter).unwrap().id;
@@ -78,6 +79,7 @@ fn device_programs_and_their_maps_are_found_with_run_counts() {
 
 #[test]
 fn only_the_asked_direction_is_listed_and_a_gone_program_is_enoent() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     let prog = constant_prog(PASS);

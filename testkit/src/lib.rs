@@ -96,3 +96,66 @@ impl Drop for SockPath {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Why this process may not run the privileged tests, or `None` when it
+/// may: they need CAP_SYS_ADMIN (mounts, namespaces), CAP_NET_ADMIN (tc,
+/// links) and CAP_BPF, which root has. Read from `/proc/self/status`, so
+/// no system call of the test's own is needed to ask.
+pub fn missing_privilege() -> Option<String> {
+    const NEEDED: [(u32, &str); 3] = [
+        (21, "CAP_SYS_ADMIN"),
+        (12, "CAP_NET_ADMIN"),
+        (39, "CAP_BPF"),
+    ];
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    let caps = u64::from_str_radix(&field("CapEff:"), 16).unwrap_or(0);
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(bit, _)| caps & (1u64 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let uid = field("Uid:");
+    let euid = uid.split_whitespace().nth(1).unwrap_or("?");
+    Some(format!(
+        "without {}; effective uid {euid}",
+        missing.join(", ")
+    ))
+}
+
+/// The name of the running test (libtest names each test's thread after it).
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string()
+}
+
+/// At the top of a test that needs the kernel as root (bpf(2), mounts,
+/// namespaces, tc): when the process lacks the privileges, prints
+/// `SKIP <test>: needs root (<why>)` to stderr and returns (`()`, or the
+/// value given: `require_root!(Ok(()))` in a function returning a
+/// `Result`), instead of failing in a `mount` or `setns` far from the
+/// cause. As root it does nothing.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        $crate::require_root!(())
+    };
+    ($skipped:expr) => {
+        if let Some(why) = $crate::missing_privilege() {
+            eprintln!("SKIP {}: needs root ({why})", $crate::test_name());
+            return $skipped;
+        }
+    };
+}

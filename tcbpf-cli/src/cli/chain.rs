@@ -15,16 +15,17 @@
 //!
 //! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
 
-use super::error::{CliError, Exit};
-use super::obj::load_error;
+use super::error::{rolled_back, CliError};
+use super::filter::TcxHook;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use tcbpf::load::{LoadOptions, LoadedObject};
 use tcbpf::sys::{self, link, LinkFd};
+use tcbpf::tc::attach as tc_attach;
 use tcbpf::tc::chain::{parse_chain, ChainEntry, OwnedLink, Place, Plan};
 use tcbpf::tc::tcx::{self, Anchor, Direction, Relative};
 use tcbpf::tc::{bpffs, device, Socket};
@@ -54,27 +55,34 @@ struct Args {
     file: PathBuf,
 }
 
+keywords! {
+    /// The one verb of `tcbpf chain`.
+    enum ChainVerb("chain command") { Apply = "apply" }
+}
+
+keywords! {
+    /// The options of `chain apply` (the word after them is the file).
+    enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
+}
+
 fn parse(w: &mut Words) -> Result<Args, CliError> {
     let verb = w.expect("'apply'")?;
-    choose(&verb, &["apply"], "chain command")?;
+    let ChainVerb::Apply = ChainVerb::choose(&verb)?;
     let (mut dev, mut direction, mut file) = (None, None, None);
     while let Some(word) = w.next() {
-        match choose(&word, &["dev", "tcx"], "chain apply option").or_else(|e| {
-            if file.is_none() && direction.is_some() {
-                Ok("file")
-            } else {
-                Err(e)
-            }
-        })? {
-            "dev" => dev = Some(w.expect("a device after 'dev'")?),
-            "tcx" => {
+        // After the hook, the first word that is no option is the file.
+        let option = match ApplyOption::choose(&word) {
+            Ok(o) => Some(o),
+            Err(_) if file.is_none() && direction.is_some() => None,
+            Err(e) => return Err(e),
+        };
+        match option {
+            Some(ApplyOption::Dev) => dev = Some(w.expect("a device after 'dev'")?),
+            Some(ApplyOption::Tcx) => {
                 let d = w.expect("ingress or egress after 'tcx'")?;
-                direction = Some(match choose(&d, &["ingress", "egress"], "tcx hook")? {
-                    "ingress" => Direction::Ingress,
-                    _ => Direction::Egress,
-                });
+                direction = Some(TcxHook::direction(&d)?);
             }
-            _ => file = Some(PathBuf::from(word)),
+            None => file = Some(PathBuf::from(word)),
         }
     }
     Ok(Args {
@@ -162,20 +170,18 @@ fn resolve(entries: &[ChainEntry]) -> Result<Resolved, CliError> {
                 section,
                 program,
             } => {
-                let bytes = std::fs::read(file).map_err(|err| CliError {
-                    exit: super::error::exit_for_errno(err.raw_os_error()),
-                    message: format!("'{}': {err}", file.display()),
-                })?;
-                let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(load_error)?;
+                let bytes = tcbpf::elf::read_object(file)
+                    .map_err(|e| super::error::object_read_error(file, e))?;
+                let id = tcbpf::load::ObjectIdentity::of(file, &bytes).map_err(CliError::from)?;
                 let spec = tcbpf::elf::ObjectSpec::parse(&file.display().to_string(), &bytes)
-                    .map_err(|e| load_error(e.into()))?;
+                    .map_err(|e| CliError::from(tcbpf::load::LoadError::from(e)))?;
                 let opts = LoadOptions {
                     section: section.clone(),
                     program: program.clone(),
                     ..LoadOptions::default()
                 };
                 let p = &spec.programs
-                    [tcbpf::load::select_program(&spec, &opts).map_err(load_error)?];
+                    [tcbpf::load::select_program(&spec, &opts).map_err(CliError::from)?];
                 keys.push(format!("obj:{}:{}:{}", id.sha1_hex, p.section, p.name));
                 let canon = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
                 let n = objects.len();
@@ -307,7 +313,8 @@ fn attempt(
                 also_programs: names[1..].to_vec(),
                 ..LoadOptions::default()
             };
-            let loaded = tcbpf::load::load_file(file, &opts).map_err(|e| failed(load_error(e)))?;
+            let loaded =
+                tcbpf::load::load_file(file, &opts).map_err(|e| failed(CliError::from(e)))?;
             loads.push((g, loaded));
             loaded_now = true;
         }
@@ -389,7 +396,13 @@ fn attempt(
                         .as_fd(),
                 )),
             };
-            tcx::attach_at(ifindex, direction, prog_of(*i), anchor, Some(revision))
+            let target = tc_attach::AttachTarget {
+                anchor,
+                revision: Some(revision),
+                ..tc_attach::AttachTarget::new(ifindex, tc_attach::Hook::Tcx(direction))
+            };
+            tc_attach::attach(&target, prog_of(*i).into(), "")
+                .map(|a| a.into_link().expect("a tcx hook attaches a link").0)
         };
         match attached {
             Ok(l) => {
@@ -398,10 +411,12 @@ fn attempt(
                 revision += 1;
             }
             Err(e) => {
-                let stale = e.errno() == Some(libc::ESTALE);
+                let stale = matches!(
+                    &e,
+                    tc_attach::AttachError::Attach(t) if t.errno() == Some(libc::ESTALE)
+                );
                 undo(&links, &new, &[]);
-                let mut e = CliError::from(e).context(format!("entry {}", i + 1));
-                e.exit = Exit::Failure;
+                let e = rolled_back(CliError::from(e).context(format!("entry {}", i + 1)));
                 return Err(if stale { Attempt::Stale(e) } else { failed(e) });
             }
         }

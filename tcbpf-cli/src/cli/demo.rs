@@ -11,7 +11,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -44,9 +44,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             print!("{USAGE}");
             return Ok(());
         }
-        match choose(&word, &["seconds", "watch"], "demo option")? {
-            "watch" => watch = true,
-            _ => seconds = w.number("seconds")?,
+        match DemoOption::choose(&word)? {
+            DemoOption::Watch => watch = true,
+            DemoOption::Seconds => seconds = w.number("seconds")?,
         }
     }
     if !(1..=3600).contains(&seconds) {
@@ -62,6 +62,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     }
     result
+}
+
+keywords! {
+    /// The options of `tcbpf demo`.
+    enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
 }
 
 /// Everything the demo creates; dropping it removes all of it.

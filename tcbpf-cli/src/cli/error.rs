@@ -1,4 +1,9 @@
-//! Command errors and the exit codes they map to.
+//! Command errors and the exit codes they map to. Every mapping of a
+//! library error to an exit code is here, one `From` impl per library
+//! error type (sys, io, tc, scm, keeper, load, object parse), matched
+//! exhaustively on the error's kind where it has one; command modules
+//! convert with `?` or `CliError::from` and never pick an exit themselves
+//! from an errno.
 //!
 //! | code | meaning |
 //! | --- | --- |
@@ -79,6 +84,27 @@ pub fn exit_for_errno(errno: Option<i32>) -> Exit {
     }
 }
 
+/// The exit class of a failed program load that a command makes itself
+/// (`map add`): no privilege is EPERM, or EACCES before the verifier
+/// wrote anything; every other refusal is a failure.
+pub fn exit_for_prog_load(errno: Option<i32>, verifier_log: &str) -> Exit {
+    match errno {
+        Some(libc::EPERM) => Exit::Permission,
+        Some(libc::EACCES) if verifier_log.trim().is_empty() => Exit::Permission,
+        _ => Exit::Failure,
+    }
+}
+
+/// A step that failed in the middle of a plan the command rolled back
+/// (a chain entry, an anchored tcx attach): exit 4 whatever the cause,
+/// since what the words named was there when the plan was made.
+pub fn rolled_back(e: CliError) -> CliError {
+    CliError {
+        exit: Exit::Failure,
+        ..e
+    }
+}
+
 impl From<tcbpf::sys::Error> for CliError {
     fn from(e: tcbpf::sys::Error) -> Self {
         CliError {
@@ -94,5 +120,167 @@ impl From<std::io::Error> for CliError {
             exit: exit_for_errno(e.raw_os_error()),
             message: e.to_string(),
         }
+    }
+}
+
+impl From<tcbpf::tc::Error> for CliError {
+    fn from(e: tcbpf::tc::Error) -> Self {
+        let exit = match e.errno() {
+            Some(libc::ENODEV) => Exit::NotFound,
+            other => exit_for_errno(other),
+        };
+        // Lookups tcbpf makes itself read best as the plain sentence.
+        let message = if matches!(e.op, "find device" | "find qdisc") {
+            e.message.clone()
+        } else {
+            e.to_string()
+        };
+        CliError { exit, message }
+    }
+}
+
+/// The exit class of a library error's kind: every kind has its code here
+/// (a kind added to the library fails to compile until it has one).
+pub fn exit_for_kind(kind: tcbpf::ErrorKind) -> Exit {
+    use tcbpf::ErrorKind as K;
+    match kind {
+        K::NotFound | K::NotListening => Exit::NotFound,
+        K::BadInput => Exit::Usage,
+        K::Permission => Exit::Permission,
+        K::TimedOut | K::Interrupted | K::System => Exit::Failure,
+    }
+}
+
+impl From<tcbpf::scm::Error> for CliError {
+    fn from(e: tcbpf::scm::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.message,
+        }
+    }
+}
+
+impl From<tcbpf::keeper::Error> for CliError {
+    fn from(e: tcbpf::keeper::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.message,
+        }
+    }
+}
+
+/// A failed attach: the kernel's refusal as a tc error, an action's pin
+/// as `action bpf pinned: …` (callers add the device where it belongs).
+impl From<tcbpf::tc::attach::AttachError> for CliError {
+    fn from(e: tcbpf::tc::attach::AttachError) -> Self {
+        use tcbpf::tc::attach::AttachError as E;
+        match e {
+            E::Action { source, .. } => CliError::from(source).context("action bpf pinned"),
+            E::Socket(e) | E::Attach(e) => CliError::from(e),
+            E::LinkInfo(e) => CliError::from(e),
+            E::ClassicOnTcx => CliError::usage(E::ClassicOnTcx.to_string()),
+        }
+    }
+}
+
+/// A failed load: 1 file or program not found, 2 bad object or request
+/// (including a verifier rejection), 3 permission, 4 other (a missing
+/// kernel object behind an errno is a failure, not "not found").
+impl From<tcbpf::load::LoadError> for CliError {
+    fn from(e: tcbpf::load::LoadError) -> Self {
+        let exit = if e.is_not_found() {
+            Exit::NotFound
+        } else if e.is_bad_input() {
+            Exit::Usage
+        } else {
+            match exit_for_errno(e.errno()) {
+                Exit::NotFound => Exit::Failure,
+                other => other,
+            }
+        };
+        CliError {
+            exit,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// An object file that could not be read (1 when it is not there, 2
+/// otherwise, as a parse error), said as the parser says it.
+pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError {
+    let exit = match e.kind() {
+        std::io::ErrorKind::NotFound => Exit::NotFound,
+        _ => Exit::Usage,
+    };
+    let parse = tcbpf::elf::ParseError {
+        file: path.display().to_string(),
+        section: None,
+        symbol: None,
+        reason: e.to_string(),
+    };
+    CliError {
+        exit,
+        message: parse.to_string(),
+    }
+}
+
+/// An object that does not parse (exit 2).
+impl From<tcbpf::elf::ParseError> for CliError {
+    fn from(e: tcbpf::elf::ParseError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_classes_are_not_found_permission_and_failure() {
+        assert_eq!(exit_for_errno(Some(libc::ENOENT)), Exit::NotFound);
+        assert_eq!(exit_for_errno(Some(libc::EPERM)), Exit::Permission);
+        assert_eq!(exit_for_errno(Some(libc::EACCES)), Exit::Permission);
+        assert_eq!(exit_for_errno(Some(libc::ESTALE)), Exit::Failure);
+        assert_eq!(exit_for_errno(None), Exit::Failure);
+    }
+
+    #[test]
+    fn missing_object_file_is_not_found_and_reads_as_the_parser_says() {
+        let path = std::path::Path::new("/nonexistent/tcbpf-object.o");
+        let io = std::fs::File::open(path).unwrap_err();
+        let e = object_read_error(path, io);
+        assert_eq!(e.exit, Exit::NotFound);
+        assert!(
+            e.message.contains("/nonexistent/tcbpf-object.o"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("No such file"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_load_that_names_a_missing_program_is_not_found() {
+        let e = CliError::from(tcbpf::load::LoadError::NoProgram {
+            file: "x.o".into(),
+            wanted: "program 'nope'".into(),
+            available: vec![],
+        });
+        assert_eq!(e.exit, Exit::NotFound);
+    }
+
+    #[test]
+    fn a_program_load_refused_before_the_verifier_spoke_is_permission() {
+        assert_eq!(
+            exit_for_prog_load(Some(libc::EPERM), "log"),
+            Exit::Permission
+        );
+        assert_eq!(
+            exit_for_prog_load(Some(libc::EACCES), " \n"),
+            Exit::Permission
+        );
+        assert_eq!(
+            exit_for_prog_load(Some(libc::EACCES), "R1 invalid"),
+            Exit::Failure
+        );
     }
 }

@@ -11,10 +11,10 @@
 //! This module parses words and prints; receiving is `tcbpf::scm`, the
 //! environment and exec are `tcbpf::exec`.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::graft;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -66,7 +66,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    choose(&word, &["bpf"], "exec type")?;
+    let ExecType::Bpf = ExecType::choose(&word)?;
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
@@ -81,10 +81,31 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if verb == "dbg" {
         return debug(w);
     }
-    match choose(&verb, &["import", "graft", "debug"], "exec bpf command")? {
-        "import" => import(g, w),
-        "graft" => graft::graft(g, w),
-        _ => debug(w),
+    match ExecVerb::choose(&verb)? {
+        ExecVerb::Import => import(g, w),
+        ExecVerb::Graft => graft::graft(g, w),
+        ExecVerb::Debug => debug(w),
+    }
+}
+
+keywords! {
+    /// The one type `exec` knows.
+    enum ExecType("exec type") { Bpf = "bpf" }
+}
+
+keywords! {
+    /// The verbs of `exec bpf` (`dbg`, tc's short form of debug, is
+    /// matched before these so that `d` stays a prefix of `debug` alone).
+    enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
+}
+
+keywords! {
+    /// The options of `exec bpf import`.
+    enum ImportOption("import option") {
+        Run = "run",
+        Timeout = "timeout",
+        Mode = "mode",
+        AllowUid = "allow-uid",
     }
 }
 
@@ -109,19 +130,15 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
         argv: vec![OsString::from(exec::DEFAULT_COMMAND)],
     };
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["run", "timeout", "mode", "allow-uid"],
-            "import option",
-        )? {
-            "run" => {
+        match ImportOption::choose(&word)? {
+            ImportOption::Run => {
                 let rest = w.rest();
                 if rest.is_empty() {
                     return Err(CliError::usage("expected a command after 'run'"));
                 }
                 args.argv = rest.into_iter().map(OsString::from).collect();
             }
-            "timeout" => {
+            ImportOption::Timeout => {
                 let text = w.expect("seconds after 'timeout'")?;
                 let secs: f64 = text
                     .parse()
@@ -134,7 +151,7 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                     })?;
                 args.opts.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "mode" => {
+            ImportOption::Mode => {
                 let text = w.expect("an octal mode after 'mode'")?;
                 let digits = text.strip_prefix("0o").unwrap_or(&text);
                 args.mode = u32::from_str_radix(digits, 8)
@@ -146,7 +163,7 @@ fn parse_import(w: &mut Words) -> Result<ImportArgs, CliError> {
                         ))
                     })?;
             }
-            _ => {
+            ImportOption::AllowUid => {
                 let uid: u32 = w.number("a uid after 'allow-uid'")?;
                 args.opts.allowed_uids.push(uid);
             }
@@ -166,7 +183,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     args.opts.inheritable = !g.json;
     // The stop signals are blocked before the bind, so one that arrives at any
     // point of the wait unlinks the socket instead of killing the process.
-    let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(scm_error)?;
+    let receiver = Receiver::bind_stoppable(&args.uds, args.mode).map_err(CliError::from)?;
     // Warnings about refused senders are rate-limited and never block: a
     // flood from another user must not stall the wait (or make signals
     // unanswerable) when nobody reads stderr.
@@ -183,7 +200,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if let Some(line) = warnings.summary() {
         warn(line);
     }
-    let received = received.map_err(scm_error)?;
+    let received = received.map_err(CliError::from)?;
     // Closes the socket and unlinks its path before anything runs.
     receiver.close();
     if g.json {
@@ -192,13 +209,8 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let err = exec::exec_with_maps(received, &args.argv);
     let program = args.argv[0].to_string_lossy();
-    let exit = match err.raw_os_error() {
-        Some(libc::ENOENT) => Exit::NotFound,
-        Some(libc::EACCES) | Some(libc::EPERM) => Exit::Permission,
-        _ => Exit::Failure,
-    };
     Err(CliError {
-        exit,
+        exit: exit_for_errno(err.raw_os_error()),
         message: format!("cannot run '{program}': {err}"),
     })
 }
@@ -232,20 +244,6 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
     })
 }
 
-/// The exit class of a hand-off error.
-pub fn scm_error(e: scm::Error) -> CliError {
-    let exit = match e.kind {
-        tcbpf::ErrorKind::BadInput => Exit::Usage,
-        tcbpf::ErrorKind::NotListening => Exit::NotFound,
-        tcbpf::ErrorKind::Permission => Exit::Permission,
-        _ => Exit::Failure,
-    };
-    CliError {
-        exit,
-        message: e.message,
-    }
-}
-
 fn debug(w: &mut Words) -> Result<(), CliError> {
     w.finish()?;
     let pipe = exec::trace::trace_pipe()
@@ -256,6 +254,7 @@ fn debug(w: &mut Words) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::Exit;
     use super::*;
 
     fn words(s: &str) -> Words {

@@ -7,9 +7,8 @@
 //! that fails (nobody listening) is an error, but the filter stays attached.
 
 use super::error::CliError;
-use super::exec::scm_error;
 use super::filter::{attach_program, AttachTarget};
-use super::obj::{load_error, print_load_log};
+use super::obj::print_load_log;
 use super::output::Global;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -58,7 +57,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         max_map_memory: obj.max_memory,
         ..LoadOptions::default()
     };
-    let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(load_error)?;
+    let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(CliError::from)?;
     if verbose {
         print_load_log(&loaded);
     }
@@ -95,7 +94,7 @@ fn export_maps(
         allowed_uids: allowed_uids.to_vec(),
         entry_size,
     };
-    loaded.export(uds, &opts).map_err(scm_error)
+    loaded.export(uds, &opts).map_err(CliError::from)
 }
 
 /// The kernel empties a program array when its last user-space holder closes

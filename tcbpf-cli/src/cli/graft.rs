@@ -12,9 +12,9 @@
 //! classifier that jumps into it.
 
 use super::error::CliError;
-use super::obj::{load_error, print_load_log, prog_kind};
+use super::obj::{print_load_log, prog_kind};
 use super::output::Global;
-use super::words::{choose, is_help, parse_number, Words};
+use super::words::{is_help, keywords, parse_number, Words};
 use serde_json::json;
 use std::path::PathBuf;
 use tcbpf::abi::MapType;
@@ -33,6 +33,20 @@ MAP_FILE and PATH written m:REST are REST under $TC_BPF_MNT/tc (default
 /sys/fs/bpf/tc), as in tc. Long forms: object-file, section, object-pinned, fd.
 ";
 
+keywords! {
+    /// The options of `exec bpf graft`.
+    enum GraftOption("graft option") {
+        Key = "key",
+        Obj = "obj" | "object-file",
+        Pinned = "pinned" | "object-pinned" | "fd",
+        Type = "type",
+        Section = "section",
+        Program = "program",
+        Verbose = "verbose",
+        Help = "help",
+    }
+}
+
 /// Runs `tcbpf exec bpf graft …` (the words after `graft`).
 pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let first = w.expect("the pinned program array MAP_FILE after 'graft'")?;
@@ -49,35 +63,19 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ..LoadOptions::default()
     };
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &[
-                "key",
-                "obj",
-                "object-file",
-                "pinned",
-                "object-pinned",
-                "fd",
-                "type",
-                "section",
-                "program",
-                "verbose",
-                "help",
-            ],
-            "graft option",
-        )? {
-            "key" => key = Some(w.number("KEY after 'key'")?),
-            "obj" | "object-file" => {
-                file = Some(PathBuf::from(w.expect("an object FILE after 'obj'")?))
-            }
-            "pinned" | "object-pinned" | "fd" => {
+        match GraftOption::choose(&word)? {
+            GraftOption::Key => key = Some(w.number("KEY after 'key'")?),
+            GraftOption::Obj => file = Some(PathBuf::from(w.expect("an object FILE after 'obj'")?)),
+            GraftOption::Pinned => {
                 pinned = Some(tc_path(&w.expect("a pinned program PATH after 'pinned'")?))
             }
-            "program" => opts.program = Some(w.expect("a function name after 'program'")?),
-            "type" => opts.prog_type = prog_kind(w)?,
-            "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
-            "verbose" => opts.verbose = true,
-            _ => {
+            GraftOption::Program => {
+                opts.program = Some(w.expect("a function name after 'program'")?)
+            }
+            GraftOption::Type => opts.prog_type = prog_kind(w)?,
+            GraftOption::Section => opts.section = Some(w.expect("a section NAME after 'sec'")?),
+            GraftOption::Verbose => opts.verbose = true,
+            GraftOption::Help => {
                 print!("{USAGE}");
                 return Ok(());
             }
@@ -127,7 +125,7 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
     match source {
         Source::Obj(file) => {
-            let loaded = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+            let loaded = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
             if opts.verbose {
                 print_load_log(&loaded);
             }

@@ -11,9 +11,9 @@
 //! This module parses words and prints; the keeper itself is
 //! `tcbpf::keeper`, the environment and exec are `tcbpf::exec`.
 
-use super::error::{CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -57,20 +57,6 @@ exec bpf import keeper
          (the keeper's policy may give only those anyway).
 ";
 
-/// The exit class of a keeper error.
-pub fn keeper_error(e: keeper::Error) -> CliError {
-    let exit = match e.kind {
-        tcbpf::ErrorKind::NotFound | tcbpf::ErrorKind::NotListening => Exit::NotFound,
-        tcbpf::ErrorKind::BadInput => Exit::Usage,
-        tcbpf::ErrorKind::Permission => Exit::Permission,
-        _ => Exit::Failure,
-    };
-    CliError {
-        exit,
-        message: e.message,
-    }
-}
-
 fn octal_mode(text: &str) -> Result<u32, CliError> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     u32::from_str_radix(digits, 8)
@@ -99,17 +85,42 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         "list" | "status" => {
             let sock = PathBuf::from(w.expect("a keeper socket path")?);
             w.finish()?;
-            let client = keeper::Client::connect(&sock).map_err(keeper_error)?;
+            let client = keeper::Client::connect(&sock).map_err(CliError::from)?;
             let listing = if first == "list" {
                 client.list()
             } else {
                 client.status()
             }
-            .map_err(keeper_error)?;
+            .map_err(CliError::from)?;
             print_listing(g, &listing, first == "status")
         }
         "send" => send(g, w),
         _ => daemon(PathBuf::from(first), w),
+    }
+}
+
+keywords! {
+    /// The options of the keeper daemon.
+    enum KeeperOption("keeper option") {
+        Import = "import",
+        Policy = "policy",
+        State = "state",
+        Mode = "mode",
+    }
+}
+
+keywords! {
+    /// The one option of `keeper send`.
+    enum SendOption("send option") { Set = "set" }
+}
+
+keywords! {
+    /// The options of `exec bpf import keeper`.
+    enum KeeperImportOption("keeper import option") {
+        Set = "set",
+        Map = "map",
+        ReadOnly = "ro",
+        Run = "run",
     }
 }
 
@@ -121,15 +132,19 @@ fn parse_daemon(
     let mut config = keeper::Config::new(&sock);
     let mut policy_path = None;
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["import", "policy", "state", "mode"],
-            "keeper option",
-        )? {
-            "import" => config.import = PathBuf::from(w.expect("a socket path after 'import'")?),
-            "policy" => policy_path = Some(PathBuf::from(w.expect("a file after 'policy'")?)),
-            "state" => config.state = Some(PathBuf::from(w.expect("a directory after 'state'")?)),
-            _ => config.mode = octal_mode(&w.expect("an octal mode after 'mode'")?)?,
+        match KeeperOption::choose(&word)? {
+            KeeperOption::Import => {
+                config.import = PathBuf::from(w.expect("a socket path after 'import'")?)
+            }
+            KeeperOption::Policy => {
+                policy_path = Some(PathBuf::from(w.expect("a file after 'policy'")?))
+            }
+            KeeperOption::State => {
+                config.state = Some(PathBuf::from(w.expect("a directory after 'state'")?))
+            }
+            KeeperOption::Mode => {
+                config.mode = octal_mode(&w.expect("an octal mode after 'mode'")?)?
+            }
         }
     }
     Ok((config, policy_path))
@@ -143,7 +158,7 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
         config.policy = Policy::parse(&text)
             .map_err(|e| CliError::usage(format!("policy {}: {e}", p.display())))?;
     }
-    config.activated = systemd::take_listen_fds().map_err(keeper_error)?;
+    config.activated = systemd::take_listen_fds().map_err(CliError::from)?;
     let (sock, import) = (config.sock.clone(), config.import.clone());
     let rules = config.policy.rules.len();
     config.log = Box::new(|line| eprintln!("tcbpf keeper: {line}"));
@@ -157,7 +172,7 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
             eprintln!("tcbpf keeper: sd_notify: {e}");
         }
     }));
-    let result = keeper::run(config).map_err(keeper_error);
+    let result = keeper::run(config).map_err(CliError::from);
     let _ = systemd::notify("STOPPING=1");
     result
 }
@@ -167,17 +182,17 @@ fn send(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let uds = PathBuf::from(w.expect("the importer's socket path after the keeper's")?);
     let mut set = String::new();
     while let Some(word) = w.next() {
-        choose(&word, &["set"], "send option")?;
+        let SendOption::Set = SendOption::choose(&word)?;
         set = w.expect("a set name after 'set'")?;
     }
-    let got = keeper::client::get(&sock, &set, &[], Access::Best, false).map_err(keeper_error)?;
+    let got = keeper::client::get(&sock, &set, &[], Access::Best, false).map_err(CliError::from)?;
     let maps: Vec<(scm::MapDesc, std::os::fd::BorrowedFd<'_>)> = got
         .received
         .maps
         .iter()
         .map(|m| (m.desc, m.fd.as_fd()))
         .collect();
-    scm::send_maps(&uds, &got.received.object, &maps).map_err(super::exec::scm_error)?;
+    scm::send_maps(&uds, &got.received.object, &maps).map_err(CliError::from)?;
     if g.json {
         g.print_json(&json!({
             "uds": uds,
@@ -197,11 +212,11 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut read_only = false;
     let mut argv = vec![OsString::from(exec::DEFAULT_COMMAND)];
     while let Some(word) = w.next() {
-        match choose(&word, &["set", "map", "ro", "run"], "keeper import option")? {
-            "set" => set = w.expect("a set name after 'set'")?,
-            "map" => maps.push(w.expect("a map name after 'map'")?),
-            "ro" => read_only = true,
-            _ => {
+        match KeeperImportOption::choose(&word)? {
+            KeeperImportOption::Set => set = w.expect("a set name after 'set'")?,
+            KeeperImportOption::Map => maps.push(w.expect("a map name after 'map'")?),
+            KeeperImportOption::ReadOnly => read_only = true,
+            KeeperImportOption::Run => {
                 let rest = w.rest();
                 if rest.is_empty() {
                     return Err(CliError::usage("expected a command after 'run'"));
@@ -215,7 +230,7 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     } else {
         Access::Best
     };
-    let got = keeper::client::get(&sock, &set, &maps, access, !g.json).map_err(keeper_error)?;
+    let got = keeper::client::get(&sock, &set, &maps, access, !g.json).map_err(CliError::from)?;
     if g.json {
         let mut v = super::exec::received_json(&got.received);
         v["read_only"] = json!(got.read_only);
@@ -223,11 +238,7 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
         return Ok(());
     }
     let err = exec::exec_with_maps(got.received, &argv);
-    let exit = match err.raw_os_error() {
-        Some(libc::ENOENT) => Exit::NotFound,
-        Some(libc::EACCES) | Some(libc::EPERM) => Exit::Permission,
-        _ => Exit::Failure,
-    };
+    let exit = exit_for_errno(err.raw_os_error());
     Err(CliError {
         exit,
         message: format!("cannot run '{}': {err}", argv[0].to_string_lossy()),

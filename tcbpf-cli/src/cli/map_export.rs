@@ -13,7 +13,6 @@
 //! This module parses and prints; sending is `tcbpf::scm::send_maps`.
 
 use super::error::CliError;
-use super::exec::scm_error;
 use super::mapref::MapRef;
 use super::output::Global;
 use super::words::{matches, Words};
@@ -123,7 +122,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         allowed_uids: args.allowed_uids.clone(),
         entry_size: args.entry_size,
     };
-    scm::send_maps_with(&args.uds, &object, &described, &opts).map_err(scm_error)?;
+    scm::send_maps_with(&args.uds, &object, &described, &opts).map_err(CliError::from)?;
     if g.json {
         let maps: Vec<_> = opened
             .iter()

@@ -12,7 +12,7 @@
 //! probes privileges or walks /proc beyond what the chosen form needs.
 
 use super::error::{exit_for_errno, CliError, Exit};
-use super::words::{choose, parse_number, Words};
+use super::words::{keywords, parse_number, Words};
 use std::fmt;
 use std::path::PathBuf;
 use tcbpf::sys::{self, MapFd};
@@ -35,29 +35,38 @@ pub enum MapRef {
     Keeper(PathBuf, String),
 }
 
-/// The words that can start a MAP reference.
-pub const MAP_WORDS: [&str; 6] = ["fd", "env", "id", "pinned", "name", "keeper"];
+keywords! {
+    /// The words that can start a MAP reference.
+    pub enum MapForm("map reference") {
+        Fd = "fd",
+        Env = "env",
+        Id = "id",
+        Pinned = "pinned",
+        Name = "name",
+        Keeper = "keeper",
+    }
+}
 
 impl MapRef {
     /// Parses `fd N | env X | id N | pinned PATH | name NAME` from `w`.
     pub fn parse(w: &mut Words) -> Result<MapRef, CliError> {
         let word = w.expect("a map: fd N | env ID | id N | pinned PATH | name NAME")?;
-        match choose(&word, &MAP_WORDS, "map reference")? {
-            "fd" => Ok(MapRef::Fd(
+        match MapForm::choose(&word)? {
+            MapForm::Fd => Ok(MapRef::Fd(
                 w.number::<u32>("a descriptor number after 'fd'")? as i32,
             )),
-            "env" => Ok(MapRef::Env(env_var_name(
+            MapForm::Env => Ok(MapRef::Env(env_var_name(
                 &w.expect("an id or name after 'env'")?,
             ))),
-            "id" => Ok(MapRef::Id(w.number("a map id after 'id'")?)),
-            "pinned" => Ok(MapRef::Pinned(PathBuf::from(
+            MapForm::Id => Ok(MapRef::Id(w.number("a map id after 'id'")?)),
+            MapForm::Pinned => Ok(MapRef::Pinned(PathBuf::from(
                 w.expect("a path after 'pinned'")?,
             ))),
-            "keeper" => Ok(MapRef::Keeper(
+            MapForm::Keeper => Ok(MapRef::Keeper(
                 PathBuf::from(w.expect("a keeper socket path after 'keeper'")?),
                 w.expect("[SET/]MAP after the keeper's socket path")?,
             )),
-            _ => Ok(MapRef::Name(w.expect("a map name after 'name'")?)),
+            MapForm::Name => Ok(MapRef::Name(w.expect("a map name after 'name'")?)),
         }
     }
 
@@ -150,7 +159,7 @@ fn open_from_keeper(
     open_flags: u32,
 ) -> Result<MapFd, CliError> {
     let read_only = open_flags == sys::obj::open::RDONLY;
-    tcbpf::keeper::client::get_map(sock, name, read_only).map_err(super::keeper::keeper_error)
+    tcbpf::keeper::client::get_map(sock, name, read_only).map_err(CliError::from)
 }
 
 /// Walks the live maps for the one whose kernel name is `name` (compared

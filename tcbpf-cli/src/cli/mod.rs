@@ -22,7 +22,36 @@ mod sync;
 
 use error::CliError;
 use output::Global;
-use words::{choose, is_help, Words};
+use words::{is_help, keywords, Words};
+
+keywords! {
+    /// The global options, spelt without their dashes.
+    enum GlobalOption("option") {
+        Json = "json",
+        Pretty = "pretty",
+        Netns = "netns",
+        Verbose = "verbose",
+        Details = "details",
+        Help = "help",
+        Version = "Version",
+    }
+}
+
+keywords! {
+    /// The objects a command names.
+    enum Object("object") {
+        Map = "map",
+        Exec = "exec",
+        Filter = "filter",
+        Qdisc = "qdisc",
+        Chain = "chain",
+        Obj = "obj",
+        Keeper = "keeper",
+        Sync = "sync",
+        Demo = "demo",
+        Exporter = "exporter",
+    }
+}
 
 /// Top-level usage, printed by `tcbpf help`.
 pub const USAGE: &str = "\
@@ -62,28 +91,22 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             word
         };
         let opt = word.trim_start_matches('-');
-        match choose(
-            opt,
-            &[
-                "json", "pretty", "netns", "verbose", "details", "help", "Version",
-            ],
-            "option",
-        )
-        .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
+        match GlobalOption::choose(opt)
+            .map_err(|_| CliError::usage(format!("unknown option '{word}' (see 'tcbpf help')")))?
         {
-            "json" => g.json = true,
-            "pretty" => {
+            GlobalOption::Json => g.json = true,
+            GlobalOption::Pretty => {
                 g.json = true;
                 g.pretty = true;
             }
-            "verbose" => g.verbose = true,
-            "details" => g.details = true,
-            "netns" => g.netns = Some(w.expect("a namespace name after -n")?),
-            "help" => {
+            GlobalOption::Verbose => g.verbose = true,
+            GlobalOption::Details => g.details = true,
+            GlobalOption::Netns => g.netns = Some(w.expect("a namespace name after -n")?),
+            GlobalOption::Help => {
                 print!("{USAGE}");
                 return Ok(());
             }
-            _ => {
+            GlobalOption::Version => {
                 println!("tcbpf {}", env!("CARGO_PKG_VERSION"));
                 return Ok(());
             }
@@ -103,22 +126,16 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         tcbpf::tc::netns::enter(name)
             .map_err(|e| CliError::from(e).context(format!("netns '{name}'")))?;
     }
-    match choose(
-        &object,
-        &[
-            "map", "exec", "filter", "qdisc", "chain", "obj", "keeper", "sync", "demo", "exporter",
-        ],
-        "object",
-    )? {
-        "keeper" => keeper::run(&g, &mut w),
-        "exporter" => external::exec(&g, w.rest()),
-        "sync" => sync::run(&g, &mut w),
-        "map" => map::run(&g, &mut w),
-        "exec" => exec::run(&g, &mut w),
-        "filter" => filter::run_filter(&g, &mut w),
-        "qdisc" => filter::run_qdisc(&g, &mut w),
-        "chain" => chain::run(&g, &mut w),
-        "obj" => obj::run(&g, &mut w),
-        _ => demo::run(&g, &mut w),
+    match Object::choose(&object)? {
+        Object::Keeper => keeper::run(&g, &mut w),
+        Object::Exporter => external::exec(&g, w.rest()),
+        Object::Sync => sync::run(&g, &mut w),
+        Object::Map => map::run(&g, &mut w),
+        Object::Exec => exec::run(&g, &mut w),
+        Object::Filter => filter::run_filter(&g, &mut w),
+        Object::Qdisc => filter::run_qdisc(&g, &mut w),
+        Object::Chain => chain::run(&g, &mut w),
+        Object::Obj => obj::run(&g, &mut w),
+        Object::Demo => demo::run(&g, &mut w),
     }
 }

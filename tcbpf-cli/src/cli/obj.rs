@@ -3,7 +3,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::elf::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
@@ -44,24 +44,42 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    match choose(&verb, &["show", "load"], "obj command")? {
-        "show" => show(g, w),
-        _ => load(g, w),
+    match ObjVerb::choose(&verb)? {
+        ObjVerb::Show => show(g, w),
+        ObjVerb::Load => load(g, w),
     }
 }
 
-fn parse_error(e: tcbpf::elf::ParseError) -> CliError {
-    if e.section.is_none() && e.reason.contains("No such file") {
-        CliError::not_found(e.to_string())
-    } else {
-        CliError::usage(e.to_string())
+keywords! {
+    /// The verbs of `tcbpf obj`.
+    enum ObjVerb("obj command") { Show = "show", Load = "load" }
+}
+
+keywords! {
+    /// The program types `type` takes.
+    enum ProgTypeWord("program type") { Cls = "cls", Act = "act" }
+}
+
+keywords! {
+    /// The options of `obj load`.
+    enum LoadOption("obj load option") {
+        Type = "type",
+        Section = "section",
+        Program = "program",
+        Bpffs = "bpffs",
+        Verbose = "verbose",
+        Pin = "pin",
+        Btf = "btf",
+        MaxMemory = "max-memory",
     }
 }
 
 fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let file = PathBuf::from(w.expect("an object FILE")?);
     w.finish()?;
-    let spec = ObjectSpec::from_file(&file).map_err(parse_error)?;
+    let bytes =
+        tcbpf::elf::read_object(&file).map_err(|e| super::error::object_read_error(&file, e))?;
+    let spec = ObjectSpec::parse(&file.display().to_string(), &bytes)?;
     let externs = super::obj_externs::outcomes(&spec);
     if g.json {
         let mut v = spec_json(&spec);
@@ -227,15 +245,12 @@ fn spec_text(spec: &ObjectSpec) -> String {
     out
 }
 
-/// The exit class of a failed load: 1 file or program not found, 2 bad
-/// object or request (including a verifier rejection), 3 permission, 4
-/// other. `filter add … obj FILE` reports load errors the same way.
 /// The program type after `type`: `cls` or `act` (or a prefix of one).
 pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     let t = w.expect("cls or act after 'type'")?;
-    match choose(&t, &["cls", "act"], "program type")? {
-        "cls" => Ok(ProgKind::Cls),
-        _ => Ok(ProgKind::Act),
+    match ProgTypeWord::choose(&t)? {
+        ProgTypeWord::Cls => Ok(ProgKind::Cls),
+        ProgTypeWord::Act => Ok(ProgKind::Act),
     }
 }
 
@@ -256,24 +271,6 @@ pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
     }
 }
 
-pub(crate) fn load_error(e: tcbpf::load::LoadError) -> CliError {
-    use super::error::{exit_for_errno, Exit};
-    let exit = if e.is_not_found() {
-        Exit::NotFound
-    } else if e.is_bad_input() {
-        Exit::Usage
-    } else {
-        match exit_for_errno(e.errno()) {
-            Exit::NotFound => Exit::Failure,
-            other => other,
-        }
-    };
-    CliError {
-        exit,
-        message: e.to_string(),
-    }
-}
-
 fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let file = PathBuf::from(w.expect("an object FILE")?);
     let mut opts = LoadOptions {
@@ -281,28 +278,23 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ..LoadOptions::default()
     };
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &[
-                "type",
-                "section",
-                "program",
-                "bpffs",
-                "verbose",
-                "pin",
-                "btf",
-                "max-memory",
-            ],
-            "obj load option",
-        )? {
-            "type" => opts.prog_type = prog_kind(w)?,
-            "section" => opts.section = Some(w.expect("a section NAME after 'sec'")?),
-            "program" => opts.program = Some(w.expect("a function NAME after 'program'")?),
-            "bpffs" => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
-            "verbose" => opts.verbose = true,
-            "btf" => opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?)),
-            "max-memory" => opts.max_map_memory = Some(w.number("BYTES after 'max-memory'")?),
-            _ => opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?)),
+        match LoadOption::choose(&word)? {
+            LoadOption::Type => opts.prog_type = prog_kind(w)?,
+            LoadOption::Section => opts.section = Some(w.expect("a section NAME after 'sec'")?),
+            LoadOption::Program => {
+                opts.program = Some(w.expect("a function NAME after 'program'")?)
+            }
+            LoadOption::Bpffs => opts.bpffs = PathBuf::from(w.expect("a DIR after 'bpffs'")?),
+            LoadOption::Verbose => opts.verbose = true,
+            LoadOption::Btf => {
+                opts.target_btf = Some(PathBuf::from(w.expect("a BTF FILE after 'btf'")?))
+            }
+            LoadOption::MaxMemory => {
+                opts.max_map_memory = Some(w.number("BYTES after 'max-memory'")?)
+            }
+            LoadOption::Pin => {
+                opts.pin_program = Some(PathBuf::from(w.expect("a PATH after 'pin'")?))
+            }
         }
     }
     let Some(pin) = opts.pin_program.clone() else {
@@ -310,7 +302,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "obj load needs 'pin PATH' (the program is released otherwise)",
         ));
     };
-    let obj = tcbpf::load::load_file(&file, &opts).map_err(load_error)?;
+    let obj = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
     if opts.verbose {
         print_load_log(&obj);
     }

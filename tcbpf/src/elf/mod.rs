@@ -109,13 +109,20 @@ pub struct ObjectSpec {
     pub externs: Vec<ExternSpec>,
 }
 
+/// Reads an object file for parsing: a regular file of at most 256 MiB
+/// (`/dev/zero`, a FIFO or a directory is refused, not read until memory
+/// runs out). The error keeps the io::Error, so callers tell a missing
+/// file from a bad one.
+pub fn read_object(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES)
+}
+
 impl ObjectSpec {
     /// Reads and parses the object at `path` (a regular file of at most
     /// `sys::file::MAX_OBJECT_BYTES`).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
-        let bytes = crate::sys::file::read_regular(path, crate::sys::file::MAX_OBJECT_BYTES)
-            .map_err(|e| ParseError::new(&name, e.to_string()))?;
+        let bytes = read_object(path).map_err(|e| ParseError::new(&name, e.to_string()))?;
         ObjectSpec::parse(&name, &bytes)
     }
 

@@ -7,6 +7,45 @@
 //! `<bpffs>/tc/…` and are reused when their definition matches. Nothing
 //! here prints: verifier logs and notes are returned for the caller to show.
 //! A failed load leaves no pin or directory behind.
+//!
+//! # Load, then export the maps as tc does
+//!
+//! [`load_file`] is `tc filter add … obj FILE` without the attach (see the
+//! crate's example for that); [`LoadedObject::export`] is its `export UDS`:
+//! every map, described as iproute2's `struct bpf_elf_map` and numbered as
+//! in the object, sent with its descriptor to the importer bound at the
+//! socket (`tcbpf exec bpf import UDS`, or [`crate::exec::agent::receive`]).
+//! The hidden lines give the example a private bpffs; without root it skips
+//! itself.
+//!
+//! ```
+//! # tcbpf_testkit::require_root!(Ok(()));
+//! # let fs = tcbpf_testkit::Bpffs::new();
+//! # let file = tcbpf_testkit::fixture("legacy.o");
+//! # let dir = tcbpf_testkit::TempDir::new("doc_export");
+//! # let uds = dir.join("import.sock");
+//! use tcbpf::load::{load_file, LoadOptions};
+//! use tcbpf::scm::{self, ReceiveOptions, SendOptions};
+//!
+//! let opts = LoadOptions {
+//!     bpffs: fs.path.clone(),
+//!     ..LoadOptions::default()
+//! };
+//! # let opts = fs.options();
+//! let obj = load_file(&file, &opts)?;
+//! println!("loaded {} ({} maps)", obj.filter_name(), obj.maps.len());
+//! for p in &obj.programs {
+//!     assert!(p.verifier_log.is_empty()); // filled when `opts.verbose`
+//! }
+//!
+//! // An importer is bound at `uds` (here: this process).
+//! let importer = scm::Receiver::bind(&uds, scm::DEFAULT_MODE)?;
+//! obj.export(&uds, &SendOptions::default())?;
+//! let got = importer.receive(&ReceiveOptions::default(), |_| {})?;
+//! assert_eq!(got.maps.len(), obj.maps.len());
+//! assert_eq!(got.maps[0].desc.id, obj.maps[0].spec.id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod btf;
 mod budget;

@@ -4,6 +4,41 @@
 //! deletes) and bulk writes ([`update_all`]). For the CLI's `map load json`, the exporter and sync alike.
 //! Uses `sys` for the syscalls and `value::typed` for the types; holds no
 //! state and never changes a map before every input is checked.
+//!
+//! # Typed map access
+//!
+//! Keys and values as JSON, through the types the map's own BTF gives
+//! (here `counters` of `bpf/typed_maps.o`: `__u32` keys, values
+//! `struct { __u64 packets; __u64 bytes; }`). The hidden lines load the
+//! object into a private bpffs; without root the example skips itself.
+//!
+//! ```
+//! # tcbpf_testkit::require_root!(Ok(()));
+//! # let fs = tcbpf_testkit::Bpffs::new();
+//! # let obj = tcbpf::load::load_file(&tcbpf_testkit::fixture("typed_maps.o"), &fs.options())?;
+//! # let counters = &obj.map("counters").expect("counters").fd;
+//! use serde_json::json;
+//! use tcbpf::maps;
+//! use tcbpf::value::typed::MapTypes;
+//!
+//! let t: MapTypes = maps::types_of(counters)?.expect("counters has BTF");
+//! let key = t.encode_key(&json!(7))?;
+//! let value = t.encode_value(&json!({"packets": 3, "bytes": 180}), false)?;
+//! tcbpf::sys::map::update(counters, &key, &value, 0)?;
+//!
+//! // Every entry, decoded by the same types.
+//! for (k, v) in maps::read_all(counters)? {
+//!     println!("{}", t.entry_to_json(&k, &v)?);
+//! }
+//! let mut got = vec![0u8; t.value_buf_size()];
+//! tcbpf::sys::map::lookup(counters, &key, &mut got, 0)?;
+//! assert_eq!(t.decode_value(&got)?.to_json(), r#"{"packets":3,"bytes":180}"#);
+//!
+//! // Make the map hold exactly these entries (batch updates and deletes).
+//! let report = maps::apply(counters, &[(key, value)], true)?;
+//! # let _ = report;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod apply;
 

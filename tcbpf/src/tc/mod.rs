@@ -7,6 +7,7 @@
 //! extended-ack message when it gave one.
 
 pub mod action;
+pub mod attach;
 pub mod bpffs;
 pub mod chain;
 pub mod classic;

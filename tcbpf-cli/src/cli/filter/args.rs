@@ -5,7 +5,11 @@ use super::super::error::CliError;
 use super::super::filter_obj::{ObjArgs, ProgKind, ENV_UDS};
 use super::super::map_export::entry_size;
 use super::super::obj::prog_kind;
-use super::super::words::{choose, matches, Words};
+use super::super::words::{keywords, matches, Words};
+use super::keywords::{
+    ActionProgram, BpfOption, FilterOption, FilterVerb, ObjOption, PositionWord, QdiscOption,
+    QdiscVerb,
+};
 use std::path::PathBuf;
 use tcbpf::tc::bpffs::tc_path;
 use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
@@ -26,14 +30,9 @@ pub enum Verb {
     Show,
 }
 
-/// Where filters go: a tc parent (clsact hook or class) or a tcx hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    /// `ingress`, `egress` or `parent H:M`.
-    Parent(TcHandle),
-    /// `tcx ingress|egress`.
-    Tcx(Direction),
-}
+/// Where filters go: a tc parent (`ingress`, `egress`, `parent H:M`) or a
+/// tcx hook (`tcx ingress|egress`), as the library's attach takes it.
+pub use tcbpf::tc::attach::Hook;
 
 /// What a tcx position is relative to (`before|after …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,26 +172,34 @@ fn handle(w: &mut Words, what: &str) -> Result<TcHandle, CliError> {
     })
 }
 
+keywords! {
+    /// The two tcx hooks.
+    pub(crate) enum TcxHook("tcx hook") { Ingress = "ingress", Egress = "egress" }
+}
+
+impl TcxHook {
+    /// The direction `word` names (`ingress` or `egress`, or a prefix).
+    pub(crate) fn direction(word: &str) -> Result<Direction, CliError> {
+        Ok(match TcxHook::choose(word)? {
+            TcxHook::Ingress => Direction::Ingress,
+            TcxHook::Egress => Direction::Egress,
+        })
+    }
+}
+
 fn direction(w: &mut Words) -> Result<Direction, CliError> {
     let word = w.expect("ingress or egress after 'tcx'")?;
-    match choose(&word, &["ingress", "egress"], "tcx hook")? {
-        "ingress" => Ok(Direction::Ingress),
-        _ => Ok(Direction::Egress),
-    }
+    TcxHook::direction(&word)
 }
 
 /// Parses the words after `filter`.
 pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     let verb_word = w.expect("a verb: add, replace, del, show")?;
-    let verb = match choose(
-        &verb_word,
-        &["add", "replace", "del", "delete", "show", "list"],
-        "filter verb",
-    )? {
-        "add" => Verb::Add,
-        "replace" => Verb::Replace,
-        "del" | "delete" => Verb::Delete,
-        _ => Verb::Show,
+    let verb = match FilterVerb::choose(&verb_word)? {
+        FilterVerb::Add => Verb::Add,
+        FilterVerb::Replace => Verb::Replace,
+        FilterVerb::Delete => Verb::Delete,
+        FilterVerb::Show => Verb::Show,
     };
     let mut dev = None;
     let mut hook = None;
@@ -201,11 +208,7 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     let mut bpf = None;
     let (mut position, mut revision) = (None, None);
     while let Some(word) = w.next() {
-        let keys = [
-            "dev", "ingress", "egress", "parent", "tcx", "pref", "prio", "priority", "handle",
-            "protocol", "chain", "bpf", "link", "before", "after", "head", "tail", "revision",
-        ];
-        let key = choose(&word, &keys, "filter option")?;
+        let key = FilterOption::choose(&word)?;
         let set_hook = |h: Hook, hook: &mut Option<Hook>| {
             if hook.replace(h).is_some() {
                 Err(CliError::usage(
@@ -216,20 +219,20 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
             }
         };
         match key {
-            "dev" => dev = Some(w.expect("a device name after 'dev'")?),
-            "ingress" => set_hook(Hook::Parent(TcHandle::INGRESS), &mut hook)?,
-            "egress" => set_hook(Hook::Parent(TcHandle::EGRESS), &mut hook)?,
-            "parent" => {
+            FilterOption::Dev => dev = Some(w.expect("a device name after 'dev'")?),
+            FilterOption::Ingress => set_hook(Hook::Parent(TcHandle::INGRESS), &mut hook)?,
+            FilterOption::Egress => set_hook(Hook::Parent(TcHandle::EGRESS), &mut hook)?,
+            FilterOption::Parent => {
                 let h = handle(w, "parent")?;
                 set_hook(Hook::Parent(h), &mut hook)?
             }
-            "tcx" => {
+            FilterOption::Tcx => {
                 let d = direction(w)?;
                 set_hook(Hook::Tcx(d), &mut hook)?
             }
-            "pref" | "prio" | "priority" => pref = Some(number::<u16>(w, "pref")?),
-            "handle" => handle_v = Some(number::<u32>(w, "handle")?),
-            "protocol" => {
+            FilterOption::Pref => pref = Some(number::<u16>(w, "pref")?),
+            FilterOption::Handle => handle_v = Some(number::<u32>(w, "handle")?),
+            FilterOption::Protocol => {
                 let text = w.expect("a protocol after 'protocol'")?;
                 protocol = Some(Protocol::parse(&text).ok_or_else(|| {
                     CliError::usage(format!(
@@ -237,18 +240,25 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
                     ))
                 })?)
             }
-            "chain" => chain = Some(number::<u32>(w, "chain")?),
-            "link" => link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
-            "before" | "after" | "head" | "tail" => {
+            FilterOption::Chain => chain = Some(number::<u32>(w, "chain")?),
+            FilterOption::Link => link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+            FilterOption::Before
+            | FilterOption::After
+            | FilterOption::Head
+            | FilterOption::Tail => {
                 if position.is_some() {
                     return Err(CliError::usage(
                         "give one position: head, tail, before … or after …",
                     ));
                 }
-                position = Some(parse_position(key, w)?);
+                position = Some(match key {
+                    FilterOption::Head => Position::Head,
+                    FilterOption::Tail => Position::Tail,
+                    before_or_after => parse_position(before_or_after == FilterOption::Before, w)?,
+                });
             }
-            "revision" => revision = Some(number::<u64>(w, "revision")?),
-            _ => {
+            FilterOption::Revision => revision = Some(number::<u64>(w, "revision")?),
+            FilterOption::Bpf => {
                 bpf = Some(parse_bpf(w, &mut link)?);
             }
         }
@@ -274,23 +284,20 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
     Ok(args)
 }
 
-/// `head`, `tail`, or `before|after { id N | pinned PATH | link PATH | head | tail }`.
-fn parse_position(key: &str, w: &mut Words) -> Result<Position, CliError> {
-    match key {
-        "head" => return Ok(Position::Head),
-        "tail" => return Ok(Position::Tail),
-        _ => {}
-    }
+/// The words after `before` or `after`:
+/// `{ id N | pinned PATH | link PATH | head | tail }`.
+fn parse_position(before: bool, w: &mut Words) -> Result<Position, CliError> {
+    let key = if before { "before" } else { "after" };
     let what = format!("id N, pinned PATH, link PATH, head or tail after '{key}'");
     let word = w.expect(&what)?;
-    let rel = match choose(&word, &["id", "pinned", "link", "head", "tail"], "position")? {
-        "head" => return Ok(Position::Head),
-        "tail" => return Ok(Position::Tail),
-        "id" => Relative::Id(number::<u32>(w, "a program id after 'id'")?),
-        "pinned" => Relative::Pinned(tc_path(&w.expect("a pinned program PATH")?)),
-        _ => Relative::Link(tc_path(&w.expect("a pinned link PATH")?)),
+    let rel = match PositionWord::choose(&word)? {
+        PositionWord::Head => return Ok(Position::Head),
+        PositionWord::Tail => return Ok(Position::Tail),
+        PositionWord::Id => Relative::Id(number::<u32>(w, "a program id after 'id'")?),
+        PositionWord::Pinned => Relative::Pinned(tc_path(&w.expect("a pinned program PATH")?)),
+        PositionWord::Link => Relative::Link(tc_path(&w.expect("a pinned link PATH")?)),
     };
-    Ok(if key == "before" {
+    Ok(if before {
         Position::Before(rel)
     } else {
         Position::After(rel)
@@ -323,40 +330,24 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
             });
             continue;
         }
-        let keys = [
-            "da",
-            "direct-action",
-            "classid",
-            "flowid",
-            "obj",
-            "object-file",
-            "pinned",
-            "object-pinned",
-            "fd",
-            "action",
-            "police",
-            "skip_sw",
-            "skip_hw",
-            "link",
-        ];
-        match choose(&word, &keys, "bpf option")? {
-            "da" | "direct-action" => direct_action = true,
-            "classid" | "flowid" => classid = Some(handle(w, "classid")?),
-            "skip_sw" => skip_flags |= cls_flags::SKIP_SW,
-            "skip_hw" => skip_flags |= cls_flags::SKIP_HW,
-            "police" => {
+        match BpfOption::choose(&word)? {
+            BpfOption::DirectAction => direct_action = true,
+            BpfOption::Classid => classid = Some(handle(w, "classid")?),
+            BpfOption::SkipSw => skip_flags |= cls_flags::SKIP_SW,
+            BpfOption::SkipHw => skip_flags |= cls_flags::SKIP_HW,
+            BpfOption::Police => {
                 return Err(CliError::usage(
                     "'police' is not supported: tcbpf does not build police actions (rate \
                      tables); attach with tcbpf and police with tc, or use tc for the whole line",
                 ))
             }
-            "obj" | "object-file" => {
+            BpfOption::Obj => {
                 if source.is_some() {
                     return Err(CliError::usage(one_program));
                 }
                 source = Some(ProgSource::Obj(parse_obj(w)?));
             }
-            "pinned" | "object-pinned" | "fd" => {
+            BpfOption::Pinned => {
                 if source.is_some() {
                     return Err(CliError::usage(one_program));
                 }
@@ -364,7 +355,7 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
                     &w.expect("a bpffs path after 'pinned'")?,
                 )));
             }
-            "action" => {
+            BpfOption::Action => {
                 let kind = w.expect("an action kind after 'action'")?;
                 if kind != "bpf" {
                     return Err(CliError::usage(format!(
@@ -373,10 +364,10 @@ fn parse_bpf(w: &mut Words, link: &mut Option<PathBuf>) -> Result<BpfArgs, CliEr
                     )));
                 }
                 let how = w.expect("'pinned PATH' after 'action bpf'")?;
-                choose(&how, &["pinned", "object-pinned", "fd"], "action program")?;
+                let ActionProgram::Pinned = ActionProgram::choose(&how)?;
                 actions.push(tc_path(&w.expect("a bpffs path after 'pinned'")?));
             }
-            _ => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
+            BpfOption::Link => *link = Some(PathBuf::from(w.expect("a path after 'link'")?)),
         }
     }
     let source = source.ok_or_else(|| {
@@ -412,34 +403,26 @@ fn parse_obj(w: &mut Words) -> Result<ObjArgs, CliError> {
         verbose: false,
     };
     while let Some(word) = w.peek() {
-        let keys = [
-            "type",
-            "sec",
-            "section",
-            "program",
-            "export",
-            "allow-uid",
-            "max-memory",
-            "verbose",
-        ];
         // `e` stays tc's `export`: entry-size needs at least `ent`.
-        let key = if word.len() >= 3 && matches(word, "entry-size") {
-            "entry-size"
-        } else if let Ok(key) = choose(word, &keys, "obj option") {
-            key
-        } else {
+        if word.len() >= 3 && matches(word, "entry-size") {
+            w.next();
+            obj.entry_size = entry_size(w)?;
+            continue;
+        }
+        let Ok(key) = ObjOption::choose(word) else {
             break;
         };
         w.next();
         match key {
-            "type" => obj.kind = prog_kind(w)?,
-            "sec" | "section" => obj.section = Some(w.expect("a section name after 'sec'")?),
-            "program" => obj.program = Some(w.expect("a function name after 'program'")?),
-            "export" => obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?)),
-            "allow-uid" => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
-            "entry-size" => obj.entry_size = entry_size(w)?,
-            "max-memory" => obj.max_memory = Some(w.number("BYTES after 'max-memory'")?),
-            _ => obj.verbose = true,
+            ObjOption::Type => obj.kind = prog_kind(w)?,
+            ObjOption::Section => obj.section = Some(w.expect("a section name after 'sec'")?),
+            ObjOption::Program => obj.program = Some(w.expect("a function name after 'program'")?),
+            ObjOption::Export => {
+                obj.export = Some(PathBuf::from(w.expect("a socket path after 'export'")?))
+            }
+            ObjOption::AllowUid => obj.allowed_uids.push(w.number("a uid after 'allow-uid'")?),
+            ObjOption::MaxMemory => obj.max_memory = Some(w.number("BYTES after 'max-memory'")?),
+            ObjOption::Verbose => obj.verbose = true,
         }
     }
     if obj.export.is_none() {
@@ -524,13 +507,16 @@ fn check(a: &FilterArgs) -> Result<(), CliError> {
 /// Parses the words after `qdisc`: the verb (`add` or `del`) and the device.
 pub fn parse_qdisc(w: &mut Words) -> Result<(bool, String), CliError> {
     let verb = w.expect("a verb: add or del")?;
-    let add = choose(&verb, &["add", "del", "delete"], "qdisc verb")? == "add";
+    let add = match QdiscVerb::choose(&verb)? {
+        QdiscVerb::Add => true,
+        QdiscVerb::Delete => false,
+    };
     let mut dev = None;
     let mut clsact = false;
     while let Some(word) = w.next() {
-        match choose(&word, &["dev", "clsact"], "qdisc option")? {
-            "dev" => dev = Some(w.expect("a device name after 'dev'")?),
-            _ => clsact = true,
+        match QdiscOption::choose(&word)? {
+            QdiscOption::Dev => dev = Some(w.expect("a device name after 'dev'")?),
+            QdiscOption::Clsact => clsact = true,
         }
     }
     let dev = dev.ok_or_else(|| CliError::usage("expected 'dev DEV'"))?;

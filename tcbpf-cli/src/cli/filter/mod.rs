@@ -2,43 +2,31 @@
 //! cls_bpf filters and tcx links. Parsing is in [`args`], tc-compatible
 //! output in [`show`], tcx in [`tcx`]; [`attach_program`] is the one place a
 //! program descriptor gets attached, for `pinned PATH` here and for
-//! `obj FILE` in `filter_obj`.
+//! `obj FILE` in `filter_obj`. The attaching itself is the library's
+//! `tc::attach::attach`; this module turns the words into its target,
+//! pins tcx links and prints.
 
 mod args;
+mod keywords;
 mod show;
 mod tcx;
 
-use super::error::{exit_for_errno, CliError, Exit};
+use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
 use super::output::Global;
 use super::words::{is_help, Words};
 pub use args::Hook;
+pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use tcbpf::sys;
-use tcbpf::tc::action::{self, ActionSpec};
+use tcbpf::tc::attach as tc_attach;
 use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
-use tcbpf::tc::filter::{self, FilterProg, FilterSelector, FilterSpec, Mode};
+use tcbpf::tc::filter::{self, FilterProg, FilterSelector, Mode};
 use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
-
-impl From<tcbpf::tc::Error> for CliError {
-    fn from(e: tcbpf::tc::Error) -> Self {
-        let exit = match e.errno() {
-            Some(libc::ENODEV) => Exit::NotFound,
-            other => exit_for_errno(other),
-        };
-        // Lookups tcbpf makes itself read best as the plain sentence.
-        let message = if e.op.starts_with("find ") {
-            e.message.clone()
-        } else {
-            e.to_string()
-        };
-        CliError { exit, message }
-    }
-}
 
 /// Where and how [`attach_program`] attaches: everything of a
 /// `filter add|replace` line except the program itself.
@@ -79,11 +67,25 @@ pub struct AttachTarget {
 
 /// The name tc shows for a pinned program: `BASENAME:[*fsobj]`.
 pub fn pinned_name(path: &Path) -> String {
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{base}:[*fsobj]")
+    tc_attach::pinned_name(path)
+}
+
+/// The library's description of `target` on `hook` (tcx: at the tail;
+/// [`tcx::attach`] sets the anchor it opened).
+fn library_target(target: &AttachTarget, hook: Hook) -> tc_attach::AttachTarget<'static> {
+    tc_attach::AttachTarget {
+        mode: target.mode,
+        pref: target.pref,
+        handle: target.handle,
+        protocol: target.protocol,
+        chain: target.chain,
+        direct_action: target.direct_action,
+        classid: target.classid,
+        skip_flags: target.skip_flags,
+        actions: target.actions.clone(),
+        revision: target.revision,
+        ..tc_attach::AttachTarget::new(target.ifindex, hook)
+    }
 }
 
 /// Attaches `prog` to `target` under `name` (`FILE:[SECTION]` for objects):
@@ -110,37 +112,11 @@ fn attach_filter(
     name: &str,
 ) -> Result<(), CliError> {
     let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
-    let action_progs = target
-        .actions
-        .iter()
-        .map(|p| sys::obj::get_pinned_prog(p).map(|fd| (fd, pinned_name(p))))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::from(e).context("action bpf pinned"))?;
-    let spec = FilterSpec {
-        ifindex: target.ifindex,
-        parent,
-        pref: target.pref,
-        handle: target.handle,
-        protocol: target.protocol,
-        chain: target.chain,
-        prog,
-        name: name.to_string(),
-        skip_flags: target.skip_flags,
-        direct_action: target.direct_action,
-        classid: target.classid,
-        actions: action_progs
-            .iter()
-            .map(|(fd, name)| ActionSpec {
-                prog: fd.as_fd(),
-                name: name.clone(),
-                index: 0,
-                verdict: action::verdict::PIPE,
-            })
-            .collect(),
-    };
-    let sock = Socket::open()?;
-    filter::attach(&sock, &spec, target.mode).map_err(|e| on_dev(e.into()))?;
-    Ok(())
+    match tc_attach::attach(&library_target(target, Hook::Parent(parent)), prog, name) {
+        Ok(_) => Ok(()),
+        Err(e @ tc_attach::AttachError::Attach(_)) => Err(on_dev(e.into())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {

@@ -5,7 +5,7 @@
 //! swapped in place by `replace … link PATH`, detached and unpinned by
 //! `del`, listed in run order with the hook's revision by `show`.
 
-use super::super::error::{CliError, Exit};
+use super::super::error::CliError;
 use super::super::output::Global;
 use super::args::{Position, Relative};
 use super::Mode;
@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use tcbpf::sys::{self, link};
+use tcbpf::tc::attach::{self as tc_attach, Hook};
 use tcbpf::tc::bpffs;
 use tcbpf::tc::tcx::{self, Direction};
 
@@ -58,16 +59,14 @@ pub fn attach(
         (Some(Position::After(_)), Some(r)) => tcx::Anchor::After(r),
         _ => tcx::Anchor::Tail,
     };
-    let link_fd = tcx::attach_at(target.ifindex, direction, prog, anchor, target.revision)
-        .map_err(|e| {
-            let stale = e.errno() == Some(libc::ESTALE);
-            let mut e = CliError::from(e);
-            if stale {
-                e.exit = Exit::Failure;
-            }
-            e
-        })?;
-    let id = link::link_info(&link_fd)?.id;
+    let lib = tc_attach::AttachTarget {
+        anchor,
+        ..super::library_target(target, Hook::Tcx(direction))
+    };
+    let (link_fd, id) = tc_attach::attach(&lib, prog.into(), "")
+        .map_err(CliError::from)?
+        .into_link()
+        .expect("a tcx hook attaches a link");
     let pin = match &target.link {
         Some(p) => p.clone(),
         None => bpffs::links_dir()?.join(format!(

@@ -4,7 +4,7 @@
 //! with a width (`at OFFSET u32|u64|i32|i64`), or the whole value when it is
 //! 4 or 8 bytes. Prints nothing, or with -j `{"key", "old", "new"}`.
 
-use super::super::error::{CliError, Exit};
+use super::super::error::{exit_for_prog_load, CliError, Exit};
 use super::super::output::Global;
 use super::super::words::Words;
 use super::elem::{key_data, key_not_found, key_text};
@@ -224,12 +224,7 @@ fn load_error(m: &OpenMap, field: &Field, e: AddError) -> CliError {
     match e {
         AddError::Invalid(s) => CliError::usage(format!("{}: {}: {s}", m.label, field.name)),
         AddError::Load(l) => {
-            // No privilege: EPERM, or EACCES before the verifier said anything.
-            let denied = match l.error.errno() {
-                Some(libc::EPERM) => true,
-                Some(libc::EACCES) => l.log.trim().is_empty(),
-                _ => false,
-            };
+            let denied = exit_for_prog_load(l.error.errno(), &l.log) == Exit::Permission;
             let text = AddError::Load(l).to_string();
             if denied {
                 CliError {

@@ -18,7 +18,7 @@
 use super::super::error::{CliError, Exit};
 use super::super::mapref::MapRef;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::Words;
 use super::elem::{self, UpdateOp};
 use super::OpenMap;
 use std::collections::HashMap;
@@ -139,7 +139,7 @@ impl Batch<'_> {
         let verb = words[0].clone();
         let mut w = Words::new(words);
         let Some(m) = fast else {
-            if choose(&verb, &["batch"], "").is_ok() {
+            if matches!(super::MapVerb::choose(&verb), Ok(super::MapVerb::Batch)) {
                 return Err(CliError::usage("batch: a batch cannot run another batch"));
             }
             // Every other command as `tcbpf map …` would run it.

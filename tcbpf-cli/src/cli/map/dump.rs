@@ -7,7 +7,7 @@
 
 use super::super::error::CliError;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::args;
 use super::elem::{emit, entry_format};
 use super::walk::for_each_batch;
@@ -16,6 +16,11 @@ use std::io::Write;
 
 /// Output is written when the buffer passes this size.
 const FLUSH_BYTES: usize = 1 << 20;
+
+keywords! {
+    /// The options of `map dump`.
+    enum DumpOption("dump option") { Key = "key", Value = "value", Sum = "sum", Raw = "raw" }
+}
 
 /// Runs `tcbpf map dump …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
@@ -29,11 +34,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let (mut key_types, mut value_types, mut sum, mut raw) = (None, None, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["key", "value", "sum", "raw"], "dump option")? {
-            "key" => key_types = Some(args::types(w, "key")?),
-            "value" => value_types = Some(args::types(w, "value")?),
-            "raw" => raw = true,
-            _ => sum = true,
+        match DumpOption::choose(&word)? {
+            DumpOption::Key => key_types = Some(args::types(w, "key")?),
+            DumpOption::Value => value_types = Some(args::types(w, "value")?),
+            DumpOption::Raw => raw = true,
+            DumpOption::Sum => sum = true,
         }
     }
     let format = entry_format(g, &m, key_types, value_types, sum, raw)?;

@@ -4,7 +4,7 @@
 
 use super::super::error::{CliError, Exit};
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::args::{self, bad};
 use super::entry::{write_side, EntryFormat};
 use super::typed::{self, TypedSides};
@@ -28,6 +28,32 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
     emit(g, out)
 }
 
+keywords! {
+    /// The options of `lookup` after the key.
+    enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
+}
+
+keywords! {
+    /// The flags of `update` after the value.
+    enum UpdateFlag("update flag") {
+        Any = "any",
+        Exist = "exist",
+        NoExist = "noexist",
+        Lock = "lock",
+        Partial = "partial",
+    }
+}
+
+keywords! {
+    /// The flags of `push` after the value.
+    enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
+}
+
+keywords! {
+    /// The options of `pop` and `peek`.
+    enum PopOption("option") { Value = "value", Raw = "raw" }
+}
+
 /// The rest of `lookup` after the word `key`, on an opened map: the
 /// entry as text or JSON (not yet written).
 pub fn lookup_key(g: &Global, w: &mut Words, m: &OpenMap) -> Result<Vec<u8>, CliError> {
@@ -35,11 +61,11 @@ pub fn lookup_key(g: &Global, w: &mut Words, m: &OpenMap) -> Result<Vec<u8>, Cli
     let mut value_types = None;
     let (mut sum, mut lock, mut raw) = (false, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["value", "sum", "lock", "raw"], "lookup option")? {
-            "value" => value_types = Some(args::types(w, "value")?),
-            "sum" => sum = true,
-            "raw" => raw = true,
-            _ => lock = true,
+        match LookupOption::choose(&word)? {
+            LookupOption::Value => value_types = Some(args::types(w, "value")?),
+            LookupOption::Sum => sum = true,
+            LookupOption::Raw => raw = true,
+            LookupOption::Lock => lock = true,
         }
     }
     let format = entry_format(g, m, None, value_types, sum, raw)?;
@@ -98,16 +124,12 @@ pub fn parse_update(w: &mut Words, m: &OpenMap) -> Result<UpdateOp, CliError> {
     let mut update_flags = flags::ANY;
     let mut partial = false;
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["any", "exist", "noexist", "lock", "partial"],
-            "update flag",
-        )? {
-            "any" => update_flags = (update_flags & flags::F_LOCK) | flags::ANY,
-            "exist" => update_flags = (update_flags & flags::F_LOCK) | flags::EXIST,
-            "noexist" => update_flags = (update_flags & flags::F_LOCK) | flags::NOEXIST,
-            "partial" => partial = true,
-            _ => update_flags |= flags::F_LOCK,
+        match UpdateFlag::choose(&word)? {
+            UpdateFlag::Any => update_flags = (update_flags & flags::F_LOCK) | flags::ANY,
+            UpdateFlag::Exist => update_flags = (update_flags & flags::F_LOCK) | flags::EXIST,
+            UpdateFlag::NoExist => update_flags = (update_flags & flags::F_LOCK) | flags::NOEXIST,
+            UpdateFlag::Partial => partial = true,
+            UpdateFlag::Lock => update_flags |= flags::F_LOCK,
         }
     }
     let value = match given {
@@ -243,9 +265,9 @@ pub fn push(w: &mut Words) -> Result<(), CliError> {
     let given = typed_in::read(w, &m, Side::Value, &["exist", "partial"])?;
     let (mut push_flags, mut partial) = (flags::ANY, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["exist", "partial"], "push flag")? {
-            "exist" => push_flags = flags::EXIST,
-            _ => partial = true,
+        match PushFlag::choose(&word)? {
+            PushFlag::Exist => push_flags = flags::EXIST,
+            PushFlag::Partial => partial = true,
         }
     }
     let value = match given {
@@ -285,9 +307,9 @@ pub fn pop_or_peek(g: &Global, w: &mut Words, pop: bool) -> Result<(), CliError>
 fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), CliError> {
     let (mut value_types, mut raw) = (None, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["value", "raw"], "option")? {
-            "value" => value_types = Some(args::types(w, "value")?),
-            _ => raw = true,
+        match PopOption::choose(&word)? {
+            PopOption::Value => value_types = Some(args::types(w, "value")?),
+            PopOption::Raw => raw = true,
         }
     }
     let format = entry_format(g, &m, None, value_types, false, raw)?;

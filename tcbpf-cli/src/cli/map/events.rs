@@ -9,7 +9,7 @@
 
 use super::super::error::CliError;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::args;
 use super::OpenMap;
 use std::collections::HashMap;
@@ -29,19 +29,32 @@ enum Shape {
     Btf(Btf, TypeId, usize),
 }
 
+keywords! {
+    /// The options of `map events`.
+    enum EventsOption("events option") {
+        Value = "value",
+        Type = "type",
+        Btf = "btf",
+        Count = "count",
+        Timeout = "timeout",
+        Pages = "pages",
+    }
+}
+
 /// Runs `tcbpf map events …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
     let (mut types, mut type_name, mut btf_file) = (None, None, None);
     let (mut count, mut timeout, mut pages) = (None, None, DEFAULT_PERF_PAGES);
     while let Some(word) = w.next() {
-        let opts = ["value", "type", "btf", "count", "timeout", "pages"];
-        match choose(&word, &opts, "events option")? {
-            "value" => types = Some(args::types(w, "value")?),
-            "type" => type_name = Some(w.expect("a BTF type name after 'type'")?),
-            "btf" => btf_file = Some(PathBuf::from(w.expect("a file after 'btf'")?)),
-            "count" => count = Some(w.number::<u64>("a number of events after 'count'")?),
-            "timeout" => {
+        match EventsOption::choose(&word)? {
+            EventsOption::Value => types = Some(args::types(w, "value")?),
+            EventsOption::Type => type_name = Some(w.expect("a BTF type name after 'type'")?),
+            EventsOption::Btf => btf_file = Some(PathBuf::from(w.expect("a file after 'btf'")?)),
+            EventsOption::Count => {
+                count = Some(w.number::<u64>("a number of events after 'count'")?)
+            }
+            EventsOption::Timeout => {
                 let s: String = w.expect("seconds after 'timeout'")?;
                 let secs: f64 = s
                     .parse()
@@ -50,7 +63,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
                     .ok_or_else(|| CliError::usage(format!("timeout: bad seconds '{s}'")))?;
                 timeout = Some(Duration::from_secs_f64(secs));
             }
-            _ => {
+            EventsOption::Pages => {
                 pages = w.number::<usize>("a number of pages after 'pages'")?;
                 if pages == 0 || !pages.is_power_of_two() || pages > 1 << 16 {
                     return Err(CliError::usage("pages: a power of 2 from 1 to 65536"));

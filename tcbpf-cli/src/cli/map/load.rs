@@ -7,7 +7,7 @@
 
 use super::super::error::CliError;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::args::{self, bad};
 use super::OpenMap;
 use std::io::Read;
@@ -16,6 +16,19 @@ use tcbpf::value::Layout;
 
 /// Elements per UPDATE_BATCH call.
 const CHUNK: usize = 1 << 16;
+
+keywords! {
+    /// The options of `map load`.
+    enum LoadOption("load option") {
+        Key = "key",
+        Value = "value",
+        From = "from",
+        Any = "any",
+        Exist = "exist",
+        NoExist = "noexist",
+        Replace = "replace",
+    }
+}
 
 /// Runs `tcbpf map load …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
@@ -35,18 +48,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         (None, None, None, flags::ANY);
     let mut replace = false;
     while let Some(word) = w.next() {
-        match choose(
-            &word,
-            &["key", "value", "from", "any", "exist", "noexist", "replace"],
-            "load option",
-        )? {
-            "key" => key_types = Some(args::types(w, "key")?),
-            "value" => value_types = Some(args::types(w, "value")?),
-            "from" => source = Some(w.expect("a file name (or -) after 'from'")?),
-            "replace" => replace = true,
-            "any" => elem_flags = flags::ANY,
-            "exist" => elem_flags = flags::EXIST,
-            _ => elem_flags = flags::NOEXIST,
+        match LoadOption::choose(&word)? {
+            LoadOption::Key => key_types = Some(args::types(w, "key")?),
+            LoadOption::Value => value_types = Some(args::types(w, "value")?),
+            LoadOption::From => source = Some(w.expect("a file name (or -) after 'from'")?),
+            LoadOption::Replace => replace = true,
+            LoadOption::Any => elem_flags = flags::ANY,
+            LoadOption::Exist => elem_flags = flags::EXIST,
+            LoadOption::NoExist => elem_flags = flags::NOEXIST,
         }
     }
     let key_types = key_types.ok_or_else(|| CliError::usage("load: expected 'key TYPES'"))?;

@@ -9,7 +9,7 @@
 
 use super::super::error::CliError;
 use super::super::output::Global;
-use super::super::words::{choose, Words};
+use super::super::words::{keywords, Words};
 use super::load::{read_input, split_at_lines};
 use super::typed::types;
 use super::OpenMap;
@@ -27,14 +27,19 @@ struct Packed {
     n: usize,
 }
 
+keywords! {
+    /// The options of `map load MAP json`.
+    enum JsonOption("load json option") { From = "from", Replace = "replace", Partial = "partial" }
+}
+
 /// Runs `tcbpf map load MAP json …` (the `json` word already taken).
 pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
     let (mut source, mut replace, mut partial) = (None, false, false);
     while let Some(word) = w.next() {
-        match choose(&word, &["from", "replace", "partial"], "load json option")? {
-            "from" => source = Some(w.expect("a file name (or -) after 'from'")?),
-            "replace" => replace = true,
-            _ => partial = true,
+        match JsonOption::choose(&word)? {
+            JsonOption::From => source = Some(w.expect("a file name (or -) after 'from'")?),
+            JsonOption::Replace => replace = true,
+            JsonOption::Partial => partial = true,
         }
     }
     let untyped;

@@ -23,7 +23,7 @@ mod walk;
 use super::error::CliError;
 use super::mapref::MapRef;
 use super::output::Global;
-use super::words::{choose, is_help, Words};
+use super::words::{is_help, keywords, Words};
 use tcbpf::abi::MapType;
 use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 
@@ -137,33 +137,53 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         print!("{USAGE}");
         return Ok(());
     }
-    let verbs = [
-        "show", "list", "create", "lookup", "update", "add", "delete", "dump", "next", "push",
-        "pop", "peek", "freeze", "pin", "load", "export", "batch", "events", "watch",
-    ];
-    match choose(&verb, &verbs, "map command")? {
-        "show" | "list" => admin::show(g, w),
-        "create" => admin::create(g, w),
-        "lookup" => elem::lookup(g, w),
-        "update" => elem::update(w),
-        "add" => add::run(g, w),
-        "delete" => elem::delete(w),
-        "dump" => dump::run(g, w),
-        "next" => elem::next(g, w),
-        "push" => elem::push(w),
-        "pop" => elem::pop_or_peek(g, w, true),
-        "peek" => elem::pop_or_peek(g, w, false),
-        "freeze" => admin::freeze(w),
-        "pin" => admin::pin(w),
-        "load" => load::run(g, w),
-        "batch" => batch::run(g, w),
-        "events" => events::run(g, w),
-        "watch" => {
+    match MapVerb::choose(&verb)? {
+        MapVerb::Show => admin::show(g, w),
+        MapVerb::Create => admin::create(g, w),
+        MapVerb::Lookup => elem::lookup(g, w),
+        MapVerb::Update => elem::update(w),
+        MapVerb::Add => add::run(g, w),
+        MapVerb::Delete => elem::delete(w),
+        MapVerb::Dump => dump::run(g, w),
+        MapVerb::Next => elem::next(g, w),
+        MapVerb::Push => elem::push(w),
+        MapVerb::Pop => elem::pop_or_peek(g, w, true),
+        MapVerb::Peek => elem::pop_or_peek(g, w, false),
+        MapVerb::Freeze => admin::freeze(w),
+        MapVerb::Pin => admin::pin(w),
+        MapVerb::Load => load::run(g, w),
+        MapVerb::Batch => batch::run(g, w),
+        MapVerb::Events => events::run(g, w),
+        MapVerb::Watch => {
             let mut args = vec!["watch".to_string()];
             args.extend(w.rest());
             super::external::exec(g, args)
         }
-        _ => super::map_export::run(g, w),
+        MapVerb::Export => super::map_export::run(g, w),
+    }
+}
+
+keywords! {
+    /// The verbs of `tcbpf map`.
+    enum MapVerb("map command") {
+        Show = "show" | "list",
+        Create = "create",
+        Lookup = "lookup",
+        Update = "update",
+        Add = "add",
+        Delete = "delete",
+        Dump = "dump",
+        Next = "next",
+        Push = "push",
+        Pop = "pop",
+        Peek = "peek",
+        Freeze = "freeze",
+        Pin = "pin",
+        Load = "load",
+        Export = "export",
+        Batch = "batch",
+        Events = "events",
+        Watch = "watch",
     }
 }
 
