@@ -37,8 +37,15 @@ fn run_with_path(bin: &Path, path: &str, args: &[&str]) -> (i32, String, String)
     )
 }
 
+/// One test at a time: each writes executables (a copy of tcbpf, a helper
+/// script) and runs them, and a file still open for writing in a child
+/// another test thread has just forked (before its exec closes it) makes
+/// exec fail with ETXTBSY.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_exporter_beside_tcbpf_runs_with_the_words_and_json_flag() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("disp");
     let bin = copy_tcbpf(&dir.0);
     stand_in(&dir.0);
@@ -60,6 +67,7 @@ fn the_exporter_beside_tcbpf_runs_with_the_words_and_json_flag() {
 
 #[test]
 fn the_exporter_on_path_runs_in_the_namespace_given_with_n() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tcbpf_testkit::require_root!();
     let alone = TempDir::new("alone");
     let bin = copy_tcbpf(&alone.0);
@@ -84,6 +92,7 @@ fn the_exporter_on_path_runs_in_the_namespace_given_with_n() {
 
 #[test]
 fn a_missing_exporter_is_a_clear_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let alone = TempDir::new("missing");
     let bin = copy_tcbpf(&alone.0);
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["exporter", "listen", ":1"]);

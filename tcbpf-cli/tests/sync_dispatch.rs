@@ -14,8 +14,15 @@ fn copy_tcbpf(dir: &TempDir) -> std::path::PathBuf {
     bin
 }
 
+/// One test at a time: each writes executables (a copy of tcbpf, a helper
+/// script) and runs them, and a file still open for writing in a child
+/// another test thread has just forked (before its exec closes it) makes
+/// exec fail with ETXTBSY.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncdisp");
     let bin = copy_tcbpf(&dir);
     let helper = dir.join("tcbpf-sync");
@@ -48,6 +55,7 @@ fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
 
 #[test]
 fn sync_without_the_helper_says_where_it_looked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncnone");
     let bin = copy_tcbpf(&dir);
     let o = Command::new(&bin)
