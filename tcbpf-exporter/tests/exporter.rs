@@ -43,6 +43,7 @@ fn prom_query(ns: &Netns, port: u16, q: &str) -> Option<String> {
 
 #[test]
 fn prometheus_sees_exact_udp_and_icmp_counts_from_the_demo_classifier() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
     let _exporter = exporter(&pair.b, PORT, &["dev", "v1", "ingress"]);
@@ -114,6 +115,7 @@ fn prometheus_sees_exact_udp_and_icmp_counts_from_the_demo_classifier() {
 
 #[test]
 fn struct_enum_and_per_cpu_maps_get_their_names_and_labels() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "stats_kinds.o");
     let _exporter = exporter(&pair.b, PORT, &["dev", "v1"]);
@@ -189,6 +191,7 @@ fn struct_enum_and_per_cpu_maps_get_their_names_and_labels() {
 
 #[test]
 fn config_renames_caps_and_skips() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "stats_kinds.o");
     let dir = TempDir::new("cfg");
@@ -234,6 +237,7 @@ fn config_renames_caps_and_skips() {
 
 #[test]
 fn a_deleted_filter_stops_being_exported_without_error() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
     let exporter = exporter(&pair.b, PORT, &["dev", "v1"]);
@@ -257,6 +261,7 @@ fn a_deleted_filter_stops_being_exported_without_error() {
 
 #[test]
 fn an_address_in_use_fails_clearly_and_sigterm_stops_cleanly() {
+    tcbpf_testkit::require_root!();
     let ns = Netns::new();
     let first = exporter(&ns, PORT, &["dev", "lo"]);
     let second = Proc::in_ns(

@@ -103,6 +103,7 @@ fn udp_rate(screen: &str) -> Option<f64> {
 
 #[test]
 fn full_screen_watch_shows_the_udp_rate_and_restores_the_terminal() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
     let id = proto_stats_id(&pair.b);
@@ -154,6 +155,7 @@ fn full_screen_watch_shows_the_udp_rate_and_restores_the_terminal() {
 
 #[test]
 fn piped_watch_prints_one_json_object_per_interval_with_rates() {
+    tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
     let id = proto_stats_id(&pair.b);
@@ -226,6 +228,7 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
 
 #[test]
 fn watch_refuses_bad_words_and_maps_without_counters() {
+    tcbpf_testkit::require_root!();
     let (code, _, err) = run_bin(BIN, &["watch"]);
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = run_bin(BIN, &["watch", "id", "4294967295"]);

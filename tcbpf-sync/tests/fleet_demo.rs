@@ -11,6 +11,7 @@ use std::process::Command;
 
 #[test]
 fn fleet_demo_short_converges_through_every_fault_case() {
+    tcbpf_testkit::require_root!();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcbpf-sync"))
         .parent()
         .unwrap();

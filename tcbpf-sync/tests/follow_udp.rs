@@ -30,6 +30,7 @@ fn node<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[test]
 fn put_drops_real_udp_to_the_port_and_del_lets_it_through() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let host = Host::new();

@@ -93,6 +93,7 @@ fn follow(ep: &str, p: &str, host: &Host, node: &str, dir: &TempDir, extra: &[&s
 
 #[test]
 fn sigkill_and_restart_converge_writing_only_what_changed() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let host = Host::new();
@@ -134,6 +135,7 @@ fn sync_pid(s: &SyncProc) -> Value {
 
 #[test]
 fn compaction_past_the_applied_revision_rereads_and_watches_again() {
+    tcbpf_testkit::require_root!();
     let mut e = Etcd::start();
     let ep = e.endpoints();
     let host = Host::new();
@@ -175,6 +177,7 @@ fn compaction_past_the_applied_revision_rereads_and_watches_again() {
 
 #[test]
 fn drift_is_repaired_on_sighup_and_by_the_periodic_resync() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let host = Host::new();
@@ -206,6 +209,7 @@ fn drift_is_repaired_on_sighup_and_by_the_periodic_resync() {
 
 #[test]
 fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let dir = TempDir::new("syncfull");
@@ -267,6 +271,7 @@ fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
 
 #[test]
 fn a_key_spelled_two_ways_ends_with_the_value_written_last() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let dir = TempDir::new("syncspell");
@@ -310,6 +315,7 @@ fn a_key_spelled_two_ways_ends_with_the_value_written_last() {
 
 #[test]
 fn sigterm_during_the_start_up_apply_finishes_it_then_exits_0() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     let dir = TempDir::new("syncterm");

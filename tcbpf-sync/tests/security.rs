@@ -110,6 +110,7 @@ fn make_certs(dir: &TempDir) {
 
 #[test]
 fn tls_with_client_certificates_puts_lists_and_follows() {
+    tcbpf_testkit::require_root!();
     let certs = TempDir::new("synctls");
     make_certs(&certs);
     let e = Etcd::cluster(
@@ -220,6 +221,7 @@ fn tls_with_client_certificates_puts_lists_and_follows() {
 
 #[test]
 fn users_and_passwords_from_file_or_environment_and_refusals_exit_3() {
+    tcbpf_testkit::require_root!();
     let e = Etcd::start();
     let ep = e.endpoints();
     e.ctl(&["user", "add", "root:rootpw"]);
