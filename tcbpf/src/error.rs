@@ -94,6 +94,15 @@ mod tests {
     }
 
     #[test]
+    fn parse_errors_keep_the_btf_error_they_were_made_from() {
+        let btf_err = crate::btf::Btf::parse(&[1, 2, 3]).unwrap_err();
+        let text = btf_err.to_string();
+        let e = crate::elf::ParseError::new("x.o", text.clone()).with_cause(btf_err);
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+        assert_eq!(e.source().map(|s| s.to_string()), Some(text));
+    }
+
+    #[test]
     fn errno_classes() {
         assert_eq!(
             ErrorKind::from_errno(Some(libc::EPERM)),

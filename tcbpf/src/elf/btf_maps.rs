@@ -41,13 +41,13 @@ pub(crate) fn parse(
         let name = btf
             .ty(v.ty)
             .and_then(|t| btf.str_at(t.name_off))
-            .map_err(|e| err(format!("bad BTF variable: {e}")))?
+            .map_err(|e| err(format!("bad BTF variable: {e}")).with_cause(e))?
             .to_string();
         if !matches!(btf.ty(v.ty).map(|t| &t.kind), Ok(Kind::Var(_))) {
             return Err(err(format!("BTF entry [{}] is not a variable", v.ty)).at_symbol(name));
         }
         let def = parse_map_def(btf, v.ty, &name)
-            .map_err(|e| err(e.to_string()).at_symbol(name.clone()))?;
+            .map_err(|e| err(e.to_string()).with_cause(e).at_symbol(name.clone()))?;
         let map =
             map_spec(&name, &def, MapOrigin::Btf).map_err(|e| err(e).at_symbol(name.clone()))?;
         found.push((v.offset, v.size, name, map, def.values.map(|s| s.offset)));
@@ -179,7 +179,7 @@ pub(crate) fn resolve_initialisers(
 /// variable offsets), as the kernel needs it.
 pub(crate) fn parse_btf(file: &str, elf: &Elf<'_>, data: &[u8]) -> Result<Btf, ParseError> {
     let err = |reason: String| ParseError::new(file, reason).in_section(".BTF");
-    let mut btf = Btf::parse(data).map_err(|e| err(e.to_string()))?;
+    let mut btf = Btf::parse(data).map_err(|e| err(e.to_string()).with_cause(e))?;
     let section_size = |name: &str| {
         elf.sections
             .iter()
@@ -194,6 +194,6 @@ pub(crate) fn parse_btf(file: &str, elf: &Elf<'_>, data: &[u8]) -> Result<Btf, P
             .and_then(|y| u32::try_from(y.value).ok())
     };
     btf.fixup_datasecs(section_size, symbol_offset)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.to_string()).with_cause(e))?;
     Ok(btf)
 }

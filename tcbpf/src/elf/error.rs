@@ -14,6 +14,8 @@ pub struct ParseError {
     pub symbol: Option<String>,
     /// What is wrong.
     pub reason: String,
+    /// The BTF error behind it, when the BTF parser found the problem.
+    cause: Option<Box<crate::btf::Error>>,
 }
 
 impl ParseError {
@@ -24,7 +26,14 @@ impl ParseError {
             section: None,
             symbol: None,
             reason: reason.into(),
+            cause: None,
         }
+    }
+
+    /// Keeps the BTF error the reason was made from, as `source()`.
+    pub(crate) fn with_cause(mut self, cause: crate::btf::Error) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
     }
 
     /// Names the section.
@@ -63,7 +72,11 @@ impl fmt::Display for ParseError {
     }
 }
 
-impl std::error::Error for ParseError {}
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as _)
+    }
+}
 
 impl ParseError {
     /// The class of failure: bad input (what was given is wrong).

@@ -131,13 +131,15 @@ pub(crate) fn collect(
         let Some((id, section)) = find_extern(btf, &sym.name) else {
             continue;
         };
-        let t = btf.ty(id).map_err(|e| err(&sym.name, e.to_string()))?;
+        let t = btf
+            .ty(id)
+            .map_err(|e| err(&sym.name, e.to_string()).with_cause(e))?;
         let kind = match (&t.kind, section.as_str()) {
             (Kind::Func(f), KSYMS_SECTION) => ExternKind::Kfunc { proto: f.proto },
             (Kind::Var(v), KSYMS_SECTION) => ExternKind::Ksym {
                 ty: btf
                     .skip_mods_and_typedefs(v.ty)
-                    .map_err(|e| err(&sym.name, e.to_string()))?,
+                    .map_err(|e| err(&sym.name, e.to_string()).with_cause(e))?,
             },
             (Kind::Var(v), KCONFIG_SECTION) => {
                 let (ty, size, align) = kconfig_type(btf, v.ty).ok_or_else(|| {

@@ -221,8 +221,11 @@ impl ObjectSpec {
             }
         }
         if let (Some(data), Some(btf)) = (btf_ext_data, &spec.btf) {
-            let ext = crate::btf::BtfExt::parse(data)
-                .map_err(|e| ParseError::new(file, e.to_string()).in_section(".BTF.ext"))?;
+            let ext = crate::btf::BtfExt::parse(data).map_err(|e| {
+                ParseError::new(file, e.to_string())
+                    .with_cause(e)
+                    .in_section(".BTF.ext")
+            })?;
             for p in &mut spec.programs {
                 func_info::attach(btf, &ext, p);
             }

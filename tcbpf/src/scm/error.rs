@@ -16,8 +16,9 @@ pub struct Error {
     pub message: String,
     /// The errno, when a system call failed.
     pub errno: Option<i32>,
-    /// The failed system call, when there was one.
-    cause: Option<crate::sys::Error>,
+    /// What failed underneath: the system call, or the wire decoder's
+    /// typed error for a datagram that is not a transfer.
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Result of a hand-off operation.
@@ -46,6 +47,16 @@ impl Error {
         Error::new(ErrorKind::BadInput, message)
     }
 
+    /// Keeps `cause` (the typed error the message was made from) as
+    /// `source()`.
+    pub(crate) fn with_cause(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+
     /// The class of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -60,7 +71,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause.as_ref().map(|e| e as _)
+        self.cause.as_deref().map(|e| e as _)
     }
 }
 
@@ -74,7 +85,7 @@ impl From<crate::sys::Error> for Error {
             kind,
             errno: e.errno(),
             message: e.to_string(),
-            cause: Some(e),
+            cause: Some(Box::new(e)),
         }
     }
 }

@@ -269,7 +269,7 @@ impl Receiver {
                 return Err(at("no SCM_RIGHTS control message (no descriptors)".into()));
             }
             let chunk = wire::decode_datagram(&dgram.bytes, dgram.fds.len())
-                .map_err(|e| at(e.to_string()))?;
+                .map_err(|e| at(e.to_string()).with_cause(e))?;
             match entry_size {
                 Some(size) if size != chunk.entry_size => {
                     return Err(at(format!(
