@@ -212,12 +212,7 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
         std::io::ErrorKind::NotFound => Exit::NotFound,
         _ => Exit::Usage,
     };
-    let parse = tcbpf::elf::ParseError {
-        file: path.display().to_string(),
-        section: None,
-        symbol: None,
-        reason: e.to_string(),
-    };
+    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), e.to_string());
     CliError {
         exit,
         message: parse.to_string(),

@@ -20,7 +20,7 @@ pub struct ParseError {
 
 impl ParseError {
     /// An error about the file as a whole.
-    pub(crate) fn new(file: &str, reason: impl Into<String>) -> Self {
+    pub fn new(file: &str, reason: impl Into<String>) -> Self {
         ParseError {
             file: file.to_string(),
             section: None,
