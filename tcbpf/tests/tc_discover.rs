@@ -97,7 +97,18 @@ fn only_the_asked_direction_is_listed_and_a_gone_program_is_enoent() {
     assert_eq!(found.1.len(), 1);
     assert_eq!(found.1[0].prog_id, id);
     drop(prog);
-    // The link was dropped inside the closure: the program is gone now.
-    let err = discover::program(id).unwrap_err();
+    // The link was dropped inside the closure and the last descriptor just
+    // now: the kernel frees the program after an RCU grace period, so give
+    // it up to 5 s to be gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let err = loop {
+        match discover::program(id) {
+            Err(e) => break e,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Ok(p) => panic!("program {id} still there 5 s after its last holder closed: {p:?}"),
+        }
+    };
     assert_eq!(err.errno, Some(libc::ENOENT), "{err}");
 }
