@@ -188,7 +188,7 @@ fn enum_value(btf: &Btf, e: &crate::btf::types::Enum, raw: u128, bits: u32) -> B
 }
 
 /// Little-endian unsigned value of up to 16 bytes.
-fn read_uint(bytes: &[u8]) -> u128 {
+pub(crate) fn read_uint(bytes: &[u8]) -> u128 {
     bytes
         .iter()
         .take(16)
@@ -196,7 +196,8 @@ fn read_uint(bytes: &[u8]) -> u128 {
         .fold(0u128, |acc, &b| acc << 8 | b as u128)
 }
 
-fn sign_extend(raw: u128, bits: u32) -> i128 {
+/// `raw`'s low `bits` bits as a signed value (all of it for 0 or 128).
+pub(crate) fn sign_extend(raw: u128, bits: u32) -> i128 {
     if bits == 0 || bits >= 128 {
         return raw as i128;
     }

@@ -8,6 +8,7 @@
 //! does not know, or a value that would not decode, makes it give up
 //! (`false`) and the caller takes the `BtfValue` path. Pure.
 
+use crate::btf::fmt::{read_uint, sign_extend};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -233,22 +234,6 @@ fn mask(bits: u32) -> u128 {
     } else {
         (1u128 << bits) - 1
     }
-}
-
-fn read_uint(bytes: &[u8]) -> u128 {
-    bytes
-        .iter()
-        .take(16)
-        .rev()
-        .fold(0u128, |acc, &b| acc << 8 | b as u128)
-}
-
-fn sign_extend(raw: u128, bits: u32) -> i128 {
-    if bits == 0 || bits >= 128 {
-        return raw as i128;
-    }
-    let shift = 128 - bits;
-    ((raw << shift) as i128) >> shift
 }
 
 fn write_int(i: &Int, raw: u128, bits: u32, out: &mut Vec<u8>) {
