@@ -8,11 +8,10 @@
 //! does not know, or a value that would not decode, makes it give up
 //! (`false`) and the caller takes the `BtfValue` path. Pure.
 
-use crate::btf::fmt::{read_uint, sign_extend};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use crate::btf::fmt::BtfValue;
+use crate::btf::fmt::{read_uint, sign_extend, BtfValue};
 use crate::btf::{Btf, Int, Kind, TypeId, MAX_RESOLVE_DEPTH};
 
 /// Output form.
