@@ -8,34 +8,15 @@
 mod typed_support;
 
 use serde_json::json;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use tcbpf_testkit::TempDir;
 use typed_support::*;
 
 /// `tcbpf ARGS` holding the map `fd`, fed `input`.
 fn batch(fd: i32, args: &str, input: &str) -> (i32, String, String) {
     let words: Vec<String> = args.split_whitespace().map(String::from).collect();
-    let mut child = tcbpf(&[fd], &words)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_with_stdin(tcbpf(&[fd], &words), input)
 }
 
 #[test]

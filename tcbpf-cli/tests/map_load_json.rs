@@ -7,8 +7,6 @@
 mod typed_support;
 
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::Stdio;
 use tcbpf_testkit::TempDir;
 use typed_support::*;
 
@@ -19,25 +17,7 @@ fn sorted(v: Value) -> Vec<Value> {
 }
 
 fn load_stdin(f: &Fixture, args: &str, input: &str) -> (i32, String, String) {
-    let mut child = f
-        .cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_with_stdin(f.cmd(args), input)
 }
 
 #[test]

@@ -117,6 +117,30 @@ pub fn tcbpf(fds: &[RawFd], args: &[String]) -> Command {
     cmd
 }
 
+/// Runs `cmd` with `input` on its standard input: exit code, stdout, stderr.
+pub fn run_with_stdin(mut cmd: Command, input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Little-endian concatenation of u64s.
 pub fn u64s(v: &[u64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_ne_bytes()).collect()
