@@ -242,6 +242,35 @@ pub const PROG_SECTIONS: &[ProgSection] = &[
     },
 ];
 
+/// The tracing sections tcbpf loads against a target program (`dump`'s
+/// fentry/fexit programs): not tc program kinds, so not in
+/// [`PROG_SECTIONS`]; they load only with a trace target
+/// (`load::LoadOptions::trace_target`).
+pub const TRACE_SECTIONS: &[ProgSection] = &[
+    ProgSection {
+        section: "fentry",
+        word: "fentry",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceFentry),
+    },
+    ProgSection {
+        section: "fexit",
+        word: "fexit",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceFexit),
+    },
+];
+
+/// The tracing row for ELF section `name` (`fentry`, `fentry/…`).
+pub fn trace_section_by_name(name: &str) -> Option<&'static ProgSection> {
+    TRACE_SECTIONS.iter().find(|s| {
+        name == s.section
+            || name
+                .strip_prefix(s.section)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
 /// The row whose `type` word is `word`.
 pub fn section_by_word(word: &str) -> Option<&'static ProgSection> {
     PROG_SECTIONS.iter().find(|s| s.word == word)
@@ -290,5 +319,11 @@ mod tests {
         );
         assert_eq!(section_by_name("classifier/x").unwrap().word, "cls");
         assert!(section_by_name("classifierx").is_none());
+        assert_eq!(
+            trace_section_by_name("fexit/tc").unwrap().attach,
+            Some(AttachType::TraceFexit)
+        );
+        assert!(trace_section_by_name("fentryx").is_none());
+        assert!(section_by_name("fentry/tc").is_none());
     }
 }

@@ -146,6 +146,19 @@ fn create_or_reuse(
     guard: &mut PinGuard,
 ) -> Result<LoadedMap, LoadError> {
     let m = &with_defaults(ctx, m)?;
+    if let Some((_, shared)) = ctx.shared_maps.iter().find(|(name, _)| *name == m.name) {
+        let fd = shared.try_clone().map_err(|e| LoadError::Sys {
+            file: ctx.file.clone(),
+            what: format!("shared map '{}'", m.name),
+            source: e,
+        })?;
+        return Ok(LoadedMap {
+            spec: m.clone(),
+            fd,
+            pin_path: None,
+            reused: true,
+        });
+    }
     let path = pin_path(ctx.bpffs, &ctx.sha1_hex, m, &ctx.pinning_db);
     if m.pinning != crate::elf::Pinning::None && path.is_none() {
         ctx.notes.push(format!(

@@ -68,6 +68,7 @@ use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONF
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The tc program type (`type cls` / `type act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,6 +140,25 @@ pub struct LoadOptions {
     /// None: `$TCBPF_MAX_MAP_MEMORY`, else half of the RAM. Checked before
     /// any map is created.
     pub max_map_memory: Option<u64>,
+    /// The program the object's tracing programs (`fentry`/`fexit`
+    /// sections, `abi::TRACE_SECTIONS`) attach to; they do not load
+    /// without one.
+    pub trace_target: Option<TraceTarget>,
+    /// Maps taken as they are instead of created, by map name: another
+    /// load's maps shared with this one (each descriptor is duplicated;
+    /// the map counts as reused).
+    pub shared_maps: Vec<(String, Arc<MapFd>)>,
+}
+
+/// What a tracing program is loaded against: the target program and its
+/// function (`attach_prog_fd`, `attach_btf_id`).
+#[derive(Debug, Clone)]
+pub struct TraceTarget {
+    /// The traced program.
+    pub prog: Arc<ProgFd>,
+    /// The BTF type id of its function in its own BTF
+    /// (`sys::info::ProgInfo::main_func_type_id`).
+    pub func_type_id: u32,
 }
 
 impl Default for LoadOptions {
@@ -155,6 +175,8 @@ impl Default for LoadOptions {
             pin_program: None,
             target_btf: None,
             max_map_memory: None,
+            trace_target: None,
+            shared_maps: Vec::new(),
         }
     }
 }
@@ -294,6 +316,8 @@ pub(crate) struct Context<'a> {
     pub prog_type: u32,
     pub verbose: bool,
     pub notes: Vec<String>,
+    pub trace_target: Option<&'a TraceTarget>,
+    pub shared_maps: &'a [(String, Arc<MapFd>)],
 }
 
 /// Reads, parses and loads the object at `path`.
@@ -424,6 +448,8 @@ pub fn load_spec(
         prog_type: opts.prog_type.prog_type(),
         verbose: opts.verbose,
         notes: Vec::new(),
+        trace_target: opts.trace_target.as_ref(),
+        shared_maps: &opts.shared_maps,
     };
     let mut wanted = programs_to_load(spec, main, &mut ctx.notes);
     for name in &opts.also_programs {
