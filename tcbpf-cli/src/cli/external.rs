@@ -1,7 +1,7 @@
 //! `tcbpf exporter …` and `tcbpf map watch …` run the `tcbpf-exporter`
-//! binary, as git runs `git-*`: the HTTP server and the terminal crate live
-//! there, so they weigh neither on this binary's start-up nor on the
-//! library. The binary is looked for beside this one first, then on PATH;
+//! binary, `tcbpf dump …` the `tcbpf-dump` binary, as git runs `git-*`:
+//! the HTTP server, the terminal crate and libpcap live there, so they
+//! weigh neither on this binary's start-up nor on the library. The binary is looked for beside this one first, then on PATH;
 //! the process is replaced (execvpe), keeping the network namespace `-n`
 //! entered and the descriptors a MAP like `env ID` names.
 
@@ -13,17 +13,21 @@ use std::os::unix::ffi::OsStrExt;
 /// The helper binary's file name.
 pub const EXPORTER: &str = "tcbpf-exporter";
 
-/// Replaces this process with `tcbpf-exporter [-j] ARGS…`.
-pub fn exec(g: &Global, args: Vec<String>) -> Result<(), CliError> {
+/// The dump binary's file name.
+pub const DUMP: &str = "tcbpf-dump";
+
+/// Replaces this process with `BINARY [-j] ARGS…` (`tcbpf-exporter`,
+/// `tcbpf-dump`).
+pub fn exec(g: &Global, binary: &str, args: Vec<String>) -> Result<(), CliError> {
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join(EXPORTER)))
+        .and_then(|p| p.parent().map(|d| d.join(binary)))
         .filter(|p| p.is_file());
     let program = match &beside {
         Some(p) => CString::new(p.as_os_str().as_bytes()).ok(),
-        None => CString::new(EXPORTER).ok(),
+        None => CString::new(binary).ok(),
     }
-    .ok_or_else(|| CliError::failure("the path of tcbpf-exporter holds a NUL byte"))?;
+    .ok_or_else(|| CliError::failure(format!("the path of {binary} holds a NUL byte")))?;
     let mut argv = vec![program];
     if g.json {
         argv.push(c"-j".into());
@@ -41,6 +45,6 @@ pub fn exec(g: &Global, args: Vec<String>) -> Result<(), CliError> {
         .collect();
     let err = tcbpf::sys::process::execvpe(&argv, &envp);
     Err(CliError::failure(format!(
-        "cannot run {EXPORTER} (looked beside tcbpf and on PATH): {err}"
+        "cannot run {binary} (looked beside tcbpf and on PATH): {err}"
     )))
 }

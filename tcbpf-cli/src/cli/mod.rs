@@ -50,6 +50,7 @@ keywords! {
         Sync = "sync",
         Demo = "demo",
         Exporter = "exporter",
+        Dump = "dump",
     }
 }
 
@@ -57,7 +58,7 @@ keywords! {
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | sync | demo | exporter }
+OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | sync | demo | exporter | dump }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
@@ -70,6 +71,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[
   tcbpf sync help            keep maps equal to a policy in etcd (tcbpf-sync)
   tcbpf demo                 run the built-in example end to end
   tcbpf exporter help        serve maps' counters to Prometheus
+  tcbpf dump help            every packet a tc program handles, with its verdict
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -115,7 +117,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, sync, demo, exporter)",
+            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, sync, demo, exporter, dump)",
         ));
     };
     if is_help(&object) {
@@ -128,7 +130,8 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     }
     match Object::choose(&object)? {
         Object::Keeper => keeper::run(&g, &mut w),
-        Object::Exporter => external::exec(&g, w.rest()),
+        Object::Exporter => external::exec(&g, external::EXPORTER, w.rest()),
+        Object::Dump => external::exec(&g, external::DUMP, w.rest()),
         Object::Sync => sync::run(&g, &mut w),
         Object::Map => map::run(&g, &mut w),
         Object::Exec => exec::run(&g, &mut w),

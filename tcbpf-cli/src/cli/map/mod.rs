@@ -157,7 +157,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         MapVerb::Watch => {
             let mut args = vec!["watch".to_string()];
             args.extend(w.rest());
-            super::external::exec(g, args)
+            super::external::exec(g, super::external::EXPORTER, args)
         }
         MapVerb::Export => super::map_export::run(g, w),
     }
