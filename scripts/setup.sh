@@ -3,7 +3,9 @@
 # iproute2's tc, strace, python3 and gcc (old hand-off generations),
 # bpftool (loader parity), systemd-socket-activate (the keeper as a
 # service), prometheus and tmux (exporter and map watch), protoc, etcd and
-# etcdctl (tcbpf-sync). Each package is installed only when its command is
+# etcdctl (tcbpf-sync), libpcap-dev (tcbpf-dump links libpcap to compile
+# filters), tcpdump and tshark (dump's tests: filters compiled as tcpdump
+# does, pcapng read back). Each package is installed only when its command is
 # missing, so a second run does nothing.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -41,4 +43,14 @@ fi
 if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         protobuf-compiler etcd-server etcd-client
+fi
+# tcbpf-dump: libpcap compiles 'filter EXPR' (the crate links -lpcap);
+# its tests compare with tcpdump -ddd and read the pcapng with tshark.
+need=()
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v tshark >/dev/null || need+=(tshark)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

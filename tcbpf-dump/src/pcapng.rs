@@ -144,4 +144,43 @@ mod tests {
         }
         assert_eq!(kinds, vec![SHB, IDB, IDB, EPB]);
     }
+
+    /// The real tshark (scripts/setup.sh installs it) reads what we write:
+    /// every packet, its interface, time and comment.
+    #[test]
+    fn tshark_reads_packets_interfaces_and_comments() {
+        let path = std::env::temp_dir().join(format!("tcbpf-pcapng-{}.pcapng", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = Writer::new(std::io::BufWriter::new(file)).unwrap();
+        let frame = {
+            let mut f = vec![0xaa; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+            f.extend_from_slice(&[10, 0, 0, 2, 10, 0, 0, 1, 0x14, 0xe9, 0x10, 0x92, 0, 8, 0, 0]);
+            f
+        };
+        for i in 0..6u64 {
+            let name = if i % 2 == 0 { "v1 ingress" } else { "v1 egress" };
+            let iface = w.interface(name, 128).unwrap();
+            let comment = format!("prog=7 name=p{i} verdict=TC_ACT_SHOT mark=0x0->0x2a");
+            w.packet(iface, 1_700_000_000_000_000_000 + i, &frame, 60, &comment)
+                .unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let out = std::process::Command::new("tshark")
+            .args(["-r"])
+            .arg(&path)
+            .args(["-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment", "-e", "udp.dstport", "-e", "frame.len"])
+            .output()
+            .expect("tshark (scripts/setup.sh installs it)");
+        let _ = std::fs::remove_file(&path);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(
+            lines[1],
+            "v1 egress\tprog=7 name=p1 verdict=TC_ACT_SHOT mark=0x0->0x2a\t4242\t60"
+        );
+    }
 }
