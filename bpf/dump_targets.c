@@ -1,6 +1,7 @@
 /* Programs for `tcbpf dump`'s tests, one section each so a tcx chain can
  * be built from them with `program NAME`:
  *   mark_udp     sets the mark of UDP packets to 42, TCX_NEXT (go on)
+ *   count_all    counts every packet in `seen`, TCX_NEXT
  *   drop_port    drops UDP datagrams to port 4243 (TC_ACT_SHOT), else
  *                TCX_NEXT
  *   pass_all     TC_ACT_OK for everything
@@ -38,6 +39,15 @@ int mark_udp(struct __sk_buff *skb)
 {
 	if (udp4(skb))
 		skb->mark = 42;
+	return TCX_NEXT;
+}
+
+__u64 seen;
+
+SEC("tc")
+int count_all(struct __sk_buff *skb)
+{
+	__sync_fetch_and_add(&seen, 1);
 	return TCX_NEXT;
 }
 

@@ -75,6 +75,17 @@ fn run(words: Vec<String>) -> Result<(), Fail> {
     };
     let tracer = Tracer::attach(DUMP_OBJECT, targets, &opts)
         .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
+    let names: Vec<String> = tracer
+        .targets()
+        .iter()
+        .map(|t| format!("{} {}", t.info.id, t.info.name))
+        .collect();
+    eprintln!(
+        "tcbpf dump: tracing {} program{} ({}); stop with Ctrl-C",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
     let result = read_loop(&a, &sock, &tracer);
     report(&tracer);
     let detached = tracer

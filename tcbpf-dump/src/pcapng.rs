@@ -159,7 +159,11 @@ mod tests {
             f
         };
         for i in 0..6u64 {
-            let name = if i % 2 == 0 { "v1 ingress" } else { "v1 egress" };
+            let name = if i % 2 == 0 {
+                "v1 ingress"
+            } else {
+                "v1 egress"
+            };
             let iface = w.interface(name, 128).unwrap();
             let comment = format!("prog=7 name=p{i} verdict=TC_ACT_SHOT mark=0x0->0x2a");
             w.packet(iface, 1_700_000_000_000_000_000 + i, &frame, 60, &comment)
@@ -170,12 +174,27 @@ mod tests {
         let out = std::process::Command::new("tshark")
             .args(["-r"])
             .arg(&path)
-            .args(["-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment", "-e", "udp.dstport", "-e", "frame.len"])
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "frame.interface_name",
+                "-e",
+                "frame.comment",
+                "-e",
+                "udp.dstport",
+                "-e",
+                "frame.len",
+            ])
             .output()
             .expect("tshark (scripts/setup.sh installs it)");
         let _ = std::fs::remove_file(&path);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
         assert_eq!(
