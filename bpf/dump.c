@@ -47,7 +47,10 @@ struct dump_event {
 	__u32 priority_after;
 	__u32 redirect_ifindex;	/* bpf_redirect*() target, 0 when none */
 	__u32 flags;		/* 1: entry kept the packet (stash only) */
-	__u8 data[SNAP_MAX];
+	/* At most SNAP_MAX bytes are used; the room after them lets lengths
+	 * be masked to 12 bits, a bound the verifier keeps (a clamp done by
+	 * clang on a zero-extended copy is lost to it). */
+	__u8 data[2 * SNAP_MAX];
 };
 
 struct dump_config {
@@ -124,6 +127,8 @@ int BPF_PROG(dump_entry, struct sk_buff *skb)
 		cap = head;
 	if (cap > SNAP_MAX)
 		cap = SNAP_MAX;
+	barrier_var(cap);
+	cap &= 2 * SNAP_MAX - 1;
 	if (bpf_probe_read_kernel(ev->data, cap, BPF_CORE_READ(skb, data)))
 		cap = 0;
 	ev->ts = bpf_ktime_get_ns();
@@ -171,6 +176,8 @@ int BPF_PROG(dump_exit, struct sk_buff *skb, int ret)
 	size = ev->caplen;
 	if (size > SNAP_MAX)
 		size = SNAP_MAX;
+	barrier_var(size);
+	size &= 2 * SNAP_MAX - 1;
 	size += __builtin_offsetof(struct dump_event, data);
 	if (bpf_ringbuf_output(&dump_events, ev, size, 0))
 		c->lost++;

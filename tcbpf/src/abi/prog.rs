@@ -242,10 +242,10 @@ pub const PROG_SECTIONS: &[ProgSection] = &[
     },
 ];
 
-/// The tracing sections tcbpf loads against a target program (`dump`'s
-/// fentry/fexit programs): not tc program kinds, so not in
-/// [`PROG_SECTIONS`]; they load only with a trace target
-/// (`load::LoadOptions::trace_target`).
+/// The tracing sections tcbpf loads against a target (`dump`'s
+/// fentry/fexit programs on a tc program; `tp_btf` on a tracepoint of the
+/// kernel's BTF): not tc program kinds, so not in [`PROG_SECTIONS`]; they
+/// load only with a trace target (`load::LoadOptions::trace_target`).
 pub const TRACE_SECTIONS: &[ProgSection] = &[
     ProgSection {
         section: "fentry",
@@ -258,6 +258,12 @@ pub const TRACE_SECTIONS: &[ProgSection] = &[
         word: "fexit",
         prog_type: ProgType::Tracing,
         attach: Some(AttachType::TraceFexit),
+    },
+    ProgSection {
+        section: "tp_btf",
+        word: "tp_btf",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceRawTp),
     },
 ];
 

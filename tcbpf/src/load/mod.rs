@@ -150,14 +150,16 @@ pub struct LoadOptions {
     pub shared_maps: Vec<(String, Arc<MapFd>)>,
 }
 
-/// What a tracing program is loaded against: the target program and its
-/// function (`attach_prog_fd`, `attach_btf_id`).
+/// What a tracing program is loaded against (`attach_prog_fd`,
+/// `attach_btf_id`): a program's function, or without a program a type of
+/// the kernel's BTF (a function for fentry/fexit, the `btf_trace_*`
+/// typedef of a tracepoint for `tp_btf`).
 #[derive(Debug, Clone)]
 pub struct TraceTarget {
-    /// The traced program.
-    pub prog: Arc<ProgFd>,
-    /// The BTF type id of its function in its own BTF
-    /// (`sys::info::ProgInfo::main_func_type_id`).
+    /// The traced program (`None`: the kernel).
+    pub prog: Option<Arc<ProgFd>>,
+    /// The BTF type id of the function: in the program's own BTF
+    /// (`sys::info::ProgInfo::main_func_type_id`), else in vmlinux's.
     pub func_type_id: u32,
 }
 

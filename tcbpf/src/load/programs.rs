@@ -57,7 +57,7 @@ pub(crate) fn load(
         log_level: u32::from(ctx.verbose),
         prog_flags: 0,
         fd_array: &fd_array,
-        attach_prog: target.map(|t| t.prog.as_fd()),
+        attach_prog: target.and_then(|t| t.prog.as_ref()).map(|p| p.as_fd()),
         attach_btf_id: target.map_or(0, |t| t.func_type_id),
     };
     match prog::load(&req) {

@@ -351,7 +351,7 @@ impl Tracer {
                 program: Some(ENTRY.into()),
                 also_programs: vec![EXIT.into()],
                 trace_target: Some(TraceTarget {
-                    prog: Arc::new(fd),
+                    prog: Some(Arc::new(fd)),
                     func_type_id: target.info.main_func_type_id,
                 }),
                 shared_maps: shared.clone(),
