@@ -1,32 +1,13 @@
-//! `tcbpf-dump`: `tcbpf dump …`, every packet a tc program handles and the
-//! verdict it gave, as tcpdump-style lines, JSON or pcapng. A binary of its
-//! own because the filter is compiled with libpcap, which must stay out of
-//! the `tcbpf` library and out of the start-up of `tcbpf map`; users type
-//! `tcbpf dump …` and `tcbpf` runs this (found beside itself, else on
-//! PATH), as git runs `git-*`.
-//!
-//! The kernel side (fentry/fexit programs per traced program, the
-//! in-kernel filter, the ring buffer) is `tcbpf::trace`; here are the
-//! grammar ([`args`]), the pcap compile ([`filter`]), the output formats
-//! ([`decode`], [`pcapng`], [`output`]) and the read loop.
+//! `tcbpf-dump`: `tcbpf dump …`. A binary of its own because the filter
+//! is compiled with libpcap, which must stay out of the `tcbpf` library
+//! and out of the start-up of `tcbpf map`; users type `tcbpf dump …` and
+//! `tcbpf` runs this (found beside itself, else on PATH), as git runs
+//! `git-*`. The work is in the crate's library (`tcbpf_dump`).
 
-mod args;
-mod decode;
-mod filter;
-mod output;
-mod pcapng;
-
-use args::{Args, Fail, ProgSel};
-use output::Sink;
-use std::os::fd::AsFd;
-use std::time::Duration;
-use tcbpf::events::{EventReader, Record, Wake};
-use tcbpf::sys::{self, info};
-use tcbpf::tc::{device, discover::Hook, Socket};
-use tcbpf::trace::{self, Event, Target, TraceOptions, Tracer};
-
-/// The tracing object, compiled from `bpf/dump.c`.
-const DUMP_OBJECT: &[u8] = include_bytes!("../../bpf/dump.o");
+use tcbpf::tc::{device, Socket};
+use tcbpf::trace::{TraceOptions, Tracer};
+use tcbpf_dump::args::{self, Args, Fail};
+use tcbpf_dump::{filter, read_loop, report, select_targets, DUMP_OBJECT};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,168 +67,12 @@ fn run(words: Vec<String>) -> Result<(), Fail> {
         if names.len() == 1 { "" } else { "s" },
         names.join(", ")
     );
-    let result = read_loop(&a, &sock, &tracer);
-    report(&tracer);
+    let result = read_loop(&a, &sock, tracer.ring(), tracer.targets());
+    if let Ok(counts) = tracer.counts() {
+        report(tracer.targets(), &counts);
+    }
     let detached = tracer
         .detach()
         .map_err(|e| Fail::from_kind(e.kind(), e.to_string()));
     result.and(detached)
-}
-
-/// The programs to trace: the one `prog`/`pinned` names, or every program
-/// on the device's hooks in run order.
-fn select_targets(
-    sock: &Socket,
-    a: &Args,
-    ifindex: u32,
-) -> Result<Vec<(Target, sys::ProgFd)>, Fail> {
-    let on_device = match &a.dev {
-        Some(_) => trace::targets_on(sock, ifindex, &a.directions)
-            .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?,
-        None => Vec::new(),
-    };
-    let Some(sel) = &a.prog else {
-        let found: Vec<_> = on_device
-            .into_iter()
-            .filter_map(|(mut t, fd)| {
-                if a.tcx_only {
-                    t.places.retain(|p| matches!(p.hook, Hook::Tcx { .. }));
-                    if t.places.is_empty() {
-                        return None;
-                    }
-                }
-                Some((t, fd))
-            })
-            .collect();
-        if found.is_empty() {
-            let dirs: Vec<String> = a.directions.iter().map(|d| d.to_string()).collect();
-            return Err(Fail::not_found(format!(
-                "no {}program on {} {}",
-                if a.tcx_only { "tcx " } else { "tc " },
-                a.dev.as_deref().unwrap_or("?"),
-                dirs.join(" or ")
-            )));
-        }
-        return Ok(found);
-    };
-    let fd = match sel {
-        ProgSel::Id(id) => sys::obj::prog_by_id(*id),
-        ProgSel::Pinned(path) => sys::obj::get_pinned_prog(path),
-    }
-    .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    let info = info::prog_info(&fd).map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    let known = on_device.into_iter().find(|(t, _)| t.info.id == info.id);
-    let (places, classid_verdict) = known
-        .map(|(t, _)| (t.places, t.classid_verdict))
-        .unwrap_or_default();
-    Ok(vec![(
-        Target {
-            info,
-            places,
-            classid_verdict,
-        },
-        fd,
-    )])
-}
-
-fn read_loop(a: &Args, sock: &Socket, tracer: &Tracer) -> Result<(), Fail> {
-    let ring = tracer.ring();
-    let ring_info = info::map_info(ring).map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    let mut reader = EventReader::open(ring, &ring_info, 0)
-        .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    reader
-        .watch_stop_signals()
-        .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    let mut sink = Sink::open(a, tracer.targets()).map_err(Fail::io)?;
-    let stdout = std::io::stdout();
-    if sink.on_stdout() {
-        reader.watch_output(stdout.as_fd());
-    }
-    let (mono, real) = sys::frontend::monotonic_and_realtime_ns();
-    let clock = real.wrapping_sub(mono);
-    let mut names = output::IfNames::new(sock);
-    let mut written: u64 = 0;
-    let mut ring_full = false;
-    loop {
-        let mut err = None;
-        let wake = reader
-            .poll(Some(Duration::from_secs(1)), |rec| match rec {
-                Record::Sample { data, .. } => {
-                    let Some(e) = Event::parse(data) else {
-                        return true;
-                    };
-                    let Some(t) = tracer.targets().get(e.target as usize) else {
-                        return true;
-                    };
-                    let time_ns = clock.wrapping_add(e.ktime_ns);
-                    if let Err(x) = sink.write(&e, t, time_ns, &mut names) {
-                        err = Some(x);
-                        return false;
-                    }
-                    written += 1;
-                    a.count.map_or(true, |n| written < n)
-                }
-                Record::RingFull { .. } => {
-                    if !ring_full {
-                        ring_full = true;
-                        eprintln!(
-                            "tcbpf dump: the ring buffer is full: records are being lost \
-                             (counted; a larger 'buffer' or a 'filter' helps)"
-                        );
-                    }
-                    true
-                }
-                Record::Lost { .. } => true,
-            })
-            .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-        if let Some(e) = err {
-            return closed_or(e);
-        }
-        if let Err(e) = sink.flush() {
-            return closed_or(e);
-        }
-        if a.count.is_some_and(|n| written >= n) {
-            return Ok(());
-        }
-        match wake {
-            Wake::Signal(_) | Wake::OutputClosed => return Ok(()),
-            Wake::Records | Wake::Timeout => {}
-        }
-    }
-}
-
-/// A reader that went away ends the dump cleanly; other write errors fail it.
-fn closed_or(e: std::io::Error) -> Result<(), Fail> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(Fail::io(e))
-    }
-}
-
-/// The kernel's counts, on stderr: what was written and what was lost.
-fn report(tracer: &Tracer) {
-    let Ok(counts) = tracer.counts() else {
-        return;
-    };
-    let sum = counts.iter().fold(trace::Counts::default(), |mut s, c| {
-        s.seen += c.seen;
-        s.filtered += c.filtered;
-        s.skipped += c.skipped;
-        s.written += c.written;
-        s.lost += c.lost;
-        s
-    });
-    eprintln!(
-        "tcbpf dump: {} records written, {} lost (ring buffer full); {} packets seen, {} refused by the filter, {} with another verdict",
-        sum.written, sum.lost, sum.seen, sum.filtered, sum.skipped
-    );
-    if counts.len() > 1 {
-        for (t, c) in tracer.targets().iter().zip(&counts) {
-            eprintln!(
-                "  prog {} {}: {} written, {} lost, {} seen, {} filtered, {} other verdict",
-                t.info.id, t.info.name, c.written, c.lost, c.seen, c.filtered, c.skipped
-            );
-        }
-    }
 }

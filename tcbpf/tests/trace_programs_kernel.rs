@@ -11,36 +11,15 @@
 //! kernel's counts.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
-use tcbpf::abi::AttachType;
-use tcbpf::elf::{MapOrigin, ObjectSpec};
 use tcbpf::events::{EventReader, Record};
-use tcbpf::load::{self, LoadOptions, ObjectIdentity, TraceTarget};
-use tcbpf::sys::{info, link, map, MapFd};
+use tcbpf::sys::{info, link, map};
 use tcbpf::tc::{classic, device, Socket};
 use tcbpf::trace::classic::translate;
 use tcbpf::trace::Event;
+use tcbpf_testkit::tracepoints::TracepointDump;
 use tcbpf_testkit::*;
-
-const DUMP_O: &[u8] = include_bytes!("../../bpf/dump.o");
-
-/// The id of typedef `name` in the kernel's BTF, as bpftool lists it
-/// (`[ID] TYPEDEF 'name' type_id=…`).
-fn vmlinux_typedef(name: &str) -> u32 {
-    let out = Command::new("bpftool")
-        .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux"])
-        .output()
-        .expect("bpftool");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let needle = format!("] TYPEDEF '{name}' ");
-    text.lines()
-        .find(|l| l.contains(&needle))
-        .and_then(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no typedef {name} in vmlinux BTF"))
-}
 
 fn classic_of(expr: &str) -> Vec<classic::ClassicInsn> {
     let out = Command::new("tcpdump")
@@ -49,16 +28,6 @@ fn classic_of(expr: &str) -> Vec<classic::ClassicInsn> {
         .expect("tcpdump");
     assert!(out.status.success());
     classic::parse_bytecode(&String::from_utf8_lossy(&out.stdout)).unwrap()
-}
-
-/// `struct dump_config` (bpf/dump.c).
-fn config(ifindex: u32, snaplen: u32) -> Vec<u8> {
-    // target, ifindex, direction (any), snaplen, filter_snap, filter on,
-    // verdict_on, verdict 0 (NETDEV_TX_OK here)
-    [0, ifindex, 0, snaplen, 256, 1, 1, 0]
-        .iter()
-        .flat_map(|w: &u32| w.to_ne_bytes())
-        .collect()
 }
 
 #[test]
@@ -70,72 +39,10 @@ fn dump_programs_pass_the_verifier_and_record_real_packets_through_the_filter() 
         .run(|| device::ifindex(&Socket::open().unwrap(), "v0").unwrap());
     // A port of this run: other tests' packets never match.
     let port = 20000 + (std::process::id() % 20000) as u16;
-    let object = DUMP_O.to_vec();
-    let mut spec = ObjectSpec::parse("dump.o", &object).unwrap();
     let body = translate(&classic_of(&format!("udp dst port {port}"))).unwrap();
-    for p in spec.programs.iter_mut() {
-        match p.name.as_str() {
-            "dump_entry" => {
-                p.section = "tp_btf/net_dev_queue".into();
-                p.replace_last_function("dump_filter", body.clone())
-                    .unwrap();
-            }
-            "dump_exit" => p.section = "tp_btf/net_dev_xmit".into(),
-            _ => {}
-        }
-    }
-    let bss = spec
-        .maps
-        .iter()
-        .position(|m| m.origin == MapOrigin::GlobalData && m.name.ends_with(".bss"))
-        .unwrap();
-    // snaplen 40: records keep 40 bytes, the filter still sees 256.
-    spec.maps[bss].data = Some(config(ifindex, 40));
-    let identity = ObjectIdentity {
-        path: "dump.o".into(),
-        sha1_hex: String::new(),
-        dev: 0,
-        ino: 0,
-    };
-    let load_one = |program: &str, tp: &str, shared: Vec<(String, Arc<MapFd>)>| {
-        load::load_spec(
-            &spec,
-            &identity,
-            &LoadOptions {
-                program: Some(program.into()),
-                trace_target: Some(TraceTarget {
-                    prog: None,
-                    func_type_id: vmlinux_typedef(tp),
-                }),
-                shared_maps: shared,
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-    };
-    let entry = load_one("dump_entry", "btf_trace_net_dev_queue", Vec::new());
-    let shared: Vec<(String, Arc<MapFd>)> = ["dump_events", "dump_stash", "dump_counters"]
-        .iter()
-        .map(|n| {
-            let m = entry.map(n).unwrap();
-            (n.to_string(), Arc::new(m.fd.try_clone().unwrap()))
-        })
-        .collect();
-    let exit = load_one("dump_exit", "btf_trace_net_dev_xmit", shared.clone());
-    let links: Vec<_> = [&entry, &exit]
-        .iter()
-        .map(|o| {
-            link::create(&link::LinkCreate {
-                prog: o.main_program().fd.as_fd(),
-                target_ifindex: 0,
-                attach_type: AttachType::TraceRawTp as u32,
-                flags: 0,
-                relative: 0,
-                expected_revision: 0,
-            })
-            .unwrap()
-        })
-        .collect();
+    // snaplen 40: records keep 40 bytes, the filter still sees 256; only
+    // verdict 0 (NETDEV_TX_OK here) is kept.
+    let traced = TracepointDump::attach(ifindex, 40, Some(body), Some(0));
     pair.a.run(|| {
         let s = UdpSocket::bind((ADDR_A, 0)).unwrap();
         for (to_port, n) in [(port, 20), (port + 1, 5)] {
@@ -146,8 +53,8 @@ fn dump_programs_pass_the_verifier_and_record_real_packets_through_the_filter() 
             }
         }
     });
-    let ring = &shared[0].1;
-    let mut reader = EventReader::open(ring, &info::map_info(ring.as_ref()).unwrap(), 0).unwrap();
+    let ring = traced.ring();
+    let mut reader = EventReader::open(ring, &info::map_info(ring).unwrap(), 0).unwrap();
     let mut got = Vec::new();
     for _ in 0..20 {
         reader
@@ -178,7 +85,7 @@ fn dump_programs_pass_the_verifier_and_record_real_packets_through_the_filter() 
     // The kernel wrote exactly those: its counts, summed over CPUs.
     let cpus = tcbpf::sys::possible_cpus().unwrap();
     let mut v = vec![0u8; 40 * cpus];
-    map::lookup(shared[2].1.as_fd(), &0u32.to_ne_bytes(), &mut v, 0).unwrap();
+    map::lookup(traced.counters(), &0u32.to_ne_bytes(), &mut v, 0).unwrap();
     let field = |n: usize| -> u64 {
         v.chunks_exact(40)
             .map(|c| u64::from_ne_bytes(c[n * 8..n * 8 + 8].try_into().unwrap()))
@@ -190,11 +97,13 @@ fn dump_programs_pass_the_verifier_and_record_real_packets_through_the_filter() 
         field(1) >= 5,
         "the 5 datagrams to port+1 are refused by the filter"
     );
-    let ids: Vec<u32> = links
+    let ids: Vec<u32> = traced
+        .links
         .iter()
         .map(|l| link::link_info(l).unwrap().id)
         .collect();
-    drop(links);
+    drop(reader);
+    drop(traced);
     for id in ids {
         assert!(
             tcbpf::sys::obj::link_by_id(id).is_err(),
