@@ -111,3 +111,64 @@ fn dump_programs_pass_the_verifier_and_record_real_packets_through_the_filter() 
         );
     }
 }
+
+fn send(pair: &VethPair, port: u16, n: usize) {
+    pair.a.run(|| {
+        let s = UdpSocket::bind((ADDR_A, 0)).unwrap();
+        let to: SocketAddr = format!("{ADDR_B}:{port}").parse().unwrap();
+        for i in 0..n {
+            s.send_to(format!("dump test {i:02}").as_bytes(), to)
+                .unwrap();
+        }
+    });
+}
+
+/// A reader that does not keep up: the one-page ring fills, the programs
+/// count each record they could not write, and what was written plus what
+/// was lost is exactly what matched.
+#[test]
+fn a_full_ring_counts_every_lost_record() {
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    let ifindex = pair
+        .a
+        .run(|| device::ifindex(&Socket::open().unwrap(), "v0").unwrap());
+    let port = 20000 + (std::process::id() % 20000) as u16 + 2;
+    let body = translate(&classic_of(&format!("udp dst port {port}"))).unwrap();
+    let traced = TracepointDump::attach_with_ring(ifindex, 128, Some(body), None, Some(4096));
+    // Nobody reads while 500 datagrams pass: 4096 bytes hold about 40.
+    send(&pair, port, 500);
+    let [_, _, _, written, lost] = traced.counts();
+    assert_eq!(written + lost, 500, "written {written} lost {lost}");
+    assert!(lost > 0 && written > 0, "written {written} lost {lost}");
+    let ring = traced.ring();
+    let mut reader = EventReader::open(ring, &info::map_info(ring).unwrap(), 0).unwrap();
+    let mut read = 0u64;
+    reader
+        .poll(Some(Duration::from_millis(200)), |r| {
+            if let Record::Sample { .. } = r {
+                read += 1;
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(read, written, "every record written is read");
+}
+
+/// `verdict`: records with another return value are counted as skipped
+/// and not written.
+#[test]
+fn another_verdict_is_skipped_and_counted() {
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    let ifindex = pair
+        .a
+        .run(|| device::ifindex(&Socket::open().unwrap(), "v0").unwrap());
+    let port = 20000 + (std::process::id() % 20000) as u16 + 3;
+    let body = translate(&classic_of(&format!("udp dst port {port}"))).unwrap();
+    // net_dev_xmit reports NETDEV_TX_OK (0) for these: keep only 5.
+    let traced = TracepointDump::attach(ifindex, 128, Some(body), Some(5));
+    send(&pair, port, 30);
+    let [_, _, skipped, written, lost] = traced.counts();
+    assert_eq!((skipped, written, lost), (30, 0, 0));
+}

@@ -45,15 +45,34 @@ pub struct TracepointDump {
 impl TracepointDump {
     /// Loads and attaches, with `struct dump_config` {target 0, ifindex,
     /// any direction, snaplen, filter_snap 256, the filter when given,
-    /// verdict 0 kept only when `verdict` is set}.
+    /// only `verdict` kept when it is set}.
     pub fn attach(
         ifindex: u32,
         snaplen: u32,
         filter: Option<Vec<Insn>>,
         verdict: Option<i32>,
     ) -> TracepointDump {
+        TracepointDump::attach_with_ring(ifindex, snaplen, filter, verdict, None)
+    }
+
+    /// As [`TracepointDump::attach`], with a ring buffer of `ring_bytes`.
+    pub fn attach_with_ring(
+        ifindex: u32,
+        snaplen: u32,
+        filter: Option<Vec<Insn>>,
+        verdict: Option<i32>,
+        ring_bytes: Option<u32>,
+    ) -> TracepointDump {
         let object = DUMP_O.to_vec();
         let mut spec = ObjectSpec::parse("dump.o", &object).unwrap();
+        if let Some(bytes) = ring_bytes {
+            let ring = spec
+                .maps
+                .iter_mut()
+                .find(|m| m.name == "dump_events")
+                .unwrap();
+            ring.max_entries = bytes;
+        }
         for p in spec.programs.iter_mut() {
             match p.name.as_str() {
                 "dump_entry" => {
@@ -143,5 +162,20 @@ impl TracepointDump {
     /// The counters map.
     pub fn counters(&self) -> &MapFd {
         &self.shared[2].1
+    }
+
+    /// `struct dump_counts` of target 0, summed over CPUs: seen, filtered,
+    /// skipped, written, lost.
+    pub fn counts(&self) -> [u64; 5] {
+        let cpus = tcbpf::sys::possible_cpus().unwrap();
+        let mut v = vec![0u8; 40 * cpus];
+        tcbpf::sys::map::lookup(self.counters(), &0u32.to_ne_bytes(), &mut v, 0).unwrap();
+        let mut out = [0u64; 5];
+        for c in v.chunks_exact(40) {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o += u64::from_ne_bytes(c[i * 8..i * 8 + 8].try_into().unwrap());
+            }
+        }
+        out
     }
 }
