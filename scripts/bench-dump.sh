@@ -9,7 +9,12 @@
 # the rate is the sender's, which pays for the receiver's softirq on this
 # machine. Cost = 1 - rate / rate without dump. Records and losses are
 # what dump reports on stderr. Where the kernel refuses BPF trampolines
-# (fentry/fexit), dump's rows say so.
+# (fentry/fexit), dump's rows say so; the last two rows then measure the
+# same tracing programs, filter and read loop on the sender's egress
+# tracepoints instead (example tracepoint_dump: net_dev_queue and
+# net_dev_xmit of v0), which every kernel allows. Tracepoints see every
+# namespace: their filter names the receiver's address as well.
+#   BENCH_KEEP=1 keeps the outputs (the directory is printed).
 #   scripts/bench-dump.sh [N]          BENCH_SMOKE=1: N=3000, quick check
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +25,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 command -v tcpdump >/dev/null || { apt-get update -qq && apt-get install -y -qq tcpdump; }
-cargo build --release -q -p tcbpf-cli -p tcbpf-dump --bin tcbpf --bin tcbpf-dump --example udp_flood
+cargo build --release -q -p tcbpf-cli -p tcbpf-dump --bin tcbpf --bin tcbpf-dump --example udp_flood --example tracepoint_dump
 target=${CARGO_TARGET_DIR:-$PWD/target}
 bin=$target/release/tcbpf
 flood=$target/release/examples/udp_flood
+tpdump=$target/release/examples/tracepoint_dump
 a=tcbpf-bda-$$
 b=tcbpf-bdb-$$
 fs=$(mktemp -d /tmp/tcbpf-bench-dfs.XXXXXX)
@@ -34,6 +40,7 @@ cleanup() {
     ip netns del "$a" 2>/dev/null || true
     ip netns del "$b" 2>/dev/null || true
     umount "$fs" 2>/dev/null || true
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $out" >&2 && return
     rm -rf "$fs" "$out"
 }
 trap cleanup EXIT
@@ -49,13 +56,14 @@ for p in mark_udp count_all pass_all; do
     "$bin" -n "$b" filter add dev v1 tcx ingress bpf obj bpf/dump_targets.o sec tc program "$p" > /dev/null
 done
 
-# run LABEL READY CMD…: starts CMD in namespace b (unless empty), waits for
+# run LABEL READY CMD…: starts CMD in namespace $ns (b unless set; none
+# when CMD is empty), waits for
 # READY on its stderr, floods, stops it with SIGINT. Sets $rate.
 run() {
     local label=$1 ready=$2
     shift 2
     if [ $# -gt 0 ]; then
-        ip netns exec "$b" "$@" > /dev/null 2> "$out/$label.err" &
+        ip netns exec "${ns:-$b}" "$@" > /dev/null 2> "$out/$label.err" &
         pid=$!
         local i=0
         until grep -q "$ready" "$out/$label.err" 2>/dev/null || [ $i -ge 200 ]; do
@@ -99,3 +107,8 @@ run dump_all "tracing " "$bin" dump dev v1 ingress w "$out/dump.pcapng"
 row "tcbpf dump w FILE (every packet)" "$(records dump_all)" dump_all
 run dump_1pc "tracing " "$bin" dump dev v1 ingress filter 'udp and ip[4:2] % 100 = 0' w "$out/dump1.pcapng"
 row "tcbpf dump filter (1 %) w FILE" "$(records dump_1pc)" dump_1pc
+ns=$a
+run tp_all "tracing " "$tpdump" v0 'udp and dst host 10.79.0.2' w "$out/tp.pcapng"
+row "dump.c on tracepoints w FILE (every packet)" "$(records tp_all)" tp_all
+run tp_1pc "tracing " "$tpdump" v0 'udp and dst host 10.79.0.2 and ip[4:2] % 100 = 0' w "$out/tp1.pcapng"
+row "dump.c on tracepoints, filter (1 %) w FILE" "$(records tp_1pc)" tp_1pc

@@ -4,8 +4,9 @@
 //! tracepoints of a device (`testkit::tracepoints`), so the tests of how a
 //! dump ends run on kernels that refuse the trampolines the real dump
 //! uses. Prints the same "tracing" line as dump, then the tracing link
-//! ids, on stderr. Run it in the device's network namespace.
-//!   tracepoint_dump DEV PORT [ DUMP WORDS… ]
+//! ids, on stderr. Run it in the device's network namespace. PORT keeps
+//! `udp dst port PORT`; a pcap expression instead of a number is the filter.
+//!   tracepoint_dump DEV { PORT | EXPR } [ DUMP WORDS… ]
 
 use tcbpf::sys::{info, link};
 use tcbpf::tc::{device, Socket};
@@ -17,12 +18,16 @@ use tcbpf_testkit::tracepoints::TracepointDump;
 fn main() {
     let mut argv = std::env::args().skip(1);
     let (Some(dev), Some(port)) = (argv.next(), argv.next()) else {
-        eprintln!("usage: tracepoint_dump DEV PORT [ DUMP WORDS… ]");
+        eprintln!("usage: tracepoint_dump DEV {{ PORT | EXPR }} [ DUMP WORDS… ]");
         std::process::exit(2);
     };
     let sock = Socket::open().unwrap();
     let ifindex = device::ifindex(&sock, &dev).unwrap();
-    let body = filter::compile(&format!("udp dst port {port}")).unwrap();
+    let expr = match port.parse::<u16>() {
+        Ok(p) => format!("udp dst port {p}"),
+        Err(_) => port,
+    };
+    let body = filter::compile(&expr).unwrap();
     let traced = TracepointDump::attach(ifindex, 128, Some(body), None);
     let info = info::prog_info(&traced.objects[0].main_program().fd).unwrap();
     let targets = vec![Target {

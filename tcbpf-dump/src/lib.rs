@@ -17,11 +17,16 @@ pub mod pcapng;
 use args::{Args, Fail, ProgSel};
 use output::Sink;
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tcbpf::events::{EventReader, Record, Wake};
 use tcbpf::sys::{self, info, MapFd};
 use tcbpf::tc::{discover::Hook, Socket};
 use tcbpf::trace::{self, Counts, Event, Target};
+
+/// Most records written between two looks at signals and the output.
+const BATCH: usize = 1024;
+/// Longest time spent writing records between two such looks.
+const BATCH_TIME: Duration = Duration::from_millis(50);
 
 /// The tracing object, compiled from `bpf/dump.c`.
 pub const DUMP_OBJECT: &[u8] = include_bytes!("../../bpf/dump.o");
@@ -104,6 +109,11 @@ pub fn read_loop(a: &Args, sock: &Socket, ring: &MapFd, targets: &[Target]) -> R
     let mut ring_full = false;
     loop {
         let mut err = None;
+        // The ring never runs dry under a flood faster than the output: a
+        // batch ends after BATCH records or BATCH_TIME so that signals and
+        // a closed output are seen between batches.
+        let batch_start = Instant::now();
+        let mut batch = 0usize;
         let wake = reader
             .poll(Some(Duration::from_secs(1)), |rec| match rec {
                 Record::Sample { data, .. } => {
@@ -119,7 +129,10 @@ pub fn read_loop(a: &Args, sock: &Socket, ring: &MapFd, targets: &[Target]) -> R
                         return false;
                     }
                     written += 1;
+                    batch += 1;
                     a.count.map_or(true, |n| written < n)
+                        && batch < BATCH
+                        && batch_start.elapsed() < BATCH_TIME
                 }
                 Record::RingFull { .. } => {
                     if !ring_full {

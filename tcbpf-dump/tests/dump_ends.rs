@@ -211,3 +211,60 @@ fn a_closed_output_pipe_ends_the_dump() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("records written"), "{err}");
 }
+
+/// Under a flood faster than its reader, the records never run out: a
+/// dump must still see SIGINT between batches and end within seconds,
+/// not when the flood stops.
+#[test]
+fn sigint_ends_a_dump_that_never_catches_up() {
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    let p = port(5);
+    let mut r = start(&pair, p, &[]);
+    let mut stdout = r.child.stdout.take().unwrap();
+    // A slow reader: 1 KiB every 20 ms.
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let ns = pair.a.name.clone();
+        std::thread::spawn(move || {
+            tcbpf::tc::netns::enter(&ns).unwrap();
+            let s = UdpSocket::bind((ADDR_A, 0)).unwrap();
+            let to: SocketAddr = format!("{ADDR_B}:{p}").parse().unwrap();
+            let until = Instant::now() + Duration::from_secs(10);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                let _ = s.send_to(b"dump test 00", to);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = r.child.id();
+    run("kill", &["-INT", &pid.to_string()]);
+    let sent = Instant::now();
+    let deadline = sent + Duration::from_secs(4);
+    let ended = loop {
+        if r.child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(ended, "SIGINT did not end a busy dump within 4 s");
+    let (code, err) = finish(r);
+    reader.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("records written"), "{err}");
+}
