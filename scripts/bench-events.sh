@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v tc >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
 command -v bpftool >/dev/null || { apt-get update -qq && apt-get install -y -qq bpftool; }
-cargo build --release -q -p tcbpf-cli --bin tcbpf --example udp_flood
+scripts/build-bench.sh
 target=${CARGO_TARGET_DIR:-$PWD/target}
 bin=$target/release/tcbpf
 flood=$target/release/examples/udp_flood
@@ -111,6 +111,12 @@ row() {
     printf '%-44s %10s %12s %10s %10s\n' "$1" "$(rate "$n" "$secs")" "$(rate "$2" "$secs")" "$2" "$3"
 }
 
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^reader \(N=INT datagrams\) +sent/s +events/s +events +lost$
+# bench-smoke-row: ^tcbpf map events \(ringbuf\) > /dev/null +INT +INT +INT +INT$
+# bench-smoke-row: ^tcbpf map events \(perf\) > /dev/null +INT +INT +INT +INT$
+# bench-smoke-row: ^tcbpf map events \(perf\) > file +INT +INT +INT +INT$
+# bench-smoke-row: ^bpftool map event_pipe \(perf\) > file +INT +INT +INT +INT$
 printf '%-44s %10s %12s %10s %10s\n' "reader (N=$n datagrams)" "sent/s" "events/s" "events" "lost"
 
 sink=/dev/null
