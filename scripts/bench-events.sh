@@ -77,8 +77,13 @@ stop_reader() {
     pid=
 }
 
+# perf_fds PID: how many perf events PID holds open.
+perf_fds() { find "/proc/$1/fd" -lname 'anon_inode:*perf_event*' 2>/dev/null | wc -l; }
+
 # run LABEL READY_WORD STOP_SIGNAL CMD…: starts the reader (stdout as CMD
-# redirects it through $sink), waits until it reads, floods, stops it with
+# redirects it through $sink), waits until it reads (READY_WORD on its
+# stderr; without one, until it holds a perf event per online CPU, and a
+# little more for it to store them in the array), floods, stops it with
 # STOP_SIGNAL 1 s after the flood. Sets $secs (flood seconds).
 run() {
     local label=$1 ready=$2 sig=$3
@@ -89,7 +94,8 @@ run() {
     if [ -n "$ready" ]; then
         until grep -q "$ready" "$out/$label.err" 2>/dev/null || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
     else
-        sleep 1
+        until [ "$(perf_fds "$pid")" -ge "$cpus" ] || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+        sleep 0.5
     fi
     local flood_out
     flood_out=$(ip netns exec "$a" "$flood" 10.78.0.2:7777 "$n")
@@ -97,6 +103,7 @@ run() {
     sleep 1
     stop_reader "$sig"
 }
+cpus=$(getconf _NPROCESSORS_ONLN)
 rate() { awk -v e="$1" -v s="$2" 'BEGIN { printf "%.0f", e / s }'; }
 tcbpf_events() { sed -n 's/.*after \([0-9]*\) events.*/\1/p' "$out/$1.err"; }
 tcbpf_lost() { sed -n 's/.*, \([0-9]*\) lost samples.*/\1/p' "$out/$1.err" | head -1; }
