@@ -21,6 +21,8 @@
 # Bounds: BENCH_SMOKE_TIMEOUT seconds per script (default 60),
 # BENCH_SMOKE_BUDGET seconds for all of them together (default 180).
 set -euo pipefail
+named=()
+for s in "$@"; do named+=("$(realpath -m -- "$s")"); done
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
     echo "bench-smoke.sh: the benchmarks load programs and create namespaces: run as root" >&2
@@ -28,12 +30,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 per=${BENCH_SMOKE_TIMEOUT:-60}
 budget=${BENCH_SMOKE_BUDGET:-180}
-if [ $# -gt 0 ]; then
-    scripts=("$@")
+if [ ${#named[@]} -gt 0 ]; then
+    scripts=("${named[@]}")
 else
     scripts=()
     for s in scripts/bench-*.sh; do
-        [ "$s" = scripts/bench-smoke.sh ] || scripts+=("$s")
+        [ "$s" = scripts/bench-smoke.sh ] || scripts+=("$PWD/$s")
     done
 fi
 
@@ -109,5 +111,6 @@ for script in "${scripts[@]}"; do
         passed=$((passed + 1))
     fi
 done
-echo "bench-smoke: $passed passed, $failed failed ($(($(date +%s) - start))s)"
+echo "bench-smoke: ${#scripts[@]} scripts in $(($(date +%s) - start))s"
+echo "bench-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]
