@@ -5,24 +5,26 @@
 #   dump:   tcbpf map dump (text) | bpftool map dump | raw LOOKUP_BATCH loop
 #   load:   tcbpf map load (lines) | bpftool batch file | raw UPDATE_BATCH loop
 #   lookup: one tcbpf map lookup process | one bpftool map lookup process
-# Needs root. Installs bpftool (and uses hyperfine when present).
+# Needs root. Installs bpftool and hyperfine if missing.
 # Usage: scripts/bench-map.sh [ENTRIES] [RUNS]
 # BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (5000 entries,
-# 3 runs, lookups: 2 hyperfine rounds of 10 runs, or 20 timed runs).
+# 3 runs, lookups: 2 hyperfine rounds of 10 runs after 2 warm-up runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
-    N=${1:-5000}; RUNS=${2:-3}; ROUNDS=2; ROUND_RUNS=10; LOOKUPS=20
+    N=${1:-5000}; RUNS=${2:-3}; ROUNDS=2; ROUND_RUNS=10; WARMUP=2
 else
-    N=${1:-1000000}; RUNS=${2:-11}; ROUNDS=5; ROUND_RUNS=100; LOOKUPS=300
+    N=${1:-1000000}; RUNS=${2:-11}; ROUNDS=5; ROUND_RUNS=100; WARMUP=20
 fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-map.sh: needs root (creates maps, mounts a bpffs)" >&2
     exit 2
 fi
-if ! command -v bpftool >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
-fi
+for tool in bpftool hyperfine; do
+    if ! command -v "$tool" >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"
+    fi
+done
 BPFTOOL=$(command -v bpftool)
 
 # With the same binary linked statically (only the final link changes),
@@ -108,29 +110,19 @@ load_tcbpf_min=$(fastest "$WORK/lt"); load_bpftool_min=$(fastest "$WORK/lb"); lo
 "$TCBPF" map lookup pinned "$MAP" key u32 7 value u64 | grep -q 'value: 21$'
 
 echo "timing single lookups…" >&2
-if command -v hyperfine >/dev/null; then
-    # Five rounds of 100 runs each, so that load from elsewhere falls on
-    # every tool alike; the figure is the median of the rounds' medians.
-    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
-    for _ in $(seq "$ROUNDS"); do
-        hyperfine -N --warmup 20 --runs "$ROUND_RUNS" --export-csv "$WORK/lookup.csv" \
-            "$TCBPF map lookup pinned $MAP key u32 7" \
-            "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
-            "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
-        # CSV columns: command,mean,stddev,median,…; rows in the order given.
-        awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
-            NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
-    done
-    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
-else
-    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
-    for _ in $(seq "$LOOKUPS"); do
-        once_ns "$TCBPF" map lookup pinned "$MAP" key u32 7 >>"$WORK/kt"
-        once_ns "$TCBPF_STATIC" map lookup pinned "$MAP" key u32 7 >>"$WORK/ks"
-        once_ns "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0 >>"$WORK/kb"
-    done
-    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
-fi
+# Five rounds of 100 runs each, so that load from elsewhere falls on every
+# tool alike; the figure is the median of the rounds' medians.
+: >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
+for _ in $(seq "$ROUNDS"); do
+    hyperfine -N --warmup "$WARMUP" --runs "$ROUND_RUNS" --export-csv "$WORK/lookup.csv" \
+        "$TCBPF map lookup pinned $MAP key u32 7" \
+        "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
+        "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
+    # CSV columns: command,mean,stddev,median,…; rows in the order given.
+    awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
+        NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
+done
+look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
 
 echo
 # The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
