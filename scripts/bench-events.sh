@@ -58,9 +58,9 @@ refused() { "$bin" map lookup id "$bss" key u32 0 value u64 u64 u64 | awk '{ pri
 # starts with SIGINT ignored, and `tcbpf map events` keeps an inherited
 # ignored SIGINT ignored (as `nohup` would): it is stopped with SIGTERM,
 # which the README documents as its other way to end. bpftool installs its
-# own SIGINT handler (and would die on SIGTERM with its buffered output
-# unwritten), so it gets SIGINT. A reader still running 10 s after its
-# signal is a failure, not a hang.
+# own SIGINT handler (Ctrl-C is how its manual says to end event_pipe), so
+# it gets SIGINT and exits through its own clean-up. A reader still running
+# 10 s after its signal is a failure, not a hang.
 stop_reader() {
     local sig=$1 i=0
     kill "-$sig" "$pid"
