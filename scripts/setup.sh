@@ -3,7 +3,8 @@
 # iproute2's tc, strace, python3 and gcc (old hand-off generations),
 # bpftool (loader parity), systemd-socket-activate (the keeper as a
 # service), prometheus and tmux (exporter and map watch), protoc, etcd and
-# etcdctl (tcbpf-sync). Each package is installed only when its command is
+# etcdctl (tcbpf-sync), hyperfine (scripts/bench-map.sh, which CI runs in
+# its tiny form). Each package is installed only when its command is
 # missing, so a second run does nothing.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -33,6 +34,7 @@ fi
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v tmux >/dev/null || need+=(tmux)
+command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
