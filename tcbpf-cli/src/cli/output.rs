@@ -16,6 +16,9 @@ pub struct Global {
     pub details: bool,
     /// `-n NETNS`: the named network namespace the command ran in.
     pub netns: Option<String>,
+    /// Standard input is taken: `map batch` reads its commands there, so a
+    /// command it runs may not read it (`load` without `from FILE`).
+    pub stdin_taken: bool,
 }
 
 impl Global {

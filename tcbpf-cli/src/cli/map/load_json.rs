@@ -51,7 +51,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
             &untyped
         }
     };
-    let input = read_input(source.as_deref())?;
+    let input = read_input(g, source.as_deref())?;
     let packed = parse(&input, t, partial)?;
     if replace {
         let (ks, vs) = (m.sizes.key(), m.sizes.value());

@@ -119,7 +119,9 @@ and writes each answer as soon as no more input is waiting, so a shell
 can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
 …' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
 is the first failure's. The MAPs of lookup, update and delete are opened
-once; runs of updates or deletes of one map go in one batch call each.
+once (one descriptor per map); runs of updates or deletes of one map go in
+one batch call each. Lines are at most 1 MiB; watch, and load from standard
+input (the batch's own commands), are refused inside a batch.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
