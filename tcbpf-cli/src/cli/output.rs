@@ -34,3 +34,13 @@ impl Global {
         writeln!(out, "{text}")
     }
 }
+
+/// Writes `line` and a newline to standard error with one `write(2)` (a
+/// line under the pipe buffer's 4 KiB is then atomic on a shared pipe).
+/// Errors writing stderr are ignored, as `eprintln!` would panic on them.
+pub fn write_stderr_line(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}

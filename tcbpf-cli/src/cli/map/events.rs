@@ -106,7 +106,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     reader.watch_output(stdout.as_fd());
     if g.verbose {
         // Scripts wait for this line: from here on no event is missed.
-        eprintln!(
+        eline!(
             "{}: reading {} events ({} ring{})",
             m.label,
             m.info.type_name(),
@@ -178,10 +178,10 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         }
     };
     if g.verbose {
-        eprintln!("{}: stopped ({stop_reason}) after {seen} events", m.label);
+        eline!("{}: stopped ({stop_reason}) after {seen} events", m.label);
     }
     if lost > 0 || full > 0 {
-        eprintln!(
+        eline!(
             "{}: {seen} events, {lost} lost samples, ring buffer found full {full} times",
             m.label
         );

@@ -69,7 +69,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let written = write_parts(&m, &parsed, elem_flags)?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {written} entries into {}", m.label);
+        eline!("tcbpf: loaded {written} entries into {}", m.label);
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
     let n =
         tcbpf::maps::update_all(&m.fd, &packed.keys, &packed.values).map_err(|e| maps_err(m, e))?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {n} entries into {}", m.label);
+        eline!("tcbpf: loaded {n} entries into {}", m.label);
     }
     Ok(())
 }
