@@ -78,7 +78,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   {\"cpu\":N,\"value\":…}), typed by TYPES, by the BTF type NAME (from FILE,
   an object or raw BTF, else from the programs that use the map) or hex.
   Lost samples and a full ring buffer get lines of their own. It ends
-  after 'count' events, 'timeout' seconds, Ctrl-C or a closed output pipe.
+  after 'count' events, 'timeout' seconds, Ctrl-C or SIGTERM (also while
+  its output pipe is full) or a closed output pipe.
   export sends struct bpf_elf_map entries of entry-size bytes (default 36,
   as tc today; 20, 24 or 28 for importers built against older iproute2).
 
