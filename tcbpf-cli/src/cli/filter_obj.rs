@@ -103,7 +103,7 @@ fn export_maps(
 fn warn_unheld_prog_arrays(loaded: &LoadedObject) {
     for m in &loaded.maps {
         if m.spec.map_type == MapType::ProgArray && m.pin_path.is_none() {
-            eprintln!(
+            eline!(
                 "tcbpf: warning: program array '{}' is neither pinned nor exported: the kernel \
                  empties it when tcbpf exits, so tail calls through it will not happen \
                  (pin it, or use 'export UDS' to hand it to a holder)",

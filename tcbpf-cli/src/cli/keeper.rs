@@ -161,15 +161,15 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
     config.activated = systemd::take_listen_fds().map_err(CliError::from)?;
     let (sock, import) = (config.sock.clone(), config.import.clone());
     let rules = config.policy.rules.len();
-    config.log = Box::new(|line| eprintln!("tcbpf keeper: {line}"));
+    config.log = Box::new(|line| eline!("tcbpf keeper: {line}"));
     config.on_ready = Some(Box::new(move |held| {
-        eprintln!(
+        eline!(
             "tcbpf keeper: ready on {} (imports on {}; {rules} policy rule(s); {held})",
             sock.display(),
             import.display()
         );
         if let Err(e) = systemd::notify(&format!("READY=1\nSTATUS={held}")) {
-            eprintln!("tcbpf keeper: sd_notify: {e}");
+            eline!("tcbpf keeper: sd_notify: {e}");
         }
     }));
     let result = keeper::run(config).map_err(CliError::from);

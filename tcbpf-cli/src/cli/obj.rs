@@ -257,11 +257,11 @@ pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
 /// Prints the loader's notes and every program's verifier log (`verbose`).
 pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
     for note in &obj.notes {
-        eprintln!("{note}");
+        eline!("{note}");
     }
     for p in &obj.programs {
         if !p.verifier_log.is_empty() {
-            eprintln!(
+            eline!(
                 "verifier log of '{}' (section {}):\n{}",
                 p.name,
                 p.section,

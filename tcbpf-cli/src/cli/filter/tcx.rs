@@ -192,7 +192,7 @@ pub fn delete(
     }
     let unlinked = attached.len() - detached.len();
     if unlinked > 0 {
-        eprintln!("tcbpf: {unlinked} program(s) on {hook} were attached without a link and stay");
+        eline!("tcbpf: {unlinked} program(s) on {hook} were attached without a link and stay");
     }
     remove_pins_of(&detached);
     Ok(())

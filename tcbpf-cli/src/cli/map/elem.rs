@@ -11,6 +11,7 @@ use super::typed::{self, TypedSides};
 use super::typed_in::{self, Given, Side};
 use super::OpenMap;
 use std::io::Write;
+use tcbpf::abi::MapType;
 use tcbpf::sys::map::{self as sysmap, update as flags};
 use tcbpf::value::{Data, Layout};
 
@@ -164,6 +165,14 @@ pub fn update_error(
             "{}: key {} exists already (noexist)",
             m.label,
             key_text(m, key_layout, key)
+        )),
+        Some(libc::E2BIG) if m.kind.is_some_and(MapType::is_indexed) => CliError::usage(format!(
+            "{}: key {} is out of range: the {} has {} entries (0 to {})",
+            m.label,
+            key_text(m, key_layout, key),
+            m.info.type_name(),
+            m.info.max_entries,
+            m.info.max_entries.saturating_sub(1)
         )),
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: map is full ({} entries) or key out of range",

@@ -62,14 +62,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let value_types = value_types.ok_or_else(|| CliError::usage("load: expected 'value TYPES'"))?;
     let key = args::layout(&key_types, m.info.key_size, "key")?;
     let value = args::layout(&value_types, m.info.value_size, "value")?;
-    let input = read_input(source.as_deref())?;
+    let input = read_input(g, source.as_deref())?;
     let parsed = parse_lines(&input, &key, &value, &m)?;
     if replace {
         return super::load_json::replace_with(g, &m, &parsed.entries(&m));
     }
     let written = write_parts(&m, &parsed, elem_flags)?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {written} entries into {}", m.label);
+        eline!("tcbpf: loaded {written} entries into {}", m.label);
     }
     Ok(())
 }
@@ -78,8 +78,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 /// many bytes, not a read until memory runs out.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-pub(super) fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(g: &Global, source: Option<&str>) -> Result<Vec<u8>, CliError> {
     match source {
+        None | Some("-") if g.stdin_taken => Err(CliError::usage(
+            "load: standard input holds the batch's own commands: inside a batch, load reads only 'from FILE'",
+        )),
         None | Some("-") => read_lines_bounded(&mut std::io::stdin().lock())
             .map_err(|e| e.context("standard input")),
         Some(path) => {

@@ -51,7 +51,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
             &untyped
         }
     };
-    let input = read_input(source.as_deref())?;
+    let input = read_input(g, source.as_deref())?;
     let packed = parse(&input, t, partial)?;
     if replace {
         let (ks, vs) = (m.sizes.key(), m.sizes.value());
@@ -68,7 +68,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
     let n =
         tcbpf::maps::update_all(&m.fd, &packed.keys, &packed.values).map_err(|e| maps_err(m, e))?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {n} entries into {}", m.label);
+        eline!("tcbpf: loaded {n} entries into {}", m.label);
     }
     Ok(())
 }

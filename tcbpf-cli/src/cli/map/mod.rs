@@ -78,7 +78,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   {\"cpu\":N,\"value\":…}), typed by TYPES, by the BTF type NAME (from FILE,
   an object or raw BTF, else from the programs that use the map) or hex.
   Lost samples and a full ring buffer get lines of their own. It ends
-  after 'count' events, 'timeout' seconds, Ctrl-C or a closed output pipe.
+  after 'count' events, 'timeout' seconds, Ctrl-C or SIGTERM (also while
+  its output pipe is full) or a closed output pipe.
   export sends struct bpf_elf_map entries of entry-size bytes (default 36,
   as tc today; 20, 24 or 28 for importers built against older iproute2).
 
@@ -119,7 +120,9 @@ and writes each answer as soon as no more input is waiting, so a shell
 can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
 …' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
 is the first failure's. The MAPs of lookup, update and delete are opened
-once; runs of updates or deletes of one map go in one batch call each.
+once (one descriptor per map); runs of updates or deletes of one map go in
+one batch call each. Lines are at most 1 MiB; watch, and load from standard
+input (the batch's own commands), are refused inside a batch.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
