@@ -2,7 +2,8 @@
 //! sync_block classifier's map: SIGKILL and restart, compaction past the
 //! applied revision while the follower is cut off, drift repaired on
 //! SIGHUP and by the periodic resync, a map write failure reported and
-//! retried until the policy fits.
+//! retried until the policy fits; values too large for one read and keys
+//! that do not unescape rejected per key while the rest follows.
 
 mod support;
 
@@ -464,5 +465,41 @@ fn large_values_and_bad_keys_are_rejected_per_key_and_the_rest_follows_also_afte
             || last.contains("%-escape")
             || last.contains("UTF-8"),
         "{last}"
+    );
+}
+
+#[test]
+fn a_value_too_large_to_read_alone_is_rejected_by_its_key_and_the_rest_follows() {
+    tcbpf_testkit::require_root!();
+    // An etcd that takes requests of 20 MiB: one value of 17 MiB passes
+    // the follower's 16 MiB read limit by itself.
+    let e = Etcd::start_with(&["--max-request-bytes", "20971520"]);
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("synchuge");
+    let p = "/t/huge";
+    put(&ep, p, 9000);
+    let line = format!("{{\"key\":7000,\"value\":\"{}\"}}\n", "a".repeat(17 << 20));
+    std::fs::write(dir.join("huge"), line).unwrap();
+    sync_ok(&[
+        "put",
+        &ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "from",
+        s(&dir.join("huge")),
+    ]);
+    put(&ep, p, 9001);
+    let _sync = follow(&ep, p, &host, "h1", &dir, &[]);
+    host.wait(LIMIT, "9000 and 9001", |h| h.ports() == [9000, 9001]);
+    let n = report(&ep, p, "h1", |n| n["state"] == "following");
+    let m = &n["maps"]["blocked"];
+    assert_eq!(m["rejected"], 1, "{n}");
+    assert_eq!(
+        m["last_rejected"],
+        "key 7000: value too large to read (over 16777216 bytes; the bound is 1048576 bytes)",
+        "{n}"
     );
 }
