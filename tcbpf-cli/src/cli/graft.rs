@@ -12,7 +12,7 @@
 //! classifier that jumps into it.
 
 use super::error::CliError;
-use super::obj::{print_load_log, print_load_warnings, prog_kind};
+use super::obj::{print_load_log, prog_kind};
 use super::output::Global;
 use super::words::{is_help, keywords, Words};
 use serde_json::json;
@@ -125,8 +125,9 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
     match source {
         Source::Obj(file) => {
+            // No tail-call warnings: a grafted object's other `<id>/<key>`
+            // sections are for other grafts, into arrays it does not hold.
             let loaded = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
-            print_load_warnings(&loaded);
             if opts.verbose {
                 print_load_log(&loaded);
             }
