@@ -105,3 +105,19 @@ fn hidden_kallsyms_addresses_are_a_permission_error() {
         loaded.stderr
     );
 }
+
+#[test]
+fn load_of_a_strong_kfunc_the_kernel_lacks_exits_4_as_a_missing_kernel_feature() {
+    tcbpf_testkit::require_root!();
+    let file = fixture("ext_strong_kfunc.o");
+    let fs = Bpffs::new();
+    let pin = fs.arg("p");
+    let (code, _, err) = tcbpf(&["obj", "load", s(&file), "bpffs", fs.as_str(), "pin", &pin]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("extern (kfunc) 'tcbpf_no_such_strong_kfunc'")
+            && err.contains("no kfunc of that name in the kernel's BTF"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&pin).exists(), "nothing is pinned");
+}

@@ -190,6 +190,10 @@ impl From<tcbpf::load::LoadError> for CliError {
     fn from(e: tcbpf::load::LoadError) -> Self {
         let exit = if e.is_not_found() {
             Exit::NotFound
+        } else if let tcbpf::load::LoadError::Unsupported { .. } = e {
+            // A kernel feature the object needs is missing: 4, as for
+            // act_bpf or skip_sw on a kernel without them.
+            Exit::Failure
         } else if e.is_bad_input() {
             Exit::Usage
         } else {

@@ -14,7 +14,7 @@
 use super::error::CliError;
 use super::obj::{print_load_log, prog_kind};
 use super::output::Global;
-use super::words::{is_help, keywords, parse_number, Words};
+use super::words::{is_help, keywords, Words};
 use serde_json::json;
 use std::path::PathBuf;
 use tcbpf::abi::MapType;
@@ -125,6 +125,8 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
     match source {
         Source::Obj(file) => {
+            // No tail-call warnings: a grafted object's other `<id>/<key>`
+            // sections are for other grafts, into arrays it does not hold.
             let loaded = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
             if opts.verbose {
                 print_load_log(&loaded);
@@ -208,11 +210,11 @@ fn place(
     })
 }
 
-/// tc's rule: a tail-call section `<id>/<key>` names the key.
+/// tc's rule: a tail-call section `<id>/<key>` names the key, read as the
+/// loader reads tail-call sections (iproute2's `sscanf("%i/%i")`).
 fn key_from_section(section: &str) -> Result<u32, CliError> {
-    section
-        .split_once('/')
-        .and_then(|(_, key)| parse_number::<u32>(key))
+    tcbpf::elf::TailCallSlot::from_section(section)
+        .map(|slot| slot.key)
         .ok_or_else(|| {
             CliError::usage(format!(
                 "cannot infer the key from section '{section}' (not '<id>/<key>'): give 'key KEY'"
@@ -228,6 +230,7 @@ mod tests {
     fn key_comes_from_tail_call_section_name() {
         assert_eq!(key_from_section("1/3").unwrap(), 3);
         assert_eq!(key_from_section("0x10/0x2").unwrap(), 2);
+        assert_eq!(key_from_section("0xabccba/010").unwrap(), 8);
         let err = key_from_section("classifier").unwrap_err();
         assert!(err.message.contains("give 'key KEY'"), "{}", err.message);
     }

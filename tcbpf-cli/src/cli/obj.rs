@@ -254,6 +254,13 @@ pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     }
 }
 
+/// Prints the loader's warnings (always: what the load left out).
+pub(crate) fn print_load_warnings(obj: &tcbpf::load::LoadedObject) {
+    for w in &obj.warnings {
+        eprintln!("tcbpf: warning: {}: {w}", obj.path.display());
+    }
+}
+
 /// Prints the loader's notes and every program's verifier log (`verbose`).
 pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
     for note in &obj.notes {
@@ -303,6 +310,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     };
     let obj = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
+    print_load_warnings(&obj);
     if opts.verbose {
         print_load_log(&obj);
     }

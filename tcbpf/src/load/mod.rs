@@ -242,6 +242,10 @@ pub struct LoadedObject {
     /// What `verbose` reports besides verifier logs: reused pins, BTF
     /// refused, maps not pinned.
     pub notes: Vec<String>,
+    /// What the caller should always show: parts of the object this load
+    /// left out that the author likely meant to use (a tail-call section
+    /// no program array takes).
+    pub warnings: Vec<String>,
     /// The pins this load created (not those it reused) and their directories.
     created_pins: pin::CreatedPins,
 }
@@ -343,22 +347,28 @@ pub fn select_program(spec: &ObjectSpec, opts: &LoadOptions) -> Result<usize, Lo
 
 /// The programs to load: the main one, then every tail-call target (legacy
 /// `<id>/<key>` sections whose program array exists, and programs named by
-/// BTF `values` initialisers).
-fn programs_to_load(spec: &ObjectSpec, main: usize, notes: &mut Vec<String>) -> Vec<usize> {
+/// BTF `values` initialisers). A section that names a slot in no program
+/// array, or only looks like `<id>/<key>` (`08/1`), is not loaded, with a
+/// warning: iproute2 skips both silently, leaving the slot empty.
+fn programs_to_load(spec: &ObjectSpec, main: usize, warnings: &mut Vec<String>) -> Vec<usize> {
     let mut wanted = vec![main];
     for (i, p) in spec.programs.iter().enumerate() {
         if i == main {
             continue;
         }
-        if let Some(slot) = p.tail_call {
-            if tail_calls::array_for(spec, slot).is_some() {
-                wanted.push(i);
-            } else {
-                notes.push(format!(
-                    "section '{}': no program array with id {}, not loaded",
-                    p.section, slot.map_id
-                ));
-            }
+        match p.tail_call {
+            Some(slot) if tail_calls::array_for(spec, slot).is_some() => wanted.push(i),
+            Some(slot) => warnings.push(format!(
+                "section '{}' names tail-call slot {} of map id {} ({:#x}), but the object has \
+                 no program array with that id: not loaded",
+                p.section, slot.key, slot.map_id, slot.map_id
+            )),
+            None if TailCallSlot::looks_like(&p.section) => warnings.push(format!(
+                "section '{}' looks like a tail call but is not '<id>/<key>' as iproute2 reads \
+                 it (sscanf \"%i/%i\": decimal, 0x hex or 0 octal numbers): not loaded",
+                p.section
+            )),
+            None => {}
         }
     }
     for m in &spec.maps {
@@ -425,7 +435,8 @@ pub fn load_spec(
         verbose: opts.verbose,
         notes: Vec::new(),
     };
-    let mut wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let mut warnings = Vec::new();
+    let mut wanted = programs_to_load(spec, main, &mut warnings);
     for name in &opts.also_programs {
         let i = spec
             .programs
@@ -525,6 +536,7 @@ pub fn load_spec(
         main: 0,
         btf,
         notes: ctx.notes,
+        warnings,
         created_pins,
     })
 }
