@@ -126,46 +126,48 @@ fn passes(net: &VethPair, port: u16) -> bool {
     net.send_udp(port, 1) == 1
 }
 
-#[test]
-fn commits_under_traffic_classify_every_packet_by_exactly_one_generation() {
-    tcbpf_testkit::require_root!();
-    let t = Setup::new();
+/// What a run of policy changes under traffic gave.
+#[derive(Debug)]
+struct Verdicts {
+    sent: u64,
+    counted: u64,
+    mismatches: u64,
+    generations_seen: usize,
+}
+
+/// Sends UDP to ports 500–3499 from `a` while `change(i)` runs for each
+/// `i` in `0..changes` and returns (generation, the bucket port / 1000
+/// its policy drops); then checks every counted packet's fate against the
+/// policy of the generation that classified it.
+fn under_traffic(t: &Setup, changes: u32, mut change: impl FnMut(u32) -> (u32, u16)) -> Verdicts {
     let before = t.stats();
-    const COMMITS: u32 = 200;
     let stop = AtomicBool::new(false);
-    // generation → the bucket (port / 1000) its policy drops.
     let mut drops_bucket: BTreeMap<u32, u16> = BTreeMap::new();
     drops_bucket.insert(0, u16::MAX);
     let sent = std::thread::scope(|s| {
         let sender = s.spawn(|| {
             tcbpf::tc::netns::enter(&t.net.a.name).expect("enter netns a");
             let sock = UdpSocket::bind((ADDR_A, 0)).expect("bind sender");
+            let to_b: std::net::Ipv4Addr = ADDR_B.parse().unwrap();
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut sent = 0u64;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            'run: while Instant::now() < deadline {
                 for port in 500u16..3500 {
-                    let to: SocketAddr =
-                        (ADDR_B.parse::<std::net::Ipv4Addr>().unwrap(), port).into();
+                    if stop.load(Ordering::Relaxed) {
+                        break 'run;
+                    }
+                    let to: SocketAddr = (to_b, port).into();
                     sock.send_to(b"policy", to).expect("send");
                     sent += 1;
                     if sent % 16 == 0 {
                         std::thread::sleep(Duration::from_micros(300));
                     }
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
                 }
             }
             sent
         });
-        for i in 0..COMMITS {
-            let (file, bucket) = if i % 2 == 0 { ("a", 1) } else { ("b", 2) };
-            let v = t.commit_json(&format!(
-                "-j map commit pinned {{P}} key u32 value u32 from {{D}}/{file}.txt"
-            ));
-            assert_eq!(v["entries"], 1000, "{v}");
-            let g = v["generation"].as_u64().unwrap() as u32;
-            assert_eq!(g, i + 1, "{v}");
+        for i in 0..changes {
+            let (g, bucket) = change(i);
             drops_bucket.insert(g, bucket);
         }
         // Let packets in flight land before the count.
@@ -175,34 +177,83 @@ fn commits_under_traffic_classify_every_packet_by_exactly_one_generation() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let after = t.stats();
-    let (mut counted, mut mismatches) = (0u64, 0u64);
+    let mut v = Verdicts {
+        sent,
+        counted: 0,
+        mismatches: 0,
+        generations_seen: 0,
+    };
     let mut per_generation: BTreeMap<u32, u64> = BTreeMap::new();
     for (&(g, bucket, dropped), &n) in &after {
         let n = n - before.get(&(g, bucket, dropped)).copied().unwrap_or(0);
         if n == 0 {
             continue;
         }
-        counted += n;
+        v.counted += n;
         *per_generation.entry(g).or_default() += n;
         let want = *drops_bucket
             .get(&g)
             .unwrap_or_else(|| panic!("packets counted under unknown generation {g}"));
         if dropped != (bucket == want) {
-            mismatches += n;
+            v.mismatches += n;
         }
     }
-    eprintln!(
-        "sent {sent}, counted {counted}, mismatches {mismatches}, generations seen {}",
-        per_generation.len()
+    v.generations_seen = per_generation.len();
+    eprintln!("{v:?}");
+    v
+}
+
+const CHANGES: u32 = 200;
+
+#[test]
+fn commits_under_traffic_classify_every_packet_by_exactly_one_generation() {
+    tcbpf_testkit::require_root!();
+    let t = Setup::new();
+    let v = under_traffic(&t, CHANGES, |i| {
+        let (file, bucket) = if i % 2 == 0 { ("a", 1) } else { ("b", 2) };
+        let v = t.commit_json(&format!(
+            "-j map commit pinned {{P}} key u32 value u32 from {{D}}/{file}.txt"
+        ));
+        assert_eq!(v["entries"], 1000, "{v}");
+        let g = v["generation"].as_u64().unwrap() as u32;
+        assert_eq!(g, i + 1, "{v}");
+        (g, bucket)
+    });
+    assert_eq!(v.mismatches, 0, "{v:?}");
+    assert_eq!(
+        v.counted, v.sent,
+        "every packet classified by one generation"
     );
-    assert_eq!(mismatches, 0, "{after:?}");
-    assert_eq!(counted, sent, "every packet classified by one generation");
     // Traffic really ran across the commits, not around them.
-    assert!(
-        per_generation.len() as u32 > COMMITS / 4,
-        "only {} generations saw packets",
-        per_generation.len()
-    );
+    assert!(v.generations_seen as u32 > CHANGES / 4, "{v:?}");
+}
+
+/// The control: the same check on the same traffic catches what the
+/// commit avoids. `map load … replace` of each policy (with its generation
+/// entry) into the inner map in force changes it entry by entry, and
+/// packets classified meanwhile see a mix of two generations.
+#[test]
+fn entry_by_entry_replace_under_traffic_is_caught_mixing_generations() {
+    tcbpf_testkit::require_root!();
+    let t = Setup::new();
+    let (inner, _) = t.shown();
+    let v = under_traffic(&t, CHANGES, |i| {
+        let g = i + 1;
+        let (ports, bucket) = if i % 2 == 0 {
+            (1000..2000, 1)
+        } else {
+            (2000..3000, 2)
+        };
+        let file = t.dir.join("replace.txt");
+        std::fs::write(&file, format!("{}4294967295 {g}\n", policy_lines(ports))).unwrap();
+        ok(t.cmd(&format!(
+            "map load id {inner} key u32 value u32 from {} replace",
+            s(&file)
+        )));
+        (g, bucket)
+    });
+    assert_eq!(v.counted, v.sent, "{v:?}");
+    assert!(v.mismatches > 0, "the check saw no mix: {v:?}");
 }
 
 #[test]
