@@ -374,3 +374,29 @@ fn previous_restores_kept_generations_and_unkept_ones_are_released() {
         "{out}"
     );
 }
+
+#[test]
+fn commit_words_are_checked_before_any_map_is_opened() {
+    // No root needed: the grammar fails before the map is looked up.
+    for (line, want) in [
+        (
+            "map commit id 1",
+            "expected 'key TYPES value TYPES', 'json' or 'previous'",
+        ),
+        (
+            "map commit id 1 previous json",
+            "'previous' takes no entries",
+        ),
+        (
+            "map commit id 1 json key u32 value u32",
+            "expected 'key TYPES value TYPES', 'json' or 'previous'",
+        ),
+        ("map commit id 1 slot x json", "slot number"),
+        ("map commit id 1 json keep", "number of generations"),
+        ("map commit id 1 json frob", "frob"),
+    ] {
+        let (code, err) = fails(tcbpf(line, std::path::Path::new("/nonexistent")));
+        assert_eq!(code, 2, "{line}: {err}");
+        assert!(err.contains(want), "{line}: {err}");
+    }
+}

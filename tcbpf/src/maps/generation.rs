@@ -403,6 +403,47 @@ mod tests {
         assert!(plan_commit(template(16), 0, 0, u32::MAX, &k, &v).is_err());
     }
 
+    fn info(t: MapType, value_size: u32) -> MapInfo {
+        MapInfo {
+            map_type: t as u32,
+            id: 9,
+            key_size: 4,
+            value_size,
+            max_entries: 64,
+            map_flags: 1,
+            name: "policy".into(),
+            btf_id: 3,
+            btf_key_type_id: 4,
+            btf_value_type_id: 5,
+            map_extra: 0,
+        }
+    }
+
+    #[test]
+    fn the_template_copies_a_hash_inner_map_and_refuses_the_rest() {
+        let t = InnerTemplate::from_info(&info(MapType::Hash, 4)).unwrap();
+        assert_eq!(
+            (t.max_entries, t.map_flags, t.btf, t.name.as_str()),
+            (64, 1, (3, 4, 5), "policy")
+        );
+        for kind in [MapType::LruHash, MapType::Array, MapType::PercpuHash] {
+            let e = InnerTemplate::from_info(&info(kind, 4)).unwrap_err();
+            assert!(
+                e.to_string().contains("commit builds hash inner maps"),
+                "{e}"
+            );
+        }
+        let e = InnerTemplate::from_info(&info(MapType::Hash, 2)).unwrap_err();
+        assert!(e.to_string().contains("2-byte values"), "{e}");
+    }
+
+    #[test]
+    fn the_outer_map_must_hold_maps_under_u32_slots() {
+        assert!(check_outer(&info(MapType::ArrayOfMaps, 4)).is_ok());
+        assert!(check_outer(&info(MapType::HashOfMaps, 4)).is_ok());
+        assert!(check_outer(&info(MapType::Hash, 4)).is_err());
+    }
+
     #[test]
     fn generation_value_is_a_native_u32_then_zeros() {
         assert_eq!(generation_key(3), vec![0xff; 3]);
