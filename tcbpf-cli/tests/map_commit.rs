@@ -400,3 +400,90 @@ fn commit_words_are_checked_before_any_map_is_opened() {
         assert!(err.contains(want), "{line}: {err}");
     }
 }
+
+/// The number of entries of the inner map in force and its generation.
+fn in_force_entries(t: &Setup) -> (u32, usize, u64) {
+    let (id, generation) = t.shown();
+    let m = tcbpf::sys::obj::map_by_id(id as u32, tcbpf::sys::obj::open::RDONLY).unwrap();
+    (
+        id as u32,
+        tcbpf::maps::read_all(&m).unwrap().len(),
+        generation,
+    )
+}
+
+#[test]
+fn a_commit_killed_at_any_point_leaves_one_whole_generation_in_force() {
+    tcbpf_testkit::require_root!();
+    let t = Setup::new();
+    const N: u32 = 200_000;
+    let big = t.dir.join("big.txt");
+    std::fs::write(&big, policy_lines(10_000..10_000 + N)).unwrap();
+    let commit = || {
+        let mut c = t.cmd(&format!(
+            "map commit pinned {{P}} key u32 value u32 from {} keep 8",
+            s(&big)
+        ));
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    // How long a whole commit takes here, to spread the kills over it.
+    let t0 = Instant::now();
+    assert!(commit().status().unwrap().success());
+    let whole = t0.elapsed();
+    let (mut id, entries, mut generation) = in_force_entries(&t);
+    assert_eq!((entries, generation), (N as usize + 1, 1));
+    let mut swapped = 0;
+    for step in 0..12u32 {
+        let mut child = commit().spawn().unwrap();
+        std::thread::sleep(whole * step / 10);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let (now_id, now_entries, now_generation) = in_force_entries(&t);
+        if now_id == id {
+            // The swap had not happened: the same map, the same generation.
+            assert_eq!(now_generation, generation, "step {step}");
+        } else {
+            // It had: a whole new generation, numbered one past the last.
+            assert_eq!(now_generation, generation + 1, "step {step} ({status:?})");
+            swapped += 1;
+        }
+        assert_eq!(
+            now_entries,
+            N as usize + 1,
+            "step {step}: a partial map is in force"
+        );
+        (id, generation) = (now_id, now_generation);
+    }
+    eprintln!("12 kills over {whole:?}: {swapped} after the swap");
+    // The kept generations are whole too, and previous still works.
+    let p = t.commit_json("-j map commit pinned {P} previous");
+    assert_eq!(p["generation"].as_u64().unwrap(), generation - 1);
+}
+
+#[test]
+fn a_key_given_twice_ends_with_its_last_value_in_a_large_commit() {
+    tcbpf_testkit::require_root!();
+    let t = Setup::new();
+    // Large enough to be written by several threads.
+    let mut lines = String::from("5 1\n");
+    lines.push_str(&policy_lines(100_000..200_000));
+    lines.push_str("5 2\n100007 9\n");
+    let file = t.dir.join("twice.txt");
+    std::fs::write(&file, lines).unwrap();
+    let v = t.commit_json(&format!(
+        "-j map commit pinned {{P}} key u32 value u32 from {}",
+        s(&file)
+    ));
+    assert_eq!(v["entries"], 100_001, "distinct keys");
+    let m = tcbpf::sys::obj::map_by_id(v["map_id"].as_u64().unwrap() as u32, 0).unwrap();
+    let value = |k: u32| {
+        let mut out = [0u8; 4];
+        tcbpf::sys::map::lookup(&m, &k.to_ne_bytes(), &mut out, 0).unwrap();
+        u32::from_ne_bytes(out)
+    };
+    assert_eq!((value(5), value(100_007), value(150_000)), (2, 9, 1));
+    assert_eq!(value(u32::MAX), 1, "the generation entry");
+    assert_eq!(tcbpf::maps::read_all(&m).unwrap().len(), 100_002);
+}
