@@ -466,7 +466,7 @@ fn a_commit_killed_at_any_point_leaves_one_whole_generation_in_force() {
 fn a_key_given_twice_ends_with_its_last_value_in_a_large_commit() {
     tcbpf_testkit::require_root!();
     let t = Setup::new();
-    // Large enough to be written by several threads.
+    // Across UPDATE_BATCH chunks: the later write wins.
     let mut lines = String::from("5 1\n");
     lines.push_str(&policy_lines(100_000..200_000));
     lines.push_str("5 2\n100007 9\n");

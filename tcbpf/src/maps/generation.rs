@@ -6,7 +6,7 @@
 //! template, the next generation number, every entry's size and key
 //! checked), then [`build`]s a complete new inner map with the template's
 //! attributes (type, sizes, flags, max_entries, BTF) filled by
-//! UPDATE_BATCH (from several threads for large policies), and [`publish`]es it with one update of the slot. Before
+//! UPDATE_BATCH, and [`publish`]es it with one update of the slot. Before
 //! that update nothing visible changed (the new map is only held by its
 //! descriptor); the update is the one atomic step.
 //!
@@ -192,7 +192,7 @@ pub fn build(plan: &CommitPlan, keys: &[u8], values: &[u8]) -> Result<MapFd, Err
         ..Default::default()
     })?;
     let (ks, vs) = (t.key_size as usize, t.value_size as usize);
-    fill(&map, ks, vs, keys, values)?;
+    super::update_all(&map, keys, values)?;
     sys::map::update(
         &map,
         &generation_key(ks),
@@ -200,58 +200,6 @@ pub fn build(plan: &CommitPlan, keys: &[u8], values: &[u8]) -> Result<MapFd, Err
         0,
     )?;
     Ok(map)
-}
-
-/// Entries at or above this are written by several threads.
-const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
-
-/// Writes packed entries into a new map: UPDATE_BATCH, from up to four
-/// threads for large policies. A key always goes to the same thread, which
-/// writes in input order, so a key given twice still ends with its last
-/// value.
-fn fill(map: &MapFd, ks: usize, vs: usize, keys: &[u8], values: &[u8]) -> Result<(), Error> {
-    let n = keys.len() / ks.max(1);
-    let writers = if n >= PARALLEL_MIN_ENTRIES {
-        std::thread::available_parallelism().map_or(1, |p| p.get().min(4))
-    } else {
-        1
-    };
-    if writers == 1 {
-        return super::update_all(map, keys, values).map(|_| ());
-    }
-    let mut parts: Vec<(Vec<u8>, Vec<u8>)> = (0..writers)
-        .map(|_| {
-            (
-                Vec::with_capacity(keys.len() / writers + ks),
-                Vec::with_capacity(values.len() / writers + vs),
-            )
-        })
-        .collect();
-    for (k, v) in keys.chunks_exact(ks).zip(values.chunks_exact(vs)) {
-        let p = &mut parts[fnv1a(k) % writers];
-        p.0.extend_from_slice(k);
-        p.1.extend_from_slice(v);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|(k, v)| scope.spawn(move || super::update_all(map, k, v)))
-            .collect();
-        for h in handles {
-            h.join()
-                .unwrap_or_else(|_| Err(refused("a writer thread panicked".to_string())))?;
-        }
-        Ok(())
-    })
-}
-
-/// FNV-1a over a key's bytes: spreads keys over writers.
-fn fnv1a(bytes: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-    }
-    (h ^ (h >> 32)) as usize
 }
 
 /// Publishes `inner` at `slot` of `outer`: one update of the slot. Returns
