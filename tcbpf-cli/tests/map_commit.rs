@@ -394,6 +394,10 @@ fn commit_words_are_checked_before_any_map_is_opened() {
         ("map commit id 1 slot x json", "slot number"),
         ("map commit id 1 json keep", "number of generations"),
         ("map commit id 1 json frob", "frob"),
+        (
+            "map commit id 1 key u32 value u32 partial",
+            "'partial' goes with 'json'",
+        ),
     ] {
         let (code, err) = fails(tcbpf(line, std::path::Path::new("/nonexistent")));
         assert_eq!(code, 2, "{line}: {err}");

@@ -117,7 +117,10 @@ fn swaps(outer: &Path, count: usize) -> Result<(), String> {
             while !done.load(Ordering::Acquire) {
                 let want = target.load(Ordering::Acquire);
                 if want == 0 || seen.load(Ordering::Acquire) != 0 {
-                    std::hint::spin_loop();
+                    // Idle between swaps: a real-time spinner that never
+                    // sleeps is throttled by the kernel, and that pause
+                    // would be measured as the swap's.
+                    std::thread::sleep(std::time::Duration::from_micros(50));
                     continue;
                 }
                 if map::lookup(&fd, &0u32.to_ne_bytes(), &mut id, 0).is_ok()
@@ -143,6 +146,8 @@ fn swaps(outer: &Path, count: usize) -> Result<(), String> {
                 let t1 = seen.load(Ordering::Acquire);
                 visible.push(t1.saturating_sub(started.load(Ordering::Acquire)));
                 target.store(0, Ordering::Release);
+                // Let the watcher settle before the next swap starts.
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Ok(())
         })();

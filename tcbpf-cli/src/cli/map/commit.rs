@@ -68,6 +68,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "commit: 'previous' takes no entries (no key, value, json or from)",
         ));
     }
+    if r.partial && !r.json {
+        return Err(CliError::usage("commit: 'partial' goes with 'json'"));
+    }
     if !r.previous && r.json == typed_words {
         return Err(CliError::usage(
             "commit: expected 'key TYPES value TYPES', 'json' or 'previous'",
