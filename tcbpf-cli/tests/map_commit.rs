@@ -291,6 +291,26 @@ fn a_bad_line_exits_2_and_changes_nothing() {
     let (code, err) = fails(t.cmd("map commit pinned {P} key u32 value u16 from {D}/b.txt"));
     assert_eq!(code, 2, "{err}");
 
+    // plan: checked, printed, nothing created.
+    let p = t.commit_json("-j map commit pinned {P} key u32 value u32 from {D}/b.txt plan");
+    assert_eq!(
+        (
+            p["generation"].clone(),
+            p["replaces"].clone(),
+            p["entries"].clone()
+        ),
+        (2.into(), 1.into(), 1000.into()),
+        "{p}"
+    );
+    assert_eq!(p["replaces_map_id"].as_u64(), Some(id));
+    assert_eq!(p["inner"]["type"], "hash");
+    assert_eq!(p["inner"]["flags"], 1, "BPF_F_NO_PREALLOC copied");
+    let out = ok(t.cmd("map commit pinned {P} key u32 value u32 from {D}/b.txt plan"));
+    assert!(
+        out.starts_with("plan: generation 2 at slot 0 (1000 entries in a new hash map"),
+        "{out}"
+    );
+
     // Nothing changed: the same inner map, the same generation, the same
     // verdicts, and no kept directory.
     assert_eq!(t.shown(), (id, 1));

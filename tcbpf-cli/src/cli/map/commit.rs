@@ -1,4 +1,5 @@
 //! `commit OUTER [slot N] { key TYPES value TYPES | json [partial] } [from FILE|-] [keep N]`
+//! (`plan`: print what it would do, change nothing)
 //! and `commit OUTER [slot N] previous`: a whole policy swapped in one
 //! step through a map-in-map slot, as a numbered generation
 //! ([`tcbpf::maps::generation`]). The entries are read as `map load` reads
@@ -30,6 +31,7 @@ keywords! {
         From = "from",
         Keep = "keep",
         Previous = "previous",
+        Plan = "plan",
     }
 }
 
@@ -44,6 +46,7 @@ struct Request {
     source: Option<String>,
     keep: Option<usize>,
     previous: bool,
+    plan: bool,
 }
 
 /// Runs `tcbpf map commit …`.
@@ -60,12 +63,18 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             CommitOption::From => r.source = Some(w.expect("a file name (or -) after 'from'")?),
             CommitOption::Keep => r.keep = Some(w.number("a number of generations after 'keep'")?),
             CommitOption::Previous => r.previous = true,
+            CommitOption::Plan => r.plan = true,
         }
     }
     let typed_words = r.key.is_some() || r.value.is_some();
     if r.previous && (typed_words || r.json || r.source.is_some() || r.partial) {
         return Err(CliError::usage(
             "commit: 'previous' takes no entries (no key, value, json or from)",
+        ));
+    }
+    if r.plan && r.previous {
+        return Err(CliError::usage(
+            "commit: 'plan' goes with entries, not 'previous'",
         ));
     }
     if r.partial && !r.json {
@@ -155,6 +164,9 @@ fn commit(
         &values,
     )
     .map_err(|e| maps_err(outer, e))?;
+    if r.plan {
+        return print_plan(g, &plan, current.info.id);
+    }
     let new = gen::build(&plan, &keys, &values).map_err(|e| maps_err(outer, e))?;
     // The replaced generation is pinned before the swap: a crash between
     // the two leaves an extra kept generation, never a lost one.
@@ -226,6 +238,43 @@ fn previous(
         info.id,
         &still_kept,
     )
+}
+
+/// `plan`: what the commit would do, checked, with nothing created.
+fn print_plan(g: &Global, plan: &gen::CommitPlan, in_force_id: u32) -> Result<(), CliError> {
+    let t = &plan.template;
+    if g.json {
+        g.print_json(&json!({
+            "slot": plan.slot,
+            "generation": plan.generation,
+            "replaces": plan.replaces,
+            "replaces_map_id": in_force_id,
+            "entries": plan.entries,
+            "inner": {
+                "type": tcbpf::abi::MapType::from_u32(t.map_type).map_or("unknown", |k| k.name()),
+                "bytes_key": t.key_size,
+                "bytes_value": t.value_size,
+                "max_entries": t.max_entries,
+                "flags": t.map_flags,
+                "btf_id": t.btf.0,
+            },
+        }))?;
+        return Ok(());
+    }
+    println!(
+        "plan: generation {} at slot {} ({} entries in a new {} map: key {}B value {}B          max_entries {} flags 0x{:x} btf_id {}); replaces generation {} (map id {in_force_id})",
+        plan.generation,
+        plan.slot,
+        plan.entries,
+        tcbpf::abi::MapType::from_u32(t.map_type).map_or("unknown", |k| k.name()),
+        t.key_size,
+        t.value_size,
+        t.max_entries,
+        t.map_flags,
+        t.btf.0,
+        plan.replaces
+    );
+    Ok(())
 }
 
 /// `generation G in force at slot S (N entries, map id I; replaced R; kept …)`, or -j.

@@ -47,7 +47,7 @@ Usage: tcbpf map show [MAP]
                         [replace]
        tcbpf map load   MAP json [from FILE|-] [replace] [partial]
        tcbpf map commit OUTER [slot N] { key TYPES value TYPES | json [partial] }
-                        [from FILE|-] [keep N]
+                        [from FILE|-] [keep N] [plan]
        tcbpf map commit OUTER [slot N] previous
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
                         [entry-size 20|24|28|36]
@@ -127,6 +127,9 @@ entries, map id I); replaced R; kept …' (-j: an object). 'keep N' pins
 the replaced generation and keeps the N newest in OUTER's pin directory
 (PATH_generations/SLOT/G; OUTER must be 'pinned PATH'); 'previous'
 publishes the newest kept generation older than the one in force.
+'plan' checks everything and prints what the commit would do (the
+generation, entries, the new inner map's attributes) without creating
+or changing anything.
 'map show OUTER' shows each slot's map id and generation.
 
 batch reads map commands one per line, as 'tcbpf map …' takes them
