@@ -3,6 +3,9 @@
 //! rows into metric families named and labelled as the README says. Maps
 //! given by reference are read as they are, without device labels.
 //!
+//! A map-in-map gives no rows: its slots' policy generations are exported
+//! instead (`tcbpf_policy_generation`, read by `tcbpf::maps::generation`).
+//!
 //! Maps found through a device are opened read-only by id at the scrape
 //! that first sees them and kept while a program still uses them; a map
 //! whose program went away is closed and no longer exported.
@@ -154,6 +157,7 @@ impl Collector {
         let wanted: HashSet<u32> = seen_maps.keys().copied().collect();
         found.retain(|id, _| wanted.contains(id));
         let mut maps = Vec::new();
+        let mut outers = Vec::new();
         for id in order {
             let m = match found.get(&id) {
                 Some(m) => Some(m.clone()),
@@ -163,7 +167,10 @@ impl Collector {
                         found.insert(id, m.clone());
                         Some(m)
                     }
-                    Err(ReadError::Unsupported(_)) => None,
+                    Err(ReadError::Unsupported(_)) => {
+                        outers.push(id);
+                        None
+                    }
                     // Gone between the program's info and now: not exported.
                     Err(e) if e.is_not_found() => None,
                     Err(e) => {
@@ -179,6 +186,9 @@ impl Collector {
         drop(found);
         for (m, id) in maps {
             self.export_map(&m, &seen_maps[&id], fams, names, errors);
+        }
+        for id in outers {
+            export_generations(id, &seen_maps[&id], fams, errors);
         }
     }
 
@@ -296,6 +306,60 @@ impl Collector {
             Type::Gauge,
         )
         .push(&labels, Number::Int(seen as i128));
+    }
+}
+
+/// At most this many slots of one map-in-map are exported.
+const MAX_SLOTS: usize = 1024;
+
+/// `tcbpf_policy_generation`: the policy generation (`tcbpf map commit`)
+/// each filled slot of a map-in-map holds; nothing for other maps that
+/// have no rows to export.
+fn export_generations(id: u32, origin: &Origin, fams: &mut Families, errors: &mut Vec<String>) {
+    use tcbpf::abi::MapType;
+    use tcbpf::maps::generation;
+    let Ok(fd) = sys::obj::map_by_id(id, sys::obj::open::RDONLY) else {
+        return; // gone since the program's info
+    };
+    let Ok(info) = sys::info::map_info(&fd) else {
+        return;
+    };
+    if !matches!(
+        info.kind(),
+        Some(MapType::ArrayOfMaps | MapType::HashOfMaps)
+    ) || info.key_size != 4
+    {
+        return;
+    }
+    let (mut prev, mut next, mut shown) = (None::<[u8; 4]>, [0u8; 4], 0);
+    while shown < MAX_SLOTS {
+        match sys::map::next_key(&fd, prev.as_ref().map(|k| &k[..]), &mut next) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return errors.push(format!("map '{}' (id {id}): {e}", info.name)),
+        }
+        prev = Some(next);
+        let slot = u32::from_ne_bytes(next);
+        let inner = match generation::in_force(&fd, slot) {
+            Ok(Some(inner)) => inner,
+            Ok(None) => continue,
+            Err(e) => {
+                return errors.push(format!("map '{}' (id {id}) slot {slot}: {e}", info.name))
+            }
+        };
+        shown += 1;
+        let mut labels = vec![
+            ("map".to_string(), info.name.clone()),
+            ("id".to_string(), id.to_string()),
+            ("slot".to_string(), slot.to_string()),
+        ];
+        labels.extend(origin.labels.iter().cloned());
+        fams.family(
+            "tcbpf_policy_generation",
+            "The policy generation in force at a slot of a map-in-map (tcbpf map commit; 0 without one)",
+            Type::Gauge,
+        )
+        .push(&labels_text(&labels), Number::Int(inner.generation as i128));
     }
 }
 

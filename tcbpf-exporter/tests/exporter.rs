@@ -236,6 +236,53 @@ fn config_renames_caps_and_skips() {
 }
 
 #[test]
+fn the_policy_generation_in_force_is_exported_per_slot() {
+    use tcbpf::maps::generation as gen;
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    let fs = Bpffs::new();
+    let prog = fs.join("policy_prog");
+    let opts = tcbpf::load::LoadOptions {
+        pin_program: Some(prog.clone()),
+        ..fs.options()
+    };
+    let obj = tcbpf::load::load_file(&fixture("policy_gen.o"), &opts).unwrap();
+    tc(&pair.b, "qdisc add dev v1 clsact");
+    tc(
+        &pair.b,
+        &format!(
+            "filter add dev v1 ingress bpf da object-pinned {}",
+            s(&prog)
+        ),
+    );
+    let _exporter = exporter(&pair.b, PORT, &["dev", "v1", "ingress"]);
+    let generation = |body: &str| {
+        value(
+            body,
+            "tcbpf_policy_generation",
+            &["map=\"policy\"", "slot=\"0\""],
+        )
+    };
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(generation(&body), Some(0.0), "{body}");
+    assert!(samples(&body, "tcbpf_policy_generation", &["dev=\"v1\""]).len() == 1);
+
+    // A commit through the library, as an agent would make it.
+    let outer = &obj.map("policy").unwrap().fd;
+    let current = gen::in_force(outer, 0).unwrap().unwrap();
+    let template = gen::InnerTemplate::from_info(&current.info).unwrap();
+    let (keys, values): (Vec<u8>, Vec<u8>) =
+        (7000u32.to_ne_bytes().to_vec(), 1u32.to_ne_bytes().to_vec());
+    let plan = gen::plan_commit(template, 0, current.generation, 0, &keys, &values).unwrap();
+    let inner = gen::build(&plan, &keys, &values).unwrap();
+    gen::publish(outer, 0, &inner).unwrap();
+    assert_eq!(pair.send_udp(7000, 2), 0, "generation 1 drops port 7000");
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(generation(&body), Some(1.0), "{body}");
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+}
+
+#[test]
 fn a_deleted_filter_stops_being_exported_without_error() {
     tcbpf_testkit::require_root!();
     let pair = VethPair::new();

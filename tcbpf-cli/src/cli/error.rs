@@ -1,6 +1,6 @@
 //! Command errors and the exit codes they map to. Every mapping of a
 //! library error to an exit code is here, one `From` impl per library
-//! error type (sys, io, tc, scm, keeper, load, object parse), matched
+//! error type (sys, io, tc, scm, keeper, load, object parse, maps), matched
 //! exhaustively on the error's kind where it has one; command modules
 //! convert with `?` or `CliError::from` and never pick an exit themselves
 //! from an errno.
@@ -156,6 +156,16 @@ impl From<tcbpf::scm::Error> for CliError {
         CliError {
             exit: exit_for_kind(e.kind()),
             message: e.message,
+        }
+    }
+}
+
+/// A map access (typed entries, diff-apply, a policy generation): by its kind.
+impl From<tcbpf::maps::Error> for CliError {
+    fn from(e: tcbpf::maps::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.to_string(),
         }
     }
 }

@@ -128,13 +128,25 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
 /// each stretch of lines, one part per writer. A key always goes to the same
 /// writer, which writes its parts in input order, so parts can be written
 /// in parallel and a key given twice still ends with its last value.
-struct Parsed {
+pub(super) struct Parsed {
     /// `stretches[s][w]`: the entries of stretch `s` for writer `w`.
     stretches: Vec<Vec<Part>>,
     total: usize,
 }
 
 impl Parsed {
+    /// Every entry packed in one key buffer and one value buffer, a key
+    /// given twice still in input order (so the last one wins a batch).
+    pub(super) fn packed(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for p in self.stretches.iter().flatten() {
+            keys.extend_from_slice(&p.keys);
+            values.extend_from_slice(&p.values);
+        }
+        (keys, values)
+    }
+
     /// The entries in input order per key (for `replace`).
     fn entries(&self, m: &OpenMap) -> Vec<tcbpf::maps::Entry> {
         let (ks, vs) = (m.sizes.key(), m.sizes.value());
@@ -170,7 +182,7 @@ struct LineError {
 /// Parses every line into packed keys and values (per-CPU values copied to
 /// every CPU). Nothing is written until every line parsed; the error of the
 /// first bad line names its line number.
-fn parse_lines(
+pub(super) fn parse_lines(
     input: &[u8],
     key: &Layout,
     value: &Layout,

@@ -21,9 +21,9 @@ const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
 /// Entries packed at the map's element sizes.
 #[derive(Default)]
-struct Packed {
-    keys: Vec<u8>,
-    values: Vec<u8>,
+pub(super) struct Packed {
+    pub(super) keys: Vec<u8>,
+    pub(super) values: Vec<u8>,
     n: usize,
 }
 
@@ -108,7 +108,7 @@ fn bad(e: TypedError) -> CliError {
 
 /// Every entry of the input, checked and packed; the first bad one is the
 /// error (`line N: value.packets: …`, `entry N: …` in an array).
-fn parse(input: &[u8], t: &MapTypes, partial: bool) -> Result<Packed, CliError> {
+pub(super) fn parse(input: &[u8], t: &MapTypes, partial: bool) -> Result<Packed, CliError> {
     let start = input.iter().position(|b| !b.is_ascii_whitespace());
     if start.is_some_and(|i| input[i] == b'[') {
         let all: Vec<Value> = serde_json::from_slice(input)

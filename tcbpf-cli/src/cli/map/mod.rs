@@ -10,6 +10,7 @@ mod add;
 mod admin;
 mod args;
 mod batch;
+mod commit;
 mod dump;
 mod elem;
 mod entry;
@@ -45,6 +46,9 @@ Usage: tcbpf map show [MAP]
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
                         [replace]
        tcbpf map load   MAP json [from FILE|-] [replace] [partial]
+       tcbpf map commit OUTER [slot N] { key TYPES value TYPES | json [partial] }
+                        [from FILE|-] [keep N] [plan]
+       tcbpf map commit OUTER [slot N] previous
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
                         [entry-size 20|24|28|36]
        tcbpf map batch  [from FILE|-]
@@ -113,6 +117,22 @@ TYPES) makes the map equal to the input: keys not given are deleted
 (zeroed in arrays), and it prints 'added A, changed C, unchanged U,
 removed R' (-j: an object).
 
+commit swaps a whole policy in one step: OUTER is an array_of_maps or
+hash_of_maps whose slot (default 0) holds the inner hash map in force.
+It reads entries as load does, checked against the inner map's sizes and
+BTF (a bad line creates nothing, exit 2), builds a new inner map with the
+inner map's attributes, fills it with UPDATE_BATCH, writes its generation
+(one more than any known) under the all-ones key, and publishes it with
+one update of the slot. It prints 'generation G in force at slot S (N
+entries, map id I); replaced R; kept …' (-j: an object). 'keep N' pins
+the replaced generation and keeps the N newest in OUTER's pin directory
+(PATH_generations/SLOT/G; OUTER must be 'pinned PATH'); 'previous'
+publishes the newest kept generation older than the one in force.
+'plan' checks everything and prints what the commit would do (the
+generation, entries, the new inner map's attributes) without creating
+or changing anything.
+'map show OUTER' shows each slot's map id and generation.
+
 batch reads map commands one per line, as 'tcbpf map …' takes them
 without 'tcbpf map' ('update pinned /sys/fs/bpf/x key 17 value 1',
 'lookup env counters key 17'; quotes as in a shell), runs them in order
@@ -155,6 +175,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         MapVerb::Freeze => admin::freeze(w),
         MapVerb::Pin => admin::pin(w),
         MapVerb::Load => load::run(g, w),
+        MapVerb::Commit => commit::run(g, w),
         MapVerb::Batch => batch::run(g, w),
         MapVerb::Events => events::run(g, w),
         MapVerb::Watch => {
@@ -183,6 +204,7 @@ keywords! {
         Freeze = "freeze",
         Pin = "pin",
         Load = "load",
+        Commit = "commit",
         Export = "export",
         Batch = "batch",
         Events = "events",
