@@ -490,3 +490,24 @@ fn a_pinned_xdp_program_from_obj_load_type_xdp_goes_on_with_pinned_path() {
     w.tcbpf_b("link set dev v1 xdpgeneric off");
     assert_eq!(w.ip_link_xdp(), None);
 }
+
+#[test]
+fn link_prog_and_net_help_say_the_readmes_words() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (code, top, _) = run_bin(TCBPF, &["help"]);
+    assert_eq!(code, 0);
+    for object in ["link", "prog", "net"] {
+        assert!(top.contains(&format!("tcbpf {object} help")), "{top}");
+        let (code, help, _) = run_bin(TCBPF, &[object, "help"]);
+        assert_eq!(code, 0, "{object} help");
+        let grammar: Vec<&str> = help
+            .lines()
+            .map(|l| l.trim_start_matches("Usage:").trim())
+            .filter(|l| (l.starts_with("tcbpf ") && !l.ends_with(" help")) || l.starts_with('{'))
+            .collect();
+        assert!(!grammar.is_empty(), "{help}");
+        for line in grammar {
+            assert!(readme.contains(line), "README lacks: {line}");
+        }
+    }
+}

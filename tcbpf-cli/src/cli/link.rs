@@ -280,7 +280,16 @@ fn off(sock: &Socket, ifindex: u32, a: &SetArgs) -> Result<(), CliError> {
         std::fs::remove_file(pin)
             .map_err(|e| CliError::from(e).context(format!("remove pin '{}'", pin.display())))?;
     }
-    xdp::detach(sock, ifindex, a.mode)?;
+    for p in xdp::detach(sock, ifindex, a.mode)? {
+        if p.link_id != 0 {
+            eline!(
+                "tcbpf: note: detached XDP link {} (program {}); a pin of it stays until removed \
+                 (give 'pin PATH' to remove it too)",
+                p.link_id,
+                p.prog_id
+            );
+        }
+    }
     Ok(())
 }
 
