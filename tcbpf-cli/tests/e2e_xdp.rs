@@ -330,6 +330,30 @@ fn bad_xdp_requests_exit_with_their_code_and_change_nothing() {
     assert_eq!(w.ip_link_xdp().unwrap()["prog"]["id"], id, "still attached");
     w.tcbpf_b("link set dev v1 xdp off");
     assert_eq!(w.ip_link_xdp(), None);
+
+    // A link set off without its pin: a note, and the pin stays; it cannot
+    // take a program any more, and `off pin` removes it.
+    w.tcbpf_b(&format!(
+        "link set dev v1 xdp obj {obj} pin {}",
+        pin.display()
+    ));
+    let r = run("link set dev v1 xdp off");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a pin of it stays until removed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ip_link_xdp(), None);
+    let r = run(&format!(
+        "link set dev v1 xdp obj {obj} pin {}",
+        pin.display()
+    ));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is detached"), "{}", r.stderr);
+    assert_eq!(w.ip_link_xdp(), None, "nothing attached by the refusal");
+    w.tcbpf_b(&format!("link set dev v1 xdp off pin {}", pin.display()));
+    assert!(pin.symlink_metadata().is_err(), "the pin is removed");
 }
 
 /// `o` with only the keys `like` has.

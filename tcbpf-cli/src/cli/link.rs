@@ -235,7 +235,7 @@ fn put(ifindex: u32, a: &SetArgs, prog: BorrowedFd<'_>) -> Result<(), CliError> 
         return Ok(());
     };
     if pin.symlink_metadata().is_ok() {
-        let (link, info) = open_link(pin, ifindex)?;
+        let (link, info) = open_link(pin, ifindex, false)?;
         return xdp::update(&link, prog).map_err(|e| {
             CliError::from(e).context(format!("link {} pinned at '{}'", info.id, pin.display()))
         });
@@ -255,11 +255,23 @@ fn put(ifindex: u32, a: &SetArgs, prog: BorrowedFd<'_>) -> Result<(), CliError> 
         .map_err(|e| CliError::from(e).context(format!("pin link {id} at '{}'", pin.display())))
 }
 
-/// Opens the XDP link pinned at `pin`, which must be on device `ifindex`.
-fn open_link(pin: &Path, ifindex: u32) -> Result<(sys::LinkFd, sys::link::LinkInfo), CliError> {
+/// Opens the XDP link pinned at `pin`, which must be on device `ifindex`
+/// (or, with `detached_ok`, detached from every device: ifindex 0).
+fn open_link(
+    pin: &Path,
+    ifindex: u32,
+    detached_ok: bool,
+) -> Result<(sys::LinkFd, sys::link::LinkInfo), CliError> {
     let (link, info) = xdp::open_pinned(pin)
         .map_err(|e| CliError::from(e).context(format!("pin '{}'", pin.display())))?;
-    if info.ifindex != ifindex {
+    if info.ifindex == 0 && !detached_ok {
+        return Err(CliError::usage(format!(
+            "pin '{}': link {} is detached (remove the pin with 'off pin PATH', then attach anew)",
+            pin.display(),
+            info.id
+        )));
+    }
+    if info.ifindex != ifindex && info.ifindex != 0 {
         return Err(CliError::usage(format!(
             "pin '{}': link {} is on ifindex {}, not this device (ifindex {ifindex})",
             pin.display(),
@@ -270,13 +282,15 @@ fn open_link(pin: &Path, ifindex: u32) -> Result<(sys::LinkFd, sys::link::LinkIn
     Ok((link, info))
 }
 
-/// `off [pin PATH]`: the link pinned at PATH detached and its pin removed
-/// first, then every XDP program left in the mode (links detached, others
-/// by netlink).
+/// `off [pin PATH]`: the link pinned at PATH detached (unless it already
+/// is) and its pin removed first, then every XDP program left in the mode
+/// (links detached, others by netlink).
 fn off(sock: &Socket, ifindex: u32, a: &SetArgs) -> Result<(), CliError> {
     if let Some(pin) = &a.pin {
-        let (link, _) = open_link(pin, ifindex)?;
-        sys::link::detach(&link)?;
+        let (link, info) = open_link(pin, ifindex, true)?;
+        if info.ifindex != 0 {
+            sys::link::detach(&link)?;
+        }
         std::fs::remove_file(pin)
             .map_err(|e| CliError::from(e).context(format!("remove pin '{}'", pin.display())))?;
     }
