@@ -485,6 +485,18 @@ fn a_pinned_xdp_program_from_obj_load_type_xdp_goes_on_with_pinned_path() {
     assert_eq!(&w.ip_link_xdp().unwrap()["prog"]["id"], id);
     let p = w.json_b(&format!("prog show pinned {}", prog_pin.display()));
     assert_eq!(p["attached"][0]["kind"], "xdp/generic");
+    // bpftool's own JSON has every field of ours, with the same value and
+    // type (run counts aside: statistics may be on and counting).
+    let theirs: Value = serde_json::from_str(&tcbpf_testkit::run(
+        "bpftool",
+        &["-j", "prog", "show", "id", &id.to_string()],
+    ))
+    .unwrap();
+    for (k, v) in p.as_object().unwrap() {
+        if !["attached", "run_time_ns", "run_cnt"].contains(&k.as_str()) {
+            assert_eq!(Some(v), theirs.get(k), "{k}: ours {p}, bpftool's {theirs}");
+        }
+    }
     // Without a program: every one, this one among them, as in text.
     let all = w.json_b("prog show");
     let listed = all.as_array().unwrap().iter().find(|q| &q["id"] == id);
