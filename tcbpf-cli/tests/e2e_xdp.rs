@@ -304,6 +304,15 @@ fn bad_xdp_requests_exit_with_their_code_and_change_nothing() {
     let r = run(&format!("link set dev v1 xdp obj {obj} sec nosuch"));
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("section 'nosuch'"), "{}", r.stderr);
+    // A veth offloads nothing; tcbpf loads for the host: said, not EINVAL alone.
+    let r = run(&format!("link set dev v1 xdpoffload obj {obj}"));
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("offload needs a NIC that runs XDP itself"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(w.ip_link_xdp(), None, "nothing attached by the failures");
 
     // A second netlink attach is refused; the first program stays.

@@ -157,6 +157,9 @@ fn set(
             Some(libc::EBUSY) if prog.is_some() && e.message.contains("already attached") => e.said(
                 "an XDP program is already attached in this mode (set it 'off' first, or use a pinned link to update it in place)",
             ),
+            Some(libc::EINVAL) if mode == XdpMode::Offload && prog.is_some() => e.said(
+                "offload needs a NIC that runs XDP itself and a program loaded for that device; tcbpf loads programs for the host",
+            ),
             _ => e,
         }
     })
