@@ -156,12 +156,12 @@ fn load_errors_have_exit_codes() {
         "load",
         file.to_str().unwrap(),
         "type",
-        "xdp",
+        "kprobe",
         "pin",
         &pin,
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("unknown program type 'xdp'"), "{err}");
+    assert!(err.contains("unknown program type 'kprobe'"), "{err}");
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",

@@ -1,5 +1,6 @@
 //! Command-line front end: global options, then the object word (`map`,
-//! `exec`, `filter`, `qdisc`, `obj`, `demo`) picks the command module.
+//! `exec`, `filter`, `qdisc`, `link`, `prog`, `net`, `obj`, `demo`…) picks
+//! the command module.
 
 pub mod error;
 pub mod output;
@@ -13,11 +14,14 @@ mod filter;
 mod filter_obj;
 mod graft;
 mod keeper;
+mod link;
 mod map;
 mod map_export;
 pub mod mapref;
+mod net;
 mod obj;
 mod obj_externs;
+mod prog;
 mod sync;
 
 use error::CliError;
@@ -50,6 +54,9 @@ keywords! {
         Sync = "sync",
         Demo = "demo",
         Exporter = "exporter",
+        Link = "link",
+        Prog = "prog",
+        Net = "net",
     }
 }
 
@@ -57,7 +64,7 @@ keywords! {
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | obj | keeper | sync | demo | exporter }
+OBJECT := { map | exec | filter | qdisc | chain | link | prog | net | obj | keeper | sync | demo | exporter }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
@@ -65,6 +72,9 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[
   tcbpf filter help          attach bpf classifiers (tc filter … bpf)
   tcbpf qdisc help           add or delete the clsact qdisc
   tcbpf chain help           several programs on one tcx hook, in a file's order
+  tcbpf link help            an XDP program on a device (ip link set … xdp)
+  tcbpf prog help            show loaded programs (bpftool prog show)
+  tcbpf net help             show every cls_bpf, tcx and XDP attachment (bpftool net show)
   tcbpf obj help             inspect or load an eBPF object file
   tcbpf keeper help          a long-lived owner of exported maps, and its clients
   tcbpf sync help            keep maps equal to a policy in etcd (tcbpf-sync)
@@ -115,7 +125,7 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, obj, keeper, sync, demo, exporter)",
+            "expected an object (map, exec, filter, qdisc, chain, link, prog, net, obj, keeper, sync, demo, exporter)",
         ));
     };
     if is_help(&object) {
@@ -135,6 +145,9 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
         Object::Filter => filter::run_filter(&g, &mut w),
         Object::Qdisc => filter::run_qdisc(&g, &mut w),
         Object::Chain => chain::run(&g, &mut w),
+        Object::Link => link::run(&g, &mut w),
+        Object::Prog => prog::run(&g, &mut w),
+        Object::Net => net::run(&g, &mut w),
         Object::Obj => obj::run(&g, &mut w),
         Object::Demo => demo::run(&g, &mut w),
     }

@@ -12,7 +12,7 @@ use tcbpf::load::{LoadOptions, ProgKind};
 /// `tcbpf obj help`.
 pub const USAGE: &str = "\
 Usage: tcbpf obj show FILE
-       tcbpf obj load FILE [ type { cls | act } ] [ { sec NAME | program NAME } ]
+       tcbpf obj load FILE [ type { cls | act | xdp } ] [ { sec NAME | program NAME } ]
                       [ bpffs DIR ] [ btf FILE ] [ max-memory BYTES ] [ verbose ] pin PATH
 
   show   list the object's sections, programs (instruction counts, the
@@ -22,8 +22,8 @@ Usage: tcbpf obj show FILE
   load   load the object as tc would (maps created or reused from their pins,
          tail-call programs stored in their program arrays) without attaching,
          and pin the chosen program at PATH (in a bpffs); prints its id.
-         type: program type, cls (default) or act; sec: the program's section
-         (default classifier / action); program: the program's function name;
+         type: program type, cls (default), act or xdp; sec: the program's
+         section (default classifier / action / xdp); program: the program's function name;
          bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
          btf: the target BTF for CO-RE relocations (default the running
          kernel's /sys/kernel/btf/vmlinux, and module BTF);
@@ -57,7 +57,7 @@ keywords! {
 
 keywords! {
     /// The program types `type` takes.
-    enum ProgTypeWord("program type") { Cls = "cls", Act = "act" }
+    enum ProgTypeWord("program type") { Cls = "cls", Act = "act", Xdp = "xdp" }
 }
 
 keywords! {
@@ -251,6 +251,7 @@ pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     match ProgTypeWord::choose(&t)? {
         ProgTypeWord::Cls => Ok(ProgKind::Cls),
         ProgTypeWord::Act => Ok(ProgKind::Act),
+        ProgTypeWord::Xdp => Ok(ProgKind::Xdp),
     }
 }
 

@@ -69,7 +69,8 @@ use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The tc program type (`type cls` / `type act`).
+/// The program type an object's main program loads as: tc's `type cls` /
+/// `type act`, or XDP (`tcbpf link set … xdp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgKind {
     /// `BPF_PROG_TYPE_SCHED_CLS`, default section `classifier`.
@@ -77,6 +78,8 @@ pub enum ProgKind {
     Cls,
     /// `BPF_PROG_TYPE_SCHED_ACT`, default section `action`.
     Act,
+    /// `BPF_PROG_TYPE_XDP`, default section `xdp` (`tcbpf link set … xdp`).
+    Xdp,
 }
 
 impl ProgKind {
@@ -102,7 +105,7 @@ impl ProgKind {
     }
 
     /// Every kind, in section-table order.
-    pub const ALL: [ProgKind; 2] = [ProgKind::Cls, ProgKind::Act];
+    pub const ALL: [ProgKind; 3] = [ProgKind::Cls, ProgKind::Act, ProgKind::Xdp];
 }
 
 // A kind without its row (or a row without its kind) does not compile.

@@ -173,6 +173,12 @@ pub struct ProgInfo {
     pub map_ids: Vec<u32>,
     /// Whether the JIT compiled it.
     pub jited: bool,
+    /// Size of the verifier's translated instructions, in bytes.
+    pub bytes_xlated: u32,
+    /// Size of the JIT's machine code, in bytes (0 when not JIT-compiled).
+    pub bytes_jited: u32,
+    /// Whether its license is GPL-compatible.
+    pub gpl_compatible: bool,
     /// BTF object id, 0 when none.
     pub btf_id: u32,
     /// When it was loaded, in nanoseconds since boot.
@@ -219,6 +225,9 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         name: c_name(&raw.name),
         map_ids,
         jited: raw.jited_prog_len > 0,
+        bytes_xlated: raw.xlated_prog_len,
+        bytes_jited: raw.jited_prog_len,
+        gpl_compatible: raw.gpl_compatible & 1 != 0,
         btf_id: raw.btf_id,
         load_time: raw.load_time,
         created_by_uid: raw.created_by_uid,

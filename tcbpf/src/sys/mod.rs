@@ -65,6 +65,7 @@ pub(crate) mod cmd {
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
     pub const LINK_GET_FD_BY_ID: u32 = 30;
+    pub const LINK_GET_NEXT_ID: u32 = 31;
     pub const ENABLE_STATS: u32 = 32;
     pub const LINK_DETACH: u32 = 34;
 }

@@ -101,7 +101,13 @@ pub fn attach_program(
     match target.hook {
         Hook::Tcx(direction) => tcx::attach(g, target, direction, prog).map_err(on_dev),
         Hook::Parent(parent) => attach_filter(target, parent, prog.into(), name),
+        Hook::Xdp { .. } => Err(xdp_is_link_set()),
     }
+}
+
+/// The filter grammar has no XDP hook: XDP is `tcbpf link set … xdp`.
+fn xdp_is_link_set() -> CliError {
+    CliError::usage("XDP programs attach with 'tcbpf link set dev DEV xdp …'")
 }
 
 /// Attaches a cls_bpf filter running `prog` (eBPF or classic) under `parent`.
@@ -142,6 +148,7 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
         }
         (Verb::Show, Hook::Parent(parent)) => show_filters(g, &sock, &a, ifindex, parent),
+        (_, Hook::Xdp { .. }) => Err(xdp_is_link_set()),
     }
 }
 
@@ -208,6 +215,7 @@ fn attach_classic(target: &AttachTarget, insns: &[ClassicInsn]) -> Result<(), Cl
         Hook::Tcx(_) => Err(CliError::usage(
             "tcx hooks take eBPF programs, not classic bytecode",
         )),
+        Hook::Xdp { .. } => Err(xdp_is_link_set()),
     }
 }
 
