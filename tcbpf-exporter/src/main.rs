@@ -13,6 +13,7 @@ mod collect;
 mod config;
 mod keys;
 mod metrics;
+mod names;
 mod read;
 mod server;
 
@@ -32,9 +33,11 @@ until SIGINT or SIGTERM. ADDR:PORT as :PORT means 127.0.0.1. With 'dev DEV'
 (both hooks unless one is named) every cls_bpf filter and tcx program on the
 device is found at each scrape, with the maps it uses; MAP words add maps.
 
-  tcbpf_<map>_<field>{<key members>,dev,direction,prog}   one per integer
-      value field (tcbpf_<map> for a scalar value); per-CPU values summed;
-      a scalar key is the label 'key', enums show their enumerator names.
+  tcbpf_<map>_<field>{<key members>,dev,direction,prog,map_id}   one per
+      integer value field (tcbpf_<map> for a scalar value); per-CPU values
+      summed; a scalar key is the label 'key', enums show their enumerator
+      names. Names are unique by construction: a name already taken gets
+      key_ before it (labels) or _2, _3… after it.
   tcbpf_prog_run_count, tcbpf_prog_run_seconds, tcbpf_prog_info
       per attached program (run statistics are on while the exporter runs).
   tcbpf_map_entries, tcbpf_map_dropped_series, tcbpf_exporter_scrape_errors

@@ -230,7 +230,7 @@ impl Watched {
 fn key_text(r: &Row, names: &mut IfNames) -> Vec<(String, String)> {
     r.parts
         .iter()
-        .map(|(n, p)| (n.clone(), render_part(p, None, names)))
+        .map(|(n, p)| (n.replace('.', "_"), render_part(p, None, names)))
         .collect()
 }
 

@@ -13,34 +13,6 @@ use tcbpf_testkit::*;
 
 const PORT: u16 = 9435;
 
-fn percent(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Prometheus's answer to an instant query: the first result's value.
-fn prom_query(ns: &Netns, port: u16, q: &str) -> Option<String> {
-    let (status, body) = get(
-        ns,
-        port,
-        &format!("/api/v1/query?query={}", percent(q)),
-        None,
-    )?;
-    if status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let r = v["data"]["result"].as_array()?;
-    if r.len() != 1 {
-        return None;
-    }
-    r[0]["value"][1].as_str().map(str::to_string)
-}
-
 #[test]
 fn prometheus_sees_exact_udp_and_icmp_counts_from_the_demo_classifier() {
     tcbpf_testkit::require_root!();
@@ -157,7 +129,7 @@ fn struct_enum_and_per_cpu_maps_get_their_names_and_labels() {
         .find(|l| l.starts_with("# HELP tcbpf_flows_packets "))
         .expect("help line");
     assert!(
-        flows_id.contains("map 'flows' (kernel id ") && flows_id.contains("field 'packets'"),
+        flows_id.contains("field 'packets' of map 'flows' (series by kernel id: map_id)"),
         "{flows_id}"
     );
     assert!(body.contains("# TYPE tcbpf_flows_packets counter\n"));
