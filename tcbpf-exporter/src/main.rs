@@ -18,6 +18,7 @@ mod read;
 mod server;
 
 mod watch;
+mod watch_rows;
 mod watch_tui;
 
 use args::{pick, Fail, Words};

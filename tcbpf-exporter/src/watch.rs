@@ -6,11 +6,15 @@
 //! object per line, so it pipes into other tools.
 //!
 //! Rates are computed here from two reads; reading maps is `read`'s job.
+//! Each refresh streams the map: what stays in memory is the last read's
+//! raw keys and values (for the rates) and the rows shown (`top N` of
+//! them), see `watch_rows`.
 
 use crate::args::{pick, Fail, MapForm, MapRef, Words, MAP_WORDS};
 use crate::collect::{render as render_part, IfNames};
-use crate::read::{Row, StatMap};
-use std::collections::{HashMap, HashSet};
+use crate::keys::KeyPart;
+use crate::read::StatMap;
+use crate::watch_rows::{score, Snapshot, TopRows};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime};
 use tcbpf::value::FieldType;
@@ -151,7 +155,7 @@ pub struct Shown {
 struct Watched {
     map: StatMap,
     fields: Vec<String>,
-    last: Option<(Instant, HashMap<Vec<u8>, Row>)>,
+    last: Option<(Instant, Snapshot)>,
 }
 
 /// One refresh of one map.
@@ -173,62 +177,71 @@ pub struct Frame {
 impl Watched {
     fn refresh(&mut self, o: &Options, names: &mut IfNames) -> Result<Frame, Fail> {
         let now = Instant::now();
-        let rows = self.map.rows().map_err(|e| {
+        let fields = self.fields.len();
+        let column = o
+            .sort
+            .as_deref()
+            .and_then(|s| self.fields.iter().position(|f| f == s));
+        let prev = self.last.take();
+        let mut seen = vec![false; prev.as_ref().map_or(0, |(_, p)| p.len())];
+        let mut next = Snapshot::new(self.map.info.key_size as usize, fields);
+        let mut top = TopRows::new(o.top);
+        let map = &self.map;
+        let mut offer = |key: &[u8], values: &[i128], rates: Vec<Option<f64>>, mark: char| {
+            top.offer(
+                score(&rates, column),
+                || key_text(&map.parts_of(key), names),
+                |k| Shown {
+                    key: k.to_vec(),
+                    values: values.to_vec(),
+                    rates,
+                    mark,
+                },
+            )
+        };
+        let mut entries = 0usize;
+        map.for_each_value(|key, values| {
+            entries += 1;
+            next.push(key, values);
+            let (rates, mark) = match &prev {
+                Some((t, old)) => match old.find(key) {
+                    Some(i) => {
+                        seen[i] = true;
+                        (rates(old.values(i), values, now - *t), ' ')
+                    }
+                    None => (vec![None; fields], '+'),
+                },
+                None => (vec![None; fields], ' '),
+            };
+            offer(key, values, rates, mark);
+        })
+        .map_err(|e| {
             Fail::other(format!(
                 "map '{}' (id {}): {e}",
                 self.map.info.name, self.map.info.id
             ))
         })?;
-        let entries = rows.len();
-        let mut shown = Vec::with_capacity(rows.len());
-        let prev = self.last.take();
-        let mut seen = HashSet::new();
-        for r in &rows {
-            seen.insert(r.key.clone());
-            let (rates, mark) = match &prev {
-                Some((t, old)) => match old.get(&r.key) {
-                    Some(o) => (rates(&o.values, &r.values, now - *t), ' '),
-                    None => (vec![None; r.values.len()], '+'),
-                },
-                None => (vec![None; r.values.len()], ' '),
-            };
-            shown.push(Shown {
-                key: key_text(r, names),
-                values: r.values.clone(),
-                rates,
-                mark,
-            });
-        }
         if let Some((_, old)) = &prev {
-            for (k, r) in old {
-                if !seen.contains(k) {
-                    shown.push(Shown {
-                        key: key_text(r, names),
-                        values: r.values.clone(),
-                        rates: vec![None; r.values.len()],
-                        mark: '-',
-                    });
-                }
+            for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
+                offer(old.key(i), old.values(i), vec![None; fields], '-');
             }
         }
-        sort_rows(&mut shown, &self.fields, o.sort.as_deref());
-        if let Some(top) = o.top {
-            shown.truncate(top);
-        }
-        self.last = Some((now, rows.into_iter().map(|r| (r.key.clone(), r)).collect()));
+        drop(prev);
+        self.last = Some((now, next.sorted()));
         Ok(Frame {
             name: self.map.info.name.clone(),
             id: self.map.info.id,
             kind: self.map.info.type_name(),
             entries,
             fields: self.fields.clone(),
-            rows: shown,
+            rows: top.into_sorted(),
         })
     }
 }
 
-fn key_text(r: &Row, names: &mut IfNames) -> Vec<(String, String)> {
-    r.parts
+/// A key's parts as shown (member paths joined with `_`, as labels are).
+fn key_text(parts: &[(String, KeyPart)], names: &mut IfNames) -> Vec<(String, String)> {
+    parts
         .iter()
         .map(|(n, p)| (n.replace('.', "_"), render_part(p, None, names)))
         .collect()
@@ -242,34 +255,6 @@ fn rates(old: &[i128], new: &[i128], dt: Duration) -> Vec<Option<f64>> {
         .zip(new)
         .map(|(o, n)| Some(n.wrapping_sub(*o) as f64 / secs))
         .collect()
-}
-
-/// Largest rate first (by `sort`'s field, or each row's largest); rows
-/// without a rate after those, by key.
-fn sort_rows(rows: &mut [Shown], fields: &[String], sort: Option<&str>) {
-    let col = sort.and_then(|s| fields.iter().position(|f| f == s));
-    let score = |r: &Shown| -> f64 {
-        match col {
-            Some(c) => r
-                .rates
-                .get(c)
-                .copied()
-                .flatten()
-                .unwrap_or(f64::NEG_INFINITY),
-            None => r
-                .rates
-                .iter()
-                .flatten()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max),
-        }
-    };
-    rows.sort_by(|a, b| {
-        score(b)
-            .partial_cmp(&score(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.key.cmp(&b.key))
-    });
 }
 
 /// Runs `map watch`.
@@ -480,18 +465,24 @@ mod tests {
 
     #[test]
     fn rows_sort_by_largest_rate_or_the_named_field() {
-        let fields = vec!["packets".to_string(), "bytes".to_string()];
-        let mut rows = vec![
+        let rows = [
             shown("a", vec![Some(1.0), Some(500.0)]),
             shown("b", vec![Some(9.0), Some(10.0)]),
             shown("c", vec![None, None]),
         ];
-        sort_rows(&mut rows, &fields, None);
-        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
-        assert_eq!(keys, ["a", "b", "c"]);
-        sort_rows(&mut rows, &fields, Some("packets"));
-        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
-        assert_eq!(keys, ["b", "a", "c"]);
+        let order = |column: Option<usize>, limit: Option<usize>| {
+            let mut top = TopRows::new(limit);
+            for r in &rows {
+                top.offer(score(&r.rates, column), || r.key.clone(), |_| r.clone());
+            }
+            top.into_sorted()
+                .iter()
+                .map(|r| key_string(&r.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(None, None), ["a", "b", "c"]);
+        assert_eq!(order(Some(0), None), ["b", "a", "c"]);
+        assert_eq!(order(Some(0), Some(1)), ["b"]);
     }
 
     #[test]
