@@ -306,6 +306,9 @@ pub struct Listen {
     pub maps: Vec<MapRef>,
     /// The configuration (default when no file).
     pub config: Config,
+    /// `connections N`: the most open connections (None: from the
+    /// open-files limit).
+    pub connections: Option<usize>,
 }
 
 /// `PORT` or `:PORT` means loopback; anything else is taken as given.
@@ -327,6 +330,7 @@ pub fn listen_addr(word: &str) -> Result<String, Fail> {
 enum ListenOption {
     Dev,
     Config,
+    Connections,
     Map(MapForm),
 }
 
@@ -338,9 +342,14 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
         targets: Vec::new(),
         maps: Vec::new(),
         config: Config::default(),
+        connections: None,
     };
     while let Some(word) = w.next() {
-        let mut options = vec![("dev", ListenOption::Dev), ("config", ListenOption::Config)];
+        let mut options = vec![
+            ("dev", ListenOption::Dev),
+            ("config", ListenOption::Config),
+            ("connections", ListenOption::Connections),
+        ];
         options.extend(MAP_WORDS.map(|(w, f)| (w, ListenOption::Map(f))));
         match pick(&word, &options, "exporter option")? {
             ListenOption::Dev => {
@@ -371,6 +380,13 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
                 })?;
                 l.config =
                     Config::parse(&text).map_err(|e| Fail::usage(format!("config {path}: {e}")))?;
+            }
+            ListenOption::Connections => {
+                let n: usize = w.number("a number of connections after 'connections'")?;
+                if !(1..=1_000_000).contains(&n) {
+                    return Err(Fail::usage("connections must be between 1 and 1000000"));
+                }
+                l.connections = Some(n);
             }
             ListenOption::Map(form) => l.maps.push(MapRef::parse(form, w)?),
         }
