@@ -11,8 +11,9 @@
 //!   open-files limit, at most [`DEFAULT_MAX_CONNECTIONS`]). A new
 //!   connection over the bound, or an `EMFILE`/`ENFILE` at `accept`,
 //!   closes the connection that has waited longest without sending a
-//!   complete request (or whose answer made no progress longest), so a
-//!   fresh scrape always finds room; with nothing to close, the accept
+//!   complete request (else an answer that made no progress for
+//!   [`STALLED`]; an answer being taken is never cut), so a fresh scrape
+//!   always finds room; with nothing to close, the accept
 //!   loop backs off [`ACCEPT_BACKOFF`]: it never spins.
 //! - **threads**: the I/O thread and at most [`SCRAPE_THREADS`] scrape
 //!   threads (plus `main`), whatever the clients do.
@@ -55,6 +56,8 @@ pub const WRITE_STALL: Duration = Duration::from_secs(10);
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Answers in flight at once.
 pub const MAX_WRITERS: usize = 16;
+/// An answer that made no progress for this may be closed for a newcomer.
+pub const STALLED: Duration = Duration::from_secs(1);
 /// The pause after `accept` fails for want of descriptors.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The same trouble is logged at most once per this.
@@ -198,6 +201,20 @@ impl Conns {
         }
     }
 
+    /// Closes the answer stalled longest (for a new answer over
+    /// [`MAX_WRITERS`]).
+    fn evict_writer(&mut self, except: u64) {
+        let victim = self
+            .open
+            .iter()
+            .filter(|(id, c)| **id != except && c.state == State::Writing)
+            .min_by_key(|(_, c)| c.since)
+            .map(|(id, _)| *id);
+        if let Some(a) = victim.and_then(|id| self.open.remove(&id)?.abort) {
+            a.abort();
+        }
+    }
+
     fn writers(&self) -> usize {
         self.open
             .values()
@@ -205,16 +222,22 @@ impl Conns {
             .count()
     }
 
-    /// Closes the connection in one of `states` idle or stalled longest;
-    /// false when there is none.
-    fn evict(&mut self, states: &[State], except: u64) -> bool {
-        let victim = self
-            .open
-            .iter()
-            .filter(|(id, c)| **id != except && states.contains(&c.state))
-            .min_by_key(|(_, c)| c.since)
-            .map(|(id, _)| *id);
-        match victim.and_then(|id| self.open.remove(&id)) {
+    /// Closes a connection to make room: the one waiting longest for a
+    /// request head, else the answer stalled longest if it has made no
+    /// progress for [`STALLED`]; false when there is none (an answer
+    /// being taken is never cut for a newcomer).
+    fn evict(&mut self, except: u64) -> bool {
+        let now = Instant::now();
+        let oldest = |state: State| {
+            self.open
+                .iter()
+                .filter(|(id, c)| **id != except && c.state == state)
+                .min_by_key(|(_, c)| c.since)
+                .map(|(id, c)| (*id, c.since))
+        };
+        let victim = oldest(State::Reading)
+            .or_else(|| oldest(State::Writing).filter(|(_, since)| now - *since >= STALLED));
+        match victim.and_then(|(id, _)| self.open.remove(&id)) {
             Some(c) => {
                 if let Some(a) = c.abort {
                     a.abort();
@@ -257,9 +280,7 @@ async fn accept_loop(std_listener: std::net::TcpListener, shared: Arc<Shared>) {
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
                 );
                 if out_of_fds {
-                    let closed = shared
-                        .conns()
-                        .evict(&[State::Reading, State::Writing], u64::MAX);
+                    let closed = shared.conns().evict(u64::MAX);
                     shared.log("fds", || {
                         format!(
                             "accept: {e} (at the open-files limit): {}",
@@ -292,9 +313,7 @@ async fn accept_loop(std_listener: std::net::TcpListener, shared: Arc<Shared>) {
 fn admit(stream: TcpStream, shared: &Arc<Shared>) {
     let id = {
         let mut conns = shared.conns();
-        if conns.open.len() >= shared.max_connections
-            && !conns.evict(&[State::Reading, State::Writing], u64::MAX)
-        {
+        if conns.open.len() >= shared.max_connections && !conns.evict(u64::MAX) {
             drop(conns);
             shared.log("busy", || {
                 format!(
@@ -371,7 +390,7 @@ async fn connection(mut stream: TcpStream, me: Registered) {
         {
             let mut conns = shared.conns();
             if conns.writers() >= MAX_WRITERS {
-                conns.evict(&[State::Writing], me.id);
+                conns.evict_writer(me.id);
             }
             conns.set(me.id, State::Writing);
         }

@@ -78,6 +78,15 @@ fn scrape(ns: &Netns, limit: Duration) -> Option<(u16, usize, Duration)> {
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    // A body cut short is no answer.
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))?
+        .parse()
+        .ok()?;
+    if length != body.len() {
+        return None;
+    }
     Some((code, body.len(), start.elapsed()))
 }
 
