@@ -16,6 +16,8 @@
 #
 #   scripts/soak-exporter.sh                   ENTRIES=150000 NOFILE=128 SECONDS=5
 #   scripts/soak-exporter.sh ENTRIES NOFILE SECONDS
+#   EXPORTER=PATH scripts/soak-exporter.sh      another exporter binary
+#   ATTACKS="pipeline header" scripts/soak-exporter.sh   only these attacks
 #
 # Needs root, curl and python3 (the attackers).
 set -euo pipefail
@@ -29,6 +31,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 cargo build --release -q -p tcbpf-cli -p tcbpf-exporter -p tcbpf --bin tcbpf --bin tcbpf-exporter --example map_raw_batch
 T=${CARGO_TARGET_DIR:-$PWD/target}/release
+# EXPORTER=PATH runs another build (e.g. an older one, for figures side by
+# side); the emfile attack needs 'connections N'.
+EXPORTER=${EXPORTER:-$T/tcbpf-exporter}
+# ATTACKS="…" runs only these, in this order.
+ATTACKS=${ATTACKS:-slowloris pipeline nonread header emfile}
 WORK=$(mktemp -d /tmp/tcbpf-soak-exp.XXXXXX)
 NS=tcbpf-soak-exp-$$
 PIDS=()
@@ -117,7 +124,7 @@ PY
 
 start_exporter() { # PORT EXTRA…
     local port=$1; shift
-    ip netns exec "$NS" prlimit --nofile="$NOFILE:$NOFILE" "$T/tcbpf-exporter" listen "127.0.0.1:$port" pinned "$MAP" config "$WORK/full.conf" "$@" 2>>"$WORK/exporter-$port.log" &
+    ip netns exec "$NS" prlimit --nofile="$NOFILE:$NOFILE" "$EXPORTER" listen "127.0.0.1:$port" pinned "$MAP" config "$WORK/full.conf" "$@" 2>>"$WORK/exporter-$port.log" &
     PIDS+=($!)
     for _ in $(seq 100); do ip netns exec "$NS" curl -s -o /dev/null "http://127.0.0.1:$port/" && return; sleep 0.1; done
     echo "exporter on $port did not start" >&2; exit 1
@@ -159,12 +166,14 @@ attack() { # MODE PORT PID
 start_exporter 9121
 P1=${PIDS[-1]}
 echo "tcbpf exporter under attack: $N series (~$(( N * 40 / 1000000 )) MB body), --nofile=$NOFILE, $SECS s per attack"
-for mode in slowloris pipeline nonread header; do
-    attack "$mode" 9121 "$P1"
+for mode in $ATTACKS; do
+    [ "$mode" = emfile ] || attack "$mode" 9121 "$P1"
 done
-start_exporter 9122 connections 100000
-attack emfile 9122 "${PIDS[-1]}"
-echo "exporter logs (9121, then 9122):"
-sed 's/^/  /' "$WORK/exporter-9121.log" "$WORK/exporter-9122.log"
+if [[ " $ATTACKS " == *" emfile "* ]]; then
+    start_exporter 9122 connections 100000
+    attack emfile 9122 "${PIDS[-1]}"
+fi
+echo "exporter logs:"
+sed 's/^/  /' "$WORK"/exporter-*.log
 [ "$FAILED" = 0 ] || { echo "soak-exporter: FAILED" >&2; exit 1; }
 echo "soak-exporter: ok"
