@@ -239,11 +239,14 @@ impl Watched {
     }
 }
 
-/// A key's parts as shown (member paths joined with `_`, as labels are).
+/// A key's parts as shown, named as the exporter's labels are (member
+/// paths joined with `_`, unique: see `names`).
 fn key_text(parts: &[(String, KeyPart)], names: &mut IfNames) -> Vec<(String, String)> {
-    parts
-        .iter()
-        .map(|(n, p)| (n.replace('.', "_"), render_part(p, None, names)))
+    let paths: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    crate::names::key_labels(&paths, &[])
+        .into_iter()
+        .zip(parts)
+        .map(|(label, (_, p))| (label, render_part(p, None, names)))
         .collect()
 }
 
@@ -411,43 +414,59 @@ pub fn text_block(frames: &[Frame]) -> String {
     s
 }
 
-/// One snapshot as one JSON object on one line.
+/// One snapshot as one JSON object on one line, written as it goes (no
+/// tree of values: a snapshot of a million rows costs its text).
 pub fn json_line(frames: &[Frame]) -> String {
-    use serde_json::{json, Map, Value};
-    let maps: Vec<Value> = frames
-        .iter()
-        .map(|f| {
-            let rows: Vec<Value> = f
-                .rows
-                .iter()
-                .map(|r| {
-                    let key: Map<String, Value> =
-                        r.key.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
-                    let mut values = Map::new();
-                    let mut rates = Map::new();
-                    for (i, name) in f.fields.iter().enumerate() {
-                        let n = field_title(name).to_string();
-                        let v = r.values[i];
-                        values.insert(
-                            n.clone(),
-                            i64::try_from(v).map_or_else(|_| json!(v.to_string()), |v| json!(v)),
-                        );
-                        rates.insert(n, r.rates[i].map_or(Value::Null, |x| json!(x)));
-                    }
-                    let state = match r.mark {
-                        '+' => "new",
-                        '-' => "gone",
-                        _ => "kept",
-                    };
-                    json!({"key": key, "values": values, "rates": rates, "state": state})
-                })
-                .collect();
-            json!({"map": f.name, "id": f.id, "type": f.kind, "entries": f.entries, "rows": rows})
-        })
-        .collect();
-    let mut line = json!({"time": unix_time(), "maps": maps}).to_string();
-    line.push('\n');
-    line
+    use std::fmt::Write;
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let float = |x: f64| serde_json::to_string(&x).unwrap_or_else(|_| "null".into());
+    let mut out = String::new();
+    let _ = write!(out, "{{\"time\":{},\"maps\":[", float(unix_time()));
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"map\":{},\"id\":{},\"type\":{},\"entries\":{},\"rows\":[",
+            q(&f.name),
+            f.id,
+            q(&f.kind),
+            f.entries
+        );
+        for (j, r) in f.rows.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":{");
+            for (k, (n, v)) in r.key.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let _ = write!(out, "{comma}{}:{}", q(n), q(v));
+            }
+            out.push_str("},\"values\":{");
+            for (k, name) in f.fields.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let v = r.values[k];
+                let v = i64::try_from(v).map_or_else(|_| q(&v.to_string()), |v| v.to_string());
+                let _ = write!(out, "{comma}{}:{v}", q(field_title(name)));
+            }
+            out.push_str("},\"rates\":{");
+            for (k, name) in f.fields.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let rate = r.rates[k].map_or_else(|| "null".to_string(), float);
+                let _ = write!(out, "{comma}{}:{rate}", q(field_title(name)));
+            }
+            let state = match r.mark {
+                '+' => "new",
+                '-' => "gone",
+                _ => "kept",
+            };
+            let _ = write!(out, "}},\"state\":\"{state}\"}}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}\n");
+    out
 }
 
 #[cfg(test)]
@@ -524,5 +543,45 @@ mod tests {
         assert_eq!(bad("interval 1").unwrap_err().code, 2);
         assert_eq!(bad("id 3 top x").unwrap_err().code, 2);
         assert_eq!(bad("id 3 key count 1").unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn a_json_snapshot_is_one_valid_object_with_exact_values() {
+        let frame = Frame {
+            name: "m\"x".into(),
+            id: 7,
+            kind: "hash".into(),
+            entries: 2,
+            fields: vec!["packets".into(), String::new()],
+            rows: vec![
+                Shown {
+                    key: vec![
+                        ("proto".into(), "17".into()),
+                        ("in_port".into(), "a\\b".into()),
+                    ],
+                    values: vec![5, i128::from(u64::MAX)],
+                    rates: vec![Some(2.5), None],
+                    mark: '+',
+                },
+                shown("9", vec![Some(0.0), Some(1.0)]),
+            ],
+        };
+        let line = json_line(&[frame]);
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let m = &v["maps"][0];
+        assert_eq!(
+            (m["map"].as_str(), m["id"].as_u64()),
+            (Some("m\"x"), Some(7))
+        );
+        let r = &m["rows"][0];
+        assert_eq!(r["key"]["in_port"], "a\\b");
+        assert_eq!(r["values"]["packets"], 5);
+        assert_eq!(r["values"]["value"], u64::MAX.to_string());
+        assert_eq!(r["rates"]["packets"], 2.5);
+        assert!(r["rates"]["value"].is_null());
+        assert_eq!(r["state"], "new");
+        assert_eq!(m["rows"][1]["state"], "kept");
+        assert_eq!(m["rows"][1]["rates"]["value"], 1.0);
     }
 }
