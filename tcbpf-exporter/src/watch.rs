@@ -187,10 +187,11 @@ impl Watched {
         let mut next = Snapshot::new(self.map.info.key_size as usize, fields);
         let mut top = TopRows::new(o.top);
         let map = &self.map;
+        let mut labels = LabelNames::default();
         let mut offer = |key: &[u8], values: &[i128], rates: Vec<Option<f64>>, mark: char| {
             top.offer(
                 score(&rates, column),
-                || key_text(&map.parts_of(key), names),
+                || key_text(&map.parts_of(key), &mut labels, names),
                 |k| Shown {
                     key: k.to_vec(),
                     values: values.to_vec(),
@@ -239,14 +240,39 @@ impl Watched {
     }
 }
 
+/// The label names of the last key shape seen (a map's keys share one).
+#[derive(Default)]
+struct LabelNames {
+    paths: Vec<String>,
+    labels: Vec<String>,
+}
+
+impl LabelNames {
+    /// The names of `parts`, as the exporter's labels (unique: see `names`).
+    fn of(&mut self, parts: &[(String, KeyPart)]) -> &[String] {
+        let same = self.paths.len() == parts.len()
+            && self.paths.iter().zip(parts).all(|(p, (q, _))| p == q);
+        if !same {
+            self.paths = parts.iter().map(|(p, _)| p.clone()).collect();
+            let refs: Vec<&str> = self.paths.iter().map(String::as_str).collect();
+            self.labels = crate::names::key_labels(&refs, &[]);
+        }
+        &self.labels
+    }
+}
+
 /// A key's parts as shown, named as the exporter's labels are (member
-/// paths joined with `_`, unique: see `names`).
-fn key_text(parts: &[(String, KeyPart)], names: &mut IfNames) -> Vec<(String, String)> {
-    let paths: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
-    crate::names::key_labels(&paths, &[])
-        .into_iter()
+/// paths joined with `_`, unique).
+fn key_text(
+    parts: &[(String, KeyPart)],
+    labels: &mut LabelNames,
+    names: &mut IfNames,
+) -> Vec<(String, String)> {
+    labels
+        .of(parts)
+        .iter()
         .zip(parts)
-        .map(|(label, (_, p))| (label, render_part(p, None, names)))
+        .map(|(label, (_, p))| (label.clone(), render_part(p, None, names)))
         .collect()
 }
 
