@@ -269,3 +269,35 @@ fn bad_words_are_usage_errors() {
     let (code, _, err) = run_bin(BIN, &["listen", ":9", "pinned", "/nonexistent/pin"]);
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn an_endless_or_huge_config_file_is_refused_not_read_to_the_end() {
+    // /dev/zero never ends: read whole, it grew until killed.
+    let mut child = std::process::Command::new(BIN)
+        .args(["listen", ":9", "config", "/dev/zero", "dev", "lo"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(err.contains("config /dev/zero: larger than 1 MiB"), "{err}");
+    // A directory is bad input too, not a failure of the exporter.
+    let (code, _, err) = run_bin(BIN, &["listen", ":9", "config", "/", "dev", "lo"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("config /: "), "{err}");
+}
