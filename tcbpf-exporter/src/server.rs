@@ -291,10 +291,13 @@ async fn accept_loop(std_listener: std::net::TcpListener, shared: Arc<Shared>) {
                             }
                         )
                     });
-                    // A descriptor freed: accept again at once (each turn
-                    // takes a connection, so this does not spin); none to
-                    // free: wait.
-                    if !closed {
+                    // A connection closed: let its task end (its descriptor
+                    // is freed when the aborted task is dropped), then accept
+                    // again at once: each turn takes a connection, so this
+                    // does not spin. None to close: wait.
+                    if closed {
+                        tokio::task::yield_now().await;
+                    } else {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 } else if !matches!(
