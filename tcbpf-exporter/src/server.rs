@@ -1,5 +1,5 @@
 //! The HTTP side of `tcbpf exporter listen`: a small HTTP/1.1 server of
-//! its own on tokio (one I/O thread, a current-thread runtime), because
+//! its own on tokio (a current-thread runtime: all I/O on the main thread), because
 //! the exporter must keep answering scrapes while local clients misbehave,
 //! and tiny_http (one thread per connection, no read or write timeout, an
 //! accept thread that ends for good at `EMFILE`) could not. hyper would
@@ -15,8 +15,8 @@
 //!   [`STALLED`]; an answer being taken is never cut), so a fresh scrape
 //!   always finds room; with nothing to close, the accept
 //!   loop backs off [`ACCEPT_BACKOFF`]: it never spins.
-//! - **threads**: the I/O thread and at most [`SCRAPE_THREADS`] scrape
-//!   threads (plus `main`), whatever the clients do.
+//! - **threads**: the main thread (all I/O) and at most [`SCRAPE_THREADS`]
+//!   scrape threads, whatever the clients do.
 //! - **requests**: a head of at most `http::MAX_HEAD` bytes, complete
 //!   within [`HEAD_TIMEOUT`] of the connection or of the last answer;
 //!   no request body (413). One request at a time per connection: a
