@@ -187,7 +187,7 @@ impl Collector {
             }
         }
         for id in outers {
-            export_generations(id, &seen_maps[&id], fams, errors);
+            export_generations(id, &seen_maps[&id], own, fams, errors);
         }
     }
 
@@ -332,6 +332,7 @@ struct Own {
     entries: usize,
     dropped: usize,
     errors: usize,
+    policy_generation: usize,
 }
 
 impl Own {
@@ -367,6 +368,11 @@ impl Own {
                 "Problems met in this scrape (devices or maps that could not be read)",
                 Type::Gauge,
             ),
+            policy_generation: fams.own(
+                "tcbpf_policy_generation",
+                "The policy generation in force at a slot of a map-in-map (tcbpf map commit; 0 without one)",
+                Type::Gauge,
+            ),
         }
     }
 }
@@ -377,7 +383,13 @@ const MAX_SLOTS: usize = 1024;
 /// `tcbpf_policy_generation`: the policy generation (`tcbpf map commit`)
 /// each filled slot of a map-in-map holds; nothing for other maps that
 /// have no rows to export.
-fn export_generations(id: u32, origin: &Origin, fams: &mut Families, errors: &mut Vec<String>) {
+fn export_generations(
+    id: u32,
+    origin: &Origin,
+    own: &Own,
+    fams: &mut Families,
+    errors: &mut Vec<String>,
+) {
     use tcbpf::abi::MapType;
     use tcbpf::maps::generation;
     let Ok(fd) = sys::obj::map_by_id(id, sys::obj::open::RDONLY) else {
@@ -416,12 +428,8 @@ fn export_generations(id: u32, origin: &Origin, fams: &mut Families, errors: &mu
             ("slot".to_string(), slot.to_string()),
         ];
         labels.extend(origin.labels.iter().cloned());
-        fams.family(
-            "tcbpf_policy_generation",
-            "The policy generation in force at a slot of a map-in-map (tcbpf map commit; 0 without one)",
-            Type::Gauge,
-        )
-        .push(&labels_text(&labels), Number::Int(inner.generation as i128));
+        fams.at(own.policy_generation)
+            .push(&labels_text(&labels), Number::Int(inner.generation as i128));
     }
 }
 
