@@ -158,8 +158,8 @@ pub struct Keeper {
 impl Keeper {
     /// Binds (or takes over) the sockets and picks up the state.
     pub fn start(mut config: Config) -> Result<(Keeper, Option<LineFn>)> {
-        let store =
-            Store::open(config.state.as_deref()).map_err(|m| Error::new(ErrorKind::BadInput, m))?;
+        let store = Store::open(config.state.as_deref(), &mut config.log)
+            .map_err(|m| Error::new(ErrorKind::BadInput, m))?;
         let (listener, receiver) = match config.activated.take() {
             Some((client, import)) => (
                 Listener {
@@ -301,7 +301,7 @@ impl Keeper {
             Ok(received) => {
                 let n = received.maps.len();
                 let object = received.object.name.clone();
-                match self.store.insert(received) {
+                match self.store.insert(received, &mut self.log) {
                     Ok((name, replaced)) => {
                         self.counters.imports += 1;
                         (self.log)(&format!(
