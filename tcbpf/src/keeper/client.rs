@@ -72,8 +72,24 @@ impl Client {
 
     fn send(&self, req: &Request) -> Result<()> {
         let bytes = proto::encode_request(req).map_err(|e| Error::new(ErrorKind::BadInput, e.0))?;
-        unix::send_datagram(self.sock.as_fd(), &bytes, &[])
-            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
+        unix::send_datagram(self.sock.as_fd(), &bytes, &[]).map_err(|e| self.refused_or(e))
+    }
+
+    /// The keeper's own reason when it refused this connection before the
+    /// request went out (it answers "busy: …" and closes, so the send
+    /// fails with EPIPE or ECONNRESET while the answer waits unread);
+    /// otherwise the failed send.
+    fn refused_or(&self, e: std::io::Error) -> Error {
+        if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+            if let Ok(d) = unix::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, false) {
+                if !d.bytes.is_empty() {
+                    if let Err(refusal) = self.header(&d) {
+                        return refusal;
+                    }
+                }
+            }
+        }
+        Error::os("sendmsg", self.path.display().to_string(), e)
     }
 
     /// One reply message (descriptors inheritable when asked), within
@@ -242,8 +258,7 @@ impl Client {
     /// Sends raw bytes (and descriptors) as one request without waiting
     /// for the reply (for tests of hostile clients).
     pub fn send_raw(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<()> {
-        unix::send_datagram(self.sock.as_fd(), bytes, fds)
-            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
+        unix::send_datagram(self.sock.as_fd(), bytes, fds).map_err(|e| self.refused_or(e))
     }
 
     /// Sends raw bytes as one request (for tests of hostile clients) and

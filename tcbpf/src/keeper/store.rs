@@ -28,6 +28,7 @@ use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One map of a set.
 #[derive(Debug)]
@@ -159,7 +160,7 @@ struct StateDir {
 /// Every set the keeper holds.
 #[derive(Debug, Default)]
 pub struct Store {
-    sets: BTreeMap<String, Set>,
+    sets: BTreeMap<String, Arc<Set>>,
     state: Option<StateDir>,
 }
 
@@ -185,12 +186,23 @@ impl Store {
 
     /// The sets, by name.
     pub fn sets(&self) -> impl Iterator<Item = &Set> {
-        self.sets.values()
+        self.sets.values().map(|s| &**s)
     }
 
     /// The set called `name`.
     pub fn get(&self, name: &str) -> Option<&Set> {
-        self.sets.get(name)
+        self.sets.get(name).map(|s| &**s)
+    }
+
+    /// The set called `name`, shared (a reply on its way keeps the maps
+    /// of a set replaced meanwhile).
+    pub fn shared(&self, name: &str) -> Option<Arc<Set>> {
+        self.sets.get(name).cloned()
+    }
+
+    /// Every set, shared.
+    pub fn shared_sets(&self) -> impl Iterator<Item = Arc<Set>> + '_ {
+        self.sets.values().cloned()
     }
 
     /// How many maps the store holds.
@@ -220,7 +232,7 @@ impl Store {
         if let Some(sd) = &self.state {
             pin_set(sd, &set, warn)?;
         }
-        let replaced = self.sets.insert(name.clone(), set).is_some();
+        let replaced = self.sets.insert(name.clone(), Arc::new(set)).is_some();
         Ok((name, replaced))
     }
 
@@ -284,7 +296,7 @@ impl Store {
                 continue;
             };
             if let Some(set) = read_set(sd, name, &set_name, warn) {
-                self.sets.insert(set_name, set);
+                self.sets.insert(set_name, Arc::new(set));
             }
         }
     }
