@@ -102,11 +102,12 @@ fn attack_as_nobody(words: &[&str]) -> std::process::Child {
     cmd.spawn().expect("start keeper_load")
 }
 
-/// Lowers the open-files limit of the running process `pid`.
+/// Lowers the soft open-files limit of the running process `pid` (the
+/// hard one stays: raising it back would need CAP_SYS_RESOURCE).
 fn set_nofile(pid: i32, n: usize) {
     ok({
         let mut c = std::process::Command::new("prlimit");
-        c.args([format!("--pid={pid}"), format!("--nofile={n}:{n}")]);
+        c.args([format!("--pid={pid}"), format!("--nofile={n}:")]);
         c
     });
 }
