@@ -81,11 +81,18 @@ impl Client {
     /// otherwise the failed send.
     fn refused_or(&self, e: std::io::Error) -> Error {
         if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
-            if let Ok(d) = unix::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, false) {
-                if !d.bytes.is_empty() {
-                    if let Err(refusal) = self.header(&d) {
-                        return refusal;
+            // A pending ECONNRESET is reported before the queued answer,
+            // and only once: the second read finds the answer.
+            for _ in 0..2 {
+                match unix::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, false) {
+                    Ok(d) if !d.bytes.is_empty() => {
+                        if let Err(refusal) = self.header(&d) {
+                            return refusal;
+                        }
+                        break;
                     }
+                    Err(r) if r.raw_os_error() == Some(libc::ECONNRESET) => continue,
+                    _ => break,
                 }
             }
         }
@@ -95,6 +102,10 @@ impl Client {
     /// One reply message (descriptors inheritable when asked), within
     /// `deadline`.
     fn recv(&self, deadline: Instant, inheritable: bool) -> Result<unix::RawDatagram> {
+        // The keeper closing with our request unread (it answered "busy")
+        // makes the kernel report ECONNRESET once, before the answer that
+        // is still queued: read on after the first one.
+        let mut reset_seen = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -124,6 +135,10 @@ impl Client {
                 }
                 Ok(d) => return Ok(d),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) && !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
                 Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
             }
         }

@@ -52,10 +52,13 @@
 //! [`crate::exec`], which uses [`client::get`] for
 //! `exec bpf import keeper …`).
 
+pub mod admission;
 pub mod client;
 pub mod listing;
 pub mod policy;
 pub mod proto;
+pub mod ratelog;
+mod reply;
 pub mod server;
 pub mod store;
 pub mod systemd;

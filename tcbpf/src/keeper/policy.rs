@@ -183,7 +183,7 @@ impl Policy {
 
     /// True for root and for a peer some rule gives `rw` (of any set): the
     /// keeper's connection limits never shut these out (see
-    /// [`crate::keeper::server`]).
+    /// [`crate::keeper::admission`]).
     pub fn is_trusted(&self, peer: &Peer) -> bool {
         peer.uid == 0
             || self

@@ -11,29 +11,28 @@
 //! with the reason and the connection closed; descriptors a client sends
 //! are closed unread.
 //!
-//! Admission: root and the users the policy gives `rw` are *trusted*;
-//! everyone else holds at most [`MAX_PER_USER`] connections, and all of
-//! them together [`MAX_UNTRUSTED`]; more are answered "busy" and closed.
-//! When the keeper is full ([`MAX_CONNECTIONS`]) or at its open-files
-//! limit, a trusted client takes the place of the oldest untrusted
-//! connection. At the open-files limit a spare descriptor, kept for that,
-//! is closed to accept (and answer) the waiting connection; when none can
-//! be freed the listener rests [`ACCEPT_BACKOFF`] instead of spinning.
+//! Each new connection is let in or answered "busy" as
+//! [`super::admission`] decides (root and the policy's `rw` users are
+//! never shut out). At the open-files limit a spare descriptor, kept for
+//! that, is closed to accept (and answer) the waiting connection; when
+//! none can be freed the listener rests [`ACCEPT_BACKOFF`] instead of
+//! spinning.
 //!
-//! The loop never prints: it reports events to a log callback, each kind
-//! at most [`LOG_BURST`] lines per [`LOG_INTERVAL`], then one line saying
-//! how many were suppressed.
+//! The loop never prints: it reports events to a log callback,
+//! rate-limited by kind ([`super::ratelog`]).
 
+use super::admission::{self, Admission, Open};
 use super::policy::{Grant, Peer, Policy};
 use super::proto::{self, Access, ClientLine, Listing, Op, Request, Status};
+use super::ratelog::{LogKind, RateLog};
+use super::reply::Outgoing;
 use super::store::{Set, Store};
 use super::{Error, Result};
 use crate::scm::socket as scmsock;
-use crate::scm::wire;
 use crate::scm::{ReceiveOptions, Receiver};
+use crate::sys;
 use crate::sys::signal::{StopSignals, STOP_SIGNALS};
 use crate::sys::unix;
-use crate::sys::{self, MapFd};
 use crate::ErrorKind;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -42,14 +41,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections open at once at most. Beyond it a trusted client (root, or
-/// a user the policy gives `rw`) takes the place of the oldest untrusted
-/// connection; anyone else is answered "busy" and closed.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Connections one untrusted user (no `rw` in the policy) may hold at once.
-pub const MAX_PER_USER: usize = 16;
-/// Connections all untrusted users together may hold at once.
-pub const MAX_UNTRUSTED: usize = 256;
 /// A connection idle this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one import transfer may take once its first datagram arrived.
@@ -60,11 +51,6 @@ pub const SEND_PATIENCE: Duration = Duration::from_secs(5);
 /// How long the listener rests when the keeper is at its open-files limit
 /// and no descriptor could be freed to accept with.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// The window of the log's rate limit.
-pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Lines of one kind (accept failures, refused connections, refused
-/// requests, dropped clients) logged per [`LOG_INTERVAL`] at most.
-pub const LOG_BURST: u32 = 20;
 /// Connections accepted per wake-up at most (the others wait their turn
 /// behind the clients already connected).
 const ACCEPT_BATCH: usize = 64;
@@ -174,22 +160,6 @@ struct Conn {
     out: VecDeque<Outgoing>,
 }
 
-/// A reply message (or a run of them) waiting for room in a client's
-/// socket.
-enum Outgoing {
-    /// One encoded message without descriptors.
-    Message(Vec<u8>),
-    /// The maps of a `get`, one chunk of up to 64 at a time; the set is
-    /// shared, so a replaced set's maps stay open until the reply is out.
-    /// Read-only descriptors are opened for each chunk as it is sent.
-    Maps {
-        set: Arc<Set>,
-        picked: Vec<usize>,
-        read_only: bool,
-        chunk: usize,
-    },
-}
-
 /// What the keeper counts (shown by `status`).
 #[derive(Debug, Default, Clone)]
 struct Counters {
@@ -206,42 +176,6 @@ struct Counters {
     dropped_slow: u64,
 }
 
-/// The kinds of log line that are rate-limited one by one.
-#[derive(Debug, Clone, Copy)]
-enum LogKind {
-    Accept = 0,
-    Connection = 1,
-    Request = 2,
-    Dropped = 3,
-}
-
-impl LogKind {
-    const ALL: [LogKind; 4] = [
-        LogKind::Accept,
-        LogKind::Connection,
-        LogKind::Request,
-        LogKind::Dropped,
-    ];
-
-    fn what(self) -> &'static str {
-        match self {
-            LogKind::Accept => "accept",
-            LogKind::Connection => "refused-connection",
-            LogKind::Request => "refused-request",
-            LogKind::Dropped => "dropped-client",
-        }
-    }
-}
-
-/// One kind's rate limit: lines in the current window, and how many were
-/// left out.
-#[derive(Debug, Clone, Copy)]
-struct RateWindow {
-    start: Instant,
-    lines: u32,
-    suppressed: u64,
-}
-
 /// A running keeper.
 pub struct Keeper {
     listener: Listener,
@@ -253,7 +187,7 @@ pub struct Keeper {
     recent: VecDeque<ClientLine>,
     started: Instant,
     log: LineFn,
-    rate: [RateWindow; 4],
+    rate: RateLog,
     /// A descriptor held only to be closed at the open-files limit, so
     /// that one waiting connection can be accepted and answered.
     spare: Option<OwnedFd>,
@@ -291,11 +225,7 @@ impl Keeper {
             recent: VecDeque::new(),
             started: Instant::now(),
             log: config.log,
-            rate: [RateWindow {
-                start: Instant::now(),
-                lines: 0,
-                suppressed: 0,
-            }; 4],
+            rate: RateLog::new(Instant::now()),
             spare: open_spare(),
             listen_after: None,
         };
@@ -406,41 +336,19 @@ impl Keeper {
         }
     }
 
-    /// Logs `line` unless this kind already logged [`LOG_BURST`] lines in
-    /// the current [`LOG_INTERVAL`] (then it is counted as suppressed).
+    /// Logs `line` unless its kind is over its rate limit.
     fn log_limited(&mut self, kind: LogKind, line: &str) {
         self.flush_logs(false);
-        let w = &mut self.rate[kind as usize];
-        if w.lines < LOG_BURST {
-            w.lines += 1;
+        if self.rate.allow(kind) {
             (self.log)(line);
-        } else {
-            w.suppressed += 1;
         }
     }
 
-    /// Starts a new window for each kind whose window has passed (or for
-    /// every kind when `all`), saying how many lines were suppressed.
+    /// Says how many lines each kind left out, for windows that passed
+    /// (every kind when `all`).
     fn flush_logs(&mut self, all: bool) {
-        let now = Instant::now();
-        for kind in LogKind::ALL {
-            let w = &mut self.rate[kind as usize];
-            if !all && now.duration_since(w.start) < LOG_INTERVAL {
-                continue;
-            }
-            let suppressed = w.suppressed;
-            let secs = now.duration_since(w.start).as_secs();
-            *w = RateWindow {
-                start: now,
-                lines: 0,
-                suppressed: 0,
-            };
-            if suppressed > 0 {
-                (self.log)(&format!(
-                    "{suppressed} more {} line(s) suppressed in the last {secs} s",
-                    kind.what()
-                ));
-            }
+        for line in self.rate.roll(Instant::now(), all) {
+            (self.log)(&line);
         }
     }
 
@@ -519,44 +427,25 @@ impl Keeper {
             groups,
         };
         let trusted = self.policy.is_trusted(&peer);
-        let full = at_limit || self.conns.len() >= MAX_CONNECTIONS;
-        let busy = if trusted {
-            (full && !self.evict_one()).then(|| {
-                if at_limit {
-                    "the keeper is at its open-files limit".to_string()
-                } else {
-                    format!("{MAX_CONNECTIONS} connections open")
-                }
-            })
-        } else if at_limit {
-            Some("the keeper is at its open-files limit".to_string())
-        } else if self.conns.iter().filter(|c| c.peer.uid == uid).count() >= MAX_PER_USER {
-            Some(format!(
-                "uid {uid} has {MAX_PER_USER} connections open, the most for a user the policy gives no 'rw'"
-            ))
-        } else if self.conns.iter().filter(|c| !c.trusted).count() >= MAX_UNTRUSTED {
-            Some(format!(
-                "{MAX_UNTRUSTED} connections of users the policy gives no 'rw' are open"
-            ))
-        } else if full {
-            Some(format!("{MAX_CONNECTIONS} connections open"))
-        } else {
-            None
+        let open = Open {
+            total: self.conns.len(),
+            untrusted: self.conns.iter().filter(|c| !c.trusted).count(),
+            of_user: self.conns.iter().filter(|c| c.peer.uid == uid).count(),
         };
-        match busy {
-            Some(reason) => self.busy(&sock, &peer, &reason),
-            None => {
-                let now = Instant::now();
-                self.conns.push(Conn {
-                    sock,
-                    peer,
-                    trusted,
-                    since: now,
-                    last: now,
-                    out: VecDeque::new(),
-                });
-            }
+        match admission::decide(uid, trusted, at_limit, open) {
+            Admission::Busy(reason) => return self.busy(&sock, &peer, &reason),
+            Admission::EvictOldestUntrusted => self.evict_oldest_untrusted(),
+            Admission::Admit => {}
         }
+        let now = Instant::now();
+        self.conns.push(Conn {
+            sock,
+            peer,
+            trusted,
+            since: now,
+            last: now,
+            out: VecDeque::new(),
+        });
     }
 
     /// Answers a connection "busy: REASON" (non-blocking; it is closed
@@ -575,13 +464,13 @@ impl Keeper {
     }
 
     /// Closes the oldest untrusted connection to make room for a trusted
-    /// client; false when there is none.
-    fn evict_one(&mut self) -> bool {
+    /// client.
+    fn evict_oldest_untrusted(&mut self) {
         let Some(i) = (0..self.conns.len())
             .filter(|&i| !self.conns[i].trusted)
             .min_by_key(|&i| self.conns[i].since)
         else {
-            return false;
+            return;
         };
         let c = self.conns.swap_remove(i);
         self.counters.evicted += 1;
@@ -590,7 +479,6 @@ impl Keeper {
             &c.peer,
             "closed to make room for root or a user the policy gives 'rw'",
         );
-        true
     }
 
     fn import(&mut self) {
@@ -851,17 +739,7 @@ impl Keeper {
             let Some(front) = c.out.front_mut() else {
                 return true;
             };
-            let sent = match front {
-                Outgoing::Message(msg) => {
-                    unix::send_datagram(c.sock.as_fd(), msg, &[]).map(|()| true)
-                }
-                Outgoing::Maps {
-                    set,
-                    picked,
-                    read_only,
-                    chunk,
-                } => send_chunk(c.sock.as_fd(), set, picked, *read_only, chunk),
-            };
+            let sent = front.send(c.sock.as_fd());
             match sent {
                 Ok(done) => {
                     c.last = now;
@@ -881,47 +759,6 @@ impl Keeper {
             }
         }
     }
-}
-
-/// Sends chunk `*chunk` of a `get` reply (up to 64 maps with their
-/// descriptors, read-only ones opened from the map id for this send);
-/// advances `*chunk`. Ok(true) once the last chunk is out.
-fn send_chunk(
-    sock: BorrowedFd<'_>,
-    set: &Set,
-    picked: &[usize],
-    read_only: bool,
-    chunk: &mut usize,
-) -> std::io::Result<bool> {
-    let Some(range) = wire::chunk_ranges(picked.len()).nth(*chunk) else {
-        return Ok(true);
-    };
-    let maps = &picked[range];
-    let descs: Vec<wire::MapDesc> = maps.iter().map(|&p| set.maps[p].desc).collect();
-    let body = wire::encode_chunk(&set.object, picked.len() as u16, &descs);
-    let flags = if read_only { proto::FLAG_READ_ONLY } else { 0 };
-    let msg = proto::encode_reply(Status::Ok, flags, &body);
-    // Read-only descriptors are new ones the kernel opens from the map id
-    // with BPF_F_RDONLY: the holder can read, the kernel refuses its
-    // writes. They close once sent.
-    let mut ro: Vec<MapFd> = Vec::new();
-    if read_only {
-        for &p in maps {
-            let fd =
-                sys::obj::map_by_id(set.maps[p].info.id, sys::obj::open::RDONLY).map_err(|e| {
-                    std::io::Error::other(format!("cannot open a read-only descriptor: {e}"))
-                })?;
-            ro.push(fd);
-        }
-    }
-    let fds: Vec<BorrowedFd<'_>> = if read_only {
-        ro.iter().map(|f| f.as_fd()).collect()
-    } else {
-        maps.iter().map(|&p| set.maps[p].fd.as_fd()).collect()
-    };
-    unix::send_datagram(sock, &msg, &fds)?;
-    *chunk += 1;
-    Ok(wire::chunk_ranges(picked.len()).nth(*chunk).is_none())
 }
 
 fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
