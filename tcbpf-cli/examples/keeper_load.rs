@@ -90,7 +90,10 @@ fn main() {
 fn exit_after(after: Duration, line: impl Fn() -> String + Send + 'static) {
     std::thread::spawn(move || {
         std::thread::sleep(after);
-        println!("{}", line());
+        // Not println!: with nobody reading stdout any more it would
+        // panic this thread and the process would never end.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{}", line());
         std::process::exit(0);
     });
 }

@@ -83,9 +83,28 @@ fn keeper_load() -> std::path::PathBuf {
     bin
 }
 
+/// An attacking process, killed on drop (a failed test leaves none).
+struct Attack(Option<std::process::Child>);
+
+impl Attack {
+    /// Waits for it to end by itself: its output.
+    fn wait_with_output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Attack {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `keeper_load WORDS` as uid 65534, with room for 4096 descriptors of
 /// its own; started, not waited for (it ends by itself).
-fn attack_as_nobody(words: &[&str]) -> std::process::Child {
+fn attack_as_nobody(words: &[&str]) -> Attack {
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args([
         "--nofile=4096:4096",
@@ -99,7 +118,7 @@ fn attack_as_nobody(words: &[&str]) -> std::process::Child {
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped());
-    cmd.spawn().expect("start keeper_load")
+    Attack(Some(cmd.spawn().expect("start keeper_load")))
 }
 
 /// Lowers the soft open-files limit of the running process `pid` (the
@@ -200,7 +219,7 @@ fn two_thousand_connections_at_the_open_files_limit_neither_spin_nor_lock_root_o
         "the keeper used {cpu:?} of CPU in {wall:?} (spinning on accept)"
     );
 
-    let out = attack.wait_with_output().unwrap();
+    let out = attack.wait_with_output();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("hold connected"), "{said}");
     std::thread::sleep(Duration::from_millis(300));
@@ -263,7 +282,7 @@ fn clients_that_never_read_their_gets_cost_only_themselves() {
     assert_eq!(got.received.maps[0].info.id, id);
     drop(got);
 
-    let out = attack.wait_with_output().unwrap();
+    let out = attack.wait_with_output();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("unread sent"), "{said}");
     std::thread::sleep(Duration::from_millis(300));
@@ -294,7 +313,7 @@ fn a_user_over_its_connection_limit_is_told_busy_by_every_client_verb() {
     k.export_map(id, "b.o");
     drop(m);
     let sock = k.sock.to_str().unwrap().to_string();
-    let mut attack = attack_as_nobody(&["hold", &sock, "16", "20"]);
+    let attack = attack_as_nobody(&["hold", &sock, "16", "20"]);
     wait_open(&k.sock, 16);
     let map = format!("b.o/{name}");
     for words in [
@@ -317,8 +336,7 @@ fn a_user_over_its_connection_limit_is_told_busy_by_every_client_verb() {
         errors.is_empty() && slowest < Duration::from_secs(1),
         "{errors:?}"
     );
-    let _ = attack.kill();
-    let _ = attack.wait();
+    drop(attack);
     wait_open(&k.sock, 0);
     let got = ok(as_nobody_in(&[], &["keeper", "list", &sock]));
     assert!(got.contains("set b.o"), "{got}");
