@@ -42,6 +42,12 @@ keeper   run a keeper in the foreground: it binds the import socket UDS
          opened with BPF_F_RDONLY: the kernel refuses writes through them.
          'state DIR' (on a bpffs) pins every set there and picks them up at
          the next start; without it the maps live as long as the keeper.
+         DIR must be owned by root (or the keeper's user), not writable by
+         group or others, and not a symlink; entries the keeper did not
+         make are skipped with a warning, never deleted.
+         Each user without 'rw' holds at most 16 connections (256 for all
+         of them); root and 'rw' users are never shut out. Refused
+         clients are told 'busy'.
          Systemd socket activation (LISTEN_FDS, names 'keeper' and 'import')
          and sd_notify (READY=1, STOPPING=1) work without libsystemd.
          SIGTERM/SIGINT: stop, unlink the sockets it bound, exit 0.

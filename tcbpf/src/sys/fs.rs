@@ -21,7 +21,7 @@ pub fn bpffs_root() -> PathBuf {
 }
 
 /// `BPF_FS_MAGIC`: `statfs.f_type` of a bpffs.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+pub(crate) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// True when `path` is the root or a directory of a mounted bpffs.
 pub fn is_bpffs(path: &Path) -> bool {

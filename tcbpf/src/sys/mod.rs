@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod btf;
+pub(crate) mod dir;
 pub(crate) mod epoll;
 mod error;
 mod fd;
