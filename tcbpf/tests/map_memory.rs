@@ -62,11 +62,10 @@ fn load(fs: &Bpffs, name: &str) -> Result<LoadedObject, tcbpf::load::LoadError> 
     let first = spec.programs.first().expect("a program");
     let opts = LoadOptions {
         program: Some(first.name.clone()),
-        prog_type: if first.section == "action" {
-            tcbpf::load::ProgKind::Act
-        } else {
-            tcbpf::load::ProgKind::Cls
-        },
+        // The kind its section names (`action`, `xdp`…), else a classifier.
+        prog_type: tcbpf::abi::section_by_name(&first.section)
+            .and_then(|s| tcbpf::load::ProgKind::from_word(s.word))
+            .unwrap_or_default(),
         ..fs.options()
     };
     load_file(&fixture(name), &opts)
