@@ -2,7 +2,7 @@
 # Installs what the build and the tests need and a fresh machine lacks:
 # iproute2's tc, strace, python3 and gcc (old hand-off generations),
 # bpftool (loader parity), systemd-socket-activate (the keeper as a
-# service), prometheus and tmux (exporter and map watch), protoc, etcd and
+# service), prometheus and tmux (exporter and map watch), etcd and
 # etcdctl (tcbpf-sync), hyperfine (scripts/bench-map.sh, which CI runs in
 # its tiny form). Each package is installed only when its command is
 # missing, so a second run does nothing.
@@ -38,9 +38,10 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# tcbpf-sync: protoc builds the etcd client's protocol code; its tests run a
-# real etcd (etcd-server) and use etcdctl (etcd-client).
-if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+# tcbpf-sync's tests run a real etcd (etcd-server) and use etcdctl
+# (etcd-client). The build needs no protoc: the etcd client's generated
+# code is committed (third_party/etcd-client).
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        protobuf-compiler etcd-server etcd-client
+        etcd-server etcd-client
 fi
