@@ -23,7 +23,7 @@ use tcbpf::sys::frontend::interrupted;
 /// The example classifier, compiled from `bpf/demo.c`.
 const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcbpf demo [ watch ] [ seconds N ]
 
 Creates two network namespaces joined by a veth pair, attaches the built-in
@@ -66,7 +66,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `tcbpf demo`.
-    enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
+    pub(super) enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
 }
 
 /// Everything the demo creates; dropping it removes all of it.
