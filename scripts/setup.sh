@@ -2,9 +2,10 @@
 # Installs what the build and the tests need and a fresh machine lacks:
 # iproute2's tc, strace, python3 and gcc (old hand-off generations),
 # bpftool (loader parity), systemd-socket-activate (the keeper as a
-# service), prometheus and tmux (exporter and map watch), etcd and
-# etcdctl (tcbpf-sync), hyperfine (scripts/bench-map.sh, which CI runs in
-# its tiny form). Each package is installed only when its command is
+# service; systemd-analyze checks the units), man (the generated man
+# pages), prometheus and tmux (exporter and map watch), etcd and etcdctl
+# (tcbpf-sync), hyperfine (scripts/bench-map.sh, which CI runs in its tiny
+# form). Each package is installed only when its command is
 # missing, so a second run does nothing.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -32,6 +33,8 @@ if ! command -v systemd-socket-activate >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
 fi
 need=()
+# man renders the generated man pages (gen_docs, deb_package).
+command -v man >/dev/null || need+=(man-db)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v tmux >/dev/null || need+=(tmux)
 command -v hyperfine >/dev/null || need+=(hyperfine)
