@@ -205,3 +205,86 @@ fn unknown_page_and_shell_are_refused_with_the_choices() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bash, zsh, fish"));
 }
+
+fn have(shell: &str) -> bool {
+    Command::new(shell)
+        .args(["-c", "exit 0"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn fish_completion_offers_the_parsers_words_and_files_elsewhere() {
+    if !have("fish") {
+        eprintln!("SKIP fish_completion_offers_the_parsers_words_and_files_elsewhere: no fish");
+        return;
+    }
+    let dir = TempDir::new("gen-fish");
+    let script = dir.0.join("tcbpf.fish");
+    std::fs::write(&script, tcbpf(&["gen", "completions", "fish"])).unwrap();
+    std::fs::write(dir.0.join("some.o"), b"").unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let out = Command::new("fish")
+            .args(["--no-config", "-c"])
+            .arg(format!(
+                "source '{}'; complete -C '{BIN} {line}'",
+                script.display()
+            ))
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(complete("map d"), ["delete", "dump"]);
+    assert_eq!(complete("exec b"), ["bpf"]);
+    // Where tcbpf has no words (a path comes), fish offers files.
+    assert_eq!(complete("map dump pinned so"), ["some.o"]);
+}
+
+#[test]
+fn zsh_completion_function_offers_the_parsers_words() {
+    if !have("zsh") {
+        eprintln!("SKIP zsh_completion_function_offers_the_parsers_words: no zsh");
+        return;
+    }
+    let dir = TempDir::new("gen-zsh");
+    let script = dir.0.join("_tcbpf");
+    std::fs::write(&script, tcbpf(&["gen", "completions", "zsh"])).unwrap();
+    // The script's own function, run by zsh with the completion system's
+    // two builtins it calls (compadd, _files) standing in as printers.
+    let complete = |typed: &str, current: usize| -> Vec<String> {
+        let out = Command::new("zsh")
+            .arg("-f")
+            .arg("-c")
+            .arg(format!(
+                "compadd() {{ [[ $1 == -a ]] && print -l ${{(P)2}}; }}; _files() {{ print FILES; }}; \
+                 words=({BIN} {typed} ''); CURRENT={current}; source '{}'",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let after_map = complete("map", 3);
+    assert!(
+        after_map.contains(&"dump".to_string()) && after_map.contains(&"delete".to_string()),
+        "{after_map:?}"
+    );
+    assert_eq!(complete("map dump pinned", 5), ["FILES"]);
+}

@@ -264,8 +264,13 @@ _tcbpf "$@"
 "#;
 
 const FISH: &str = r#"# fish completion for tcbpf (made by `tcbpf gen completions fish`).
-# The words come from tcbpf itself (`tcbpf gen complete WORD...`).
-complete -c tcbpf -a '(tcbpf gen complete (commandline -opc)[2..-1] 2>/dev/null)'
+# The words come from tcbpf itself (`tcbpf gen complete WORD...`); where it
+# has none (a path, a number), fish offers files.
+function __tcbpf_next
+    set -l words (commandline -opc)
+    $words[1] gen complete $words[2..-1] 2>/dev/null
+end
+complete -c tcbpf -f -n 'test -n "$(__tcbpf_next)"' -a '(__tcbpf_next)'
 "#;
 
 // ---- man pages --------------------------------------------------------
