@@ -56,9 +56,24 @@ const PAGES: &[(&str, &str)] = &[
     ),
 ];
 
+const USAGE: &str = "\
+Usage: tcbpf gen man [ PAGE ]
+       tcbpf gen completions { bash | zsh | fish }
+       tcbpf gen complete [ WORD... ]
+
+Man pages (roff; without PAGE, the page names) and shell completions, made
+from tcbpf's own help texts and keyword tables (scripts/install.sh runs
+these). 'complete' prints the words that may follow WORD..., as the
+completion scripts ask.
+";
+
 /// Runs `tcbpf gen …`.
 pub fn run(w: &mut Words) -> Result<(), CliError> {
     let what = w.expect("man, completions or complete after 'gen'")?;
+    if super::words::is_help(&what) {
+        print!("{USAGE}");
+        return Ok(());
+    }
     match what.as_str() {
         "man" => {
             let Some(page) = w.next() else {
