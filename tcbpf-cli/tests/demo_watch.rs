@@ -26,8 +26,14 @@ fn leftovers(pid: u32) -> Vec<String> {
     left
 }
 
+/// One test at a time: the first copies tcbpf and runs the copy, and a
+/// copy still open for writing in a child the other test's thread has just
+/// forked makes exec fail with ETXTBSY.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn demo_watch_without_the_exporter_fails_before_setting_anything_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("demo-noexp");
     let bin = dir.0.join("tcbpf");
     std::fs::copy(env!("CARGO_BIN_EXE_tcbpf"), &bin).unwrap();
@@ -143,6 +149,7 @@ fn final_packets(screen: &str, proto: u32) -> Option<u64> {
 #[test]
 fn q_or_ctrl_c_in_the_view_ends_the_demo_and_prints_the_final_counters() {
     tcbpf_testkit::require_root!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     build_exporter();
     for key in ["q", "C-c"] {
         let cmd = format!(
