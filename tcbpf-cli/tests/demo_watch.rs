@@ -111,6 +111,23 @@ impl Drop for Tmux {
     }
 }
 
+/// SIGINT to a demo still running (it then removes what it made), and a
+/// wait for its namespaces to go.
+struct Interrupt(Option<u32>);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) on the demo this test started, not yet ended.
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !leftovers(pid).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 /// Builds tcbpf-exporter beside the tcbpf under test (the view is its),
 /// unless the workspace build has made it.
 fn build_exporter() {
@@ -151,12 +168,26 @@ fn q_or_ctrl_c_in_the_view_ends_the_demo_and_prints_the_final_counters() {
     tcbpf_testkit::require_root!();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     build_exporter();
+    let dir = TempDir::new("demo-watch");
     for key in ["q", "C-c"] {
+        let pid_file = dir.join(format!("pid-{key}"));
         let cmd = format!(
-            "sh -c 'echo DEMOPID=$$; exec {} demo watch seconds 60'; echo DEMO-EXIT=$?; sleep 60",
+            "sh -c 'echo $$ > {}; exec {} demo watch seconds 60'; echo DEMO-EXIT=$?; sleep 60",
+            pid_file.display(),
             env!("CARGO_BIN_EXE_tcbpf")
         );
         let tmux = Tmux::new(&cmd);
+        // Dropped before the tmux server: a demo still running when the
+        // test fails is interrupted, so it removes what it made.
+        let mut demo = Interrupt(None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while demo.0.is_none() && Instant::now() < deadline {
+            demo.0 = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = demo.0.expect("the demo's pid");
         let view = tmux.until(Duration::from_secs(20), |s| {
             s.contains("map proto_stats") && s.contains("PACKETS")
         });
@@ -167,6 +198,9 @@ fn q_or_ctrl_c_in_the_view_ends_the_demo_and_prints_the_final_counters() {
         let asked = Instant::now();
         let after = tmux.until(Duration::from_secs(15), |s| s.contains("DEMO-EXIT="));
         let took = asked.elapsed();
+        if after.contains("DEMO-EXIT=") {
+            demo.0 = None; // ended: its pid is no longer its
+        }
         assert!(
             after.contains("DEMO-EXIT=0"),
             "{key}: the demo did not end cleanly:\n{after}"
@@ -190,11 +224,6 @@ fn q_or_ctrl_c_in_the_view_ends_the_demo_and_prints_the_final_counters() {
         assert!(udp > 0 && icmp > 0, "{after}");
         assert_eq!(final_packets(&after, 17), Some(udp), "{key} UDP:\n{after}");
         assert_eq!(final_packets(&after, 1), Some(icmp), "{key} ICMP:\n{after}");
-        let pid: u32 = after
-            .lines()
-            .find_map(|l| l.strip_prefix("DEMOPID="))
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no DEMOPID line:\n{after}"));
         assert_eq!(leftovers(pid), Vec::<String>::new());
     }
 }
