@@ -61,7 +61,7 @@ struct Args {
 
 keywords! {
     /// The one verb of `tcbpf chain`.
-    enum ChainVerb("chain command") { Apply = "apply" }
+    pub(super) enum ChainVerb("chain command") { Apply = "apply" }
 }
 
 keywords! {

@@ -90,13 +90,13 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The one type `exec` knows.
-    enum ExecType("exec type") { Bpf = "bpf" }
+    pub(super) enum ExecType("exec type") { Bpf = "bpf" }
 }
 
 keywords! {
     /// The verbs of `exec bpf` (`dbg`, tc's short form of debug, is
     /// matched before these so that `d` stays a prefix of `debug` alone).
-    enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
+    pub(super) enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
 }
 
 keywords! {

@@ -13,6 +13,27 @@ use std::os::unix::ffi::OsStrExt;
 /// The helper binary's file name.
 pub const EXPORTER: &str = "tcbpf-exporter";
 
+/// Where `exec` would find `tcbpf-exporter`: beside this binary, else the
+/// first executable of that name on PATH. `None` when neither has it.
+pub fn find_exporter() -> Option<std::path::PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(EXPORTER)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(EXPORTER))
+                .find(|p| is_executable(p))
+        })
+    })
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Replaces this process with `tcbpf-exporter [-j] ARGS…`.
 pub fn exec(g: &Global, args: Vec<String>) -> Result<(), CliError> {
     let beside = std::env::current_exe()

@@ -43,14 +43,14 @@ Usage: tcbpf [-n NETNS] link set dev DEV { xdp | xdpgeneric | xdpdrv | xdpoffloa
 
 keywords! {
     /// The verbs of `tcbpf link`.
-    enum LinkVerb("link command") {
+    pub(super) enum LinkVerb("link command") {
         Set = "set",
     }
 }
 
 keywords! {
     /// The XDP hook's words (iproute2's).
-    enum ModeWord("xdp mode") {
+    pub(super) enum ModeWord("xdp mode") {
         Auto = "xdp",
         Generic = "xdpgeneric",
         Driver = "xdpdrv",
@@ -60,7 +60,7 @@ keywords! {
 
 keywords! {
     /// What goes on the hook.
-    enum Source("program source") {
+    pub(super) enum Source("program source") {
         Obj = "obj" | "object",
         Pinned = "pinned",
         Off = "off",

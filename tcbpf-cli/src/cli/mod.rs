@@ -12,6 +12,7 @@ mod exec;
 mod external;
 mod filter;
 mod filter_obj;
+mod gen;
 mod graft;
 mod keeper;
 mod link;
@@ -131,6 +132,10 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
     if is_help(&object) {
         print!("{USAGE}");
         return Ok(());
+    }
+    // Hidden: man pages and completions (`tcbpf gen man`, scripts/install.sh).
+    if object == "gen" {
+        return gen::run(&mut w);
     }
     if let Some(name) = &g.netns {
         tcbpf::tc::netns::enter(name)

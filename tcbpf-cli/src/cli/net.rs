@@ -26,7 +26,7 @@ Usage: tcbpf [-j] [-n NETNS] net show [ dev DEV ]
 
 keywords! {
     /// The verbs of `tcbpf net`.
-    enum NetVerb("net command") {
+    pub(super) enum NetVerb("net command") {
         Show = "show" | "list",
     }
 }

@@ -52,7 +52,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf obj`.
-    enum ObjVerb("obj command") { Show = "show", Load = "load" }
+    pub(super) enum ObjVerb("obj command") { Show = "show", Load = "load" }
 }
 
 keywords! {

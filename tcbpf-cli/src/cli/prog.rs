@@ -25,7 +25,7 @@ Usage: tcbpf [-j] [-n NETNS] prog show [ id N | pinned PATH ]
 
 keywords! {
     /// The verbs of `tcbpf prog`.
-    enum ProgVerb("prog command") {
+    pub(super) enum ProgVerb("prog command") {
         Show = "show" | "list",
     }
 }

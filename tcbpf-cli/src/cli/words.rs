@@ -135,6 +135,10 @@ macro_rules! keywords {
         }
 
         impl $name {
+            /// What this grammar position is called in messages ("map command").
+            #[allow(dead_code)]
+            $vis const WHAT: &'static str = $what;
+
             /// Every word and the keyword it names, in grammar order.
             #[allow(dead_code)]
             $vis const WORDS: &'static [(&'static str, $name)] =

@@ -6,7 +6,7 @@ use super::super::words::keywords;
 
 keywords! {
     /// The verbs of `tcbpf filter`.
-    pub(super) enum FilterVerb("filter verb") {
+    pub(in crate::cli) enum FilterVerb("filter verb") {
         Add = "add",
         Replace = "replace",
         Delete = "del" | "delete",
@@ -16,7 +16,7 @@ keywords! {
 
 keywords! {
     /// The options of a filter line, before and around `bpf …`.
-    pub(super) enum FilterOption("filter option") {
+    pub(in crate::cli) enum FilterOption("filter option") {
         Dev = "dev",
         Ingress = "ingress",
         Egress = "egress",
@@ -86,7 +86,7 @@ keywords! {
 
 keywords! {
     /// The verbs of `tcbpf qdisc`.
-    pub(super) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
+    pub(in crate::cli) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
 }
 
 keywords! {

@@ -18,6 +18,9 @@ use super::words::{is_help, Words};
 pub use args::Hook;
 pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
+// For `tcbpf gen` (man pages, completions).
+pub(super) use args::{FILTER_USAGE, QDISC_USAGE};
+pub(super) use keywords::{FilterOption, FilterVerb, QdiscVerb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};

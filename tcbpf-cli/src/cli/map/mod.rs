@@ -189,7 +189,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf map`.
-    enum MapVerb("map command") {
+    pub(super) enum MapVerb("map command") {
         Show = "show" | "list",
         Create = "create",
         Lookup = "lookup",
