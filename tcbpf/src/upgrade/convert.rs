@@ -179,6 +179,24 @@ struct Compiler<'a> {
     changes: Changes,
 }
 
+/// The name a member's type is declared with (`__u32`, not `unsigned int`).
+fn type_name(btf: &Btf, id: TypeId) -> String {
+    let mut id = id;
+    for _ in 0..crate::btf::MAX_RESOLVE_DEPTH {
+        match btf.ty(id) {
+            Ok(t) if t.kind.is_modifier() => id = t.kind.referenced().unwrap_or(0),
+            Ok(t) => {
+                return match btf.str_at(t.name_off) {
+                    Ok(n) if !n.is_empty() => n.to_string(),
+                    _ => btf.describe(id),
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    btf.describe(id)
+}
+
 fn join(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
@@ -246,8 +264,8 @@ impl Compiler<'_> {
                     self.changes.widened.push(format!(
                         "{}: {} → {}",
                         if path.is_empty() { "value" } else { path },
-                        self.old.describe(oid),
-                        self.new.describe(nid)
+                        type_name(self.old, old_ty),
+                        type_name(self.new, new_ty)
                     ));
                     self.ops.push(Op::Int {
                         from,

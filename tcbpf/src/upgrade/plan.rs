@@ -61,7 +61,7 @@ pub enum Action {
     /// The running program's map is used by the new program as it is.
     Reuse,
     /// A new map, filled from the old one.
-    Migrate(Migration),
+    Migrate(Box<Migration>),
     /// A new, empty map (or the new object's initial contents).
     Fresh(String),
     /// No value can follow the change.
@@ -237,7 +237,7 @@ pub fn plan_map(old: Option<&MapSide<'_>>, new: &MapSide<'_>, asked: Option<Mode
         (Mode::Sum, Some((o, n))) => (o, n),
         _ => (Vec::new(), Vec::new()),
     };
-    Action::Migrate(Migration {
+    Action::Migrate(Box::new(Migration {
         mode,
         value,
         changes,
@@ -245,7 +245,7 @@ pub fn plan_map(old: Option<&MapSide<'_>>, new: &MapSide<'_>, asked: Option<Mode
         old_counters,
         new_counters,
         shrinks_array: is_array(new.map_type) && new.max_entries < old.max_entries,
-    })
+    }))
 }
 
 /// The kernel keeps the first 15 bytes of a map's name: does `kernel_name`
