@@ -118,3 +118,86 @@ fn upgrade_usage_is_in_the_readme() {
         assert!(readme.contains(line), "README lacks: {line}");
     }
 }
+
+/// The map ids the program at the hook uses.
+fn map_ids_of(prog: u32) -> Vec<u32> {
+    let fd = tcbpf::sys::obj::prog_by_id(prog).unwrap();
+    tcbpf::sys::info::prog_info(&fd).unwrap().map_ids
+}
+
+fn pinned_id(pin: &std::path::Path) -> u32 {
+    let m = tcbpf::sys::obj::get_pinned_map(pin, tcbpf::sys::obj::open::RDONLY).unwrap();
+    tcbpf::sys::info::map_info(&m).unwrap().id
+}
+
+#[test]
+fn sigkill_at_20_points_then_rerun_converges() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
+            object("upgrade_v1.o")
+        ),
+        &fs.path,
+    ));
+    let base = format!("-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj");
+    // How long one whole upgrade takes, process start included.
+    let started = std::time::Instant::now();
+    ok(tcbpf(
+        &format!("{base} {}", object("upgrade_v2.o")),
+        &fs.path,
+    ));
+    let whole = started.elapsed();
+    let mut sent = 0u64;
+    let mut states = std::collections::BTreeMap::new();
+    let builds = ["upgrade_v1.o", "upgrade_v2.o"];
+    for i in 0..20u32 {
+        assert_eq!(net.send_udp(7500, 3), 3);
+        sent += 3;
+        let before = filter_prog(&net);
+        let target = object(builds[i as usize % 2]);
+        let mut child = tcbpf(&format!("{base} {target}"), &fs.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole * i / 20);
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        let now = filter_prog(&net);
+        let pinned = pinned_id(&pin);
+        // Either the old program with the pin on its map, or the new
+        // program (whose pin the rerun moves if the kill came before).
+        let state = if now == before {
+            assert!(
+                map_ids_of(before).contains(&pinned),
+                "kill {i}: old program, foreign pin"
+            );
+            "old"
+        } else if map_ids_of(now).contains(&pinned) {
+            "new"
+        } else {
+            "new, pins not yet renamed"
+        };
+        *states.entry(state).or_insert(0) += 1;
+        let _ = status;
+        // Rerunning the same upgrade converges.
+        let out = ok(tcbpf(&format!("{base} {target}"), &fs.path));
+        let after = filter_prog(&net);
+        assert!(
+            map_ids_of(after).contains(&pinned_id(&pin)),
+            "kill {i} ({state}): after the rerun the pin names the running program's map: {out}"
+        );
+        let left: Vec<String> = std::fs::read_dir(fs.join("tc/globals"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["counters".to_string()], "kill {i}: {out}");
+        assert_eq!(udp_packets(&pin), sent, "kill {i} ({state}): counts");
+    }
+    eprintln!("states after SIGKILL at 20 points over {whole:?}: {states:?}");
+}

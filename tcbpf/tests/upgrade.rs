@@ -187,7 +187,8 @@ fn upgrade_cycles_under_traffic_lose_no_count() {
                 assert_eq!(Some(filter_prog()), out.report.new_prog, "{build}");
                 out
             });
-            let counters_id = info::map_info(&outcome.object.map("counters").unwrap().fd)
+            let object = outcome.object.as_ref().unwrap();
+            let counters_id = info::map_info(&object.map("counters").unwrap().fd)
                 .unwrap()
                 .id;
             assert_eq!(pinned_id(&counters_pin(&fs)), counters_id, "{build}");
@@ -289,7 +290,7 @@ fn plan_for_each_pair_shows_the_expected_decisions() {
         ] {
             let req = request(&fs, filter_hook(), from);
             let out = upgrade::prepare(&req).unwrap().execute(&req).unwrap();
-            held = out.object;
+            held = out.object.unwrap();
             let r = plan(to);
             let c = r.maps.iter().find(|m| m.plan.name == "counters").unwrap();
             let Action::Migrate(m) = &c.plan.action else {

@@ -4,9 +4,11 @@
 //! given by id, the others created unpinned), fill the migrated maps while
 //! the old program runs, pin the new maps at temporary names, swap the
 //! program in one kernel operation (cls_bpf replace of the same
-//! pref/handle, or BPF_LINK_UPDATE with the old program expected), wait
-//! until the old program can no longer run, reconcile, and rename the
-//! pins over the old ones.
+//! pref/handle, or BPF_LINK_UPDATE with the old program expected), rename
+//! the pins over the old ones, wait until the old program can no longer
+//! run, and reconcile. A rerun after a SIGKILL between the swap and the
+//! renames finds the temporary pins of the running program's maps and
+//! completes the renames.
 //!
 //! Everything before the swap is undone by closing descriptors and
 //! removing the temporary pins: a failure there leaves hook, pins and maps
@@ -98,6 +100,19 @@ pub struct Prepared {
     identity: ObjectIdentity,
     plans: Vec<MapPlan>,
     entries: Vec<Option<usize>>,
+    /// Temporary pins of an upgrade killed after its swap: the running
+    /// program uses their maps; renaming them completes that upgrade.
+    interrupted: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The temporary name of the pin at `path` while an upgrade runs (bpffs
+/// takes no '.' in names).
+fn temp_pin(path: &Path) -> PathBuf {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{file}__upgrading"))
 }
 
 /// One map's line of the report.
@@ -150,8 +165,9 @@ impl Report {
 pub struct Outcome {
     /// What was done.
     pub report: Report,
-    /// The new object.
-    pub object: LoadedObject,
+    /// The new object (None when the upgrade only completed an earlier
+    /// one that was interrupted after its swap).
+    pub object: Option<LoadedObject>,
 }
 
 fn find_err(message: String, kind: crate::ErrorKind) -> Error {
@@ -272,6 +288,25 @@ pub fn prepare(req: &Request) -> Result<Prepared, Error> {
             action,
         });
     }
+    // Temporary pins whose maps the running program uses: an upgrade was
+    // killed after its swap, before its renames.
+    let db = load::pin::read_pinning_db(&req.load.pinning_db);
+    let mut interrupted = Vec::new();
+    for m in &spec.maps {
+        let Some(path) = load::pin::pin_path(&req.load.bpffs, &identity.sha1_hex, m, &db) else {
+            continue;
+        };
+        let temp = temp_pin(&path);
+        if temp.symlink_metadata().is_err() {
+            continue;
+        }
+        let id = sys::obj::get_pinned_map(&temp, sys::obj::open::RDONLY)
+            .and_then(|fd| sys::info::map_info(&fd))
+            .map(|i| i.id);
+        if matches!(id, Ok(id) if info.map_ids.contains(&id)) {
+            interrupted.push((temp, path));
+        }
+    }
     Ok(Prepared {
         prog,
         prog_id,
@@ -282,6 +317,7 @@ pub fn prepare(req: &Request) -> Result<Prepared, Error> {
         identity,
         plans,
         entries,
+        interrupted,
     })
 }
 
@@ -440,7 +476,16 @@ impl Prepared {
             dropped,
             new_prog: None,
             wait: None,
-            notes: Vec::new(),
+            notes: self
+                .interrupted
+                .iter()
+                .map(|(temp, _)| {
+                    format!(
+                        "{} is the running program's map: an earlier upgrade stopped after its swap",
+                        temp.display()
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -467,6 +512,25 @@ impl Prepared {
     pub fn execute(self, req: &Request) -> Result<Outcome, Error> {
         let mut report = self.report();
         report.new_name = self.new_name(req);
+        if !self.interrupted.is_empty() {
+            // Complete the upgrade that was killed after its swap.
+            let pins = PendingPins {
+                pending: self.interrupted.clone(),
+                dirs: Vec::new(),
+                done: false,
+            };
+            report.notes.extend(pins.commit());
+            report.notes.push(format!(
+                "completed an interrupted upgrade: {} pins renamed; program {} stays",
+                self.interrupted.len(),
+                self.prog_id
+            ));
+            report.new_prog = Some(self.prog_id);
+            return Ok(Outcome {
+                report,
+                object: None,
+            });
+        }
         if let Some((map, why)) = report.refusal() {
             return Err(Error::new(
                 Step::Plan,
@@ -552,7 +616,10 @@ impl Prepared {
             return Err(e);
         }
         report.new_prog = sys::info::prog_info(new_prog).ok().map(|i| i.id);
-        // 5. Wait until the old program cannot run any more.
+        // 5. Pins to the new maps, at once: the window in which the pins
+        // still name the old maps is a few renames long.
+        report.notes.extend(pins.commit());
+        // 6. Wait until the old program cannot run any more.
         let started = Instant::now();
         if let Err(e) = wait_for_old_programs() {
             report.notes.push(format!(
@@ -561,7 +628,7 @@ impl Prepared {
             std::thread::sleep(Duration::from_millis(100));
         }
         report.wait = Some(started.elapsed());
-        // 6. Reconcile what the old program wrote since the copy.
+        // 7. Reconcile what the old program wrote since the copy.
         for ((p, snap), report_map) in self
             .plans
             .iter()
@@ -582,10 +649,11 @@ impl Prepared {
                     .push(format!("map '{}': reconciling: {e}", p.name));
             }
         }
-        // 7. Pins to the new maps.
-        report.notes.extend(pins.commit());
         report.notes.extend(object.notes.iter().cloned());
-        Ok(Outcome { report, object })
+        Ok(Outcome {
+            report,
+            object: Some(object),
+        })
     }
 }
 
@@ -953,13 +1021,7 @@ impl PendingPins {
             })?;
             self.dirs.push(d);
         }
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // bpffs takes no '.' in names: the temporary name is the pin's
-        // with a suffix.
-        let temp = dir.join(format!("{file}__upgrading"));
+        let temp = temp_pin(path);
         // A temporary pin left by an upgrade killed before its swap.
         let _ = std::fs::remove_file(&temp);
         sys::obj::pin(fd, &temp)

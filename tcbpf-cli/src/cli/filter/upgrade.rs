@@ -203,9 +203,8 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let outcome = prepared.execute(&req).map_err(on_dev)?;
     print(g, &a, &outcome.report, false)?;
-    if let Some(uds) = &a.export {
-        outcome
-            .object
+    if let (Some(uds), Some(object)) = (&a.export, &outcome.object) {
+        object
             .export(uds, &tcbpf::scm::SendOptions::default())
             .map_err(|e| {
                 CliError::from(e).context(format!(
