@@ -6,6 +6,7 @@
 //! - [`convert`]: old value bytes → new value bytes, compiled once per map
 //!   from the two BTF types (pure).
 pub mod convert;
+mod entries;
 pub mod plan;
 mod run;
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::convert::Converter;
+use super::entries::Entries;
 use super::plan::{self, Action, MapPlan, MapSide, Migration, Mode};
 use super::{Error, Step};
 use crate::abi::MapType;
@@ -273,15 +274,7 @@ pub fn prepare(req: &Request) -> Result<Prepared, Error> {
             .find(|(n, _)| *n == m.name)
             .map(|(_, md)| *md);
         let action = plan::plan_map(old_side.as_ref(), &new_side, asked);
-        let count = match (&action, old) {
-            (Action::Migrate(_), Some(o)) => Some(
-                crate::maps::read_all(&o.fd)
-                    .map_err(|e| Error::maps(Step::Plan, &m.name, e))?
-                    .len(),
-            ),
-            _ => None,
-        };
-        entries.push(count);
+        entries.push(None);
         plans.push(MapPlan {
             name: m.name.clone(),
             old_id: old.map(|o| o.info.id),
@@ -489,6 +482,37 @@ impl Prepared {
         }
     }
 
+    /// Counts the entries each migrated map holds now (for `plan`; an
+    /// upgrade counts them as it copies).
+    pub fn count_entries(&mut self) -> Result<(), Error> {
+        for (p, n) in self.plans.iter().zip(self.entries.iter_mut()) {
+            if !matches!(p.action, Action::Migrate(_)) {
+                continue;
+            }
+            let Some(old) = self
+                .old_maps
+                .iter()
+                .find(|o| plan::same_name(&o.info.name, &p.name))
+            else {
+                continue;
+            };
+            let sizes = sysmap::ElemSizes::of(&old.fd).map_err(|e| {
+                Error::sys(
+                    Step::Plan,
+                    Some(p.name.clone()),
+                    format!("map '{}'", p.name),
+                    e,
+                )
+            })?;
+            *n = Some(
+                Entries::read(&old.fd, &sizes)
+                    .map_err(|e| Error::maps(Step::Plan, &p.name, e))?
+                    .len(),
+            );
+        }
+        Ok(())
+    }
+
     /// The new program's name as tc shows it (`FILE:[SECTION]`).
     fn new_name(&self, req: &Request) -> String {
         let file = req
@@ -560,7 +584,11 @@ impl Prepared {
                 .old_map(&p.name)
                 .expect("migrated maps have an old map");
             let new = object.map(&p.name).expect("the object has its maps");
-            snapshots.push(Some(copy(&p.name, mig, old, &new.fd)?));
+            let snap = copy(&p.name, mig, old, &new.fd)?;
+            if let Some(m) = report.maps.iter_mut().find(|m| m.plan.name == p.name) {
+                m.entries = Some(snap.entries.len());
+            }
+            snapshots.push(Some(snap));
         }
         // 3. Pin the new maps at temporary names beside their pins.
         let mut pins = PendingPins::default();
@@ -667,15 +695,31 @@ fn attach_kind(e: &attach::AttachError) -> crate::ErrorKind {
     }
 }
 
-/// The old map's entries at the time of the copy, by key.
+/// The old map's entries at the time of the copy.
 #[derive(Debug)]
 struct Snapshot {
-    entries: HashMap<Vec<u8>, Vec<u8>>,
+    entries: Entries,
     old_sizes: sysmap::ElemSizes,
     new_sizes: sysmap::ElemSizes,
 }
 
-/// Converts a whole value buffer (every CPU's copy) of the old map.
+/// Converts a whole value buffer (every CPU's copy) of the old map into
+/// `out` (zeroed, the new map's whole value size).
+fn convert_into(
+    conv: &Converter,
+    old: &[u8],
+    out: &mut [u8],
+    old_sizes: &sysmap::ElemSizes,
+    new_sizes: &sysmap::ElemSizes,
+) -> Result<(), super::convert::DoesNotFit> {
+    let (os, ns) = (old_sizes.cpu_stride(), new_sizes.cpu_stride());
+    for cpu in 0..old_sizes.cpus().max(1) {
+        conv.convert(&old[cpu * os..], &mut out[cpu * ns..])?;
+    }
+    Ok(())
+}
+
+/// [`convert_into`] a new buffer.
 fn convert_value(
     conv: &Converter,
     old: &[u8],
@@ -683,23 +727,19 @@ fn convert_value(
     new_sizes: &sysmap::ElemSizes,
 ) -> Result<Vec<u8>, super::convert::DoesNotFit> {
     let mut out = vec![0u8; new_sizes.value()];
-    let (os, ns) = (old_sizes.cpu_stride(), new_sizes.cpu_stride());
-    for cpu in 0..old_sizes.cpus().max(1) {
-        conv.convert(&old[cpu * os..], &mut out[cpu * ns..])?;
-    }
+    convert_into(conv, old, &mut out, old_sizes, new_sizes)?;
     Ok(out)
 }
 
 /// Copies every entry of `old` into `new` through the converter, checking
 /// first that they fit; returns the snapshot for reconciliation.
 fn copy(name: &str, mig: &Migration, old: &OldMap, new: &MapFd) -> Result<Snapshot, Error> {
-    let old_sizes = sysmap::ElemSizes::of(&old.fd)
-        .map_err(|e| Error::sys(Step::Copy, Some(name.into()), format!("map '{name}'"), e))?;
-    let new_sizes = sysmap::ElemSizes::of(new)
-        .map_err(|e| Error::sys(Step::Copy, Some(name.into()), format!("map '{name}'"), e))?;
-    let new_info = sys::info::map_info(new)
-        .map_err(|e| Error::sys(Step::Copy, Some(name.into()), format!("map '{name}'"), e))?;
-    let entries = crate::maps::read_all(&old.fd).map_err(|e| Error::maps(Step::Copy, name, e))?;
+    let sys_err = |e| Error::sys(Step::Copy, Some(name.into()), format!("map '{name}'"), e);
+    let old_sizes = sysmap::ElemSizes::of(&old.fd).map_err(sys_err)?;
+    let new_sizes = sysmap::ElemSizes::of(new).map_err(sys_err)?;
+    let new_info = sys::info::map_info(new).map_err(sys_err)?;
+    let entries =
+        Entries::read(&old.fd, &old_sizes).map_err(|e| Error::maps(Step::Copy, name, e))?;
     let not_fit = |reason: String| {
         Error::new(
             Step::Copy,
@@ -712,10 +752,9 @@ fn copy(name: &str, mig: &Migration, old: &OldMap, new: &MapFd) -> Result<Snapsh
         new_info.kind(),
         Some(MapType::Array) | Some(MapType::PercpuArray)
     );
-    let mut keys = Vec::with_capacity(entries.len() * new_sizes.key());
-    let mut values = Vec::with_capacity(entries.len() * new_sizes.value());
-    let mut kept = 0usize;
-    for (k, v) in &entries {
+    let mut converted = Entries::with_sizes(&new_sizes, entries.len());
+    for i in 0..entries.len() {
+        let (k, v) = (entries.key(i), entries.value(i));
         if is_array && mig.shrinks_array {
             let index = u32::from_ne_bytes(k[..4].try_into().expect("array keys are 4 bytes"));
             if index >= new_info.max_entries {
@@ -728,21 +767,22 @@ fn copy(name: &str, mig: &Migration, old: &OldMap, new: &MapFd) -> Result<Snapsh
                 continue;
             }
         }
-        let nv = convert_value(&mig.value, v, &old_sizes, &new_sizes)
+        let out = converted.push_zeroed(k);
+        convert_into(&mig.value, v, out, &old_sizes, &new_sizes)
             .map_err(|e| not_fit(format!("the value at key {}: {e}", hex(k))))?;
-        keys.extend_from_slice(k);
-        values.extend_from_slice(&nv);
-        kept += 1;
     }
-    if !is_array && kept > new_info.max_entries as usize {
+    if !is_array && converted.len() > new_info.max_entries as usize {
         return Err(not_fit(format!(
-            "{kept} entries do not fit in {} (max_entries of the new map)",
+            "{} entries do not fit in {} (max_entries of the new map)",
+            converted.len(),
             new_info.max_entries
         )));
     }
-    crate::maps::update_all(new, &keys, &values).map_err(|e| Error::maps(Step::Copy, name, e))?;
+    converted
+        .write(new, &new_sizes)
+        .map_err(|e| Error::maps(Step::Copy, name, e))?;
     Ok(Snapshot {
-        entries: entries.into_iter().collect(),
+        entries,
         old_sizes,
         new_sizes,
     })
@@ -790,7 +830,7 @@ pub fn wait_for_old_programs() -> sys::Result<()> {
 
 /// Adds the old program's writes since the copy to the new map.
 fn reconcile(mig: &Migration, snap: &Snapshot, old: &MapFd, new: &MapFd) -> Result<(), String> {
-    let fin = crate::maps::read_all(old).map_err(|e| e.to_string())?;
+    let fin = Entries::read(old, &snap.old_sizes).map_err(|e| e.to_string())?;
     match mig.mode {
         Mode::Sum => reconcile_sum(mig, snap, &fin, new),
         Mode::Copy => reconcile_copy(mig, snap, &fin, new),
@@ -822,15 +862,30 @@ fn write_uint(b: &mut [u8], size: usize, x: u64) {
 fn reconcile_sum(
     mig: &Migration,
     snap: &Snapshot,
-    fin: &[(Vec<u8>, Vec<u8>)],
+    fin: &Entries,
     new: &MapFd,
 ) -> Result<(), String> {
     let (os, ns) = (&snap.old_sizes, &snap.new_sizes);
     let old_value = mig.value.old_size();
     let mut adders: HashMap<(usize, usize), crate::atomic::AtomicAdd> = HashMap::new();
     let zero = vec![0u8; os.value()];
-    for (k, fv) in fin {
-        let sv = snap.entries.get(k).unwrap_or(&zero);
+    // The walk order of an unchanged map is the same: compare by position,
+    // and index the snapshot only when a key is not where it was.
+    let mut index = None;
+    for i in 0..fin.len() {
+        let (k, fv) = (fin.key(i), fin.value(i));
+        let sv = if i < snap.entries.len() && snap.entries.key(i) == k {
+            snap.entries.value(i)
+        } else {
+            let index = index.get_or_insert_with(|| snap.entries.index());
+            match index.get(k) {
+                Some(&j) => snap.entries.value(j),
+                None => &zero,
+            }
+        };
+        if sv == fv {
+            continue;
+        }
         // The delta of every counter, summed over CPUs, in the old layout.
         let mut delta = vec![0u8; old_value];
         let mut any = false;
@@ -902,25 +957,22 @@ fn reconcile_sum(
 fn reconcile_copy(
     mig: &Migration,
     snap: &Snapshot,
-    fin: &[(Vec<u8>, Vec<u8>)],
+    fin: &Entries,
     new: &MapFd,
 ) -> Result<(), String> {
     let (os, ns) = (&snap.old_sizes, &snap.new_sizes);
-    let fin: HashMap<&[u8], &[u8]> = fin
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
-    let mut keys: Vec<&[u8]> = fin.keys().copied().collect();
+    let snap_index = snap.entries.index();
+    let fin_index = fin.index();
+    let mut keys: Vec<&[u8]> = (0..fin.len()).map(|i| fin.key(i)).collect();
     keys.extend(
-        snap.entries
-            .keys()
-            .map(|k| k.as_slice())
-            .filter(|k| !fin.contains_key(k)),
+        (0..snap.entries.len())
+            .map(|i| snap.entries.key(i))
+            .filter(|k| !fin_index.contains_key(k)),
     );
     let mut current = vec![0u8; ns.value()];
     for k in keys {
-        let before = snap.entries.get(k).map(|v| v.as_slice());
-        let after = fin.get(k).copied();
+        let before = snap_index.get(k).map(|&j| snap.entries.value(j));
+        let after = fin_index.get(k).map(|&j| fin.value(j));
         if before == after {
             continue;
         }

@@ -191,8 +191,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         modes: a.modes.clone(),
     };
     let on_dev = |e: upgrade::Error| CliError::from(e).context(format!("dev '{}'", a.dev));
-    let prepared = upgrade::prepare(&req).map_err(on_dev)?;
+    let mut prepared = upgrade::prepare(&req).map_err(on_dev)?;
     if a.plan {
+        prepared.count_entries().map_err(on_dev)?;
         let mut report = prepared.report();
         report.new_name = a.object.display().to_string();
         print(g, &a, &report, true)?;
