@@ -5,14 +5,19 @@
 //!   sides' definitions and BTF (pure).
 //! - [`convert`]: old value bytes → new value bytes, compiled once per map
 //!   from the two BTF types (pure).
+//! - `run`: find what runs, load beside it, swap, in order ([`prepare`],
+//!   [`Prepared::execute`]); `migrate` fills and reconciles migrated maps
+//!   (with `entries`' flat batch tables); `pins` makes the temporary pins
+//!   and renames them.
 pub mod convert;
 mod entries;
+mod migrate;
+mod pins;
 pub mod plan;
 mod run;
 
-pub use run::{
-    prepare, wait_for_old_programs, Hook, MapReport, Outcome, Prepared, Report, Request,
-};
+pub use migrate::wait_for_old_programs;
+pub use run::{prepare, Hook, MapReport, Outcome, Prepared, Report, Request};
 
 use std::fmt;
 

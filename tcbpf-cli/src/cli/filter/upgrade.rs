@@ -203,6 +203,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         };
     }
     let outcome = prepared.execute(&req).map_err(on_dev)?;
+    if let (true, Some(object)) = (req.load.verbose, &outcome.object) {
+        super::super::obj::print_load_log(object);
+    }
     print(g, &a, &outcome.report, false)?;
     if let (Some(uds), Some(object)) = (&a.export, &outcome.object) {
         object
