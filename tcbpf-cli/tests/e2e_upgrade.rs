@@ -5,8 +5,10 @@
 //! and real UDP traffic. The usage text is the README's.
 
 mod e2e_support;
+mod keeper_support;
 
 use e2e_support::*;
+use keeper_support::*;
 use serde_json::Value;
 
 fn filter_prog(net: &VethPair) -> u32 {
@@ -200,4 +202,81 @@ fn sigkill_at_20_points_then_rerun_converges() {
         assert_eq!(udp_packets(&pin), sent, "kill {i} ({state}): counts");
     }
     eprintln!("states after SIGKILL at 20 points over {whole:?}: {states:?}");
+}
+
+/// The generation of set `name` in the keeper at `sock`, once it is
+/// `want` (5 s at most).
+fn wait_generation(sock: &str, name: &str, want: u64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        last = serde_json::from_str(&ok(tcbpf_cmd(&["-j", "keeper", "list", sock]))).unwrap();
+        let set = last["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned();
+        if let Some(set) = set {
+            if set["generation"] == want {
+                return set;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("set {name} never reached generation {want}: {last}");
+}
+
+#[test]
+fn a_keeper_set_is_replaced_by_the_upgrade_with_a_new_generation() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("upgrade-keeper");
+    let k = KeeperProc::start(&dir.join("k"), &[], &fs.path);
+    let sock = k.sock.to_str().unwrap().to_string();
+    let import = k.import.to_str().unwrap().to_string();
+    let a = &net.a.name;
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {} export {import}",
+            object("upgrade_v1.o")
+        ),
+        &fs.path,
+    ));
+    let v1_set = wait_generation(&sock, "upgrade_v1.o", 1);
+    assert_eq!(v1_set["maps"][0]["value_size"], 16, "{v1_set}");
+    assert_eq!(net.send_udp(7600, 12), 12);
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj {} export {import}",
+            object("upgrade_v2.o")
+        ),
+        &fs.path,
+    ));
+    let v2_set = wait_generation(&sock, "upgrade_v1.o", 2);
+    let counters = v2_set["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "counters")
+        .unwrap()
+        .clone();
+    assert_eq!(counters["value_size"], 24, "the new layout: {v2_set}");
+    let text = ok(tcbpf_cmd(&["keeper", "list", &sock]));
+    assert!(text.contains("generation 2"), "{text}");
+    // A client re-attaching gets the new map with the carried-over counts.
+    assert_eq!(net.send_udp(7600, 3), 3);
+    let got: Value = serde_json::from_str(&ok(tcbpf_cmd(&[
+        "-j",
+        "map",
+        "lookup",
+        "keeper",
+        &sock,
+        "upgrade_v1.o/counters",
+        "key",
+        "17",
+    ])))
+    .unwrap();
+    assert_eq!(got["value"]["packets"], 15, "{got}");
+    assert_eq!(got["value"]["drops"], 0, "{got}");
 }

@@ -125,6 +125,9 @@ pub struct Report {
     pub old_prog: (u32, String),
     /// How it was attached: `pref N handle H` or `link ID`.
     pub attachment: String,
+    /// The old program's object file name, from the filter's name
+    /// (`FILE:[SECTION]`); None for tcx links, which carry no name.
+    pub old_object: Option<String>,
     /// The new object file and program (`FILE:[SECTION]`).
     pub new_name: String,
     /// Per map of the new object.
@@ -439,6 +442,14 @@ impl Prepared {
             .collect();
         Report {
             old_prog: (self.prog_id, self.prog_name.clone()),
+            old_object: match &self.attached {
+                Attached::Filter(f) => f
+                    .bpf
+                    .as_ref()
+                    .and_then(|b| b.name.as_deref())
+                    .and_then(|n| n.rsplit_once(":[").map(|(file, _)| file.to_string())),
+                Attached::Link { .. } => None,
+            },
             attachment: match &self.attached {
                 Attached::Filter(f) => format!("pref {} handle {:#x}", f.pref, f.handle),
                 Attached::Link { id, .. } => format!("link {id}"),

@@ -36,7 +36,8 @@ Migrated maps: 'sum' (default when every value member is an integer) adds
 the old program's increments made after the copy; 'copy' gives the old
 final value to every key the new program has not written since the swap.
 'plan' prints the plan and changes nothing. 'export UDS' sends the new
-maps to an importer, as filter add … export does.
+maps to an importer, as filter add … export does, under the old filter's
+object name: a keeper holding that set replaces it (generation + 1).
 ";
 
 /// The parsed words.
@@ -208,14 +209,24 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     print(g, &a, &outcome.report, false)?;
     if let (Some(uds), Some(object)) = (&a.export, &outcome.object) {
-        object
-            .export(uds, &tcbpf::scm::SendOptions::default())
-            .map_err(|e| {
-                CliError::from(e).context(format!(
-                    "upgraded, but the new maps were not exported to {}",
-                    uds.display()
-                ))
-            })?;
+        // Under the old object's name, so that a keeper holding the old
+        // set replaces it (and counts a generation).
+        let mut id = object.object_id();
+        if let Some(old) = &outcome.report.old_object {
+            id.name = old.clone();
+        }
+        tcbpf::scm::send_maps_with(
+            uds,
+            &id,
+            &object.map_descs(),
+            &tcbpf::scm::SendOptions::default(),
+        )
+        .map_err(|e| {
+            CliError::from(e).context(format!(
+                "upgraded, but the new maps were not exported to {}",
+                uds.display()
+            ))
+        })?;
     }
     Ok(())
 }
