@@ -332,3 +332,116 @@ fn reconcile_copy(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The reconciliation rules on real maps (root), the old and the new
+    //! program's writes made by hand between the copy and the reconcile.
+    use super::*;
+    use crate::btf::BtfBuilder;
+    use crate::upgrade::plan::{plan_map, Action, MapSide};
+
+    fn migration(mode: Mode) -> Migration {
+        let mut b = BtfBuilder::new();
+        let u32t = b.int("__u32", 4, false);
+        let u64t = b.int("__u64", 8, false);
+        let v1 = b.structure("c", 16, &[("packets", u64t, 0, 0), ("bytes", u64t, 64, 0)]);
+        let v2 = b.structure(
+            "c",
+            24,
+            &[
+                ("packets", u64t, 0, 0),
+                ("bytes", u64t, 64, 0),
+                ("drops", u64t, 128, 0),
+            ],
+        );
+        let btf = b.build();
+        let side = |v, size| MapSide {
+            name: "counters",
+            map_type: MapType::Hash,
+            key_size: 4,
+            value_size: size,
+            max_entries: 16,
+            flags: 0,
+            btf: Some((&btf, u32t, v)),
+            global_data: false,
+        };
+        match plan_map(Some(&side(v1, 16)), &side(v2, 24), Some(mode)) {
+            Action::Migrate(m) => *m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn hash(value_size: u32) -> MapFd {
+        sysmap::create(&sysmap::MapCreate {
+            map_type: MapType::Hash as u32,
+            key_size: 4,
+            value_size,
+            max_entries: 16,
+            name: "upg_test",
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn put(m: &MapFd, key: u32, vals: &[u64]) {
+        let v: Vec<u8> = vals.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        sysmap::update(m, &key.to_ne_bytes(), &v, 0).unwrap();
+    }
+
+    fn get(m: &MapFd, key: u32) -> Option<Vec<u64>> {
+        let mut v = vec![0u8; 24];
+        match sysmap::lookup(m, &key.to_ne_bytes(), &mut v, 0) {
+            Ok(()) => Some(
+                v.chunks(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+                    .collect(),
+            ),
+            Err(_) => None,
+        }
+    }
+
+    /// Copies {1: 10/100, 2: 20/200, 3: 30/300}, then the old program
+    /// counts 5 packets on key 1, adds key 4 and deletes key 3, and
+    /// changes key 2; the new program writes key 2.
+    fn run(mode: Mode) -> MapFd {
+        let mig = migration(mode);
+        let (old, new) = (hash(16), hash(24));
+        put(&old, 1, &[10, 100]);
+        put(&old, 2, &[20, 200]);
+        put(&old, 3, &[30, 300]);
+        let snap = copy("counters", &mig, &old, &new).unwrap();
+        assert_eq!(get(&new, 1), Some(vec![10, 100, 0]));
+        put(&old, 1, &[15, 150]);
+        put(&old, 4, &[1, 10]);
+        sysmap::delete(&old, &3u32.to_ne_bytes()).unwrap();
+        put(&old, 2, &[21, 210]);
+        put(&new, 2, &[25, 250, 7]);
+        reconcile(&mig, &snap, &old, &new).unwrap();
+        new
+    }
+
+    #[test]
+    fn sum_adds_the_old_programs_increments_to_what_the_new_one_counted() {
+        tcbpf_testkit::require_root!();
+        let new = run(Mode::Sum);
+        assert_eq!(get(&new, 1), Some(vec![15, 150, 0]));
+        assert_eq!(get(&new, 2), Some(vec![26, 260, 7]), "25 + (21 - 20)");
+        assert_eq!(get(&new, 3), Some(vec![30, 300, 0]), "deleted keys stay");
+        assert_eq!(get(&new, 4), Some(vec![1, 10, 0]));
+    }
+
+    #[test]
+    fn copy_gives_the_old_final_value_where_the_new_program_did_not_write() {
+        tcbpf_testkit::require_root!();
+        let new = run(Mode::Copy);
+        assert_eq!(get(&new, 1), Some(vec![15, 150, 0]));
+        assert_eq!(
+            get(&new, 2),
+            Some(vec![25, 250, 7]),
+            "the new program's write wins"
+        );
+        assert_eq!(get(&new, 3), None, "deleted by the old program");
+        assert_eq!(get(&new, 4), Some(vec![1, 10, 0]));
+    }
+}
