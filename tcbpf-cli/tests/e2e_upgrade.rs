@@ -280,3 +280,44 @@ fn a_keeper_set_is_replaced_by_the_upgrade_with_a_new_generation() {
     assert_eq!(got["value"]["packets"], 15, "{got}");
     assert_eq!(got["value"]["drops"], 0, "{got}");
 }
+
+#[test]
+fn tcx_link_upgrade_from_the_command_line() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let link = fs.join("upg-link");
+    let pin = fs.join("tc/globals/counters");
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 tcx egress bpf obj {} link {}",
+            object("upgrade_v1.o"),
+            link.display()
+        ),
+        &fs.path,
+    ));
+    assert_eq!(net.send_udp(7700, 4), 4);
+    let (_, before) = tcbpf::tc::tcx::open_pinned(&link).unwrap();
+    let out = ok(tcbpf(
+        &format!(
+            "-n {a} filter upgrade dev v0 tcx egress link {} bpf obj {}",
+            link.display(),
+            object("upgrade_v3.o")
+        ),
+        &fs.path,
+    ));
+    assert!(out.contains(&format!("link {}", before.id)), "{out}");
+    let (_, after) = tcbpf::tc::tcx::open_pinned(&link).unwrap();
+    assert_eq!(after.id, before.id, "the same link");
+    assert_ne!(after.prog_id, before.prog_id, "a new program behind it");
+    assert_eq!(net.send_udp(7700, 2), 2);
+    assert_eq!(udp_packets(&pin), 6);
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter del dev v0 tcx egress link {}",
+            link.display()
+        ),
+        &fs.path,
+    ));
+}

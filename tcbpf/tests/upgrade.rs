@@ -387,3 +387,52 @@ fn refused_and_failing_upgrades_leave_everything_as_it_was() {
     assert_eq!(listing(&fs.join("tc/globals")), listing_before);
     drop(counters_fd);
 }
+
+/// The kernel fact the reconciliation rests on: once the map-in-map update
+/// of `wait_for_old_programs` returns, a program swapped out before it
+/// writes nothing more. 50 swaps under traffic, each old program's counter
+/// read right after the wait and again 50 ms later.
+#[test]
+fn a_swapped_out_program_writes_nothing_after_the_wait() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let pair = pair();
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    let mut held = pair.a.run(|| attach_filter(&fs, "upgrade_v1.o"));
+    std::thread::scope(|s| {
+        let traffic = s.spawn(|| sender(&pair, &stop, &sent));
+        for i in 0..50 {
+            // A fresh copy of v1 with a map of its own (no pins).
+            let mut opts = fs.options();
+            opts.defer_pins = true;
+            let next = load_file(&fixture("upgrade_v1.o"), &opts).unwrap();
+            let old_counters = pair.a.run(|| {
+                let target = AttachTarget {
+                    pref: 1,
+                    handle: 1,
+                    direct_action: true,
+                    mode: filter::Mode::Replace,
+                    ..AttachTarget::new(ifindex(), AttachHook::Parent(TcHandle::EGRESS))
+                };
+                attach(&target, next.main_program().fd.as_fd().into(), "v1").unwrap();
+                upgrade::wait_for_old_programs().unwrap();
+                std::mem::replace(&mut held, next)
+            });
+            let m = &old_counters.map("counters").unwrap().fd;
+            let read = || {
+                let mut v = [0u8; 16];
+                match sysmap::lookup(m, &UDP.to_ne_bytes(), &mut v, 0) {
+                    Ok(()) => u64::from_ne_bytes(v[..8].try_into().unwrap()),
+                    Err(_) => 0,
+                }
+            };
+            let at_wait = read();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(read(), at_wait, "swap {i}: the old program still counted");
+        }
+        stop.store(true, Ordering::Relaxed);
+        traffic.join().unwrap();
+    });
+    assert!(sent.load(Ordering::Relaxed) > 0);
+}
