@@ -121,14 +121,25 @@ fn packets(path: &Path, key: u32) -> u64 {
     }
 }
 
-/// Sends UDP datagrams from a to b until `stop`, counting those sent.
+/// Sets the flag when dropped: a failing assertion stops the sender too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends UDP datagrams from a to b until `stop` (two minutes at most),
+/// counting those sent.
 fn sender(pair: &VethPair, stop: &AtomicBool, sent: &AtomicU64) {
     pair.a.run(|| {
         let s = std::net::UdpSocket::bind((ADDR_A, 0)).unwrap();
         let to = format!("{ADDR_B}:7")
             .parse::<std::net::SocketAddr>()
             .unwrap();
-        while !stop.load(Ordering::Relaxed) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
             if s.send_to(b"upgrade", to).is_ok() {
                 sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -169,6 +180,7 @@ fn upgrade_cycles_under_traffic_lose_no_count() {
     std::thread::scope(|s| {
         let _v1 = pair.a.run(|| attach_filter(&fs, "upgrade_v1.o"));
         let traffic = s.spawn(|| sender(&pair, &stop, &sent));
+        let _stop = StopOnDrop(&stop);
         // Each upgrade must happen with datagrams in flight.
         let mut last = 0;
         for i in 0..n * builds.len() {
@@ -197,7 +209,7 @@ fn upgrade_cycles_under_traffic_lose_no_count() {
                     .report
                     .notes
                     .iter()
-                    .all(|n| !n.contains("reconciling")),
+                    .all(|n| !n.contains("reconciling:") && !n.contains("waiting")),
                 "{:?}",
                 outcome.report.notes
             );
@@ -402,6 +414,7 @@ fn a_swapped_out_program_writes_nothing_after_the_wait() {
     let mut held = pair.a.run(|| attach_filter(&fs, "upgrade_v1.o"));
     std::thread::scope(|s| {
         let traffic = s.spawn(|| sender(&pair, &stop, &sent));
+        let _stop = StopOnDrop(&stop);
         for i in 0..50 {
             // A fresh copy of v1 with a map of its own (no pins).
             let mut opts = fs.options();
