@@ -27,6 +27,15 @@ use tcbpf_testkit::{fixture, Bpffs, VethPair, ADDR_A, ADDR_B};
 
 const CHUNK: usize = 1 << 16;
 
+/// Stops the sender when dropped, also when a step panics.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn main() {
     if let Some(why) = tcbpf_testkit::missing_privilege() {
         eprintln!("upgrade_bench: needs root ({why})");
@@ -95,13 +104,15 @@ fn main() {
             pair.a.run(|| {
                 let sock = std::net::UdpSocket::bind((ADDR_A, 0)).unwrap();
                 let to: std::net::SocketAddr = format!("{ADDR_B}:9").parse().unwrap();
-                while !stop.load(Ordering::Relaxed) {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     if sock.send_to(b"bench", to).is_ok() {
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
         });
+        let _stop = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(100));
         // The raw copy: LOOKUP_BATCH everything, UPDATE_BATCH into a twin.
         let twin = map::create(&map::MapCreate {
