@@ -1,6 +1,6 @@
 //! Command errors and the exit codes they map to. Every mapping of a
 //! library error to an exit code is here, one `From` impl per library
-//! error type (sys, io, tc, scm, keeper, load, object parse, maps), matched
+//! error type (sys, io, tc, scm, keeper, load, object parse, maps, upgrade), matched
 //! exhaustively on the error's kind where it has one; command modules
 //! convert with `?` or `CliError::from` and never pick an exit themselves
 //! from an errno.
@@ -237,6 +237,16 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
 impl From<tcbpf::elf::ParseError> for CliError {
     fn from(e: tcbpf::elf::ParseError) -> Self {
         CliError::usage(e.to_string())
+    }
+}
+
+/// A failed upgrade: its kind's exit (a refused map is bad input, exit 2).
+impl From<tcbpf::upgrade::Error> for CliError {
+    fn from(e: tcbpf::upgrade::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -270,7 +270,8 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
                     .collect();
                 json!({
                     "name": s.name, "object": s.object, "dev": s.dev, "ino": s.ino,
-                    "access": s.access, "imported": s.imported, "maps": maps,
+                    "access": s.access, "imported": s.imported, "generation": s.generation,
+                    "maps": maps,
                 })
             })
             .collect();
@@ -304,11 +305,12 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
     }
     for s in &l.sets {
         out.push_str(&format!(
-            "set {}  object {}  {}  {} map(s)\n",
+            "set {}  object {}  {}  {} map(s)  generation {}\n",
             s.name,
             s.object,
             s.access,
-            s.maps.len()
+            s.maps.len(),
+            s.generation
         ));
         for m in &s.maps {
             out.push_str(&format!(

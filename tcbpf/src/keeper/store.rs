@@ -52,6 +52,11 @@ pub struct Set {
     pub maps: Vec<HeldMap>,
     /// Seconds since the epoch when it arrived (or was picked up).
     pub imported: u64,
+    /// 1 for a new set, one more for each export that replaced it (a
+    /// `filter upgrade … export` to the keeper): clients that re-attach
+    /// can tell which maps they got. Sets picked up from the state
+    /// directory start again at 1.
+    pub generation: u64,
 }
 
 impl Set {
@@ -64,6 +69,7 @@ impl Set {
             ino: self.object.ino,
             access: access.to_string(),
             imported: self.imported,
+            generation: self.generation,
             maps: self
                 .maps
                 .iter()
@@ -228,6 +234,7 @@ impl Store {
                 })
                 .collect(),
             imported: now_secs(),
+            generation: self.sets.get(&name).map_or(1, |old| old.generation + 1),
         };
         if let Some(sd) = &self.state {
             pin_set(sd, &set, warn)?;
@@ -600,6 +607,7 @@ fn read_set(sd: &StateDir, entry: &str, name: &str, warn: Warn<'_>) -> Option<Se
         },
         maps,
         imported: now_secs(),
+        generation: 1,
     })
 }
 

@@ -142,6 +142,15 @@ pub struct LoadOptions {
     /// None: `$TCBPF_MAX_MAP_MEMORY`, else half of the RAM. Checked before
     /// any map is created.
     pub max_map_memory: Option<u64>,
+    /// Maps taken as they are instead of created (or opened from their
+    /// pins): `(map name, kernel map id)`. Each must have the object's
+    /// definition (type, sizes, max entries, flags). `filter upgrade`
+    /// passes the running program's maps it reuses.
+    pub given_maps: Vec<(String, u32)>,
+    /// Create the other maps unpinned and leave every pin alone (no pin
+    /// reused or made): `filter upgrade` pins the new maps itself, by
+    /// rename over the old pins, once the new program runs.
+    pub defer_pins: bool,
 }
 
 impl Default for LoadOptions {
@@ -158,6 +167,8 @@ impl Default for LoadOptions {
             pin_program: None,
             target_btf: None,
             max_map_memory: None,
+            given_maps: Vec::new(),
+            defer_pins: false,
         }
     }
 }
@@ -301,6 +312,8 @@ pub(crate) struct Context<'a> {
     pub prog_type: u32,
     pub verbose: bool,
     pub notes: Vec<String>,
+    pub given_maps: &'a [(String, u32)],
+    pub defer_pins: bool,
 }
 
 /// Reads, parses and loads the object at `path`.
@@ -437,6 +450,8 @@ pub fn load_spec(
         prog_type: opts.prog_type.prog_type(),
         verbose: opts.verbose,
         notes: Vec::new(),
+        given_maps: &opts.given_maps,
+        defer_pins: opts.defer_pins,
     };
     let mut warnings = Vec::new();
     let mut wanted = programs_to_load(spec, main, &mut warnings);

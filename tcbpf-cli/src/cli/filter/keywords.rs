@@ -11,6 +11,7 @@ keywords! {
         Replace = "replace",
         Delete = "del" | "delete",
         Show = "show" | "list",
+        Upgrade = "upgrade",
     }
 }
 
@@ -92,4 +93,32 @@ keywords! {
 keywords! {
     /// The options of `tcbpf qdisc`.
     pub(super) enum QdiscOption("qdisc option") { Dev = "dev", Clsact = "clsact" }
+}
+
+keywords! {
+    /// The options of `filter upgrade`.
+    pub(super) enum UpgradeOption("upgrade option") {
+        Dev = "dev",
+        Ingress = "ingress",
+        Egress = "egress",
+        Parent = "parent",
+        Tcx = "tcx",
+        Pref = "pref" | "prio" | "priority",
+        Handle = "handle",
+        Link = "link",
+        Bpf = "bpf",
+        Obj = "obj" | "object-file",
+        Type = "type",
+        Section = "sec" | "section",
+        Program = "program",
+        Plan = "plan",
+        Map = "map",
+        Export = "export",
+        Verbose = "verbose",
+    }
+}
+
+keywords! {
+    /// How `map NAME …` carries a map across an upgrade.
+    pub(super) enum UpgradeMode("map mode") { Copy = "copy", Sum = "sum", Fresh = "fresh" }
 }

@@ -10,6 +10,7 @@ mod args;
 mod keywords;
 mod show;
 mod tcx;
+mod upgrade;
 
 use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
@@ -128,7 +129,7 @@ fn attach_filter(
     }
 }
 
-fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
+pub(super) fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
     let sock = Socket::open()?;
     let ifindex = device::ifindex(&sock, dev)?;
     Ok((sock, ifindex))
@@ -136,6 +137,12 @@ fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if let Some(verb) = w.peek() {
+        if keywords::FilterVerb::choose(verb).ok() == Some(keywords::FilterVerb::Upgrade) {
+            w.next();
+            return upgrade::run(g, w);
+        }
+    }
     if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
         print!("{}", args::FILTER_USAGE);
         return Ok(());
