@@ -23,6 +23,8 @@ const NOT_LOADABLE: &[&str] = &[
     "huge_map",
     "legacy_65maps",
     "reject",
+    "upgrade_badmap",
+    "upgrade_unverifiable",
 ];
 
 /// How far the estimate may be from the kernel's figure: 5 % of it, or

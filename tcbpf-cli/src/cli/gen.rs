@@ -563,6 +563,6 @@ mod tests {
     fn synonyms_share_one_entry_in_a_table() {
         let (what, words) = table(FilterVerb::WHAT, FilterVerb::WORDS);
         assert_eq!(what, "filter verb");
-        assert_eq!(words, "add, replace, del | delete, show | list");
+        assert_eq!(words, "add, replace, del | delete, show | list, upgrade");
     }
 }
