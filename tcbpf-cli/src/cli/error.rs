@@ -18,6 +18,10 @@ use std::fmt;
 /// Why a command failed, as an exit code class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// Exit 0: `help` (or `-h`, `--help`) stood at a grammar position.
+    /// Not a failure: `cli::run` prints the usage of the object named and
+    /// exits 0; a word of help is never taken as a FILE, socket or device.
+    Help = 0,
     /// Exit 1.
     NotFound = 1,
     /// Exit 2.
@@ -44,6 +48,33 @@ impl CliError {
             exit: Exit::Usage,
             message: message.into(),
         }
+    }
+
+    /// Help asked at a grammar position (exit 0 with the object's usage).
+    pub fn help() -> Self {
+        CliError {
+            exit: Exit::Help,
+            message: String::new(),
+        }
+    }
+
+    /// A help request raised inside a command whose position has a usage of
+    /// its own (`exec bpf graft`): that usage is printed instead of the
+    /// object's. Other errors pass through.
+    pub fn with_usage(self, usage: &str) -> Self {
+        if self.is_help() && self.message.is_empty() {
+            CliError {
+                exit: Exit::Help,
+                message: usage.into(),
+            }
+        } else {
+            self
+        }
+    }
+
+    /// True when this is [`CliError::help`].
+    pub fn is_help(&self) -> bool {
+        self.exit == Exit::Help
     }
 
     /// A not-found error (exit 1).

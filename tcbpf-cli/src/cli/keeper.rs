@@ -78,8 +78,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     };
     if is_help(&first) {
-        print!("{USAGE}");
-        return Ok(());
+        return Err(CliError::help());
     }
     match first.as_str() {
         "list" | "status" => {
@@ -101,7 +100,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of the keeper daemon.
-    enum KeeperOption("keeper option") {
+    pub(crate) enum KeeperOption("keeper option") {
         Import = "import",
         Policy = "policy",
         State = "state",
@@ -111,12 +110,12 @@ keywords! {
 
 keywords! {
     /// The one option of `keeper send`.
-    enum SendOption("send option") { Set = "set" }
+    pub(crate) enum SendOption("send option") { Set = "set" }
 }
 
 keywords! {
     /// The options of `exec bpf import keeper`.
-    enum KeeperImportOption("keeper import option") {
+    pub(crate) enum KeeperImportOption("keeper import option") {
         Set = "set",
         Map = "map",
         ReadOnly = "ro",

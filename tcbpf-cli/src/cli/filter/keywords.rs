@@ -6,7 +6,7 @@ use super::super::words::keywords;
 
 keywords! {
     /// The verbs of `tcbpf filter`.
-    pub(super) enum FilterVerb("filter verb") {
+    pub(crate) enum FilterVerb("filter verb") {
         Add = "add",
         Replace = "replace",
         Delete = "del" | "delete",
@@ -16,7 +16,7 @@ keywords! {
 
 keywords! {
     /// The options of a filter line, before and around `bpf …`.
-    pub(super) enum FilterOption("filter option") {
+    pub(crate) enum FilterOption("filter option") {
         Dev = "dev",
         Ingress = "ingress",
         Egress = "egress",
@@ -38,7 +38,7 @@ keywords! {
 
 keywords! {
     /// What `before` or `after` is relative to on a tcx hook.
-    pub(super) enum PositionWord("position") {
+    pub(crate) enum PositionWord("position") {
         Id = "id",
         Pinned = "pinned",
         Link = "link",
@@ -50,7 +50,7 @@ keywords! {
 keywords! {
     /// The options after `bpf` (`bytecode` and `bytecode-file` are
     /// matched before these, by tc's own rule).
-    pub(super) enum BpfOption("bpf option") {
+    pub(crate) enum BpfOption("bpf option") {
         DirectAction = "da" | "direct-action",
         Classid = "classid" | "flowid",
         Obj = "obj" | "object-file",
@@ -65,7 +65,7 @@ keywords! {
 
 keywords! {
     /// How `action bpf` names its program: pinned only.
-    pub(super) enum ActionProgram("action program") {
+    pub(crate) enum ActionProgram("action program") {
         Pinned = "pinned" | "object-pinned" | "fd",
     }
 }
@@ -73,7 +73,7 @@ keywords! {
 keywords! {
     /// The options after `obj FILE` (`entry-size` is matched before
     /// these: it needs three letters so that `e` stays tc's `export`).
-    pub(super) enum ObjOption("obj option") {
+    pub(crate) enum ObjOption("obj option") {
         Type = "type",
         Section = "sec" | "section",
         Program = "program",
@@ -86,10 +86,10 @@ keywords! {
 
 keywords! {
     /// The verbs of `tcbpf qdisc`.
-    pub(super) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
+    pub(crate) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
 }
 
 keywords! {
     /// The options of `tcbpf qdisc`.
-    pub(super) enum QdiscOption("qdisc option") { Dev = "dev", Clsact = "clsact" }
+    pub(crate) enum QdiscOption("qdisc option") { Dev = "dev", Clsact = "clsact" }
 }

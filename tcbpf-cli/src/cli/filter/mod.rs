@@ -7,17 +7,17 @@
 //! pins tcx links and prints.
 
 mod args;
-mod keywords;
+pub(crate) mod keywords;
 mod show;
 mod tcx;
 
 use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
 use super::output::Global;
-use super::words::{is_help, Words};
-pub use args::Hook;
+use super::words::Words;
 pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
+pub use args::{Hook, FILTER_USAGE, QDISC_USAGE};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -133,9 +133,8 @@ fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::FILTER_USAGE);
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let a = args::parse_filter(w)?;
     let (sock, ifindex) = open_socket_and_device(&a.dev)?;
@@ -266,9 +265,8 @@ fn show_filters(
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
 pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::QDISC_USAGE);
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let (add, dev) = args::parse_qdisc(w)?;
     let (sock, ifindex) = open_socket_and_device(&dev)?;

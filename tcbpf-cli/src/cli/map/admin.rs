@@ -169,7 +169,7 @@ fn to_json(s: &Shown) -> serde_json::Value {
 
 keywords! {
     /// The words of `map create`.
-    enum CreateOption("create option") {
+    pub(crate) enum CreateOption("create option") {
         Type = "type",
         Key = "key",
         Value = "value",

@@ -31,12 +31,12 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `lookup` after the key.
-    enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
+    pub(crate) enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
 }
 
 keywords! {
     /// The flags of `update` after the value.
-    enum UpdateFlag("update flag") {
+    pub(crate) enum UpdateFlag("update flag") {
         Any = "any",
         Exist = "exist",
         NoExist = "noexist",
@@ -47,12 +47,12 @@ keywords! {
 
 keywords! {
     /// The flags of `push` after the value.
-    enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
+    pub(crate) enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
 }
 
 keywords! {
     /// The options of `pop` and `peek`.
-    enum PopOption("option") { Value = "value", Raw = "raw" }
+    pub(crate) enum PopOption("option") { Value = "value", Raw = "raw" }
 }
 
 /// The rest of `lookup` after the word `key`, on an opened map: the

@@ -31,7 +31,7 @@ enum Shape {
 
 keywords! {
     /// The options of `map events`.
-    enum EventsOption("events option") {
+    pub(crate) enum EventsOption("events option") {
         Value = "value",
         Type = "type",
         Btf = "btf",
