@@ -115,6 +115,48 @@ pub fn exit_for_errno(errno: Option<i32>) -> Exit {
     }
 }
 
+/// The exit class of an io::Error: by its errno, or by its kind when
+/// tcbpf made the error itself (a refusal said in words keeps its kind).
+pub fn exit_for_io(e: &std::io::Error) -> Exit {
+    match (e.raw_os_error(), e.kind()) {
+        (Some(errno), _) => exit_for_errno(Some(errno)),
+        (None, std::io::ErrorKind::PermissionDenied) => Exit::Permission,
+        (None, std::io::ErrorKind::NotFound) => Exit::NotFound,
+        (None, std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) => Exit::Usage,
+        (None, _) => Exit::Failure,
+    }
+}
+
+/// What a refused command lacked and how to get it, added to every
+/// permission error (exit 3) as it leaves `tcbpf`: the library's messages
+/// name the refused command (`BPF_MAP_CREATE`, `RTM_NEWQDISC`), which says
+/// the capability. A refusal by a file's permissions or a keeper's policy
+/// names neither and is left as it is.
+pub fn with_remedy(mut e: CliError) -> CliError {
+    if e.exit != Exit::Permission || e.message.contains("run as root") {
+        return e;
+    }
+    let m = &e.message;
+    let needs = if m.contains("needs CAP_") {
+        ""
+    } else if m.contains("RTM_") {
+        " (needs CAP_NET_ADMIN"
+    } else if m.contains("_GET_NEXT_ID") || m.contains("_GET_FD_BY_ID") {
+        " (needs CAP_SYS_ADMIN"
+    } else if m.contains("BPF_") {
+        " (needs CAP_BPF and CAP_NET_ADMIN"
+    } else {
+        return e;
+    };
+    if needs.is_empty() {
+        e.message.push_str(": run as root");
+    } else {
+        e.message.push_str(needs);
+        e.message.push_str(": run as root)");
+    }
+    e
+}
+
 /// The exit class of a failed program load that a command makes itself
 /// (`map add`): no privilege is EPERM, or EACCES before the verifier
 /// wrote anything; every other refusal is a failure.
@@ -136,10 +178,12 @@ pub fn rolled_back(e: CliError) -> CliError {
     }
 }
 
+/// A failed system call by its errno; an error tcbpf made itself (no
+/// errno: "not a network namespace") by its kind.
 impl From<tcbpf::sys::Error> for CliError {
     fn from(e: tcbpf::sys::Error) -> Self {
         CliError {
-            exit: exit_for_errno(e.errno()),
+            exit: exit_for_io(&e.source),
             message: e.to_string(),
         }
     }
@@ -148,8 +192,8 @@ impl From<tcbpf::sys::Error> for CliError {
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError {
-            exit: exit_for_errno(e.raw_os_error()),
-            message: e.to_string(),
+            exit: exit_for_io(&e),
+            message: tcbpf::sys::strip_os(&e),
         }
     }
 }
@@ -257,7 +301,7 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
         std::io::ErrorKind::NotFound => Exit::NotFound,
         _ => Exit::Usage,
     };
-    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), e.to_string());
+    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), tcbpf::sys::strip_os(&e));
     CliError {
         exit,
         message: parse.to_string(),

@@ -203,7 +203,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let program = args.argv[0].to_string_lossy();
     Err(CliError {
         exit: exit_for_errno(err.raw_os_error()),
-        message: format!("cannot run '{program}': {err}"),
+        message: format!("cannot run '{program}': {}", tcbpf::sys::strip_os(&err)),
     })
 }
 
@@ -238,10 +238,9 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
 
 fn debug(w: &mut Words) -> Result<(), CliError> {
     w.finish()?;
-    let pipe = exec::trace::trace_pipe()
-        .map_err(|e| CliError::failure(format!("no trace pipe, tracefs not mounted? {e}")))?;
+    let pipe = exec::trace::trace_pipe().map_err(CliError::from)?;
     let mut out = std::io::stdout().lock();
-    exec::trace::stream_trace_pipe(&pipe, &mut out).map_err(|e| CliError::failure(e.to_string()))
+    exec::trace::stream_trace_pipe(&pipe, &mut out).map_err(CliError::from)
 }
 
 #[cfg(test)]

@@ -240,7 +240,11 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let exit = exit_for_errno(err.raw_os_error());
     Err(CliError {
         exit,
-        message: format!("cannot run '{}': {err}", argv[0].to_string_lossy()),
+        message: format!(
+            "cannot run '{}': {}",
+            argv[0].to_string_lossy(),
+            tcbpf::sys::strip_os(&err)
+        ),
     })
 }
 

@@ -65,7 +65,8 @@ pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
 OBJECT := { map | exec | filter | qdisc | chain | link | prog | net | obj | keeper | sync | demo | exporter }
-OPTIONS := { -j[son] | -p[retty] | -n[etns] NAME | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
+OPTIONS := { -j[son] | -p[retty] | -n[etns] { NAME | PATH } | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
+(also after OBJECT, as in 'tcbpf map -j show'; PATH: /proc/PID/ns/net)
 
   tcbpf map help             the map helper: lookup, update, dump, load, export, events…
   tcbpf exec bpf help        the exec proxy: import maps and run a command
@@ -85,10 +86,73 @@ Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
 ";
 
-/// Parses global options and runs the command the words name.
+/// Parses global options and runs the command the words name; a refusal
+/// for want of privilege says which capability and how to get it.
 pub fn run(args: Vec<String>) -> Result<(), CliError> {
+    run_words(args).map_err(error::with_remedy)
+}
+
+fn run_words(args: Vec<String>) -> Result<(), CliError> {
     let mut w = Words::new(args);
     let mut g = Global::default();
+    match options(&mut w, &mut g)? {
+        Some(GlobalOption::Version) => {
+            println!("tcbpf {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Some(_) => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        None => {}
+    }
+    let Some(object) = w.next() else {
+        eprint!("{USAGE}");
+        return Err(CliError::usage(
+            "expected an object (map, exec, filter, qdisc, chain, link, prog, net, obj, keeper, sync, demo, exporter)",
+        ));
+    };
+    if is_help(&object) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let object = Object::choose(&object)?;
+    // Options may also follow the object word, as bpftool takes them
+    // (`tcbpf map -j show`); the exporter's and sync's words are theirs.
+    let early = match object {
+        Object::Sync | Object::Exporter => None,
+        _ => options(&mut w, &mut g)?,
+    };
+    if let Some(name) = &g.netns {
+        tcbpf::tc::netns::enter(name)
+            .map_err(|e| CliError::from(e).context(format!("netns '{name}'")))?;
+    }
+    let result = match early {
+        Some(GlobalOption::Version) => {
+            println!("tcbpf {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Some(_) => Err(CliError::help()),
+        None => dispatch(object, &g, &mut w),
+    };
+    match result {
+        // `help` at any position: the usage of that position, exit 0.
+        Err(e) if e.is_help() => {
+            if e.message.is_empty() {
+                print!("{}", usage_of(object));
+            } else {
+                print!("{}", e.message);
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Reads the global options at the front of `w` into `g`; stops at the
+/// first word that is not one. Returns `Help` or `Version` when one was
+/// given (the caller prints it), `None` otherwise.
+fn options(w: &mut Words, g: &mut Global) -> Result<Option<GlobalOption>, CliError> {
     while let Some(word) = w.peek() {
         if !word.starts_with('-') || word == "-" {
             break;
@@ -118,44 +182,11 @@ pub fn run(args: Vec<String>) -> Result<(), CliError> {
             }
             GlobalOption::Verbose => g.verbose = true,
             GlobalOption::Details => g.details = true,
-            GlobalOption::Netns => g.netns = Some(w.expect("a namespace name after -n")?),
-            GlobalOption::Help => {
-                print!("{USAGE}");
-                return Ok(());
-            }
-            GlobalOption::Version => {
-                println!("tcbpf {}", env!("CARGO_PKG_VERSION"));
-                return Ok(());
-            }
+            GlobalOption::Netns => g.netns = Some(w.expect("a namespace name or path after -n")?),
+            GlobalOption::Help | GlobalOption::Version => return Ok(Some(opt)),
         }
     }
-    let Some(object) = w.next() else {
-        eprint!("{USAGE}");
-        return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, link, prog, net, obj, keeper, sync, demo, exporter)",
-        ));
-    };
-    if is_help(&object) {
-        print!("{USAGE}");
-        return Ok(());
-    }
-    if let Some(name) = &g.netns {
-        tcbpf::tc::netns::enter(name)
-            .map_err(|e| CliError::from(e).context(format!("netns '{name}'")))?;
-    }
-    let object = Object::choose(&object)?;
-    match dispatch(object, &g, &mut w) {
-        // `help` at any position: the usage of that position, exit 0.
-        Err(e) if e.is_help() => {
-            if e.message.is_empty() {
-                print!("{}", usage_of(object));
-            } else {
-                print!("{}", e.message);
-            }
-            Ok(())
-        }
-        other => other,
-    }
+    Ok(None)
 }
 
 /// The usage `tcbpf OBJECT help` prints. The exporter and sync have their

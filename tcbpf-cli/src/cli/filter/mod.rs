@@ -198,7 +198,7 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         ProgSource::ClassicFile(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| CliError {
                 exit: exit_for_errno(e.raw_os_error()),
-                message: format!("bytecode-file '{}': {e}", file.display()),
+                message: format!("bytecode-file '{}': {}", file.display(), sys::strip_os(&e)),
             })?;
             let insns = parse_bytecode(&text)
                 .map_err(|e| CliError::usage(format!("bytecode-file '{}': {e}", file.display())))?;

@@ -261,8 +261,7 @@ fn layout_for(types: &[FieldType], len: usize, perf: bool) -> Option<Layout> {
 
 /// The BTF of an object file (ELF with `.BTF`) or a raw BTF file.
 fn btf_from_file(path: &PathBuf) -> Result<Btf, CliError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::not_found(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::from(e).context(path.display()))?;
     if bytes.starts_with(b"\x7fELF") {
         let spec = tcbpf::elf::ObjectSpec::parse(&path.display().to_string(), &bytes)
             .map_err(|e| CliError::usage(e.to_string()))?;
