@@ -260,7 +260,7 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
                     .map(|m| {
                         json!({
                             "id": m.id, "name": m.name, "map_id": m.map_id, "type": m.map_type,
-                            "key_size": m.key_size, "value_size": m.value_size,
+                            "bytes_key": m.key_size, "bytes_value": m.value_size,
                             "max_entries": m.max_entries, "flags": m.flags,
                         })
                     })

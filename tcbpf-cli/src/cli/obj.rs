@@ -94,8 +94,8 @@ fn map_json(m: &MapSpec) -> Value {
         "origin": m.origin.name(),
         "id": m.id,
         "type": m.map_type.name(),
-        "key_size": m.key_size,
-        "value_size": m.value_size,
+        "bytes_key": m.key_size,
+        "bytes_value": m.value_size,
         "max_entries": m.max_entries,
         "flags": m.flags,
         "pinning": m.pinning.to_string(),
@@ -109,7 +109,7 @@ fn map_json(m: &MapSpec) -> Value {
                 tcbpf::elf::SlotTarget::Map(i) => json!({"map": i}),
             },
         })).collect::<Vec<_>>(),
-        "frozen": m.freeze,
+        "frozen": u8::from(m.freeze),
     })
 }
 

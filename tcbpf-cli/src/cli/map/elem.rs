@@ -438,6 +438,30 @@ pub(super) fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> Stri
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A key in `-j` output, written as `lookup -j` and `dump -j` write it (by
+/// its types, else by the map's BTF, else bpftool's hex array): one rule
+/// for every command that prints a key.
+pub(super) fn key_json(
+    g: &Global,
+    m: &OpenMap,
+    layout: &Option<Layout>,
+    key: &[u8],
+) -> serde_json::Value {
+    let f = EntryFormat {
+        key: layout.clone(),
+        value: None,
+        json: true,
+        percpu: None,
+        sum: false,
+        btf: TypedSides::for_map(g, m, layout.is_none(), false, false)
+            .ok()
+            .flatten(),
+    };
+    let mut out = Vec::new();
+    f.write_key(key, true, &mut out);
+    serde_json::from_slice(&out).unwrap_or_else(|_| serde_json::Value::Null)
+}
+
 pub(super) fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {
     CliError {
         exit: Exit::NotFound,

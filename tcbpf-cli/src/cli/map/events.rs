@@ -224,9 +224,9 @@ fn write_event(
         Shape::Btf(btf, id, size) => {
             match (data.len() >= *size).then(|| tcbpf::btf::fmt::decode(btf, *id, &data[..*size])) {
                 Some(Ok(v)) if json => out.extend_from_slice(v.to_json().as_bytes()),
-                Some(Ok(v)) => {
-                    let _ = write!(out, "{v}");
-                }
+                // The text form of dumps and lookups (`{seq: 6}`), not
+                // the C-like `{.seq = 6}` of BtfValue's Display.
+                Some(Ok(v)) => tcbpf::value::typed::write_text(&v, out),
                 _ => hex(json, data, out),
             }
         }
