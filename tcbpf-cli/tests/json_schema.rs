@@ -105,6 +105,16 @@ fn docs_of(text: &str) -> String {
     serde_json::to_string(&values).unwrap()
 }
 
+/// A keeper process, killed on drop.
+struct Keeper(std::process::Child);
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     tcbpf_testkit::require_root!();
@@ -413,7 +423,12 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
         },
         &uds.0,
     );
-    tcbpf(&fs, &["map", "export", s(&uds.0), "pinned", p]);
+    run(
+        &fs,
+        &mut outputs,
+        "map export",
+        &["-j", "map", "export", s(&uds.0), "pinned", p],
+    );
     let out = imp.finish();
     assert!(
         out.status.success(),
@@ -424,6 +439,48 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
         "exec import",
         docs_of(&String::from_utf8_lossy(&out.stdout)),
     ));
+
+    // A keeper holding that map: list, status, and an import from it.
+    let sock = dir.join("keeper.sock");
+    let keeper_uds = dir.join("keeper-import.sock");
+    let keeper = Keeper(
+        Command::new(TCBPF)
+            .args(["keeper", s(&sock), "import", s(&keeper_uds)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(&keeper_uds, std::time::Duration::from_secs(10)));
+    tcbpf(&fs, &["map", "export", s(&keeper_uds), "pinned", p]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tcbpf(&fs, &["keeper", "list", s(&sock)]).contains("js_h") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the keeper never listed the set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run(
+        &fs,
+        &mut outputs,
+        "keeper list",
+        &["-j", "keeper", "list", s(&sock)],
+    );
+    run(
+        &fs,
+        &mut outputs,
+        "keeper list",
+        &["-j", "keeper", "status", s(&sock)],
+    );
+    run(
+        &fs,
+        &mut outputs,
+        "exec import",
+        &["-j", "exec", "bpf", "import", "keeper", s(&sock)],
+    );
+    drop(keeper);
 
     let failures = validate(&dir, &docs, &outputs);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
