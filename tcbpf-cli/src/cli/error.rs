@@ -137,13 +137,29 @@ pub fn with_remedy(mut e: CliError) -> CliError {
         return e;
     }
     let m = &e.message;
+    // Element commands (lookup, update, delete, batch, freeze) refused on
+    // a read-only descriptor or a frozen map are refused to root as well:
+    // only the commands that create, load, attach or reach objects by id
+    // get a remedy.
+    const NEEDS_CAP_BPF: &[&str] = &[
+        "BPF_MAP_CREATE",
+        "BPF_PROG_LOAD",
+        "BPF_BTF_LOAD",
+        "BPF_LINK_CREATE",
+        "BPF_LINK_UPDATE",
+        "BPF_LINK_DETACH",
+        "BPF_PROG_ATTACH",
+        "BPF_PROG_DETACH",
+        "BPF_PROG_QUERY",
+        "BPF_PROG_TEST_RUN",
+    ];
     let needs = if m.contains("needs CAP_") {
         ""
     } else if m.contains("RTM_") {
         " (needs CAP_NET_ADMIN"
     } else if m.contains("_GET_NEXT_ID") || m.contains("_GET_FD_BY_ID") {
         " (needs CAP_SYS_ADMIN"
-    } else if m.contains("BPF_") {
+    } else if NEEDS_CAP_BPF.iter().any(|op| m.contains(op)) {
         " (needs CAP_BPF and CAP_NET_ADMIN"
     } else {
         return e;
@@ -312,6 +328,41 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
 impl From<tcbpf::elf::ParseError> for CliError {
     fn from(e: tcbpf::elf::ParseError) -> Self {
         CliError::usage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod remedy_tests {
+    use super::*;
+
+    fn perm(message: &str) -> String {
+        with_remedy(CliError {
+            exit: Exit::Permission,
+            message: message.into(),
+        })
+        .message
+    }
+
+    #[test]
+    fn remedies_name_the_capability_only_where_root_helps() {
+        assert!(
+            perm("BPF_MAP_CREATE map 'x': Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_BPF and CAP_NET_ADMIN: run as root)")
+        );
+        assert!(
+            perm("dev 'lo': RTM_NEWQDISC clsact: Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_NET_ADMIN: run as root)")
+        );
+        assert!(
+            perm("BPF_MAP_GET_NEXT_ID after id 0: Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_SYS_ADMIN: run as root)")
+        );
+        // A frozen map or a read-only descriptor refuses root too.
+        let frozen = "pinned /x: BPF_MAP_UPDATE_ELEM: Operation not permitted (EPERM)";
+        assert_eq!(perm(frozen), frozen);
+        // Not a permission error: as it was.
+        let e = with_remedy(CliError::failure("BPF_MAP_CREATE: Invalid argument"));
+        assert_eq!(e.message, "BPF_MAP_CREATE: Invalid argument");
     }
 }
 
