@@ -218,3 +218,19 @@ fn filter_del_tcx_removes_the_link_pins_chain_apply_made() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains("\"prog_id\""), "{}", r.stdout);
 }
+
+#[test]
+fn keeper_refusing_a_state_dir_off_bpffs_creates_nothing() {
+    tcbpf_testkit::require_root!();
+    let dir = TempDir::new("edges-state");
+    let state = dir.join("a").join("b");
+    let sock = dir.join("k.sock");
+    let (code, _, err) = tcbpf(&["keeper", s(&sock), "state", s(&state)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not on a bpffs"), "{err}");
+    assert!(
+        !dir.join("a").exists(),
+        "the refused state directory was created"
+    );
+    assert!(!sock.exists());
+}

@@ -144,8 +144,17 @@ impl Store {
             state: state.map(Path::to_path_buf),
         };
         if let Some(dir) = state {
+            // Refuse before creating anything: the nearest directory that
+            // exists must already be on a bpffs.
+            let existing = dir.ancestors().find(|a| a.is_dir()).unwrap_or(dir);
+            if !sys::fs::is_bpffs(existing) {
+                return Err(format!(
+                    "state directory {} is not on a bpffs (mount one or pick a directory under /sys/fs/bpf)",
+                    dir.display()
+                ));
+            }
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+                .map_err(|e| format!("state directory {}: {}", dir.display(), sys::strip_os(&e)))?;
             if !sys::fs::is_bpffs(dir) {
                 return Err(format!(
                     "state directory {} is not on a bpffs (mount one or pick a directory under /sys/fs/bpf)",
