@@ -400,6 +400,53 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
             s(&chain),
         ],
     );
+    // map commit: a policy generation through policy_gen.o's map-in-map.
+    tcbpf(
+        &fs,
+        &[
+            "-n",
+            ns,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "7",
+            "bpf",
+            "da",
+            "obj",
+            s(&fixture("policy_gen.o")),
+            "sec",
+            "classifier",
+        ],
+    );
+    let policy = dir.join("policy.txt");
+    std::fs::write(&policy, "1000 1\n1001 1\n").unwrap();
+    let outer = fs.path.join("tc/globals/policy");
+    for last in [Some("plan"), None, Some("plan")] {
+        let mut args = vec![
+            "-j",
+            "map",
+            "commit",
+            "pinned",
+            s(&outer),
+            "key",
+            "u32",
+            "value",
+            "u32",
+            "from",
+            s(&policy),
+        ];
+        args.extend(last);
+        run(&fs, &mut outputs, "map commit", &args);
+    }
+    run(
+        &fs,
+        &mut outputs,
+        "map show",
+        &["-j", "map", "show", "pinned", s(&outer)],
+    );
     run(
         &fs,
         &mut outputs,
