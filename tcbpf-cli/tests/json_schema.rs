@@ -105,6 +105,51 @@ fn docs_of(text: &str) -> String {
     serde_json::to_string(&values).unwrap()
 }
 
+/// A `map events` reader, killed on drop if it has not ended.
+struct EventReader(Option<std::process::Child>);
+
+impl EventReader {
+    /// Starts tcbpf with `args` (with `-v`) and waits until it says it is
+    /// reading (from then on no event is missed).
+    fn start(args: &[&str]) -> EventReader {
+        let mut child = Command::new(TCBPF)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reader = EventReader(Some(child));
+        let mut line = String::new();
+        let mut lines = std::io::BufReader::new(stderr);
+        use std::io::BufRead;
+        while lines.read_line(&mut line).unwrap() > 0 && !line.contains("reading") {
+            line.clear();
+        }
+        assert!(line.contains("reading"), "the reader never started: {line}");
+        // Keep draining stderr so the reader never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        reader
+    }
+
+    /// Its standard output once it has ended (count or timeout).
+    fn finish(mut self) -> String {
+        let out = self.0.take().unwrap().wait_with_output().unwrap();
+        assert!(out.status.success(), "map events: {:?}", out.status);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for EventReader {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A keeper process, killed on drop.
 struct Keeper(std::process::Child);
 
@@ -400,6 +445,64 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
             s(&chain),
         ],
     );
+    // map events: events.o sends one event per datagram to port 7777 to
+    // its ring buffer and its perf event array; a reader on each.
+    tcbpf(
+        &fs,
+        &[
+            "-n",
+            ns,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "ingress",
+            "pref",
+            "9",
+            "bpf",
+            "da",
+            "obj",
+            s(&fixture("events.o")),
+            "sec",
+            "classifier",
+        ],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&tcbpf(&fs, &["-j", "-n", ns, "net", "show", "dev", "v1"])).unwrap();
+    let events_prog = shown[0]["tc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prog_name"] == "events_cls")
+        .expect("events_cls on v1")
+        .clone();
+    let map_of_type = |t: &str| -> String {
+        events_prog["map_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_u64().unwrap().to_string())
+            .find(|id| {
+                let v: serde_json::Value =
+                    serde_json::from_str(&tcbpf(&fs, &["-j", "map", "show", "id", id])).unwrap();
+                v["type"] == t
+            })
+            .unwrap_or_else(|| panic!("no {t} map"))
+    };
+    let readers: Vec<EventReader> = [map_of_type("ringbuf"), map_of_type("perf_event_array")]
+        .iter()
+        .map(|id| {
+            EventReader::start(&[
+                "-v", "-j", "map", "events", "id", id, "type", "event", "count", "2", "timeout",
+                "20",
+            ])
+        })
+        .collect();
+    assert_eq!(net.send_udp(7777, 2), 2);
+    for r in readers {
+        outputs.push(("map events", docs_of(&r.finish())));
+    }
+
     // map commit: a policy generation through policy_gen.o's map-in-map.
     tcbpf(
         &fs,
