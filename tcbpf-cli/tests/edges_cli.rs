@@ -91,6 +91,8 @@ fn options_may_follow_the_object_word_as_bpftool_takes_them() {
 
 #[test]
 fn no_message_carries_rusts_os_error_suffix() {
+    // As root, so each command gets as far as the missing file.
+    tcbpf_testkit::require_root!();
     let dir = TempDir::new("edges");
     let missing = dir.join("missing");
     let m = s(&missing);
