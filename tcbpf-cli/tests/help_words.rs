@@ -106,3 +106,17 @@ fn help_as_a_device_or_file_is_the_usage() {
         assert!(out.contains(&format!(" {usage} ")), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn help_as_the_namespace_of_n_is_the_usage_not_an_empty_error() {
+    let dir = TempDir::new("help");
+    for (args, usage) in [
+        (&["-n", "help", "map", "show"][..], "Usage: tcbpf [OPTIONS]"),
+        (&["map", "-n", "help", "show"], "Usage: tcbpf map"),
+        (&["map", "--help"], "Usage: tcbpf map"),
+    ] {
+        let (code, out, err) = tcbpf_in(&dir, args);
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        assert!(out.starts_with(usage), "{args:?}: {out}");
+    }
+}

@@ -89,7 +89,21 @@ Exit status: 0 success, 1 not found, 2 usage or bad input,
 /// Parses global options and runs the command the words name; a refusal
 /// for want of privilege says which capability and how to get it.
 pub fn run(args: Vec<String>) -> Result<(), CliError> {
-    run_words(args).map_err(error::with_remedy)
+    match run_words(args) {
+        // A help request before any object was named: the top usage.
+        Err(e) if e.is_help() => {
+            print!(
+                "{}",
+                if e.message.is_empty() {
+                    USAGE
+                } else {
+                    &e.message
+                }
+            );
+            Ok(())
+        }
+        other => other.map_err(error::with_remedy),
+    }
 }
 
 fn run_words(args: Vec<String>) -> Result<(), CliError> {
@@ -182,7 +196,11 @@ fn options(w: &mut Words, g: &mut Global) -> Result<Option<GlobalOption>, CliErr
             }
             GlobalOption::Verbose => g.verbose = true,
             GlobalOption::Details => g.details = true,
-            GlobalOption::Netns => g.netns = Some(w.expect("a namespace name or path after -n")?),
+            GlobalOption::Netns => match w.expect("a namespace name or path after -n") {
+                // `-n help`: the usage, as anywhere else.
+                Err(e) if e.is_help() => return Ok(Some(GlobalOption::Help)),
+                r => g.netns = Some(r?),
+            },
             GlobalOption::Help | GlobalOption::Version => return Ok(Some(opt)),
         }
     }
