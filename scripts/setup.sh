@@ -24,6 +24,10 @@ fi
 if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
 fi
+# json_schema.rs validates every -j output against docs/json.md.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-jsonschema
+fi
 # The extern and map-default tests compare with libbpf's loader.
 if ! command -v bpftool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool

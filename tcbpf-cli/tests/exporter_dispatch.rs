@@ -98,7 +98,10 @@ fn a_missing_exporter_is_a_clear_error() {
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["exporter", "listen", ":1"]);
     assert_eq!(code, 4);
     assert!(
-        err.contains("cannot run tcbpf-exporter (looked beside tcbpf and on PATH)"),
+        err.contains("exporter: tcbpf-exporter is neither beside tcbpf nor on PATH"),
         "{err}"
     );
+    // The same exit as a missing tcbpf-sync (sync_dispatch.rs).
+    let (code, _, err) = run_with_path(&bin, "/nonexistent", &["sync", "help"]);
+    assert_eq!(code, 4, "{err}");
 }

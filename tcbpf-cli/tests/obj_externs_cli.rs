@@ -63,8 +63,8 @@ fn show_json_lists_kconfig_externs_in_libbpf_order() {
         .iter()
         .find(|m| m["name"] == ".kconfig")
         .expect("a .kconfig map");
-    assert_eq!(kconfig["value_size"], 4 * 4 + 1 + 1 + 16);
-    assert_eq!(kconfig["frozen"], true);
+    assert_eq!(kconfig["bytes_value"], 4 * 4 + 1 + 1 + 16);
+    assert_eq!(kconfig["frozen"], 1);
 }
 
 fn as_nobody(args: &[&str]) -> tcbpf_testkit::Run {

@@ -95,6 +95,12 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         out!("{}", USAGE.trim_end());
         return Ok(());
     };
+    // `help` at any later position is the usage too, never an endpoint,
+    // a prefix or a file.
+    if w.help_ahead() {
+        out!("{}", USAGE.trim_end());
+        return Ok(());
+    }
     let (conn, prefix, cmd) = args::parse(verb, &mut w, |v| std::env::var(v).ok())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -20,7 +20,7 @@
 use super::error::{rolled_back, CliError};
 use super::filter::TcxHook;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::json;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
@@ -61,12 +61,12 @@ struct Args {
 
 keywords! {
     /// The one verb of `tcbpf chain`.
-    pub(super) enum ChainVerb("chain command") { Apply = "apply" }
+    pub(crate) enum ChainVerb("chain command") { Apply = "apply" }
 }
 
 keywords! {
     /// The options of `chain apply` (the word after them is the file).
-    enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
+    pub(crate) enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
 }
 
 fn parse(w: &mut Words) -> Result<Args, CliError> {
@@ -99,9 +99,8 @@ fn parse(w: &mut Words) -> Result<Args, CliError> {
 
 /// Runs `tcbpf chain …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let args = parse(w)?;
     let text = read_chain_file(&args.file)

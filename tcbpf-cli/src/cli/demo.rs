@@ -11,7 +11,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -42,10 +42,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut seconds = 5u64;
     let mut watch = false;
     while let Some(word) = w.next() {
-        if is_help(&word) {
-            print!("{USAGE}");
-            return Ok(());
-        }
         match DemoOption::choose(&word)? {
             DemoOption::Watch => watch = true,
             DemoOption::Seconds => seconds = w.number("seconds")?,
@@ -78,7 +74,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `tcbpf demo`.
-    pub(super) enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
+    pub(crate) enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
 }
 
 /// Everything the demo creates; dropping it removes all of it.

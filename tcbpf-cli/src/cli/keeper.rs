@@ -84,8 +84,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     };
     if is_help(&first) {
-        print!("{USAGE}");
-        return Ok(());
+        return Err(CliError::help());
     }
     match first.as_str() {
         "list" | "status" => {
@@ -107,7 +106,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of the keeper daemon.
-    enum KeeperOption("keeper option") {
+    pub(crate) enum KeeperOption("keeper option") {
         Import = "import",
         Policy = "policy",
         State = "state",
@@ -117,12 +116,12 @@ keywords! {
 
 keywords! {
     /// The one option of `keeper send`.
-    enum SendOption("send option") { Set = "set" }
+    pub(crate) enum SendOption("send option") { Set = "set" }
 }
 
 keywords! {
     /// The options of `exec bpf import keeper`.
-    enum KeeperImportOption("keeper import option") {
+    pub(crate) enum KeeperImportOption("keeper import option") {
         Set = "set",
         Map = "map",
         ReadOnly = "ro",
@@ -247,7 +246,11 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let exit = exit_for_errno(err.raw_os_error());
     Err(CliError {
         exit,
-        message: format!("cannot run '{}': {err}", argv[0].to_string_lossy()),
+        message: format!(
+            "cannot run '{}': {}",
+            argv[0].to_string_lossy(),
+            tcbpf::sys::strip_os(&err)
+        ),
     })
 }
 
@@ -263,7 +266,7 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
                     .map(|m| {
                         json!({
                             "id": m.id, "name": m.name, "map_id": m.map_id, "type": m.map_type,
-                            "key_size": m.key_size, "value_size": m.value_size,
+                            "bytes_key": m.key_size, "bytes_value": m.value_size,
                             "max_entries": m.max_entries, "flags": m.flags,
                         })
                     })

@@ -14,7 +14,7 @@
 use super::error::CliError;
 use super::obj::print_load_log;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use tcbpf::load::{LoadOptions, ProgKind};
@@ -43,14 +43,14 @@ Usage: tcbpf [-n NETNS] link set dev DEV { xdp | xdpgeneric | xdpdrv | xdpoffloa
 
 keywords! {
     /// The verbs of `tcbpf link`.
-    pub(super) enum LinkVerb("link command") {
+    pub(crate) enum LinkVerb("link command") {
         Set = "set",
     }
 }
 
 keywords! {
     /// The XDP hook's words (iproute2's).
-    pub(super) enum ModeWord("xdp mode") {
+    pub(crate) enum ModeWord("xdp mode") {
         Auto = "xdp",
         Generic = "xdpgeneric",
         Driver = "xdpdrv",
@@ -60,7 +60,7 @@ keywords! {
 
 keywords! {
     /// What goes on the hook.
-    pub(super) enum Source("program source") {
+    pub(crate) enum Source("program source") {
         Obj = "obj" | "object",
         Pinned = "pinned",
         Off = "off",
@@ -69,7 +69,7 @@ keywords! {
 
 keywords! {
     /// The options after the source.
-    enum LinkOption("link option") {
+    pub(crate) enum LinkOption("link option") {
         Section = "sec" | "section",
         Program = "program",
         Export = "export",
@@ -157,9 +157,8 @@ fn parse_set(w: &mut Words) -> Result<SetArgs, CliError> {
 
 /// Runs `tcbpf link …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     match LinkVerb::choose(&w.expect("a link command")?)? {
         LinkVerb::Set => {

@@ -8,7 +8,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::{json, Value};
 use tcbpf::tc::discover::{self, Hook as TcHook};
 use tcbpf::tc::tcx::Direction;
@@ -26,7 +26,7 @@ Usage: tcbpf [-j] [-n NETNS] net show [ dev DEV ]
 
 keywords! {
     /// The verbs of `tcbpf net`.
-    pub(super) enum NetVerb("net command") {
+    pub(crate) enum NetVerb("net command") {
         Show = "show" | "list",
     }
 }
@@ -139,9 +139,8 @@ pub fn attachments(sock: &Socket, dev: Option<&str>) -> Result<Vec<Attached>, Cl
 
 /// Runs `tcbpf net …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     match NetVerb::choose(&w.expect("a net command")?)? {
         NetVerb::Show => {

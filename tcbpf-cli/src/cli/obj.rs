@@ -3,7 +3,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::elf::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
@@ -40,10 +40,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         eprint!("{USAGE}");
         return Err(CliError::usage("expected show or load"));
     };
-    if is_help(&verb) {
-        print!("{USAGE}");
-        return Ok(());
-    }
     match ObjVerb::choose(&verb)? {
         ObjVerb::Show => show(g, w),
         ObjVerb::Load => load(g, w),
@@ -52,17 +48,17 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf obj`.
-    pub(super) enum ObjVerb("obj command") { Show = "show", Load = "load" }
+    pub(crate) enum ObjVerb("obj command") { Show = "show", Load = "load" }
 }
 
 keywords! {
     /// The program types `type` takes.
-    enum ProgTypeWord("program type") { Cls = "cls", Act = "act", Xdp = "xdp" }
+    pub(crate) enum ProgTypeWord("program type") { Cls = "cls", Act = "act", Xdp = "xdp" }
 }
 
 keywords! {
     /// The options of `obj load`.
-    enum LoadOption("obj load option") {
+    pub(crate) enum LoadOption("obj load option") {
         Type = "type",
         Section = "section",
         Program = "program",
@@ -98,8 +94,8 @@ fn map_json(m: &MapSpec) -> Value {
         "origin": m.origin.name(),
         "id": m.id,
         "type": m.map_type.name(),
-        "key_size": m.key_size,
-        "value_size": m.value_size,
+        "bytes_key": m.key_size,
+        "bytes_value": m.value_size,
         "max_entries": m.max_entries,
         "flags": m.flags,
         "pinning": m.pinning.to_string(),
@@ -113,7 +109,7 @@ fn map_json(m: &MapSpec) -> Value {
                 tcbpf::elf::SlotTarget::Map(i) => json!({"map": i}),
             },
         })).collect::<Vec<_>>(),
-        "frozen": m.freeze,
+        "frozen": u8::from(m.freeze),
     })
 }
 

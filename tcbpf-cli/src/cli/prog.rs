@@ -7,7 +7,7 @@
 use super::error::CliError;
 use super::net::{self, Attached, Point};
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::abi::ProgType;
@@ -25,14 +25,14 @@ Usage: tcbpf [-j] [-n NETNS] prog show [ id N | pinned PATH ]
 
 keywords! {
     /// The verbs of `tcbpf prog`.
-    pub(super) enum ProgVerb("prog command") {
+    pub(crate) enum ProgVerb("prog command") {
         Show = "show" | "list",
     }
 }
 
 keywords! {
     /// Which program `prog show` shows.
-    enum Which("program") {
+    pub(crate) enum Which("program") {
         Id = "id",
         Pinned = "pinned",
     }
@@ -40,9 +40,8 @@ keywords! {
 
 /// Runs `tcbpf prog …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     match ProgVerb::choose(&w.expect("a prog command")?)? {
         ProgVerb::Show => {

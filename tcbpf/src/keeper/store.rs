@@ -314,11 +314,19 @@ impl Store {
 fn open_state(path: &Path) -> Result<StateDir, String> {
     let shown = path.display();
     if std::fs::symlink_metadata(path).is_err() {
+        // Refuse before creating anything: the nearest directory that
+        // exists must already be on a bpffs.
+        let existing = path.ancestors().find(|a| a.is_dir()).unwrap_or(path);
+        if !crate::sys::fs::is_bpffs(existing) {
+            return Err(format!(
+                "state directory {shown} is not on a bpffs (mount one or pick a directory under /sys/fs/bpf)"
+            ));
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(|e| format!("state directory {shown}: {e}"))?;
+            .map_err(|e| format!("state directory {shown}: {}", crate::sys::strip_os(&e)))?;
     }
     let dir = Dir::open(path).map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP | libc::ENOTDIR)

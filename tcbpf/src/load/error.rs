@@ -167,7 +167,9 @@ impl LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Read { path, source } => {
+                write!(f, "{}: {}", path.display(), crate::sys::strip_os(source))
+            }
             LoadError::Parse(e) => write!(f, "{e}"),
             LoadError::NoProgram {
                 file,

@@ -30,7 +30,7 @@ pub(crate) mod signal;
 pub(crate) mod unix;
 
 pub use error::errno_name;
-pub(crate) use error::strip_os;
+pub use error::strip_os;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 pub use unix::set_close_on_exec;

@@ -7,7 +7,7 @@
 //! pins tcx links and prints.
 
 mod args;
-mod keywords;
+pub(crate) mod keywords;
 mod show;
 mod tcx;
 mod upgrade;
@@ -15,12 +15,11 @@ mod upgrade;
 use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
 use super::output::Global;
-use super::words::{is_help, Words};
-pub use args::Hook;
+use super::words::Words;
 pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
+pub use args::{Hook, FILTER_USAGE, QDISC_USAGE};
 // For `tcbpf gen` (man pages, completions).
-pub(super) use args::{FILTER_USAGE, QDISC_USAGE};
 pub(super) use keywords::{FilterOption, FilterVerb, QdiscVerb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -137,15 +136,14 @@ pub(super) fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliErro
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
+    }
     if let Some(verb) = w.peek() {
         if keywords::FilterVerb::choose(verb).ok() == Some(keywords::FilterVerb::Upgrade) {
             w.next();
             return upgrade::run(g, w);
         }
-    }
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::FILTER_USAGE);
-        return Ok(());
     }
     let a = args::parse_filter(w)?;
     let (sock, ifindex) = open_socket_and_device(&a.dev)?;
@@ -209,7 +207,7 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         ProgSource::ClassicFile(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| CliError {
                 exit: exit_for_errno(e.raw_os_error()),
-                message: format!("bytecode-file '{}': {e}", file.display()),
+                message: format!("bytecode-file '{}': {}", file.display(), sys::strip_os(&e)),
             })?;
             let insns = parse_bytecode(&text)
                 .map_err(|e| CliError::usage(format!("bytecode-file '{}': {e}", file.display())))?;
@@ -276,9 +274,8 @@ fn show_filters(
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
 pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::QDISC_USAGE);
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let (add, dev) = args::parse_qdisc(w)?;
     let (sock, ifindex) = open_socket_and_device(&dev)?;

@@ -7,7 +7,7 @@
 use super::super::error::{exit_for_prog_load, CliError, Exit};
 use super::super::output::Global;
 use super::super::words::Words;
-use super::elem::{key_data, key_not_found, key_text};
+use super::elem::{key_data, key_json, key_not_found};
 use super::OpenMap;
 use serde_json::json;
 use std::os::fd::AsFd;
@@ -96,7 +96,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             (json!(old), json!(new))
         };
         g.print_json(&json!({
-            "key": key_text(&m, &key_layout, &key),
+            "key": key_json(g, &m, &key_layout, &key),
             "field": field.name,
             "old": old,
             "new": new,

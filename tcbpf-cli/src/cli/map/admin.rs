@@ -152,7 +152,8 @@ fn to_json(s: &Shown) -> serde_json::Value {
         "bytes_value": i.value_size,
         "max_entries": i.max_entries,
         "bytes_memlock": s.memlock,
-        "frozen": s.frozen,
+        // bpftool 7.1 prints 0/1.
+        "frozen": u8::from(s.frozen),
         "btf_id": i.btf_id,
         "btf_key_type_id": i.btf_key_type_id,
         "btf_value_type_id": i.btf_value_type_id,
@@ -169,7 +170,7 @@ fn to_json(s: &Shown) -> serde_json::Value {
 
 keywords! {
     /// The words of `map create`.
-    enum CreateOption("create option") {
+    pub(crate) enum CreateOption("create option") {
         Type = "type",
         Key = "key",
         Value = "value",

@@ -379,6 +379,12 @@ impl Batch<'_> {
     }
 
     fn fail(&mut self, n: usize, e: CliError) {
+        // A batch line asking for help has no usage to print in its place.
+        let e = if e.is_help() {
+            CliError::usage("help is not a batch command (see 'tcbpf map help')")
+        } else {
+            e
+        };
         self.failed += 1;
         self.first_failure.get_or_insert(e.exit);
         if self.g.json {

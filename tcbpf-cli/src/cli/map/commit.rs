@@ -22,7 +22,7 @@ use tcbpf::value::FieldType;
 
 keywords! {
     /// The words of `map commit`.
-    enum CommitOption("commit option") {
+    pub(crate) enum CommitOption("commit option") {
         Slot = "slot",
         Key = "key",
         Value = "value",

@@ -31,12 +31,12 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `lookup` after the key.
-    enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
+    pub(crate) enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
 }
 
 keywords! {
     /// The flags of `update` after the value.
-    enum UpdateFlag("update flag") {
+    pub(crate) enum UpdateFlag("update flag") {
         Any = "any",
         Exist = "exist",
         NoExist = "noexist",
@@ -47,12 +47,12 @@ keywords! {
 
 keywords! {
     /// The flags of `push` after the value.
-    enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
+    pub(crate) enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
 }
 
 keywords! {
     /// The options of `pop` and `peek`.
-    enum PopOption("option") { Value = "value", Raw = "raw" }
+    pub(crate) enum PopOption("option") { Value = "value", Raw = "raw" }
 }
 
 /// The rest of `lookup` after the word `key`, on an opened map: the
@@ -436,6 +436,30 @@ pub(super) fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> Stri
         _ => write_side(layout, key, false, &mut out),
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A key in `-j` output, written as `lookup -j` and `dump -j` write it (by
+/// its types, else by the map's BTF, else bpftool's hex array): one rule
+/// for every command that prints a key.
+pub(super) fn key_json(
+    g: &Global,
+    m: &OpenMap,
+    layout: &Option<Layout>,
+    key: &[u8],
+) -> serde_json::Value {
+    let f = EntryFormat {
+        key: layout.clone(),
+        value: None,
+        json: true,
+        percpu: None,
+        sum: false,
+        btf: TypedSides::for_map(g, m, layout.is_none(), false, false)
+            .ok()
+            .flatten(),
+    };
+    let mut out = Vec::new();
+    f.write_key(key, true, &mut out);
+    serde_json::from_slice(&out).unwrap_or_else(|_| serde_json::Value::Null)
 }
 
 pub(super) fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {

@@ -31,7 +31,7 @@ enum Shape {
 
 keywords! {
     /// The options of `map events`.
-    enum EventsOption("events option") {
+    pub(crate) enum EventsOption("events option") {
         Value = "value",
         Type = "type",
         Btf = "btf",
@@ -224,9 +224,9 @@ fn write_event(
         Shape::Btf(btf, id, size) => {
             match (data.len() >= *size).then(|| tcbpf::btf::fmt::decode(btf, *id, &data[..*size])) {
                 Some(Ok(v)) if json => out.extend_from_slice(v.to_json().as_bytes()),
-                Some(Ok(v)) => {
-                    let _ = write!(out, "{v}");
-                }
+                // The text form of dumps and lookups (`{seq: 6}`), not
+                // the C-like `{.seq = 6}` of BtfValue's Display.
+                Some(Ok(v)) => tcbpf::value::typed::write_text(&v, out),
                 _ => hex(json, data, out),
             }
         }
@@ -261,8 +261,7 @@ fn layout_for(types: &[FieldType], len: usize, perf: bool) -> Option<Layout> {
 
 /// The BTF of an object file (ELF with `.BTF`) or a raw BTF file.
 fn btf_from_file(path: &PathBuf) -> Result<Btf, CliError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::not_found(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::from(e).context(path.display()))?;
     if bytes.starts_with(b"\x7fELF") {
         let spec = tcbpf::elf::ObjectSpec::parse(&path.display().to_string(), &bytes)
             .map_err(|e| CliError::usage(e.to_string()))?;

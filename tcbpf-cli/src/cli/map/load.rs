@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 16;
 
 keywords! {
     /// The options of `map load`.
-    enum LoadOption("load option") {
+    pub(crate) enum LoadOption("load option") {
         Key = "key",
         Value = "value",
         From = "from",

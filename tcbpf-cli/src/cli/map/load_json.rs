@@ -29,7 +29,7 @@ pub(super) struct Packed {
 
 keywords! {
     /// The options of `map load MAP json`.
-    enum JsonOption("load json option") { From = "from", Replace = "replace", Partial = "partial" }
+    pub(crate) enum JsonOption("load json option") { From = "from", Replace = "replace", Partial = "partial" }
 }
 
 /// Runs `tcbpf map load MAP json …` (the `json` word already taken).

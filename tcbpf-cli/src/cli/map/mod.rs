@@ -7,16 +7,16 @@
 //! is used as it is, so scripts without CAP_BPF work on what they hold.
 
 mod add;
-mod admin;
+pub(crate) mod admin;
 mod args;
 mod batch;
-mod commit;
-mod dump;
-mod elem;
+pub(crate) mod commit;
+pub(crate) mod dump;
+pub(crate) mod elem;
 mod entry;
-mod events;
-mod load;
-mod load_json;
+pub(crate) mod events;
+pub(crate) mod load;
+pub(crate) mod load_json;
 mod typed;
 mod typed_in;
 mod walk;
@@ -24,7 +24,7 @@ mod walk;
 use super::error::CliError;
 use super::mapref::MapRef;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use tcbpf::abi::MapType;
 use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 
@@ -156,11 +156,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "expected a map command (see 'tcbpf map help')",
         ));
     };
-    if is_help(&verb) {
-        print!("{USAGE}");
-        return Ok(());
+    let verb = MapVerb::choose(&verb)?;
+    // Most verbs open their MAP before reading the words after it: a word
+    // of help anywhere is the usage, before anything is opened. `watch`
+    // hands its words to tcbpf-exporter, which has its own help.
+    if verb != MapVerb::Watch && w.help_ahead() {
+        return Err(CliError::help());
     }
-    match MapVerb::choose(&verb)? {
+    match verb {
         MapVerb::Show => admin::show(g, w),
         MapVerb::Create => admin::create(g, w),
         MapVerb::Lookup => elem::lookup(g, w),
@@ -189,7 +192,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf map`.
-    pub(super) enum MapVerb("map command") {
+    pub(crate) enum MapVerb("map command") {
         Show = "show" | "list",
         Create = "create",
         Lookup = "lookup",
