@@ -9,16 +9,17 @@
 # Whole process runs, median of RUNS runs (default 15), in a private bpffs
 # removed at the end, also on failure.
 #   scripts/bench-core.sh [RUNS]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (3 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-15}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then runs=${1:-3}; else runs=${1:-15}; fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-core.sh: loads programs: run as root" >&2
     exit 2
 fi
 command -v bpftool >/dev/null || { apt-get update -qq && apt-get install -y -qq bpftool; }
-cargo build --release -q -p tcbpf-cli
-bin=$PWD/target/release/tcbpf
+scripts/build-bench.sh
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tcbpf
 obj=$PWD/bpf/core_classifier.o
 
 fs=$(mktemp -d /tmp/tcbpf-bench-core.XXXXXX)
@@ -54,6 +55,10 @@ for _ in $(seq "$runs"); do
 done
 t=$(printf '%s\n' "${tcbpf_times[@]}" | median)
 b=$(printf '%s\n' "${bpftool_times[@]}" | median)
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^tcbpf obj load +INT$
+# bench-smoke-row: ^bpftool prog load \(libbpf [0-9]+\.[0-9.]+\) +INT$
+# bench-smoke-row: ^ratio tcbpf / bpftool +NUM$
 printf '%-44s %10s\n' "load + pin bpf/core_classifier.o (median of $runs)" "µs"
 printf '%-44s %10d\n' "tcbpf obj load" "$t"
 printf '%-44s %10d\n' "bpftool prog load (libbpf $(bpftool version 2>/dev/null | sed -n 's/.*libbpf v\([0-9.]*\).*/\1/p'))" "$b"

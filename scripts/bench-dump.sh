@@ -17,17 +17,26 @@
 # net_dev_xmit of v0), which every kernel allows. Tracepoints see every
 # namespace: their filter names the receiver's address as well.
 #   BENCH_KEEP=1 keeps the outputs (the directory is printed).
-#   scripts/bench-dump.sh [N]          BENCH_SMOKE=1: N=3000, quick check
+#   scripts/bench-dump.sh [N]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (N = 3000, one
+# round); every configuration still runs. Where trampolines are refused,
+# dump's two rows show "-" and the reason.
+# bench-smoke-row: ^UDP across veth, 3-program tcx chain \(N=INT\) +packets/s +cost
+# bench-smoke-row: ^no dump +INT +-?NUM %
+# bench-smoke-row: ^tcpdump -w FILE \(no verdicts\) +INT +-?NUM %
+# bench-smoke-row: ^tcbpf dump w FILE \(every packet\) +(INT +-?NUM % +INT records, INT lost|- +- )
+# bench-smoke-row: ^tcbpf dump filter \(1 %\) w FILE +(INT +-?NUM % +INT records, INT lost|- +- )
+# bench-smoke-row: ^dump\.c on tracepoints w FILE \(every packet\) +INT +-?NUM % +INT records, INT lost
+# bench-smoke-row: ^dump\.c on tracepoints, filter \(1 %\) w FILE +INT +-?NUM % +INT records, INT lost
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-300000}
-[ "${BENCH_SMOKE:-0}" = 1 ] && n=3000
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then n=${1:-3000}; else n=${1:-300000}; fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-dump.sh: loads programs and creates namespaces: run as root" >&2
     exit 2
 fi
 command -v tcpdump >/dev/null || { apt-get update -qq && apt-get install -y -qq tcpdump; }
-cargo build --release -q -p tcbpf-cli -p tcbpf-dump --bin tcbpf --bin tcbpf-dump --example udp_flood --example tracepoint_dump
+scripts/build-bench.sh
 target=${CARGO_TARGET_DIR:-$PWD/target}
 bin=$target/release/tcbpf
 flood=$target/release/examples/udp_flood

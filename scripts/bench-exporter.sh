@@ -7,17 +7,19 @@
 #   peak RSS of the exporter after the scrapes
 #   GET / while a full scrape is running
 # The exporter runs in a namespace of its own (its port is free there); the
-# map is pinned in a private bpffs. Needs root and curl.
+# map is pinned in a private bpffs. Needs root (installs curl if missing).
 # Usage: scripts/bench-exporter.sh [ENTRIES] [RUNS]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (20000 entries,
+# so the default cap of 10,000 series still cuts; 2 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-1000000}
-RUNS=${2:-3}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then N=${1:-20000}; RUNS=${2:-2}; else N=${1:-1000000}; RUNS=${2:-3}; fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-exporter.sh: needs root (creates maps, a namespace, mounts a bpffs)" >&2
     exit 2
 fi
-cargo build --release -q -p tcbpf-cli -p tcbpf-exporter -p tcbpf --bin tcbpf --bin tcbpf-exporter --example map_raw_batch
+command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; }
+scripts/build-bench.sh
 T=${CARGO_TARGET_DIR:-$PWD/target}/release
 TCBPF=$T/tcbpf
 EXPORTER=$T/tcbpf-exporter
@@ -89,6 +91,14 @@ wait $SCRAPE
 t1=$(date +%s%N)
 
 echo
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^scrape, cap 10000 \(INT series\+other\) +NUM$
+# bench-smoke-row: ^scrape, every series \(INT\) +NUM$
+# bench-smoke-row: ^tcbpf map dump \(anchor\) +NUM$
+# bench-smoke-row: ^raw LOOKUP_BATCH loop \(anchor\) +NUM$
+# bench-smoke-row: ^body of the full scrape: INT MiB$
+# bench-smoke-row: ^exporter peak RSS: capped INT MiB, every series INT MiB$
+# bench-smoke-row: ^GET / during a full scrape: NUMs \(the scrape took NUMs\)$
 echo "tcbpf exporter: one scrape of a $N-entry u32 -> u64 hash map (best of $RUNS)"
 printf "%-34s %10s\n" "" "seconds"
 printf "%-34s %10s\n" "scrape, cap 10000 ($capped_series series+other)" "$(secs 0 "$(best <"$WORK/capped")")"

@@ -13,16 +13,17 @@
 # (default 15), in a throwaway network namespace with a veth pair and a
 # private bpffs; everything is removed at the end, also on failure.
 #   scripts/bench-load.sh [RUNS]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (3 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-15}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then runs=${1:-3}; else runs=${1:-15}; fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-load.sh: loads programs and creates a namespace: run as root" >&2
     exit 2
 fi
 command -v tc >/dev/null || { apt-get update -qq && apt-get install -y -qq iproute2; }
-cargo build --release -q -p tcbpf-cli
-bin=$PWD/target/release/tcbpf
+scripts/build-bench.sh
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tcbpf
 obj=$PWD/bpf/maps64.o
 
 ns=tcbpf-bench-$$
@@ -75,6 +76,11 @@ done
 m_filter=$(printf '%s\n' "${filter_times[@]}" | median)
 m_tcbpf=$(printf '%s\n' "${tcbpf_times[@]}" | median)
 m_tc=$(printf '%s\n' "${tc_times[@]}" | median)
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^  tcbpf filter add … bpf da obj … \(load \+ attach\) +INT us$
+# bench-smoke-row: ^  tc filter add … bpf da obj … \(load \+ attach\) +INT us$
+# bench-smoke-row: ^  tcbpf obj load … pin \(no attach\) +INT us$
+# bench-smoke-row: ^  tcbpf filter add / tc filter add = NUM \(below
 printf 'load bpf/maps64.o (64 BTF maps, 1 program), median of %d runs\n' "$runs"
 printf '  %-46s %8d us\n' "tcbpf filter add … bpf da obj … (load + attach)" "$m_filter"
 printf '  %-46s %8d us\n' "tc filter add … bpf da obj … (load + attach)" "$m_tc"

@@ -5,29 +5,34 @@
 #   dump:   tcbpf map dump (text) | bpftool map dump | raw LOOKUP_BATCH loop
 #   load:   tcbpf map load (lines) | bpftool batch file | raw UPDATE_BATCH loop
 #   lookup: one tcbpf map lookup process | one bpftool map lookup process
-# Needs root. Installs bpftool (and uses hyperfine when present).
+# Needs root. Installs bpftool and hyperfine if missing.
 # Usage: scripts/bench-map.sh [ENTRIES] [RUNS]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (5000 entries,
+# 3 runs, lookups: 2 hyperfine rounds of 10 runs after 2 warm-up runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-1000000}
-RUNS=${2:-11}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+    N=${1:-5000}; RUNS=${2:-3}; ROUNDS=2; ROUND_RUNS=10; WARMUP=2
+else
+    N=${1:-1000000}; RUNS=${2:-11}; ROUNDS=5; ROUND_RUNS=100; WARMUP=20
+fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-map.sh: needs root (creates maps, mounts a bpffs)" >&2
     exit 2
 fi
-if ! command -v bpftool >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
-fi
+for tool in bpftool hyperfine; do
+    if ! command -v "$tool" >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"
+    fi
+done
 BPFTOOL=$(command -v bpftool)
 
-cargo build --release -q -p tcbpf-cli -p tcbpf --bin tcbpf --example map_raw_batch
-# The same binary linked statically (only the final link changes), for the
-# start-up figure of a single lookup.
-cargo rustc --release -q -p tcbpf-cli --bin tcbpf --target-dir target/bench-static \
-    -- -C target-feature=+crt-static
-TCBPF=$PWD/target/release/tcbpf
+# With the same binary linked statically (only the final link changes),
+# for the start-up figure of a single lookup.
+scripts/build-bench.sh static
+TCBPF=${CARGO_TARGET_DIR:-$PWD/target}/release/tcbpf
 TCBPF_STATIC=$PWD/target/bench-static/release/tcbpf
-RAW=$PWD/target/release/examples/map_raw_batch
+RAW=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/map_raw_batch
 
 WORK=$(mktemp -d /tmp/tcbpf-bench.XXXXXX)
 mkdir "$WORK/bpffs"
@@ -105,31 +110,28 @@ load_tcbpf_min=$(fastest "$WORK/lt"); load_bpftool_min=$(fastest "$WORK/lb"); lo
 "$TCBPF" map lookup pinned "$MAP" key u32 7 value u64 | grep -q 'value: 21$'
 
 echo "timing single lookups…" >&2
-if command -v hyperfine >/dev/null; then
-    # Five rounds of 100 runs each, so that load from elsewhere falls on
-    # every tool alike; the figure is the median of the rounds' medians.
-    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
-    for _ in 1 2 3 4 5; do
-        hyperfine -N --warmup 20 --runs 100 --export-csv "$WORK/lookup.csv" \
-            "$TCBPF map lookup pinned $MAP key u32 7" \
-            "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
-            "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
-        # CSV columns: command,mean,stddev,median,…; rows in the order given.
-        awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
-            NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
-    done
-    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
-else
-    : >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
-    for _ in $(seq 300); do
-        once_ns "$TCBPF" map lookup pinned "$MAP" key u32 7 >>"$WORK/kt"
-        once_ns "$TCBPF_STATIC" map lookup pinned "$MAP" key u32 7 >>"$WORK/ks"
-        once_ns "$BPFTOOL" map lookup pinned "$MAP" key 7 0 0 0 >>"$WORK/kb"
-    done
-    look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
-fi
+# Five rounds of 100 runs each, so that load from elsewhere falls on every
+# tool alike; the figure is the median of the rounds' medians.
+: >"$WORK/kt"; : >"$WORK/ks"; : >"$WORK/kb"
+for _ in $(seq "$ROUNDS"); do
+    hyperfine -N --warmup "$WARMUP" --runs "$ROUND_RUNS" --export-csv "$WORK/lookup.csv" \
+        "$TCBPF map lookup pinned $MAP key u32 7" \
+        "$TCBPF_STATIC map lookup pinned $MAP key u32 7" \
+        "$BPFTOOL map lookup pinned $MAP key 7 0 0 0" >/dev/null
+    # CSV columns: command,mean,stddev,median,…; rows in the order given.
+    awk -F, -v kt="$WORK/kt" -v ks="$WORK/ks" -v kb="$WORK/kb" '
+        NR == 2 { printf "%d\n", $4 * 1e9 >> kt } NR == 3 { printf "%d\n", $4 * 1e9 >> ks } NR == 4 { printf "%d\n", $4 * 1e9 >> kb }' "$WORK/lookup.csv"
+done
+look_tcbpf=$(median "$WORK/kt"); look_static=$(median "$WORK/ks"); look_bpftool=$(median "$WORK/kb")
 
 echo
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^dump +NUMs +NUMs +NUMs +NUMx +NUMx$
+# bench-smoke-row: ^load +NUMs +NUMs +NUMs +NUMx +NUMx$
+# bench-smoke-row: ^dump +NUMs +NUMs +NUMs +NUMx +NUMx +\(fastest run\)$
+# bench-smoke-row: ^load +NUMs +NUMs +NUMs +NUMx +NUMx +\(fastest run\)$
+# bench-smoke-row: ^lookup +NUMms +NUMms +- +NUMx +- +\(default dynamic build\)$
+# bench-smoke-row: ^lookup +NUMms +NUMms +- +NUMx +- +\(static build\)$
 echo "tcbpf map benchmark: $N-entry u32 -> u64 hash map, median of $RUNS alternating runs (bpftool bulk: 3)"
 awk -v dt="$dump_tcbpf" -v db="$dump_bpftool" -v dr="$dump_raw" \
     -v lt="$load_tcbpf" -v lb="$load_bpftool" -v lr="$load_raw" \

@@ -10,11 +10,15 @@
 #   load:  `load json` of 1,000,000 NDJSON lines vs `map load` of the same
 #          entries as typed words.
 # Needs root. Installs bpftool if missing. Usage: scripts/bench-typed.sh [RUNS]
+# BENCH_SMOKE=1: the tiny form scripts/bench-smoke.sh runs (5000 entries,
+# 2000 commands, 50 of them a process each, 2 runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-3}
-N=1000000
-CMDS=100000
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+    RUNS=${1:-2}; N=5000; CMDS=2000; PER=50
+else
+    RUNS=${1:-3}; N=1000000; CMDS=100000; PER=1000
+fi
 if [ "$(id -u)" != 0 ]; then
     echo "bench-typed.sh: needs root (loads programs, mounts a bpffs)" >&2
     exit 2
@@ -23,7 +27,7 @@ if ! command -v bpftool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
 fi
 BPFTOOL=$(command -v bpftool)
-cargo build --release -q -p tcbpf-cli --bin tcbpf -p tcbpf --example map_raw_batch
+scripts/build-bench.sh
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 TCBPF=$TARGET/release/tcbpf
 RAW=$TARGET/release/examples/map_raw_batch
@@ -70,13 +74,13 @@ awk -v n="$CMDS" -v keys="$N" -v map="$MAP" 'BEGIN {
     }
 }' >"$WORK/cmds.txt"
 sed 's/^/map /' "$WORK/cmds.txt" >"$WORK/bpftool-cmds.txt"
-head -n 1000 "$WORK/cmds.txt" >"$WORK/cmds-1000.txt"
+head -n "$PER" "$WORK/cmds.txt" >"$WORK/cmds-per.txt"
 per_process() {
     local line
     while read -r line; do
         # shellcheck disable=SC2086
         "$TCBPF" map $line >/dev/null 2>&1 || true
-    done <"$WORK/cmds-1000.txt"
+    done <"$WORK/cmds-per.txt"
 }
 
 # 2. The typed map: typed_maps.o's `quads` (u32 -> struct quad, 4 members).
@@ -100,7 +104,7 @@ for i in $(seq "$RUNS"); do
     once_ns "$BPFTOOL" batch file "$WORK/bpftool-cmds.txt" >>"$WORK/bb"
     once_ns per_process >>"$WORK/bp"
 done
-batch_t=$(median "$WORK/bt"); batch_b=$(median "$WORK/bb"); per_1000=$(median "$WORK/bp")
+batch_t=$(median "$WORK/bt"); batch_b=$(median "$WORK/bb"); per_some=$(median "$WORK/bp")
 
 echo "timing typed dump…" >&2
 : >"$WORK/dt"; : >"$WORK/dj"; : >"$WORK/dr"; : >"$WORK/db"
@@ -122,17 +126,23 @@ load_j=$(median "$WORK/lj"); load_w=$(median "$WORK/lw")
 "$TCBPF" map lookup id "$QUADS" key 7 | grep -q 'value: {packets: 21, bytes: 49, drops: 7, last_seen: 7}$'
 
 echo
+# The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):
+# bench-smoke-row: ^  tcbpf map batch +NUMs +bpftool batch +NUMs +process per command +NUMs \(INT took NUMs\)$
+# bench-smoke-row: ^  bpftool/tcbpf NUMx \(target >= 3x\) +per-process/tcbpf INTx \(target >= 50x\)$
+# bench-smoke-row: ^  tcbpf text NUMs +tcbpf -j NUMs +tcbpf raw \(untyped\) NUMs +bpftool \(BTF\) NUMs$
+# bench-smoke-row: ^  bpftool/tcbpf text NUMx, -j NUMx \(target >= 8x\) +text/raw NUMx, -j/raw NUMx \(target <= 1\.5x\)$
+# bench-smoke-row: ^  load json \(NDJSON\) NUMs +load typed words NUMs +json/words NUMx \(target <= 2x\)$
 echo "tcbpf typed map benchmark: median of $RUNS alternating runs (bpftool dump: 1 run)"
-awk -v bt="$batch_t" -v bb="$batch_b" -v bp="$per_1000" -v cmds="$CMDS" \
+awk -v bt="$batch_t" -v bb="$batch_b" -v bp="$per_some" -v per="$PER" -v cmds="$CMDS" -v n="$N" \
     -v dt="$dump_t" -v dj="$dump_j" -v dr="$dump_r" -v db="$dump_b" \
     -v lj="$load_j" -v lw="$load_w" 'BEGIN {
-    pp = bp * cmds / 1000
+    pp = bp * cmds / per
     printf "batch, %d commands (70%% update, 30%% lookup):\n", cmds
-    printf "  tcbpf map batch %8.3fs   bpftool batch %8.3fs   process per command %8.1fs (1,000 took %.3fs)\n", bt, bb, pp, bp
+    printf "  tcbpf map batch %8.3fs   bpftool batch %8.3fs   process per command %8.1fs (%d took %.3fs)\n", bt, bb, pp, per, bp
     printf "  bpftool/tcbpf %.1fx (target >= 3x)   per-process/tcbpf %.0fx (target >= 50x)\n", bb / bt, pp / bt
-    printf "dump, 1,000,000 entries of a 4-member struct:\n"
+    printf "dump, %d entries of a 4-member struct:\n", n
     printf "  tcbpf text %.3fs   tcbpf -j %.3fs   tcbpf raw (untyped) %.3fs   bpftool (BTF) %.3fs\n", dt, dj, dr, db
     printf "  bpftool/tcbpf text %.1fx, -j %.1fx (target >= 8x)   text/raw %.2fx, -j/raw %.2fx (target <= 1.5x)\n", db / dt, db / dj, dt / dr, dj / dr
-    printf "load, 1,000,000 entries:\n"
+    printf "load, %d entries:\n", n
     printf "  load json (NDJSON) %.3fs   load typed words %.3fs   json/words %.2fx (target <= 2x)\n", lj, lw, lj / lw
 }'

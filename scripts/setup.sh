@@ -2,11 +2,14 @@
 # Installs what the build and the tests need and a fresh machine lacks:
 # iproute2's tc, strace, python3 and gcc (old hand-off generations),
 # bpftool (loader parity), systemd-socket-activate (the keeper as a
-# service), prometheus and tmux (exporter and map watch), protoc, etcd and
-# etcdctl (tcbpf-sync), libpcap-dev (tcbpf-dump links libpcap to compile
-# filters), tcpdump and tshark (dump's tests: filters compiled as tcpdump
-# does, pcapng read back). Each package is installed only when its command is
-# missing, so a second run does nothing.
+# service; systemd-analyze checks the units), man, zsh and fish (the
+# generated man pages and completions), prometheus and tmux (exporter and
+# map watch), etcd and etcdctl (tcbpf-sync), hyperfine
+# (scripts/bench-map.sh, which CI runs in its tiny form), libpcap-dev
+# (tcbpf-dump links libpcap to compile filters), tcpdump and tshark (dump's
+# tests: filters compiled as tcpdump does, pcapng read back). Each package
+# is installed only when its command is missing, so a second run does
+# nothing.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh: installing packages needs root" >&2
@@ -24,6 +27,10 @@ fi
 if ! command -v python3 >/dev/null || ! command -v gcc >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 gcc libc6-dev linux-libc-dev
 fi
+# json_schema.rs validates every -j output against docs/json.md.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-jsonschema
+fi
 # The extern and map-default tests compare with libbpf's loader.
 if ! command -v bpftool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool
@@ -33,16 +40,23 @@ if ! command -v systemd-socket-activate >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
 fi
 need=()
+# man renders the generated man pages (gen_docs, deb_package); zsh and
+# fish run the generated completions (gen_docs).
+command -v man >/dev/null || need+=(man-db)
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v tmux >/dev/null || need+=(tmux)
+command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# tcbpf-sync: protoc builds the etcd client's protocol code; its tests run a
-# real etcd (etcd-server) and use etcdctl (etcd-client).
-if ! command -v protoc >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+# tcbpf-sync's tests run a real etcd (etcd-server) and use etcdctl
+# (etcd-client). The build needs no protoc: the etcd client's generated
+# code is committed (third_party/etcd-client).
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        protobuf-compiler etcd-server etcd-client
+        etcd-server etcd-client
 fi
 # tcbpf-dump: libpcap compiles 'filter EXPR' (the crate links -lpcap);
 # its tests compare with tcpdump -ddd and read the pcapng with tshark.

@@ -17,6 +17,13 @@
 //!     run /bin/echo ready`, vs `tcbpf exec bpf import UDS` and vs `tc exec
 //!     bpf import UDS` (both bound beforehand, not timed) fed by `tcbpf map
 //!     export UDS MAP…` (MAP: words of a MAP reference, e.g. pinned:PATH).
+//! keeper_load hold SOCK N SECS
+//!     opens N connections (one after the other) and holds them, without a
+//!     word, until SECS seconds passed since it started; prints how many
+//!     connects succeeded and failed (an attack on the keeper's limits).
+//! keeper_load unread SOCK SET N SECS
+//!     N connections, each sending `get SET` requests in a loop and never
+//!     reading a reply, for SECS seconds (a slow reader).
 //! ```
 
 use std::os::fd::AsFd;
@@ -27,7 +34,7 @@ use tcbpf::keeper::{Access, Client};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: keeper_load get SOCK SET THREADS REQUESTS [reconnect] | garbage SOCK N [FIRST]"
+        "usage: keeper_load get SOCK SET THREADS REQUESTS [reconnect] | garbage SOCK N [FIRST] | hold SOCK N SECS | unread SOCK SET N SECS"
     );
     std::process::exit(2)
 }
@@ -58,7 +65,89 @@ fn main() {
                 .collect();
             handoff(&args[1], &args[2], &args[3], &args[4], runs, &maps);
         }
+        Some("hold") if args.len() == 4 => {
+            let n: usize = args[2].parse().unwrap_or_else(|_| usage());
+            let secs: f64 = args[3].parse().unwrap_or_else(|_| usage());
+            hold(&PathBuf::from(&args[1]), n, Duration::from_secs_f64(secs));
+        }
+        Some("unread") if args.len() == 5 => {
+            let n: usize = args[3].parse().unwrap_or_else(|_| usage());
+            let secs: f64 = args[4].parse().unwrap_or_else(|_| usage());
+            unread(
+                &PathBuf::from(&args[1]),
+                &args[2],
+                n,
+                Duration::from_secs_f64(secs),
+            );
+        }
         _ => usage(),
+    }
+}
+
+/// Ends the process when `after` has passed (a connect or a send may
+/// block for good when the keeper stops taking them: the attack is bounded
+/// by time, not by the keeper's goodwill).
+fn exit_after(after: Duration, line: impl Fn() -> String + Send + 'static) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        // Not println!: with nobody reading stdout any more it would
+        // panic this thread and the process would never end.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{}", line());
+        std::process::exit(0);
+    });
+}
+
+fn hold(sock: &std::path::Path, n: usize, secs: Duration) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static CONNECTED: AtomicUsize = AtomicUsize::new(0);
+    static FAILED: AtomicUsize = AtomicUsize::new(0);
+    exit_after(secs, || {
+        format!(
+            "hold connected {} failed {}",
+            CONNECTED.load(Relaxed),
+            FAILED.load(Relaxed)
+        )
+    });
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        match Client::connect(sock) {
+            Ok(c) => {
+                held.push(c);
+                CONNECTED.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                FAILED.fetch_add(1, Relaxed);
+            }
+        }
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn unread(sock: &std::path::Path, set: &str, n: usize, secs: Duration) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static SENT: AtomicUsize = AtomicUsize::new(0);
+    exit_after(secs, || format!("unread sent {}", SENT.load(Relaxed)));
+    let req = proto::encode_request(&Request::new(Op::Get, set, &[], Access::ReadOnly)).unwrap();
+    for _ in 0..n {
+        let (sock, req) = (sock.to_path_buf(), req.clone());
+        std::thread::spawn(move || {
+            let Ok(c) = Client::connect(&sock) else {
+                return;
+            };
+            while c.send_raw(&req, &[]).is_ok() {
+                SENT.fetch_add(1, Relaxed);
+            }
+            // Refused or dropped: keep the socket (unread) until the end.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 

@@ -7,6 +7,16 @@
 //! arguments still come from `std::env::args`, which glibc hands to std.
 #![cfg_attr(not(test), no_main)]
 
+/// `eprintln!` that writes its line with one `write(2)`: the text is
+/// formatted first, so processes sharing one stderr pipe never interleave
+/// inside a line (`eprintln!` writes each piece of the format on its own).
+/// Every line tcbpf writes to standard error goes through it.
+macro_rules! eline {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stderr_line(&format!($($arg)*))
+    };
+}
+
 // The unit-test build has the test harness's main instead of ours, so
 // nothing there calls into `cli` from the top.
 #[cfg_attr(test, allow(dead_code))]
@@ -19,7 +29,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     let code = match cli::run(args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("tcbpf: {e}");
+            eline!("tcbpf: {e}");
             e.exit as i32
         }
     };

@@ -241,7 +241,7 @@ fn json_import_prints_what_arrived_instead_of_running() {
     assert_eq!(e["name"], "exec_json");
     assert_eq!(e["type"], "hash");
     assert_eq!(
-        (e["key_size"].as_u64(), e["value_size"].as_u64()),
+        (e["bytes_key"].as_u64(), e["bytes_value"].as_u64()),
         (Some(4), Some(8))
     );
     assert_eq!(e["map_id"], kernel_id(&m));

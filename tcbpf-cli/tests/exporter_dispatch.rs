@@ -98,13 +98,17 @@ fn a_missing_exporter_is_a_clear_error() {
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["exporter", "listen", ":1"]);
     assert_eq!(code, 4);
     assert!(
-        err.contains("cannot run tcbpf-exporter (looked beside tcbpf and on PATH)"),
+        err.contains("exporter: tcbpf-exporter is neither beside tcbpf nor on PATH"),
         "{err}"
     );
+    // The same exit as a missing tcbpf-sync (sync_dispatch.rs).
+    let (code, _, err) = run_with_path(&bin, "/nonexistent", &["sync", "help"]);
+    assert_eq!(code, 4, "{err}");
 }
 
 /// `tcbpf dump …` runs `tcbpf-dump` the same way: beside tcbpf first, with
-/// the words and `-j`; a missing one is the same clear error.
+/// the words and `-j`; a missing one is the same clear error (exit 4,
+/// through `external::run_helper` like the exporter and sync).
 #[test]
 fn dump_runs_tcbpf_dump_with_the_words_and_json_flag() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,7 +132,7 @@ fn dump_runs_tcbpf_dump_with_the_words_and_json_flag() {
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["dump", "dev", "v0"]);
     assert_eq!(code, 4);
     assert!(
-        err.contains("cannot run tcbpf-dump (looked beside tcbpf and on PATH)"),
+        err.contains("dump: tcbpf-dump is neither beside tcbpf nor on PATH"),
         "{err}"
     );
 }

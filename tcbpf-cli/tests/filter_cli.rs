@@ -362,7 +362,9 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         s(&map_pin)
     );
     let (code, err) = fails(tcbpf(&line, None));
-    assert_eq!(code, 4);
+    // A pin of the wrong kind is bad input (2), as a MAP pin that is no
+    // map and `chain apply`'s `pinned PATH` that is no program.
+    assert_eq!(code, 2);
     assert!(err.contains("not a bpf program"), "{err}");
     let line = "-n tcbpf-no-such-netns filter show dev v0 ingress";
     let (code, err) = fails(tcbpf(line, None));

@@ -318,3 +318,81 @@ fn map_memory_over_the_limit_is_refused_before_any_map_exists() {
     );
     assert_eq!(maps_named("small"), before, "no map was created");
 }
+
+#[test]
+fn map_update_past_the_end_of_an_array_exits_2_naming_its_size() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let pin = fs.arg("arr");
+    let r = tcbpf(&[
+        "map", "create", "type", "array", "key", "4", "value", "8", "entries", "4", "pin", &pin,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = tcbpf(&[
+        "map", "update", "pinned", &pin, "key", "u32", "4", "value", "u64", "1",
+    ]);
+    expect(
+        &r,
+        2,
+        "key 4 is out of range: the array has 4 entries (0 to 3)",
+        "index 4",
+    );
+    // The last index still works.
+    let r = tcbpf(&[
+        "map", "update", "pinned", &pin, "key", "u32", "3", "value", "u64", "1",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn each_error_line_is_one_write_so_a_shared_stderr_never_garbles_it() {
+    tcbpf_testkit::require_root!();
+    let dir = TempDir::new("stderr-writes");
+    let trace = dir.join("trace");
+    // A failing command under strace: its error is one write(2) to fd 2.
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "4096",
+            "-e",
+            "trace=write",
+            "-o",
+            s(&trace),
+            TCBPF,
+        ])
+        .args(["map", "lookup", "id", "4000000000", "key", "0"])
+        .output()
+        .expect("strace is installed (scripts/test.sh installs it)");
+    assert_eq!(out.status.code(), Some(1));
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let writes: Vec<&str> = trace.lines().filter(|l| l.contains("write(2,")).collect();
+    assert_eq!(writes.len(), 1, "{trace}");
+    assert!(
+        writes[0].contains(r#""tcbpf: id 4000000000: "#) && writes[0].contains(r#"\n""#),
+        "{trace}"
+    );
+    // And so 40 failing processes on one pipe give 40 whole lines.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt 40 ]; do {TCBPF} map lookup id 4000000000 key 0 & i=$((i+1)); done; wait"
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 40, "{text}");
+    let whole = String::from_utf8_lossy(
+        &Command::new(TCBPF)
+            .args(["map", "lookup", "id", "4000000000", "key", "0"])
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .into_owned();
+    for l in lines {
+        assert_eq!(format!("{l}\n"), whole);
+    }
+}

@@ -322,8 +322,14 @@ fn restart_with_state_keeps_the_maps_and_the_tail_calls() {
         .collect();
     entries.sort();
     assert_eq!(entries, ["other%2eo", "tailcall%2eo"]);
+    let mut set_dir: Vec<String> = std::fs::read_dir(state.join("other%2eo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    set_dir.sort();
     assert_eq!(
-        std::fs::read_dir(state.join("other%2eo")).unwrap().count(),
-        1
+        set_dir,
+        ["0000-0", "record"],
+        "one pin and the set's record"
     );
 }

@@ -2,7 +2,10 @@
 //! clients that exit, are SIGKILLed mid-request or send garbage, then
 //! clients at once incrementing counters; the keeper's descriptor count
 //! must not grow, every hostile request is refused, no per-client update is
-//! lost, and SIGTERM ends it with exit 0.
+//! lost, and SIGTERM ends it with exit 0; then a local user's attacks
+//! (connections held at the open-files limit and at the normal one,
+//! gets never read) while root's `keeper list` must answer within a
+//! second.
 
 use std::process::Command;
 use tcbpf_testkit::repo;
@@ -30,7 +33,7 @@ fn keeper_load() -> std::path::PathBuf {
 fn short_soak_keeps_the_keepers_descriptors_flat_and_loses_no_per_client_update() {
     tcbpf_testkit::require_root!();
     let out = Command::new(repo().join("scripts/soak-keeper.sh"))
-        .args(["80", "8", "4"])
+        .args(["80", "8", "4", "3"])
         .env("TCBPF", TCBPF)
         .env("KEEPER_LOAD", keeper_load())
         .output()
@@ -68,5 +71,15 @@ fn short_soak_keeps_the_keepers_descriptors_flat_and_loses_no_per_client_update(
         .collect();
     assert!(fds[1] <= fds[0], "descriptors grew: {end}");
     assert!(text.contains("keeper exit status 0"), "{text}");
+    // uid 65534's attacks: root answered during each one (the script
+    // fails otherwise), and the keeper's descriptors came back.
+    for attack in [
+        "attack: 2000 connections held, open-files limit lowered to fds + 6",
+        "attack: 2000 connections held",
+        "attack: 40 clients sending gets they never read",
+    ] {
+        assert!(text.contains(attack), "{attack}\n{text}");
+    }
+    assert_eq!(text.matches("  during: fds").count(), 3, "{text}");
     assert!(text.trim_end().ends_with("PASS"), "{text}");
 }

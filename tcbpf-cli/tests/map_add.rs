@@ -209,3 +209,129 @@ fn add_errors_name_what_is_wrong() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("CAP_BPF"), "{err}");
 }
+
+/// Runs `tcbpf ARGS…` with `m` as its standard input, named `fd 0`.
+fn run_with_fd0(m: &sys::MapFd, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(TCBPF)
+        .args(args)
+        .stdin(std::process::Stdio::from(
+            m.try_clone().unwrap().into_owned(),
+        ))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn add_refuses_a_read_only_descriptor_and_a_frozen_map_as_update_does() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let pin = pinned(&fs, tcbpf::abi::MapType::Array, 8, 1);
+    let (code, _, err) = run_bin(
+        TCBPF,
+        &[
+            "map", "update", "pinned", &pin, "key", "u32", "0", "value", "u64", "42",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // A read-only descriptor (what a keeper's 'ro' grant hands out), used
+    // by a process that holds CAP_BPF: update and add both refuse.
+    let ro = sys::obj::get_pinned_map(std::path::Path::new(&pin), sys::obj::open::RDONLY).unwrap();
+    let add = [
+        "map", "add", "fd", "0", "key", "u32", "0", "value", "1000000",
+    ];
+    let update = [
+        "map", "update", "fd", "0", "key", "u32", "0", "value", "u64", "7",
+    ];
+    let (code, err) = run_with_fd0(&ro, &update);
+    assert_eq!(code, Some(3), "update through a read-only fd: {err}");
+    let (code, err) = run_with_fd0(&ro, &add);
+    assert_eq!(code, Some(3), "add through a read-only fd: {err}");
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(u64_at(&pin, 0, "u64"), 42);
+    // A frozen map: no write from user space, by update or by add.
+    let rw = sys::obj::get_pinned_map(std::path::Path::new(&pin), sys::obj::open::RDWR).unwrap();
+    map::freeze(&rw).unwrap();
+    let (code, err) = run_with_fd0(&rw, &update);
+    assert_eq!(code, Some(3), "update of a frozen map: {err}");
+    let (code, err) = run_with_fd0(&rw, &add);
+    assert_eq!(code, Some(3), "add to a frozen map: {err}");
+    assert!(err.contains("frozen"), "{err}");
+    assert_eq!(u64_at(&pin, 0, "u64"), 42);
+}
+
+#[test]
+fn add_refuses_union_members_lpm_tries_and_amounts_a_32_bit_field_cannot_hold() {
+    tcbpf_testkit::require_root!();
+    use tcbpf::btf::BtfBuilder;
+    let mut b = BtfBuilder::new();
+    let u32t = b.int("unsigned int", 4, false);
+    let both = b.union("both", 4, &[("x", u32t, 0, 0), ("y", u32t, 0, 0)]);
+    // struct counters { u32 n; union both u; }  and  union both as a value.
+    let counters = b.structure("counters", 8, &[("n", u32t, 0, 0), ("u", both, 32, 0)]);
+    let btf = tcbpf::sys::btf::load(&b.build().to_bytes()).expect("BTF_LOAD");
+    let with_value = |value: u32, size: u32| {
+        let m = map::create(&map::MapCreate {
+            map_type: tcbpf::abi::MapType::Array as u32,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            name: &unique("add"),
+            btf: Some((std::os::fd::AsFd::as_fd(&btf), u32t, value)),
+            ..Default::default()
+        })
+        .expect("an array with BTF");
+        map::update(&m, &0u32.to_ne_bytes(), &vec![0u8; size as usize], 0).unwrap();
+        m
+    };
+    let s_map = with_value(counters, 8);
+    let u_map = with_value(both, 4);
+    let add = |m: &sys::MapFd, rest: &str| {
+        let mut args = vec!["map", "add", "fd", "0", "key", "u32", "0"];
+        args.extend(rest.split_whitespace());
+        run_with_fd0(m, &args)
+    };
+    // The struct's integer member works; its union member does not.
+    assert_eq!(add(&s_map, "field n value 5").0, Some(0));
+    let (code, err) = add(&s_map, "field u value 5");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("'u'") && err.contains("integer"), "{err}");
+    let (code, err) = add(&u_map, "field x value 5");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("union"), "{err}");
+    // A 32-bit field: 4294967296 would add 0; refused, the value unchanged.
+    for big in ["4294967296", "0x100000005", "-2147483649"] {
+        let (code, err) = add(&s_map, &format!("field n value {big}"));
+        assert_eq!(code, Some(2), "{big}: {err}");
+        assert!(err.contains("out of range"), "{big}: {err}");
+    }
+    assert_eq!(add(&s_map, "field n value 4294967295").0, Some(0));
+    assert_eq!(add(&s_map, "field n value -2147483648").0, Some(0));
+    let mut v = [0u8; 8];
+    map::lookup(&s_map, &0u32.to_ne_bytes(), &mut v, 0).unwrap();
+    let n = u32::from_ne_bytes(v[..4].try_into().unwrap());
+    assert_eq!(n, 5u32.wrapping_add(u32::MAX).wrapping_add(0x8000_0000));
+    // An LPM trie: refused up front (exit 2), not after a load the
+    // kernel always refuses (exit 4).
+    let lpm = map::create(&map::MapCreate {
+        map_type: tcbpf::abi::MapType::LpmTrie as u32,
+        key_size: 8,
+        value_size: 8,
+        max_entries: 4,
+        map_flags: 1, // BPF_F_NO_PREALLOC, required for LPM tries
+        name: &unique("lpm"),
+        ..Default::default()
+    })
+    .expect("an LPM trie");
+    let (code, err) = run_with_fd0(
+        &lpm,
+        &[
+            "map", "add", "fd", "0", "key", "u32", "32", "u32", "0", "value", "1",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("lpm_trie"), "{err}");
+}

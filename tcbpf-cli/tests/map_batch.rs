@@ -208,3 +208,167 @@ fn runs_of_updates_and_deletes_become_batch_calls_and_end_as_one_by_one() {
         assert_eq!(f.raw("counters", &k32(k)), want, "key {k}");
     }
 }
+
+/// A batch kept running: lines go in, answer lines come out, and its
+/// /proc entry can be read between them.
+struct LiveBatch {
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LiveBatch {
+    fn start(fds: &[i32]) -> LiveBatch {
+        use std::process::Stdio;
+        let mut child = tcbpf(fds, &["map".into(), "batch".into()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        LiveBatch {
+            input: child.stdin.take(),
+            answers: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.input.as_mut().unwrap().write_all(bytes).unwrap();
+    }
+
+    fn answer(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.answers.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    fn finish(mut self) -> i32 {
+        drop(self.input.take());
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for LiveBatch {
+    fn drop(&mut self) {
+        if self.input.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_line_past_one_mib_fails_alone_and_is_never_held_in_memory() {
+    tcbpf_testkit::require_root!();
+    let f = Fixture::load();
+    let fd = f.fd("counters").as_raw_fd();
+    f.put("counters", &k32(17), &u64s(&[5, 6]));
+    let mut b = LiveBatch::start(&[fd]);
+    // 64 MiB without a newline, written while the batch reads it.
+    let writer = {
+        let mut input = b.input.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                input.write_all(&chunk).unwrap();
+            }
+            input
+                .write_all(format!("\nlookup fd {fd} key 17\n").as_bytes())
+                .unwrap();
+            input
+        })
+    };
+    assert_eq!(
+        b.answer(),
+        "error: LINE 1: the line is longer than 1048576 bytes: skipped to its end\n"
+    );
+    assert_eq!(b.answer(), "key: 17  value: {packets: 5, bytes: 6}\n");
+    b.input = Some(writer.join().unwrap());
+    let peak_kib = b.status_field("VmHWM:");
+    assert!(
+        peak_kib < 24 << 10,
+        "peak RSS {peak_kib} KiB for a 64 MiB line"
+    );
+    assert_eq!(b.finish(), 2);
+}
+
+#[test]
+fn one_descriptor_per_map_however_many_ways_its_pin_is_spelt() {
+    tcbpf_testkit::require_root!();
+    let f = Fixture::load();
+    f.put("counters", &k32(17), &u64s(&[5, 6]));
+    let fs = tcbpf_testkit::Bpffs::new();
+    let pin = fs.join("counters");
+    tcbpf::sys::obj::pin(f.fd("counters"), &pin).unwrap();
+    let mut b = LiveBatch::start(&[]);
+    let spellings = 300;
+    for i in 1..=spellings {
+        // /fs/counters, /fs//counters, /fs///counters…
+        let path = format!("{}{}counters", fs.as_str(), "/".repeat(i));
+        b.send(format!("lookup pinned {path} key 17\n").as_bytes());
+        assert_eq!(b.answer(), "key: 17  value: {packets: 5, bytes: 6}\n");
+    }
+    let fds = b.open_fds();
+    assert!(fds < 16, "{fds} descriptors open for one map");
+    assert_eq!(b.finish(), 0);
+}
+
+#[test]
+fn watch_and_load_from_standard_input_are_refused_inside_a_batch_and_it_goes_on() {
+    tcbpf_testkit::require_root!();
+    let f = Fixture::load();
+    let fd = f.fd("counters").as_raw_fd();
+    let input = format!(
+        "\
+update fd {fd} key 1 value packets 1 bytes 1
+watch fd {fd} count 1
+load fd {fd} json from -
+load fd {fd} key u32 value u64 u64
+update fd {fd} key 2 value packets 2 bytes 2
+lookup fd {fd} key 2
+"
+    );
+    let (code, out, err) = batch(fd, "map batch", &input);
+    assert_eq!(code, 2, "{err}\n{out}");
+    assert_eq!(
+        out,
+        "\
+error: LINE 2: batch: 'watch' cannot run inside a batch (it would replace the batch and drop the lines after it); run it on its own
+error: LINE 3: load: standard input holds the batch's own commands: inside a batch, load reads only 'from FILE'
+error: LINE 4: load: standard input holds the batch's own commands: inside a batch, load reads only 'from FILE'
+key: 2  value: {packets: 2, bytes: 2}
+",
+        "{err}"
+    );
+    assert_eq!(f.raw("counters", &k32(1)), Some(u64s(&[1, 1])));
+    // A load from a file still works inside a batch.
+    let dir = TempDir::new("batch-load");
+    let data = dir.join("entries");
+    std::fs::write(&data, "3 30 31\n").unwrap();
+    let (code, out, err) = batch(
+        fd,
+        "map batch",
+        &format!(
+            "load fd {fd} key u32 value u64 u64 from {}\n",
+            data.display()
+        ),
+    );
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert_eq!(f.raw("counters", &k32(3)), Some(u64s(&[30, 31])));
+}

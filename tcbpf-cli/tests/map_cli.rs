@@ -617,7 +617,7 @@ fn freeze_shows_frozen_and_refuses_updates() {
     run_ok(&m, "map freeze fd FD");
     assert!(sys::info::map_fdinfo(&m).unwrap().frozen);
     let shown: serde_json::Value = serde_json::from_str(&run_ok(&m, "-j map show fd FD")).unwrap();
-    assert_eq!(shown["frozen"], true);
+    assert_eq!(shown["frozen"], 1);
     assert!(run_ok(&m, "map show fd FD").contains("frozen"));
     let r = run(&m, "map update fd FD key u32 0 value u64 2");
     assert_eq!(r.code, 3, "{}", r.stderr);

@@ -149,12 +149,12 @@ fn both_map_kinds_print_exactly_the_events_of_the_datagrams_sent() {
 }
 
 #[test]
-fn a_closed_output_pipe_ends_the_reader_and_btf_file_types_the_events() {
+fn a_closed_output_pipe_ends_the_reader_and_btf_file_types_the_events_in_the_dump_text_form() {
     tcbpf_testkit::require_root!();
     let w = World::new();
     let (rc, out) = (w.file("rc"), w.file("out"));
     let script = format!(
-        "(\"$TCBPF\" -v -j map events env RB type event btf {obj} timeout 60 2> {err}; \
+        "(\"$TCBPF\" -v map events env RB type event btf {obj} timeout 60 2> {err}; \
             echo $? > {rc}) | head -n 3 > {out} & \
          {wait} touch {ready}; wait",
         obj = object("events.o"),
@@ -178,15 +178,15 @@ fn a_closed_output_pipe_ends_the_reader_and_btf_file_types_the_events() {
     let status = importer.finish();
     assert!(status.status.success());
     assert_eq!(w.read("rc").trim(), "0", "{}", w.read("errors"));
-    let lines: Vec<Value> = w
-        .read("out")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3);
-    for (i, v) in lines.iter().enumerate() {
-        assert_eq!(v["value"]["seq"], i as u64);
-        assert_eq!(v["value"]["len"], 50);
+    // Text as dumps and lookups print a typed value (`{seq: 0, …}`), not
+    // C's designated initialisers (`{.seq = 0, …}`).
+    let out = w.read("out");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with(&format!("{{seq: {i}, ")), "{l}");
+        assert!(l.contains(", len: 50, "), "{l}");
+        assert!(!l.contains(" = "), "{l}");
     }
 }
 
@@ -351,4 +351,110 @@ fn an_idle_reader_sleeps_until_its_timeout_and_exits_0() {
         .collect();
     assert!(t[0] >= 1.5 && t[0] < 5.0, "wall {} s", t[0]);
     assert!(t[1] + t[2] < 0.3, "CPU {} s while idle", t[1] + t[2]);
+}
+
+/// A FIFO at `path` with a one-page buffer, held open (read and write) by
+/// the test and never read: a reader's output pipe that is full at once.
+fn full_fifo(path: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::run("mkfifo", &[path.to_str().unwrap()]);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap();
+    // SAFETY: fcntl on a descriptor this test owns; no memory is passed.
+    let size = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        size >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    f
+}
+
+#[test]
+fn sigterm_ends_readers_whose_output_pipe_is_full() {
+    tcbpf_testkit::require_root!();
+    let w = World::new();
+    let fifos: Vec<std::fs::File> = ["rb.fifo", "pa.fifo"]
+        .iter()
+        .map(|f| full_fifo(&w.dir.join(f)))
+        .collect();
+    // Each reader writes to a FIFO nobody reads; its pid and, when it
+    // ends, its exit status go to files. 'timeout 100' bounds a reader
+    // that would never see its signal.
+    let reader = |map: &str, name: &str| {
+        format!(
+            "\"$TCBPF\" -v map events env {map} timeout 100 > {fifo} 2> {err} & \
+             echo $! > {pid}.tmp; mv {pid}.tmp {pid}; ",
+            fifo = w.file(&format!("{name}.fifo")),
+            err = w.file(&format!("{name}.err")),
+            pid = w.file(&format!("{name}.pid")),
+        )
+    };
+    let script = format!(
+        "{rb}{pa}{wait} touch {ready}; \
+         wait $(cat {rb_pid}); echo $? > {rb_rc}; wait $(cat {pa_pid}); echo $? > {pa_rc}",
+        rb = reader("RB", "rb"),
+        pa = reader("PA", "pa"),
+        wait = wait_nonempty(&[w.file("rb.err"), w.file("pa.err")]),
+        ready = w.file("ready"),
+        rb_pid = w.file("rb.pid"),
+        pa_pid = w.file("pa.pid"),
+        rb_rc = w.file("rb.rc"),
+        pa_rc = w.file("pa.rc"),
+    );
+    let mut importer = w.importer(&script);
+    w.attach_and_export();
+    w.wait_ready();
+    // 200 events of some 70 bytes each: far more than the one-page pipes
+    // take, so both readers end up waiting to write.
+    assert_eq!(w.net.send_udp(PORT, 200), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = |name: &str| -> i32 { w.read(name).trim().parse().unwrap() };
+    for name in ["rb.pid", "pa.pid"] {
+        let wchan = std::fs::read_to_string(format!("/proc/{}/wchan", pid(name))).unwrap();
+        assert!(
+            !wchan.contains("pipe_write"),
+            "{name}: blocked in a write that SIGTERM cannot end ({wchan})"
+        );
+    }
+    let start = Instant::now();
+    for name in ["rb.pid", "pa.pid"] {
+        // SAFETY: kill with a pid the script reported; no memory involved.
+        assert_eq!(unsafe { libc::kill(pid(name), libc::SIGTERM) }, 0);
+    }
+    for rc in ["rb.rc", "pa.rc"] {
+        assert!(
+            wait_for(&w.dir.join(rc), Duration::from_secs(3)),
+            "{rc}: the reader did not end within 3 s of SIGTERM: {}",
+            w.read(&rc.replace(".rc", ".err"))
+        );
+    }
+    let took = start.elapsed();
+    drop(fifos);
+    let out = importer.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["rb", "pa"] {
+        assert_eq!(
+            w.read(&format!("{name}.rc")).trim(),
+            "0",
+            "{}",
+            w.read(&format!("{name}.err"))
+        );
+        assert!(
+            w.read(&format!("{name}.err"))
+                .contains("stopped (interrupted)"),
+            "{}",
+            w.read(&format!("{name}.err"))
+        );
+    }
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

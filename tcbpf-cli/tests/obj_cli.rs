@@ -156,12 +156,12 @@ fn load_errors_have_exit_codes() {
         "load",
         file.to_str().unwrap(),
         "type",
-        "xdp",
+        "kprobe",
         "pin",
         &pin,
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("unknown program type 'xdp'"), "{err}");
+    assert!(err.contains("unknown program type 'kprobe'"), "{err}");
     let (code, _, err) = tcbpf(&[
         "obj",
         "load",
@@ -187,4 +187,42 @@ fn help_describes_show_and_load() {
         out.contains("tcbpf obj show FILE") && out.contains("pin PATH"),
         "{out}"
     );
+}
+
+#[test]
+fn load_warns_about_each_tail_call_section_it_leaves_out_without_verbose() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let pin = fs.arg("p");
+    let file = fixture("tailcall_hex.o");
+    let (code, out, err) = tcbpf(&[
+        "-j",
+        "obj",
+        "load",
+        file.to_str().unwrap(),
+        "bpffs",
+        fs.as_str(),
+        "pin",
+        &pin,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("tcbpf: warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{err}");
+    for section in ["'7/0'", "'0x/1'", "'08/1'"] {
+        assert!(
+            warnings.iter().any(|w| w.contains(section)),
+            "{section}: {err}"
+        );
+    }
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let sections: Vec<&str> = v["tail_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["section"].as_str().unwrap())
+        .collect();
+    assert_eq!(sections, ["0xabccba/0", "012/0x1", "+0XABCCBA/02"]);
 }

@@ -63,8 +63,8 @@ fn show_json_lists_kconfig_externs_in_libbpf_order() {
         .iter()
         .find(|m| m["name"] == ".kconfig")
         .expect("a .kconfig map");
-    assert_eq!(kconfig["value_size"], 4 * 4 + 1 + 1 + 16);
-    assert_eq!(kconfig["frozen"], true);
+    assert_eq!(kconfig["bytes_value"], 4 * 4 + 1 + 1 + 16);
+    assert_eq!(kconfig["frozen"], 1);
 }
 
 fn as_nobody(args: &[&str]) -> tcbpf_testkit::Run {
@@ -104,4 +104,20 @@ fn hidden_kallsyms_addresses_are_a_permission_error() {
         "{}",
         loaded.stderr
     );
+}
+
+#[test]
+fn load_of_a_strong_kfunc_the_kernel_lacks_exits_4_as_a_missing_kernel_feature() {
+    tcbpf_testkit::require_root!();
+    let file = fixture("ext_strong_kfunc.o");
+    let fs = Bpffs::new();
+    let pin = fs.arg("p");
+    let (code, _, err) = tcbpf(&["obj", "load", s(&file), "bpffs", fs.as_str(), "pin", &pin]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("extern (kfunc) 'tcbpf_no_such_strong_kfunc'")
+            && err.contains("no kfunc of that name in the kernel's BTF"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&pin).exists(), "nothing is pinned");
 }

@@ -63,7 +63,9 @@ fn sync_without_the_helper_says_where_it_looked() {
         .env("PATH", dir.join("empty"))
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    // Exit 4, as a missing tcbpf-exporter: an installation fault, not a
+    // key or map that is not there (exit 1).
+    assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("tcbpf-sync is neither beside tcbpf nor on PATH"),

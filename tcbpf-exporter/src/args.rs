@@ -306,6 +306,9 @@ pub struct Listen {
     pub maps: Vec<MapRef>,
     /// The configuration (default when no file).
     pub config: Config,
+    /// `connections N`: the most open connections (None: from the
+    /// open-files limit).
+    pub connections: Option<usize>,
 }
 
 /// `PORT` or `:PORT` means loopback; anything else is taken as given.
@@ -327,7 +330,36 @@ pub fn listen_addr(word: &str) -> Result<String, Fail> {
 enum ListenOption {
     Dev,
     Config,
+    Connections,
     Map(MapForm),
+}
+
+/// The most bytes a config file may have.
+const MAX_CONFIG: u64 = 1 << 20;
+
+/// The text of config file `path`, read up to [`MAX_CONFIG`] bytes (a
+/// larger or endless file, a directory, or one not UTF-8, is bad input).
+fn read_config(path: &str) -> Result<String, Fail> {
+    use std::io::Read;
+    let failed = |e: std::io::Error| Fail {
+        code: match e.kind() {
+            std::io::ErrorKind::NotFound => 1,
+            std::io::ErrorKind::PermissionDenied => 3,
+            std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData => 2,
+            _ => 4,
+        },
+        message: format!("config {path}: {e}"),
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(failed)?
+        .take(MAX_CONFIG + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        return Err(Fail::usage(format!("config {path}: larger than 1 MiB")));
+    }
+    String::from_utf8(bytes).map_err(|_| Fail::usage(format!("config {path}: not UTF-8 text")))
 }
 
 /// Parses the words after `listen`.
@@ -338,9 +370,14 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
         targets: Vec::new(),
         maps: Vec::new(),
         config: Config::default(),
+        connections: None,
     };
     while let Some(word) = w.next() {
-        let mut options = vec![("dev", ListenOption::Dev), ("config", ListenOption::Config)];
+        let mut options = vec![
+            ("dev", ListenOption::Dev),
+            ("config", ListenOption::Config),
+            ("connections", ListenOption::Connections),
+        ];
         options.extend(MAP_WORDS.map(|(w, f)| (w, ListenOption::Map(f))));
         match pick(&word, &options, "exporter option")? {
             ListenOption::Dev => {
@@ -361,16 +398,16 @@ pub fn parse_listen(w: &mut Words) -> Result<Listen, Fail> {
             }
             ListenOption::Config => {
                 let path = w.expect("a file after 'config'")?;
-                let text = std::fs::read_to_string(&path).map_err(|e| Fail {
-                    code: if e.kind() == std::io::ErrorKind::NotFound {
-                        1
-                    } else {
-                        4
-                    },
-                    message: format!("config {path}: {e}"),
-                })?;
+                let text = read_config(&path)?;
                 l.config =
                     Config::parse(&text).map_err(|e| Fail::usage(format!("config {path}: {e}")))?;
+            }
+            ListenOption::Connections => {
+                let n: usize = w.number("a number of connections after 'connections'")?;
+                if !(1..=1_000_000).contains(&n) {
+                    return Err(Fail::usage("connections must be between 1 and 1000000"));
+                }
+                l.connections = Some(n);
             }
             ListenOption::Map(form) => l.maps.push(MapRef::parse(form, w)?),
         }

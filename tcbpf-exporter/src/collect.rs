@@ -3,13 +3,17 @@
 //! rows into metric families named and labelled as the README says. Maps
 //! given by reference are read as they are, without device labels.
 //!
+//! A map-in-map gives no rows: its slots' policy generations are exported
+//! instead (`tcbpf_policy_generation`, read by `tcbpf::maps::generation`).
+//!
 //! Maps found through a device are opened read-only by id at the scrape
 //! that first sees them and kept while a program still uses them; a map
 //! whose program went away is closed and no longer exported.
 
 use crate::config::{Config, Decoder, Kind};
 use crate::keys::KeyPart;
-use crate::metrics::{label_name, labels_text, metric_name, Families, Number, Type};
+use crate::metrics::{labels_text, metric_name, Families, Number, Type};
+use crate::names;
 use crate::read::{ReadError, StatMap};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -53,37 +57,41 @@ impl Collector {
 
     /// Reads everything now, as OpenMetrics or the text format; problems
     /// with one device or map go to `errors` (logging them is the caller's
-    /// choice), the rest is still exported.
+    /// choice), the rest is still exported. Each map is exported once, by
+    /// its first origin.
     pub fn scrape(&self, openmetrics: bool, errors: &mut Vec<String>) -> Families {
         let mut fams = Families::new(openmetrics);
+        let own = Own::new(&mut fams);
         let mut ifnames = IfNames::default();
+        let mut exported = HashSet::new();
         for m in &self.fixed {
-            self.export_map(
-                m,
-                &Origin { labels: vec![] },
-                &mut fams,
-                &mut ifnames,
-                errors,
-            );
+            if exported.insert(m.info.id) {
+                let origin = Origin { labels: vec![] };
+                self.export_map(m, &origin, &own, &mut fams, &mut ifnames, errors);
+            }
         }
         if !self.targets.is_empty() {
-            self.scrape_devices(&mut fams, &mut ifnames, errors);
+            self.scrape_devices(&own, &mut fams, &mut ifnames, &mut exported, errors);
         }
-        let err = fams.family(
-            "tcbpf_exporter_scrape_errors",
-            "Problems met in this scrape (devices or maps that could not be read)",
-            Type::Gauge,
-        );
-        err.push("", Number::Int(errors.len() as i128));
+        fams.at(own.errors)
+            .push("", Number::Int(errors.len() as i128));
         fams
     }
 
-    fn scrape_devices(&self, fams: &mut Families, names: &mut IfNames, errors: &mut Vec<String>) {
+    fn scrape_devices(
+        &self,
+        own: &Own,
+        fams: &mut Families,
+        names: &mut IfNames,
+        exported: &mut HashSet<u32>,
+        errors: &mut Vec<String>,
+    ) {
         let sock = match Socket::open() {
             Ok(s) => s,
             Err(e) => return errors.push(format!("netlink: {e}")),
         };
         let mut seen_maps: HashMap<u32, Origin> = HashMap::new();
+        let mut seen_progs = HashSet::new();
         let mut order = Vec::new();
         for t in &self.targets {
             let ifindex = match device::ifindex(&sock, &t.dev) {
@@ -118,28 +126,20 @@ impl Collector {
                 ];
                 let mut with_id = base.clone();
                 with_id.push(("id".into(), prog.id.to_string()));
-                fams.family(
-                    "tcbpf_prog_run_count",
-                    "Runs of an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
-                    Type::Counter,
-                )
-                .push(&labels_text(&with_id), Number::Int(prog.run_cnt as i128));
-                fams.family(
-                    "tcbpf_prog_run_seconds",
-                    "Time spent in an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
-                    Type::Counter,
-                )
-                .push(&labels_text(&with_id), Number::Float(prog.run_time_ns as f64 / 1e9));
+                // One program attached twice on one hook: its statistics once.
+                if seen_progs.insert((t.dev.clone(), a.direction.to_string(), prog.id)) {
+                    let labels = labels_text(&with_id);
+                    fams.at(own.run_count)
+                        .push(&labels, Number::Int(prog.run_cnt as i128));
+                    fams.at(own.run_seconds)
+                        .push(&labels, Number::Float(prog.run_time_ns as f64 / 1e9));
+                }
                 let mut info = with_id;
                 info.push(("tag".into(), prog.tag_hex()));
                 info.push(("hook".into(), hook.into()));
                 info.push(("attach".into(), extra));
-                fams.family(
-                    "tcbpf_prog",
-                    "An attached program: id, tag, name and how it is attached",
-                    Type::Info,
-                )
-                .push(&labels_text(&info), Number::Int(1));
+                fams.at(own.prog_info)
+                    .push(&labels_text(&info), Number::Int(1));
                 for &id in &prog.map_ids {
                     if let std::collections::hash_map::Entry::Vacant(e) = seen_maps.entry(id) {
                         order.push(id);
@@ -154,6 +154,7 @@ impl Collector {
         let wanted: HashSet<u32> = seen_maps.keys().copied().collect();
         found.retain(|id, _| wanted.contains(id));
         let mut maps = Vec::new();
+        let mut outers = Vec::new();
         for id in order {
             let m = match found.get(&id) {
                 Some(m) => Some(m.clone()),
@@ -163,7 +164,10 @@ impl Collector {
                         found.insert(id, m.clone());
                         Some(m)
                     }
-                    Err(ReadError::Unsupported(_)) => None,
+                    Err(ReadError::Unsupported(_)) => {
+                        outers.push(id);
+                        None
+                    }
                     // Gone between the program's info and now: not exported.
                     Err(e) if e.is_not_found() => None,
                     Err(e) => {
@@ -178,7 +182,12 @@ impl Collector {
         }
         drop(found);
         for (m, id) in maps {
-            self.export_map(&m, &seen_maps[&id], fams, names, errors);
+            if exported.insert(id) {
+                self.export_map(&m, &seen_maps[&id], own, fams, names, errors);
+            }
+        }
+        for id in outers {
+            export_generations(id, &seen_maps[&id], own, fams, errors);
         }
     }
 
@@ -186,8 +195,9 @@ impl Collector {
         &self,
         m: &StatMap,
         origin: &Origin,
+        own: &Own,
         fams: &mut Families,
-        names: &mut IfNames,
+        ifnames: &mut IfNames,
         errors: &mut Vec<String>,
     ) {
         let rule = self.config.map(&m.info.name);
@@ -202,38 +212,61 @@ impl Collector {
         let map_part = rule
             .and_then(|r| r.rename.clone())
             .unwrap_or_else(|| m.info.name.clone());
-        let families: Vec<usize> = fields
+        let renamed: Vec<String> = fields
             .iter()
             .map(|f| {
                 let fr = rule.and_then(|r| r.fields.get(f));
-                let part = fr.and_then(|r| r.rename.clone()).unwrap_or(f.clone());
+                fr.and_then(|r| r.rename.clone()).unwrap_or(f.clone())
+            })
+            .collect();
+        let parts = names::field_parts(&renamed.iter().map(String::as_str).collect::<Vec<_>>());
+        let families: Vec<usize> = fields
+            .iter()
+            .zip(&parts)
+            .map(|(f, part)| {
+                let fr = rule.and_then(|r| r.fields.get(f));
                 let kind = match fr.and_then(|r| r.kind) {
                     Some(Kind::Gauge) => Type::Gauge,
                     _ => Type::Counter,
                 };
-                let name = metric_name(&["tcbpf", &map_part, &field_part(&part)]);
+                let name = metric_name(&["tcbpf", &map_part, part]);
                 let what = if f.is_empty() {
                     "value".to_string()
                 } else {
                     format!("field '{f}'")
                 };
                 let help = format!(
-                    "{what} of map '{}' (kernel id {}), per-CPU values summed",
-                    m.info.name, m.info.id
+                    "{what} of map '{}' (series by kernel id: map_id), per-CPU values summed",
+                    m.info.name
                 );
                 fams.index(&name, &help, kind)
             })
             .collect();
         let decoders = rule.map(|r| &r.labels);
-        let origin_text = labels_text(&origin.labels);
+        let mut origin_labels = origin.labels.clone();
+        origin_labels.push(("map_id".to_string(), m.info.id.to_string()));
+        let origin_names: Vec<&str> = origin_labels.iter().map(|(n, _)| n.as_str()).collect();
+        let origin_text = labels_text(&origin_labels);
         let with_origin = |mut text: String| {
-            if !origin_text.is_empty() {
-                if !text.is_empty() {
-                    text.push(',');
-                }
-                text.push_str(&origin_text);
+            if !text.is_empty() {
+                text.push(',');
             }
+            text.push_str(&origin_text);
             text
+        };
+        // Label names by the key's member paths, allocated once per shape.
+        let mut plan: Option<(Vec<String>, Vec<String>)> = None;
+        let mut label_names = |parts: &[(String, KeyPart)]| -> Vec<String> {
+            let same = plan.as_ref().is_some_and(|(paths, _)| {
+                paths.len() == parts.len() && paths.iter().zip(parts).all(|(p, (q, _))| p == q)
+            });
+            if !same {
+                let paths: Vec<String> = parts.iter().map(|(p, _)| p.clone()).collect();
+                let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+                let labels = names::key_labels(&refs, &origin_names);
+                plan = Some((paths, labels));
+            }
+            plan.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
         };
         // The first `cap` keys are series; the rest are summed into one.
         let mut seen = 0usize;
@@ -241,27 +274,26 @@ impl Collector {
         let mut other_labels = None;
         let read = m.for_each_row(|_, parts, values| {
             seen += 1;
+            let label_names = label_names(&parts);
             if seen > cap {
                 for (s, v) in other.iter_mut().zip(values) {
                     *s = s.wrapping_add(*v);
                 }
                 if other_labels.is_none() {
-                    let names: Vec<(String, &str)> = parts
-                        .iter()
-                        .map(|(n, _)| (key_label(n, &origin.labels), "other"))
-                        .collect();
-                    other_labels = Some(with_origin(labels_text(&names)));
+                    let pairs: Vec<(&String, &str)> =
+                        label_names.iter().map(|n| (n, "other")).collect();
+                    other_labels = Some(with_origin(labels_text(&pairs)));
                 }
                 return;
             }
             let pairs: Vec<(String, String)> = parts
                 .iter()
-                .map(|(name, part)| {
-                    let decoder = decoders.and_then(|d| d.get(name)).copied();
-                    (
-                        key_label(name, &origin.labels),
-                        render(part, decoder, names),
-                    )
+                .zip(label_names)
+                .map(|((path, part), label)| {
+                    let decoder = decoders
+                        .and_then(|d| d.get(path).or_else(|| d.get(&path.replace('.', "_"))))
+                        .copied();
+                    (label, render(part, decoder, ifnames))
                 })
                 .collect();
             let labels = with_origin(labels_text(&pairs));
@@ -284,41 +316,126 @@ impl Collector {
         ];
         labels.extend(origin.labels.iter().cloned());
         let labels = labels_text(&labels);
-        fams.family(
-            "tcbpf_map_dropped_series",
-            "Keys of a map beyond its series cap, summed into its 'other' series in this scrape",
-            Type::Gauge,
-        )
-        .push(&labels, Number::Int(dropped as i128));
-        fams.family(
-            "tcbpf_map_entries",
-            "Entries of an exported map",
-            Type::Gauge,
-        )
-        .push(&labels, Number::Int(seen as i128));
+        fams.at(own.dropped)
+            .push(&labels, Number::Int(dropped as i128));
+        fams.at(own.entries)
+            .push(&labels, Number::Int(seen as i128));
+    }
+}
+
+/// The exporter's own families, named before any map's (see
+/// [`Families::own`]).
+struct Own {
+    run_count: usize,
+    run_seconds: usize,
+    prog_info: usize,
+    entries: usize,
+    dropped: usize,
+    errors: usize,
+    policy_generation: usize,
+}
+
+impl Own {
+    fn new(fams: &mut Families) -> Own {
+        Own {
+            run_count: fams.own(
+                "tcbpf_prog_run_count",
+                "Runs of an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
+                Type::Counter,
+            ),
+            run_seconds: fams.own(
+                "tcbpf_prog_run_seconds",
+                "Time spent in an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
+                Type::Counter,
+            ),
+            prog_info: fams.own(
+                "tcbpf_prog",
+                "An attached program: id, tag, name and how it is attached",
+                Type::Info,
+            ),
+            entries: fams.own(
+                "tcbpf_map_entries",
+                "Entries of an exported map",
+                Type::Gauge,
+            ),
+            dropped: fams.own(
+                "tcbpf_map_dropped_series",
+                "Keys of a map beyond its series cap, summed into its 'other' series in this scrape",
+                Type::Gauge,
+            ),
+            errors: fams.own(
+                "tcbpf_exporter_scrape_errors",
+                "Problems met in this scrape (devices or maps that could not be read)",
+                Type::Gauge,
+            ),
+            policy_generation: fams.own(
+                "tcbpf_policy_generation",
+                "The policy generation in force at a slot of a map-in-map (tcbpf map commit; 0 without one)",
+                Type::Gauge,
+            ),
+        }
+    }
+}
+
+/// At most this many slots of one map-in-map are exported.
+const MAX_SLOTS: usize = 1024;
+
+/// `tcbpf_policy_generation`: the policy generation (`tcbpf map commit`)
+/// each filled slot of a map-in-map holds; nothing for other maps that
+/// have no rows to export.
+fn export_generations(
+    id: u32,
+    origin: &Origin,
+    own: &Own,
+    fams: &mut Families,
+    errors: &mut Vec<String>,
+) {
+    use tcbpf::abi::MapType;
+    use tcbpf::maps::generation;
+    let Ok(fd) = sys::obj::map_by_id(id, sys::obj::open::RDONLY) else {
+        return; // gone since the program's info
+    };
+    let Ok(info) = sys::info::map_info(&fd) else {
+        return;
+    };
+    if !matches!(
+        info.kind(),
+        Some(MapType::ArrayOfMaps | MapType::HashOfMaps)
+    ) || info.key_size != 4
+    {
+        return;
+    }
+    let (mut prev, mut next, mut shown) = (None::<[u8; 4]>, [0u8; 4], 0);
+    while shown < MAX_SLOTS {
+        match sys::map::next_key(&fd, prev.as_ref().map(|k| &k[..]), &mut next) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return errors.push(format!("map '{}' (id {id}): {e}", info.name)),
+        }
+        prev = Some(next);
+        let slot = u32::from_ne_bytes(next);
+        let inner = match generation::in_force(&fd, slot) {
+            Ok(Some(inner)) => inner,
+            Ok(None) => continue,
+            Err(e) => {
+                return errors.push(format!("map '{}' (id {id}) slot {slot}: {e}", info.name))
+            }
+        };
+        shown += 1;
+        let mut labels = vec![
+            ("map".to_string(), info.name.clone()),
+            ("id".to_string(), id.to_string()),
+            ("slot".to_string(), slot.to_string()),
+        ];
+        labels.extend(origin.labels.iter().cloned());
+        fams.at(own.policy_generation)
+            .push(&labels_text(&labels), Number::Int(inner.generation as i128));
     }
 }
 
 fn open_by_id(id: u32) -> Result<StatMap, ReadError> {
     let fd = sys::obj::map_by_id(id, sys::obj::open::RDONLY)?;
     StatMap::new(fd)
-}
-
-/// A field path as a metric name part: `in.port` → `in_port`,
-/// `hist[2]` → `hist_2`.
-fn field_part(path: &str) -> String {
-    path.replace('[', "_").replace(']', "")
-}
-
-/// A key member's label name; one that clashes with a device label
-/// (`dev`, `direction`, `prog`) gets `key_` before it.
-fn key_label(name: &str, base: &[(String, String)]) -> String {
-    let l = label_name(name);
-    if base.iter().any(|(b, _)| *b == l) {
-        format!("key_{l}")
-    } else {
-        l
-    }
 }
 
 /// Interface names by index, asked once per scrape.
@@ -405,25 +522,5 @@ mod tests {
             render(&KeyPart::Int(1), Some(Decoder::Ifname), &mut n),
             "lo"
         );
-    }
-
-    #[test]
-    fn field_paths_become_name_parts() {
-        assert_eq!(field_part("in.port"), "in.port");
-        assert_eq!(
-            metric_name(&["tcbpf", "m", &field_part("in.port")]),
-            "tcbpf_m_in_port"
-        );
-        assert_eq!(
-            metric_name(&["tcbpf", "m", &field_part("hist[2]")]),
-            "tcbpf_m_hist_2"
-        );
-    }
-
-    #[test]
-    fn key_members_clashing_with_device_labels_are_prefixed() {
-        let base = vec![("dev".to_string(), "v0".to_string())];
-        assert_eq!(key_label("dev", &base), "key_dev");
-        assert_eq!(key_label("port", &base), "port");
     }
 }

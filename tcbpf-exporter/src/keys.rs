@@ -1,7 +1,7 @@
 //! A map key, decoded by the library's typed codec
 //! (`tcbpf::value::typed`), split into the parts that become labels:
-//! struct members by name (nested ones joined by `_`), or one part `key`
-//! for a scalar key; byte arrays stay bytes so a decoder can show them as
+//! struct members by path (nested ones and array elements joined by `.`:
+//! `in.port`, `addr.0`), or one part `key` for a scalar key; byte arrays stay bytes so a decoder can show them as
 //! an address or hex. Pure; rendering a part is the caller's job.
 
 use tcbpf::btf::fmt::BtfValue;
@@ -10,7 +10,7 @@ fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
     } else {
-        format!("{prefix}_{name}")
+        format!("{prefix}.{name}")
     }
 }
 
@@ -25,7 +25,7 @@ pub enum KeyPart {
     Bytes(Vec<u8>),
 }
 
-/// A key's parts: struct members by name (nested members joined by `_`),
+/// A key's parts: struct members by path (nested members joined by `.`),
 /// or one part named `key` for a scalar key.
 pub fn key_parts(v: &BtfValue) -> Vec<(String, KeyPart)> {
     let mut out = Vec::new();
@@ -82,6 +82,23 @@ fn byte_array(items: &[BtfValue]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_members_and_array_elements_are_paths() {
+        let k = BtfValue::Struct(vec![
+            (
+                "in".into(),
+                BtfValue::Struct(vec![("port".into(), BtfValue::Uint(3))]),
+            ),
+            ("in_port".into(), BtfValue::Uint(4)),
+            (
+                "ids".into(),
+                BtfValue::Array(vec![BtfValue::Int(-1), BtfValue::Int(2)]),
+            ),
+        ]);
+        let names: Vec<String> = key_parts(&k).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["in.port", "in_port", "ids.0", "ids.1"]);
+    }
 
     #[test]
     fn key_parts_name_struct_members_and_scalar_keys() {

@@ -11,19 +11,22 @@
 mod args;
 mod collect;
 mod config;
+mod http;
 mod keys;
 mod metrics;
+mod names;
 mod read;
 mod server;
 
 mod watch;
+mod watch_rows;
 mod watch_tui;
 
 use args::{pick, Fail, Words};
 
 const USAGE: &str = "\
 Usage: tcbpf exporter listen ADDR:PORT [ dev DEV [ ingress | egress ] ]… [ MAP… ]
-                      [ config FILE ]
+                      [ config FILE ] [ connections N ]
 
 MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP
 
@@ -31,10 +34,15 @@ Serves /metrics (Prometheus text format; OpenMetrics when Accept asks for it)
 until SIGINT or SIGTERM. ADDR:PORT as :PORT means 127.0.0.1. With 'dev DEV'
 (both hooks unless one is named) every cls_bpf filter and tcx program on the
 device is found at each scrape, with the maps it uses; MAP words add maps.
+'connections N' bounds open connections (default: 3/4 of the open-files
+limit, at most 512); over it, or at the limit, the longest idle one is
+closed. Request heads: 8 KiB within 10 s; answers taken within 60 s.
 
-  tcbpf_<map>_<field>{<key members>,dev,direction,prog}   one per integer
-      value field (tcbpf_<map> for a scalar value); per-CPU values summed;
-      a scalar key is the label 'key', enums show their enumerator names.
+  tcbpf_<map>_<field>{<key members>,dev,direction,prog,map_id}   one per
+      integer value field (tcbpf_<map> for a scalar value); per-CPU values
+      summed; a scalar key is the label 'key', enums show their enumerator
+      names. Names are unique by construction: a name already taken gets
+      key_ before it (labels) or _2, _3… after it.
   tcbpf_prog_run_count, tcbpf_prog_run_seconds, tcbpf_prog_info
       per attached program (run statistics are on while the exporter runs).
   tcbpf_map_entries, tcbpf_map_dropped_series, tcbpf_exporter_scrape_errors
@@ -118,7 +126,14 @@ fn listen(w: &mut Words) -> Result<(), Fail> {
         server::BindError::InUse(m) | server::BindError::Other(m) => Fail::other(m),
     })?;
     eprintln!("tcbpf exporter: serving http://{}/metrics", l.addr);
-    server::serve(server, collect::Collector::new(l.targets, maps, l.config));
+    let connections = l
+        .connections
+        .unwrap_or_else(server::default_max_connections);
+    server::serve(
+        server,
+        collect::Collector::new(l.targets, maps, l.config),
+        connections,
+    );
     eprintln!("tcbpf exporter: stopped");
     drop(stats);
     Ok(())

@@ -73,12 +73,42 @@ impl Family {
     }
 }
 
-/// Families in the order first named, merged by name, written in one format.
+/// Families in the order first named, written in one format.
+///
+/// Names are unique by construction (see [`crate::names`]): the exporter's
+/// own families are created first with [`Families::own`]; a map family
+/// ([`Families::index`]) merges with an earlier map family of the same name
+/// and type (their series differ by `map_id`), and otherwise takes the first
+/// `NAME_2`, `NAME_3`… whose exposition names (`NAME`, and `NAME_total`/
+/// `NAME_created` for a counter, `NAME_info` for an info) no other family
+/// uses.
 #[derive(Debug)]
 pub struct Families {
     openmetrics: bool,
     list: Vec<Family>,
+    /// Map families by name (a counter's without `_total`).
     index: std::collections::HashMap<String, usize>,
+    /// Own families by name.
+    own: std::collections::HashMap<String, usize>,
+    /// Every exposition name in use, and by which family.
+    claimed: std::collections::HashMap<String, usize>,
+}
+
+/// The names a family of `name` and `kind` is written with, in either
+/// format: its first is the family's key.
+fn exposition_names(name: &str, kind: Type) -> Vec<String> {
+    match kind {
+        Type::Counter => {
+            let base = name.strip_suffix("_total").unwrap_or(name);
+            vec![
+                base.to_string(),
+                format!("{base}_total"),
+                format!("{base}_created"),
+            ]
+        }
+        Type::Gauge => vec![name.to_string()],
+        Type::Info => vec![name.to_string(), format!("{name}_info")],
+    }
 }
 
 impl Families {
@@ -88,41 +118,79 @@ impl Families {
             openmetrics,
             list: Vec::new(),
             index: std::collections::HashMap::new(),
+            own: std::collections::HashMap::new(),
+            claimed: std::collections::HashMap::new(),
         }
     }
 
-    /// The index of family `name`, created with `help` and `kind` when new.
+    fn create(&mut self, name: &str, help: &str, kind: Type) -> usize {
+        let i = self.list.len();
+        self.list.push(Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            openmetrics: self.openmetrics,
+            body: String::new(),
+        });
+        for n in exposition_names(name, kind) {
+            self.claimed.insert(n, i);
+        }
+        i
+    }
+
+    /// The exporter's own family `name` (created with `help` and `kind` the
+    /// first time). Own families are named before any map family, so a map
+    /// never takes their names.
+    pub fn own(&mut self, name: &str, help: &str, kind: Type) -> usize {
+        if let Some(&i) = self.own.get(name) {
+            return i;
+        }
+        let i = self.create(name, help, kind);
+        self.own.insert(name.to_string(), i);
+        i
+    }
+
+    /// The index of the map family wanted as `name`: an earlier map family
+    /// of that name and type (its help joined with `help` when they
+    /// differ), or a new one under the first free name.
     pub fn index(&mut self, name: &str, help: &str, kind: Type) -> usize {
-        let om = self.openmetrics;
-        *self.index.entry(name.to_string()).or_insert_with(|| {
-            self.list.push(Family {
-                name: name.to_string(),
-                help: help.to_string(),
-                kind,
-                openmetrics: om,
-                body: String::new(),
-            });
-            self.list.len() - 1
-        })
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                name.to_string()
+            } else {
+                format!("{name}_{n}")
+            };
+            let names = exposition_names(&candidate, kind);
+            if let Some(&i) = self.index.get(&names[0]) {
+                if self.list[i].kind == kind {
+                    let f = &mut self.list[i];
+                    if !f.help.split("; ").any(|h| h == help) {
+                        f.help.push_str("; ");
+                        f.help.push_str(help);
+                    }
+                    return i;
+                }
+            } else if names.iter().all(|e| !self.claimed.contains_key(e)) {
+                let i = self.create(&candidate, help, kind);
+                self.index.insert(names[0].clone(), i);
+                return i;
+            }
+            n += 1;
+        }
     }
 
-    /// The family `name`, created with `help` and `kind` when new.
-    pub fn family(&mut self, name: &str, help: &str, kind: Type) -> &mut Family {
-        let i = self.index(name, help, kind);
-        &mut self.list[i]
-    }
-
-    /// The family at `i` (from [`Families::index`]).
+    /// The family at `i` (from [`Families::index`] or [`Families::own`]).
     pub fn at(&mut self, i: usize) -> &mut Family {
         &mut self.list[i]
     }
 
-    /// The whole exposition: each family's HELP and TYPE, its samples, and
-    /// `# EOF` for OpenMetrics.
+    /// The whole exposition: each family with samples, its HELP and TYPE
+    /// and samples, and `# EOF` for OpenMetrics.
     pub fn render(&self) -> String {
         let size = self.list.iter().map(|f| f.body.len() + 200).sum::<usize>();
         let mut out = String::with_capacity(size + 8);
-        for f in &self.list {
+        for f in self.list.iter().filter(|f| !f.body.is_empty()) {
             let (family, ty) = match (f.kind, self.openmetrics) {
                 (Type::Counter, true) => (
                     f.name.strip_suffix("_total").unwrap_or(&f.name).to_string(),
@@ -240,19 +308,19 @@ mod tests {
 
     fn fams(om: bool) -> String {
         let mut f = Families::new(om);
-        f.family(
+        let i = f.index(
             "tcbpf_proto_stats_packets",
             "map 'proto_stats' (id 7) field packets",
             Type::Counter,
-        )
-        .push(
+        );
+        f.at(i).push(
             &labels_text(&[("key", "17"), ("dev", "a\"b")]),
             Number::Int(5),
         );
-        f.family("tcbpf_prog", "program", Type::Info)
-            .push(&labels_text(&[("id", "3")]), Number::Int(1));
-        f.family("tcbpf_prog_run_seconds", "time", Type::Counter)
-            .push("", Number::Float(0.5));
+        let i = f.own("tcbpf_prog", "program", Type::Info);
+        f.at(i).push(&labels_text(&[("id", "3")]), Number::Int(1));
+        let i = f.own("tcbpf_prog_run_seconds", "time", Type::Counter);
+        f.at(i).push("", Number::Float(0.5));
         f.render()
     }
 
@@ -293,5 +361,74 @@ mod tests {
             "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
         ));
         assert!(!wants_openmetrics("text/plain;version=0.0.4"));
+    }
+
+    #[test]
+    fn map_families_never_take_an_own_or_other_typed_name() {
+        let mut f = Families::new(false);
+        let entries = f.own("tcbpf_map_entries", "entries", Type::Gauge);
+        let info = f.own("tcbpf_prog", "programs", Type::Info);
+        // map 'map' field 'entries'; map 'prog' field 'info'; map 'prog' scalar.
+        let a = f.index(
+            "tcbpf_map_entries",
+            "field 'entries' of map 'map'",
+            Type::Counter,
+        );
+        let b = f.index(
+            "tcbpf_prog_info",
+            "field 'info' of map 'prog'",
+            Type::Counter,
+        );
+        let c = f.index("tcbpf_prog", "value of map 'prog'", Type::Counter);
+        // map 'a' field 'b_c' and map 'a_b' field 'c': one family.
+        let d = f.index("tcbpf_a_b_c", "field 'b_c' of map 'a'", Type::Counter);
+        let e = f.index("tcbpf_a_b_c", "field 'c' of map 'a_b'", Type::Counter);
+        // The same name as a gauge by a config rule: a family of its own.
+        let g = f.index("tcbpf_a_b_c", "field 'c' of map 'a_b'", Type::Gauge);
+        // A counter named with _total is the same family in OpenMetrics.
+        let h = f.index("tcbpf_x_total", "field 'total' of map 'x'", Type::Counter);
+        let k = f.index("tcbpf_x", "value of map 'x'", Type::Counter);
+        let k2 = f.index("tcbpf_x", "value of map 'x'", Type::Gauge);
+        for i in [entries, info, a, b, c, d, g, h, k2] {
+            f.at(i).push("", Number::Int(1));
+        }
+        assert_eq!(d, e);
+        assert_eq!(h, k);
+        let names: Vec<&str> = [a, b, c, d, g, h, k2]
+            .iter()
+            .map(|&i| f.list[i].name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "tcbpf_map_entries_2",
+                "tcbpf_prog_info_2",
+                "tcbpf_prog_2",
+                "tcbpf_a_b_c",
+                "tcbpf_a_b_c_2",
+                "tcbpf_x_total",
+                "tcbpf_x_2",
+            ]
+        );
+        assert_eq!(
+            f.list[d].help,
+            "field 'b_c' of map 'a'; field 'c' of map 'a_b'"
+        );
+        // No family or sample name twice in either format.
+        for om in [false, true] {
+            f.openmetrics = om;
+            for fam in &mut f.list {
+                fam.openmetrics = om;
+            }
+            let text = f.render();
+            let mut seen = std::collections::HashSet::new();
+            for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+                let name = l.split(' ').nth(2).unwrap();
+                assert!(
+                    seen.insert(name.to_string()),
+                    "family {name} twice:\n{text}"
+                );
+            }
+        }
     }
 }

@@ -33,18 +33,6 @@ pub struct StatMap {
     value_layout: Option<Layout>,
 }
 
-/// One entry: the key's labelled parts and the value's integer fields
-/// (summed over CPUs), in the order of [`StatMap::field_names`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// The raw key (identity of the row across reads).
-    pub key: Vec<u8>,
-    /// The key as label name/value parts.
-    pub parts: Vec<(String, KeyPart)>,
-    /// Integer value fields.
-    pub values: Vec<i128>,
-}
-
 /// Why a map cannot be read for statistics.
 #[derive(Debug)]
 pub enum ReadError {
@@ -178,17 +166,18 @@ impl StatMap {
         &self.fields
     }
 
-    /// Every entry, read now (for small maps: `map watch`).
-    pub fn rows(&self) -> Result<Vec<Row>, ReadError> {
-        let mut rows = Vec::new();
-        self.for_each_row(|key, parts, values| {
-            rows.push(Row {
-                key: key.to_vec(),
-                parts,
-                values: values.to_vec(),
-            })
-        })?;
-        Ok(rows)
+    /// A key's labelled parts: by the `key TYPES` layout when given, else
+    /// by the map's BTF (raw bytes when it does not decode).
+    pub fn parts_of(&self, key: &[u8]) -> Vec<(String, KeyPart)> {
+        match &self.key_layout {
+            Some(l) => Self::key_by_layout(l, key),
+            None => key_parts(
+                &self
+                    .types
+                    .decode_key(key)
+                    .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec())),
+            ),
+        }
     }
 
     /// Calls `f(raw key, key parts, summed integer fields)` for every
@@ -197,38 +186,28 @@ impl StatMap {
         &self,
         mut f: impl FnMut(&[u8], Vec<(String, KeyPart)>, &[i128]),
     ) -> Result<(), ReadError> {
+        self.for_each_value(|key, values| f(key, self.parts_of(key), values))
+    }
+
+    /// Calls `f(raw key, summed integer fields)` for every entry, holding
+    /// one batch of entries at a time; keys are not decoded (a caller that
+    /// shows only some entries decodes those with [`StatMap::parts_of`]).
+    pub fn for_each_value(&self, mut f: impl FnMut(&[u8], &[i128])) -> Result<(), ReadError> {
         let mut values = vec![0i128; self.fields.len()];
         self.for_each_raw(|key, value| {
-            if let Some(l) = &self.value_layout {
-                let sums = l
-                    .sum_cpus(value, self.sizes.cpu_stride(), self.sizes.cpus())
-                    .unwrap_or_default();
-                values.iter_mut().for_each(|v| *v = 0);
-                for (slot, n) in values.iter_mut().zip(sums) {
-                    *slot = n;
+            match &self.value_layout {
+                Some(l) => {
+                    let sums = l
+                        .sum_cpus(value, self.sizes.cpu_stride(), self.sizes.cpus())
+                        .unwrap_or_default();
+                    values.iter_mut().for_each(|v| *v = 0);
+                    for (slot, n) in values.iter_mut().zip(sums) {
+                        *slot = n;
+                    }
                 }
+                None => Self::btf_values(&self.types, value, &mut values),
             }
-            if self.value_layout.is_some() || self.key_layout.is_some() {
-                let parts = match &self.key_layout {
-                    Some(l) => Self::key_by_layout(l, key),
-                    None => key_parts(
-                        &self
-                            .types
-                            .decode_key(key)
-                            .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec())),
-                    ),
-                };
-                if self.value_layout.is_none() {
-                    Self::btf_values(&self.types, value, &mut values);
-                }
-                return f(key, parts, &values);
-            }
-            let k = self
-                .types
-                .decode_key(key)
-                .unwrap_or_else(|_| BtfValue::Bytes(key.to_vec()));
-            Self::btf_values(&self.types, value, &mut values);
-            f(key, key_parts(&k), &values);
+            f(key, &values)
         })
     }
 

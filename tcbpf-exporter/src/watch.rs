@@ -6,11 +6,15 @@
 //! object per line, so it pipes into other tools.
 //!
 //! Rates are computed here from two reads; reading maps is `read`'s job.
+//! Each refresh streams the map: what stays in memory is the last read's
+//! raw keys and values (for the rates) and the rows shown (`top N` of
+//! them), see `watch_rows`.
 
 use crate::args::{pick, Fail, MapForm, MapRef, Words, MAP_WORDS};
 use crate::collect::{render as render_part, IfNames};
-use crate::read::{Row, StatMap};
-use std::collections::{HashMap, HashSet};
+use crate::keys::KeyPart;
+use crate::read::StatMap;
+use crate::watch_rows::{score, Snapshot, TopRows};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime};
 use tcbpf::value::FieldType;
@@ -151,7 +155,7 @@ pub struct Shown {
 struct Watched {
     map: StatMap,
     fields: Vec<String>,
-    last: Option<(Instant, HashMap<Vec<u8>, Row>)>,
+    last: Option<(Instant, Snapshot)>,
 }
 
 /// One refresh of one map.
@@ -173,64 +177,102 @@ pub struct Frame {
 impl Watched {
     fn refresh(&mut self, o: &Options, names: &mut IfNames) -> Result<Frame, Fail> {
         let now = Instant::now();
-        let rows = self.map.rows().map_err(|e| {
+        let fields = self.fields.len();
+        let column = o
+            .sort
+            .as_deref()
+            .and_then(|s| self.fields.iter().position(|f| f == s));
+        let prev = self.last.take();
+        let mut seen = vec![false; prev.as_ref().map_or(0, |(_, p)| p.len())];
+        let mut next = Snapshot::new(self.map.info.key_size as usize, fields);
+        let mut top = TopRows::new(o.top);
+        let map = &self.map;
+        let mut labels = LabelNames::default();
+        let mut offer = |key: &[u8], values: &[i128], rates: Vec<Option<f64>>, mark: char| {
+            top.offer(
+                score(&rates, column),
+                || key_text(&map.parts_of(key), &mut labels, names),
+                |k| Shown {
+                    key: k.to_vec(),
+                    values: values.to_vec(),
+                    rates,
+                    mark,
+                },
+            )
+        };
+        let mut entries = 0usize;
+        map.for_each_value(|key, values| {
+            entries += 1;
+            next.push(key, values);
+            let (rates, mark) = match &prev {
+                Some((t, old)) => match old.find(key) {
+                    Some(i) => {
+                        seen[i] = true;
+                        (rates(old.values(i), values, now - *t), ' ')
+                    }
+                    None => (vec![None; fields], '+'),
+                },
+                None => (vec![None; fields], ' '),
+            };
+            offer(key, values, rates, mark);
+        })
+        .map_err(|e| {
             Fail::other(format!(
                 "map '{}' (id {}): {e}",
                 self.map.info.name, self.map.info.id
             ))
         })?;
-        let entries = rows.len();
-        let mut shown = Vec::with_capacity(rows.len());
-        let prev = self.last.take();
-        let mut seen = HashSet::new();
-        for r in &rows {
-            seen.insert(r.key.clone());
-            let (rates, mark) = match &prev {
-                Some((t, old)) => match old.get(&r.key) {
-                    Some(o) => (rates(&o.values, &r.values, now - *t), ' '),
-                    None => (vec![None; r.values.len()], '+'),
-                },
-                None => (vec![None; r.values.len()], ' '),
-            };
-            shown.push(Shown {
-                key: key_text(r, names),
-                values: r.values.clone(),
-                rates,
-                mark,
-            });
-        }
         if let Some((_, old)) = &prev {
-            for (k, r) in old {
-                if !seen.contains(k) {
-                    shown.push(Shown {
-                        key: key_text(r, names),
-                        values: r.values.clone(),
-                        rates: vec![None; r.values.len()],
-                        mark: '-',
-                    });
-                }
+            for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
+                offer(old.key(i), old.values(i), vec![None; fields], '-');
             }
         }
-        sort_rows(&mut shown, &self.fields, o.sort.as_deref());
-        if let Some(top) = o.top {
-            shown.truncate(top);
-        }
-        self.last = Some((now, rows.into_iter().map(|r| (r.key.clone(), r)).collect()));
+        drop(prev);
+        self.last = Some((now, next.sorted()));
         Ok(Frame {
             name: self.map.info.name.clone(),
             id: self.map.info.id,
             kind: self.map.info.type_name(),
             entries,
             fields: self.fields.clone(),
-            rows: shown,
+            rows: top.into_sorted(),
         })
     }
 }
 
-fn key_text(r: &Row, names: &mut IfNames) -> Vec<(String, String)> {
-    r.parts
+/// The label names of the last key shape seen (a map's keys share one).
+#[derive(Default)]
+struct LabelNames {
+    paths: Vec<String>,
+    labels: Vec<String>,
+}
+
+impl LabelNames {
+    /// The names of `parts`, as the exporter's labels (unique: see `names`).
+    fn of(&mut self, parts: &[(String, KeyPart)]) -> &[String] {
+        let same = self.paths.len() == parts.len()
+            && self.paths.iter().zip(parts).all(|(p, (q, _))| p == q);
+        if !same {
+            self.paths = parts.iter().map(|(p, _)| p.clone()).collect();
+            let refs: Vec<&str> = self.paths.iter().map(String::as_str).collect();
+            self.labels = crate::names::key_labels(&refs, &[]);
+        }
+        &self.labels
+    }
+}
+
+/// A key's parts as shown, named as the exporter's labels are (member
+/// paths joined with `_`, unique).
+fn key_text(
+    parts: &[(String, KeyPart)],
+    labels: &mut LabelNames,
+    names: &mut IfNames,
+) -> Vec<(String, String)> {
+    labels
+        .of(parts)
         .iter()
-        .map(|(n, p)| (n.clone(), render_part(p, None, names)))
+        .zip(parts)
+        .map(|(label, (_, p))| (label.clone(), render_part(p, None, names)))
         .collect()
 }
 
@@ -242,34 +284,6 @@ fn rates(old: &[i128], new: &[i128], dt: Duration) -> Vec<Option<f64>> {
         .zip(new)
         .map(|(o, n)| Some(n.wrapping_sub(*o) as f64 / secs))
         .collect()
-}
-
-/// Largest rate first (by `sort`'s field, or each row's largest); rows
-/// without a rate after those, by key.
-fn sort_rows(rows: &mut [Shown], fields: &[String], sort: Option<&str>) {
-    let col = sort.and_then(|s| fields.iter().position(|f| f == s));
-    let score = |r: &Shown| -> f64 {
-        match col {
-            Some(c) => r
-                .rates
-                .get(c)
-                .copied()
-                .flatten()
-                .unwrap_or(f64::NEG_INFINITY),
-            None => r
-                .rates
-                .iter()
-                .flatten()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max),
-        }
-    };
-    rows.sort_by(|a, b| {
-        score(b)
-            .partial_cmp(&score(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.key.cmp(&b.key))
-    });
 }
 
 /// Runs `map watch`.
@@ -426,43 +440,59 @@ pub fn text_block(frames: &[Frame]) -> String {
     s
 }
 
-/// One snapshot as one JSON object on one line.
+/// One snapshot as one JSON object on one line, written as it goes (no
+/// tree of values: a snapshot of a million rows costs its text).
 pub fn json_line(frames: &[Frame]) -> String {
-    use serde_json::{json, Map, Value};
-    let maps: Vec<Value> = frames
-        .iter()
-        .map(|f| {
-            let rows: Vec<Value> = f
-                .rows
-                .iter()
-                .map(|r| {
-                    let key: Map<String, Value> =
-                        r.key.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
-                    let mut values = Map::new();
-                    let mut rates = Map::new();
-                    for (i, name) in f.fields.iter().enumerate() {
-                        let n = field_title(name).to_string();
-                        let v = r.values[i];
-                        values.insert(
-                            n.clone(),
-                            i64::try_from(v).map_or_else(|_| json!(v.to_string()), |v| json!(v)),
-                        );
-                        rates.insert(n, r.rates[i].map_or(Value::Null, |x| json!(x)));
-                    }
-                    let state = match r.mark {
-                        '+' => "new",
-                        '-' => "gone",
-                        _ => "kept",
-                    };
-                    json!({"key": key, "values": values, "rates": rates, "state": state})
-                })
-                .collect();
-            json!({"map": f.name, "id": f.id, "type": f.kind, "entries": f.entries, "rows": rows})
-        })
-        .collect();
-    let mut line = json!({"time": unix_time(), "maps": maps}).to_string();
-    line.push('\n');
-    line
+    use std::fmt::Write;
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let float = |x: f64| serde_json::to_string(&x).unwrap_or_else(|_| "null".into());
+    let mut out = String::new();
+    let _ = write!(out, "{{\"time\":{},\"maps\":[", float(unix_time()));
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"map\":{},\"id\":{},\"type\":{},\"entries\":{},\"rows\":[",
+            q(&f.name),
+            f.id,
+            q(&f.kind),
+            f.entries
+        );
+        for (j, r) in f.rows.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":{");
+            for (k, (n, v)) in r.key.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let _ = write!(out, "{comma}{}:{}", q(n), q(v));
+            }
+            out.push_str("},\"values\":{");
+            for (k, name) in f.fields.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let v = r.values[k];
+                let v = i64::try_from(v).map_or_else(|_| q(&v.to_string()), |v| v.to_string());
+                let _ = write!(out, "{comma}{}:{v}", q(field_title(name)));
+            }
+            out.push_str("},\"rates\":{");
+            for (k, name) in f.fields.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let rate = r.rates[k].map_or_else(|| "null".to_string(), float);
+                let _ = write!(out, "{comma}{}:{rate}", q(field_title(name)));
+            }
+            let state = match r.mark {
+                '+' => "new",
+                '-' => "gone",
+                _ => "kept",
+            };
+            let _ = write!(out, "}},\"state\":\"{state}\"}}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}\n");
+    out
 }
 
 #[cfg(test)]
@@ -480,18 +510,24 @@ mod tests {
 
     #[test]
     fn rows_sort_by_largest_rate_or_the_named_field() {
-        let fields = vec!["packets".to_string(), "bytes".to_string()];
-        let mut rows = vec![
+        let rows = [
             shown("a", vec![Some(1.0), Some(500.0)]),
             shown("b", vec![Some(9.0), Some(10.0)]),
             shown("c", vec![None, None]),
         ];
-        sort_rows(&mut rows, &fields, None);
-        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
-        assert_eq!(keys, ["a", "b", "c"]);
-        sort_rows(&mut rows, &fields, Some("packets"));
-        let keys: Vec<_> = rows.iter().map(|r| key_string(&r.key)).collect();
-        assert_eq!(keys, ["b", "a", "c"]);
+        let order = |column: Option<usize>, limit: Option<usize>| {
+            let mut top = TopRows::new(limit);
+            for r in &rows {
+                top.offer(score(&r.rates, column), || r.key.clone(), |_| r.clone());
+            }
+            top.into_sorted()
+                .iter()
+                .map(|r| key_string(&r.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(None, None), ["a", "b", "c"]);
+        assert_eq!(order(Some(0), None), ["b", "a", "c"]);
+        assert_eq!(order(Some(0), Some(1)), ["b"]);
     }
 
     #[test]
@@ -533,5 +569,45 @@ mod tests {
         assert_eq!(bad("interval 1").unwrap_err().code, 2);
         assert_eq!(bad("id 3 top x").unwrap_err().code, 2);
         assert_eq!(bad("id 3 key count 1").unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn a_json_snapshot_is_one_valid_object_with_exact_values() {
+        let frame = Frame {
+            name: "m\"x".into(),
+            id: 7,
+            kind: "hash".into(),
+            entries: 2,
+            fields: vec!["packets".into(), String::new()],
+            rows: vec![
+                Shown {
+                    key: vec![
+                        ("proto".into(), "17".into()),
+                        ("in_port".into(), "a\\b".into()),
+                    ],
+                    values: vec![5, i128::from(u64::MAX)],
+                    rates: vec![Some(2.5), None],
+                    mark: '+',
+                },
+                shown("9", vec![Some(0.0), Some(1.0)]),
+            ],
+        };
+        let line = json_line(&[frame]);
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let m = &v["maps"][0];
+        assert_eq!(
+            (m["map"].as_str(), m["id"].as_u64()),
+            (Some("m\"x"), Some(7))
+        );
+        let r = &m["rows"][0];
+        assert_eq!(r["key"]["in_port"], "a\\b");
+        assert_eq!(r["values"]["packets"], 5);
+        assert_eq!(r["values"]["value"], u64::MAX.to_string());
+        assert_eq!(r["rates"]["packets"], 2.5);
+        assert!(r["rates"]["value"].is_null());
+        assert_eq!(r["state"], "new");
+        assert_eq!(m["rows"][1]["state"], "kept");
+        assert_eq!(m["rows"][1]["rates"]["value"], 1.0);
     }
 }

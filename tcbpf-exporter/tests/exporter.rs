@@ -13,34 +13,6 @@ use tcbpf_testkit::*;
 
 const PORT: u16 = 9435;
 
-fn percent(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Prometheus's answer to an instant query: the first result's value.
-fn prom_query(ns: &Netns, port: u16, q: &str) -> Option<String> {
-    let (status, body) = get(
-        ns,
-        port,
-        &format!("/api/v1/query?query={}", percent(q)),
-        None,
-    )?;
-    if status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let r = v["data"]["result"].as_array()?;
-    if r.len() != 1 {
-        return None;
-    }
-    r[0]["value"][1].as_str().map(str::to_string)
-}
-
 #[test]
 fn prometheus_sees_exact_udp_and_icmp_counts_from_the_demo_classifier() {
     tcbpf_testkit::require_root!();
@@ -157,7 +129,7 @@ fn struct_enum_and_per_cpu_maps_get_their_names_and_labels() {
         .find(|l| l.starts_with("# HELP tcbpf_flows_packets "))
         .expect("help line");
     assert!(
-        flows_id.contains("map 'flows' (kernel id ") && flows_id.contains("field 'packets'"),
+        flows_id.contains("field 'packets' of map 'flows' (series by kernel id: map_id)"),
         "{flows_id}"
     );
     assert!(body.contains("# TYPE tcbpf_flows_packets counter\n"));
@@ -236,6 +208,53 @@ fn config_renames_caps_and_skips() {
 }
 
 #[test]
+fn the_policy_generation_in_force_is_exported_per_slot() {
+    use tcbpf::maps::generation as gen;
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    let fs = Bpffs::new();
+    let prog = fs.join("policy_prog");
+    let opts = tcbpf::load::LoadOptions {
+        pin_program: Some(prog.clone()),
+        ..fs.options()
+    };
+    let obj = tcbpf::load::load_file(&fixture("policy_gen.o"), &opts).unwrap();
+    tc(&pair.b, "qdisc add dev v1 clsact");
+    tc(
+        &pair.b,
+        &format!(
+            "filter add dev v1 ingress bpf da object-pinned {}",
+            s(&prog)
+        ),
+    );
+    let _exporter = exporter(&pair.b, PORT, &["dev", "v1", "ingress"]);
+    let generation = |body: &str| {
+        value(
+            body,
+            "tcbpf_policy_generation",
+            &["map=\"policy\"", "slot=\"0\""],
+        )
+    };
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(generation(&body), Some(0.0), "{body}");
+    assert!(samples(&body, "tcbpf_policy_generation", &["dev=\"v1\""]).len() == 1);
+
+    // A commit through the library, as an agent would make it.
+    let outer = &obj.map("policy").unwrap().fd;
+    let current = gen::in_force(outer, 0).unwrap().unwrap();
+    let template = gen::InnerTemplate::from_info(&current.info).unwrap();
+    let (keys, values): (Vec<u8>, Vec<u8>) =
+        (7000u32.to_ne_bytes().to_vec(), 1u32.to_ne_bytes().to_vec());
+    let plan = gen::plan_commit(template, 0, current.generation, 0, &keys, &values).unwrap();
+    let inner = gen::build(&plan, &keys, &values).unwrap();
+    gen::publish(outer, 0, &inner).unwrap();
+    assert_eq!(pair.send_udp(7000, 2), 0, "generation 1 drops port 7000");
+    let (_, body) = get(&pair.b, PORT, "/metrics", None).unwrap();
+    assert_eq!(generation(&body), Some(1.0), "{body}");
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+}
+
+#[test]
 fn a_deleted_filter_stops_being_exported_without_error() {
     tcbpf_testkit::require_root!();
     let pair = VethPair::new();
@@ -296,4 +315,36 @@ fn bad_words_are_usage_errors() {
     assert!(err.contains("nothing to export"), "{err}");
     let (code, _, err) = run_bin(BIN, &["listen", ":9", "pinned", "/nonexistent/pin"]);
     assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn an_endless_or_huge_config_file_is_refused_not_read_to_the_end() {
+    // /dev/zero never ends: read whole, it grew until killed.
+    let mut child = std::process::Command::new(BIN)
+        .args(["listen", ":9", "config", "/dev/zero", "dev", "lo"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(err.contains("config /dev/zero: larger than 1 MiB"), "{err}");
+    // A directory is bad input too, not a failure of the exporter.
+    let (code, _, err) = run_bin(BIN, &["listen", ":9", "config", "/", "dev", "lo"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("config /: "), "{err}");
 }

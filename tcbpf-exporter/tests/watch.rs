@@ -283,3 +283,93 @@ fn key_and_value_types_read_a_map_without_btf() {
     assert_eq!(code, 2);
     assert!(err.contains("value TYPES must be integer types"), "{err}");
 }
+
+/// Peak RSS in KiB of `BIN args…` run to its end under GNU time, and its
+/// stdout.
+fn peak_rss_kib(args: &[&str]) -> (u64, String) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib %M", BIN])
+        .args(args)
+        .output()
+        .expect("run /usr/bin/time");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let kib = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in: {err}"));
+    (kib, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn watching_a_large_map_with_top_holds_what_is_shown_not_the_map() {
+    tcbpf_testkit::require_root!();
+    use tcbpf::sys::map;
+    // 300,000 u32 -> u64 entries: holding a decoded row per entry took
+    // ~1.6 KB each (~480 MB); the raw keys and values are 12 bytes.
+    const N: u32 = 300_000;
+    let name = unique("watchbig");
+    let name = &name[..name.len().min(15)];
+    let fd = hash_map(name, 4, 8, N);
+    let sizes = map::ElemSizes::of(&fd).unwrap();
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for k in 0..N {
+        keys.extend_from_slice(&k.to_ne_bytes());
+        values.extend_from_slice(&(k as u64 * 3).to_ne_bytes());
+    }
+    for at in (0..N as usize).step_by(50_000) {
+        let end = (at + 50_000).min(N as usize);
+        map::update_batch(
+            &fd,
+            &sizes,
+            &keys[at * 4..end * 4],
+            &values[at * 8..end * 8],
+            map::update::ANY,
+        )
+        .map_err(|p| p.error)
+        .unwrap();
+    }
+    drop((keys, values));
+    let id = tcbpf::sys::info::map_info(&fd).unwrap().id.to_string();
+    let words = [
+        "watch", "id", &id, "key", "u32", "value", "u64", "top", "5", "count", "2", "interval",
+        "0.05",
+    ];
+    const BOUND_KIB: u64 = 64 * 1024;
+    let (text_kib, text) = peak_rss_kib(&words);
+    let mut with_j = vec!["-j"];
+    with_j.extend_from_slice(&words);
+    let (json_kib, json) = peak_rss_kib(&with_j);
+    eprintln!("map watch of {N} entries, top 5: peak RSS {text_kib} KiB, with -j {json_kib} KiB");
+    assert!(text_kib < BOUND_KIB, "peak RSS {text_kib} KiB");
+    assert!(json_kib < BOUND_KIB, "peak RSS with -j {json_kib} KiB");
+
+    // What is shown is still right: every entry counted, the first five
+    // keys by text (no rates move), each value 3 × its key, no rate change.
+    let snapshots: Vec<&str> = text.lines().filter(|l| l.starts_with("map ")).collect();
+    assert_eq!(snapshots.len(), 2, "{text}");
+    assert!(snapshots[1].contains(&format!("entries {N} ")), "{text}");
+    let last: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != snapshots[1])
+        .skip(1)
+        .collect();
+    assert_eq!(
+        last,
+        [
+            "  key 0 value 0 rate 0.0",
+            "  key 1 value 3 rate 0.0",
+            "  key 10 value 30 rate 0.0",
+            "  key 100 value 300 rate 0.0",
+            "  key 1000 value 3000 rate 0.0",
+        ],
+        "{text}"
+    );
+    let snap: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    assert_eq!(snap["maps"][0]["entries"], N);
+    let rows = snap["maps"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[4]["key"]["key"], "1000");
+    assert_eq!(rows[4]["values"]["value"], 3000);
+}

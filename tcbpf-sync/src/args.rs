@@ -40,6 +40,15 @@ impl Words {
         w
     }
 
+    /// True when a word of help (`help`, `-h`, `--help`) is among the
+    /// words not yet read: the command prints its usage before reading an
+    /// endpoint, a prefix or a file from them, as `tcbpf` does.
+    pub fn help_ahead(&self) -> bool {
+        self.words[self.pos.min(self.words.len())..]
+            .iter()
+            .any(|w| matches!(w.as_str(), "help" | "-h" | "--help"))
+    }
+
     pub fn expect(&mut self, what: &str) -> Result<String, SyncError> {
         self.next()
             .ok_or_else(|| SyncError::usage(format!("expected {what}")))

@@ -8,10 +8,14 @@
 //! - Lost connection: the watch is opened again from the last applied
 //!   revision + 1, on a new client (any endpoint), losing no event.
 //! - Compacted past that revision: re-read and diff-apply, watch again.
-//! - A map write fails: the error goes in the status, and after a pause
-//!   the whole policy is re-read and diff-applied (the fix for a
-//!   half-written change), until it succeeds. The applied revision only
-//!   moves once every map took the change.
+//! - A map write fails: the error goes in the status, `state` is
+//!   `retrying`, and after a pause the whole policy is re-read and
+//!   diff-applied (the fix for a half-written change), until it succeeds.
+//!   The applied revision only moves once every map took the change.
+//! - An entry the follower cannot apply (a key that does not unescape, a
+//!   value over `target::MAX_VALUE_BYTES` or too large to read, JSON that
+//!   does not fit the map) is rejected and counted for its map; the rest
+//!   applies.
 //! - Drift (a map changed behind sync's back) is repaired by a full
 //!   re-read and diff-apply: every `resync SECS`, and on SIGHUP.
 //! - SIGTERM/SIGINT: the apply under way finishes, the status lease is
@@ -20,8 +24,9 @@
 use crate::args::{Conn, EtcdOpts};
 use crate::error::SyncError;
 use crate::layout::Prefix;
+use crate::snapshot::Value;
 use crate::status::{self, MapStatus, NodeStatus, Shared};
-use crate::target::{Desired, MapTarget};
+use crate::target::{too_large, Desired, MapTarget};
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,7 +127,11 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
             match f.resync(&mut client, why).await {
                 Ok(()) => need_resync = None,
                 Err(e) => {
-                    f.shared.update(|s| s.error(e));
+                    // Not `following` while the policy is not applied.
+                    f.shared.update(|s| {
+                        s.error(e);
+                        s.state = "retrying";
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep(RETRY) => continue,
                         _ = term.recv() => break 'outer,
@@ -144,6 +153,19 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
     stop.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
     Ok(())
+}
+
+/// How a key that does not unescape is named in the status: its etcd key
+/// part after `PREFIX/maps/NAME/`, bytes that are not printable shown `%XX`.
+fn bad_key_name(prefix: &Prefix, etcd_key: &[u8]) -> String {
+    let rest = etcd_key
+        .strip_prefix(prefix.maps().as_bytes())
+        .unwrap_or(etcd_key);
+    let part = rest
+        .iter()
+        .position(|&b| b == b'/')
+        .map_or(rest, |i| &rest[i + 1..]);
+    crate::layout::shown_key(part)
 }
 
 fn hostname() -> Result<String, SyncError> {
@@ -169,23 +191,30 @@ impl Follower {
     /// Reads the whole policy at one revision and makes each map equal
     /// to its part. The applied revision moves only if every map took it.
     async fn resync(&mut self, c: &mut Client, why: &str) -> Result<(), String> {
-        let (kvs, rev) = crate::snapshot::read_prefix(c, &self.prefix.maps(), 0)
+        let (entries, rev) = crate::snapshot::read_prefix(c, &self.prefix.maps(), 0)
             .await
             .map_err(|e| e.message)?;
         // Per map, in the order of the revision that wrote each entry: a
         // key spelled two ways (members in another order) ends with the
         // value written last, as it does when the watch applies them.
-        let mut policy: BTreeMap<String, Vec<(i64, String, Vec<u8>)>> = self
+        let mut policy: BTreeMap<String, Vec<(i64, String, Desired)>> = self
             .maps
             .iter()
             .map(|m| (m.name.clone(), Vec::new()))
             .collect();
-        for (k, v, mod_rev) in kvs {
-            if let Some((name, key)) = self.prefix.parse_entry(&k) {
-                if let Some(p) = policy.get_mut(&name) {
-                    p.push((mod_rev, key, v));
-                }
-            }
+        for e in entries {
+            let Some((name, key)) = self.prefix.parse_entry(&e.key) else {
+                continue;
+            };
+            let Some(p) = policy.get_mut(&name) else {
+                continue;
+            };
+            let (key, desired) = match (key, e.value) {
+                (Err(bad), _) => (bad_key_name(&self.prefix, &e.key), Desired::Reject(bad.0)),
+                (Ok(k), Value::Bytes(v)) => (k, Desired::put(v)),
+                (Ok(k), Value::TooLarge) => (k, Desired::Reject(too_large(None))),
+            };
+            p.push((e.mod_revision, key, desired));
         }
         for p in policy.values_mut() {
             p.sort_by_key(|(mod_rev, _, _)| *mod_rev);
@@ -338,9 +367,14 @@ impl Follower {
             if !self.maps.iter().any(|m| m.name == name) {
                 continue;
             }
-            let d = match ev.event_type() {
-                EventType::Put => Desired::Put(kv.value().to_vec()),
-                EventType::Delete => Desired::Del,
+            let (key, d) = match (key, ev.event_type()) {
+                (Ok(k), EventType::Put) => (k, Desired::put(kv.value().to_vec())),
+                (Ok(k), EventType::Delete) => (k, Desired::Del),
+                (Err(bad), EventType::Put) => {
+                    (bad_key_name(&self.prefix, kv.key()), Desired::Reject(bad.0))
+                }
+                // Never applied, so nothing to undo.
+                (Err(_), EventType::Delete) => continue,
             };
             changes.entry(name).or_default().insert(key, d);
         }
@@ -356,7 +390,10 @@ impl Follower {
                         "map {} at revision {last}: {e}; the map may hold part of this change: re-reading",
                         m.name
                     );
-                    self.shared.update(|s| s.error(msg));
+                    self.shared.update(|s| {
+                        s.error(msg);
+                        s.state = "retrying";
+                    });
                     return Some(Next::Resync("failed write"));
                 }
             }

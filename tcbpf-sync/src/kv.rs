@@ -75,16 +75,21 @@ pub async fn list(c: &mut Client, p: &Prefix, map: Option<&str>) -> Result<Vec<L
         Some(m) => p.map(m),
         None => p.maps(),
     };
-    let (kvs, _) = crate::snapshot::read_prefix(c, &from, 0).await?;
-    Ok(kvs
+    let (entries, _) = crate::snapshot::read_prefix(c, &from, 0).await?;
+    Ok(entries
         .into_iter()
-        .filter_map(|(k, v, rev)| {
-            let (map, key) = p.parse_entry(&k)?;
+        .filter_map(|e| {
+            let (map, key) = p.parse_entry(&e.key)?;
+            // A key that does not unescape is listed as stored.
+            let key = key.unwrap_or_else(|_| crate::layout::shown_key(&e.key[p.map(&map).len()..]));
             Some(Listed {
                 map,
                 key,
-                value: String::from_utf8_lossy(&v).into_owned(),
-                revision: rev,
+                value: match e.value {
+                    crate::snapshot::Value::Bytes(v) => String::from_utf8_lossy(&v).into_owned(),
+                    crate::snapshot::Value::TooLarge => "(too large to read)".into(),
+                },
+                revision: e.mod_revision,
             })
         })
         .collect())

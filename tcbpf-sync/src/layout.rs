@@ -70,15 +70,19 @@ impl Prefix {
     }
 
     /// Splits an etcd key under `PREFIX/maps/` into the map name and the
-    /// key's JSON text; `None` for keys outside the layout.
-    pub fn parse_entry(&self, etcd_key: &[u8]) -> Option<(String, String)> {
-        let key = std::str::from_utf8(etcd_key).ok()?;
-        let rest = key.strip_prefix(&self.maps())?;
-        let (name, escaped) = rest.split_once('/')?;
+    /// key's JSON text; `None` for keys outside the layout (no map name,
+    /// or one that is not UTF-8: no followed map has it). A key part that
+    /// does not unescape (a bad `%` escape, bytes that are not UTF-8) is
+    /// `Err`, for the follower to count as rejected.
+    pub fn parse_entry(&self, etcd_key: &[u8]) -> Option<(String, Result<String, LayoutError>)> {
+        let rest = etcd_key.strip_prefix(self.maps().as_bytes())?;
+        let slash = rest.iter().position(|&b| b == b'/')?;
+        let name = std::str::from_utf8(&rest[..slash]).ok()?;
+        let escaped = &rest[slash + 1..];
         if name.is_empty() || escaped.is_empty() {
             return None;
         }
-        Some((name.to_string(), unescape(escaped).ok()?))
+        Some((name.to_string(), unescape(escaped)))
     }
 }
 
@@ -120,25 +124,40 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Reverses [`escape`].
-pub fn unescape(text: &str) -> Result<String, LayoutError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+/// Reverses [`escape`] (on the bytes of an etcd key).
+pub fn unescape(text: &[u8]) -> Result<String, LayoutError> {
+    let shown = || shown_key(text);
+    let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
+    while i < text.len() {
+        if text[i] == b'%' {
             let hex = text
                 .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| LayoutError(format!("key '{text}': bad %-escape at {i}")))?;
+                .ok_or_else(|| LayoutError(format!("key '{}': bad %-escape at {i}", shown())))?;
             out.push(hex);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(text[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| LayoutError(format!("key '{text}': not UTF-8")))
+    String::from_utf8(out).map_err(|_| LayoutError(format!("key '{}': not UTF-8", shown())))
+}
+
+/// An etcd key part as text for messages: bytes that are not printable
+/// ASCII shown as `%XX`, as [`escape`] writes them.
+pub fn shown_key(text: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text {
+        if b.is_ascii_graphic() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -159,14 +178,23 @@ mod tests {
         assert_eq!(escape(r#""a/b c%""#), r#""a%2Fb%20c%25""#);
         assert_eq!(escape("\"é\""), "\"%C3%A9\"");
         for k in ["7", r#""a/b c%""#, "\"é\"", r#"{"a":[1,2]}"#] {
-            assert_eq!(unescape(&escape(k)).unwrap(), k);
+            assert_eq!(unescape(escape(k).as_bytes()).unwrap(), k);
         }
     }
 
     #[test]
-    fn unescape_names_a_broken_escape() {
-        assert!(unescape("%2").unwrap_err().0.contains("bad %-escape"));
-        assert!(unescape("%zz").is_err());
+    fn unescape_names_a_broken_escape_and_bytes_that_are_not_utf8() {
+        assert!(unescape(b"%2").unwrap_err().0.contains("bad %-escape"));
+        assert!(unescape(b"%zz").is_err());
+        assert!(unescape(b"%\xff1").is_err());
+        assert_eq!(
+            unescape(b"\"%FF\"").unwrap_err().0,
+            "key '\"%FF\"': not UTF-8"
+        );
+        assert_eq!(
+            unescape(b"\"\xff\"").unwrap_err().0,
+            "key '\"%FF\"': not UTF-8"
+        );
     }
 
     #[test]
@@ -187,10 +215,16 @@ mod tests {
         assert_eq!(k, r#"/fleet/maps/blocked/"a%2Fb""#);
         assert_eq!(
             p.parse_entry(k.as_bytes()),
-            Some(("blocked".to_string(), r#""a/b""#.to_string()))
+            Some(("blocked".to_string(), Ok(r#""a/b""#.to_string())))
         );
         assert_eq!(p.parse_entry(b"/fleet/nodes/n1"), None);
         assert_eq!(p.parse_entry(b"/fleet/maps/blocked"), None);
+        assert_eq!(p.parse_entry(b"/fleet/maps/\xff/7"), None);
+        let (name, bad) = p.parse_entry(b"/fleet/maps/blocked/%zz").unwrap();
+        assert_eq!(name, "blocked");
+        assert!(bad.unwrap_err().0.contains("bad %-escape"));
+        let (_, bad) = p.parse_entry(b"/fleet/maps/blocked/\xfe").unwrap();
+        assert!(bad.unwrap_err().0.contains("not UTF-8"));
     }
 
     #[test]

@@ -47,7 +47,9 @@ key's compact JSON text with '%', '/' and non-printable bytes %-escaped.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
-follows every change; a full re-read and diff-apply repairs drift every
+follows every change; entries it cannot apply (JSON that does not fit the
+map, a value over 1 MiB, a key with a bad %-escape) are counted as rejected
+in its report and the rest applies; a full re-read and diff-apply repairs drift every
 'resync' seconds and on SIGHUP; SIGTERM finishes the apply under way and exits.
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
@@ -93,6 +95,12 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         out!("{}", USAGE.trim_end());
         return Ok(());
     };
+    // `help` at any later position is the usage too, never an endpoint,
+    // a prefix or a file.
+    if w.help_ahead() {
+        out!("{}", USAGE.trim_end());
+        return Ok(());
+    }
     let (conn, prefix, cmd) = args::parse(verb, &mut w, |v| std::env::var(v).ok())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -204,7 +204,10 @@ pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: 
 pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), SyncError> {
     let (kvs, head) = crate::snapshot::read_prefix(c, &p.nodes(), 0).await?;
     let mut rows = Vec::new();
-    for (_, v, _) in kvs {
+    for e in kvs {
+        let crate::snapshot::Value::Bytes(v) = e.value else {
+            continue;
+        };
         let Ok(mut s) = serde_json::from_slice::<Value>(&v) else {
             continue;
         };

@@ -13,11 +13,44 @@ use tcbpf::maps::ApplyReport;
 use tcbpf::sys::{self, MapFd};
 use tcbpf::value::typed::MapTypes;
 
-/// What a policy entry asks for one key: a value, or its absence.
+/// The largest policy value (JSON text) followed: a larger one is rejected
+/// for its key, and the rest applies. Generous for any map value (a
+/// 64 KiB value as a JSON byte array is about 256 KiB) and below etcd's
+/// default request limit (1.5 MiB), so that a few large values cannot make
+/// every read pass the read limit.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// What a policy entry asks for one key: a value, or its absence, or
+/// nothing the follower can apply (a key that does not unescape, a value
+/// over [`MAX_VALUE_BYTES`]): counted as rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Desired {
     Put(Vec<u8>),
     Del,
+    Reject(String),
+}
+
+impl Desired {
+    /// A put of `value`, or its rejection when it is over the bound.
+    pub fn put(value: Vec<u8>) -> Desired {
+        if value.len() > MAX_VALUE_BYTES {
+            Desired::Reject(too_large(Some(value.len())))
+        } else {
+            Desired::Put(value)
+        }
+    }
+}
+
+/// Why a value over the bound is rejected (`None`: its size is unknown,
+/// too large to read at all).
+pub fn too_large(bytes: Option<usize>) -> String {
+    match bytes {
+        Some(n) => format!("value of {n} bytes, over the bound of {MAX_VALUE_BYTES} bytes"),
+        None => format!(
+            "value too large to read (over {} bytes; the bound is {MAX_VALUE_BYTES} bytes)",
+            crate::snapshot::READ_MESSAGE_LIMIT
+        ),
+    }
 }
 
 /// A map being kept equal to `PREFIX/maps/NAME/`.
@@ -107,18 +140,23 @@ impl MapTarget {
         self.types.encode_key(&k).map_err(|e| e.to_string())
     }
 
-    /// Makes the map hold exactly `policy` ((revision, key JSON, value
-    /// JSON) in revision order: of two spellings of one key, the later
-    /// wins); entries that do not encode are left out and returned as
-    /// rejected.
+    /// Makes the map hold exactly `policy` ((revision, key JSON, what it
+    /// asks) in revision order: of two spellings of one key, the later
+    /// wins); entries rejected already or that do not encode are left out
+    /// and returned as rejected.
     pub fn replace_all(
         &mut self,
-        policy: &[(i64, String, Vec<u8>)],
+        policy: &[(i64, String, Desired)],
     ) -> Result<(ApplyReport, Vec<Rejected>), String> {
         let mut entries = Vec::with_capacity(policy.len());
         let mut rejected = Vec::new();
-        for (_, k, v) in policy {
-            match self.encode(k, v) {
+        for (_, k, d) in policy {
+            let encoded = match d {
+                Desired::Put(v) => self.encode(k, v),
+                Desired::Reject(reason) => Err(reason.clone()),
+                Desired::Del => continue,
+            };
+            match encoded {
                 Ok(e) => entries.push(e),
                 Err(reason) => rejected.push(Rejected {
                     key: k.clone(),
@@ -232,6 +270,7 @@ impl MapTarget {
             let r = match d {
                 Desired::Put(v) => self.encode(k, v).map(|e| puts.push(e)),
                 Desired::Del => self.encode_key(k).map(|e| dels.push(e)),
+                Desired::Reject(reason) => Err(reason.clone()),
             };
             if let Err(reason) = r {
                 rejected.push(Rejected {

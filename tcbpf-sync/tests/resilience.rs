@@ -2,7 +2,8 @@
 //! sync_block classifier's map: SIGKILL and restart, compaction past the
 //! applied revision while the follower is cut off, drift repaired on
 //! SIGHUP and by the periodic resync, a map write failure reported and
-//! retried until the policy fits.
+//! retried until the policy fits; values too large for one read and keys
+//! that do not unescape rejected per key while the rest follows.
 
 mod support;
 
@@ -246,6 +247,15 @@ fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
     });
     let msg = n["last_error"]["message"].as_str().unwrap();
     assert!(msg.contains("map blocked"), "{msg}");
+    // While the write is retried the node does not claim to follow.
+    assert_eq!(n["state"], "retrying", "{n}");
+    // A failed retry (a full re-read) keeps it so.
+    let n = report(&ep, p, "f1", |n| {
+        n["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("resync (failed write)"))
+    });
+    assert_eq!(n["state"], "retrying", "still failing: {n}");
     assert!(
         n["revision"].as_i64().unwrap() < third,
         "the failed revision is not reported applied: {n}"
@@ -256,6 +266,7 @@ fn a_map_write_failure_is_reported_and_retried_until_the_policy_fits() {
         n["maps"]["blocked"]["entries"] == 2 && n["revision"].as_i64() > Some(third)
     });
     assert_eq!(n["last_resync"]["why"], "failed write", "{n}");
+    assert_eq!(n["state"], "following", "{n}");
     let keys: Vec<Vec<u8>> = tcbpf::maps::read_all(&map)
         .unwrap()
         .into_iter()
@@ -366,5 +377,129 @@ fn sigterm_during_the_start_up_apply_finishes_it_then_exits_0() {
     assert!(
         held == n as usize || held == 0,
         "{held} of {n} entries: a half-applied policy"
+    );
+}
+
+/// `etcdctl put KEY` with the value read from `value` (a file): raw key
+/// bytes and values no command line can carry.
+fn etcdctl_put(ep: &str, key: &[u8], value: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(ep)
+        .arg("put")
+        .arg(std::ffi::OsStr::from_bytes(key))
+        .stdin(std::fs::File::open(value).unwrap())
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl put: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn large_values_and_bad_keys_are_rejected_per_key_and_the_rest_follows_also_after_a_restart() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("syncbig");
+    let p = "/t/big";
+    for port in 9000..9005 {
+        put(&ep, p, port);
+    }
+    // Fourteen values of 1.4 MB (within etcd's 1.5 MiB request limit; three
+    // were enough to pass gRPC's 4 MiB default in one read): 19.6 MB in
+    // all, more than one read may take (16 MiB: the page shrinks), each
+    // over the follower's 1 MiB bound.
+    let big = dir.join("big");
+    let mut text = b"1".to_vec();
+    text.resize(1_400_000, b' ');
+    std::fs::write(&big, &text).unwrap();
+    for port in 7001..7015u16 {
+        etcdctl_put(&ep, format!("{p}/maps/blocked/{port}").as_bytes(), &big);
+    }
+    // Keys that do not unescape: a bad %-escape, bytes that are not UTF-8.
+    let one = dir.join("one");
+    std::fs::write(&one, "1").unwrap();
+    etcdctl_put(&ep, format!("{p}/maps/blocked/%zz").as_bytes(), &one);
+    let mut raw = format!("{p}/maps/blocked/").into_bytes();
+    raw.extend_from_slice(b"\xff\xfe");
+    etcdctl_put(&ep, &raw, &one);
+
+    let mut sync = follow(&ep, p, &host, "b1", &dir, &[]);
+    let want: Vec<u16> = (9000..9005).collect();
+    host.wait(LIMIT, "the small entries", |h| h.ports() == want);
+    let n = report(&ep, p, "b1", |n| n["state"] == "following");
+    let m = &n["maps"]["blocked"];
+    assert_eq!(m["rejected"], 16, "fourteen values, two keys: {n}");
+    assert_eq!(m["entries"], 5, "{n}");
+    assert_eq!(n["last_resync"]["why"], "start-up", "{n}");
+
+    // Watched: a large value and a bad key are rejected, the rest applies.
+    etcdctl_put(&ep, format!("{p}/maps/blocked/7100").as_bytes(), &big);
+    etcdctl_put(&ep, format!("{p}/maps/blocked/%4").as_bytes(), &one);
+    let last = put(&ep, p, 9005);
+    host.wait(LIMIT, "9005", |h| h.blocks(9005));
+    let n = report(&ep, p, "b1", |n| n["revision"].as_i64() >= Some(last));
+    assert_eq!(n["maps"]["blocked"]["rejected"], 18, "{n}");
+    assert!(!host.blocks(7100), "a rejected value is not applied");
+
+    // A restarted follower starts and applies the policy.
+    sync.kill();
+    del(&ep, p, 9000);
+    let again = follow(&ep, p, &host, "b1", &dir, &[]);
+    let want: Vec<u16> = (9001..9006).collect();
+    host.wait(LIMIT, "the policy after restart", |h| h.ports() == want);
+    let n = report(&ep, p, "b1", |n| {
+        n["state"] == "following" && n["pid"] == sync_pid(&again)
+    });
+    let m = &n["maps"]["blocked"];
+    assert_eq!(m["rejected"], 18, "fifteen values, three keys: {n}");
+    let last = m["last_rejected"].as_str().unwrap();
+    assert!(
+        last.contains("over the bound of 1048576 bytes")
+            || last.contains("%-escape")
+            || last.contains("UTF-8"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_value_too_large_to_read_alone_is_rejected_by_its_key_and_the_rest_follows() {
+    tcbpf_testkit::require_root!();
+    // An etcd that takes requests of 20 MiB: one value of 17 MiB passes
+    // the follower's 16 MiB read limit by itself.
+    let e = Etcd::start_with(&["--max-request-bytes", "20971520"]);
+    let ep = e.endpoints();
+    let host = Host::new();
+    let dir = TempDir::new("synchuge");
+    let p = "/t/huge";
+    put(&ep, p, 9000);
+    let line = format!("{{\"key\":7000,\"value\":\"{}\"}}\n", "a".repeat(17 << 20));
+    std::fs::write(dir.join("huge"), line).unwrap();
+    sync_ok(&[
+        "put",
+        &ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "from",
+        s(&dir.join("huge")),
+    ]);
+    put(&ep, p, 9001);
+    let _sync = follow(&ep, p, &host, "h1", &dir, &[]);
+    host.wait(LIMIT, "9000 and 9001", |h| h.ports() == [9000, 9001]);
+    let n = report(&ep, p, "h1", |n| n["state"] == "following");
+    let m = &n["maps"]["blocked"];
+    assert_eq!(m["rejected"], 1, "{n}");
+    assert_eq!(
+        m["last_rejected"],
+        "key 7000: value too large to read (over 16777216 bytes; the bound is 1048576 bytes)",
+        "{n}"
     );
 }

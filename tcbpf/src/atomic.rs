@@ -12,7 +12,9 @@
 //! sleepable program may use (hash, array, their LRU and per-CPU kinds).
 //! Loading it needs CAP_BPF. Per-CPU maps get the add on the
 //! copy of the CPU it runs on (their sum moves by `n`). It adds to an
-//! existing element only: a missing key is reported, not created.
+//! existing element only: a missing key is reported, not created. A
+//! read-only descriptor or a frozen map is refused before the load (the
+//! kernel checks neither for a program's writes).
 
 use crate::abi::{Insn, ProgType};
 use crate::sys::prog::{self, ProgLoad};
@@ -57,6 +59,11 @@ pub struct AtomicAdd {
 pub enum AddError {
     /// The field or key does not fit the rules (named in the text).
     Invalid(String),
+    /// User space may not write the map: the descriptor is read-only or
+    /// the map is frozen (the program would write where `update` may not).
+    Denied(String),
+    /// Reading the descriptor's mode failed.
+    Sys(sys::Error),
     /// The kernel refused the program (no CAP_BPF: EPERM; a map type
     /// programs cannot use: the verifier's last line).
     Load(prog::ProgLoadError),
@@ -65,7 +72,8 @@ pub enum AddError {
 impl std::fmt::Display for AddError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AddError::Invalid(s) => f.write_str(s),
+            AddError::Invalid(s) | AddError::Denied(s) => f.write_str(s),
+            AddError::Sys(e) => write!(f, "{e}"),
             AddError::Load(e) => {
                 let last = e.log.lines().rev().find(|l| !l.trim().is_empty());
                 match last {
@@ -80,7 +88,8 @@ impl std::fmt::Display for AddError {
 impl std::error::Error for AddError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            AddError::Invalid(_) => None,
+            AddError::Invalid(_) | AddError::Denied(_) => None,
+            AddError::Sys(e) => Some(e),
             AddError::Load(e) => Some(e),
         }
     }
@@ -92,6 +101,8 @@ impl AddError {
     pub fn kind(&self) -> crate::ErrorKind {
         match self {
             AddError::Invalid(_) => crate::ErrorKind::BadInput,
+            AddError::Denied(_) => crate::ErrorKind::Permission,
+            AddError::Sys(e) => e.kind(),
             AddError::Load(e) => e.kind(),
         }
     }
@@ -144,7 +155,10 @@ fn program(map_fd: i32, key_size: u32, offset: u32, width: Width) -> Vec<Insn> {
 impl AtomicAdd {
     /// Builds and loads the adder for `map` (keys of `key_size` bytes,
     /// values of `value_size`), adding to the `width` field at byte
-    /// `offset` of the value, which must be aligned to its width.
+    /// `offset` of the value, which must be aligned to its width. A
+    /// program writes a map whatever mode the descriptor it was loaded
+    /// with has, so this refuses a read-only descriptor and a frozen map
+    /// first, as `BPF_MAP_UPDATE_ELEM` would.
     pub fn new(
         map: BorrowedFd<'_>,
         key_size: u32,
@@ -169,6 +183,17 @@ impl AtomicAdd {
                 "a {}-byte field at offset {offset} is not aligned to its size (the kernel's atomic add needs it)",
                 width.bytes()
             )));
+        }
+        let fdinfo = sys::info::map_fdinfo(map).map_err(AddError::Sys)?;
+        if !fdinfo.writable {
+            return Err(AddError::Denied(
+                "the map descriptor is read-only: add writes, as update does".into(),
+            ));
+        }
+        if fdinfo.frozen {
+            return Err(AddError::Denied(
+                "the map is frozen: user space may not write it".into(),
+            ));
         }
         let insns = program(map.as_raw_fd(), key_size, offset, width);
         let loaded = prog::load(&ProgLoad {

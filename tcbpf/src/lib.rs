@@ -105,6 +105,7 @@ pub mod scm;
 pub mod sys;
 pub mod tc;
 pub mod trace;
+pub mod upgrade;
 pub mod value;
 
 pub use error::ErrorKind;

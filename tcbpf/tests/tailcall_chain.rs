@@ -74,3 +74,64 @@ fn btf_prog_array_values_load_their_target_program() {
     assert_eq!(lookup_u64(hits, 0), Some(2));
     assert_eq!(lookup_u64(hits, 1), Some(1));
 }
+
+#[test]
+fn hex_octal_and_signed_slot_sections_are_stored_and_taken_as_iproute2_reads_them() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let obj = load_file(&fixture("tailcall_hex"), &fs.options()).unwrap();
+    let slots: Vec<(&str, u32, u32)> = obj
+        .programs
+        .iter()
+        .filter_map(|p| p.tail_call.map(|s| (p.section.as_str(), s.map_id, s.key)))
+        .collect();
+    assert_eq!(
+        slots,
+        vec![
+            ("0xabccba/0", 0xabccba, 0),
+            ("012/0x1", 10, 1),
+            ("+0XABCCBA/02", 0xabccba, 2)
+        ]
+    );
+    // Each selector reaches its slot's program: the tail call is taken
+    // (the entry returns 7 when the slot is empty).
+    let entry = &obj.main_program().fd;
+    assert_eq!(run(entry, &selector_packet(0)), 2, "0xabccba/0");
+    assert_eq!(run(entry, &selector_packet(1)), 3, "012/0x1");
+    assert_eq!(run(entry, &selector_packet(2)), 4, "+0XABCCBA/02");
+    assert_eq!(run(entry, &selector_packet(3)), 7, "no slot");
+    let hex = &obj.map("jmp_hex").unwrap().fd;
+    let id = sys::info::prog_info(&obj.program("hex_slot").unwrap().fd)
+        .unwrap()
+        .id;
+    assert_eq!(lookup_u32(hex, 0), Some(id));
+}
+
+#[test]
+fn a_section_that_looks_like_a_tail_call_but_is_not_stored_is_warned_about() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let obj = load_file(&fixture("tailcall_hex"), &fs.options()).unwrap();
+    assert_eq!(obj.warnings.len(), 3, "{:#?}", obj.warnings);
+    assert!(
+        obj.warnings[0].starts_with("section '7/0' names tail-call slot 0 of map id 7 (0x7)")
+            && obj.warnings[0].ends_with("no program array with that id: not loaded"),
+        "{}",
+        obj.warnings[0]
+    );
+    assert!(
+        obj.warnings[1].starts_with("section '0x/1' names tail-call slot 1 of map id 0 (0x0)"),
+        "{}",
+        obj.warnings[1]
+    );
+    assert!(
+        obj.warnings[2].starts_with("section '08/1' looks like a tail call but is not"),
+        "{}",
+        obj.warnings[2]
+    );
+    for name in ["orphan", "not_a_slot", "octal_typo"] {
+        assert!(obj.program(name).is_none(), "{name} is not loaded");
+    }
+    let plain = load_file(&fixture("tailcall"), &fs.options()).unwrap();
+    assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+}

@@ -11,14 +11,16 @@
 //! (`expected_revision`); a concurrent change (ESTALE) undoes what this
 //! attempt attached and starts again (20 attempts, backing off a little more each time). Any other failure undoes
 //! this attempt's links: the hook is left as it was. Links no entry wants
-//! are detached last, once every new one is in place.
+//! are detached last, once every new one is in place. Applies on one hook
+//! take turns: each holds the chain directory `flock`ed from its first
+//! query to its last detach.
 //!
 //! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
 
 use super::error::{rolled_back, CliError};
 use super::filter::TcxHook;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::json;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
@@ -43,6 +45,8 @@ order, new ones go in after the previous entry, with the hook's revision
 checked (a concurrent change is retried), and links the file no longer lists
 are detached last. Each object is loaded once: its programs share its maps.
 A failure leaves the hook as it was. Programs attached by others stay.
+Applies on one hook take turns (a lock on the chain directory). FILE is a
+regular file of at most 1 MiB of text.
 ";
 
 /// How many times a concurrent change of the hook restarts the apply.
@@ -57,12 +61,12 @@ struct Args {
 
 keywords! {
     /// The one verb of `tcbpf chain`.
-    enum ChainVerb("chain command") { Apply = "apply" }
+    pub(crate) enum ChainVerb("chain command") { Apply = "apply" }
 }
 
 keywords! {
     /// The options of `chain apply` (the word after them is the file).
-    enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
+    pub(crate) enum ApplyOption("chain apply option") { Dev = "dev", Tcx = "tcx" }
 }
 
 fn parse(w: &mut Words) -> Result<Args, CliError> {
@@ -95,15 +99,12 @@ fn parse(w: &mut Words) -> Result<Args, CliError> {
 
 /// Runs `tcbpf chain …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let args = parse(w)?;
-    let text = std::fs::read_to_string(&args.file).map_err(|e| CliError {
-        exit: super::error::exit_for_errno(e.raw_os_error()),
-        message: format!("chain file '{}': {e}", args.file.display()),
-    })?;
+    let text = read_chain_file(&args.file)
+        .map_err(|e| e.context(format!("chain file '{}'", args.file.display())))?;
     let entries = parse_chain(&text)
         .map_err(|e| CliError::usage(format!("chain file '{}': {e}", args.file.display())))?;
     let sock = Socket::open()?;
@@ -117,6 +118,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     bpffs::ensure_mounted(&bpffs::root())?;
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::from(e).context(format!("mkdir '{}'", dir.display())))?;
+    let _lock = lock_hook(&dir, &hook)?;
     let mut retries = 0;
     let mut loads = Vec::new();
     loop {
@@ -134,7 +136,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             Err(Attempt::Stale(e)) if retries + 1 < ATTEMPTS => {
                 retries += 1;
                 if g.verbose {
-                    eprintln!("tcbpf: {hook} changed meanwhile ({e}); retrying");
+                    eline!("tcbpf: {hook} changed meanwhile ({e}); retrying");
                 }
                 // Back off a little more each time, out of step with whoever
                 // is changing the hook.
@@ -145,6 +147,87 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Longest chain file: a list of programs, not a stream.
+const MAX_CHAIN_FILE_BYTES: u64 = 1 << 20;
+/// How long an apply waits for another one on the same hook.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads the chain file: a regular file of at most 1 MiB of text (a
+/// directory, a device such as /dev/zero or a fifo is bad input, exit 2).
+fn read_chain_file(path: &Path) -> Result<String, CliError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(CliError::from)?;
+    let meta = file.metadata().map_err(CliError::from)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(CliError::usage(format!(
+            "{what}: a chain file is a regular file"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CHAIN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(CliError::from)?;
+    if bytes.len() as u64 > MAX_CHAIN_FILE_BYTES {
+        return Err(CliError::usage(format!(
+            "longer than {MAX_CHAIN_FILE_BYTES} bytes"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        CliError::usage(format!("line {line}: not UTF-8 text"))
+    })
+}
+
+/// Holds the hook's chain directory locked (`flock`, exclusive) so that
+/// applies on one hook run one after the other: each then plans against
+/// what the one before left, and the hook ends as exactly one chain. Waits
+/// up to [`LOCK_WAIT`] for another apply, then fails (exit 4). The lock
+/// goes with the descriptor, so a killed apply never leaves it held.
+fn lock_hook(dir: &Path, hook: &str) -> Result<sys::fs::DirLock, CliError> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(lock) = sys::fs::try_lock_dir(dir)? {
+            return Ok(lock);
+        }
+        if start.elapsed() >= LOCK_WAIT {
+            return Err(CliError::failure(format!(
+                "chain apply on {hook}: another chain apply has held the hook for {} s ('{}' is locked)",
+                LOCK_WAIT.as_secs(),
+                dir.display()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Opens the program pinned at `path`: a pin that is no program (a map, a
+/// directory, a file outside bpffs) is bad input (exit 2), a missing one
+/// not found (exit 1).
+fn open_pinned_prog(path: &Path) -> Result<sys::ProgFd, CliError> {
+    let label = format!("pinned '{}'", path.display());
+    sys::obj::get_pinned_prog(path).map_err(|e| match e.errno() {
+        None => CliError::usage(format!("{label}: not a bpf program ({e})")),
+        Some(libc::ENOENT) => CliError::not_found(format!("{label}: no such pin")),
+        // The kernel's EACCES/EPERM/EINVAL for a directory or a file
+        // outside bpffs is bad input, not a permission.
+        _ => match sys::obj::not_a_pin(path) {
+            Some(why) => CliError::usage(format!("{label}: not a bpf program: {why}")),
+            None => CliError::from(e).context(label),
+        },
+    })
 }
 
 /// What each entry is: its key, its object group, and for objects the
@@ -190,9 +273,7 @@ fn resolve(entries: &[ChainEntry]) -> Result<Resolved, CliError> {
             }
             ChainEntry::Pinned(path) => {
                 let path = bpffs::tc_path(&path.display().to_string());
-                let fd = sys::obj::get_pinned_prog(&path).map_err(|e| {
-                    CliError::from(e).context(format!("pinned '{}'", path.display()))
-                })?;
+                let fd = open_pinned_prog(&path)?;
                 keys.push(format!("prog:{}", sys::info::prog_info(&fd)?.id));
                 groups.push(usize::MAX - i);
                 functions.push(None);
@@ -329,9 +410,7 @@ fn attempt(
     for (i, _) in &plan.attach {
         if let ChainEntry::Pinned(path) = &entries[*i] {
             let path = bpffs::tc_path(&path.display().to_string());
-            let fd = sys::obj::get_pinned_prog(&path).map_err(|e| {
-                failed(CliError::from(e).context(format!("pinned '{}'", path.display())))
-            })?;
+            let fd = open_pinned_prog(&path).map_err(failed)?;
             pinned_progs.push((*i, fd));
         }
     }

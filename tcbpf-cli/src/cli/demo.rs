@@ -11,7 +11,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use tcbpf::sys::frontend::interrupted;
 /// The example classifier, compiled from `bpf/demo.c`.
 const DEMO_OBJECT: &[u8] = include_bytes!("../../../bpf/demo.o");
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcbpf demo [ watch ] [ seconds N ]
 
 Creates two network namespaces joined by a veth pair, attaches the built-in
@@ -31,7 +31,9 @@ classifier (packets and bytes per IP protocol) on the receiving end, exports
 its maps to `tcbpf exec bpf import … run` a loop that prints them with
 `tcbpf map dump`, and sends UDP and ICMP traffic for N seconds (default 5).
 With 'watch' the shell runs `tcbpf map watch` instead: the counters and
-their rates in the live view ('q' ends it early).
+their rates in the live view; 'q' or Ctrl-C there ends the view and the
+demo, which then prints the final counters. 'watch' needs tcbpf-exporter
+beside tcbpf or on PATH (checked before anything is set up).
 Removes everything it created when it ends or is interrupted. Needs root.
 ";
 
@@ -40,10 +42,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut seconds = 5u64;
     let mut watch = false;
     while let Some(word) = w.next() {
-        if is_help(&word) {
-            print!("{USAGE}");
-            return Ok(());
-        }
         match DemoOption::choose(&word)? {
             DemoOption::Watch => watch = true,
             DemoOption::Seconds => seconds = w.number("seconds")?,
@@ -51,6 +49,16 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     if !(1..=3600).contains(&seconds) {
         return Err(CliError::usage("seconds must be between 1 and 3600"));
+    }
+    // The live view is tcbpf-exporter's: without it there is nothing to
+    // show, so say so before any namespace exists.
+    if watch && super::external::find_exporter().is_none() {
+        return Err(CliError::not_found(format!(
+            "demo watch needs {0}, found neither beside tcbpf nor on PATH: build it \
+             (cargo build --release -p {0}, beside target/release/tcbpf) or install \
+             all three binaries (scripts/install.sh)",
+            super::external::EXPORTER
+        )));
     }
     sys::frontend::catch_interrupts();
     let mut lab = Lab::create()?;
@@ -66,7 +74,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `tcbpf demo`.
-    enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
+    pub(crate) enum DemoOption("demo option") { Seconds = "seconds", Watch = "watch" }
 }
 
 /// Everything the demo creates; dropping it removes all of it.
@@ -127,9 +135,19 @@ impl Lab {
         ));
 
         // The importer: its shell owns the maps and prints them every second.
+        // In watch mode it shows the live view, then marks its end (q,
+        // Ctrl-C or the last round) with a file, waits for the demo to stop
+        // the traffic (its stdin closes), and prints the final counters on
+        // the normal screen.
         let rounds = seconds + 1;
+        let view_ended = self.dir.join("view-ended");
         let script = if watch {
-            format!("exec \"$TCBPF\" map watch env PROTO_STATS interval 1 count {rounds}")
+            format!(
+                "\"$TCBPF\" map watch env PROTO_STATS interval 1 count {rounds} </dev/null; st=$?; \
+                 : > \"$VIEW_ENDED\"; read _ || true; \
+                 echo \"--- final counters: protocol (1 ICMP, 6 TCP, 17 UDP, 255 not IPv4) -> packets bytes\"; \
+                 \"$TCBPF\" map dump env PROTO_STATS key u32 value u64 u64 || exit 1; exit $st"
+            )
         } else {
             format!(
             "echo \"shell holds BPF_NUM_MAPS=$BPF_NUM_MAPS, proto_stats at fd $BPF_MAP_PROTO_STATS\"; \
@@ -153,7 +171,8 @@ impl Lab {
             .arg(&uds)
             .args(["run", "sh", "-c", &script])
             .env("TCBPF", &exe)
-            .stdin(Stdio::null())
+            .env("VIEW_ENDED", &view_ended)
+            .stdin(if watch { Stdio::piped() } else { Stdio::null() })
             .spawn()
             .map_err(|e| CliError::from(e).context("starting the importer"))?;
         self.importer = Some(importer);
@@ -213,13 +232,30 @@ impl Lab {
                 self.ns_tx
             ));
         }
-        let sent = send_traffic(&self.ns_tx, Duration::from_secs(seconds))?;
+        // In watch mode the traffic stops as soon as the view ends.
+        let view_open = || !(watch && view_ended.exists());
+        let sent = send_traffic(&self.ns_tx, Duration::from_secs(seconds), view_open)?;
         let sent = format!(
             "sent {} UDP datagrams and {} ICMP echo requests",
             sent.0, sent.1
         );
-        if !watch {
-            say(&sent);
+        if watch {
+            // The view runs one round past the traffic: wait for its end
+            // before writing to the terminal (bounded by that round).
+            let limit = Instant::now() + Duration::from_secs(5);
+            while view_open() && !interrupted() && Instant::now() < limit {
+                if self.importer_exited() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        say(&sent);
+        if watch {
+            // Let the last packets reach the counters, then close the
+            // shell's stdin: it prints the final counters.
+            std::thread::sleep(Duration::from_millis(200));
+            drop(self.importer.as_mut().and_then(|c| c.stdin.take()));
         }
 
         // Wait for the shell's last round, unless interrupted: then Drop
@@ -238,9 +274,6 @@ impl Lab {
             }
         };
         self.importer = None;
-        if watch {
-            say(&sent);
-        }
         if !status.success() {
             return Err(CliError::failure(format!(
                 "the importing shell failed: {status}"
@@ -248,6 +281,15 @@ impl Lab {
         }
         say("done; removing the namespaces, veth pair, filter and socket");
         Ok(())
+    }
+}
+
+impl Lab {
+    /// True once the importing shell has ended (or cannot be waited for).
+    fn importer_exited(&mut self) -> bool {
+        self.importer
+            .as_mut()
+            .map_or(true, |c| !matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -303,10 +345,17 @@ fn wait_for(path: &Path, limit: Duration) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Sends UDP datagrams and ICMP echo requests from inside `ns` for `how_long`,
-/// from a thread that switched only its network namespace.
-fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
+/// Sends UDP datagrams and ICMP echo requests from inside `ns` for `how_long`
+/// (or until `go_on` turns false), from a thread that switched only its
+/// network namespace.
+fn send_traffic(
+    ns: &str,
+    how_long: Duration,
+    go_on: impl Fn() -> bool,
+) -> Result<(u64, u64), CliError> {
     let ns = ns.to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_sender = stop.clone();
     let sender = std::thread::spawn(move || -> Result<(u64, u64), CliError> {
         tcbpf::tc::netns::enter(&ns)
             .map_err(|e| CliError::from(e).context("entering the sender namespace"))?;
@@ -315,7 +364,10 @@ fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
         let start = Instant::now();
         let (mut udp_sent, mut icmp_sent) = (0u64, 0u64);
         let mut seq = 0u16;
-        while start.elapsed() < how_long && !interrupted() {
+        while start.elapsed() < how_long
+            && !interrupted()
+            && !stop_sender.load(std::sync::atomic::Ordering::Relaxed)
+        {
             for _ in 0..10 {
                 udp.send_to(b"tcbpf demo", SocketAddrV4::new(ADDR_RX, 9))?;
                 udp_sent += 1;
@@ -327,6 +379,12 @@ fn send_traffic(ns: &str, how_long: Duration) -> Result<(u64, u64), CliError> {
         }
         Ok((udp_sent, icmp_sent))
     });
+    while !sender.is_finished() {
+        if !go_on() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     sender
         .join()
         .map_err(|_| CliError::failure("the traffic thread panicked"))?

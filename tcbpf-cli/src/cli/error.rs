@@ -1,6 +1,6 @@
 //! Command errors and the exit codes they map to. Every mapping of a
 //! library error to an exit code is here, one `From` impl per library
-//! error type (sys, io, tc, scm, keeper, load, object parse), matched
+//! error type (sys, io, tc, scm, keeper, load, object parse, maps, upgrade), matched
 //! exhaustively on the error's kind where it has one; command modules
 //! convert with `?` or `CliError::from` and never pick an exit themselves
 //! from an errno.
@@ -18,6 +18,10 @@ use std::fmt;
 /// Why a command failed, as an exit code class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// Exit 0: `help` (or `-h`, `--help`) stood at a grammar position.
+    /// Not a failure: `cli::run` prints the usage of the object named and
+    /// exits 0; a word of help is never taken as a FILE, socket or device.
+    Help = 0,
     /// Exit 1.
     NotFound = 1,
     /// Exit 2.
@@ -44,6 +48,33 @@ impl CliError {
             exit: Exit::Usage,
             message: message.into(),
         }
+    }
+
+    /// Help asked at a grammar position (exit 0 with the object's usage).
+    pub fn help() -> Self {
+        CliError {
+            exit: Exit::Help,
+            message: String::new(),
+        }
+    }
+
+    /// A help request raised inside a command whose position has a usage of
+    /// its own (`exec bpf graft`): that usage is printed instead of the
+    /// object's. Other errors pass through.
+    pub fn with_usage(self, usage: &str) -> Self {
+        if self.is_help() && self.message.is_empty() {
+            CliError {
+                exit: Exit::Help,
+                message: usage.into(),
+            }
+        } else {
+            self
+        }
+    }
+
+    /// True when this is [`CliError::help`].
+    pub fn is_help(&self) -> bool {
+        self.exit == Exit::Help
     }
 
     /// A not-found error (exit 1).
@@ -84,6 +115,64 @@ pub fn exit_for_errno(errno: Option<i32>) -> Exit {
     }
 }
 
+/// The exit class of an io::Error: by its errno, or by its kind when
+/// tcbpf made the error itself (a refusal said in words keeps its kind).
+pub fn exit_for_io(e: &std::io::Error) -> Exit {
+    match (e.raw_os_error(), e.kind()) {
+        (Some(errno), _) => exit_for_errno(Some(errno)),
+        (None, std::io::ErrorKind::PermissionDenied) => Exit::Permission,
+        (None, std::io::ErrorKind::NotFound) => Exit::NotFound,
+        (None, std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) => Exit::Usage,
+        (None, _) => Exit::Failure,
+    }
+}
+
+/// What a refused command lacked and how to get it, added to every
+/// permission error (exit 3) as it leaves `tcbpf`: the library's messages
+/// name the refused command (`BPF_MAP_CREATE`, `RTM_NEWQDISC`), which says
+/// the capability. A refusal by a file's permissions or a keeper's policy
+/// names neither and is left as it is.
+pub fn with_remedy(mut e: CliError) -> CliError {
+    if e.exit != Exit::Permission || e.message.contains("run as root") {
+        return e;
+    }
+    let m = &e.message;
+    // Element commands (lookup, update, delete, batch, freeze) refused on
+    // a read-only descriptor or a frozen map are refused to root as well:
+    // only the commands that create, load, attach or reach objects by id
+    // get a remedy.
+    const NEEDS_CAP_BPF: &[&str] = &[
+        "BPF_MAP_CREATE",
+        "BPF_PROG_LOAD",
+        "BPF_BTF_LOAD",
+        "BPF_LINK_CREATE",
+        "BPF_LINK_UPDATE",
+        "BPF_LINK_DETACH",
+        "BPF_PROG_ATTACH",
+        "BPF_PROG_DETACH",
+        "BPF_PROG_QUERY",
+        "BPF_PROG_TEST_RUN",
+    ];
+    let needs = if m.contains("needs CAP_") {
+        ""
+    } else if m.contains("RTM_") {
+        " (needs CAP_NET_ADMIN"
+    } else if m.contains("_GET_NEXT_ID") || m.contains("_GET_FD_BY_ID") {
+        " (needs CAP_SYS_ADMIN"
+    } else if NEEDS_CAP_BPF.iter().any(|op| m.contains(op)) {
+        " (needs CAP_BPF and CAP_NET_ADMIN"
+    } else {
+        return e;
+    };
+    if needs.is_empty() {
+        e.message.push_str(": run as root");
+    } else {
+        e.message.push_str(needs);
+        e.message.push_str(": run as root)");
+    }
+    e
+}
+
 /// The exit class of a failed program load that a command makes itself
 /// (`map add`): no privilege is EPERM, or EACCES before the verifier
 /// wrote anything; every other refusal is a failure.
@@ -105,10 +194,12 @@ pub fn rolled_back(e: CliError) -> CliError {
     }
 }
 
+/// A failed system call by its errno; an error tcbpf made itself (no
+/// errno: "not a network namespace") by its kind.
 impl From<tcbpf::sys::Error> for CliError {
     fn from(e: tcbpf::sys::Error) -> Self {
         CliError {
-            exit: exit_for_errno(e.errno()),
+            exit: exit_for_io(&e.source),
             message: e.to_string(),
         }
     }
@@ -117,8 +208,8 @@ impl From<tcbpf::sys::Error> for CliError {
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError {
-            exit: exit_for_errno(e.raw_os_error()),
-            message: e.to_string(),
+            exit: exit_for_io(&e),
+            message: tcbpf::sys::strip_os(&e),
         }
     }
 }
@@ -160,6 +251,16 @@ impl From<tcbpf::scm::Error> for CliError {
     }
 }
 
+/// A map access (typed entries, diff-apply, a policy generation): by its kind.
+impl From<tcbpf::maps::Error> for CliError {
+    fn from(e: tcbpf::maps::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<tcbpf::keeper::Error> for CliError {
     fn from(e: tcbpf::keeper::Error) -> Self {
         CliError {
@@ -190,6 +291,10 @@ impl From<tcbpf::load::LoadError> for CliError {
     fn from(e: tcbpf::load::LoadError) -> Self {
         let exit = if e.is_not_found() {
             Exit::NotFound
+        } else if let tcbpf::load::LoadError::Unsupported { .. } = e {
+            // A kernel feature the object needs is missing: 4, as for
+            // act_bpf or skip_sw on a kernel without them.
+            Exit::Failure
         } else if e.is_bad_input() {
             Exit::Usage
         } else {
@@ -212,7 +317,7 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
         std::io::ErrorKind::NotFound => Exit::NotFound,
         _ => Exit::Usage,
     };
-    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), e.to_string());
+    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), tcbpf::sys::strip_os(&e));
     CliError {
         exit,
         message: parse.to_string(),
@@ -223,6 +328,51 @@ pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError 
 impl From<tcbpf::elf::ParseError> for CliError {
     fn from(e: tcbpf::elf::ParseError) -> Self {
         CliError::usage(e.to_string())
+    }
+}
+
+/// A failed upgrade: its kind's exit (a refused map is bad input, exit 2).
+impl From<tcbpf::upgrade::Error> for CliError {
+    fn from(e: tcbpf::upgrade::Error) -> Self {
+        CliError {
+            exit: exit_for_kind(e.kind()),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod remedy_tests {
+    use super::*;
+
+    fn perm(message: &str) -> String {
+        with_remedy(CliError {
+            exit: Exit::Permission,
+            message: message.into(),
+        })
+        .message
+    }
+
+    #[test]
+    fn remedies_name_the_capability_only_where_root_helps() {
+        assert!(
+            perm("BPF_MAP_CREATE map 'x': Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_BPF and CAP_NET_ADMIN: run as root)")
+        );
+        assert!(
+            perm("dev 'lo': RTM_NEWQDISC clsact: Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_NET_ADMIN: run as root)")
+        );
+        assert!(
+            perm("BPF_MAP_GET_NEXT_ID after id 0: Operation not permitted (EPERM)")
+                .ends_with("(needs CAP_SYS_ADMIN: run as root)")
+        );
+        // A frozen map or a read-only descriptor refuses root too.
+        let frozen = "pinned /x: BPF_MAP_UPDATE_ELEM: Operation not permitted (EPERM)";
+        assert_eq!(perm(frozen), frozen);
+        // Not a permission error: as it was.
+        let e = with_remedy(CliError::failure("BPF_MAP_CREATE: Invalid argument"));
+        assert_eq!(e.message, "BPF_MAP_CREATE: Invalid argument");
     }
 }
 

@@ -14,7 +14,7 @@
 use super::error::{exit_for_errno, CliError};
 use super::graft;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -62,10 +62,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         eprint!("{USAGE}");
         return Err(CliError::usage("expected 'bpf' after 'exec'"));
     };
-    if is_help(&word) {
-        print!("{USAGE}");
-        return Ok(());
-    }
     let ExecType::Bpf = ExecType::choose(&word)?;
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
@@ -73,35 +69,31 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "expected import, graft or debug after 'exec bpf'",
         ));
     };
-    if is_help(&verb) {
-        print!("{USAGE}");
-        return Ok(());
-    }
     // tc's short form of debug.
     if verb == "dbg" {
         return debug(w);
     }
     match ExecVerb::choose(&verb)? {
         ExecVerb::Import => import(g, w),
-        ExecVerb::Graft => graft::graft(g, w),
+        ExecVerb::Graft => graft::graft(g, w).map_err(|e| e.with_usage(graft::USAGE)),
         ExecVerb::Debug => debug(w),
     }
 }
 
 keywords! {
     /// The one type `exec` knows.
-    enum ExecType("exec type") { Bpf = "bpf" }
+    pub(crate) enum ExecType("exec type") { Bpf = "bpf" }
 }
 
 keywords! {
     /// The verbs of `exec bpf` (`dbg`, tc's short form of debug, is
     /// matched before these so that `d` stays a prefix of `debug` alone).
-    enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
+    pub(crate) enum ExecVerb("exec bpf command") { Import = "import", Graft = "graft", Debug = "debug" }
 }
 
 keywords! {
     /// The options of `exec bpf import`.
-    enum ImportOption("import option") {
+    pub(crate) enum ImportOption("import option") {
         Run = "run",
         Timeout = "timeout",
         Mode = "mode",
@@ -211,7 +203,7 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let program = args.argv[0].to_string_lossy();
     Err(CliError {
         exit: exit_for_errno(err.raw_os_error()),
-        message: format!("cannot run '{program}': {err}"),
+        message: format!("cannot run '{program}': {}", tcbpf::sys::strip_os(&err)),
     })
 }
 
@@ -226,8 +218,8 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
                 "name": m.info.name,
                 "type": m.info.type_name(),
                 "type_id": m.desc.map_type,
-                "key_size": m.desc.key_size,
-                "value_size": m.desc.value_size,
+                "bytes_key": m.desc.key_size,
+                "bytes_value": m.desc.value_size,
                 "max_entries": m.desc.max_entries,
                 "flags": m.desc.flags,
                 "pinning": m.desc.pinning,
@@ -246,10 +238,9 @@ pub(super) fn received_json(r: &Received) -> serde_json::Value {
 
 fn debug(w: &mut Words) -> Result<(), CliError> {
     w.finish()?;
-    let pipe = exec::trace::trace_pipe()
-        .map_err(|e| CliError::failure(format!("no trace pipe, tracefs not mounted? {e}")))?;
+    let pipe = exec::trace::trace_pipe().map_err(CliError::from)?;
     let mut out = std::io::stdout().lock();
-    exec::trace::stream_trace_pipe(&pipe, &mut out).map_err(|e| CliError::failure(e.to_string()))
+    exec::trace::stream_trace_pipe(&pipe, &mut out).map_err(CliError::from)
 }
 
 #[cfg(test)]

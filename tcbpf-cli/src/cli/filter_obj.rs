@@ -8,7 +8,7 @@
 
 use super::error::CliError;
 use super::filter::{attach_program, AttachTarget};
-use super::obj::print_load_log;
+use super::obj::{print_load_log, print_load_warnings};
 use super::output::Global;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -58,6 +58,7 @@ pub fn attach_object(g: &Global, target: &AttachTarget, obj: &ObjArgs) -> Result
         ..LoadOptions::default()
     };
     let loaded = tcbpf::load::load_file(&obj.file, &opts).map_err(CliError::from)?;
+    print_load_warnings(&loaded);
     if verbose {
         print_load_log(&loaded);
     }
@@ -103,7 +104,7 @@ fn export_maps(
 fn warn_unheld_prog_arrays(loaded: &LoadedObject) {
     for m in &loaded.maps {
         if m.spec.map_type == MapType::ProgArray && m.pin_path.is_none() {
-            eprintln!(
+            eline!(
                 "tcbpf: warning: program array '{}' is neither pinned nor exported: the kernel \
                  empties it when tcbpf exits, so tail calls through it will not happen \
                  (pin it, or use 'export UDS' to hand it to a holder)",

@@ -14,7 +14,7 @@
 use super::error::CliError;
 use super::obj::{print_load_log, prog_kind};
 use super::output::Global;
-use super::words::{is_help, keywords, parse_number, Words};
+use super::words::{keywords, Words};
 use serde_json::json;
 use std::path::PathBuf;
 use tcbpf::abi::MapType;
@@ -22,7 +22,7 @@ use tcbpf::load::LoadOptions;
 use tcbpf::sys;
 use tcbpf::tc::bpffs::tc_path;
 
-const USAGE: &str = "\
+pub const USAGE: &str = "\
 Usage: tcbpf exec bpf graft MAP_FILE [ key KEY ]
               { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ] [ verbose ] | pinned PATH }
 
@@ -35,7 +35,7 @@ MAP_FILE and PATH written m:REST are REST under $TC_BPF_MNT/tc (default
 
 keywords! {
     /// The options of `exec bpf graft`.
-    enum GraftOption("graft option") {
+    pub(crate) enum GraftOption("graft option") {
         Key = "key",
         Obj = "obj" | "object-file",
         Pinned = "pinned" | "object-pinned" | "fd",
@@ -50,10 +50,6 @@ keywords! {
 /// Runs `tcbpf exec bpf graft …` (the words after `graft`).
 pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let first = w.expect("the pinned program array MAP_FILE after 'graft'")?;
-    if is_help(&first) {
-        print!("{USAGE}");
-        return Ok(());
-    }
     let map_file = tc_path(&first);
     let mut key: Option<u32> = None;
     let mut file: Option<PathBuf> = None;
@@ -75,10 +71,7 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
             GraftOption::Type => opts.prog_type = prog_kind(w)?,
             GraftOption::Section => opts.section = Some(w.expect("a section NAME after 'sec'")?),
             GraftOption::Verbose => opts.verbose = true,
-            GraftOption::Help => {
-                print!("{USAGE}");
-                return Ok(());
-            }
+            GraftOption::Help => return Err(CliError::help()),
         }
     }
     let source = match (file, pinned) {
@@ -125,6 +118,8 @@ pub fn graft(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
     match source {
         Source::Obj(file) => {
+            // No tail-call warnings: a grafted object's other `<id>/<key>`
+            // sections are for other grafts, into arrays it does not hold.
             let loaded = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
             if opts.verbose {
                 print_load_log(&loaded);
@@ -208,11 +203,11 @@ fn place(
     })
 }
 
-/// tc's rule: a tail-call section `<id>/<key>` names the key.
+/// tc's rule: a tail-call section `<id>/<key>` names the key, read as the
+/// loader reads tail-call sections (iproute2's `sscanf("%i/%i")`).
 fn key_from_section(section: &str) -> Result<u32, CliError> {
-    section
-        .split_once('/')
-        .and_then(|(_, key)| parse_number::<u32>(key))
+    tcbpf::elf::TailCallSlot::from_section(section)
+        .map(|slot| slot.key)
         .ok_or_else(|| {
             CliError::usage(format!(
                 "cannot infer the key from section '{section}' (not '<id>/<key>'): give 'key KEY'"
@@ -228,6 +223,7 @@ mod tests {
     fn key_comes_from_tail_call_section_name() {
         assert_eq!(key_from_section("1/3").unwrap(), 3);
         assert_eq!(key_from_section("0x10/0x2").unwrap(), 2);
+        assert_eq!(key_from_section("0xabccba/010").unwrap(), 8);
         let err = key_from_section("classifier").unwrap_err();
         assert!(err.message.contains("give 'key KEY'"), "{}", err.message);
     }

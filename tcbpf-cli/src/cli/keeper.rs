@@ -42,6 +42,12 @@ keeper   run a keeper in the foreground: it binds the import socket UDS
          opened with BPF_F_RDONLY: the kernel refuses writes through them.
          'state DIR' (on a bpffs) pins every set there and picks them up at
          the next start; without it the maps live as long as the keeper.
+         DIR must be owned by root (or the keeper's user), not writable by
+         group or others, and not a symlink; entries the keeper did not
+         make are skipped with a warning, never deleted.
+         Each user without 'rw' holds at most 16 connections (256 for all
+         of them); root and 'rw' users are never shut out. Refused
+         clients are told 'busy'.
          Systemd socket activation (LISTEN_FDS, names 'keeper' and 'import')
          and sd_notify (READY=1, STOPPING=1) work without libsystemd.
          SIGTERM/SIGINT: stop, unlink the sockets it bound, exit 0.
@@ -78,8 +84,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     };
     if is_help(&first) {
-        print!("{USAGE}");
-        return Ok(());
+        return Err(CliError::help());
     }
     match first.as_str() {
         "list" | "status" => {
@@ -101,7 +106,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of the keeper daemon.
-    enum KeeperOption("keeper option") {
+    pub(crate) enum KeeperOption("keeper option") {
         Import = "import",
         Policy = "policy",
         State = "state",
@@ -111,12 +116,12 @@ keywords! {
 
 keywords! {
     /// The one option of `keeper send`.
-    enum SendOption("send option") { Set = "set" }
+    pub(crate) enum SendOption("send option") { Set = "set" }
 }
 
 keywords! {
     /// The options of `exec bpf import keeper`.
-    enum KeeperImportOption("keeper import option") {
+    pub(crate) enum KeeperImportOption("keeper import option") {
         Set = "set",
         Map = "map",
         ReadOnly = "ro",
@@ -161,15 +166,15 @@ fn daemon(sock: PathBuf, w: &mut Words) -> Result<(), CliError> {
     config.activated = systemd::take_listen_fds().map_err(CliError::from)?;
     let (sock, import) = (config.sock.clone(), config.import.clone());
     let rules = config.policy.rules.len();
-    config.log = Box::new(|line| eprintln!("tcbpf keeper: {line}"));
+    config.log = Box::new(|line| eline!("tcbpf keeper: {line}"));
     config.on_ready = Some(Box::new(move |held| {
-        eprintln!(
+        eline!(
             "tcbpf keeper: ready on {} (imports on {}; {rules} policy rule(s); {held})",
             sock.display(),
             import.display()
         );
         if let Err(e) = systemd::notify(&format!("READY=1\nSTATUS={held}")) {
-            eprintln!("tcbpf keeper: sd_notify: {e}");
+            eline!("tcbpf keeper: sd_notify: {e}");
         }
     }));
     let result = keeper::run(config).map_err(CliError::from);
@@ -241,7 +246,11 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let exit = exit_for_errno(err.raw_os_error());
     Err(CliError {
         exit,
-        message: format!("cannot run '{}': {err}", argv[0].to_string_lossy()),
+        message: format!(
+            "cannot run '{}': {}",
+            argv[0].to_string_lossy(),
+            tcbpf::sys::strip_os(&err)
+        ),
     })
 }
 
@@ -257,14 +266,15 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
                     .map(|m| {
                         json!({
                             "id": m.id, "name": m.name, "map_id": m.map_id, "type": m.map_type,
-                            "key_size": m.key_size, "value_size": m.value_size,
+                            "bytes_key": m.key_size, "bytes_value": m.value_size,
                             "max_entries": m.max_entries, "flags": m.flags,
                         })
                     })
                     .collect();
                 json!({
                     "name": s.name, "object": s.object, "dev": s.dev, "ino": s.ino,
-                    "access": s.access, "imported": s.imported, "maps": maps,
+                    "access": s.access, "imported": s.imported, "generation": s.generation,
+                    "maps": maps,
                 })
             })
             .collect();
@@ -298,11 +308,12 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
     }
     for s in &l.sets {
         out.push_str(&format!(
-            "set {}  object {}  {}  {} map(s)\n",
+            "set {}  object {}  {}  {} map(s)  generation {}\n",
             s.name,
             s.object,
             s.access,
-            s.maps.len()
+            s.maps.len(),
+            s.generation
         ));
         for m in &s.maps {
             out.push_str(&format!(

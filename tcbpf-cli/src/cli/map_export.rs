@@ -133,7 +133,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             &json!({ "uds": args.uds, "object": args.object, "entry_size": args.entry_size.bytes(), "sent": maps.len(), "maps": maps }),
         )?;
     } else if g.verbose {
-        eprintln!("sent {} map(s) to {}", descs.len(), args.uds.display());
+        eline!("sent {} map(s) to {}", descs.len(), args.uds.display());
     }
     Ok(())
 }

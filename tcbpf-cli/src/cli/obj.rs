@@ -3,7 +3,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::elf::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
@@ -12,7 +12,7 @@ use tcbpf::load::{LoadOptions, ProgKind};
 /// `tcbpf obj help`.
 pub const USAGE: &str = "\
 Usage: tcbpf obj show FILE
-       tcbpf obj load FILE [ type { cls | act } ] [ { sec NAME | program NAME } ]
+       tcbpf obj load FILE [ type { cls | act | xdp } ] [ { sec NAME | program NAME } ]
                       [ bpffs DIR ] [ btf FILE ] [ max-memory BYTES ] [ verbose ] pin PATH
 
   show   list the object's sections, programs (instruction counts, the
@@ -22,8 +22,8 @@ Usage: tcbpf obj show FILE
   load   load the object as tc would (maps created or reused from their pins,
          tail-call programs stored in their program arrays) without attaching,
          and pin the chosen program at PATH (in a bpffs); prints its id.
-         type: program type, cls (default) or act; sec: the program's section
-         (default classifier / action); program: the program's function name;
+         type: program type, cls (default), act or xdp; sec: the program's
+         section (default classifier / action / xdp); program: the program's function name;
          bpffs: where tc's pins live (default /sys/fs/bpf, mounted if absent);
          btf: the target BTF for CO-RE relocations (default the running
          kernel's /sys/kernel/btf/vmlinux, and module BTF);
@@ -40,10 +40,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         eprint!("{USAGE}");
         return Err(CliError::usage("expected show or load"));
     };
-    if is_help(&verb) {
-        print!("{USAGE}");
-        return Ok(());
-    }
     match ObjVerb::choose(&verb)? {
         ObjVerb::Show => show(g, w),
         ObjVerb::Load => load(g, w),
@@ -52,17 +48,17 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf obj`.
-    enum ObjVerb("obj command") { Show = "show", Load = "load" }
+    pub(crate) enum ObjVerb("obj command") { Show = "show", Load = "load" }
 }
 
 keywords! {
     /// The program types `type` takes.
-    enum ProgTypeWord("program type") { Cls = "cls", Act = "act" }
+    pub(crate) enum ProgTypeWord("program type") { Cls = "cls", Act = "act", Xdp = "xdp" }
 }
 
 keywords! {
     /// The options of `obj load`.
-    enum LoadOption("obj load option") {
+    pub(crate) enum LoadOption("obj load option") {
         Type = "type",
         Section = "section",
         Program = "program",
@@ -98,8 +94,8 @@ fn map_json(m: &MapSpec) -> Value {
         "origin": m.origin.name(),
         "id": m.id,
         "type": m.map_type.name(),
-        "key_size": m.key_size,
-        "value_size": m.value_size,
+        "bytes_key": m.key_size,
+        "bytes_value": m.value_size,
         "max_entries": m.max_entries,
         "flags": m.flags,
         "pinning": m.pinning.to_string(),
@@ -113,7 +109,7 @@ fn map_json(m: &MapSpec) -> Value {
                 tcbpf::elf::SlotTarget::Map(i) => json!({"map": i}),
             },
         })).collect::<Vec<_>>(),
-        "frozen": m.freeze,
+        "frozen": u8::from(m.freeze),
     })
 }
 
@@ -251,17 +247,25 @@ pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     match ProgTypeWord::choose(&t)? {
         ProgTypeWord::Cls => Ok(ProgKind::Cls),
         ProgTypeWord::Act => Ok(ProgKind::Act),
+        ProgTypeWord::Xdp => Ok(ProgKind::Xdp),
+    }
+}
+
+/// Prints the loader's warnings (always: what the load left out).
+pub(crate) fn print_load_warnings(obj: &tcbpf::load::LoadedObject) {
+    for w in &obj.warnings {
+        eprintln!("tcbpf: warning: {}: {w}", obj.path.display());
     }
 }
 
 /// Prints the loader's notes and every program's verifier log (`verbose`).
 pub(crate) fn print_load_log(obj: &tcbpf::load::LoadedObject) {
     for note in &obj.notes {
-        eprintln!("{note}");
+        eline!("{note}");
     }
     for p in &obj.programs {
         if !p.verifier_log.is_empty() {
-            eprintln!(
+            eline!(
                 "verifier log of '{}' (section {}):\n{}",
                 p.name,
                 p.section,
@@ -303,6 +307,7 @@ fn load(g: &Global, w: &mut Words) -> Result<(), CliError> {
         ));
     };
     let obj = tcbpf::load::load_file(&file, &opts).map_err(CliError::from)?;
+    print_load_warnings(&obj);
     if opts.verbose {
         print_load_log(&obj);
     }

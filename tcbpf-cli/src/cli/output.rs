@@ -16,6 +16,9 @@ pub struct Global {
     pub details: bool,
     /// `-n NETNS`: the named network namespace the command ran in.
     pub netns: Option<String>,
+    /// Standard input is taken: `map batch` reads its commands there, so a
+    /// command it runs may not read it (`load` without `from FILE`).
+    pub stdin_taken: bool,
 }
 
 impl Global {
@@ -30,4 +33,14 @@ impl Global {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{text}")
     }
+}
+
+/// Writes `line` and a newline to standard error with one `write(2)` (a
+/// line under the pipe buffer's 4 KiB is then atomic on a shared pipe).
+/// Errors writing stderr are ignored, as `eprintln!` would panic on them.
+pub fn write_stderr_line(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
 }

@@ -36,10 +36,17 @@ impl Words {
         self.pos >= self.words.len()
     }
 
-    /// The next word, or a usage error saying `what` was expected.
+    /// The next word, or a usage error saying `what` was expected. A word
+    /// of help there asks for the usage ([`CliError::help`]): it is never
+    /// taken as a FILE, socket, path or device name.
     pub fn expect(&mut self, what: &str) -> Result<String, CliError> {
-        self.next()
-            .ok_or_else(|| CliError::usage(format!("expected {what}")))
+        let w = self
+            .next()
+            .ok_or_else(|| CliError::usage(format!("expected {what}")))?;
+        if is_help(&w) {
+            return Err(CliError::help());
+        }
+        Ok(w)
     }
 
     /// The next word parsed as a number (decimal or 0x hex), naming `what`
@@ -61,6 +68,16 @@ impl Words {
         }
     }
 
+    /// True when a word of help is among the words not yet consumed: a
+    /// command that acts (opens a map) before it has read all its words
+    /// asks this first, so `help` anywhere prints the usage and touches
+    /// nothing, as tc's parsers do.
+    pub fn help_ahead(&self) -> bool {
+        self.words[self.pos.min(self.words.len())..]
+            .iter()
+            .any(|w| is_help(w))
+    }
+
     /// Every remaining word, consumed.
     pub fn rest(&mut self) -> Vec<String> {
         let rest = self.words[self.pos..].to_vec();
@@ -68,10 +85,12 @@ impl Words {
         rest
     }
 
-    /// A usage error when words are left over.
+    /// A usage error when words are left over (a word of help there asks
+    /// for the usage).
     pub fn finish(&self) -> Result<(), CliError> {
         match self.peek() {
             None => Ok(()),
+            Some(w) if is_help(w) => Err(CliError::help()),
             Some(w) => Err(CliError::usage(format!("unexpected word '{w}'"))),
         }
     }
@@ -135,15 +154,24 @@ macro_rules! keywords {
         }
 
         impl $name {
+            /// What this grammar position is called in messages ("map command").
+            #[allow(dead_code)]
+            $vis const WHAT: &'static str = $what;
+
             /// Every word and the keyword it names, in grammar order.
             #[allow(dead_code)]
             $vis const WORDS: &'static [(&'static str, $name)] =
                 &[ $( $( ($word, $name::$variant), )+ )+ ];
 
             /// The keyword `word` names: an exact word, or the only word it
-            /// is a prefix of; anything else is a usage error listing them.
+            /// is a prefix of; a word of help asks for the usage
+            /// ([`CliError::help`]); anything else is a usage error listing
+            /// them.
             #[allow(dead_code)]
             $vis fn choose(word: &str) -> Result<$name, $crate::cli::error::CliError> {
+                if $crate::cli::words::is_help(word) {
+                    return Err($crate::cli::error::CliError::help());
+                }
                 let words: Vec<&'static str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
                 let picked = $crate::cli::words::choose(word, &words, $what)?;
                 Ok(Self::WORDS

@@ -164,3 +164,81 @@ pub fn value(body: &str, family: &str, want: &[&str]) -> Option<f64> {
     );
     found.first()?.rsplit(' ').next()?.parse().ok()
 }
+
+/// `q` percent-encoded for a URL query.
+pub fn percent(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Prometheus's answer to an instant query: the first result's value.
+pub fn prom_query(ns: &Netns, port: u16, q: &str) -> Option<String> {
+    let (status, body) = get(
+        ns,
+        port,
+        &format!("/api/v1/query?query={}", percent(q)),
+        None,
+    )?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let r = v["data"]["result"].as_array()?;
+    if r.len() != 1 {
+        return None;
+    }
+    r[0]["value"][1].as_str().map(str::to_string)
+}
+
+/// A real Prometheus in `ns` scraping 127.0.0.1:`target` every second,
+/// its API on 127.0.0.1:`port`, its data in `dir`; ready when returned.
+pub fn prometheus(ns: &Netns, dir: &TempDir, target: u16, port: u16) -> Proc {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: tcbpf\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+        ),
+    )
+    .unwrap();
+    let p = Proc::in_ns(
+        ns,
+        "prometheus",
+        &[
+            &format!("--config.file={}", s(&config)),
+            &format!("--storage.tsdb.path={}", s(&dir.join("data"))),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+    );
+    wait_http(ns, port, "/-/ready");
+    p
+}
+
+/// `promtool check metrics` on `body`: its exit code and what it said.
+pub fn promtool_check(body: &str) -> (i32, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), said)
+}

@@ -37,6 +37,8 @@ pub struct Member {
     pub data: PathBuf,
     pub log: PathBuf,
     tls: Option<ServerTls>,
+    /// More flags for `/usr/bin/etcd`.
+    extra: Vec<String>,
     cluster: String,
     token: String,
     state: &'static str,
@@ -84,6 +86,7 @@ impl Member {
             .arg("500")
             .arg("--logger")
             .arg("zap")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -135,9 +138,18 @@ impl Etcd {
         Etcd::cluster(1, None)
     }
 
+    /// One member, plain HTTP, with more etcd flags.
+    pub fn start_with(extra: &[&str]) -> Etcd {
+        Etcd::cluster_with(1, None, extra)
+    }
+
     /// `n` members; with `tls`, clients speak HTTPS (peers stay HTTP on
     /// loopback).
     pub fn cluster(n: usize, tls: Option<ServerTls>) -> Etcd {
+        Etcd::cluster_with(n, tls, &[])
+    }
+
+    fn cluster_with(n: usize, tls: Option<ServerTls>, extra: &[&str]) -> Etcd {
         let dir = TempDir::new("etcd");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let tag = tcbpf_testkit::unique("e");
@@ -157,6 +169,7 @@ impl Etcd {
                 data: dir.join(format!("m{i}")),
                 log: dir.join(format!("m{i}.log")),
                 tls: tls.clone(),
+                extra: extra.iter().map(|a| a.to_string()).collect(),
                 cluster: cluster.clone(),
                 token: tag.clone(),
                 state: "new",

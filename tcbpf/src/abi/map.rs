@@ -146,6 +146,25 @@ impl MapType {
         }
     }
 
+    /// True for the types whose keys are indices below `max_entries` (the
+    /// arrays): a key past the end is the caller's error (E2BIG).
+    pub fn is_indexed(self) -> bool {
+        matches!(
+            self,
+            MapType::Array
+                | MapType::PercpuArray
+                | MapType::ProgArray
+                | MapType::PerfEventArray
+                | MapType::CgroupArray
+                | MapType::ArrayOfMaps
+                | MapType::Devmap
+                | MapType::Cpumap
+                | MapType::Xskmap
+                | MapType::Sockmap
+                | MapType::ReuseportSockarray
+        )
+    }
+
     /// True for queue and stack maps (push/pop/peek, no keys).
     pub fn is_queue_or_stack(self) -> bool {
         matches!(self, MapType::Queue | MapType::Stack)

@@ -188,6 +188,46 @@ const ATTACH_TYPES: [AttachType; 48] = [
 ];
 
 impl ProgType {
+    /// The name bpftool (libbpf) prints for the type: `sched_cls`, `xdp`…
+    pub fn name(self) -> &'static str {
+        use ProgType::*;
+        match self {
+            Unspec => "unspec",
+            SocketFilter => "socket_filter",
+            Kprobe => "kprobe",
+            SchedCls => "sched_cls",
+            SchedAct => "sched_act",
+            Tracepoint => "tracepoint",
+            Xdp => "xdp",
+            PerfEvent => "perf_event",
+            CgroupSkb => "cgroup_skb",
+            CgroupSock => "cgroup_sock",
+            LwtIn => "lwt_in",
+            LwtOut => "lwt_out",
+            LwtXmit => "lwt_xmit",
+            SockOps => "sock_ops",
+            SkSkb => "sk_skb",
+            CgroupDevice => "cgroup_device",
+            SkMsg => "sk_msg",
+            RawTracepoint => "raw_tracepoint",
+            CgroupSockAddr => "cgroup_sock_addr",
+            LwtSeg6local => "lwt_seg6local",
+            LircMode2 => "lirc_mode2",
+            SkReuseport => "sk_reuseport",
+            FlowDissector => "flow_dissector",
+            CgroupSysctl => "cgroup_sysctl",
+            RawTracepointWritable => "raw_tracepoint_writable",
+            CgroupSockopt => "cgroup_sockopt",
+            Tracing => "tracing",
+            StructOps => "struct_ops",
+            Ext => "ext",
+            Lsm => "lsm",
+            SkLookup => "sk_lookup",
+            Syscall => "syscall",
+            Netfilter => "netfilter",
+        }
+    }
+
     /// The type with kernel number `n`, if tcbpf knows it.
     pub fn from_u32(n: u32) -> Option<ProgType> {
         PROG_TYPES.get(n as usize).copied()
@@ -238,6 +278,12 @@ pub const PROG_SECTIONS: &[ProgSection] = &[
         section: "action",
         word: "act",
         prog_type: ProgType::SchedAct,
+        attach: None,
+    },
+    ProgSection {
+        section: "xdp",
+        word: "xdp",
+        prog_type: ProgType::Xdp,
         attach: None,
     },
 ];
@@ -331,5 +377,9 @@ mod tests {
         );
         assert!(trace_section_by_name("fentryx").is_none());
         assert!(section_by_name("fentry/tc").is_none());
+        let xdp = section_by_name("xdp/pass").unwrap();
+        assert_eq!((xdp.word, xdp.prog_type), ("xdp", ProgType::Xdp));
+        assert_eq!(ProgType::Xdp.name(), "xdp");
+        assert_eq!(ProgType::SchedCls.name(), "sched_cls");
     }
 }

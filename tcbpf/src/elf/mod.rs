@@ -122,7 +122,8 @@ impl ObjectSpec {
     /// `sys::file::MAX_OBJECT_BYTES`).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
-        let bytes = read_object(path).map_err(|e| ParseError::new(&name, e.to_string()))?;
+        let bytes =
+            read_object(path).map_err(|e| ParseError::new(&name, crate::sys::strip_os(&e)))?;
         ObjectSpec::parse(&name, &bytes)
     }
 

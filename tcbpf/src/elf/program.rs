@@ -16,18 +16,77 @@ pub struct TailCallSlot {
 }
 
 impl TailCallSlot {
-    /// The slot a section name like `1/0` names, if it is one.
+    /// The slot a section name names, read exactly as iproute2's loaders
+    /// read it, with glibc's `sscanf(name, "%i/%i", &id, &key) == 2`: each
+    /// number may follow white space, have a sign, be decimal, hex (`0x`,
+    /// `0X`) or octal (leading `0`), and is kept as its low 32 bits (as
+    /// the `int` sscanf stores); whatever follows the key is ignored.
+    /// `0xabccba/0` (iproute2's own `bpf_cyclic.c`), `012/0x1` and
+    /// `1/0abc` are slots; `08/1` and `1 /2` are not.
     pub fn from_section(name: &str) -> Option<TailCallSlot> {
-        let (id, key) = name.split_once('/')?;
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(id) || !digits(key) {
-            return None;
-        }
-        Some(TailCallSlot {
-            map_id: id.parse().ok()?,
-            key: key.parse().ok()?,
-        })
+        let (map_id, rest) = scan_int(name.as_bytes())?;
+        let rest = rest.strip_prefix(b"/")?;
+        let (key, _) = scan_int(rest)?;
+        Some(TailCallSlot { map_id, key })
     }
+
+    /// True for a section name that starts like a tail-call slot (a number,
+    /// maybe signed, and a `/` later on) whether or not it is one: the
+    /// loader warns about such a section when it does not store it.
+    pub fn looks_like(name: &str) -> bool {
+        let t = name.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+        t.starts_with(|c: char| c.is_ascii_digit()) && t.contains('/')
+    }
+}
+
+/// One glibc `%i` conversion into an `int`: white space, a sign, then
+/// `0x`/`0X` and hex digits (none is 0, as glibc reads "0x"), `0` and
+/// octal digits, or decimal digits. The value is `strtol`'s (saturated at
+/// the 64-bit `long` bounds) truncated to 32 bits. `None` when no digit
+/// starts it (a matching failure).
+fn scan_int(s: &[u8]) -> Option<(u32, &[u8])> {
+    let mut i = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let negative = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let radix = match (s.get(i), s.get(i + 1)) {
+        (Some(b'0'), Some(b'x' | b'X')) => {
+            i += 2;
+            16
+        }
+        (Some(b'0'), _) => 8,
+        (Some(b), _) if b.is_ascii_digit() => 10,
+        _ => return None,
+    };
+    let mut magnitude: u64 = 0;
+    let mut overflow = false;
+    while let Some(d) = s.get(i).and_then(|b| char::from(*b).to_digit(radix)) {
+        match magnitude
+            .checked_mul(u64::from(radix))
+            .and_then(|m| m.checked_add(u64::from(d)))
+        {
+            Some(m) => magnitude = m,
+            None => overflow = true,
+        }
+        i += 1;
+    }
+    // strtol: out of range is LONG_MAX or LONG_MIN.
+    let value: i64 = match (negative, overflow) {
+        (false, false) if magnitude <= i64::MAX as u64 => magnitude as i64,
+        (false, _) => i64::MAX,
+        (true, false) if magnitude <= 1 << 63 => (magnitude as i64).wrapping_neg(),
+        (true, _) => i64::MIN,
+    };
+    Some((value as u32, &s[i..]))
 }
 
 /// How an instruction refers to a map.
@@ -236,26 +295,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tail_call_sections_are_two_decimal_numbers() {
-        assert_eq!(
-            TailCallSlot::from_section("1/0"),
-            Some(TailCallSlot { map_id: 1, key: 0 })
-        );
-        assert_eq!(
-            TailCallSlot::from_section("42/7"),
-            Some(TailCallSlot { map_id: 42, key: 7 })
-        );
-        for not in [
-            "classifier",
-            "1/",
-            "/1",
-            "1/x",
-            "classifier/tail_a",
-            "1/2/3",
-            "-1/0",
-            "99999999999/0",
+    fn tail_call_sections_are_read_as_glibc_sscanf_reads_percent_i_slash_percent_i() {
+        // Each expectation is what `sscanf(name, "%i/%i", &id, &key)`
+        // stores with glibc 2.36 (checked with a C program on this machine).
+        let slot = |map_id, key| Some(TailCallSlot { map_id, key });
+        for (name, want) in [
+            ("1/0", slot(1, 0)),
+            ("42/7", slot(42, 7)),
+            ("0xabccba/0", slot(0xabccba, 0)),
+            ("012/0x1", slot(10, 1)),
+            ("+0XABCCBA/02", slot(0xabccba, 2)),
+            ("0x/1", slot(0, 1)),
+            ("1/2/3", slot(1, 2)),
+            (" 1/ 2", slot(1, 2)),
+            ("-1/0", slot(u32::MAX, 0)),
+            ("99999999999/0", slot(1_215_752_191, 0)),
+            ("9999999999999999999999/1", slot(u32::MAX, 1)),
+            ("-9999999999999999999999/1", slot(0, 1)),
+            ("4294967296/1", slot(0, 1)),
+            ("-0x80000000/1", slot(0x8000_0000, 1)),
+            ("1/0abc", slot(1, 0)),
+            ("1/08", slot(1, 0)),
+            ("1/0x", slot(1, 0)),
+            ("0/-0x10", slot(0, 0xffff_fff0)),
+            ("classifier", None),
+            ("1/", None),
+            ("/1", None),
+            ("1/x", None),
+            ("classifier/tail_a", None),
+            ("08/1", None),
+            ("1 /2", None),
+            ("0x1g/2", None),
+            ("-/1", None),
+            ("1/+ 2", None),
         ] {
-            assert_eq!(TailCallSlot::from_section(not), None, "{not}");
+            assert_eq!(TailCallSlot::from_section(name), want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn sections_that_start_with_a_number_and_a_slash_look_like_tail_calls() {
+        for name in ["08/1", "1 /2", "-1/0", " 7/x", "0x1g/2"] {
+            assert!(TailCallSlot::looks_like(name), "{name:?}");
+        }
+        for name in ["classifier", "tc/ingress", "x1/2", "12", "-/1"] {
+            assert!(!TailCallSlot::looks_like(name), "{name:?}");
         }
     }
 }

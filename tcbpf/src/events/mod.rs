@@ -5,7 +5,10 @@
 //! CPU's index). [`EventReader`] sleeps in epoll until the kernel has
 //! records (it never spins), hands each record to a callback, reports lost
 //! samples (perf) and a ring buffer found full, and wakes for SIGINT,
-//! SIGTERM and a closed output pipe when asked to watch them.
+//! SIGTERM and a closed output pipe when asked to watch them. Its
+//! [`EventReader::write_output`] writes the caller's lines without ever
+//! blocking past those signals: a reader whose output pipe is full still
+//! stops on SIGTERM.
 //!
 //! The record formats are parsed here; every syscall and mapping is in
 //! `sys::{ringbuf, perf, epoll}`. No printing: the caller formats.
@@ -15,6 +18,7 @@ mod ring;
 
 use crate::abi::MapType;
 use crate::sys::epoll::{self, Epoll};
+use crate::sys::file;
 use crate::sys::info::MapInfo;
 use crate::sys::signal::{StopSignals, INT_TERM};
 use crate::sys::MapFd;
@@ -126,7 +130,26 @@ pub struct EventReader {
     source: Source,
     epoll: Epoll,
     signals: Option<StopSignals>,
+    /// Waits for room in the output or a stop signal (made on first need).
+    output_wait: Option<OutputWait>,
 }
+
+/// An epoll set of the output (writable) and the stop signals.
+enum OutputWait {
+    Watched(Epoll),
+    /// The output cannot be polled (a regular file): it never stays full.
+    Unwatchable,
+}
+
+/// What the wait for room in the output ended with.
+enum Room {
+    Ready,
+    Stop(Wake),
+    Unwatchable,
+}
+
+/// Largest write that a pipe with any room takes whole (`PIPE_BUF`).
+const PIPE_BUF: usize = 4096;
 
 impl fmt::Debug for EventReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +189,7 @@ impl EventReader {
             source,
             epoll,
             signals: None,
+            output_wait: None,
         })
     }
 
@@ -185,6 +209,92 @@ impl EventReader {
     /// (files, /dev/null) are ignored: they never close under us.
     pub fn watch_output(&mut self, output: BorrowedFd<'_>) {
         let _ = self.epoll.add(output, 0, TOKEN_OUTPUT);
+    }
+
+    /// Writes all of `bytes` to `output`, waiting for room in it only
+    /// while no stop signal (with `watch_stop_signals`) has come: returns
+    /// `Some(Wake::Signal)` as soon as one does, with the rest unwritten,
+    /// and `Some(Wake::OutputClosed)` when the reader of a pipe went away.
+    /// Its descriptor's flags are left as they are (no `O_NONBLOCK` on a
+    /// pipe shared with other processes).
+    pub fn write_output(
+        &mut self,
+        output: BorrowedFd<'_>,
+        mut bytes: &[u8],
+    ) -> Result<Option<Wake>, Error> {
+        let fail = |e: std::io::Error| Error::Sys(crate::sys::Error::new("write", e).on("output"));
+        while !bytes.is_empty() {
+            let written = match file::write_nowait(output, bytes) {
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                    // No non-blocking write for this file (a terminal):
+                    // wait for room, then write at most what room means.
+                    match self.wait_for_room(output)? {
+                        Room::Stop(w) => return Ok(Some(w)),
+                        Room::Ready => {
+                            let n = bytes.len().min(PIPE_BUF);
+                            file::write(output, &bytes[..n])
+                        }
+                        Room::Unwatchable => file::write(output, bytes),
+                    }
+                }
+                other => other,
+            };
+            match written {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match self.wait_for_room(output)? {
+                        Room::Stop(w) => return Ok(Some(w)),
+                        Room::Ready => {}
+                        // A file on a busy disk: write the rest waiting.
+                        Room::Unwatchable => {
+                            let n = file::write(output, bytes).map_err(fail)?;
+                            bytes = &bytes[n..];
+                        }
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
+                    return Ok(Some(Wake::OutputClosed))
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sleeps until `output` has room, a stop signal comes or the output
+    /// closes.
+    fn wait_for_room(&mut self, output: BorrowedFd<'_>) -> Result<Room, Error> {
+        if self.output_wait.is_none() {
+            let ep = Epoll::new()?;
+            let watched = ep.add(output, epoll::OUT, TOKEN_OUTPUT).is_ok();
+            if let Some(s) = &self.signals {
+                ep.add(s.fd(), epoll::IN, TOKEN_SIGNAL)?;
+            }
+            self.output_wait = Some(if watched {
+                OutputWait::Watched(ep)
+            } else {
+                OutputWait::Unwatchable
+            });
+        }
+        let Some(OutputWait::Watched(ep)) = &self.output_wait else {
+            return Ok(Room::Unwatchable);
+        };
+        loop {
+            for (token, events) in ep.wait(-1, 2)? {
+                match token {
+                    TOKEN_SIGNAL => {
+                        if let Some(sig) = self.signals.as_ref().and_then(|s| s.take()) {
+                            return Ok(Room::Stop(Wake::Signal(sig as u32)));
+                        }
+                    }
+                    _ if events & (epoll::ERR | epoll::HUP) != 0 => {
+                        return Ok(Room::Stop(Wake::OutputClosed))
+                    }
+                    _ => return Ok(Room::Ready),
+                }
+            }
+        }
     }
 
     /// Number of CPUs read (perf), or 1 (ring buffer).

@@ -34,10 +34,25 @@ pub fn trace_pipe() -> io::Result<PathBuf> {
     if let Some(dir) = tracing_dir_in(&mounts) {
         return Ok(dir.join("trace_pipe"));
     }
+    // mount(8) would only print "must be superuser" on our stderr.
+    if !has_cap_sys_admin(&std::fs::read_to_string("/proc/self/status")?) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("no trace pipe: tracefs is not mounted, and mounting it at {TRACEFS_DIR} needs CAP_SYS_ADMIN"),
+        ));
+    }
     let status = std::process::Command::new("mount")
         .args(["-t", "tracefs", "tracefs", TRACEFS_DIR])
         .status()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run mount(8) for tracefs: {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot run mount(8) for tracefs: {}",
+                    crate::sys::strip_os(&e)
+                ),
+            )
+        })?;
     if !status.success() {
         return Err(io::Error::other(format!(
             "no trace pipe: tracefs is not mounted and 'mount -t tracefs tracefs {TRACEFS_DIR}' failed ({status})"
@@ -46,11 +61,26 @@ pub fn trace_pipe() -> io::Result<PathBuf> {
     Ok(Path::new(TRACEFS_DIR).join("trace_pipe"))
 }
 
+/// True when the effective capabilities in a `/proc/PID/status` text hold
+/// CAP_SYS_ADMIN (bit 21), which mounting tracefs needs.
+fn has_cap_sys_admin(status: &str) -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
 /// Copies the trace pipe to `out` until it ends or `out` closes (a closed
 /// `out` is a normal end).
 pub fn stream_trace_pipe(pipe: &Path, out: &mut impl Write) -> io::Result<()> {
-    let mut file = std::fs::File::open(pipe)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", pipe.display())))?;
+    let mut file = std::fs::File::open(pipe).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{}: {}", pipe.display(), crate::sys::strip_os(&e)),
+        )
+    })?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match file.read(&mut buf) {
@@ -70,6 +100,15 @@ pub fn stream_trace_pipe(pipe: &Path, out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cap_sys_admin_is_read_from_the_effective_set() {
+        assert!(has_cap_sys_admin("Name:\tx\nCapEff:\t000001ffffffffff\n"));
+        assert!(!has_cap_sys_admin("CapEff:\t0000000000000000\n"));
+        assert!(!has_cap_sys_admin("CapEff:\t0000000000100000\n"));
+        assert!(has_cap_sys_admin("CapEff:\t0000000000200000\n"));
+        assert!(!has_cap_sys_admin("no such field"));
+    }
 
     #[test]
     fn tracefs_mount_is_found_before_debugfs() {

@@ -72,13 +72,40 @@ impl Client {
 
     fn send(&self, req: &Request) -> Result<()> {
         let bytes = proto::encode_request(req).map_err(|e| Error::new(ErrorKind::BadInput, e.0))?;
-        unix::send_datagram(self.sock.as_fd(), &bytes, &[])
-            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
+        unix::send_datagram(self.sock.as_fd(), &bytes, &[]).map_err(|e| self.refused_or(e))
+    }
+
+    /// The keeper's own reason when it refused this connection before the
+    /// request went out (it answers "busy: …" and closes, so the send
+    /// fails with EPIPE or ECONNRESET while the answer waits unread);
+    /// otherwise the failed send.
+    fn refused_or(&self, e: std::io::Error) -> Error {
+        if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+            // A pending ECONNRESET is reported before the queued answer,
+            // and only once: the second read finds the answer.
+            for _ in 0..2 {
+                match unix::recv_datagram(self.sock.as_fd(), proto::MAX_REPLY_LEN, false) {
+                    Ok(d) if !d.bytes.is_empty() => {
+                        if let Err(refusal) = self.header(&d) {
+                            return refusal;
+                        }
+                        break;
+                    }
+                    Err(r) if r.raw_os_error() == Some(libc::ECONNRESET) => continue,
+                    _ => break,
+                }
+            }
+        }
+        Error::os("sendmsg", self.path.display().to_string(), e)
     }
 
     /// One reply message (descriptors inheritable when asked), within
     /// `deadline`.
     fn recv(&self, deadline: Instant, inheritable: bool) -> Result<unix::RawDatagram> {
+        // The keeper closing with our request unread (it answered "busy")
+        // makes the kernel report ECONNRESET once, before the answer that
+        // is still queued: read on after the first one.
+        let mut reset_seen = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -108,6 +135,10 @@ impl Client {
                 }
                 Ok(d) => return Ok(d),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) && !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
                 Err(e) => return Err(Error::os("recvmsg", self.path.display().to_string(), e)),
             }
         }
@@ -242,8 +273,7 @@ impl Client {
     /// Sends raw bytes (and descriptors) as one request without waiting
     /// for the reply (for tests of hostile clients).
     pub fn send_raw(&self, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<()> {
-        unix::send_datagram(self.sock.as_fd(), bytes, fds)
-            .map_err(|e| Error::os("sendmsg", self.path.display().to_string(), e))
+        unix::send_datagram(self.sock.as_fd(), bytes, fds).map_err(|e| self.refused_or(e))
     }
 
     /// Sends raw bytes as one request (for tests of hostile clients) and

@@ -23,6 +23,8 @@ pub struct SetInfo {
     pub access: String,
     /// Seconds since the epoch when the set arrived.
     pub imported: u64,
+    /// 1, plus one per export that replaced the set.
+    pub generation: u64,
     /// Its maps.
     pub maps: Vec<MapInfoLine>,
 }
@@ -88,13 +90,14 @@ pub fn encode_listing(l: &Listing) -> String {
     let mut out = String::new();
     for s in &l.sets {
         out.push_str(&format!(
-            "set\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "set\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             field(&s.name),
             field(&s.object),
             s.dev,
             s.ino,
             s.access,
-            s.imported
+            s.imported,
+            s.generation
         ));
         for m in &s.maps {
             out.push_str(&format!(
@@ -138,13 +141,18 @@ pub fn decode_listing(text: &str) -> Result<Listing, ProtoError> {
         let n = i + 1;
         let f: Vec<&str> = line.split('\t').collect();
         match (f[0], f.len()) {
-            ("set", 7) => l.sets.push(SetInfo {
+            // A keeper from before generations sends 7 fields.
+            ("set", 7 | 8) => l.sets.push(SetInfo {
                 name: f[1].into(),
                 object: f[2].into(),
                 dev: num(n, "dev", f[3])?,
                 ino: num(n, "ino", f[4])?,
                 access: f[5].into(),
                 imported: num(n, "time", f[6])?,
+                generation: match f.get(7) {
+                    Some(g) => num(n, "generation", g)?,
+                    None => 1,
+                },
                 maps: Vec::new(),
             }),
             ("map", 9) => {
@@ -192,6 +200,7 @@ mod tests {
                 ino: 2,
                 access: "ro".into(),
                 imported: 1700000000,
+                generation: 3,
                 maps: vec![MapInfoLine {
                     id: 3,
                     map_id: 44,
@@ -216,6 +225,7 @@ mod tests {
         let text = encode_listing(&l);
         let back = decode_listing(&text).unwrap();
         assert_eq!(back.sets[0].name, "a?b.o");
+        assert_eq!(back.sets[0].generation, 3);
         assert_eq!(back.sets[0].maps, l.sets[0].maps);
         assert_eq!(back.counters, l.counters);
         assert_eq!(back.clients, l.clients);

@@ -46,16 +46,28 @@
 //! Without a state directory the maps live as long as the keeper: when it
 //! exits, its descriptors close, and program arrays nobody else holds are
 //! emptied by the kernel. With one, every set is pinned there and picked up
-//! at the next start.
+//! at the next start, if the directory and the set pass the checks of
+//! [`store`] (the keeper's own directory, entries it made, maps matching
+//! the record it wrote).
+//!
+//! # Limits
+//!
+//! Who may hold how many connections is [`admission`]'s decision (root and
+//! the policy's `rw` users are never shut out); a refused connection is
+//! answered "busy: REASON" (status failure) and closed. Log lines are
+//! rate-limited by kind ([`ratelog`]).
 //!
 //! This module hands out descriptors and never execs anything (that is
 //! [`crate::exec`], which uses [`client::get`] for
 //! `exec bpf import keeper …`).
 
+pub mod admission;
 pub mod client;
 pub mod listing;
 pub mod policy;
 pub mod proto;
+pub mod ratelog;
+mod reply;
 pub mod server;
 pub mod store;
 pub mod systemd;

@@ -42,6 +42,17 @@ pub enum Who {
     Gid(u32),
 }
 
+impl Who {
+    /// True when the rule's user or group is the peer's (primary or
+    /// supplementary group).
+    fn matches(self, peer: &Peer) -> bool {
+        match self {
+            Who::Uid(u) => u == peer.uid,
+            Who::Gid(g) => g == peer.gid || peer.groups.contains(&g),
+        }
+    }
+}
+
 /// One `allow` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -164,26 +175,31 @@ impl Policy {
         }
         self.rules
             .iter()
-            .filter(|r| match r.who {
-                Who::Uid(u) => u == peer.uid,
-                Who::Gid(g) => g == peer.gid || peer.groups.contains(&g),
-            })
+            .filter(|r| r.who.matches(peer))
             .filter(|r| r.set.as_deref().map_or(true, |s| s == set))
             .map(|r| r.grant)
             .max()
+    }
+
+    /// True for root and for a peer some rule gives `rw` (of any set): the
+    /// keeper's connection limits never shut these out (see
+    /// [`crate::keeper::admission`]).
+    pub fn is_trusted(&self, peer: &Peer) -> bool {
+        peer.uid == 0
+            || self
+                .rules
+                .iter()
+                .any(|r| r.grant == Grant::ReadWrite && r.who.matches(peer))
     }
 
     /// True when `peer` may see counters and clients (`status`): root, or
     /// a rule covering every set.
     pub fn may_see_status(&self, peer: &Peer) -> bool {
         peer.uid == 0
-            || self.rules.iter().any(|r| {
-                r.set.is_none()
-                    && match r.who {
-                        Who::Uid(u) => u == peer.uid,
-                        Who::Gid(g) => g == peer.gid || peer.groups.contains(&g),
-                    }
-            })
+            || self
+                .rules
+                .iter()
+                .any(|r| r.set.is_none() && r.who.matches(peer))
     }
 }
 
@@ -241,6 +257,13 @@ mod tests {
         );
         assert!(p.may_see_status(&peer(1000, 1000, &[])));
         assert!(!p.may_see_status(&peer(65534, 65534, &[])));
+        // Trusted (never shut out by the connection limits): root and
+        // whoever some line gives rw.
+        assert!(p.is_trusted(&peer(0, 0, &[])));
+        assert!(p.is_trusted(&peer(1000, 1000, &[])));
+        assert!(p.is_trusted(&peer(5, 5, &[900])));
+        assert!(!p.is_trusted(&peer(65534, 65534, &[])));
+        assert!(!p.is_trusted(&peer(7, 7, &[])));
     }
 
     #[test]

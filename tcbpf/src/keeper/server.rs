@@ -3,34 +3,57 @@
 //! (SOCK_SEQPACKET; each connection identified by SO_PEERCRED), every
 //! client connection and a signalfd for SIGTERM/SIGINT.
 //!
-//! Replies go out non-blocking: a client that does not read its reply is
-//! dropped, never waited for. A malformed request is answered with the
-//! reason and the connection closed; descriptors a client sends are closed
-//! unread. The loop never prints: it reports events to a log callback.
+//! Replies go out non-blocking through a queue per connection: while a
+//! connection's reply is not sent whole, the loop waits for room on that
+//! socket alone and reads no further request from it, so a client that
+//! does not read costs only itself (and is dropped after
+//! [`SEND_PATIENCE`] without progress). A malformed request is answered
+//! with the reason and the connection closed; descriptors a client sends
+//! are closed unread.
+//!
+//! Each new connection is let in or answered "busy" as
+//! [`super::admission`] decides (root and the policy's `rw` users are
+//! never shut out). At the open-files limit a spare descriptor, kept for
+//! that, is closed to accept (and answer) the waiting connection; when
+//! none can be freed the listener rests [`ACCEPT_BACKOFF`] instead of
+//! spinning.
+//!
+//! The loop never prints: it reports events to a log callback,
+//! rate-limited by kind ([`super::ratelog`]).
 
+use super::admission::{self, Admission, Open};
 use super::policy::{Grant, Peer, Policy};
 use super::proto::{self, Access, ClientLine, Listing, Op, Request, Status};
+use super::ratelog::{LogKind, RateLog};
+use super::reply::Outgoing;
 use super::store::{Set, Store};
 use super::{Error, Result};
 use crate::scm::socket as scmsock;
-use crate::scm::wire;
 use crate::scm::{ReceiveOptions, Receiver};
+use crate::sys;
 use crate::sys::signal::{StopSignals, STOP_SIGNALS};
 use crate::sys::unix;
-use crate::sys::{self, MapFd};
 use crate::ErrorKind;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections open at once at most; more are answered "busy" and closed.
-pub const MAX_CONNECTIONS: usize = 1024;
 /// A connection idle this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one import transfer may take once its first datagram arrived.
 pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A client whose reply makes no progress this long (it does not read) is
+/// dropped. Only that client waits: the loop goes on serving the others.
+pub const SEND_PATIENCE: Duration = Duration::from_secs(5);
+/// How long the listener rests when the keeper is at its open-files limit
+/// and no descriptor could be freed to accept with.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections accepted per wake-up at most (the others wait their turn
+/// behind the clients already connected).
+const ACCEPT_BATCH: usize = 64;
 /// Clients remembered for `status`.
 const RECENT_CLIENTS: usize = 64;
 
@@ -126,7 +149,15 @@ impl Drop for Listener {
 struct Conn {
     sock: OwnedFd,
     peer: Peer,
+    /// Root or a user the policy gives `rw`: never limited per user, and
+    /// may take the place of an untrusted connection.
+    trusted: bool,
+    /// When it was accepted (the oldest untrusted one is evicted first).
+    since: Instant,
+    /// Its last request, or the last progress of its reply.
     last: Instant,
+    /// Reply messages not sent yet, in order.
+    out: VecDeque<Outgoing>,
 }
 
 /// What the keeper counts (shown by `status`).
@@ -137,6 +168,9 @@ struct Counters {
     maps_sent: u64,
     lists: u64,
     refused: u64,
+    refused_connections: u64,
+    evicted: u64,
+    fd_limit: u64,
     imports: u64,
     import_errors: u64,
     dropped_slow: u64,
@@ -153,13 +187,20 @@ pub struct Keeper {
     recent: VecDeque<ClientLine>,
     started: Instant,
     log: LineFn,
+    rate: RateLog,
+    /// A descriptor held only to be closed at the open-files limit, so
+    /// that one waiting connection can be accepted and answered.
+    spare: Option<OwnedFd>,
+    /// The listener is not polled until then (open-files limit, nothing
+    /// to free).
+    listen_after: Option<Instant>,
 }
 
 impl Keeper {
     /// Binds (or takes over) the sockets and picks up the state.
     pub fn start(mut config: Config) -> Result<(Keeper, Option<LineFn>)> {
-        let store =
-            Store::open(config.state.as_deref()).map_err(|m| Error::new(ErrorKind::BadInput, m))?;
+        let store = Store::open(config.state.as_deref(), &mut config.log)
+            .map_err(|m| Error::new(ErrorKind::BadInput, m))?;
         let (listener, receiver) = match config.activated.take() {
             Some((client, import)) => (
                 Listener {
@@ -184,6 +225,9 @@ impl Keeper {
             recent: VecDeque::new(),
             started: Instant::now(),
             log: config.log,
+            rate: RateLog::new(Instant::now()),
+            spare: open_spare(),
+            listen_after: None,
         };
         Ok((keeper, config.on_ready.take()))
     }
@@ -204,17 +248,38 @@ impl Keeper {
 
     fn serve_until(&mut self, stop: &StopSignals) -> Result<()> {
         loop {
+            let now = Instant::now();
+            let listening = self.listen_after.map_or(true, |t| now >= t);
+            if listening {
+                self.listen_after = None;
+            }
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3 + self.conns.len());
-            for fd in [stop.fd(), self.listener.sock.as_fd(), self.receiver.as_fd()] {
-                fds.push(pollfd(fd));
+            fds.push(pollfd(stop.fd(), libc::POLLIN));
+            let mut l = pollfd(self.listener.sock.as_fd(), libc::POLLIN);
+            if !listening {
+                l.fd = -1; // resting: poll ignores a negative fd
             }
+            fds.push(l);
+            fds.push(pollfd(self.receiver.as_fd(), libc::POLLIN));
             for c in &self.conns {
-                fds.push(pollfd(c.sock.as_fd()));
+                // A connection with a reply on its way is only waited on
+                // for room; its next request waits in its socket.
+                let events = if c.out.is_empty() {
+                    libc::POLLIN
+                } else {
+                    libc::POLLOUT
+                };
+                fds.push(pollfd(c.sock.as_fd(), events));
             }
-            sys::net::poll(&mut fds, 1000).map_err(|e| Error::os("poll", "keeper", e))?;
+            let timeout = match self.listen_after {
+                Some(t) => t.saturating_duration_since(now).as_millis().clamp(1, 1000) as i32,
+                None => 1000,
+            };
+            sys::net::poll(&mut fds, timeout).map_err(|e| Error::os("poll", "keeper", e))?;
             if fds[0].revents != 0 {
                 let sig = stop.take().unwrap_or(0);
                 let name = crate::sys::signal::signal_name(sig);
+                self.flush_logs(true);
                 (self.log)(&format!(
                     "{name}: stopping; {} connection(s) closed, {} set(s) released",
                     self.conns.len(),
@@ -229,7 +294,12 @@ impl Keeper {
                 if ev == 0 {
                     continue;
                 }
-                if !self.serve_conn(i) {
+                let keep = if self.conns[i].out.is_empty() {
+                    self.serve_conn(i)
+                } else {
+                    self.flush(i)
+                };
+                if !keep {
                     self.conns.swap_remove(i);
                 }
             }
@@ -239,24 +309,112 @@ impl Keeper {
             if fds[2].revents != 0 {
                 self.import();
             }
-            let now = Instant::now();
-            self.conns
-                .retain(|c| now.duration_since(c.last) < IDLE_TIMEOUT);
+            self.expire(Instant::now());
+            self.flush_logs(false);
         }
     }
 
-    /// Accepts one waiting connection (poll reports the listener again
-    /// while more wait, so the listener itself may stay blocking, as
-    /// systemd hands it over).
+    /// Closes idle connections, and those whose reply made no progress
+    /// for [`SEND_PATIENCE`].
+    fn expire(&mut self, now: Instant) {
+        for i in (0..self.conns.len()).rev() {
+            let c = &self.conns[i];
+            let idle = now.duration_since(c.last);
+            if c.out.is_empty() && idle >= IDLE_TIMEOUT {
+                self.conns.swap_remove(i);
+            } else if !c.out.is_empty() && idle >= SEND_PATIENCE {
+                self.counters.dropped_slow += 1;
+                let line = format!(
+                    "dropped pid {} uid {} mid-reply: does not read its replies ({} s without room)",
+                    c.peer.pid,
+                    c.peer.uid,
+                    SEND_PATIENCE.as_secs()
+                );
+                self.conns.swap_remove(i);
+                self.log_limited(LogKind::Dropped, &line);
+            }
+        }
+    }
+
+    /// Logs `line` unless its kind is over its rate limit.
+    fn log_limited(&mut self, kind: LogKind, line: &str) {
+        self.flush_logs(false);
+        if self.rate.allow(kind) {
+            (self.log)(line);
+        }
+    }
+
+    /// Says how many lines each kind left out, for windows that passed
+    /// (every kind when `all`).
+    fn flush_logs(&mut self, all: bool) {
+        for line in self.rate.roll(Instant::now(), all) {
+            (self.log)(&line);
+        }
+    }
+
+    /// Accepts the connections waiting (at most [`ACCEPT_BATCH`]); at the
+    /// open-files limit, see [`Keeper::at_fd_limit`].
     fn accept(&mut self) {
-        let sock = match sys::net::accept_nonblocking(self.listener.sock.as_fd()) {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
-            Err(e) => {
-                (self.log)(&format!("accept: {e}"));
+        for n in 0..ACCEPT_BATCH {
+            // The listener may be blocking (systemd hands it over so): ask
+            // poll before every accept after the first.
+            if n > 0 && !self.connection_waiting() {
                 return;
             }
-        };
+            match sys::net::accept_nonblocking(self.listener.sock.as_fd()) {
+                Ok(Some(sock)) => self.admit(sock, false),
+                Ok(None) => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.at_fd_limit(&e);
+                    return;
+                }
+                Err(e) => {
+                    self.log_limited(LogKind::Accept, &format!("accept: {e}"));
+                    self.listen_after = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The open-files limit: closes the spare descriptor to accept one
+    /// waiting connection (a trusted client takes the place of the oldest
+    /// untrusted connection; anyone else is answered "busy"), then takes a
+    /// spare again; when there is none, the listener rests
+    /// [`ACCEPT_BACKOFF`] so the loop never spins on a failing accept.
+    fn at_fd_limit(&mut self, e: &std::io::Error) {
+        self.counters.fd_limit += 1;
+        let line = format!(
+            "accept: {} (the keeper's open-files limit, {} connection(s) open): answering one waiting client, resting {} ms when nothing can be freed",
+            sys::strip_os(e),
+            self.conns.len(),
+            ACCEPT_BACKOFF.as_millis()
+        );
+        self.log_limited(LogKind::Accept, &line);
+        if let Some(spare) = self.spare.take() {
+            drop(spare);
+            if self.connection_waiting() {
+                if let Ok(Some(sock)) = sys::net::accept_nonblocking(self.listener.sock.as_fd()) {
+                    self.admit(sock, true);
+                }
+            }
+            self.spare = open_spare();
+        }
+        if self.spare.is_none() {
+            self.spare = open_spare();
+            self.listen_after = Some(Instant::now() + ACCEPT_BACKOFF);
+        }
+    }
+
+    /// True when a connection waits on the listener (poll, no wait).
+    fn connection_waiting(&self) -> bool {
+        let mut p = [pollfd(self.listener.sock.as_fd(), libc::POLLIN)];
+        sys::net::poll(&mut p, 0).is_ok_and(|n| n > 0 && p[0].revents & libc::POLLIN != 0)
+    }
+
+    /// Admits a new connection, or answers it "busy" and closes it (see
+    /// the module doc). `at_limit`: accepted with the spare descriptor.
+    fn admit(&mut self, sock: OwnedFd, at_limit: bool) {
         self.counters.connections += 1;
         let Ok((pid, uid, gid)) = sys::net::peer_credentials(sock.as_fd()) else {
             return;
@@ -268,21 +426,59 @@ impl Keeper {
             gid,
             groups,
         };
-        if self.conns.len() >= MAX_CONNECTIONS {
-            self.counters.refused += 1;
-            let msg = proto::encode_reply(
-                Status::Failure,
-                0,
-                format!("keeper busy: {MAX_CONNECTIONS} connections open").as_bytes(),
-            );
-            let _ = unix::send_datagram(sock.as_fd(), &msg, &[]);
-            return;
+        let trusted = self.policy.is_trusted(&peer);
+        let open = Open {
+            total: self.conns.len(),
+            untrusted: self.conns.iter().filter(|c| !c.trusted).count(),
+            of_user: self.conns.iter().filter(|c| c.peer.uid == uid).count(),
+        };
+        match admission::decide(uid, trusted, at_limit, open) {
+            Admission::Busy(reason) => return self.busy(&sock, &peer, &reason),
+            Admission::EvictOldestUntrusted => self.evict_oldest_untrusted(),
+            Admission::Admit => {}
         }
+        let now = Instant::now();
         self.conns.push(Conn {
             sock,
             peer,
-            last: Instant::now(),
+            trusted,
+            since: now,
+            last: now,
+            out: VecDeque::new(),
         });
+    }
+
+    /// Answers a connection "busy: REASON" (non-blocking; it is closed
+    /// next by the caller) and logs it, rate-limited.
+    fn busy(&mut self, sock: &OwnedFd, peer: &Peer, reason: &str) {
+        self.counters.refused_connections += 1;
+        let msg = proto::encode_reply(Status::Failure, 0, format!("busy: {reason}").as_bytes());
+        let _ = unix::send_datagram(sock.as_fd(), &msg, &[]);
+        self.log_limited(
+            LogKind::Connection,
+            &format!(
+                "refused connection of pid {} uid {}: busy: {reason}",
+                peer.pid, peer.uid
+            ),
+        );
+    }
+
+    /// Closes the oldest untrusted connection to make room for a trusted
+    /// client.
+    fn evict_oldest_untrusted(&mut self) {
+        let Some(i) = (0..self.conns.len())
+            .filter(|&i| !self.conns[i].trusted)
+            .min_by_key(|&i| self.conns[i].since)
+        else {
+            return;
+        };
+        let c = self.conns.swap_remove(i);
+        self.counters.evicted += 1;
+        self.busy(
+            &c.sock,
+            &c.peer,
+            "closed to make room for root or a user the policy gives 'rw'",
+        );
     }
 
     fn import(&mut self) {
@@ -301,7 +497,7 @@ impl Keeper {
             Ok(received) => {
                 let n = received.maps.len();
                 let object = received.object.name.clone();
-                match self.store.insert(received) {
+                match self.store.insert(received, &mut self.log) {
                     Ok((name, replaced)) => {
                         self.counters.imports += 1;
                         (self.log)(&format!(
@@ -362,22 +558,26 @@ impl Keeper {
                 self.refuse(i, Status::BadRequest, &format!("bad request: {reason}"));
                 false
             }
-            Ok(req) => self.answer(i, &req),
+            Ok(req) => {
+                self.answer(i, &req);
+                self.flush(i)
+            }
         }
     }
 
+    /// Queues a refusal on connection `i` and sends what it can.
     fn refuse(&mut self, i: usize, status: Status, reason: &str) {
         self.counters.refused += 1;
         let peer = &self.conns[i].peer;
-        (self.log)(&format!(
-            "refused pid {} uid {}: {reason}",
-            peer.pid, peer.uid
-        ));
+        let line = format!("refused pid {} uid {}: {reason}", peer.pid, peer.uid);
+        self.log_limited(LogKind::Request, &line);
         let msg = proto::encode_reply(status, 0, reason.as_bytes());
-        let _ = unix::send_datagram(self.conns[i].sock.as_fd(), &msg, &[]);
+        self.conns[i].out.push_back(Outgoing::Message(msg));
+        self.flush(i);
     }
 
-    fn answer(&mut self, i: usize, req: &Request) -> bool {
+    /// Queues the answer to `req` on connection `i` (sent by `flush`).
+    fn answer(&mut self, i: usize, req: &Request) {
         match req.op {
             Some(Op::List) | Some(Op::Status) => {
                 let status = req.op == Some(Op::Status);
@@ -388,7 +588,7 @@ impl Keeper {
                         Status::Denied,
                         "status is for root and users allowed every set",
                     );
-                    return true;
+                    return;
                 }
                 self.counters.lists += 1;
                 let text = proto::encode_listing(&self.listing(&peer, status));
@@ -397,11 +597,8 @@ impl Keeper {
                 for (n, body) in chunks.into_iter().enumerate() {
                     let flags = if n < last { proto::FLAG_MORE } else { 0 };
                     let msg = proto::encode_reply(Status::Ok, flags, body);
-                    if !self.send(i, &msg, &[]) {
-                        return false;
-                    }
+                    self.conns[i].out.push_back(Outgoing::Message(msg));
                 }
-                true
             }
             _ => self.get(i, req),
         }
@@ -427,6 +624,9 @@ impl Keeper {
                 ("maps_sent".into(), c.maps_sent),
                 ("lists".into(), c.lists),
                 ("refused".into(), c.refused),
+                ("refused_connections".into(), c.refused_connections),
+                ("evicted".into(), c.evicted),
+                ("fd_limit".into(), c.fd_limit),
                 ("imports".into(), c.imports),
                 ("import_errors".into(), c.import_errors),
                 ("dropped_slow".into(), c.dropped_slow),
@@ -445,24 +645,28 @@ impl Keeper {
 
     /// Which set a `get` means: the one named, or (unnamed) the only set
     /// the peer may see, or the one holding the first map asked for.
-    fn resolve(&self, peer: &Peer, req: &Request) -> std::result::Result<&Set, (Status, String)> {
+    fn resolve(
+        &self,
+        peer: &Peer,
+        req: &Request,
+    ) -> std::result::Result<Arc<Set>, (Status, String)> {
         if !req.set.is_empty() {
             return self
                 .store
-                .get(&req.set)
+                .shared(&req.set)
                 .ok_or_else(|| (Status::NotFound, format!("no set '{}'", req.set)));
         }
-        let visible: Vec<&Set> = self
+        let visible: Vec<Arc<Set>> = self
             .store
-            .sets()
+            .shared_sets()
             .filter(|s| self.policy.grant(peer, &s.name).is_some())
             .collect();
-        let candidates: Vec<&Set> = match req.maps.first() {
+        let candidates: Vec<Arc<Set>> = match req.maps.first() {
             None => visible,
             Some(m) => visible.into_iter().filter(|s| s.has_map(m)).collect(),
         };
         match candidates.as_slice() {
-            [one] => Ok(one),
+            [one] => Ok(one.clone()),
             [] => Err((
                 Status::NotFound,
                 match req.maps.first() {
@@ -483,88 +687,27 @@ impl Keeper {
         }
     }
 
-    fn get(&mut self, i: usize, req: &Request) -> bool {
+    fn get(&mut self, i: usize, req: &Request) {
         let peer = self.conns[i].peer.clone();
         let set = match self.resolve(&peer, req) {
             Ok(s) => s,
-            Err((status, reason)) => {
-                self.refuse(i, status, &reason);
-                return true;
-            }
+            Err((status, reason)) => return self.refuse(i, status, &reason),
         };
         let Some(grant) = self.policy.grant(&peer, &set.name) else {
             let reason = format!(
                 "uid {} may not get set '{}' (no 'allow' line in the policy)",
                 peer.uid, set.name
             );
-            self.refuse(i, Status::Denied, &reason);
-            return true;
+            return self.refuse(i, Status::Denied, &reason);
         };
         let read_only = grant == Grant::ReadOnly || req.access == Access::ReadOnly;
         let picked = match set.select(&req.maps) {
             Ok(p) => p,
             Err(missing) => {
                 let reason = format!("set '{}' has no map '{missing}'", set.name);
-                self.refuse(i, Status::NotFound, &reason);
-                return true;
+                return self.refuse(i, Status::NotFound, &reason);
             }
         };
-        // Read-only descriptors are new ones the kernel opens from the map
-        // id with BPF_F_RDONLY: the holder can read, the kernel refuses its
-        // writes.
-        let mut ro: Vec<MapFd> = Vec::new();
-        if read_only {
-            for &p in &picked {
-                match sys::obj::map_by_id(set.maps[p].info.id, sys::obj::open::RDONLY) {
-                    Ok(fd) => ro.push(fd),
-                    Err(e) => {
-                        let reason = format!("cannot open a read-only descriptor: {e}");
-                        self.refuse(i, Status::Failure, &reason);
-                        return true;
-                    }
-                }
-            }
-        }
-        let fds: Vec<BorrowedFd<'_>> = if read_only {
-            ro.iter().map(|f| f.as_fd()).collect()
-        } else {
-            picked.iter().map(|&p| set.maps[p].fd.as_fd()).collect()
-        };
-        let descs: Vec<wire::MapDesc> = picked.iter().map(|&p| set.maps[p].desc).collect();
-        let total = picked.len() as u16;
-        let flags = if read_only { proto::FLAG_READ_ONLY } else { 0 };
-        let object = set.object.clone();
-        let name = set.name.clone();
-        let mut msgs = Vec::new();
-        for range in wire::chunk_ranges(picked.len()) {
-            let body = wire::encode_chunk(&object, total, &descs[range.clone()]);
-            msgs.push((proto::encode_reply(Status::Ok, flags, &body), range));
-        }
-        let sock = self.conns[i].sock.as_fd();
-        let mut failure = None;
-        for (msg, range) in &msgs {
-            if let Err(e) = send_patiently(sock, msg, &fds[range.clone()]) {
-                failure = Some(if e.kind() == std::io::ErrorKind::WouldBlock {
-                    format!(
-                        "does not read its replies ({} ms without room)",
-                        SEND_PATIENCE.as_millis()
-                    )
-                } else {
-                    e.to_string()
-                });
-                break;
-            }
-        }
-        drop(fds);
-        drop(ro);
-        if let Some(why) = failure {
-            self.counters.dropped_slow += 1;
-            (self.log)(&format!(
-                "dropped pid {} uid {} mid-reply: {why}",
-                peer.pid, peer.uid
-            ));
-            return false;
-        }
         self.counters.served += 1;
         self.counters.maps_sent += picked.len() as u64;
         if self.recent.len() == RECENT_CLIENTS {
@@ -573,63 +716,62 @@ impl Keeper {
         self.recent.push_back(ClientLine {
             pid: peer.pid,
             uid: peer.uid,
-            set: name,
+            set: set.name.clone(),
             access: if read_only { "ro" } else { "rw" }.into(),
             maps: picked.len() as u32,
             alive: true,
         });
-        true
+        self.conns[i].out.push_back(Outgoing::Maps {
+            set,
+            picked,
+            read_only,
+            chunk: 0,
+        });
     }
 
-    /// Sends one message on connection `i`; false (and a log line) when
-    /// the client does not take it.
-    fn send(&mut self, i: usize, msg: &[u8], fds: &[BorrowedFd<'_>]) -> bool {
-        match unix::send_datagram(self.conns[i].sock.as_fd(), msg, fds) {
-            Ok(()) => true,
-            Err(e) => {
-                self.counters.dropped_slow += 1;
-                let p = &self.conns[i].peer;
-                (self.log)(&format!("dropped pid {} uid {}: {e}", p.pid, p.uid));
-                false
-            }
-        }
-    }
-}
-
-/// How long one reply message may wait for room in a client's socket
-/// (the whole loop waits with it) before the client is dropped.
-pub const SEND_PATIENCE: Duration = Duration::from_millis(500);
-
-/// Sends one reply message on a non-blocking connection; when its buffer is
-/// full (a large set outpaces the client), waits for room, at most
-/// [`SEND_PATIENCE`].
-fn send_patiently(sock: BorrowedFd<'_>, msg: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
-    let deadline = Instant::now() + SEND_PATIENCE;
-    loop {
-        match unix::send_datagram(sock, msg, fds) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(e);
+    /// Sends what connection `i` has queued until its socket is full
+    /// (then poll says when there is room again); false to close it (the
+    /// client went away, or a read-only descriptor could not be opened).
+    fn flush(&mut self, i: usize) -> bool {
+        let now = Instant::now();
+        loop {
+            let c = &mut self.conns[i];
+            let Some(front) = c.out.front_mut() else {
+                return true;
+            };
+            let sent = front.send(c.sock.as_fd());
+            match sent {
+                Ok(done) => {
+                    c.last = now;
+                    if done {
+                        c.out.pop_front();
+                    }
                 }
-                let mut p = [libc::pollfd {
-                    fd: sock.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                }];
-                sys::net::poll(&mut p, left.as_millis().max(1) as i32)?;
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) => {
+                    self.counters.dropped_slow += 1;
+                    let p = &self.conns[i].peer;
+                    let line =
+                        format!("dropped pid {} uid {}: {}", p.pid, p.uid, sys::strip_os(&e));
+                    self.log_limited(LogKind::Dropped, &line);
+                    return false;
+                }
             }
-            other => return other,
         }
     }
 }
 
-fn pollfd(fd: BorrowedFd<'_>) -> libc::pollfd {
+fn pollfd(fd: BorrowedFd<'_>, events: i16) -> libc::pollfd {
     libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
+        events,
         revents: 0,
     }
+}
+
+/// The spare descriptor (see `Keeper::spare`): /dev/null, close-on-exec.
+fn open_spare() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
 }
 
 /// Runs a keeper with `config` until SIGTERM/SIGINT: binds, calls

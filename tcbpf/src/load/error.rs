@@ -41,6 +41,17 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// The object is fine but the running kernel lacks something it
+    /// needs (a strong kfunc or kernel symbol it does not have): a missing
+    /// kernel feature, a system failure (exit 4), not bad input.
+    Unsupported {
+        /// The object file.
+        file: String,
+        /// What the object needs.
+        what: String,
+        /// What the kernel lacks.
+        reason: String,
+    },
     /// A kernel or filesystem operation failed.
     Sys {
         /// The object file.
@@ -132,6 +143,8 @@ impl LoadError {
     pub fn kind(&self) -> crate::ErrorKind {
         if self.is_not_found() {
             crate::ErrorKind::NotFound
+        } else if let LoadError::Unsupported { .. } = self {
+            crate::ErrorKind::System
         } else if self.is_bad_input() {
             crate::ErrorKind::BadInput
         } else {
@@ -154,7 +167,9 @@ impl LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Read { path, source } => {
+                write!(f, "{}: {}", path.display(), crate::sys::strip_os(source))
+            }
             LoadError::Parse(e) => write!(f, "{e}"),
             LoadError::NoProgram {
                 file,
@@ -168,7 +183,10 @@ impl fmt::Display for LoadError {
                     write!(f, " (program sections: {})", available.join(", "))
                 }
             }
-            LoadError::Invalid { file, what, reason } => write!(f, "{file}: {what}: {reason}"),
+            LoadError::Invalid { file, what, reason }
+            | LoadError::Unsupported { file, what, reason } => {
+                write!(f, "{file}: {what}: {reason}")
+            }
             LoadError::Sys { file, what, source } => write!(f, "{file}: {what}: {source}"),
             LoadError::PinMismatch(m) => write!(
                 f,
@@ -202,9 +220,10 @@ impl std::error::Error for LoadError {
             LoadError::Parse(e) => Some(e),
             LoadError::Sys { source, .. } => Some(source),
             LoadError::Verifier(v) => Some(&v.source),
-            LoadError::NoProgram { .. } | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => {
-                None
-            }
+            LoadError::NoProgram { .. }
+            | LoadError::Invalid { .. }
+            | LoadError::Unsupported { .. }
+            | LoadError::PinMismatch(_) => None,
         }
     }
 }

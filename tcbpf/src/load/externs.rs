@@ -74,6 +74,9 @@ pub struct Unresolved {
     pub reason: String,
     /// The kernel hides what was needed (kallsyms addresses).
     pub permission: bool,
+    /// The running kernel has no symbol of that name (a kfunc or kernel
+    /// variable it lacks): a missing kernel feature, not a bad object.
+    pub absent: bool,
 }
 
 /// The outcome for one extern, in `ObjectSpec::externs` order.
@@ -83,6 +86,15 @@ fn missing(reason: impl Into<String>) -> Unresolved {
     Unresolved {
         reason: reason.into(),
         permission: false,
+        absent: false,
+    }
+}
+
+/// The kernel has nothing of that name.
+fn absent(reason: impl Into<String>) -> Unresolved {
+    Unresolved {
+        absent: true,
+        ..missing(reason)
     }
 }
 
@@ -187,9 +199,10 @@ fn kallsyms_address(text: &str, name: &str) -> Outcome {
         Some(0) => Err(Unresolved {
             reason: "/proc/kallsyms hides kernel addresses from this process (kernel.kptr_restrict, or no CAP_SYSLOG)".into(),
             permission: true,
+            absent: false,
         }),
         Some(a) => Ok(Resolved::Address(a)),
-        None => Err(missing("not in /proc/kallsyms")),
+        None => Err(absent("not in /proc/kallsyms")),
     }
 }
 
@@ -256,7 +269,7 @@ impl KernelBtfs {
             }
         }
         let Some((_, id)) = hit.first() else {
-            return Err(missing(format!(
+            return Err(absent(format!(
                 "no {what} of that name in the kernel's BTF (vmlinux or modules)"
             )));
         };
@@ -306,13 +319,23 @@ pub(crate) fn check(spec: &ObjectSpec, outcomes: &[Outcome]) -> Result<(), LoadE
                 ),
             });
         }
-        return Err(LoadError::Invalid {
-            file: spec.file.clone(),
-            what: format!("extern ({}) '{}'", e.kind.name(), e.name),
-            reason: format!(
-                "not resolved: {} (declare it __weak to load without it)",
-                u.reason
-            ),
+        let what = format!("extern ({}) '{}'", e.kind.name(), e.name);
+        let reason = format!(
+            "not resolved: {} (declare it __weak to load without it)",
+            u.reason
+        );
+        return Err(if u.absent {
+            LoadError::Unsupported {
+                file: spec.file.clone(),
+                what,
+                reason,
+            }
+        } else {
+            LoadError::Invalid {
+                file: spec.file.clone(),
+                what,
+                reason,
+            }
         });
     }
     Ok(())
@@ -531,7 +554,8 @@ mod tests {
             kallsyms_address(text, "tcp_v4_rcv"),
             Ok(Resolved::Address(0xffff_ffff_8209_45b0))
         );
-        assert!(!kallsyms_address(text, "nope").unwrap_err().permission);
+        let nope = kallsyms_address(text, "nope").unwrap_err();
+        assert!(!nope.permission && nope.absent);
         let hidden = "0000000000000000 T tcp_v4_rcv\n";
         assert!(
             kallsyms_address(hidden, "tcp_v4_rcv")

@@ -146,6 +146,9 @@ fn create_or_reuse(
     guard: &mut PinGuard,
 ) -> Result<LoadedMap, LoadError> {
     let m = &with_defaults(ctx, m)?;
+    if let Some((_, id)) = ctx.given_maps.iter().find(|(n, _)| *n == m.name) {
+        return given(ctx, m, *id);
+    }
     if let Some((_, shared)) = ctx.shared_maps.iter().find(|(name, _)| *name == m.name) {
         let fd = shared.try_clone().map_err(|e| LoadError::Sys {
             file: ctx.file.clone(),
@@ -157,6 +160,15 @@ fn create_or_reuse(
             fd,
             pin_path: None,
             reused: true,
+        });
+    }
+    if ctx.defer_pins {
+        let fd = create(ctx, m, inner, btf)?;
+        return Ok(LoadedMap {
+            spec: m.clone(),
+            fd,
+            pin_path: None,
+            reused: false,
         });
     }
     let path = pin_path(ctx.bpffs, &ctx.sha1_hex, m, &ctx.pinning_db);
@@ -210,6 +222,30 @@ fn create_or_reuse(
         }
     }
     reuse(ctx, m, &path)
+}
+
+/// The caller's map `id` for `m`, checked to have `m`'s definition.
+fn given(ctx: &mut Context<'_>, m: &MapSpec, id: u32) -> Result<LoadedMap, LoadError> {
+    let sys_err = |e: sys::Error| LoadError::Sys {
+        file: ctx.file.clone(),
+        what: format!("map '{}' (given as map id {id})", m.name),
+        source: e,
+    };
+    let fd = sys::obj::map_by_id(id, 0).map_err(sys_err)?;
+    let info = sys::info::map_info(&fd).map_err(sys_err)?;
+    check_compatible(&info, m).map_err(|(given, wanted)| LoadError::Invalid {
+        file: ctx.file.clone(),
+        what: format!("map '{}'", m.name),
+        reason: format!("the map given (id {id}: {given}) is not the object's ({wanted})"),
+    })?;
+    ctx.notes
+        .push(format!("map '{}': using map id {id} as it is", m.name));
+    Ok(LoadedMap {
+        spec: m.clone(),
+        fd,
+        pin_path: None,
+        reused: true,
+    })
 }
 
 /// `m` with the defaults libbpf applies (see `map_defaults`).

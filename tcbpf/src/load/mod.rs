@@ -70,7 +70,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The tc program type (`type cls` / `type act`).
+/// The program type an object's main program loads as: tc's `type cls` /
+/// `type act`, or XDP (`tcbpf link set … xdp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgKind {
     /// `BPF_PROG_TYPE_SCHED_CLS`, default section `classifier`.
@@ -78,6 +79,8 @@ pub enum ProgKind {
     Cls,
     /// `BPF_PROG_TYPE_SCHED_ACT`, default section `action`.
     Act,
+    /// `BPF_PROG_TYPE_XDP`, default section `xdp` (`tcbpf link set … xdp`).
+    Xdp,
 }
 
 impl ProgKind {
@@ -103,7 +106,7 @@ impl ProgKind {
     }
 
     /// Every kind, in section-table order.
-    pub const ALL: [ProgKind; 2] = [ProgKind::Cls, ProgKind::Act];
+    pub const ALL: [ProgKind; 3] = [ProgKind::Cls, ProgKind::Act, ProgKind::Xdp];
 }
 
 // A kind without its row (or a row without its kind) does not compile.
@@ -140,6 +143,15 @@ pub struct LoadOptions {
     /// None: `$TCBPF_MAX_MAP_MEMORY`, else half of the RAM. Checked before
     /// any map is created.
     pub max_map_memory: Option<u64>,
+    /// Maps taken as they are instead of created (or opened from their
+    /// pins): `(map name, kernel map id)`. Each must have the object's
+    /// definition (type, sizes, max entries, flags). `filter upgrade`
+    /// passes the running program's maps it reuses.
+    pub given_maps: Vec<(String, u32)>,
+    /// Create the other maps unpinned and leave every pin alone (no pin
+    /// reused or made): `filter upgrade` pins the new maps itself, by
+    /// rename over the old pins, once the new program runs.
+    pub defer_pins: bool,
     /// The program the object's tracing programs (`fentry`/`fexit`
     /// sections, `abi::TRACE_SECTIONS`) attach to; they do not load
     /// without one.
@@ -179,6 +191,8 @@ impl Default for LoadOptions {
             max_map_memory: None,
             trace_target: None,
             shared_maps: Vec::new(),
+            given_maps: Vec::new(),
+            defer_pins: false,
         }
     }
 }
@@ -266,6 +280,10 @@ pub struct LoadedObject {
     /// What `verbose` reports besides verifier logs: reused pins, BTF
     /// refused, maps not pinned.
     pub notes: Vec<String>,
+    /// What the caller should always show: parts of the object this load
+    /// left out that the author likely meant to use (a tail-call section
+    /// no program array takes).
+    pub warnings: Vec<String>,
     /// The pins this load created (not those it reused) and their directories.
     created_pins: pin::CreatedPins,
 }
@@ -320,6 +338,8 @@ pub(crate) struct Context<'a> {
     pub notes: Vec<String>,
     pub trace_target: Option<&'a TraceTarget>,
     pub shared_maps: &'a [(String, Arc<MapFd>)],
+    pub given_maps: &'a [(String, u32)],
+    pub defer_pins: bool,
 }
 
 /// Reads, parses and loads the object at `path`.
@@ -369,22 +389,28 @@ pub fn select_program(spec: &ObjectSpec, opts: &LoadOptions) -> Result<usize, Lo
 
 /// The programs to load: the main one, then every tail-call target (legacy
 /// `<id>/<key>` sections whose program array exists, and programs named by
-/// BTF `values` initialisers).
-fn programs_to_load(spec: &ObjectSpec, main: usize, notes: &mut Vec<String>) -> Vec<usize> {
+/// BTF `values` initialisers). A section that names a slot in no program
+/// array, or only looks like `<id>/<key>` (`08/1`), is not loaded, with a
+/// warning: iproute2 skips both silently, leaving the slot empty.
+fn programs_to_load(spec: &ObjectSpec, main: usize, warnings: &mut Vec<String>) -> Vec<usize> {
     let mut wanted = vec![main];
     for (i, p) in spec.programs.iter().enumerate() {
         if i == main {
             continue;
         }
-        if let Some(slot) = p.tail_call {
-            if tail_calls::array_for(spec, slot).is_some() {
-                wanted.push(i);
-            } else {
-                notes.push(format!(
-                    "section '{}': no program array with id {}, not loaded",
-                    p.section, slot.map_id
-                ));
-            }
+        match p.tail_call {
+            Some(slot) if tail_calls::array_for(spec, slot).is_some() => wanted.push(i),
+            Some(slot) => warnings.push(format!(
+                "section '{}' names tail-call slot {} of map id {} ({:#x}), but the object has \
+                 no program array with that id: not loaded",
+                p.section, slot.key, slot.map_id, slot.map_id
+            )),
+            None if TailCallSlot::looks_like(&p.section) => warnings.push(format!(
+                "section '{}' looks like a tail call but is not '<id>/<key>' as iproute2 reads \
+                 it (sscanf \"%i/%i\": decimal, 0x hex or 0 octal numbers): not loaded",
+                p.section
+            )),
+            None => {}
         }
     }
     for m in &spec.maps {
@@ -452,8 +478,11 @@ pub fn load_spec(
         notes: Vec::new(),
         trace_target: opts.trace_target.as_ref(),
         shared_maps: &opts.shared_maps,
+        given_maps: &opts.given_maps,
+        defer_pins: opts.defer_pins,
     };
-    let mut wanted = programs_to_load(spec, main, &mut ctx.notes);
+    let mut warnings = Vec::new();
+    let mut wanted = programs_to_load(spec, main, &mut warnings);
     for name in &opts.also_programs {
         let i = spec
             .programs
@@ -553,6 +582,7 @@ pub fn load_spec(
         main: 0,
         btf,
         notes: ctx.notes,
+        warnings,
         created_pins,
     })
 }

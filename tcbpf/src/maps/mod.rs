@@ -2,6 +2,7 @@
 //! kernel ([`types_of`]), all its entries ([`read_all`]) and diff-apply
 //! ([`apply`]: make a map hold given entries with batch updates and
 //! deletes) and bulk writes ([`update_all`]). For the CLI's `map load json`, the exporter and sync alike.
+//! [`generation`] swaps a whole policy through a map-in-map slot (`map commit`).
 //! Uses `sys` for the syscalls and `value::typed` for the types; holds no
 //! state and never changes a map before every input is checked.
 //!
@@ -41,6 +42,7 @@
 //! ```
 
 mod apply;
+pub mod generation;
 
 pub use apply::{apply, read_all, update_all, ApplyReport, Entry};
 

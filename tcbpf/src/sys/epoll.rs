@@ -12,6 +12,8 @@ pub struct Epoll(OwnedFd);
 
 /// Readable.
 pub const IN: u32 = libc::EPOLLIN as u32;
+/// Writable.
+pub const OUT: u32 = libc::EPOLLOUT as u32;
 /// Error (a pipe whose reader went away).
 pub const ERR: u32 = libc::EPOLLERR as u32;
 /// Hang-up.

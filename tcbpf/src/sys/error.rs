@@ -75,7 +75,7 @@ impl std::error::Error for Error {
 
 /// The message of an io::Error without Rust's " (os error N)" suffix; the
 /// one place that trims it (tc, scm and the loader print through it).
-pub(crate) fn strip_os(e: &io::Error) -> String {
+pub fn strip_os(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

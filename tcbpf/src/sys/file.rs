@@ -1,10 +1,12 @@
 //! Bounded reads of the files a user names (objects, target BTF): only
 //! regular files, and only up to a size limit, so `/dev/zero`, a FIFO or a
 //! runaway file is an error instead of a read that never ends or exhausts
-//! memory. No parsing here.
+//! memory. And writes to an output that never wait ([`write_nowait`]),
+//! for a writer that must stay able to stop. No parsing here.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -59,4 +61,39 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
         return Err(too_big(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// Writes what `fd` takes now of `bytes`, without waiting for room
+/// (`pwritev2` at the current position with `RWF_NOWAIT`; the descriptor's
+/// own flags, shared with other processes, stay as they are). `WouldBlock`
+/// when it takes nothing now; `Unsupported` (EOPNOTSUPP) for files that
+/// know no such write, such as a terminal.
+pub fn write_nowait(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: iov points at `bytes`, alive and readable for the call; the
+    // kernel only reads through it.
+    let n = unsafe { libc::pwritev2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// One plain `write(2)` of `bytes` to `fd` (it may wait for room).
+pub fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: bytes is alive and readable for bytes.len() bytes.
+    let n = unsafe {
+        libc::write(
+            fd.as_raw_fd(),
+            bytes.as_ptr() as *const libc::c_void,
+            bytes.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

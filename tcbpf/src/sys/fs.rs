@@ -21,7 +21,7 @@ pub fn bpffs_root() -> PathBuf {
 }
 
 /// `BPF_FS_MAGIC`: `statfs.f_type` of a bpffs.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+pub(crate) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// True when `path` is the root or a directory of a mounted bpffs.
 pub fn is_bpffs(path: &Path) -> bool {
@@ -80,4 +80,29 @@ pub fn unmount(path: &Path) -> Result<()> {
         return Err(Error::new("umount", io::Error::last_os_error()).on(path.display().to_string()));
     }
     Ok(())
+}
+
+/// An exclusive `flock` on a directory (a bpffs directory holds no regular
+/// file to lock): held while this lives, released when it drops or the
+/// process ends, however it ends.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes an exclusive `flock` on the directory `path` without waiting:
+/// None when another descriptor holds it.
+pub fn try_lock_dir(path: &Path) -> Result<Option<DirLock>> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path)
+        .map_err(|e| Error::new("open", e).on(path.display().to_string()))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(DirLock(dir)));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(Error::new("flock", e).on(path.display().to_string()))
+    }
 }

@@ -173,6 +173,12 @@ pub struct ProgInfo {
     pub map_ids: Vec<u32>,
     /// Whether the JIT compiled it.
     pub jited: bool,
+    /// Size of the verifier's translated instructions, in bytes.
+    pub bytes_xlated: u32,
+    /// Size of the JIT's machine code, in bytes (0 when not JIT-compiled).
+    pub bytes_jited: u32,
+    /// Whether its license is GPL-compatible.
+    pub gpl_compatible: bool,
     /// BTF object id, 0 when none.
     pub btf_id: u32,
     /// The BTF type id of the program's own function (its first
@@ -237,6 +243,9 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         name: c_name(&raw.name),
         map_ids,
         jited: raw.jited_prog_len > 0,
+        bytes_xlated: raw.xlated_prog_len,
+        bytes_jited: raw.jited_prog_len,
+        gpl_compatible: raw.gpl_compatible & 1 != 0,
         btf_id: raw.btf_id,
         main_func_type_id,
         load_time: raw.load_time,
@@ -311,11 +320,15 @@ pub fn btf_data(fd: impl AsFd) -> Result<Vec<u8>> {
 }
 
 /// What `/proc/self/fdinfo` says about a map descriptor that
-/// `bpf_map_info` does not: whether it is frozen and the memory it charges.
+/// `bpf_map_info` does not: whether it is frozen, whether this descriptor
+/// may write, and the memory it charges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapFdInfo {
     /// `BPF_MAP_FREEZE` was called: user space may no longer write it.
     pub frozen: bool,
+    /// The descriptor was opened for writing (not `BPF_F_RDONLY`): its
+    /// `flags:` access mode is `O_WRONLY` or `O_RDWR`.
+    pub writable: bool,
     /// Bytes of memory the map charges (`memlock`).
     pub memlock: u64,
 }
@@ -328,7 +341,8 @@ pub fn map_fdinfo(fd: impl AsFd) -> Result<MapFdInfo> {
     Ok(parse_map_fdinfo(&text))
 }
 
-/// Picks `frozen:` and `memlock:` out of a map's fdinfo text.
+/// Picks `frozen:`, `memlock:` and the access mode of `flags:` (octal) out
+/// of a map's fdinfo text.
 fn parse_map_fdinfo(text: &str) -> MapFdInfo {
     let mut out = MapFdInfo::default();
     for line in text.lines() {
@@ -338,6 +352,10 @@ fn parse_map_fdinfo(text: &str) -> MapFdInfo {
         let value = value.trim();
         match field {
             "frozen" => out.frozen = value == "1",
+            "flags" => {
+                let mode = u32::from_str_radix(value, 8).unwrap_or(0) & libc::O_ACCMODE as u32;
+                out.writable = mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32;
+            }
             "memlock" => out.memlock = value.parse().unwrap_or(0),
             _ => {}
         }
@@ -357,9 +375,11 @@ mod tests {
             parse_map_fdinfo(text),
             MapFdInfo {
                 frozen: true,
+                writable: true,
                 memlock: 1312
             }
         );
+        assert!(!parse_map_fdinfo("flags:\t02000000\n").writable);
         assert_eq!(parse_map_fdinfo("frozen:\t0\n"), MapFdInfo::default());
     }
 }

@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod btf;
+pub(crate) mod dir;
 pub(crate) mod epoll;
 mod error;
 mod fd;
@@ -29,7 +30,7 @@ pub(crate) mod signal;
 pub(crate) mod unix;
 
 pub use error::errno_name;
-pub(crate) use error::strip_os;
+pub use error::strip_os;
 pub use error::{Error, Result};
 pub use fd::{BtfFd, LinkFd, MapFd, ProgFd};
 pub use unix::set_close_on_exec;
@@ -65,6 +66,7 @@ pub(crate) mod cmd {
     pub const LINK_CREATE: u32 = 28;
     pub const LINK_UPDATE: u32 = 29;
     pub const LINK_GET_FD_BY_ID: u32 = 30;
+    pub const LINK_GET_NEXT_ID: u32 = 31;
     pub const ENABLE_STATS: u32 = 32;
     pub const LINK_DETACH: u32 = 34;
 }

@@ -150,25 +150,37 @@ pub fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
 }
 
 /// The supplementary groups of a connected AF_UNIX peer (SO_PEERGROUPS), as
-/// they were when it connected; at most 256 are read.
+/// they were when it connected: all of them. The kernel answers ERANGE with
+/// the size it needs when the buffer is too small; the buffer grows to that
+/// size and the call is repeated (the groups cannot change any more, they
+/// were taken at connect).
 pub fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut len = std::mem::size_of_val(groups.as_slice()) as libc::socklen_t;
-    // SAFETY: the buffer holds `len` bytes of gid_t.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERGROUPS,
-            groups.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+    // NGROUPS_MAX is 65536 on Linux: the largest answer there can be.
+    const MOST: usize = 65536;
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        let mut len = std::mem::size_of_val(groups.as_slice()) as libc::socklen_t;
+        // SAFETY: the buffer holds `len` bytes of gid_t.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if ret == 0 {
+            groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        let need = len as usize / std::mem::size_of::<libc::gid_t>();
+        if e.raw_os_error() != Some(libc::ERANGE) || need <= groups.len() || need > MOST {
+            return Err(e);
+        }
+        groups.resize(need, 0);
     }
-    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
-    Ok(groups)
 }
 
 /// getsockopt(2) of an `int` option (SO_TYPE, SO_ACCEPTCONN…).

@@ -152,6 +152,11 @@ pub fn next_prog_id(start: u32) -> Result<Option<u32>> {
     next_id(cmd::PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID", start)
 }
 
+/// BPF_LINK_GET_NEXT_ID.
+pub fn next_link_id(start: u32) -> Result<Option<u32>> {
+    next_id(cmd::LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID", start)
+}
+
 /// BPF_BTF_GET_NEXT_ID.
 pub fn next_btf_id(start: u32) -> Result<Option<u32>> {
     next_id(cmd::BTF_GET_NEXT_ID, "BPF_BTF_GET_NEXT_ID", start)

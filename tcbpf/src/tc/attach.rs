@@ -4,7 +4,8 @@
 //! filter goes under a tc parent (the clsact qdisc is added when missing
 //! and removed again if the filter fails), with its act_bpf actions opened
 //! from their pins; a tcx link goes at an anchor on the hook, optionally
-//! only at an expected revision. The CLI (`filter add|replace`, `filter
+//! only at an expected revision; an XDP program goes on the device by
+//! netlink, or in a bpf link. The CLI (`filter add|replace`, `filter
 //! add … obj`) and chains attach through here; they keep the grammar,
 //! the pinning policy for links and the printing. Nothing here prints,
 //! pins or loads.
@@ -12,6 +13,7 @@
 use super::action::{self, ActionSpec};
 use super::filter::{self, FilterProg, FilterSpec, Mode};
 use super::tcx::{self, Anchor, Direction};
+use super::xdp::{self, XdpMode};
 use super::{Protocol, Socket, TcHandle};
 use crate::sys::{self, link, LinkFd};
 use std::fmt;
@@ -26,6 +28,14 @@ pub enum Hook {
     Parent(TcHandle),
     /// A tcx link on this side of the device.
     Tcx(Direction),
+    /// The device's XDP hook in `mode`: by netlink (`add` refuses to
+    /// replace a program, `replace` swaps it), or in a bpf `link`.
+    Xdp {
+        /// Generic, driver, offload, or the kernel's pick.
+        mode: XdpMode,
+        /// A bpf link (for the caller to pin) instead of netlink.
+        link: bool,
+    },
 }
 
 /// Everything [`attach`] needs besides the program: the device and hook,
@@ -36,7 +46,8 @@ pub struct AttachTarget<'a> {
     pub ifindex: u32,
     /// The hook.
     pub hook: Hook,
-    /// cls_bpf: `add` (a taken handle is an error) or `replace`.
+    /// cls_bpf: `add` (a taken handle is an error) or `replace`; XDP by
+    /// netlink: `add` (a program there is an error) or `replace`.
     pub mode: Mode,
     /// cls_bpf: `pref N` (0: the kernel picks).
     pub pref: u16,
@@ -90,7 +101,10 @@ pub enum Attachment {
         /// True when the clsact qdisc was created for it.
         created_clsact: bool,
     },
-    /// A tcx link: the program stays attached while this descriptor (or a
+    /// An XDP program attached by netlink (it stays until replaced or set
+    /// off).
+    Xdp,
+    /// A tcx or XDP link: the program stays attached while this descriptor (or a
     /// pin of it) lives.
     Link {
         /// The link.
@@ -105,7 +119,7 @@ impl Attachment {
     pub fn into_link(self) -> Option<(LinkFd, u32)> {
         match self {
             Attachment::Link { link, id } => Some((link, id)),
-            Attachment::Filter { .. } => None,
+            Attachment::Filter { .. } | Attachment::Xdp => None,
         }
     }
 }
@@ -126,7 +140,7 @@ pub enum AttachError {
     Attach(super::Error),
     /// The new link's info could not be read.
     LinkInfo(sys::Error),
-    /// A classic BPF program cannot go on a tcx hook.
+    /// A classic BPF program cannot go on a tcx or XDP hook.
     ClassicOnTcx,
 }
 
@@ -139,7 +153,7 @@ impl fmt::Display for AttachError {
             AttachError::Socket(e) | AttachError::Attach(e) => write!(f, "{e}"),
             AttachError::LinkInfo(e) => write!(f, "{e}"),
             AttachError::ClassicOnTcx => {
-                f.write_str("tcx hooks take eBPF programs, not classic bytecode")
+                f.write_str("tcx and XDP hooks take eBPF programs, not classic bytecode")
             }
         }
     }
@@ -178,6 +192,21 @@ pub fn attach(
             .map_err(AttachError::Attach)?;
             let id = link::link_info(&link).map_err(AttachError::LinkInfo)?.id;
             Ok(Attachment::Link { link, id })
+        }
+        Hook::Xdp { mode, link } => {
+            let FilterProg::Ebpf(prog) = prog else {
+                return Err(AttachError::ClassicOnTcx);
+            };
+            if link {
+                let link =
+                    xdp::attach_link(target.ifindex, prog, mode).map_err(AttachError::Attach)?;
+                let id = link::link_info(&link).map_err(AttachError::LinkInfo)?.id;
+                return Ok(Attachment::Link { link, id });
+            }
+            let sock = Socket::open().map_err(AttachError::Socket)?;
+            let replace = target.mode == Mode::Replace;
+            xdp::attach(&sock, target.ifindex, prog, mode, replace).map_err(AttachError::Attach)?;
+            Ok(Attachment::Xdp)
         }
     }
 }

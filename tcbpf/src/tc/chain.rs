@@ -37,6 +37,9 @@ pub fn parse_chain(text: &str) -> Result<Vec<ChainEntry>, String> {
             continue;
         }
         let at = |m: String| format!("line {}: {m}", n + 1);
+        if raw.contains('\0') {
+            return Err(at("a NUL byte (a chain file is text)".into()));
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         let entry = match words[0] {
             "obj" | "object-file" => {
@@ -246,6 +249,10 @@ mod tests {
         assert!(parse_chain("# nothing\n")
             .unwrap_err()
             .contains("no programs"));
+        assert_eq!(
+            parse_chain("obj a.o\nobj a.o program f\0oo\n").unwrap_err(),
+            "line 2: a NUL byte (a chain file is text)"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Attaching programs to tc: rtnetlink for the clsact qdisc, cls_bpf filters
-//! and act_bpf actions, and tcx links.
+//! and act_bpf actions, tcx links, and XDP (netlink or bpf links).
 //!
 //! Every function works in the calling thread's network namespace ([`netns`]
 //! switches it) and takes programs as descriptors: loading objects is the
@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod qdisc;
 pub mod socket;
 pub mod tcx;
+pub mod xdp;
 
 pub use error::{Error, Result};
 pub use filter::{FilterSelector, FilterSpec};

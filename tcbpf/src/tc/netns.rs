@@ -1,4 +1,5 @@
-//! Entering a named network namespace (`-n NETNS`) by switching only the
+//! Entering a network namespace (`-n NETNS`: a name under /var/run/netns,
+//! or the path of a namespace file such as `/proc/PID/ns/net`) by switching only the
 //! network namespace, as `setns(CLONE_NEWNET)` does. Unlike `ip netns exec`
 //! this keeps the mount namespace, so pins under /sys/fs/bpf stay visible.
 
@@ -17,9 +18,26 @@ pub fn path(name: &str) -> PathBuf {
 }
 
 /// Moves the calling thread (and so a single-threaded process) into the
-/// named network namespace.
+/// network namespace `name` names: a word is a name of `ip netns` (under
+/// [`NETNS_RUN_DIR`]); a word holding a `/` is the path of a namespace
+/// file (`/proc/PID/ns/net`, `/run/netns/NAME`, a bind mount of one).
 pub fn enter(name: &str) -> Result<(), Error> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+    if name.contains('/') {
+        let file = File::open(name).map_err(|e| Error::new("open netns", e).on(name))?;
+        return crate::sys::net::enter_net_namespace(file.as_fd()).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // setns refuses any file that is not a network namespace.
+                Error::new(
+                    "setns",
+                    io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"),
+                )
+                .on(name)
+            } else {
+                Error::new("setns", e).on(name)
+            }
+        });
+    }
+    if name.is_empty() || name == "." || name == ".." {
         return Err(Error::new(
             "setns",
             io::Error::new(io::ErrorKind::InvalidInput, "not a namespace name"),

@@ -125,6 +125,7 @@ Usage: tcbpf [-j] [-n NETNS] filter { add | replace } dev DEV HOOK [ pref N ] [ 
        tcbpf [-j] [-n NETNS] filter del dev DEV HOOK [ pref N [ handle H ] ] [ protocol P ]
               [ chain N ] [ link PATH ]
        tcbpf [-j] [-n NETNS] filter show dev DEV HOOK [ pref N ] [ protocol P ] [ chain N ]
+       tcbpf [-j] [-n NETNS] filter upgrade dev DEV HOOK … bpf obj FILE [ plan ] (filter upgrade help)
 HOOK := { ingress | egress | parent H:M | tcx { ingress | egress } }
 POSITION := { head | tail | { before | after } { id N | pinned PATH | link PATH | head | tail } }
 PROG := { obj FILE [ type cls|act ] [ sec NAME ] [ program FUNC ]
@@ -200,6 +201,11 @@ pub fn parse_filter(w: &mut Words) -> Result<FilterArgs, CliError> {
         FilterVerb::Replace => Verb::Replace,
         FilterVerb::Delete => Verb::Delete,
         FilterVerb::Show => Verb::Show,
+        FilterVerb::Upgrade => {
+            return Err(CliError::usage(
+                "'upgrade' has its own words: tcbpf filter upgrade help",
+            ))
+        }
     };
     let mut dev = None;
     let mut hook = None;

@@ -6,17 +6,18 @@ use super::super::words::keywords;
 
 keywords! {
     /// The verbs of `tcbpf filter`.
-    pub(super) enum FilterVerb("filter verb") {
+    pub(crate) enum FilterVerb("filter verb") {
         Add = "add",
         Replace = "replace",
         Delete = "del" | "delete",
         Show = "show" | "list",
+        Upgrade = "upgrade",
     }
 }
 
 keywords! {
     /// The options of a filter line, before and around `bpf …`.
-    pub(super) enum FilterOption("filter option") {
+    pub(crate) enum FilterOption("filter option") {
         Dev = "dev",
         Ingress = "ingress",
         Egress = "egress",
@@ -38,7 +39,7 @@ keywords! {
 
 keywords! {
     /// What `before` or `after` is relative to on a tcx hook.
-    pub(super) enum PositionWord("position") {
+    pub(crate) enum PositionWord("position") {
         Id = "id",
         Pinned = "pinned",
         Link = "link",
@@ -50,7 +51,7 @@ keywords! {
 keywords! {
     /// The options after `bpf` (`bytecode` and `bytecode-file` are
     /// matched before these, by tc's own rule).
-    pub(super) enum BpfOption("bpf option") {
+    pub(crate) enum BpfOption("bpf option") {
         DirectAction = "da" | "direct-action",
         Classid = "classid" | "flowid",
         Obj = "obj" | "object-file",
@@ -65,7 +66,7 @@ keywords! {
 
 keywords! {
     /// How `action bpf` names its program: pinned only.
-    pub(super) enum ActionProgram("action program") {
+    pub(crate) enum ActionProgram("action program") {
         Pinned = "pinned" | "object-pinned" | "fd",
     }
 }
@@ -73,7 +74,7 @@ keywords! {
 keywords! {
     /// The options after `obj FILE` (`entry-size` is matched before
     /// these: it needs three letters so that `e` stays tc's `export`).
-    pub(super) enum ObjOption("obj option") {
+    pub(crate) enum ObjOption("obj option") {
         Type = "type",
         Section = "sec" | "section",
         Program = "program",
@@ -86,10 +87,38 @@ keywords! {
 
 keywords! {
     /// The verbs of `tcbpf qdisc`.
-    pub(super) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
+    pub(crate) enum QdiscVerb("qdisc verb") { Add = "add", Delete = "del" | "delete" }
 }
 
 keywords! {
     /// The options of `tcbpf qdisc`.
-    pub(super) enum QdiscOption("qdisc option") { Dev = "dev", Clsact = "clsact" }
+    pub(crate) enum QdiscOption("qdisc option") { Dev = "dev", Clsact = "clsact" }
+}
+
+keywords! {
+    /// The options of `filter upgrade`.
+    pub(super) enum UpgradeOption("upgrade option") {
+        Dev = "dev",
+        Ingress = "ingress",
+        Egress = "egress",
+        Parent = "parent",
+        Tcx = "tcx",
+        Pref = "pref" | "prio" | "priority",
+        Handle = "handle",
+        Link = "link",
+        Bpf = "bpf",
+        Obj = "obj" | "object-file",
+        Type = "type",
+        Section = "sec" | "section",
+        Program = "program",
+        Plan = "plan",
+        Map = "map",
+        Export = "export",
+        Verbose = "verbose",
+    }
+}
+
+keywords! {
+    /// How `map NAME …` carries a map across an upgrade.
+    pub(super) enum UpgradeMode("map mode") { Copy = "copy", Sum = "sum", Fresh = "fresh" }
 }

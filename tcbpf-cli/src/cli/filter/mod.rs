@@ -7,17 +7,20 @@
 //! pins tcx links and prints.
 
 mod args;
-mod keywords;
+pub(crate) mod keywords;
 mod show;
 mod tcx;
+mod upgrade;
 
 use super::error::{exit_for_errno, CliError};
 use super::filter_obj;
 use super::output::Global;
-use super::words::{is_help, Words};
-pub use args::Hook;
+use super::words::Words;
 pub(crate) use args::TcxHook;
 use args::{FilterArgs, ProgSource, Verb};
+pub use args::{Hook, FILTER_USAGE, QDISC_USAGE};
+// For `tcbpf gen` (man pages, completions).
+pub(super) use keywords::{FilterOption, FilterVerb, QdiscVerb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -101,7 +104,13 @@ pub fn attach_program(
     match target.hook {
         Hook::Tcx(direction) => tcx::attach(g, target, direction, prog).map_err(on_dev),
         Hook::Parent(parent) => attach_filter(target, parent, prog.into(), name),
+        Hook::Xdp { .. } => Err(xdp_is_link_set()),
     }
+}
+
+/// The filter grammar has no XDP hook: XDP is `tcbpf link set … xdp`.
+fn xdp_is_link_set() -> CliError {
+    CliError::usage("XDP programs attach with 'tcbpf link set dev DEV xdp …'")
 }
 
 /// Attaches a cls_bpf filter running `prog` (eBPF or classic) under `parent`.
@@ -119,7 +128,7 @@ fn attach_filter(
     }
 }
 
-fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
+pub(super) fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
     let sock = Socket::open()?;
     let ifindex = device::ifindex(&sock, dev)?;
     Ok((sock, ifindex))
@@ -127,9 +136,14 @@ fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliError> {
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::FILTER_USAGE);
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
+    }
+    if let Some(verb) = w.peek() {
+        if keywords::FilterVerb::choose(verb).ok() == Some(keywords::FilterVerb::Upgrade) {
+            w.next();
+            return upgrade::run(g, w);
+        }
     }
     let a = args::parse_filter(w)?;
     let (sock, ifindex) = open_socket_and_device(&a.dev)?;
@@ -142,6 +156,7 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
         }
         (Verb::Show, Hook::Parent(parent)) => show_filters(g, &sock, &a, ifindex, parent),
+        (_, Hook::Xdp { .. }) => Err(xdp_is_link_set()),
     }
 }
 
@@ -192,7 +207,7 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         ProgSource::ClassicFile(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| CliError {
                 exit: exit_for_errno(e.raw_os_error()),
-                message: format!("bytecode-file '{}': {e}", file.display()),
+                message: format!("bytecode-file '{}': {}", file.display(), sys::strip_os(&e)),
             })?;
             let insns = parse_bytecode(&text)
                 .map_err(|e| CliError::usage(format!("bytecode-file '{}': {e}", file.display())))?;
@@ -208,6 +223,7 @@ fn attach_classic(target: &AttachTarget, insns: &[ClassicInsn]) -> Result<(), Cl
         Hook::Tcx(_) => Err(CliError::usage(
             "tcx hooks take eBPF programs, not classic bytecode",
         )),
+        Hook::Xdp { .. } => Err(xdp_is_link_set()),
     }
 }
 
@@ -258,9 +274,8 @@ fn show_filters(
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
 pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{}", args::QDISC_USAGE);
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let (add, dev) = args::parse_qdisc(w)?;
     let (sock, ifindex) = open_socket_and_device(&dev)?;

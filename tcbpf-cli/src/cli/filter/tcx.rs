@@ -151,7 +151,8 @@ fn replace(
 }
 
 /// Detaches the tcx links on the hook (or only the one pinned at `pin`)
-/// and removes their pins under BPFFS/tc/links (and `pin`).
+/// and removes their pins under BPFFS/tc/links and BPFFS/tc/chains/*/
+/// (and `pin`).
 pub fn delete(
     _g: &Global,
     dev: &str,
@@ -178,6 +179,7 @@ pub fn delete(
         }
         std::fs::remove_file(pin)
             .map_err(|e| CliError::from(e).context(format!("unpin '{}'", pin.display())))?;
+        remove_pins_of(&BTreeSet::from([info.id]));
         return Ok(());
     }
     let attached = tcx::list(ifindex, direction)?;
@@ -192,40 +194,48 @@ pub fn delete(
     }
     let unlinked = attached.len() - detached.len();
     if unlinked > 0 {
-        eprintln!("tcbpf: {unlinked} program(s) on {hook} were attached without a link and stay");
+        eline!("tcbpf: {unlinked} program(s) on {hook} were attached without a link and stay");
     }
     remove_pins_of(&detached);
     Ok(())
 }
 
-/// Removes the pins under BPFFS/tc/links that hold one of `ids`.
+/// Removes the pins tcbpf made (see [`link_pin_dirs`]) that hold one of
+/// `ids`: `filter del … tcx` leaves no pin of a link it detached, whether
+/// `filter add` or `chain apply` pinned it.
 fn remove_pins_of(ids: &BTreeSet<u32>) {
-    let dir: PathBuf = bpffs::root().join("tc").join("links");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok((fd, info)) = tcx::open_pinned(&path) else {
+    for dir in link_pin_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        drop(fd);
-        if ids.contains(&info.id) {
-            let _ = std::fs::remove_file(&path);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok((fd, info)) = tcx::open_pinned(&path) else {
+                continue;
+            };
+            drop(fd);
+            if ids.contains(&info.id) {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 }
 
-/// The pins under BPFFS/tc/links (tcbpf's default link directory) and
-/// BPFFS/tc/chains/*/ (`chain apply`'s), by link id.
-fn known_pins() -> std::collections::BTreeMap<u32, PathBuf> {
+/// Where tcbpf pins tcx links: BPFFS/tc/links (`filter add`'s default)
+/// and BPFFS/tc/chains/*/ (`chain apply`'s).
+fn link_pin_dirs() -> Vec<PathBuf> {
     let tc = bpffs::root().join("tc");
     let mut dirs = vec![tc.join("links")];
     if let Ok(rd) = std::fs::read_dir(tc.join("chains")) {
-        dirs.extend(rd.flatten().map(|e| e.path()));
+        dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
     }
+    dirs
+}
+
+/// The pins under [`link_pin_dirs`], by link id.
+fn known_pins() -> std::collections::BTreeMap<u32, PathBuf> {
     let mut out = std::collections::BTreeMap::new();
-    for dir in dirs {
+    for dir in link_pin_dirs() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

@@ -7,7 +7,7 @@
 use super::super::error::{exit_for_prog_load, CliError, Exit};
 use super::super::output::Global;
 use super::super::words::Words;
-use super::elem::{key_data, key_not_found, key_text};
+use super::elem::{key_data, key_json, key_not_found};
 use super::OpenMap;
 use serde_json::json;
 use std::os::fd::AsFd;
@@ -66,6 +66,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let text = w.expect("a number after 'value'")?;
     let n = parse_addend(&text)?;
     w.finish()?;
+    check_fits(&field, n, &text)?;
     let adder = AtomicAdd::new(
         m.fd.as_fd(),
         m.info.key_size,
@@ -95,7 +96,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             (json!(old), json!(new))
         };
         g.print_json(&json!({
-            "key": key_text(&m, &key_layout, &key),
+            "key": key_json(g, &m, &key_layout, &key),
             "field": field.name,
             "old": old,
             "new": new,
@@ -114,14 +115,15 @@ fn check_type(m: &OpenMap) -> Result<(), CliError> {
                 | MapType::PercpuArray
                 | MapType::LruHash
                 | MapType::LruPercpuHash
-                | MapType::LpmTrie
         )
     );
     if ok {
         Ok(())
     } else {
+        // LPM tries included: a syscall program is sleepable and the
+        // kernel keeps those away from LPM tries, so the load always fails.
         Err(CliError::usage(format!(
-            "{}: add works on hash, array, LRU and LPM trie maps (per-CPU too), not {}",
+            "{}: add works on hash, array and LRU maps (per-CPU too), not {}",
             m.label,
             m.info.type_name()
         )))
@@ -148,6 +150,24 @@ fn parse_addend(text: &str) -> Result<u64, CliError> {
             "add: '{}' is not a number (decimal or 0x hex, '-' to subtract)",
             tcbpf::value::shown(text.as_bytes())
         ))),
+    }
+}
+
+/// Refuses an amount the field cannot hold: a 32-bit field adds the low 32
+/// bits, so `4294967296` would add 0. It takes -2^31 to 2^32-1.
+fn check_fits(field: &Field, n: u64, text: &str) -> Result<(), CliError> {
+    let fits = match field.width {
+        Width::U64 => true,
+        Width::U32 => n <= u64::from(u32::MAX) || (i64::from(i32::MIN)..0).contains(&(n as i64)),
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "add: {} is out of range for the 32-bit field {} (-2147483648 to 4294967295)",
+            tcbpf::value::shown(text.as_bytes()),
+            field.name
+        )))
     }
 }
 
@@ -187,6 +207,17 @@ fn btf_field(m: &OpenMap, name: &str) -> Result<Field, CliError> {
     let btf = tcbpf::btf::Btf::parse(&raw)
         .map_err(|e| CliError::failure(format!("{}: the kernel's BTF: {e}", m.label)))?;
     let vt = m.info.btf_value_type_id;
+    let container = btf
+        .skip_mods_and_typedefs(vt)
+        .and_then(|id| btf.ty(id))
+        .map_err(|e| CliError::usage(format!("{}: {e}", m.label)))?;
+    if matches!(container.kind, tcbpf::btf::Kind::Union(_)) {
+        return Err(CliError::usage(format!(
+            "{}: the value type {} is a union: its members share bytes, so add takes no field of it; use 'at OFFSET u32|u64'",
+            m.label,
+            btf.describe(vt)
+        )));
+    }
     let member = btf
         .member(vt, name)
         .map_err(|e| CliError::usage(format!("{}: {e}", m.label)))?
@@ -201,9 +232,13 @@ fn btf_field(m: &OpenMap, name: &str) -> Result<Field, CliError> {
     let size = btf
         .resolve_size(member.ty)
         .map_err(|e| CliError::usage(format!("{}: field '{name}': {e}", m.label)))?;
-    let width = match (size, member.bitfield_size, member.bit_offset % 8) {
-        (4, 0, 0) => Width::U32,
-        (8, 0, 0) => Width::U64,
+    let is_int = btf
+        .skip_mods_and_typedefs(member.ty)
+        .and_then(|id| btf.ty(id))
+        .is_ok_and(|t| matches!(t.kind, tcbpf::btf::Kind::Int(_)));
+    let width = match (is_int, size, member.bitfield_size, member.bit_offset % 8) {
+        (true, 4, 0, 0) => Width::U32,
+        (true, 8, 0, 0) => Width::U64,
         _ => {
             return Err(CliError::usage(format!(
                 "{}: field '{name}' ({}) is not a 4- or 8-byte integer field",
@@ -223,6 +258,11 @@ fn btf_field(m: &OpenMap, name: &str) -> Result<Field, CliError> {
 fn load_error(m: &OpenMap, field: &Field, e: AddError) -> CliError {
     match e {
         AddError::Invalid(s) => CliError::usage(format!("{}: {}: {s}", m.label, field.name)),
+        AddError::Denied(s) => CliError {
+            exit: Exit::Permission,
+            message: format!("{}: {s}", m.label),
+        },
+        AddError::Sys(e) => m.err(e),
         AddError::Load(l) => {
             let denied = exit_for_prog_load(l.error.errno(), &l.log) == Exit::Permission;
             let text = AddError::Load(l).to_string();

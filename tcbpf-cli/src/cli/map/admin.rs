@@ -17,7 +17,9 @@ pub fn show(g: &Global, w: &mut Words) -> Result<(), CliError> {
     if !w.is_empty() {
         let m = OpenMap::parse_read(w)?;
         w.finish()?;
-        return print_maps(g, &[describe(&m.fd, &m.info)], false);
+        let mut shown = describe(&m.fd, &m.info);
+        shown.slots = slots(&m)?;
+        return print_maps(g, &[shown], false);
     }
     let mut maps = Vec::new();
     let mut id = 0;
@@ -39,6 +41,47 @@ struct Shown {
     info: MapInfo,
     frozen: bool,
     memlock: u64,
+    /// A map-in-map's filled slots, shown for one map.
+    slots: Vec<Slot>,
+}
+
+/// One filled slot of a map-in-map: the inner map's id and the policy
+/// generation it carries (`map commit`; 0 without one).
+struct Slot {
+    slot: u32,
+    map_id: u32,
+    generation: u32,
+}
+
+/// At most this many slots are shown.
+const MAX_SLOTS_SHOWN: usize = 1024;
+
+/// The filled slots of a map-in-map with `u32` keys (none for other maps).
+fn slots(m: &OpenMap) -> Result<Vec<Slot>, CliError> {
+    if !matches!(m.kind, Some(MapType::ArrayOfMaps | MapType::HashOfMaps)) || m.info.key_size != 4 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut prev: Option<[u8; 4]> = None;
+    let mut next = [0u8; 4];
+    while out.len() < MAX_SLOTS_SHOWN
+        && sys::map::next_key(&m.fd, prev.as_ref().map(|k| &k[..]), &mut next)
+            .map_err(|e| m.err(e))?
+    {
+        prev = Some(next);
+        let slot = u32::from_ne_bytes(next);
+        let Some(inner) = tcbpf::maps::generation::in_force(&m.fd, slot)
+            .map_err(|e| CliError::from(e).context(&m.label))?
+        else {
+            continue;
+        };
+        out.push(Slot {
+            slot,
+            map_id: inner.info.id,
+            generation: inner.generation,
+        });
+    }
+    Ok(out)
 }
 
 fn describe(fd: &sys::MapFd, info: &MapInfo) -> Shown {
@@ -48,6 +91,7 @@ fn describe(fd: &sys::MapFd, info: &MapInfo) -> Shown {
         info: info.clone(),
         frozen: extra.frozen,
         memlock: extra.memlock,
+        slots: Vec::new(),
     }
 }
 
@@ -84,6 +128,13 @@ fn print_maps(g: &Global, maps: &[Shown], list: bool) -> Result<(), CliError> {
         if s.frozen {
             let _ = write!(out, "\n\tfrozen");
         }
+        for slot in &s.slots {
+            let _ = write!(
+                out,
+                "\n\tslot {}: map id {}  generation {}",
+                slot.slot, slot.map_id, slot.generation
+            );
+        }
         out.push(b'\n');
     }
     std::io::stdout().lock().write_all(&out)?;
@@ -92,7 +143,7 @@ fn print_maps(g: &Global, maps: &[Shown], list: bool) -> Result<(), CliError> {
 
 fn to_json(s: &Shown) -> serde_json::Value {
     let i = &s.info;
-    json!({
+    let mut v = json!({
         "id": i.id,
         "type": i.type_name(),
         "name": i.name,
@@ -101,16 +152,25 @@ fn to_json(s: &Shown) -> serde_json::Value {
         "bytes_value": i.value_size,
         "max_entries": i.max_entries,
         "bytes_memlock": s.memlock,
-        "frozen": s.frozen,
+        // bpftool 7.1 prints 0/1.
+        "frozen": u8::from(s.frozen),
         "btf_id": i.btf_id,
         "btf_key_type_id": i.btf_key_type_id,
         "btf_value_type_id": i.btf_value_type_id,
-    })
+    });
+    if matches!(i.kind(), Some(MapType::ArrayOfMaps | MapType::HashOfMaps)) && !s.slots.is_empty() {
+        v["slots"] = s
+            .slots
+            .iter()
+            .map(|x| json!({"slot": x.slot, "map_id": x.map_id, "generation": x.generation}))
+            .collect();
+    }
+    v
 }
 
 keywords! {
     /// The words of `map create`.
-    enum CreateOption("create option") {
+    pub(crate) enum CreateOption("create option") {
         Type = "type",
         Key = "key",
         Value = "value",

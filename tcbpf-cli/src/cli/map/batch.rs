@@ -7,8 +7,12 @@
 //! `error: LINE N: …` (`-j`: `{"error": …, "line": N}`) and the batch goes
 //! on; the exit status is the first failure's.
 //!
-//! The MAPs of lookup, update and delete are opened once and kept (other
-//! verbs run as `tcbpf map …` runs them). Runs of `update` (flags `any`)
+//! The MAPs of lookup, update and delete are opened once and kept, one
+//! descriptor per map id however the lines spell it (other verbs run as
+//! `tcbpf map …` runs them). A line is at most 1 MiB (`map load`'s bound);
+//! a longer one fails and the batch goes on after its end. `watch` and a
+//! `load` from standard input are refused: one would replace the batch,
+//! the other read the batch's own commands as data. Runs of `update` (flags `any`)
 //! or of `delete` on one map, with nothing else in between, are gathered
 //! and written with one UPDATE_BATCH / DELETE_BATCH when the run ends, when
 //! another command comes, or before waiting for input. A batch call that
@@ -20,6 +24,7 @@ use super::super::mapref::MapRef;
 use super::super::output::Global;
 use super::super::words::Words;
 use super::elem::{self, UpdateOp};
+use super::load::MAX_LINE_BYTES;
 use super::OpenMap;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +33,9 @@ use tcbpf::sys::map::{self as sysmap, update as flags};
 
 /// Most elements gathered before they are written.
 const MAX_PENDING: usize = 4096;
+/// MAP spellings remembered before the word cache starts again (the
+/// descriptors stay, keyed by map id).
+const MAX_SPELLINGS: usize = 1024;
 /// Answers are written when they pass this size.
 const OUT_BYTES: usize = 64 << 10;
 
@@ -46,29 +54,45 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         }
     };
     let mut reader = BufReader::with_capacity(64 << 10, input);
+    let inner = Global {
+        stdin_taken: g.stdin_taken || matches!(source.as_deref(), None | Some("-")),
+        ..g.clone()
+    };
     let mut b = Batch {
-        g,
+        g: &inner,
         maps: HashMap::new(),
+        by_id: HashMap::new(),
         key: String::new(),
         pending: None,
         out: Vec::with_capacity(OUT_BYTES + 4096),
         failed: 0,
         first_failure: None,
     };
-    let mut line = Vec::new();
+    let mut lines = Lines::default();
     let mut n = 0usize;
     loop {
         if reader.buffer().is_empty() {
             b.flush_all()?;
         }
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
+        let line = match lines.next(&mut reader)? {
+            None => break,
+            Some(Ok(line)) => line,
+            Some(Err(TooLong)) => {
+                n += 1;
+                b.flush_pending();
+                b.fail(
+                    n,
+                    CliError::usage(format!(
+                        "the line is longer than {MAX_LINE_BYTES} bytes: skipped to its end"
+                    )),
+                );
+                continue;
+            }
+        };
         n += 1;
-        let text = match std::str::from_utf8(&line) {
+        let text = match std::str::from_utf8(line) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => String::from_utf8_lossy(&line),
+            Err(_) => String::from_utf8_lossy(line),
         };
         b.command(n, text.trim_end_matches(['\n', '\r']))?;
         if b.out.len() >= OUT_BYTES {
@@ -85,6 +109,71 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
 }
 
+/// A line longer than [`MAX_LINE_BYTES`].
+struct TooLong;
+
+/// Reads lines of at most [`MAX_LINE_BYTES`] (as `map load` bounds them):
+/// a longer one is reported as soon as it passes the bound, and its rest
+/// is read and dropped, never kept.
+#[derive(Default)]
+struct Lines {
+    line: Vec<u8>,
+    /// Dropping the rest of a line that passed the bound.
+    skipping: bool,
+}
+
+impl Lines {
+    /// The next line without its newline; None at the end of input.
+    fn next(&mut self, r: &mut impl BufRead) -> std::io::Result<Option<Result<&[u8], TooLong>>> {
+        self.line.clear();
+        loop {
+            let buf = match r.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                self.skipping = false;
+                return Ok((!self.line.is_empty()).then_some(Ok(self.line.as_slice())));
+            }
+            let newline = buf.iter().position(|&c| c == b'\n');
+            let take = newline.unwrap_or(buf.len());
+            if self.skipping {
+                r.consume(take + usize::from(newline.is_some()));
+                self.skipping = newline.is_none();
+                continue;
+            }
+            if self.line.len() + take > MAX_LINE_BYTES {
+                r.consume(take + usize::from(newline.is_some()));
+                self.skipping = newline.is_none();
+                self.line.clear();
+                return Ok(Some(Err(TooLong)));
+            }
+            self.line.extend_from_slice(&buf[..take]);
+            r.consume(take + usize::from(newline.is_some()));
+            if newline.is_some() {
+                return Ok(Some(Ok(self.line.as_slice())));
+            }
+        }
+    }
+}
+
+/// Refuses the commands that would take the batch's place: another batch,
+/// and `watch`, which replaces the process, so the lines after it would be
+/// dropped. (`load` from standard input, the batch's own commands, is
+/// refused by `load` itself: `Global::stdin_taken`.)
+fn refuse_in_batch(words: &[String]) -> Result<(), CliError> {
+    match words.first().map(|verb| super::MapVerb::choose(verb)) {
+        Some(Ok(super::MapVerb::Batch)) => {
+            Err(CliError::usage("batch: a batch cannot run another batch"))
+        }
+        Some(Ok(super::MapVerb::Watch)) => Err(CliError::usage(
+            "batch: 'watch' cannot run inside a batch (it would replace the batch and drop the lines after it); run it on its own",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Gathered updates or deletes of one map.
 struct Pending {
     map: Rc<OpenMap>,
@@ -97,6 +186,8 @@ struct Pending {
 struct Batch<'g> {
     g: &'g Global,
     maps: HashMap<String, Rc<OpenMap>>,
+    /// The open maps by map id and writability: one descriptor each.
+    by_id: HashMap<(u32, bool), Rc<OpenMap>>,
     /// The MAP words of the command at hand, as the key of `maps`.
     key: String,
     pending: Option<Pending>,
@@ -126,6 +217,7 @@ impl Batch<'_> {
     }
 
     fn run_words(&mut self, n: usize, words: Vec<String>) -> Result<(), CliError> {
+        refuse_in_batch(&words)?;
         // The fast paths take the verbs spelt out and the MAP as two words
         // (`pinned PATH`, `fd N`…); prefixes, queues and stacks go the way
         // `tcbpf map …` goes.
@@ -139,9 +231,6 @@ impl Batch<'_> {
         let verb = words[0].clone();
         let mut w = Words::new(words);
         let Some(m) = fast else {
-            if matches!(super::MapVerb::choose(&verb), Ok(super::MapVerb::Batch)) {
-                return Err(CliError::usage("batch: a batch cannot run another batch"));
-            }
             // Every other command as `tcbpf map …` would run it.
             self.flush_pending();
             self.write_out()?;
@@ -187,6 +276,9 @@ impl Batch<'_> {
 
     /// The map two MAP words name, opened once (read-write, or read-only
     /// when that is all its pin allows) and found again by those words.
+    /// One descriptor per map and mode: another spelling of a map already
+    /// open (`pinned /a/./b`, `id N`) closes its new descriptor and shares
+    /// the first.
     fn open(&mut self, kind: &str, what: &str) -> Result<Rc<OpenMap>, CliError> {
         self.key.clear();
         self.key.push_str(kind);
@@ -196,13 +288,23 @@ impl Batch<'_> {
             return Ok(m.clone());
         }
         let r = MapRef::parse(&mut Words::new(vec![kind.to_string(), what.to_string()]))?;
-        let m = match OpenMap::open(&r, tcbpf::sys::obj::open::RDWR) {
+        let (m, writable) = match OpenMap::open(&r, tcbpf::sys::obj::open::RDWR) {
             Err(e) if e.exit == Exit::Permission => {
-                OpenMap::open(&r, tcbpf::sys::obj::open::RDONLY)?
+                (OpenMap::open(&r, tcbpf::sys::obj::open::RDONLY)?, false)
             }
-            other => other?,
+            other => (other?, true),
         };
-        let m = Rc::new(m);
+        let m = match self.by_id.get(&(m.info.id, writable)) {
+            Some(first) => first.clone(),
+            None => {
+                let m = Rc::new(m);
+                self.by_id.insert((m.info.id, writable), m.clone());
+                m
+            }
+        };
+        if self.maps.len() >= MAX_SPELLINGS {
+            self.maps.clear();
+        }
         self.maps.insert(self.key.clone(), m.clone());
         Ok(m)
     }
@@ -277,6 +379,12 @@ impl Batch<'_> {
     }
 
     fn fail(&mut self, n: usize, e: CliError) {
+        // A batch line asking for help has no usage to print in its place.
+        let e = if e.is_help() {
+            CliError::usage("help is not a batch command (see 'tcbpf map help')")
+        } else {
+            e
+        };
         self.failed += 1;
         self.first_failure.get_or_insert(e.exit);
         if self.g.json {

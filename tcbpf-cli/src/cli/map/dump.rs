@@ -19,7 +19,7 @@ const FLUSH_BYTES: usize = 1 << 20;
 
 keywords! {
     /// The options of `map dump`.
-    enum DumpOption("dump option") { Key = "key", Value = "value", Sum = "sum", Raw = "raw" }
+    pub(crate) enum DumpOption("dump option") { Key = "key", Value = "value", Sum = "sum", Raw = "raw" }
 }
 
 /// Runs `tcbpf map dump …`.

@@ -11,6 +11,7 @@ use super::typed::{self, TypedSides};
 use super::typed_in::{self, Given, Side};
 use super::OpenMap;
 use std::io::Write;
+use tcbpf::abi::MapType;
 use tcbpf::sys::map::{self as sysmap, update as flags};
 use tcbpf::value::{Data, Layout};
 
@@ -30,12 +31,12 @@ pub fn lookup(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The options of `lookup` after the key.
-    enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
+    pub(crate) enum LookupOption("lookup option") { Value = "value", Sum = "sum", Lock = "lock", Raw = "raw" }
 }
 
 keywords! {
     /// The flags of `update` after the value.
-    enum UpdateFlag("update flag") {
+    pub(crate) enum UpdateFlag("update flag") {
         Any = "any",
         Exist = "exist",
         NoExist = "noexist",
@@ -46,12 +47,12 @@ keywords! {
 
 keywords! {
     /// The flags of `push` after the value.
-    enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
+    pub(crate) enum PushFlag("push flag") { Exist = "exist", Partial = "partial" }
 }
 
 keywords! {
     /// The options of `pop` and `peek`.
-    enum PopOption("option") { Value = "value", Raw = "raw" }
+    pub(crate) enum PopOption("option") { Value = "value", Raw = "raw" }
 }
 
 /// The rest of `lookup` after the word `key`, on an opened map: the
@@ -164,6 +165,14 @@ pub fn update_error(
             "{}: key {} exists already (noexist)",
             m.label,
             key_text(m, key_layout, key)
+        )),
+        Some(libc::E2BIG) if m.kind.is_some_and(MapType::is_indexed) => CliError::usage(format!(
+            "{}: key {} is out of range: the {} has {} entries (0 to {})",
+            m.label,
+            key_text(m, key_layout, key),
+            m.info.type_name(),
+            m.info.max_entries,
+            m.info.max_entries.saturating_sub(1)
         )),
         Some(libc::E2BIG) => CliError::failure(format!(
             "{}: map is full ({} entries) or key out of range",
@@ -427,6 +436,30 @@ pub(super) fn key_text(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> Stri
         _ => write_side(layout, key, false, &mut out),
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A key in `-j` output, written as `lookup -j` and `dump -j` write it (by
+/// its types, else by the map's BTF, else bpftool's hex array): one rule
+/// for every command that prints a key.
+pub(super) fn key_json(
+    g: &Global,
+    m: &OpenMap,
+    layout: &Option<Layout>,
+    key: &[u8],
+) -> serde_json::Value {
+    let f = EntryFormat {
+        key: layout.clone(),
+        value: None,
+        json: true,
+        percpu: None,
+        sum: false,
+        btf: TypedSides::for_map(g, m, layout.is_none(), false, false)
+            .ok()
+            .flatten(),
+    };
+    let mut out = Vec::new();
+    f.write_key(key, true, &mut out);
+    serde_json::from_slice(&out).unwrap_or_else(|_| serde_json::Value::Null)
 }
 
 pub(super) fn key_not_found(m: &OpenMap, layout: &Option<Layout>, key: &[u8]) -> CliError {

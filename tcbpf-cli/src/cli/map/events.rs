@@ -3,8 +3,8 @@
 //! perf event array, one line each as they arrive, typed by TYPES, by a
 //! BTF type, or as hex. Lost samples and a full ring buffer are printed
 //! as their own lines. Stops after `count` events, after `timeout`
-//! seconds, on SIGINT/SIGTERM, or when the output pipe closes; sleeps in
-//! epoll when idle. The reading is `tcbpf::events`; this file is words
+//! seconds, on SIGINT/SIGTERM (also while its output pipe is full), or when
+//! the output pipe closes; sleeps in epoll when idle. The reading is `tcbpf::events`; this file is words
 //! and formatting.
 
 use super::super::error::CliError;
@@ -31,7 +31,7 @@ enum Shape {
 
 keywords! {
     /// The options of `map events`.
-    enum EventsOption("events option") {
+    pub(crate) enum EventsOption("events option") {
         Value = "value",
         Type = "type",
         Btf = "btf",
@@ -106,7 +106,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     reader.watch_output(stdout.as_fd());
     if g.verbose {
         // Scripts wait for this line: from here on no event is missed.
-        eprintln!(
+        eline!(
             "{}: reading {} events ({} ring{})",
             m.label,
             m.info.type_name(),
@@ -114,7 +114,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             if reader.rings() == 1 { "" } else { "s" }
         );
     }
-    let mut out = stdout.lock();
     let perf = m.kind == Some(tcbpf::abi::MapType::PerfEventArray);
     let mut shape = shape;
     let (mut seen, mut lost, mut full) = (0u64, 0u64, 0u64);
@@ -162,13 +161,16 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             })
             .map_err(|e| CliError::failure(format!("{}: {e}", m.label)))?;
         if !buf.is_empty() {
-            let written = out.write_all(&buf).and_then(|_| out.flush());
+            // Written without blocking past SIGINT/SIGTERM: a full pipe
+            // nobody reads does not keep the reader alive.
+            let stopped = reader
+                .write_output(stdout.as_fd(), &buf)
+                .map_err(|e| CliError::failure(format!("{}: {e}", m.label)))?;
             buf.clear();
-            if let Err(e) = written {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    break "output closed";
-                }
-                return Err(e.into());
+            match stopped {
+                Some(Wake::Signal(_)) => break "interrupted",
+                Some(_) => break "output closed",
+                None => {}
             }
         }
         match wake {
@@ -178,10 +180,10 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         }
     };
     if g.verbose {
-        eprintln!("{}: stopped ({stop_reason}) after {seen} events", m.label);
+        eline!("{}: stopped ({stop_reason}) after {seen} events", m.label);
     }
     if lost > 0 || full > 0 {
-        eprintln!(
+        eline!(
             "{}: {seen} events, {lost} lost samples, ring buffer found full {full} times",
             m.label
         );
@@ -222,9 +224,9 @@ fn write_event(
         Shape::Btf(btf, id, size) => {
             match (data.len() >= *size).then(|| tcbpf::btf::fmt::decode(btf, *id, &data[..*size])) {
                 Some(Ok(v)) if json => out.extend_from_slice(v.to_json().as_bytes()),
-                Some(Ok(v)) => {
-                    let _ = write!(out, "{v}");
-                }
+                // The text form of dumps and lookups (`{seq: 6}`), not
+                // the C-like `{.seq = 6}` of BtfValue's Display.
+                Some(Ok(v)) => tcbpf::value::typed::write_text(&v, out),
                 _ => hex(json, data, out),
             }
         }
@@ -259,8 +261,7 @@ fn layout_for(types: &[FieldType], len: usize, perf: bool) -> Option<Layout> {
 
 /// The BTF of an object file (ELF with `.BTF`) or a raw BTF file.
 fn btf_from_file(path: &PathBuf) -> Result<Btf, CliError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::not_found(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::from(e).context(path.display()))?;
     if bytes.starts_with(b"\x7fELF") {
         let spec = tcbpf::elf::ObjectSpec::parse(&path.display().to_string(), &bytes)
             .map_err(|e| CliError::usage(e.to_string()))?;

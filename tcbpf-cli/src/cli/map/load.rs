@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 16;
 
 keywords! {
     /// The options of `map load`.
-    enum LoadOption("load option") {
+    pub(crate) enum LoadOption("load option") {
         Key = "key",
         Value = "value",
         From = "from",
@@ -62,14 +62,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let value_types = value_types.ok_or_else(|| CliError::usage("load: expected 'value TYPES'"))?;
     let key = args::layout(&key_types, m.info.key_size, "key")?;
     let value = args::layout(&value_types, m.info.value_size, "value")?;
-    let input = read_input(source.as_deref())?;
+    let input = read_input(g, source.as_deref())?;
     let parsed = parse_lines(&input, &key, &value, &m)?;
     if replace {
         return super::load_json::replace_with(g, &m, &parsed.entries(&m));
     }
     let written = write_parts(&m, &parsed, elem_flags)?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {written} entries into {}", m.label);
+        eline!("tcbpf: loaded {written} entries into {}", m.label);
     }
     Ok(())
 }
@@ -78,8 +78,11 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 /// many bytes, not a read until memory runs out.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-pub(super) fn read_input(source: Option<&str>) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(g: &Global, source: Option<&str>) -> Result<Vec<u8>, CliError> {
     match source {
+        None | Some("-") if g.stdin_taken => Err(CliError::usage(
+            "load: standard input holds the batch's own commands: inside a batch, load reads only 'from FILE'",
+        )),
         None | Some("-") => read_lines_bounded(&mut std::io::stdin().lock())
             .map_err(|e| e.context("standard input")),
         Some(path) => {
@@ -125,13 +128,25 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
 /// each stretch of lines, one part per writer. A key always goes to the same
 /// writer, which writes its parts in input order, so parts can be written
 /// in parallel and a key given twice still ends with its last value.
-struct Parsed {
+pub(super) struct Parsed {
     /// `stretches[s][w]`: the entries of stretch `s` for writer `w`.
     stretches: Vec<Vec<Part>>,
     total: usize,
 }
 
 impl Parsed {
+    /// Every entry packed in one key buffer and one value buffer, a key
+    /// given twice still in input order (so the last one wins a batch).
+    pub(super) fn packed(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for p in self.stretches.iter().flatten() {
+            keys.extend_from_slice(&p.keys);
+            values.extend_from_slice(&p.values);
+        }
+        (keys, values)
+    }
+
     /// The entries in input order per key (for `replace`).
     fn entries(&self, m: &OpenMap) -> Vec<tcbpf::maps::Entry> {
         let (ks, vs) = (m.sizes.key(), m.sizes.value());
@@ -167,7 +182,7 @@ struct LineError {
 /// Parses every line into packed keys and values (per-CPU values copied to
 /// every CPU). Nothing is written until every line parsed; the error of the
 /// first bad line names its line number.
-fn parse_lines(
+pub(super) fn parse_lines(
     input: &[u8],
     key: &Layout,
     value: &Layout,

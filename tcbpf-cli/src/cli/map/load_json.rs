@@ -21,15 +21,15 @@ const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
 /// Entries packed at the map's element sizes.
 #[derive(Default)]
-struct Packed {
-    keys: Vec<u8>,
-    values: Vec<u8>,
+pub(super) struct Packed {
+    pub(super) keys: Vec<u8>,
+    pub(super) values: Vec<u8>,
     n: usize,
 }
 
 keywords! {
     /// The options of `map load MAP json`.
-    enum JsonOption("load json option") { From = "from", Replace = "replace", Partial = "partial" }
+    pub(crate) enum JsonOption("load json option") { From = "from", Replace = "replace", Partial = "partial" }
 }
 
 /// Runs `tcbpf map load MAP json …` (the `json` word already taken).
@@ -51,7 +51,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
             &untyped
         }
     };
-    let input = read_input(source.as_deref())?;
+    let input = read_input(g, source.as_deref())?;
     let packed = parse(&input, t, partial)?;
     if replace {
         let (ks, vs) = (m.sizes.key(), m.sizes.value());
@@ -68,7 +68,7 @@ pub fn run(g: &Global, w: &mut Words, m: &OpenMap) -> Result<(), CliError> {
     let n =
         tcbpf::maps::update_all(&m.fd, &packed.keys, &packed.values).map_err(|e| maps_err(m, e))?;
     if g.verbose {
-        eprintln!("tcbpf: loaded {n} entries into {}", m.label);
+        eline!("tcbpf: loaded {n} entries into {}", m.label);
     }
     Ok(())
 }
@@ -108,7 +108,7 @@ fn bad(e: TypedError) -> CliError {
 
 /// Every entry of the input, checked and packed; the first bad one is the
 /// error (`line N: value.packets: …`, `entry N: …` in an array).
-fn parse(input: &[u8], t: &MapTypes, partial: bool) -> Result<Packed, CliError> {
+pub(super) fn parse(input: &[u8], t: &MapTypes, partial: bool) -> Result<Packed, CliError> {
     let start = input.iter().position(|b| !b.is_ascii_whitespace());
     if start.is_some_and(|i| input[i] == b'[') {
         let all: Vec<Value> = serde_json::from_slice(input)

@@ -7,15 +7,16 @@
 //! is used as it is, so scripts without CAP_BPF work on what they hold.
 
 mod add;
-mod admin;
+pub(crate) mod admin;
 mod args;
 mod batch;
-mod dump;
-mod elem;
+pub(crate) mod commit;
+pub(crate) mod dump;
+pub(crate) mod elem;
 mod entry;
-mod events;
-mod load;
-mod load_json;
+pub(crate) mod events;
+pub(crate) mod load;
+pub(crate) mod load_json;
 mod typed;
 mod typed_in;
 mod walk;
@@ -23,7 +24,7 @@ mod walk;
 use super::error::CliError;
 use super::mapref::MapRef;
 use super::output::Global;
-use super::words::{is_help, keywords, Words};
+use super::words::{keywords, Words};
 use tcbpf::abi::MapType;
 use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 
@@ -45,6 +46,9 @@ Usage: tcbpf map show [MAP]
        tcbpf map load   MAP key TYPES value TYPES [from FILE|-] [any|exist|noexist]
                         [replace]
        tcbpf map load   MAP json [from FILE|-] [replace] [partial]
+       tcbpf map commit OUTER [slot N] { key TYPES value TYPES | json [partial] }
+                        [from FILE|-] [keep N] [plan]
+       tcbpf map commit OUTER [slot N] previous
        tcbpf map export UDS MAP [id N] [MAP [id N]]… [obj NAME] [allow-uid UID]…
                         [entry-size 20|24|28|36]
        tcbpf map batch  [from FILE|-]
@@ -78,7 +82,8 @@ TYPE  := u8 u16 u32 u64 i8 i16 i32 i64 be16 be32 be64 ip4 ip6 mac str bytes
   {\"cpu\":N,\"value\":…}), typed by TYPES, by the BTF type NAME (from FILE,
   an object or raw BTF, else from the programs that use the map) or hex.
   Lost samples and a full ring buffer get lines of their own. It ends
-  after 'count' events, 'timeout' seconds, Ctrl-C or a closed output pipe.
+  after 'count' events, 'timeout' seconds, Ctrl-C or SIGTERM (also while
+  its output pipe is full) or a closed output pipe.
   export sends struct bpf_elf_map entries of entry-size bytes (default 36,
   as tc today; 20, 24 or 28 for importers built against older iproute2).
 
@@ -112,6 +117,22 @@ TYPES) makes the map equal to the input: keys not given are deleted
 (zeroed in arrays), and it prints 'added A, changed C, unchanged U,
 removed R' (-j: an object).
 
+commit swaps a whole policy in one step: OUTER is an array_of_maps or
+hash_of_maps whose slot (default 0) holds the inner hash map in force.
+It reads entries as load does, checked against the inner map's sizes and
+BTF (a bad line creates nothing, exit 2), builds a new inner map with the
+inner map's attributes, fills it with UPDATE_BATCH, writes its generation
+(one more than any known) under the all-ones key, and publishes it with
+one update of the slot. It prints 'generation G in force at slot S (N
+entries, map id I); replaced R; kept …' (-j: an object). 'keep N' pins
+the replaced generation and keeps the N newest in OUTER's pin directory
+(PATH_generations/SLOT/G; OUTER must be 'pinned PATH'); 'previous'
+publishes the newest kept generation older than the one in force.
+'plan' checks everything and prints what the commit would do (the
+generation, entries, the new inner map's attributes) without creating
+or changing anything.
+'map show OUTER' shows each slot's map id and generation.
+
 batch reads map commands one per line, as 'tcbpf map …' takes them
 without 'tcbpf map' ('update pinned /sys/fs/bpf/x key 17 value 1',
 'lookup env counters key 17'; quotes as in a shell), runs them in order
@@ -119,7 +140,9 @@ and writes each answer as soon as no more input is waiting, so a shell
 can keep one tcbpf as a coproc. A failed command prints 'error: LINE N:
 …' (-j: {\"error\": …, \"line\": N}) and the batch goes on; the exit status
 is the first failure's. The MAPs of lookup, update and delete are opened
-once; runs of updates or deletes of one map go in one batch call each.
+once (one descriptor per map); runs of updates or deletes of one map go in
+one batch call each. Lines are at most 1 MiB; watch, and load from standard
+input (the batch's own commands), are refused inside a batch.
 
 Exit status: 0 success, 1 not found (key, map, pin, empty queue, env var),
 2 usage or bad input, 3 permission denied, 4 any other failure.
@@ -133,11 +156,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "expected a map command (see 'tcbpf map help')",
         ));
     };
-    if is_help(&verb) {
-        print!("{USAGE}");
-        return Ok(());
+    let verb = MapVerb::choose(&verb)?;
+    // Most verbs open their MAP before reading the words after it: a word
+    // of help anywhere is the usage, before anything is opened. `watch`
+    // hands its words to tcbpf-exporter, which has its own help.
+    if verb != MapVerb::Watch && w.help_ahead() {
+        return Err(CliError::help());
     }
-    match MapVerb::choose(&verb)? {
+    match verb {
         MapVerb::Show => admin::show(g, w),
         MapVerb::Create => admin::create(g, w),
         MapVerb::Lookup => elem::lookup(g, w),
@@ -152,12 +178,13 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         MapVerb::Freeze => admin::freeze(w),
         MapVerb::Pin => admin::pin(w),
         MapVerb::Load => load::run(g, w),
+        MapVerb::Commit => commit::run(g, w),
         MapVerb::Batch => batch::run(g, w),
         MapVerb::Events => events::run(g, w),
         MapVerb::Watch => {
             let mut args = vec!["watch".to_string()];
             args.extend(w.rest());
-            super::external::exec(g, super::external::EXPORTER, args)
+            super::external::exec(g, args)
         }
         MapVerb::Export => super::map_export::run(g, w),
     }
@@ -165,7 +192,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 
 keywords! {
     /// The verbs of `tcbpf map`.
-    enum MapVerb("map command") {
+    pub(crate) enum MapVerb("map command") {
         Show = "show" | "list",
         Create = "create",
         Lookup = "lookup",
@@ -180,6 +207,7 @@ keywords! {
         Freeze = "freeze",
         Pin = "pin",
         Load = "load",
+        Commit = "commit",
         Export = "export",
         Batch = "batch",
         Events = "events",

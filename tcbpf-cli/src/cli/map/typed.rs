@@ -21,7 +21,7 @@ pub fn types(verbose: bool, m: &OpenMap) -> Option<&MapTypes> {
             Ok(t) => t,
             Err(e) => {
                 if verbose {
-                    eprintln!(
+                    eline!(
                         "tcbpf: note: {}: cannot read the map's BTF ({e}); printing untyped",
                         m.label
                     );
