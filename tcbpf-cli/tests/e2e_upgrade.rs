@@ -244,7 +244,7 @@ fn a_keeper_set_is_replaced_by_the_upgrade_with_a_new_generation() {
         &fs.path,
     ));
     let v1_set = wait_generation(&sock, "upgrade_v1.o", 1);
-    assert_eq!(v1_set["maps"][0]["value_size"], 16, "{v1_set}");
+    assert_eq!(v1_set["maps"][0]["bytes_value"], 16, "{v1_set}");
     assert_eq!(net.send_udp(7600, 12), 12);
     ok(tcbpf(
         &format!(
@@ -261,7 +261,7 @@ fn a_keeper_set_is_replaced_by_the_upgrade_with_a_new_generation() {
         .find(|m| m["name"] == "counters")
         .unwrap()
         .clone();
-    assert_eq!(counters["value_size"], 24, "the new layout: {v2_set}");
+    assert_eq!(counters["bytes_value"], 24, "the new layout: {v2_set}");
     let text = ok(tcbpf_cmd(&["keeper", "list", &sock]));
     assert!(text.contains("generation 2"), "{text}");
     // A client re-attaching gets the new map with the carried-over counts.

@@ -136,14 +136,15 @@ pub(super) fn open_socket_and_device(dev: &str) -> Result<(Socket, u32), CliErro
 
 /// Runs `tcbpf filter …`.
 pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.help_ahead() {
-        return Err(CliError::help());
-    }
+    // `filter upgrade` has a usage of its own, help included.
     if let Some(verb) = w.peek() {
         if keywords::FilterVerb::choose(verb).ok() == Some(keywords::FilterVerb::Upgrade) {
             w.next();
-            return upgrade::run(g, w);
+            return upgrade::run(g, w).map_err(|e| e.with_usage(upgrade::UPGRADE_USAGE));
         }
+    }
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let a = args::parse_filter(w)?;
     let (sock, ifindex) = open_socket_and_device(&a.dev)?;

@@ -5,7 +5,7 @@
 
 use super::super::error::CliError;
 use super::super::output::Global;
-use super::super::words::{is_help, Words};
+use super::super::words::Words;
 use super::args::TcxHook;
 use super::keywords::{UpgradeMode, UpgradeOption};
 use super::open_socket_and_device;
@@ -172,9 +172,8 @@ fn parse(w: &mut Words) -> Result<UpgradeArgs, CliError> {
 
 /// Runs `tcbpf filter upgrade …`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
-    if w.peek().is_none() || w.clone().rest().iter().any(|x| is_help(x)) {
-        print!("{UPGRADE_USAGE}");
-        return Ok(());
+    if w.peek().is_none() || w.help_ahead() {
+        return Err(CliError::help());
     }
     let a = parse(w)?;
     let (_sock, ifindex) = open_socket_and_device(&a.dev)?;
