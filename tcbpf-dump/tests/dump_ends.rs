@@ -44,8 +44,17 @@ impl Drop for Running {
 }
 
 fn start(pair: &VethPair, port: u16, words: &[&str]) -> Running {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &pair.a.name])
+    let mut child = Command::new("env")
+        // A test run started as a background job has SIGINT ignored, and a
+        // dump keeps an inherited ignored SIGINT ignored (as nohup asks):
+        // the dump under test starts with the default, as from a terminal.
+        .args([
+            "--default-signal=INT,TERM",
+            "ip",
+            "netns",
+            "exec",
+            &pair.a.name,
+        ])
         .arg(helper())
         .args(["v0", &port.to_string()])
         .args(words)

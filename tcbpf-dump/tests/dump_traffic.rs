@@ -123,8 +123,17 @@ impl Dump {
     /// Starts `tcbpf-dump ARGS` in `ns` and waits until it traces; `None`
     /// (after printing SKIP) when the kernel refuses fentry/fexit.
     fn start(ns: &Netns, args: &[&str], stdout: Stdio, test: &str) -> Option<Dump> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, BIN])
+        let mut child = Command::new("env")
+            // Started with SIGINT's default action, as from a terminal
+            // (a background test run has it ignored, and dump keeps that).
+            .args([
+                "--default-signal=INT,TERM",
+                "ip",
+                "netns",
+                "exec",
+                &ns.name,
+                BIN,
+            ])
             .args(args)
             .stdout(stdout)
             .stderr(Stdio::piped())
