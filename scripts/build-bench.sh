@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The release build every scripts/bench-*.sh runs: the binaries and
-# examples of tcbpf, tcbpf-cli and tcbpf-exporter in one cargo invocation,
+# examples of tcbpf, tcbpf-cli, tcbpf-exporter and tcbpf-dump (bench-dump.sh:
+# tcbpf-dump and the example tracepoint_dump) in one cargo invocation,
 # so that every benchmark runs the same artifacts (features unify the same
 # way) and the build is made once and then reused. With `static`, also
 # bench-map.sh's statically linked tcbpf (target/bench-static/release).
 #   scripts/build-bench.sh [static]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p tcbpf -p tcbpf-cli -p tcbpf-exporter --bins --examples
+cargo build --release -q -p tcbpf -p tcbpf-cli -p tcbpf-exporter -p tcbpf-dump --bins --examples
 if [ "${1:-}" = static ]; then
     # Only the final link changes (crt-static); its own target dir keeps
     # the dynamic build above from being rebuilt.

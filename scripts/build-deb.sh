@@ -22,7 +22,7 @@ if [ -n "${TCBPF_BIN_DIR:-}" ]; then
 else
     PREFIX=/usr DESTDIR=$stage scripts/install.sh >&2
 fi
-strip --strip-debug "$stage"/usr/bin/tcbpf "$stage"/usr/bin/tcbpf-exporter "$stage"/usr/bin/tcbpf-sync
+strip --strip-debug "$stage"/usr/bin/tcbpf "$stage"/usr/bin/tcbpf-exporter "$stage"/usr/bin/tcbpf-sync "$stage"/usr/bin/tcbpf-dump
 
 # Debian keeps the licence in copyright, not beside the docs.
 doc=$stage/usr/share/doc/tcbpf
@@ -53,7 +53,7 @@ Version: $version
 Architecture: $arch
 Maintainer: the tcbpf authors <tcbpf@invalid>
 Installed-Size: $size
-Depends: libc6, iproute2
+Depends: libc6, iproute2, libpcap0.8t64 | libpcap0.8
 Suggests: bpftool, prometheus
 Section: net
 Priority: optional
@@ -64,7 +64,8 @@ Description: tc's eBPF front-end and exec proxy, with a map helper for shells
  with iproute2's exec proxy), and reads and writes maps from shell scripts
  with typed values. Also: a keeper service that owns exported maps, a
  Prometheus exporter and live terminal view (tcbpf-exporter), and a follower
- that keeps maps equal to a policy in etcd (tcbpf-sync).
+ that keeps maps equal to a policy in etcd (tcbpf-sync), and a packet dump
+ of tc programs with their verdicts (tcbpf-dump).
 EOF
 install -d "$out"
 deb=$out/tcbpf_${version}_${arch}.deb

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tcbpf (release) and installs everything an operator needs:
-#   BINDIR   tcbpf, tcbpf-exporter, tcbpf-sync
+#   BINDIR   tcbpf, tcbpf-exporter, tcbpf-sync, tcbpf-dump
 #   MANDIR   man8/tcbpf*.8.gz        (made by `tcbpf gen man`)
 #   DATADIR  bash-completion/completions/tcbpf, zsh/…/_tcbpf,
 #            fish/vendor_completions.d/tcbpf.fish (`tcbpf gen completions`)
@@ -48,7 +48,7 @@ if [ "$PREFIX" = /usr ]; then
 else
     ZSHDIR=${ZSHDIR:-$DATADIR/zsh/site-functions}
 fi
-BINS=(tcbpf tcbpf-exporter tcbpf-sync)
+BINS=(tcbpf tcbpf-exporter tcbpf-sync tcbpf-dump)
 UNITS=(contrib/systemd/*.service contrib/systemd/*.socket)
 COMPLETIONS=(
     "bash:$DATADIR/bash-completion/completions/tcbpf"
@@ -70,8 +70,8 @@ fi
 
 bin_dir=${TCBPF_BIN_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/release}
 if [ "$mode" = install ]; then
-    echo "install.sh: cargo build --release (tcbpf, tcbpf-exporter, tcbpf-sync)…" >&2
-    cargo build --release --locked -q -p tcbpf-cli -p tcbpf-exporter -p tcbpf-sync --bins
+    echo "install.sh: cargo build --release (tcbpf, tcbpf-exporter, tcbpf-sync, tcbpf-dump)…" >&2
+    cargo build --release --locked -q -p tcbpf-cli -p tcbpf-exporter -p tcbpf-sync -p tcbpf-dump --bins
 fi
 for b in "${BINS[@]}"; do
     if [ ! -x "$bin_dir/$b" ]; then

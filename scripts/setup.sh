@@ -5,8 +5,11 @@
 # service; systemd-analyze checks the units), man, zsh and fish (the
 # generated man pages and completions), prometheus and tmux (exporter and
 # map watch), etcd and etcdctl (tcbpf-sync), hyperfine
-# (scripts/bench-map.sh, which CI runs in its tiny form). Each package is
-# installed only when its command is missing, so a second run does nothing.
+# (scripts/bench-map.sh, which CI runs in its tiny form), libpcap-dev
+# (tcbpf-dump links libpcap to compile filters), tcpdump and tshark (dump's
+# tests: filters compiled as tcpdump does, pcapng read back). Each package
+# is installed only when its command is missing, so a second run does
+# nothing.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh: installing packages needs root" >&2
@@ -54,4 +57,14 @@ fi
 if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         etcd-server etcd-client
+fi
+# tcbpf-dump: libpcap compiles 'filter EXPR' (the crate links -lpcap);
+# its tests compare with tcpdump -ddd and read the pcapng with tshark.
+need=()
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v tshark >/dev/null || need+=(tshark)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

@@ -52,16 +52,28 @@ fn deb_installs_runs_finds_its_man_pages_and_is_removed() {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcbpf")).parent().unwrap();
     // The helpers, beside tcbpf: built here only when missing (the
     // workspace build of scripts/test.sh has made them).
-    if !["tcbpf-exporter", "tcbpf-sync"]
+    if !["tcbpf-exporter", "tcbpf-sync", "tcbpf-dump"]
         .iter()
         .all(|b| bin_dir.join(b).is_file())
     {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "tcbpf-exporter", "-p", "tcbpf-sync"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "tcbpf-exporter",
+                "-p",
+                "tcbpf-sync",
+                "-p",
+                "tcbpf-dump",
+            ])
             .current_dir(&root)
             .status()
             .unwrap();
-        assert!(status.success(), "building tcbpf-exporter and tcbpf-sync");
+        assert!(
+            status.success(),
+            "building tcbpf-exporter, tcbpf-sync and tcbpf-dump"
+        );
     }
 
     let out_dir = TempDir::new("deb");
@@ -92,7 +104,13 @@ fn deb_installs_runs_finds_its_man_pages_and_is_removed() {
         version.trim(),
         format!("tcbpf {}", env!("CARGO_PKG_VERSION"))
     );
-    for page in ["tcbpf", "tcbpf-map", "tcbpf-exporter", "tcbpf-sync"] {
+    for page in [
+        "tcbpf",
+        "tcbpf-map",
+        "tcbpf-exporter",
+        "tcbpf-sync",
+        "tcbpf-dump",
+    ] {
         let (ok, path, err) = run("man", &["-w", page]);
         assert!(ok, "man -w {page}: {err}");
         assert_eq!(
@@ -105,6 +123,7 @@ fn deb_installs_runs_finds_its_man_pages_and_is_removed() {
     for file in [
         "/usr/bin/tcbpf-exporter",
         "/usr/bin/tcbpf-sync",
+        "/usr/bin/tcbpf-dump",
         "/usr/share/bash-completion/completions/tcbpf",
         "/usr/share/zsh/vendor-completions/_tcbpf",
         "/usr/share/fish/vendor_completions.d/tcbpf.fish",

@@ -105,3 +105,34 @@ fn a_missing_exporter_is_a_clear_error() {
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["sync", "help"]);
     assert_eq!(code, 4, "{err}");
 }
+
+/// `tcbpf dump …` runs `tcbpf-dump` the same way: beside tcbpf first, with
+/// the words and `-j`; a missing one is the same clear error (exit 4,
+/// through `external::run_helper` like the exporter and sync).
+#[test]
+fn dump_runs_tcbpf_dump_with_the_words_and_json_flag() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("dispdump");
+    let bin = copy_tcbpf(&dir.0);
+    let p = dir.0.join("tcbpf-dump");
+    std::fs::write(&p, STAND_IN).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, err) = run_with_path(
+        &bin,
+        "/usr/bin:/bin",
+        &["-j", "dump", "dev", "v0", "filter", "udp port 4242"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("args: -j dev v0 filter udp port 4242\n"),
+        "{out}"
+    );
+    let alone = TempDir::new("dumpmissing");
+    let bin = copy_tcbpf(&alone.0);
+    let (code, _, err) = run_with_path(&bin, "/nonexistent", &["dump", "dev", "v0"]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("dump: tcbpf-dump is neither beside tcbpf nor on PATH"),
+        "{err}"
+    );
+}

@@ -178,6 +178,7 @@ fn every_line_help_prints_is_in_the_man_page() {
             &[&["exporter", "help"], &["map", "watch", "help"]],
         ),
         ("tcbpf-sync", &[&["sync", "help"]]),
+        ("tcbpf-dump", &[&["dump", "help"]]),
     ];
     for (page, helps) in helpers {
         if beside.join(page).is_file() {

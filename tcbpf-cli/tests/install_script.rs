@@ -43,16 +43,28 @@ fn install(root: &Path, bin_dir: &Path, dest: &Path, arg: Option<&str>) {
 fn install_puts_every_part_under_prefix_and_uninstall_removes_them() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcbpf")).parent().unwrap();
-    if !["tcbpf-exporter", "tcbpf-sync"]
+    if !["tcbpf-exporter", "tcbpf-sync", "tcbpf-dump"]
         .iter()
         .all(|b| bin_dir.join(b).is_file())
     {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "tcbpf-exporter", "-p", "tcbpf-sync"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "tcbpf-exporter",
+                "-p",
+                "tcbpf-sync",
+                "-p",
+                "tcbpf-dump",
+            ])
             .current_dir(&root)
             .status()
             .unwrap();
-        assert!(status.success(), "building tcbpf-exporter and tcbpf-sync");
+        assert!(
+            status.success(),
+            "building tcbpf-exporter, tcbpf-sync and tcbpf-dump"
+        );
     }
     let dest = TempDir::new("install");
     install(&root, bin_dir, &dest.0, Some("--no-build"));
@@ -61,12 +73,14 @@ fn install_puts_every_part_under_prefix_and_uninstall_removes_them() {
         "bin/tcbpf",
         "bin/tcbpf-exporter",
         "bin/tcbpf-sync",
+        "bin/tcbpf-dump",
         "share/man/man8/tcbpf.8.gz",
         "share/man/man8/tcbpf-map.8.gz",
         "share/man/man8/tcbpf-filter.8.gz",
         "share/man/man8/tcbpf-keeper.8.gz",
         "share/man/man8/tcbpf-sync.8.gz",
         "share/man/man8/tcbpf-exporter.8.gz",
+        "share/man/man8/tcbpf-dump.8.gz",
         "share/bash-completion/completions/tcbpf",
         "share/zsh/site-functions/_tcbpf",
         "share/fish/vendor_completions.d/tcbpf.fish",

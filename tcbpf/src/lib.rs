@@ -104,6 +104,7 @@ pub mod maps;
 pub mod scm;
 pub mod sys;
 pub mod tc;
+pub mod trace;
 pub mod upgrade;
 pub mod value;
 

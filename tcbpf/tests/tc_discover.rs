@@ -56,7 +56,8 @@ fn device_programs_and_their_maps_are_found_with_run_counts() {
         Hook::Filter {
             pref: 7,
             handle: 1,
-            name: Some("count.o:[classifier]".into())
+            name: Some("count.o:[classifier]".into()),
+            direct_action: true,
         }
     );
     assert_eq!(found[1].direction, Direction::Egress);

@@ -8,13 +8,14 @@
 //! the committed fixtures of `bpf/`, a runner for the `tcbpf` binary (whose
 //! path the caller passes: `env!("CARGO_BIN_EXE_tcbpf")` exists only in
 //! tcbpf-cli's tests), an importer-process guard, and a few hand-assembled
-//! classifiers. It must not mock the kernel or `tc`, and must not touch
+//! classifiers, and `bpf/dump.o` attached to tracepoints. It must not mock the kernel or `tc`, and must not touch
 //! anything a test did not create (no host interfaces, no host bpffs).
 
 mod bpffs;
 mod cli;
 mod net;
 mod progs;
+pub mod tracepoints;
 
 pub use bpffs::Bpffs;
 pub use cli::{env_vars, fails, ok, output, run_bin, wait_for, Importer, Run};

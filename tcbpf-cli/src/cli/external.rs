@@ -1,12 +1,13 @@
-//! `tcbpf exporter …`, `tcbpf map watch …` and `tcbpf sync …` run the
-//! `tcbpf-exporter` and `tcbpf-sync` binaries, as git runs `git-*`: the
-//! HTTP server, the terminal crate, the async runtime and the etcd client
-//! live there, so they weigh neither on this binary's start-up nor on the
-//! library. A helper is looked for beside this binary first, then on PATH;
-//! the process is replaced (execve), keeping the network namespace `-n`
-//! entered and the descriptors a MAP like `env ID` names. A helper that is
-//! not there is exit 4 for both (an installation fault: exit 1 is kept for
-//! what the words name, a key, a map, a pin).
+//! `tcbpf exporter …`, `tcbpf map watch …`, `tcbpf sync …` and `tcbpf
+//! dump …` run the `tcbpf-exporter`, `tcbpf-sync` and `tcbpf-dump`
+//! binaries, as git runs `git-*`: the HTTP server, the terminal crate, the
+//! async runtime, the etcd client and libpcap live there, so they weigh
+//! neither on this binary's start-up nor on the library. A helper is looked
+//! for beside this binary first, then on PATH; the process is replaced
+//! (execve), keeping the network namespace `-n` entered and the descriptors
+//! a MAP like `env ID` names. A helper that is not there is exit 4 for all
+//! (an installation fault: exit 1 is kept for what the words name, a key, a
+//! map, a pin).
 
 use super::error::CliError;
 use super::output::Global;
@@ -16,6 +17,9 @@ use std::path::PathBuf;
 
 /// The exporter's file name.
 pub const EXPORTER: &str = "tcbpf-exporter";
+
+/// The dump binary's file name.
+pub const DUMP: &str = "tcbpf-dump";
 
 /// Where `exec` would find `tcbpf-exporter` (`demo watch` asks before it
 /// sets anything up). `None` when it is neither beside tcbpf nor on PATH.

@@ -3,8 +3,8 @@
 //! is the command's `help` text, its keyword lists are the `keywords!`
 //! tables (`WHAT`, `WORDS`); completion asks this binary (`gen complete
 //! WORDS…`), which resolves the words typed so far with the same tables
-//! and prefix rule as the parser. `tcbpf-exporter` and `tcbpf-sync` pages
-//! take their text from those binaries' own `help`.
+//! and prefix rule as the parser. `tcbpf-exporter`, `tcbpf-sync` and
+//! `tcbpf-dump` pages take their text from those binaries' own `help`.
 //!
 //!   tcbpf gen man                 the page names, one a line
 //!   tcbpf gen man PAGE            PAGE in roff (man(7)) on stdout
@@ -64,6 +64,10 @@ const PAGES: &[(&str, &str)] = &[
     (
         "tcbpf-sync",
         "keep maps on many hosts equal to a policy in etcd (tcbpf-sync)",
+    ),
+    (
+        "tcbpf-dump",
+        "every packet a tc program handles, with its verdict (tcbpf-dump)",
     ),
 ];
 
@@ -239,6 +243,11 @@ pub fn next_words(typed: &[String]) -> Vec<String> {
             [] => vec!["help".into()],
             _ => Vec::new(),
         },
+        // `dev DEV` or the one program `prog ID` / `pinned PATH`.
+        Object::Dump => match rest {
+            [] => vec!["dev".into(), "prog".into(), "pinned".into(), "help".into()],
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -340,7 +349,8 @@ fn table<K: PartialEq + Copy>(what: &str, words: &[(&str, K)]) -> Table {
     (what.to_string(), listed.join(", "))
 }
 
-/// The text of `help` for a helper binary (`tcbpf-exporter`, `tcbpf-sync`),
+/// The text of `help` for a helper binary (`tcbpf-exporter`, `tcbpf-sync`,
+/// `tcbpf-dump`),
 /// found as `tcbpf` finds it to run it.
 fn helper_help(binary: &str, args: &[&str]) -> Result<String, CliError> {
     let exe = std::env::current_exe().ok();
@@ -439,6 +449,10 @@ fn page_parts(page: &str) -> Result<(Vec<String>, Vec<Table>), CliError> {
         ),
         "tcbpf-sync" => (
             vec![helper_help(super::sync::HELPER, &["help"])?],
+            Vec::new(),
+        ),
+        "tcbpf-dump" => (
+            vec![helper_help(super::external::DUMP, &["help"])?],
             Vec::new(),
         ),
         other => {
@@ -549,7 +563,7 @@ mod tests {
     #[test]
     fn every_page_but_the_helpers_renders_its_help_verbatim() {
         for (page, _) in PAGES {
-            if matches!(*page, "tcbpf-exporter" | "tcbpf-sync") {
+            if matches!(*page, "tcbpf-exporter" | "tcbpf-sync" | "tcbpf-dump") {
                 continue;
             }
             let m = man_page(page).unwrap();

@@ -58,6 +58,7 @@ keywords! {
         Link = "link",
         Prog = "prog",
         Net = "net",
+        Dump = "dump",
     }
 }
 
@@ -65,7 +66,7 @@ keywords! {
 pub const USAGE: &str = "\
 Usage: tcbpf [OPTIONS] OBJECT { COMMAND | help }
 
-OBJECT := { map | exec | filter | qdisc | chain | link | prog | net | obj | keeper | sync | demo | exporter }
+OBJECT := { map | exec | filter | qdisc | chain | link | prog | net | obj | keeper | sync | demo | exporter | dump }
 OPTIONS := { -j[son] | -p[retty] | -n[etns] { NAME | PATH } | -v[erbose] | -d[etails] | -h[elp] | -V[ersion] | --version }
 (also after OBJECT, as in 'tcbpf map -j show'; PATH: /proc/PID/ns/net)
 
@@ -82,6 +83,7 @@ OPTIONS := { -j[son] | -p[retty] | -n[etns] { NAME | PATH } | -v[erbose] | -d[et
   tcbpf sync help            keep maps equal to a policy in etcd (tcbpf-sync)
   tcbpf demo                 run the built-in example end to end
   tcbpf exporter help        serve maps' counters to Prometheus
+  tcbpf dump help            every packet a tc program handles, with its verdict
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -124,7 +126,7 @@ fn run_words(args: Vec<String>) -> Result<(), CliError> {
     let Some(object) = w.next() else {
         eprint!("{USAGE}");
         return Err(CliError::usage(
-            "expected an object (map, exec, filter, qdisc, chain, link, prog, net, obj, keeper, sync, demo, exporter)",
+            "expected an object (map, exec, filter, qdisc, chain, link, prog, net, obj, keeper, sync, demo, exporter, dump)",
         ));
     };
     if is_help(&object) {
@@ -137,9 +139,9 @@ fn run_words(args: Vec<String>) -> Result<(), CliError> {
     }
     let object = Object::choose(&object)?;
     // Options may also follow the object word, as bpftool takes them
-    // (`tcbpf map -j show`); the exporter's and sync's words are theirs.
+    // (`tcbpf map -j show`); the exporter's, sync's and dump's words are theirs.
     let early = match object {
-        Object::Sync | Object::Exporter => None,
+        Object::Sync | Object::Exporter | Object::Dump => None,
         _ => options(&mut w, &mut g)?,
     };
     if let Some(name) = &g.netns {
@@ -212,7 +214,7 @@ fn options(w: &mut Words, g: &mut Global) -> Result<Option<GlobalOption>, CliErr
     Ok(None)
 }
 
-/// The usage `tcbpf OBJECT help` prints. The exporter and sync have their
+/// The usage `tcbpf OBJECT help` prints. The exporter, sync and dump have their
 /// own, printed by their binaries (the words reach them unread).
 fn usage_of(object: Object) -> &'static str {
     match object {
@@ -227,7 +229,7 @@ fn usage_of(object: Object) -> &'static str {
         Object::Link => link::USAGE,
         Object::Prog => prog::USAGE,
         Object::Net => net::USAGE,
-        Object::Sync | Object::Exporter => USAGE,
+        Object::Sync | Object::Exporter | Object::Dump => USAGE,
     }
 }
 
@@ -236,6 +238,7 @@ fn dispatch(object: Object, g: &Global, w: &mut Words) -> Result<(), CliError> {
     match object {
         Object::Keeper => keeper::run(g, w),
         Object::Exporter => external::exec(g, w.rest()),
+        Object::Dump => external::run_helper(external::DUMP, "dump", g, w.rest()),
         Object::Sync => sync::run(g, w),
         Object::Map => map::run(g, w),
         Object::Exec => exec::run(g, w),
@@ -392,9 +395,12 @@ mod tests {
                 l
             }));
             for mut line in lines {
-                // `sync` and `exporter` hand their words to their own
-                // binaries, which print their own help.
-                if matches!(line.first(), None | Some(&"sync") | Some(&"exporter")) {
+                // `sync`, `exporter` and `dump` hand their words to their
+                // own binaries, which print their own help.
+                if matches!(
+                    line.first(),
+                    None | Some(&"sync") | Some(&"exporter") | Some(&"dump")
+                ) {
                     continue;
                 }
                 // The words after `run` are the command's own (`run
@@ -433,7 +439,7 @@ mod tests {
         assert!(e.is_help());
         assert_eq!(e.message, graft::USAGE);
         for (word, object) in Object::WORDS {
-            if !matches!(object, Object::Sync | Object::Exporter) {
+            if !matches!(object, Object::Sync | Object::Exporter | Object::Dump) {
                 assert!(
                     usage_of(*object).contains(&format!("tcbpf {word}"))
                         || usage_of(*object).contains(&format!("{word} ")),

@@ -115,7 +115,9 @@ pub fn attachments(sock: &Socket, dev: Option<&str>) -> Result<Vec<Attached>, Cl
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", d.name)))?;
         for a in found {
             let point = match a.hook {
-                TcHook::Filter { pref, handle, name } => Point::Clsact {
+                TcHook::Filter {
+                    pref, handle, name, ..
+                } => Point::Clsact {
                     direction: a.direction,
                     pref,
                     handle,

@@ -12,5 +12,6 @@ mod prog;
 pub use insn::Insn;
 pub use map::{map_flags, MapType};
 pub use prog::{
-    section_by_name, section_by_word, AttachType, ProgSection, ProgType, PROG_SECTIONS,
+    section_by_name, section_by_word, trace_section_by_name, AttachType, ProgSection, ProgType,
+    PROG_SECTIONS, TRACE_SECTIONS,
 };

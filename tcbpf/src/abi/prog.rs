@@ -288,6 +288,41 @@ pub const PROG_SECTIONS: &[ProgSection] = &[
     },
 ];
 
+/// The tracing sections tcbpf loads against a target (`dump`'s
+/// fentry/fexit programs on a tc program; `tp_btf` on a tracepoint of the
+/// kernel's BTF): not tc program kinds, so not in [`PROG_SECTIONS`]; they
+/// load only with a trace target (`load::LoadOptions::trace_target`).
+pub const TRACE_SECTIONS: &[ProgSection] = &[
+    ProgSection {
+        section: "fentry",
+        word: "fentry",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceFentry),
+    },
+    ProgSection {
+        section: "fexit",
+        word: "fexit",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceFexit),
+    },
+    ProgSection {
+        section: "tp_btf",
+        word: "tp_btf",
+        prog_type: ProgType::Tracing,
+        attach: Some(AttachType::TraceRawTp),
+    },
+];
+
+/// The tracing row for ELF section `name` (`fentry`, `fentry/…`).
+pub fn trace_section_by_name(name: &str) -> Option<&'static ProgSection> {
+    TRACE_SECTIONS.iter().find(|s| {
+        name == s.section
+            || name
+                .strip_prefix(s.section)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
 /// The row whose `type` word is `word`.
 pub fn section_by_word(word: &str) -> Option<&'static ProgSection> {
     PROG_SECTIONS.iter().find(|s| s.word == word)
@@ -336,6 +371,12 @@ mod tests {
         );
         assert_eq!(section_by_name("classifier/x").unwrap().word, "cls");
         assert!(section_by_name("classifierx").is_none());
+        assert_eq!(
+            trace_section_by_name("fexit/tc").unwrap().attach,
+            Some(AttachType::TraceFexit)
+        );
+        assert!(trace_section_by_name("fentryx").is_none());
+        assert!(section_by_name("fentry/tc").is_none());
         let xdp = section_by_name("xdp/pass").unwrap();
         assert_eq!((xdp.word, xdp.prog_type), ("xdp", ProgType::Xdp));
         assert_eq!(ProgType::Xdp.name(), "xdp");

@@ -158,6 +158,43 @@ impl ProgramSpec {
     pub fn subprograms(&self) -> impl Iterator<Item = &Placement> {
         self.layout.iter().skip(1)
     }
+
+    /// Replaces the body of subprogram `name` with `body` (code generated
+    /// at load time, as `dump` splices a packet filter into a stub). The
+    /// function must be the last one of the program (nothing after it
+    /// moves) and hold no map or extern reference; its line info is cut to
+    /// the record at its start, and CO-RE relocations recorded for the old
+    /// body are no longer applied to it.
+    pub fn replace_last_function(&mut self, name: &str, body: Vec<Insn>) -> Result<(), String> {
+        let Some(last) = self.layout.last() else {
+            return Err(format!("program '{}' has no functions", self.name));
+        };
+        if last.name != name || self.layout.len() < 2 {
+            return Err(format!(
+                "function '{name}' is not the last subprogram of '{}'",
+                self.name
+            ));
+        }
+        let start = last.program_insn;
+        if self.map_refs.iter().any(|r| r.insn >= start)
+            || self.extern_refs.iter().any(|r| r.insn >= start)
+        {
+            return Err(format!(
+                "function '{name}' refers to maps or externs: its body cannot be replaced"
+            ));
+        }
+        if body.is_empty() {
+            return Err(format!("an empty body for function '{name}'"));
+        }
+        self.insns.truncate(start);
+        let len = body.len();
+        self.insns.extend(body);
+        self.line_info.retain(|l| (l[0] as usize) <= start);
+        let last = self.layout.last_mut().expect("checked above");
+        last.len = len;
+        last.section = format!("{} (replaced)", last.section);
+        Ok(())
+    }
 }
 
 /// A function of a code section.

@@ -149,6 +149,19 @@ fn create_or_reuse(
     if let Some((_, id)) = ctx.given_maps.iter().find(|(n, _)| *n == m.name) {
         return given(ctx, m, *id);
     }
+    if let Some((_, shared)) = ctx.shared_maps.iter().find(|(name, _)| *name == m.name) {
+        let fd = shared.try_clone().map_err(|e| LoadError::Sys {
+            file: ctx.file.clone(),
+            what: format!("shared map '{}'", m.name),
+            source: e,
+        })?;
+        return Ok(LoadedMap {
+            spec: m.clone(),
+            fd,
+            pin_path: None,
+            reused: true,
+        });
+    }
     if ctx.defer_pins {
         let fd = create(ctx, m, inner, btf)?;
         return Ok(LoadedMap {

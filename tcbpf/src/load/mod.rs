@@ -68,6 +68,7 @@ use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONF
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The program type an object's main program loads as: tc's `type cls` /
 /// `type act`, or XDP (`tcbpf link set … xdp`).
@@ -151,6 +152,27 @@ pub struct LoadOptions {
     /// reused or made): `filter upgrade` pins the new maps itself, by
     /// rename over the old pins, once the new program runs.
     pub defer_pins: bool,
+    /// The program the object's tracing programs (`fentry`/`fexit`
+    /// sections, `abi::TRACE_SECTIONS`) attach to; they do not load
+    /// without one.
+    pub trace_target: Option<TraceTarget>,
+    /// Maps taken as they are instead of created, by map name: another
+    /// load's maps shared with this one (each descriptor is duplicated;
+    /// the map counts as reused).
+    pub shared_maps: Vec<(String, Arc<MapFd>)>,
+}
+
+/// What a tracing program is loaded against (`attach_prog_fd`,
+/// `attach_btf_id`): a program's function, or without a program a type of
+/// the kernel's BTF (a function for fentry/fexit, the `btf_trace_*`
+/// typedef of a tracepoint for `tp_btf`).
+#[derive(Debug, Clone)]
+pub struct TraceTarget {
+    /// The traced program (`None`: the kernel).
+    pub prog: Option<Arc<ProgFd>>,
+    /// The BTF type id of the function: in the program's own BTF
+    /// (`sys::info::ProgInfo::main_func_type_id`), else in vmlinux's.
+    pub func_type_id: u32,
 }
 
 impl Default for LoadOptions {
@@ -167,6 +189,8 @@ impl Default for LoadOptions {
             pin_program: None,
             target_btf: None,
             max_map_memory: None,
+            trace_target: None,
+            shared_maps: Vec::new(),
             given_maps: Vec::new(),
             defer_pins: false,
         }
@@ -312,6 +336,8 @@ pub(crate) struct Context<'a> {
     pub prog_type: u32,
     pub verbose: bool,
     pub notes: Vec<String>,
+    pub trace_target: Option<&'a TraceTarget>,
+    pub shared_maps: &'a [(String, Arc<MapFd>)],
     pub given_maps: &'a [(String, u32)],
     pub defer_pins: bool,
 }
@@ -450,6 +476,8 @@ pub fn load_spec(
         prog_type: opts.prog_type.prog_type(),
         verbose: opts.verbose,
         notes: Vec::new(),
+        trace_target: opts.trace_target.as_ref(),
+        shared_maps: &opts.shared_maps,
         given_maps: &opts.given_maps,
         defer_pins: opts.defer_pins,
     };

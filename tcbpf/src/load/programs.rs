@@ -4,6 +4,7 @@
 
 use super::externs::{ModuleBtfs, Outcome};
 use super::{Context, LoadError, LoadedMap, LoadedProgram, VerifierRejection};
+use crate::abi::trace_section_by_name;
 use crate::elf::{MapRefKind, ObjectSpec, ProgramSpec};
 use crate::sys::{prog, BtfFd};
 use std::os::fd::{AsFd, AsRawFd};
@@ -27,9 +28,26 @@ pub(crate) fn load(
         }
     }
     let use_btf = btf.filter(|_| !p.func_info.is_empty());
+    let (prog_type, expected_attach_type, target) = match trace_section_by_name(&p.section) {
+        Some(row) => {
+            let Some(target) = ctx.trace_target else {
+                return Err(LoadError::Invalid {
+                    file: ctx.file.clone(),
+                    what: format!("program '{}'", p.name),
+                    reason: format!(
+                        "section '{}' holds a tracing program, which loads only against a target program",
+                        p.section
+                    ),
+                });
+            };
+            let attach = row.attach.map_or(0, |a| a.as_u32());
+            (row.prog_type.as_u32(), attach, Some(target))
+        }
+        None => (ctx.prog_type, 0, None),
+    };
     let req = prog::ProgLoad {
-        prog_type: ctx.prog_type,
-        expected_attach_type: 0,
+        prog_type,
+        expected_attach_type,
         insns: &insns,
         license: &spec.license,
         name: &p.name,
@@ -39,6 +57,8 @@ pub(crate) fn load(
         log_level: u32::from(ctx.verbose),
         prog_flags: 0,
         fd_array: &fd_array,
+        attach_prog: target.and_then(|t| t.prog.as_ref()).map(|p| p.as_fd()),
+        attach_btf_id: target.map_or(0, |t| t.func_type_id),
     };
     match prog::load(&req) {
         Ok(loaded) => Ok(LoadedProgram {

@@ -5,6 +5,7 @@
 //! library's signalfd stop, `sys::signal`, which blocks signals only in the
 //! calling thread). They live in `sys` because they need `unsafe`; they are
 //! in a module of their own so the library's API proper does not offer them.
+//! `dump` reads the clocks here to put wall-clock times on kernel stamps.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -63,4 +64,21 @@ pub fn catch_interrupts() {
 /// True once SIGINT or SIGTERM arrived after [`catch_interrupts`].
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// CLOCK_MONOTONIC and CLOCK_REALTIME now, in nanoseconds: `dump` turns
+/// `bpf_ktime_get_ns()` stamps into wall-clock time with their difference.
+pub fn monotonic_and_realtime_ns() -> (u64, u64) {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec the call fills; no other pointers.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        (ts.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec as u64)
+    };
+    (read(libc::CLOCK_MONOTONIC), read(libc::CLOCK_REALTIME))
 }

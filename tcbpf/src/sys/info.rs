@@ -181,6 +181,10 @@ pub struct ProgInfo {
     pub gpl_compatible: bool,
     /// BTF object id, 0 when none.
     pub btf_id: u32,
+    /// The BTF type id of the program's own function (its first
+    /// `bpf_func_info` record) in that BTF; 0 without BTF func info. A
+    /// tracing program attaches to it (`attach_btf_id`).
+    pub main_func_type_id: u32,
     /// When it was loaded, in nanoseconds since boot.
     pub load_time: u64,
     /// The uid that loaded it.
@@ -218,6 +222,20 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         unsafe { get_info(fd, &mut raw) }.map_err(err)?;
         map_ids.truncate(raw.nr_map_ids.min(count) as usize);
     }
+    let mut main_func_type_id = 0;
+    if raw.nr_func_info > 0 && raw.btf_id != 0 {
+        // The first record is the program's own function (insn_off 0).
+        let mut first = [0u32; 2];
+        let mut fi = RawProgInfo {
+            nr_func_info: 1,
+            func_info_rec_size: 8,
+            func_info: ptr(first.as_mut_ptr()),
+            ..Default::default()
+        };
+        // SAFETY: func_info points at one 8-byte record, alive for the call.
+        unsafe { get_info(fd, &mut fi) }.map_err(err)?;
+        main_func_type_id = first[1];
+    }
     Ok(ProgInfo {
         prog_type: raw.prog_type,
         id: raw.id,
@@ -229,6 +247,7 @@ pub fn prog_info(fd: impl AsFd) -> Result<ProgInfo> {
         bytes_jited: raw.jited_prog_len,
         gpl_compatible: raw.gpl_compatible & 1 != 0,
         btf_id: raw.btf_id,
+        main_func_type_id,
         load_time: raw.load_time,
         created_by_uid: raw.created_by_uid,
         run_time_ns: raw.run_time_ns,

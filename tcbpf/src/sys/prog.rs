@@ -31,6 +31,11 @@ pub struct ProgLoad<'a> {
     pub prog_flags: u32,
     /// Descriptors kfunc calls refer to by index (`insn.off`): module BTF.
     pub fd_array: &'a [i32],
+    /// Tracing programs: the program they attach to (`attach_prog_fd`).
+    pub attach_prog: Option<BorrowedFd<'a>>,
+    /// Tracing programs: the function they attach to, a type id in the
+    /// attach program's BTF (or the kernel's, without `attach_prog`).
+    pub attach_btf_id: u32,
 }
 
 #[repr(C)]
@@ -126,6 +131,10 @@ fn load_with_log(
     if !spec.fd_array.is_empty() {
         attr.fd_array = ptr(spec.fd_array.as_ptr());
     }
+    if let Some(target) = spec.attach_prog {
+        attr.attach_prog_fd = target.as_raw_fd() as u32;
+    }
+    attr.attach_btf_id = spec.attach_btf_id;
     if let Some(btf) = spec.btf {
         attr.prog_btf_fd = btf.as_raw_fd() as u32;
         if !spec.func_info.is_empty() {

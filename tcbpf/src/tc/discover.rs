@@ -24,6 +24,9 @@ pub enum Hook {
         handle: u32,
         /// `TCA_BPF_NAME` (`FILE:[SECTION]`), when the filter has one.
         name: Option<String>,
+        /// `da`: the program's return value is a tc action (without it, a
+        /// classid).
+        direct_action: bool,
     },
     /// A tcx program.
     Tcx {
@@ -76,6 +79,7 @@ pub fn attachments(
             let Some(prog_id) = f.bpf.as_ref().and_then(|o| o.prog_id) else {
                 continue;
             };
+            let direct_action = f.bpf.as_ref().is_some_and(|o| o.direct_action);
             out.push(Attachment {
                 ifindex,
                 direction,
@@ -83,6 +87,7 @@ pub fn attachments(
                     pref: f.pref,
                     handle: f.handle,
                     name: f.bpf.and_then(|o| o.name),
+                    direct_action,
                 },
                 prog_id,
             });
