@@ -132,11 +132,13 @@ pub enum Verb {
     List,
     Status,
     Etcd,
+    Commit,
 }
 
 /// The command words, in the order usage lists them.
-pub const VERBS: [(&str, Verb); 6] = [
+pub const VERBS: [(&str, Verb); 7] = [
     ("put", Verb::Put),
+    ("commit", Verb::Commit),
     ("del", Verb::Del),
     ("get", Verb::Get),
     ("list", Verb::List),
@@ -271,6 +273,8 @@ pub enum MapRef {
 pub struct Follow {
     pub map: MapRef,
     pub name: Option<String>,
+    /// `slot N`: a map-in-map's slot (default 0).
+    pub slot: Option<u32>,
 }
 
 /// Options of `tcbpf sync etcd`.
@@ -307,6 +311,11 @@ pub enum Command {
     },
     Status,
     Etcd(EtcdOpts),
+    /// `commit map NAME from FILE`: a whole policy as one generation.
+    Commit {
+        map: String,
+        file: String,
+    },
 }
 
 /// `map NAME`.
@@ -353,6 +362,12 @@ pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
                 Some(map_name(w)?)
             },
         },
+        Verb::Commit => {
+            let map = map_name(w)?;
+            w.keyword("from")?;
+            let file = w.expect("a file (or - for standard input) after 'from'")?;
+            Command::Commit { map, file }
+        }
         Verb::Status => Command::Status,
         Verb::Etcd => Command::Etcd(parse_etcd(w)?),
     };
@@ -404,7 +419,13 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         } else {
             None
         };
-        o.maps.push(Follow { map, name });
+        let slot = if w.peek() == Some("slot") {
+            w.next();
+            Some(w.number("a slot number after 'slot'")?)
+        } else {
+            None
+        };
+        o.maps.push(Follow { map, name, slot });
     }
     if o.maps.is_empty() {
         return Err(SyncError::usage(
@@ -515,13 +536,33 @@ mod tests {
             o.maps[1],
             Follow {
                 map: MapRef::Id(7),
-                name: None
+                name: None,
+                slot: None
             }
         );
         assert_eq!(
             (o.node.as_deref(), o.status_ttl, o.resync),
             (Some("h1"), 5, Some(60))
         );
+    }
+
+    #[test]
+    fn commit_takes_a_map_and_a_file() {
+        let (_, _, cmd) = parse(
+            "commit",
+            &mut words("e:1 prefix /f map blocked from gen.jsonl"),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Commit {
+                map: "blocked".into(),
+                file: "gen.jsonl".into()
+            }
+        );
+        let e = parse("commit", &mut words("e:1 prefix /f map blocked"), no_env).unwrap_err();
+        assert!(e.message.contains("expected 'from'"), "{e}");
     }
 
     #[test]

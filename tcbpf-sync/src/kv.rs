@@ -7,10 +7,9 @@
 //! checked by each follower against its map's types.
 
 use crate::error::SyncError;
-use crate::layout::{canonical_json, Prefix};
+use crate::layout::Prefix;
 use etcd_client::{Client, Txn, TxnOp};
 use serde_json::{json, Value};
-use std::io::BufRead;
 
 /// Operations per transaction in `put … from`.
 pub const TXN_OPS: usize = 128;
@@ -125,32 +124,11 @@ pub async fn put_from(
     map: &str,
     file: &str,
 ) -> Result<(usize, i64), SyncError> {
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(file).map_err(|e| SyncError::usage(format!("from {file}: {e}")))?,
-        ))
-    };
     // Read and check everything first: a bad line writes nothing.
-    let mut ops = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| SyncError::usage(format!("from {file}: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("from {file} line {}", n + 1);
-        let v: Value = serde_json::from_str(&line)
-            .map_err(|e| SyncError::usage(format!("{}: not JSON: {e}", at())))?;
-        let (Some(k), Some(val)) = (v.get("key"), v.get("value")) else {
-            return Err(SyncError::usage(format!(
-                "{}: expected {{\"key\":…,\"value\":…}}",
-                at()
-            )));
-        };
-        let key = canonical_json("key", &k.to_string())?;
-        ops.push(TxnOp::put(p.entry(map, &key), val.to_string(), None));
-    }
+    let ops: Vec<TxnOp> = crate::generation::read_lines(file)?
+        .into_iter()
+        .map(|(key, value)| TxnOp::put(p.entry(map, &key), value, None))
+        .collect();
     let total = ops.len();
     let mut revision = 0;
     let mut ops = ops.into_iter().peekable();

@@ -5,6 +5,12 @@
 //! PREFIX/maps/NAME/KEY    desired entry: KEY is the key's compact JSON text,
 //!                         escaped; the etcd value is the value's JSON text
 //! PREFIX/nodes/NODE       a node's status (JSON), under that node's lease
+//! PREFIX/gens/NAME/G/record          generation G of map NAME: its record
+//!                                    (JSON: generation, checksum, entries,
+//!                                    author, time), written first
+//! PREFIX/gens/NAME/G/entries/KEY     its entries, KEY escaped as above
+//! PREFIX/current/NAME     the generation in force for NAME (its number,
+//!                         as text), written last, once every part is in
 //! ```
 //!
 //! KEY escaping: `%`, `/` and every byte that is not printable ASCII
@@ -67,6 +73,37 @@ impl Prefix {
     /// `PREFIX/nodes/NODE`.
     pub fn node(&self, node: &str) -> String {
         format!("{}{node}", self.nodes())
+    }
+
+    /// `PREFIX/gens/NAME/`: every generation of one map.
+    pub fn gens(&self, name: &str) -> String {
+        format!("{}/gens/{name}/", self.0)
+    }
+
+    /// `PREFIX/gens/NAME/G/record`.
+    pub fn gen_record(&self, name: &str, g: u64) -> String {
+        format!("{}{g}/record", self.gens(name))
+    }
+
+    /// `PREFIX/gens/NAME/G/entries/`.
+    pub fn gen_entries(&self, name: &str, g: u64) -> String {
+        format!("{}{g}/entries/", self.gens(name))
+    }
+
+    /// `PREFIX/current/`: the generation in force of every map.
+    pub fn currents(&self) -> String {
+        format!("{}/current/", self.0)
+    }
+
+    /// `PREFIX/current/NAME`.
+    pub fn current(&self, name: &str) -> String {
+        format!("{}{name}", self.currents())
+    }
+
+    /// The map name of a key under `PREFIX/current/`.
+    pub fn parse_current<'a>(&self, etcd_key: &'a [u8]) -> Option<&'a str> {
+        let name = etcd_key.strip_prefix(self.currents().as_bytes())?;
+        std::str::from_utf8(name).ok().filter(|n| !n.is_empty())
     }
 
     /// Splits an etcd key under `PREFIX/maps/` into the map name and the

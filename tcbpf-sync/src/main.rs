@@ -13,8 +13,10 @@ mod args;
 mod conn;
 mod error;
 mod follow;
+mod generation;
 mod kv;
 mod layout;
+mod log;
 mod snapshot;
 mod status;
 mod target;
@@ -28,11 +30,12 @@ Usage: tcbpf [ -j ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON value JSON
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
+  tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync list ENDPOINTS [CONN]… prefix PREFIX [ map NAME ]
   tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
-  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ MAP [ as NAME ] ]…
+  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ slot N ] [ MAP … ]…
              [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
 MAP := pinned PATH | id N
 
@@ -44,6 +47,12 @@ CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
 Layout in etcd: PREFIX/maps/NAME/KEY holds the value's JSON, KEY being the
 key's compact JSON text with '%', '/' and non-printable bytes %-escaped.
 'from' reads {\"key\":…,\"value\":…} lines, written in transactions of 128.
+'commit' writes the whole file as the map's next generation G (entries at
+PREFIX/gens/NAME/G/entries/, a record with checksum, count and author at
+PREFIX/gens/NAME/G/record) and publishes it last (PREFIX/current/NAME = G);
+a follower then makes that map equal to generation G alone, all or nothing
+(a map-in-map OUTER, slot N (default 0): a new inner map swapped in), and
+acknowledges it in its report.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
@@ -84,7 +93,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
         return Err(SyncError::usage(
-            "expected a command (put, del, get, list, status, etcd)",
+            "expected a command (put, commit, del, get, list, status, etcd)",
         ));
     };
     // The verbs, then `help` (None).
@@ -118,6 +127,34 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                     out!("{}", serde_json::json!({ "entries": n, "revision": rev }));
                 } else {
                     out!("{n} entries written, revision {rev}");
+                }
+            }
+            Command::Commit { map, file } => {
+                let done = generation::commit(&mut c, &prefix, &map, &file).await?;
+                let r = &done.record;
+                if g.json {
+                    out!(
+                        "{}",
+                        serde_json::json!({
+                            "map": map,
+                            "generation": r.generation,
+                            "entries": r.entries,
+                            "checksum": r.checksum,
+                            "author": r.author,
+                            "transactions": done.transactions,
+                            "revision": done.revision,
+                        })
+                    );
+                } else {
+                    out!(
+                        "map {map} generation {} published: {} entries, checksum {}, \
+                         {} transactions, revision {}",
+                        r.generation,
+                        r.entries,
+                        r.checksum,
+                        done.transactions,
+                        done.revision
+                    );
                 }
             }
             Command::Del { map, key } => {
