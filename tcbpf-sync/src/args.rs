@@ -4,6 +4,7 @@
 //! ```text
 //! tcbpf sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 //! CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
+//!         | timeout SECS
 //! ```
 //!
 //! Connection words come between ENDPOINTS and `prefix` (so that `key`
@@ -154,6 +155,7 @@ enum ConnWord {
     Key,
     User,
     PasswordFile,
+    Timeout,
     Prefix,
 }
 
@@ -175,6 +177,8 @@ pub struct Conn {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub user: Option<(String, String)>,
+    /// `timeout SECS`: how long a write is retried (see `retry`).
+    pub timeout: Option<u64>,
 }
 
 impl Conn {
@@ -202,6 +206,7 @@ impl Conn {
             ("key", ConnWord::Key),
             ("user", ConnWord::User),
             ("password-file", ConnWord::PasswordFile),
+            ("timeout", ConnWord::Timeout),
             ("prefix", ConnWord::Prefix),
         ];
         while let Some(word) = w.peek().map(str::to_string) {
@@ -226,6 +231,15 @@ impl Conn {
                     user = Some(arg);
                 }
                 ConnWord::PasswordFile => password_file = Some(PathBuf::from(arg)),
+                ConnWord::Timeout => {
+                    let secs: u64 = arg.parse().map_err(|_| {
+                        SyncError::usage(format!("timeout: '{arg}' is not a number of seconds"))
+                    })?;
+                    if secs == 0 {
+                        return Err(SyncError::usage("timeout: at least 1 second"));
+                    }
+                    c.timeout = Some(secs);
+                }
             }
         }
         if c.cert.is_some() != c.key.is_some() {
@@ -252,6 +266,14 @@ impl Conn {
             return Err(SyncError::usage("password-file needs user NAME"));
         }
         Ok(c)
+    }
+
+    /// How long a write is retried.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        self.timeout.map_or(
+            crate::retry::DEFAULT_TIMEOUT,
+            std::time::Duration::from_secs,
+        )
     }
 
     /// True when the endpoints are to be reached over TLS.

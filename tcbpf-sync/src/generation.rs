@@ -18,10 +18,12 @@
 
 use crate::error::SyncError;
 use crate::layout::{canonical_json, Prefix};
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use crate::retry;
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::time::Duration;
 
 /// Operations per transaction, at most (etcd's default `--max-txn-ops`).
 pub const TXN_OPS: usize = 128;
@@ -147,20 +149,21 @@ fn author() -> String {
 }
 
 /// The highest generation under `PREFIX/gens/NAME/` (0 when none).
-async fn newest(c: &mut Client, p: &Prefix, map: &str) -> Result<u64, SyncError> {
+async fn newest(c: &Client, t: Duration, p: &Prefix, map: &str) -> Result<u64, SyncError> {
     let base = p.gens(map);
-    let r = c
-        .get(
-            base.as_str(),
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only()
-                    .with_range(crate::snapshot::prefix_end(base.as_bytes())),
-            ),
-        )
-        .await
-        .map_err(|e| SyncError::etcd(&format!("read {base}"), e))?;
+    let (r, _) = retry::until(t, &format!("read {base}"), || {
+        let mut c = c.clone();
+        let base = base.clone();
+        async move {
+            let end = crate::snapshot::prefix_end(base.as_bytes());
+            c.get(
+                base,
+                Some(GetOptions::new().with_keys_only().with_range(end)),
+            )
+            .await
+        }
+    })
+    .await?;
     // Only the records: `G/record` (entries are not counted).
     Ok(r.kvs()
         .iter()
@@ -180,26 +183,60 @@ pub struct Committed {
     pub transactions: usize,
 }
 
-/// `tcbpf sync commit … map NAME from FILE`.
+/// Runs `txn` (a compare, then one put, else a get of `key`) until it
+/// answers, through elections (until `t`). True when the put happened:
+/// now, or in an attempt before whose answer was lost (`key` then holds
+/// `mine`).
+async fn txn_put_once(
+    c: &Client,
+    t: Duration,
+    what: &str,
+    txn: Txn,
+    key: &str,
+    mine: &str,
+) -> Result<(bool, i64), SyncError> {
+    let txn = txn.or_else([TxnOp::get(key, None)]);
+    let (r, retried) = retry::until(t, what, || {
+        let mut c = c.clone();
+        let txn = txn.clone();
+        async move { c.txn(txn).await }
+    })
+    .await?;
+    let rev = r.header().map_or(0, |h| h.revision());
+    if r.succeeded() {
+        return Ok((true, rev));
+    }
+    let held = r.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+        _ => None,
+    });
+    Ok((retried && held.as_deref() == Some(mine.as_bytes()), rev))
+}
+
+/// `tcbpf sync commit … map NAME from FILE`; every request retried
+/// through an etcd election until `t` (see `retry`).
 pub async fn commit(
     c: &mut Client,
+    t: Duration,
     p: &Prefix,
     map: &str,
     file: &str,
 ) -> Result<Committed, SyncError> {
     let entries: Entries = read_lines(file)?.into_iter().collect();
     let current_key = p.current(map);
-    let current = c
-        .get(current_key.as_str(), None)
-        .await
-        .map_err(|e| SyncError::etcd(&format!("read {current_key}"), e))?;
+    let (current, _) = retry::until(t, &format!("read {current_key}"), || {
+        let mut c = c.clone();
+        let k = current_key.clone();
+        async move { c.get(k, None).await }
+    })
+    .await?;
     let seen_mod = current.kvs().first().map_or(0, |kv| kv.mod_revision());
     let in_force: u64 = current
         .kvs()
         .first()
         .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.trim().parse().ok())
         .unwrap_or(0);
-    let g = newest(c, p, map).await?.max(in_force) + 1;
+    let g = newest(c, t, p, map).await?.max(in_force) + 1;
     let record = Record {
         generation: g,
         checksum: checksum(&entries),
@@ -208,41 +245,39 @@ pub async fn commit(
     };
     let what = format!("commit map {map} generation {g}");
     let rkey = p.gen_record(map, g);
-    let r = c
-        .txn(
-            Txn::new()
-                .when([Compare::create_revision(rkey.as_str(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    rkey.as_str(),
-                    record.to_json().to_string(),
-                    None,
-                )]),
-        )
-        .await
-        .map_err(|e| SyncError::etcd(&what, e))?;
-    if !r.succeeded() {
+    let rtext = record.to_json().to_string();
+    let take = Txn::new()
+        .when([Compare::create_revision(rkey.as_str(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(rkey.as_str(), rtext.as_str(), None)]);
+    if !txn_put_once(c, t, &what, take, &rkey, &rtext).await?.0 {
         return Err(SyncError::other(format!(
             "{what}: another commit took generation {g} meanwhile (run it again)"
         )));
     }
     let base = p.gen_entries(map, g);
-    let mut transactions = 1;
+    let mut chunks: Vec<Vec<TxnOp>> = Vec::new();
     let (mut ops, mut bytes) = (Vec::new(), 0);
-    let mut entries = entries.into_iter().peekable();
-    while let Some((k, v)) = entries.next() {
-        let key = format!("{base}{}", crate::layout::escape(&k));
-        bytes += key.len() + v.len();
-        ops.push(TxnOp::put(key, v, None));
-        let next_len = entries
-            .peek()
-            .map_or(0, |(k, v)| base.len() + k.len() + v.len());
-        if ops.len() == TXN_OPS || bytes + next_len > TXN_BYTES || entries.peek().is_none() {
-            c.txn(Txn::new().and_then(std::mem::take(&mut ops)))
-                .await
-                .map_err(|e| SyncError::etcd(&what, e))?;
-            transactions += 1;
+    for (k, v) in &entries {
+        let key = format!("{base}{}", crate::layout::escape(k));
+        if !ops.is_empty() && (ops.len() == TXN_OPS || bytes + key.len() + v.len() > TXN_BYTES) {
+            chunks.push(std::mem::take(&mut ops));
             bytes = 0;
         }
+        bytes += key.len() + v.len();
+        ops.push(TxnOp::put(key, v.as_str(), None));
+    }
+    if !ops.is_empty() {
+        chunks.push(ops);
+    }
+    let mut transactions = 1 + chunks.len();
+    for chunk in chunks {
+        // Puts of the same values: a retry after a lost answer is harmless.
+        retry::until(t, &what, || {
+            let mut c = c.clone();
+            let chunk = chunk.clone();
+            async move { c.txn(Txn::new().and_then(chunk)).await }
+        })
+        .await?;
     }
     // Publish: only when nobody published since we read the pointer.
     let guard = if seen_mod == 0 {
@@ -250,16 +285,13 @@ pub async fn commit(
     } else {
         Compare::mod_revision(current_key.as_str(), CompareOp::Equal, seen_mod)
     };
-    let r = c
-        .txn(Txn::new().when([guard]).and_then([TxnOp::put(
-            current_key.as_str(),
-            g.to_string(),
-            None,
-        )]))
-        .await
-        .map_err(|e| SyncError::etcd(&what, e))?;
+    let publish =
+        Txn::new()
+            .when([guard])
+            .and_then([TxnOp::put(current_key.as_str(), g.to_string(), None)]);
+    let (done, revision) = txn_put_once(c, t, &what, publish, &current_key, &g.to_string()).await?;
     transactions += 1;
-    if !r.succeeded() {
+    if !done {
         return Err(SyncError::other(format!(
             "{what}: another commit published {current_key} meanwhile; generation {g} is \
              written but not published (run the commit again)"
@@ -267,7 +299,7 @@ pub async fn commit(
     }
     Ok(Committed {
         record,
-        revision: r.header().map_or(0, |h| h.revision()),
+        revision,
         transactions,
     })
 }

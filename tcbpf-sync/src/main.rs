@@ -17,6 +17,7 @@ mod generation;
 mod kv;
 mod layout;
 mod log;
+mod retry;
 mod snapshot;
 mod status;
 mod target;
@@ -26,7 +27,7 @@ use error::SyncError;
 
 /// `tcbpf sync help`.
 pub const USAGE: &str = "\
-Usage: tcbpf [ -j ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
+Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON value JSON
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
@@ -41,7 +42,10 @@ MAP := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
 CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
-        (the password comes from password-file or TCBPF_SYNC_PASSWORD,
+        | timeout SECS
+        (timeout: how long put, del and commit retry a write that fails
+         for a reason that passes, an etcd leader election or a dead
+         member; default 8; the password comes from password-file or TCBPF_SYNC_PASSWORD,
          never from the command line; cacert/cert switch to https)
 
 Layout in etcd: PREFIX/maps/NAME/KEY holds the value's JSON, KEY being the
@@ -77,6 +81,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     while let Some(word) = w.peek() {
         match word {
             "-j" | "-json" | "--json" | "-p" | "-pretty" | "--pretty" => g.json = true,
+            "-v" | "-verbose" | "--verbose" => log::set_verbose(true),
             "-h" | "-help" | "--help" => {
                 out!("{}", USAGE.trim_end());
                 return Ok(());
@@ -114,15 +119,16 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
             return follow::run(conn, prefix, o).await;
         }
         let mut c = conn::connect(&conn).await?;
+        let t = conn.write_timeout();
         match cmd {
             Command::Put { map, key, value } => {
-                let rev = kv::put(&mut c, &prefix, &map, &key, &value).await?;
+                let rev = kv::put(&c, t, &prefix, &map, &key, &value).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));
                 }
             }
             Command::PutFrom { map, file } => {
-                let (n, rev) = kv::put_from(&mut c, &prefix, &map, &file).await?;
+                let (n, rev) = kv::put_from(&c, t, &prefix, &map, &file).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "entries": n, "revision": rev }));
                 } else {
@@ -130,7 +136,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::Commit { map, file } => {
-                let done = generation::commit(&mut c, &prefix, &map, &file).await?;
+                let done = generation::commit(&mut c, t, &prefix, &map, &file).await?;
                 let r = &done.record;
                 if g.json {
                     out!(
@@ -158,7 +164,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::Del { map, key } => {
-                let rev = kv::del(&mut c, &prefix, &map, &key).await?;
+                let rev = kv::del(&c, t, &prefix, &map, &key).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));
                 }
