@@ -104,12 +104,18 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| SyncError::other(format!("SIGHUP: {e}")))?;
     let stop = Arc::new(Notify::new());
+    let node = shared.snapshot().node;
+    let types = maps
+        .iter()
+        .map(|m| (format!("{}{node}", prefix.types(&m.name)), m.types_json()))
+        .collect();
     let writer = tokio::spawn(status::writer(
         conn.clone(),
         prefix.clone(),
         o.status_ttl,
         shared.clone(),
         stop.clone(),
+        types,
     ));
     let mut f = Follower {
         conn,

@@ -223,6 +223,14 @@ pub async fn commit(
     file: &str,
 ) -> Result<Committed, SyncError> {
     let entries: Entries = read_lines(file)?.into_iter().collect();
+    let checks: Vec<crate::types::Check> = entries
+        .iter()
+        .map(|(k, v)| crate::types::Check {
+            key: k,
+            value: Some(v),
+        })
+        .collect();
+    crate::types::check(c, p, map, &checks).await?;
     let current_key = p.current(map);
     let (current, _) = retry::until(t, &format!("read {current_key}"), || {
         let mut c = c.clone();

@@ -143,7 +143,16 @@ pub async fn put_from(
     file: &str,
 ) -> Result<(usize, i64), SyncError> {
     // Read and check everything first: a bad line writes nothing.
-    let ops: Vec<TxnOp> = crate::generation::read_lines(file)?
+    let lines = crate::generation::read_lines(file)?;
+    let checks: Vec<crate::types::Check> = lines
+        .iter()
+        .map(|(k, v)| crate::types::Check {
+            key: k,
+            value: Some(v),
+        })
+        .collect();
+    crate::types::check(&mut c.clone(), p, map, &checks).await?;
+    let ops: Vec<TxnOp> = lines
         .into_iter()
         .map(|(key, value)| TxnOp::put(p.entry(map, &key), value, None))
         .collect();

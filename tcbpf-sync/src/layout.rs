@@ -11,6 +11,8 @@
 //! PREFIX/gens/NAME/G/entries/KEY     its entries, KEY escaped as above
 //! PREFIX/current/NAME     the generation in force for NAME (its number,
 //!                         as text), written last, once every part is in
+//! PREFIX/types/NAME/NODE  the key and value types of NAME at NODE (JSON),
+//!                         under that node's lease
 //! ```
 //!
 //! KEY escaping: `%`, `/` and every byte that is not printable ASCII
@@ -88,6 +90,11 @@ impl Prefix {
     /// `PREFIX/gens/NAME/G/entries/`.
     pub fn gen_entries(&self, name: &str, g: u64) -> String {
         format!("{}{g}/entries/", self.gens(name))
+    }
+
+    /// `PREFIX/types/NAME/`: the types each follower of NAME published.
+    pub fn types(&self, name: &str) -> String {
+        format!("{}/types/{name}/", self.0)
     }
 
     /// `PREFIX/current/`: the generation in force of every map.

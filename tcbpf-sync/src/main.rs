@@ -21,6 +21,7 @@ mod retry;
 mod snapshot;
 mod status;
 mod target;
+mod types;
 
 use args::{pick, Command, Words, VERBS};
 use error::SyncError;
@@ -122,6 +123,11 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
         let t = conn.write_timeout();
         match cmd {
             Command::Put { map, key, value } => {
+                let one = types::Check {
+                    key: &key,
+                    value: Some(&value),
+                };
+                types::check(&mut c, &prefix, &map, &[one]).await?;
                 let rev = kv::put(&c, t, &prefix, &map, &key, &value).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));

@@ -178,7 +178,17 @@ impl Shared {
 
 /// Keeps `PREFIX/nodes/NODE` current under a lease of `ttl` seconds until
 /// `stop` is notified, then revokes the lease. Reconnects on failure.
-pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: Arc<Notify>) {
+///
+/// `types` are (etcd key, text) puts made under the same lease once per
+/// lease: the followed maps' types at `PREFIX/types/NAME/NODE`.
+pub async fn writer(
+    conn: Conn,
+    prefix: Prefix,
+    ttl: u64,
+    shared: Shared,
+    stop: Arc<Notify>,
+    types: Vec<(String, String)>,
+) {
     let key = prefix.node(&shared.snapshot().node);
     let beat = Duration::from_millis(ttl * 1000 / 3);
     loop {
@@ -193,6 +203,17 @@ pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: 
                 .lease_keep_alive(lease)
                 .await
                 .map_err(|e| SyncError::etcd("status lease keep-alive", e))?;
+            // Without them writers check nothing: not a reason to stop
+            // reporting (a role may lack write on PREFIX/types/).
+            for (k, text) in &types {
+                let with_lease = Some(PutOptions::new().with_lease(lease));
+                if let Err(e) = c.put(k.as_str(), text.as_str(), with_lease).await {
+                    crate::log::event(&format!(
+                        "put {k}: {} (writers will not check entries against this node)",
+                        crate::error::describe(&e)
+                    ));
+                }
+            }
             loop {
                 let text = shared.snapshot().to_json().to_string();
                 c.put(

@@ -171,6 +171,11 @@ impl MapTarget {
         })
     }
 
+    /// The map's types as published for writers to check against.
+    pub fn types_json(&self) -> String {
+        crate::types::describe(&self.types).to_string()
+    }
+
     /// Encodes one policy entry: the key's JSON text and the value's JSON.
     pub fn encode(&self, key_json: &str, value_json: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
         let k: serde_json::Value =

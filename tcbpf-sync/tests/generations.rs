@@ -233,10 +233,60 @@ fn commit_reaches_every_follower_as_whole_generations_and_a_bad_one_changes_noth
         assert_eq!(node.ports(), want, "{n}");
     }
 
-    // Generation 3 has a key no u16 map takes: every node refuses it,
-    // writes nothing, and says so; generation 2 stays in force.
+    // Every follower published its map's types: a key no u16 map takes is
+    // refused by the writer (exit 2), nothing written, by commit and put.
+    let types = e.ctl(&["get", "/t/gens/types/blocked/", "--prefix", "--keys-only"]);
+    assert_eq!(
+        types.split_whitespace().collect::<Vec<_>>(),
+        [
+            "/t/gens/types/blocked/g1",
+            "/t/gens/types/blocked/g2",
+            "/t/gens/types/blocked/g3"
+        ]
+    );
     let file = write_ports(&dir, "c.jsonl", [1u32, 2, 70000].into_iter());
-    let c3 = commit(&ep, p, "blocked", &file);
+    let err = sync_fails(
+        2,
+        &["commit", &ep, "prefix", p, "map", "blocked", "from", &file],
+    );
+    assert!(
+        err.contains("no follower can apply key 70000") && err.contains("node g1"),
+        "{err}"
+    );
+    assert!(e
+        .ctl(&["get", "/t/gens/gens/blocked/3", "--prefix", "--keys-only"])
+        .trim()
+        .is_empty());
+    let err = sync_fails(
+        2,
+        &[
+            "put", &ep, "prefix", p, "map", "blocked", "key", "70000", "value", "1",
+        ],
+    );
+    assert!(err.contains("no follower can apply key 70000"), "{err}");
+    assert!(e
+        .ctl(&["get", "/t/gens/maps/", "--prefix", "--keys-only"])
+        .trim()
+        .is_empty());
+
+    // A node with wider keys makes it one that only some followers refuse:
+    // written, with a warning naming them; each u16 node refuses the whole
+    // generation, writes nothing, and says so; generation 2 stays in force.
+    e.ctl(&[
+        "put",
+        "/t/gens/types/blocked/wide",
+        r#"{"key_size":4,"value_size":1,"cpus":null,"key_type":null,"value_type":null,"btf":null}"#,
+    ]);
+    let o = support::sync(&[
+        "-j", "commit", &ep, "prefix", p, "map", "blocked", "from", &file,
+    ]);
+    let warn = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{warn}");
+    assert!(
+        warn.contains("node g1, node g2, node g3 will refuse key 70000"),
+        "{warn}"
+    );
+    let c3: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(c3["generation"], 3);
     let st = wait_acks(&ep, p, &names, "blocked", "generation 3 refused", |a| {
         a["generation"] == 3
@@ -259,6 +309,7 @@ fn commit_reaches_every_follower_as_whole_generations_and_a_bad_one_changes_noth
     );
     assert!(text.contains("BEHIND"), "{text}");
 
+    e.ctl(&["del", "/t/gens/types/blocked/wide"]);
     // A bad line writes nothing (exit 2), and the generation is not taken.
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"key\":1,\"value\":1}\n{\"key\":2}\n").unwrap();
