@@ -20,6 +20,13 @@
 //!   re-read and diff-apply: every `resync SECS`, and on SIGHUP.
 //! - SIGTERM/SIGINT: the apply under way finishes, the status lease is
 //!   revoked, exit 0.
+//! - Generations: a followed NAME with `PREFIX/current/NAME` follows that
+//!   generation instead of `PREFIX/maps/NAME/` (a second watch, on
+//!   `PREFIX/current/`, re-reads when it moves); the map takes it all or
+//!   nothing (`target`), and the node acknowledges it in its report.
+//! - Log (`log`): connected and reconnected, each full re-read with what it
+//!   wrote, drift repaired, each generation applied with its duration,
+//!   every error; with `-v` each watch response applied.
 
 use crate::args::{Conn, EtcdOpts};
 use crate::error::SyncError;
@@ -60,6 +67,8 @@ struct Follower {
     /// Maps following generations (`PREFIX/current/NAME` names one): the
     /// watch of `PREFIX/maps/` leaves them alone.
     gen_mode: std::collections::BTreeSet<String>,
+    /// Connections made (the first is "connected", the next "reconnected").
+    connects: u64,
 }
 
 pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncError> {
@@ -124,6 +133,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         shared,
         applied: 0,
         gen_mode: Default::default(),
+        connects: 0,
     };
     let resync_every = o.resync.map(Duration::from_secs);
     let mut need_resync = Some("start-up");
@@ -160,6 +170,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         }
     }
     f.shared.update(|s| s.state = "stopped");
+    crate::log::event(&format!("stopped at revision {}", f.applied));
     stop.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
     Ok(())
@@ -189,7 +200,17 @@ impl Follower {
     async fn connect(&mut self) -> Client {
         loop {
             match crate::conn::connect(&self.conn).await {
-                Ok(c) => return c,
+                Ok(c) => {
+                    let again = if self.connects > 0 { "re" } else { "" };
+                    self.connects += 1;
+                    crate::log::event(&format!(
+                        "{again}connected to etcd {} (prefix {}, applied revision {})",
+                        self.conn.endpoints.join(","),
+                        self.prefix,
+                        self.applied
+                    ));
+                    return c;
+                }
                 Err(e) => {
                     self.shared.update(|s| s.error(e.message.clone()));
                     tokio::time::sleep(RETRY).await;
@@ -203,6 +224,7 @@ impl Follower {
     /// names one, else `PREFIX/maps/NAME/`. The applied revision moves
     /// only if every map took it.
     async fn resync(&mut self, c: &mut Client, why: &str) -> Result<(), String> {
+        let t0 = std::time::Instant::now();
         let (currents, rev) = crate::snapshot::read_prefix(c, &self.prefix.currents(), 0)
             .await
             .map_err(|e| e.message)?;
@@ -286,6 +308,18 @@ impl Follower {
         }
         self.gen_mode = current.keys().cloned().collect();
         self.applied = rev;
+        let [a, ch, u, r] = sums;
+        let line = format!(
+            "resync ({why}) at revision {rev} in {} ms: added {a} changed {ch} unchanged {u} removed {r}",
+            t0.elapsed().as_millis()
+        );
+        if matches!(why, "SIGHUP" | "periodic resync") && fixed > 0 {
+            crate::log::event(&format!("drift repaired: {fixed} entries; {line}"));
+        } else if why == "generation" {
+            crate::log::debug(&line);
+        } else {
+            crate::log::event(&line);
+        }
         self.shared.update(|s| {
             s.revision = rev;
             s.resyncs += 1;
@@ -579,6 +613,13 @@ impl Follower {
                     return Some(Next::Resync("failed write"));
                 }
             }
+        }
+        for (name, _, rejected) in &done {
+            crate::log::debug(&format!(
+                "revision {last}: map {name}: {} changes applied, {} rejected",
+                changes.get(name).map_or(0, BTreeMap::len),
+                rejected.len()
+            ));
         }
         self.applied = last;
         self.shared.update(|s| {

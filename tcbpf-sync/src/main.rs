@@ -66,6 +66,10 @@ map, a value over 1 MiB, a key with a bad %-escape) are counted as rejected
 in its report and the rest applies; a full re-read and diff-apply repairs drift every
 'resync' seconds and on SIGHUP; SIGTERM finishes the apply under way and exits.
 
+-v: more log lines ('etcd' logs one line per event on standard error:
+connected, each re-read, drift repaired, generation G applied in N ms,
+errors; -v adds each watch response and each retried write).
+
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
 ";

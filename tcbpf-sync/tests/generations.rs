@@ -44,7 +44,9 @@ impl Node {
         let fs = Bpffs::new();
         let obj = load_file(&fixture(object), &fs.options()).expect("load fixture");
         let pin = fs.join(format!("tc/globals/{map}"));
-        let args: Vec<String> = [
+        // The last node logs with -v.
+        let verbose: &[&str] = if node == "g3" { &["-v"] } else { &[] };
+        let words = [
             "etcd",
             ep,
             "prefix",
@@ -57,10 +59,12 @@ impl Node {
             node,
             "status-ttl",
             "3",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        ];
+        let args: Vec<String> = verbose
+            .iter()
+            .chain(words.iter())
+            .map(|a| a.to_string())
+            .collect();
         let mut n = Node {
             proc: None,
             obj,
@@ -217,6 +221,28 @@ fn commit_reaches_every_follower_as_whole_generations_and_a_bad_one_changes_noth
                 .contains("map blocked generation 1 applied in"),
             "{n}: {}",
             node.log_text()
+        );
+    }
+
+    // The log: one line per event; -v adds the details.
+    for (n, node) in names.iter().zip(&nodes) {
+        let log = node.log_text();
+        assert!(
+            log.contains("tcbpf sync: connected to etcd 127.0.0.1:"),
+            "{n}: {log}"
+        );
+        assert!(
+            log.contains("tcbpf sync: resync (start-up) at revision "),
+            "{n}: {log}"
+        );
+        assert!(
+            log.lines().all(|l| l.starts_with("tcbpf sync: ")),
+            "{n}: {log}"
+        );
+        assert_eq!(
+            log.contains("resync (generation)"),
+            *n == "g3",
+            "{n}: {log}"
         );
     }
 

@@ -1,7 +1,7 @@
 //! `tcbpf sync …`: runs the `tcbpf-sync` binary, as git runs `git-*`, so
 //! that its async runtime and etcd client never load into `tcbpf` itself.
 //! The helper is looked for beside this executable first, then on PATH;
-//! `-j`/`-p` are passed on, and the namespace chosen by `-n` is inherited.
+//! `-j`/`-p` and `-v` are passed on, and the namespace chosen by `-n` is inherited.
 //! Nothing else here: the sync grammar belongs to `tcbpf-sync`.
 
 use super::error::CliError;
@@ -28,7 +28,7 @@ fn helper() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Replaces this process with `tcbpf-sync [-j] WORDS…`.
+/// Replaces this process with `tcbpf-sync [-j] [-v] WORDS…`.
 pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let Some(bin) = helper() else {
         return Err(CliError::not_found(format!(
@@ -38,6 +38,9 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let mut args: Vec<OsString> = Vec::new();
     if g.json {
         args.push("-j".into());
+    }
+    if g.verbose {
+        args.push("-v".into());
     }
     while let Some(word) = w.next() {
         args.push(word.into());
