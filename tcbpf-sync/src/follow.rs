@@ -69,6 +69,8 @@ struct Follower {
     gen_mode: std::collections::BTreeSet<String>,
     /// Connections made (the first is "connected", the next "reconnected").
     connects: u64,
+    /// This node's name (its report, its rollout pins).
+    node: String,
 }
 
 pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncError> {
@@ -134,6 +136,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         applied: 0,
         gen_mode: Default::default(),
         connects: 0,
+        node,
     };
     let resync_every = o.resync.map(Duration::from_secs);
     let mut need_resync = Some("start-up");
@@ -231,21 +234,30 @@ impl Follower {
         let (entries, _) = crate::snapshot::read_prefix(c, &self.prefix.maps(), rev)
             .await
             .map_err(|e| e.message)?;
+        // Per map: the generation published, unless a rollout pins this
+        // node to another.
         let mut current: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pinned: BTreeMap<String, u64> = BTreeMap::new();
         for e in currents {
-            let Some(name) = self.prefix.parse_current(&e.key) else {
-                continue;
-            };
             let g = match &e.value {
                 Value::Bytes(v) => std::str::from_utf8(v)
                     .ok()
                     .and_then(|t| t.trim().parse().ok()),
                 Value::TooLarge => None,
             };
+            let (name, into) = match (
+                self.prefix.parse_current(&e.key),
+                self.prefix.parse_pin(&e.key),
+            ) {
+                (Some(name), _) => (name, &mut current),
+                (None, Some((name, node))) if node == self.node => (name, &mut pinned),
+                _ => continue,
+            };
             if let (Some(g), true) = (g, self.maps.iter().any(|m| m.name == name)) {
-                current.insert(name.to_string(), g);
+                into.insert(name.to_string(), g);
             }
         }
+        current.extend(pinned);
         // Per map, in the order of the revision that wrote each entry: a
         // key spelled two ways (members in another order) ends with the
         // value written last, as it does when the watch applies them.
@@ -433,8 +445,10 @@ impl Follower {
         }
     }
 
-    /// Puts `ack` in the report and logs `line`.
-    fn acknowledge(&self, name: &str, ack: status::GenAck, line: &str) {
+    /// Puts `ack` in the report, stamped now (the apply is over), and
+    /// logs `line`.
+    fn acknowledge(&self, name: &str, mut ack: status::GenAck, line: &str) {
+        ack.time = status::now();
         crate::log::event(line);
         self.shared.update(|s| {
             let m = s.map_mut(name);
@@ -505,9 +519,16 @@ impl Follower {
                     }
                     Ok(Some(r)) => {
                         let ours = r.events().iter().any(|ev| {
-                            ev.kv()
-                                .and_then(|kv| self.prefix.parse_current(kv.key()))
-                                .is_some_and(|n| self.maps.iter().any(|m| m.name == n))
+                            let Some(kv) = ev.kv() else { return false };
+                            let name = match (
+                                self.prefix.parse_current(kv.key()),
+                                self.prefix.parse_pin(kv.key()),
+                            ) {
+                                (Some(name), _) => name,
+                                (None, Some((name, node))) if node == self.node => name,
+                                _ => return false,
+                            };
+                            self.maps.iter().any(|m| m.name == name)
                         });
                         if ours {
                             return Next::Resync("generation");

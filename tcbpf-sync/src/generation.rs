@@ -183,6 +183,101 @@ pub struct Committed {
     pub transactions: usize,
 }
 
+/// Publishes generation `g` of `map` (`PREFIX/current/NAME` = G) when the
+/// pointer's mod revision is still `seen_mod` (0: absent); false when
+/// another writer moved it. Retried through elections until `t`.
+pub async fn publish(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+    g: u64,
+    seen_mod: i64,
+    also: Vec<TxnOp>,
+) -> Result<(bool, i64), SyncError> {
+    let key = p.current(map);
+    let guard = if seen_mod == 0 {
+        Compare::create_revision(key.as_str(), CompareOp::Equal, 0)
+    } else {
+        Compare::mod_revision(key.as_str(), CompareOp::Equal, seen_mod)
+    };
+    let mut ops = vec![TxnOp::put(key.as_str(), g.to_string(), None)];
+    ops.extend(also);
+    let txn = Txn::new().when([guard]).and_then(ops);
+    txn_put_once(
+        c,
+        t,
+        &format!("publish map {map} generation {g}"),
+        txn,
+        &key,
+        &g.to_string(),
+    )
+    .await
+}
+
+/// The generation published for `map` and the pointer's mod revision
+/// (0, 0 when none).
+pub async fn published(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+) -> Result<(u64, i64), SyncError> {
+    let key = p.current(map);
+    let (r, _) = retry::until(t, &format!("read {key}"), || {
+        let mut c = c.clone();
+        let k = key.clone();
+        async move { c.get(k, None).await }
+    })
+    .await?;
+    Ok(r.kvs().first().map_or((0, 0), |kv| {
+        let g = std::str::from_utf8(kv.value())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        (g, kv.mod_revision())
+    }))
+}
+
+/// The record of generation `g` of `map`, if it was written.
+pub async fn record(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+    g: u64,
+) -> Result<Option<Record>, SyncError> {
+    record_json(c, t, p, map, g)
+        .await?
+        .map(|v| Record::from_json(v.to_string().as_bytes()))
+        .transpose()
+        .map_err(|e| SyncError::other(format!("{}: {e}", p.gen_record(map, g))))
+}
+
+/// The record of generation `g` of `map` as JSON (with the fields a
+/// rollout adds, such as `rolled_back`), if it was written.
+pub async fn record_json(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+    g: u64,
+) -> Result<Option<Value>, SyncError> {
+    let key = p.gen_record(map, g);
+    let (r, _) = retry::until(t, &format!("read {key}"), || {
+        let mut c = c.clone();
+        let k = key.clone();
+        async move { c.get(k, None).await }
+    })
+    .await?;
+    match r.kvs().first() {
+        None => Ok(None),
+        Some(kv) => serde_json::from_slice(kv.value())
+            .map(Some)
+            .map_err(|e| SyncError::other(format!("{key}: not JSON: {e}"))),
+    }
+}
+
 /// Runs `txn` (a compare, then one put, else a get of `key`) until it
 /// answers, through elections (until `t`). True when the put happened:
 /// now, or in an attempt before whose answer was lost (`key` then holds
@@ -221,6 +316,7 @@ pub async fn commit(
     p: &Prefix,
     map: &str,
     file: &str,
+    publish: bool,
 ) -> Result<Committed, SyncError> {
     let entries: Entries = read_lines(file)?.into_iter().collect();
     let checks: Vec<crate::types::Check> = entries
@@ -286,6 +382,13 @@ pub async fn commit(
             async move { c.txn(Txn::new().and_then(chunk)).await }
         })
         .await?;
+    }
+    if !publish {
+        return Ok(Committed {
+            record,
+            revision: 0,
+            transactions,
+        });
     }
     // Publish: only when nobody published since we read the pointer.
     let guard = if seen_mod == 0 {

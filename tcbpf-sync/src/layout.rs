@@ -11,6 +11,9 @@
 //! PREFIX/gens/NAME/G/entries/KEY     its entries, KEY escaped as above
 //! PREFIX/current/NAME     the generation in force for NAME (its number,
 //!                         as text), written last, once every part is in
+//! PREFIX/current/NAME/NODE  the generation NODE runs instead, while a
+//!                         rollout holds it there (canaries)
+//! PREFIX/rollout/NAME     the last rollout of NAME and its state (JSON)
 //! PREFIX/types/NAME/NODE  the key and value types of NAME at NODE (JSON),
 //!                         under that node's lease
 //! ```
@@ -92,6 +95,11 @@ impl Prefix {
         format!("{}{g}/entries/", self.gens(name))
     }
 
+    /// `PREFIX/rollout/NAME`: the last rollout of NAME.
+    pub fn rollout(&self, name: &str) -> String {
+        format!("{}/rollout/{name}", self.0)
+    }
+
     /// `PREFIX/types/NAME/`: the types each follower of NAME published.
     pub fn types(&self, name: &str) -> String {
         format!("{}/types/{name}/", self.0)
@@ -107,10 +115,25 @@ impl Prefix {
         format!("{}{name}", self.currents())
     }
 
-    /// The map name of a key under `PREFIX/current/`.
+    /// `PREFIX/current/NAME/NODE`: the generation NODE runs instead of
+    /// `PREFIX/current/NAME` while a rollout holds it there.
+    pub fn pin(&self, name: &str, node: &str) -> String {
+        format!("{}{name}/{node}", self.currents())
+    }
+
+    /// The map name of a key `PREFIX/current/NAME`.
     pub fn parse_current<'a>(&self, etcd_key: &'a [u8]) -> Option<&'a str> {
         let name = etcd_key.strip_prefix(self.currents().as_bytes())?;
-        std::str::from_utf8(name).ok().filter(|n| !n.is_empty())
+        std::str::from_utf8(name)
+            .ok()
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
+
+    /// The map and node names of a key `PREFIX/current/NAME/NODE`.
+    pub fn parse_pin<'a>(&self, etcd_key: &'a [u8]) -> Option<(&'a str, &'a str)> {
+        let rest = etcd_key.strip_prefix(self.currents().as_bytes())?;
+        let (name, node) = std::str::from_utf8(rest).ok()?.split_once('/')?;
+        (!name.is_empty() && !node.is_empty() && !node.contains('/')).then_some((name, node))
     }
 
     /// Splits an etcd key under `PREFIX/maps/` into the map name and the

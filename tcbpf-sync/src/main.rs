@@ -18,6 +18,7 @@ mod kv;
 mod layout;
 mod log;
 mod retry;
+mod rollout;
 mod snapshot;
 mod status;
 mod target;
@@ -25,6 +26,7 @@ mod types;
 
 use args::{pick, Command, Words, VERBS};
 use error::SyncError;
+use serde_json::Value;
 
 /// `tcbpf sync help`.
 pub const USAGE: &str = "\
@@ -32,7 +34,10 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON value JSON
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
-  tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
+  tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - } [ stage ]
+  tcbpf sync rollout ENDPOINTS [CONN]… prefix PREFIX map NAME gen G
+             [ canary N% | nodes NODE[,NODE…] ] [ wait SECS ]
+  tcbpf sync rollback ENDPOINTS [CONN]… prefix PREFIX map NAME [ gen G ]
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync list ENDPOINTS [CONN]… prefix PREFIX [ map NAME ]
@@ -103,7 +108,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
         return Err(SyncError::usage(
-            "expected a command (put, commit, del, get, list, status, etcd)",
+            "expected a command (put, commit, rollout, rollback, del, get, list, status, etcd)",
         ));
     };
     // The verbs, then `help` (None).
@@ -145,8 +150,43 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                     out!("{n} entries written, revision {rev}");
                 }
             }
-            Command::Commit { map, file } => {
-                let done = generation::commit(&mut c, t, &prefix, &map, &file).await?;
+            Command::Rollout {
+                map,
+                generation,
+                canary,
+                wait,
+            } => {
+                let state =
+                    rollout::rollout(&mut c, t, &prefix, &map, generation, &canary, wait).await?;
+                if g.json {
+                    out!("{state}");
+                } else {
+                    out!(
+                        "map {map} generation {generation} promoted (canaries {})",
+                        state["canaries"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(","))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Command::Rollback { map, generation } => {
+                let (to, was) = rollout::rollback(&mut c, t, &prefix, &map, generation).await?;
+                if g.json {
+                    out!(
+                        "{}",
+                        serde_json::json!({ "map": map, "generation": to, "replaced": was })
+                    );
+                } else {
+                    out!("map {map} generation {to} published (was {was})");
+                }
+            }
+            Command::Commit { map, file, stage } => {
+                let done = generation::commit(&mut c, t, &prefix, &map, &file, !stage).await?;
                 let r = &done.record;
                 if g.json {
                     out!(
@@ -159,13 +199,15 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                             "author": r.author,
                             "transactions": done.transactions,
                             "revision": done.revision,
+                            "published": !stage,
                         })
                     );
                 } else {
                     out!(
-                        "map {map} generation {} published: {} entries, checksum {}, \
+                        "map {map} generation {} {}: {} entries, checksum {}, \
                          {} transactions, revision {}",
                         r.generation,
+                        if stage { "staged" } else { "published" },
                         r.entries,
                         r.checksum,
                         done.transactions,

@@ -45,7 +45,7 @@ pub struct MapStatus {
 pub struct GenAck {
     /// The generation last tried.
     pub generation: u64,
-    /// When it was applied or refused (epoch seconds).
+    /// When it was applied or refused: the end of the apply (epoch seconds).
     pub time: f64,
     /// `None`: applied whole; `Some(error)`: refused or failed, and the
     /// map still holds `in_force`.
