@@ -9,6 +9,9 @@
 #   acked    from the start of the commit to the last follower's
 #            acknowledgement of the generation (the ack's own time stamp,
 #            taken when its apply ended; polling only says when to look)
+#   apply    each follower's own apply of each generation (the ack's
+#            millis: reading the generation from etcd, the checksum, the
+#            map's diff-apply)
 # Prints median and p99 (nearest rank) of both. Anchor: the issue's target,
 # p99 < 2 s with 200 followers for a 1,000-entry generation.
 # Needs root, etcd/etcdctl (etcd-server, etcd-client), jq.
@@ -21,6 +24,7 @@
 # bench-smoke-row: ^fleet: INT followers, INT-entry generations, INT runs, 3-member etcd$
 # bench-smoke-row: ^  sync commit \(write and publish\) +median +NUM ms   p99 +NUM ms$
 # bench-smoke-row: ^  commit → every follower acknowledged +median +NUM ms   p99 +NUM ms$
+# bench-smoke-row: ^  one follower's apply \(read, check, write\) +median +NUM ms   p99 +NUM ms$
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
@@ -112,6 +116,7 @@ done
 echo "fleet: $FOLLOWERS followers, $ENTRIES-entry generations, $RUNS runs, 3-member etcd" >&2
 : >"$WORK/commit.ms"
 : >"$WORK/acked.ms"
+: >"$WORK/apply.ms"
 for run in $(seq 1 "$RUNS"); do
     t0=$(date +%s.%N)
     g=$("$SYNC" -j commit "$EPS" prefix "$PREFIX" map policy from "$WORK/policy$((run % 2)).jsonl" | jq .generation)
@@ -132,6 +137,9 @@ for run in $(seq 1 "$RUNS"); do
         exit 4
     fi
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$WORK/commit.ms"
+    # Each follower's own apply (read the generation, check, write the map).
+    ctl get "$PREFIX/nodes/" --prefix --print-value-only |
+        jq -r '.maps.policy.generation.millis' >>"$WORK/apply.ms"
     awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$WORK/acked.ms"
 done
 
@@ -145,3 +153,4 @@ stats() {
 echo "fleet: $FOLLOWERS followers, $ENTRIES-entry generations, $RUNS runs, 3-member etcd"
 echo "  sync commit (write and publish)          $(stats "$WORK/commit.ms")"
 echo "  commit → every follower acknowledged     $(stats "$WORK/acked.ms")"
+echo "  one follower's apply (read, check, write) $(stats "$WORK/apply.ms")"

@@ -326,7 +326,7 @@ pub async fn commit(
             value: Some(v),
         })
         .collect();
-    crate::types::check(c, p, map, &checks).await?;
+    crate::types::check(c, t, p, map, &checks).await?;
     let current_key = p.current(map);
     let (current, _) = retry::until(t, &format!("read {current_key}"), || {
         let mut c = c.clone();

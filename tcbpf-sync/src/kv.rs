@@ -151,7 +151,7 @@ pub async fn put_from(
             value: Some(v),
         })
         .collect();
-    crate::types::check(&mut c.clone(), p, map, &checks).await?;
+    crate::types::check(c, t, p, map, &checks).await?;
     let ops: Vec<TxnOp> = lines
         .into_iter()
         .map(|(key, value)| TxnOp::put(p.entry(map, &key), value, None))

@@ -136,7 +136,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                     key: &key,
                     value: Some(&value),
                 };
-                types::check(&mut c, &prefix, &map, &[one]).await?;
+                types::check(&c, t, &prefix, &map, &[one]).await?;
                 let rev = kv::put(&c, t, &prefix, &map, &key, &value).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));

@@ -69,3 +69,25 @@ where
         pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
+
+/// [`until`] for an operation that already says its failure as a
+/// [`SyncError`] (a paged read): tried again while it is `transient`.
+pub async fn again<T, F, Fut>(timeout: Duration, mut op: F) -> Result<T, SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SyncError>>,
+{
+    let t0 = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.transient && t0.elapsed() + pause < timeout => {
+                crate::log::debug(&format!("{} (retrying)", e.message));
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}

@@ -117,6 +117,7 @@ impl MapTarget {
             Some(libc::EPERM | libc::EACCES) => SyncError {
                 exit: crate::error::exit::PERMISSION,
                 message: format!("map {what}: {e}"),
+                transient: false,
             },
             _ => SyncError::other(format!("map {what}: {e}")),
         })?;

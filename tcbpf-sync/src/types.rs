@@ -96,13 +96,19 @@ fn refuses(t: &MapTypes, e: &Check) -> Option<String> {
 /// Checks `entries` of map `map` against the types its followers
 /// published: `Err` (exit 2) for the first entry no follower could apply.
 pub async fn check(
-    c: &mut etcd_client::Client,
+    c: &etcd_client::Client,
+    t: std::time::Duration,
     p: &Prefix,
     map: &str,
     entries: &[Check<'_>],
 ) -> Result<(), SyncError> {
     let base = p.types(map);
-    let (kvs, _) = crate::snapshot::read_prefix(c, &base, 0).await?;
+    let (kvs, _) = crate::retry::again(t, || {
+        let mut c = c.clone();
+        let base = base.clone();
+        async move { crate::snapshot::read_prefix(&mut c, &base, 0).await }
+    })
+    .await?;
     // Distinct type sets, each with the nodes that published it.
     let mut sets: BTreeMap<Vec<u8>, (Vec<String>, Option<MapTypes>)> = BTreeMap::new();
     for e in kvs {
