@@ -53,8 +53,19 @@ pub fn choose(nodes: &[String], canary: &Canary, g: u64) -> Result<Vec<String>, 
 }
 
 /// Every node report that follows `map`: (node, the map's acknowledgement).
-async fn reports(c: &mut Client, p: &Prefix, map: &str) -> Result<Vec<(String, Value)>, SyncError> {
-    let (kvs, _) = crate::snapshot::read_prefix(c, &p.nodes(), 0).await?;
+async fn reports(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+) -> Result<Vec<(String, Value)>, SyncError> {
+    let nodes = p.nodes();
+    let (kvs, _) = retry::again(t, || {
+        let mut c = c.clone();
+        let nodes = nodes.clone();
+        async move { crate::snapshot::read_prefix(&mut c, &nodes, 0).await }
+    })
+    .await?;
     Ok(kvs
         .into_iter()
         .filter_map(|e| {
@@ -91,6 +102,7 @@ async fn put_state(
 /// reason the gate fails.
 async fn gate(
     c: &mut Client,
+    t: Duration,
     p: &Prefix,
     map: &str,
     g: u64,
@@ -99,7 +111,7 @@ async fn gate(
 ) -> Result<Result<(), String>, SyncError> {
     let t0 = Instant::now();
     loop {
-        let acks = reports(c, p, map).await?;
+        let acks = reports(c, t, p, map).await?;
         let mut waiting = Vec::new();
         for node in canaries {
             let ack = acks.iter().find(|(n, _)| n == node).map(|(_, a)| a);
@@ -150,7 +162,7 @@ pub async fn rollout(
             "map {map}: generation {g} is already published"
         )));
     }
-    let mut nodes: Vec<String> = reports(c, p, map)
+    let mut nodes: Vec<String> = reports(c, t, p, map)
         .await?
         .into_iter()
         .map(|(n, _)| n)
@@ -193,7 +205,7 @@ pub async fn rollout(
         .iter()
         .map(|n| TxnOp::delete(p.pin(map, n), None))
         .collect();
-    let verdict = gate(c, p, map, g, &canaries, Duration::from_secs(wait)).await?;
+    let verdict = gate(c, t, p, map, g, &canaries, Duration::from_secs(wait)).await?;
     let t_gate = crate::status::now();
     match verdict {
         Ok(()) => {
@@ -230,6 +242,7 @@ pub async fn rollout(
             // The canaries go back to the generation published.
             let back = gate(
                 c,
+                t,
                 p,
                 map,
                 previous,

@@ -414,3 +414,47 @@ fn a_map_in_map_follower_swaps_whole_generations_and_survives_sigkill_mid_apply(
     }
     drop(nodes);
 }
+
+#[test]
+fn a_plain_map_follower_sigkilled_mid_apply_comes_back_with_the_new_generation_whole() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-kill");
+    let p = "/t/gens-kill";
+    let names = ["k1", "k2"];
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::new("sync_block.o", "sync_blocked", "blocked", &ep, p, n, &dir))
+        .collect();
+    let c1 = commit(&ep, p, "blocked", &write_ports(&dir, "a.jsonl", 1..1001));
+    wait_acks(&ep, p, &names, "blocked", "generation 1", |a| {
+        a["in_force"] == 1
+    });
+    // 60,000 ports; k2 is SIGKILLed while it reads or writes them: its
+    // map may hold a mix then, and its report said generation 1 until the
+    // last write (a plain map is diff-applied).
+    let c2 = commit(
+        &ep,
+        p,
+        "blocked",
+        &write_ports(&dir, "b.jsonl", 2000..62000),
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    nodes[1].proc.as_mut().unwrap().kill();
+    assert_ne!(c1["checksum"], c2["checksum"]);
+    nodes[1].start();
+    let st = wait_acks(&ep, p, &names, "blocked", "generation 2", |a| {
+        a["in_force"] == 2 && a["result"] == "ok"
+    });
+    let want: BTreeSet<u16> = (2000..62000).collect();
+    for (n, node) in names.iter().zip(&nodes) {
+        assert_eq!(
+            ack(&st, n, "blocked").unwrap()["checksum"],
+            c2["checksum"],
+            "{n}"
+        );
+        assert_eq!(node.ports(), want, "{n}");
+    }
+    drop(nodes);
+}
