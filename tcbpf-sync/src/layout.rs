@@ -95,9 +95,14 @@ impl Prefix {
         format!("{}{g}/entries/", self.gens(name))
     }
 
+    /// `PREFIX/rollout/`: the last rollout of every map.
+    pub fn rollouts(&self) -> String {
+        format!("{}/rollout/", self.0)
+    }
+
     /// `PREFIX/rollout/NAME`: the last rollout of NAME.
     pub fn rollout(&self, name: &str) -> String {
-        format!("{}/rollout/{name}", self.0)
+        format!("{}{name}", self.rollouts())
     }
 
     /// `PREFIX/types/NAME/`: the types each follower of NAME published.

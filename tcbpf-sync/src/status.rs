@@ -275,6 +275,17 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             }
         }
     }
+    // The last rollout of each map.
+    let (rollouts, _) = crate::snapshot::read_prefix(c, &p.rollouts(), head).await?;
+    let mut rollout = Map::new();
+    for e in rollouts {
+        if let crate::snapshot::Value::Bytes(v) = &e.value {
+            let name = String::from_utf8_lossy(&e.key[p.rollouts().len()..]).into_owned();
+            if let Ok(state) = serde_json::from_slice::<Value>(v) {
+                rollout.insert(name, state);
+            }
+        }
+    }
     let mut rows = Vec::new();
     for e in kvs {
         let crate::snapshot::Value::Bytes(v) = e.value else {
@@ -324,13 +335,33 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
     if json_out {
         out!(
             "{}",
-            json!({ "head": head, "generations": published, "nodes": rows })
+            json!({ "head": head, "generations": published, "rollouts": rollout, "nodes": rows })
         );
         return Ok(());
     }
     out!("head revision {head}");
     for (name, g) in &published {
         out!("map {name} generation {g} published");
+    }
+    for (name, r) in &rollout {
+        out!(
+            "map {name} rollout of generation {} from {}: {} (canaries {}){}",
+            r["generation"],
+            r["previous"],
+            r["state"].as_str().unwrap_or("?"),
+            r["canaries"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default(),
+            r["reason"]
+                .as_str()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
+        );
     }
     for s in &rows {
         let err = match (

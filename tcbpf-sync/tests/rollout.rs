@@ -165,6 +165,11 @@ fn a_failed_gate_rolls_the_canary_back_a_passing_one_promotes_and_rollback_skips
     .unwrap();
     assert_eq!(state["state"], "rolled back", "{state}");
     assert_eq!(state["canaries"], serde_json::json!(["r1"]));
+    let text = sync_ok(&["status", &ep, "prefix", p]);
+    assert!(
+        text.contains("map blocked rollout of generation 2 from 1: rolled back (canaries r1): node r1: generation 2 refused"),
+        "{text}"
+    );
     assert!(e
         .ctl(&[
             "get",
