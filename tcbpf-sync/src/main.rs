@@ -222,7 +222,13 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::Get { map, key } => {
-                let value = kv::get(&mut c, &prefix, &map, &key).await?;
+                // Reads, retried through an election as writes are.
+                let value = retry::again(t, || {
+                    let mut c = c.clone();
+                    let (prefix, map, key) = (prefix.clone(), map.clone(), key.clone());
+                    async move { kv::get(&mut c, &prefix, &map, &key).await }
+                })
+                .await?;
                 if g.json {
                     let v: serde_json::Value =
                         serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
@@ -233,10 +239,23 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::List { map } => {
-                let items = kv::list(&mut c, &prefix, map.as_deref()).await?;
+                let items = retry::again(t, || {
+                    let mut c = c.clone();
+                    let (prefix, map) = (prefix.clone(), map.clone());
+                    async move { kv::list(&mut c, &prefix, map.as_deref()).await }
+                })
+                .await?;
                 kv::print_list(&items, g.json);
             }
-            Command::Status => status::show(&mut c, &prefix, g.json).await?,
+            // Prints only once every read is done: retried whole.
+            Command::Status => {
+                retry::again(t, || {
+                    let mut c = c.clone();
+                    let prefix = prefix.clone();
+                    async move { status::show(&mut c, &prefix, g.json).await }
+                })
+                .await?
+            }
             Command::Etcd(_) => unreachable!("handled above"),
         }
         Ok(())

@@ -16,6 +16,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// True for a failure an election or a dead member explains.
 pub fn transient(e: &Error) -> bool {
+    // A certificate or TLS refusal stays a refusal however often it is tried.
+    let text = crate::error::describe(e).to_ascii_lowercase();
+    if ["certificate", "tls", "handshake", "unknownissuer"]
+        .iter()
+        .any(|w| text.contains(w))
+    {
+        return false;
+    }
     match e {
         Error::GRpcStatus(s) => {
             let m = s.message();

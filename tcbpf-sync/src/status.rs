@@ -259,6 +259,7 @@ pub async fn writer(
 }
 
 /// `tcbpf sync status`: every node's report, with how far it is behind.
+/// Reads everything before it prints, so a failed read can be retried.
 pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), SyncError> {
     let (kvs, head) = crate::snapshot::read_prefix(c, &p.nodes(), 0).await?;
     // The generation published for each map.

@@ -222,3 +222,65 @@ fn a_failed_gate_rolls_the_canary_back_a_passing_one_promotes_and_rollback_skips
         assert_eq!(n.ports(), one.iter().map(|&p| p as u16).collect());
     }
 }
+
+#[test]
+fn a_rollout_completes_across_an_etcd_leader_kill() {
+    tcbpf_testkit::require_root!();
+    let mut e = Etcd::cluster(3, None);
+    let ep = e.endpoints();
+    let dir = TempDir::new("rollout-elect");
+    let p = "/t/rollout-elect";
+    let nodes: Vec<Node> = ["e1", "e2", "e3"]
+        .iter()
+        .map(|n| node(&ep, p, n, &dir))
+        .collect();
+    let one: Vec<u32> = (1000..1100).collect();
+    sync_ok(&[
+        "commit",
+        &ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "from",
+        &file(&dir, "1", &one),
+    ]);
+    acks(&ep, p, 3, |a| a["in_force"] == 1);
+    let two: Vec<u32> = (2000..2100).collect();
+    sync_ok(&[
+        "commit",
+        &ep,
+        "prefix",
+        p,
+        "map",
+        "blocked",
+        "from",
+        &file(&dir, "2", &two),
+        "stage",
+    ]);
+    // The rollout starts; the leader dies while its canary applies.
+    let rollout = Command::new(BIN)
+        .args([
+            "-j", "rollout", &ep, "prefix", p, "map", "blocked", "gen", "2",
+        ])
+        .args(["nodes", "e1", "wait", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let leader = e.leader();
+    e.members[leader].kill();
+    let out = rollout.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rollout across a leader kill: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["state"], "promoted", "{st}");
+    acks(&ep, p, 3, |a| a["in_force"] == 2 && a["result"] == "ok");
+    for n in &nodes {
+        assert_eq!(n.ports(), two.iter().map(|&p| p as u16).collect());
+    }
+}
