@@ -19,7 +19,9 @@
 use crate::error::SyncError;
 use crate::layout::{canonical_json, Prefix};
 use crate::retry;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -148,7 +150,11 @@ fn author() -> String {
     format!("{user}@{}", host.trim())
 }
 
-/// The highest generation under `PREFIX/gens/NAME/` (0 when none).
+/// The highest generation under `PREFIX/gens/NAME/` (0 when none): the
+/// generation of the key created last (numbers only grow, and a record is
+/// created before its entries), asked of etcd as one key: a listing of the
+/// keys would pass gRPC's message limit once generations hold 100,000
+/// entries.
 async fn newest(c: &Client, t: Duration, p: &Prefix, map: &str) -> Result<u64, SyncError> {
     let base = p.gens(map);
     let (r, _) = retry::until(t, &format!("read {base}"), || {
@@ -156,23 +162,22 @@ async fn newest(c: &Client, t: Duration, p: &Prefix, map: &str) -> Result<u64, S
         let base = base.clone();
         async move {
             let end = crate::snapshot::prefix_end(base.as_bytes());
-            c.get(
-                base,
-                Some(GetOptions::new().with_keys_only().with_range(end)),
-            )
-            .await
+            let o = GetOptions::new()
+                .with_keys_only()
+                .with_range(end)
+                .with_sort(SortTarget::Create, SortOrder::Descend)
+                .with_limit(1);
+            c.get(base, Some(o)).await
         }
     })
     .await?;
-    // Only the records: `G/record` (entries are not counted).
     Ok(r.kvs()
-        .iter()
-        .filter_map(|kv| {
+        .first()
+        .and_then(|kv| {
             let rest = kv.key().strip_prefix(base.as_bytes())?;
-            let rest = std::str::from_utf8(rest).ok()?;
-            rest.strip_suffix("/record")?.parse::<u64>().ok()
+            let g = std::str::from_utf8(rest).ok()?.split('/').next()?;
+            g.parse::<u64>().ok()
         })
-        .max()
         .unwrap_or(0))
 }
 

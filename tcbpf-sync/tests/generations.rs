@@ -412,6 +412,16 @@ fn a_map_in_map_follower_swaps_whole_generations_and_survives_sigkill_mid_apply(
         assert_eq!((g, keys.len()), (2, big as usize), "{n}");
         assert_eq!(keys.first(), Some(&10_000));
     }
+    // The next commit finds generation 2 the newest although listing its
+    // 100,000 keys would pass gRPC's 4 MiB message limit.
+    let c3 = commit(&ep, p, "policy", &write_ports(&dir, "c.jsonl", 7..9));
+    assert_eq!(c3["generation"], 3);
+    wait_acks(&ep, p, &names, "policy", "generation 3", |a| {
+        a["in_force"] == 3
+    });
+    for node in &nodes {
+        assert_eq!(node.inner(), (3, [7, 8].into()));
+    }
     drop(nodes);
 }
 
