@@ -6,9 +6,9 @@
 //! under `PREFIX/gens/NAME/`, writes G's record (created only if absent:
 //! two writers never share a G), then its entries in transactions of at
 //! most [`TXN_OPS`] operations and [`TXN_BYTES`] bytes (etcd's defaults
-//! are 128 operations and 1.5 MiB a request), and last `PREFIX/current/NAME`
-//! = G, in a transaction that fails when another commit published in the
-//! meantime. A writer that dies before the last step leaves an
+//! are 128 operations and 1.5 MiB a request), and last
+//! `PREFIX/current/NAME` = G, in a transaction that fails when
+//! another commit published in the meantime. A writer that dies before the last step leaves an
 //! unpublished generation no follower reads.
 //!
 //! The checksum ([`checksum`]) is FNV-1a 64 over the entries' canonical

@@ -29,9 +29,13 @@ pub fn transient(e: &Error) -> bool {
             let m = s.message();
             // Unavailable, DeadlineExceeded, Aborted; Unknown with etcd's
             // election messages ("leader changed", "no leader",
-            // "request timed out").
+            // "request timed out") or tonic's for a request whose
+            // connection died under it ("transport error").
             matches!(i32::from(s.code()), 4 | 10 | 14)
-                || (i32::from(s.code()) == 2 && (m.contains("leader") || m.contains("timed out")))
+                || (i32::from(s.code()) == 2
+                    && ["leader", "timed out", "transport error", "connection"]
+                        .iter()
+                        .any(|w| m.contains(w)))
         }
         Error::TransportError(_) | Error::IoError(_) => true,
         _ => false,
