@@ -7,9 +7,11 @@
 //! two writers never share a G), then its entries in transactions of at
 //! most [`TXN_OPS`] operations and [`TXN_BYTES`] bytes (etcd's defaults
 //! are 128 operations and 1.5 MiB a request), and last
-//! `PREFIX/current/NAME` = G, in a transaction that fails when
-//! another commit published in the meantime. A writer that dies before the last step leaves an
-//! unpublished generation no follower reads.
+//! `PREFIX/current/NAME` = G, in a transaction that fails when another
+//! commit published in the meantime. A writer that dies before the last
+//! step leaves an unpublished generation no follower reads. Every request
+//! is retried through an etcd election (`retry`). `stage` stops before
+//! the last step: `rollout` publishes later.
 //!
 //! The checksum ([`checksum`]) is FNV-1a 64 over the entries' canonical
 //! JSON texts in key order: the writer puts it in the record, a follower
