@@ -300,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn current_pointers_and_rollout_pins_are_told_apart() {
+        let p = Prefix::new("/f").unwrap();
+        assert_eq!(p.current("m"), "/f/current/m");
+        assert_eq!(p.pin("m", "n1"), "/f/current/m/n1");
+        assert_eq!(p.parse_current(b"/f/current/m"), Some("m"));
+        assert_eq!(p.parse_current(b"/f/current/m/n1"), None);
+        assert_eq!(p.parse_pin(b"/f/current/m/n1"), Some(("m", "n1")));
+        assert_eq!(p.parse_pin(b"/f/current/m"), None);
+        assert_eq!(p.parse_pin(b"/f/current/m/n1/x"), None);
+        assert_eq!(p.parse_current(b"/f/maps/m/1"), None);
+        assert_eq!(p.gen_record("m", 3), "/f/gens/m/3/record");
+        assert_eq!(p.gen_entries("m", 3), "/f/gens/m/3/entries/");
+    }
+
+    #[test]
     fn names_refuse_slashes_and_spaces() {
         assert!(check_name("map name", "blocked").is_ok());
         assert!(check_name("map name", "a/b").is_err());
