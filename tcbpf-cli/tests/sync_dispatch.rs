@@ -54,6 +54,27 @@ fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
 }
 
 #[test]
+fn sync_passes_verbose_to_the_helper() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("syncverb");
+    let bin = copy_tcbpf(&dir);
+    let helper = dir.join("tcbpf-sync");
+    std::fs::write(&helper, "#!/bin/sh\necho \"args=$*\"\n").unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Command::new(&bin)
+        .args(["-v", "sync", "status", "127.0.0.1:2379", "prefix", "/p"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.trim(),
+        "args=-v status 127.0.0.1:2379 prefix /p",
+        "{out}"
+    );
+}
+
+#[test]
 fn sync_without_the_helper_says_where_it_looked() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncnone");

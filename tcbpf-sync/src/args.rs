@@ -4,6 +4,7 @@
 //! ```text
 //! tcbpf sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 //! CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
+//!         | timeout SECS
 //! ```
 //!
 //! Connection words come between ENDPOINTS and `prefix` (so that `key`
@@ -141,11 +142,17 @@ pub enum Verb {
     List,
     Status,
     Etcd,
+    Commit,
+    Rollout,
+    Rollback,
 }
 
 /// The command words, in the order usage lists them.
-pub const VERBS: [(&str, Verb); 6] = [
+pub const VERBS: [(&str, Verb); 9] = [
     ("put", Verb::Put),
+    ("commit", Verb::Commit),
+    ("rollout", Verb::Rollout),
+    ("rollback", Verb::Rollback),
     ("del", Verb::Del),
     ("get", Verb::Get),
     ("list", Verb::List),
@@ -161,6 +168,7 @@ enum ConnWord {
     Key,
     User,
     PasswordFile,
+    Timeout,
     Prefix,
 }
 
@@ -182,6 +190,8 @@ pub struct Conn {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub user: Option<(String, String)>,
+    /// `timeout SECS`: how long a write is retried (see `retry`).
+    pub timeout: Option<u64>,
 }
 
 impl Conn {
@@ -209,6 +219,7 @@ impl Conn {
             ("key", ConnWord::Key),
             ("user", ConnWord::User),
             ("password-file", ConnWord::PasswordFile),
+            ("timeout", ConnWord::Timeout),
             ("prefix", ConnWord::Prefix),
         ];
         while let Some(word) = w.peek().map(str::to_string) {
@@ -233,6 +244,15 @@ impl Conn {
                     user = Some(arg);
                 }
                 ConnWord::PasswordFile => password_file = Some(PathBuf::from(arg)),
+                ConnWord::Timeout => {
+                    let secs: u64 = arg.parse().map_err(|_| {
+                        SyncError::usage(format!("timeout: '{arg}' is not a number of seconds"))
+                    })?;
+                    if secs == 0 {
+                        return Err(SyncError::usage("timeout: at least 1 second"));
+                    }
+                    c.timeout = Some(secs);
+                }
             }
         }
         if c.cert.is_some() != c.key.is_some() {
@@ -261,6 +281,14 @@ impl Conn {
         Ok(c)
     }
 
+    /// How long a write is retried.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        self.timeout.map_or(
+            crate::retry::DEFAULT_TIMEOUT,
+            std::time::Duration::from_secs,
+        )
+    }
+
     /// True when the endpoints are to be reached over TLS.
     pub fn tls(&self) -> bool {
         self.cacert.is_some() || self.cert.is_some()
@@ -280,6 +308,8 @@ pub enum MapRef {
 pub struct Follow {
     pub map: MapRef,
     pub name: Option<String>,
+    /// `slot N`: a map-in-map's slot (default 0).
+    pub slot: Option<u32>,
 }
 
 /// Options of `tcbpf sync etcd`.
@@ -316,6 +346,43 @@ pub enum Command {
     },
     Status,
     Etcd(EtcdOpts),
+    /// `commit map NAME from FILE [ stage ]`: a whole policy as one
+    /// generation (`stage`: written, not published).
+    Commit {
+        map: String,
+        file: String,
+        stage: bool,
+    },
+    /// `rollout map NAME gen G [ canary N% | nodes LIST ] [ wait SECS ]`.
+    Rollout {
+        map: String,
+        generation: u64,
+        canary: Canary,
+        wait: u64,
+    },
+    /// `rollback map NAME [ gen G ]`.
+    Rollback {
+        map: String,
+        generation: Option<u64>,
+    },
+}
+
+/// Which nodes take a generation first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canary {
+    /// This share of the nodes (at least one), chosen by a hash of the
+    /// node name and the generation.
+    Percent(u32),
+    /// These nodes.
+    Nodes(Vec<String>),
+}
+
+/// The words of `rollout` after the generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RolloutWord {
+    Canary,
+    Nodes,
+    Wait,
 }
 
 /// `map NAME`.
@@ -362,11 +429,78 @@ pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
                 Some(map_name(w)?)
             },
         },
+        Verb::Commit => {
+            let map = map_name(w)?;
+            w.keyword("from")?;
+            let file = w.expect("a file (or - for standard input) after 'from'")?;
+            let stage = w.eat("stage");
+            Command::Commit { map, file, stage }
+        }
+        Verb::Rollout => parse_rollout(w)?,
+        Verb::Rollback => {
+            let map = map_name(w)?;
+            let generation = if w.eat("gen") {
+                Some(w.number("a generation number after 'gen'")?)
+            } else {
+                None
+            };
+            Command::Rollback { map, generation }
+        }
         Verb::Status => Command::Status,
         Verb::Etcd => Command::Etcd(parse_etcd(w)?),
     };
     w.done()?;
     Ok(cmd)
+}
+
+fn parse_rollout(w: &mut Words) -> Result<Command, SyncError> {
+    let map = map_name(w)?;
+    w.keyword("gen")?;
+    let generation = w.number("a generation number after 'gen'")?;
+    let mut canary = Canary::Percent(10);
+    let mut wait = 10;
+    let words = [
+        ("canary", RolloutWord::Canary),
+        ("nodes", RolloutWord::Nodes),
+        ("wait", RolloutWord::Wait),
+    ];
+    while let Some(word) = w.next() {
+        match pick(&word, &words, "rollout word")?.1 {
+            RolloutWord::Canary => {
+                let text = w.expect("a share like 10% after 'canary'")?;
+                let n: u32 = text
+                    .strip_suffix('%')
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        SyncError::usage(format!("canary '{text}': expected 1% to 100%"))
+                    })?;
+                canary = Canary::Percent(n);
+            }
+            RolloutWord::Nodes => {
+                let list = w.expect("NODE[,NODE…] after 'nodes'")?;
+                let nodes: Vec<String> = list
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for n in &nodes {
+                    check_name("node", n)?;
+                }
+                if nodes.is_empty() {
+                    return Err(SyncError::usage("nodes: no node named"));
+                }
+                canary = Canary::Nodes(nodes);
+            }
+            RolloutWord::Wait => wait = w.number("seconds after 'wait'")?,
+        }
+    }
+    Ok(Command::Rollout {
+        map,
+        generation,
+        canary,
+        wait,
+    })
 }
 
 fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
@@ -413,7 +547,13 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         } else {
             None
         };
-        o.maps.push(Follow { map, name });
+        let slot = if w.peek() == Some("slot") {
+            w.next();
+            Some(w.number("a slot number after 'slot'")?)
+        } else {
+            None
+        };
+        o.maps.push(Follow { map, name, slot });
     }
     if o.maps.is_empty() {
         return Err(SyncError::usage(
@@ -524,13 +664,69 @@ mod tests {
             o.maps[1],
             Follow {
                 map: MapRef::Id(7),
-                name: None
+                name: None,
+                slot: None
             }
         );
         assert_eq!(
             (o.node.as_deref(), o.status_ttl, o.resync),
             (Some("h1"), 5, Some(60))
         );
+    }
+
+    #[test]
+    fn commit_takes_a_map_and_a_file() {
+        let (_, _, cmd) = parse(
+            "commit",
+            &mut words("e:1 prefix /f map blocked from gen.jsonl"),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Commit {
+                map: "blocked".into(),
+                file: "gen.jsonl".into(),
+                stage: false
+            }
+        );
+        let e = parse("commit", &mut words("e:1 prefix /f map blocked"), no_env).unwrap_err();
+        assert!(e.message.contains("expected 'from'"), "{e}");
+    }
+
+    #[test]
+    fn rollout_takes_a_generation_canaries_and_a_wait() {
+        let (_, _, cmd) = parse(
+            "rollout",
+            &mut words("e:1 prefix /f map m gen 4 canary 25% wait 3"),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Rollout {
+                map: "m".into(),
+                generation: 4,
+                canary: Canary::Percent(25),
+                wait: 3
+            }
+        );
+        let (_, _, cmd) = parse(
+            "rollout",
+            &mut words("e:1 prefix /f map m gen 4 nodes a,b"),
+            no_env,
+        )
+        .unwrap();
+        assert!(
+            matches!(cmd, Command::Rollout { canary: Canary::Nodes(n), .. } if n == ["a", "b"])
+        );
+        let e = parse(
+            "rollout",
+            &mut words("e:1 prefix /f map m gen 4 canary 0%"),
+            no_env,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("expected 1% to 100%"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub mod exit {
 pub struct SyncError {
     pub exit: u8,
     pub message: String,
+    /// An etcd failure that an election or a dead member explains (see
+    /// `retry`): worth trying again.
+    pub transient: bool,
 }
 
 impl SyncError {
@@ -24,6 +27,7 @@ impl SyncError {
         SyncError {
             exit: exit::USAGE,
             message: m.into(),
+            transient: false,
         }
     }
 
@@ -31,6 +35,7 @@ impl SyncError {
         SyncError {
             exit: exit::NOT_FOUND,
             message: m.into(),
+            transient: false,
         }
     }
 
@@ -38,6 +43,7 @@ impl SyncError {
         SyncError {
             exit: exit::OTHER,
             message: m.into(),
+            transient: false,
         }
     }
 
@@ -60,6 +66,7 @@ impl SyncError {
         SyncError {
             exit,
             message: format!("{what}: {}", describe(&e)),
+            transient: crate::retry::transient(&e),
         }
     }
 }

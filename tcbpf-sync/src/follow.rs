@@ -20,13 +20,20 @@
 //!   re-read and diff-apply: every `resync SECS`, and on SIGHUP.
 //! - SIGTERM/SIGINT: the apply under way finishes, the status lease is
 //!   revoked, exit 0.
+//! - Generations: a followed NAME with `PREFIX/current/NAME` follows that
+//!   generation instead of `PREFIX/maps/NAME/` (a second watch, on
+//!   `PREFIX/current/`, re-reads when it moves); the map takes it all or
+//!   nothing (`target`), and the node acknowledges it in its report.
+//! - Log (`log`): connected and reconnected, each full re-read with what it
+//!   wrote, drift repaired, each generation applied with its duration,
+//!   every error; with `-v` each watch response applied.
 
 use crate::args::{Conn, EtcdOpts};
 use crate::error::SyncError;
 use crate::layout::Prefix;
 use crate::snapshot::Value;
 use crate::status::{self, MapStatus, NodeStatus, Shared};
-use crate::target::{too_large, Desired, MapTarget};
+use crate::target::{too_large, Desired, GenFailure, MapTarget};
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +64,13 @@ struct Follower {
     maps: Vec<MapTarget>,
     shared: Shared,
     applied: i64,
+    /// Maps following generations (`PREFIX/current/NAME` names one): the
+    /// watch of `PREFIX/maps/` leaves them alone.
+    gen_mode: std::collections::BTreeSet<String>,
+    /// Connections made (the first is "connected", the next "reconnected").
+    connects: u64,
+    /// This node's name (its report, its rollout pins).
+    node: String,
 }
 
 pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncError> {
@@ -101,12 +115,18 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| SyncError::other(format!("SIGHUP: {e}")))?;
     let stop = Arc::new(Notify::new());
+    let node = shared.snapshot().node;
+    let types = maps
+        .iter()
+        .map(|m| (format!("{}{node}", prefix.types(&m.name)), m.types_json()))
+        .collect();
     let writer = tokio::spawn(status::writer(
         conn.clone(),
         prefix.clone(),
         o.status_ttl,
         shared.clone(),
         stop.clone(),
+        types,
     ));
     let mut f = Follower {
         conn,
@@ -114,6 +134,9 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         maps,
         shared,
         applied: 0,
+        gen_mode: Default::default(),
+        connects: 0,
+        node,
     };
     let resync_every = o.resync.map(Duration::from_secs);
     let mut need_resync = Some("start-up");
@@ -150,6 +173,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         }
     }
     f.shared.update(|s| s.state = "stopped");
+    crate::log::event(&format!("stopped at revision {}", f.applied));
     stop.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
     Ok(())
@@ -179,7 +203,17 @@ impl Follower {
     async fn connect(&mut self) -> Client {
         loop {
             match crate::conn::connect(&self.conn).await {
-                Ok(c) => return c,
+                Ok(c) => {
+                    let again = if self.connects > 0 { "re" } else { "" };
+                    self.connects += 1;
+                    crate::log::event(&format!(
+                        "{again}connected to etcd {} (prefix {}, applied revision {})",
+                        self.conn.endpoints.join(","),
+                        self.prefix,
+                        self.applied
+                    ));
+                    return c;
+                }
                 Err(e) => {
                     self.shared.update(|s| s.error(e.message.clone()));
                     tokio::time::sleep(RETRY).await;
@@ -189,11 +223,41 @@ impl Follower {
     }
 
     /// Reads the whole policy at one revision and makes each map equal
-    /// to its part. The applied revision moves only if every map took it.
+    /// to its part: its generation in force when `PREFIX/current/NAME`
+    /// names one, else `PREFIX/maps/NAME/`. The applied revision moves
+    /// only if every map took it.
     async fn resync(&mut self, c: &mut Client, why: &str) -> Result<(), String> {
-        let (entries, rev) = crate::snapshot::read_prefix(c, &self.prefix.maps(), 0)
+        let t0 = std::time::Instant::now();
+        let (currents, rev) = crate::snapshot::read_prefix(c, &self.prefix.currents(), 0)
             .await
             .map_err(|e| e.message)?;
+        let (entries, _) = crate::snapshot::read_prefix(c, &self.prefix.maps(), rev)
+            .await
+            .map_err(|e| e.message)?;
+        // Per map: the generation published, unless a rollout pins this
+        // node to another.
+        let mut current: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pinned: BTreeMap<String, u64> = BTreeMap::new();
+        for e in currents {
+            let g = match &e.value {
+                Value::Bytes(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok()),
+                Value::TooLarge => None,
+            };
+            let (name, into) = match (
+                self.prefix.parse_current(&e.key),
+                self.prefix.parse_pin(&e.key),
+            ) {
+                (Some(name), _) => (name, &mut current),
+                (None, Some((name, node))) if node == self.node => (name, &mut pinned),
+                _ => continue,
+            };
+            if let (Some(g), true) = (g, self.maps.iter().any(|m| m.name == name)) {
+                into.insert(name.to_string(), g);
+            }
+        }
+        current.extend(pinned);
         // Per map, in the order of the revision that wrote each entry: a
         // key spelled two ways (members in another order) ends with the
         // value written last, as it does when the watch applies them.
@@ -222,10 +286,25 @@ impl Follower {
         let mut fixed = 0u64;
         let mut sums = [0usize; 4];
         let mut results = Vec::new();
-        for m in &mut self.maps {
-            let (report, rejected) = m
-                .replace_all(&policy[&m.name])
-                .map_err(|e| format!("resync ({why}) of map {} at revision {rev}: {e}", m.name))?;
+        let mut acks = Vec::new();
+        for i in 0..self.maps.len() {
+            let name = self.maps[i].name.clone();
+            let report = if let Some(&g) = current.get(&name) {
+                match self.apply_generation(c, i, g, rev).await? {
+                    Some(report) => report,
+                    None => continue,
+                }
+            } else if self.maps[i].slot.is_some() {
+                // A map-in-map follows generations only: none yet.
+                continue;
+            } else {
+                let m = &mut self.maps[i];
+                let (report, rejected) = m.replace_all(&policy[&m.name]).map_err(|e| {
+                    format!("resync ({why}) of map {} at revision {rev}: {e}", m.name)
+                })?;
+                results.push((m.name.clone(), m.entries, rejected));
+                report
+            };
             fixed += (report.added + report.changed + report.removed) as u64;
             for (sum, n) in sums.iter_mut().zip([
                 report.added,
@@ -235,19 +314,40 @@ impl Follower {
             ]) {
                 *sum += n;
             }
-            results.push((m.name.clone(), m.entries, rejected));
+            if current.contains_key(&name) {
+                acks.push((name, self.maps[i].entries));
+            }
         }
+        self.gen_mode = current.keys().cloned().collect();
         self.applied = rev;
+        let [a, ch, u, r] = sums;
+        let line = format!(
+            "resync ({why}) at revision {rev} in {} ms: added {a} changed {ch} unchanged {u} removed {r}",
+            t0.elapsed().as_millis()
+        );
+        if matches!(why, "SIGHUP" | "periodic resync") && fixed > 0 {
+            crate::log::event(&format!("drift repaired: {fixed} entries; {line}"));
+        } else if why == "generation" {
+            crate::log::debug(&line);
+        } else {
+            crate::log::event(&line);
+        }
         self.shared.update(|s| {
             s.revision = rev;
             s.resyncs += 1;
             s.last_resync = Some((why.to_string(), rev, sums));
             // Only a resync asked for drift counts as drift; the others
-            // (start-up, compaction, failure) catch up with the policy.
+            // (start-up, compaction, failure, a new generation) catch up
+            // with the policy.
             if matches!(why, "SIGHUP" | "periodic resync") {
                 s.drift_fixed += fixed;
             }
             s.state = "following";
+            for (name, entries) in acks {
+                let m = s.map_mut(&name);
+                m.revision = rev;
+                m.entries = entries;
+            }
             for (name, entries, rejected) in results {
                 let m = s.map_mut(&name);
                 m.revision = rev;
@@ -261,6 +361,100 @@ impl Follower {
             }
         });
         Ok(())
+    }
+
+    /// Makes map `i` hold generation `g` (read at `rev`), all or nothing,
+    /// and acknowledges it. `Ok(None)`: nothing written (the generation
+    /// is refused, or a map-in-map holds it already); `Err`: etcd or a
+    /// kernel write failed, to be retried.
+    async fn apply_generation(
+        &mut self,
+        c: &mut Client,
+        i: usize,
+        g: u64,
+        rev: i64,
+    ) -> Result<Option<tcbpf::maps::ApplyReport>, String> {
+        let name = self.maps[i].name.clone();
+        let before = self.shared.snapshot().maps[i].1.generation.clone();
+        let mut in_force = before.as_ref().map_or(0, |a| a.in_force);
+        // A slot says itself which generation it holds (after a restart too).
+        if let Some(held) = self.maps[i].slot_generation() {
+            in_force = held;
+            if held == g && before.as_ref().is_some_and(|a| a.generation == g) {
+                return Ok(None);
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let read = crate::generation::read(c, &self.prefix, &name, g, rev)
+            .await
+            .map_err(|e| e.message)?;
+        let mut ack = status::GenAck {
+            generation: g,
+            time: status::now(),
+            in_force,
+            ..status::GenAck::default()
+        };
+        let (record, entries) = match read {
+            Ok(r) => r,
+            Err(why) => {
+                ack.error = Some(why.clone());
+                self.acknowledge(&name, ack, &format!("map {name}: {why}"));
+                return Ok(None);
+            }
+        };
+        ack.entries = record.entries;
+        ack.checksum = record.checksum.clone();
+        if self.maps[i].slot.is_some() && in_force == g {
+            // Its slot holds it whole already (a restart): acknowledge.
+            self.maps[i].entries = record.entries;
+            self.acknowledge(&name, ack, &format!("map {name} holds generation {g}"));
+            return Ok(None);
+        }
+        match self.maps[i].apply_generation(g, &entries) {
+            Ok(report) => {
+                ack.millis = t0.elapsed().as_millis() as u64;
+                ack.in_force = g;
+                let fresh = before
+                    .as_ref()
+                    .map_or(true, |a| a.in_force != g || a.error.is_some());
+                if fresh {
+                    let line = format!(
+                        "map {name} generation {g} applied in {} ms ({} entries, {})",
+                        ack.millis, record.entries, record.checksum
+                    );
+                    self.acknowledge(&name, ack, &line);
+                }
+                Ok(Some(report))
+            }
+            Err(GenFailure::Refused(why)) => {
+                let why = format!("generation {g} refused, nothing written: {why}");
+                ack.error = Some(why.clone());
+                self.acknowledge(&name, ack, &format!("map {name}: {why}"));
+                Ok(None)
+            }
+            Err(GenFailure::Failed(why)) => {
+                let why = format!("generation {g}: {why}");
+                ack.error = Some(why.clone());
+                // A plain map may hold part of it: it holds no whole one.
+                if self.maps[i].slot.is_none() {
+                    ack.in_force = 0;
+                }
+                self.acknowledge(&name, ack, &format!("map {name}: {why}"));
+                Err(format!("map {name}: {why}"))
+            }
+        }
+    }
+
+    /// Puts `ack` in the report, stamped now (the apply is over), and
+    /// logs `line`.
+    fn acknowledge(&self, name: &str, mut ack: status::GenAck, line: &str) {
+        ack.time = status::now();
+        crate::log::event(line);
+        self.shared.update(|s| {
+            let m = s.map_mut(name);
+            m.last_apply = ack.time;
+            m.generation = Some(ack);
+        });
     }
 
     /// Watches from the applied revision + 1 and applies each response.
@@ -290,6 +484,19 @@ impl Follower {
                 return Next::Rewatch;
             }
         };
+        // Generations: a move of `PREFIX/current/NAME` re-reads.
+        let gopts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.applied + 1);
+        let mut gens = match wc.watch(self.prefix.currents(), Some(gopts)).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.shared
+                    .update(|s| s.error(format!("watch: {}", crate::error::describe(&e))));
+                tokio::time::sleep(RETRY).await;
+                return Next::Rewatch;
+            }
+        };
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
         let resync_at =
             tokio::time::sleep(resync_every.unwrap_or(Duration::from_secs(86400 * 365)));
@@ -305,6 +512,34 @@ impl Follower {
                         return Next::Rewatch;
                     }
                 }
+                msg = gens.message() => match msg {
+                    // Reported as the policy watch reports it.
+                    Ok(Some(r)) if r.compact_revision() > 0 => {
+                        return self.on_response(r).unwrap_or(Next::Resync("compaction"))
+                    }
+                    Ok(Some(r)) => {
+                        let ours = r.events().iter().any(|ev| {
+                            let Some(kv) = ev.kv() else { return false };
+                            let name = match (
+                                self.prefix.parse_current(kv.key()),
+                                self.prefix.parse_pin(kv.key()),
+                            ) {
+                                (Some(name), _) => name,
+                                (None, Some((name, node))) if node == self.node => name,
+                                _ => return false,
+                            };
+                            self.maps.iter().any(|m| m.name == name)
+                        });
+                        if ours {
+                            return Next::Resync("generation");
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        self.shared.update(|s| s.error("watch of generations: stream ended (reconnecting)".into()));
+                        tokio::time::sleep(RETRY).await;
+                        return Next::Rewatch;
+                    }
+                },
                 msg = stream.message() => match msg {
                     Ok(Some(r)) => {
                         if let Some(next) = self.on_response(r) {
@@ -364,7 +599,9 @@ impl Follower {
             let Some((name, key)) = self.prefix.parse_entry(kv.key()) else {
                 continue;
             };
-            if !self.maps.iter().any(|m| m.name == name) {
+            if self.gen_mode.contains(&name)
+                || !self.maps.iter().any(|m| m.name == name && m.slot.is_none())
+            {
                 continue;
             }
             let (key, d) = match (key, ev.event_type()) {
@@ -397,6 +634,13 @@ impl Follower {
                     return Some(Next::Resync("failed write"));
                 }
             }
+        }
+        for (name, _, rejected) in &done {
+            crate::log::debug(&format!(
+                "revision {last}: map {name}: {} changes applied, {} rejected",
+                changes.get(name).map_or(0, BTreeMap::len),
+                rejected.len()
+            ));
         }
         self.applied = last;
         self.shared.update(|s| {

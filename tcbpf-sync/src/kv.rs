@@ -7,37 +7,52 @@
 //! checked by each follower against its map's types.
 
 use crate::error::SyncError;
-use crate::layout::{canonical_json, Prefix};
+use crate::layout::Prefix;
+use crate::retry;
 use etcd_client::{Client, Txn, TxnOp};
 use serde_json::{json, Value};
-use std::io::BufRead;
+use std::time::Duration;
 
 /// Operations per transaction in `put … from`.
 pub const TXN_OPS: usize = 128;
 
+/// Puts one entry, retried through an election until `t`.
 pub async fn put(
-    c: &mut Client,
+    c: &Client,
+    t: Duration,
     p: &Prefix,
     map: &str,
     key: &str,
     value: &str,
 ) -> Result<i64, SyncError> {
     let k = p.entry(map, key);
-    let r = c
-        .put(k.as_str(), value, None)
-        .await
-        .map_err(|e| SyncError::etcd(&format!("put {k}"), e))?;
+    let (r, _) = retry::until(t, &format!("put {k}"), || {
+        let mut c = c.clone();
+        let (k, value) = (k.clone(), value.to_string());
+        async move { c.put(k, value, None).await }
+    })
+    .await?;
     Ok(r.header().map_or(0, |h| h.revision()))
 }
 
-/// Deletes one entry; not found (exit 1) when it was not there.
-pub async fn del(c: &mut Client, p: &Prefix, map: &str, key: &str) -> Result<i64, SyncError> {
+/// Deletes one entry; not found (exit 1) when it was not there. Retried
+/// through an election until `t`: when an attempt before may have deleted
+/// it, an absent entry is success.
+pub async fn del(
+    c: &Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+    key: &str,
+) -> Result<i64, SyncError> {
     let k = p.entry(map, key);
-    let r = c
-        .delete(k.as_str(), None)
-        .await
-        .map_err(|e| SyncError::etcd(&format!("del {k}"), e))?;
-    if r.deleted() == 0 {
+    let (r, retried) = retry::until(t, &format!("del {k}"), || {
+        let mut c = c.clone();
+        let k = k.clone();
+        async move { c.delete(k, None).await }
+    })
+    .await?;
+    if r.deleted() == 0 && !retried {
         return Err(SyncError::not_found(format!(
             "map {map} key {key}: no such entry under {p}"
         )));
@@ -118,48 +133,39 @@ pub fn print_list(items: &[Listed], json_out: bool) {
 }
 
 /// Reads `{"key":K,"value":V}` lines from `file` (`-`: standard input) and
-/// writes them in transactions of [`TXN_OPS`]. Returns (entries, last revision).
+/// writes them in transactions of [`TXN_OPS`], each retried through an
+/// election until `t`. Returns (entries, last revision).
 pub async fn put_from(
-    c: &mut Client,
+    c: &Client,
+    t: Duration,
     p: &Prefix,
     map: &str,
     file: &str,
 ) -> Result<(usize, i64), SyncError> {
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(file).map_err(|e| SyncError::usage(format!("from {file}: {e}")))?,
-        ))
-    };
     // Read and check everything first: a bad line writes nothing.
-    let mut ops = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| SyncError::usage(format!("from {file}: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("from {file} line {}", n + 1);
-        let v: Value = serde_json::from_str(&line)
-            .map_err(|e| SyncError::usage(format!("{}: not JSON: {e}", at())))?;
-        let (Some(k), Some(val)) = (v.get("key"), v.get("value")) else {
-            return Err(SyncError::usage(format!(
-                "{}: expected {{\"key\":…,\"value\":…}}",
-                at()
-            )));
-        };
-        let key = canonical_json("key", &k.to_string())?;
-        ops.push(TxnOp::put(p.entry(map, &key), val.to_string(), None));
-    }
+    let lines = crate::generation::read_lines(file)?;
+    let checks: Vec<crate::types::Check> = lines
+        .iter()
+        .map(|(k, v)| crate::types::Check {
+            key: k,
+            value: Some(v),
+        })
+        .collect();
+    crate::types::check(c, t, p, map, &checks).await?;
+    let ops: Vec<TxnOp> = lines
+        .into_iter()
+        .map(|(key, value)| TxnOp::put(p.entry(map, &key), value, None))
+        .collect();
     let total = ops.len();
     let mut revision = 0;
-    let mut ops = ops.into_iter().peekable();
-    while ops.peek().is_some() {
-        let chunk: Vec<TxnOp> = ops.by_ref().take(TXN_OPS).collect();
-        let r = c
-            .txn(Txn::new().and_then(chunk))
-            .await
-            .map_err(|e| SyncError::etcd(&format!("put map {map} from {file}"), e))?;
+    let what = format!("put map {map} from {file}");
+    for chunk in ops.chunks(TXN_OPS) {
+        let (r, _) = retry::until(t, &what, || {
+            let mut c = c.clone();
+            let chunk = chunk.to_vec();
+            async move { c.txn(Txn::new().and_then(chunk)).await }
+        })
+        .await?;
         revision = r.header().map_or(revision, |h| h.revision());
     }
     Ok((total, revision))

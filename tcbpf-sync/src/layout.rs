@@ -5,6 +5,17 @@
 //! PREFIX/maps/NAME/KEY    desired entry: KEY is the key's compact JSON text,
 //!                         escaped; the etcd value is the value's JSON text
 //! PREFIX/nodes/NODE       a node's status (JSON), under that node's lease
+//! PREFIX/gens/NAME/G/record          generation G of map NAME: its record
+//!                                    (JSON: generation, checksum, entries,
+//!                                    author, time), written first
+//! PREFIX/gens/NAME/G/entries/KEY     its entries, KEY escaped as above
+//! PREFIX/current/NAME     the generation in force for NAME (its number,
+//!                         as text), written last, once every part is in
+//! PREFIX/current/NAME/NODE  the generation NODE runs instead, while a
+//!                         rollout holds it there (canaries)
+//! PREFIX/rollout/NAME     the last rollout of NAME and its state (JSON)
+//! PREFIX/types/NAME/NODE  the key and value types of NAME at NODE (JSON),
+//!                         under that node's lease
 //! ```
 //!
 //! KEY escaping: `%`, `/` and every byte that is not printable ASCII
@@ -67,6 +78,67 @@ impl Prefix {
     /// `PREFIX/nodes/NODE`.
     pub fn node(&self, node: &str) -> String {
         format!("{}{node}", self.nodes())
+    }
+
+    /// `PREFIX/gens/NAME/`: every generation of one map.
+    pub fn gens(&self, name: &str) -> String {
+        format!("{}/gens/{name}/", self.0)
+    }
+
+    /// `PREFIX/gens/NAME/G/record`.
+    pub fn gen_record(&self, name: &str, g: u64) -> String {
+        format!("{}{g}/record", self.gens(name))
+    }
+
+    /// `PREFIX/gens/NAME/G/entries/`.
+    pub fn gen_entries(&self, name: &str, g: u64) -> String {
+        format!("{}{g}/entries/", self.gens(name))
+    }
+
+    /// `PREFIX/rollout/`: the last rollout of every map.
+    pub fn rollouts(&self) -> String {
+        format!("{}/rollout/", self.0)
+    }
+
+    /// `PREFIX/rollout/NAME`: the last rollout of NAME.
+    pub fn rollout(&self, name: &str) -> String {
+        format!("{}{name}", self.rollouts())
+    }
+
+    /// `PREFIX/types/NAME/`: the types each follower of NAME published.
+    pub fn types(&self, name: &str) -> String {
+        format!("{}/types/{name}/", self.0)
+    }
+
+    /// `PREFIX/current/`: the generation in force of every map.
+    pub fn currents(&self) -> String {
+        format!("{}/current/", self.0)
+    }
+
+    /// `PREFIX/current/NAME`.
+    pub fn current(&self, name: &str) -> String {
+        format!("{}{name}", self.currents())
+    }
+
+    /// `PREFIX/current/NAME/NODE`: the generation NODE runs instead of
+    /// `PREFIX/current/NAME` while a rollout holds it there.
+    pub fn pin(&self, name: &str, node: &str) -> String {
+        format!("{}{name}/{node}", self.currents())
+    }
+
+    /// The map name of a key `PREFIX/current/NAME`.
+    pub fn parse_current<'a>(&self, etcd_key: &'a [u8]) -> Option<&'a str> {
+        let name = etcd_key.strip_prefix(self.currents().as_bytes())?;
+        std::str::from_utf8(name)
+            .ok()
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
+
+    /// The map and node names of a key `PREFIX/current/NAME/NODE`.
+    pub fn parse_pin<'a>(&self, etcd_key: &'a [u8]) -> Option<(&'a str, &'a str)> {
+        let rest = etcd_key.strip_prefix(self.currents().as_bytes())?;
+        let (name, node) = std::str::from_utf8(rest).ok()?.split_once('/')?;
+        (!name.is_empty() && !node.is_empty() && !node.contains('/')).then_some((name, node))
     }
 
     /// Splits an etcd key under `PREFIX/maps/` into the map name and the
@@ -225,6 +297,21 @@ mod tests {
         assert!(bad.unwrap_err().0.contains("bad %-escape"));
         let (_, bad) = p.parse_entry(b"/fleet/maps/blocked/\xfe").unwrap();
         assert!(bad.unwrap_err().0.contains("not UTF-8"));
+    }
+
+    #[test]
+    fn current_pointers_and_rollout_pins_are_told_apart() {
+        let p = Prefix::new("/f").unwrap();
+        assert_eq!(p.current("m"), "/f/current/m");
+        assert_eq!(p.pin("m", "n1"), "/f/current/m/n1");
+        assert_eq!(p.parse_current(b"/f/current/m"), Some("m"));
+        assert_eq!(p.parse_current(b"/f/current/m/n1"), None);
+        assert_eq!(p.parse_pin(b"/f/current/m/n1"), Some(("m", "n1")));
+        assert_eq!(p.parse_pin(b"/f/current/m"), None);
+        assert_eq!(p.parse_pin(b"/f/current/m/n1/x"), None);
+        assert_eq!(p.parse_current(b"/f/maps/m/1"), None);
+        assert_eq!(p.gen_record("m", 3), "/f/gens/m/3/record");
+        assert_eq!(p.gen_entries("m", 3), "/f/gens/m/3/entries/");
     }
 
     #[test]

@@ -13,37 +13,56 @@ mod args;
 mod conn;
 mod error;
 mod follow;
+mod generation;
 mod kv;
 mod layout;
+mod log;
+mod retry;
+mod rollout;
 mod snapshot;
 mod status;
 mod target;
+mod types;
 
 use args::{pick, Command, Words, VERBS};
 use error::SyncError;
+use serde_json::Value;
 
 /// `tcbpf sync help`.
 pub const USAGE: &str = "\
-Usage: tcbpf [ -j ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
+Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
 
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON value JSON
   tcbpf sync put  ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - }
+  tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - } [ stage ]
+  tcbpf sync rollout ENDPOINTS [CONN]… prefix PREFIX map NAME gen G
+             [ canary N% | nodes NODE[,NODE…] ] [ wait SECS ]
+  tcbpf sync rollback ENDPOINTS [CONN]… prefix PREFIX map NAME [ gen G ]
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync list ENDPOINTS [CONN]… prefix PREFIX [ map NAME ]
   tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
-  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ MAP [ as NAME ] ]…
+  tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ slot N ] [ MAP … ]…
              [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
 MAP := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
 CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
-        (the password comes from password-file or TCBPF_SYNC_PASSWORD,
+        | timeout SECS
+        (timeout: how long put, del and commit retry a write that fails
+         for a reason that passes, an etcd leader election or a dead
+         member; default 8; the password comes from password-file or TCBPF_SYNC_PASSWORD,
          never from the command line; cacert/cert switch to https)
 
 Layout in etcd: PREFIX/maps/NAME/KEY holds the value's JSON, KEY being the
 key's compact JSON text with '%', '/' and non-printable bytes %-escaped.
 'from' reads {\"key\":…,\"value\":…} lines, written in transactions of 128.
+'commit' writes the whole file as the map's next generation G (entries at
+PREFIX/gens/NAME/G/entries/, a record with checksum, count and author at
+PREFIX/gens/NAME/G/record) and publishes it last (PREFIX/current/NAME = G);
+a follower then makes that map equal to generation G alone, all or nothing
+(a map-in-map OUTER, slot N (default 0): a new inner map swapped in), and
+acknowledges it in its report.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
@@ -51,6 +70,10 @@ follows every change; entries it cannot apply (JSON that does not fit the
 map, a value over 1 MiB, a key with a bad %-escape) are counted as rejected
 in its report and the rest applies; a full re-read and diff-apply repairs drift every
 'resync' seconds and on SIGHUP; SIGTERM finishes the apply under way and exits.
+
+-v: more log lines ('etcd' logs one line per event on standard error:
+connected, each re-read, drift repaired, generation G applied in N ms,
+errors; -v adds each watch response and each retried write).
 
 Exit status: 0 success, 1 not found, 2 usage or bad input,
 3 permission denied, 4 any other failure.
@@ -68,6 +91,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     while let Some(word) = w.peek() {
         match word {
             "-j" | "-json" | "--json" | "-p" | "-pretty" | "--pretty" => g.json = true,
+            "-v" | "-verbose" | "--verbose" => log::set_verbose(true),
             "-h" | "-help" | "--help" => {
                 out!("{}", USAGE.trim_end());
                 return Ok(());
@@ -84,7 +108,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
     let Some(verb) = w.next() else {
         eprint!("{USAGE}");
         return Err(SyncError::usage(
-            "expected a command (put, del, get, list, status, etcd)",
+            "expected a command (put, commit, rollout, rollback, del, get, list, status, etcd)",
         ));
     };
     // The verbs, then `help` (None).
@@ -111,29 +135,106 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
             return follow::run(conn, prefix, o).await;
         }
         let mut c = conn::connect(&conn).await?;
+        let t = conn.write_timeout();
         match cmd {
             Command::Put { map, key, value } => {
-                let rev = kv::put(&mut c, &prefix, &map, &key, &value).await?;
+                let one = types::Check {
+                    key: &key,
+                    value: Some(&value),
+                };
+                types::check(&c, t, &prefix, &map, &[one]).await?;
+                let rev = kv::put(&c, t, &prefix, &map, &key, &value).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));
                 }
             }
             Command::PutFrom { map, file } => {
-                let (n, rev) = kv::put_from(&mut c, &prefix, &map, &file).await?;
+                let (n, rev) = kv::put_from(&c, t, &prefix, &map, &file).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "entries": n, "revision": rev }));
                 } else {
                     out!("{n} entries written, revision {rev}");
                 }
             }
+            Command::Rollout {
+                map,
+                generation,
+                canary,
+                wait,
+            } => {
+                let state =
+                    rollout::rollout(&mut c, t, &prefix, &map, generation, &canary, wait).await?;
+                if g.json {
+                    out!("{state}");
+                } else {
+                    out!(
+                        "map {map} generation {generation} promoted (canaries {})",
+                        state["canaries"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(","))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Command::Rollback { map, generation } => {
+                let (to, was) = rollout::rollback(&mut c, t, &prefix, &map, generation).await?;
+                if g.json {
+                    out!(
+                        "{}",
+                        serde_json::json!({ "map": map, "generation": to, "replaced": was })
+                    );
+                } else {
+                    out!("map {map} generation {to} published (was {was})");
+                }
+            }
+            Command::Commit { map, file, stage } => {
+                let done = generation::commit(&mut c, t, &prefix, &map, &file, !stage).await?;
+                let r = &done.record;
+                if g.json {
+                    out!(
+                        "{}",
+                        serde_json::json!({
+                            "map": map,
+                            "generation": r.generation,
+                            "entries": r.entries,
+                            "checksum": r.checksum,
+                            "author": r.author,
+                            "transactions": done.transactions,
+                            "revision": done.revision,
+                            "published": !stage,
+                        })
+                    );
+                } else {
+                    out!(
+                        "map {map} generation {} {}: {} entries, checksum {}, \
+                         {} transactions, revision {}",
+                        r.generation,
+                        if stage { "staged" } else { "published" },
+                        r.entries,
+                        r.checksum,
+                        done.transactions,
+                        done.revision
+                    );
+                }
+            }
             Command::Del { map, key } => {
-                let rev = kv::del(&mut c, &prefix, &map, &key).await?;
+                let rev = kv::del(&c, t, &prefix, &map, &key).await?;
                 if g.json {
                     out!("{}", serde_json::json!({ "revision": rev }));
                 }
             }
             Command::Get { map, key } => {
-                let value = kv::get(&mut c, &prefix, &map, &key).await?;
+                // Reads, retried through an election as writes are.
+                let value = retry::again(t, || {
+                    let mut c = c.clone();
+                    let (prefix, map, key) = (prefix.clone(), map.clone(), key.clone());
+                    async move { kv::get(&mut c, &prefix, &map, &key).await }
+                })
+                .await?;
                 if g.json {
                     let v: serde_json::Value =
                         serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
@@ -144,10 +245,23 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::List { map } => {
-                let items = kv::list(&mut c, &prefix, map.as_deref()).await?;
+                let items = retry::again(t, || {
+                    let mut c = c.clone();
+                    let (prefix, map) = (prefix.clone(), map.clone());
+                    async move { kv::list(&mut c, &prefix, map.as_deref()).await }
+                })
+                .await?;
                 kv::print_list(&items, g.json);
             }
-            Command::Status => status::show(&mut c, &prefix, g.json).await?,
+            // Prints only once every read is done: retried whole.
+            Command::Status => {
+                retry::again(t, || {
+                    let mut c = c.clone();
+                    let prefix = prefix.clone();
+                    async move { status::show(&mut c, &prefix, g.json).await }
+                })
+                .await?
+            }
             Command::Etcd(_) => unreachable!("handled above"),
         }
         Ok(())

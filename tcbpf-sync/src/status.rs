@@ -35,6 +35,42 @@ pub struct MapStatus {
     /// Policy entries that do not fit the map (bad JSON for its types).
     pub rejected: usize,
     pub last_rejected: Option<String>,
+    /// The last generation this map was given (`None`: it follows
+    /// `PREFIX/maps/NAME/` entry by entry).
+    pub generation: Option<GenAck>,
+}
+
+/// A node's acknowledgement of one generation of one map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenAck {
+    /// The generation last tried.
+    pub generation: u64,
+    /// When it was applied or refused: the end of the apply (epoch seconds).
+    pub time: f64,
+    /// `None`: applied whole; `Some(error)`: refused or failed, and the
+    /// map still holds `in_force`.
+    pub error: Option<String>,
+    /// Its entries and checksum, as read and checked.
+    pub entries: usize,
+    pub checksum: String,
+    /// The generation the map holds whole (0: none yet).
+    pub in_force: u64,
+    /// Milliseconds the apply took.
+    pub millis: u64,
+}
+
+impl GenAck {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "generation": self.generation,
+            "time": self.time,
+            "result": self.error.as_deref().unwrap_or("ok"),
+            "entries": self.entries,
+            "checksum": self.checksum,
+            "in_force": self.in_force,
+            "millis": self.millis,
+        })
+    }
 }
 
 /// The whole report.
@@ -74,6 +110,7 @@ impl NodeStatus {
                     "last_apply": m.last_apply,
                     "rejected": m.rejected,
                     "last_rejected": m.last_rejected,
+                    "generation": m.generation.as_ref().map(GenAck::to_json),
                 }),
             );
         }
@@ -105,7 +142,7 @@ impl NodeStatus {
     }
 
     pub fn error(&mut self, message: String) {
-        eprintln!("tcbpf sync: {message}");
+        crate::log::event(&message);
         self.last_error = Some((now(), message));
     }
 }
@@ -141,7 +178,17 @@ impl Shared {
 
 /// Keeps `PREFIX/nodes/NODE` current under a lease of `ttl` seconds until
 /// `stop` is notified, then revokes the lease. Reconnects on failure.
-pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: Arc<Notify>) {
+///
+/// `types` are (etcd key, text) puts made under the same lease once per
+/// lease: the followed maps' types at `PREFIX/types/NAME/NODE`.
+pub async fn writer(
+    conn: Conn,
+    prefix: Prefix,
+    ttl: u64,
+    shared: Shared,
+    stop: Arc<Notify>,
+    types: Vec<(String, String)>,
+) {
     let key = prefix.node(&shared.snapshot().node);
     let beat = Duration::from_millis(ttl * 1000 / 3);
     loop {
@@ -156,6 +203,17 @@ pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: 
                 .lease_keep_alive(lease)
                 .await
                 .map_err(|e| SyncError::etcd("status lease keep-alive", e))?;
+            // Without them writers check nothing: not a reason to stop
+            // reporting (a role may lack write on PREFIX/types/).
+            for (k, text) in &types {
+                let with_lease = Some(PutOptions::new().with_lease(lease));
+                if let Err(e) = c.put(k.as_str(), text.as_str(), with_lease).await {
+                    crate::log::event(&format!(
+                        "put {k}: {} (writers will not check entries against this node)",
+                        crate::error::describe(&e)
+                    ));
+                }
+            }
             loop {
                 let text = shared.snapshot().to_json().to_string();
                 c.put(
@@ -190,7 +248,7 @@ pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: 
         match session.await {
             Ok(_) => return,
             Err(e) => {
-                eprintln!("tcbpf sync: status: {e} (retrying)");
+                crate::log::event(&format!("status: {e} (retrying)"));
                 tokio::select! {
                     _ = stop.notified() => return,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -201,8 +259,34 @@ pub async fn writer(conn: Conn, prefix: Prefix, ttl: u64, shared: Shared, stop: 
 }
 
 /// `tcbpf sync status`: every node's report, with how far it is behind.
+/// Reads everything before it prints, so a failed read can be retried.
 pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), SyncError> {
     let (kvs, head) = crate::snapshot::read_prefix(c, &p.nodes(), 0).await?;
+    // The generation published for each map.
+    let (currents, _) = crate::snapshot::read_prefix(c, &p.currents(), head).await?;
+    let mut published = Map::new();
+    for e in currents {
+        if let (Some(name), crate::snapshot::Value::Bytes(v)) = (p.parse_current(&e.key), &e.value)
+        {
+            if let Some(g) = std::str::from_utf8(v)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+            {
+                published.insert(name.to_string(), json!(g));
+            }
+        }
+    }
+    // The last rollout of each map.
+    let (rollouts, _) = crate::snapshot::read_prefix(c, &p.rollouts(), head).await?;
+    let mut rollout = Map::new();
+    for e in rollouts {
+        if let crate::snapshot::Value::Bytes(v) = &e.value {
+            let name = String::from_utf8_lossy(&e.key[p.rollouts().len()..]).into_owned();
+            if let Ok(state) = serde_json::from_slice::<Value>(v) {
+                rollout.insert(name, state);
+            }
+        }
+    }
     let mut rows = Vec::new();
     for e in kvs {
         let crate::snapshot::Value::Bytes(v) = e.value else {
@@ -232,16 +316,54 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             .kvs()
             .len();
         let seen = s["seen"].as_i64().unwrap_or(0).max(rev);
+        // Each map following generations: behind when the generation it
+        // holds whole is not the one published.
+        if let Some(maps) = s["maps"].as_object_mut() {
+            for (name, m) in maps.iter_mut() {
+                if let (Some(g), Some(ack)) = (published.get(name), m["generation"].as_object_mut())
+                {
+                    let behind = ack.get("in_force") != Some(g);
+                    ack.insert("published".into(), g.clone());
+                    ack.insert("behind".into(), json!(behind));
+                }
+            }
+        }
         s["head"] = json!(head);
         s["behind"] = json!(head - seen);
         s["pending"] = json!(pending);
         rows.push(s);
     }
     if json_out {
-        out!("{}", json!({ "head": head, "nodes": rows }));
+        out!(
+            "{}",
+            json!({ "head": head, "generations": published, "rollouts": rollout, "nodes": rows })
+        );
         return Ok(());
     }
     out!("head revision {head}");
+    for (name, g) in &published {
+        out!("map {name} generation {g} published");
+    }
+    for (name, r) in &rollout {
+        out!(
+            "map {name} rollout of generation {} from {}: {} (canaries {}){}",
+            r["generation"],
+            r["previous"],
+            r["state"].as_str().unwrap_or("?"),
+            r["canaries"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default(),
+            r["reason"]
+                .as_str()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
+        );
+    }
     for s in &rows {
         let err = match (
             s["last_error"]["message"].as_str(),
@@ -284,6 +406,19 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
                     m["rejected"],
                     m["last_apply"]
                 );
+                let a = &m["generation"];
+                if a.is_object() {
+                    out!(
+                        "    generation {} result {} in_force {} entries {} checksum {} millis {}{}",
+                        a["generation"],
+                        a["result"].as_str().unwrap_or("?"),
+                        a["in_force"],
+                        a["entries"],
+                        a["checksum"].as_str().unwrap_or("-"),
+                        a["millis"],
+                        if a["behind"] == true { " BEHIND" } else { "" }
+                    );
+                }
             }
         }
     }

@@ -2,14 +2,16 @@
 //! (`tcbpf::maps::types_of`, untyped integers/bytes when it has no BTF),
 //! desired entries encoded from the policy's JSON by the library's typed
 //! codec. Full re-reads go through `tcbpf::maps::apply`; deltas through
-//! lookups and one batch update (see `write_puts`). Nothing here talks to
-//! etcd.
+//! lookups and one batch update (see `write_puts`). A generation
+//! ([`MapTarget::apply_generation`]) is encoded whole before anything is
+//! written; into a map-in-map slot it is built and swapped in by
+//! `tcbpf::maps::generation`. Nothing here talks to etcd.
 
 use crate::args::{Follow, MapRef};
 use crate::error::SyncError;
 use std::collections::BTreeMap;
 use tcbpf::abi::MapType;
-use tcbpf::maps::ApplyReport;
+use tcbpf::maps::{generation, ApplyReport};
 use tcbpf::sys::{self, MapFd};
 use tcbpf::value::typed::MapTypes;
 
@@ -53,6 +55,25 @@ pub fn too_large(bytes: Option<usize>) -> String {
     }
 }
 
+/// Why a generation did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenFailure {
+    /// The policy cannot go into this map (an entry that does not fit,
+    /// too many entries): nothing was written.
+    Refused(String),
+    /// A kernel call failed: a plain map may hold part of it (a retry
+    /// applies it again).
+    Failed(String),
+}
+
+impl std::fmt::Display for GenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GenFailure::Refused(m) | GenFailure::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// A map being kept equal to `PREFIX/maps/NAME/`.
 pub struct MapTarget {
     /// The NAME the policy lives under.
@@ -62,6 +83,9 @@ pub struct MapTarget {
     fd: MapFd,
     types: MapTypes,
     is_array: bool,
+    /// For a map-in-map target: the slot whose inner map holds the policy
+    /// (the map followed is then the outer map; generations only).
+    pub slot: Option<u32>,
     /// Entries the map holds as far as sync knows (set by the last full
     /// apply, moved by each delta).
     pub entries: usize,
@@ -93,19 +117,47 @@ impl MapTarget {
             Some(libc::EPERM | libc::EACCES) => SyncError {
                 exit: crate::error::exit::PERMISSION,
                 message: format!("map {what}: {e}"),
+                transient: false,
             },
             _ => SyncError::other(format!("map {what}: {e}")),
         })?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();
-        if kind.is_some_and(|k| k.holds_fds() || k.is_queue_or_stack()) {
+        let outer = matches!(kind, Some(MapType::ArrayOfMaps | MapType::HashOfMaps));
+        if !outer && kind.is_some_and(|k| k.holds_fds() || k.is_queue_or_stack()) {
             return Err(SyncError::usage(format!(
                 "map {what}: a {} map has no key/value entries to follow",
                 info.type_name()
             )));
         }
-        let types = tcbpf::maps::types_or_untyped(&info)
+        if !outer && f.slot.is_some() {
+            return Err(SyncError::usage(format!(
+                "map {what}: 'slot' goes with a map-in-map (array_of_maps or hash_of_maps), \
+                 not a {} map",
+                info.type_name()
+            )));
+        }
+        // A map-in-map's entries are its inner map's: typed by the one in force.
+        let typed_by = if outer {
+            let slot = f.slot.unwrap_or(0);
+            generation::check_outer(&info)
+                .map_err(|e| SyncError::usage(format!("map {what}: {e}")))?;
+            let inner = generation::in_force(&fd, slot)
+                .map_err(|e| SyncError::other(format!("map {what} slot {slot}: {e}")))?
+                .ok_or_else(|| {
+                    SyncError::not_found(format!(
+                        "map {what}: slot {slot} holds no inner map (a generation takes the \
+                         attributes of the one in force)"
+                    ))
+                })?;
+            generation::InnerTemplate::from_info(&inner.info)
+                .map_err(|e| SyncError::usage(format!("map {what} slot {slot}: {e}")))?;
+            inner.info
+        } else {
+            info.clone()
+        };
+        let types = tcbpf::maps::types_or_untyped(&typed_by)
             .map_err(|e| SyncError::other(format!("map {what}: types: {e}")))?;
         let name = f.name.clone().unwrap_or_else(|| info.name.clone());
         crate::layout::check_name("map name", &name)?;
@@ -115,8 +167,14 @@ impl MapTarget {
             fd,
             types,
             is_array: matches!(kind, Some(MapType::Array | MapType::PercpuArray)),
+            slot: outer.then(|| f.slot.unwrap_or(0)),
             entries: 0,
         })
+    }
+
+    /// The map's types as published for writers to check against.
+    pub fn types_json(&self) -> String {
+        crate::types::describe(&self.types).to_string()
     }
 
     /// Encodes one policy entry: the key's JSON text and the value's JSON.
@@ -138,6 +196,76 @@ impl MapTarget {
         let k: serde_json::Value =
             serde_json::from_str(key_json).map_err(|e| format!("key is not JSON: {e}"))?;
         self.types.encode_key(&k).map_err(|e| e.to_string())
+    }
+
+    /// For a map-in-map target, the generation its slot's inner map
+    /// carries (0: none, or an empty slot).
+    pub fn slot_generation(&self) -> Option<u64> {
+        let slot = self.slot?;
+        Some(
+            generation::in_force(&self.fd, slot)
+                .ok()
+                .flatten()
+                .map_or(0, |f| u64::from(f.generation)),
+        )
+    }
+
+    /// Makes the map hold generation `g`, all or nothing: every entry is
+    /// encoded first and the first that does not fit refuses the whole
+    /// generation, nothing written. A map-in-map slot gets a new inner map
+    /// built and published in one update (the inner map carries `g` under
+    /// its reserved key); a plain map is diff-applied, and holds `g` only
+    /// when this returns `Ok`.
+    pub fn apply_generation(
+        &mut self,
+        g: u64,
+        entries: &crate::generation::Entries,
+    ) -> Result<ApplyReport, GenFailure> {
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        let mut packed = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let (key, value) = self
+                .encode(k, v.as_bytes())
+                .map_err(|reason| GenFailure::Refused(format!("key {k}: {reason}")))?;
+            if self.slot.is_some() {
+                keys.extend_from_slice(&key);
+                values.extend_from_slice(&value);
+            } else {
+                packed.push((key, value));
+            }
+        }
+        let Some(slot) = self.slot else {
+            let removed = if self.is_array {
+                0
+            } else {
+                self.remove_absent(&packed).map_err(GenFailure::Failed)?
+            };
+            let mut report = tcbpf::maps::apply(&self.fd, &packed, true)
+                .map_err(|e| GenFailure::Failed(e.to_string()))?;
+            report.removed += removed;
+            self.entries = entries.len();
+            return Ok(report);
+        };
+        let g32 = u32::try_from(g)
+            .map_err(|_| GenFailure::Refused(format!("generation {g} passes 4294967295")))?;
+        let failed = |e: tcbpf::maps::Error| GenFailure::Failed(e.to_string());
+        let current = generation::in_force(&self.fd, slot)
+            .map_err(failed)?
+            .ok_or_else(|| GenFailure::Failed(format!("slot {slot} holds no inner map")))?;
+        let template = generation::InnerTemplate::from_info(&current.info).map_err(failed)?;
+        // Too many entries, or the reserved key: the policy's fault.
+        let mut plan =
+            generation::plan_commit(template, slot, current.generation, 0, &keys, &values)
+                .map_err(|e| GenFailure::Refused(e.to_string()))?;
+        plan.generation = g32;
+        let inner = generation::build(&plan, &keys, &values).map_err(failed)?;
+        generation::publish(&self.fd, slot, &inner).map_err(failed)?;
+        self.entries = plan.entries;
+        Ok(ApplyReport {
+            added: plan.entries,
+            ..ApplyReport::default()
+        })
     }
 
     /// Makes the map hold exactly `policy` ((revision, key JSON, what it

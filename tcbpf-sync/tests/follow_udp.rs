@@ -85,11 +85,18 @@ fn put_drops_real_udp_to_the_port_and_del_lets_it_through() {
     assert_eq!(host.pair.send_udp(7002, 5), 5, "7002 passes after the del");
     assert_eq!(host.ports(), [7001]);
 
-    // A policy entry that does not fit the map's key type is reported,
+    // A policy entry that does not fit the map's key type: `sync put`
+    // refuses it (the follower published its types), naming it.
+    let err = support::sync_fails(
+        2,
+        &[
+            "put", &ep, "prefix", p, "map", "blocked", "key", "70000", "value", "1",
+        ],
+    );
+    assert!(err.contains("no follower can apply key 70000"), "{err}");
+    // Written behind the writer's back, it is reported by the follower,
     // not applied, and does not stop the others.
-    sync_ok(&[
-        "put", &ep, "prefix", p, "map", "blocked", "key", "70000", "value", "1",
-    ]);
+    e.ctl(&["put", &format!("{p}/maps/blocked/70000"), "1"]);
     let put: Value = serde_json::from_str(&sync_ok(&[
         "-j", "put", &ep, "prefix", p, "map", "blocked", "key", "7003", "value", "1",
     ]))

@@ -185,8 +185,25 @@ fn bad_input_and_unreachable_etcd_exit_with_their_codes() {
     );
     assert!(err.contains("never taken from the command line"), "{err}");
     let port = support::etcd::free_port().to_string();
-    let err = sync_fails(4, &["list", &format!("127.0.0.1:{port}"), "prefix", "/t"]);
+    // Unreachable: retried (as through an election) until 'timeout', then exit 4.
+    let t0 = std::time::Instant::now();
+    let err = sync_fails(
+        4,
+        &[
+            "list",
+            &format!("127.0.0.1:{port}"),
+            "timeout",
+            "1",
+            "prefix",
+            "/t",
+        ],
+    );
     assert!(err.contains("read /t/maps/"), "{err}");
+    let took = t0.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(500) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[test]

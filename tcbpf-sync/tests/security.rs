@@ -152,8 +152,11 @@ fn tls_with_client_certificates_puts_lists_and_follows() {
     let list = sync_ok(&[&["list", &ep][..], &tls, &["prefix", "/t/tls"]].concat());
     assert_eq!(list, "m key 1 value 1\n");
 
-    // Without a client certificate, or trusting another CA: refused.
+    // Without a client certificate, or trusting another CA: refused, at
+    // once (a TLS refusal is not retried as an election would be).
+    let t0 = std::time::Instant::now();
     let err = sync_fails(4, &["list", &ep, "cacert", s(&ca), "prefix", "/t/tls"]);
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     assert!(
         err.contains("etcd https://127.0.0.1") || err.contains("read /t/tls/maps/"),
         "{err}"

@@ -292,3 +292,40 @@ impl Drop for Etcd {
         }
     }
 }
+
+impl Etcd {
+    /// The index of the member that leads now (asked of each running
+    /// member; bounded: 10 s).
+    pub fn leader(&self) -> usize {
+        let t0 = Instant::now();
+        loop {
+            for (i, m) in self.members.iter().enumerate() {
+                if !m.is_running() {
+                    continue;
+                }
+                let o = Command::new("etcdctl")
+                    .env("ETCDCTL_API", "3")
+                    .args([
+                        "--endpoints",
+                        &format!("127.0.0.1:{}", m.client_port),
+                        "--command-timeout=2s",
+                        "endpoint",
+                        "status",
+                        "-w",
+                        "json",
+                    ])
+                    .output()
+                    .expect("run etcdctl");
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+                    continue;
+                };
+                let st = &v[0]["Status"];
+                if st["leader"].as_u64().is_some() && st["leader"] == st["header"]["member_id"] {
+                    return i;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "no etcd leader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

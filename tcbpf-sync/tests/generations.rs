@@ -1,0 +1,470 @@
+//! `tcbpf sync commit` and followers applying generations, against a real
+//! etcd and real kernel maps: each follower is a process with maps of its
+//! own (its own bpffs, its own loaded object). A generation reaches every
+//! follower whole (its acknowledgement carries the checksum the commit
+//! wrote, and the map holds exactly its entries), a generation that does
+//! not fit a map changes nothing, and a map-in-map target gets it by one
+//! swap of its slot.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use support::etcd::Etcd;
+use support::host::SyncProc;
+use support::{sync_fails, sync_ok};
+use tcbpf::load::{load_file, LoadedObject};
+use tcbpf::maps::generation as gen;
+use tcbpf::sys;
+use tcbpf_testkit::{fixture, s, Bpffs, TempDir};
+
+/// A follower: an object loaded into a bpffs of its own, and a
+/// `tcbpf sync etcd` process following one of its maps.
+struct Node {
+    // Dropped in this order: the process, then the maps, then the bpffs.
+    proc: Option<SyncProc>,
+    obj: LoadedObject,
+    _fs: Bpffs,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Node {
+    fn new(
+        object: &str,
+        map: &str,
+        name: &str,
+        ep: &str,
+        prefix: &str,
+        node: &str,
+        dir: &TempDir,
+    ) -> Node {
+        let fs = Bpffs::new();
+        let obj = load_file(&fixture(object), &fs.options()).expect("load fixture");
+        let pin = fs.join(format!("tc/globals/{map}"));
+        // The last node logs with -v.
+        let verbose: &[&str] = if node == "g3" { &["-v"] } else { &[] };
+        let words = [
+            "etcd",
+            ep,
+            "prefix",
+            prefix,
+            "pinned",
+            s(&pin),
+            "as",
+            name,
+            "node",
+            node,
+            "status-ttl",
+            "3",
+        ];
+        let args: Vec<String> = verbose
+            .iter()
+            .chain(words.iter())
+            .map(|a| a.to_string())
+            .collect();
+        let mut n = Node {
+            proc: None,
+            obj,
+            _fs: fs,
+            args,
+            log: dir.join(format!("{node}.log")),
+        };
+        n.start();
+        n
+    }
+
+    fn start(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.proc = Some(SyncProc::start(&args, self.log.clone()));
+    }
+
+    /// The u16 keys of `sync_blocked`.
+    fn ports(&self) -> BTreeSet<u16> {
+        let fd = &self.obj.map("sync_blocked").unwrap().fd;
+        tcbpf::maps::read_all(fd)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| u16::from_ne_bytes([k[0], k[1]]))
+            .collect()
+    }
+
+    /// The generation and u32 keys of the inner map in slot 0 of `policy`.
+    fn inner(&self) -> (u32, BTreeSet<u32>) {
+        let outer = &self.obj.map("policy").unwrap().fd;
+        let f = gen::in_force(outer, 0).unwrap().unwrap();
+        let keys = tcbpf::maps::read_all(&f.map)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]))
+            .filter(|&k| k != u32::MAX)
+            .collect();
+        (f.generation, keys)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn status(ep: &str, prefix: &str) -> Value {
+    serde_json::from_str(&sync_ok(&["-j", "status", ep, "prefix", prefix])).unwrap()
+}
+
+/// The acknowledgement of `map` by `node`, if it has one.
+fn ack(st: &Value, node: &str, map: &str) -> Option<Value> {
+    st["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["node"] == node)
+        .map(|n| n["maps"][map]["generation"].clone())
+        .filter(Value::is_object)
+}
+
+/// Waits (bounded) until every node's acknowledgement of `map` passes `ok`.
+fn wait_acks(
+    ep: &str,
+    prefix: &str,
+    nodes: &[&str],
+    map: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let st = status(ep, prefix);
+        if nodes
+            .iter()
+            .all(|n| ack(&st, n, map).is_some_and(|a| ok(&a)))
+        {
+            return st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}: {st:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_ports(dir: &TempDir, name: &str, ports: impl Iterator<Item = u32>) -> String {
+    let path = dir.join(name);
+    let text: String = ports
+        .map(|p| format!("{{\"key\":{p},\"value\":1}}\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    s(&path).to_string()
+}
+
+fn commit(ep: &str, prefix: &str, map: &str, file: &str) -> Value {
+    serde_json::from_str(&sync_ok(&[
+        "-j", "commit", ep, "prefix", prefix, "map", map, "from", file,
+    ]))
+    .unwrap()
+}
+
+#[test]
+fn commit_reaches_every_follower_as_whole_generations_and_a_bad_one_changes_nothing() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens");
+    let p = "/t/gens";
+    let names = ["g1", "g2", "g3"];
+    let nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::new("sync_block.o", "sync_blocked", "blocked", &ep, p, n, &dir))
+        .collect();
+    // A stray entry the first generation does not hold goes.
+    sys::map::update(
+        &nodes[0].obj.map("sync_blocked").unwrap().fd,
+        &9u16.to_ne_bytes(),
+        &[1],
+        0,
+    )
+    .unwrap();
+
+    // Generation 1: 3,000 ports, more than one transaction can hold.
+    let file = write_ports(&dir, "a.jsonl", 1000..4000);
+    let c1 = commit(&ep, p, "blocked", &file);
+    assert_eq!(c1["generation"], 1);
+    assert_eq!(c1["entries"], 3000);
+    assert!(c1["transactions"].as_u64().unwrap() > 3000 / 128, "{c1}");
+    // The layout: the record, then the pointer.
+    let rec: Value = serde_json::from_str(
+        e.ctl(&["get", "/t/gens/gens/blocked/1/record", "--print-value-only"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(rec["checksum"], c1["checksum"]);
+    assert_eq!(rec["entries"], 3000);
+    assert!(rec["author"].as_str().unwrap().contains('@'), "{rec}");
+    assert_eq!(
+        e.ctl(&["get", "/t/gens/current/blocked", "--print-value-only"])
+            .trim(),
+        "1"
+    );
+    let st = wait_acks(&ep, p, &names, "blocked", "generation 1", |a| {
+        a["in_force"] == 1 && a["result"] == "ok"
+    });
+    let want: BTreeSet<u16> = (1000..4000).collect();
+    for (n, node) in names.iter().zip(&nodes) {
+        let a = ack(&st, n, "blocked").unwrap();
+        assert_eq!(a["checksum"], c1["checksum"], "{n}: {a}");
+        assert_eq!(a["entries"], 3000, "{n}: {a}");
+        assert_eq!(a["behind"], false, "{n}: {a}");
+        assert_eq!(node.ports(), want, "{n}");
+        assert!(
+            node.log_text()
+                .contains("map blocked generation 1 applied in"),
+            "{n}: {}",
+            node.log_text()
+        );
+    }
+
+    // The log: one line per event; -v adds the details.
+    for (n, node) in names.iter().zip(&nodes) {
+        let log = node.log_text();
+        assert!(
+            log.contains("tcbpf sync: connected to etcd 127.0.0.1:"),
+            "{n}: {log}"
+        );
+        assert!(
+            log.contains("tcbpf sync: resync (start-up) at revision "),
+            "{n}: {log}"
+        );
+        assert!(
+            log.lines().all(|l| l.starts_with("tcbpf sync: ")),
+            "{n}: {log}"
+        );
+        assert_eq!(
+            log.contains("resync (generation)"),
+            *n == "g3",
+            "{n}: {log}"
+        );
+    }
+
+    // Generation 2 replaces it whole: old ports gone, new ones in.
+    let file = write_ports(&dir, "b.jsonl", 3500..5000);
+    let c2 = commit(&ep, p, "blocked", &file);
+    assert_eq!(c2["generation"], 2);
+    let st = wait_acks(&ep, p, &names, "blocked", "generation 2", |a| {
+        a["in_force"] == 2
+    });
+    let want: BTreeSet<u16> = (3500..5000).collect();
+    for (n, node) in names.iter().zip(&nodes) {
+        assert_eq!(ack(&st, n, "blocked").unwrap()["checksum"], c2["checksum"]);
+        assert_eq!(node.ports(), want, "{n}");
+    }
+
+    // Every follower published its map's types: a key no u16 map takes is
+    // refused by the writer (exit 2), nothing written, by commit and put.
+    let types = e.ctl(&["get", "/t/gens/types/blocked/", "--prefix", "--keys-only"]);
+    assert_eq!(
+        types.split_whitespace().collect::<Vec<_>>(),
+        [
+            "/t/gens/types/blocked/g1",
+            "/t/gens/types/blocked/g2",
+            "/t/gens/types/blocked/g3"
+        ]
+    );
+    let file = write_ports(&dir, "c.jsonl", [1u32, 2, 70000].into_iter());
+    let err = sync_fails(
+        2,
+        &["commit", &ep, "prefix", p, "map", "blocked", "from", &file],
+    );
+    assert!(
+        err.contains("no follower can apply key 70000") && err.contains("node g1"),
+        "{err}"
+    );
+    assert!(e
+        .ctl(&["get", "/t/gens/gens/blocked/3", "--prefix", "--keys-only"])
+        .trim()
+        .is_empty());
+    let err = sync_fails(
+        2,
+        &[
+            "put", &ep, "prefix", p, "map", "blocked", "key", "70000", "value", "1",
+        ],
+    );
+    assert!(err.contains("no follower can apply key 70000"), "{err}");
+    assert!(e
+        .ctl(&["get", "/t/gens/maps/", "--prefix", "--keys-only"])
+        .trim()
+        .is_empty());
+
+    // A node with wider keys makes it one that only some followers refuse:
+    // written, with a warning naming them; each u16 node refuses the whole
+    // generation, writes nothing, and says so; generation 2 stays in force.
+    e.ctl(&[
+        "put",
+        "/t/gens/types/blocked/wide",
+        r#"{"key_size":4,"value_size":1,"cpus":null,"key_type":null,"value_type":null,"btf":null}"#,
+    ]);
+    let o = support::sync(&[
+        "-j", "commit", &ep, "prefix", p, "map", "blocked", "from", &file,
+    ]);
+    let warn = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{warn}");
+    assert!(
+        warn.contains("node g1, node g2, node g3 will refuse key 70000"),
+        "{warn}"
+    );
+    let c3: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c3["generation"], 3);
+    let st = wait_acks(&ep, p, &names, "blocked", "generation 3 refused", |a| {
+        a["generation"] == 3
+    });
+    for (n, node) in names.iter().zip(&nodes) {
+        let a = ack(&st, n, "blocked").unwrap();
+        let result = a["result"].as_str().unwrap();
+        assert!(
+            result.contains("refused") && result.contains("key 70000"),
+            "{n}: {a}"
+        );
+        assert_eq!(a["in_force"], 2, "{n}: {a}");
+        assert_eq!(a["behind"], true, "{n}: {a}");
+        assert_eq!(node.ports(), want, "{n}");
+    }
+    let text = sync_ok(&["status", &ep, "prefix", p]);
+    assert!(
+        text.contains("map blocked generation 3 published"),
+        "{text}"
+    );
+    assert!(text.contains("BEHIND"), "{text}");
+
+    e.ctl(&["del", "/t/gens/types/blocked/wide"]);
+    // A bad line writes nothing (exit 2), and the generation is not taken.
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"key\":1,\"value\":1}\n{\"key\":2}\n").unwrap();
+    let err = sync_fails(
+        2,
+        &[
+            "commit",
+            &ep,
+            "prefix",
+            p,
+            "map",
+            "blocked",
+            "from",
+            s(&bad),
+        ],
+    );
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(
+        e.ctl(&["get", "/t/gens/current/blocked", "--print-value-only"])
+            .trim(),
+        "3"
+    );
+    assert!(e
+        .ctl(&["get", "/t/gens/gens/blocked/4", "--prefix", "--keys-only"])
+        .trim()
+        .is_empty());
+    drop(nodes);
+}
+
+#[test]
+fn a_map_in_map_follower_swaps_whole_generations_and_survives_sigkill_mid_apply() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-mim");
+    let p = "/t/gens-mim";
+    let names = ["m1", "m2"];
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::new("policy_gen.o", "policy", "policy", &ep, p, n, &dir))
+        .collect();
+    let file = write_ports(&dir, "a.jsonl", 1000..2000);
+    let c1 = commit(&ep, p, "policy", &file);
+    let st = wait_acks(&ep, p, &names, "policy", "generation 1", |a| {
+        a["in_force"] == 1
+    });
+    for (n, node) in names.iter().zip(&nodes) {
+        assert_eq!(ack(&st, n, "policy").unwrap()["checksum"], c1["checksum"]);
+        // The inner map in force carries the fleet's generation number.
+        assert_eq!(node.inner(), (1, (1000..2000).collect()), "{n}");
+    }
+
+    // A large generation; node m2 is SIGKILLed while it applies it.
+    let big = 100_000u32;
+    let file = write_ports(&dir, "big.jsonl", 10_000..10_000 + big);
+    let c2 = commit(&ep, p, "policy", &file);
+    // While it reads or builds the 100,000 entries (or just after).
+    std::thread::sleep(Duration::from_millis(40));
+    nodes[1].proc.as_mut().unwrap().kill();
+    // Whole: the old generation or the new one, never a mix.
+    let (g, keys) = nodes[1].inner();
+    match g {
+        1 => assert_eq!(keys, (1000..2000).collect()),
+        2 => assert_eq!(keys.len(), big as usize),
+        other => panic!("generation {other} in force after SIGKILL"),
+    }
+    nodes[1].start();
+    let st = wait_acks(&ep, p, &names, "policy", "generation 2", |a| {
+        a["in_force"] == 2
+    });
+    for (n, node) in names.iter().zip(&nodes) {
+        assert_eq!(ack(&st, n, "policy").unwrap()["checksum"], c2["checksum"]);
+        let (g, keys) = node.inner();
+        assert_eq!((g, keys.len()), (2, big as usize), "{n}");
+        assert_eq!(keys.first(), Some(&10_000));
+    }
+    // The next commit finds generation 2 the newest although listing its
+    // 100,000 keys would pass gRPC's 4 MiB message limit.
+    let c3 = commit(&ep, p, "policy", &write_ports(&dir, "c.jsonl", 7..9));
+    assert_eq!(c3["generation"], 3);
+    wait_acks(&ep, p, &names, "policy", "generation 3", |a| {
+        a["in_force"] == 3
+    });
+    for node in &nodes {
+        assert_eq!(node.inner(), (3, [7, 8].into()));
+    }
+    drop(nodes);
+}
+
+#[test]
+fn a_plain_map_follower_sigkilled_mid_apply_comes_back_with_the_new_generation_whole() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-kill");
+    let p = "/t/gens-kill";
+    let names = ["k1", "k2"];
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| Node::new("sync_block.o", "sync_blocked", "blocked", &ep, p, n, &dir))
+        .collect();
+    let c1 = commit(&ep, p, "blocked", &write_ports(&dir, "a.jsonl", 1..1001));
+    wait_acks(&ep, p, &names, "blocked", "generation 1", |a| {
+        a["in_force"] == 1
+    });
+    // 60,000 ports; k2 is SIGKILLed while it reads or writes them: its
+    // map may hold a mix then, and its report said generation 1 until the
+    // last write (a plain map is diff-applied).
+    let c2 = commit(
+        &ep,
+        p,
+        "blocked",
+        &write_ports(&dir, "b.jsonl", 2000..62000),
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    nodes[1].proc.as_mut().unwrap().kill();
+    assert_ne!(c1["checksum"], c2["checksum"]);
+    nodes[1].start();
+    let st = wait_acks(&ep, p, &names, "blocked", "generation 2", |a| {
+        a["in_force"] == 2 && a["result"] == "ok"
+    });
+    let want: BTreeSet<u16> = (2000..62000).collect();
+    for (n, node) in names.iter().zip(&nodes) {
+        assert_eq!(
+            ack(&st, n, "blocked").unwrap()["checksum"],
+            c2["checksum"],
+            "{n}"
+        );
+        assert_eq!(node.ports(), want, "{n}");
+    }
+    drop(nodes);
+}
