@@ -254,11 +254,21 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 kv::print_list(&items, g.json);
             }
             // Prints only once every read is done: retried whole.
+            // A retry connects again: a client whose channel still leads to
+            // a member that died keeps failing with "tcp connect error"
+            // (seen after a leader was killed).
             Command::Status => {
+                let mut first = Some(c.clone());
                 retry::again(t, || {
-                    let mut c = c.clone();
-                    let prefix = prefix.clone();
-                    async move { status::show(&mut c, &prefix, g.json).await }
+                    let first = first.take();
+                    let (conn, prefix) = (&conn, prefix.clone());
+                    async move {
+                        let mut c = match first {
+                            Some(c) => c,
+                            None => conn::connect(conn).await?,
+                        };
+                        status::show(&mut c, &prefix, g.json).await
+                    }
                 })
                 .await?
             }
