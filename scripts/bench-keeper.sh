@@ -47,7 +47,7 @@ for i in $(seq "$MAPS"); do
     refs+=(pinned "$D/fs/m$i")
 done
 "$TCBPF" map export "$D/k.import" "${refs[@]}" obj bench.o
-for _ in $(seq 200); do "$TCBPF" keeper list "$D/k" | grep -q '^set bench.o' && break; sleep 0.01; done
+for _ in $(seq 200); do "$TCBPF" keeper list "$D/k" | grep '^set bench.o' >/dev/null && break; sleep 0.01; done
 
 # The table keeper_load prints; its rows, checked by scripts/bench-smoke.sh
 # (NUM: a number, INT: a whole one):

@@ -87,7 +87,7 @@ per_process() {
 "$TCBPF" obj load bpf/typed_maps.o bpffs "$WORK/bpffs" pin "$WORK/bpffs/prog" >/dev/null
 QUADS=
 for id in $("$BPFTOOL" prog show pinned "$WORK/bpffs/prog" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr ',' ' '); do
-    if "$BPFTOOL" map show id "$id" | grep -q ' name quads '; then QUADS=$id; fi
+    if "$BPFTOOL" map show id "$id" | grep ' name quads ' >/dev/null; then QUADS=$id; fi
 done
 [ -n "$QUADS" ] || { echo "bench-typed: no quads map" >&2; exit 1; }
 awk -v n="$N" 'BEGIN { for (k = 0; k < n; k++) printf "%d %d %d %d %d\n", k, k * 3, k * 7, k % 100, k }' >"$WORK/quads.txt"
@@ -123,7 +123,7 @@ for i in $(seq "$RUNS"); do
     once_ns "$TCBPF" map load id "$QUADS" key u32 value u64 u64 u32 u32 from "$WORK/quads.txt" >>"$WORK/lw"
 done
 load_j=$(median "$WORK/lj"); load_w=$(median "$WORK/lw")
-"$TCBPF" map lookup id "$QUADS" key 7 | grep -q 'value: {packets: 21, bytes: 49, drops: 7, last_seen: 7}$'
+"$TCBPF" map lookup id "$QUADS" key 7 | grep 'value: {packets: 21, bytes: 49, drops: 7, last_seen: 7}$' >/dev/null
 
 echo
 # The table's rows, checked by scripts/bench-smoke.sh (NUM: a number, INT: a whole one):

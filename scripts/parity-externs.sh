@@ -56,7 +56,7 @@ result() {
     tc -n "$b" filter replace dev v1 ingress pref 1 handle 1 bpf da pinned "$pin"
     ip netns exec "$a" "$flood" 10.79.0.2:4300 3 >/dev/null
     id=$(bpftool -j prog show pinned "$pin" | sed -n 's/.*"map_ids":\[\([0-9,]*\)\].*/\1/p' | tr ',' '\n' |
-        while read -r m; do bpftool -j map show id "$m" | grep -q '"name":"out"' && echo "$m"; done)
+        while read -r m; do bpftool -j map show id "$m" | grep '"name":"out"' >/dev/null && echo "$m"; done)
     # shellcheck disable=SC2086
     "$bin" map dump id "$id" ${words[$fixture]} | awk '{ printf "%s%s=%s", (NR > 1 ? " " : ""), $2, $4 }'
     tc -n "$b" filter del dev v1 ingress pref 1

@@ -73,7 +73,7 @@ for _ in $(seq 200); do [ -S "$K.import" ] && break; sleep 0.01; done
 "$TCBPF" map update pinned "$D/fs/ctr" key u32 0 value u64 0
 "$TCBPF" map export "$K.import" pinned "$D/fs/tc/globals/locked" pinned "$D/fs/ctr" obj soak.o
 rm -f "$D/fs/tc/globals/locked" "$D/fs/ctr" "$D/fs/prog"
-for _ in $(seq 200); do "$TCBPF" keeper list "$K" | grep -q '^set soak.o' && break; sleep 0.01; done
+for _ in $(seq 200); do "$TCBPF" keeper list "$K" | grep '^set soak.o' >/dev/null && break; sleep 0.01; done
 
 fds() { ls "/proc/$KPID/fd" | wc -l; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$KPID/status"; }
