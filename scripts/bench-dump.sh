@@ -63,6 +63,8 @@ ip -n "$b" addr add 10.79.0.2/24 dev v1
 ip -n "$a" link set v0 up
 ip -n "$b" link set v1 up
 mount -t bpf bpf "$fs"
+# Link pins go to this private bpffs, not /sys/fs/bpf.
+export TC_BPF_MNT=$fs
 for p in mark_udp count_all pass_all; do
     "$bin" -n "$b" filter add dev v1 tcx ingress bpf obj bpf/dump_targets.o sec tc program "$p" > /dev/null
 done
