@@ -581,9 +581,7 @@ fn report(g: &Global, args: &Args, hook: &str, d: Done, retries: usize) -> Resul
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn apply_words_parse_and_keys_survive_file_names() {

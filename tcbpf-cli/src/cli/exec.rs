@@ -248,9 +248,7 @@ mod tests {
     use super::super::error::Exit;
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn import_defaults_to_bin_sh_mode_0600_and_signal_stop() {

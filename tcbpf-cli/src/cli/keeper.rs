@@ -341,9 +341,7 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn daemon_defaults_import_to_sock_dot_import_and_takes_options() {

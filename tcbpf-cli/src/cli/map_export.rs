@@ -142,9 +142,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn id_after_a_map_sets_its_export_id() {

@@ -10,6 +10,12 @@ pub struct Words {
     pos: usize,
 }
 
+/// The words of `s`, split at white space (the unit tests' argument lists).
+#[cfg(test)]
+pub fn split(s: &str) -> Words {
+    Words::new(s.split_whitespace().map(String::from).collect())
+}
+
 impl Words {
     /// Words from an argument list.
     pub fn new(words: Vec<String>) -> Self {

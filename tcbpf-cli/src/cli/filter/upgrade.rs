@@ -359,9 +359,7 @@ fn print(g: &Global, a: &UpgradeArgs, r: &Report, plan_only: bool) -> Result<(),
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn filter_words_give_the_filter_hook_and_modes() {

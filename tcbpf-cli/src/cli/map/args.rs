@@ -62,9 +62,7 @@ pub fn layout(types: &[FieldType], size: u32, what: &'static str) -> Result<Layo
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(String::from).collect())
-    }
+    use crate::cli::words::split as words;
 
     #[test]
     fn data_stops_at_the_next_keyword_but_not_inside_a_typed_field() {
