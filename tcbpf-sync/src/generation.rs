@@ -326,14 +326,7 @@ pub async fn commit(
     publish: bool,
 ) -> Result<Committed, SyncError> {
     let entries: Entries = read_lines(file)?.into_iter().collect();
-    let checks: Vec<crate::types::Check> = entries
-        .iter()
-        .map(|(k, v)| crate::types::Check {
-            key: k,
-            value: Some(v),
-        })
-        .collect();
-    crate::types::check(c, t, p, map, &checks).await?;
+    crate::types::check_entries(c, t, p, map, &entries).await?;
     let current_key = p.current(map);
     let (current, _) = retry::until(t, &format!("read {current_key}"), || {
         let mut c = c.clone();

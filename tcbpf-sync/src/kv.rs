@@ -144,14 +144,7 @@ pub async fn put_from(
 ) -> Result<(usize, i64), SyncError> {
     // Read and check everything first: a bad line writes nothing.
     let lines = crate::generation::read_lines(file)?;
-    let checks: Vec<crate::types::Check> = lines
-        .iter()
-        .map(|(k, v)| crate::types::Check {
-            key: k,
-            value: Some(v),
-        })
-        .collect();
-    crate::types::check(c, t, p, map, &checks).await?;
+    crate::types::check_entries(c, t, p, map, lines.iter().map(|(k, v)| (k, v))).await?;
     let ops: Vec<TxnOp> = lines
         .into_iter()
         .map(|(key, value)| TxnOp::put(p.entry(map, &key), value, None))

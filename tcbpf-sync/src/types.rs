@@ -93,6 +93,25 @@ fn refuses(t: &MapTypes, e: &Check) -> Option<String> {
         .map(|err| format!("key {} value {}: {err}", e.key, e.value.unwrap_or("")))
 }
 
+/// [`check`] for whole (key, value) entries, as `put … from` and
+/// `commit` read them from a file.
+pub async fn check_entries<'a>(
+    c: &etcd_client::Client,
+    t: std::time::Duration,
+    p: &Prefix,
+    map: &str,
+    entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), SyncError> {
+    let checks: Vec<Check> = entries
+        .into_iter()
+        .map(|(k, v)| Check {
+            key: k,
+            value: Some(v),
+        })
+        .collect();
+    check(c, t, p, map, &checks).await
+}
+
 /// Checks `entries` of map `map` against the types its followers
 /// published: `Err` (exit 2) for the first entry no follower could apply.
 pub async fn check(
