@@ -26,7 +26,6 @@ mod types;
 
 use args::{pick, Command, Words, VERBS};
 use error::SyncError;
-use serde_json::Value;
 
 /// `tcbpf sync help`.
 pub const USAGE: &str = "\
@@ -169,14 +168,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 } else {
                     out!(
                         "map {map} generation {generation} promoted (canaries {})",
-                        state["canaries"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(","))
-                            .unwrap_or_default()
+                        status::joined(&state["canaries"])
                     );
                 }
             }

@@ -350,14 +350,7 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             r["generation"],
             r["previous"],
             r["state"].as_str().unwrap_or("?"),
-            r["canaries"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","))
-                .unwrap_or_default(),
+            joined(&r["canaries"]),
             r["reason"]
                 .as_str()
                 .map(|why| format!(": {why}"))
@@ -423,4 +416,17 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
         }
     }
     Ok(())
+}
+
+/// A JSON array of names as `a,b,c` (empty for anything else).
+pub fn joined(names: &Value) -> String {
+    names
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
 }
