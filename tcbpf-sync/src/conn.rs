@@ -56,3 +56,34 @@ pub async fn connect(c: &Conn) -> Result<Client, SyncError> {
         .await
         .map_err(|e| SyncError::etcd(&format!("etcd {}", urls.join(",")), e))
 }
+
+/// Connects to the first endpoint that answers, alone. A retry after a
+/// member died uses this: a client over every endpoint can keep sending to
+/// the dead one ("tcp connect error") until the command's timeout.
+pub async fn connect_live(c: &Conn) -> Result<Client, SyncError> {
+    let urls = urls(c);
+    let mut last = None;
+    for url in &urls {
+        let attempt = async {
+            let mut client = Client::connect([url], Some(options(c)?))
+                .await
+                .map_err(|e| SyncError::etcd(&format!("etcd {url}"), e))?;
+            client
+                .status()
+                .await
+                .map_err(|e| SyncError::etcd(&format!("etcd {url}"), e))?;
+            Ok::<Client, SyncError>(client)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                // As passing as a refused connection: the retry goes on.
+                let mut e = SyncError::other(format!("etcd {url}: no answer within 2 s"));
+                e.transient = true;
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| SyncError::usage("no etcd endpoint given")))
+}

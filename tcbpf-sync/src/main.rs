@@ -246,9 +246,9 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 kv::print_list(&items, g.json);
             }
             // Prints only once every read is done: retried whole.
-            // A retry connects again: a client whose channel still leads to
-            // a member that died keeps failing with "tcp connect error"
-            // (seen after a leader was killed).
+            // A retry connects again, to one endpoint that answers: a client
+            // whose channel still leads to a member that died keeps failing
+            // with "tcp connect error" (seen after a leader was killed).
             Command::Status => {
                 let mut first = Some(c.clone());
                 retry::again(t, || {
@@ -257,7 +257,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                     async move {
                         let mut c = match first {
                             Some(c) => c,
-                            None => conn::connect(conn).await?,
+                            None => conn::connect_live(conn).await?,
                         };
                         status::show(&mut c, &prefix, g.json).await
                     }
