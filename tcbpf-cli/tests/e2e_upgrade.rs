@@ -114,7 +114,13 @@ fn plan_refusal_and_upgrade_carry_the_counts_into_the_new_layout() {
 fn upgrade_usage_is_in_the_readme() {
     let (code, out, _) = run_bin(TCBPF, &["filter", "upgrade", "help"]);
     assert_eq!(code, 0);
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    // The README and docs/ together, while the README moves into docs/.
+    let readme: String = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([repo().join("README.md")])
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     for line in out.lines().take(4) {
         let line = line.trim_start().trim_start_matches("Usage: ");
         assert!(readme.contains(line), "README lacks: {line}");

@@ -538,7 +538,13 @@ fn a_pinned_xdp_program_from_obj_load_type_xdp_goes_on_with_pinned_path() {
 
 #[test]
 fn link_prog_and_net_help_say_the_readmes_words() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    // The README and docs/ together, while the README moves into docs/.
+    let readme: String = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([repo().join("README.md")])
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     let (code, top, _) = run_bin(TCBPF, &["help"]);
     assert_eq!(code, 0);
     for object in ["link", "prog", "net"] {
