@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tcbpf::tc::tcx::Direction;
 use tcbpf::trace::{self, classic::SNAP_MAX, DEFAULT_SNAPLEN};
 
-/// `tcbpf dump help`; the README's "tcbpf dump" block holds the same text.
+/// `tcbpf dump help`; docs/dump.md's "tcbpf dump" block holds the same text.
 pub const USAGE: &str = "\
 Usage: tcbpf dump dev DEV [ ingress | egress | tcx { ingress | egress } ]
                   [ prog ID | pinned PATH ] [ filter EXPR ] [ verdict VERDICT ]

@@ -1,5 +1,5 @@
 //! `tcbpf dump`'s grammar, exit codes and refusals against the real
-//! kernel: the usage text is the README's, bad words exit 2, a missing
+//! kernel: the usage text is docs/dump.md's, bad words exit 2, a missing
 //! device or an empty hook exits 1, a program without BTF exits 2 saying
 //! why, a process without CAP_BPF/CAP_PERFMON exits 3 naming them, and a
 //! refused or failed start leaves nothing attached.
@@ -48,7 +48,7 @@ fn tracing_links() -> Vec<String> {
 }
 
 #[test]
-fn help_is_the_readme_block() {
+fn help_is_the_docs_page_block() {
     let r = output({
         let mut c = Command::new(BIN);
         c.arg("help");
@@ -60,16 +60,10 @@ fn help_is_the_readme_block() {
         "{}",
         r.stdout
     );
-    // The README and docs/ together, while the README moves into docs/.
-    let readme: String = std::fs::read_dir(repo().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .chain([repo().join("README.md")])
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let page = std::fs::read_to_string(repo().join("docs/dump.md")).unwrap();
     assert!(
-        readme.contains(&format!("```\n{}```", r.stdout)),
-        "the README's 'tcbpf dump' block differs from 'tcbpf dump help'"
+        page.contains(&format!("```\n{}```", r.stdout)),
+        "docs/dump.md's 'tcbpf dump' block differs from 'tcbpf dump help'"
     );
 }
 
