@@ -43,7 +43,7 @@ doc=$stage/usr/share/doc/tcbpf
     echo "License: MIT or Apache-2.0"
 } >"$doc/copyright"
 rm -f "$doc/LICENSE-GPL-2.0" "$doc/LICENSE-BSD-2-Clause"
-gzip -9n "$doc/README.md"
+gzip -9n "$doc/README.md" "$doc"/docs/*.md
 
 size=$(du -sk "$stage/usr" | cut -f1)
 install -d "$stage/DEBIAN"

@@ -7,7 +7,8 @@
 #   UNITDIR  tcbpf-keeper.{service,socket}, tcbpf-keeper-import.socket,
 #            tcbpf-exporter.service, tcbpf-sync.service (ExecStart= set to
 #            BINDIR)
-#   DOCDIR   README.md, the licences, keeper.policy (an example)
+#   DOCDIR   README.md, the licences, keeper.policy (an example), and
+#            docs/*.md beside the README (its links lead there)
 #
 #   [PREFIX=/usr/local] [DESTDIR=] scripts/install.sh [ --no-build | --uninstall ]
 #
@@ -63,6 +64,8 @@ if [ "$mode" = uninstall ]; then
     for c in "${COMPLETIONS[@]}"; do rm -f "$DESTDIR${c#*:}"; done
     for u in "${UNITS[@]}"; do rm -f "$DESTDIR$UNITDIR/$(basename "$u")"; done
     for d in "${DOCS[@]}"; do rm -f "$DESTDIR$DOCDIR/$(basename "$d")"; done
+    rm -f "$DESTDIR$DOCDIR"/docs/*.md "$DESTDIR$DOCDIR"/docs/*.md.gz
+    rmdir "$DESTDIR$DOCDIR/docs" 2>/dev/null || true
     rmdir "$DESTDIR$DOCDIR" 2>/dev/null || true
     echo "install.sh: removed tcbpf from $DESTDIR$PREFIX"
     exit 0
@@ -106,6 +109,9 @@ done
 
 for d in "${DOCS[@]}"; do
     install -D -m 0644 "$d" "$DESTDIR$DOCDIR/$(basename "$d")"
+done
+for page in docs/*.md; do
+    install -D -m 0644 "$page" "$DESTDIR$DOCDIR/$page"
 done
 
 echo "install.sh: installed tcbpf under $DESTDIR$PREFIX (binaries in $BINDIR, units in $UNITDIR)"

@@ -1,6 +1,6 @@
 //! scripts/install.sh under a PREFIX and a DESTDIR: every part lands where
 //! the README says (binaries, man pages, completions, units pointing at
-//! BINDIR, docs), and `--uninstall` with the same settings removes every
+//! BINDIR, the README with docs/ beside it), and `--uninstall` with the same settings removes every
 //! file it wrote. Uses the binaries this test run built (`--no-build`).
 
 use std::path::{Path, PathBuf};
@@ -91,8 +91,15 @@ fn install_puts_every_part_under_prefix_and_uninstall_removes_them() {
         "lib/systemd/system/tcbpf-sync.service",
         "share/doc/tcbpf/LICENSE-GPL-2.0",
         "share/doc/tcbpf/LICENSE-BSD-2-Clause",
+        "share/doc/tcbpf/README.md",
     ] {
         assert!(p.join(file).is_file(), "{file} not installed");
+    }
+    // The README's links lead to docs/ beside it: every page is there.
+    for page in std::fs::read_dir(root.join("docs")).unwrap() {
+        let name = page.unwrap().file_name();
+        let file = p.join("share/doc/tcbpf/docs").join(&name);
+        assert!(file.is_file(), "docs/{name:?} not installed");
     }
     // Nothing outside PREFIX (inside DESTDIR).
     for f in files_under(&dest.0) {
