@@ -57,7 +57,7 @@ refused() { "$bin" map lookup id "$bss" key u32 0 value u64 u64 u64 | awk '{ pri
 # How a reader is stopped. A background job of a non-interactive shell
 # starts with SIGINT ignored, and `tcbpf map events` keeps an inherited
 # ignored SIGINT ignored (as `nohup` would): it is stopped with SIGTERM,
-# which the README documents as its other way to end. bpftool installs its
+# which docs/map.md documents as its other way to end. bpftool installs its
 # own SIGINT handler (its Ctrl-C), which overrides the inherited ignore, so
 # it gets SIGINT and exits through its own clean-up. A reader still running
 # 10 s after its signal is a failure, not a hang.

@@ -1,6 +1,6 @@
 //! One scrape: find the programs on the devices asked for (tc::discover),
 //! their run statistics and the maps they use, read every map, and turn
-//! rows into metric families named and labelled as the README says. Maps
+//! rows into metric families named and labelled as docs/exporter.md says. Maps
 //! given by reference are read as they are, without device labels.
 //!
 //! A map-in-map gives no rows: its slots' policy generations are exported

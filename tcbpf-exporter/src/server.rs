@@ -5,7 +5,7 @@
 //! accept thread that ends for good at `EMFILE`) could not. hyper would
 //! do, but `/metrics` is one GET: the head parser is `http`, a page.
 //!
-//! Bounds (each chosen here, documented in the README):
+//! Bounds (each chosen here, documented in docs/exporter.md):
 //!
 //! - **connections**: at most `connections N` (default: a quarter below the
 //!   open-files limit, at most [`DEFAULT_MAX_CONNECTIONS`]). A new
