@@ -84,11 +84,19 @@ impl Drop for NetnsNames {
 /// on drop.
 struct Group(Child);
 
-impl Drop for Group {
-    fn drop(&mut self) {
+impl Group {
+    /// Kills what is left of the group: after a failed step, the importer
+    /// still waits for its export, holding the output pipes open.
+    fn kill(&self) {
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.0.id())])
             .output();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
         let _ = self.0.wait();
     }
 }
@@ -140,6 +148,7 @@ fn the_readme_tour_runs_as_written_and_prints_what_it_shows() {
         assert!(Instant::now() < deadline, "the tour ran over 90 s");
         std::thread::sleep(Duration::from_millis(100));
     };
+    group.kill();
     let mut out = String::new();
     let mut err = String::new();
     use std::io::Read;
