@@ -618,6 +618,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maps_found_alike_get_a_copy_label_and_own_families_stay_out_of_the_map_prefix() {
+        let mut e = Exported::default();
+        let fixed = Origin { labels: vec![] };
+        let at = |pref: &str| Origin {
+            labels: vec![("dev".into(), "v1".into()), ("attach".into(), pref.into())],
+        };
+        let text = |l: Vec<(String, String)>| labels_text(&l);
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\"");
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\",copy=\"2\"");
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\",copy=\"3\"");
+        assert_eq!(
+            text(e.labels("stats", &at("pref 1 handle 0x1"))),
+            "map=\"stats\",dev=\"v1\",attach=\"pref 1 handle 0x1\""
+        );
+        assert_eq!(
+            text(e.labels("stats", &at("pref 2 handle 0x1"))),
+            "map=\"stats\",dev=\"v1\",attach=\"pref 2 handle 0x1\""
+        );
+        let mut fams = Families::new(false);
+        let own = Own::new(&mut fams);
+        for i in [
+            own.runs,
+            own.run_seconds,
+            own.prog_info,
+            own.map_info,
+            own.entries,
+            own.dropped,
+            own.errors,
+            own.policy_generation,
+        ] {
+            let name = &fams.at(i).name;
+            assert!(!name.starts_with(MAP_PREFIX), "{name}");
+        }
+    }
+
+    #[test]
     fn decoders_render_addresses_names_and_hex() {
         let mut n = IfNames::default();
         let ip = u32::from_le_bytes([10, 77, 0, 2]) as i128;
