@@ -74,9 +74,9 @@ for _ in $(seq "$RUNS"); do
     time_ns "$TCBPF" map dump pinned "$MAP" key u32 value u64 >>"$WORK/dump"
     time_ns "$RAW" dump "$MAP" >>"$WORK/raw"
 done
-series=$(grep -c '^tcbpf_tcbpf_bench{' "$WORK/full.txt")
+series=$(grep -c '^tcbpf_map_tcbpf_bench_total{' "$WORK/full.txt")
 [ "$series" = "$N" ] || { echo "bench: expected $N series, got $series" >&2; exit 1; }
-capped_series=$(grep -c '^tcbpf_tcbpf_bench{' "$WORK/capped.txt")
+capped_series=$(grep -c '^tcbpf_map_tcbpf_bench_total{' "$WORK/capped.txt")
 rss_capped=$(awk '/VmHWM/ { print $2 }' "/proc/$CAPPED_PID/status")
 rss_full=$(awk '/VmHWM/ { print $2 }' "/proc/$FULL_PID/status")
 body=$(stat -c %s "$WORK/full.txt")

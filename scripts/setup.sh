@@ -31,6 +31,12 @@ fi
 if ! python3 -c 'import jsonschema' 2>/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-jsonschema
 fi
+# The exporter's exposition.rs parses OpenMetrics scrapes with Debian's
+# prometheus_client (run by /usr/bin/python3; promtool parses only the
+# text format).
+if ! /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-prometheus-client
+fi
 # The extern and map-default tests compare with libbpf's loader.
 if ! command -v bpftool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftool

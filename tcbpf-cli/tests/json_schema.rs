@@ -3,8 +3,9 @@
 //! namespaces of the test's own, a private bpffs), and each output is
 //! validated with Python's `jsonschema` (Debian's python3-jsonschema,
 //! installed by scripts/setup.sh). Also the rules the page states: `map
-//! add -j` writes its key as `lookup -j` does, and `map show -j` has
-//! bpftool's fields with bpftool's values and types.
+//! add -j` writes its key as `lookup -j` does, `map show -j` has
+//! bpftool's fields with bpftool's values and types, and `map dump -j` of a
+//! map with BTF is bpftool's and loads back with `map load … json`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -336,6 +337,39 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     let batch = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(batch.lines().count(), 2, "{batch}");
     outputs.push(("map entry", docs_of(&batch)));
+    // A map with BTF: bpftool's shape, hex sides and `formatted`.
+    let (flows, cpus) = btf_maps(&fs);
+    tcbpf(
+        &fs,
+        &[
+            "map",
+            "update",
+            "pinned",
+            s(&flows),
+            "key",
+            "proto",
+            "17",
+            "port",
+            "53",
+            "value",
+            "packets",
+            "5",
+            "bytes",
+            "300",
+        ],
+    );
+    run(
+        &fs,
+        &mut outputs,
+        "map entry",
+        &["-j", "map", "dump", "pinned", s(&flows)],
+    );
+    run(
+        &fs,
+        &mut outputs,
+        "map entry",
+        &["-j", "map", "dump", "pinned", s(&cpus)],
+    );
 
     let obj = fixture("btf_maps.o");
     let chain_o = fixture("chain.o");
@@ -642,6 +676,172 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
         &fs,
         &["-n", ns, "filter", "del", "dev", "v1", "tcx", "egress"],
     );
+}
+
+/// stats_kinds.o's maps `flows` (a hash, struct key and value) and
+/// `cpu_packets` (a per-CPU array) loaded into `fs` and pinned there.
+fn btf_maps(fs: &Bpffs) -> (std::path::PathBuf, std::path::PathBuf) {
+    let obj = tcbpf::load::load_file(&fixture("stats_kinds.o"), &fs.options()).unwrap();
+    let (flows, cpus) = (fs.path.join("flows"), fs.path.join("cpu_packets"));
+    tcbpf::sys::obj::pin(&obj.map("flows").unwrap().fd, &flows).unwrap();
+    tcbpf::sys::obj::pin(&obj.map("cpu_packets").unwrap().fd, &cpus).unwrap();
+    (flows, cpus)
+}
+
+#[test]
+fn map_dump_json_of_a_btf_map_is_bpftools_and_loads_back_as_it_was() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("dumpjson");
+    let (flows, cpus) = btf_maps(&fs);
+    let (flows, cpus) = (s(&flows), s(&cpus));
+    for (proto, port, packets, bytes) in [("17", "53", "5", "300"), ("6", "80", "7", "900")] {
+        tcbpf(
+            &fs,
+            &[
+                "map", "update", "pinned", flows, "key", "proto", proto, "port", port, "value",
+                "packets", packets, "bytes", bytes,
+            ],
+        );
+    }
+    {
+        use tcbpf::sys::map;
+        let fd = tcbpf::sys::obj::get_pinned_map(std::path::Path::new(cpus), 0).unwrap();
+        let sizes = map::ElemSizes::of(&fd).unwrap();
+        let mut value = vec![0u8; sizes.value()];
+        for cpu in 0..sizes.cpus() {
+            let at = cpu * sizes.cpu_stride();
+            value[at..at + 8].copy_from_slice(&(cpu as u64 + 40).to_ne_bytes());
+        }
+        map::update(&fd, &0u32.to_ne_bytes(), &value, 0).unwrap();
+    }
+    let dump = |p: &str| tcbpf(&fs, &["-j", "map", "dump", "pinned", p]);
+    for p in [flows, cpus] {
+        let ours = dump(p);
+        let theirs = ok({
+            let mut c = Command::new("bpftool");
+            c.args(["-j", "map", "dump", "pinned", p]);
+            c
+        });
+        let parse = |t: &str| -> serde_json::Value { serde_json::from_str(t).unwrap() };
+        assert_eq!(
+            parse(&ours),
+            parse(&theirs),
+            "ours {ours}\nbpftool {theirs}"
+        );
+        assert!(ours.contains("\"formatted\":"), "{ours}");
+    }
+    let flows_before = dump(flows);
+    let cpus_before = dump(cpus);
+    let saved = dir.join("flows.json");
+    std::fs::write(&saved, &flows_before).unwrap();
+    let saved_cpus = dir.join("cpus.json");
+    std::fs::write(&saved_cpus, &cpus_before).unwrap();
+
+    // Change the maps, then load the dumps back: as they were.
+    tcbpf(
+        &fs,
+        &[
+            "map", "delete", "pinned", flows, "key", "proto", "6", "port", "80",
+        ],
+    );
+    tcbpf(
+        &fs,
+        &[
+            "map", "update", "pinned", flows, "key", "proto", "17", "port", "53", "value",
+            "packets", "99", "bytes", "1",
+        ],
+    );
+    tcbpf(
+        &fs,
+        &[
+            "map", "update", "pinned", flows, "key", "proto", "1", "port", "0", "value", "packets",
+            "1", "bytes", "1",
+        ],
+    );
+    tcbpf(
+        &fs,
+        &["map", "update", "pinned", cpus, "key", "0", "value", "7"],
+    );
+    assert_ne!(dump(flows), flows_before);
+    assert_ne!(dump(cpus), cpus_before);
+    tcbpf(
+        &fs,
+        &[
+            "map",
+            "load",
+            "pinned",
+            flows,
+            "json",
+            "from",
+            s(&saved),
+            "replace",
+        ],
+    );
+    tcbpf(
+        &fs,
+        &[
+            "map",
+            "load",
+            "pinned",
+            cpus,
+            "json",
+            "from",
+            s(&saved_cpus),
+        ],
+    );
+    assert_eq!(dump(flows), flows_before);
+    assert_eq!(dump(cpus), cpus_before);
+
+    // The typed part edited and the hex not: refused, nothing written.
+    let edited = dir.join("edited.json");
+    assert!(flows_before.contains("\"packets\":5,"), "{flows_before}");
+    std::fs::write(
+        &edited,
+        flows_before.replace("\"packets\":5,", "\"packets\":6,"),
+    )
+    .unwrap();
+    let (code, err) = fails({
+        let mut c = Command::new(TCBPF);
+        c.args(["map", "load", "pinned", flows, "json", "from", s(&edited)]);
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("value: its bytes differ from formatted.value"),
+        "{err}"
+    );
+    assert_eq!(dump(flows), flows_before);
+    // Without the hex sides, the typed entry alone is loaded.
+    let typed: serde_json::Value = serde_json::from_str(&flows_before).unwrap();
+    let typed: Vec<serde_json::Value> = typed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["formatted"].clone())
+        .collect();
+    let typed_file = dir.join("typed.json");
+    std::fs::write(&typed_file, serde_json::to_string(&typed).unwrap()).unwrap();
+    tcbpf(
+        &fs,
+        &[
+            "map", "delete", "pinned", flows, "key", "proto", "6", "port", "80",
+        ],
+    );
+    tcbpf(
+        &fs,
+        &[
+            "map",
+            "load",
+            "pinned",
+            flows,
+            "json",
+            "from",
+            s(&typed_file),
+            "replace",
+        ],
+    );
+    assert_eq!(dump(flows), flows_before);
 }
 
 #[test]

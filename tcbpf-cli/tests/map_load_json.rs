@@ -126,7 +126,7 @@ fn replace_makes_the_map_equal_to_the_file_and_reports_counts() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(
-        sorted(f.json("-j map dump @counters")),
+        sorted(f.dump_typed("@counters")),
         sorted(Value::Array(want))
     );
     assert_eq!(f.raw("counters", &k32(4)), None);

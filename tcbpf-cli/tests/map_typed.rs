@@ -2,7 +2,8 @@
 //! without type words (run as root against real maps of the typed_maps
 //! fixture): scalars, structs with nested structs, arrays and unions,
 //! enums, char arrays, bitfields, per-CPU values (each CPU or `sum`),
-//! global data by variable name; text and `-j` (bpftool's shape).
+//! global data by variable name; text and `-j` (bpftool's shape: `dump
+//! -j` gives the hex bytes and the typed entry as `formatted`).
 //! Explicit types and `raw` win; maps without BTF print as before; a map
 //! whose BTF the kernel will not give prints untyped with a note (`-v`).
 
@@ -22,9 +23,13 @@ fn scalar_keys_and_struct_values_print_by_btf() {
         f.ok("map dump @counters"),
         "key: 17  value: {packets: 5, bytes: 6}\n"
     );
+    // -j dump: bpftool's shape, the hex bytes and the typed entry.
     assert_eq!(
         f.json("-j map dump @counters"),
-        json!([{"key": 17, "value": {"packets": 5, "bytes": 6}}])
+        json!([{"key": ["0x11", "0x00", "0x00", "0x00"],
+                "value": ["0x05", "0x00", "0x00", "0x00", "0x00", "0x00", "0x00", "0x00",
+                          "0x06", "0x00", "0x00", "0x00", "0x00", "0x00", "0x00", "0x00"],
+                "formatted": {"key": 17, "value": {"packets": 5, "bytes": 6}}}])
     );
     assert_eq!(
         f.ok("map lookup @counters key 17 0 0 0"),
@@ -84,17 +89,14 @@ fn nested_structs_arrays_unions_enums_chars_and_bitfields_print_by_name() {
         "key: 0  value: V_PASS\nkey: 1  value: V_REDIRECT\nkey: 2  value: 9\nkey: 3  value: V_PASS\n"
     );
     assert_eq!(
-        f.json("-j map dump @verdicts"),
+        f.dump_typed("@verdicts"),
         json!([{"key": 0, "value": "V_PASS"}, {"key": 1, "value": "V_REDIRECT"},
                {"key": 2, "value": 9}, {"key": 3, "value": "V_PASS"}])
     );
 
     f.put("names", &k32(3), b"eth0\0\0\0\0\0\0\0\0\0\0\0\0");
     assert_eq!(f.ok("map dump @names"), "key: 3  value: \"eth0\"\n");
-    assert_eq!(
-        f.json("-j map dump @names"),
-        json!([{"key": 3, "value": "eth0"}])
-    );
+    assert_eq!(f.dump_typed("@names"), json!([{"key": 3, "value": "eth0"}]));
 
     let offset = (-100i64 as u64) & 0x1fff;
     let bits: u64 = 5 | 4 << 4 | 2 << 8 | offset << 11 | 255 << 24 | 7 << 32;
@@ -104,7 +106,7 @@ fn nested_structs_arrays_unions_enums_chars_and_bitfields_print_by_name() {
         "key: 4  value: {ihl: 5, version: 4, flags: 2, offset: -100, tos: 255, v: V_REDIRECT}\n"
     );
     assert_eq!(
-        f.json("-j map dump @bitfields")[0]["value"],
+        f.dump_typed("@bitfields")[0]["value"],
         json!({"ihl": 5, "version": 4, "flags": 2, "offset": -100, "tos": 255, "v": "V_REDIRECT"})
     );
 
@@ -140,7 +142,7 @@ fn per_cpu_values_print_one_per_cpu_or_summed_per_member() {
     }
     want.push('\n');
     assert_eq!(text, want);
-    let j = f.json("-j map dump @pcpu");
+    let j = f.dump_typed("@pcpu");
     let values = j[0]["values"].as_array().unwrap();
     assert_eq!(values.len(), cpus);
     assert_eq!(
@@ -173,10 +175,7 @@ fn global_data_prints_its_variables_by_name() {
         f.json("-j map lookup @.data key 0 0 0 0"),
         json!({"key": 0, "value": {"hits": 5, "label": "edge"}})
     );
-    assert_eq!(
-        f.json("-j map dump @.bss")[0]["value"],
-        json!({"misses": 0})
-    );
+    assert_eq!(f.dump_typed("@.bss")[0]["value"], json!({"misses": 0}));
 }
 
 #[test]

@@ -4,7 +4,15 @@
 //! given by reference are read as they are, without device labels.
 //!
 //! A map-in-map gives no rows: its slots' policy generations are exported
-//! instead (`tcbpf_policy_generation`, read by `tcbpf::maps::generation`).
+//! instead (`tcbpf_exporter_policy_generation`, read by
+//! `tcbpf::maps::generation`).
+//!
+//! Series are named so that a reload keeps them: a map's series carry its
+//! name and where it was found (`dev`, `direction`, `prog`, `attach`: the
+//! filter's pref and handle or the tcx position), never a kernel id; the
+//! ids are on `tcbpf_prog_info` and `tcbpf_exporter_map_info` only, to join
+//! on. At a map's series cap the kept keys are the smallest in byte order,
+//! so the same keys stay series from one scrape to the next.
 //!
 //! Maps found through a device are opened read-only by id at the scrape
 //! that first sees them and kept while a program still uses them; a map
@@ -15,7 +23,7 @@ use crate::keys::KeyPart;
 use crate::metrics::{labels_text, metric_name, Families, Number, Type};
 use crate::names;
 use crate::read::{ReadError, StatMap};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tcbpf::sys;
 use tcbpf::tc::discover::{self, Hook};
@@ -44,6 +52,36 @@ struct Origin {
     labels: Vec<(String, String)>,
 }
 
+/// What one scrape has exported so far: maps by kernel id (each once), and
+/// the origin labels handed out (two maps of one name found alike, e.g.
+/// two pins of maps named `stats`, get `copy="2"`, `"3"`… in the order
+/// read, so no two series meet).
+#[derive(Default)]
+struct Exported {
+    ids: HashSet<u32>,
+    origins: HashSet<String>,
+}
+
+impl Exported {
+    /// The labels of map `name` found at `origin`: `map`, the origin's,
+    /// and `copy` when those were handed out already.
+    fn labels(&mut self, name: &str, origin: &Origin) -> Vec<(String, String)> {
+        let mut labels = vec![("map".to_string(), name.to_string())];
+        labels.extend(origin.labels.iter().cloned());
+        if !self.origins.insert(labels_text(&labels)) {
+            let n = (2..)
+                .find(|n| {
+                    let mut l = labels.clone();
+                    l.push(("copy".to_string(), n.to_string()));
+                    self.origins.insert(labels_text(&l))
+                })
+                .unwrap_or(2);
+            labels.push(("copy".to_string(), n.to_string()));
+        }
+        labels
+    }
+}
+
 impl Collector {
     /// A collector of `targets`' programs and maps and of the `fixed` maps.
     pub fn new(targets: Vec<DevTarget>, fixed: Vec<StatMap>, config: Config) -> Collector {
@@ -63,11 +101,11 @@ impl Collector {
         let mut fams = Families::new(openmetrics);
         let own = Own::new(&mut fams);
         let mut ifnames = IfNames::default();
-        let mut exported = HashSet::new();
+        let mut exported = Exported::default();
         for m in &self.fixed {
-            if exported.insert(m.info.id) {
-                let origin = Origin { labels: vec![] };
-                self.export_map(m, &origin, &own, &mut fams, &mut ifnames, errors);
+            if exported.ids.insert(m.info.id) {
+                let labels = exported.labels(&m.info.name, &Origin { labels: vec![] });
+                self.export_map(m, &labels, &own, &mut fams, &mut ifnames, errors);
             }
         }
         if !self.targets.is_empty() {
@@ -83,7 +121,7 @@ impl Collector {
         own: &Own,
         fams: &mut Families,
         names: &mut IfNames,
-        exported: &mut HashSet<u32>,
+        exported: &mut Exported,
         errors: &mut Vec<String>,
     ) {
         let sock = match Socket::open() {
@@ -108,36 +146,44 @@ impl Collector {
                     continue;
                 }
             };
+            // tcx programs by their place in the run order of their hook.
+            let mut tcx_at = [0usize; 2];
             for a in attached {
+                let (hook, attach, link) = match &a.hook {
+                    Hook::Filter { pref, handle, .. } => {
+                        ("filter", format!("pref {pref} handle {handle:#x}"), None)
+                    }
+                    Hook::Tcx { link_id } => {
+                        let at = &mut tcx_at[usize::from(a.direction == Direction::Egress)];
+                        *at += 1;
+                        ("tcx", format!("tcx {}", *at - 1), Some(*link_id))
+                    }
+                };
                 // A program detached since the dump is simply not there any more.
                 let Ok(prog) = discover::program(a.prog_id) else {
                     continue;
-                };
-                let (hook, extra) = match &a.hook {
-                    Hook::Filter { pref, handle, .. } => {
-                        ("filter", format!("pref {pref} handle {handle:#x}"))
-                    }
-                    Hook::Tcx { link_id } => ("tcx", format!("link {link_id}")),
                 };
                 let base = vec![
                     ("dev".to_string(), t.dev.clone()),
                     ("direction".to_string(), a.direction.to_string()),
                     ("prog".to_string(), prog.name.clone()),
+                    ("attach".to_string(), attach),
                 ];
-                let mut with_id = base.clone();
-                with_id.push(("id".into(), prog.id.to_string()));
                 // One program attached twice on one hook: its statistics once.
                 if seen_progs.insert((t.dev.clone(), a.direction.to_string(), prog.id)) {
-                    let labels = labels_text(&with_id);
-                    fams.at(own.run_count)
+                    let labels = labels_text(&base);
+                    fams.at(own.runs)
                         .push(&labels, Number::Int(prog.run_cnt as i128));
                     fams.at(own.run_seconds)
                         .push(&labels, Number::Float(prog.run_time_ns as f64 / 1e9));
                 }
-                let mut info = with_id;
-                info.push(("tag".into(), prog.tag_hex()));
+                let mut info = base.clone();
                 info.push(("hook".into(), hook.into()));
-                info.push(("attach".into(), extra));
+                info.push(("id".into(), prog.id.to_string()));
+                info.push(("tag".into(), prog.tag_hex()));
+                if let Some(link) = link {
+                    info.push(("link_id".into(), link.to_string()));
+                }
                 fams.at(own.prog_info)
                     .push(&labels_text(&info), Number::Int(1));
                 for &id in &prog.map_ids {
@@ -182,19 +228,20 @@ impl Collector {
         }
         drop(found);
         for (m, id) in maps {
-            if exported.insert(id) {
-                self.export_map(&m, &seen_maps[&id], own, fams, names, errors);
+            if exported.ids.insert(id) {
+                let labels = exported.labels(&m.info.name, &seen_maps[&id]);
+                self.export_map(&m, &labels, own, fams, names, errors);
             }
         }
         for id in outers {
-            export_generations(id, &seen_maps[&id], own, fams, errors);
+            export_generations(id, &seen_maps[&id], exported, own, fams, errors);
         }
     }
 
     fn export_map(
         &self,
         m: &StatMap,
-        origin: &Origin,
+        origin_labels: &[(String, String)],
         own: &Own,
         fams: &mut Families,
         ifnames: &mut IfNames,
@@ -204,6 +251,12 @@ impl Collector {
         if rule.is_some_and(|r| r.skip) {
             return;
         }
+        let map_labels = labels_text(origin_labels);
+        let mut info = origin_labels.to_vec();
+        info.push(("id".to_string(), m.info.id.to_string()));
+        info.push(("type".to_string(), m.info.type_name().to_string()));
+        fams.at(own.map_info)
+            .push(&labels_text(&info), Number::Int(1));
         let fields = m.field_names();
         if fields.is_empty() {
             return;
@@ -229,29 +282,23 @@ impl Collector {
                     Some(Kind::Gauge) => Type::Gauge,
                     _ => Type::Counter,
                 };
-                let name = metric_name(&["tcbpf", &map_part, part]);
+                let name = metric_name(&[MAP_PREFIX, &map_part, part]);
                 let what = if f.is_empty() {
                     "value".to_string()
                 } else {
                     format!("field '{f}'")
                 };
-                let help = format!(
-                    "{what} of map '{}' (series by kernel id: map_id), per-CPU values summed",
-                    m.info.name
-                );
+                let help = format!("{what} of map '{}', per-CPU values summed", m.info.name);
                 fams.index(&name, &help, kind)
             })
             .collect();
         let decoders = rule.map(|r| &r.labels);
-        let mut origin_labels = origin.labels.clone();
-        origin_labels.push(("map_id".to_string(), m.info.id.to_string()));
         let origin_names: Vec<&str> = origin_labels.iter().map(|(n, _)| n.as_str()).collect();
-        let origin_text = labels_text(&origin_labels);
         let with_origin = |mut text: String| {
             if !text.is_empty() {
                 text.push(',');
             }
-            text.push_str(&origin_text);
+            text.push_str(&map_labels);
             text
         };
         // Label names by the key's member paths, allocated once per shape.
@@ -268,24 +315,9 @@ impl Collector {
             }
             plan.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
         };
-        // The first `cap` keys are series; the rest are summed into one.
-        let mut seen = 0usize;
-        let mut other = vec![0i128; fields.len()];
-        let mut other_labels = None;
-        let read = m.for_each_row(|_, parts, values| {
-            seen += 1;
+        let mut series = |key: &[u8], values: &[i128]| {
+            let parts = m.parts_of(key);
             let label_names = label_names(&parts);
-            if seen > cap {
-                for (s, v) in other.iter_mut().zip(values) {
-                    *s = s.wrapping_add(*v);
-                }
-                if other_labels.is_none() {
-                    let pairs: Vec<(&String, &str)> =
-                        label_names.iter().map(|n| (n, "other")).collect();
-                    other_labels = Some(with_origin(labels_text(&pairs)));
-                }
-                return;
-            }
             let pairs: Vec<(String, String)> = parts
                 .iter()
                 .zip(label_names)
@@ -300,35 +332,116 @@ impl Collector {
             for (&f, v) in families.iter().zip(values) {
                 fams.at(f).push(&labels, Number::Int(*v));
             }
-        });
-        if let Err(e) = read {
-            return errors.push(format!("map '{}' (id {}): {e}", m.info.name, m.info.id));
-        }
-        let dropped = seen.saturating_sub(cap);
-        if let Some(labels) = other_labels {
-            for (&f, v) in families.iter().zip(&other) {
-                fams.at(f).push(&labels, Number::Int(*v));
+        };
+        let mut seen = 0usize;
+        let read = if m.info.max_entries as usize <= cap {
+            // The cap cannot be reached: every entry is a series, as read.
+            m.for_each_value(|key, values| {
+                seen += 1;
+                series(key, values)
+            })
+            .map(|()| None)
+        } else {
+            let mut capped = Capped::new(cap, fields.len());
+            m.for_each_value(|key, values| {
+                seen += 1;
+                capped.add(key, values)
+            })
+            .map(|()| Some(capped))
+        };
+        let capped = match read {
+            Ok(c) => c,
+            Err(e) => return errors.push(format!("map '{}' (id {}): {e}", m.info.name, m.info.id)),
+        };
+        let mut dropped = 0;
+        if let Some(capped) = capped {
+            for (key, values) in &capped.kept {
+                series(key, values);
+            }
+            if let Some(key) = &capped.other_key {
+                // The 'other' series: every key label "other".
+                let names = label_names(&m.parts_of(key));
+                let pairs: Vec<(&String, &str)> = names.iter().map(|n| (n, "other")).collect();
+                let labels = with_origin(labels_text(&pairs));
+                for (&f, v) in families.iter().zip(&capped.other) {
+                    fams.at(f).push(&labels, Number::Int(*v));
+                }
+                dropped = capped.dropped;
             }
         }
-        let mut labels = vec![
-            ("map".to_string(), m.info.name.clone()),
-            ("id".to_string(), m.info.id.to_string()),
-        ];
-        labels.extend(origin.labels.iter().cloned());
-        let labels = labels_text(&labels);
         fams.at(own.dropped)
-            .push(&labels, Number::Int(dropped as i128));
+            .push(&map_labels, Number::Int(dropped as i128));
         fams.at(own.entries)
-            .push(&labels, Number::Int(seen as i128));
+            .push(&map_labels, Number::Int(seen as i128));
     }
 }
 
-/// The exporter's own families, named before any map's (see
-/// [`Families::own`]).
+/// The prefix of every map family: `tcbpf_map_<map>_<field>`. No family of
+/// the exporter's own starts with it ([`Own`]), so no map name can take one
+/// of their names.
+pub const MAP_PREFIX: &str = "tcbpf_map";
+
+/// The series of a map beyond its cap: the `cap` smallest keys in byte
+/// order are kept (the same keys at every scrape, whatever the read order
+/// or the number of entries), the rest summed into one 'other' series.
+/// Holds at most `cap` keys and values.
+struct Capped {
+    cap: usize,
+    kept: BTreeMap<Vec<u8>, Vec<i128>>,
+    other: Vec<i128>,
+    other_key: Option<Vec<u8>>,
+    dropped: usize,
+}
+
+impl Capped {
+    fn new(cap: usize, fields: usize) -> Capped {
+        Capped {
+            cap,
+            kept: BTreeMap::new(),
+            other: vec![0; fields],
+            other_key: None,
+            dropped: 0,
+        }
+    }
+
+    fn add(&mut self, key: &[u8], values: &[i128]) {
+        if self.kept.len() < self.cap {
+            self.kept.insert(key.to_vec(), values.to_vec());
+            return;
+        }
+        let larger_kept = self
+            .kept
+            .last_key_value()
+            .is_some_and(|(k, _)| key < k.as_slice());
+        if larger_kept {
+            if let Some((k, v)) = self.kept.pop_last() {
+                self.sum_into_other(&k, &v);
+            }
+            self.kept.insert(key.to_vec(), values.to_vec());
+        } else {
+            self.sum_into_other(key, values);
+        }
+    }
+
+    fn sum_into_other(&mut self, key: &[u8], values: &[i128]) {
+        for (s, v) in self.other.iter_mut().zip(values) {
+            *s = s.wrapping_add(*v);
+        }
+        self.dropped += 1;
+        if self.other_key.is_none() {
+            self.other_key = Some(key.to_vec());
+        }
+    }
+}
+
+/// The exporter's own families (see [`MAP_PREFIX`]): program statistics
+/// under `tcbpf_prog_`, what the exporter read of each map and of itself
+/// under `tcbpf_exporter_`.
 struct Own {
-    run_count: usize,
+    runs: usize,
     run_seconds: usize,
     prog_info: usize,
+    map_info: usize,
     entries: usize,
     dropped: usize,
     errors: usize,
@@ -338,8 +451,8 @@ struct Own {
 impl Own {
     fn new(fams: &mut Families) -> Own {
         Own {
-            run_count: fams.own(
-                "tcbpf_prog_run_count",
+            runs: fams.own(
+                "tcbpf_prog_runs",
                 "Runs of an attached program (counted while the exporter runs: BPF_ENABLE_STATS)",
                 Type::Counter,
             ),
@@ -350,16 +463,21 @@ impl Own {
             ),
             prog_info: fams.own(
                 "tcbpf_prog",
-                "An attached program: id, tag, name and how it is attached",
+                "An attached program: its kernel id, tag and hook",
+                Type::Info,
+            ),
+            map_info: fams.own(
+                "tcbpf_exporter_map",
+                "An exported map: its kernel id and type",
                 Type::Info,
             ),
             entries: fams.own(
-                "tcbpf_map_entries",
+                "tcbpf_exporter_map_entries",
                 "Entries of an exported map",
                 Type::Gauge,
             ),
             dropped: fams.own(
-                "tcbpf_map_dropped_series",
+                "tcbpf_exporter_map_dropped_series",
                 "Keys of a map beyond its series cap, summed into its 'other' series in this scrape",
                 Type::Gauge,
             ),
@@ -369,7 +487,7 @@ impl Own {
                 Type::Gauge,
             ),
             policy_generation: fams.own(
-                "tcbpf_policy_generation",
+                "tcbpf_exporter_policy_generation",
                 "The policy generation in force at a slot of a map-in-map (tcbpf map commit; 0 without one)",
                 Type::Gauge,
             ),
@@ -380,12 +498,13 @@ impl Own {
 /// At most this many slots of one map-in-map are exported.
 const MAX_SLOTS: usize = 1024;
 
-/// `tcbpf_policy_generation`: the policy generation (`tcbpf map commit`)
+/// `tcbpf_exporter_policy_generation`: the policy generation (`tcbpf map commit`)
 /// each filled slot of a map-in-map holds; nothing for other maps that
 /// have no rows to export.
 fn export_generations(
     id: u32,
     origin: &Origin,
+    exported: &mut Exported,
     own: &Own,
     fams: &mut Families,
     errors: &mut Vec<String>,
@@ -405,6 +524,12 @@ fn export_generations(
     {
         return;
     }
+    let map_labels = exported.labels(&info.name, origin);
+    let mut map_info = map_labels.clone();
+    map_info.push(("id".to_string(), id.to_string()));
+    map_info.push(("type".to_string(), info.type_name().to_string()));
+    fams.at(own.map_info)
+        .push(&labels_text(&map_info), Number::Int(1));
     let (mut prev, mut next, mut shown) = (None::<[u8; 4]>, [0u8; 4], 0);
     while shown < MAX_SLOTS {
         match sys::map::next_key(&fd, prev.as_ref().map(|k| &k[..]), &mut next) {
@@ -422,12 +547,8 @@ fn export_generations(
             }
         };
         shown += 1;
-        let mut labels = vec![
-            ("map".to_string(), info.name.clone()),
-            ("id".to_string(), id.to_string()),
-            ("slot".to_string(), slot.to_string()),
-        ];
-        labels.extend(origin.labels.iter().cloned());
+        let mut labels = map_labels.clone();
+        labels.push(("slot".to_string(), slot.to_string()));
         fams.at(own.policy_generation)
             .push(&labels_text(&labels), Number::Int(inner.generation as i128));
     }
@@ -495,6 +616,42 @@ pub fn render(part: &KeyPart, decoder: Option<Decoder>, names: &mut IfNames) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_found_alike_get_a_copy_label_and_own_families_stay_out_of_the_map_prefix() {
+        let mut e = Exported::default();
+        let fixed = Origin { labels: vec![] };
+        let at = |pref: &str| Origin {
+            labels: vec![("dev".into(), "v1".into()), ("attach".into(), pref.into())],
+        };
+        let text = |l: Vec<(String, String)>| labels_text(&l);
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\"");
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\",copy=\"2\"");
+        assert_eq!(text(e.labels("stats", &fixed)), "map=\"stats\",copy=\"3\"");
+        assert_eq!(
+            text(e.labels("stats", &at("pref 1 handle 0x1"))),
+            "map=\"stats\",dev=\"v1\",attach=\"pref 1 handle 0x1\""
+        );
+        assert_eq!(
+            text(e.labels("stats", &at("pref 2 handle 0x1"))),
+            "map=\"stats\",dev=\"v1\",attach=\"pref 2 handle 0x1\""
+        );
+        let mut fams = Families::new(false);
+        let own = Own::new(&mut fams);
+        for i in [
+            own.runs,
+            own.run_seconds,
+            own.prog_info,
+            own.map_info,
+            own.entries,
+            own.dropped,
+            own.errors,
+            own.policy_generation,
+        ] {
+            let name = &fams.at(i).name;
+            assert!(!name.starts_with(MAP_PREFIX), "{name}");
+        }
+    }
 
     #[test]
     fn decoders_render_addresses_names_and_hex() {

@@ -38,18 +38,22 @@ device is found at each scrape, with the maps it uses; MAP words add maps.
 limit, at most 512); over it, or at the limit, the longest idle one is
 closed. Request heads: 8 KiB within 10 s; answers taken within 60 s.
 
-  tcbpf_<map>_<field>{<key members>,dev,direction,prog,map_id}   one per
-      integer value field (tcbpf_<map> for a scalar value); per-CPU values
-      summed; a scalar key is the label 'key', enums show their enumerator
-      names. Names are unique by construction: a name already taken gets
-      key_ before it (labels) or _2, _3… after it.
-  tcbpf_prog_run_count, tcbpf_prog_run_seconds, tcbpf_prog_info
+  tcbpf_map_<map>_<field>_total{<key members>,map,dev,direction,prog,attach}
+      one counter per integer value field (tcbpf_map_<map>_total for a
+      scalar value); per-CPU values summed; a scalar key is the label 'key',
+      enums show their enumerator names. Names are unique by construction:
+      a name already taken gets key_ before it (labels) or _2, _3… after it.
+  tcbpf_prog_runs_total, tcbpf_prog_run_seconds_total, tcbpf_prog_info
       per attached program (run statistics are on while the exporter runs).
-  tcbpf_map_entries, tcbpf_map_dropped_series, tcbpf_exporter_scrape_errors
+  tcbpf_exporter_map_info, tcbpf_exporter_map_entries,
+  tcbpf_exporter_map_dropped_series, tcbpf_exporter_scrape_errors,
+  tcbpf_exporter_policy_generation
+  Kernel ids (id, link_id) are on the _info metrics only.
 
 config FILE, one rule per line (# comments):
-  cap N                                 series per map (default 10000; the
-                                        rest are summed into key=\"other\")
+  cap N                                 series per map (default 10000): the
+                                        N smallest keys in byte order; the
+                                        rest are summed into key=\"other\"
   map NAME skip | rename NEW | cap N
   map NAME field FIELD { rename NEW | counter | gauge }
   map NAME label MEMBER { ip | ifname | hex }

@@ -1,6 +1,10 @@
 //! Metric families and their exposition: the Prometheus text format
-//! (0.0.4) and OpenMetrics 1.0 (counters get their `_total` sample suffix,
-//! info metrics `_info`, and the body ends with `# EOF`). Names and label
+//! (0.0.4) and OpenMetrics 1.0. A counter's samples end in `_total` in
+//! both; its family (HELP/TYPE) is `NAME_total` in the text format and
+//! `NAME` in OpenMetrics, as each format's rules say (promtool lints a text
+//! counter without `_total`; OpenMetrics names the family without it). An
+//! info metric is a gauge `NAME_info` in the text format and type `info`
+//! in OpenMetrics; an OpenMetrics body ends with `# EOF`. Names and label
 //! names are sanitised to Prometheus rules; label values and help text are
 //! escaped. Samples are written as they are added. Pure: no I/O.
 
@@ -42,18 +46,18 @@ pub struct Family {
 }
 
 impl Family {
-    /// The name samples carry: `_total` for OpenMetrics counters, `_info`
-    /// for info metrics.
+    /// The name samples carry: `_total` for counters, `_info` for info
+    /// metrics, in both formats.
     fn sample_name(&self) -> String {
-        match (self.kind, self.openmetrics) {
-            (Type::Counter, true) => {
+        match self.kind {
+            Type::Counter => {
                 format!(
                     "{}_total",
                     self.name.strip_suffix("_total").unwrap_or(&self.name)
                 )
             }
-            (Type::Info, _) => format!("{}_info", self.name),
-            _ => self.name.clone(),
+            Type::Info => format!("{}_info", self.name),
+            Type::Gauge => self.name.clone(),
         }
     }
 
@@ -78,7 +82,7 @@ impl Family {
 /// Names are unique by construction (see [`crate::names`]): the exporter's
 /// own families are created first with [`Families::own`]; a map family
 /// ([`Families::index`]) merges with an earlier map family of the same name
-/// and type (their series differ by `map_id`), and otherwise takes the first
+/// and type (their series differ by their `map` label), and otherwise takes the first
 /// `NAME_2`, `NAME_3`… whose exposition names (`NAME`, and `NAME_total`/
 /// `NAME_created` for a counter, `NAME_info` for an info) no other family
 /// uses.
@@ -196,7 +200,10 @@ impl Families {
                     f.name.strip_suffix("_total").unwrap_or(&f.name).to_string(),
                     "counter",
                 ),
-                (Type::Counter, false) => (f.name.clone(), "counter"),
+                (Type::Counter, false) => (
+                    format!("{}_total", f.name.strip_suffix("_total").unwrap_or(&f.name)),
+                    "counter",
+                ),
                 (Type::Gauge, _) => (f.name.clone(), "gauge"),
                 (Type::Info, true) => (f.name.clone(), "info"),
                 (Type::Info, false) => (format!("{}_info", f.name), "gauge"),
@@ -325,18 +332,18 @@ mod tests {
     }
 
     #[test]
-    fn text_format() {
+    fn counters_end_in_total_in_the_text_format() {
         assert_eq!(
             fams(false),
-            "# HELP tcbpf_proto_stats_packets map 'proto_stats' (id 7) field packets\n\
-             # TYPE tcbpf_proto_stats_packets counter\n\
-             tcbpf_proto_stats_packets{key=\"17\",dev=\"a\\\"b\"} 5\n\
+            "# HELP tcbpf_proto_stats_packets_total map 'proto_stats' (id 7) field packets\n\
+             # TYPE tcbpf_proto_stats_packets_total counter\n\
+             tcbpf_proto_stats_packets_total{key=\"17\",dev=\"a\\\"b\"} 5\n\
              # HELP tcbpf_prog_info program\n\
              # TYPE tcbpf_prog_info gauge\n\
              tcbpf_prog_info{id=\"3\"} 1\n\
-             # HELP tcbpf_prog_run_seconds time\n\
-             # TYPE tcbpf_prog_run_seconds counter\n\
-             tcbpf_prog_run_seconds 0.5\n"
+             # HELP tcbpf_prog_run_seconds_total time\n\
+             # TYPE tcbpf_prog_run_seconds_total counter\n\
+             tcbpf_prog_run_seconds_total 0.5\n"
         );
     }
 

@@ -3,8 +3,9 @@
 //! keeps only one of two identical series, so names are not just joined
 //! and sanitised, they are allocated:
 //!
-//! - **Labels of a map's series**: the origin labels come first (`dev`,
-//!   `direction`, `prog` for a map found on a device, and `map_id` always).
+//! - **Labels of a map's series**: the origin labels come first (`map`
+//!   always; `dev`, `direction`, `prog`, `attach` for a map found on a
+//!   device; `copy` for a second map found alike).
 //!   Then each top-level key member takes its sanitised name if it is free;
 //!   then each nested member or array element (path joined with `_`:
 //!   `in.port` → `in_port`) takes that name if free. Last, in key order,
@@ -14,15 +15,18 @@
 //!   `key_in_port` and `in_port`.
 //! - **Field parts of a map's families**: the same passes over the
 //!   value's integer fields (after config renames); a taken part becomes
-//!   `PART_2`, `PART_3`…: `in.port` beside `in_port` is `tcbpf_<map>_in_port_2`.
-//! - **Maps**: every map series carries `map_id` (the kernel's id, unique
-//!   among live maps), and a map is exported once per scrape, so two maps
-//!   of one name (two filters of one object) or two whose name and field
-//!   join alike (map `a` field `b_c`, map `a_b` field `c`) share a family
-//!   but never a series.
-//! - **Families**: see [`crate::metrics::Families`]: the exporter's own
-//!   families are reserved, a map family merges only with a map family of
-//!   the same type, otherwise it takes the first free `NAME_2`, `NAME_3`….
+//!   `PART_2`, `PART_3`…: `in.port` beside `in_port` is
+//!   `tcbpf_map_<map>_in_port_2`.
+//! - **Maps**: every map series carries `map` (its name) and where it was
+//!   found, never a kernel id (a reload would start new series); a map is
+//!   exported once per scrape, and two maps of one name found alike get
+//!   `copy`, so two maps whose name and field join alike (map `a` field
+//!   `b_c`, map `a_b` field `c`) or two filters of one object share a
+//!   family but never a series.
+//! - **Families**: map families are `tcbpf_map_…`, a prefix no family of
+//!   the exporter's own has (see [`crate::metrics::Families`]); a map
+//!   family merges only with a map family of the same type, otherwise it
+//!   takes the first free `NAME_2`, `NAME_3`….
 //!
 //! Pure: names in, names out.
 

@@ -180,15 +180,6 @@ impl StatMap {
         }
     }
 
-    /// Calls `f(raw key, key parts, summed integer fields)` for every
-    /// entry, holding one batch of entries at a time.
-    pub fn for_each_row(
-        &self,
-        mut f: impl FnMut(&[u8], Vec<(String, KeyPart)>, &[i128]),
-    ) -> Result<(), ReadError> {
-        self.for_each_value(|key, values| f(key, self.parts_of(key), values))
-    }
-
     /// Calls `f(raw key, summed integer fields)` for every entry, holding
     /// one batch of entries at a time; keys are not decoded (a caller that
     /// shows only some entries decodes those with [`StatMap::parts_of`]).

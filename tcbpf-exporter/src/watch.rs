@@ -130,7 +130,9 @@ Shows each map's entries with every integer value field and its rate per
 second since the last refresh (per-CPU values summed), sorted by the largest
 rate (or by FIELD's rate), every SECS seconds (default 1). New keys are
 marked '+', keys gone since the last refresh '-'. On a terminal the table is
-full-screen ('q', Esc or Ctrl-C quits); otherwise, or with -j, one snapshot
+full-screen ('q', Esc or Ctrl-C quits; taller than the screen, it scrolls
+with the arrows, j/k, PgUp/PgDn, Home/End, and its last line says how many
+rows are hidden above and below); otherwise, or with -j, one snapshot
 per interval is printed (-j: one JSON object per line). 'count N' stops
 after N refreshes; 'top N' shows the first N rows of each map.
 Keys and values are typed by the map's BTF; 'key TYPES' and 'value TYPES'

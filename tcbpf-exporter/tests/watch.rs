@@ -54,10 +54,16 @@ struct Tmux {
 
 impl Tmux {
     fn new(cmd: &str) -> Tmux {
+        Tmux::sized(cmd, 110, 30)
+    }
+
+    /// A session `width` columns by `height` rows running `cmd`.
+    fn sized(cmd: &str, width: u16, height: u16) -> Tmux {
         let t = Tmux {
             socket: unique("tcbpf-watch"),
         };
-        t.run(&["new-session", "-d", "-s", "w", "-x", "110", "-y", "30", cmd]);
+        let (w, h) = (width.to_string(), height.to_string());
+        t.run(&["new-session", "-d", "-s", "w", "-x", &w, "-y", &h, cmd]);
         t
     }
 
@@ -372,4 +378,73 @@ fn watching_a_large_map_with_top_holds_what_is_shown_not_the_map() {
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[4]["key"]["key"], "1000");
     assert_eq!(rows[4]["values"]["value"], 3000);
+}
+
+/// The keys of the table rows on `screen` (rows `KEY VALUE VALUE/s`).
+fn keys_shown(screen: &str) -> Vec<u32> {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            match cells[..] {
+                [k, _, "-"] => k.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_table_taller_than_the_screen_scrolls_and_counts_the_hidden_rows() {
+    tcbpf_testkit::require_root!();
+    const N: u32 = 60;
+    let name = unique("wscroll");
+    let name = &name[..name.len().min(15)];
+    let map = hash_map(name, 4, 8, 100);
+    for k in 0..N {
+        tcbpf::sys::map::update(&map, &k.to_ne_bytes(), &(k as u64 * 10).to_ne_bytes(), 0).unwrap();
+    }
+    // One read (interval 60): every redraw below is a scroll of that read.
+    let cmd = format!(
+        "{BIN} watch name {name} key u32 value u64 interval 60; echo WATCH-ENDED; sleep 60"
+    );
+    // 15 rows: the header, 13 body lines, the line that counts the hidden
+    // ones. The body is a blank line, the map's title, the column heads and
+    // 60 rows: 63 lines, 50 hidden.
+    let tmux = Tmux::sized(&cmd, 80, 15);
+    let key = |k: &str| tmux.run(&["send-keys", "-t", "w", k]);
+    let wait = |text: &str| {
+        let screen = tmux.until(Duration::from_secs(10), |s| s.contains(text));
+        assert!(screen.contains(text), "no '{text}' on:\n{screen}");
+        screen
+    };
+    let first = wait("… 50 rows below   j/↓ PgDn End: scroll");
+    assert_eq!(keys_shown(&first).len(), 10, "{first}");
+    key("j");
+    wait("… 1 row above, 49 rows below");
+    key("End");
+    let end = wait("… 50 rows above   k/↑ PgUp Home: scroll");
+    assert_eq!(keys_shown(&end).len(), 13, "{end}");
+    key("k");
+    wait("… 49 rows above, 1 row below");
+    key("Home");
+    wait("… 50 rows below");
+    // Page by page, every key is seen once and the count goes down by 13.
+    let mut seen = keys_shown(&first);
+    for (page, below) in [(1, 37), (2, 24), (3, 11), (4, 0)] {
+        key("NPage");
+        let screen = if below > 0 {
+            wait(&format!("… {} rows above, {below} rows below", page * 13))
+        } else {
+            wait("… 50 rows above   k/↑")
+        };
+        seen.extend(keys_shown(&screen));
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    key("PPage");
+    wait("… 37 rows above, 13 rows below");
+    key("q");
+    wait("WATCH-ENDED");
 }

@@ -72,6 +72,23 @@ impl Fixture {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args}: {e}: {out}"))
     }
 
+    /// The typed entries of `-j map dump ARGS` of a map with BTF: each
+    /// entry's `formatted` (the dump is in bpftool's shape).
+    pub fn dump_typed(&self, args: &str) -> serde_json::Value {
+        let dump = self.json(&format!("-j map dump {args}"));
+        let entries = dump
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {dump}"));
+        entries
+            .iter()
+            .map(|e| {
+                e.get("formatted")
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no formatted: {e}"))
+            })
+            .collect()
+    }
+
     /// Exit code and stderr of a run that must fail.
     pub fn fails(&self, args: &str) -> (i32, String) {
         let r = self.run(args);

@@ -1,5 +1,7 @@
 //! `dump MAP [key TYPES] [value TYPES] [sum] [raw]`: every entry (typed by
-//! the map's BTF unless TYPES or `raw` say otherwise), as [`walk`]
+//! the map's BTF unless TYPES or `raw` say otherwise; with `-j`, a map
+//! printed by its BTF alone is in bpftool's shape: hex `key`/`value` and the
+//! typed entry as `formatted`), as [`walk`]
 //! reads them in chunks of thousands, formatted a chunk at a time into one
 //! buffer that is written when it passes a megabyte.
 //!
@@ -41,7 +43,8 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             DumpOption::Sum => sum = true,
         }
     }
-    let format = entry_format(g, &m, key_types, value_types, sum, raw)?;
+    let mut format = entry_format(g, &m, key_types, value_types, sum, raw)?;
+    format.bpftool = true;
     let mut out = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
     let mut stdout = std::io::stdout().lock();
     let mut first = true;

@@ -373,6 +373,7 @@ pub fn entry_format(
         percpu,
         sum,
         btf,
+        bpftool: false,
     };
     format.check()?;
     Ok(format)
@@ -456,6 +457,7 @@ pub(super) fn key_json(
         btf: TypedSides::for_map(g, m, layout.is_none(), false, false)
             .ok()
             .flatten(),
+        bpftool: false,
     };
     let mut out = Vec::new();
     f.write_key(key, true, &mut out);

@@ -6,7 +6,10 @@
 //! per-CPU maps give `key: K` then `value (CPU NN): V` lines.
 //! JSON: `{"key":K,"value":V}`, per-CPU `{"key":K,"values":[{"cpu":N,"value":V}…]}`,
 //! where K and V are a typed field, an array of typed fields, or bpftool's
-//! array of `"0xNN"` strings when no types are given.
+//! array of `"0xNN"` strings when no types are given. In bpftool's shape
+//! (`dump` of a map printed by its BTF), K and V are the hex arrays and the
+//! typed entry follows as `"formatted":{"key":K,"value":V}` (or
+//! `"values"`), as `bpftool -j map dump` writes it.
 //!
 //! No system calls and no writes here: entries go into the caller's buffer.
 
@@ -30,6 +33,9 @@ pub struct EntryFormat {
     pub sum: bool,
     /// The sides without types that print by the map's BTF.
     pub btf: Option<TypedSides>,
+    /// JSON entries of a map printed by its BTF in bpftool's shape: hex
+    /// `key` and `value`, the typed entry as `formatted`.
+    pub bpftool: bool,
 }
 
 impl EntryFormat {
@@ -49,17 +55,38 @@ impl EntryFormat {
         Ok(())
     }
 
+    /// True when JSON entries take bpftool's shape: asked for, and the map
+    /// is printed by its BTF alone (no TYPES, no `sum`, not `raw`).
+    fn bpftool_shape(&self) -> bool {
+        self.bpftool
+            && self.json
+            && self.key.is_none()
+            && self.value.is_none()
+            && !self.sum
+            && self.btf.as_ref().is_some_and(|b| b.key || b.value)
+    }
+
     /// Appends one entry (`key` may be empty for queue/stack values).
     pub fn write_entry(&self, key: Option<&[u8]>, value: &[u8], out: &mut Vec<u8>) {
-        if self.json {
-            out.push(b'{');
-            if let Some(key) = key {
-                out.extend_from_slice(b"\"key\":");
-                self.write_key(key, true, out);
-                out.push(b',');
-            }
-            self.write_json_value(value, out);
+        if self.bpftool_shape() {
+            let hex = EntryFormat {
+                key: None,
+                value: None,
+                json: true,
+                percpu: self.percpu,
+                sum: false,
+                btf: None,
+                bpftool: false,
+            };
+            // bpftool's hex entry without its closing brace, then the typed one.
+            hex.write_entry(key, value, out);
+            debug_assert_eq!(out.last(), Some(&b'}'));
+            out.pop();
+            out.extend_from_slice(b",\"formatted\":");
+            self.write_typed_json(key, value, out);
             out.push(b'}');
+        } else if self.json {
+            self.write_typed_json(key, value, out);
         } else {
             if let Some(key) = key {
                 out.extend_from_slice(b"key: ");
@@ -68,6 +95,18 @@ impl EntryFormat {
             self.write_text_value(key.is_some(), value, out);
             out.push(b'\n');
         }
+    }
+
+    /// One entry as tcbpf's typed JSON object.
+    fn write_typed_json(&self, key: Option<&[u8]>, value: &[u8], out: &mut Vec<u8>) {
+        out.push(b'{');
+        if let Some(key) = key {
+            out.extend_from_slice(b"\"key\":");
+            self.write_key(key, true, out);
+            out.push(b',');
+        }
+        self.write_json_value(value, out);
+        out.push(b'}');
     }
 
     fn write_json_value(&self, value: &[u8], out: &mut Vec<u8>) {
@@ -182,6 +221,7 @@ mod tests {
             percpu: None,
             sum: false,
             btf: None,
+            bpftool: false,
         }
     }
 

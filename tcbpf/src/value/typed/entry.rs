@@ -1,5 +1,6 @@
 //! Whole entries as JSON: `{"key": K, "value": V}`, or for per-CPU maps
-//! `{"key": K, "values": [{"cpu": 0, "value": V}, …]}` (bpftool's shape);
+//! `{"key": K, "values": [{"cpu": 0, "value": V}, …]}` (bpftool's shape),
+//! read also with bpftool's `"formatted"` typed entry beside hex sides;
 //! reading a `-j` dump array or one object per line; summing per-CPU
 //! values and listing integer leaves with their paths. Pure.
 
@@ -58,6 +59,9 @@ impl MapTypes {
                 ),
             ));
         };
+        if let Some(formatted) = obj.get("formatted") {
+            return self.entry_from_bpftool(obj, formatted, partial);
+        }
         if let Some(k) = obj
             .keys()
             .find(|k| !matches!(k.as_str(), "key" | "value" | "values"))
@@ -85,6 +89,64 @@ impl MapTypes {
             }
             (None, None) => return Err(TypedError::new("", "missing 'value'")),
         };
+        Ok((key, value))
+    }
+
+    /// An entry in bpftool's shape (`-j map dump` of a map with BTF): the
+    /// typed entry as `formatted`, its bytes as hex `key` and `value` (or
+    /// `values`). The entry is `formatted`'s; the hex sides may be left
+    /// out, and when given must be the same bytes (with `partial`, they
+    /// are not compared), so an edit of one and not the other is refused
+    /// rather than lost.
+    fn entry_from_bpftool(
+        &self,
+        obj: &serde_json::Map<String, Value>,
+        formatted: &Value,
+        partial: bool,
+    ) -> Result<(Vec<u8>, Vec<u8>), TypedError> {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "key" | "value" | "values" | "formatted"))
+        {
+            return Err(TypedError::new(
+                "",
+                format!("unknown field '{k}' (expected key, value and formatted)"),
+            ));
+        }
+        if formatted.get("formatted").is_some() {
+            return Err(TypedError::new("formatted", "holds 'formatted' again"));
+        }
+        let (key, value) = self
+            .entry_from_json(formatted, partial)
+            .map_err(|e| e.within("formatted"))?;
+        if partial {
+            return Ok((key, value));
+        }
+        let hex = MapTypes::untyped(self.key_size, self.value_size, self.cpus);
+        let differ = |side: &str| {
+            TypedError::new(
+                side,
+                format!("its bytes differ from formatted.{side}: change both, or leave out the hex sides"),
+            )
+        };
+        if let Some(k) = obj.get("key") {
+            if hex.encode_key(k)? != key {
+                return Err(differ("key"));
+            }
+        }
+        let raw = match (obj.get("value"), obj.get("values")) {
+            (Some(v), None) => Some(("value", v)),
+            (None, Some(v)) => Some(("values", v)),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(TypedError::new("", "give 'value' or 'values', not both"))
+            }
+        };
+        if let Some((side, v)) = raw {
+            if hex.encode_values(v, false)? != value {
+                return Err(differ(side));
+            }
+        }
         Ok((key, value))
     }
 }
