@@ -151,7 +151,7 @@ impl LoadError {
             match crate::ErrorKind::from_errno(self.errno()) {
                 // A missing map or pin directory met mid-load is a system
                 // failure of the load, not a missing object file.
-                crate::ErrorKind::NotFound | crate::ErrorKind::BadInput => crate::ErrorKind::System,
+                crate::ErrorKind::NotFound => crate::ErrorKind::System,
                 k => k,
             }
         }
