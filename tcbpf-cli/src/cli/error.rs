@@ -266,18 +266,10 @@ impl From<tcbpf::load::LoadError> for CliError {
 /// An object file that could not be read (1 when it is not there, 2
 /// otherwise, as a parse error), said as the parser says it.
 pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError {
-    let exit = match e.kind() {
-        std::io::ErrorKind::NotFound => Exit::of(tcbpf::ErrorKind::NotFound),
-        _ => Exit::of(tcbpf::ErrorKind::BadInput),
-    };
-    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), tcbpf::sys::strip_os(&e));
-    CliError {
-        exit,
-        message: parse.to_string(),
-    }
+    CliError::from(tcbpf::elf::ParseError::read(&path.display().to_string(), e))
 }
 
-/// An object that does not parse (exit 2).
+/// An object that does not parse (exit 2), or is not there (exit 1).
 impl From<tcbpf::elf::ParseError> for CliError {
     fn from(e: tcbpf::elf::ParseError) -> Self {
         CliError::of(e.kind(), e.to_string())
