@@ -15,6 +15,7 @@
 //! | 4 | any other failure (kernel or system error) |
 
 use std::fmt;
+use tcbpf::ErrorKind as K;
 
 /// Why a command failed, as an exit code class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,26 +24,24 @@ pub enum Exit {
     /// Not a failure: `cli::run` prints the usage of the object named and
     /// exits 0; a word of help is never taken as a FILE, socket or device.
     Help = 0,
-    /// Exit 1.
-    NotFound = 1,
-    /// Exit 2.
-    Usage = 2,
-    /// Exit 3.
-    Permission = 3,
-    /// Exit 4.
-    Failure = 4,
+    /// Exit 1 (the library's code for a thing not there).
+    NotFound = K::NotFound.exit_code() as isize,
+    /// Exit 2 (bad input).
+    Usage = K::BadInput.exit_code() as isize,
+    /// Exit 3 (permission).
+    Permission = K::Permission.exit_code() as isize,
+    /// Exit 4 (any other failure).
+    Failure = K::System.exit_code() as isize,
 }
 
 impl Exit {
     /// The exit of a failure of `kind`, by the library's one table
     /// ([`tcbpf::ErrorKind::exit_code`]).
-    pub fn of(kind: tcbpf::ErrorKind) -> Exit {
-        match kind.exit_code() {
-            1 => Exit::NotFound,
-            2 => Exit::Usage,
-            3 => Exit::Permission,
-            _ => Exit::Failure,
-        }
+    pub fn of(kind: K) -> Exit {
+        [Exit::NotFound, Exit::Usage, Exit::Permission]
+            .into_iter()
+            .find(|e| *e as u8 == kind.exit_code())
+            .unwrap_or(Exit::Failure)
     }
 }
 
@@ -66,10 +65,7 @@ impl CliError {
 
     /// A usage or bad-input error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError {
-            exit: Exit::Usage,
-            message: message.into(),
-        }
+        CliError::of(K::BadInput, message)
     }
 
     /// Help asked at a grammar position (exit 0 with the object's usage).
@@ -101,18 +97,12 @@ impl CliError {
 
     /// A not-found error (exit 1).
     pub fn not_found(message: impl Into<String>) -> Self {
-        CliError {
-            exit: Exit::NotFound,
-            message: message.into(),
-        }
+        CliError::of(K::NotFound, message)
     }
 
     /// Any other failure (exit 4).
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError {
-            exit: Exit::Failure,
-            message: message.into(),
-        }
+        CliError::of(K::System, message)
     }
 
     /// Prefixes the message with context (`map 'x': …`).
@@ -339,6 +329,22 @@ mod tests {
         assert_eq!(sys(libc::EACCES).exit, Exit::Permission);
         assert_eq!(sys(libc::ESTALE).exit, Exit::Failure);
         assert_eq!(sys(libc::EINVAL).exit, Exit::Failure);
+    }
+
+    #[test]
+    fn every_kind_exits_with_the_library_code() {
+        use tcbpf::ErrorKind as K;
+        for kind in [
+            K::NotFound,
+            K::BadInput,
+            K::Permission,
+            K::NotListening,
+            K::TimedOut,
+            K::Interrupted,
+            K::System,
+        ] {
+            assert_eq!(Exit::of(kind) as u8, kind.exit_code(), "{kind:?}");
+        }
     }
 
     #[test]
