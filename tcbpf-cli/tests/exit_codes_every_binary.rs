@@ -7,14 +7,23 @@
 //! kernel; the permission cases as uid 65534 with `setpriv`. The same
 //! failure exits the same way from each binary that meets it (a keeper
 //! socket nobody listens on, a directory named as a map pin: those used
-//! to disagree). Run as root.
+//! to disagree; a `bytecode-file` that is not text exited 4). Run as root.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tcbpf_testkit::{s, Bpffs, Run, SockPath, TempDir};
+use tcbpf_testkit::{s, Bpffs, Netns, Run, SockPath, TempDir};
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
+
+/// One test at a time: the dump test writes a copy of tcbpf and runs it,
+/// and a file still open for writing in a child another test thread has
+/// just forked (before its exec closes it) makes exec fail with ETXTBSY.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Fails with what to build when a sibling binary is not beside `tcbpf`
 /// (`cargo test -p tcbpf-cli` alone does not build them).
@@ -101,6 +110,7 @@ impl Inputs {
 #[test]
 fn tcbpf_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
+    let _serial = serial();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
     let missing = i.missing_pin();
@@ -124,6 +134,26 @@ fn tcbpf_exits_with_the_documented_codes() {
         tcbpf(&["map", "show", "fd", "987"]),
         2,
         "a descriptor that is not open",
+    );
+    // Was 4 (the read's io error had no errno to map).
+    let ns = Netns::new();
+    let garbage = i.dir.join("garbage.bc");
+    std::fs::write(&garbage, b"\xff\xfe 6,40 0 0 12").unwrap();
+    c.expect(
+        tcbpf(&[
+            "-n",
+            &ns.name,
+            "filter",
+            "add",
+            "dev",
+            "lo",
+            "ingress",
+            "bpf",
+            "bytecode-file",
+            s(&garbage),
+        ]),
+        2,
+        "a bytecode file that is not text",
     );
     c.expect(
         as_nobody(&["map", "show", "id", "1"]),
@@ -149,6 +179,7 @@ fn tcbpf_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_exporter_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
+    let _serial = serial();
     siblings_built();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
@@ -191,6 +222,7 @@ fn tcbpf_exporter_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_sync_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
+    let _serial = serial();
     siblings_built();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
@@ -238,6 +270,7 @@ fn tcbpf_sync_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_dump_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
+    let _serial = serial();
     siblings_built();
     let mut c = Cases(Vec::new());
     c.expect(
