@@ -51,40 +51,28 @@ pub struct Fail {
 
 impl Fail {
     pub fn usage(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 2,
-            message: m.into(),
-        }
+        Fail::from_kind(tcbpf::ErrorKind::BadInput, m.into())
     }
 
     pub fn not_found(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 1,
-            message: m.into(),
-        }
+        Fail::from_kind(tcbpf::ErrorKind::NotFound, m.into())
     }
 
     pub fn other(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 4,
-            message: m.into(),
-        }
+        Fail::from_kind(tcbpf::ErrorKind::System, m.into())
     }
 
     pub fn io(e: std::io::Error) -> Fail {
         Fail::from_kind(tcbpf::ErrorKind::from_io(&e), e.to_string())
     }
 
-    /// The exit code of a library error's kind.
+    /// A failure of `kind`, with the exit code every tcbpf binary gives
+    /// it (`tcbpf::ErrorKind::exit_code`).
     pub fn from_kind(kind: tcbpf::ErrorKind, message: String) -> Fail {
-        use tcbpf::ErrorKind as K;
-        let code = match kind {
-            K::NotFound => 1,
-            K::BadInput => 2,
-            K::Permission => 3,
-            K::NotListening | K::TimedOut | K::Interrupted | K::System => 4,
-        };
-        Fail { code, message }
+        Fail {
+            code: i32::from(kind.exit_code()),
+            message,
+        }
     }
 }
 

@@ -33,13 +33,8 @@ fn run(words: Vec<String>) -> Result<(), Fail> {
     };
     let sock = Socket::open().map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
     let ifindex = match &a.dev {
-        Some(dev) => device::ifindex(&sock, dev).map_err(|e| {
-            if e.errno == Some(libc::ENODEV) {
-                Fail::not_found(format!("dev {dev}: {e}"))
-            } else {
-                Fail::from_kind(e.kind(), format!("dev {dev}: {e}"))
-            }
-        })?,
+        Some(dev) => device::ifindex(&sock, dev)
+            .map_err(|e| Fail::from_kind(e.kind(), format!("dev {dev}: {e}")))?,
         None => 0,
     };
     let targets = select_targets(&sock, &a, ifindex)?;

@@ -11,7 +11,8 @@ use tcbpf::sys::{self, MapFd};
 use tcbpf::tc::tcx::Direction;
 
 /// A failure with its exit status (0 ok, 1 not found, 2 usage or bad
-/// input, 3 permission denied, 4 other).
+/// input, 3 permission denied, 4 other: `tcbpf::ErrorKind::exit_code`,
+/// the table every tcbpf binary exits by).
 #[derive(Debug)]
 pub struct Fail {
     /// Exit status.
@@ -21,32 +22,26 @@ pub struct Fail {
 }
 
 impl Fail {
-    /// A usage error (exit 2).
-    pub fn usage(m: impl Into<String>) -> Fail {
+    /// A failure of `kind`, exiting as every tcbpf binary does for it.
+    pub fn of(kind: tcbpf::ErrorKind, m: impl Into<String>) -> Fail {
         Fail {
-            code: 2,
+            code: i32::from(kind.exit_code()),
             message: m.into(),
         }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(m: impl Into<String>) -> Fail {
+        Fail::of(tcbpf::ErrorKind::BadInput, m)
     }
 
     /// Any other failure (exit 4).
     pub fn other(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 4,
-            message: m.into(),
-        }
+        Fail::of(tcbpf::ErrorKind::System, m)
     }
 
     fn sys(what: &str, e: sys::Error) -> Fail {
-        let code = match e.errno() {
-            Some(libc::ENOENT) => 1,
-            Some(libc::EPERM) | Some(libc::EACCES) => 3,
-            _ => 4,
-        };
-        Fail {
-            code,
-            message: format!("{what}: {e}"),
-        }
+        Fail::of(e.kind(), format!("{what}: {e}"))
     }
 }
 
@@ -204,9 +199,11 @@ impl MapRef {
             match self {
                 MapRef::Fd(n) => dup(*n, &what)?,
                 MapRef::Env(var) => {
-                    let v = std::env::var(var).map_err(|_| Fail {
-                        code: 1,
-                        message: format!("environment variable {var} is not set"),
+                    let v = std::env::var(var).map_err(|_| {
+                        Fail::of(
+                            tcbpf::ErrorKind::NotFound,
+                            format!("environment variable {var} is not set"),
+                        )
                     })?;
                     let n: i32 = v.trim().parse().map_err(|_| {
                         Fail::usage(format!("{var}='{v}' is not a descriptor number"))
@@ -222,15 +219,7 @@ impl MapRef {
                     message: format!("{what}: {}", f.message),
                 })?,
                 MapRef::Keeper(sock, name) => tcbpf::keeper::client::get_map(sock, name, true)
-                    .map_err(|e| Fail {
-                        code: match e.kind() {
-                            tcbpf::ErrorKind::Permission => 3,
-                            tcbpf::ErrorKind::NotFound => 1,
-                            tcbpf::ErrorKind::BadInput => 2,
-                            _ => 4,
-                        },
-                        message: format!("{what}: {e}"),
-                    })?,
+                    .map_err(|e| Fail::of(e.kind(), format!("{what}: {e}")))?,
             };
         StatMap::new(fd).map_err(|e| match e {
             ReadError::Unsupported(m) => Fail::usage(format!("{what}: {m}")),
@@ -259,10 +248,7 @@ fn by_name(name: &str) -> Result<MapFd, Fail> {
         }
     }
     match found.len() {
-        0 => Err(Fail {
-            code: 1,
-            message: "no map has this name".into(),
-        }),
+        0 => Err(Fail::of(tcbpf::ErrorKind::NotFound, "no map has this name")),
         1 => Ok(found.remove(0).1),
         _ => Err(Fail::usage(format!(
             "ambiguous: maps {} have this name (use 'id N')",
@@ -341,14 +327,16 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// larger or endless file, a directory, or one not UTF-8, is bad input).
 fn read_config(path: &str) -> Result<String, Fail> {
     use std::io::Read;
-    let failed = |e: std::io::Error| Fail {
-        code: match e.kind() {
-            std::io::ErrorKind::NotFound => 1,
-            std::io::ErrorKind::PermissionDenied => 3,
-            std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData => 2,
-            _ => 4,
-        },
-        message: format!("config {path}: {e}"),
+    // A directory or a file that is not text, named as the config, is
+    // bad input; anything else is classed as the library classes it.
+    let failed = |e: std::io::Error| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData => {
+                tcbpf::ErrorKind::BadInput
+            }
+            _ => tcbpf::ErrorKind::from_io(&e),
+        };
+        Fail::of(kind, format!("config {path}: {e}"))
     };
     let mut bytes = Vec::new();
     std::fs::File::open(path)

@@ -4,12 +4,14 @@
 
 use std::fmt;
 
-/// Exit statuses shared with `tcbpf`.
+/// Exit statuses shared with `tcbpf`: the library's one table
+/// (`tcbpf::ErrorKind::exit_code`).
 pub mod exit {
-    pub const NOT_FOUND: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const PERMISSION: u8 = 3;
-    pub const OTHER: u8 = 4;
+    use tcbpf::ErrorKind;
+    pub const NOT_FOUND: u8 = ErrorKind::NotFound.exit_code();
+    pub const USAGE: u8 = ErrorKind::BadInput.exit_code();
+    pub const PERMISSION: u8 = ErrorKind::Permission.exit_code();
+    pub const OTHER: u8 = ErrorKind::System.exit_code();
 }
 
 /// What failed, in words, with its exit status.
@@ -23,6 +25,16 @@ pub struct SyncError {
 }
 
 impl SyncError {
+    /// A failure of `kind` (a library error's), exiting as every tcbpf
+    /// binary does for it.
+    pub fn of(kind: tcbpf::ErrorKind, m: impl Into<String>) -> Self {
+        SyncError {
+            exit: kind.exit_code(),
+            message: m.into(),
+            transient: false,
+        }
+    }
+
     pub fn usage(m: impl Into<String>) -> Self {
         SyncError {
             exit: exit::USAGE,

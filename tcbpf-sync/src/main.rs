@@ -281,7 +281,7 @@ pub fn emit(line: &str) {
             std::process::exit(0);
         }
         eprintln!("tcbpf sync: standard output: {e}");
-        std::process::exit(4);
+        std::process::exit(i32::from(error::exit::OTHER));
     }
 }
 

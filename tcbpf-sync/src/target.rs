@@ -112,15 +112,7 @@ impl MapTarget {
                 sys::obj::map_by_id(*id, sys::obj::open::RDWR),
             ),
         };
-        let fd = fd.map_err(|e| match e.errno() {
-            Some(libc::ENOENT) => SyncError::not_found(format!("map {what}: {e}")),
-            Some(libc::EPERM | libc::EACCES) => SyncError {
-                exit: crate::error::exit::PERMISSION,
-                message: format!("map {what}: {e}"),
-                transient: false,
-            },
-            _ => SyncError::other(format!("map {what}: {e}")),
-        })?;
+        let fd = fd.map_err(|e| SyncError::of(e.kind(), format!("map {what}: {e}")))?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();

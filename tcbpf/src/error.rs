@@ -27,18 +27,43 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The class of an errno: ENOENT is not found, EPERM/EACCES permission,
-    /// ECONNREFUSED not listening, ETIMEDOUT timed out, EINTR interrupted,
-    /// EINVAL/E2BIG/ERANGE bad input, anything else a system failure.
+    /// The class of an errno, the one classification of a system call's
+    /// failure in the workspace (sys, tc, scm, keeper, load and the
+    /// binaries all use it): ENOENT and ENODEV are not found, EPERM/EACCES
+    /// permission, ECONNREFUSED not listening, ETIMEDOUT timed out, EINTR
+    /// interrupted, anything else (EINVAL, E2BIG, ERANGE, EBUSY, …) a
+    /// system failure.
+    ///
+    /// EINVAL is a system failure here because tcbpf checks what it is given
+    /// before it calls the kernel: an EINVAL on a well-formed request is the
+    /// kernel refusing it. Where the kernel's EINVAL (or EPERM, ENOENT…)
+    /// judges input the user gave straight through (a `pinned PATH` that is
+    /// a directory, a program the verifier rejects), the call site that
+    /// knows says so by giving its error that kind
+    /// ([`crate::sys::Error::with_kind`], a variant with its own `kind()`),
+    /// never by picking an exit code.
     pub fn from_errno(errno: Option<i32>) -> ErrorKind {
         match errno {
-            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::ENOENT) | Some(libc::ENODEV) => ErrorKind::NotFound,
             Some(libc::EPERM) | Some(libc::EACCES) => ErrorKind::Permission,
             Some(libc::ECONNREFUSED) => ErrorKind::NotListening,
             Some(libc::ETIMEDOUT) => ErrorKind::TimedOut,
             Some(libc::EINTR) => ErrorKind::Interrupted,
-            Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::ERANGE) => ErrorKind::BadInput,
             _ => ErrorKind::System,
+        }
+    }
+
+    /// The exit code of every tcbpf binary (`tcbpf`, `tcbpf-exporter`,
+    /// `tcbpf-sync`, `tcbpf-dump`) for a failure of this kind, the one
+    /// table (README, "Exit status"): 1 not found (nobody listening at a
+    /// socket included), 2 usage or bad input, 3 permission denied, 4 any
+    /// other failure (timed out, interrupted, system). 0 is success.
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::NotFound | ErrorKind::NotListening => 1,
+            ErrorKind::BadInput => 2,
+            ErrorKind::Permission => 3,
+            ErrorKind::TimedOut | ErrorKind::Interrupted | ErrorKind::System => 4,
         }
     }
 
@@ -108,11 +133,55 @@ mod tests {
             ErrorKind::from_errno(Some(libc::EPERM)),
             ErrorKind::Permission
         );
+        assert_eq!(ErrorKind::from_errno(Some(libc::EINVAL)), ErrorKind::System);
+        assert_eq!(ErrorKind::from_errno(Some(libc::E2BIG)), ErrorKind::System);
         assert_eq!(
-            ErrorKind::from_errno(Some(libc::EINVAL)),
-            ErrorKind::BadInput
+            ErrorKind::from_errno(Some(libc::ENODEV)),
+            ErrorKind::NotFound
         );
         assert_eq!(ErrorKind::from_errno(Some(libc::EBUSY)), ErrorKind::System);
         assert_eq!(ErrorKind::from_errno(None), ErrorKind::System);
+    }
+
+    #[test]
+    fn a_call_site_that_knows_better_gives_the_kind() {
+        let e = crate::sys::Error::new("BPF_OBJ_GET", io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(e.kind(), ErrorKind::Permission);
+        let e = e.with_kind(ErrorKind::BadInput);
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+        assert_eq!(e.errno(), Some(libc::EACCES), "the errno is kept");
+        // Carried through the errors that wrap a system call.
+        let tc: crate::tc::Error = e.into();
+        assert_eq!(tc.kind(), ErrorKind::BadInput);
+        let dir = std::env::temp_dir();
+        let e = crate::sys::obj::get_pinned_map(&dir, 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    }
+
+    #[test]
+    fn a_program_load_is_refused_access_only_before_the_verifier_spoke() {
+        let load = |errno, log: &str| crate::sys::prog::ProgLoadError {
+            error: crate::sys::Error::new("BPF_PROG_LOAD", io::Error::from_raw_os_error(errno)),
+            log: log.into(),
+        };
+        assert_eq!(load(libc::EPERM, "x").kind(), ErrorKind::Permission);
+        assert_eq!(load(libc::EACCES, "\n").kind(), ErrorKind::Permission);
+        assert_eq!(load(libc::EACCES, "R1 !read_ok").kind(), ErrorKind::System);
+    }
+
+    #[test]
+    fn every_kind_has_the_documented_exit_code() {
+        let table = [
+            (ErrorKind::NotFound, 1),
+            (ErrorKind::NotListening, 1),
+            (ErrorKind::BadInput, 2),
+            (ErrorKind::Permission, 3),
+            (ErrorKind::TimedOut, 4),
+            (ErrorKind::Interrupted, 4),
+            (ErrorKind::System, 4),
+        ];
+        for (kind, code) in table {
+            assert_eq!(kind.exit_code(), code, "{kind:?}");
+        }
     }
 }

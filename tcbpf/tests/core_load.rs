@@ -110,7 +110,15 @@ fn a_target_btf_without_a_needed_type_fails_naming_the_relocation() {
         ..options(&dir)
     };
     let err = load_file(&fixture("core_classifier"), &opts).unwrap_err();
-    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+    // Typed: the unresolved relocation, with the verifier's rejection kept.
+    let LoadError::Core(core) = &err else {
+        panic!("not a CO-RE error: {err}");
+    };
+    assert!(
+        matches!(core.cause, tcbpf::load::CoreCause::Unresolved { .. }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), tcbpf::ErrorKind::BadInput);
     let msg = err.to_string();
     assert!(
         msg.contains("program 'core_classify' (section 'classifier')"),
@@ -237,7 +245,13 @@ fn a_relocation_outside_its_program_or_on_the_wrong_instruction_is_refused() {
     let dir = TempDir::new("core-corrupt");
     let err = load_file(&with_relocation_at(&dir, 0xfff8), &options(&dir)).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, LoadError::Invalid { .. }), "{msg}");
+    let LoadError::Core(core) = &err else {
+        panic!("not a CO-RE error: {msg}");
+    };
+    assert!(
+        matches!(core.cause, tcbpf::load::CoreCause::Relocation(_)),
+        "{msg}"
+    );
     assert!(msg.contains("section '.BTF.ext'"), "{msg}");
     assert!(msg.contains("insn #8191"), "{msg}");
     assert!(

@@ -218,15 +218,15 @@ fn lock_hook(dir: &Path, hook: &str) -> Result<sys::fs::DirLock, CliError> {
 /// not found (exit 1).
 fn open_pinned_prog(path: &Path) -> Result<sys::ProgFd, CliError> {
     let label = format!("pinned '{}'", path.display());
-    sys::obj::get_pinned_prog(path).map_err(|e| match e.errno() {
-        None => CliError::usage(format!("{label}: not a bpf program ({e})")),
-        Some(libc::ENOENT) => CliError::not_found(format!("{label}: no such pin")),
-        // The kernel's EACCES/EPERM/EINVAL for a directory or a file
-        // outside bpffs is bad input, not a permission.
-        _ => match sys::obj::not_a_pin(path) {
-            Some(why) => CliError::usage(format!("{label}: not a bpf program: {why}")),
-            None => CliError::from(e).context(label),
+    // The library says a directory or a file outside bpffs is bad input
+    // (not the kernel's EACCES/EPERM/EINVAL).
+    sys::obj::get_pinned_prog(path).map_err(|e| match e.kind() {
+        tcbpf::ErrorKind::NotFound => CliError::of(e.kind(), format!("{label}: no such pin")),
+        tcbpf::ErrorKind::BadInput => match sys::obj::not_a_pin(path) {
+            Some(why) => CliError::of(e.kind(), format!("{label}: not a bpf program: {why}")),
+            None => CliError::of(e.kind(), format!("{label}: not a bpf program ({e})")),
         },
+        _ => CliError::from(e).context(label),
     })
 }
 

@@ -1,9 +1,10 @@
-//! Command errors and the exit codes they map to. Every mapping of a
-//! library error to an exit code is here, one `From` impl per library
-//! error type (sys, io, tc, scm, keeper, load, object parse, maps, upgrade), matched
-//! exhaustively on the error's kind where it has one; command modules
-//! convert with `?` or `CliError::from` and never pick an exit themselves
-//! from an errno.
+//! Command errors and the exit codes they map to. A library error exits
+//! by its `kind()` alone, through the one table every tcbpf binary uses
+//! (`tcbpf::ErrorKind::exit_code`): one `From` impl per library error type
+//! (sys, io, tc, scm, keeper, load, object parse, maps, upgrade) says only
+//! how its message reads. Command modules convert with `?` or
+//! `CliError::from`, or name a kind (`CliError::of`) for their own
+//! findings; none picks an exit from an errno.
 //!
 //! | code | meaning |
 //! | --- | --- |
@@ -14,6 +15,7 @@
 //! | 4 | any other failure (kernel or system error) |
 
 use std::fmt;
+use tcbpf::ErrorKind as K;
 
 /// Why a command failed, as an exit code class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +24,25 @@ pub enum Exit {
     /// Not a failure: `cli::run` prints the usage of the object named and
     /// exits 0; a word of help is never taken as a FILE, socket or device.
     Help = 0,
-    /// Exit 1.
-    NotFound = 1,
-    /// Exit 2.
-    Usage = 2,
-    /// Exit 3.
-    Permission = 3,
-    /// Exit 4.
-    Failure = 4,
+    /// Exit 1 (the library's code for a thing not there).
+    NotFound = K::NotFound.exit_code() as isize,
+    /// Exit 2 (bad input).
+    Usage = K::BadInput.exit_code() as isize,
+    /// Exit 3 (permission).
+    Permission = K::Permission.exit_code() as isize,
+    /// Exit 4 (any other failure).
+    Failure = K::System.exit_code() as isize,
+}
+
+impl Exit {
+    /// The exit of a failure of `kind`, by the library's one table
+    /// ([`tcbpf::ErrorKind::exit_code`]).
+    pub fn of(kind: K) -> Exit {
+        [Exit::NotFound, Exit::Usage, Exit::Permission]
+            .into_iter()
+            .find(|e| *e as u8 == kind.exit_code())
+            .unwrap_or(Exit::Failure)
+    }
 }
 
 /// A one-line error and its exit code.
@@ -42,12 +55,17 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// A usage or bad-input error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    /// A failure of `kind`, exiting as every tcbpf binary does for it.
+    pub fn of(kind: tcbpf::ErrorKind, message: impl Into<String>) -> Self {
         CliError {
-            exit: Exit::Usage,
+            exit: Exit::of(kind),
             message: message.into(),
         }
+    }
+
+    /// A usage or bad-input error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError::of(K::BadInput, message)
     }
 
     /// Help asked at a grammar position (exit 0 with the object's usage).
@@ -79,18 +97,12 @@ impl CliError {
 
     /// A not-found error (exit 1).
     pub fn not_found(message: impl Into<String>) -> Self {
-        CliError {
-            exit: Exit::NotFound,
-            message: message.into(),
-        }
+        CliError::of(K::NotFound, message)
     }
 
     /// Any other failure (exit 4).
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError {
-            exit: Exit::Failure,
-            message: message.into(),
-        }
+        CliError::of(K::System, message)
     }
 
     /// Prefixes the message with context (`map 'x': …`).
@@ -103,27 +115,6 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-/// The exit class of an errno.
-pub fn exit_for_errno(errno: Option<i32>) -> Exit {
-    match errno {
-        Some(libc::ENOENT) => Exit::NotFound,
-        Some(libc::EPERM) | Some(libc::EACCES) => Exit::Permission,
-        _ => Exit::Failure,
-    }
-}
-
-/// The exit class of an io::Error: by its errno, or by its kind when
-/// tcbpf made the error itself (a refusal said in words keeps its kind).
-pub fn exit_for_io(e: &std::io::Error) -> Exit {
-    match (e.raw_os_error(), e.kind()) {
-        (Some(errno), _) => exit_for_errno(Some(errno)),
-        (None, std::io::ErrorKind::PermissionDenied) => Exit::Permission,
-        (None, std::io::ErrorKind::NotFound) => Exit::NotFound,
-        (None, std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) => Exit::Usage,
-        (None, _) => Exit::Failure,
     }
 }
 
@@ -173,17 +164,6 @@ pub fn with_remedy(mut e: CliError) -> CliError {
     e
 }
 
-/// The exit class of a failed program load that a command makes itself
-/// (`map add`): no privilege is EPERM, or EACCES before the verifier
-/// wrote anything; every other refusal is a failure.
-pub fn exit_for_prog_load(errno: Option<i32>, verifier_log: &str) -> Exit {
-    match errno {
-        Some(libc::EPERM) => Exit::Permission,
-        Some(libc::EACCES) if verifier_log.trim().is_empty() => Exit::Permission,
-        _ => Exit::Failure,
-    }
-}
-
 /// A step that failed in the middle of a plan the command rolled back
 /// (a chain entry, an anchored tcx attach): exit 4 whatever the cause,
 /// since what the words named was there when the plan was made.
@@ -194,58 +174,37 @@ pub fn rolled_back(e: CliError) -> CliError {
     }
 }
 
-/// A failed system call by its errno; an error tcbpf made itself (no
-/// errno: "not a network namespace") by its kind.
+/// A failed system call by its kind (the errno's, or the one its call
+/// site gave); an error tcbpf made itself (no errno: "not a network
+/// namespace") by its io kind.
 impl From<tcbpf::sys::Error> for CliError {
     fn from(e: tcbpf::sys::Error) -> Self {
-        CliError {
-            exit: exit_for_io(&e.source),
-            message: e.to_string(),
-        }
+        CliError::of(e.kind(), e.to_string())
     }
 }
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError {
-            exit: exit_for_io(&e),
-            message: tcbpf::sys::strip_os(&e),
-        }
+        CliError::of(tcbpf::ErrorKind::from_io(&e), tcbpf::sys::strip_os(&e))
     }
 }
 
 impl From<tcbpf::tc::Error> for CliError {
     fn from(e: tcbpf::tc::Error) -> Self {
-        let exit = match e.errno() {
-            Some(libc::ENODEV) => Exit::NotFound,
-            other => exit_for_errno(other),
-        };
         // Lookups tcbpf makes itself read best as the plain sentence.
         let message = if matches!(e.op, "find device" | "find qdisc") {
             e.message.clone()
         } else {
             e.to_string()
         };
-        CliError { exit, message }
-    }
-}
-
-/// The exit class of a library error's kind: every kind has its code here
-/// (a kind added to the library fails to compile until it has one).
-pub fn exit_for_kind(kind: tcbpf::ErrorKind) -> Exit {
-    use tcbpf::ErrorKind as K;
-    match kind {
-        K::NotFound | K::NotListening => Exit::NotFound,
-        K::BadInput => Exit::Usage,
-        K::Permission => Exit::Permission,
-        K::TimedOut | K::Interrupted | K::System => Exit::Failure,
+        CliError::of(e.kind(), message)
     }
 }
 
 impl From<tcbpf::scm::Error> for CliError {
     fn from(e: tcbpf::scm::Error) -> Self {
         CliError {
-            exit: exit_for_kind(e.kind()),
+            exit: Exit::of(e.kind()),
             message: e.message,
         }
     }
@@ -255,7 +214,7 @@ impl From<tcbpf::scm::Error> for CliError {
 impl From<tcbpf::maps::Error> for CliError {
     fn from(e: tcbpf::maps::Error) -> Self {
         CliError {
-            exit: exit_for_kind(e.kind()),
+            exit: Exit::of(e.kind()),
             message: e.to_string(),
         }
     }
@@ -264,7 +223,7 @@ impl From<tcbpf::maps::Error> for CliError {
 impl From<tcbpf::keeper::Error> for CliError {
     fn from(e: tcbpf::keeper::Error) -> Self {
         CliError {
-            exit: exit_for_kind(e.kind()),
+            exit: Exit::of(e.kind()),
             message: e.message,
         }
     }
@@ -284,50 +243,26 @@ impl From<tcbpf::tc::attach::AttachError> for CliError {
     }
 }
 
-/// A failed load: 1 file or program not found, 2 bad object or request
-/// (including a verifier rejection), 3 permission, 4 other (a missing
-/// kernel object behind an errno is a failure, not "not found").
+/// A failed load, by its kind: 1 file or program not found, 2 bad object
+/// or request (including a verifier rejection), 3 permission, 4 other (a
+/// missing kernel feature; a missing kernel object behind an errno is a
+/// failure, not "not found").
 impl From<tcbpf::load::LoadError> for CliError {
     fn from(e: tcbpf::load::LoadError) -> Self {
-        let exit = if e.is_not_found() {
-            Exit::NotFound
-        } else if let tcbpf::load::LoadError::Unsupported { .. } = e {
-            // A kernel feature the object needs is missing: 4, as for
-            // act_bpf or skip_sw on a kernel without them.
-            Exit::Failure
-        } else if e.is_bad_input() {
-            Exit::Usage
-        } else {
-            match exit_for_errno(e.errno()) {
-                Exit::NotFound => Exit::Failure,
-                other => other,
-            }
-        };
-        CliError {
-            exit,
-            message: e.to_string(),
-        }
+        CliError::of(e.kind(), e.to_string())
     }
 }
 
 /// An object file that could not be read (1 when it is not there, 2
 /// otherwise, as a parse error), said as the parser says it.
 pub fn object_read_error(path: &std::path::Path, e: std::io::Error) -> CliError {
-    let exit = match e.kind() {
-        std::io::ErrorKind::NotFound => Exit::NotFound,
-        _ => Exit::Usage,
-    };
-    let parse = tcbpf::elf::ParseError::new(&path.display().to_string(), tcbpf::sys::strip_os(&e));
-    CliError {
-        exit,
-        message: parse.to_string(),
-    }
+    CliError::from(tcbpf::elf::ParseError::read(&path.display().to_string(), e))
 }
 
-/// An object that does not parse (exit 2).
+/// An object that does not parse (exit 2), or is not there (exit 1).
 impl From<tcbpf::elf::ParseError> for CliError {
     fn from(e: tcbpf::elf::ParseError) -> Self {
-        CliError::usage(e.to_string())
+        CliError::of(e.kind(), e.to_string())
     }
 }
 
@@ -335,7 +270,7 @@ impl From<tcbpf::elf::ParseError> for CliError {
 impl From<tcbpf::upgrade::Error> for CliError {
     fn from(e: tcbpf::upgrade::Error) -> Self {
         CliError {
-            exit: exit_for_kind(e.kind()),
+            exit: Exit::of(e.kind()),
             message: e.to_string(),
         }
     }
@@ -380,13 +315,36 @@ mod remedy_tests {
 mod tests {
     use super::*;
 
+    fn sys(errno: i32) -> CliError {
+        CliError::from(tcbpf::sys::Error::new(
+            "BPF_OBJ_GET",
+            std::io::Error::from_raw_os_error(errno),
+        ))
+    }
+
     #[test]
     fn errno_classes_are_not_found_permission_and_failure() {
-        assert_eq!(exit_for_errno(Some(libc::ENOENT)), Exit::NotFound);
-        assert_eq!(exit_for_errno(Some(libc::EPERM)), Exit::Permission);
-        assert_eq!(exit_for_errno(Some(libc::EACCES)), Exit::Permission);
-        assert_eq!(exit_for_errno(Some(libc::ESTALE)), Exit::Failure);
-        assert_eq!(exit_for_errno(None), Exit::Failure);
+        assert_eq!(sys(libc::ENOENT).exit, Exit::NotFound);
+        assert_eq!(sys(libc::EPERM).exit, Exit::Permission);
+        assert_eq!(sys(libc::EACCES).exit, Exit::Permission);
+        assert_eq!(sys(libc::ESTALE).exit, Exit::Failure);
+        assert_eq!(sys(libc::EINVAL).exit, Exit::Failure);
+    }
+
+    #[test]
+    fn every_kind_exits_with_the_library_code() {
+        use tcbpf::ErrorKind as K;
+        for kind in [
+            K::NotFound,
+            K::BadInput,
+            K::Permission,
+            K::NotListening,
+            K::TimedOut,
+            K::Interrupted,
+            K::System,
+        ] {
+            assert_eq!(Exit::of(kind) as u8, kind.exit_code(), "{kind:?}");
+        }
     }
 
     #[test]
@@ -415,17 +373,16 @@ mod tests {
 
     #[test]
     fn a_program_load_refused_before_the_verifier_spoke_is_permission() {
-        assert_eq!(
-            exit_for_prog_load(Some(libc::EPERM), "log"),
-            Exit::Permission
-        );
-        assert_eq!(
-            exit_for_prog_load(Some(libc::EACCES), " \n"),
-            Exit::Permission
-        );
-        assert_eq!(
-            exit_for_prog_load(Some(libc::EACCES), "R1 invalid"),
-            Exit::Failure
-        );
+        let load = |errno, log: &str| tcbpf::sys::prog::ProgLoadError {
+            error: tcbpf::sys::Error::new(
+                "BPF_PROG_LOAD",
+                std::io::Error::from_raw_os_error(errno),
+            ),
+            log: log.into(),
+        };
+        let exit = |e: tcbpf::sys::prog::ProgLoadError| Exit::of(e.kind());
+        assert_eq!(exit(load(libc::EPERM, "log")), Exit::Permission);
+        assert_eq!(exit(load(libc::EACCES, " \n")), Exit::Permission);
+        assert_eq!(exit(load(libc::EACCES, "R1 invalid")), Exit::Failure);
     }
 }

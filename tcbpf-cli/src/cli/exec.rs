@@ -11,7 +11,7 @@
 //! This module parses words and prints; receiving is `tcbpf::scm`, the
 //! environment and exec are `tcbpf::exec`.
 
-use super::error::{exit_for_errno, CliError};
+use super::error::CliError;
 use super::graft;
 use super::output::Global;
 use super::words::{keywords, Words};
@@ -201,10 +201,10 @@ fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let err = exec::exec_with_maps(received, &args.argv);
     let program = args.argv[0].to_string_lossy();
-    Err(CliError {
-        exit: exit_for_errno(err.raw_os_error()),
-        message: format!("cannot run '{program}': {}", tcbpf::sys::strip_os(&err)),
-    })
+    Err(CliError::of(
+        tcbpf::ErrorKind::from_io(&err),
+        format!("cannot run '{program}': {}", tcbpf::sys::strip_os(&err)),
+    ))
 }
 
 /// What `import -j` prints.

@@ -11,7 +11,7 @@
 //! This module parses words and prints; the keeper itself is
 //! `tcbpf::keeper`, the environment and exec are `tcbpf::exec`.
 
-use super::error::{exit_for_errno, CliError};
+use super::error::CliError;
 use super::output::Global;
 use super::words::{is_help, keywords, Words};
 use serde_json::json;
@@ -243,15 +243,14 @@ pub fn import(g: &Global, w: &mut Words) -> Result<(), CliError> {
         return Ok(());
     }
     let err = exec::exec_with_maps(got.received, &argv);
-    let exit = exit_for_errno(err.raw_os_error());
-    Err(CliError {
-        exit,
-        message: format!(
+    Err(CliError::of(
+        tcbpf::ErrorKind::from_io(&err),
+        format!(
             "cannot run '{}': {}",
             argv[0].to_string_lossy(),
             tcbpf::sys::strip_os(&err)
         ),
-    })
+    ))
 }
 
 fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> {

@@ -11,11 +11,12 @@
 //! asks a keeper (read-only when the command only reads). Nothing here
 //! probes privileges or walks /proc beyond what the chosen form needs.
 
-use super::error::{exit_for_errno, CliError, Exit};
+use super::error::{CliError, Exit};
 use super::words::{keywords, parse_number, Words};
 use std::fmt;
 use std::path::PathBuf;
 use tcbpf::sys::{self, MapFd};
+use tcbpf::ErrorKind;
 
 /// A map as the command line names it, not yet opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,15 +93,17 @@ impl MapRef {
             }
             MapRef::Id(id) => sys::obj::map_by_id(*id, open_flags).map_err(|e| self.fail(e)),
             MapRef::Pinned(path) => {
-                sys::obj::get_pinned_map(path, open_flags).map_err(|e| match e.errno() {
-                    None => CliError::usage(format!("{self}: not a bpf map ({e})")),
-                    Some(libc::ENOENT) => CliError::not_found(format!("{self}: no such pin")),
-                    // The kernel's EACCES/EPERM/EINVAL for a directory or a
-                    // file outside bpffs is bad input, not a permission.
-                    _ => match sys::obj::not_a_pin(path) {
-                        Some(why) => CliError::usage(format!("{self}: not a bpf map: {why}")),
-                        None => self.fail(e),
+                // The library says a directory or a file outside bpffs is
+                // bad input (not the kernel's EACCES/EPERM/EINVAL).
+                sys::obj::get_pinned_map(path, open_flags).map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => CliError::of(e.kind(), format!("{self}: no such pin")),
+                    ErrorKind::BadInput => match sys::obj::not_a_pin(path) {
+                        Some(why) => {
+                            CliError::of(e.kind(), format!("{self}: not a bpf map: {why}"))
+                        }
+                        None => CliError::of(e.kind(), format!("{self}: not a bpf map ({e})")),
                     },
+                    _ => self.fail(e),
                 })
             }
             MapRef::Name(name) => open_by_name(name, open_flags),
@@ -110,12 +113,8 @@ impl MapRef {
 
     /// A kernel error while opening, led by the MAP words.
     fn fail(&self, e: sys::Error) -> CliError {
-        let exit = exit_for_errno(e.errno());
-        let e = e.on(String::new());
-        CliError {
-            exit,
-            message: format!("{self}: {e}"),
-        }
+        let kind = e.kind();
+        CliError::of(kind, format!("{self}: {}", e.on(String::new())))
     }
 }
 
@@ -144,9 +143,10 @@ pub fn env_var_name(word: &str) -> String {
 
 /// Duplicates inherited descriptor `n` after checking it is a bpf map.
 fn open_fd(n: i32, what: &str) -> Result<MapFd, CliError> {
+    // A closed or non-map descriptor is bad input, as the library says.
     MapFd::dup_from_raw(n).map_err(|e| match e.errno() {
-        Some(libc::EBADF) => CliError::usage(format!("{what}: descriptor is not open")),
-        None => CliError::usage(format!("{what}: {}", e.source)),
+        Some(libc::EBADF) => CliError::of(e.kind(), format!("{what}: descriptor is not open")),
+        None => CliError::of(e.kind(), format!("{what}: {}", e.source)),
         _ => CliError::from(e),
     })
 }

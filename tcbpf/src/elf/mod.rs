@@ -18,7 +18,7 @@ mod program;
 mod reader;
 mod subprog;
 
-pub use error::ParseError;
+pub use error::{ParseCause, ParseError};
 pub use externs::{ExternKind, ExternRef, ExternSpec, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
 pub use map::{MapOrigin, MapSpec, Pinning, SlotInit, SlotTarget};
 pub use program::{MapRef, MapRefKind, Placement, ProgramSpec, TailCallSlot};
@@ -122,8 +122,7 @@ impl ObjectSpec {
     /// `sys::file::MAX_OBJECT_BYTES`).
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ParseError> {
         let name = path.display().to_string();
-        let bytes =
-            read_object(path).map_err(|e| ParseError::new(&name, crate::sys::strip_os(&e)))?;
+        let bytes = read_object(path).map_err(|e| ParseError::read(&name, e))?;
         ObjectSpec::parse(&name, &bytes)
     }
 

@@ -111,10 +111,10 @@ impl<'a> Elf<'a> {
             ));
         }
         let header = elf::FileHeader64::<Endianness>::parse(data)
-            .map_err(|e| err(format!("bad ELF header: {e}")))?;
+            .map_err(|e| err(format!("bad ELF header: {e}")).with_elf(e))?;
         let endian = header
             .endian()
-            .map_err(|e| err(format!("bad ELF header: {e}")))?;
+            .map_err(|e| err(format!("bad ELF header: {e}")).with_elf(e))?;
         let machine = header.e_machine(endian);
         if machine != EM_BPF {
             return Err(err(format!(
@@ -126,13 +126,13 @@ impl<'a> Elf<'a> {
         }
         let table = header
             .sections(endian, data)
-            .map_err(|e| err(format!("bad section table: {e}")))?;
+            .map_err(|e| err(format!("bad section table: {e}")).with_elf(e))?;
         let mut sections = Vec::with_capacity(table.len());
         for (index, sh) in table.iter().enumerate() {
             let name = table
                 .section_name(endian, sh)
                 .map(|n| String::from_utf8_lossy(n).into_owned())
-                .map_err(|e| err(format!("section {index}: bad name: {e}")))?;
+                .map_err(|e| err(format!("section {index}: bad name: {e}")).with_elf(e))?;
             let sh_type = sh.sh_type(endian);
             let bytes = if sh_type == elf::SHT_NOBITS {
                 &[][..]
@@ -155,7 +155,7 @@ impl<'a> Elf<'a> {
         }
         let symtab = table
             .symbols(endian, data, elf::SHT_SYMTAB)
-            .map_err(|e| err(format!("bad symbol table: {e}")))?;
+            .map_err(|e| err(format!("bad symbol table: {e}")).with_elf(e))?;
         let mut symbols = Vec::with_capacity(symtab.len());
         for sym in symtab.iter() {
             let shndx = sym.st_shndx(endian);
@@ -210,7 +210,7 @@ impl<'a> Elf<'a> {
             let name = sections[index].name.clone();
             let (rels, _) = sh
                 .rel(endian, data)
-                .map_err(|e| err(format!("section '{name}': bad relocations: {e}")))?
+                .map_err(|e| err(format!("section '{name}': bad relocations: {e}")).with_elf(e))?
                 .unwrap_or((&[], SectionIndex(0)));
             let target = sh.sh_info(endian) as usize;
             if target == 0 || target >= sections.len() {

@@ -7,7 +7,7 @@
 //! A verifier rejection on a poisoned instruction is turned into an error
 //! naming the relocation.
 
-use super::{Context, LoadError};
+use super::{Context, CoreCause, CoreFailure, LoadError};
 use crate::abi::Insn;
 use crate::btf::core::{
     check_bounds, find_candidates, poisoned_insn_in_log, relocate_function, Resolution,
@@ -48,20 +48,21 @@ pub(crate) fn read_btf(
     path: &Path,
     base: Option<Arc<TargetBtf>>,
 ) -> Result<TargetBtf, LoadError> {
-    let bytes = target_bytes(path).map_err(|e| LoadError::Invalid {
-        file: file.to_string(),
-        what: format!("target BTF {}", path.display()),
-        reason: format!("cannot read it: {e} (give another with 'btf FILE')"),
-    })?;
+    let failed = |cause| core_failure(file, format!("target BTF {}", path.display()), cause);
+    let bytes = target_bytes(path).map_err(|e| failed(CoreCause::ReadTarget(e)))?;
     let parsed = match base {
         Some(b) => TargetBtf::parse_split(bytes, b),
         None => TargetBtf::parse(bytes),
     };
-    parsed.map_err(|e| LoadError::Invalid {
+    parsed.map_err(|e| failed(CoreCause::ParseTarget(e)))
+}
+
+fn core_failure(file: &str, what: String, cause: CoreCause) -> LoadError {
+    LoadError::Core(Box::new(CoreFailure {
         file: file.to_string(),
-        what: format!("target BTF {}", path.display()),
-        reason: e.to_string(),
-    })
+        what,
+        cause,
+    }))
 }
 
 /// The essential names of the local types the relocations look up in the
@@ -95,10 +96,12 @@ pub(crate) fn targets(
             .find(|s| s.name == name)
             .map(|s| s.size)
     };
-    check_bounds(local, ext, size).map_err(|e| LoadError::Invalid {
-        file: spec.file.clone(),
-        what: "section '.BTF.ext'".into(),
-        reason: e.to_string(),
+    check_bounds(local, ext, size).map_err(|e| {
+        core_failure(
+            &spec.file,
+            "section '.BTF.ext'".into(),
+            CoreCause::Relocation(e),
+        )
     })?;
     let default = PathBuf::from(KERNEL_BTF_DIR).join("vmlinux");
     let path = custom.unwrap_or(&default);
@@ -164,10 +167,12 @@ pub(crate) fn relocate(
             &mut bytes,
             &targets,
         )
-        .map_err(|e| LoadError::Invalid {
-            file: spec.file.clone(),
-            what: format!("program '{}'", p.name),
-            reason: e.to_string(),
+        .map_err(|e| {
+            core_failure(
+                &spec.file,
+                format!("program '{}'", p.name),
+                CoreCause::Relocation(e),
+            )
         })?;
         if !res.is_empty() {
             let patched = Insn::from_bytes(&bytes).unwrap_or_default();
@@ -186,36 +191,37 @@ pub(crate) fn relocate(
 /// Turns a verifier rejection on a poisoned instruction into an error that
 /// names the relocation that could not be resolved.
 pub(crate) fn explain(err: LoadError, p: &ProgramSpec, resolutions: &[Resolution]) -> LoadError {
-    let LoadError::Verifier(v) = &err else {
+    let LoadError::Verifier(rejection) = err else {
         return err;
     };
-    let (file, log) = (&v.file, &v.log);
-    let Some(insn) = poisoned_insn_in_log(log) else {
-        return err;
-    };
-    let insn = insn as usize;
-    let Some(place) = p
+    match poisoned_relocation(&rejection.log, p, resolutions) {
+        Some(r) => core_failure(
+            &rejection.file.clone(),
+            format!("program '{}' (section '{}')", r.program, r.section),
+            CoreCause::Unresolved {
+                insn: r.insn,
+                relocation: format!("<{}> {}", r.kind.name(), r.local),
+                rejection,
+            },
+        ),
+        None => LoadError::Verifier(rejection),
+    }
+}
+
+/// The unresolved relocation whose poisoned instruction the verifier log
+/// says it reached, if any.
+fn poisoned_relocation<'r>(
+    log: &str,
+    p: &ProgramSpec,
+    resolutions: &'r [Resolution],
+) -> Option<&'r Resolution> {
+    let insn = poisoned_insn_in_log(log)? as usize;
+    let place = p
         .layout
         .iter()
-        .find(|pl| insn >= pl.program_insn && insn < pl.program_insn + pl.len)
-    else {
-        return err;
-    };
+        .find(|pl| insn >= pl.program_insn && insn < pl.program_insn + pl.len)?;
     let section_insn = (place.section_insn + insn - place.program_insn) as u32;
-    match resolutions
+    resolutions
         .iter()
         .find(|r| r.section == place.section && r.insn == section_insn && r.outcome.poison)
-    {
-        Some(r) => LoadError::Invalid {
-            file: file.clone(),
-            what: format!("program '{}' (section '{}')", r.program, r.section),
-            reason: format!(
-                "CO-RE relocation at insn #{} could not be resolved: <{}> {} has no match in the target BTF, and the verifier reached it",
-                r.insn,
-                r.kind.name(),
-                r.local
-            ),
-        },
-        None => err,
-    }
 }

@@ -65,6 +65,73 @@ pub enum LoadError {
     PinMismatch(Box<PinMismatch>),
     /// The verifier rejected a program.
     Verifier(Box<VerifierRejection>),
+    /// CO-RE could not relocate a program: the target BTF, a relocation
+    /// record, or a relocation the verifier reached unresolved.
+    Core(Box<CoreFailure>),
+}
+
+/// A CO-RE failure: the object, what it concerns (the target BTF, a
+/// program, `.BTF.ext`) and the typed cause.
+#[derive(Debug)]
+pub struct CoreFailure {
+    /// The object file.
+    pub file: String,
+    /// What it concerns (`target BTF PATH`, `program 'x'`, …).
+    pub what: String,
+    /// Why.
+    pub cause: CoreCause,
+}
+
+/// Why CO-RE failed, kept typed (each is bad input: the object or the
+/// `btf FILE` given does not fit).
+#[derive(Debug)]
+pub enum CoreCause {
+    /// The target BTF could not be read.
+    ReadTarget(io::Error),
+    /// The target BTF does not parse.
+    ParseTarget(crate::btf::Error),
+    /// A relocation record is out of bounds, or a relocation failed.
+    Relocation(crate::btf::core::CoreError),
+    /// The verifier reached an instruction poisoned by a relocation that
+    /// has no match in the target BTF.
+    Unresolved {
+        /// The instruction (in its section).
+        insn: u32,
+        /// The relocation (`<field_byte_offset> [7] struct iphdr.ttl`).
+        relocation: String,
+        /// The rejection that reached it.
+        rejection: Box<VerifierRejection>,
+    },
+}
+
+impl fmt::Display for CoreCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreCause::ReadTarget(e) => {
+                write!(f, "cannot read it: {e} (give another with 'btf FILE')")
+            }
+            CoreCause::ParseTarget(e) => write!(f, "{e}"),
+            CoreCause::Relocation(e) => write!(f, "{e}"),
+            CoreCause::Unresolved {
+                insn, relocation, ..
+            } => write!(
+                f,
+                "CO-RE relocation at insn #{insn} could not be resolved: {relocation} has no match in the target BTF, and the verifier reached it"
+            ),
+        }
+    }
+}
+
+impl CoreCause {
+    /// The typed error behind it.
+    fn source(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            CoreCause::ReadTarget(e) => e,
+            CoreCause::ParseTarget(e) => e,
+            CoreCause::Relocation(e) => e,
+            CoreCause::Unresolved { rejection, .. } => &rejection.source,
+        }
+    }
 }
 
 /// A pinned map whose definition differs from the object's.
@@ -114,7 +181,10 @@ impl LoadError {
     /// (EACCES/EINVAL/E2BIG, not EPERM).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            LoadError::Parse(_) | LoadError::Invalid { .. } | LoadError::PinMismatch(_) => true,
+            LoadError::Parse(_)
+            | LoadError::Invalid { .. }
+            | LoadError::PinMismatch(_)
+            | LoadError::Core(_) => true,
             LoadError::Read { source, .. } => source.kind() == io::ErrorKind::InvalidInput,
             LoadError::Verifier(v) => {
                 // EACCES/EINVAL for most rejections, E2BIG for a call stack
@@ -151,7 +221,7 @@ impl LoadError {
             match crate::ErrorKind::from_errno(self.errno()) {
                 // A missing map or pin directory met mid-load is a system
                 // failure of the load, not a missing object file.
-                crate::ErrorKind::NotFound | crate::ErrorKind::BadInput => crate::ErrorKind::System,
+                crate::ErrorKind::NotFound => crate::ErrorKind::System,
                 k => k,
             }
         }
@@ -188,6 +258,7 @@ impl fmt::Display for LoadError {
                 write!(f, "{file}: {what}: {reason}")
             }
             LoadError::Sys { file, what, source } => write!(f, "{file}: {what}: {source}"),
+            LoadError::Core(c) => write!(f, "{}: {}: {}", c.file, c.what, c.cause),
             LoadError::PinMismatch(m) => write!(
                 f,
                 "{}: map '{}': the map pinned at {} is {}, the object defines {}",
@@ -220,6 +291,7 @@ impl std::error::Error for LoadError {
             LoadError::Parse(e) => Some(e),
             LoadError::Sys { source, .. } => Some(source),
             LoadError::Verifier(v) => Some(&v.source),
+            LoadError::Core(c) => Some(c.cause.source()),
             LoadError::NoProgram { .. }
             | LoadError::Invalid { .. }
             | LoadError::Unsupported { .. }

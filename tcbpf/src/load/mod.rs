@@ -61,7 +61,9 @@ mod programs;
 mod tail_calls;
 
 pub use budget::{estimate as map_memory_estimate, ENV_MAX_MAP_MEMORY};
-pub use error::{LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES};
+pub use error::{
+    CoreCause, CoreFailure, LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES,
+};
 
 use crate::abi::{ProgSection, PROG_SECTIONS};
 use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};

@@ -36,8 +36,7 @@ impl Error {
     }
 
     /// A failed system call `op` on `object` (a path, an fd); the kind
-    /// follows the errno (EACCES/EPERM are permission, the rest system
-    /// failures).
+    /// follows the errno ([`ErrorKind::from_errno`]).
     pub fn os(op: &'static str, object: impl Into<String>, source: io::Error) -> Self {
         crate::sys::Error::new(op, source).on(object).into()
     }
@@ -77,12 +76,8 @@ impl std::error::Error for Error {
 
 impl From<crate::sys::Error> for Error {
     fn from(e: crate::sys::Error) -> Self {
-        let kind = match e.errno() {
-            Some(libc::EACCES) | Some(libc::EPERM) => ErrorKind::Permission,
-            _ => ErrorKind::System,
-        };
         Error {
-            kind,
+            kind: e.kind(),
             errno: e.errno(),
             message: e.to_string(),
             cause: Some(Box::new(e)),

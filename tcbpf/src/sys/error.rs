@@ -12,6 +12,9 @@ pub struct Error {
     pub object: String,
     /// The error the kernel returned.
     pub source: io::Error,
+    /// The class a caller that knows better gave it
+    /// ([`with_kind`](Self::with_kind)); else the errno's.
+    kind: Option<crate::ErrorKind>,
 }
 
 /// Result of a sys operation.
@@ -24,7 +27,16 @@ impl Error {
             op,
             object: String::new(),
             source,
+            kind: None,
         }
+    }
+
+    /// Classes the failure as the call site knows it to be (the kernel's
+    /// EINVAL on a path the user named that is a directory is bad input),
+    /// instead of by its errno alone.
+    pub fn with_kind(mut self, kind: crate::ErrorKind) -> Self {
+        self.kind = Some(kind);
+        self
     }
 
     /// Names the object the operation was done to.
@@ -38,9 +50,11 @@ impl Error {
         self.source.raw_os_error()
     }
 
-    /// The class of failure, from the errno.
+    /// The class of failure: the one its call site gave, else the
+    /// errno's ([`crate::ErrorKind::from_errno`]).
     pub fn kind(&self) -> crate::ErrorKind {
-        crate::ErrorKind::from_io(&self.source)
+        self.kind
+            .unwrap_or_else(|| crate::ErrorKind::from_io(&self.source))
     }
 
     /// True when the error is `ENOENT` (key not found, no more keys…).

@@ -92,14 +92,21 @@ macro_rules! bpf_fd {
                         "check fd",
                         io::Error::from_raw_os_error(libc::EBADF),
                     )
-                    .on(format!("fd {raw}")));
+                    .on(format!("fd {raw}"))
+                    .with_kind(crate::ErrorKind::BadInput));
                 }
                 // SAFETY: fcntl(F_DUPFD_CLOEXEC) on any integer is memory safe; a
                 // closed descriptor yields EBADF.
                 let dup = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 3) };
                 if dup < 0 {
-                    return Err(Error::new("check fd", io::Error::last_os_error())
-                        .on(format!("fd {raw}")));
+                    let e = Error::new("check fd", io::Error::last_os_error())
+                        .on(format!("fd {raw}"));
+                    // A number that is no open descriptor is the caller's input.
+                    return Err(if e.errno() == Some(libc::EBADF) {
+                        e.with_kind(crate::ErrorKind::BadInput)
+                    } else {
+                        e
+                    });
                 }
                 // SAFETY: dup is a fresh descriptor that nothing else owns.
                 let owned = unsafe { OwnedFd::from_raw_fd(dup) };

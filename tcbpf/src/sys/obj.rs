@@ -53,7 +53,16 @@ pub fn get_pinned(path: &Path, file_flags: u32) -> Result<OwnedFd> {
     // SAFETY: pathname points at a NUL-terminated string alive for the call.
     unsafe { bpf(cmd::OBJ_GET, &mut attr) }
         .map(owned_from_ret)
-        .map_err(|e| Error::new("BPF_OBJ_GET", e).on(path.display().to_string()))
+        .map_err(|e| {
+            let e = Error::new("BPF_OBJ_GET", e).on(path.display().to_string());
+            // The kernel's EACCES/EPERM/EINVAL for a directory or a file
+            // outside bpffs judge the path the caller gave: bad input.
+            if !e.is_not_found() && not_a_pin(path).is_some() {
+                e.with_kind(crate::ErrorKind::BadInput)
+            } else {
+                e
+            }
+        })
 }
 
 /// Why `path` cannot hold a pinned bpf object, when that is plain from the

@@ -292,9 +292,16 @@ impl std::error::Error for ProgLoadError {
 }
 
 impl ProgLoadError {
-    /// The class of failure, from the errno.
+    /// The class of failure: no privilege is EPERM, or EACCES before the
+    /// verifier wrote anything (permission); EACCES after it spoke is the
+    /// verifier refusing the program, which is not a refusal of access (a
+    /// system failure here; a loader whose program came from the user says
+    /// bad input, as `load::LoadError::Verifier` does); else the errno's.
     pub fn kind(&self) -> crate::ErrorKind {
-        self.error.kind()
+        match self.error.errno() {
+            Some(libc::EACCES) if !self.log.trim().is_empty() => crate::ErrorKind::System,
+            _ => self.error.kind(),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Error {
 #[derive(Debug)]
 enum Cause {
     Io(io::Error),
-    Sys(crate::sys::Error),
+    Sys(Box<crate::sys::Error>),
 }
 
 /// Result of a tc operation.
@@ -78,7 +78,11 @@ impl Error {
     /// kernel's errno, so ENOENT is a missing device or filter, EPERM a
     /// missing capability).
     pub fn kind(&self) -> crate::ErrorKind {
-        crate::ErrorKind::from_errno(self.errno)
+        match &self.cause {
+            // The system call's class, as its call site gave it.
+            Some(Cause::Sys(e)) => e.kind(),
+            _ => crate::ErrorKind::from_errno(self.errno),
+        }
     }
 }
 
@@ -102,7 +106,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.cause {
             Some(Cause::Io(e)) => Some(e),
-            Some(Cause::Sys(e)) => Some(e),
+            Some(Cause::Sys(e)) => Some(e.as_ref()),
             None => None,
         }
     }
@@ -115,7 +119,7 @@ impl From<crate::sys::Error> for Error {
             object: e.object.clone(),
             errno: e.errno(),
             message: crate::sys::strip_os(&e.source),
-            cause: Some(Cause::Sys(e)),
+            cause: Some(Cause::Sys(Box::new(e))),
         }
     }
 }

@@ -12,7 +12,7 @@ mod show;
 mod tcx;
 mod upgrade;
 
-use super::error::{exit_for_errno, CliError};
+use super::error::CliError;
 use super::filter_obj;
 use super::output::Global;
 use super::words::Words;
@@ -206,9 +206,8 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
         }
         ProgSource::Classic(insns) => attach_classic(&target, insns),
         ProgSource::ClassicFile(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| CliError {
-                exit: exit_for_errno(e.raw_os_error()),
-                message: format!("bytecode-file '{}': {}", file.display(), sys::strip_os(&e)),
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                CliError::from(e).context(format!("bytecode-file '{}'", file.display()))
             })?;
             let insns = parse_bytecode(&text)
                 .map_err(|e| CliError::usage(format!("bytecode-file '{}': {e}", file.display())))?;

@@ -4,7 +4,7 @@
 //! with a width (`at OFFSET u32|u64|i32|i64`), or the whole value when it is
 //! 4 or 8 bytes. Prints nothing, or with -j `{"key", "old", "new"}`.
 
-use super::super::error::{exit_for_prog_load, CliError, Exit};
+use super::super::error::{CliError, Exit};
 use super::super::output::Global;
 use super::super::words::Words;
 use super::elem::{key_data, key_json, key_not_found};
@@ -264,7 +264,7 @@ fn load_error(m: &OpenMap, field: &Field, e: AddError) -> CliError {
         },
         AddError::Sys(e) => m.err(e),
         AddError::Load(l) => {
-            let denied = exit_for_prog_load(l.error.errno(), &l.log) == Exit::Permission;
+            let denied = l.kind() == tcbpf::ErrorKind::Permission;
             let text = AddError::Load(l).to_string();
             if denied {
                 CliError {
