@@ -15,7 +15,7 @@
 //! take turns: each holds the chain directory `flock`ed from its first
 //! query to its last detach.
 //!
-//! Planning is `tcbpf::tc::chain` (pure); this module does the I/O.
+//! Planning is `tcbpf::attach::chain` (pure); this module does the I/O.
 
 use super::error::{rolled_back, CliError};
 use super::filter::TcxHook;
@@ -25,11 +25,11 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use tcbpf::attach as tc_attach;
+use tcbpf::attach::chain::{parse_chain, ChainEntry, OwnedLink, Place, Plan};
+use tcbpf::attach::tcx::{self, Anchor, Direction, Relative};
 use tcbpf::load::{LoadOptions, LoadedObject};
 use tcbpf::sys::{self, link, LinkFd};
-use tcbpf::tc::attach as tc_attach;
-use tcbpf::tc::chain::{parse_chain, ChainEntry, OwnedLink, Place, Plan};
-use tcbpf::tc::tcx::{self, Anchor, Direction, Relative};
 use tcbpf::tc::{bpffs, device, Socket};
 
 /// `tcbpf chain help`.

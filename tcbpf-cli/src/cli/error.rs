@@ -272,9 +272,9 @@ impl From<tcbpf::keeper::Error> for CliError {
 
 /// A failed attach: the kernel's refusal as a tc error, an action's pin
 /// as `action bpf pinned: …` (callers add the device where it belongs).
-impl From<tcbpf::tc::attach::AttachError> for CliError {
-    fn from(e: tcbpf::tc::attach::AttachError) -> Self {
-        use tcbpf::tc::attach::AttachError as E;
+impl From<tcbpf::attach::AttachError> for CliError {
+    fn from(e: tcbpf::attach::AttachError) -> Self {
+        use tcbpf::attach::AttachError as E;
         match e {
             E::Action { source, .. } => CliError::from(source).context("action bpf pinned"),
             E::Socket(e) | E::Attach(e) => CliError::from(e),
