@@ -284,6 +284,37 @@ impl From<tcbpf::attach::AttachError> for CliError {
     }
 }
 
+/// A failed `chain apply`, each cause as it exits alone: an unreadable
+/// object as [`object_read_error`], a missing pin 1, a pin that is no
+/// program or a program listed twice 2, another apply holding the hook 4,
+/// a refused attach 4 (rolled back, whatever the kernel said). The caller
+/// names the hook.
+impl From<tcbpf::attach::chain::ApplyError> for CliError {
+    fn from(e: tcbpf::attach::chain::ApplyError) -> Self {
+        use tcbpf::attach::chain::ApplyError as E;
+        match e {
+            E::ReadObject { file, source } => object_read_error(&file, source),
+            E::Load(e) => CliError::from(e),
+            e @ E::NoSuchPin(_) => CliError::not_found(e.to_string()),
+            e @ (E::NotAProgram { .. } | E::Duplicate { .. }) => CliError::usage(e.to_string()),
+            E::Pinned { path, source } => {
+                CliError::from(source).context(format!("pinned '{}'", path.display()))
+            }
+            E::Dir { path, source } => {
+                CliError::from(source).context(format!("chain directory '{}'", path.display()))
+            }
+            e @ E::Locked { .. } => CliError::failure(e.to_string()),
+            E::Hook(e) => CliError::from(e),
+            E::Sys(e) => CliError::from(e),
+            E::Attach { entry, source } => {
+                rolled_back(CliError::from(*source).context(format!("entry {entry}")))
+            }
+            E::Pin(e) => CliError::from(e).context("pinning a chain link"),
+            E::Undone(e) => CliError::from(*e),
+        }
+    }
+}
+
 /// A failed load: 1 file or program not found, 2 bad object or request
 /// (including a verifier rejection), 3 permission, 4 other (a missing
 /// kernel object behind an errno is a failure, not "not found").
