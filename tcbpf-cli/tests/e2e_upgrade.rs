@@ -298,7 +298,7 @@ fn tcx_link_upgrade_from_the_command_line() {
         &fs.path,
     ));
     assert_eq!(net.send_udp(7700, 4), 4);
-    let (_, before) = tcbpf::tc::tcx::open_pinned(&link).unwrap();
+    let (_, before) = tcbpf::attach::tcx::open_pinned(&link).unwrap();
     let out = ok(tcbpf(
         &format!(
             "-n {a} filter upgrade dev v0 tcx egress link {} bpf obj {}",
@@ -308,7 +308,7 @@ fn tcx_link_upgrade_from_the_command_line() {
         &fs.path,
     ));
     assert!(out.contains(&format!("link {}", before.id)), "{out}");
-    let (_, after) = tcbpf::tc::tcx::open_pinned(&link).unwrap();
+    let (_, after) = tcbpf::attach::tcx::open_pinned(&link).unwrap();
     assert_eq!(after.id, before.id, "the same link");
     assert_ne!(after.prog_id, before.prog_id, "a new program behind it");
     assert_eq!(net.send_udp(7700, 2), 2);

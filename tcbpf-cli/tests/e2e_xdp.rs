@@ -501,11 +501,40 @@ fn a_pinned_xdp_program_from_obj_load_type_xdp_goes_on_with_pinned_path() {
         &["-j", "prog", "show", "id", &id.to_string()],
     ))
     .unwrap();
+    // And ours every field of bpftool's (`loaded_at` and `bytes_memlock`
+    // among them): the same names, types and values; `loaded_at` is the
+    // same second, or the next when the two reads straddle one.
+    let counts = ["attached", "run_time_ns", "run_cnt", "loaded_at"];
     for (k, v) in p.as_object().unwrap() {
-        if !["attached", "run_time_ns", "run_cnt"].contains(&k.as_str()) {
+        if !counts.contains(&k.as_str()) {
             assert_eq!(Some(v), theirs.get(k), "{k}: ours {p}, bpftool's {theirs}");
         }
     }
+    for (k, v) in theirs.as_object().unwrap() {
+        if !counts.contains(&k.as_str()) {
+            assert_eq!(Some(v), p.get(k), "{k}: ours {p}, bpftool's {theirs}");
+        }
+    }
+    assert_ne!(p["bytes_memlock"].as_u64().unwrap_or(0), 0, "{p}");
+    let (ours_at, theirs_at) = (p["loaded_at"].as_u64(), theirs["loaded_at"].as_u64());
+    assert!(
+        ours_at
+            .zip(theirs_at)
+            .is_some_and(|(a, b)| a.abs_diff(b) <= 1),
+        "loaded_at: ours {p}, bpftool's {theirs}"
+    );
+    // `pids`: no process holds it (tcbpf's own descriptors aside); while
+    // this test holds one, it is listed with its comm, as bpftool lists it.
+    assert_eq!(p.get("pids"), None, "{p}");
+    let held = tcbpf::sys::obj::get_pinned_prog(&prog_pin).unwrap();
+    let p = w.json_b(&format!("prog show pinned {}", prog_pin.display()));
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(
+        p["pids"],
+        serde_json::json!([{"pid": std::process::id(), "comm": comm.trim_end()}]),
+        "{p}"
+    );
+    drop(held);
     // Without a program: every one, this one among them, as in text.
     let all = w.json_b("prog show");
     let listed = all.as_array().unwrap().iter().find(|q| &q["id"] == id);

@@ -206,7 +206,7 @@ fn filter_del_tcx_removes_the_link_pins_chain_apply_made() {
             .filter(|d| d.path().is_dir())
             .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
             .map(|e| e.path())
-            .filter(|p| tcbpf::tc::tcx::open_pinned(p).is_ok())
+            .filter(|p| tcbpf::attach::tcx::open_pinned(p).is_ok())
             .collect()
     };
     assert_eq!(pins().len(), 2, "{:?}", pins());

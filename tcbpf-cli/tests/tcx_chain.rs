@@ -441,9 +441,9 @@ fn chain_apply_retries_while_others_change_the_hook_and_ends_in_order() {
                         held.pop_front(); // dropping the link detaches it
                     }
                     let p = &foreign[i % foreign.len()];
-                    if let Ok(l) = tcbpf::tc::tcx::attach(
+                    if let Ok(l) = tcbpf::attach::tcx::attach(
                         ifindex,
-                        tcbpf::tc::tcx::Direction::Ingress,
+                        tcbpf::attach::tcx::Direction::Ingress,
                         p.as_fd(),
                     ) {
                         held.push_back(l);

@@ -3,7 +3,7 @@
 //! library errors by their `ErrorKind`, as everywhere in tcbpf).
 
 use std::path::PathBuf;
-use tcbpf::tc::tcx::Direction;
+use tcbpf::attach::tcx::Direction;
 use tcbpf::trace::{self, classic::SNAP_MAX, DEFAULT_SNAPLEN};
 
 /// `tcbpf dump help`; docs/dump.md's "tcbpf dump" block holds the same text.

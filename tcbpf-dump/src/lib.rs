@@ -18,9 +18,10 @@ use args::{Args, Fail, ProgSel};
 use output::Sink;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+use tcbpf::attach::discover::Hook;
 use tcbpf::events::{EventReader, Record, Wake};
 use tcbpf::sys::{self, info, MapFd};
-use tcbpf::tc::{discover::Hook, Socket};
+use tcbpf::tc::Socket;
 use tcbpf::trace::{self, Counts, Event, Target};
 
 /// Most records written between two looks at signals and the output.

@@ -238,9 +238,9 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tcbpf::attach::discover::Hook;
+    use tcbpf::attach::tcx::Direction;
     use tcbpf::sys::info::ProgInfo;
-    use tcbpf::tc::discover::Hook;
-    use tcbpf::tc::tcx::Direction;
     use tcbpf::trace::Place;
 
     fn udp4() -> Vec<u8> {

@@ -6,9 +6,9 @@
 
 use std::os::fd::AsFd;
 use std::process::Command;
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::load::{self, LoadOptions};
 use tcbpf::sys::info;
-use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, Socket};
 use tcbpf_testkit::*;
 

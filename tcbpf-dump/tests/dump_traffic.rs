@@ -15,9 +15,9 @@ use std::os::fd::AsFd;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::load::{self, LoadOptions, LoadedObject};
 use tcbpf::sys::LinkFd;
-use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, Socket};
 use tcbpf_testkit::*;
 

@@ -7,8 +7,8 @@ use crate::collect::DevTarget;
 use crate::config::Config;
 use crate::read::{ReadError, StatMap};
 use std::path::PathBuf;
+use tcbpf::attach::tcx::Direction;
 use tcbpf::sys::{self, MapFd};
-use tcbpf::tc::tcx::Direction;
 
 /// A failure with its exit status (0 ok, 1 not found, 2 usage or bad
 /// input, 3 permission denied, 4 other: `tcbpf::ErrorKind::exit_code`,

@@ -1,4 +1,4 @@
-//! One scrape: find the programs on the devices asked for (tc::discover),
+//! One scrape: find the programs on the devices asked for (attach::discover),
 //! their run statistics and the maps they use, read every map, and turn
 //! rows into metric families named and labelled as docs/exporter.md says. Maps
 //! given by reference are read as they are, without device labels.
@@ -25,9 +25,9 @@ use crate::names;
 use crate::read::{ReadError, StatMap};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use tcbpf::attach::discover::{self, Hook};
+use tcbpf::attach::tcx::Direction;
 use tcbpf::sys;
-use tcbpf::tc::discover::{self, Hook};
-use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{device, Socket};
 
 /// A device whose programs are exported.

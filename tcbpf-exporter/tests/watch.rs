@@ -9,8 +9,8 @@ use common::*;
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tcbpf::tc::discover;
-use tcbpf::tc::tcx::Direction;
+use tcbpf::attach::discover;
+use tcbpf::attach::tcx::Direction;
 use tcbpf::tc::{device, Socket};
 use tcbpf_testkit::*;
 

@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tcbpf::abi::MapType;
+use tcbpf::attach::{attach, AttachTarget, Hook as AttachHook};
 use tcbpf::load::load_file;
 use tcbpf::sys::{info, map};
-use tcbpf::tc::attach::{attach, AttachTarget, Hook as AttachHook};
 use tcbpf::tc::{device, Socket, TcHandle};
 use tcbpf::upgrade::{self, Hook, Request};
 use tcbpf_testkit::{fixture, Bpffs, VethPair, ADDR_A, ADDR_B};

@@ -20,7 +20,7 @@
 //!
 //! What `tc filter add dev v0 ingress pref 1 handle 1 bpf da obj legacy.o`
 //! does: load the object's `classifier` section with its maps, then attach
-//! it as a direct-action cls_bpf filter with [`tc::attach::attach`] (the
+//! it as a direct-action cls_bpf filter with [`attach::attach`] (the
 //! clsact qdisc is added when missing; `Hook::Tcx` makes a tcx link
 //! instead).
 //! The hidden lines give the example a private bpffs and a veth pair in a
@@ -35,7 +35,7 @@
 //! # ns.run(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use std::os::fd::AsFd;
 //! use tcbpf::load::{load_file, LoadOptions};
-//! use tcbpf::tc::attach::{attach, AttachTarget, Attachment, Hook};
+//! use tcbpf::attach::{attach, AttachTarget, Attachment, Hook};
 //! use tcbpf::tc::{device, Socket, TcHandle};
 //!
 //! let opts = LoadOptions {
@@ -57,9 +57,9 @@
 //! let attached = attach(&target, main.into(), &obj.filter_name())?;
 //! assert!(matches!(attached, Attachment::Filter { created_clsact: true }));
 //! # let sock = Socket::open()?;
-//! # let sel = tcbpf::tc::filter::FilterSelector { ifindex, parent: TcHandle::INGRESS,
+//! # let sel = tcbpf::attach::cls_bpf::FilterSelector { ifindex, parent: TcHandle::INGRESS,
 //! #     pref: 0, protocol: None, handle: 0, chain: None };
-//! # let handles: Vec<u32> = tcbpf::tc::filter::list(&sock, &sel)?.iter().map(|f| f.handle).collect();
+//! # let handles: Vec<u32> = tcbpf::attach::cls_bpf::list(&sock, &sel)?.iter().map(|f| f.handle).collect();
 //! # assert!(handles.contains(&1), "{handles:?}");
 //! # Ok(())
 //! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
@@ -93,6 +93,7 @@ macro_rules! abi_layout {
 
 pub mod abi;
 pub mod atomic;
+pub mod attach;
 pub mod btf;
 pub mod elf;
 mod error;

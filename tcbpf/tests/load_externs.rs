@@ -8,11 +8,11 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
+use tcbpf::attach::cls_bpf::{self as filter, FilterSpec, Mode};
 use tcbpf::elf::ObjectSpec;
 use tcbpf::load::externs::{self, Resolved};
 use tcbpf::load::{self, LoadError};
 use tcbpf::sys::{self, info, MapFd, ProgFd};
-use tcbpf::tc::filter::{self, FilterSpec, Mode};
 use tcbpf::tc::{device, Protocol, Socket, TcHandle};
 use tcbpf_testkit::*;
 

@@ -4,10 +4,10 @@
 //! Each test works in namespaces it creates and deletes.
 
 use std::os::fd::AsFd;
+use tcbpf::attach::cls_bpf::{self as filter, FilterSelector, FilterSpec, Mode};
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::sys::{self, info};
 use tcbpf::tc::action::{self, ActionSpec};
-use tcbpf::tc::filter::{self, FilterSelector, FilterSpec, Mode};
-use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
 use tcbpf_testkit::*;
 

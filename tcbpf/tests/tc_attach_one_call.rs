@@ -1,14 +1,14 @@
-//! `tc::attach::attach`, the one call the CLI and chains attach through:
+//! `attach::attach`, the one call the CLI and chains attach through:
 //! a cls_bpf filter with its tc options, a tcx link at an anchor, and the
 //! step named when an action's pin is missing or a classic program is
 //! sent to a tcx hook. Each test works in a namespace it creates.
 
 use std::os::fd::AsFd;
+use tcbpf::attach::cls_bpf::{self as filter, FilterSelector};
+use tcbpf::attach::tcx::{self, Anchor, Direction};
+use tcbpf::attach::{attach, AttachError, AttachTarget, Attachment, Hook};
 use tcbpf::sys::link;
-use tcbpf::tc::attach::{attach, AttachError, AttachTarget, Attachment, Hook};
 use tcbpf::tc::classic::parse_bytecode;
-use tcbpf::tc::filter::{self, FilterSelector};
-use tcbpf::tc::tcx::{self, Anchor, Direction};
 use tcbpf::tc::{device, Socket, TcHandle};
 use tcbpf_testkit::*;
 

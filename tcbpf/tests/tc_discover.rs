@@ -3,10 +3,10 @@
 //! while BPF_ENABLE_STATS is held. Each test works in namespaces it creates.
 
 use std::os::fd::AsFd;
+use tcbpf::attach::cls_bpf::{self as filter, FilterSpec, Mode};
+use tcbpf::attach::discover::{self, Hook};
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::sys::{info, prog};
-use tcbpf::tc::discover::{self, Hook};
-use tcbpf::tc::filter::{self, FilterSpec, Mode};
-use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, Protocol, Socket, TcHandle};
 use tcbpf_testkit::*;
 

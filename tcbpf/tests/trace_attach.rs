@@ -5,11 +5,11 @@
 
 use std::os::fd::AsFd;
 use std::time::Duration;
+use tcbpf::attach::discover::Hook;
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::events::{EventReader, Record};
 use tcbpf::load::{self, LoadOptions};
 use tcbpf::sys::info;
-use tcbpf::tc::discover::Hook;
-use tcbpf::tc::tcx::{self, Direction};
 use tcbpf::tc::{device, Socket};
 use tcbpf::trace::{self, Event, TraceOptions, Tracer};
 use tcbpf_testkit::*;

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tcbpf::attach::cls_bpf as filter;
+use tcbpf::attach::tcx::Direction;
+use tcbpf::attach::{attach, AttachTarget, Hook as AttachHook};
 use tcbpf::load::{load_file, LoadedObject};
 use tcbpf::sys::{self, info, map as sysmap};
-use tcbpf::tc::attach::{attach, AttachTarget, Hook as AttachHook};
-use tcbpf::tc::tcx::Direction;
-use tcbpf::tc::{device, filter, Socket, TcHandle};
+use tcbpf::tc::{device, Socket, TcHandle};
 use tcbpf::upgrade::plan::{Action, Mode};
 use tcbpf::upgrade::{self, Hook, Request, Step};
 use tcbpf_testkit::*;
@@ -259,7 +260,7 @@ fn tcx_link_upgrade_keeps_the_link_and_the_counts() {
         let req = request(&fs, hook.clone(), "upgrade_v2.o");
         upgrade::prepare(&req).unwrap().execute(&req).unwrap()
     });
-    let (link, info) = tcbpf::tc::tcx::open_pinned(&link_pin).unwrap();
+    let (link, info) = tcbpf::attach::tcx::open_pinned(&link_pin).unwrap();
     drop(link);
     assert_eq!(Some(info.prog_id), out.report.new_prog);
     assert_eq!(packets(&counters_pin(&fs), UDP), 20);

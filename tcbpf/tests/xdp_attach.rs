@@ -1,16 +1,16 @@
-//! XDP through the one attach call (`tc::attach::attach` with
+//! XDP through the one attach call (`attach::attach` with
 //! `Hook::Xdp`): by netlink (`add` refuses a second program, `replace`
-//! swaps it), in a bpf link (swapped in place with `tc::xdp::update`), what
-//! `tc::xdp::query` and `devices` report, what `tc::xdp::detach` leaves, and
+//! swaps it), in a bpf link (swapped in place with `attach::xdp::update`), what
+//! `attach::xdp::query` and `devices` report, what `attach::xdp::detach` leaves, and
 //! a classic program refused. Objects load with `ProgKind::Xdp`, the same
 //! loader as classifiers. Each test works in a namespace it creates.
 
 use std::os::fd::AsFd;
+use tcbpf::attach::cls_bpf::Mode;
+use tcbpf::attach::xdp::{self, XdpMode, XdpProgram};
+use tcbpf::attach::{attach, AttachError, AttachTarget, Attachment, Hook};
 use tcbpf::load::{load_file, LoadOptions, LoadedObject, ProgKind};
 use tcbpf::sys::link;
-use tcbpf::tc::attach::{attach, AttachError, AttachTarget, Attachment, Hook};
-use tcbpf::tc::filter::Mode;
-use tcbpf::tc::xdp::{self, XdpMode, XdpProgram};
 use tcbpf::tc::{device, Socket};
 use tcbpf_testkit::*;
 
@@ -151,7 +151,7 @@ fn a_classic_program_is_refused_on_the_xdp_hook() {
     let insns = tcbpf::tc::classic::parse_bytecode("1,6 0 0 0").unwrap();
     let got = attach(
         &target(1, XdpMode::Auto, false),
-        tcbpf::tc::filter::FilterProg::Classic(&insns),
+        tcbpf::attach::cls_bpf::FilterProg::Classic(&insns),
         "",
     );
     assert!(matches!(got, Err(AttachError::ClassicOnTcx)), "{got:?}");

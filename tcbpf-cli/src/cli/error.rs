@@ -231,14 +231,45 @@ impl From<tcbpf::keeper::Error> for CliError {
 
 /// A failed attach: the kernel's refusal as a tc error, an action's pin
 /// as `action bpf pinned: …` (callers add the device where it belongs).
-impl From<tcbpf::tc::attach::AttachError> for CliError {
-    fn from(e: tcbpf::tc::attach::AttachError) -> Self {
-        use tcbpf::tc::attach::AttachError as E;
+impl From<tcbpf::attach::AttachError> for CliError {
+    fn from(e: tcbpf::attach::AttachError) -> Self {
+        use tcbpf::attach::AttachError as E;
         match e {
             E::Action { source, .. } => CliError::from(source).context("action bpf pinned"),
             E::Socket(e) | E::Attach(e) => CliError::from(e),
             E::LinkInfo(e) => CliError::from(e),
             E::ClassicOnTcx => CliError::usage(E::ClassicOnTcx.to_string()),
+        }
+    }
+}
+
+/// A failed `chain apply`, each cause as it exits alone: an unreadable
+/// object as [`object_read_error`], a missing pin 1, a pin that is no
+/// program or a program listed twice 2, another apply holding the hook 4,
+/// a refused attach 4 (rolled back, whatever the kernel said). The caller
+/// names the hook.
+impl From<tcbpf::attach::chain::ApplyError> for CliError {
+    fn from(e: tcbpf::attach::chain::ApplyError) -> Self {
+        use tcbpf::attach::chain::ApplyError as E;
+        match e {
+            E::ReadObject { file, source } => object_read_error(&file, source),
+            E::Load(e) => CliError::from(e),
+            e @ E::NoSuchPin(_) => CliError::not_found(e.to_string()),
+            e @ (E::NotAProgram { .. } | E::Duplicate { .. }) => CliError::usage(e.to_string()),
+            E::Pinned { path, source } => {
+                CliError::from(source).context(format!("pinned '{}'", path.display()))
+            }
+            E::Dir { path, source } => {
+                CliError::from(source).context(format!("chain directory '{}'", path.display()))
+            }
+            e @ E::Locked { .. } => CliError::failure(e.to_string()),
+            E::Hook(e) => CliError::from(e),
+            E::Sys(e) => CliError::from(e),
+            E::Attach { entry, source } => {
+                rolled_back(CliError::from(*source).context(format!("entry {entry}")))
+            }
+            E::Pin(e) => CliError::from(e).context("pinning a chain link"),
+            E::Undone(e) => CliError::from(*e),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! (`BPF_LINK_UPDATE`), and `off pin PATH` detaches it and removes the pin.
 //! Objects load as `filter … obj` does; `export UDS` then sends their maps
 //! through the same hand-off (`tcbpf exec bpf import`, `tc exec bpf
-//! import`). Attaching is `tc::attach` with an XDP hook; nothing else here
+//! import`). Attaching is `attach` with an XDP hook; nothing else here
 //! touches the kernel but the pin's checks.
 
 use super::error::CliError;
@@ -17,11 +17,11 @@ use super::output::Global;
 use super::words::{keywords, Words};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use tcbpf::attach::xdp::{self, XdpMode};
+use tcbpf::attach::{self as tc_attach, AttachTarget, Attachment, Hook};
 use tcbpf::load::{LoadOptions, ProgKind};
 use tcbpf::scm;
 use tcbpf::sys;
-use tcbpf::tc::attach::{self as tc_attach, AttachTarget, Attachment, Hook};
-use tcbpf::tc::xdp::{self, XdpMode};
 use tcbpf::tc::{device, Socket};
 
 /// Usage of `tcbpf link`, printed by `tcbpf link help`.

@@ -2,17 +2,17 @@
 //! the namespace — XDP (netlink or link), cls_bpf filters on the clsact
 //! hooks and tcx programs — with program ids, names and maps, as `bpftool
 //! net show` lists them (its JSON field names, plus `name`, `map_ids` and
-//! `link_id`). Read-only: built on `tc::xdp::devices` and
-//! `tc::discover::attachments`; `prog show` reuses [`attachments`] for its
+//! `link_id`). Read-only: built on `attach::xdp::devices` and
+//! `attach::discover::attachments`; `prog show` reuses [`attachments`] for its
 //! attach points.
 
 use super::error::CliError;
 use super::output::Global;
 use super::words::{keywords, Words};
 use serde_json::{json, Value};
-use tcbpf::tc::discover::{self, Hook as TcHook};
-use tcbpf::tc::tcx::Direction;
-use tcbpf::tc::xdp::{self, XdpMode};
+use tcbpf::attach::discover::{self, Hook as TcHook};
+use tcbpf::attach::tcx::Direction;
+use tcbpf::attach::xdp::{self, XdpMode};
 use tcbpf::tc::Socket;
 
 /// Usage of `tcbpf net`, printed by `tcbpf net help`.

@@ -3,7 +3,7 @@
 
 use super::error::CliError;
 use super::output::Global;
-use super::words::{keywords, Words};
+use super::words::{self, keywords, Words};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tcbpf::elf::{MapSpec, ObjectSpec, ProgramSpec, SectionKind};
@@ -49,11 +49,6 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
 keywords! {
     /// The verbs of `tcbpf obj`.
     pub(crate) enum ObjVerb("obj command") { Show = "show", Load = "load" }
-}
-
-keywords! {
-    /// The program types `type` takes.
-    pub(crate) enum ProgTypeWord("program type") { Cls = "cls", Act = "act", Xdp = "xdp" }
 }
 
 keywords! {
@@ -241,14 +236,17 @@ fn spec_text(spec: &ObjectSpec) -> String {
     out
 }
 
-/// The program type after `type`: `cls` or `act` (or a prefix of one).
+/// The program type after `type`: a type word of the library's section
+/// table (`cls`, `act`, `xdp`, or a prefix of one), so a new program type
+/// needs no word here.
 pub(crate) fn prog_kind(w: &mut Words) -> Result<ProgKind, CliError> {
     let t = w.expect("cls or act after 'type'")?;
-    match ProgTypeWord::choose(&t)? {
-        ProgTypeWord::Cls => Ok(ProgKind::Cls),
-        ProgTypeWord::Act => Ok(ProgKind::Act),
-        ProgTypeWord::Xdp => Ok(ProgKind::Xdp),
+    if words::is_help(&t) {
+        return Err(CliError::help());
     }
+    let all: Vec<&'static str> = ProgKind::ALL.iter().map(|k| k.section().word).collect();
+    let picked = words::choose(&t, &all, "program type")?;
+    Ok(ProgKind::from_word(picked).expect("choose returns one of the table's words"))
 }
 
 /// Prints the loader's warnings (always: what the load left out).

@@ -52,14 +52,14 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
                         let id: u32 = w.number("a program id after 'id'")?;
                         let fd = sys::obj::prog_by_id(id)
                             .map_err(|e| CliError::from(e).context(format!("prog id {id}")))?;
-                        sys::info::prog_info(&fd)?
+                        Prog::read(&fd)?
                     }
                     Which::Pinned => {
                         let path = PathBuf::from(w.expect("a PATH after 'pinned'")?);
                         let fd = sys::obj::get_pinned_prog(&path).map_err(|e| {
                             CliError::from(e).context(format!("pinned '{}'", path.display()))
                         })?;
-                        sys::info::prog_info(&fd)?
+                        Prog::read(&fd)?
                     }
                 }),
             };
@@ -69,7 +69,24 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
 }
 
-fn show(g: &Global, one: Option<ProgInfo>) -> Result<(), CliError> {
+/// One program as `prog show` prints it: its info and what its
+/// descriptor's fdinfo adds.
+struct Prog {
+    info: ProgInfo,
+    /// `memlock:` (bpftool's `bytes_memlock`).
+    memlock: Option<u64>,
+}
+
+impl Prog {
+    fn read(fd: &sys::ProgFd) -> Result<Prog, CliError> {
+        Ok(Prog {
+            info: sys::info::prog_info(fd)?,
+            memlock: sys::info::prog_memlock(fd)?,
+        })
+    }
+}
+
+fn show(g: &Global, one: Option<Prog>) -> Result<(), CliError> {
     let single = one.is_some();
     let progs = match one {
         Some(p) => vec![p],
@@ -80,7 +97,14 @@ fn show(g: &Global, one: Option<ProgInfo>) -> Result<(), CliError> {
     let at = |id: u32| -> Vec<&Attached> { attached.iter().filter(|a| a.prog_id == id).collect() };
     if g.json {
         // One program asked for: its object, as bpftool; else an array.
-        let mut list: Vec<Value> = progs.iter().map(|p| to_json(p, &at(p.id))).collect();
+        let holders = sys::info::prog_holders();
+        let mut list: Vec<Value> = progs
+            .iter()
+            .map(|p| {
+                let pids = holders.get(&p.info.id).map_or(&[][..], Vec::as_slice);
+                to_json(p, pids, &at(p.info.id))
+            })
+            .collect();
         let out = match list.pop() {
             Some(v) if single => v,
             Some(v) => {
@@ -93,14 +117,14 @@ fn show(g: &Global, one: Option<ProgInfo>) -> Result<(), CliError> {
     }
     let mut text = String::new();
     for p in &progs {
-        text.push_str(&to_text(p, &at(p.id)));
+        text.push_str(&to_text(&p.info, &at(p.info.id)));
     }
     print!("{text}");
     Ok(())
 }
 
 /// Every loaded program, by id; one that goes away meanwhile is skipped.
-fn all() -> Result<Vec<ProgInfo>, CliError> {
+fn all() -> Result<Vec<Prog>, CliError> {
     let mut out = Vec::new();
     let mut id = 0;
     while let Some(next) = sys::obj::next_prog_id(id)? {
@@ -108,8 +132,8 @@ fn all() -> Result<Vec<ProgInfo>, CliError> {
         let Ok(fd) = sys::obj::prog_by_id(id) else {
             continue;
         };
-        if let Ok(info) = sys::info::prog_info(&fd) {
-            out.push(info);
+        if let Ok(p) = Prog::read(&fd) {
+            out.push(p);
         }
     }
     Ok(out)
@@ -135,9 +159,12 @@ fn where_json(a: &Attached) -> Value {
     v
 }
 
-/// bpftool's fields (`run_time_ns`/`run_cnt` only when counted, `map_ids`
-/// and `btf_id` only when there are some), then `attached`.
-fn to_json(p: &ProgInfo, at: &[&Attached]) -> Value {
+/// bpftool's fields in bpftool's order (`run_time_ns`/`run_cnt` only when
+/// counted, `loaded_at` with `uid`, `bytes_memlock` when fdinfo says it,
+/// `map_ids`, `btf_id` and `pids` only when there are some), then
+/// `attached`.
+fn to_json(prog: &Prog, pids: &[sys::info::Holder], at: &[&Attached]) -> Value {
+    let p = &prog.info;
     let mut v = json!({
         "id": p.id,
         "type": type_name(p),
@@ -149,17 +176,29 @@ fn to_json(p: &ProgInfo, at: &[&Attached]) -> Value {
         v["run_time_ns"] = json!(p.run_time_ns);
         v["run_cnt"] = json!(p.run_cnt);
     }
+    if p.load_time != 0 {
+        v["loaded_at"] = json!(sys::frontend::boot_time_to_epoch_secs(p.load_time));
+    }
     v["uid"] = json!(p.created_by_uid);
     v["bytes_xlated"] = json!(p.bytes_xlated);
     v["jited"] = json!(p.jited);
     if p.jited {
         v["bytes_jited"] = json!(p.bytes_jited);
     }
+    if let Some(memlock) = prog.memlock {
+        v["bytes_memlock"] = json!(memlock);
+    }
     if !p.map_ids.is_empty() {
         v["map_ids"] = json!(p.map_ids);
     }
     if p.btf_id != 0 {
         v["btf_id"] = json!(p.btf_id);
+    }
+    if !pids.is_empty() {
+        v["pids"] = pids
+            .iter()
+            .map(|h| json!({"pid": h.pid, "comm": h.comm}))
+            .collect();
     }
     v["attached"] = Value::Array(at.iter().map(|a| where_json(a)).collect());
     v

@@ -10,7 +10,7 @@ mod map;
 mod prog;
 
 pub use insn::Insn;
-pub use map::{map_flags, MapType};
+pub use map::{map_flags, Entries, MapType, MapTypeRules, Memory, MAP_TYPES};
 pub use prog::{
     section_by_name, section_by_word, trace_section_by_name, AttachType, ProgSection, ProgType,
     PROG_SECTIONS, TRACE_SECTIONS,

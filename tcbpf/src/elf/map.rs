@@ -1,7 +1,7 @@
 //! `MapSpec`: everything needed to create (or find pinned) one map and to
 //! describe it to an importer, whatever definition style it came from.
 
-use crate::abi::MapType;
+use crate::abi::{Entries, MapType};
 use std::fmt;
 
 /// Where a map definition came from.
@@ -185,35 +185,19 @@ impl MapSpec {
 }
 
 /// Checks what the kernel would refuse with a less helpful EINVAL: sizes
-/// that must not be zero.
+/// that must not be zero, by the type's rules (`abi::MAP_TYPES`).
 pub(crate) fn check_sizes(map: &MapSpec) -> Result<(), String> {
-    let keyless = map.map_type.is_queue_or_stack()
-        || matches!(
-            map.map_type,
-            MapType::Ringbuf | MapType::UserRingbuf | MapType::BloomFilter | MapType::Arena
-        );
-    if map.key_size == 0 && !keyless {
+    let rules = map.map_type.rules();
+    if map.key_size == 0 && rules.needs_key {
         return Err(format!("{} map with key size 0", map.map_type));
     }
-    if map.value_size == 0
-        && !matches!(
-            map.map_type,
-            MapType::Ringbuf | MapType::UserRingbuf | MapType::Arena
-        )
-    {
+    if map.value_size == 0 && rules.needs_value {
         return Err(format!("{} map with value size 0", map.map_type));
     }
-    let storage = matches!(
-        map.map_type,
-        MapType::SkStorage
-            | MapType::InodeStorage
-            | MapType::TaskStorage
-            | MapType::CgrpStorage
-            | MapType::CgroupStorage
-            | MapType::PercpuCgroupStorage
-    );
-    // libbpf sizes a perf event array to the possible CPUs at load time.
-    if map.max_entries == 0 && !storage && map.map_type != MapType::PerfEventArray {
+    // Storage leaves it unused; libbpf sizes a perf event array to the
+    // possible CPUs at load time.
+    let zero_ok = matches!(rules.entries, Entries::Unused | Entries::PossibleCpus);
+    if map.max_entries == 0 && !zero_ok {
         return Err(format!("{} map with max entries 0", map.map_type));
     }
     Ok(())

@@ -18,8 +18,9 @@
 //! created (they are reused) and do not count. No syscalls but reading
 //! `/proc/meminfo`.
 
+use super::map_defaults::created_entries;
 use super::{pin, Context, LoadError};
-use crate::abi::{map_flags, MapType};
+use crate::abi::{map_flags, Memory};
 use crate::elf::{MapSpec, ObjectSpec};
 
 /// The environment variable that sets the limit when `max-memory` is not given.
@@ -57,21 +58,27 @@ fn pow2(n: u128) -> u128 {
 }
 
 /// The kernel memory creating `m` takes, in bytes (its `memlock` right
-/// after creation), with `cpus` possible CPUs.
+/// after creation), with `cpus` possible CPUs: by the shape of its type
+/// (`abi::Memory`, in the type's row of `abi::MAP_TYPES`), at the size the
+/// loader creates it (`map_defaults::created_entries`: a perf event array
+/// of 0 entries has one per CPU, a ring buffer is rounded up).
 pub fn estimate(m: &MapSpec, cpus: usize) -> u128 {
+    let rules = m.map_type.rules();
+    let created = created_entries(
+        rules.entries,
+        m.max_entries,
+        cpus.max(1) as u32,
+        PAGE as u32,
+    )
+    .unwrap_or(m.max_entries);
     let cpus = cpus.max(1) as u128;
-    let entries = u128::from(m.max_entries);
+    let entries = u128::from(created);
     let key = u128::from(m.key_size).next_multiple_of(8);
     let value = u128::from(m.value_size).next_multiple_of(8);
     let prealloc = m.flags & map_flags::NO_PREALLOC == 0;
-    let own = match m.map_type {
-        MapType::Array
-        | MapType::PercpuArray
-        | MapType::ProgArray
-        | MapType::PerfEventArray
-        | MapType::CgroupArray
-        | MapType::ArrayOfMaps => {
-            if m.map_type == MapType::PercpuArray {
+    let own = match rules.memory {
+        Memory::Array => {
+            if rules.percpu {
                 ARRAY_HEAD + entries * (PTR + value * cpus)
             } else if m.flags & map_flags::MMAPABLE != 0 {
                 ARRAY_HEAD.next_multiple_of(PAGE) + (entries * value).next_multiple_of(PAGE)
@@ -79,13 +86,8 @@ pub fn estimate(m: &MapSpec, cpus: usize) -> u128 {
                 ARRAY_HEAD + entries * value
             }
         }
-        MapType::Hash
-        | MapType::PercpuHash
-        | MapType::LruHash
-        | MapType::LruPercpuHash
-        | MapType::HashOfMaps => {
-            let percpu = m.map_type.is_percpu();
-            let lru = matches!(m.map_type, MapType::LruHash | MapType::LruPercpuHash);
+        Memory::Hash { lru } => {
+            let percpu = rules.percpu;
             let head = HTAB_HEAD + pow2(entries) * HTAB_BUCKET + HTAB_LOCKS_PER_CPU * cpus;
             if prealloc || lru {
                 let elem = HTAB_ELEM_HEAD + key + if percpu { PTR } else { value };
@@ -98,38 +100,26 @@ pub fn estimate(m: &MapSpec, cpus: usize) -> u128 {
                 head
             }
         }
-        // Nodes are allocated as prefixes are inserted.
-        MapType::LpmTrie => 0,
-        MapType::Ringbuf | MapType::UserRingbuf => {
+        // LPM trie nodes are allocated as prefixes are inserted, arena
+        // pages as they are touched.
+        Memory::Nothing => 0,
+        Memory::Ringbuf => {
             let data_pages = entries / PAGE;
             RINGBUF_HEAD
                 + (RINGBUF_META_PAGES + data_pages) * PAGE
                 + (RINGBUF_META_PAGES + 2 * data_pages) * PTR
         }
-        // Pages are allocated as they are touched.
-        MapType::Arena => 0,
-        MapType::Queue | MapType::Stack => SMALL_HEAD + (entries + 1) * u128::from(m.value_size),
-        MapType::StackTrace => {
+        Memory::QueueStack => SMALL_HEAD + (entries + 1) * u128::from(m.value_size),
+        Memory::StackTrace => {
             SMALL_HEAD
                 + pow2(entries) * PTR
                 + entries * (STACK_BUCKET_HEAD + u128::from(m.value_size))
         }
-        MapType::BloomFilter => SMALL_HEAD + bloom_bytes(m.max_entries, m.map_extra),
-        MapType::Sockhash => SMALL_HEAD + pow2(entries) * HTAB_BUCKET,
-        MapType::DevmapHash => SMALL_HEAD + pow2(entries) * PTR,
-        MapType::Sockmap
-        | MapType::Devmap
-        | MapType::Cpumap
-        | MapType::Xskmap
-        | MapType::ReuseportSockarray => SMALL_HEAD + entries * PTR,
-        MapType::SkStorage
-        | MapType::InodeStorage
-        | MapType::TaskStorage
-        | MapType::CgrpStorage
-        | MapType::CgroupStorage
-        | MapType::PercpuCgroupStorage
-        | MapType::StructOps
-        | MapType::Unspec => FIXED,
+        Memory::Bloom => SMALL_HEAD + bloom_bytes(created, m.map_extra),
+        Memory::Buckets => SMALL_HEAD + pow2(entries) * HTAB_BUCKET,
+        Memory::PtrBuckets => SMALL_HEAD + pow2(entries) * PTR,
+        Memory::PtrPerEntry => SMALL_HEAD + entries * PTR,
+        Memory::Fixed => FIXED,
     };
     own + m.inner.as_deref().map_or(0, |i| estimate(i, cpus as usize))
 }
@@ -236,6 +226,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::MapType;
     use crate::elf::MapOrigin;
 
     fn map(t: MapType, key: u32, value: u32, max: u32) -> MapSpec {
@@ -281,6 +272,21 @@ mod tests {
         assert_eq!(buckets, 832 + (16 << 24) + 64);
         flows.flags = 0;
         assert!(estimate(&flows, 2) > 3 * (1 << 30), "preallocated: GBs");
+    }
+
+    #[test]
+    fn maps_the_loader_resizes_are_estimated_at_the_size_it_creates() {
+        // The loader rounds a ring buffer of 3 pages up to 4 and sizes a
+        // perf event array of 0 entries to the possible CPUs; the kernel
+        // then reports (fdinfo `memlock`, 6.18, two CPUs) 29064 bytes for
+        // the ring buffer of 16384 bytes and 328 for the two-slot array.
+        assert_eq!(estimate(&map(MapType::Ringbuf, 0, 0, 3 * 4096), 2), 29064);
+        assert_eq!(estimate(&map(MapType::Ringbuf, 0, 0, 4 * 4096), 2), 29064);
+        assert_eq!(estimate(&map(MapType::PerfEventArray, 4, 4, 0), 2), 328);
+        // A ring buffer of 2^30 + 1 bytes is created with 2^31: its
+        // estimate is not half of what it takes.
+        let big = estimate(&map(MapType::Ringbuf, 0, 0, (1 << 30) + 1), 2);
+        assert!(big > 1 << 31, "{big}");
     }
 
     #[test]

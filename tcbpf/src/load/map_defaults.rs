@@ -3,10 +3,11 @@
 //! gets one slot per possible CPU; a ring buffer's size is rounded up to
 //! a power-of-2 multiple of the page size (`adjust_ringbuf_sz`), a size
 //! of 0 or one that cannot be rounded being a clear error; map types the
-//! kernel takes no BTF key/value types for are created without them.
+//! kernel takes no BTF key/value types for are created without them. The
+//! rules are each type's row of `abi::MAP_TYPES`.
 //! Only `possible_cpus` reads a file.
 
-use crate::abi::MapType;
+use crate::abi::Entries;
 use crate::elf::MapSpec;
 
 /// Where the kernel lists the CPUs that may ever come online.
@@ -68,41 +69,39 @@ pub fn ringbuf_size(size: u32, page: u32) -> Result<u32, String> {
     ))
 }
 
-/// True for the map types libbpf creates without BTF key/value types
-/// (the kernel refuses them: their values are descriptors or opaque).
-pub fn takes_no_btf_types(t: MapType) -> bool {
-    matches!(
-        t,
-        MapType::PerfEventArray
-            | MapType::CgroupArray
-            | MapType::StackTrace
-            | MapType::ArrayOfMaps
-            | MapType::HashOfMaps
-            | MapType::Devmap
-            | MapType::DevmapHash
-            | MapType::Cpumap
-            | MapType::Xskmap
-            | MapType::Sockmap
-            | MapType::Sockhash
-            | MapType::Queue
-            | MapType::Stack
-    )
+/// The `max_entries` a map is created with, by its type's rule
+/// (`abi::Entries`): a perf event array's 0 is one per possible CPU
+/// (`cpus`), a ring buffer's size is rounded up ([`ringbuf_size`]);
+/// anything else as given. The loader creates maps with it and the memory
+/// budget estimates them with it.
+pub fn created_entries(
+    rule: Entries,
+    max_entries: u32,
+    cpus: u32,
+    page: u32,
+) -> Result<u32, String> {
+    match rule {
+        Entries::PossibleCpus if max_entries == 0 => Ok(cpus),
+        Entries::RingbufPages => ringbuf_size(max_entries, page),
+        _ => Ok(max_entries),
+    }
 }
 
 /// `m` with libbpf's defaults applied; notes say what changed.
 pub(crate) fn apply(m: &MapSpec, notes: &mut Vec<String>) -> Result<MapSpec, String> {
     let mut m = m.clone();
-    match m.map_type {
-        MapType::PerfEventArray if m.max_entries == 0 => {
-            m.max_entries = possible_cpus()?;
+    let rule = m.map_type.rules().entries;
+    match rule {
+        Entries::PossibleCpus if m.max_entries == 0 => {
+            m.max_entries = created_entries(rule, 0, possible_cpus()?, 0)?;
             notes.push(format!(
                 "map '{}': perf event array sized to the {} possible CPUs",
                 m.name, m.max_entries
             ));
         }
-        MapType::Ringbuf | MapType::UserRingbuf => {
+        Entries::RingbufPages => {
             let page = crate::sys::ringbuf::page_size() as u32;
-            let size = ringbuf_size(m.max_entries, page)?;
+            let size = created_entries(rule, m.max_entries, 0, page)?;
             if size != m.max_entries {
                 notes.push(format!(
                     "map '{}': ring buffer size {} rounded up to {size} (a power-of-2 multiple of the page size)",
@@ -113,7 +112,7 @@ pub(crate) fn apply(m: &MapSpec, notes: &mut Vec<String>) -> Result<MapSpec, Str
         }
         _ => {}
     }
-    if takes_no_btf_types(m.map_type) {
+    if !m.map_type.takes_btf_types() {
         m.btf_key_type_id = 0;
         m.btf_value_type_id = 0;
     }

@@ -344,8 +344,9 @@ fn create(
         btf: None,
         map_extra: m.map_extra,
     };
-    let with_btf =
-        btf.filter(|_| !m.holds_fds() && (m.btf_key_type_id != 0 || m.btf_value_type_id != 0));
+    let with_btf = btf.filter(|_| {
+        m.map_type.takes_btf_types() && (m.btf_key_type_id != 0 || m.btf_value_type_id != 0)
+    });
     let created = match with_btf {
         Some(b) => {
             req.btf = Some((b.as_fd(), m.btf_key_type_id, m.btf_value_type_id));

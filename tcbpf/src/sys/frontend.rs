@@ -66,6 +66,25 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// The wall-clock second (since the epoch) of a boot-time stamp in
+/// nanoseconds (a program's `load_time`), as bpftool computes its
+/// `loaded_at`: CLOCK_REALTIME − CLOCK_BOOTTIME + the stamp.
+pub fn boot_time_to_epoch_secs(boot_ns: u64) -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec the call fills; no other pointers.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts
+    };
+    let (real, boot) = (read(libc::CLOCK_REALTIME), read(libc::CLOCK_BOOTTIME));
+    let secs = real.tv_sec - boot.tv_sec;
+    let nanos = real.tv_nsec - boot.tv_nsec + boot_ns as i64;
+    (secs + nanos / 1_000_000_000).max(0) as u64
+}
+
 /// CLOCK_MONOTONIC and CLOCK_REALTIME now, in nanoseconds: `dump` turns
 /// `bpf_ktime_get_ns()` stamps into wall-clock time with their difference.
 pub fn monotonic_and_realtime_ns() -> (u64, u64) {

@@ -341,6 +341,85 @@ pub fn map_fdinfo(fd: impl AsFd) -> Result<MapFdInfo> {
     Ok(parse_map_fdinfo(&text))
 }
 
+/// The memory a program charges (`memlock:` of its `/proc/self/fdinfo`),
+/// bpftool's `bytes_memlock`; None when the kernel does not say.
+pub fn prog_memlock(fd: impl AsFd) -> Result<Option<u64>> {
+    let raw = fd.as_fd().as_raw_fd();
+    let path = format!("/proc/self/fdinfo/{raw}");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::new("read fdinfo", e).on(path))?;
+    Ok(fdinfo_field(&text, "memlock").and_then(|v| v.parse().ok()))
+}
+
+/// The value of `name:` in fdinfo text.
+fn fdinfo_field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == name).then(|| v.trim())
+    })
+}
+
+/// A process holding a descriptor of a bpf object (bpftool's `pids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id.
+    pub pid: u32,
+    /// Its command name (`/proc/PID/comm`).
+    pub comm: String,
+}
+
+/// Every process but this one holding a program descriptor, by program
+/// id: each process once per program, in pid order. Read from `/proc`
+/// (each `anon_inode:bpf-prog` descriptor's `prog_id:`); processes and
+/// descriptors that go away meanwhile, or that this process may not read,
+/// are skipped.
+pub fn prog_holders() -> std::collections::BTreeMap<u32, Vec<Holder>> {
+    let mut out: std::collections::BTreeMap<u32, Vec<Holder>> = Default::default();
+    let me = std::process::id();
+    let Ok(proc_dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut pids: Vec<u32> = proc_dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&p| p != me)
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let mut comm: Option<String> = None;
+        for fd in fds.flatten() {
+            let is_prog =
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:bpf-prog");
+            if !is_prog {
+                continue;
+            }
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            let Some(id) = std::fs::read_to_string(info)
+                .ok()
+                .and_then(|t| fdinfo_field(&t, "prog_id")?.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let holders = out.entry(id).or_default();
+            if holders.iter().any(|h| h.pid == pid) {
+                continue;
+            }
+            let comm = comm.get_or_insert_with(|| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end_matches('\n').to_string())
+                    .unwrap_or_default()
+            });
+            holders.push(Holder {
+                pid,
+                comm: comm.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// Picks `frozen:`, `memlock:` and the access mode of `flags:` (octal) out
 /// of a map's fdinfo text.
 fn parse_map_fdinfo(text: &str) -> MapFdInfo {

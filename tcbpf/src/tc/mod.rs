@@ -1,5 +1,7 @@
-//! Attaching programs to tc: rtnetlink for the clsact qdisc, cls_bpf filters
-//! and act_bpf actions, tcx links, and XDP (netlink or bpf links).
+//! rtnetlink plumbing: the socket, tc messages and their dump parsing, the
+//! clsact qdisc, act_bpf actions, devices, handles, protocols, bpffs paths,
+//! classic BPF bytecode. The attach kinds built on it (cls_bpf, tcx, XDP)
+//! are [`crate::attach`]'s.
 //!
 //! Every function works in the calling thread's network namespace ([`netns`]
 //! switches it) and takes programs as descriptors: loading objects is the
@@ -7,25 +9,18 @@
 //! extended-ack message when it gave one.
 
 pub mod action;
-pub mod attach;
 pub mod bpffs;
-pub mod chain;
 pub mod classic;
 pub mod device;
-pub mod discover;
-mod error;
-pub mod filter;
+pub(crate) mod error;
 pub mod handle;
 pub mod message;
 pub mod netns;
 pub mod protocol;
 pub mod qdisc;
 pub mod socket;
-pub mod tcx;
-pub mod xdp;
 
 pub use error::{Error, Result};
-pub use filter::{FilterSelector, FilterSpec};
 pub use handle::TcHandle;
 pub use protocol::Protocol;
 pub use socket::Socket;

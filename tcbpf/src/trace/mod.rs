@@ -17,12 +17,12 @@ pub mod event;
 pub use event::{verdict_by_name, verdict_name, Event};
 
 use crate::abi::{Insn, TRACE_SECTIONS};
+use crate::attach::discover::{self, Hook};
+use crate::attach::tcx::Direction;
 use crate::elf::{MapOrigin, ObjectSpec};
 use crate::load::{self, LoadError, LoadOptions, LoadedObject, ObjectIdentity, TraceTarget};
 use crate::sys::info::ProgInfo;
 use crate::sys::{self, link, LinkFd, MapFd, ProgFd};
-use crate::tc::discover::{self, Hook};
-use crate::tc::tcx::Direction;
 use crate::tc::Socket;
 use std::fmt;
 use std::os::fd::AsFd;

@@ -25,13 +25,15 @@ use super::migrate::{copy, reconcile, wait_for_old_programs, Snapshot};
 use super::pins::{temp_pin, PendingPins};
 use super::plan::{self, Action, MapPlan, MapSide, Mode};
 use super::{Error, Step};
+use crate::attach::cls_bpf::{
+    self as filter, cls_flags, FilterEntry, FilterSelector, Mode as FilterMode,
+};
+use crate::attach::tcx::{self, Direction};
+use crate::attach::{self, AttachTarget};
 use crate::btf::Btf;
 use crate::elf::{MapOrigin, ObjectSpec};
 use crate::load::{self, LoadOptions, LoadedObject, ObjectIdentity};
 use crate::sys::{self, info::MapInfo, map as sysmap, LinkFd, MapFd, ProgFd};
-use crate::tc::attach::{self, AttachTarget};
-use crate::tc::filter::{self, cls_flags, FilterEntry, FilterSelector, Mode as FilterMode};
-use crate::tc::tcx::{self, Direction};
 use crate::tc::{Socket, TcHandle};
 
 /// Where the program to upgrade runs.

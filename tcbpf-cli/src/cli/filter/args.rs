@@ -11,10 +11,10 @@ use super::keywords::{
     QdiscVerb,
 };
 use std::path::PathBuf;
+use tcbpf::attach::cls_bpf::cls_flags;
+use tcbpf::attach::tcx::Direction;
 use tcbpf::tc::bpffs::tc_path;
 use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
-use tcbpf::tc::filter::cls_flags;
-use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{Protocol, TcHandle};
 
 /// `add`, `replace`, `del`, `show`.
@@ -32,7 +32,7 @@ pub enum Verb {
 
 /// Where filters go: a tc parent (`ingress`, `egress`, `parent H:M`) or a
 /// tcx hook (`tcx ingress|egress`), as the library's attach takes it.
-pub use tcbpf::tc::attach::Hook;
+pub use tcbpf::attach::Hook;
 
 /// What a tcx position is relative to (`before|after …`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! output in [`show`], tcx in [`tcx`]; [`attach_program`] is the one place a
 //! program descriptor gets attached, for `pinned PATH` here and for
 //! `obj FILE` in `filter_obj`. The attaching itself is the library's
-//! `tc::attach::attach`; this module turns the words into its target,
+//! `attach::attach`; this module turns the words into its target,
 //! pins tcx links and prints.
 
 mod args;
@@ -24,71 +24,32 @@ pub(super) use keywords::{FilterOption, FilterVerb, QdiscVerb};
 use serde_json::Value;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use tcbpf::attach as tc_attach;
+use tcbpf::attach::cls_bpf::{self, FilterProg, FilterSelector, Mode};
+use tcbpf::attach::tcx::Direction;
 use tcbpf::sys;
-use tcbpf::tc::attach as tc_attach;
 use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
-use tcbpf::tc::filter::{self, FilterProg, FilterSelector, Mode};
-use tcbpf::tc::tcx::Direction;
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
 
-/// Where and how [`attach_program`] attaches: everything of a
-/// `filter add|replace` line except the program itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where [`attach_program`] attaches: the library's target (hook, mode and
+/// the cls_bpf or tcx options) plus what only the command line has.
+#[derive(Debug, Clone)]
 pub struct AttachTarget {
     /// `dev DEV`, for messages.
     pub dev: String,
-    /// Its interface index (in the command's network namespace).
-    pub ifindex: u32,
-    /// The clsact hook, parent class, or tcx hook.
-    pub hook: Hook,
-    /// `add` or `replace`.
-    pub mode: Mode,
-    /// `pref N` (0: the kernel picks).
-    pub pref: u16,
-    /// `handle H` (0: the kernel picks).
-    pub handle: u32,
-    /// `protocol P` (default `all`).
-    pub protocol: Protocol,
-    /// `chain N`.
-    pub chain: Option<u32>,
-    /// `da`.
-    pub direct_action: bool,
-    /// `classid H:M`.
-    pub classid: Option<TcHandle>,
-    /// `skip_sw` / `skip_hw`.
-    pub skip_flags: u32,
-    /// `action bpf pinned PATH`…
-    pub actions: Vec<PathBuf>,
+    /// Where and how, as the library takes it (a tcx anchor is opened from
+    /// `position` when attaching).
+    pub attach: tc_attach::AttachTarget<'static>,
     /// `link PATH` for tcx (default under BPFFS/tc/links/); for replace,
     /// the link whose program is swapped.
     pub link: Option<PathBuf>,
     /// tcx: where on the hook (None: tail).
     pub position: Option<args::Position>,
-    /// tcx: the hook revision the attach expects.
-    pub revision: Option<u64>,
 }
 
 /// The name tc shows for a pinned program: `BASENAME:[*fsobj]`.
 pub fn pinned_name(path: &Path) -> String {
     tc_attach::pinned_name(path)
-}
-
-/// The library's description of `target` on `hook` (tcx: at the tail;
-/// [`tcx::attach`] sets the anchor it opened).
-fn library_target(target: &AttachTarget, hook: Hook) -> tc_attach::AttachTarget<'static> {
-    tc_attach::AttachTarget {
-        mode: target.mode,
-        pref: target.pref,
-        handle: target.handle,
-        protocol: target.protocol,
-        chain: target.chain,
-        direct_action: target.direct_action,
-        classid: target.classid,
-        skip_flags: target.skip_flags,
-        actions: target.actions.clone(),
-        revision: target.revision,
-        ..tc_attach::AttachTarget::new(target.ifindex, hook)
-    }
 }
 
 /// Attaches `prog` to `target` under `name` (`FILE:[SECTION]` for objects):
@@ -100,28 +61,18 @@ pub fn attach_program(
     prog: BorrowedFd<'_>,
     name: &str,
 ) -> Result<(), CliError> {
-    let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
-    match target.hook {
-        Hook::Tcx(direction) => tcx::attach(g, target, direction, prog).map_err(on_dev),
-        Hook::Parent(parent) => attach_filter(target, parent, prog.into(), name),
-        Hook::Xdp { .. } => Err(xdp_is_link_set()),
+    if let Hook::Tcx(direction) = target.attach.hook {
+        let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
+        return tcx::attach(g, target, direction, prog).map_err(on_dev);
     }
+    attach_filter(target, prog.into(), name)
 }
 
-/// The filter grammar has no XDP hook: XDP is `tcbpf link set … xdp`.
-fn xdp_is_link_set() -> CliError {
-    CliError::usage("XDP programs attach with 'tcbpf link set dev DEV xdp …'")
-}
-
-/// Attaches a cls_bpf filter running `prog` (eBPF or classic) under `parent`.
-fn attach_filter(
-    target: &AttachTarget,
-    parent: TcHandle,
-    prog: FilterProg<'_>,
-    name: &str,
-) -> Result<(), CliError> {
+/// Attaches `prog` (eBPF or classic) where `target` says, by the library's
+/// one attach call (a cls_bpf filter from the filter grammar).
+fn attach_filter(target: &AttachTarget, prog: FilterProg<'_>, name: &str) -> Result<(), CliError> {
     let on_dev = |e: CliError| e.context(format!("dev '{}'", target.dev));
-    match tc_attach::attach(&library_target(target, Hook::Parent(parent)), prog, name) {
+    match tc_attach::attach(&target.attach, prog, name) {
         Ok(_) => Ok(()),
         Err(e @ tc_attach::AttachError::Attach(_)) => Err(on_dev(e.into())),
         Err(e) => Err(e.into()),
@@ -153,11 +104,15 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
         (Verb::Delete, Hook::Tcx(d)) => tcx::delete(g, &a.dev, ifindex, d, a.link.as_deref()),
         (Verb::Show, Hook::Tcx(d)) => tcx::show(g, ifindex, d),
         (Verb::Delete, Hook::Parent(parent)) => {
-            filter::delete(&sock, &selector(&a, ifindex, parent))
+            cls_bpf::delete(&sock, &selector(&a, ifindex, parent))
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
         }
         (Verb::Show, Hook::Parent(parent)) => show_filters(g, &sock, &a, ifindex, parent),
-        (_, Hook::Xdp { .. }) => Err(xdp_is_link_set()),
+        // The filter grammar names tc parents and tcx hooks only (XDP is
+        // `tcbpf link set`); a hook of another kind never reaches here.
+        (_, hook) => Err(CliError::usage(format!(
+            "'filter' has no verb for the hook {hook:?}"
+        ))),
     }
 }
 
@@ -178,24 +133,25 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
     };
     let target = AttachTarget {
         dev: a.dev.clone(),
-        ifindex,
-        hook: a.hook,
-        mode: if a.verb == Verb::Replace {
-            Mode::Replace
-        } else {
-            Mode::Add
+        attach: tc_attach::AttachTarget {
+            mode: if a.verb == Verb::Replace {
+                Mode::Replace
+            } else {
+                Mode::Add
+            },
+            pref: a.pref.unwrap_or(0),
+            handle: a.handle.unwrap_or(0),
+            protocol: a.protocol.unwrap_or(Protocol::ALL),
+            chain: a.chain,
+            direct_action: bpf.direct_action || matches!(a.hook, Hook::Tcx(_)),
+            classid: bpf.classid,
+            skip_flags: bpf.skip_flags,
+            actions: bpf.actions.clone(),
+            revision: a.revision,
+            ..tc_attach::AttachTarget::new(ifindex, a.hook)
         },
-        pref: a.pref.unwrap_or(0),
-        handle: a.handle.unwrap_or(0),
-        protocol: a.protocol.unwrap_or(Protocol::ALL),
-        chain: a.chain,
-        direct_action: bpf.direct_action || matches!(a.hook, Hook::Tcx(_)),
-        classid: bpf.classid,
-        skip_flags: bpf.skip_flags,
-        actions: bpf.actions.clone(),
         link: a.link.clone(),
         position: a.position.clone(),
-        revision: a.revision,
     };
     match &bpf.source {
         ProgSource::Obj(obj) => filter_obj::attach_object(g, &target, obj),
@@ -216,15 +172,10 @@ fn add(g: &Global, a: &FilterArgs, ifindex: u32) -> Result<(), CliError> {
     }
 }
 
-/// Attaches a classic BPF program (tc sends it without a name).
+/// Attaches a classic BPF program (tc sends it without a name; the library
+/// refuses it on a hook that takes only eBPF).
 fn attach_classic(target: &AttachTarget, insns: &[ClassicInsn]) -> Result<(), CliError> {
-    match target.hook {
-        Hook::Parent(parent) => attach_filter(target, parent, FilterProg::Classic(insns), ""),
-        Hook::Tcx(_) => Err(CliError::usage(
-            "tcx hooks take eBPF programs, not classic bytecode",
-        )),
-        Hook::Xdp { .. } => Err(xdp_is_link_set()),
-    }
+    attach_filter(target, FilterProg::Classic(insns), "")
 }
 
 /// The name, tag and JIT state of program `id`, when it can be opened.
@@ -248,7 +199,7 @@ fn show_filters(
     ifindex: u32,
     parent: TcHandle,
 ) -> Result<(), CliError> {
-    let entries = filter::list(sock, &selector(a, ifindex, parent))
+    let entries = cls_bpf::list(sock, &selector(a, ifindex, parent))
         .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))?;
     let given = show::Given {
         pref: a.pref.is_some(),

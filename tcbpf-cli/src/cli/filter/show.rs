@@ -4,8 +4,8 @@
 //! out, as tc does. Pure formatting: program details come in from the caller.
 
 use serde_json::{json, Map, Value};
+use tcbpf::attach::cls_bpf::{cls_flags, FilterEntry};
 use tcbpf::tc::classic::format_bytecode;
-use tcbpf::tc::filter::{cls_flags, FilterEntry};
 
 /// What the command line fixed, so the output leaves it out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,7 +212,7 @@ pub fn json_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcbpf::tc::filter::BpfOptions;
+    use tcbpf::attach::cls_bpf::BpfOptions;
     use tcbpf::tc::{Protocol, TcHandle};
 
     fn entry(handle: u32) -> FilterEntry {

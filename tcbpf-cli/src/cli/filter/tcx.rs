@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use tcbpf::attach as tc_attach;
+use tcbpf::attach::tcx::{self, Direction};
 use tcbpf::sys::{self, link};
-use tcbpf::tc::attach::{self as tc_attach, Hook};
 use tcbpf::tc::bpffs;
-use tcbpf::tc::tcx::{self, Direction};
 
 /// Attaches `prog` with a tcx link and pins the link; when pinning fails
 /// the link is dropped, which detaches it.
@@ -40,7 +40,7 @@ pub fn attach(
             )));
         }
     }
-    if target.mode == Mode::Replace {
+    if target.attach.mode == Mode::Replace {
         return replace(g, target, direction, prog);
     }
     // Open what the position names before attaching anything.
@@ -61,7 +61,7 @@ pub fn attach(
     };
     let lib = tc_attach::AttachTarget {
         anchor,
-        ..super::library_target(target, Hook::Tcx(direction))
+        ..target.attach.clone()
     };
     let (link_fd, id) = tc_attach::attach(&lib, prog.into(), "")
         .map_err(CliError::from)?
@@ -118,7 +118,7 @@ fn replace(
         return Err(CliError::usage("replace on a tcx hook needs 'link PATH'"));
     };
     let (link_fd, info) = tcx::open_pinned(path)?;
-    if info.ifindex != target.ifindex
+    if info.ifindex != target.attach.ifindex
         || Direction::from_attach_type(info.attach_type) != Some(direction)
     {
         return Err(CliError::usage(format!(

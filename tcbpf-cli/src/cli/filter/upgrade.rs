@@ -57,7 +57,7 @@ struct UpgradeArgs {
 
 fn parse(w: &mut Words) -> Result<UpgradeArgs, CliError> {
     let mut dev = None;
-    let mut hook: Option<(Option<TcHandle>, Option<tcbpf::tc::tcx::Direction>)> = None;
+    let mut hook: Option<(Option<TcHandle>, Option<tcbpf::attach::tcx::Direction>)> = None;
     let (mut pref, mut handle, mut link) = (None, None, None);
     let (mut object, mut kind, mut section, mut program) = (None, ProgKind::Cls, None, None);
     let (mut plan, mut export, mut verbose) = (false, None, false);

@@ -14,11 +14,11 @@
 //! read what runs (`IFLA_XDP` of `RTM_GETLINK`), with the link holding it
 //! when there is one. Nothing here loads, pins or prints.
 
-use super::error::{Error, Result};
-use super::message::{Attrs, Request};
-use super::socket::Socket;
 use crate::abi::AttachType;
 use crate::sys::{self, link, LinkFd};
+use crate::tc::error::{Error, Result};
+use crate::tc::message::{Attrs, Request};
+use crate::tc::socket::Socket;
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;

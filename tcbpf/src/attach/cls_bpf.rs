@@ -4,16 +4,16 @@
 //! needs, and removes it again when the filter then fails.
 //!
 //! eBPF programs come in as descriptors (loading is not this module's
-//! business); classic BPF programs as instructions ([`super::classic`]).
+//! business); classic BPF programs as instructions ([`crate::tc::classic`]).
 
-use super::action::{self, ActionSpec};
-use super::classic::{self, ClassicInsn};
-use super::error::{Error, Result};
-use super::handle::TcHandle;
-use super::message::{flags, Attrs, Request, TcMsg, TCMSG_LEN};
-use super::protocol::Protocol;
-use super::qdisc::{self, Added};
-use super::socket::Socket;
+use crate::tc::action::{self, ActionSpec};
+use crate::tc::classic::{self, ClassicInsn};
+use crate::tc::error::{Error, Result};
+use crate::tc::handle::TcHandle;
+use crate::tc::message::{flags, Attrs, Request, TcMsg, TCMSG_LEN};
+use crate::tc::protocol::Protocol;
+use crate::tc::qdisc::{self, Added};
+use crate::tc::socket::Socket;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 const RTM_NEWTFILTER: u16 = 44;

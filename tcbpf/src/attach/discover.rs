@@ -6,12 +6,12 @@
 //! Used by the exporter and `map watch` to find maps with no configuration.
 //! It reads only: nothing here attaches, detaches or opens a map.
 
-use super::error::{Error, Result};
-use super::filter::{self, FilterSelector};
-use super::handle::TcHandle;
-use super::socket::Socket;
+use super::cls_bpf::{self, FilterSelector};
 use super::tcx::{self, Direction};
 use crate::sys::{self, info::ProgInfo};
+use crate::tc::error::{Error, Result};
+use crate::tc::handle::TcHandle;
+use crate::tc::socket::Socket;
 
 /// How a program is attached to the hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub fn attachments(
             handle: 0,
             chain: None,
         };
-        let filters = match filter::list(sock, &sel) {
+        let filters = match cls_bpf::list(sock, &sel) {
             Ok(f) => f,
             Err(e) if e.errno == Some(libc::ENOENT) => Vec::new(),
             Err(e) => return Err(e),

@@ -1,24 +1,38 @@
-//! One attach call for every kind tcbpf attaches: describe where ([`Hook`]
-//! and the options of that kind, in an [`AttachTarget`]) and call
-//! [`attach`], which returns what was attached ([`Attachment`]). A cls_bpf
-//! filter goes under a tc parent (the clsact qdisc is added when missing
-//! and removed again if the filter fails), with its act_bpf actions opened
-//! from their pins; a tcx link goes at an anchor on the hook, optionally
-//! only at an expected revision; an XDP program goes on the device by
-//! netlink, or in a bpf link. The CLI (`filter add|replace`, `filter
-//! add … obj`) and chains attach through here; they keep the grammar,
-//! the pinning policy for links and the printing. Nothing here prints,
-//! pins or loads.
+//! Attaching programs, one file per attach kind behind one target:
+//! [`cls_bpf`] (filters under a tc parent), [`tcx`] (tcx links) and
+//! [`xdp`] (the device's XDP hook, by netlink or in a bpf link) each hold
+//! their kind's attach, detach, replace and query. This file is the one
+//! attach call: describe where ([`Hook`] and the options of that kind, in
+//! an [`AttachTarget`]) and call [`attach`], which returns what was
+//! attached ([`Attachment`]). A cls_bpf filter goes under a tc parent (the
+//! clsact qdisc is added when missing and removed again if the filter
+//! fails), with its act_bpf actions opened from their pins; a tcx link
+//! goes at an anchor on the hook, optionally only at an expected revision;
+//! an XDP program goes on the device by netlink, or in a bpf link.
+//! [`chain`] plans an ordered tcx chain; [`discover`] lists what runs on a
+//! device. The rtnetlink plumbing (socket, messages, qdisc, devices) is
+//! [`crate::tc`]'s. The CLI (`filter add|replace`, `filter add … obj`,
+//! `link set … xdp`) and chains attach through here; they keep the
+//! grammar, the pinning policy for links and the printing. Nothing here
+//! prints, pins or loads.
 
-use super::action::{self, ActionSpec};
-use super::filter::{self, FilterProg, FilterSpec, Mode};
-use super::tcx::{self, Anchor, Direction};
-use super::xdp::{self, XdpMode};
-use super::{Protocol, Socket, TcHandle};
+pub mod chain;
+pub mod cls_bpf;
+pub mod discover;
+pub mod tcx;
+pub mod xdp;
+
+pub use cls_bpf::{FilterSelector, FilterSpec};
+
 use crate::sys::{self, link, LinkFd};
+use crate::tc::action::{self, ActionSpec};
+use crate::tc::{self, Protocol, Socket, TcHandle};
+use cls_bpf::{FilterProg, Mode};
 use std::fmt;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use tcx::{Anchor, Direction};
+use xdp::XdpMode;
 
 /// Where a program attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +75,7 @@ pub struct AttachTarget<'a> {
     pub direct_action: bool,
     /// cls_bpf: `classid H:M`.
     pub classid: Option<TcHandle>,
-    /// cls_bpf: `skip_sw` / `skip_hw` (`filter::cls_flags`).
+    /// cls_bpf: `skip_sw` / `skip_hw` (`cls_bpf::cls_flags`).
     pub skip_flags: u32,
     /// cls_bpf: the pins of `action bpf pinned PATH` programs, in order.
     pub actions: Vec<PathBuf>,
@@ -135,9 +149,9 @@ pub enum AttachError {
         source: sys::Error,
     },
     /// The rtnetlink socket could not be opened.
-    Socket(super::Error),
+    Socket(tc::Error),
     /// The kernel refused the filter or the link.
-    Attach(super::Error),
+    Attach(tc::Error),
     /// The new link's info could not be read.
     LinkInfo(sys::Error),
     /// A classic BPF program cannot go on a tcx or XDP hook.
@@ -252,7 +266,7 @@ fn attach_filter(
             .collect(),
     };
     let sock = Socket::open().map_err(AttachError::Socket)?;
-    let attached = filter::attach(&sock, &spec, target.mode).map_err(AttachError::Attach)?;
+    let attached = cls_bpf::attach(&sock, &spec, target.mode).map_err(AttachError::Attach)?;
     Ok(Attachment::Filter {
         created_clsact: attached.created_clsact,
     })

@@ -11,9 +11,9 @@
 //!
 //! No netlink here: links are made with bpf(2) (`sys::link`).
 
-use super::error::{Error, Result};
 use crate::abi::AttachType;
 use crate::sys::{self, link, LinkFd};
+use crate::tc::error::{Error, Result};
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::path::Path;

@@ -1,12 +1,16 @@
 //! Ordered chains of programs on one tcx hook (`tcbpf chain apply`): the
 //! chain file's grammar, and the plan that takes a hook from what is
-//! attached to what the file lists. Pure: no files, no syscalls; the caller
-//! loads, attaches (with [`super::tcx::attach_at`] and revision checks) and
-//! detaches as the plan says.
+//! attached to what the file lists. This file is pure: no files, no
+//! syscalls; [`apply`] loads, attaches (with revision checks, retries and
+//! rollback) and detaches as the plan says.
 //!
 //! tcbpf owns the links it attached for a chain (it pins them under one
 //! directory per hook, named by each entry's key); programs attached by
 //! anyone else are never touched and keep their places.
+
+mod apply;
+
+pub use apply::{apply, Applied, ApplyError, ChainHook, NewLink, ATTEMPTS, LOCK_WAIT};
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
