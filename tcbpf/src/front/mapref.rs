@@ -214,7 +214,7 @@ fn open_by_name(name: &str, open_flags: u32) -> Result<MapFd, Error> {
     match found {
         None => Err(Error::new(
             ErrorKind::NotFound,
-            format!("no map named '{name}'"),
+            format!("name {name}: no map has this name"),
         )),
         Some((first, _)) if !others.is_empty() => {
             let ids: Vec<String> = std::iter::once(first)

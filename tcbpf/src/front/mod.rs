@@ -8,6 +8,7 @@
 //! No output, no exit codes: errors carry a [`crate::ErrorKind`] that each
 //! binary maps to its exit status in one place.
 
+pub mod hooks;
 pub mod map;
 pub mod mapref;
 pub mod words;
