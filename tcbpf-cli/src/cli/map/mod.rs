@@ -50,8 +50,8 @@ Usage: tcbpf map show [MAP]
        tcbpf map batch  [from FILE|-]
        tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
                         [timeout SECS] [pages N]
-       tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
-                        [key TYPES] [value TYPES]
+       tcbpf map watch  { MAP | dev DEV [ingress|egress] }… [interval SECS]
+                        [sort FIELD] [top N] [count N] [key TYPES] [value TYPES]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
        | keeper SOCK [SET/]MAP
