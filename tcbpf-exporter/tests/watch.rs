@@ -447,7 +447,7 @@ fn watch_dev_finds_the_maps_of_the_cls_bpf_and_xdp_programs_on_a_veth() {
             "v1",
             "xdpgeneric",
             "obj",
-            &s(&fixture("xdp_btf.o")),
+            s(&fixture("xdp_btf.o")),
             "sec",
             "xdp",
         ],
