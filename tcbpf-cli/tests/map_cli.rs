@@ -876,3 +876,21 @@ fn read_verbs_open_pins_read_only_so_a_read_only_pin_serves_unprivileged_readers
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert_eq!(lookup_u64(&m, &1u32.to_ne_bytes()), Some(10));
 }
+
+#[test]
+fn a_keeper_nobody_listens_on_is_not_found_for_every_verb_as_in_map_watch() {
+    let dir = TempDir::new("mapk");
+    // A socket file nobody listens on any more (a keeper that died).
+    let stale = dir.0.join("keeper.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let stale = stale.to_str().unwrap();
+    for verb in [
+        vec!["map", "lookup", "keeper", stale, "set/ctr", "key", "0"],
+        vec!["map", "dump", "keeper", stale, "set/ctr"],
+        vec!["map", "show", "keeper", stale, "ctr"],
+    ] {
+        let r: Run = tcbpf(&[], &verb).output().unwrap().into();
+        assert_eq!(r.code, 1, "{verb:?}: {}", r.stderr);
+        assert!(r.stderr.contains("no keeper is listening"), "{}", r.stderr);
+    }
+}

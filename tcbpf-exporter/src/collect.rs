@@ -554,9 +554,10 @@ fn export_generations(
     }
 }
 
-fn open_by_id(id: u32) -> Result<StatMap, ReadError> {
+pub fn open_by_id(id: u32) -> Result<StatMap, ReadError> {
     let fd = sys::obj::map_by_id(id, sys::obj::open::RDONLY)?;
-    StatMap::new(fd)
+    let map = tcbpf::front::Map::from_fd(fd, format!("id {id}"))?;
+    StatMap::new(map)
 }
 
 /// Interface names by index, asked once per scrape.

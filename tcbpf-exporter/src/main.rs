@@ -117,7 +117,7 @@ fn listen(w: &mut Words) -> Result<(), Fail> {
     let maps = l
         .maps
         .iter()
-        .map(|m| m.open())
+        .map(args::open)
         .collect::<Result<Vec<_>, _>>()?;
     tcbpf::sys::frontend::catch_interrupts();
     // Run statistics count only while someone holds this; without the

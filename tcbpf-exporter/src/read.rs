@@ -2,9 +2,10 @@
 //! each key decoded (`tcbpf::maps::types_or_untyped`) and split into
 //! labelled parts, each value's per-CPU copies summed (`typed::sum_values`)
 //! and cut into its integer fields (`typed::int_fields`). Entries stream
-//! through LOOKUP_BATCH chunks to the caller one at a time: a scrape of a
-//! million entries must not hold them all (`maps::read_all` returns them
-//! all at once, which is right for diff-apply, not here).
+//! through the library's batch walker (`tcbpf::front::Map::for_each_batch`)
+//! to the caller one at a time: a scrape of a million entries must not
+//! hold them all (`maps::read_all` returns them all at once, which is
+//! right for diff-apply, not here).
 //!
 //! Read-only: nothing here writes to a map. Formatting for Prometheus or
 //! the terminal is the callers' job.
@@ -12,20 +13,17 @@
 use crate::keys::{key_parts, KeyPart};
 use tcbpf::abi::MapType;
 use tcbpf::btf::fmt::BtfValue;
+use tcbpf::front::Map;
 use tcbpf::maps;
-use tcbpf::sys::{self, info::MapInfo, map as sysmap, map::ElemSizes, MapFd};
-
-/// Bytes of keys and values asked for per LOOKUP_BATCH call.
-const BATCH_BYTES: usize = 1 << 20;
+use tcbpf::sys::{self, info::MapInfo, map::ElemSizes};
 use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
 use tcbpf::value::{FieldType, Layout};
 
 /// A map opened for statistics.
 pub struct StatMap {
-    /// The descriptor.
-    pub fd: MapFd,
     /// The kernel's info.
     pub info: MapInfo,
+    map: Map,
     types: MapTypes,
     sizes: ElemSizes,
     fields: Vec<String>,
@@ -40,12 +38,18 @@ pub enum ReadError {
     Unsupported(String),
     /// The kernel (or the map's BTF) said no.
     Maps(maps::Error),
+    /// The map's info could not be read.
+    Open(tcbpf::front::Error),
 }
 
 impl ReadError {
     /// True when the map is gone (ENOENT).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ReadError::Maps(maps::Error::Sys(e)) if e.is_not_found())
+        match self {
+            ReadError::Maps(maps::Error::Sys(e)) => e.is_not_found(),
+            ReadError::Open(e) => e.kind() == tcbpf::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 }
 
@@ -54,6 +58,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Unsupported(m) => f.write_str(m),
             ReadError::Maps(e) => write!(f, "{e}"),
+            ReadError::Open(e) => write!(f, "{e}"),
         }
     }
 }
@@ -61,6 +66,12 @@ impl std::fmt::Display for ReadError {
 impl From<sys::Error> for ReadError {
     fn from(e: sys::Error) -> Self {
         ReadError::Maps(maps::Error::Sys(e))
+    }
+}
+
+impl From<tcbpf::front::Error> for ReadError {
+    fn from(e: tcbpf::front::Error) -> Self {
+        ReadError::Open(e)
     }
 }
 
@@ -79,9 +90,9 @@ fn readable(t: Option<MapType>) -> bool {
 }
 
 impl StatMap {
-    /// Prepares `fd` for reading: its info and typed codec.
-    pub fn new(fd: MapFd) -> Result<StatMap, ReadError> {
-        let info = sys::info::map_info(&fd)?;
+    /// Prepares `map` for reading: its typed codec.
+    pub fn new(map: Map) -> Result<StatMap, ReadError> {
+        let info = map.info.clone();
         if !readable(info.kind()) {
             return Err(ReadError::Unsupported(format!(
                 "map '{}' (id {}) is a {} map: no counters to read",
@@ -91,14 +102,14 @@ impl StatMap {
             )));
         }
         let types = maps::types_or_untyped(&info)?;
-        let sizes = ElemSizes::from_info(&info, info.kind().is_some_and(MapType::is_percpu))?;
+        let sizes = map.sizes;
         let zero = vec![0u8; info.value_size as usize];
         let fields = types
             .decode_value(&zero)
             .map(|v| int_fields(&v).into_iter().map(|(p, _)| p).collect())
             .unwrap_or_default();
         Ok(StatMap {
-            fd,
+            map,
             info,
             types,
             sizes,
@@ -213,39 +224,15 @@ impl StatMap {
         }
     }
 
-    /// Calls `f(key, value)` for every entry (value: all CPUs' values):
-    /// LOOKUP_BATCH, growing on ENOSPC; GET_NEXT_KEY + LOOKUP for map types
-    /// without batch support.
+    /// Calls `f(key, value)` for every entry (value: all CPUs' values),
+    /// by the library's one batch walker.
     fn for_each_raw(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), ReadError> {
         let (ks, vs) = (self.sizes.key(), self.sizes.value());
-        let count = (BATCH_BYTES / (ks + vs).max(1))
-            .clamp(64, 1 << 15)
-            .min((self.info.max_entries as usize).max(1));
-        let mut keys = vec![0u8; count * ks];
-        let mut vals = vec![0u8; count * vs];
-        let mut cursor = sysmap::BatchCursor::new(&self.sizes);
-        let mut any = false;
-        while !cursor.is_done() {
-            match sysmap::lookup_batch(&self.fd, &self.sizes, &mut cursor, &mut keys, &mut vals) {
-                Ok(n) => {
-                    any = true;
-                    for i in 0..n {
-                        f(&keys[i * ks..(i + 1) * ks], &vals[i * vs..(i + 1) * vs]);
-                    }
-                }
-                Err(e) if e.errno() == Some(libc::ENOSPC) => {
-                    keys.resize(keys.len() * 2, 0);
-                    vals.resize(vals.len() * 2, 0);
-                }
-                Err(e) if !any && sysmap::is_unsupported(&e) => {
-                    for (k, v) in maps::read_all(&self.fd)? {
-                        f(&k, &v);
-                    }
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
+        self.map.for_each_batch(|keys, vals, n| {
+            for i in 0..n {
+                f(&keys[i * ks..(i + 1) * ks], &vals[i * vs..(i + 1) * vs]);
             }
-        }
-        Ok(())
+            Ok::<(), ReadError>(())
+        })
     }
 }

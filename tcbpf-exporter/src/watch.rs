@@ -1,5 +1,7 @@
-//! `tcbpf map watch MAP… [interval SECS] [sort FIELD] [top N] [count N]`:
-//! maps' counters with their rates per second, refreshed every interval.
+//! `tcbpf map watch { MAP | dev DEV [ingress|egress] }… [interval SECS]
+//! [sort FIELD] [top N] [count N]`: maps' counters with their rates per
+//! second, refreshed every interval (`dev DEV`: the maps of the programs
+//! attached there, found once at the start by `tcbpf::front::hooks`).
 //! On a terminal: a full-screen table drawn with crossterm (alternate
 //! screen, raw mode; `q`, Esc or Ctrl-C restores the terminal). Otherwise,
 //! or with `-j`: one snapshot per interval on stdout, as text or as one JSON
@@ -10,13 +12,16 @@
 //! raw keys and values (for the rates) and the rows shown (`top N` of
 //! them), see `watch_rows`.
 
-use crate::args::{pick, Fail, MapForm, MapRef, Words, MAP_WORDS};
+use crate::args::{pick, Fail, Words};
 use crate::collect::{render as render_part, IfNames};
 use crate::keys::KeyPart;
+use crate::read::ReadError;
 use crate::read::StatMap;
 use crate::watch_rows::{score, Snapshot, TopRows};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime};
+use tcbpf::front::{MapForm, MapRef};
+use tcbpf::attach::tcx::Direction;
 use tcbpf::value::FieldType;
 
 /// The options after the MAP words.
@@ -45,10 +50,20 @@ enum WatchOption {
     Count,
     Key,
     Value,
+    Dev,
     Map(MapForm),
 }
 
-fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
+/// What `map watch` was asked to watch.
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    /// A MAP reference.
+    Map(MapRef),
+    /// `dev DEV [ingress|egress]`: the maps of the programs there.
+    Dev(String, Vec<Direction>),
+}
+
+fn parse(w: &mut Words) -> Result<(Vec<Source>, Options), Fail> {
     let mut maps = Vec::new();
     let mut o = Options {
         interval: 1.0,
@@ -72,11 +87,16 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
             ("count", WatchOption::Count),
             ("key", WatchOption::Key),
             ("value", WatchOption::Value),
+            ("dev", WatchOption::Dev),
         ];
-        options.extend(MAP_WORDS.map(|(w, f)| (w, WatchOption::Map(f))));
+        options.extend(
+            MapForm::WORDS
+                .iter()
+                .map(|&(w, f)| (w, WatchOption::Map(f))),
+        );
         match pick(&word, &options, "watch option")? {
             WatchOption::Interval => {
-                let s: f64 = w.number("a number of seconds after 'interval'")?;
+                let s: f64 = w.decimal("a number of seconds after 'interval'")?;
                 if !(0.05..=3600.0).contains(&s) {
                     return Err(Fail::usage(
                         "interval must be between 0.05 and 3600 seconds",
@@ -85,8 +105,8 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                 o.interval = s;
             }
             WatchOption::Sort => o.sort = Some(w.expect("a field name after 'sort'")?),
-            WatchOption::Top => o.top = Some(w.number("a number of rows after 'top'")?),
-            WatchOption::Count => o.count = Some(w.number("a number of refreshes after 'count'")?),
+            WatchOption::Top => o.top = Some(w.decimal("a number of rows after 'top'")?),
+            WatchOption::Count => o.count = Some(w.decimal("a number of refreshes after 'count'")?),
             which @ (WatchOption::Key | WatchOption::Value) => {
                 let mut types = Vec::new();
                 while let Some(t) = w.peek().and_then(FieldType::from_word) {
@@ -109,20 +129,36 @@ fn parse(w: &mut Words) -> Result<(Vec<MapRef>, Options), Fail> {
                     o.value = Some(types);
                 }
             }
-            WatchOption::Map(form) => maps.push(MapRef::parse(form, w)?),
+            WatchOption::Dev => {
+                let dev = w.expect("a device name after 'dev'")?;
+                let hooks = [
+                    ("ingress", Direction::Ingress),
+                    ("egress", Direction::Egress),
+                ];
+                let picked = w.peek().and_then(|d| pick(d, &hooks, "direction").ok());
+                let directions = match picked {
+                    Some(d) => {
+                        w.next();
+                        vec![d]
+                    }
+                    None => vec![Direction::Ingress, Direction::Egress],
+                };
+                maps.push(Source::Dev(dev, directions));
+            }
+            WatchOption::Map(form) => maps.push(Source::Map(MapRef::parse_after(form, w)?)),
         }
     }
     if maps.is_empty() {
         return Err(Fail::usage(
-            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME, keeper SOCK [SET/]MAP)",
+            "map watch needs a MAP (fd N, env ID, id N, pinned PATH, name NAME, keeper SOCK [SET/]MAP) or dev DEV",
         ));
     }
     Ok((maps, o))
 }
 
 const USAGE: &str = "\
-Usage: tcbpf map watch MAP… [ interval SECS ] [ sort FIELD ] [ top N ] [ count N ]
-                       [ key TYPES ] [ value TYPES ]
+Usage: tcbpf map watch { MAP | dev DEV [ ingress | egress ] }… [ interval SECS ]
+                       [ sort FIELD ] [ top N ] [ count N ] [ key TYPES ] [ value TYPES ]
 
 MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP
 
@@ -138,6 +174,9 @@ after N refreshes; 'top N' shows the first N rows of each map.
 Keys and values are typed by the map's BTF; 'key TYPES' and 'value TYPES'
 (the map helper's types; values must be integers: fields v0, v1…) read
 them instead, e.g. for maps without BTF.
+'dev DEV' watches the maps of the programs attached to DEV when watch
+starts (cls_bpf and tcx on both hooks unless one is named, and XDP with
+ingress); maps without integer value fields are left out.
 ";
 
 /// One row as shown: the key's text, values, rates (None: no earlier read).
@@ -302,13 +341,18 @@ pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
             return Err(Fail::usage("sort takes a value field name"));
         }
     }
-    let mut watched = Vec::new();
-    for r in &refs {
-        let map = r.open()?;
+    let mut watched: Vec<Watched> = Vec::new();
+    for (r, map, found) in open_all(&refs)? {
+        if watched.iter().any(|w| w.map.info.id == map.info.id) {
+            continue;
+        }
         let map = map
             .with_types(o.key.as_deref(), o.value.as_deref())
             .map_err(|e| Fail::usage(format!("{r}: {e}")))?;
         let fields = map.field_names().to_vec();
+        if fields.is_empty() && found {
+            continue;
+        }
         if fields.is_empty() {
             return Err(Fail::usage(format!(
                 "{r}: map '{}' has no integer value fields to watch",
@@ -330,12 +374,45 @@ pub fn run(w: &mut Words, json: bool) -> Result<(), Fail> {
             last: None,
         });
     }
+    if watched.is_empty() {
+        return Err(Fail::of(
+            tcbpf::ErrorKind::NotFound,
+            "no map with counters is used by the programs on the devices named",
+        ));
+    }
     tcbpf::sys::frontend::catch_interrupts();
     if !json && std::io::stdout().is_terminal() {
         crate::watch_tui::run(&mut watched_frames(watched), &o)
     } else {
         pipe(watched, &o, json)
     }
+}
+
+/// Opens every map `sources` name, each with the words that named it and
+/// whether it was found through a device (those that cannot be read for
+/// counters are then left out instead of failing).
+fn open_all(sources: &[Source]) -> Result<Vec<(String, StatMap, bool)>, Fail> {
+    let mut out = Vec::new();
+    for s in sources {
+        match s {
+            Source::Map(r) => out.push((r.to_string(), crate::args::open(r)?, false)),
+            Source::Dev(dev, directions) => {
+                for p in tcbpf::front::hooks::programs_on(dev, directions)? {
+                    for &id in &p.map_ids {
+                        let what =
+                            format!("dev {dev} {} prog {}: map id {id}", p.place, p.prog_name);
+                        match crate::collect::open_by_id(id) {
+                            Ok(m) => out.push((what, m, true)),
+                            Err(ReadError::Unsupported(_)) => {}
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(Fail::other(format!("{what}: {e}"))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The refresh of every watched map, as a closure the screen calls.
@@ -549,7 +626,7 @@ mod tests {
                 .collect(),
         );
         let (maps, o) = parse(&mut w).unwrap();
-        assert_eq!(maps, vec![MapRef::Id(3)]);
+        assert_eq!(maps, vec![Source::Map(MapRef::Id(3))]);
         assert_eq!(o.interval, 0.5);
         assert_eq!(o.sort.as_deref(), Some("bytes"));
         assert_eq!((o.top, o.count), (Some(4), Some(2)));
@@ -571,6 +648,22 @@ mod tests {
         assert_eq!(bad("interval 1").unwrap_err().code, 2);
         assert_eq!(bad("id 3 top x").unwrap_err().code, 2);
         assert_eq!(bad("id 3 key count 1").unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn watch_takes_every_map_form_and_devices_with_a_hook() {
+        let words = |s: &str| Words::new(s.split(' ').map(String::from).collect());
+        let (maps, _) = parse(&mut words("id 0x10 dev v0 dev v1 eg name ctr")).unwrap();
+        assert_eq!(
+            maps,
+            vec![
+                Source::Map(MapRef::Id(16)),
+                Source::Dev("v0".into(), vec![Direction::Ingress, Direction::Egress]),
+                Source::Dev("v1".into(), vec![Direction::Egress]),
+                Source::Map(MapRef::Name("ctr".into())),
+            ]
+        );
+        assert_eq!(parse(&mut words("dev")).unwrap_err().code, 2);
     }
 
     #[test]

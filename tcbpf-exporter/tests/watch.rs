@@ -448,3 +448,137 @@ fn a_table_taller_than_the_screen_scrolls_and_counts_the_hidden_rows() {
     key("q");
     wait("WATCH-ENDED");
 }
+
+/// `BIN ARGS…` run inside `ns` to its end: exit code, stdout, stderr.
+fn run_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, BIN])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_map_id_in_hex_is_watched_as_the_map_helper_takes_it() {
+    tcbpf_testkit::require_root!();
+    let name = unique("wx");
+    let map = hash_map(&name, 4, 8, 8);
+    tcbpf::sys::map::update(&map, &3u32.to_ne_bytes(), &9u64.to_ne_bytes(), 0).unwrap();
+    let id = tcbpf::sys::info::map_info(&map).unwrap().id;
+    let hex = format!("{id:#x}");
+    let (code, out, err) = run_bin(BIN, &["-j", "watch", "id", &hex, "count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["maps"][0]["id"], id);
+    assert_eq!(v["maps"][0]["rows"][0]["values"]["value"], 9);
+}
+
+#[test]
+fn a_keeper_socket_with_no_listener_is_not_found_as_in_the_map_helper() {
+    let dir = TempDir::new("wk");
+    // A socket file nobody listens on any more (a keeper that died).
+    let stale = dir.0.join("keeper.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let stale = stale.to_str().unwrap();
+    let (code, _, err) = run_bin(BIN, &["watch", "keeper", stale, "set/ctr", "count", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("keeper {stale} set/ctr")), "{err}");
+    let (code, _, err) = run_bin(BIN, &["listen", ":1", "keeper", stale, "ctr"]);
+    assert_eq!(code, 1, "{err}");
+    let gone = dir.0.join("none.sock");
+    let (code, _, err) = run_bin(
+        BIN,
+        &[
+            "watch",
+            "keeper",
+            gone.to_str().unwrap(),
+            "ctr",
+            "count",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn watch_dev_finds_the_maps_of_the_cls_bpf_and_xdp_programs_on_a_veth() {
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b.name,
+            "link",
+            "set",
+            "dev",
+            "v1",
+            "xdpgeneric",
+            "obj",
+            s(&fixture("xdp_btf.o")),
+            "sec",
+            "xdp",
+        ],
+    );
+    const N: usize = 7;
+    assert_eq!(pair.send_udp(4546, N), N);
+    let names = |out: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect(out);
+        let mut n: Vec<String> = v["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["map"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    // Both hooks: the classifier's counters and XDP's (its hash of
+    // blocked ports has u32 values too); nothing else runs there.
+    let (code, out, err) = run_in(&pair.b, &["-j", "watch", "dev", "v1", "count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        names(&out),
+        ["proto_stats", "xdp_blocked", "xdp_stats"],
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let udp = v["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["map"] == "proto_stats")
+        .unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"]["key"] == "17")
+        .cloned()
+        .expect("the UDP row");
+    assert_eq!(udp["values"]["packets"], N as u64, "{out}");
+    // Egress holds no program: nothing to watch there, exit 1.
+    let (code, _, err) = run_in(
+        &pair.b,
+        &["-j", "watch", "dev", "v1", "egress", "count", "1"],
+    );
+    assert_eq!(code, 1, "{err}");
+    // A device that is not there is not found.
+    let (code, _, err) = run_in(&pair.b, &["watch", "dev", "nope0", "count", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nope0"), "{err}");
+    // Ingress alone: the same maps (XDP runs on receive).
+    let (code, out, err) = run_in(&pair.b, &["-j", "watch", "dev", "v1", "in", "count", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        names(&out),
+        ["proto_stats", "xdp_blocked", "xdp_stats"],
+        "{out}"
+    );
+}

@@ -15,122 +15,41 @@
 use crate::error::SyncError;
 use crate::layout::{canonical_json, check_name, Prefix};
 use std::path::PathBuf;
+pub use tcbpf::front::{MapForm, MapRef};
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "TCBPF_SYNC_PASSWORD";
 
-/// The words after `tcbpf sync`, consumed left to right.
-pub struct Words {
-    words: Vec<String>,
-    pos: usize,
-}
+pub use tcbpf::front::Words;
 
-impl Words {
-    pub fn new(words: Vec<String>) -> Words {
-        Words { words, pos: 0 }
-    }
-
-    pub fn peek(&self) -> Option<&str> {
-        self.words.get(self.pos).map(String::as_str)
-    }
-
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<String> {
-        let w = self.words.get(self.pos).cloned();
-        self.pos += usize::from(w.is_some());
-        w
-    }
-
-    /// True when a word of help (`help`, `-h`, `--help`) is among the
-    /// words not yet read: the command prints its usage before reading an
-    /// endpoint, a prefix or a file from them, as `tcbpf` does.
-    pub fn help_ahead(&self) -> bool {
-        self.words[self.pos.min(self.words.len())..]
-            .iter()
-            .any(|w| matches!(w.as_str(), "help" | "-h" | "--help"))
-    }
-
-    pub fn expect(&mut self, what: &str) -> Result<String, SyncError> {
-        self.next()
-            .ok_or_else(|| SyncError::usage(format!("expected {what}")))
-    }
-
-    /// Consumes the next word when it is `word`, or an unambiguous prefix
-    /// of it as in tc (`pre` for `prefix`).
-    pub fn eat(&mut self, word: &str) -> bool {
-        match self.peek() {
-            Some(w) if !w.is_empty() && word.starts_with(w) => {
-                self.pos += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Requires the keyword `word` next.
-    pub fn keyword(&mut self, word: &str) -> Result<(), SyncError> {
-        if self.eat(word) {
-            return Ok(());
-        }
-        Err(SyncError::usage(match self.peek() {
-            Some(w) => format!("expected '{word}', found '{w}'"),
-            None => format!("expected '{word}'"),
-        }))
-    }
-
-    pub fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, SyncError> {
-        let w = self.expect(what)?;
-        w.parse()
-            .map_err(|_| SyncError::usage(format!("{what}: '{w}' is not a valid number")))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pos >= self.words.len()
-    }
-
-    /// Fails when words are left over.
-    pub fn done(&self) -> Result<(), SyncError> {
-        match self.peek() {
-            None => Ok(()),
-            Some(w) => Err(SyncError::usage(format!("unexpected word '{w}'"))),
-        }
+/// Bad words or a MAP that did not open, with the exit status `tcbpf`
+/// gives its kind (a word of help never gets here: `main` asks
+/// `help_ahead` first).
+impl From<tcbpf::front::Error> for SyncError {
+    fn from(e: tcbpf::front::Error) -> Self {
+        let message = if e.help {
+            "a word of help here: see 'tcbpf sync help'".to_string()
+        } else {
+            e.message
+        };
+        SyncError::of(e.kind, message)
     }
 }
 
-/// Picks the one word of `choices` that `w` is a prefix of.
-pub fn choose<'a>(w: &str, choices: &[&'a str], what: &str) -> Result<&'a str, SyncError> {
-    if let Some(exact) = choices.iter().find(|c| **c == w) {
-        return Ok(exact);
-    }
-    let hits: Vec<&&str> = choices
-        .iter()
-        .filter(|c| !w.is_empty() && c.starts_with(w))
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok(one),
-        [] => Err(SyncError::usage(format!(
-            "unknown {what} '{w}' (expected one of: {})",
-            choices.join(", ")
-        ))),
-        _ => Err(SyncError::usage(format!("ambiguous {what} '{w}'"))),
-    }
-}
-
-/// Picks the keyword `w` names from `table` (each word beside the keyword
-/// it names) as [`choose`] does, with the word it picked. Callers match on
-/// the keyword, so a word added to a table without its arm does not
-/// compile.
-pub fn pick<'a, T: Copy>(
+/// Picks the keyword `w` names from `table` (the library's
+/// `tcbpf::front::words::pick`), with the word that names it. Callers
+/// match on the keyword, so a word added to a table without its arm does
+/// not compile.
+pub fn pick<'a, T: Copy + PartialEq>(
     w: &str,
     table: &[(&'a str, T)],
     what: &str,
 ) -> Result<(&'a str, T), SyncError> {
-    let words: Vec<&'a str> = table.iter().map(|(w, _)| *w).collect();
-    let picked = choose(w, &words, what)?;
+    let kw = tcbpf::front::words::pick(w, table, what)?;
     Ok(*table
         .iter()
-        .find(|(w, _)| *w == picked)
-        .expect("choose returns one of the words it was given"))
+        .find(|(_, k)| *k == kw)
+        .expect("pick returns one of the keywords it was given"))
 }
 
 /// The commands of `tcbpf sync` (after the connection words).
@@ -175,8 +94,7 @@ enum ConnWord {
 /// The words of `etcd` after the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EtcdWord {
-    Pinned,
-    Id,
+    Map(MapForm),
     Node,
     StatusTtl,
     Resync,
@@ -293,13 +211,6 @@ impl Conn {
     pub fn tls(&self) -> bool {
         self.cacert.is_some() || self.cert.is_some()
     }
-}
-
-/// A map as `tcbpf sync etcd` names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MapRef {
-    Pinned(PathBuf),
-    Id(u32),
 }
 
 /// One map to follow: where it is and the NAME its policy lives under
@@ -449,7 +360,7 @@ pub fn parse_command(verb: &str, w: &mut Words) -> Result<Command, SyncError> {
         Verb::Status => Command::Status,
         Verb::Etcd => Command::Etcd(parse_etcd(w)?),
     };
-    w.done()?;
+    w.finish()?;
     Ok(cmd)
 }
 
@@ -510,17 +421,18 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         status_ttl: 15,
         resync: None,
     };
-    let words = [
-        ("pinned", EtcdWord::Pinned),
-        ("id", EtcdWord::Id),
+    let mut words: Vec<(&str, EtcdWord)> = MapForm::WORDS
+        .iter()
+        .map(|&(w, f)| (w, EtcdWord::Map(f)))
+        .collect();
+    words.extend([
         ("node", EtcdWord::Node),
         ("status-ttl", EtcdWord::StatusTtl),
         ("resync", EtcdWord::Resync),
-    ];
+    ]);
     while let Some(word) = w.next() {
         let map = match pick(&word, &words, "word")?.1 {
-            EtcdWord::Pinned => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
-            EtcdWord::Id => MapRef::Id(w.number("a map id after 'id'")?),
+            EtcdWord::Map(form) => MapRef::parse_after(form, w)?,
             EtcdWord::Node => {
                 let node = w.expect("a node name after 'node'")?;
                 check_name("node", &node)?;
@@ -557,7 +469,7 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
     }
     if o.maps.is_empty() {
         return Err(SyncError::usage(
-            "expected at least one MAP (pinned PATH | id N)",
+            "expected at least one MAP (fd N | env ID | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP)",
         ));
     }
     Ok(o)
@@ -671,6 +583,30 @@ mod tests {
         assert_eq!(
             (o.node.as_deref(), o.status_ttl, o.resync),
             (Some("h1"), 5, Some(60))
+        );
+    }
+
+    #[test]
+    fn etcd_takes_every_map_form_of_the_map_helper() {
+        let (_, _, cmd) = parse(
+            "etcd",
+            &mut words("e:1 prefix /f id 0x10 name ctr as c env 3 as e fd 5 as f keeper /k s/m"),
+            no_env,
+        )
+        .unwrap();
+        let Command::Etcd(o) = cmd else {
+            panic!("{cmd:?}")
+        };
+        let maps: Vec<MapRef> = o.maps.into_iter().map(|f| f.map).collect();
+        assert_eq!(
+            maps,
+            [
+                MapRef::Id(16),
+                MapRef::Name("ctr".into()),
+                MapRef::Env("BPF_MAP3".into()),
+                MapRef::Fd(5),
+                MapRef::Keeper("/k".into(), "s/m".into()),
+            ]
         );
     }
 

@@ -7,7 +7,7 @@
 //! written; into a map-in-map slot it is built and swapped in by
 //! `tcbpf::maps::generation`. Nothing here talks to etcd.
 
-use crate::args::{Follow, MapRef};
+use crate::args::Follow;
 use crate::error::SyncError;
 use std::collections::BTreeMap;
 use tcbpf::abi::MapType;
@@ -102,17 +102,8 @@ pub struct Rejected {
 impl MapTarget {
     /// Opens the map `f` names, read-write, and reads its types.
     pub fn open(f: &Follow) -> Result<MapTarget, SyncError> {
-        let (what, fd) = match &f.map {
-            MapRef::Pinned(p) => (
-                format!("pinned {}", p.display()),
-                sys::obj::get_pinned_map(p, sys::obj::open::RDWR),
-            ),
-            MapRef::Id(id) => (
-                format!("id {id}"),
-                sys::obj::map_by_id(*id, sys::obj::open::RDWR),
-            ),
-        };
-        let fd = fd.map_err(|e| SyncError::of(e.kind(), format!("map {what}: {e}")))?;
+        let what = f.map.to_string();
+        let fd = f.map.open_with(sys::obj::open::RDWR)?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();

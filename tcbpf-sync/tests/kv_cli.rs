@@ -255,3 +255,69 @@ fn status_counts_pending_entries_past_grpcs_4_mib_default() {
     assert_eq!(st["nodes"][0]["node"], "n0", "{st}");
     assert_eq!(st["nodes"][0]["pending"], 20_000, "{st}");
 }
+
+/// Waits (bounded) until `map` holds `n` entries.
+fn until_entries(map: &tcbpf::sys::MapFd, n: usize, what: &str) {
+    let t0 = std::time::Instant::now();
+    while tcbpf::maps::read_all(map).unwrap().len() != n {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: the follower did not fill the map"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_follower_takes_every_map_form_of_the_map_helper_with_the_same_exit_codes() {
+    tcbpf_testkit::require_root!();
+    use support::host::SyncProc;
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = tcbpf_testkit::TempDir::new("syncforms");
+    let by_hex = tcbpf_testkit::hash_map(&tcbpf_testkit::unique("sh"), 2, 1, 4);
+    let by_name_kernel = tcbpf_testkit::unique("sn");
+    let by_name = tcbpf_testkit::hash_map(&by_name_kernel, 2, 1, 4);
+    let hex = format!("{:#x}", tcbpf::sys::info::map_info(&by_hex).unwrap().id);
+    for (map, port) in [("a", "7"), ("b", "8"), ("b", "9")] {
+        sync_ok(&[
+            "put", &ep, "prefix", "/t/forms", "map", map, "key", port, "value", "1",
+        ]);
+    }
+    let _f = SyncProc::start(
+        &[
+            "etcd",
+            &ep,
+            "prefix",
+            "/t/forms",
+            "id",
+            &hex,
+            "as",
+            "a",
+            "name",
+            &by_name_kernel,
+            "as",
+            "b",
+            "node",
+            "forms",
+        ],
+        dir.join("f.log"),
+    );
+    until_entries(&by_hex, 1, "id in hex");
+    until_entries(&by_name, 2, "name");
+
+    // Failures to open are those of 'tcbpf map': not there is 1, for a
+    // map id and for a keeper nobody listens on any more.
+    let follow = |map: &[&str]| -> String {
+        sync_fails(
+            1,
+            &[&["etcd", "127.0.0.1:1", "prefix", "/t/forms"][..], map].concat(),
+        )
+    };
+    let err = follow(&["id", "0x7ffffff0"]);
+    assert!(err.contains("id 2147483632"), "{err}");
+    let stale = dir.join("keeper.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let err = follow(&["keeper", tcbpf_testkit::s(&stale), "set/m", "as", "m"]);
+    assert!(err.contains("no keeper is listening"), "{err}");
+}

@@ -99,6 +99,7 @@ pub mod elf;
 mod error;
 pub mod events;
 pub mod exec;
+pub mod front;
 pub mod keeper;
 pub mod load;
 pub mod maps;

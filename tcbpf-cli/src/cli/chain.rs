@@ -56,7 +56,7 @@ fn parse(w: &mut Words) -> Result<Args, CliError> {
         let option = match ApplyOption::choose(&word) {
             Ok(o) => Some(o),
             Err(_) if file.is_none() && direction.is_some() => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         match option {
             Some(ApplyOption::Dev) => dev = Some(w.expect("a device after 'dev'")?),

@@ -220,6 +220,20 @@ impl From<tcbpf::maps::Error> for CliError {
     }
 }
 
+/// A front-end failure (words, opening a MAP): a word of help is the
+/// usage; anything else by its kind.
+impl From<tcbpf::front::Error> for CliError {
+    fn from(e: tcbpf::front::Error) -> Self {
+        if e.help {
+            return CliError::help();
+        }
+        CliError {
+            exit: Exit::of(e.kind()),
+            message: e.message,
+        }
+    }
+}
+
 impl From<tcbpf::keeper::Error> for CliError {
     fn from(e: tcbpf::keeper::Error) -> Self {
         CliError {

@@ -277,8 +277,13 @@ fn map_words(rest: &[String]) -> Vec<String> {
         | MapVerb::Pin
         | MapVerb::Load
         | MapVerb::Events
-        | MapVerb::Commit
-        | MapVerb::Watch => words_of(MapForm::WORDS),
+        | MapVerb::Commit => words_of(MapForm::WORDS),
+        // `map watch dev DEV`: the maps of the programs at DEV's hooks.
+        MapVerb::Watch => {
+            let mut words = words_of(MapForm::WORDS);
+            words.push("dev".into());
+            words
+        }
         MapVerb::Batch => vec!["from".into()],
         // `create` takes its own words, `export` a socket path first.
         MapVerb::Create | MapVerb::Export => Vec::new(),

@@ -187,7 +187,7 @@ fn options(w: &mut Words, g: &mut Global) -> Result<Option<GlobalOption>, CliErr
         };
         let opt = word.trim_start_matches('-');
         let opt = match GlobalOption::choose(opt) {
-            Err(e) if e.is_help() => GlobalOption::Help,
+            Err(e) if e.help => GlobalOption::Help,
             Err(_) => {
                 return Err(CliError::usage(format!(
                     "unknown option '{word}' (see 'tcbpf help')"
@@ -205,7 +205,7 @@ fn options(w: &mut Words, g: &mut Global) -> Result<Option<GlobalOption>, CliErr
             GlobalOption::Details => g.details = true,
             GlobalOption::Netns => match w.expect("a namespace name or path after -n") {
                 // `-n help`: the usage, as anywhere else.
-                Err(e) if e.is_help() => return Ok(Some(GlobalOption::Help)),
+                Err(e) if e.help => return Ok(Some(GlobalOption::Help)),
                 r => g.netns = Some(r?),
             },
             GlobalOption::Help | GlobalOption::Version => return Ok(Some(opt)),
@@ -274,7 +274,7 @@ mod tests {
             let object = w.next().expect("an object word");
             let r = match Object::choose(&object) {
                 Ok(object) => dispatch(object, &Global::default(), &mut w),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let _ = tx.send(r);
         });

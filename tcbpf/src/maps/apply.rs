@@ -36,57 +36,24 @@ pub struct ApplyReport {
 }
 
 /// Every entry of `map`: `(key, whole value buffer)` pairs (all CPUs for
-/// per-CPU maps), by LOOKUP_BATCH, or GET_NEXT_KEY + LOOKUP where the map
-/// type has no batch command.
+/// per-CPU maps), by the one streaming walk ([`crate::front::map::for_each_batch`]:
+/// LOOKUP_BATCH, or GET_NEXT_KEY + LOOKUP where the map type has no batch
+/// command).
 pub fn read_all(map: impl AsFd) -> Result<Vec<Entry>, Error> {
     let map = map.as_fd();
-    let sizes = ElemSizes::of(map)?;
-    let mut out = Vec::new();
+    let info = sys::info::map_info(map)?;
+    let sizes = ElemSizes::from_info(&info, info.kind().is_some_and(MapType::is_percpu))?;
     let (ks, vs) = (sizes.key(), sizes.value());
-    let mut count = 256usize;
-    let mut keys = vec![0u8; count * ks];
-    let mut values = vec![0u8; count * vs];
-    let mut cursor = sysmap::BatchCursor::new(&sizes);
-    while !cursor.is_done() {
-        match sysmap::lookup_batch(map, &sizes, &mut cursor, &mut keys, &mut values) {
-            Ok(n) => {
-                for i in 0..n {
-                    out.push((
-                        keys[i * ks..(i + 1) * ks].to_vec(),
-                        values[i * vs..(i + 1) * vs].to_vec(),
-                    ));
-                }
-            }
-            Err(e) if e.errno() == Some(libc::ENOSPC) && count < (1 << 20) => {
-                count *= 2;
-                keys.resize(count * ks, 0);
-                values.resize(count * vs, 0);
-            }
-            Err(e) if out.is_empty() && sysmap::is_unsupported(&e) => {
-                return read_by_element(map, &sizes);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(out)
-}
-
-fn read_by_element(
-    map: std::os::fd::BorrowedFd<'_>,
-    sizes: &ElemSizes,
-) -> Result<Vec<Entry>, Error> {
     let mut out = Vec::new();
-    let mut prev: Option<Vec<u8>> = None;
-    let mut next = vec![0u8; sizes.key()];
-    while sysmap::next_key(map, prev.as_deref(), &mut next)? {
-        let mut v = vec![0u8; sizes.value()];
-        match sysmap::lookup(map, &next, &mut v, 0) {
-            Ok(()) => out.push((next.clone(), v)),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
+    crate::front::map::for_each_batch(map, &sizes, info.max_entries, "", |keys, values, n| {
+        for i in 0..n {
+            out.push((
+                keys[i * ks..(i + 1) * ks].to_vec(),
+                values[i * vs..(i + 1) * vs].to_vec(),
+            ));
         }
-        prev = Some(next.clone());
-    }
+        Ok::<(), Error>(())
+    })?;
     Ok(out)
 }
 

@@ -161,7 +161,7 @@ Usage: tcbpf [-n NETNS] qdisc { add | del } dev DEV clsact
 ";
 
 fn number<T: TryFrom<u64>>(w: &mut Words, what: &str) -> Result<T, CliError> {
-    w.number(what)
+    Ok(w.number(what)?)
 }
 
 fn handle(w: &mut Words, what: &str) -> Result<TcHandle, CliError> {

@@ -75,12 +75,15 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         field.width,
     )
     .map_err(|e| load_error(&m, &field, e))?;
-    let old = adder.add(&key, n).map_err(|e| m.err(e))?.ok_or_else(|| {
-        let mut e = key_not_found(&m, &key_layout, &key);
-        e.message
-            .push_str(" (add changes existing elements: create it with 'map update')");
-        e
-    })?;
+    let old = adder
+        .add(&key, n)
+        .map_err(|e| CliError::from(m.err(e)))?
+        .ok_or_else(|| {
+            let mut e = key_not_found(&m, &key_layout, &key);
+            e.message
+                .push_str(" (add changes existing elements: create it with 'map update')");
+            e
+        })?;
     if g.json {
         let new = match field.width {
             Width::U32 => u64::from((old as u32).wrapping_add(n as u32)),
@@ -202,8 +205,8 @@ fn btf_field(m: &OpenMap, name: &str) -> Result<Field, CliError> {
     if m.info.btf_id == 0 || m.info.btf_value_type_id == 0 {
         return Err(no_btf());
     }
-    let fd = tcbpf::sys::obj::btf_by_id(m.info.btf_id).map_err(|e| m.err(e))?;
-    let raw = tcbpf::sys::info::btf_data(&fd).map_err(|e| m.err(e))?;
+    let fd = tcbpf::sys::obj::btf_by_id(m.info.btf_id).map_err(|e| CliError::from(m.err(e)))?;
+    let raw = tcbpf::sys::info::btf_data(&fd).map_err(|e| CliError::from(m.err(e)))?;
     let btf = tcbpf::btf::Btf::parse(&raw)
         .map_err(|e| CliError::failure(format!("{}: the kernel's BTF: {e}", m.label)))?;
     let vt = m.info.btf_value_type_id;
@@ -262,7 +265,7 @@ fn load_error(m: &OpenMap, field: &Field, e: AddError) -> CliError {
             exit: Exit::Permission,
             message: format!("{}: {s}", m.label),
         },
-        AddError::Sys(e) => m.err(e),
+        AddError::Sys(e) => CliError::from(m.err(e)),
         AddError::Load(l) => {
             let denied = l.kind() == tcbpf::ErrorKind::Permission;
             let text = AddError::Load(l).to_string();

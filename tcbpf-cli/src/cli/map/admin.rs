@@ -66,7 +66,7 @@ fn slots(m: &OpenMap) -> Result<Vec<Slot>, CliError> {
     let mut next = [0u8; 4];
     while out.len() < MAX_SLOTS_SHOWN
         && sys::map::next_key(&m.fd, prev.as_ref().map(|k| &k[..]), &mut next)
-            .map_err(|e| m.err(e))?
+            .map_err(|e| CliError::from(m.err(e)))?
     {
         prev = Some(next);
         let slot = u32::from_ne_bytes(next);
@@ -243,7 +243,7 @@ pub fn create(g: &Global, w: &mut Words) -> Result<(), CliError> {
 pub fn freeze(w: &mut Words) -> Result<(), CliError> {
     let m = OpenMap::parse(w)?;
     w.finish()?;
-    sys::map::freeze(&m.fd).map_err(|e| m.err(e))
+    sys::map::freeze(&m.fd).map_err(|e| CliError::from(m.err(e)))
 }
 
 /// `pin MAP PATH`.

@@ -289,7 +289,7 @@ impl Batch<'_> {
         }
         let r = MapRef::parse(&mut Words::new(vec![kind.to_string(), what.to_string()]))?;
         let (m, writable) = match OpenMap::open(&r, tcbpf::sys::obj::open::RDWR) {
-            Err(e) if e.exit == Exit::Permission => {
+            Err(e) if e.kind == tcbpf::ErrorKind::Permission => {
                 (OpenMap::open(&r, tcbpf::sys::obj::open::RDONLY)?, false)
             }
             other => (other?, true),

@@ -12,7 +12,7 @@ use super::super::output::Global;
 use super::super::words::{keywords, Words};
 use super::args;
 use super::elem::{emit, entry_format};
-use super::walk::for_each_batch;
+
 use super::OpenMap;
 use std::io::Write;
 
@@ -52,7 +52,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         out.push(b'[');
     }
     let (ks, vs) = (m.sizes.key(), m.sizes.value());
-    for_each_batch(&m, |keys, values, n| {
+    m.for_each_batch(|keys, values, n| {
         for i in 0..n {
             if g.json && !std::mem::take(&mut first) {
                 out.push(b',');
@@ -67,7 +67,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             stdout.write_all(&out)?;
             out.clear();
         }
-        Ok(())
+        Ok::<(), CliError>(())
     })?;
     if g.json {
         out.push(b']');

@@ -78,7 +78,7 @@ pub fn lookup_key(g: &Global, w: &mut Words, m: &OpenMap) -> Result<Vec<u8>, Cli
         } else if lock && e.errno() == Some(libc::EINVAL) {
             lock_refused(m)
         } else {
-            m.err(e)
+            CliError::from(m.err(e))
         }
     })?;
     let format = EntryFormat {
@@ -179,7 +179,7 @@ pub fn update_error(
             m.label, m.info.max_entries
         )),
         Some(libc::EINVAL) if update_flags & flags::F_LOCK != 0 => lock_refused(m),
-        _ => m.err(e),
+        _ => CliError::from(m.err(e)),
     }
 }
 
@@ -217,7 +217,7 @@ pub fn delete_error(
     if e.is_not_found() {
         key_not_found(m, key_layout, key)
     } else {
-        m.err(e)
+        CliError::from(m.err(e))
     }
 }
 
@@ -234,7 +234,7 @@ pub fn next(g: &Global, w: &mut Words) -> Result<(), CliError> {
     let format = entry_format(g, &m, None, None, false, raw)?;
     let mut next = vec![0u8; m.sizes.key()];
     let found = sysmap::next_key(&m.fd, given.as_ref().map(|(k, _)| k.as_slice()), &mut next)
-        .map_err(|e| m.err(e))?;
+        .map_err(|e| CliError::from(m.err(e)))?;
     let layout = given.as_ref().and_then(|(_, l)| l.clone());
     let format = EntryFormat {
         key: layout.clone(),
@@ -292,7 +292,7 @@ pub fn push(w: &mut Words) -> Result<(), CliError> {
             m.info.type_name(),
             m.info.max_entries
         )),
-        _ => m.err(e),
+        _ => CliError::from(m.err(e)),
     })
 }
 
@@ -332,7 +332,7 @@ fn peek_or_pop(g: &Global, w: &mut Words, m: OpenMap, pop: bool) -> Result<(), C
         if e.is_not_found() {
             CliError::not_found(format!("{}: {} is empty", m.label, m.info.type_name()))
         } else {
-            m.err(e)
+            CliError::from(m.err(e))
         }
     })?;
     let mut out = Vec::with_capacity(128);

@@ -97,7 +97,7 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
     };
     let mut reader = EventReader::open(&m.fd, &m.info, pages).map_err(|e| match e {
         tcbpf::events::Error::NotAStream(_) => CliError::usage(format!("{}: {e}", m.label)),
-        tcbpf::events::Error::Sys(s) => m.err(s),
+        tcbpf::events::Error::Sys(s) => CliError::from(m.err(s)),
     })?;
     reader
         .watch_stop_signals()

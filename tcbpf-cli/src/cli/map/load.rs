@@ -441,7 +441,7 @@ fn write(
             Err(p) if done == 0 && p.done == 0 && sysmap::is_unsupported(&p.error) => {
                 return write_each(m, keys, values, n, elem_flags)
             }
-            Err(p) => return Err((done + p.done, m.err(p.error))),
+            Err(p) => return Err((done + p.done, CliError::from(m.err(p.error)))),
         }
     }
     Ok(done)
@@ -462,7 +462,7 @@ fn write_each(
             &values[i * vs..(i + 1) * vs],
             elem_flags,
         )
-        .map_err(|e| (i, m.err(e)))?;
+        .map_err(|e| (i, CliError::from(m.err(e))))?;
     }
     Ok(n)
 }

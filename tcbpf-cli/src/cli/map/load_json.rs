@@ -97,7 +97,7 @@ pub(super) fn replace_with(
 
 fn maps_err(m: &OpenMap, e: tcbpf::maps::Error) -> CliError {
     match e {
-        tcbpf::maps::Error::Sys(e) => m.err(e),
+        tcbpf::maps::Error::Sys(e) => CliError::from(m.err(e)),
         other => CliError::usage(format!("{}: {other}", m.label)),
     }
 }

@@ -19,14 +19,10 @@ pub(crate) mod load;
 pub(crate) mod load_json;
 mod typed;
 mod typed_in;
-mod walk;
 
 use super::error::CliError;
-use super::mapref::MapRef;
 use super::output::Global;
 use super::words::{keywords, Words};
-use tcbpf::abi::MapType;
-use tcbpf::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 
 /// `tcbpf map help`.
 pub const USAGE: &str = "\
@@ -54,8 +50,8 @@ Usage: tcbpf map show [MAP]
        tcbpf map batch  [from FILE|-]
        tcbpf map events MAP [value TYPES | type NAME [btf FILE]] [count N]
                         [timeout SECS] [pages N]
-       tcbpf map watch  MAP… [interval SECS] [sort FIELD] [top N] [count N]
-                        [key TYPES] [value TYPES]
+       tcbpf map watch  { MAP | dev DEV [ingress|egress] }… [interval SECS]
+                        [sort FIELD] [top N] [count N] [key TYPES] [value TYPES]
 
 MAP   := fd N | env { ID | NAME } | id N | pinned PATH | name NAME
        | keeper SOCK [SET/]MAP
@@ -215,75 +211,6 @@ keywords! {
     }
 }
 
-/// An opened map with what the kernel says about it.
-pub struct OpenMap {
-    /// The descriptor.
-    pub fd: MapFd,
-    /// Kernel info (sizes, type, name, id).
-    pub info: MapInfo,
-    /// The map type, when tcbpf knows it.
-    pub kind: Option<MapType>,
-    /// Element sizes as user space sees them (per-CPU aware).
-    pub sizes: ElemSizes,
-    /// How the command line named it, for messages.
-    pub label: String,
-    /// The map's BTF, read on first use (`typed::types`).
-    pub btf: std::sync::OnceLock<Option<tcbpf::value::typed::MapTypes>>,
-}
-
-impl OpenMap {
-    /// Parses MAP words and opens the map read-write.
-    pub fn parse(w: &mut Words) -> Result<OpenMap, CliError> {
-        let r = MapRef::parse(w)?;
-        Self::open(&r, sys::obj::open::RDWR)
-    }
-
-    /// Parses MAP words and opens the map for reading only (`id`, `pinned`
-    /// and `name` ask for a read-only descriptor, which is all a pin's file
-    /// mode may allow; held descriptors are used as they are).
-    pub fn parse_read(w: &mut Words) -> Result<OpenMap, CliError> {
-        let r = MapRef::parse(w)?;
-        Self::open(&r, sys::obj::open::RDONLY)
-    }
-
-    /// Opens `r` with `open_flags` and reads its info.
-    pub fn open(r: &MapRef, open_flags: u32) -> Result<OpenMap, CliError> {
-        let label = r.to_string();
-        let fd = r.open_with(open_flags).map_err(|e| relabel(e, &label))?;
-        let info = sys::info::map_info(&fd).map_err(|e| CliError::from(e.on(label.clone())))?;
-        let kind = info.kind();
-        let sizes = ElemSizes::from_info(&info, kind.is_some_and(MapType::is_percpu))?;
-        Ok(OpenMap {
-            fd,
-            info,
-            kind,
-            sizes,
-            label,
-            btf: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// True for per-CPU maps.
-    pub fn is_percpu(&self) -> bool {
-        self.kind.is_some_and(MapType::is_percpu)
-    }
-
-    /// True for queue and stack maps.
-    pub fn is_queue_or_stack(&self) -> bool {
-        self.kind.is_some_and(MapType::is_queue_or_stack)
-    }
-
-    /// A sys error on this map, named as the command line named the map.
-    pub fn err(&self, e: sys::Error) -> CliError {
-        CliError::from(e.on(self.label.clone()))
-    }
-}
-
-/// Prefixes an opening error with the map's words unless it names them already.
-fn relabel(e: CliError, label: &str) -> CliError {
-    if e.message.contains(label) {
-        e
-    } else {
-        e.context(label)
-    }
-}
+/// An opened map with what the kernel says about it: the library's
+/// handle (`tcbpf::front::Map`: info, types, the batch walker).
+pub use tcbpf::front::Map as OpenMap;
