@@ -220,9 +220,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::Get { map, key } => {
-                // Reads, retried through an election as writes are.
-                let value = retry::again(t, || {
-                    let mut c = c.clone();
+                let value = conn::read_live(&conn, &c, t, |mut c| {
                     let (prefix, map, key) = (prefix.clone(), map.clone(), key.clone());
                     async move { kv::get(&mut c, &prefix, &map, &key).await }
                 })
@@ -237,8 +235,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::List { map } => {
-                let items = retry::again(t, || {
-                    let mut c = c.clone();
+                let items = conn::read_live(&conn, &c, t, |mut c| {
                     let (prefix, map) = (prefix.clone(), map.clone());
                     async move { kv::list(&mut c, &prefix, map.as_deref()).await }
                 })
@@ -246,21 +243,10 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 kv::print_list(&items, g.json);
             }
             // Prints only once every read is done: retried whole.
-            // A retry connects again, to one endpoint that answers: a client
-            // whose channel still leads to a member that died keeps failing
-            // with "tcp connect error" (seen after a leader was killed).
             Command::Status => {
-                let mut first = Some(c.clone());
-                retry::again(t, || {
-                    let first = first.take();
-                    let (conn, prefix) = (&conn, prefix.clone());
-                    async move {
-                        let mut c = match first {
-                            Some(c) => c,
-                            None => conn::connect_live(conn).await?,
-                        };
-                        status::show(&mut c, &prefix, g.json).await
-                    }
+                conn::read_live(&conn, &c, t, |mut c| {
+                    let prefix = prefix.clone();
+                    async move { status::show(&mut c, &prefix, g.json).await }
                 })
                 .await?
             }
