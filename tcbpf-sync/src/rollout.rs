@@ -176,14 +176,14 @@ pub async fn rollout(
     }
     let canaries =
         choose(&nodes, canary, g).map_err(|e| SyncError::usage(format!("rollout: {e}")))?;
-    let started = crate::status::now();
+    let started = crate::status::now_ms();
     let mut state = json!({
         "generation": g,
         "previous": previous,
         "canaries": canaries,
         "nodes": nodes.len(),
         "state": "canary",
-        "started": started,
+        "started_ms": started,
     });
     put_state(c, t, p, map, &state).await?;
     crate::log::event(&format!(
@@ -206,7 +206,7 @@ pub async fn rollout(
         .map(|n| TxnOp::delete(p.pin(map, n), None))
         .collect();
     let verdict = gate(c, t, p, map, g, &canaries, Duration::from_secs(wait)).await?;
-    let t_gate = crate::status::now();
+    let t_gate = crate::status::now_ms();
     match verdict {
         Ok(()) => {
             let (done, _) =
@@ -227,7 +227,7 @@ pub async fn rollout(
                 )));
             }
             state["state"] = json!("promoted");
-            state["gate_passed"] = json!(t_gate);
+            state["gate_passed_ms"] = json!(t_gate);
             put_state(c, t, p, map, &state).await?;
             crate::log::event(&format!("rollout of map {map} generation {g}: promoted"));
             Ok(state)
@@ -263,7 +263,7 @@ pub async fn rollout(
             }
             state["state"] = json!("rolled back");
             state["reason"] = json!(reason);
-            state["rolled_back_in"] = json!(crate::status::now() - t_gate);
+            state["rolled_back_in_ms"] = json!(crate::status::now_ms().saturating_sub(t_gate));
             if let Err(e) = &back {
                 state["rollback_error"] = json!(e);
             }
@@ -273,10 +273,7 @@ pub async fn rollout(
                  on generation {previous}{}",
                 canaries.join(","),
                 match back {
-                    Ok(()) => format!(
-                        " in {:.0} ms",
-                        state["rolled_back_in"].as_f64().unwrap_or(0.0) * 1000.0
-                    ),
+                    Ok(()) => format!(" in {} ms", state["rolled_back_in_ms"]),
                     Err(e) => format!(" (not yet acknowledged: {e})"),
                 }
             )))
