@@ -106,18 +106,25 @@ where
     let t0 = std::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     let mut client = Some(first.clone());
+    // The read's own failure names what was read: kept when a reconnect
+    // fails too.
+    let mut read_failed: Option<SyncError> = None;
     loop {
         let attempt = match client.take() {
             Some(c) => op(c).await,
             None => match connect_live(conn).await {
                 Ok(c) => op(c).await,
-                Err(e) => Err(e),
+                Err(e) => {
+                    crate::log::debug(&format!("reconnect: {}", e.message));
+                    Err(read_failed.take().unwrap_or(e))
+                }
             },
         };
         match attempt {
             Ok(v) => return Ok(v),
             Err(e) if e.transient && t0.elapsed() + pause < t => {
                 crate::log::debug(&format!("{} (retrying)", e.message));
+                read_failed = Some(e);
             }
             Err(e) => return Err(e),
         }
