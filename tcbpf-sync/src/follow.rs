@@ -85,6 +85,11 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         }
         maps.push(m);
     }
+    let figures = o
+        .health
+        .iter()
+        .map(crate::health::Figure::open)
+        .collect::<Result<Vec<_>, _>>()?;
     let node = match o.node.clone() {
         Some(n) => n,
         None => hostname()?,
@@ -128,6 +133,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         stop.clone(),
         types,
     ));
+    let sampler = tokio::spawn(crate::health::sample(figures, shared.clone()));
     let mut f = Follower {
         conn,
         prefix,
@@ -172,6 +178,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
             Next::Resync(why) => need_resync = Some(why),
         }
     }
+    sampler.abort();
     f.shared.update(|s| s.state = "stopped");
     crate::log::event(&format!("stopped at revision {}", f.applied));
     stop.notify_one();

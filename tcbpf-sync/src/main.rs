@@ -14,6 +14,7 @@ mod conn;
 mod error;
 mod follow;
 mod generation;
+mod health;
 mod kv;
 mod layout;
 mod log;
@@ -36,6 +37,7 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - } [ stage ]
   tcbpf sync rollout ENDPOINTS [CONN]… prefix PREFIX map NAME gen G
              [ canary N% | nodes NODE[,NODE…] ] [ wait SECS ]
+             [ gate FIGURE { rate | value } { '<' | '<=' | '>' | '>=' } N [ window SECS ] ]
   tcbpf sync rollback ENDPOINTS [CONN]… prefix PREFIX map NAME [ gen G ]
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
@@ -43,6 +45,7 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
   tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ slot N ] [ MAP … ]…
              [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
+             [ health FIGURE MAP key JSON [ member FIELD ] ]…
 MAP := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
@@ -62,6 +65,14 @@ PREFIX/gens/NAME/G/record) and publishes it last (PREFIX/current/NAME = G);
 a follower then makes that map equal to generation G alone, all or nothing
 (a map-in-map OUTER, slot N (default 0): a new inner map swapped in), and
 acknowledges it in its report.
+'rollout' pins the canaries to G; it publishes G once every canary
+acknowledged it (within 'wait', default 10) and, with 'gate', once each
+canary's health FIGURE, read after it applied G, kept the comparison for
+'window' seconds (default 10; 'rate': change per second); else the
+canaries go back to the generation published and it exits 4 naming the
+node, the figure and its value. 'health FIGURE MAP key JSON [ member
+FIELD ]' makes 'etcd' read that integer every second and publish it in
+its report.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
@@ -159,10 +170,15 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 map,
                 generation,
                 canary,
+                gate,
                 wait,
             } => {
-                let state =
-                    rollout::rollout(&mut c, t, &prefix, &map, generation, &canary, wait).await?;
+                let how = rollout::How {
+                    canary: &canary,
+                    gate: gate.as_ref(),
+                    wait,
+                };
+                let state = rollout::rollout(&mut c, t, &prefix, &map, generation, how).await?;
                 if g.json {
                     out!("{state}");
                 } else {

@@ -97,6 +97,8 @@ pub struct NodeStatus {
     /// (added, changed, unchanged, removed).
     pub last_resync: Option<(String, i64, [usize; 4])>,
     pub state: &'static str,
+    /// The health figures' last readings (`health::sample`).
+    pub health: Vec<(String, crate::health::Sample)>,
 }
 
 impl NodeStatus {
@@ -131,6 +133,11 @@ impl NodeStatus {
             "last_resync": self.last_resync.as_ref().map(|(why, rev, [a, c, u, r])| json!({
                 "why": why, "revision": rev, "added": a, "changed": c, "unchanged": u, "removed": r,
             })),
+            "health": self
+                .health
+                .iter()
+                .map(|(name, s)| (name.clone(), s.to_json()))
+                .collect::<Map<String, Value>>(),
             "updated_ms": now_ms(),
         })
     }

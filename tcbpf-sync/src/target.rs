@@ -74,6 +74,28 @@ impl std::fmt::Display for GenFailure {
     }
 }
 
+/// Opens the map `map` names with `flags` (`sys::obj::open`): the map's
+/// description (`pinned PATH`, `id N`) and its descriptor.
+pub fn open_map(map: &MapRef, flags: u32) -> Result<(String, MapFd), SyncError> {
+    let (what, fd) = match map {
+        MapRef::Pinned(p) => (
+            format!("pinned {}", p.display()),
+            sys::obj::get_pinned_map(p, flags),
+        ),
+        MapRef::Id(id) => (format!("id {id}"), sys::obj::map_by_id(*id, flags)),
+    };
+    let fd = fd.map_err(|e| match e.errno() {
+        Some(libc::ENOENT) => SyncError::not_found(format!("map {what}: {e}")),
+        Some(libc::EPERM | libc::EACCES) => SyncError {
+            exit: crate::error::exit::PERMISSION,
+            message: format!("map {what}: {e}"),
+            transient: false,
+        },
+        _ => SyncError::other(format!("map {what}: {e}")),
+    })?;
+    Ok((what, fd))
+}
+
 /// A map being kept equal to `PREFIX/maps/NAME/`.
 pub struct MapTarget {
     /// The NAME the policy lives under.
@@ -102,25 +124,7 @@ pub struct Rejected {
 impl MapTarget {
     /// Opens the map `f` names, read-write, and reads its types.
     pub fn open(f: &Follow) -> Result<MapTarget, SyncError> {
-        let (what, fd) = match &f.map {
-            MapRef::Pinned(p) => (
-                format!("pinned {}", p.display()),
-                sys::obj::get_pinned_map(p, sys::obj::open::RDWR),
-            ),
-            MapRef::Id(id) => (
-                format!("id {id}"),
-                sys::obj::map_by_id(*id, sys::obj::open::RDWR),
-            ),
-        };
-        let fd = fd.map_err(|e| match e.errno() {
-            Some(libc::ENOENT) => SyncError::not_found(format!("map {what}: {e}")),
-            Some(libc::EPERM | libc::EACCES) => SyncError {
-                exit: crate::error::exit::PERMISSION,
-                message: format!("map {what}: {e}"),
-                transient: false,
-            },
-            _ => SyncError::other(format!("map {what}: {e}")),
-        })?;
+        let (what, fd) = open_map(&f.map, sys::obj::open::RDWR)?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();
