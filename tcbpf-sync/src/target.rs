@@ -108,6 +108,9 @@ pub struct MapTarget {
     /// For a map-in-map target: the slot whose inner map holds the policy
     /// (the map followed is then the outer map; generations only).
     pub slot: Option<u32>,
+    /// For a map-in-map target: the inner map template, taken at start
+    /// (used while the slot is empty).
+    template: Option<generation::InnerTemplate>,
     /// Entries the map holds as far as sync knows (set by the last full
     /// apply, moved by each delta).
     pub entries: usize,
@@ -142,24 +145,41 @@ impl MapTarget {
                 info.type_name()
             )));
         }
-        // A map-in-map's entries are its inner map's: typed by the one in force.
-        let typed_by = if outer {
+        // A map-in-map's entries are its inner map's: typed by the one in
+        // force, or for an empty slot by an empty one made (never
+        // published) from the inner definition in a program's BTF.
+        let (typed_by, template) = if outer {
             let slot = f.slot.unwrap_or(0);
+            let bad =
+                |e: tcbpf::maps::Error| SyncError::usage(format!("map {what} slot {slot}: {e}"));
             generation::check_outer(&info)
                 .map_err(|e| SyncError::usage(format!("map {what}: {e}")))?;
-            let inner = generation::in_force(&fd, slot)
+            match generation::in_force(&fd, slot)
                 .map_err(|e| SyncError::other(format!("map {what} slot {slot}: {e}")))?
-                .ok_or_else(|| {
-                    SyncError::not_found(format!(
-                        "map {what}: slot {slot} holds no inner map (a generation takes the \
-                         attributes of the one in force)"
-                    ))
-                })?;
-            generation::InnerTemplate::from_info(&inner.info)
-                .map_err(|e| SyncError::usage(format!("map {what} slot {slot}: {e}")))?;
-            inner.info
+            {
+                Some(inner) => (
+                    inner.info.clone(),
+                    Some(generation::InnerTemplate::from_info(&inner.info).map_err(bad)?),
+                ),
+                None => {
+                    let t = generation::template_from_users(&info)
+                        .map_err(bad)?
+                        .ok_or_else(|| {
+                            SyncError::not_found(format!(
+                                "map {what}: slot {slot} holds no inner map, and no program \
+                                 using the map carries the BTF definition of its inner map"
+                            ))
+                        })?;
+                    let plan =
+                        generation::plan_commit(t.clone(), slot, 0, 0, &[], &[]).map_err(bad)?;
+                    let empty = generation::build(&plan, &[], &[]).map_err(bad)?;
+                    let empty_info = sys::info::map_info(&empty)
+                        .map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
+                    (empty_info, Some(t))
+                }
+            }
         } else {
-            info.clone()
+            (info.clone(), None)
         };
         let types = tcbpf::maps::types_or_untyped(&typed_by)
             .map_err(|e| SyncError::other(format!("map {what}: types: {e}")))?;
@@ -172,6 +192,7 @@ impl MapTarget {
             types,
             is_array: matches!(kind, Some(MapType::Array | MapType::PercpuArray)),
             slot: outer.then(|| f.slot.unwrap_or(0)),
+            template,
             entries: 0,
         })
     }
@@ -254,14 +275,21 @@ impl MapTarget {
         let g32 = u32::try_from(g)
             .map_err(|_| GenFailure::Refused(format!("generation {g} passes 4294967295")))?;
         let failed = |e: tcbpf::maps::Error| GenFailure::Failed(e.to_string());
-        let current = generation::in_force(&self.fd, slot)
-            .map_err(failed)?
-            .ok_or_else(|| GenFailure::Failed(format!("slot {slot} holds no inner map")))?;
-        let template = generation::InnerTemplate::from_info(&current.info).map_err(failed)?;
+        let (template, in_force) = match generation::in_force(&self.fd, slot).map_err(failed)? {
+            Some(c) => (
+                generation::InnerTemplate::from_info(&c.info).map_err(failed)?,
+                c.generation,
+            ),
+            None => (
+                self.template
+                    .clone()
+                    .ok_or_else(|| GenFailure::Failed(format!("slot {slot} holds no inner map")))?,
+                0,
+            ),
+        };
         // Too many entries, or the reserved key: the policy's fault.
-        let mut plan =
-            generation::plan_commit(template, slot, current.generation, 0, &keys, &values)
-                .map_err(|e| GenFailure::Refused(e.to_string()))?;
+        let mut plan = generation::plan_commit(template, slot, in_force, 0, &keys, &values)
+            .map_err(|e| GenFailure::Refused(e.to_string()))?;
         plan.generation = g32;
         let inner = generation::build(&plan, &keys, &values).map_err(failed)?;
         generation::publish(&self.fd, slot, &inner).map_err(failed)?;

@@ -591,3 +591,79 @@ fn a_100000_entry_generation_reaches_20_followers_whole() {
     }
     drop(nodes);
 }
+
+/// A map-in-map follower whose slot starts empty, with an array inner map
+/// (`bpf/policy_array.o`): the first generation is built from the inner
+/// definition in the program's BTF, the next like the array in force;
+/// each carries its number at the array's last index.
+#[test]
+fn a_follower_fills_an_empty_slot_with_array_generations() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-array");
+    let p = "/t/gens-array";
+    let node = Node::new(
+        "policy_array.o",
+        "policy_array",
+        "policy",
+        &ep,
+        p,
+        "a1",
+        &dir,
+    );
+    let outer = &node.obj.map("policy_array").unwrap().fd;
+    assert!(
+        gen::in_force(outer, 0).unwrap().is_none(),
+        "slot 0 starts empty"
+    );
+    let flags = |f: &gen::InForce| -> BTreeSet<u32> {
+        (0..4095u32)
+            .filter(|i| {
+                let mut v = [0u8; 4];
+                sys::map::lookup(&f.map, &i.to_ne_bytes(), &mut v, 0).unwrap();
+                u32::from_ne_bytes(v) != 0
+            })
+            .collect()
+    };
+    for (g, ports) in [(1u32, 100..110u32), (2, 200..203)] {
+        let c = commit(
+            &ep,
+            p,
+            "policy",
+            &write_ports(&dir, &format!("{g}.jsonl"), ports.clone()),
+        );
+        let st = wait_acks(&ep, p, &["a1"], "policy", "an array generation", |a| {
+            a["in_force"] == g
+        });
+        let a = ack(&st, "a1", "policy").unwrap();
+        assert_eq!(
+            (&a["result"], &a["checksum"]),
+            (&"ok".into(), &c["checksum"]),
+            "{a}"
+        );
+        let f = gen::in_force(outer, 0).unwrap().unwrap();
+        assert_eq!(
+            (f.info.type_name(), f.info.max_entries, f.generation),
+            ("array".into(), 4096, g)
+        );
+        assert_eq!(flags(&f), ports.collect(), "generation {g}");
+    }
+    // The reserved index is refused by the follower, which keeps 2.
+    let c = commit(
+        &ep,
+        p,
+        "policy",
+        &write_ports(&dir, "3.jsonl", [7u32, 4095].into_iter()),
+    );
+    let st = wait_acks(&ep, p, &["a1"], "policy", "generation 3 refused", |a| {
+        a["generation"] == 3
+    });
+    let a = ack(&st, "a1", "policy").unwrap();
+    assert!(
+        a["result"].as_str().unwrap().contains("index 4095"),
+        "{a} {c}"
+    );
+    assert_eq!(a["in_force"], 2, "{a}");
+    drop(node);
+}
