@@ -313,18 +313,36 @@ pub struct Follow {
     pub slot: Option<u32>,
 }
 
-/// `health NAME MAP key JSON [ member FIELD ]`: a figure the follower
-/// reads every second from one entry of a map of its own and publishes in
-/// its report, for a rollout's gate.
+/// `health NAME { MAP key JSON [ member FIELD ] | prog PROG }`: a figure
+/// the follower reads every second from a map or a program of its own
+/// and publishes in its report, for a rollout's gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthSpec {
     pub name: String,
-    pub map: MapRef,
-    /// The key, canonical JSON (typed by the map's BTF).
-    pub key: String,
-    /// The integer member of the value (`packets`, `inner.a`, `arr[2]`);
-    /// `None` for a scalar value.
-    pub member: Option<String>,
+    pub source: HealthSource,
+}
+
+/// Where a health figure is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthSource {
+    /// An integer of one map entry.
+    Entry {
+        map: MapRef,
+        /// The key, canonical JSON (typed by the map's BTF).
+        key: String,
+        /// The integer member of the value (`packets`, `inner.a`,
+        /// `arr[2]`); `None` for a scalar value.
+        member: Option<String>,
+    },
+    /// A program's run count (`prog pinned PATH | prog id N`).
+    Runs(ProgRef),
+}
+
+/// A program as `health … prog` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgRef {
+    Pinned(PathBuf),
+    Id(u32),
 }
 
 /// Options of `tcbpf sync etcd`.
@@ -697,20 +715,39 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
     Ok(o)
 }
 
-/// `NAME { pinned PATH | id N } key JSON [ member FIELD ]` after `health`.
+/// Where `health NAME` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HealthWord {
+    Pinned,
+    Id,
+    Prog,
+}
+
+/// `NAME { { pinned PATH | id N } key JSON [ member FIELD ] | prog {
+/// pinned PATH | id N } }` after `health`.
 fn parse_health(w: &mut Words) -> Result<HealthSpec, SyncError> {
     let name = w.expect("a figure NAME after 'health'")?;
     check_name("health figure", &name)?;
-    let word = w.expect("a MAP (pinned PATH | id N) after the figure's name")?;
-    let map = match pick(
-        &word,
-        &[("pinned", EtcdWord::Pinned), ("id", EtcdWord::Id)],
-        "health map",
-    )?
-    .1
-    {
-        EtcdWord::Id => MapRef::Id(w.number("a map id after 'id'")?),
-        _ => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
+    let word = w.expect("a MAP (pinned PATH | id N) or 'prog' after the figure's name")?;
+    let words = [
+        ("pinned", HealthWord::Pinned),
+        ("id", HealthWord::Id),
+        ("prog", HealthWord::Prog),
+    ];
+    let map = match pick(&word, &words, "health source")?.1 {
+        HealthWord::Pinned => MapRef::Pinned(w.expect("a path after 'pinned'")?.into()),
+        HealthWord::Id => MapRef::Id(w.number("a map id after 'id'")?),
+        HealthWord::Prog => {
+            let word = w.expect("'pinned PATH' or 'id N' after 'prog'")?;
+            let prog = match pick(&word, &words[..2], "program")?.1 {
+                HealthWord::Id => ProgRef::Id(w.number("a program id after 'id'")?),
+                _ => ProgRef::Pinned(w.expect("a path after 'pinned'")?.into()),
+            };
+            return Ok(HealthSpec {
+                name,
+                source: HealthSource::Runs(prog),
+            });
+        }
     };
     let key = key_json(w)?;
     let member = if w.peek() == Some("member") {
@@ -721,9 +758,7 @@ fn parse_health(w: &mut Words) -> Result<HealthSpec, SyncError> {
     };
     Ok(HealthSpec {
         name,
-        map,
-        key,
-        member,
+        source: HealthSource::Entry { map, key, member },
     })
 }
 
@@ -951,7 +986,7 @@ mod tests {
             "etcd",
             &mut words(
                 "e:1 prefix /f pinned /x as blocked health drops pinned /s key 1 \
-                 health errs id 9 key {\"a\":1} member inner.errors",
+                 health errs id 9 key {\"a\":1} member inner.errors health runs prog id 4",
             ),
             no_env,
         )
@@ -965,15 +1000,23 @@ mod tests {
             [
                 HealthSpec {
                     name: "drops".into(),
-                    map: MapRef::Pinned("/s".into()),
-                    key: "1".into(),
-                    member: None
+                    source: HealthSource::Entry {
+                        map: MapRef::Pinned("/s".into()),
+                        key: "1".into(),
+                        member: None
+                    }
                 },
                 HealthSpec {
                     name: "errs".into(),
-                    map: MapRef::Id(9),
-                    key: r#"{"a":1}"#.into(),
-                    member: Some("inner.errors".into())
+                    source: HealthSource::Entry {
+                        map: MapRef::Id(9),
+                        key: r#"{"a":1}"#.into(),
+                        member: Some("inner.errors".into())
+                    }
+                },
+                HealthSpec {
+                    name: "runs".into(),
+                    source: HealthSource::Runs(ProgRef::Id(4))
                 }
             ]
         );

@@ -1,26 +1,41 @@
 //! Health figures: what a follower publishes beside its acknowledgements
-//! for a rollout's gate to read (`tcbpf sync etcd … health NAME MAP key
-//! JSON [ member FIELD ]`). A figure is one integer of one entry of a map
-//! of the node's own (a drop counter; per-CPU copies summed), read every
+//! for a rollout's gate to read (`tcbpf sync etcd … health NAME { MAP key
+//! JSON [ member FIELD ] | prog PROG }`). A figure is one integer of one
+//! entry of a map of the node's own (a drop counter; per-CPU copies
+//! summed; an absent entry counts 0) or a program's run count (the
+//! kernel's run statistics kept on while the follower runs), read every
 //! second; the node's report carries its value, its change per second
-//! since the read before, and when both reads were made. An entry that is
-//! absent counts 0 (a counter not created yet). Reads maps only: nothing
-//! here talks to etcd, and the gate's comparison is `rollout`'s.
+//! since the read before, and when both reads were made. Reads only:
+//! nothing here talks to etcd, and the gate's comparison is `rollout`'s.
 
-use crate::args::HealthSpec;
+use crate::args::{HealthSource, HealthSpec, ProgRef};
 use crate::error::SyncError;
 use crate::status::{now_ms, Shared};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tcbpf::sys::{self, MapFd};
+use tcbpf::sys::{self, MapFd, ProgFd};
 use tcbpf::value::typed::{int_fields, sum_values, MapTypes};
 
 /// How often each figure is read.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-/// One figure, its map opened read-only and its key encoded.
+/// One figure: its name and where it is read.
 pub struct Figure {
     pub name: String,
+    source: Source,
+}
+
+enum Source {
+    Entry(Box<Entry>),
+    /// A program, and the run statistics kept on while the figure lives.
+    Runs {
+        prog: ProgFd,
+        _stats: sys::prog::StatsGuard,
+    },
+}
+
+/// One map entry's integer: the map opened read-only, the key encoded.
+struct Entry {
     fd: MapFd,
     types: MapTypes,
     key: Vec<u8>,
@@ -29,11 +44,64 @@ pub struct Figure {
 }
 
 impl Figure {
-    /// Opens the map, encodes the key by the map's types and checks that
-    /// the value has the integer `member` (the figure is read once).
+    /// Opens what `h` names: a map entry (the key encoded by the map's
+    /// types, the integer `member` checked) or a program (run statistics
+    /// turned on).
     pub fn open(h: &HealthSpec) -> Result<Figure, SyncError> {
-        let (what, fd) = crate::target::open_map(&h.map, sys::obj::open::RDONLY)?;
-        let bad = |why: String| SyncError::usage(format!("health {}: map {what}: {why}", h.name));
+        let source = match &h.source {
+            HealthSource::Entry { map, key, member } => {
+                Source::Entry(Box::new(Entry::open(&h.name, map, key, member.as_deref())?))
+            }
+            HealthSource::Runs(prog) => {
+                let (what, fd) = match prog {
+                    ProgRef::Pinned(p) => (
+                        format!("pinned {}", p.display()),
+                        sys::obj::get_pinned_prog(p),
+                    ),
+                    ProgRef::Id(id) => (format!("id {id}"), sys::obj::prog_by_id(*id)),
+                };
+                let fail = |e: sys::Error| {
+                    SyncError::other(format!("health {}: prog {what}: {e}", h.name))
+                };
+                let fd = fd.map_err(|e| match e.errno() {
+                    Some(libc::ENOENT) => {
+                        SyncError::not_found(format!("health {}: prog {what}: {e}", h.name))
+                    }
+                    _ => fail(e),
+                })?;
+                Source::Runs {
+                    prog: fd,
+                    _stats: sys::prog::enable_stats().map_err(fail)?,
+                }
+            }
+        };
+        Ok(Figure {
+            name: h.name.clone(),
+            source,
+        })
+    }
+
+    /// The figure now.
+    pub fn read(&self) -> Result<i128, String> {
+        match &self.source {
+            Source::Entry(e) => e.read(),
+            Source::Runs { prog, .. } => sys::info::prog_info(prog)
+                .map(|i| i128::from(i.run_cnt))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl Entry {
+    fn open(
+        name: &str,
+        map: &crate::args::MapRef,
+        key: &str,
+        member: Option<&str>,
+    ) -> Result<Entry, SyncError> {
+        let h_name = name;
+        let (what, fd) = crate::target::open_map(map, sys::obj::open::RDONLY)?;
+        let bad = |why: String| SyncError::usage(format!("health {h_name}: map {what}: {why}"));
         let info = sys::info::map_info(&fd).map_err(|e| bad(e.to_string()))?;
         if info
             .kind()
@@ -42,16 +110,15 @@ impl Figure {
             return Err(bad(format!("a {} map holds no counter", info.type_name())));
         }
         let types = tcbpf::maps::types_or_untyped(&info).map_err(|e| bad(e.to_string()))?;
-        let key_json: Value = serde_json::from_str(&h.key).map_err(|e| bad(e.to_string()))?;
-        let key = types
+        let key_json: Value = serde_json::from_str(key).map_err(|e| bad(e.to_string()))?;
+        let encoded = types
             .encode_key(&key_json)
-            .map_err(|e| bad(format!("key {}: {e}", h.key)))?;
-        let figure = Figure {
-            name: h.name.clone(),
+            .map_err(|e| bad(format!("key {key}: {e}")))?;
+        let figure = Entry {
             fd,
             types,
-            key,
-            member: h.member.clone().unwrap_or_default(),
+            key: encoded,
+            member: member.unwrap_or_default().to_string(),
         };
         // The member is checked on a zero value: the entry may be absent.
         let zero = vec![0u8; figure.types.value_buf_size()];
@@ -92,8 +159,8 @@ impl Figure {
         })
     }
 
-    /// The figure now (0 when the entry is absent).
-    pub fn read(&self) -> Result<i128, String> {
+    /// The integer now (0 when the entry is absent).
+    fn read(&self) -> Result<i128, String> {
         let mut buf = vec![0u8; self.types.value_buf_size()];
         match sys::map::lookup(&self.fd, &self.key, &mut buf, 0) {
             Ok(()) => self.pick(&buf),

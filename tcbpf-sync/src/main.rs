@@ -45,8 +45,9 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
   tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ slot N ] [ MAP … ]…
              [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
-             [ health FIGURE MAP key JSON [ member FIELD ] ]…
+             [ health FIGURE { MAP key JSON [ member FIELD ] | prog PROG } ]…
 MAP := pinned PATH | id N
+PROG := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
 CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
@@ -72,7 +73,7 @@ canary's health FIGURE, read after it applied G, kept the comparison for
 canaries go back to the generation published and it exits 4 naming the
 node, the figure and its value. 'health FIGURE MAP key JSON [ member
 FIELD ]' makes 'etcd' read that integer every second and publish it in
-its report.
+its report; 'health FIGURE prog PROG', the program's run count.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then

@@ -334,7 +334,8 @@ impl Drop for Checker {
 /// Generation 2 blocks the checker's port: the canary's drop rate rises,
 /// the gate fails naming node, figure and value, the canary goes back to
 /// generation 1 and the other hosts never drop a packet of the checker.
-/// Generation 3, harmless, passes the 2 s window and reaches every host.
+/// Generation 3, harmless, passes a 2 s window gated on the classifier's
+/// run count (the figure `runs`) and reaches every host.
 #[test]
 fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmless_generation() {
     tcbpf_testkit::require_root!();
@@ -348,6 +349,7 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
         .enumerate()
         .map(|(i, h)| {
             let (map, stats) = (h.map_pin(), h.fs.join("tc/globals/sync_udp_stats"));
+            let prog = h.fs.join("prog");
             SyncProc::start(
                 &[
                     "etcd",
@@ -368,6 +370,11 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
                     s(&stats),
                     "key",
                     "1",
+                    "health",
+                    "runs",
+                    "prog",
+                    "pinned",
+                    s(&prog),
                 ],
                 dir.join(format!("g{}.log", i + 1)),
             )
@@ -418,6 +425,7 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
     let st: Value = serde_json::from_str(&sync_ok(&["-j", "status", &ep, "prefix", p])).unwrap();
     for n in st["nodes"].as_array().unwrap() {
         assert!(n["health"]["drops"]["value"].is_i64(), "{n}");
+        assert!(n["health"]["runs"]["value"].is_i64(), "{n}");
     }
 
     // Generation 2 blocks the checker's port.
@@ -464,15 +472,17 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
     assert_eq!(hosts[0].dropped(), d, "the canary still drops");
     assert!(!hosts[0].blocks(7000));
 
-    // Generation 3 is harmless: the gate holds for its window, promoted.
+    // Generation 3 is harmless: the gate (the classifier's run count keeps
+    // rising with the checker's packets) holds for its window, promoted.
     commit("3", &[100, 200], true);
     let t0 = Instant::now();
     let st: Value = serde_json::from_str(&sync_ok(&[
         "-j", "rollout", &ep, "prefix", p, "map", "blocked", "gen", "3", "nodes", "g1", "gate",
-        "drops", "rate", "<", "50", "window", "2",
+        "runs", "rate", ">", "50", "window", "2",
     ]))
     .unwrap();
     assert_eq!(st["state"], "promoted", "{st}");
+    assert_eq!(st["gate"], "runs rate > 50 window 2", "{st}");
     assert!(
         t0.elapsed() >= Duration::from_secs(2),
         "the window was waited out"
