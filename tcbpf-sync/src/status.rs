@@ -399,6 +399,20 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             s["resyncs"],
             s["drift_fixed"],
         );
+        if let Some(health) = s["health"].as_object() {
+            for (name, h) in health {
+                match h["error"].as_str() {
+                    Some(e) => out!("  health {name} error {e}"),
+                    None => out!(
+                        "  health {name} value {} rate {}",
+                        h["value"],
+                        h["rate"]
+                            .as_f64()
+                            .map_or("-".to_string(), |r| format!("{r:.1}/s"))
+                    ),
+                }
+            }
+        }
         if let Some(maps) = s["maps"].as_object() {
             for (name, m) in maps {
                 out!(

@@ -427,6 +427,11 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
         assert!(n["health"]["drops"]["value"].is_i64(), "{n}");
         assert!(n["health"]["runs"]["value"].is_i64(), "{n}");
     }
+    let text = sync_ok(&["status", &ep, "prefix", p]);
+    assert!(
+        text.contains("  health drops value 0 rate ") && text.contains("  health runs value "),
+        "{text}"
+    );
 
     // Generation 2 blocks the checker's port.
     commit("2", &[100, 7000], true);
