@@ -8,8 +8,8 @@
 //! since the read before, and when both reads were made. Reads only:
 //! nothing here talks to etcd, and the gate's comparison is `rollout`'s.
 
-use crate::args::{HealthSource, HealthSpec, ProgRef};
 use crate::error::SyncError;
+use crate::figure::{HealthSource, HealthSpec, ProgRef};
 use crate::status::{now_ms, Shared};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -12,6 +12,7 @@ macro_rules! out {
 mod args;
 mod conn;
 mod error;
+mod figure;
 mod follow;
 mod generation;
 mod health;

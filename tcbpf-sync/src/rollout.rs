@@ -16,8 +16,9 @@
 //! Canaries by share are chosen deterministically: the nodes ordered by an
 //! FNV-1a hash of `NODE/G`, the first ones taken.
 
-use crate::args::{Canary, Gate, Measure};
+use crate::args::Canary;
 use crate::error::SyncError;
+use crate::figure::{Gate, Measure};
 use crate::layout::Prefix;
 use crate::retry;
 use etcd_client::{Client, Txn, TxnOp};
