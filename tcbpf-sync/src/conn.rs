@@ -107,17 +107,19 @@ where
     let mut pause = Duration::from_millis(50);
     let mut client = Some(first.clone());
     // The read's own failure names what was read: kept when a reconnect
-    // fails too.
+    // fails for a reason that passes too. A refusal (a certificate) ends
+    // it at once, as itself.
     let mut read_failed: Option<SyncError> = None;
     loop {
         let attempt = match client.take() {
             Some(c) => op(c).await,
             None => match connect_live(conn).await {
                 Ok(c) => op(c).await,
-                Err(e) => {
+                Err(e) if e.transient => {
                     crate::log::debug(&format!("reconnect: {}", e.message));
-                    Err(read_failed.take().unwrap_or(e))
+                    Err(read_failed.clone().unwrap_or(e))
                 }
+                Err(e) => Err(e),
             },
         };
         match attempt {
