@@ -131,7 +131,7 @@ for run in $(seq 1 "$RUNS"); do
     for _ in $(seq 1 3000); do
         last=$(ctl get "$PREFIX/nodes/" --prefix --print-value-only |
             jq -rs --argjson g "$g" --argjson n "$FOLLOWERS" '
-                [ .[] | .maps.policy.generation | select(. != null and .in_force == $g and .result == "ok") | .time ]
+                [ .[] | .maps.policy.generation | select(. != null and .in_force == $g and .result == "ok") | .time_ms / 1000 ]
                 | if length >= $n then max else empty end')
         [ -n "$last" ] && break
         sleep 0.02

@@ -511,3 +511,104 @@ fn a_key_given_twice_ends_with_its_last_value_in_a_large_commit() {
     assert_eq!(value(u32::MAX), 1, "the generation entry");
     assert_eq!(tcbpf::maps::read_all(&m).unwrap().len(), 100_002);
 }
+
+/// An array inner map and an empty slot (`bpf/policy_array.o`): its
+/// outer map starts with slot 0 empty, so the first commit takes the
+/// inner map's definition (an array of 4,096 u32 flags, BTF-typed) from
+/// the BTF of the program using the outer map; the generation sits at the
+/// array's last index, which the classifier reads. Real UDP across a veth
+/// is dropped by the policy of each generation; an index at or past the
+/// reserved one is refused with nothing changed; `previous` restores the
+/// array generation kept.
+#[test]
+fn commit_fills_an_empty_slot_from_the_programs_btf_and_swaps_array_inner_maps() {
+    require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("commit-array");
+    let obj = object("policy_array.o");
+    ok(tcbpf(
+        &format!(
+            "-n {} filter add dev v1 ingress bpf da obj {obj} sec classifier",
+            net.b.name
+        ),
+        &fs.path,
+    ));
+    let outer = fs.join("tc/globals/policy_array");
+    let stats = fs.join("tc/globals/policy_array_stats");
+    let o = tcbpf::sys::obj::get_pinned_map(&outer, 0).unwrap();
+    assert!(
+        tcbpf::maps::generation::in_force(&o, 0).unwrap().is_none(),
+        "slot 0 starts empty"
+    );
+    let write = |name: &str, ports: std::ops::Range<u32>| {
+        let text: String = ports
+            .map(|p| format!("{{\"key\":{p},\"value\":1}}\n"))
+            .collect();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        s(&path).to_string()
+    };
+    let commit = |words: &str| {
+        let line = format!("-j map commit pinned {} {words}", s(&outer));
+        let out = ok(tcbpf(&line, &fs.path));
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+
+    let a = write("a.json", 1000..1010);
+    let v = commit(&format!("json from {a}"));
+    assert_eq!(
+        (&v["generation"], &v["replaced"], &v["entries"]),
+        (&1.into(), &0.into(), &10.into()),
+        "{v}"
+    );
+    let f = tcbpf::maps::generation::in_force(&o, 0).unwrap().unwrap();
+    assert_eq!(f.info.type_name(), "array");
+    assert_eq!((f.info.max_entries, f.generation), (4096, 1));
+    assert_ne!(f.info.btf_id, 0, "typed by the program's BTF");
+    assert_eq!(net.send_udp(1005, 3), 0, "generation 1 drops 1005");
+    assert_eq!(net.send_udp(2005, 3), 3, "and lets 2005 through");
+    assert!(
+        pinned_u64(&stats, 1) >= 6,
+        "the classifier read generation 1"
+    );
+
+    // The next generation is built like the array in force, kept on request.
+    let b = write("b.json", 2000..2010);
+    let v = commit(&format!("json from {b} keep 2"));
+    assert_eq!((&v["generation"], &v["replaced"]), (&2.into(), &1.into()));
+    assert_eq!(net.send_udp(1005, 3), 3);
+    assert_eq!(net.send_udp(2005, 3), 0);
+    assert!(
+        pinned_u64(&stats, 2) >= 6,
+        "the classifier read generation 2"
+    );
+
+    // The reserved index and one past the array: refused, nothing changed.
+    for (bad, why) in [
+        ("{\"key\":4095,\"value\":1}\n", "index 4095"),
+        ("{\"key\":5000,\"value\":1}\n", "5000"),
+    ] {
+        let path = dir.join("bad.json");
+        std::fs::write(&path, bad).unwrap();
+        let (code, err) = fails(tcbpf(
+            &format!("map commit pinned {} json from {}", s(&outer), s(&path)),
+            &fs.path,
+        ));
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    assert_eq!(
+        tcbpf::maps::generation::in_force(&o, 0)
+            .unwrap()
+            .unwrap()
+            .generation,
+        2
+    );
+
+    // previous: generation 1, the array kept when 2 was committed.
+    let v = commit("previous");
+    assert_eq!((&v["generation"], &v["replaced"]), (&1.into(), &2.into()));
+    assert_eq!(net.send_udp(1005, 3), 0);
+    assert_eq!(net.send_udp(2005, 3), 3);
+}

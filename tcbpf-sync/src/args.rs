@@ -98,6 +98,7 @@ enum EtcdWord {
     Node,
     StatusTtl,
     Resync,
+    Health,
 }
 
 /// How to reach etcd: endpoints, TLS files, user.
@@ -227,13 +228,14 @@ pub struct Follow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdOpts {
     pub maps: Vec<Follow>,
+    pub health: Vec<crate::figure::HealthSpec>,
     pub node: Option<String>,
     pub status_ttl: u64,
     pub resync: Option<u64>,
 }
 
 /// A parsed `tcbpf sync` command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Put {
         map: String,
@@ -264,11 +266,13 @@ pub enum Command {
         file: String,
         stage: bool,
     },
-    /// `rollout map NAME gen G [ canary N% | nodes LIST ] [ wait SECS ]`.
+    /// `rollout map NAME gen G [ canary N% | nodes LIST ] [ gate … ]
+    /// [ wait SECS ]`.
     Rollout {
         map: String,
         generation: u64,
         canary: Canary,
+        gate: Option<crate::figure::Gate>,
         wait: u64,
     },
     /// `rollback map NAME [ gen G ]`.
@@ -293,6 +297,7 @@ pub enum Canary {
 enum RolloutWord {
     Canary,
     Nodes,
+    Gate,
     Wait,
 }
 
@@ -370,9 +375,11 @@ fn parse_rollout(w: &mut Words) -> Result<Command, SyncError> {
     let generation = w.number("a generation number after 'gen'")?;
     let mut canary = Canary::Percent(10);
     let mut wait = 10;
+    let mut gate = None;
     let words = [
         ("canary", RolloutWord::Canary),
         ("nodes", RolloutWord::Nodes),
+        ("gate", RolloutWord::Gate),
         ("wait", RolloutWord::Wait),
     ];
     while let Some(word) = w.next() {
@@ -403,6 +410,7 @@ fn parse_rollout(w: &mut Words) -> Result<Command, SyncError> {
                 }
                 canary = Canary::Nodes(nodes);
             }
+            RolloutWord::Gate => gate = Some(crate::figure::parse_gate(w)?),
             RolloutWord::Wait => wait = w.number("seconds after 'wait'")?,
         }
     }
@@ -410,6 +418,7 @@ fn parse_rollout(w: &mut Words) -> Result<Command, SyncError> {
         map,
         generation,
         canary,
+        gate,
         wait,
     })
 }
@@ -417,6 +426,7 @@ fn parse_rollout(w: &mut Words) -> Result<Command, SyncError> {
 fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
     let mut o = EtcdOpts {
         maps: Vec::new(),
+        health: Vec::new(),
         node: None,
         status_ttl: 15,
         resync: None,
@@ -429,6 +439,7 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
         ("node", EtcdWord::Node),
         ("status-ttl", EtcdWord::StatusTtl),
         ("resync", EtcdWord::Resync),
+        ("health", EtcdWord::Health),
     ]);
     while let Some(word) = w.next() {
         let map = match pick(&word, &words, "word")?.1 {
@@ -448,6 +459,17 @@ fn parse_etcd(w: &mut Words) -> Result<EtcdOpts, SyncError> {
             }
             EtcdWord::Resync => {
                 o.resync = Some(w.number("seconds after 'resync'")?);
+                continue;
+            }
+            EtcdWord::Health => {
+                let h = crate::figure::parse_health(w)?;
+                if o.health.iter().any(|x| x.name == h.name) {
+                    return Err(SyncError::usage(format!(
+                        "health figure '{}' given twice",
+                        h.name
+                    )));
+                }
+                o.health.push(h);
                 continue;
             }
         };
@@ -644,6 +666,7 @@ mod tests {
                 map: "m".into(),
                 generation: 4,
                 canary: Canary::Percent(25),
+                gate: None,
                 wait: 3
             }
         );

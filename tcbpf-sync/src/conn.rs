@@ -1,7 +1,8 @@
 //! Opening an etcd client from [`Conn`]: endpoints, TLS (CA, client
 //! certificate), user and password. The etcd-client crate does the
 //! protocol, the balancing over endpoints and the token refresh. Nothing
-//! here reads or writes keys, and no password is ever logged.
+//! here reads or writes keys (`read_live` only runs a read it is given,
+//! again on a new client), and no password is ever logged.
 
 use crate::args::Conn;
 use crate::error::SyncError;
@@ -86,4 +87,50 @@ pub async fn connect_live(c: &Conn) -> Result<Client, SyncError> {
         }
     }
     Err(last.unwrap_or_else(|| SyncError::usage("no etcd endpoint given")))
+}
+
+/// A read (`get`, `list`, `status`) retried through an election until
+/// `t`, as writes are: the first attempt on `first`, each retry on a
+/// client connected again by [`connect_live`]. Retrying on `first` could
+/// keep failing until `t`.
+pub async fn read_live<T, F, Fut>(
+    conn: &Conn,
+    first: &Client,
+    t: Duration,
+    mut op: F,
+) -> Result<T, SyncError>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SyncError>>,
+{
+    let t0 = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut client = Some(first.clone());
+    // The read's own failure names what was read: kept when a reconnect
+    // fails for a reason that passes too. A refusal (a certificate) ends
+    // it at once, as itself.
+    let mut read_failed: Option<SyncError> = None;
+    loop {
+        let attempt = match client.take() {
+            Some(c) => op(c).await,
+            None => match connect_live(conn).await {
+                Ok(c) => op(c).await,
+                Err(e) if e.transient => {
+                    crate::log::debug(&format!("reconnect: {}", e.message));
+                    Err(read_failed.clone().unwrap_or(e))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match attempt {
+            Ok(v) => return Ok(v),
+            Err(e) if e.transient && t0.elapsed() + pause < t => {
+                crate::log::debug(&format!("{} (retrying)", e.message));
+                read_failed = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }

@@ -85,6 +85,11 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         }
         maps.push(m);
     }
+    let figures = o
+        .health
+        .iter()
+        .map(crate::health::Figure::open)
+        .collect::<Result<Vec<_>, _>>()?;
     let node = match o.node.clone() {
         Some(n) => n,
         None => hostname()?,
@@ -92,7 +97,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
     let shared = Shared::new(NodeStatus {
         node,
         pid: std::process::id(),
-        started: status::now(),
+        started_ms: status::now_ms(),
         maps: maps
             .iter()
             .map(|m| {
@@ -128,6 +133,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
         stop.clone(),
         types,
     ));
+    let sampler = tokio::spawn(crate::health::sample(figures, shared.clone()));
     let mut f = Follower {
         conn,
         prefix,
@@ -172,6 +178,7 @@ pub async fn run(conn: Conn, prefix: Prefix, o: EtcdOpts) -> Result<(), SyncErro
             Next::Resync(why) => need_resync = Some(why),
         }
     }
+    sampler.abort();
     f.shared.update(|s| s.state = "stopped");
     crate::log::event(&format!("stopped at revision {}", f.applied));
     stop.notify_one();
@@ -353,7 +360,7 @@ impl Follower {
                 m.revision = rev;
                 m.changed_revision = rev;
                 m.entries = entries;
-                m.last_apply = status::now();
+                m.last_apply_ms = status::now_ms();
                 m.rejected = rejected.len();
                 m.last_rejected = rejected
                     .last()
@@ -390,7 +397,7 @@ impl Follower {
             .map_err(|e| e.message)?;
         let mut ack = status::GenAck {
             generation: g,
-            time: status::now(),
+            time_ms: status::now_ms(),
             in_force,
             ..status::GenAck::default()
         };
@@ -448,11 +455,11 @@ impl Follower {
     /// Puts `ack` in the report, stamped now (the apply is over), and
     /// logs `line`.
     fn acknowledge(&self, name: &str, mut ack: status::GenAck, line: &str) {
-        ack.time = status::now();
+        ack.time_ms = status::now_ms();
         crate::log::event(line);
         self.shared.update(|s| {
             let m = s.map_mut(name);
-            m.last_apply = ack.time;
+            m.last_apply_ms = ack.time_ms;
             m.generation = Some(ack);
         });
     }
@@ -652,7 +659,7 @@ impl Follower {
                 let m = s.map_mut(&name);
                 m.changed_revision = last;
                 m.entries = entries;
-                m.last_apply = status::now();
+                m.last_apply_ms = status::now_ms();
                 m.rejected += rejected.len();
                 if let Some(r) = rejected.last() {
                     m.last_rejected = Some(format!("key {}: {}", r.key, r.reason));

@@ -74,7 +74,7 @@ impl Record {
             "checksum": self.checksum,
             "entries": self.entries,
             "author": self.author,
-            "time": crate::status::now(),
+            "time_ms": crate::status::now_ms(),
         })
     }
 

@@ -12,8 +12,10 @@ macro_rules! out {
 mod args;
 mod conn;
 mod error;
+mod figure;
 mod follow;
 mod generation;
+mod health;
 mod kv;
 mod layout;
 mod log;
@@ -36,6 +38,7 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync commit ENDPOINTS [CONN]… prefix PREFIX map NAME from { FILE | - } [ stage ]
   tcbpf sync rollout ENDPOINTS [CONN]… prefix PREFIX map NAME gen G
              [ canary N% | nodes NODE[,NODE…] ] [ wait SECS ]
+             [ gate FIGURE { rate | value } { '<' | '<=' | '>' | '>=' } N [ window SECS ] ]
   tcbpf sync rollback ENDPOINTS [CONN]… prefix PREFIX map NAME [ gen G ]
   tcbpf sync del  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
   tcbpf sync get  ENDPOINTS [CONN]… prefix PREFIX map NAME key JSON
@@ -43,7 +46,9 @@ Usage: tcbpf [ -j ] [ -v ] sync COMMAND ENDPOINTS [ CONN ]… prefix PREFIX …
   tcbpf sync status ENDPOINTS [CONN]… prefix PREFIX
   tcbpf sync etcd ENDPOINTS [CONN]… prefix PREFIX MAP [ as NAME ] [ slot N ] [ MAP … ]…
              [ node NODE ] [ status-ttl SECS ] [ resync SECS ]
+             [ health FIGURE { MAP key JSON [ member FIELD ] | prog PROG } ]…
 MAP := fd N | env { ID | NAME } | id N | pinned PATH | name NAME | keeper SOCK [SET/]MAP
+PROG := pinned PATH | id N
 
 ENDPOINTS := HOST:PORT[,HOST:PORT…]   (or full http:// / https:// URLs)
 CONN := cacert FILE | cert FILE | key FILE | user NAME | password-file FILE
@@ -62,6 +67,14 @@ PREFIX/gens/NAME/G/record) and publishes it last (PREFIX/current/NAME = G);
 a follower then makes that map equal to generation G alone, all or nothing
 (a map-in-map OUTER, slot N (default 0): a new inner map swapped in), and
 acknowledges it in its report.
+'rollout' pins the canaries to G; it publishes G once every canary
+acknowledged it (within 'wait', default 10) and, with 'gate', once each
+canary's health FIGURE, read after it applied G, kept the comparison for
+'window' seconds (default 10; 'rate': change per second); else the
+canaries go back to the generation published and it exits 4 naming the
+node, the figure and its value. 'health FIGURE MAP key JSON [ member
+FIELD ]' makes 'etcd' read that integer every second and publish it in
+its report; 'health FIGURE prog PROG', the program's run count.
 A node reports at PREFIX/nodes/NODE (default: the hostname) under a lease of
 status-ttl seconds (default 15). 'etcd' makes each map equal to
 PREFIX/maps/NAME/ (NAME: the map's kernel name unless 'as NAME'), then
@@ -159,10 +172,15 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 map,
                 generation,
                 canary,
+                gate,
                 wait,
             } => {
-                let state =
-                    rollout::rollout(&mut c, t, &prefix, &map, generation, &canary, wait).await?;
+                let how = rollout::How {
+                    canary: &canary,
+                    gate: gate.as_ref(),
+                    wait,
+                };
+                let state = rollout::rollout(&mut c, t, &prefix, &map, generation, how).await?;
                 if g.json {
                     out!("{state}");
                 } else {
@@ -220,9 +238,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::Get { map, key } => {
-                // Reads, retried through an election as writes are.
-                let value = retry::again(t, || {
-                    let mut c = c.clone();
+                let value = conn::read_live(&conn, &c, t, |mut c| {
                     let (prefix, map, key) = (prefix.clone(), map.clone(), key.clone());
                     async move { kv::get(&mut c, &prefix, &map, &key).await }
                 })
@@ -237,8 +253,7 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 }
             }
             Command::List { map } => {
-                let items = retry::again(t, || {
-                    let mut c = c.clone();
+                let items = conn::read_live(&conn, &c, t, |mut c| {
                     let (prefix, map) = (prefix.clone(), map.clone());
                     async move { kv::list(&mut c, &prefix, map.as_deref()).await }
                 })
@@ -246,21 +261,10 @@ fn run(argv: Vec<String>) -> Result<(), SyncError> {
                 kv::print_list(&items, g.json);
             }
             // Prints only once every read is done: retried whole.
-            // A retry connects again, to one endpoint that answers: a client
-            // whose channel still leads to a member that died keeps failing
-            // with "tcp connect error" (seen after a leader was killed).
             Command::Status => {
-                let mut first = Some(c.clone());
-                retry::again(t, || {
-                    let first = first.take();
-                    let (conn, prefix) = (&conn, prefix.clone());
-                    async move {
-                        let mut c = match first {
-                            Some(c) => c,
-                            None => conn::connect_live(conn).await?,
-                        };
-                        status::show(&mut c, &prefix, g.json).await
-                    }
+                conn::read_live(&conn, &c, t, |mut c| {
+                    let prefix = prefix.clone();
+                    async move { status::show(&mut c, &prefix, g.json).await }
                 })
                 .await?
             }

@@ -9,11 +9,16 @@
 //! transaction. It fails: the pins go, so the canaries return to the
 //! generation published (G-1), which the command waits for; the other
 //! nodes never saw G. The state is kept at `PREFIX/rollout/NAME`.
+//! With `gate FIGURE …` the gate goes on once every canary acknowledged
+//! G: for `window` seconds each canary's health figure (`health`), read
+//! after it applied G, must keep the comparison; the first reading that
+//! does not fails the gate, naming the node, the figure and its value.
 //! Canaries by share are chosen deterministically: the nodes ordered by an
 //! FNV-1a hash of `NODE/G`, the first ones taken.
 
 use crate::args::Canary;
 use crate::error::SyncError;
+use crate::figure::{Gate, Measure};
 use crate::layout::Prefix;
 use crate::retry;
 use etcd_client::{Client, Txn, TxnOp};
@@ -52,13 +57,17 @@ pub fn choose(nodes: &[String], canary: &Canary, g: u64) -> Result<Vec<String>, 
     }
 }
 
-/// Every node report that follows `map`: (node, the map's acknowledgement).
-async fn reports(
-    c: &Client,
-    t: Duration,
-    p: &Prefix,
-    map: &str,
-) -> Result<Vec<(String, Value)>, SyncError> {
+/// A node's report, as far as a rollout reads it.
+struct Report {
+    node: String,
+    /// Its acknowledgement of the map's generation.
+    ack: Value,
+    /// Its health figures (`health::Sample` by name).
+    health: Value,
+}
+
+/// Every node report that follows `map`.
+async fn reports(c: &Client, t: Duration, p: &Prefix, map: &str) -> Result<Vec<Report>, SyncError> {
     let nodes = p.nodes();
     let (kvs, _) = retry::again(t, || {
         let mut c = c.clone();
@@ -75,7 +84,11 @@ async fn reports(
             let s: Value = serde_json::from_slice(&v).ok()?;
             let node = s["node"].as_str()?.to_string();
             s["maps"].get(map)?;
-            Some((node, s["maps"][map]["generation"].clone()))
+            Some(Report {
+                node,
+                ack: s["maps"][map]["generation"].clone(),
+                health: s["health"].clone(),
+            })
         })
         .collect())
 }
@@ -114,7 +127,7 @@ async fn gate(
         let acks = reports(c, t, p, map).await?;
         let mut waiting = Vec::new();
         for node in canaries {
-            let ack = acks.iter().find(|(n, _)| n == node).map(|(_, a)| a);
+            let ack = acks.iter().find(|r| &r.node == node).map(|r| &r.ack);
             match ack {
                 Some(a) if a["generation"] == g && a["result"] != "ok" => {
                     return Ok(Err(format!(
@@ -140,6 +153,99 @@ async fn gate(
     }
 }
 
+/// After every canary acknowledged `g`: watches their figure for the
+/// gate's window. Only readings that began after the canary applied `g`
+/// count (for a rate, the reading it is taken from too); `Err` with the
+/// reason at the first that breaks the comparison, or when a canary
+/// gave none in the window.
+async fn health_gate(
+    c: &mut Client,
+    t: Duration,
+    p: &Prefix,
+    map: &str,
+    g: u64,
+    canaries: &[String],
+    gate: &Gate,
+) -> Result<Result<(), String>, SyncError> {
+    let t0 = Instant::now();
+    let name = &gate.figure;
+    let (word, field) = match gate.measure {
+        Measure::Rate => ("rate", "rate"),
+        Measure::Value => ("value", "value"),
+    };
+    let mut measured = std::collections::BTreeSet::new();
+    loop {
+        let now = reports(c, t, p, map).await?;
+        for node in canaries {
+            let Some(r) = now.iter().find(|r| &r.node == node) else {
+                return Ok(Err(format!("node {node}: its report is gone")));
+            };
+            if r.ack["generation"] != g || r.ack["in_force"] != g {
+                return Ok(Err(format!("node {node}: no longer runs generation {g}")));
+            }
+            let applied = r.ack["time_ms"].as_u64().unwrap_or(u64::MAX);
+            let h = &r.health[name.as_str()];
+            if let Some(e) = h["error"].as_str() {
+                return Ok(Err(format!(
+                    "node {node}: health figure {name} cannot be read: {e}"
+                )));
+            }
+            let since = match gate.measure {
+                Measure::Rate => h["from_ms"].as_u64(),
+                Measure::Value => h["time_ms"].as_u64(),
+            };
+            let (Some(since), Some(x)) = (since, h[field].as_f64()) else {
+                continue;
+            };
+            if since < applied {
+                continue;
+            }
+            measured.insert(node.clone());
+            if !gate.op.holds(x, gate.limit) {
+                return Ok(Err(format!(
+                    "node {node}: health {name} {word} {}, not {} {}",
+                    shown(x, gate.measure),
+                    gate.op.symbol(),
+                    gate.limit
+                )));
+            }
+        }
+        if t0.elapsed() >= Duration::from_secs(gate.window) {
+            let silent: Vec<&str> = canaries
+                .iter()
+                .filter(|n| !measured.contains(*n))
+                .map(String::as_str)
+                .collect();
+            if !silent.is_empty() {
+                return Ok(Err(format!(
+                    "node {}: no health figure {name} read on generation {g} within the \
+                     {} s window (is its follower started with 'health {name} …'?)",
+                    silent.join(", node "),
+                    gate.window
+                )));
+            }
+            return Ok(Ok(()));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A figure's reading as a message shows it.
+fn shown(x: f64, m: Measure) -> String {
+    match m {
+        Measure::Rate => format!("{x:.1}/s"),
+        Measure::Value => format!("{x}"),
+    }
+}
+
+/// How a rollout goes: which nodes first, the gate, how long to wait for
+/// the canaries' acknowledgements.
+pub struct How<'a> {
+    pub canary: &'a Canary,
+    pub gate: Option<&'a Gate>,
+    pub wait: u64,
+}
+
 /// `tcbpf sync rollout … map NAME gen G …`: the rollout's final state.
 pub async fn rollout(
     c: &mut Client,
@@ -147,9 +253,13 @@ pub async fn rollout(
     p: &Prefix,
     map: &str,
     g: u64,
-    canary: &Canary,
-    wait: u64,
+    how: How<'_>,
 ) -> Result<Value, SyncError> {
+    let How {
+        canary,
+        gate: health,
+        wait,
+    } = how;
     if crate::generation::record(c, t, p, map, g).await?.is_none() {
         return Err(SyncError::not_found(format!(
             "map {map}: no generation {g} under {}",
@@ -165,7 +275,7 @@ pub async fn rollout(
     let mut nodes: Vec<String> = reports(c, t, p, map)
         .await?
         .into_iter()
-        .map(|(n, _)| n)
+        .map(|r| r.node)
         .collect();
     nodes.sort();
     if nodes.is_empty() {
@@ -176,15 +286,28 @@ pub async fn rollout(
     }
     let canaries =
         choose(&nodes, canary, g).map_err(|e| SyncError::usage(format!("rollout: {e}")))?;
-    let started = crate::status::now();
+    let started = crate::status::now_ms();
     let mut state = json!({
         "generation": g,
         "previous": previous,
         "canaries": canaries,
         "nodes": nodes.len(),
         "state": "canary",
-        "started": started,
+        "started_ms": started,
     });
+    if let Some(h) = health {
+        state["gate"] = json!(format!(
+            "{} {} {} {} window {}",
+            h.figure,
+            match h.measure {
+                Measure::Rate => "rate",
+                Measure::Value => "value",
+            },
+            h.op.symbol(),
+            h.limit,
+            h.window
+        ));
+    }
     put_state(c, t, p, map, &state).await?;
     crate::log::event(&format!(
         "rollout of map {map} generation {g}: canaries {} of {} nodes",
@@ -205,8 +328,15 @@ pub async fn rollout(
         .iter()
         .map(|n| TxnOp::delete(p.pin(map, n), None))
         .collect();
-    let verdict = gate(c, t, p, map, g, &canaries, Duration::from_secs(wait)).await?;
-    let t_gate = crate::status::now();
+    let mut verdict = gate(c, t, p, map, g, &canaries, Duration::from_secs(wait)).await?;
+    if let (Ok(()), Some(h)) = (&verdict, health) {
+        crate::log::event(&format!(
+            "rollout of map {map} generation {g}: canaries on it; health gate for {} s",
+            h.window
+        ));
+        verdict = health_gate(c, t, p, map, g, &canaries, h).await?;
+    }
+    let t_gate = crate::status::now_ms();
     match verdict {
         Ok(()) => {
             let (done, _) =
@@ -227,7 +357,7 @@ pub async fn rollout(
                 )));
             }
             state["state"] = json!("promoted");
-            state["gate_passed"] = json!(t_gate);
+            state["gate_passed_ms"] = json!(t_gate);
             put_state(c, t, p, map, &state).await?;
             crate::log::event(&format!("rollout of map {map} generation {g}: promoted"));
             Ok(state)
@@ -263,7 +393,7 @@ pub async fn rollout(
             }
             state["state"] = json!("rolled back");
             state["reason"] = json!(reason);
-            state["rolled_back_in"] = json!(crate::status::now() - t_gate);
+            state["rolled_back_in_ms"] = json!(crate::status::now_ms().saturating_sub(t_gate));
             if let Err(e) = &back {
                 state["rollback_error"] = json!(e);
             }
@@ -273,10 +403,7 @@ pub async fn rollout(
                  on generation {previous}{}",
                 canaries.join(","),
                 match back {
-                    Ok(()) => format!(
-                        " in {:.0} ms",
-                        state["rolled_back_in"].as_f64().unwrap_or(0.0) * 1000.0
-                    ),
+                    Ok(()) => format!(" in {} ms", state["rolled_back_in_ms"]),
                     Err(e) => format!(" (not yet acknowledged: {e})"),
                 }
             )))

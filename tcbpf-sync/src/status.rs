@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
-/// Seconds since the epoch, with milliseconds.
-pub fn now() -> f64 {
+/// Milliseconds since the Unix epoch: every time sync writes in JSON is
+/// one, an integer in a field ending `_ms` (tcbpf's JSON has no float
+/// times).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One map's line in the report.
@@ -30,8 +32,8 @@ pub struct MapStatus {
     /// The last revision that changed this map.
     pub changed_revision: i64,
     pub entries: usize,
-    /// When the last change was written (epoch seconds).
-    pub last_apply: f64,
+    /// When the last change was written (epoch milliseconds).
+    pub last_apply_ms: u64,
     /// Policy entries that do not fit the map (bad JSON for its types).
     pub rejected: usize,
     pub last_rejected: Option<String>,
@@ -45,8 +47,9 @@ pub struct MapStatus {
 pub struct GenAck {
     /// The generation last tried.
     pub generation: u64,
-    /// When it was applied or refused: the end of the apply (epoch seconds).
-    pub time: f64,
+    /// When it was applied or refused: the end of the apply (epoch
+    /// milliseconds).
+    pub time_ms: u64,
     /// `None`: applied whole; `Some(error)`: refused or failed, and the
     /// map still holds `in_force`.
     pub error: Option<String>,
@@ -63,7 +66,7 @@ impl GenAck {
     pub fn to_json(&self) -> Value {
         json!({
             "generation": self.generation,
-            "time": self.time,
+            "time_ms": self.time_ms,
             "result": self.error.as_deref().unwrap_or("ok"),
             "entries": self.entries,
             "checksum": self.checksum,
@@ -78,14 +81,14 @@ impl GenAck {
 pub struct NodeStatus {
     pub node: String,
     pub pid: u32,
-    pub started: f64,
+    pub started_ms: u64,
     /// Every map holds the policy up to this revision (the last applied
     /// event or full read: where a new watch resumes).
     pub revision: i64,
     /// The highest revision etcd's watch progress reports announced.
     pub seen: i64,
     pub maps: Vec<(String, MapStatus)>,
-    pub last_error: Option<(f64, String)>,
+    pub last_error: Option<(u64, String)>,
     /// Full re-reads (start-up, compaction, resync, after a failure).
     pub resyncs: u64,
     /// Entries a resync found different from the policy and fixed.
@@ -94,6 +97,8 @@ pub struct NodeStatus {
     /// (added, changed, unchanged, removed).
     pub last_resync: Option<(String, i64, [usize; 4])>,
     pub state: &'static str,
+    /// The health figures' last readings (`health::sample`).
+    pub health: Vec<(String, crate::health::Sample)>,
 }
 
 impl NodeStatus {
@@ -107,7 +112,7 @@ impl NodeStatus {
                     "revision": m.revision,
                     "changed_revision": m.changed_revision,
                     "entries": m.entries,
-                    "last_apply": m.last_apply,
+                    "last_apply_ms": m.last_apply_ms,
                     "rejected": m.rejected,
                     "last_rejected": m.last_rejected,
                     "generation": m.generation.as_ref().map(GenAck::to_json),
@@ -117,18 +122,23 @@ impl NodeStatus {
         json!({
             "node": self.node,
             "pid": self.pid,
-            "started": self.started,
+            "started_ms": self.started_ms,
             "state": self.state,
             "revision": self.revision,
             "seen": self.seen,
             "maps": maps,
-            "last_error": self.last_error.as_ref().map(|(t, m)| json!({"time": t, "message": m})),
+            "last_error": self.last_error.as_ref().map(|(t, m)| json!({"time_ms": t, "message": m})),
             "resyncs": self.resyncs,
             "drift_fixed": self.drift_fixed,
             "last_resync": self.last_resync.as_ref().map(|(why, rev, [a, c, u, r])| json!({
                 "why": why, "revision": rev, "added": a, "changed": c, "unchanged": u, "removed": r,
             })),
-            "updated": now(),
+            "health": self
+                .health
+                .iter()
+                .map(|(name, s)| (name.clone(), s.to_json()))
+                .collect::<Map<String, Value>>(),
+            "updated_ms": now_ms(),
         })
     }
 
@@ -143,7 +153,7 @@ impl NodeStatus {
 
     pub fn error(&mut self, message: String) {
         crate::log::event(&message);
-        self.last_error = Some((now(), message));
+        self.last_error = Some((now_ms(), message));
     }
 }
 
@@ -360,9 +370,9 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
     for s in &rows {
         let err = match (
             s["last_error"]["message"].as_str(),
-            s["last_error"]["time"].as_f64(),
+            s["last_error"]["time_ms"].as_u64(),
         ) {
-            (Some(m), Some(t)) => format!("({:.0} s ago) {m}", (now() - t).max(0.0)),
+            (Some(m), Some(t)) => format!("({} s ago) {m}", now_ms().saturating_sub(t) / 1000),
             _ => "-".to_string(),
         };
         let r = &s["last_resync"];
@@ -389,15 +399,29 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
             s["resyncs"],
             s["drift_fixed"],
         );
+        if let Some(health) = s["health"].as_object() {
+            for (name, h) in health {
+                match h["error"].as_str() {
+                    Some(e) => out!("  health {name} error {e}"),
+                    None => out!(
+                        "  health {name} value {} rate {}",
+                        h["value"],
+                        h["rate"]
+                            .as_f64()
+                            .map_or("-".to_string(), |r| format!("{r:.1}/s"))
+                    ),
+                }
+            }
+        }
         if let Some(maps) = s["maps"].as_object() {
             for (name, m) in maps {
                 out!(
-                    "  map {name} id {} revision {} entries {} rejected {} last_apply {}",
+                    "  map {name} id {} revision {} entries {} rejected {} last_apply_ms {}",
                     m["id"],
                     m["revision"],
                     m["entries"],
                     m["rejected"],
-                    m["last_apply"]
+                    m["last_apply_ms"]
                 );
                 let a = &m["generation"];
                 if a.is_object() {
@@ -429,4 +453,54 @@ pub fn joined(names: &Value) -> String {
                 .join(",")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every number in `v` that is not an integer, by its path.
+    fn floats(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Number(n) if n.is_f64() => out.push(path.to_string()),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| floats(x, &format!("{path}[{i}]"), out)),
+            Value::Object(o) => o
+                .iter()
+                .for_each(|(k, x)| floats(x, &format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_report_holds_its_times_as_integer_epoch_milliseconds() {
+        let mut s = NodeStatus {
+            node: "n1".into(),
+            started_ms: now_ms(),
+            maps: vec![(
+                "m".into(),
+                MapStatus {
+                    last_apply_ms: now_ms(),
+                    generation: Some(GenAck {
+                        generation: 2,
+                        time_ms: now_ms(),
+                        ..GenAck::default()
+                    }),
+                    ..MapStatus::default()
+                },
+            )],
+            ..NodeStatus::default()
+        };
+        s.error("boom".into());
+        let v = s.to_json();
+        let mut bad = Vec::new();
+        floats(&v, "", &mut bad);
+        assert!(bad.is_empty(), "float times at {bad:?}: {v}");
+        let t = v["maps"]["m"]["generation"]["time_ms"].as_u64().unwrap();
+        assert!(t > 1_700_000_000_000, "{t} is not epoch milliseconds");
+        assert!(v["last_error"]["time_ms"].as_u64().is_some(), "{v}");
+        assert!(v["updated_ms"].as_u64().unwrap() >= v["started_ms"].as_u64().unwrap());
+    }
 }

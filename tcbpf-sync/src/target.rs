@@ -7,7 +7,7 @@
 //! written; into a map-in-map slot it is built and swapped in by
 //! `tcbpf::maps::generation`. Nothing here talks to etcd.
 
-use crate::args::Follow;
+use crate::args::{Follow, MapRef};
 use crate::error::SyncError;
 use std::collections::BTreeMap;
 use tcbpf::abi::MapType;
@@ -74,6 +74,12 @@ impl std::fmt::Display for GenFailure {
     }
 }
 
+/// Opens the map `map` names with `flags` (`sys::obj::open`): the map's
+/// description (its MAP words) and its descriptor.
+pub fn open_map(map: &MapRef, flags: u32) -> Result<(String, MapFd), SyncError> {
+    Ok((map.to_string(), map.open_with(flags)?))
+}
+
 /// A map being kept equal to `PREFIX/maps/NAME/`.
 pub struct MapTarget {
     /// The NAME the policy lives under.
@@ -86,6 +92,9 @@ pub struct MapTarget {
     /// For a map-in-map target: the slot whose inner map holds the policy
     /// (the map followed is then the outer map; generations only).
     pub slot: Option<u32>,
+    /// For a map-in-map target: the inner map template, taken at start
+    /// (used while the slot is empty).
+    template: Option<generation::InnerTemplate>,
     /// Entries the map holds as far as sync knows (set by the last full
     /// apply, moved by each delta).
     pub entries: usize,
@@ -102,8 +111,7 @@ pub struct Rejected {
 impl MapTarget {
     /// Opens the map `f` names, read-write, and reads its types.
     pub fn open(f: &Follow) -> Result<MapTarget, SyncError> {
-        let what = f.map.to_string();
-        let fd = f.map.open_with(sys::obj::open::RDWR)?;
+        let (what, fd) = open_map(&f.map, sys::obj::open::RDWR)?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();
@@ -121,24 +129,41 @@ impl MapTarget {
                 info.type_name()
             )));
         }
-        // A map-in-map's entries are its inner map's: typed by the one in force.
-        let typed_by = if outer {
+        // A map-in-map's entries are its inner map's: typed by the one in
+        // force, or for an empty slot by an empty one made (never
+        // published) from the inner definition in a program's BTF.
+        let (typed_by, template) = if outer {
             let slot = f.slot.unwrap_or(0);
+            let bad =
+                |e: tcbpf::maps::Error| SyncError::usage(format!("map {what} slot {slot}: {e}"));
             generation::check_outer(&info)
                 .map_err(|e| SyncError::usage(format!("map {what}: {e}")))?;
-            let inner = generation::in_force(&fd, slot)
+            match generation::in_force(&fd, slot)
                 .map_err(|e| SyncError::other(format!("map {what} slot {slot}: {e}")))?
-                .ok_or_else(|| {
-                    SyncError::not_found(format!(
-                        "map {what}: slot {slot} holds no inner map (a generation takes the \
-                         attributes of the one in force)"
-                    ))
-                })?;
-            generation::InnerTemplate::from_info(&inner.info)
-                .map_err(|e| SyncError::usage(format!("map {what} slot {slot}: {e}")))?;
-            inner.info
+            {
+                Some(inner) => (
+                    inner.info.clone(),
+                    Some(generation::InnerTemplate::from_info(&inner.info).map_err(bad)?),
+                ),
+                None => {
+                    let t = generation::template_from_users(&info)
+                        .map_err(bad)?
+                        .ok_or_else(|| {
+                            SyncError::not_found(format!(
+                                "map {what}: slot {slot} holds no inner map, and no program \
+                                 using the map carries the BTF definition of its inner map"
+                            ))
+                        })?;
+                    let plan =
+                        generation::plan_commit(t.clone(), slot, 0, 0, &[], &[]).map_err(bad)?;
+                    let empty = generation::build(&plan, &[], &[]).map_err(bad)?;
+                    let empty_info = sys::info::map_info(&empty)
+                        .map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
+                    (empty_info, Some(t))
+                }
+            }
         } else {
-            info.clone()
+            (info.clone(), None)
         };
         let types = tcbpf::maps::types_or_untyped(&typed_by)
             .map_err(|e| SyncError::other(format!("map {what}: types: {e}")))?;
@@ -151,6 +176,7 @@ impl MapTarget {
             types,
             is_array: matches!(kind, Some(MapType::Array | MapType::PercpuArray)),
             slot: outer.then(|| f.slot.unwrap_or(0)),
+            template,
             entries: 0,
         })
     }
@@ -233,14 +259,21 @@ impl MapTarget {
         let g32 = u32::try_from(g)
             .map_err(|_| GenFailure::Refused(format!("generation {g} passes 4294967295")))?;
         let failed = |e: tcbpf::maps::Error| GenFailure::Failed(e.to_string());
-        let current = generation::in_force(&self.fd, slot)
-            .map_err(failed)?
-            .ok_or_else(|| GenFailure::Failed(format!("slot {slot} holds no inner map")))?;
-        let template = generation::InnerTemplate::from_info(&current.info).map_err(failed)?;
+        let (template, in_force) = match generation::in_force(&self.fd, slot).map_err(failed)? {
+            Some(c) => (
+                generation::InnerTemplate::from_info(&c.info).map_err(failed)?,
+                c.generation,
+            ),
+            None => (
+                self.template
+                    .clone()
+                    .ok_or_else(|| GenFailure::Failed(format!("slot {slot} holds no inner map")))?,
+                0,
+            ),
+        };
         // Too many entries, or the reserved key: the policy's fault.
-        let mut plan =
-            generation::plan_commit(template, slot, current.generation, 0, &keys, &values)
-                .map_err(|e| GenFailure::Refused(e.to_string()))?;
+        let mut plan = generation::plan_commit(template, slot, in_force, 0, &keys, &values)
+            .map_err(|e| GenFailure::Refused(e.to_string()))?;
         plan.generation = g32;
         let inner = generation::build(&plan, &keys, &values).map_err(failed)?;
         generation::publish(&self.fd, slot, &inner).map_err(failed)?;

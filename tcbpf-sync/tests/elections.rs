@@ -106,3 +106,53 @@ fn commit_put_and_del_complete_across_a_leader_kill() {
     let left = e.ctl(&["get", "/t/elect/maps/m/", "--prefix", "--keys-only"]);
     assert_eq!(left.trim(), "/t/elect/maps/m/2");
 }
+
+/// `get` and `list` retry across a leader kill as `status` does: each
+/// retry connects again, to the first endpoint that answers. The leader
+/// is killed while a `list` of 20,000 entries (two pages) reads, and
+/// right before a `get`, two rounds each: a retry on the first client,
+/// whose channel could still lead to the dead member, failed with "tcp
+/// connect error".
+#[test]
+fn get_and_list_answer_across_a_leader_kill() {
+    let mut e = Etcd::cluster(3, None);
+    let ep = e.endpoints();
+    let dir = TempDir::new("elect-read");
+    let p = "/t/elect-read";
+    let n = 20_000u32;
+    let file = dir.join("entries.jsonl");
+    let text: String = (0..n)
+        .map(|k| format!("{{\"key\":{k},\"value\":{}}}\n", k + 1))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    sync_ok(&["put", &ep, "prefix", p, "map", "m", "from", s(&file)]);
+    for round in 0..2 {
+        let list = Command::new(BIN)
+            .args(["-j", "list", &ep, "prefix", p, "map", "m"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30 + 40 * round));
+        let leader = e.leader();
+        e.members[leader].kill();
+        let out = list.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: list across a leader kill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(n as usize));
+        let got = sync_ok(&["get", &ep, "prefix", p, "map", "m", "key", "7"]);
+        assert_eq!(got.trim(), "8", "round {round}: get after a leader kill");
+        e.members[leader].start();
+        e.wait_ready();
+        let leader = e.leader();
+        e.members[leader].kill();
+        let got = sync_ok(&["get", &ep, "prefix", p, "map", "m", "key", "9"]);
+        assert_eq!(got.trim(), "10", "round {round}: get after a leader kill");
+        e.members[leader].start();
+        e.wait_ready();
+    }
+}

@@ -4,7 +4,7 @@
 //! follower whole (its acknowledgement carries the checksum the commit
 //! wrote, and the map holds exactly its entries), a generation that does
 //! not fit a map changes nothing, and a map-in-map target gets it by one
-//! swap of its slot.
+//! swap of its slot; 100,000 entries reach 20 followers whole.
 
 mod support;
 
@@ -467,4 +467,205 @@ fn a_plain_map_follower_sigkilled_mid_apply_comes_back_with_the_new_generation_w
         assert_eq!(node.ports(), want, "{n}");
     }
     drop(nodes);
+}
+
+/// The issue's fleet proof: a 3-member etcd on loopback and 20 followers
+/// (processes, each with a map-in-map of its own); `sync commit` of a
+/// 100,000-entry generation reaches all 20 as a whole generation. Each
+/// acknowledgement carries the commit's checksum and count, each
+/// follower's slot ends holding exactly the generation's keys, and a
+/// watcher that reads every follower's slot while the generation spreads
+/// finds only whole generations: every inner map it sees holds all the
+/// entries of the generation it carries (1,000 or 100,000), never a mix.
+/// `TCBPF_FLEET_ENTRIES` changes the size (the test's form is the full one).
+#[test]
+fn a_100000_entry_generation_reaches_20_followers_whole() {
+    tcbpf_testkit::require_root!();
+    let big: u32 = std::env::var("TCBPF_FLEET_ENTRIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let e = Etcd::cluster(3, None);
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-fleet");
+    let p = "/t/gens-fleet";
+    let names: Vec<String> = (1..=20).map(|i| format!("f{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let nodes: Vec<Node> = refs
+        .iter()
+        .map(|n| Node::new("policy_gen.o", "policy", "policy", &ep, p, n, &dir))
+        .collect();
+    let c1 = commit(&ep, p, "policy", &write_ports(&dir, "a.jsonl", 0..1000));
+    wait_acks(&ep, p, &refs, "policy", "generation 1", |a| {
+        a["in_force"] == 1
+    });
+    assert_eq!(c1["generation"], 1);
+
+    // The watcher: each inner map it meets in a slot, counted once.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut seen: std::collections::BTreeMap<u32, (usize, u32, usize)> = Default::default();
+            let t0 = Instant::now();
+            // A last pass after the stop: every follower's final inner map
+            // is met even when the acks came in within one pass.
+            let mut last = false;
+            while !last && t0.elapsed() < Duration::from_secs(300) {
+                last = stop.load(std::sync::atomic::Ordering::Relaxed);
+                for (i, node) in nodes.iter().enumerate() {
+                    let outer = &node.obj.map("policy").unwrap().fd;
+                    let f = gen::in_force(outer, 0).unwrap().unwrap();
+                    seen.entry(f.info.id).or_insert_with(|| {
+                        let n = tcbpf::maps::read_all(&f.map).unwrap().len() - 1;
+                        (i, f.generation, n)
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        });
+        let file = write_ports(&dir, "big.jsonl", 500..500 + big);
+        let t0 = Instant::now();
+        let c2 = commit(&ep, p, "policy", &file);
+        let committed = t0.elapsed();
+        // Bounded: 240 s (a debug build on a shared 2-core machine).
+        let st = loop {
+            let st = status(&ep, p);
+            if refs
+                .iter()
+                .all(|n| ack(&st, n, "policy").is_some_and(|a| a["in_force"] == 2))
+            {
+                break st;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(240),
+                "not every follower on 2: {st:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let acked = t0.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "{big} entries to 20 followers: commit {committed:?}, commit → every follower \
+             acknowledged {acked:?}"
+        );
+        assert_eq!(c2["generation"], 2);
+        assert_eq!(c2["entries"], big);
+        for n in &refs {
+            let a = ack(&st, n, "policy").unwrap();
+            assert_eq!(a["result"], "ok", "{n}: {a}");
+            assert_eq!(a["checksum"], c2["checksum"], "{n}: {a}");
+            assert_eq!(a["entries"], big, "{n}: {a}");
+        }
+        watcher.join().unwrap()
+    });
+    for (id, (i, g, n)) in &seen {
+        let whole = match g {
+            1 => 1000,
+            2 => big as usize,
+            _ => 0,
+        };
+        assert_eq!(
+            *n,
+            whole,
+            "follower f{}: inner map {id} of generation {g}",
+            i + 1
+        );
+    }
+    let on_2: BTreeSet<usize> = seen
+        .values()
+        .filter(|(_, g, _)| *g == 2)
+        .map(|(i, _, _)| *i)
+        .collect();
+    assert_eq!(
+        on_2.len(),
+        20,
+        "every follower seen on generation 2: {seen:?}"
+    );
+    for (n, node) in refs.iter().zip(&nodes) {
+        let (g, keys) = node.inner();
+        assert_eq!((g, keys.len()), (2, big as usize), "{n}");
+        assert_eq!(
+            (keys.first(), keys.last()),
+            (Some(&500), Some(&(500 + big - 1))),
+            "{n}"
+        );
+    }
+    drop(nodes);
+}
+
+/// A map-in-map follower whose slot starts empty, with an array inner map
+/// (`bpf/policy_array.o`): the first generation is built from the inner
+/// definition in the program's BTF, the next like the array in force;
+/// each carries its number at the array's last index.
+#[test]
+fn a_follower_fills_an_empty_slot_with_array_generations() {
+    tcbpf_testkit::require_root!();
+    let e = Etcd::start();
+    let ep = e.endpoints();
+    let dir = TempDir::new("gens-array");
+    let p = "/t/gens-array";
+    let node = Node::new(
+        "policy_array.o",
+        "policy_array",
+        "policy",
+        &ep,
+        p,
+        "a1",
+        &dir,
+    );
+    let outer = &node.obj.map("policy_array").unwrap().fd;
+    assert!(
+        gen::in_force(outer, 0).unwrap().is_none(),
+        "slot 0 starts empty"
+    );
+    let flags = |f: &gen::InForce| -> BTreeSet<u32> {
+        (0..4095u32)
+            .filter(|i| {
+                let mut v = [0u8; 4];
+                sys::map::lookup(&f.map, &i.to_ne_bytes(), &mut v, 0).unwrap();
+                u32::from_ne_bytes(v) != 0
+            })
+            .collect()
+    };
+    for (g, ports) in [(1u32, 100..110u32), (2, 200..203)] {
+        let c = commit(
+            &ep,
+            p,
+            "policy",
+            &write_ports(&dir, &format!("{g}.jsonl"), ports.clone()),
+        );
+        let st = wait_acks(&ep, p, &["a1"], "policy", "an array generation", |a| {
+            a["in_force"] == g
+        });
+        let a = ack(&st, "a1", "policy").unwrap();
+        assert_eq!(
+            (&a["result"], &a["checksum"]),
+            (&"ok".into(), &c["checksum"]),
+            "{a}"
+        );
+        let f = gen::in_force(outer, 0).unwrap().unwrap();
+        assert_eq!(
+            (f.info.type_name(), f.info.max_entries, f.generation),
+            ("array".into(), 4096, g)
+        );
+        assert_eq!(flags(&f), ports.collect(), "generation {g}");
+    }
+    // The reserved index is refused by the follower, which keeps 2.
+    let c = commit(
+        &ep,
+        p,
+        "policy",
+        &write_ports(&dir, "3.jsonl", [7u32, 4095].into_iter()),
+    );
+    let st = wait_acks(&ep, p, &["a1"], "policy", "generation 3 refused", |a| {
+        a["generation"] == 3
+    });
+    let a = ack(&st, "a1", "policy").unwrap();
+    assert!(
+        a["result"].as_str().unwrap().contains("index 4095"),
+        "{a} {c}"
+    );
+    assert_eq!(a["in_force"], 2, "{a}");
+    drop(node);
 }

@@ -11,7 +11,9 @@
 //! descriptor); the update is the one atomic step.
 //!
 //! The generation lives in the inner map itself, under the all-ones key
-//! ([`generation_key`]), as a native `u32` at the start of the value: a
+//! of a hash ([`generation_key`]) or the last index of an array
+//! ([`InnerTemplate::generation_key`]), as a native `u32` at the start of
+//! the value: a
 //! program reads the slot once per packet, so the policy and the
 //! generation it sees come from the same map, and a published map is
 //! never written again. What a packet can observe is exactly one whole
@@ -23,12 +25,19 @@
 //! the replaced inner map, which the kernel frees when its last
 //! reference (a descriptor, a pin) goes. Kept generations are pinned in a
 //! directory of their own ([`Kept`]) so `previous` can publish one again.
+//!
+//! The template comes from the inner map in force, or, for an empty slot,
+//! from the BTF definition of the outer map's `values` in the BTF of a
+//! program that uses the outer map ([`template_from_users`]): the kernel
+//! keeps no inner-map attributes it would tell, but a program's BTF
+//! holds the object's `.maps` section.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::Error;
 use crate::abi::MapType;
+use crate::btf::{maps::BtfMapDef, Btf};
 use crate::sys::{self, info::MapInfo, map::ElemSizes, MapFd};
 use crate::value::typed::TypedError;
 
@@ -49,10 +58,10 @@ pub fn generation_value(value_size: usize, g: u32) -> Vec<u8> {
 }
 
 /// The inner map attributes a new generation is created with, taken from
-/// the inner map in force.
+/// the inner map in force or from the BTF definition of the outer map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InnerTemplate {
-    /// Kernel map type (hash only: see [`InnerTemplate::from_info`]).
+    /// Kernel map type (hash or array: see [`InnerTemplate::from_info`]).
     pub map_type: u32,
     /// Key size in bytes.
     pub key_size: u32,
@@ -69,25 +78,12 @@ pub struct InnerTemplate {
 }
 
 impl InnerTemplate {
-    /// The template of an inner map: a plain hash map (an LRU could evict
-    /// the generation, an array has no key to spare, per-CPU values would
-    /// hold one generation per CPU) whose key has room for the reserved
-    /// key and whose value holds a `u32`.
+    /// The template of an inner map: a plain hash map, or an array of at
+    /// least two entries whose last index holds the generation (an LRU
+    /// could evict the generation, per-CPU values would hold one
+    /// generation per CPU), whose value holds a `u32`.
     pub fn from_info(info: &MapInfo) -> Result<InnerTemplate, Error> {
-        if info.kind() != Some(MapType::Hash) {
-            return Err(refused(format!(
-                "the inner map {} is a {} map; commit builds hash inner maps",
-                info.id,
-                info.type_name()
-            )));
-        }
-        if (info.value_size as usize) < GENERATION_BYTES {
-            return Err(refused(format!(
-                "the inner map {} has {}-byte values; the generation needs {GENERATION_BYTES}",
-                info.id, info.value_size
-            )));
-        }
-        Ok(InnerTemplate {
+        InnerTemplate {
             map_type: info.map_type,
             key_size: info.key_size,
             value_size: info.value_size,
@@ -95,8 +91,110 @@ impl InnerTemplate {
             map_flags: info.map_flags,
             name: info.name.clone(),
             btf: (info.btf_id, info.btf_key_type_id, info.btf_value_type_id),
-        })
+        }
+        .checked(&format!("the inner map {}", info.id))
     }
+
+    /// The template of the inner definition `def` of a BTF map-in-map
+    /// whose BTF is object `btf_id` (the type ids are that BTF's).
+    pub fn from_btf_def(def: &BtfMapDef, btf_id: u32, name: &str) -> Result<InnerTemplate, Error> {
+        let what = format!("the inner map definition of {name}");
+        let t = InnerTemplate {
+            map_type: def
+                .map_type
+                .ok_or_else(|| refused(format!("{what} has no map type")))?,
+            key_size: def.key_size.unwrap_or(0),
+            value_size: def.value_size.unwrap_or(0),
+            max_entries: def.max_entries.unwrap_or(0),
+            map_flags: def.map_flags.unwrap_or(0),
+            name: name.chars().take(15).collect(),
+            btf: match (def.key_type, def.value_type) {
+                (Some(k), Some(v)) => (btf_id, k, v),
+                _ => (0, 0, 0),
+            },
+        };
+        t.checked(&what)
+    }
+
+    fn checked(self, what: &str) -> Result<InnerTemplate, Error> {
+        let kind = MapType::from_u32(self.map_type);
+        match kind {
+            Some(MapType::Hash) => {}
+            Some(MapType::Array) if self.key_size == 4 && self.max_entries >= 2 => {}
+            Some(MapType::Array) => {
+                return Err(refused(format!(
+                    "{what} is an array of {} entries; a generation needs at least 2                      (its last index holds the generation)",
+                    self.max_entries
+                )))
+            }
+            _ => {
+                return Err(refused(format!(
+                    "{what} is a {} map; commit builds hash and array inner maps",
+                    kind.map_or("unknown", |k| k.name())
+                )))
+            }
+        }
+        if (self.value_size as usize) < GENERATION_BYTES {
+            return Err(refused(format!(
+                "{what} has {}-byte values; the generation needs {GENERATION_BYTES}",
+                self.value_size
+            )));
+        }
+        Ok(self)
+    }
+
+    /// True for an array inner map.
+    pub fn is_array(&self) -> bool {
+        self.map_type == MapType::Array as u32
+    }
+
+    /// The key reserved for the generation: all ones for a hash, the last
+    /// index for an array.
+    pub fn generation_key(&self) -> Vec<u8> {
+        if self.is_array() {
+            (self.max_entries - 1).to_ne_bytes().to_vec()
+        } else {
+            generation_key(self.key_size as usize)
+        }
+    }
+}
+
+/// The template for `outer`'s slots from the BTF of a program that uses
+/// `outer` (its `.maps` variable named as the map, `values` giving the
+/// inner definition); `None` when no program using it carries one.
+pub fn template_from_users(outer: &MapInfo) -> Result<Option<InnerTemplate>, Error> {
+    let mut id = 0;
+    while let Some(next) = sys::obj::next_prog_id(id)? {
+        id = next;
+        let Ok(prog) = sys::obj::prog_by_id(id) else {
+            continue; // gone meanwhile
+        };
+        let info = sys::info::prog_info(&prog)?;
+        if info.btf_id == 0 || !info.map_ids.contains(&outer.id) {
+            continue;
+        }
+        let data = sys::info::btf_data(&sys::obj::btf_by_id(info.btf_id)?)?;
+        let btf = Btf::parse(&data).map_err(Error::Btf)?;
+        let Some((_, datasec)) = btf.datasec(".maps") else {
+            continue;
+        };
+        for v in &datasec.vars {
+            let Ok(name) = btf.ty(v.ty).and_then(|t| btf.str_at(t.name_off)) else {
+                continue;
+            };
+            // The kernel keeps 15 bytes of a map's name.
+            let same = name == outer.name
+                || (outer.name.len() == 15 && name.starts_with(outer.name.as_str()));
+            if !same {
+                continue;
+            }
+            let def = crate::btf::maps::parse_map_def(&btf, v.ty, name).map_err(Error::Btf)?;
+            if let Some(inner) = &def.inner {
+                return InnerTemplate::from_btf_def(inner, info.btf_id, name).map(Some);
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn refused(message: String) -> Error {
@@ -141,10 +239,23 @@ pub fn plan_commit(
             values.len()
         )));
     }
-    let reserved = generation_key(ks);
+    let reserved = template.generation_key();
     let mut distinct = std::collections::HashSet::with_capacity(n);
     for (i, k) in keys.chunks_exact(ks.max(1)).enumerate() {
-        if k == reserved {
+        if template.is_array() {
+            let index = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
+            if index >= template.max_entries - 1 {
+                return Err(Error::Typed(TypedError::new(
+                    format!("entry {}", i + 1),
+                    format!(
+                        "index {index}: the array's indexes are 0 to {} (its last, {}, \
+                         holds the generation number)",
+                        template.max_entries - 2,
+                        template.max_entries - 1
+                    ),
+                )));
+            }
+        } else if k == reserved {
             return Err(Error::Typed(TypedError::new(
                 format!("entry {}", i + 1),
                 "the all-ones key is reserved for the generation number",
@@ -191,11 +302,11 @@ pub fn build(plan: &CommitPlan, keys: &[u8], values: &[u8]) -> Result<MapFd, Err
         btf: btf_fd.as_ref().map(|fd| (fd.as_fd(), t.btf.1, t.btf.2)),
         ..Default::default()
     })?;
-    let (ks, vs) = (t.key_size as usize, t.value_size as usize);
+    let vs = t.value_size as usize;
     super::update_all(&map, keys, values)?;
     sys::map::update(
         &map,
-        &generation_key(ks),
+        &t.generation_key(),
         &generation_value(vs, plan.generation),
         0,
     )?;
@@ -225,11 +336,11 @@ pub struct InForce {
 /// The generation `inner` carries (0 without a generation entry).
 pub fn generation_of(inner: impl AsFd, info: &MapInfo) -> Result<u32, Error> {
     let sizes = ElemSizes::from_info(info, info.kind().is_some_and(MapType::is_percpu))?;
-    if info.kind() != Some(MapType::Hash) || (info.value_size as usize) < GENERATION_BYTES {
+    let Ok(template) = InnerTemplate::from_info(info) else {
         return Ok(0);
-    }
+    };
     let mut v = vec![0u8; sizes.value()];
-    match sys::map::lookup(inner, &generation_key(sizes.key()), &mut v, 0) {
+    match sys::map::lookup(inner, &template.generation_key(), &mut v, 0) {
         Ok(()) => Ok(u32::from_ne_bytes([v[0], v[1], v[2], v[3]])),
         Err(e) if e.is_not_found() => Ok(0),
         Err(e) => Err(e.into()),
@@ -375,6 +486,37 @@ mod tests {
     }
 
     #[test]
+    fn an_array_template_reserves_its_last_index_for_the_generation() {
+        let t = InnerTemplate {
+            map_type: MapType::Array as u32,
+            ..template(16)
+        };
+        assert_eq!(t.generation_key(), 15u32.to_ne_bytes());
+        let (k, v) = packed(&[0, 14]);
+        assert_eq!(plan_commit(t.clone(), 0, 0, 0, &k, &v).unwrap().entries, 2);
+        for bad in [15, 16] {
+            let (k, v) = packed(&[1, bad]);
+            let e = plan_commit(t.clone(), 0, 0, 0, &k, &v)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("index {bad}")) && e.contains("0 to 14"),
+                "{e}"
+            );
+        }
+        let one = InnerTemplate {
+            max_entries: 1,
+            ..t.clone()
+        };
+        assert!(one.checked("x").is_err(), "no index to spare");
+        let percpu = InnerTemplate {
+            map_type: MapType::PercpuArray as u32,
+            ..t
+        };
+        assert!(percpu.checked("x").is_err());
+    }
+
+    #[test]
     fn next_generation_is_one_above_the_newest_known() {
         let (k, v) = packed(&[1000, 1001]);
         let p = plan_commit(template(16), 0, 4, 9, &k, &v).unwrap();
@@ -429,16 +571,22 @@ mod tests {
     }
 
     #[test]
-    fn the_template_copies_a_hash_inner_map_and_refuses_the_rest() {
+    fn the_template_copies_a_hash_or_array_inner_map_and_refuses_the_rest() {
         let t = InnerTemplate::from_info(&info(MapType::Hash, 4)).unwrap();
         assert_eq!(
             (t.max_entries, t.map_flags, t.btf, t.name.as_str()),
             (64, 1, (3, 4, 5), "policy")
         );
-        for kind in [MapType::LruHash, MapType::Array, MapType::PercpuHash] {
+        let t = InnerTemplate::from_info(&info(MapType::Array, 4)).unwrap();
+        assert_eq!(
+            (t.is_array(), t.generation_key()),
+            (true, 63u32.to_ne_bytes().to_vec())
+        );
+        for kind in [MapType::LruHash, MapType::PercpuArray, MapType::PercpuHash] {
             let e = InnerTemplate::from_info(&info(kind, 4)).unwrap_err();
             assert!(
-                e.to_string().contains("commit builds hash inner maps"),
+                e.to_string()
+                    .contains("commit builds hash and array inner maps"),
                 "{e}"
             );
         }

@@ -3,9 +3,11 @@
 //! and `commit OUTER [slot N] previous`: a whole policy swapped in one
 //! step through a map-in-map slot, as a numbered generation
 //! ([`tcbpf::maps::generation`]). The entries are read as `map load` reads
-//! them, against the inner map in force (its sizes, its BTF), every one
-//! checked before anything is created; then the library builds the new
-//! inner map and publishes it with one update of the slot.
+//! them, against the inner map in force (its sizes, its BTF) or, for an
+//! empty slot, an unpublished one made from the inner definition in the
+//! BTF of a program using the outer map, every one checked before
+//! anything is published; then the library builds the new inner map and
+//! publishes it with one update of the slot.
 
 use super::super::error::CliError;
 use super::super::mapref::MapRef;
@@ -97,19 +99,17 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
             )))
         }
     };
-    let current = gen::in_force(&outer.fd, r.slot)
-        .map_err(|e| maps_err(&outer, e))?
-        .ok_or_else(|| {
+    let current = gen::in_force(&outer.fd, r.slot).map_err(|e| maps_err(&outer, e))?;
+    if r.previous {
+        let current = current.ok_or_else(|| {
             CliError::not_found(format!(
-                "{}: slot {} holds no inner map (a new generation takes the attributes \
-                 of the one in force)",
+                "{}: slot {} holds no inner map (no generation to go back from)",
                 outer.label, r.slot
             ))
         })?;
-    if r.previous {
         return previous(g, &outer, r.slot, &current, kept.as_ref());
     }
-    commit(g, &outer, &r, &current, kept.as_ref())
+    commit(g, &outer, &r, current.as_ref(), kept.as_ref())
 }
 
 /// Builds and publishes a new generation from the input.
@@ -117,11 +117,42 @@ fn commit(
     g: &Global,
     outer: &OpenMap,
     r: &Request,
-    current: &InForce,
+    current: Option<&InForce>,
     kept: Option<&Kept>,
 ) -> Result<(), CliError> {
-    let template = gen::InnerTemplate::from_info(&current.info).map_err(|e| maps_err(outer, e))?;
-    let inner = OpenMap::open(&MapRef::Id(current.info.id), sys::obj::open::RDONLY)?;
+    let template = match current {
+        Some(c) => gen::InnerTemplate::from_info(&c.info),
+        None => gen::template_from_users(&outer.info).and_then(|t| {
+            t.ok_or_else(|| {
+                tcbpf::maps::Error::Typed(tcbpf::value::typed::TypedError::new(
+                    "",
+                    format!(
+                        "slot {} holds no inner map, and no program using the map carries \
+                         the BTF definition of its inner map (fill the slot, or load the map \
+                         with a program whose object defines it)",
+                        r.slot
+                    ),
+                ))
+            })
+        }),
+    }
+    .map_err(|e| maps_err(outer, e))?;
+    // The entries are typed by the inner map in force, or by an empty
+    // one made from the template (never published).
+    let (in_force, replaces_id) = current.map_or((0, 0), |c| (c.generation, c.info.id));
+    let empty = match current {
+        Some(_) => None,
+        None => {
+            let plan = gen::plan_commit(template.clone(), r.slot, 0, 0, &[], &[])
+                .map_err(|e| maps_err(outer, e))?;
+            Some(gen::build(&plan, &[], &[]).map_err(|e| maps_err(outer, e))?)
+        }
+    };
+    let inner_id = match &empty {
+        Some(m) => sys::info::map_info(m)?.id,
+        None => replaces_id,
+    };
+    let inner = OpenMap::open(&MapRef::Id(inner_id), sys::obj::open::RDONLY)?;
     let input = read_input(g, r.source.as_deref())?;
     let (keys, values) = if r.json {
         let untyped;
@@ -158,21 +189,21 @@ fn commit(
     let plan = gen::plan_commit(
         template,
         r.slot,
-        current.generation,
+        in_force,
         newest.unwrap_or(0),
         &keys,
         &values,
     )
     .map_err(|e| maps_err(outer, e))?;
     if r.plan {
-        return print_plan(g, &plan, current.info.id);
+        return print_plan(g, &plan, replaces_id);
     }
     let new = gen::build(&plan, &keys, &values).map_err(|e| maps_err(outer, e))?;
     // The replaced generation is pinned before the swap: a crash between
     // the two leaves an extra kept generation, never a lost one.
     let keep = r.keep.filter(|&n| n > 0);
-    if let (Some(k), Some(_)) = (kept, keep) {
-        k.keep(current.generation, &current.map)
+    if let (Some(k), Some(_), Some(c)) = (kept, keep, current) {
+        k.keep(c.generation, &c.map)
             .map_err(|e| maps_err(outer, e))?;
     }
     gen::publish(&outer.fd, r.slot, &new).map_err(|e| maps_err(outer, e))?;
