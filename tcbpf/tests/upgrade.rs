@@ -232,6 +232,7 @@ fn upgrade_cycles_under_traffic_lose_no_count() {
         vec!["counters".to_string()],
         "no temporary pin left"
     );
+    assert!(!fs.join("tcbpf").exists(), "no transaction left");
 }
 
 #[test]
@@ -345,6 +346,7 @@ fn fails_and_changes_nothing(fs: &Bpffs, pair: &VethPair, build: &str, step: Ste
     );
     assert_eq!(pinned_id(&counters_pin(fs)), pin_before, "{build}: pin");
     assert_eq!(listing(&fs.join("tc/globals")), listing_before);
+    assert!(!fs.join("tcbpf").exists(), "{build}: transaction left");
     let counted = packets(&counters_pin(fs), UDP);
     assert_eq!(pair.send_udp(7200, 3), 3);
     assert_eq!(
@@ -397,6 +399,7 @@ fn refused_and_failing_upgrades_leave_everything_as_it_was() {
     assert_eq!(pair.a.run(filter_prog), prog);
     assert_eq!(pinned_id(&counters_pin(&fs)), other_id);
     assert_eq!(listing(&fs.join("tc/globals")), listing_before);
+    assert!(!fs.join("tcbpf").exists(), "transaction left");
     drop(counters_fd);
 }
 

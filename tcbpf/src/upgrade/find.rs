@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::pins::temp_pin;
 use super::plan::{self, MapPlan, MapSide, Mode};
 use super::{Error, Step};
 use crate::btf::Btf;
@@ -82,9 +81,9 @@ pub struct Prepared {
     pub(super) identity: ObjectIdentity,
     pub(super) plans: Vec<MapPlan>,
     pub(super) entries: Vec<Option<usize>>,
-    /// Temporary pins of an upgrade killed after its swap: the running
-    /// program uses their maps; renaming them completes that upgrade.
-    pub(super) interrupted: Vec<(PathBuf, PathBuf)>,
+    /// The transaction directory of an upgrade of this hook that was
+    /// killed: [`Prepared::execute`] undoes or finishes it first.
+    pub(super) pending: Option<super::txn::Pending>,
 }
 
 fn find_err(message: String, kind: crate::ErrorKind) -> Error {
@@ -197,25 +196,11 @@ pub fn prepare(req: &Request) -> Result<Prepared, Error> {
             action,
         });
     }
-    // Temporary pins whose maps the running program uses: an upgrade was
-    // killed after its swap, before its renames.
-    let db = load::pin::read_pinning_db(&req.load.pinning_db);
-    let mut interrupted = Vec::new();
-    for m in &spec.maps {
-        let Some(path) = load::pin::pin_path(&req.load.bpffs, &identity.sha1_hex, m, &db) else {
-            continue;
-        };
-        let temp = temp_pin(&path);
-        if temp.symlink_metadata().is_err() {
-            continue;
-        }
-        let id = sys::obj::get_pinned_map(&temp, sys::obj::open::RDONLY)
-            .and_then(|fd| sys::info::map_info(&fd))
-            .map(|i| i.id);
-        if matches!(id, Ok(id) if info.map_ids.contains(&id)) {
-            interrupted.push((temp, path));
-        }
-    }
+    let pending = super::txn::Pending::find(
+        &req.load.bpffs,
+        &super::txn::hook_id(req.ifindex, &attached),
+    );
+    super::checkpoint::reached("found");
     Ok(Prepared {
         prog,
         prog_id,
@@ -226,12 +211,12 @@ pub fn prepare(req: &Request) -> Result<Prepared, Error> {
         identity,
         plans,
         entries,
-        interrupted,
+        pending,
     })
 }
 
 /// The BTF of a map, from the kernel.
-fn kernel_btf(info: &MapInfo) -> Result<Option<Arc<Btf>>, String> {
+pub(super) fn kernel_btf(info: &MapInfo) -> Result<Option<Arc<Btf>>, String> {
     if info.btf_id == 0 || info.btf_value_type_id == 0 {
         return Ok(None);
     }

@@ -10,6 +10,10 @@
 //! - `run`: load beside it, copy, swap, in order ([`Prepared::execute`]);
 //!   `migrate` fills and reconciles migrated maps (with `entries`' flat
 //!   batch tables); `pins` makes the temporary pins and renames them.
+//! - `txn`: the transaction directory on the bpffs that lets a rerun undo
+//!   or finish an upgrade that was killed; [`checkpoint`]: the named steps
+//!   a crash test can stop an upgrade at.
+pub mod checkpoint;
 pub mod convert;
 mod entries;
 mod find;
@@ -18,6 +22,7 @@ mod pins;
 pub mod plan;
 mod report;
 mod run;
+mod txn;
 
 pub use find::{prepare, Hook, Prepared, Request};
 pub use migrate::wait_for_old_programs;

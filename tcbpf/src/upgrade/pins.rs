@@ -109,6 +109,8 @@ impl PendingPins {
                     temp.display()
                 ));
             }
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            super::checkpoint::reached(&format!("renamed:{file}"));
         }
         notes
     }

@@ -44,6 +44,9 @@ pub struct Report {
     pub new_prog: Option<u32>,
     /// How long the wait for the old program to finish took.
     pub wait: Option<Duration>,
+    /// The hook runs the new object's program already (the same tag) with
+    /// the same maps: nothing was changed.
+    pub nothing_to_do: bool,
     /// What the steps after the swap could not do, and other remarks.
     pub notes: Vec<String>,
 }
@@ -64,8 +67,8 @@ impl Report {
 pub struct Outcome {
     /// What was done.
     pub report: Report,
-    /// The new object (None when the upgrade only completed an earlier
-    /// one that was interrupted after its swap).
+    /// The new object (None when there was nothing to do: the hook runs
+    /// the new object's program already).
     pub object: Option<LoadedObject>,
 }
 
@@ -112,16 +115,8 @@ impl Prepared {
             dropped,
             new_prog: None,
             wait: None,
-            notes: self
-                .interrupted
-                .iter()
-                .map(|(temp, _)| {
-                    format!(
-                        "{} is the running program's map: an earlier upgrade stopped after its swap",
-                        temp.display()
-                    )
-                })
-                .collect(),
+            nothing_to_do: false,
+            notes: self.pending.iter().map(|p| p.describe()).collect(),
         }
     }
 

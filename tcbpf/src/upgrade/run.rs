@@ -1,12 +1,13 @@
-//! Doing the upgrade ([`Prepared::execute`], after `find` planned it): load the new object beside it (reused maps
-//! given by id, the others created unpinned), fill the migrated maps while
-//! the old program runs, pin the new maps at temporary names, swap the
+//! Doing the upgrade ([`Prepared::execute`], after `find` planned it):
+//! finish or undo an upgrade of the hook that was killed (`txn`), load the
+//! new object beside the running one (reused maps given by id, the others
+//! created unpinned), stop when it is the running build (same tag, every
+//! map reused), fill the migrated maps while the old program runs, record
+//! the transaction and pin the new maps at temporary names, swap the
 //! program in one kernel operation (cls_bpf replace of the same
 //! pref/handle, or BPF_LINK_UPDATE with the old program expected), rename
 //! the pins over the old ones, wait until the old program can no longer
-//! run, and reconcile. A rerun after a SIGKILL between the swap and the
-//! renames finds the temporary pins of the running program's maps and
-//! completes the renames.
+//! run, reconcile, and remove the transaction.
 //!
 //! Everything before the swap is undone by closing descriptors and
 //! removing the temporary pins: a failure there leaves hook, pins and maps
@@ -16,40 +17,28 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use super::checkpoint;
 use super::find::{Attached, Prepared, Request};
 use super::migrate::{copy, reconcile, wait_for_old_programs, Snapshot};
 use super::pins::PendingPins;
 use super::plan::Action;
 use super::report::Outcome;
+use super::txn::{hook_id, Txn};
 use super::{Error, Step};
 use crate::load;
-use crate::sys;
+use crate::sys::{self, ProgFd};
 use crate::tc::attach::{self, AttachTarget};
 use crate::tc::filter::{cls_flags, Mode as FilterMode};
 
 impl Prepared {
-    /// Carries the upgrade out, all or nothing up to the swap.
-    pub fn execute(self, req: &Request) -> Result<Outcome, Error> {
+    /// Carries the upgrade out, all or nothing up to the swap. An upgrade
+    /// of this hook that was killed is undone or finished first.
+    pub fn execute(mut self, req: &Request) -> Result<Outcome, Error> {
         let mut report = self.report();
         report.new_name = self.new_name(req);
-        if !self.interrupted.is_empty() {
-            // Complete the upgrade that was killed after its swap.
-            let pins = PendingPins {
-                pending: self.interrupted.clone(),
-                dirs: Vec::new(),
-                done: false,
-            };
-            report.notes.extend(pins.commit());
-            report.notes.push(format!(
-                "completed an interrupted upgrade: {} pins renamed; program {} stays",
-                self.interrupted.len(),
-                self.prog_id
-            ));
-            report.new_prog = Some(self.prog_id);
-            return Ok(Outcome {
-                report,
-                object: None,
-            });
+        report.notes.clear();
+        if let Some(pending) = self.pending.take() {
+            report.notes.push(pending.resume(self.prog_id)?);
         }
         if let Some((map, why)) = report.refusal() {
             return Err(Error::new(
@@ -69,6 +58,20 @@ impl Prepared {
             .filter_map(|p| Some((p.name.clone(), p.old_id?)))
             .collect();
         let object = load::load_spec(&self.spec, &self.identity, &opts).map_err(Error::load)?;
+        checkpoint::reached("loaded");
+        let new_prog = &object.main_program().fd;
+        if report.dropped.is_empty()
+            && self.plans.iter().all(|p| p.action == Action::Reuse)
+            && same_tag(&self.prog, new_prog)
+        {
+            // The same build runs: dropping the object frees its program.
+            report.nothing_to_do = true;
+            report.new_prog = Some(self.prog_id);
+            return Ok(Outcome {
+                report,
+                object: None,
+            });
+        }
         // 2. Fill the migrated maps from the old ones.
         let mut snapshots: Vec<Option<Snapshot>> = Vec::new();
         for p in &self.plans {
@@ -85,8 +88,30 @@ impl Prepared {
                 m.entries = Some(snap.entries.len());
             }
             snapshots.push(Some(snap));
+            checkpoint::reached(&format!("copied:{}", p.name));
         }
-        // 3. Pin the new maps at temporary names beside their pins.
+        // 3. The transaction directory: what a rerun needs if this process
+        // is killed from here on.
+        let mut txn = Txn::begin(
+            &opts.bpffs,
+            &hook_id(req.ifindex, &self.attached),
+            &self.prog,
+            new_prog,
+        )?;
+        let mut snap_maps = Vec::new();
+        for (p, snap) in self.plans.iter().zip(&snapshots) {
+            let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {
+                snap_maps.push(None);
+                continue;
+            };
+            let old = self
+                .old_map(&p.name)
+                .expect("migrated maps have an old map");
+            let new = object.map(&p.name).expect("the object has its maps");
+            let fd = txn.add_map(&p.name, mig.mode, (&old.fd, &old.info), &new.fd, snap)?;
+            snap_maps.push(Some(fd));
+        }
+        // 4. Pin the new maps at temporary names beside their pins.
         let mut pins = PendingPins::default();
         for (p, report_map) in self.plans.iter().zip(report.maps.iter_mut()) {
             let new = object.map(&p.name).expect("the object has its maps");
@@ -98,13 +123,69 @@ impl Prepared {
             ) else {
                 continue;
             };
+            txn.add_pin(&p.name, &path)?;
             let old_id = self.old_map(&p.name).map(|o| o.info.id);
             pins.prepare(&opts.bpffs, &p.name, &new.fd, &path, old_id)?;
             report_map.pin = Some(path);
+            checkpoint::reached(&format!("pinned:{}", p.name));
         }
-        // 4. The swap: one kernel operation.
-        let new_prog = &object.main_program().fd;
-        let swapped = match &self.attached {
+        txn.ready()?;
+        // 5. The swap: one kernel operation.
+        if let Err(e) = self.swap(req, new_prog, &report.new_name) {
+            pins.abandon();
+            return Err(e);
+        }
+        txn.swapped();
+        report.new_prog = sys::info::prog_info(new_prog).ok().map(|i| i.id);
+        checkpoint::reached("swapped");
+        // 6. Pins to the new maps, at once: the window in which the pins
+        // still name the old maps is a few renames long.
+        report.notes.extend(pins.commit());
+        // 7. Wait until the old program cannot run any more.
+        let started = Instant::now();
+        if let Err(e) = wait_for_old_programs() {
+            report.notes.push(format!(
+                "waiting for the old program: {e}; reconciling after 100 ms instead"
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        report.wait = Some(started.elapsed());
+        checkpoint::reached("waited");
+        // 8. Reconcile what the old program wrote since the copy.
+        for (((p, snap), snap_map), report_map) in self
+            .plans
+            .iter()
+            .zip(&snapshots)
+            .zip(&snap_maps)
+            .zip(report.maps.iter_mut())
+        {
+            let new = object.map(&p.name).expect("the object has its maps");
+            report_map.new_id = sys::info::map_info(&new.fd).ok().map(|i| i.id);
+            let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {
+                continue;
+            };
+            let old = self
+                .old_map(&p.name)
+                .expect("migrated maps have an old map");
+            let point = format!("reconciling:{}", p.name);
+            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd, snap_map.as_ref(), &point) {
+                report
+                    .notes
+                    .push(format!("map '{}': reconciling: {e}", p.name));
+            }
+            checkpoint::reached(&format!("reconciled:{}", p.name));
+            txn.map_done(&p.name);
+        }
+        txn.finish();
+        Ok(Outcome {
+            report,
+            object: Some(object),
+        })
+    }
+
+    /// Puts `new_prog` at the hook in place of the running program.
+    fn swap(&self, req: &Request, new_prog: &ProgFd, name: &str) -> Result<(), Error> {
+        match &self.attached {
             Attached::Filter(f) => {
                 let bpf = f.bpf.as_ref().expect("a bpf filter");
                 let target = AttachTarget {
@@ -119,7 +200,7 @@ impl Prepared {
                         & (cls_flags::SKIP_HW | cls_flags::SKIP_SW),
                     ..AttachTarget::new(req.ifindex, attach::Hook::Parent(f.parent))
                 };
-                attach::attach(&target, new_prog.as_fd().into(), &report.new_name)
+                attach::attach(&target, new_prog.as_fd().into(), name)
                     .map(|_| ())
                     .map_err(|e| {
                         Error::new(
@@ -134,49 +215,18 @@ impl Prepared {
                 sys::link::update(link, new_prog.as_fd(), Some(self.prog.as_fd()))
                     .map_err(|e| Error::sys(Step::Swap, None, format!("updating link {id}"), e))
             }
-        };
-        if let Err(e) = swapped {
-            pins.abandon();
-            return Err(e);
         }
-        report.new_prog = sys::info::prog_info(new_prog).ok().map(|i| i.id);
-        // 5. Pins to the new maps, at once: the window in which the pins
-        // still name the old maps is a few renames long.
-        report.notes.extend(pins.commit());
-        // 6. Wait until the old program cannot run any more.
-        let started = Instant::now();
-        if let Err(e) = wait_for_old_programs() {
-            report.notes.push(format!(
-                "waiting for the old program: {e}; reconciling after 100 ms instead"
-            ));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        report.wait = Some(started.elapsed());
-        // 7. Reconcile what the old program wrote since the copy.
-        for ((p, snap), report_map) in self
-            .plans
-            .iter()
-            .zip(&snapshots)
-            .zip(report.maps.iter_mut())
-        {
-            let new = object.map(&p.name).expect("the object has its maps");
-            report_map.new_id = sys::info::map_info(&new.fd).ok().map(|i| i.id);
-            let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {
-                continue;
-            };
-            let old = self
-                .old_map(&p.name)
-                .expect("migrated maps have an old map");
-            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd) {
-                report
-                    .notes
-                    .push(format!("map '{}': reconciling: {e}", p.name));
-            }
-        }
-        Ok(Outcome {
-            report,
-            object: Some(object),
-        })
+    }
+}
+
+/// True when both programs have the same tag: the kernel's hash of the
+/// instructions as loaded, map references left out (`bpf_prog_calc_tag`).
+/// The new build is loaded (not attached) to learn its tag; together with
+/// every map reused, that is the running build.
+fn same_tag(running: &ProgFd, new: &ProgFd) -> bool {
+    match (sys::info::prog_info(running), sys::info::prog_info(new)) {
+        (Ok(a), Ok(b)) => a.tag == b.tag,
+        _ => false,
     }
 }
 
