@@ -154,21 +154,21 @@ pub fn wait_for_old_programs() -> sys::Result<()> {
 }
 
 /// Adds the old program's writes since the copy to the new map.
-/// `snap_map`, the transaction's copy of the snapshot, is kept in step
-/// (`sum`: each key's final old value once its increments are added), so
-/// that a rerun after a kill adds only what is left; `point` names the
-/// checkpoint after the first key.
+/// `done`, the transaction's record of the keys reconciled so far (`sum`:
+/// key → the old final value whose increments are added), lets a rerun
+/// after a kill add only what is left; `point` names the checkpoint after
+/// the first key.
 pub(super) fn reconcile(
     mig: &Migration,
     snap: &Snapshot,
     old: &MapFd,
     new: &MapFd,
-    snap_map: Option<&MapFd>,
+    done: Option<&MapFd>,
     point: &str,
 ) -> Result<(), String> {
     let fin = Entries::read(old, &snap.old_sizes).map_err(|e| e.to_string())?;
     match mig.mode {
-        Mode::Sum => reconcile_sum(mig, snap, &fin, new, snap_map, point),
+        Mode::Sum => reconcile_sum(mig, snap, &fin, new, done, point),
         Mode::Copy => reconcile_copy(mig, snap, &fin, new),
         Mode::Fresh => Ok(()),
     }
@@ -200,7 +200,7 @@ fn reconcile_sum(
     snap: &Snapshot,
     fin: &Entries,
     new: &MapFd,
-    snap_map: Option<&MapFd>,
+    done: Option<&MapFd>,
     point: &str,
 ) -> Result<(), String> {
     let (os, ns) = (&snap.old_sizes, &snap.new_sizes);
@@ -289,7 +289,7 @@ fn reconcile_sum(
         // A kill between the add above and this update counts this key's
         // increments twice on a rerun: the one window user space cannot
         // close without a compare-and-swap.
-        if let Some(m) = snap_map {
+        if let Some(m) = done {
             sysmap::update(m, k, fv, sysmap::update::ANY).map_err(|e| e.to_string())?;
         }
         if std::mem::take(&mut first) {

@@ -98,10 +98,10 @@ impl Prepared {
             &self.prog,
             new_prog,
         )?;
-        let mut snap_maps = Vec::new();
+        let mut done_maps = Vec::new();
         for (p, snap) in self.plans.iter().zip(&snapshots) {
             let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {
-                snap_maps.push(None);
+                done_maps.push(None);
                 continue;
             };
             let old = self
@@ -109,7 +109,7 @@ impl Prepared {
                 .expect("migrated maps have an old map");
             let new = object.map(&p.name).expect("the object has its maps");
             let fd = txn.add_map(&p.name, mig.mode, (&old.fd, &old.info), &new.fd, snap)?;
-            snap_maps.push(Some(fd));
+            done_maps.push(Some(fd));
         }
         // 4. Pin the new maps at temporary names beside their pins.
         let mut pins = PendingPins::default();
@@ -152,11 +152,11 @@ impl Prepared {
         report.wait = Some(started.elapsed());
         checkpoint::reached("waited");
         // 8. Reconcile what the old program wrote since the copy.
-        for (((p, snap), snap_map), report_map) in self
+        for (((p, snap), done), report_map) in self
             .plans
             .iter()
             .zip(&snapshots)
-            .zip(&snap_maps)
+            .zip(&done_maps)
             .zip(report.maps.iter_mut())
         {
             let new = object.map(&p.name).expect("the object has its maps");
@@ -168,7 +168,7 @@ impl Prepared {
                 .old_map(&p.name)
                 .expect("migrated maps have an old map");
             let point = format!("reconciling:{}", p.name);
-            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd, snap_map.as_ref(), &point) {
+            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd, done.as_ref(), &point) {
                 report
                     .notes
                     .push(format!("map '{}': reconciling: {e}", p.name));

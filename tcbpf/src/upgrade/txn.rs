@@ -8,8 +8,10 @@
 //! pin-<n>                 symlink → a final pin path whose temporary pin
 //!                         (NAME__upgrading) is to be renamed over it
 //! map-<name>/old          pin of a migrated map's old map,
-//! map-<name>/snap         … of its entries at the copy (old layout; `sum`
-//!                         keeps it in step as it reconciles),
+//! map-<name>/snap         … of its entries at the copy, old layout (an
+//!                         array of 64 KiB chunks: `Entries::to_bytes`),
+//! map-<name>/done         … of the keys reconciled so far (`sum`: key →
+//!                         the old final value whose increments are added),
 //! map-<name>/new          … of the new map,
 //! map-<name>/mode         symlink → sum | copy
 //! ```
@@ -114,8 +116,8 @@ impl Txn {
         }
     }
 
-    /// Records a migrated map: its old and new map and a snapshot map
-    /// holding the entries as copied. Returns the snapshot map.
+    /// Records a migrated map: its old and new map, the entries as copied
+    /// and an empty record of reconciled keys, which it returns.
     pub(super) fn add_map(
         &mut self,
         name: &str,
@@ -135,17 +137,20 @@ impl Txn {
                 e,
             )
         };
-        let snap_fd = snapshot_map(old.1, snap).map_err(|e| match e {
-            SnapError::Sys(e) => sys_err("snapshot", e),
-            SnapError::Maps(e) => Error::maps(Step::Pin, name, e),
-        })?;
-        for (file, fd) in [("old", old.0), ("new", new), ("snap", &snap_fd)] {
+        let snap_fd = store_snapshot(&snap.entries).map_err(|e| sys_err("snapshot", e))?;
+        let done = done_map(old.1, &snap.old_sizes).map_err(|e| sys_err("record", e))?;
+        for (file, fd) in [
+            ("old", old.0),
+            ("new", new),
+            ("snap", &snap_fd),
+            ("done", &done),
+        ] {
             sys::obj::pin(fd, &dir.join(file)).map_err(|e| sys_err(&format!("pin {file}"), e))?;
         }
         std::os::unix::fs::symlink(mode.word(), dir.join("mode"))
             .map_err(|e| txn_err(Some(name), "mode".into(), e))?;
         checkpoint::reached(&format!("txn:{name}"));
-        Ok(snap_fd)
+        Ok(done)
     }
 
     /// Records a final pin path before its temporary pin is made.
@@ -207,37 +212,51 @@ fn remove(dir: &Path) {
     }
 }
 
-enum SnapError {
-    Sys(sys::Error),
-    Maps(crate::maps::Error),
-}
+/// Bytes per element of a snapshot array.
+const CHUNK: usize = 64 << 10;
 
-/// A map holding the snapshot's entries in the old map's layout: the same
-/// type (a plain hash for an LRU one, which could evict), not
-/// preallocated, room for as many keys as the old map can hold.
-fn snapshot_map(old: &MapInfo, snap: &Snapshot) -> Result<MapFd, SnapError> {
-    let (map_type, flags) = match old.kind() {
-        Some(MapType::Array) => (MapType::Array, 0),
-        Some(MapType::PercpuArray) => (MapType::PercpuArray, 0),
-        Some(MapType::PercpuHash | MapType::LruPercpuHash) => {
-            (MapType::PercpuHash, map_flags::NO_PREALLOC)
-        }
-        _ => (MapType::Hash, map_flags::NO_PREALLOC),
-    };
+/// An array holding `entries` as bytes, in 64 KiB elements: a few large
+/// writes however many entries there are.
+fn store_snapshot(entries: &Entries) -> sys::Result<MapFd> {
+    let mut bytes = entries.to_bytes();
+    bytes.resize(bytes.len().div_ceil(CHUNK).max(1) * CHUNK, 0);
+    let chunks = bytes.len() / CHUNK;
     let fd = sysmap::create(&sysmap::MapCreate {
-        map_type: map_type as u32,
-        key_size: old.key_size,
-        value_size: old.value_size,
-        max_entries: old.max_entries.max(1),
-        map_flags: flags,
+        map_type: MapType::Array as u32,
+        key_size: 4,
+        value_size: CHUNK as u32,
+        max_entries: u32::try_from(chunks).unwrap_or(u32::MAX),
         name: "tcbpf_snapshot",
         ..Default::default()
-    })
-    .map_err(SnapError::Sys)?;
-    snap.entries
-        .write(&fd, &snap.old_sizes)
-        .map_err(SnapError::Maps)?;
+    })?;
+    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+        sysmap::update(&fd, &(i as u32).to_ne_bytes(), chunk, sysmap::update::ANY)?;
+    }
     Ok(fd)
+}
+
+/// The entries [`store_snapshot`] wrote.
+fn load_snapshot(fd: &MapFd) -> Result<Entries, String> {
+    let info = sys::info::map_info(fd).map_err(|e| e.to_string())?;
+    let mut bytes = vec![0u8; info.max_entries as usize * CHUNK];
+    for (i, chunk) in bytes.chunks_mut(CHUNK).enumerate() {
+        sysmap::lookup(fd, &(i as u32).to_ne_bytes(), chunk, 0).map_err(|e| e.to_string())?;
+    }
+    Entries::from_bytes(&bytes).ok_or_else(|| "the snapshot is cut short".to_string())
+}
+
+/// An empty hash for the reconciled keys (key → whole old value), room
+/// for as many keys as the old map holds, nothing preallocated.
+fn done_map(old: &MapInfo, sizes: &sysmap::ElemSizes) -> sys::Result<MapFd> {
+    sysmap::create(&sysmap::MapCreate {
+        map_type: MapType::Hash as u32,
+        key_size: old.key_size,
+        value_size: sizes.value() as u32,
+        max_entries: old.max_entries.max(1),
+        map_flags: map_flags::NO_PREALLOC,
+        name: "tcbpf_done",
+        ..Default::default()
+    })
 }
 
 /// A transaction left by an upgrade that was killed.
@@ -374,7 +393,7 @@ fn reconcile_recorded(name: &str, dir: &Path) -> Result<(), String> {
     let open = |f: &str| {
         sys::obj::get_pinned_map(&dir.join(f), sys::obj::open::RDWR).map_err(|e| e.to_string())
     };
-    let (old, snap_fd, new) = (open("old")?, open("snap")?, open("new")?);
+    let (old, snap_fd, done, new) = (open("old")?, open("snap")?, open("done")?, open("new")?);
     let mode = match std::fs::read_link(dir.join("mode"))
         .map_err(|e| e.to_string())?
         .to_string_lossy()
@@ -413,10 +432,27 @@ fn reconcile_recorded(name: &str, dir: &Path) -> Result<(), String> {
     let Action::Migrate(mig) = plan_map(Some(&os), &ns, Some(mode)) else {
         return Err("the old and new map no longer plan as a migration".into());
     };
-    let old_sizes = sysmap::ElemSizes::of(&old).map_err(|e| e.to_string())?;
+    // The snapshot, with the keys reconciled before the kill at their
+    // final old values: their increments are in the new map already.
+    let mut entries = load_snapshot(&snap_fd)?;
+    let done_sizes = sysmap::ElemSizes::of(&done).map_err(|e| e.to_string())?;
+    let reconciled = Entries::read(&done, &done_sizes).map_err(|e| e.to_string())?;
+    let index: std::collections::HashMap<Vec<u8>, usize> = entries
+        .index()
+        .into_iter()
+        .map(|(k, i)| (k.to_vec(), i))
+        .collect();
+    for i in 0..reconciled.len() {
+        match index.get(reconciled.key(i)) {
+            Some(&j) => entries.set_value(j, reconciled.value(i)),
+            None => entries
+                .push_zeroed(reconciled.key(i))
+                .copy_from_slice(reconciled.value(i)),
+        }
+    }
     let snap = Snapshot {
-        entries: Entries::read(&snap_fd, &old_sizes).map_err(|e| e.to_string())?,
-        old_sizes,
+        entries,
+        old_sizes: sysmap::ElemSizes::of(&old).map_err(|e| e.to_string())?,
         new_sizes: sysmap::ElemSizes::of(&new).map_err(|e| e.to_string())?,
     };
     reconcile(
@@ -424,7 +460,7 @@ fn reconcile_recorded(name: &str, dir: &Path) -> Result<(), String> {
         &snap,
         &old,
         &new,
-        Some(&snap_fd),
+        Some(&done),
         &format!("recover-reconciling:{name}"),
     )
 }
