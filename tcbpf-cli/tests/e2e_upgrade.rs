@@ -169,6 +169,49 @@ fn a_rerun_of_a_finished_upgrade_has_nothing_to_do() {
 }
 
 #[test]
+fn an_upgrade_leaves_no_pin_in_the_old_objects_namespace() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
+            object("upgrade_ons_v1.o")
+        ),
+        &fs.path,
+    ));
+    let before = pins(&fs.join("tc"));
+    assert_eq!(before.len(), 1, "{before:?}");
+    let old_pin = fs.join("tc").join(&before[0]);
+    let map_id = pinned_id(&old_pin);
+    let out = ok(tcbpf(
+        &format!(
+            "-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj {}",
+            object("upgrade_ons_v2.o")
+        ),
+        &fs.path,
+    ));
+    let after = pins(&fs.join("tc"));
+    assert_eq!(
+        after.len(),
+        1,
+        "one pin, in the new object's namespace: {after:?}\n{out}"
+    );
+    assert_ne!(after, before, "{out}");
+    let new_pin = fs.join("tc").join(&after[0]);
+    assert_eq!(pinned_id(&new_pin), map_id, "the map is reused");
+    assert!(map_ids_of(filter_prog(&net)).contains(&map_id));
+    let old_dir = old_pin.parent().unwrap();
+    assert!(!old_dir.exists(), "{} stays", old_dir.display());
+    // Every packet out of v0 counts (ARP too): v2 in slot 1, v1 no more.
+    let v1_count = pinned_u64(&new_pin, 0);
+    assert_eq!(net.send_udp(7460, 3), 3);
+    assert!(pinned_u64(&new_pin, 1) >= 3, "v2 counts in slot 1");
+    assert_eq!(pinned_u64(&new_pin, 0), v1_count, "v1 runs no more");
+}
+
+#[test]
 fn upgrade_usage_is_in_the_readme() {
     let (code, out, _) = run_bin(TCBPF, &["filter", "upgrade", "help"]);
     assert_eq!(code, 0);

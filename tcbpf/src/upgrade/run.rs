@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint;
 use super::find::{Attached, Prepared, Request};
 use super::migrate::{copy, reconcile, wait_for_old_programs, Snapshot};
-use super::pins::PendingPins;
+use super::pins::{remove_old_namespace_pins, PendingPins};
 use super::plan::Action;
 use super::report::Outcome;
 use super::txn::{hook_id, Txn};
@@ -141,6 +141,13 @@ impl Prepared {
         // 6. Pins to the new maps, at once: the window in which the pins
         // still name the old maps is a few renames long.
         report.notes.extend(pins.commit());
+        let old_ids: Vec<u32> = self.old_maps.iter().map(|o| o.info.id).collect();
+        report.notes.extend(remove_old_namespace_pins(
+            &opts.bpffs,
+            &self.identity.sha1_hex,
+            &old_ids,
+            [self.prog_id, report.new_prog.unwrap_or(0)],
+        ));
         // 7. Wait until the old program cannot run any more.
         let started = Instant::now();
         if let Err(e) = wait_for_old_programs() {
