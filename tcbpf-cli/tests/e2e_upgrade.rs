@@ -407,6 +407,13 @@ fn sigkill_at_20_points_under_traffic_then_rerun_counts_every_datagram() {
                         "case {i} ({point}): new program, old pin, no transaction: {:?}",
                         tree(&fs.path)
                     );
+                    // plan shows the waiting transaction and changes nothing.
+                    let shown = ok(tcbpf(&format!("{line} plan"), &fs.path));
+                    assert!(
+                        shown.contains("an upgrade was killed around its swap"),
+                        "{shown}"
+                    );
+                    assert_eq!(filter_prog(&net), now);
                     "new, renames pending in the transaction"
                 };
                 *states.entry(format!("{point}: {state}")).or_insert(0) += 1;
