@@ -228,7 +228,7 @@ pub(super) fn kernel_btf(info: &MapInfo) -> Result<Option<Arc<Btf>>, String> {
 }
 
 /// The program at the hook and how it is attached.
-fn running(req: &Request) -> Result<(u32, Attached), Error> {
+pub(super) fn running(req: &Request) -> Result<(u32, Attached), Error> {
     match &req.hook {
         Hook::Filter {
             parent,

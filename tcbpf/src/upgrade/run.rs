@@ -18,12 +18,12 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::checkpoint;
-use super::find::{Attached, Prepared, Request};
+use super::find::{running, Attached, Prepared, Request};
 use super::migrate::{copy, reconcile, wait_for_old_programs, Snapshot};
 use super::pins::{remove_old_namespace_pins, PendingPins};
 use super::plan::Action;
 use super::report::Outcome;
-use super::txn::{hook_id, Txn};
+use super::txn::{self, hook_id, Txn};
 use super::{Error, Step};
 use crate::load;
 use crate::sys::{self, ProgFd};
@@ -33,12 +33,28 @@ use crate::tc::filter::{cls_flags, Mode as FilterMode};
 impl Prepared {
     /// Carries the upgrade out, all or nothing up to the swap. An upgrade
     /// of this hook that was killed is undone or finished first.
-    pub fn execute(mut self, req: &Request) -> Result<Outcome, Error> {
+    pub fn execute(self, req: &Request) -> Result<Outcome, Error> {
         let mut report = self.report();
         report.new_name = self.new_name(req);
         report.notes.clear();
-        if let Some(pending) = self.pending.take() {
+        // One upgrade at a time: what was found before the lock is looked
+        // at again under it.
+        let _lock = txn::lock(&req.load.bpffs)?;
+        let hook = hook_id(req.ifindex, &self.attached);
+        if let Some(pending) = txn::Pending::find(&req.load.bpffs, &hook) {
             report.notes.push(pending.resume(self.prog_id)?);
+        }
+        let (now, _) = running(req)?;
+        if now != self.prog_id {
+            return Err(Error::new(
+                Step::Find,
+                None,
+                crate::ErrorKind::System,
+                format!(
+                    "the hook runs program {now} now, not {} as when the upgrade was planned: run it again",
+                    self.prog_id
+                ),
+            ));
         }
         if let Some((map, why)) = report.refusal() {
             return Err(Error::new(
@@ -92,12 +108,7 @@ impl Prepared {
         }
         // 3. The transaction directory: what a rerun needs if this process
         // is killed from here on.
-        let mut txn = Txn::begin(
-            &opts.bpffs,
-            &hook_id(req.ifindex, &self.attached),
-            &self.prog,
-            new_prog,
-        )?;
+        let mut txn = Txn::begin(&opts.bpffs, &hook, &self.prog, new_prog)?;
         let mut done_maps = Vec::new();
         for (p, snap) in self.plans.iter().zip(&snapshots) {
             let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {

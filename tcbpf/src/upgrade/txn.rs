@@ -55,6 +55,31 @@ fn root(bpffs: &Path) -> PathBuf {
     bpffs.join("tcbpf/upgrade")
 }
 
+/// Takes the upgrade lock of the bpffs (an exclusive `flock` on
+/// `<bpffs>/tcbpf/upgrade`, which stays): one upgrade, or one recovery of
+/// a killed one, at a time. Waits 10 s at most for another upgrade to end.
+pub(super) fn lock(bpffs: &Path) -> Result<sys::fs::DirLock, Error> {
+    sys::fs::ensure_bpffs(bpffs)
+        .map_err(|e| Error::sys(Step::Find, None, format!("bpffs {}", bpffs.display()), e))?;
+    let dir = root(bpffs);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| txn_err(None, format!("mkdir {}", dir.display()), e))?;
+    for _ in 0..1000 {
+        let held = sys::fs::try_lock_dir(&dir)
+            .map_err(|e| Error::sys(Step::Find, None, format!("lock {}", dir.display()), e))?;
+        if let Some(lock) = held {
+            return Ok(lock);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(Error::new(
+        Step::Find,
+        None,
+        crate::ErrorKind::System,
+        format!("another upgrade holds {} (waited 10 s)", dir.display()),
+    ))
+}
+
 fn preparing(dir: &Path) -> PathBuf {
     let file = dir.file_name().unwrap_or_default().to_string_lossy();
     dir.with_file_name(format!("{file}__preparing"))
@@ -201,15 +226,10 @@ impl Drop for Txn {
     }
 }
 
-/// Removes a transaction directory, and the directories above it when
-/// they are empty.
+/// Removes a transaction directory (`<bpffs>/tcbpf/upgrade`, the lock,
+/// stays).
 fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
-    if let Some(upgrade) = dir.parent() {
-        if std::fs::remove_dir(upgrade).is_ok() {
-            let _ = upgrade.parent().map(std::fs::remove_dir);
-        }
-    }
 }
 
 /// Bytes per element of a snapshot array.
