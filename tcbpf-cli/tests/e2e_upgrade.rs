@@ -10,6 +10,7 @@ mod keeper_support;
 use e2e_support::*;
 use keeper_support::*;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 fn filter_prog(net: &VethPair) -> u32 {
     prog_id_in(&tc(&net.a, "filter show dev v0 egress"))
@@ -111,7 +112,108 @@ fn plan_refusal_and_upgrade_carry_the_counts_into_the_new_layout() {
 }
 
 #[test]
+fn a_rerun_of_a_finished_upgrade_has_nothing_to_do() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
+            object("upgrade_v1.o")
+        ),
+        &fs.path,
+    ));
+    let v1 = filter_prog(&net);
+    let base = format!("-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj");
+    // The same maps but other code: an upgrade (every map reused).
+    let out = ok(tcbpf(
+        &format!("{base} {}", object("upgrade_v1_fix.o")),
+        &fs.path,
+    ));
+    assert!(out.starts_with("upgraded "), "{out}");
+    assert!(out.contains("  map counters: reuse"), "{out}");
+    let fixed = filter_prog(&net);
+    assert_ne!(fixed, v1, "{out}");
+    assert_eq!(net.send_udp(7450, 4), 4);
+    // The same build again: nothing to do, nothing changes.
+    let out = ok(tcbpf(
+        &format!("{base} {}", object("upgrade_v1_fix.o")),
+        &fs.path,
+    ));
+    assert!(
+        out.starts_with(&format!(
+            "nothing to do: dev v0 egress pref 1 handle 0x1 runs program {fixed} (upg_cls), the same build as "
+        )),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&ok(tcbpf(
+        &format!("-j {base} {}", object("upgrade_v1_fix.o")),
+        &fs.path,
+    )))
+    .unwrap();
+    assert_eq!(json["nothing_to_do"], true, "{json}");
+    assert_eq!(json["new_prog"], fixed, "{json}");
+    assert_eq!(filter_prog(&net), fixed, "the same program runs");
+    assert_eq!(udp_packets(&pin), 4);
+    // Back to v1: other code again, an upgrade.
+    let out = ok(tcbpf(
+        &format!("-j {base} {}", object("upgrade_v1.o")),
+        &fs.path,
+    ));
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["nothing_to_do"], false, "{json}");
+    assert_ne!(filter_prog(&net), fixed);
+    assert_eq!(udp_packets(&pin), 4);
+}
+
+#[test]
+fn an_upgrade_leaves_no_pin_in_the_old_objects_namespace() {
+    tcbpf_testkit::require_root!();
+    let net = VethPair::new();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
+            object("upgrade_ons_v1.o")
+        ),
+        &fs.path,
+    ));
+    let before = pins(&fs.join("tc"));
+    assert_eq!(before.len(), 1, "{before:?}");
+    let old_pin = fs.join("tc").join(&before[0]);
+    let map_id = pinned_id(&old_pin);
+    let out = ok(tcbpf(
+        &format!(
+            "-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj {}",
+            object("upgrade_ons_v2.o")
+        ),
+        &fs.path,
+    ));
+    let after = pins(&fs.join("tc"));
+    assert_eq!(
+        after.len(),
+        1,
+        "one pin, in the new object's namespace: {after:?}\n{out}"
+    );
+    assert_ne!(after, before, "{out}");
+    let new_pin = fs.join("tc").join(&after[0]);
+    assert_eq!(pinned_id(&new_pin), map_id, "the map is reused");
+    assert!(map_ids_of(filter_prog(&net)).contains(&map_id));
+    let old_dir = old_pin.parent().unwrap();
+    assert!(!old_dir.exists(), "{} stays", old_dir.display());
+    // Every packet out of v0 counts (ARP too): v2 in slot 1, v1 no more.
+    let v1_count = pinned_u64(&new_pin, 0);
+    assert_eq!(net.send_udp(7460, 3), 3);
+    assert!(pinned_u64(&new_pin, 1) >= 3, "v2 counts in slot 1");
+    assert_eq!(pinned_u64(&new_pin, 0), v1_count, "v1 runs no more");
+}
+
+#[test]
 fn upgrade_usage_is_in_its_docs_page() {
+
     let (code, out, _) = run_bin(TCBPF, &["filter", "upgrade", "help"]);
     assert_eq!(code, 0);
     let page = std::fs::read_to_string(repo().join("docs/upgrade.md")).unwrap();
@@ -132,13 +234,124 @@ fn pinned_id(pin: &std::path::Path) -> u32 {
     tcbpf::sys::info::map_info(&m).unwrap().id
 }
 
+/// The pair with a permanent neighbour entry for b, so no datagram waits
+/// (or is dropped) in ARP resolution before it reaches the egress hook.
+fn pair() -> VethPair {
+    let pair = VethPair::new();
+    pair.b
+        .ip(&["link", "set", "v1", "address", "02:00:00:77:00:02"]);
+    pair.a.ip(&[
+        "neigh",
+        "replace",
+        ADDR_B,
+        "lladdr",
+        "02:00:00:77:00:02",
+        "dev",
+        "v0",
+        "nud",
+        "permanent",
+    ]);
+    pair
+}
+
+/// Sends UDP datagrams from a to b until `stop` (two minutes at most),
+/// counting those sent (each has passed v0's egress hook when `send_to`
+/// returns).
+fn sender(net: &VethPair, stop: &AtomicBool, sent: &AtomicU64) {
+    net.a.run(|| {
+        let s = std::net::UdpSocket::bind((ADDR_A, 0)).unwrap();
+        let to: std::net::SocketAddr = format!("{ADDR_B}:7").parse().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            if s.send_to(b"upgrade", to).is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+    })
+}
+
+/// Sets the flag when dropped: a failing assertion stops the sender too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `line` pausing at each of `points`: at every one but the last it
+/// sends 20 datagrams (counted in `sent`; at `copied:counters` they land
+/// between the copy and the swap, for the reconciliation to carry) and
+/// lets it go on; at the last it SIGKILLs it. False when it ended before.
+fn kill_at(
+    net: &VethPair,
+    line: &str,
+    mnt: &std::path::Path,
+    points: &[&str],
+    sent: &AtomicU64,
+) -> bool {
+    use std::io::{BufRead, Write};
+    let mut child = tcbpf(line, mnt)
+        .env(tcbpf::upgrade::checkpoint::PAUSE_AT, points.join(","))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut go_on = child.stdin.take().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut reached = 0;
+    let mut text = String::new();
+    while reached < points.len() && err.read_line(&mut text).unwrap_or(0) > 0 {
+        if text.trim_end() == format!("tcbpf: upgrade paused at {}", points[reached]) {
+            reached += 1;
+            if reached < points.len() {
+                assert_eq!(net.send_udp(7550, 20), 20);
+                sent.fetch_add(20, Ordering::Relaxed);
+                go_on.write_all(b"\n").unwrap();
+            }
+        }
+        text.clear();
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    reached == points.len()
+}
+
+/// The SIGKILL cases: the points to kill at, one run each (the later ones
+/// kill the rerun that recovers an interrupted upgrade too).
+const KILLS: [&[&str]; 20] = [
+    &["swapped"],
+    &["found"],
+    &["loaded"],
+    &["copied:counters"],
+    &["txn-preparing"],
+    &["txn:counters"],
+    &["pinned:counters"],
+    &["txn-ready"],
+    &["renamed:counters"],
+    &["waited"],
+    &["reconciling:counters"],
+    &["reconciled:counters"],
+    &["finished"],
+    &["txn-ready", "recover-aborted"],
+    &["swapped", "recover-renamed:counters"],
+    &["swapped", "recover-waited"],
+    &["swapped", "recover-reconciling:counters"],
+    &["swapped", "recover-reconciled:counters"],
+    &["renamed:counters", "recover-finished"],
+    &["reconciling:counters", "recover-reconciled:counters"],
+];
+
 #[test]
-fn sigkill_at_20_points_then_rerun_converges() {
+fn sigkill_at_20_points_under_traffic_then_rerun_counts_every_datagram() {
     tcbpf_testkit::require_root!();
-    let net = VethPair::new();
+    let net = pair();
     let fs = Bpffs::new();
     let a = &net.a.name;
     let pin = fs.join("tc/globals/counters");
+    let txns = fs.join("tcbpf/upgrade");
     ok(tcbpf(
         &format!(
             "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
@@ -147,61 +360,89 @@ fn sigkill_at_20_points_then_rerun_converges() {
         &fs.path,
     ));
     let base = format!("-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj");
-    // How long one whole upgrade takes, process start included.
-    let started = std::time::Instant::now();
-    ok(tcbpf(
-        &format!("{base} {}", object("upgrade_v2.o")),
-        &fs.path,
-    ));
-    let whole = started.elapsed();
-    let mut sent = 0u64;
+    let sent = AtomicU64::new(0);
     let mut states = std::collections::BTreeMap::new();
-    let builds = ["upgrade_v1.o", "upgrade_v2.o"];
-    for i in 0..20u32 {
-        assert_eq!(net.send_udp(7500, 3), 3);
-        sent += 3;
-        let before = filter_prog(&net);
-        let target = object(builds[i as usize % 2]);
-        let mut child = tcbpf(&format!("{base} {target}"), &fs.path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(whole * i / 20);
-        let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
-        let now = filter_prog(&net);
-        let pinned = pinned_id(&pin);
-        // Either the old program with the pin on its map, or the new
-        // program (whose pin the rerun moves if the kill came before).
-        let state = if now == before {
+    let builds = ["upgrade_v2.o", "upgrade_v1.o"];
+    for (i, points) in KILLS.iter().enumerate() {
+        let target = object(builds[i % 2]);
+        let line = format!("{base} {target}");
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let traffic = s.spawn(|| sender(&net, &stop, &sent));
+            let _stop = StopOnDrop(&stop);
+            while sent.load(Ordering::Relaxed) < 100 * (i as u64 + 1) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let before = filter_prog(&net);
+            let before_maps = map_ids_of(before);
+            for (run, point) in points.iter().enumerate() {
+                // The first run lets datagrams in between copy and swap.
+                let pauses: &[&str] = match *point {
+                    "found" | "loaded" | "copied:counters" => &[point],
+                    _ if run == 0 => &["copied:counters", point],
+                    _ => &[point],
+                };
+                assert!(
+                    kill_at(&net, &line, &fs.path, pauses, &sent),
+                    "case {i}: the upgrade never paused at {pauses:?}"
+                );
+                // Old program, old maps, old pins; or the new program
+                // with the new maps behind the pins, or a transaction
+                // directory that says the renames and the reconciliation
+                // are still to do.
+                let now = filter_prog(&net);
+                let pinned = pinned_id(&pin);
+                let state = if now == before {
+                    assert!(
+                        before_maps.contains(&pinned),
+                        "case {i} ({point}): old program, foreign pin"
+                    );
+                    "old"
+                } else if map_ids_of(now).contains(&pinned) {
+                    "new"
+                } else {
+                    assert!(
+                        tree(&txns)
+                            .iter()
+                            .any(|p| !p.contains('/') && !p.ends_with("__preparing")),
+                        "case {i} ({point}): new program, old pin, no transaction: {:?}",
+                        tree(&fs.path)
+                    );
+                    // plan shows the waiting transaction and changes nothing.
+                    let shown = ok(tcbpf(&format!("{line} plan"), &fs.path));
+                    assert!(
+                        shown.contains("an upgrade was killed around its swap"),
+                        "{shown}"
+                    );
+                    assert_eq!(filter_prog(&net), now);
+                    "new, renames pending in the transaction"
+                };
+                *states.entry(format!("{point}: {state}")).or_insert(0) += 1;
+            }
+            // Rerunning the same upgrade completes it.
+            let out = ok(tcbpf(&line, &fs.path));
+            let after = filter_prog(&net);
+            assert_ne!(after, before, "case {i}: {out}");
             assert!(
-                map_ids_of(before).contains(&pinned),
-                "kill {i}: old program, foreign pin"
+                map_ids_of(after).contains(&pinned_id(&pin)),
+                "case {i}: after the rerun the pin names the running program's map: {out}"
             );
-            "old"
-        } else if map_ids_of(now).contains(&pinned) {
-            "new"
-        } else {
-            "new, pins not yet renamed"
-        };
-        *states.entry(state).or_insert(0) += 1;
-        let _ = status;
-        // Rerunning the same upgrade converges.
-        let out = ok(tcbpf(&format!("{base} {target}"), &fs.path));
-        let after = filter_prog(&net);
-        assert!(
-            map_ids_of(after).contains(&pinned_id(&pin)),
-            "kill {i} ({state}): after the rerun the pin names the running program's map: {out}"
-        );
-        let left: Vec<String> = std::fs::read_dir(fs.join("tc/globals"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(left, vec!["counters".to_string()], "kill {i}: {out}");
-        assert_eq!(udp_packets(&pin), sent, "kill {i} ({state}): counts");
+            assert_eq!(
+                pins(&fs.join("tc/globals")),
+                vec!["counters".to_string()],
+                "case {i}: {out}"
+            );
+            assert_eq!(tree(&txns), Vec::<String>::new(), "case {i}: {out}");
+            stop.store(true, Ordering::Relaxed);
+            traffic.join().unwrap();
+        });
+        let sent = sent.load(Ordering::Relaxed);
+        assert_eq!(udp_packets(&pin), sent, "case {i} {points:?}: counts");
     }
-    eprintln!("states after SIGKILL at 20 points over {whole:?}: {states:?}");
+    eprintln!(
+        "{} datagrams, states after SIGKILL: {states:?}",
+        sent.load(Ordering::Relaxed)
+    );
 }
 
 /// The generation of set `name` in the keeper at `sock`, once it is

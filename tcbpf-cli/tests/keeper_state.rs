@@ -240,3 +240,57 @@ fn swapped_set_directories_and_foreign_entries_are_skipped_with_a_warning() {
     assert_eq!(left, ["bad%zz", "junk", "pub%2eo", "secret%2eo", "top"]);
     assert!(state.join("junk").join("0000-1").exists());
 }
+
+/// The generation of set `name` in `tcbpf -j keeper list SOCK`, once it is
+/// `want` (5 s at most; the last one seen otherwise).
+fn generation(sock: &str, name: &str, want: u64) -> u64 {
+    let mut seen = 0;
+    for _ in 0..500 {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(tcbpf_cmd(&["-j", "keeper", "list", sock]))).unwrap();
+        seen = list["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["generation"].as_u64())
+            .unwrap_or(0);
+        if seen == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    seen
+}
+
+#[test]
+fn a_sets_generation_survives_a_keeper_restart() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let dir = TempDir::new("kgen");
+    let state = fs.join("kstate");
+    let args = ["state", state.to_str().unwrap()];
+    let mut k = KeeperProc::start(&dir.join("k"), &args, &fs.path);
+    let sock = k.sock.to_str().unwrap().to_string();
+    let (m1, id1) = counter_hash(&format!("kg{}", next_id()), 1, 1);
+    let (m2, id2) = counter_hash(&format!("kg{}", next_id()), 1, 2);
+    k.export_map(id1, "gen.o");
+    k.export_map(id2, "gen.o");
+    assert_eq!(generation(&sock, "gen.o", 2), 2);
+    assert!(k.stop().status.success());
+
+    let k = KeeperProc::start(&dir.join("k"), &args, &fs.path);
+    k.wait_for_set("gen.o");
+    assert_eq!(
+        generation(&sock, "gen.o", 2),
+        2,
+        "picked up at its generation"
+    );
+    k.export_map(id1, "gen.o");
+    assert_eq!(
+        generation(&sock, "gen.o", 3),
+        3,
+        "and counted on from there"
+    );
+    drop((m1, m2));
+}

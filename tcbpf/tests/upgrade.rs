@@ -233,6 +233,10 @@ fn upgrade_cycles_under_traffic_lose_no_count() {
         vec!["counters".to_string()],
         "no temporary pin left"
     );
+    assert!(
+        listing(&fs.join("tcbpf/upgrade")).is_empty(),
+        "no transaction left"
+    );
 }
 
 #[test]
@@ -346,6 +350,10 @@ fn fails_and_changes_nothing(fs: &Bpffs, pair: &VethPair, build: &str, step: Ste
     );
     assert_eq!(pinned_id(&counters_pin(fs)), pin_before, "{build}: pin");
     assert_eq!(listing(&fs.join("tc/globals")), listing_before);
+    assert!(
+        listing(&fs.join("tcbpf/upgrade")).is_empty(),
+        "{build}: transaction left"
+    );
     let counted = packets(&counters_pin(fs), UDP);
     assert_eq!(pair.send_udp(7200, 3), 3);
     assert_eq!(
@@ -398,6 +406,10 @@ fn refused_and_failing_upgrades_leave_everything_as_it_was() {
     assert_eq!(pair.a.run(filter_prog), prog);
     assert_eq!(pinned_id(&counters_pin(&fs)), other_id);
     assert_eq!(listing(&fs.join("tc/globals")), listing_before);
+    assert!(
+        listing(&fs.join("tcbpf/upgrade")).is_empty(),
+        "transaction left"
+    );
     drop(counters_fd);
 }
 
@@ -449,4 +461,34 @@ fn a_swapped_out_program_writes_nothing_after_the_wait() {
         traffic.join().unwrap();
     });
     assert!(sent.load(Ordering::Relaxed) > 0);
+}
+
+/// Two upgrades of one bpffs do not run at once: the second waits for the
+/// lock on `<bpffs>/tcbpf/upgrade` (here held by the test), then finds
+/// what runs again and goes on.
+#[test]
+fn an_upgrade_waits_while_another_holds_the_lock() {
+    tcbpf_testkit::require_root!();
+    let fs = Bpffs::new();
+    let pair = pair();
+    let _v1 = pair.a.run(|| attach_filter(&fs, "upgrade_v1.o"));
+    let v1 = pair.a.run(filter_prog);
+    std::fs::create_dir_all(fs.join("tcbpf/upgrade")).unwrap();
+    let lock = sys::fs::try_lock_dir(&fs.join("tcbpf/upgrade"))
+        .unwrap()
+        .unwrap();
+    std::thread::scope(|s| {
+        let upgrade = s.spawn(|| {
+            pair.a.run(|| {
+                let req = request(&fs, filter_hook(), "upgrade_v2.o");
+                upgrade::prepare(&req).unwrap().execute(&req).unwrap()
+            })
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(pair.a.run(filter_prog), v1, "upgraded under the lock");
+        drop(lock);
+        let out = upgrade.join().unwrap();
+        assert_eq!(out.report.new_prog, Some(pair.a.run(filter_prog)));
+        assert_ne!(out.report.new_prog, Some(v1));
+    });
 }

@@ -3,8 +3,8 @@
 //! populated); a later export under the same name replaces it. With a
 //! state directory on a bpffs, every set is also pinned there
 //! (`DIR/<set>/<position>-<entry id>`, the set name escaped as
-//! [`dir_name`] says, with a `record` of the set: [`set_record`]) and
-//! picked up again at start.
+//! [`dir_name`] says, with a `record` of the set: [`set_record`] and its
+//! generation) and picked up again at start, generation included.
 //!
 //! The state directory is taken on no faith: it must be the keeper's own
 //! (owned by root or the keeper's uid, writable by nobody else, not a
@@ -505,7 +505,12 @@ fn pin_set(sd: &StateDir, set: &Set, warn: Warn<'_>) -> Result<(), String> {
         }
         record.push((pin, &m.info));
     }
-    if let Err(e) = sub.symlink_at(set_record(&encoded, &record).as_bytes(), OsStr::new(RECORD)) {
+    let record = format!(
+        "{} generation {}",
+        set_record(&encoded, &record),
+        set.generation
+    );
+    if let Err(e) = sub.symlink_at(record.as_bytes(), OsStr::new(RECORD)) {
         drop(sub);
         remove_set_dir(sd, &fresh, warn);
         return Err(format!("state: record {}/{RECORD}: {e}", at(&fresh)));
@@ -600,12 +605,23 @@ fn read_set(sd: &StateDir, entry: &str, name: &str, warn: Warn<'_>) -> Option<Se
         .zip(&maps)
         .map(|((p, _), m)| (p.clone(), &m.info))
         .collect();
-    if set_record(entry, &seen).as_bytes() != record.as_slice() {
+    // The record, then the set's generation (a record from before
+    // generations has none: 1).
+    let generation = match record.strip_prefix(set_record(entry, &seen).as_bytes()) {
+        Some(b"") => Some(1),
+        Some(rest) => std::str::from_utf8(rest)
+            .ok()
+            .and_then(|r| r.strip_prefix(" generation "))
+            .and_then(|g| g.parse::<u64>().ok())
+            .filter(|g| *g >= 1),
+        None => None,
+    };
+    let Some(generation) = generation else {
         return skip(
             warn,
             "its maps do not match the record the keeper wrote (renamed, swapped or changed by someone else)".into(),
         );
-    }
+    };
     Some(Set {
         name: name.to_string(),
         object: ObjectId {
@@ -615,7 +631,7 @@ fn read_set(sd: &StateDir, entry: &str, name: &str, warn: Warn<'_>) -> Option<Se
         },
         maps,
         imported: now_secs(),
-        generation: 1,
+        generation,
     })
 }
 

@@ -96,6 +96,41 @@ impl Entries {
         &mut self.values[start..]
     }
 
+    /// Replaces the whole value of entry `i`.
+    pub(super) fn set_value(&mut self, i: usize, value: &[u8]) {
+        self.values[i * self.vs..(i + 1) * self.vs].copy_from_slice(value);
+    }
+
+    /// The table as bytes: entries, key size and value size (three native
+    /// u64), then the keys, then the values ([`Entries::from_bytes`]).
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24 + self.keys.len() + self.values.len());
+        for n in [self.len(), self.ks, self.vs] {
+            out.extend_from_slice(&(n as u64).to_ne_bytes());
+        }
+        out.extend_from_slice(&self.keys);
+        out.extend_from_slice(&self.values);
+        out
+    }
+
+    /// The table [`Entries::to_bytes`] wrote (trailing bytes ignored);
+    /// None when the bytes are too short for what the header says.
+    pub(super) fn from_bytes(b: &[u8]) -> Option<Entries> {
+        let word = |i: usize| -> Option<usize> {
+            let w = b.get(i * 8..i * 8 + 8)?;
+            usize::try_from(u64::from_ne_bytes(w.try_into().ok()?)).ok()
+        };
+        let (n, ks, vs) = (word(0)?, word(1)?, word(2)?);
+        let keys_end = 24usize.checked_add(n.checked_mul(ks)?)?;
+        let end = keys_end.checked_add(n.checked_mul(vs)?)?;
+        Some(Entries {
+            keys: b.get(24..keys_end)?.to_vec(),
+            values: b.get(keys_end..end)?.to_vec(),
+            ks,
+            vs,
+        })
+    }
+
     /// Entry index by key.
     pub(super) fn index(&self) -> HashMap<&[u8], usize> {
         (0..self.len()).map(|i| (self.key(i), i)).collect()
@@ -124,5 +159,33 @@ impl Entries {
             i = end;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_survives_bytes_and_short_bytes_are_refused() {
+        let mut e = Entries {
+            ks: 4,
+            vs: 8,
+            ..Default::default()
+        };
+        e.push_zeroed(&1u32.to_ne_bytes())
+            .copy_from_slice(&10u64.to_ne_bytes());
+        e.push_zeroed(&2u32.to_ne_bytes())
+            .copy_from_slice(&20u64.to_ne_bytes());
+        let mut bytes = e.to_bytes();
+        bytes.extend_from_slice(&[0; 100]); // padding to a whole chunk
+        let back = Entries::from_bytes(&bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.key(1), 2u32.to_ne_bytes());
+        assert_eq!(back.value(1), 20u64.to_ne_bytes());
+        assert!(Entries::from_bytes(&e.to_bytes()[..30]).is_none());
+        let mut huge = e.to_bytes();
+        huge[..8].copy_from_slice(&u64::MAX.to_ne_bytes());
+        assert!(Entries::from_bytes(&huge).is_none());
     }
 }

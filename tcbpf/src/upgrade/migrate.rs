@@ -20,8 +20,8 @@ use crate::sys::{self, map as sysmap, MapFd};
 #[derive(Debug)]
 pub(super) struct Snapshot {
     pub(super) entries: Entries,
-    old_sizes: sysmap::ElemSizes,
-    new_sizes: sysmap::ElemSizes,
+    pub(super) old_sizes: sysmap::ElemSizes,
+    pub(super) new_sizes: sysmap::ElemSizes,
 }
 
 /// Converts a whole value buffer (every CPU's copy) of the old map into
@@ -154,15 +154,21 @@ pub fn wait_for_old_programs() -> sys::Result<()> {
 }
 
 /// Adds the old program's writes since the copy to the new map.
+/// `done`, the transaction's record of the keys reconciled so far (`sum`:
+/// key → the old final value whose increments are added), lets a rerun
+/// after a kill add only what is left; `point` names the checkpoint after
+/// the first key.
 pub(super) fn reconcile(
     mig: &Migration,
     snap: &Snapshot,
     old: &MapFd,
     new: &MapFd,
+    done: Option<&MapFd>,
+    point: &str,
 ) -> Result<(), String> {
     let fin = Entries::read(old, &snap.old_sizes).map_err(|e| e.to_string())?;
     match mig.mode {
-        Mode::Sum => reconcile_sum(mig, snap, &fin, new),
+        Mode::Sum => reconcile_sum(mig, snap, &fin, new, done, point),
         Mode::Copy => reconcile_copy(mig, snap, &fin, new),
         Mode::Fresh => Ok(()),
     }
@@ -194,8 +200,11 @@ fn reconcile_sum(
     snap: &Snapshot,
     fin: &Entries,
     new: &MapFd,
+    done: Option<&MapFd>,
+    point: &str,
 ) -> Result<(), String> {
     let (os, ns) = (&snap.old_sizes, &snap.new_sizes);
+    let mut first = true;
     let old_value = mig.value.old_size();
     let mut adders: HashMap<(usize, usize), crate::atomic::AtomicAdd> = HashMap::new();
     let zero = vec![0u8; os.value()];
@@ -243,12 +252,12 @@ fn reconcile_sum(
         // A key the new map lacks gets the delta as its value (on CPU 0).
         let mut whole = vec![0u8; ns.value()];
         whole[..nd.len()].copy_from_slice(&nd);
-        match sysmap::update(new, k, &whole, sysmap::update::NOEXIST) {
-            Ok(()) => continue,
-            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+        let inserted = match sysmap::update(new, k, &whole, sysmap::update::NOEXIST) {
+            Ok(()) => true,
+            Err(e) if e.errno() == Some(libc::EEXIST) => false,
             Err(e) => return Err(e.to_string()),
-        }
-        for &(off, size) in &mig.new_counters {
+        };
+        for &(off, size) in mig.new_counters.iter().filter(|_| !inserted) {
             let d = read_uint(&nd[off..], size);
             if d == 0 {
                 continue;
@@ -276,6 +285,15 @@ fn reconcile_sum(
                 ),
             };
             adder.add(k, d).map_err(|e| e.to_string())?;
+        }
+        // A kill between the add above and this update counts this key's
+        // increments twice on a rerun: the one window user space cannot
+        // close without a compare-and-swap.
+        if let Some(m) = done {
+            sysmap::update(m, k, fv, sysmap::update::ANY).map_err(|e| e.to_string())?;
+        }
+        if std::mem::take(&mut first) {
+            super::checkpoint::reached(point);
         }
     }
     Ok(())
@@ -417,7 +435,7 @@ mod tests {
         sysmap::delete(&old, &3u32.to_ne_bytes()).unwrap();
         put(&old, 2, &[21, 210]);
         put(&new, 2, &[25, 250, 7]);
-        reconcile(&mig, &snap, &old, &new).unwrap();
+        reconcile(&mig, &snap, &old, &new, None, "test").unwrap();
         new
     }
 

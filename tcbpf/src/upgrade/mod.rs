@@ -5,19 +5,28 @@
 //!   sides' definitions and BTF (pure).
 //! - [`convert`]: old value bytes → new value bytes, compiled once per map
 //!   from the two BTF types (pure).
-//! - `run`: find what runs, load beside it, swap, in order ([`prepare`],
-//!   [`Prepared::execute`]); `migrate` fills and reconciles migrated maps
-//!   (with `entries`' flat batch tables); `pins` makes the temporary pins
-//!   and renames them.
+//! - `find`: what runs at the hook, its maps and the plan ([`prepare`],
+//!   reads only); `report`: what was found and done ([`Report`]).
+//! - `run`: load beside it, copy, swap, in order ([`Prepared::execute`]);
+//!   `migrate` fills and reconciles migrated maps (with `entries`' flat
+//!   batch tables); `pins` makes the temporary pins and renames them.
+//! - `txn`: the transaction directory on the bpffs that lets a rerun undo
+//!   or finish an upgrade that was killed; [`checkpoint`]: the named steps
+//!   a crash test can stop an upgrade at.
+pub mod checkpoint;
 pub mod convert;
 mod entries;
+mod find;
 mod migrate;
 mod pins;
 pub mod plan;
+mod report;
 mod run;
+mod txn;
 
+pub use find::{prepare, Hook, Prepared, Request};
 pub use migrate::wait_for_old_programs;
-pub use run::{prepare, Hook, MapReport, Outcome, Prepared, Report, Request};
+pub use report::{MapReport, Outcome, Report};
 
 use std::fmt;
 

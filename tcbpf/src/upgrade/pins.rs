@@ -109,6 +109,8 @@ impl PendingPins {
                     temp.display()
                 ));
             }
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            super::checkpoint::reached(&format!("renamed:{file}"));
         }
         notes
     }
@@ -130,4 +132,68 @@ impl Drop for PendingPins {
             self.abandon();
         }
     }
+}
+
+/// After the swap: the pins the old object left in its own namespace
+/// (`<bpffs>/tc/<its sha1>/`, iproute2's `PIN_OBJECT_NS`) name maps of the
+/// old program under a namespace nothing loads any more. Each one whose
+/// map no program but the old and the new one uses is removed, then the
+/// directory when it is empty; pins of maps another program uses (the same
+/// object on another hook) stay. Returns what could not be removed.
+pub(super) fn remove_old_namespace_pins(
+    bpffs: &Path,
+    new_sha1: &str,
+    old_maps: &[u32],
+    progs: [u32; 2],
+) -> Vec<String> {
+    let tc = bpffs.join(crate::load::pin::TC_DIR);
+    let Ok(dirs) = std::fs::read_dir(&tc) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    let mut elsewhere: Option<Vec<u32>> = None;
+    for dir in dirs.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let is_sha1 = name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_sha1 || name == new_sha1 || !dir.path().is_dir() {
+            continue;
+        }
+        let Ok(pins) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for pin in pins.flatten() {
+            let id = sys::obj::get_pinned_map(&pin.path(), sys::obj::open::RDONLY)
+                .and_then(|m| sys::info::map_info(&m))
+                .map(|i| i.id);
+            let Ok(id) = id else { continue };
+            if !old_maps.contains(&id) {
+                continue;
+            }
+            let others = elsewhere.get_or_insert_with(|| maps_of_other_programs(progs));
+            if others.contains(&id) {
+                continue;
+            }
+            if let Err(e) = std::fs::remove_file(pin.path()) {
+                notes.push(format!("old pin {}: {e}", pin.path().display()));
+            }
+        }
+        let _ = std::fs::remove_dir(dir.path()); // only when empty
+    }
+    notes
+}
+
+/// The ids of the maps every loaded program but `progs` uses.
+fn maps_of_other_programs(progs: [u32; 2]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::obj::next_prog_id(id) {
+        id = next;
+        if progs.contains(&id) {
+            continue;
+        }
+        if let Ok(info) = sys::obj::prog_by_id(id).and_then(|p| sys::info::prog_info(&p)) {
+            out.extend(info.map_ids);
+        }
+    }
+    out
 }

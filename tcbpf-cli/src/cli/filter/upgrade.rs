@@ -35,7 +35,10 @@ kind changed, an integer narrowed, the key changed: exit 2, nothing done).
 Migrated maps: 'sum' (default when every value member is an integer) adds
 the old program's increments made after the copy; 'copy' gives the old
 final value to every key the new program has not written since the swap.
-'plan' prints the plan and changes nothing. 'export UDS' sends the new
+'plan' prints the plan and changes nothing. When FILE's program has the
+running program's tag and every map is reused: 'nothing to do', exit 0.
+An upgrade of the hook that was killed is undone or finished first (its
+record: BPFFS/tcbpf/upgrade/). 'export UDS' sends the new
 maps to an importer, as filter add … export does, under the old filter's
 object name: a keeper holding that set replaces it (generation + 1).
 ";
@@ -287,6 +290,7 @@ fn print(g: &Global, a: &UpgradeArgs, r: &Report, plan_only: bool) -> Result<(),
             "maps": maps,
             "dropped_maps": r.dropped,
             "new_prog": r.new_prog,
+            "nothing_to_do": r.nothing_to_do,
             "wait_us": r.wait.map(|d| d.as_micros() as u64),
             "notes": r.notes,
         }))?;
@@ -294,6 +298,22 @@ fn print(g: &Global, a: &UpgradeArgs, r: &Report, plan_only: bool) -> Result<(),
     }
     use std::io::Write;
     let mut out = std::io::stdout().lock();
+    if r.nothing_to_do {
+        writeln!(
+            out,
+            "nothing to do: dev {} {} {} runs program {} ({}), the same build as {} (same tag, every map reused)",
+            a.dev,
+            hook_words(a),
+            r.attachment,
+            r.old_prog.0,
+            r.old_prog.1,
+            r.new_name
+        )?;
+        for n in &r.notes {
+            writeln!(out, "  note: {n}")?;
+        }
+        return Ok(());
+    }
     writeln!(
         out,
         "{} dev {} {} {}: program {} ({}) -> {}",
