@@ -11,13 +11,7 @@ use tcbpf_testkit::TempDir;
 const BIN: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 fn tcbpf(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tcbpf {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    tcbpf_testkit::ok(tcbpf_testkit::tcbpf(BIN, args, None))
 }
 
 /// What bash's completion offers after `typed` (the current word empty

@@ -31,11 +31,7 @@ fn schemas() -> Vec<(String, String)> {
 
 /// Runs tcbpf with the test's bpffs; its stdout, which must be a success.
 fn tcbpf(fs: &Bpffs, args: &[&str]) -> String {
-    let mut cmd = Command::new(TCBPF);
-    cmd.args(args)
-        .env_remove("TC_BPF_UDS")
-        .env("TC_BPF_MNT", &fs.path);
-    ok(cmd)
+    ok(tcbpf_testkit::tcbpf(TCBPF, args, Some(&fs.path)))
 }
 
 /// Validates each (schema name, JSON text) with python3's jsonschema: the

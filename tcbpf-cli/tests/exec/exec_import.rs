@@ -11,9 +11,7 @@ use tcbpf_testkit::{env_vars, next_id, ok, Importer, SockPath};
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 fn tcbpf(args: &[&str]) -> Command {
-    let mut c = Command::new(TCBPF);
-    c.args(args);
-    c
+    tcbpf_testkit::tcbpf(TCBPF, args, None)
 }
 
 fn import_cmd(path: &Path, extra: &[&str]) -> Command {

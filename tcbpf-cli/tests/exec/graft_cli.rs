@@ -9,8 +9,7 @@ use tcbpf_testkit::{fixture, output, s, Bpffs};
 
 /// Runs tcbpf with `TC_BPF_MNT` pointing at the test's bpffs.
 fn tcbpf(bpffs: &Bpffs, args: &[&str]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
-    cmd.args(args).env("TC_BPF_MNT", &bpffs.path);
+    let cmd = tcbpf_testkit::tcbpf(env!("CARGO_BIN_EXE_tcbpf"), args, Some(&bpffs.path));
     let run = output(cmd);
     (run.code, run.stderr)
 }

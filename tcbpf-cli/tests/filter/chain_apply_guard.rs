@@ -10,11 +10,7 @@ use tcbpf_testkit::*;
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 fn tcbpf(line: &str, fs: &Bpffs) -> Command {
-    let mut cmd = Command::new(TCBPF);
-    cmd.args(line.split_whitespace())
-        .env_remove("TC_BPF_UDS")
-        .env("TC_BPF_MNT", &fs.path);
-    cmd
+    tcbpf_testkit::tcbpf(TCBPF, line.split_whitespace(), Some(&fs.path))
 }
 
 fn chain_line(func: &str) -> String {

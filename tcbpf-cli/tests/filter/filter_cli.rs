@@ -11,13 +11,7 @@ use tcbpf_testkit::*;
 /// Runs `tcbpf` with the words of `line` (paths here hold no spaces), and
 /// `TC_BPF_MNT` at `mnt` when given.
 fn tcbpf(line: &str, mnt: Option<&Path>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
-    cmd.args(line.split_whitespace()).env_remove("TC_BPF_UDS");
-    match mnt {
-        Some(m) => cmd.env("TC_BPF_MNT", m),
-        None => cmd.env_remove("TC_BPF_MNT"),
-    };
-    cmd
+    tcbpf_testkit::tcbpf(env!("CARGO_BIN_EXE_tcbpf"), line.split_whitespace(), mnt)
 }
 
 fn veth(ns: &Netns) {

@@ -15,11 +15,7 @@ const PORT: u16 = 7311;
 
 /// `tcbpf` with the words of `line` and `TC_BPF_MNT` at the test's bpffs.
 fn tcbpf(line: &str, fs: &Bpffs) -> Command {
-    let mut cmd = Command::new(TCBPF);
-    cmd.args(line.split_whitespace())
-        .env_remove("TC_BPF_UDS")
-        .env("TC_BPF_MNT", &fs.path);
-    cmd
+    tcbpf_testkit::tcbpf(TCBPF, line.split_whitespace(), Some(&fs.path))
 }
 
 /// The real tc with the words of `line` and the same `TC_BPF_MNT`.

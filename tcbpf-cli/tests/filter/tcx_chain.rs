@@ -14,11 +14,7 @@ const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 const PORT: u16 = 7333;
 
 fn tcbpf(line: &str, fs: &Bpffs) -> Command {
-    let mut cmd = Command::new(TCBPF);
-    cmd.args(line.split_whitespace())
-        .env_remove("TC_BPF_UDS")
-        .env("TC_BPF_MNT", &fs.path);
-    cmd
+    tcbpf_testkit::tcbpf(TCBPF, line.split_whitespace(), Some(&fs.path))
 }
 
 /// `filter add dev v1 tcx ingress WHERE bpf obj chain.o sec tc program FUNC [link PIN]`.

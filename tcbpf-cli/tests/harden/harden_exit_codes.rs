@@ -11,9 +11,7 @@ use tcbpf_testkit::{constant_prog, fixture, s, unique, Bpffs, Run, TempDir, PASS
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
 fn tcbpf(args: &[&str]) -> Run {
-    let mut c = Command::new(TCBPF);
-    c.args(args).env_remove("TC_BPF_UDS");
-    tcbpf_testkit::output(c)
+    tcbpf_testkit::output(tcbpf_testkit::tcbpf(TCBPF, args, None))
 }
 
 fn as_nobody(args: &[&str]) -> Run {

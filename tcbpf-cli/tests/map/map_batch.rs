@@ -9,7 +9,6 @@ use crate::typed_support;
 
 use serde_json::json;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use tcbpf_testkit::TempDir;
 use typed_support::*;
 
@@ -28,15 +27,7 @@ fn a_bash_coproc_asks_and_reads_each_answer_before_the_next_command() {
     bash.arg("-c")
         .arg(coproc_script(fd))
         .env("TCBPF", env!("CARGO_BIN_EXE_tcbpf"));
-    // SAFETY: fcntl is async-signal-safe; the child only clears FD_CLOEXEC.
-    unsafe {
-        bash.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    tcbpf_testkit::inherit_fds(&mut bash, &[fd]);
     let out = bash.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -173,15 +164,7 @@ fn runs_of_updates_and_deletes_become_batch_calls_and_end_as_one_by_one() {
     ];
     let mut strace = std::process::Command::new("strace");
     strace.args(words.drain(..));
-    // SAFETY: fcntl is async-signal-safe; the child only clears FD_CLOEXEC.
-    unsafe {
-        strace.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    tcbpf_testkit::inherit_fds(&mut strace, &[fd]);
     let out = strace.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));

@@ -29,20 +29,8 @@ fn create(map_type: tcbpf::abi::MapType, key: u32, value: u32, entries: u32) -> 
 
 /// A `tcbpf` command that inherits `fds` (their FD_CLOEXEC cleared in the child).
 fn tcbpf(fds: &[RawFd], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
-    cmd.args(args);
-    let fds = fds.to_vec();
-    // SAFETY: fcntl is async-signal-safe; the child only clears FD_CLOEXEC.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = tcbpf_testkit::tcbpf(env!("CARGO_BIN_EXE_tcbpf"), args, None);
+    tcbpf_testkit::inherit_fds(&mut cmd, fds);
     cmd
 }
 

@@ -28,17 +28,7 @@ fn bounding_set(unit: &str) -> String {
 }
 
 fn tcbpf(mnt: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("TC_BPF_MNT", mnt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tcbpf {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tcbpf_testkit::ok(tcbpf_testkit::tcbpf(BIN, args, Some(mnt)))
 }
 
 /// Kills the keeper if the test ends before it was stopped.

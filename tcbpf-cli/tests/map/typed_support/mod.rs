@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use tcbpf::load::{load_file, LoadedObject};
 use tcbpf::sys::{self, MapFd};
@@ -100,20 +99,8 @@ impl Fixture {
 
 /// A `tcbpf` command that inherits `fds` (FD_CLOEXEC cleared in the child).
 pub fn tcbpf(fds: &[RawFd], args: &[String]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcbpf"));
-    cmd.args(args);
-    let fds = fds.to_vec();
-    // SAFETY: fcntl is async-signal-safe; the child only clears FD_CLOEXEC.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = tcbpf_testkit::tcbpf(env!("CARGO_BIN_EXE_tcbpf"), args, None);
+    tcbpf_testkit::inherit_fds(&mut cmd, fds);
     cmd
 }
 
