@@ -1,6 +1,6 @@
 /* One map of each kind a tc object may carry that the other fixtures do not
  * have, at sizes where the kernel's memlock is well above its fixed
- * overhead: tcbpf/tests/map_memory.rs compares the loader's memory estimate
+ * overhead: tcbpf/tests/kernel/map_memory.rs compares the loader's memory estimate
  * of each with the memlock the kernel reports after creating it.
  */
 #include <linux/bpf.h>

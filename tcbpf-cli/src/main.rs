@@ -6,6 +6,11 @@
 //! fast as a C tool and, like one, ends quietly on a closed pipe. The
 //! arguments still come from `std::env::args`, which glibc hands to std.
 #![cfg_attr(not(test), no_main)]
+// No unsafe code: it lives in the library's `sys`, behind safe calls. The
+// one exception is the `no_mangle` of the C `main` below, which the
+// `unsafe_code` lint counts and which only the binary can declare; all of
+// `cli` forbids it.
+#![deny(unsafe_code)]
 
 /// `eprintln!` that writes its line with one `write(2)`: the text is
 /// formatted first, so processes sharing one stderr pipe never interleave
@@ -20,9 +25,11 @@ macro_rules! eline {
 // The unit-test build has the test harness's main instead of ours, so
 // nothing there calls into `cli` from the top.
 #[cfg_attr(test, allow(dead_code))]
+#[forbid(unsafe_code)]
 mod cli;
 
 #[cfg(not(test))]
+#[allow(unsafe_code)] // `no_mangle`: this is the process's C `main`
 #[no_mangle]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<String> = std::env::args().skip(1).collect();

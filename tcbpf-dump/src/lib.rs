@@ -7,6 +7,7 @@
 //! in-kernel filter, the ring buffer) is `tcbpf::trace`; here are the
 //! grammar ([`args`]), the pcap compile ([`filter`]), the output formats
 //! ([`decode`], [`pcapng`], [`output`]) and the read loop ([`read_loop`]).
+#![forbid(unsafe_code)] // unsafe lives in the library's `sys`, behind safe calls
 
 pub mod args;
 pub mod decode;

@@ -3,6 +3,7 @@
 //! and out of the start-up of `tcbpf map`; users type `tcbpf dump …` and
 //! `tcbpf` runs this (found beside itself, else on PATH), as git runs
 //! `git-*`. The work is in the crate's library (`tcbpf_dump`).
+#![forbid(unsafe_code)] // unsafe lives in the library's `sys`, behind safe calls
 
 use tcbpf::tc::{device, Socket};
 use tcbpf::trace::{TraceOptions, Tracer};

@@ -8,8 +8,8 @@
 use crate::collect::DevTarget;
 use crate::config::Config;
 use crate::read::{ReadError, StatMap};
-use tcbpf::front::{Map, MapForm, MapRef};
 use tcbpf::attach::tcx::Direction;
+use tcbpf::front::{Map, MapForm, MapRef};
 use tcbpf::ErrorKind;
 
 pub use tcbpf::front::words::pick;

@@ -7,6 +7,7 @@
 //!
 //! - `tcbpf-exporter listen …`: a Prometheus exporter ([`server`]);
 //! - `tcbpf-exporter [-j] watch …`: the live table of `map watch` ([`watch`]).
+#![forbid(unsafe_code)] // unsafe lives in the library's `sys`, behind safe calls
 
 mod args;
 mod collect;

@@ -20,8 +20,8 @@ use crate::read::StatMap;
 use crate::watch_rows::{score, Snapshot, TopRows};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime};
-use tcbpf::front::{MapForm, MapRef};
 use tcbpf::attach::tcx::Direction;
+use tcbpf::front::{MapForm, MapRef};
 use tcbpf::value::FieldType;
 
 /// The options after the MAP words.

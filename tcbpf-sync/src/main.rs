@@ -3,6 +3,7 @@
 //! writes that policy. A binary of its own so that the async runtime and
 //! the etcd client stay out of the `tcbpf` library and out of the start-up
 //! of `tcbpf map`. The map side (typed JSON, diff-apply) is the library's.
+#![forbid(unsafe_code)] // unsafe lives in the library's `sys`, behind safe calls
 
 /// Prints a line on standard output (see [`emit`]).
 macro_rules! out {

@@ -76,6 +76,10 @@
 // (an error under `clippy -D warnings`). The few `allow`s are on enums
 // whose variants are the kernel's own names (map types, BTF kinds).
 #![warn(missing_docs)]
+// Every `unsafe` block is in `sys` (the one module allowed it, below) and
+// says why it is sound in a `// SAFETY:` comment (clippy checks it).
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 /// Checks at compile time that a `#[repr(C)]` kernel struct has the UAPI
 /// size and field offsets: `abi_layout!(T, N; field @ offset, …)`. The
@@ -104,6 +108,7 @@ pub mod keeper;
 pub mod load;
 pub mod maps;
 pub mod scm;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tc;
 pub mod trace;

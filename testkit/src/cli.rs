@@ -2,9 +2,51 @@
 //! passes in), with its exit code and output, and an importer process that
 //! is killed if the test ends before it does.
 
+use std::ffi::OsStr;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `tcbpf` command of a test: the binary `bin` (the test's
+/// `env!("CARGO_BIN_EXE_tcbpf")`) with `args` (a slice, or
+/// `line.split_whitespace()`), its standard input empty, no `TC_BPF_UDS`
+/// from the test's environment, and `TC_BPF_MNT` set to `mnt` (the test's
+/// private bpffs) or unset.
+pub fn tcbpf<I, S>(bin: &str, args: I, mnt: Option<&Path>) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_remove("TC_BPF_UDS").stdin(Stdio::null());
+    match mnt {
+        Some(m) => cmd.env("TC_BPF_MNT", m),
+        None => cmd.env_remove("TC_BPF_MNT"),
+    };
+    cmd
+}
+
+/// Makes the child of `cmd` inherit the descriptors `fds` (the test's
+/// maps, by number): `FD_CLOEXEC` is cleared in the child only, between
+/// fork and exec, so no other test's child inherits them.
+pub fn inherit_fds<'a>(cmd: &'a mut Command, fds: &[RawFd]) -> &'a mut Command {
+    let fds = fds.to_vec();
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only fcntl, which is async-signal-safe; it allocates nothing (the
+    // vector was made before the fork) and touches no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    }
+}
 
 /// What a run gave: the exit code (-1 when a signal ended it) and output.
 #[derive(Debug)]

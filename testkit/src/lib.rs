@@ -11,14 +11,18 @@
 //! classifiers, and `bpf/dump.o` attached to tracepoints. It must not mock the kernel or `tc`, and must not touch
 //! anything a test did not create (no host interfaces, no host bpffs).
 
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod bpffs;
+#[allow(unsafe_code)] // `inherit_fds`: a pre_exec hook
 mod cli;
 mod net;
 mod progs;
 pub mod tracepoints;
 
 pub use bpffs::Bpffs;
-pub use cli::{env_vars, fails, ok, output, run_bin, wait_for, Importer, Run};
+pub use cli::{env_vars, fails, inherit_fds, ok, output, run_bin, tcbpf, wait_for, Importer, Run};
 pub use net::{run, tc, Netns, VethPair, ADDR_A, ADDR_B};
 pub use progs::{constant_prog, counter_map, hash_map, read_counter, udp_counter_prog, PASS, SHOT};
 

@@ -100,7 +100,7 @@ impl VethPair {
     /// many the receiver in `b` got (it waits up to a second for stragglers).
     pub fn send_udp(&self, port: u16, count: usize) -> usize {
         let receiver = self.b.run(|| {
-            let s = UdpSocket::bind((ADDR_B, port)).expect("bind receiver");
+            let s = bind_again(format!("{ADDR_B}:{port}").parse().unwrap());
             s.set_read_timeout(Some(Duration::from_millis(1000)))
                 .unwrap();
             s
@@ -123,9 +123,68 @@ impl VethPair {
     }
 }
 
+/// Binds a UDP socket to `addr`, waiting (5 s at most) while the port is
+/// in use: a receiver this process closed a moment ago may still be held
+/// by a child another test's thread is starting (between fork and exec it
+/// holds a copy of every descriptor), which ends at that child's exec.
+fn bind_again(addr: SocketAddr) -> UdpSocket {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match UdpSocket::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            r => return r.unwrap_or_else(|e| panic!("bind receiver {addr}: {e}")),
+        }
+    }
+}
+
 /// The real `tc -n NS` with the words of `line`; its stdout.
 pub fn tc(ns: &Netns, line: &str) -> String {
     let mut all = vec!["-n", ns.name.as_str()];
     all.extend(line.split_whitespace());
     run("tc", &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::time::Instant;
+
+    /// A receiver socket a test has closed can live on for a moment in a
+    /// child another thread of the process is starting (between fork and
+    /// exec it holds a copy of every descriptor). Here a child holds the
+    /// copy for 300 ms: `send_udp` on the same port waits for it instead
+    /// of failing with EADDRINUSE.
+    #[test]
+    fn send_udp_waits_for_a_copy_of_the_last_receiver_held_by_a_child() {
+        crate::require_root!();
+        const PORT: u16 = 7209;
+        let pair = VethPair::new();
+        let (child, held) = pair.b.run(|| {
+            let s = UdpSocket::bind((ADDR_B, PORT)).unwrap();
+            let mut cmd = Command::new("sleep");
+            cmd.arg("0.3");
+            crate::inherit_fds(&mut cmd, &[s.as_raw_fd()]);
+            (cmd.spawn().unwrap(), Instant::now())
+        });
+        let mut child = Guard(child);
+        assert_eq!(pair.send_udp(PORT, 5), 5);
+        assert!(held.elapsed() >= Duration::from_millis(300));
+        child.0.wait().unwrap();
+    }
+
+    /// Kills the child if the test fails before it ends.
+    struct Guard(std::process::Child);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 pub use tcbpf_testkit::*;
 
 /// The tcbpf binary under test.
@@ -20,12 +20,7 @@ pub fn object(name: &str) -> String {
 /// `tcbpf` with the words of `line` (no spaces inside words), no export
 /// socket from the environment, and `TC_BPF_MNT` at `mnt`.
 pub fn tcbpf(line: &str, mnt: &Path) -> Command {
-    let mut cmd = Command::new(TCBPF);
-    cmd.args(line.split_whitespace())
-        .env_remove("TC_BPF_UDS")
-        .env("TC_BPF_MNT", mnt)
-        .stdin(Stdio::null());
-    cmd
+    tcbpf_testkit::tcbpf(TCBPF, line.split_whitespace(), Some(mnt))
 }
 
 /// The shell lines that make the importer's command hold its maps until the

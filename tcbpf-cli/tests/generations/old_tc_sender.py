@@ -10,7 +10,7 @@ entry: the words W0... packed as native u32 (ENTRY_SIZE / 4 of them, which
 lets one transfer mix sizes to test that the importer refuses it). CHUNK maps
 go in each datagram. num_ent is the number of maps given.
 
-Written for tcbpf-cli/tests/exec_generations.rs, not taken from iproute2.
+Written for tcbpf-cli/tests/exec/exec_generations.rs, not taken from iproute2.
 """
 import array
 import ctypes

@@ -11,7 +11,7 @@
  *   obj NAME num_ent N received R
  * Exit status 0, or 1 with a message on stderr.
  *
- * Compiled by tcbpf-cli/tests/exec_generations.rs with gcc; written for
+ * Compiled by tcbpf-cli/tests/exec/exec_generations.rs with gcc; written for
  * that test, not taken from iproute2.
  */
 #include <errno.h>

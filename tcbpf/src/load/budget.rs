@@ -11,7 +11,7 @@
 //! CPU; mmapable ones page-aligned); ring buffers their pages; queues,
 //! stacks, bloom filters, stack traces, socket and device maps their
 //! tables. The structure sizes are the kernel's on x86_64 Linux 6.18;
-//! `tcbpf/tests/map_memory.rs` checks every map type of the test objects
+//! `tcbpf/tests/kernel/map_memory.rs` checks every map type of the test objects
 //! against the kernel's `memlock`. The limit is `max-memory BYTES`
 //! ([`super::LoadOptions::max_map_memory`]), else `$TCBPF_MAX_MAP_MEMORY`,
 //! else half of the machine's RAM. Maps whose pin already exists are not

@@ -113,8 +113,8 @@ impl Dir {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
         // SAFETY: c is a NUL-terminated path alive for the call.
         let raw = check(unsafe { libc::open(c.as_ptr(), OPEN_DIR) })?;
-        // SAFETY: raw is a fresh descriptor nothing else owns.
         Ok(Dir {
+            // SAFETY: raw is a fresh descriptor nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(raw) },
         })
     }
@@ -124,8 +124,8 @@ impl Dir {
         let c = c_name(name)?;
         // SAFETY: c is NUL-terminated; the directory descriptor is open.
         let raw = check(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), OPEN_DIR) })?;
-        // SAFETY: raw is a fresh descriptor nothing else owns.
         Ok(Dir {
+            // SAFETY: raw is a fresh descriptor nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(raw) },
         })
     }

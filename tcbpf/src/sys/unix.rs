@@ -133,9 +133,9 @@ pub(crate) fn bind_with_mode(sock: BorrowedFd<'_>, path: &Path, mode: u32) -> Re
     check(unsafe { libc::fchmod(sock.as_raw_fd(), mode as libc::mode_t) })
         .map_err(|e| Error::new("fchmod", e).on("socket"))?;
     let raw = sock.as_raw_fd();
-    // SAFETY: addr is a valid sockaddr_un of length len; raw stays open
-    // for the call (borrowed by the caller).
     let do_bind = move || {
+        // SAFETY: addr is a valid sockaddr_un of length len; raw stays
+        // open for the call (borrowed by the caller).
         check(unsafe {
             libc::bind(
                 raw,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use super::plan::{self, MapPlan, MapSide, Mode};
 use super::{Error, Step};
+use crate::attach::cls_bpf::{self as filter, FilterEntry, FilterSelector};
+use crate::attach::tcx::{self, Direction};
 use crate::btf::Btf;
 use crate::elf::{MapOrigin, ObjectSpec};
 use crate::load::{self, LoadOptions, ObjectIdentity};
 use crate::sys::{self, info::MapInfo, LinkFd, MapFd, ProgFd};
-use crate::attach::cls_bpf::{self as filter, FilterEntry, FilterSelector};
-use crate::attach::tcx::{self, Direction};
 use crate::tc::{Socket, TcHandle};
 
 /// Where the program to upgrade runs.

@@ -25,10 +25,10 @@ use super::plan::Action;
 use super::report::Outcome;
 use super::txn::{self, hook_id, Txn};
 use super::{Error, Step};
+use crate::attach::cls_bpf::{cls_flags, Mode as FilterMode};
+use crate::attach::{self, AttachTarget};
 use crate::load;
 use crate::sys::{self, ProgFd};
-use crate::attach::{self, AttachTarget};
-use crate::attach::cls_bpf::{cls_flags, Mode as FilterMode};
 
 impl Prepared {
     /// Carries the upgrade out, all or nothing up to the swap. An upgrade
