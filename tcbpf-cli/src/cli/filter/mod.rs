@@ -111,7 +111,11 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
     match (a.verb, a.hook) {
         (Verb::Add | Verb::Replace, _) => add(g, &a, ifindex),
         (Verb::Delete, Hook::Tcx(d)) => tcx::delete(g, &a.dev, ifindex, d, a.link.as_deref()),
-        (Verb::Show, Hook::Tcx(d)) => tcx::show(g, ifindex, d),
+        (Verb::Show, Hook::Tcx(d)) => {
+            tcx::show(g, ifindex, d)?;
+            show_pending(&a, ifindex);
+            Ok(())
+        }
         (Verb::Delete, Hook::Parent(parent)) => {
             cls_bpf::delete(&sock, &selector(&a, ifindex, parent))
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
