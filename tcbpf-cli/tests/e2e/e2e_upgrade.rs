@@ -569,18 +569,28 @@ fn tcx_link_upgrade_from_the_command_line() {
 /// v2's program id; `sent` counts every datagram.
 fn killed_after_swap(net: &VethPair, fs: &Bpffs, sent: &AtomicU64) -> u32 {
     let a = &net.a.name;
+    let hook = "egress pref 1 handle 1";
+    let add = format!("-n {a} filter add dev v0 {hook} bpf da obj");
+    let upgrade = format!("-n {a} filter upgrade dev v0 {hook} bpf obj");
+    kill_after_swap(net, fs, sent, (&add, &upgrade), &|| filter_prog(net))
+}
+
+/// [`killed_after_swap`] with these `filter add` and `filter upgrade`
+/// lines (the object's path appended to each) and the program at the
+/// hook from `running`.
+fn kill_after_swap(
+    net: &VethPair,
+    fs: &Bpffs,
+    sent: &AtomicU64,
+    (add, upgrade): (&str, &str),
+    running: &dyn Fn() -> u32,
+) -> u32 {
     ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
-            object("upgrade_v1.o")
-        ),
+        &format!("{add} {}", object("upgrade_v1.o")),
         &fs.path,
     ));
-    let v1 = filter_prog(net);
-    let line = format!(
-        "-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj {}",
-        object("upgrade_v2.o")
-    );
+    let v1 = running();
+    let line = format!("{upgrade} {}", object("upgrade_v2.o"));
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let traffic = s.spawn(|| sender(net, &stop, sent));
@@ -595,7 +605,7 @@ fn killed_after_swap(net: &VethPair, fs: &Bpffs, sent: &AtomicU64) -> u32 {
         stop.store(true, Ordering::Relaxed);
         traffic.join().unwrap();
     });
-    let v2 = filter_prog(net);
+    let v2 = running();
     assert_ne!(
         v2, v1,
         "killed after its swap, the hook runs the new program"
@@ -720,4 +730,61 @@ fn a_transaction_that_cannot_be_completed_stops_filter_del() {
     assert!(err.contains("remove"), "{err}");
     assert_eq!(filter_prog(&net), v2, "the filter stays");
     assert_eq!(tree(&txns), before, "the transaction stays");
+}
+
+#[test]
+fn chain_apply_after_a_killed_tcx_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let link = fs.join("upg-link");
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let add = format!(
+        "-n {a} filter add dev v0 tcx egress link {} bpf obj",
+        link.display()
+    );
+    let upgrade = format!(
+        "-n {a} filter upgrade dev v0 tcx egress link {} bpf obj",
+        link.display()
+    );
+    let at_link = || tcbpf::attach::tcx::open_pinned(&link).unwrap().1.prog_id;
+    let v2 = kill_after_swap(&net, &fs, &sent, (&add, &upgrade), &at_link);
+    let shown = output(tcbpf(
+        &format!("-n {a} filter show dev v0 tcx egress"),
+        &fs.path,
+    ));
+    assert!(
+        shown
+            .stderr
+            .contains("an upgrade was killed around its swap"),
+        "{}",
+        shown.stderr
+    );
+    // A chain of v2 after the upgraded link: its program takes the pinned
+    // counters, which must be v2's map with the reconciled counts.
+    let dir = TempDir::new("chain-txn");
+    let file = dir.join("chain");
+    std::fs::write(&file, format!("obj {}\n", object("upgrade_v2.o"))).unwrap();
+    let applied = output(tcbpf(
+        &format!("-n {a} chain apply dev v0 tcx egress {}", file.display()),
+        &fs.path,
+    ));
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(at_link(), v2, "the upgraded link keeps its program");
+    assert!(map_ids_of(v2).contains(&pinned_id(&pin)));
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+    ok(tcbpf(
+        &format!("-n {a} filter del dev v0 tcx egress"),
+        &fs.path,
+    ));
 }
