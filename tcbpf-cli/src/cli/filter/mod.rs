@@ -253,15 +253,14 @@ fn show_filters(
             .map(|e| show::json_entry(e, given, &prog_details))
             .collect();
         g.print_json(&Value::Array(list))?;
-        show_pending(a, ifindex);
     } else {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         for e in &entries {
             writeln!(out, "{}", show::text_line(e, given, &prog_details))?;
         }
-        show_pending(a, ifindex);
     }
+    show_pending(a, ifindex);
     Ok(())
 }
 
