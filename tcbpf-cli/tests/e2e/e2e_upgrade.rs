@@ -788,3 +788,28 @@ fn chain_apply_after_a_killed_tcx_upgrade_completes_it_first() {
         &fs.path,
     ));
 }
+
+#[test]
+fn qdisc_del_after_a_killed_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let v2 = killed_after_swap(&net, &fs, &sent);
+    let v2_maps = map_ids_of(v2);
+    let del = output(tcbpf(&format!("-n {a} qdisc del dev v0 clsact"), &fs.path));
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(
+        del.stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        del.stderr
+    );
+    assert!(!tc(&net.a, "qdisc show dev v0").contains("clsact"));
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(pins(&fs.join("tc/globals")), vec!["counters".to_string()]);
+    assert!(v2_maps.contains(&pinned_id(&pin)));
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+}

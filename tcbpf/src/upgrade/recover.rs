@@ -1,5 +1,6 @@
 //! Completing a killed upgrade before another command changes its hook
-//! ([`recover`]): `filter add|replace|del` and `chain apply` call it first,
+//! ([`recover`]): `filter add|replace|del`, `chain apply` and
+//! `qdisc del … clsact` call it first,
 //! so a transaction directory never outlives the filter or link it is
 //! about, and its records never describe a hook changed behind it.
 //! [`pending`] lists the waiting transactions for `filter show`.
@@ -26,6 +27,9 @@ pub enum Scope {
     },
     /// The tcx links of the device.
     Tcx,
+    /// Every cls_bpf filter of the device's clsact qdisc, ingress and
+    /// egress (`qdisc del … clsact`).
+    Clsact,
 }
 
 /// What [`recover`] did; holds the upgrade lock of the bpffs until
@@ -118,6 +122,9 @@ fn matching(bpffs: &Path, ifindex: u32, scope: Scope) -> Vec<(HookName, Pending)
                             && (want_handle == 0 || handle == want_handle)
                     }
                     (txn::HookKind::Link(_), Scope::Tcx) => true,
+                    (txn::HookKind::Filter { parent, .. }, Scope::Clsact) => {
+                        parent == TcHandle::INGRESS.0 || parent == TcHandle::EGRESS.0
+                    }
                     _ => false,
                 };
             let pending = Pending::at(path.clone(), !file.ends_with(txn::PREPARING));

@@ -387,7 +387,7 @@ impl Pending {
     /// What it is, for a plan's notes and `filter show`.
     pub(super) fn describe(&self) -> String {
         format!(
-            "{}: an upgrade was killed {}; the next command that changes this hook (filter upgrade, add, replace, del; chain apply) completes it",
+            "{}: an upgrade was killed {}; the next command that changes this hook (filter upgrade, add, replace, del; qdisc del; chain apply) completes it",
             self.dir.display(),
             if self.ready {
                 "around its swap"

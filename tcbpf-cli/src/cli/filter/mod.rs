@@ -288,6 +288,7 @@ pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
             ))),
         }
     } else {
+        let _recovered = recover_upgrade(&dev, ifindex, txn::Scope::Clsact)?;
         qdisc::delete_clsact(&sock, ifindex).map_err(on_dev)
     }
 }
