@@ -87,6 +87,8 @@ pub fn run(g: &Global, w: &mut Words) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(format!("chain file '{}': {e}", args.file.display())))?;
     let sock = Socket::open()?;
     let ifindex = device::ifindex(&sock, &args.dev)?;
+    let _recovered =
+        super::filter::recover_upgrade(&args.dev, ifindex, tcbpf::upgrade::Scope::Tcx)?;
     let hook = format!("dev '{}' tcx {}", args.dev, args.direction);
     let target = ChainHook {
         dev: &args.dev,

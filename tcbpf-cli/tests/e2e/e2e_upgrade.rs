@@ -561,3 +561,255 @@ fn tcx_link_upgrade_from_the_command_line() {
         &fs.path,
     ));
 }
+
+/// A v1 → v2 upgrade of v0's egress filter (pref 1 handle 1) SIGKILLed
+/// right after its swap, under UDP traffic (20 datagrams between its copy
+/// and its swap, for the reconciliation to carry): the hook runs v2, the
+/// pin still names v1's map, the transaction directory waits. Returns
+/// v2's program id; `sent` counts every datagram.
+fn killed_after_swap(net: &VethPair, fs: &Bpffs, sent: &AtomicU64) -> u32 {
+    let a = &net.a.name;
+    let hook = "egress pref 1 handle 1";
+    let add = format!("-n {a} filter add dev v0 {hook} bpf da obj");
+    let upgrade = format!("-n {a} filter upgrade dev v0 {hook} bpf obj");
+    kill_after_swap(net, fs, sent, (&add, &upgrade), &|| filter_prog(net))
+}
+
+/// [`killed_after_swap`] with these `filter add` and `filter upgrade`
+/// lines (the object's path appended to each) and the program at the
+/// hook from `running`.
+fn kill_after_swap(
+    net: &VethPair,
+    fs: &Bpffs,
+    sent: &AtomicU64,
+    (add, upgrade): (&str, &str),
+    running: &dyn Fn() -> u32,
+) -> u32 {
+    ok(tcbpf(
+        &format!("{add} {}", object("upgrade_v1.o")),
+        &fs.path,
+    ));
+    let v1 = running();
+    let line = format!("{upgrade} {}", object("upgrade_v2.o"));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let traffic = s.spawn(|| sender(net, &stop, sent));
+        let _stop = StopOnDrop(&stop);
+        while sent.load(Ordering::Relaxed) < 200 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            kill_at(net, &line, &fs.path, &["copied:counters", "swapped"], sent),
+            "the upgrade never paused at swapped"
+        );
+        stop.store(true, Ordering::Relaxed);
+        traffic.join().unwrap();
+    });
+    let v2 = running();
+    assert_ne!(
+        v2, v1,
+        "killed after its swap, the hook runs the new program"
+    );
+    let pin = fs.join("tc/globals/counters");
+    assert!(map_ids_of(v1).contains(&pinned_id(&pin)));
+    let waiting = tree(&fs.join("tcbpf/upgrade"));
+    assert!(
+        waiting
+            .iter()
+            .any(|p| !p.contains('/') && !p.ends_with("__preparing")),
+        "{waiting:?}"
+    );
+    v2
+}
+
+#[test]
+fn filter_del_after_a_killed_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let v2 = killed_after_swap(&net, &fs, &sent);
+    // filter show says a transaction waits (stderr: stdout is tc's).
+    let shown = output(tcbpf(
+        &format!("-n {a} filter show dev v0 egress"),
+        &fs.path,
+    ));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown
+            .stderr
+            .contains("an upgrade was killed around its swap"),
+        "{}",
+        shown.stderr
+    );
+    // The new program counts into its own map meanwhile.
+    assert_eq!(net.send_udp(7551, 30), 30);
+    sent.fetch_add(30, Ordering::Relaxed);
+    let v2_maps = map_ids_of(v2);
+    let del = output(tcbpf(
+        &format!("-n {a} filter del dev v0 egress pref 1 handle 1"),
+        &fs.path,
+    ));
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(
+        del.stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        del.stderr
+    );
+    assert_eq!(tc(&net.a, "filter show dev v0 egress").trim(), "");
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(pins(&fs.join("tc/globals")), vec!["counters".to_string()]);
+    // The pin names v2's map, reconciled: every datagram sent counted.
+    assert!(v2_maps.contains(&pinned_id(&pin)));
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+}
+
+#[test]
+fn filter_replace_after_a_killed_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let v2 = killed_after_swap(&net, &fs, &sent);
+    let replace = output(tcbpf(
+        &format!(
+            "-n {a} filter replace dev v0 egress pref 1 handle 1 bpf da obj {}",
+            object("upgrade_v2.o")
+        ),
+        &fs.path,
+    ));
+    assert_eq!(replace.code, 0, "{}", replace.stderr);
+    assert!(
+        replace
+            .stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        replace.stderr
+    );
+    let now = filter_prog(&net);
+    assert_ne!(now, v2, "the replaced program runs");
+    assert!(map_ids_of(now).contains(&pinned_id(&pin)));
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(pins(&fs.join("tc/globals")), vec!["counters".to_string()]);
+    // The new program counts on from the carried, reconciled counts.
+    assert_eq!(net.send_udp(7552, 30), 30);
+    sent.fetch_add(30, Ordering::Relaxed);
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_transaction_that_cannot_be_completed_stops_filter_del() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let sent = AtomicU64::new(0);
+    let v2 = killed_after_swap(&net, &fs, &sent);
+    let txns = fs.join("tcbpf/upgrade");
+    let dir = std::fs::read_dir(&txns)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    // The record of the new program lost: which program runs cannot be
+    // told any more.
+    std::fs::remove_file(dir.join("prog-new")).unwrap();
+    let before = tree(&txns);
+    let (code, err) = fails(tcbpf(
+        &format!("-n {a} filter del dev v0 egress pref 1 handle 1"),
+        &fs.path,
+    ));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    assert!(err.contains("remove"), "{err}");
+    assert_eq!(filter_prog(&net), v2, "the filter stays");
+    assert_eq!(tree(&txns), before, "the transaction stays");
+}
+
+#[test]
+fn chain_apply_after_a_killed_tcx_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let link = fs.join("upg-link");
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let add = format!(
+        "-n {a} filter add dev v0 tcx egress link {} bpf obj",
+        link.display()
+    );
+    let upgrade = format!(
+        "-n {a} filter upgrade dev v0 tcx egress link {} bpf obj",
+        link.display()
+    );
+    let at_link = || tcbpf::attach::tcx::open_pinned(&link).unwrap().1.prog_id;
+    let v2 = kill_after_swap(&net, &fs, &sent, (&add, &upgrade), &at_link);
+    let shown = output(tcbpf(
+        &format!("-n {a} filter show dev v0 tcx egress"),
+        &fs.path,
+    ));
+    assert!(
+        shown
+            .stderr
+            .contains("an upgrade was killed around its swap"),
+        "{}",
+        shown.stderr
+    );
+    // A chain of v2 after the upgraded link: its program takes the pinned
+    // counters, which must be v2's map with the reconciled counts.
+    let dir = TempDir::new("chain-txn");
+    let file = dir.join("chain");
+    std::fs::write(&file, format!("obj {}\n", object("upgrade_v2.o"))).unwrap();
+    let applied = output(tcbpf(
+        &format!("-n {a} chain apply dev v0 tcx egress {}", file.display()),
+        &fs.path,
+    ));
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(at_link(), v2, "the upgraded link keeps its program");
+    assert!(map_ids_of(v2).contains(&pinned_id(&pin)));
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+    ok(tcbpf(
+        &format!("-n {a} filter del dev v0 tcx egress"),
+        &fs.path,
+    ));
+}
+
+#[test]
+fn qdisc_del_after_a_killed_upgrade_completes_it_first() {
+    tcbpf_testkit::require_root!();
+    let net = pair();
+    let fs = Bpffs::new();
+    let a = &net.a.name;
+    let pin = fs.join("tc/globals/counters");
+    let sent = AtomicU64::new(0);
+    let v2 = killed_after_swap(&net, &fs, &sent);
+    let v2_maps = map_ids_of(v2);
+    let del = output(tcbpf(&format!("-n {a} qdisc del dev v0 clsact"), &fs.path));
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(
+        del.stderr
+            .contains("finished an upgrade killed after its swap"),
+        "{}",
+        del.stderr
+    );
+    assert!(!tc(&net.a, "qdisc show dev v0").contains("clsact"));
+    assert_eq!(tree(&fs.join("tcbpf/upgrade")), Vec::<String>::new());
+    assert_eq!(pins(&fs.join("tc/globals")), vec!["counters".to_string()]);
+    assert!(v2_maps.contains(&pinned_id(&pin)));
+    assert_eq!(udp_packets(&pin), sent.load(Ordering::Relaxed));
+}

@@ -12,7 +12,9 @@
 //!   batch tables); `pins` makes the temporary pins and renames them.
 //! - `txn`: the transaction directory on the bpffs that lets a rerun undo
 //!   or finish an upgrade that was killed; [`checkpoint`]: the named steps
-//!   a crash test can stop an upgrade at.
+//!   a crash test can stop an upgrade at; `recover`: [`recover`], which
+//!   the other commands that change a hook call first, so they complete
+//!   a killed upgrade of it (and [`pending`] for `filter show`).
 pub mod checkpoint;
 pub mod convert;
 mod entries;
@@ -20,12 +22,14 @@ mod find;
 mod migrate;
 mod pins;
 pub mod plan;
+mod recover;
 mod report;
 mod run;
 mod txn;
 
 pub use find::{prepare, Hook, Prepared, Request};
 pub use migrate::wait_for_old_programs;
+pub use recover::{pending, recover, Recovered, Scope};
 pub use report::{MapReport, Outcome, Report};
 
 use std::fmt;

@@ -35,23 +35,93 @@ use super::{Error, Step};
 use crate::abi::{map_flags, MapType};
 use crate::sys::{self, info::MapInfo, map as sysmap, MapFd, ProgFd};
 
+/// The inode of this thread's network namespace (0 when unreadable).
+pub(super) fn netns() -> u64 {
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0)
+}
+
 /// The name of the hook's transaction directory: network namespace,
 /// device, and the filter's parent/pref/handle or the tcx link's id.
 pub(super) fn hook_id(ifindex: u32, attached: &Attached) -> String {
-    let netns = std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| m.ino())
-        .unwrap_or(0);
-    match attached {
-        Attached::Filter(f) => format!(
-            "net{netns}-if{ifindex}-parent{:08x}-pref{}-handle{:x}",
-            f.parent.0, f.pref, f.handle
-        ),
-        Attached::Link { id, .. } => format!("net{netns}-if{ifindex}-tcx-link{id}"),
+    let kind = match attached {
+        Attached::Filter(f) => HookKind::Filter {
+            parent: f.parent.0,
+            pref: f.pref,
+            handle: f.handle,
+        },
+        Attached::Link { id, .. } => HookKind::Link(*id),
+    };
+    HookName {
+        netns: netns(),
+        ifindex,
+        kind,
+    }
+    .to_string()
+}
+
+/// What a transaction directory's name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HookName {
+    pub(super) netns: u64,
+    pub(super) ifindex: u32,
+    pub(super) kind: HookKind,
+}
+
+/// A cls_bpf filter or a tcx link, as in [`HookName`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HookKind {
+    Filter { parent: u32, pref: u16, handle: u32 },
+    Link(u32),
+}
+
+impl std::fmt::Display for HookName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (netns, ifindex) = (self.netns, self.ifindex);
+        match self.kind {
+            HookKind::Filter {
+                parent,
+                pref,
+                handle,
+            } => write!(
+                f,
+                "net{netns}-if{ifindex}-parent{parent:08x}-pref{pref}-handle{handle:x}"
+            ),
+            HookKind::Link(id) => write!(f, "net{netns}-if{ifindex}-tcx-link{id}"),
+        }
+    }
+}
+
+impl HookName {
+    /// Reads a name [`hook_id`] wrote (without `__preparing`).
+    pub(super) fn parse(name: &str) -> Option<HookName> {
+        let rest = name.strip_prefix("net")?;
+        let (netns, rest) = rest.split_once("-if")?;
+        let (ifindex, rest) = rest.split_once('-')?;
+        let kind = if let Some(id) = rest.strip_prefix("tcx-link") {
+            HookKind::Link(id.parse().ok()?)
+        } else {
+            let rest = rest.strip_prefix("parent")?;
+            let (parent, rest) = rest.split_once("-pref")?;
+            let (pref, handle) = rest.split_once("-handle")?;
+            HookKind::Filter {
+                parent: u32::from_str_radix(parent, 16).ok()?,
+                pref: pref.parse().ok()?,
+                handle: u32::from_str_radix(handle, 16).ok()?,
+            }
+        };
+        let out = HookName {
+            netns: netns.parse().ok()?,
+            ifindex: ifindex.parse().ok()?,
+            kind,
+        };
+        (out.to_string() == name).then_some(out)
     }
 }
 
 /// `<bpffs>/tcbpf/upgrade`.
-fn root(bpffs: &Path) -> PathBuf {
+pub(super) fn root(bpffs: &Path) -> PathBuf {
     bpffs.join("tcbpf/upgrade")
 }
 
@@ -80,9 +150,12 @@ pub(super) fn lock(bpffs: &Path) -> Result<sys::fs::DirLock, Error> {
     ))
 }
 
+/// The suffix of a transaction directory still being made.
+pub(super) const PREPARING: &str = "__preparing";
+
 fn preparing(dir: &Path) -> PathBuf {
     let file = dir.file_name().unwrap_or_default().to_string_lossy();
-    dir.with_file_name(format!("{file}__preparing"))
+    dir.with_file_name(format!("{file}{PREPARING}"))
 }
 
 fn txn_err(map: Option<&str>, what: String, e: std::io::Error) -> Error {
@@ -300,10 +373,21 @@ impl Pending {
         })
     }
 
-    /// What it is, for a plan's notes.
+    /// The transaction directory `dir`; `ready` unless it is still
+    /// `…__preparing`.
+    pub(super) fn at(dir: PathBuf, ready: bool) -> Pending {
+        Pending { dir, ready }
+    }
+
+    /// Its directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What it is, for a plan's notes and `filter show`.
     pub(super) fn describe(&self) -> String {
         format!(
-            "{}: an upgrade was killed {}; the next upgrade of this hook completes it",
+            "{}: an upgrade was killed {}; the next command that changes this hook (filter upgrade, add, replace, del; qdisc del; chain apply) completes it",
             self.dir.display(),
             if self.ready {
                 "around its swap"
@@ -483,4 +567,36 @@ fn reconcile_recorded(name: &str, dir: &Path) -> Result<(), String> {
         Some(&done),
         &format!("recover-reconciling:{name}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_names_read_back_as_written() {
+        for kind in [
+            HookKind::Filter {
+                parent: 0xffff_fff3,
+                pref: 49152,
+                handle: 0x1a,
+            },
+            HookKind::Link(7),
+        ] {
+            let name = HookName {
+                netns: 4026531840,
+                ifindex: 12,
+                kind,
+            };
+            assert_eq!(HookName::parse(&name.to_string()), Some(name));
+        }
+        for bad in [
+            "",
+            "net1-if2",
+            "net1-if2-tcx-linkx",
+            "net1-if2-parent1-pref1-handle1",
+        ] {
+            assert_eq!(HookName::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -30,6 +30,7 @@ use tcbpf::attach::tcx::Direction;
 use tcbpf::sys;
 use tcbpf::tc::classic::{parse_bytecode, ClassicInsn};
 use tcbpf::tc::{device, qdisc, Protocol, Socket, TcHandle};
+use tcbpf::upgrade as txn;
 
 /// Where [`attach_program`] attaches: the library's target (hook, mode and
 /// the cls_bpf or tcx options) plus what only the command line has.
@@ -99,10 +100,22 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
     }
     let a = args::parse_filter(w)?;
     let (sock, ifindex) = open_socket_and_device(&a.dev)?;
+    // A killed upgrade of the hook is completed first (the lock it holds
+    // keeps upgrades out until this command is done).
+    let _recovered = match a.verb {
+        Verb::Add | Verb::Replace | Verb::Delete => {
+            Some(recover_upgrade(&a.dev, ifindex, upgrade_scope(&a))?)
+        }
+        Verb::Show => None,
+    };
     match (a.verb, a.hook) {
         (Verb::Add | Verb::Replace, _) => add(g, &a, ifindex),
         (Verb::Delete, Hook::Tcx(d)) => tcx::delete(g, &a.dev, ifindex, d, a.link.as_deref()),
-        (Verb::Show, Hook::Tcx(d)) => tcx::show(g, ifindex, d),
+        (Verb::Show, Hook::Tcx(d)) => {
+            tcx::show(g, ifindex, d)?;
+            show_pending(&a, ifindex);
+            Ok(())
+        }
         (Verb::Delete, Hook::Parent(parent)) => {
             cls_bpf::delete(&sock, &selector(&a, ifindex, parent))
                 .map_err(|e| CliError::from(e).context(format!("dev '{}'", a.dev)))
@@ -114,6 +127,33 @@ pub fn run_filter(g: &Global, w: &mut Words) -> Result<(), CliError> {
             "'filter' has no verb for the hook {hook:?}"
         ))),
     }
+}
+
+/// The hooks `filter …` with these words changes (or shows).
+fn upgrade_scope(a: &FilterArgs) -> txn::Scope {
+    match a.hook {
+        Hook::Parent(parent) => txn::Scope::Filter {
+            parent,
+            pref: a.pref.unwrap_or(0),
+            handle: a.handle.unwrap_or(0),
+        },
+        _ => txn::Scope::Tcx,
+    }
+}
+
+/// Completes the upgrades of `scope` that were killed, saying so on
+/// stderr; one that cannot be completed stops the command (exit 4).
+pub(crate) fn recover_upgrade(
+    dev: &str,
+    ifindex: u32,
+    scope: txn::Scope,
+) -> Result<txn::Recovered, CliError> {
+    let done = txn::recover(&sys::fs::bpffs_root(), ifindex, scope)
+        .map_err(|e| CliError::from(e).context(format!("dev '{dev}'")))?;
+    for n in &done.notes {
+        eline!("tcbpf: {n}");
+    }
+    Ok(done)
 }
 
 fn selector(a: &FilterArgs, ifindex: u32, parent: TcHandle) -> FilterSelector {
@@ -220,7 +260,16 @@ fn show_filters(
             writeln!(out, "{}", show::text_line(e, given, &prog_details))?;
         }
     }
+    show_pending(a, ifindex);
     Ok(())
+}
+
+/// Notes on stderr (stdout stays tc's) the upgrades of the shown hooks
+/// that were killed and wait for completion.
+fn show_pending(a: &FilterArgs, ifindex: u32) {
+    for p in txn::pending(&sys::fs::bpffs_root(), ifindex, upgrade_scope(a)) {
+        eline!("tcbpf: note: {p}");
+    }
 }
 
 /// Runs `tcbpf qdisc { add | del } dev DEV clsact`.
@@ -239,6 +288,7 @@ pub fn run_qdisc(_g: &Global, w: &mut Words) -> Result<(), CliError> {
             ))),
         }
     } else {
+        let _recovered = recover_upgrade(&dev, ifindex, txn::Scope::Clsact)?;
         qdisc::delete_clsact(&sock, ifindex).map_err(on_dev)
     }
 }
