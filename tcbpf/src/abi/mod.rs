@@ -12,6 +12,6 @@ mod prog;
 pub use insn::Insn;
 pub use map::{map_flags, Entries, MapType, MapTypeRules, Memory, MAP_TYPES};
 pub use prog::{
-    section_by_name, section_by_word, trace_section_by_name, AttachType, ProgSection, ProgType,
-    PROG_SECTIONS, TRACE_SECTIONS,
+    section_by_name, section_by_word, trace_section_by_name, AttachType, ProgKind, ProgSection,
+    ProgType, PROG_SECTIONS, TRACE_SECTIONS,
 };

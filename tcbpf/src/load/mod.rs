@@ -65,54 +65,13 @@ pub use error::{
     CoreCause, CoreFailure, LoadError, PinMismatch, VerifierRejection, LOG_TAIL_LINES,
 };
 
-use crate::abi::{ProgSection, PROG_SECTIONS};
 use crate::elf::{MapOrigin, MapSpec, ObjectSpec, SlotTarget, TailCallSlot, KCONFIG_SECTION};
 use crate::sys::{self, BtfFd, MapFd, ProgFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The program type an object's main program loads as: tc's `type cls` /
-/// `type act`, or XDP (`tcbpf link set … xdp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProgKind {
-    /// `BPF_PROG_TYPE_SCHED_CLS`, default section `classifier`.
-    #[default]
-    Cls,
-    /// `BPF_PROG_TYPE_SCHED_ACT`, default section `action`.
-    Act,
-    /// `BPF_PROG_TYPE_XDP`, default section `xdp` (`tcbpf link set … xdp`).
-    Xdp,
-}
-
-impl ProgKind {
-    /// Its row in the section table (`abi::PROG_SECTIONS`), which holds the
-    /// type word, the kernel program type and the default section.
-    pub fn section(self) -> &'static ProgSection {
-        &PROG_SECTIONS[self as usize]
-    }
-
-    /// The kernel program type.
-    pub fn prog_type(self) -> u32 {
-        self.section().prog_type as u32
-    }
-
-    /// The section tc loads when none is named.
-    pub fn default_section(self) -> &'static str {
-        self.section().section
-    }
-
-    /// The kind tc's `type` word names (`cls`, `act`).
-    pub fn from_word(word: &str) -> Option<ProgKind> {
-        ProgKind::ALL.into_iter().find(|k| k.section().word == word)
-    }
-
-    /// Every kind, in section-table order.
-    pub const ALL: [ProgKind; 3] = [ProgKind::Cls, ProgKind::Act, ProgKind::Xdp];
-}
-
-// A kind without its row (or a row without its kind) does not compile.
-const _: () = assert!(ProgKind::ALL.len() == PROG_SECTIONS.len());
+pub use crate::abi::ProgKind;
 
 /// How to load an object.
 #[derive(Debug, Clone)]
