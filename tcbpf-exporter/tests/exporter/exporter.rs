@@ -5,7 +5,7 @@
 //! namespaces it creates (the exporter and Prometheus run inside them, so
 //! their loopback ports are free by construction) and removes everything.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};
