@@ -1,7 +1,8 @@
 //! `tcbpf-exporter listen` against the real kernel, the real `tc` and a real
 //! Prometheus server: exact counts of real traffic in Prometheus's own query
-//! API, metric names and labels for struct, enum and per-CPU maps, a filter
-//! deleted under it, an address in use, and SIGTERM. Each test works in
+//! API, metric names and labels for struct, enum and per-CPU maps, an XDP
+//! program's maps in generic and native mode, a filter deleted under it, an
+//! address in use, and SIGTERM. Each test works in
 //! namespaces it creates (the exporter and Prometheus run inside them, so
 //! their loopback ports are free by construction) and removes everything.
 
@@ -474,5 +475,43 @@ fn dev_exports_the_xdp_programs_maps_beside_the_classifiers_as_map_watch_finds_t
         body.contains("tcbpf_map_proto_stats_packets_total"),
         "{body}"
     );
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+
+    // Native mode (veth has it): the place is `xdpdrv`, the counts the new
+    // program's own.
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b.name,
+            "link",
+            "set",
+            "dev",
+            "v1",
+            "xdpdrv",
+            "obj",
+            s(&fixture("xdp_btf.o")),
+            "sec",
+            "xdp",
+        ],
+    );
+    const M: usize = 5;
+    assert_eq!(pair.send_udp(4748, M), M);
+    let (_, body) = get(&pair.b, PORT + 2, "/metrics", None).expect("scrape");
+    assert_eq!(
+        value(
+            &body,
+            "tcbpf_map_xdp_stats_total",
+            &[
+                "key=\"0\"",
+                "direction=\"ingress\"",
+                "prog=\"xdp_verdict\"",
+                "attach=\"xdpdrv\""
+            ]
+        ),
+        Some(M as f64),
+        "{body}"
+    );
+    assert!(!body.contains("xdpgeneric"), "{body}");
     assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
 }
