@@ -1,4 +1,5 @@
-//! One scrape: find the programs on the devices asked for (attach::discover),
+//! One scrape: find the programs on the devices asked for (cls_bpf, tcx
+//! and XDP: `tcbpf::front::hooks`, as `map watch dev DEV` finds them),
 //! their run statistics and the maps they use, read every map, and turn
 //! rows into metric families named and labelled as docs/exporter.md says. Maps
 //! given by reference are read as they are, without device labels.
@@ -9,9 +10,9 @@
 //!
 //! Series are named so that a reload keeps them: a map's series carry its
 //! name and where it was found (`dev`, `direction`, `prog`, `attach`: the
-//! filter's pref and handle or the tcx position), never a kernel id; the
-//! ids are on `tcbpf_prog_info` and `tcbpf_exporter_map_info` only, to join
-//! on. At a map's series cap the kept keys are the smallest in byte order,
+//! filter's pref and handle, the tcx position or the XDP mode), never a
+//! kernel id; the ids are on `tcbpf_prog_info` and `tcbpf_exporter_map_info`
+//! only, to join on. At a map's series cap the kept keys are the smallest in byte order,
 //! so the same keys stay series from one scrape to the next.
 //!
 //! Maps found through a device are opened read-only by id at the scrape
@@ -25,8 +26,8 @@ use crate::names;
 use crate::read::{ReadError, StatMap};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tcbpf::attach::discover::{self, Hook};
 use tcbpf::attach::tcx::Direction;
+use tcbpf::front::hooks::{self, Attached, Place};
 use tcbpf::sys;
 use tcbpf::tc::{device, Socket};
 
@@ -124,53 +125,37 @@ impl Collector {
         exported: &mut Exported,
         errors: &mut Vec<String>,
     ) {
-        let sock = match Socket::open() {
-            Ok(s) => s,
-            Err(e) => return errors.push(format!("netlink: {e}")),
-        };
         let mut seen_maps: HashMap<u32, Origin> = HashMap::new();
         let mut seen_progs = HashSet::new();
         let mut order = Vec::new();
         for t in &self.targets {
-            let ifindex = match device::ifindex(&sock, &t.dev) {
-                Ok(i) => i,
-                Err(e) => {
-                    errors.push(format!("dev {}: {e}", t.dev));
-                    continue;
-                }
-            };
-            let attached = match discover::attachments(&sock, ifindex, &t.directions) {
+            // The same discovery as `map watch dev DEV`: cls_bpf, tcx, XDP.
+            let attached = match hooks::attached(&t.dev, &t.directions) {
                 Ok(a) => a,
                 Err(e) => {
-                    errors.push(format!("dev {}: {e}", t.dev));
+                    errors.push(e.to_string());
                     continue;
                 }
             };
-            // tcx programs by their place in the run order of their hook.
-            let mut tcx_at = [0usize; 2];
-            for a in attached {
-                let (hook, attach, link) = match &a.hook {
-                    Hook::Filter { pref, handle, .. } => {
+            for Attached { place, prog } in attached {
+                let (hook, attach, link) = match place {
+                    Place::Filter { pref, handle, .. } => {
                         ("filter", format!("pref {pref} handle {handle:#x}"), None)
                     }
-                    Hook::Tcx { link_id } => {
-                        let at = &mut tcx_at[usize::from(a.direction == Direction::Egress)];
-                        *at += 1;
-                        ("tcx", format!("tcx {}", *at - 1), Some(*link_id))
-                    }
+                    Place::Tcx {
+                        position, link_id, ..
+                    } => ("tcx", format!("tcx {position}"), Some(link_id)),
+                    Place::Xdp { mode, link_id } => ("xdp", mode.word().to_string(), Some(link_id)),
                 };
-                // A program detached since the dump is simply not there any more.
-                let Ok(prog) = discover::program(a.prog_id) else {
-                    continue;
-                };
+                let direction = place.direction().to_string();
                 let base = vec![
                     ("dev".to_string(), t.dev.clone()),
-                    ("direction".to_string(), a.direction.to_string()),
+                    ("direction".to_string(), direction.clone()),
                     ("prog".to_string(), prog.name.clone()),
                     ("attach".to_string(), attach),
                 ];
                 // One program attached twice on one hook: its statistics once.
-                if seen_progs.insert((t.dev.clone(), a.direction.to_string(), prog.id)) {
+                if seen_progs.insert((t.dev.clone(), direction, prog.id)) {
                     let labels = labels_text(&base);
                     fams.at(own.runs)
                         .push(&labels, Number::Int(prog.run_cnt as i128));

@@ -9,13 +9,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tcbpf_testkit::TempDir;
 
-/// A free loopback TCP port (bound then released).
+/// A free loopback TCP port (bound then released), never one handed out
+/// before in this process: the tests of a group binary start their etcd
+/// members side by side, and a port released by one must not reach two.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port that this process has not handed out already");
 }
 
 /// TLS files for a member: its certificate and key, and the CA that

@@ -1,7 +1,7 @@
 //! `tcbpf sync put | del | get | list` against a real etcd: the layout
 //! (`PREFIX/maps/NAME/KEY`, keys escaped), canonical keys, exit codes.
 
-mod support;
+use crate::support;
 
 use support::etcd::Etcd;
 use support::{sync_fails, sync_ok};

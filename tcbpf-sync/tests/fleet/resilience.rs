@@ -5,7 +5,7 @@
 //! retried until the policy fits; values too large for one read and keys
 //! that do not unescape rejected per key while the rest follows.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::Duration;

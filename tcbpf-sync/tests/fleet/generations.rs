@@ -6,7 +6,7 @@
 //! not fit a map changes nothing, and a map-in-map target gets it by one
 //! swap of its slot; 100,000 entries reach 20 followers whole.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! before a `sync put` and a `sync del`. The writes are retried until
 //! `timeout` (they are idempotent) and succeed, whole.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

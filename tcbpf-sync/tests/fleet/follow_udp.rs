@@ -5,7 +5,7 @@
 //! removes what the policy lacks; SIGTERM exits cleanly and revokes the
 //! node's status.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! rolled back; a gate on a health figure (a drop counter's rate, real
 //! traffic) rolls back a canary whose drops rise.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! classifier counting real UDP sent at a known rate across a veth, and the
 //! pipe form with -j. Each test owns its namespaces and its tmux server.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::UdpSocket;

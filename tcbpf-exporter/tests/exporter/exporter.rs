@@ -1,11 +1,12 @@
 //! `tcbpf-exporter listen` against the real kernel, the real `tc` and a real
 //! Prometheus server: exact counts of real traffic in Prometheus's own query
-//! API, metric names and labels for struct, enum and per-CPU maps, a filter
-//! deleted under it, an address in use, and SIGTERM. Each test works in
+//! API, metric names and labels for struct, enum and per-CPU maps, an XDP
+//! program's maps in generic and native mode, a filter deleted under it, an
+//! address in use, and SIGTERM. Each test works in
 //! namespaces it creates (the exporter and Prometheus run inside them, so
 //! their loopback ports are free by construction) and removes everything.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};
@@ -371,4 +372,146 @@ fn flow_lines_have_ids(body: &str) -> bool {
                 || l.contains("map_id=")
                 || l.contains("link_id=")
         })
+}
+
+#[test]
+fn dev_exports_the_xdp_programs_maps_beside_the_classifiers_as_map_watch_finds_them() {
+    tcbpf_testkit::require_root!();
+    let pair = VethPair::new();
+    attach(&pair.b, "v1", "demo.o");
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b.name,
+            "link",
+            "set",
+            "dev",
+            "v1",
+            "xdpgeneric",
+            "obj",
+            s(&fixture("xdp_btf.o")),
+            "sec",
+            "xdp",
+        ],
+    );
+    let both = exporter(&pair.b, PORT, &["dev", "v1"]);
+    const N: usize = 13;
+    assert_eq!(pair.send_udp(4747, N), N);
+
+    let (status, body) = get(&pair.b, PORT, "/metrics", None).expect("scrape");
+    assert_eq!(status, 200);
+    // XDP runs on receive: direction ingress, its mode as the place.
+    let xdp = [
+        "dev=\"v1\"",
+        "direction=\"ingress\"",
+        "prog=\"xdp_verdict\"",
+        "attach=\"xdpgeneric\"",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut w = xdp.to_vec();
+        w.extend_from_slice(extra);
+        w
+    };
+    // Every datagram passed XDP (no port blocked: key 0) and reached the
+    // classifier behind it.
+    assert_eq!(
+        value(
+            &body,
+            "tcbpf_map_xdp_stats_total",
+            &with(&["key=\"0\"", "map=\"xdp_stats\""])
+        ),
+        Some(N as f64),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            "tcbpf_map_proto_stats_packets_total",
+            &["key=\"17\"", "attach=\"pref "]
+        ),
+        Some(N as f64),
+        "{body}"
+    );
+    let runs = value(&body, "tcbpf_prog_runs_total", &xdp).expect("XDP run count");
+    assert!(runs >= N as f64, "runs {runs}: {body}");
+    let info = samples(
+        &body,
+        "tcbpf_prog_info",
+        &with(&["hook=\"xdp\"", "link_id=\"0\""]),
+    );
+    assert_eq!(info.len(), 1, "{body}");
+    for map in ["map=\"xdp_stats\"", "map=\"xdp_blocked\""] {
+        let found = samples(&body, "tcbpf_exporter_map_info", &with(&[map]));
+        assert_eq!(found.len(), 1, "{map}: {body}");
+    }
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+    assert_eq!(promtool_check(&body), (0, String::new()), "{body}");
+
+    // Egress alone: XDP is not there (nor the ingress classifier).
+    drop(both);
+    let _egress = exporter(&pair.b, PORT + 1, &["dev", "v1", "egress"]);
+    let (_, body) = get(&pair.b, PORT + 1, "/metrics", None).expect("scrape");
+    assert!(!body.contains("xdp"), "{body}");
+
+    // Detached: gone at the next scrape, without error.
+    let _all = exporter(&pair.b, PORT + 2, &["dev", "v1"]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b.name,
+            "link",
+            "set",
+            "dev",
+            "v1",
+            "xdpgeneric",
+            "off",
+        ],
+    );
+    let (_, body) = get(&pair.b, PORT + 2, "/metrics", None).expect("scrape");
+    assert!(!body.contains("xdp"), "{body}");
+    assert!(
+        body.contains("tcbpf_map_proto_stats_packets_total"),
+        "{body}"
+    );
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
+
+    // Native mode (veth has it): the place is `xdpdrv`, the counts the new
+    // program's own.
+    run(
+        "ip",
+        &[
+            "-n",
+            &pair.b.name,
+            "link",
+            "set",
+            "dev",
+            "v1",
+            "xdpdrv",
+            "obj",
+            s(&fixture("xdp_btf.o")),
+            "sec",
+            "xdp",
+        ],
+    );
+    const M: usize = 5;
+    assert_eq!(pair.send_udp(4748, M), M);
+    let (_, body) = get(&pair.b, PORT + 2, "/metrics", None).expect("scrape");
+    assert_eq!(
+        value(
+            &body,
+            "tcbpf_map_xdp_stats_total",
+            &[
+                "key=\"0\"",
+                "direction=\"ingress\"",
+                "prog=\"xdp_verdict\"",
+                "attach=\"xdpdrv\""
+            ]
+        ),
+        Some(M as f64),
+        "{body}"
+    );
+    assert!(!body.contains("xdpgeneric"), "{body}");
+    assert_eq!(value(&body, "tcbpf_exporter_scrape_errors", &[]), Some(0.0));
 }

@@ -8,7 +8,7 @@
 //! exporter's threads stay bounded, its memory does not grow with the
 //! header, and its descriptors come back once the attackers leave.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{Read, Write};

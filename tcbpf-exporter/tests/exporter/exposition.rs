@@ -13,7 +13,7 @@
 //! end in `_total` in both; and at the series cap the kept keys are the
 //! smallest in byte order, the same at every scrape.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::collections::HashSet;

@@ -3,7 +3,7 @@
 //! passwords (the password from a file or the environment, never the
 //! command line). Refusals exit 3.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
