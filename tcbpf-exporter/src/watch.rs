@@ -459,11 +459,12 @@ fn pipe(watched: Vec<Watched>, o: &Options, json: bool) -> Result<(), Fail> {
     }
 }
 
-fn unix_time() -> f64 {
+/// Milliseconds since the Unix epoch (docs/json.md: times are integers).
+fn unix_time_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A key as text: `17`, or `proto=17 port=53`.
@@ -494,14 +495,16 @@ fn field_title(f: &str) -> &str {
 /// One snapshot as text lines (the pipe form).
 pub fn text_block(frames: &[Frame]) -> String {
     let mut s = String::new();
+    let ms = unix_time_ms();
     for f in frames {
         s += &format!(
-            "map {} (id {}, {}) entries {} at {:.3}\n",
+            "map {} (id {}, {}) entries {} at {}.{:03}\n",
             f.name,
             f.id,
             f.kind,
             f.entries,
-            unix_time()
+            ms / 1000,
+            ms % 1000
         );
         for r in &f.rows {
             s += &format!("{} key {}", r.mark, key_string(&r.key));
@@ -526,7 +529,7 @@ pub fn json_line(frames: &[Frame]) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let float = |x: f64| serde_json::to_string(&x).unwrap_or_else(|_| "null".into());
     let mut out = String::new();
-    let _ = write!(out, "{{\"time\":{},\"maps\":[", float(unix_time()));
+    let _ = write!(out, "{{\"time_ms\":{},\"maps\":[", unix_time_ms());
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             out.push(',');

@@ -190,6 +190,10 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
     let mut all = vec![first];
     all.extend(lines.map(|l| l.unwrap()));
     assert_eq!(all.len(), 6, "{all:?}");
+    // Each snapshot is what docs/json.md's schema says.
+    let dir = TempDir::new("watchjson");
+    let failures = schema_failures(&dir.join(""), &[("map watch", all.join("\n"))]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     let snaps: Vec<serde_json::Value> = all
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -217,7 +221,8 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
     // The rates integrate back to the count: Σ rate × Δt = N.
     let mut counted = 0.0;
     for w in snaps.windows(2).skip(appeared) {
-        let dt = w[1]["time"].as_f64().unwrap() - w[0]["time"].as_f64().unwrap();
+        let dt =
+            (w[1]["time_ms"].as_u64().unwrap() - w[0]["time_ms"].as_u64().unwrap()) as f64 / 1000.0;
         counted += row17(&w[1]).unwrap()["rates"]["packets"].as_f64().unwrap() * dt;
     }
     let seen_first = row17(&snaps[appeared]).unwrap()["values"]["packets"]
