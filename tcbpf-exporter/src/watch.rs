@@ -213,6 +213,9 @@ pub struct Frame {
     pub fields: Vec<String>,
     /// Rows in display order.
     pub rows: Vec<Shown>,
+    /// Per key part: an integer (written as a JSON number by `-j`, as
+    /// `map lookup -j` writes it; other parts are strings).
+    pub key_ints: Vec<bool>,
 }
 
 impl Watched {
@@ -277,6 +280,7 @@ impl Watched {
             entries,
             fields: self.fields.clone(),
             rows: top.into_sorted(),
+            key_ints: labels.ints,
         })
     }
 }
@@ -286,6 +290,8 @@ impl Watched {
 struct LabelNames {
     paths: Vec<String>,
     labels: Vec<String>,
+    /// Which parts are integers.
+    ints: Vec<bool>,
 }
 
 impl LabelNames {
@@ -297,6 +303,10 @@ impl LabelNames {
             self.paths = parts.iter().map(|(p, _)| p.clone()).collect();
             let refs: Vec<&str> = self.paths.iter().map(String::as_str).collect();
             self.labels = crate::names::key_labels(&refs, &[]);
+            self.ints = parts
+                .iter()
+                .map(|(_, p)| matches!(p, KeyPart::Int(_)))
+                .collect();
         }
         &self.labels
     }
@@ -549,7 +559,11 @@ pub fn json_line(frames: &[Frame]) -> String {
             out.push_str("{\"key\":{");
             for (k, (n, v)) in r.key.iter().enumerate() {
                 let comma = if k > 0 { "," } else { "" };
-                let _ = write!(out, "{comma}{}:{}", q(n), q(v));
+                // An integer is a JSON number, as in `map lookup -j` (a
+                // string past the i64 range, as the values are).
+                let int = f.key_ints.get(k) == Some(&true) && v.parse::<i64>().is_ok();
+                let v = if int { v.clone() } else { q(v) };
+                let _ = write!(out, "{comma}{}:{v}", q(n));
             }
             out.push_str("},\"values\":{");
             for (k, name) in f.fields.iter().enumerate() {
@@ -689,6 +703,7 @@ mod tests {
                 },
                 shown("9", vec![Some(0.0), Some(1.0)]),
             ],
+            key_ints: vec![true, false],
         };
         let line = json_line(&[frame]);
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
@@ -700,6 +715,7 @@ mod tests {
         );
         let r = &m["rows"][0];
         assert_eq!(r["key"]["in_port"], "a\\b");
+        assert_eq!(r["key"]["proto"], 17, "an integer part is a number");
         assert_eq!(r["values"]["packets"], 5);
         assert_eq!(r["values"]["value"], u64::MAX.to_string());
         assert_eq!(r["rates"]["packets"], 2.5);

@@ -206,7 +206,7 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["key"]["key"] == "17")
+            .find(|r| r["key"]["key"] == 17)
             .cloned()
     };
     assert!(row17(&snaps[0]).is_none(), "UDP before sending: {}", all[0]);
@@ -264,7 +264,7 @@ fn a_map_named_by_its_kernel_name_is_watched_and_an_unknown_name_is_not_found() 
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["maps"][0]["map"], name.as_str());
-    assert_eq!(v["maps"][0]["rows"][0]["key"]["key"], "7");
+    assert_eq!(v["maps"][0]["rows"][0]["key"]["key"], 7);
     assert_eq!(v["maps"][0]["rows"][0]["values"]["value"], 40);
     let (code, _, err) = run_bin(BIN, &["watch", "name", &unique("nope")]);
     assert_eq!(code, 1);
@@ -381,7 +381,7 @@ fn watching_a_large_map_with_top_holds_what_is_shown_not_the_map() {
     assert_eq!(snap["maps"][0]["entries"], N);
     let rows = snap["maps"][0]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 5);
-    assert_eq!(rows[4]["key"]["key"], "1000");
+    assert_eq!(rows[4]["key"]["key"], 1000);
     assert_eq!(rows[4]["values"]["value"], 3000);
 }
 
@@ -564,7 +564,7 @@ fn watch_dev_finds_the_maps_of_the_cls_bpf_and_xdp_programs_on_a_veth() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["key"]["key"] == "17")
+        .find(|r| r["key"]["key"] == 17)
         .cloned()
         .expect("the UDP row");
     assert_eq!(udp["values"]["packets"], N as u64, "{out}");
