@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 use tcbpf::sys;
-use tcbpf_testkit::{fixture, output, s, Bpffs};
+use tcbpf_testkit::{fixture, output, s, schema_failures, Bpffs, TempDir};
 
 /// Runs tcbpf with `TC_BPF_MNT` pointing at the test's bpffs.
 fn tcbpf(bpffs: &Bpffs, args: &[&str]) -> (i32, String) {
@@ -118,6 +118,15 @@ fn graft_json_reports_the_program_placed() {
     let mut id = [0u8; 4];
     sys::map::lookup(&map, &3u32.to_ne_bytes(), &mut id, 0).unwrap();
     assert_eq!(serde_json::json!(u32::from_ne_bytes(id)), v["prog"]["id"]);
+    let dir = TempDir::new("graftjson");
+    let failures = schema_failures(
+        &dir.join(""),
+        &[(
+            "exec graft",
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )],
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
