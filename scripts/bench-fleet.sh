@@ -10,7 +10,7 @@
 #            acknowledgement of the generation (the ack's own time stamp,
 #            taken when its apply ended; polling only says when to look)
 #   apply    each follower's own apply of each generation (the ack's
-#            millis: reading the generation from etcd, the checksum, the
+#            apply_ns, shown in ms: reading the generation from etcd, the checksum, the
 #            map's diff-apply)
 # Prints median and p99 (nearest rank) of each; then a canary failure: a
 # rollout to one canary of a generation it refuses, until the canary is
@@ -143,7 +143,7 @@ for run in $(seq 1 "$RUNS"); do
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$WORK/commit.ms"
     # Each follower's own apply (read the generation, check, write the map).
     ctl get "$PREFIX/nodes/" --prefix --print-value-only |
-        jq -r '.maps.policy.generation.millis' >>"$WORK/apply.ms"
+        jq -r '.maps.policy.generation.apply_ns / 1000000' >>"$WORK/apply.ms"
     awk -v a="$t0" -v b="$last" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$WORK/acked.ms"
 done
 

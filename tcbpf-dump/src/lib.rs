@@ -93,13 +93,25 @@ pub fn select_targets(
 /// `targets`, indexed by the record's `target`) into the output `a` asks
 /// for, until `count` records, SIGINT, SIGTERM or a closed output.
 pub fn read_loop(a: &Args, sock: &Socket, ring: &MapFd, targets: &[Target]) -> Result<(), Fail> {
+    read_loop_into(a, sock, ring, targets, || Sink::open(a, targets))
+}
+
+/// [`read_loop`] into the sink `open` makes once the ring is open (a test
+/// writes `-j`'s lines to a file: `Sink::Json(Out::File(…))`).
+pub fn read_loop_into(
+    a: &Args,
+    sock: &Socket,
+    ring: &MapFd,
+    targets: &[Target],
+    open: impl FnOnce() -> std::io::Result<Sink>,
+) -> Result<(), Fail> {
     let ring_info = info::map_info(ring).map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
     let mut reader = EventReader::open(ring, &ring_info, 0)
         .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
     reader
         .watch_stop_signals()
         .map_err(|e| Fail::from_kind(e.kind(), e.to_string()))?;
-    let mut sink = Sink::open(a, targets).map_err(Fail::io)?;
+    let mut sink = open().map_err(Fail::io)?;
     let stdout = std::io::stdout();
     if sink.on_stdout() {
         reader.watch_output(stdout.as_fd());

@@ -202,7 +202,7 @@ impl Sink {
     /// True when the records go to stdout (a closed pipe ends the dump).
     pub fn on_stdout(&self) -> bool {
         match self {
-            Sink::Text(_) | Sink::Json(_) => true,
+            Sink::Text(o) | Sink::Json(o) => matches!(o, Out::Stdout(_)),
             Sink::Pcapng { to_stdout, .. } => *to_stdout,
         }
     }

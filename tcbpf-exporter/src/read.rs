@@ -162,10 +162,14 @@ impl StatMap {
             } else {
                 "key".into()
             };
-            parts.push((
-                name,
-                KeyPart::Name(String::from_utf8_lossy(&text).into_owned()),
-            ));
+            let text = String::from_utf8_lossy(&text).into_owned();
+            // An integer TYPE is an integer part (a JSON number in `watch
+            // -j`, as in `map lookup -j`), written as its text is.
+            let part = match text.parse::<i128>() {
+                Ok(n) if ty.is_integer() => KeyPart::Int(n),
+                _ => KeyPart::Name(text),
+            };
+            parts.push((name, part));
             at += size;
         }
         parts

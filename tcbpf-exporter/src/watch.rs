@@ -213,6 +213,9 @@ pub struct Frame {
     pub fields: Vec<String>,
     /// Rows in display order.
     pub rows: Vec<Shown>,
+    /// Per key part: an integer (written as a JSON number by `-j`, as
+    /// `map lookup -j` writes it; other parts are strings).
+    pub key_ints: Vec<bool>,
 }
 
 impl Watched {
@@ -277,6 +280,7 @@ impl Watched {
             entries,
             fields: self.fields.clone(),
             rows: top.into_sorted(),
+            key_ints: labels.ints,
         })
     }
 }
@@ -286,6 +290,8 @@ impl Watched {
 struct LabelNames {
     paths: Vec<String>,
     labels: Vec<String>,
+    /// Which parts are integers.
+    ints: Vec<bool>,
 }
 
 impl LabelNames {
@@ -297,6 +303,10 @@ impl LabelNames {
             self.paths = parts.iter().map(|(p, _)| p.clone()).collect();
             let refs: Vec<&str> = self.paths.iter().map(String::as_str).collect();
             self.labels = crate::names::key_labels(&refs, &[]);
+            self.ints = parts
+                .iter()
+                .map(|(_, p)| matches!(p, KeyPart::Int(_)))
+                .collect();
         }
         &self.labels
     }
@@ -459,11 +469,12 @@ fn pipe(watched: Vec<Watched>, o: &Options, json: bool) -> Result<(), Fail> {
     }
 }
 
-fn unix_time() -> f64 {
+/// Milliseconds since the Unix epoch (docs/json.md: times are integers).
+fn unix_time_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A key as text: `17`, or `proto=17 port=53`.
@@ -494,14 +505,16 @@ fn field_title(f: &str) -> &str {
 /// One snapshot as text lines (the pipe form).
 pub fn text_block(frames: &[Frame]) -> String {
     let mut s = String::new();
+    let ms = unix_time_ms();
     for f in frames {
         s += &format!(
-            "map {} (id {}, {}) entries {} at {:.3}\n",
+            "map {} (id {}, {}) entries {} at {}.{:03}\n",
             f.name,
             f.id,
             f.kind,
             f.entries,
-            unix_time()
+            ms / 1000,
+            ms % 1000
         );
         for r in &f.rows {
             s += &format!("{} key {}", r.mark, key_string(&r.key));
@@ -526,7 +539,7 @@ pub fn json_line(frames: &[Frame]) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let float = |x: f64| serde_json::to_string(&x).unwrap_or_else(|_| "null".into());
     let mut out = String::new();
-    let _ = write!(out, "{{\"time\":{},\"maps\":[", float(unix_time()));
+    let _ = write!(out, "{{\"time_ms\":{},\"maps\":[", unix_time_ms());
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -546,7 +559,11 @@ pub fn json_line(frames: &[Frame]) -> String {
             out.push_str("{\"key\":{");
             for (k, (n, v)) in r.key.iter().enumerate() {
                 let comma = if k > 0 { "," } else { "" };
-                let _ = write!(out, "{comma}{}:{}", q(n), q(v));
+                // An integer is a JSON number, as in `map lookup -j` (a
+                // string past the i64 range, as the values are).
+                let int = f.key_ints.get(k) == Some(&true) && v.parse::<i64>().is_ok();
+                let v = if int { v.clone() } else { q(v) };
+                let _ = write!(out, "{comma}{}:{v}", q(n));
             }
             out.push_str("},\"values\":{");
             for (k, name) in f.fields.iter().enumerate() {
@@ -686,6 +703,7 @@ mod tests {
                 },
                 shown("9", vec![Some(0.0), Some(1.0)]),
             ],
+            key_ints: vec![true, false],
         };
         let line = json_line(&[frame]);
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
@@ -697,6 +715,7 @@ mod tests {
         );
         let r = &m["rows"][0];
         assert_eq!(r["key"]["in_port"], "a\\b");
+        assert_eq!(r["key"]["proto"], 17, "an integer part is a number");
         assert_eq!(r["values"]["packets"], 5);
         assert_eq!(r["values"]["value"], u64::MAX.to_string());
         assert_eq!(r["rates"]["packets"], 2.5);

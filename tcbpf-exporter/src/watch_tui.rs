@@ -258,6 +258,7 @@ mod tests {
                     mark: '+',
                 },
             ],
+            key_ints: vec![true],
         };
         let o = Options {
             interval: 1.0,

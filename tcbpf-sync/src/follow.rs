@@ -419,7 +419,8 @@ impl Follower {
         }
         match self.maps[i].apply_generation(g, &entries) {
             Ok(report) => {
-                ack.millis = t0.elapsed().as_millis() as u64;
+                let took = t0.elapsed();
+                ack.apply_ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 ack.in_force = g;
                 let fresh = before
                     .as_ref()
@@ -427,7 +428,9 @@ impl Follower {
                 if fresh {
                     let line = format!(
                         "map {name} generation {g} applied in {} ms ({} entries, {})",
-                        ack.millis, record.entries, record.checksum
+                        took.as_millis(),
+                        record.entries,
+                        record.checksum
                     );
                     self.acknowledge(&name, ack, &line);
                 }

@@ -337,6 +337,7 @@ pub async fn rollout(
         verdict = health_gate(c, t, p, map, g, &canaries, h).await?;
     }
     let t_gate = crate::status::now_ms();
+    let gate_done = std::time::Instant::now();
     match verdict {
         Ok(()) => {
             let (done, _) =
@@ -393,7 +394,9 @@ pub async fn rollout(
             }
             state["state"] = json!("rolled back");
             state["reason"] = json!(reason);
-            state["rolled_back_in_ms"] = json!(crate::status::now_ms().saturating_sub(t_gate));
+            let back_in = gate_done.elapsed();
+            state["rolled_back_in_ns"] =
+                json!(u64::try_from(back_in.as_nanos()).unwrap_or(u64::MAX));
             if let Err(e) = &back {
                 state["rollback_error"] = json!(e);
             }
@@ -403,7 +406,7 @@ pub async fn rollout(
                  on generation {previous}{}",
                 canaries.join(","),
                 match back {
-                    Ok(()) => format!(" in {} ms", state["rolled_back_in_ms"]),
+                    Ok(()) => format!(" in {} ms", back_in.as_millis()),
                     Err(e) => format!(" (not yet acknowledged: {e})"),
                 }
             )))

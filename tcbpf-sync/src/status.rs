@@ -58,8 +58,8 @@ pub struct GenAck {
     pub checksum: String,
     /// The generation the map holds whole (0: none yet).
     pub in_force: u64,
-    /// Milliseconds the apply took.
-    pub millis: u64,
+    /// Nanoseconds the apply took (`apply_ns`: durations are `_ns`).
+    pub apply_ns: u64,
 }
 
 impl GenAck {
@@ -71,7 +71,7 @@ impl GenAck {
             "entries": self.entries,
             "checksum": self.checksum,
             "in_force": self.in_force,
-            "millis": self.millis,
+            "apply_ns": self.apply_ns,
         })
     }
 }
@@ -426,13 +426,13 @@ pub async fn show(c: &mut Client, p: &Prefix, json_out: bool) -> Result<(), Sync
                 let a = &m["generation"];
                 if a.is_object() {
                     out!(
-                        "    generation {} result {} in_force {} entries {} checksum {} millis {}{}",
+                        "    generation {} result {} in_force {} entries {} checksum {} apply_ns {}{}",
                         a["generation"],
                         a["result"].as_str().unwrap_or("?"),
                         a["in_force"],
                         a["entries"],
                         a["checksum"].as_str().unwrap_or("-"),
-                        a["millis"],
+                        a["apply_ns"],
                         if a["behind"] == true { " BEHIND" } else { "" }
                     );
                 }

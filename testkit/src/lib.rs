@@ -17,12 +17,14 @@
 mod bpffs;
 #[allow(unsafe_code)] // `inherit_fds`: a pre_exec hook
 mod cli;
+mod jsonschema;
 mod net;
 mod progs;
 pub mod tracepoints;
 
 pub use bpffs::Bpffs;
 pub use cli::{env_vars, fails, inherit_fds, ok, output, run_bin, tcbpf, wait_for, Importer, Run};
+pub use jsonschema::{json_schemas, schema_failures};
 pub use net::{run, tc, Netns, VethPair, ADDR_A, ADDR_B};
 pub use progs::{constant_prog, counter_map, hash_map, read_counter, udp_counter_prog, PASS, SHOT};
 

@@ -272,7 +272,11 @@ fn print_listing(g: &Global, l: &Listing, status: bool) -> Result<(), CliError> 
                     .collect();
                 json!({
                     "name": s.name, "object": s.object, "dev": s.dev, "ino": s.ino,
-                    "access": s.access, "imported": s.imported, "generation": s.generation,
+                    "access": s.access,
+                    // Epoch milliseconds, as every `_ms` time (the keeper
+                    // keeps whole seconds).
+                    "imported_ms": s.imported.saturating_mul(1000),
+                    "generation": s.generation,
                     "maps": maps,
                 })
             })

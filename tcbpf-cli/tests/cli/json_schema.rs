@@ -13,93 +13,9 @@ use tcbpf_testkit::*;
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
-/// The schemas of docs/json.md: `<!-- schema: NAME -->` then a json block.
-fn schemas() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(repo().join("docs/json.md")).unwrap();
-    let mut out = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find("<!-- schema: ") {
-        rest = &rest[i + "<!-- schema: ".len()..];
-        let end = rest.find(" -->").unwrap();
-        let name = rest[..end].to_string();
-        let start = rest.find("```json\n").unwrap() + "```json\n".len();
-        let stop = start + rest[start..].find("```").unwrap();
-        out.push((name, rest[start..stop].to_string()));
-        rest = &rest[stop..];
-    }
-    out
-}
-
 /// Runs tcbpf with the test's bpffs; its stdout, which must be a success.
 fn tcbpf(fs: &Bpffs, args: &[&str]) -> String {
     ok(tcbpf_testkit::tcbpf(TCBPF, args, Some(&fs.path)))
-}
-
-/// Validates each (schema name, JSON text) with python3's jsonschema: the
-/// failures, one line each.
-fn validate(dir: &TempDir, docs: &[(String, String)], outputs: &[(&str, String)]) -> Vec<String> {
-    let mut cases = Vec::new();
-    for (i, (name, text)) in outputs.iter().enumerate() {
-        let schema = docs
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("docs/json.md has no schema '{name}'"));
-        let s = dir.join(format!("schema{i}.json"));
-        let o = dir.join(format!("out{i}.json"));
-        std::fs::write(&s, &schema.1).unwrap();
-        std::fs::write(&o, text).unwrap();
-        cases.push(format!("{}\t{}\t{}", name, s.display(), o.display()));
-    }
-    let script = r#"
-import json, sys
-import jsonschema
-bad = 0
-for line in sys.stdin.read().splitlines():
-    name, schema, out = line.split("\t")
-    schema = json.load(open(schema))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    v = jsonschema.Draft202012Validator(schema)
-    for doc in json.load(open(out)):
-        for e in v.iter_errors(doc):
-            bad += 1
-            print(f"{name}: {e.message[:300]} at {list(e.absolute_path)}")
-sys.exit(1 if bad else 0)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/setup.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cases.join("\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("No module named 'jsonschema'"),
-        "python3-jsonschema is missing: run scripts/setup.sh"
-    );
-    assert!(out.status.success() || !out.stdout.is_empty(), "{err}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-/// One output as the list of documents it holds: a single JSON value, or
-/// one per line (`map batch`, `map events`).
-fn docs_of(text: &str) -> String {
-    let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(text)
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-        .collect();
-    assert!(!values.is_empty(), "no JSON in '{text}'");
-    serde_json::to_string(&values).unwrap()
 }
 
 /// A `map events` reader, killed on drop if it has not ended.
@@ -160,7 +76,7 @@ impl Drop for Keeper {
 #[test]
 fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     tcbpf_testkit::require_root!();
-    let docs = schemas();
+    let docs = json_schemas();
     assert!(docs.len() >= 12, "{} schemas", docs.len());
     let net = VethPair::new();
     let fs = Bpffs::new();
@@ -171,7 +87,7 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     let mut outputs: Vec<(&str, String)> = Vec::new();
     fn run(fs: &Bpffs, outputs: &mut Vec<(&str, String)>, schema: &'static str, args: &[&str]) {
         let out = tcbpf(fs, args);
-        outputs.push((schema, docs_of(&out)));
+        outputs.push((schema, out));
     }
 
     run(
@@ -332,7 +248,7 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     assert_eq!(out.status.code(), Some(1));
     let batch = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(batch.lines().count(), 2, "{batch}");
-    outputs.push(("map entry", docs_of(&batch)));
+    outputs.push(("map entry", batch));
     // A map with BTF: bpftool's shape, hex sides and `formatted`.
     let (flows, cpus) = btf_maps(&fs);
     tcbpf(
@@ -530,7 +446,7 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
         .collect();
     assert_eq!(net.send_udp(7777, 2), 2);
     for r in readers {
-        outputs.push(("map events", docs_of(&r.finish())));
+        outputs.push(("map events", r.finish()));
     }
 
     // map commit: a policy generation through policy_gen.o's map-in-map.
@@ -617,7 +533,7 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
     );
     outputs.push((
         "exec import",
-        docs_of(&String::from_utf8_lossy(&out.stdout)),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
     ));
 
     // A keeper holding that map: list, status, and an import from it.
@@ -660,9 +576,81 @@ fn every_cli_json_output_matches_its_schema_in_docs_json_md() {
         "exec import",
         &["-j", "exec", "bpf", "import", "keeper", s(&sock)],
     );
+    // keeper send: the set, to an importer.
+    let sent_to = SockPath::new("jsonsend");
+    let mut imp = Importer::start(
+        {
+            let mut c = Command::new(TCBPF);
+            c.args(["exec", "bpf", "import", s(&sent_to.0), "timeout", "10"]);
+            c
+        },
+        &sent_to.0,
+    );
+    run(
+        &fs,
+        &mut outputs,
+        "keeper send",
+        &["-j", "keeper", "send", s(&sock), s(&sent_to.0)],
+    );
+    let out = imp.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(keeper);
 
-    let failures = validate(&dir, &docs, &outputs);
+    // filter upgrade: a plan, an upgrade, and one with nothing to do.
+    tcbpf(
+        &fs,
+        &[
+            "-n",
+            ns,
+            "filter",
+            "add",
+            "dev",
+            "v1",
+            "egress",
+            "pref",
+            "7",
+            "handle",
+            "1",
+            "bpf",
+            "da",
+            "obj",
+            s(&fixture("upgrade_v1.o")),
+        ],
+    );
+    let v2 = fixture("upgrade_v2.o");
+    let upgrade = [
+        "-j",
+        "-n",
+        ns,
+        "filter",
+        "upgrade",
+        "dev",
+        "v1",
+        "egress",
+        "pref",
+        "7",
+        "handle",
+        "1",
+        "bpf",
+        "obj",
+        s(&v2),
+    ];
+    run(
+        &fs,
+        &mut outputs,
+        "filter upgrade",
+        &[&upgrade[..], &["plan"]].concat(),
+    );
+    run(&fs, &mut outputs, "filter upgrade", &upgrade);
+    let again = tcbpf(&fs, &upgrade);
+    assert!(again.contains("\"nothing_to_do\":true"), "{again}");
+    outputs.push(("filter upgrade", again));
+
+    let failures = schema_failures(&dir.join(""), &outputs);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     tcbpf(
         &fs,

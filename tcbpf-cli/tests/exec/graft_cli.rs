@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 use tcbpf::sys;
-use tcbpf_testkit::{fixture, output, s, Bpffs};
+use tcbpf_testkit::{fixture, output, s, schema_failures, Bpffs, TempDir};
 
 /// Runs tcbpf with `TC_BPF_MNT` pointing at the test's bpffs.
 fn tcbpf(bpffs: &Bpffs, args: &[&str]) -> (i32, String) {
@@ -87,7 +87,7 @@ fn graft_swaps_the_program_a_loaded_classifier_jumps_to() {
 fn graft_json_reports_the_program_placed() {
     tcbpf_testkit::require_root!();
     let fs = Bpffs::new();
-    load_classifier(&fs);
+    let cls = load_classifier(&fs);
     let array = fs.arg("tc/globals/jmp_graft");
     let out = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
         .args([
@@ -118,6 +118,39 @@ fn graft_json_reports_the_program_placed() {
     let mut id = [0u8; 4];
     sys::map::lookup(&map, &3u32.to_ne_bytes(), &mut id, 0).unwrap();
     assert_eq!(serde_json::json!(u32::from_ne_bytes(id)), v["prog"]["id"]);
+    // The pinned form: the classifier itself placed at key 2.
+    let pinned = Command::new(env!("CARGO_BIN_EXE_tcbpf"))
+        .args([
+            "-j", "exec", "bpf", "graft", &array, "key", "2", "pinned", &cls,
+        ])
+        .env("TC_BPF_MNT", &fs.path)
+        .output()
+        .unwrap();
+    assert!(
+        pinned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pinned.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&pinned.stdout).unwrap();
+    assert_eq!(
+        (p["key"].as_u64(), p["prog"]["pinned"].as_str()),
+        (Some(2), Some(cls.as_str()))
+    );
+    let dir = TempDir::new("graftjson");
+    let failures = schema_failures(
+        &dir.join(""),
+        &[
+            (
+                "exec graft",
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            ),
+            (
+                "exec graft",
+                String::from_utf8_lossy(&pinned.stdout).into_owned(),
+            ),
+        ],
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -378,7 +378,7 @@ fn map_watch_reads_a_map_through_a_keeper_reference() {
     ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let row = &v["maps"][0]["rows"][0];
-    assert_eq!(row["key"]["key"], "3", "{out}");
+    assert_eq!(row["key"]["key"], 3, "{out}");
     assert_eq!(row["values"]["value"], 4321, "{out}");
     let (code, err) = fails(tcbpf_cmd(&[
         "map",

@@ -226,7 +226,7 @@ fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
     // The kernel writes a perf ring's lost record with its next sample:
     // MORE datagrams after the readers resume bring it out.
     let script = format!(
-        "\"$TCBPF\" -v map events env RB timeout 60 > {rb_out} 2> {rb_err} & rb=$!; \
+        "\"$TCBPF\" -v -j map events env RB timeout 60 > {rb_out} 2> {rb_err} & rb=$!; \
          \"$TCBPF\" -v -j map events env PA pages 1 timeout 60 > {pa_out} 2> {pa_err} & pa=$!; \
          {wait} kill -STOP $rb $pa; touch {ready}; \
          i=0; while [ ! -e {sent} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
@@ -274,14 +274,14 @@ fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
     let rb_lines = w.read("rb.out");
     let events = rb_lines
         .lines()
-        .filter(|l| !l.starts_with("ring buffer full"))
+        .filter(|l| !l.starts_with("{\"ring_full\":"))
         .count() as u64;
     assert!(fields[1] > 0, "the ring overflowed: {bss}");
     assert_eq!(events + fields[1], total, "printed + refused = sent");
     assert!(
         rb_lines
             .lines()
-            .any(|l| l.starts_with("ring buffer full (")),
+            .any(|l| l.starts_with("{\"ring_full\":{\"pending\":")),
         "full ring reported"
     );
     assert!(
@@ -309,6 +309,16 @@ fn overflow_is_reported_as_lost_samples_and_a_full_ring_buffer() {
         "{}",
         w.read("pa.err")
     );
+    // Both outputs, `lost` and `ring_full` lines with the events, are
+    // what docs/json.md's schema says.
+    let failures = schema_failures(
+        &w.dir.join(""),
+        &[
+            ("map events", w.read("rb.out")),
+            ("map events", w.read("pa.out")),
+        ],
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

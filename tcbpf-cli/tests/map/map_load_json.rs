@@ -136,6 +136,9 @@ fn replace_makes_the_map_equal_to_the_file_and_reports_counts() {
         serde_json::from_str::<Value>(&out).unwrap(),
         json!({"added": 0, "changed": 0, "unchanged": 4, "removed": 0})
     );
+    let dir = TempDir::new("loadjson");
+    let failures = tcbpf_testkit::schema_failures(&dir.join(""), &[("map load", out)]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     // A bad line: nothing deleted, nothing written.
     let (code, _, _) = load_stdin(
         &f,

@@ -190,6 +190,10 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
     let mut all = vec![first];
     all.extend(lines.map(|l| l.unwrap()));
     assert_eq!(all.len(), 6, "{all:?}");
+    // Each snapshot is what docs/json.md's schema says.
+    let dir = TempDir::new("watchjson");
+    let failures = schema_failures(&dir.join(""), &[("map watch", all.join("\n"))]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     let snaps: Vec<serde_json::Value> = all
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -202,7 +206,7 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["key"]["key"] == "17")
+            .find(|r| r["key"]["key"] == 17)
             .cloned()
     };
     assert!(row17(&snaps[0]).is_none(), "UDP before sending: {}", all[0]);
@@ -217,7 +221,8 @@ fn piped_watch_prints_one_json_object_per_interval_with_rates() {
     // The rates integrate back to the count: Σ rate × Δt = N.
     let mut counted = 0.0;
     for w in snaps.windows(2).skip(appeared) {
-        let dt = w[1]["time"].as_f64().unwrap() - w[0]["time"].as_f64().unwrap();
+        let dt =
+            (w[1]["time_ms"].as_u64().unwrap() - w[0]["time_ms"].as_u64().unwrap()) as f64 / 1000.0;
         counted += row17(&w[1]).unwrap()["rates"]["packets"].as_f64().unwrap() * dt;
     }
     let seen_first = row17(&snaps[appeared]).unwrap()["values"]["packets"]
@@ -259,7 +264,7 @@ fn a_map_named_by_its_kernel_name_is_watched_and_an_unknown_name_is_not_found() 
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["maps"][0]["map"], name.as_str());
-    assert_eq!(v["maps"][0]["rows"][0]["key"]["key"], "7");
+    assert_eq!(v["maps"][0]["rows"][0]["key"]["key"], 7);
     assert_eq!(v["maps"][0]["rows"][0]["values"]["value"], 40);
     let (code, _, err) = run_bin(BIN, &["watch", "name", &unique("nope")]);
     assert_eq!(code, 1);
@@ -376,7 +381,7 @@ fn watching_a_large_map_with_top_holds_what_is_shown_not_the_map() {
     assert_eq!(snap["maps"][0]["entries"], N);
     let rows = snap["maps"][0]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 5);
-    assert_eq!(rows[4]["key"]["key"], "1000");
+    assert_eq!(rows[4]["key"]["key"], 1000);
     assert_eq!(rows[4]["values"]["value"], 3000);
 }
 
@@ -559,7 +564,7 @@ fn watch_dev_finds_the_maps_of_the_cls_bpf_and_xdp_programs_on_a_veth() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["key"]["key"] == "17")
+        .find(|r| r["key"]["key"] == 17)
         .cloned()
         .expect("the UDP row");
     assert_eq!(udp["values"]["packets"], N as u64, "{out}");

@@ -456,7 +456,7 @@ fn a_health_gate_rolls_back_a_canary_whose_drop_rate_rises_and_promotes_a_harmle
     .unwrap();
     assert_eq!(state["state"], "rolled back", "{state}");
     assert_eq!(state["gate"], "drops rate < 50 window 2", "{state}");
-    let back_ms = state["rolled_back_in_ms"].as_u64().unwrap();
+    let back_ms = state["rolled_back_in_ns"].as_u64().unwrap() / 1_000_000;
     eprintln!(
         "canary failure: rollout began → exit {took:?}; gate failed → canary back on G-1: {back_ms} ms"
     );

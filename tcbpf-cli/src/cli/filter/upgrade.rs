@@ -291,7 +291,7 @@ fn print(g: &Global, a: &UpgradeArgs, r: &Report, plan_only: bool) -> Result<(),
             "dropped_maps": r.dropped,
             "new_prog": r.new_prog,
             "nothing_to_do": r.nothing_to_do,
-            "wait_us": r.wait.map(|d| d.as_micros() as u64),
+            "wait_ns": r.wait.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             "notes": r.notes,
         }))?;
         return Ok(());
