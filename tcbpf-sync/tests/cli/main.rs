@@ -4,6 +4,7 @@
 //! kv_cli::`).
 
 mod help_words;
+mod json_schema;
 mod kv_cli;
 mod security;
 #[path = "../support/mod.rs"]

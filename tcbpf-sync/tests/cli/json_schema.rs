@@ -4,7 +4,7 @@
 //! get, list, del, commit (published and staged), rollout, rollback and
 //! status with the follower's report in it.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
