@@ -511,14 +511,16 @@ pub fn parse(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn words(s: &str) -> Words {
+    /// The words of `s`, split at white space.
+    pub(crate) fn words(s: &str) -> Words {
         Words::new(s.split_whitespace().map(str::to_string).collect())
     }
 
-    fn no_env(_: &str) -> Option<String> {
+    /// An environment with no variable set.
+    pub(crate) fn no_env(_: &str) -> Option<String> {
         None
     }
 

@@ -194,15 +194,8 @@ pub fn parse_health(w: &mut Words) -> Result<HealthSpec, SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::tests::{no_env, words};
     use crate::args::{parse, Command};
-
-    fn words(s: &str) -> Words {
-        Words::new(s.split_whitespace().map(str::to_string).collect())
-    }
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
 
     #[test]
     fn rollout_takes_a_gate_on_a_health_figure() {
