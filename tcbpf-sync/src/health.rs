@@ -100,7 +100,8 @@ impl Entry {
         member: Option<&str>,
     ) -> Result<Entry, SyncError> {
         let h_name = name;
-        let (what, fd) = crate::target::open_map(map, sys::obj::open::RDONLY)?;
+        let what = map.to_string();
+        let fd = map.open_with(sys::obj::open::RDONLY)?;
         let bad = |why: String| SyncError::usage(format!("health {h_name}: map {what}: {why}"));
         let info = sys::info::map_info(&fd).map_err(|e| bad(e.to_string()))?;
         if info

@@ -7,7 +7,7 @@
 //! written; into a map-in-map slot it is built and swapped in by
 //! `tcbpf::maps::generation`. Nothing here talks to etcd.
 
-use crate::args::{Follow, MapRef};
+use crate::args::Follow;
 use crate::error::SyncError;
 use std::collections::BTreeMap;
 use tcbpf::abi::MapType;
@@ -74,12 +74,6 @@ impl std::fmt::Display for GenFailure {
     }
 }
 
-/// Opens the map `map` names with `flags` (`sys::obj::open`): the map's
-/// description (its MAP words) and its descriptor.
-pub fn open_map(map: &MapRef, flags: u32) -> Result<(String, MapFd), SyncError> {
-    Ok((map.to_string(), map.open_with(flags)?))
-}
-
 /// A map being kept equal to `PREFIX/maps/NAME/`.
 pub struct MapTarget {
     /// The NAME the policy lives under.
@@ -111,7 +105,8 @@ pub struct Rejected {
 impl MapTarget {
     /// Opens the map `f` names, read-write, and reads its types.
     pub fn open(f: &Follow) -> Result<MapTarget, SyncError> {
-        let (what, fd) = open_map(&f.map, sys::obj::open::RDWR)?;
+        let what = f.map.to_string();
+        let fd = f.map.open_with(sys::obj::open::RDWR)?;
         let info =
             sys::info::map_info(&fd).map_err(|e| SyncError::other(format!("map {what}: {e}")))?;
         let kind = info.kind();
