@@ -227,6 +227,25 @@ pub(super) fn kernel_btf(info: &MapInfo) -> Result<Option<Arc<Btf>>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The filters under `parent` at `pref` (0: every pref) on `ifindex`, as
+/// rtnetlink lists them.
+pub(super) fn filters_at(
+    ifindex: u32,
+    parent: TcHandle,
+    pref: u16,
+) -> Result<Vec<FilterEntry>, Error> {
+    let sock = Socket::open().map_err(|e| Error::tc(Step::Find, e))?;
+    let sel = FilterSelector {
+        ifindex,
+        parent,
+        pref,
+        protocol: None,
+        handle: 0,
+        chain: None,
+    };
+    filter::list(&sock, &sel).map_err(|e| Error::tc(Step::Find, e))
+}
+
 /// The program at the hook and how it is attached.
 pub(super) fn running(req: &Request) -> Result<(u32, Attached), Error> {
     match &req.hook {
@@ -235,17 +254,7 @@ pub(super) fn running(req: &Request) -> Result<(u32, Attached), Error> {
             pref,
             handle,
         } => {
-            let sock = Socket::open().map_err(|e| Error::tc(Step::Find, e))?;
-            let sel = FilterSelector {
-                ifindex: req.ifindex,
-                parent: *parent,
-                pref: *pref,
-                protocol: None,
-                handle: 0,
-                chain: None,
-            };
-            let all = filter::list(&sock, &sel).map_err(|e| Error::tc(Step::Find, e))?;
-            let found: Vec<FilterEntry> = all
+            let found: Vec<FilterEntry> = filters_at(req.ifindex, *parent, *pref)?
                 .into_iter()
                 .filter(|f| f.handle != 0 && (*handle == 0 || f.handle == *handle))
                 .filter(|f| f.bpf.as_ref().and_then(|b| b.prog_id).is_some())

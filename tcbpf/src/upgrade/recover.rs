@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::txn::{self, HookName, Pending};
 use super::{Error, Step};
-use crate::attach::cls_bpf::{self as filter, FilterSelector};
 use crate::sys;
-use crate::tc::{Socket, TcHandle};
+use crate::tc::TcHandle;
 
 /// The hooks a command is about to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,23 +140,11 @@ fn program_at(ifindex: u32, name: &HookName) -> Result<u32, Error> {
             parent,
             pref,
             handle,
-        } => {
-            let sock = Socket::open().map_err(|e| Error::tc(Step::Find, e))?;
-            let sel = FilterSelector {
-                ifindex,
-                parent: TcHandle(parent),
-                pref,
-                protocol: None,
-                handle: 0,
-                chain: None,
-            };
-            let all = filter::list(&sock, &sel).map_err(|e| Error::tc(Step::Find, e))?;
-            Ok(all
-                .iter()
-                .find(|f| f.handle == handle)
-                .and_then(|f| f.bpf.as_ref()?.prog_id)
-                .unwrap_or(0))
-        }
+        } => Ok(super::find::filters_at(ifindex, TcHandle(parent), pref)?
+            .iter()
+            .find(|f| f.handle == handle)
+            .and_then(|f| f.bpf.as_ref()?.prog_id)
+            .unwrap_or(0)),
         txn::HookKind::Link(id) => Ok(sys::obj::link_by_id(id)
             .and_then(|l| sys::link::link_info(&l))
             .map(|i| i.prog_id)
