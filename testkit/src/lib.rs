@@ -88,6 +88,49 @@ impl Drop for TempDir {
     }
 }
 
+/// Copies the executable `from` to `to`, mode 0755, in a child process.
+///
+/// A test that writes a file and then executes it must not hold the write
+/// descriptor itself: a child another test thread forks in that moment
+/// keeps a copy until its own exec, and exec of the file then fails with
+/// ETXTBSY. Written by `install` in a process of its own, the descriptor never
+/// exists in the test process. Serializing the tests of one module does
+/// not help, since every test of the binary forks.
+pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let st = std::process::Command::new("install")
+        .args(["-m", "755"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run install");
+    assert!(
+        st.success(),
+        "install {} {}: {st}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Writes `text` to `to` as an executable (mode 0755) in a child process;
+/// see [`copy_executable`] for why not in this one.
+pub fn write_executable(to: &Path, text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(to)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(text.as_bytes())
+        .expect("write the executable's text");
+    drop(stdin);
+    let st = child.wait().expect("wait for sh");
+    assert!(st.success(), "write {}: {st}", to.display());
+}
+
 /// A socket path of a test (`$TMPDIR/tcbpf-TAG-PID-N`, not created),
 /// removed on drop if anything is left there.
 pub struct SockPath(pub PathBuf);
@@ -165,4 +208,41 @@ macro_rules! require_root {
             return $skipped;
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// Copies written by `copy_executable` run although another thread
+    /// forks all the while; written in this process (`std::fs::copy`) a
+    /// few of 200 copies fail with ETXTBSY on this machine.
+    #[test]
+    fn a_copied_executable_runs_while_another_thread_forks() {
+        let dir = TempDir::new("exe-copy");
+        let stop = Arc::new(AtomicBool::new(false));
+        let forker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::process::Command::new("/bin/true").status();
+                }
+            })
+        };
+        let mut busy = 0;
+        for i in 0..200 {
+            let to = dir.join(format!("true{i}"));
+            copy_executable("/bin/true", &to);
+            match std::process::Command::new(&to).status() {
+                Ok(st) => assert!(st.success(), "{}: {st}", to.display()),
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => busy += 1,
+                Err(e) => panic!("{}: {e}", to.display()),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        forker.join().unwrap();
+        assert_eq!(busy, 0, "{busy} of 200 copies were busy when run");
+    }
 }

@@ -4,7 +4,6 @@
 //! `tcbpf-exporter` script reports what it was given; the real binary has
 //! its own tests in tcbpf-exporter/tests.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tcbpf_testkit::*;
@@ -14,14 +13,13 @@ const STAND_IN: &str =
 
 fn copy_tcbpf(dir: &Path) -> PathBuf {
     let to = dir.join("tcbpf");
-    std::fs::copy(env!("CARGO_BIN_EXE_tcbpf"), &to).unwrap();
+    tcbpf_testkit::copy_executable(env!("CARGO_BIN_EXE_tcbpf"), &to);
     to
 }
 
 fn stand_in(dir: &Path) {
     let p = dir.join("tcbpf-exporter");
-    std::fs::write(&p, STAND_IN).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tcbpf_testkit::write_executable(&p, STAND_IN);
 }
 
 fn run_with_path(bin: &Path, path: &str, args: &[&str]) -> (i32, String, String) {
@@ -37,15 +35,8 @@ fn run_with_path(bin: &Path, path: &str, args: &[&str]) -> (i32, String, String)
     )
 }
 
-/// One test at a time: each writes executables (a copy of tcbpf, a helper
-/// script) and runs them, and a file still open for writing in a child
-/// another test thread has just forked (before its exec closes it) makes
-/// exec fail with ETXTBSY.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn the_exporter_beside_tcbpf_runs_with_the_words_and_json_flag() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("disp");
     let bin = copy_tcbpf(&dir.0);
     stand_in(&dir.0);
@@ -67,7 +58,6 @@ fn the_exporter_beside_tcbpf_runs_with_the_words_and_json_flag() {
 
 #[test]
 fn the_exporter_on_path_runs_in_the_namespace_given_with_n() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tcbpf_testkit::require_root!();
     let alone = TempDir::new("alone");
     let bin = copy_tcbpf(&alone.0);
@@ -92,7 +82,6 @@ fn the_exporter_on_path_runs_in_the_namespace_given_with_n() {
 
 #[test]
 fn a_missing_exporter_is_a_clear_error() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let alone = TempDir::new("missing");
     let bin = copy_tcbpf(&alone.0);
     let (code, _, err) = run_with_path(&bin, "/nonexistent", &["exporter", "listen", ":1"]);
@@ -111,12 +100,10 @@ fn a_missing_exporter_is_a_clear_error() {
 /// through `external::run_helper` like the exporter and sync).
 #[test]
 fn dump_runs_tcbpf_dump_with_the_words_and_json_flag() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("dispdump");
     let bin = copy_tcbpf(&dir.0);
     let p = dir.0.join("tcbpf-dump");
-    std::fs::write(&p, STAND_IN).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tcbpf_testkit::write_executable(&p, STAND_IN);
     let (code, out, err) = run_with_path(
         &bin,
         "/usr/bin:/bin",

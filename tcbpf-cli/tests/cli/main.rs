@@ -5,6 +5,7 @@
 
 mod core_cli;
 mod docs_paths;
+mod exit_codes_every_binary;
 mod exporter_dispatch;
 mod gen_docs;
 mod help_words;

@@ -4,30 +4,21 @@
 //! a small script in the helper's place, so the test sees exactly what the
 //! helper receives; the real helper's behaviour is tested in tcbpf-sync.
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use tcbpf_testkit::TempDir;
 
 fn copy_tcbpf(dir: &TempDir) -> std::path::PathBuf {
     let bin = dir.join("tcbpf");
-    std::fs::copy(env!("CARGO_BIN_EXE_tcbpf"), &bin).unwrap();
+    tcbpf_testkit::copy_executable(env!("CARGO_BIN_EXE_tcbpf"), &bin);
     bin
 }
 
-/// One test at a time: each writes executables (a copy of tcbpf, a helper
-/// script) and runs them, and a file still open for writing in a child
-/// another test thread has just forked (before its exec closes it) makes
-/// exec fail with ETXTBSY.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncdisp");
     let bin = copy_tcbpf(&dir);
     let helper = dir.join("tcbpf-sync");
-    std::fs::write(&helper, "#!/bin/sh\necho \"pid=$$ args=$*\"\nexit 3\n").unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tcbpf_testkit::write_executable(&helper, "#!/bin/sh\necho \"pid=$$ args=$*\"\nexit 3\n");
     let o = Command::new(&bin)
         .args([
             "-j",
@@ -55,12 +46,10 @@ fn sync_execs_the_helper_beside_tcbpf_with_words_and_json_flag() {
 
 #[test]
 fn sync_passes_verbose_to_the_helper() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncverb");
     let bin = copy_tcbpf(&dir);
     let helper = dir.join("tcbpf-sync");
-    std::fs::write(&helper, "#!/bin/sh\necho \"args=$*\"\n").unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tcbpf_testkit::write_executable(&helper, "#!/bin/sh\necho \"args=$*\"\n");
     let o = Command::new(&bin)
         .args(["-v", "sync", "status", "127.0.0.1:2379", "prefix", "/p"])
         .env("PATH", "/nonexistent")
@@ -76,7 +65,6 @@ fn sync_passes_verbose_to_the_helper() {
 
 #[test]
 fn sync_without_the_helper_says_where_it_looked() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("syncnone");
     let bin = copy_tcbpf(&dir);
     let o = Command::new(&bin)

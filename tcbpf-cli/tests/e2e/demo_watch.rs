@@ -26,17 +26,11 @@ fn leftovers(pid: u32) -> Vec<String> {
     left
 }
 
-/// One test at a time: the first copies tcbpf and runs the copy, and a
-/// copy still open for writing in a child the other test's thread has just
-/// forked makes exec fail with ETXTBSY.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn demo_watch_without_the_exporter_fails_before_setting_anything_up() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("demo-noexp");
     let bin = dir.0.join("tcbpf");
-    std::fs::copy(env!("CARGO_BIN_EXE_tcbpf"), &bin).unwrap();
+    tcbpf_testkit::copy_executable(env!("CARGO_BIN_EXE_tcbpf"), &bin);
     // A PATH without tcbpf-exporter (an empty directory: the check comes
     // before the demo runs anything), and none beside this copy of tcbpf.
     let empty = TempDir::new("demo-path");
@@ -166,7 +160,6 @@ fn final_packets(screen: &str, proto: u32) -> Option<u64> {
 #[test]
 fn q_or_ctrl_c_in_the_view_ends_the_demo_and_prints_the_final_counters() {
     tcbpf_testkit::require_root!();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     build_exporter();
     let dir = TempDir::new("demo-watch");
     for key in ["q", "C-c"] {

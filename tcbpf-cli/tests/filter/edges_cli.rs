@@ -131,7 +131,7 @@ fn no_message_carries_rusts_os_error_suffix() {
 fn unprivileged(args: &[&str]) -> (i32, String, String) {
     let dir = TempDir::new("edges-nobody");
     let bin = dir.join("tcbpf");
-    std::fs::copy(TCBPF, &bin).unwrap();
+    tcbpf_testkit::copy_executable(TCBPF, &bin);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new("setpriv");

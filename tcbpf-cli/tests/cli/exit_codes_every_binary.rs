@@ -16,15 +16,6 @@ use tcbpf_testkit::{s, Bpffs, Netns, Run, SockPath, TempDir};
 
 const TCBPF: &str = env!("CARGO_BIN_EXE_tcbpf");
 
-/// One test at a time: the dump test writes a copy of tcbpf and runs it,
-/// and a file still open for writing in a child another test thread has
-/// just forked (before its exec closes it) makes exec fail with ETXTBSY.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Fails with what to build when a sibling binary is not beside `tcbpf`
 /// (`cargo test -p tcbpf-cli` alone does not build them).
 fn siblings_built() {
@@ -110,7 +101,6 @@ impl Inputs {
 #[test]
 fn tcbpf_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
-    let _serial = serial();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
     let missing = i.missing_pin();
@@ -179,7 +169,6 @@ fn tcbpf_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_exporter_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
-    let _serial = serial();
     siblings_built();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
@@ -222,7 +211,6 @@ fn tcbpf_exporter_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_sync_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
-    let _serial = serial();
     siblings_built();
     let i = Inputs::new();
     let mut c = Cases(Vec::new());
@@ -270,7 +258,6 @@ fn tcbpf_sync_exits_with_the_documented_codes() {
 #[test]
 fn tcbpf_dump_exits_with_the_documented_codes() {
     tcbpf_testkit::require_root!();
-    let _serial = serial();
     siblings_built();
     let mut c = Cases(Vec::new());
     c.expect(
@@ -294,7 +281,7 @@ fn tcbpf_dump_exits_with_the_documented_codes() {
     // helper binary.
     let alone = TempDir::new("exit-alone");
     let copy: PathBuf = alone.join("tcbpf");
-    std::fs::copy(TCBPF, &copy).unwrap();
+    tcbpf_testkit::copy_executable(TCBPF, &copy);
     let mut cmd = Command::new(&copy);
     cmd.args(["dump", "dev", "lo"]).env("PATH", s(&alone.0));
     c.expect(tcbpf_testkit::output(cmd), 4, "tcbpf-dump not installed");
