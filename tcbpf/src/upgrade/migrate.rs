@@ -6,12 +6,12 @@
 //! atomic add; `copy`: the old final value where the new program has not
 //! written).
 
-use std::collections::HashMap;
 use std::os::fd::AsFd;
 
 use super::convert::Converter;
 use super::entries::Entries;
 use super::plan::{Migration, Mode};
+use super::sum_add::{Maps, SumAdd};
 use super::{Error, Step};
 use crate::abi::MapType;
 use crate::sys::{self, map as sysmap, MapFd};
@@ -163,7 +163,7 @@ pub(super) fn reconcile(
     snap: &Snapshot,
     old: &MapFd,
     new: &MapFd,
-    done: Option<&MapFd>,
+    done: &MapFd,
     point: &str,
 ) -> Result<(), String> {
     let fin = Entries::read(old, &snap.old_sizes).map_err(|e| e.to_string())?;
@@ -194,19 +194,21 @@ fn write_uint(b: &mut [u8], size: usize, x: u64) {
 }
 
 /// `sum`: new += convert(final − snapshot), counter by counter, with the
-/// kernel's atomic add so the new program's own increments are kept.
+/// kernel's atomic add so the new program's own increments are kept; each
+/// key's add and its record in `done` are one step (`sum_add`), so a kill
+/// never leaves a key added but not recorded.
 fn reconcile_sum(
     mig: &Migration,
     snap: &Snapshot,
     fin: &Entries,
     new: &MapFd,
-    done: Option<&MapFd>,
+    done: &MapFd,
     point: &str,
 ) -> Result<(), String> {
     let (os, ns) = (&snap.old_sizes, &snap.new_sizes);
     let mut first = true;
     let old_value = mig.value.old_size();
-    let mut adders: HashMap<(usize, usize), crate::atomic::AtomicAdd> = HashMap::new();
+    let mut adder = None;
     let zero = vec![0u8; os.value()];
     // The walk order of an unchanged map is the same: compare by position,
     // and index the snapshot only when a key is not where it was.
@@ -249,49 +251,26 @@ fn reconcile_sum(
         mig.value
             .convert(&delta, &mut nd)
             .map_err(|e| e.to_string())?;
-        // A key the new map lacks gets the delta as its value (on CPU 0).
-        let mut whole = vec![0u8; ns.value()];
-        whole[..nd.len()].copy_from_slice(&nd);
-        let inserted = match sysmap::update(new, k, &whole, sysmap::update::NOEXIST) {
-            Ok(()) => true,
-            Err(e) if e.errno() == Some(libc::EEXIST) => false,
-            Err(e) => return Err(e.to_string()),
+        let deltas: Vec<u64> = mig
+            .new_counters
+            .iter()
+            .map(|&(off, size)| read_uint(&nd[off..], size))
+            .collect();
+        let adder = match &mut adder {
+            Some(a) => a,
+            None => adder.insert(SumAdd::new(
+                &Maps {
+                    new,
+                    done,
+                    record_size: os.value(),
+                    insert_size: ns.cpu_stride(),
+                },
+                ns.key(),
+                &mig.new_counters,
+            )?),
         };
-        for &(off, size) in mig.new_counters.iter().filter(|_| !inserted) {
-            let d = read_uint(&nd[off..], size);
-            if d == 0 {
-                continue;
-            }
-            let width = match size {
-                4 => crate::atomic::Width::U32,
-                8 => crate::atomic::Width::U64,
-                _ => {
-                    return Err(format!(
-                        "a {size}-byte counter at offset {off} cannot be added atomically"
-                    ))
-                }
-            };
-            let adder = match adders.entry((off, size)) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    crate::atomic::AtomicAdd::new(
-                        new.as_fd(),
-                        ns.key() as u32,
-                        mig.value.new_size() as u32,
-                        off as u32,
-                        width,
-                    )
-                    .map_err(|e| e.to_string())?,
-                ),
-            };
-            adder.add(k, d).map_err(|e| e.to_string())?;
-        }
-        // A kill between the add above and this update counts this key's
-        // increments twice on a rerun: the one window user space cannot
-        // close without a compare-and-swap.
-        if let Some(m) = done {
-            sysmap::update(m, k, fv, sysmap::update::ANY).map_err(|e| e.to_string())?;
-        }
+        // A key the new map lacks gets the delta as its value (on one CPU).
+        adder.apply(k, &deltas, fv, &nd)?;
         if std::mem::take(&mut first) {
             super::checkpoint::reached(point);
         }
@@ -423,8 +402,13 @@ mod tests {
     /// counts 5 packets on key 1, adds key 4 and deletes key 3, and
     /// changes key 2; the new program writes key 2.
     fn run(mode: Mode) -> MapFd {
+        run_recorded(mode).0
+    }
+
+    /// `run`, returning the `done` record too.
+    fn run_recorded(mode: Mode) -> (MapFd, MapFd) {
         let mig = migration(mode);
-        let (old, new) = (hash(16), hash(24));
+        let (old, new, done) = (hash(16), hash(24), hash(16));
         put(&old, 1, &[10, 100]);
         put(&old, 2, &[20, 200]);
         put(&old, 3, &[30, 300]);
@@ -435,8 +419,19 @@ mod tests {
         sysmap::delete(&old, &3u32.to_ne_bytes()).unwrap();
         put(&old, 2, &[21, 210]);
         put(&new, 2, &[25, 250, 7]);
-        reconcile(&mig, &snap, &old, &new, None, "test").unwrap();
-        new
+        reconcile(&mig, &snap, &old, &new, &done, "test").unwrap();
+        (new, done)
+    }
+
+    #[test]
+    fn sum_records_each_key_it_added_with_the_old_final_value() {
+        tcbpf_testkit::require_root!();
+        let (_, done) = run_recorded(Mode::Sum);
+        let got = |k| get(&done, k).map(|v| v[..2].to_vec());
+        assert_eq!(got(1), Some(vec![15, 150]));
+        assert_eq!(got(2), Some(vec![21, 210]));
+        assert_eq!(got(3), None, "a key deleted from the old map adds nothing");
+        assert_eq!(got(4), Some(vec![1, 10]), "inserted, and recorded");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod plan;
 mod recover;
 mod report;
 mod run;
+mod sum_add;
 mod txn;
 
 pub use find::{prepare, Hook, Prepared, Request};

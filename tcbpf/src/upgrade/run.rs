@@ -179,14 +179,14 @@ impl Prepared {
         {
             let new = object.map(&p.name).expect("the object has its maps");
             report_map.new_id = sys::info::map_info(&new.fd).ok().map(|i| i.id);
-            let (Action::Migrate(mig), Some(snap)) = (&p.action, snap) else {
+            let (Action::Migrate(mig), Some(snap), Some(done)) = (&p.action, snap, done) else {
                 continue;
             };
             let old = self
                 .old_map(&p.name)
                 .expect("migrated maps have an old map");
             let point = format!("reconciling:{}", p.name);
-            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd, done.as_ref(), &point) {
+            if let Err(e) = reconcile(mig, snap, &old.fd, &new.fd, done, &point) {
                 report
                     .notes
                     .push(format!("map '{}': reconciling: {e}", p.name));

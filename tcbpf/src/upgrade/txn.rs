@@ -564,7 +564,7 @@ fn reconcile_recorded(name: &str, dir: &Path) -> Result<(), String> {
         &snap,
         &old,
         &new,
-        Some(&done),
+        &done,
         &format!("recover-reconciling:{name}"),
     )
 }
