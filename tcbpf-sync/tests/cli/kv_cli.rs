@@ -321,3 +321,36 @@ fn the_follower_takes_every_map_form_of_the_map_helper_with_the_same_exit_codes(
     let err = follow(&["keeper", tcbpf_testkit::s(&stale), "set/m", "as", "m"]);
     assert!(err.contains("no keeper is listening"), "{err}");
 }
+
+/// `get` and `list` started while etcd is down (as in an election or a
+/// restart) retry and answer once it is back within `timeout`.
+#[test]
+fn get_and_list_retry_until_etcd_is_back_within_the_timeout() {
+    let mut e = Etcd::start();
+    let ep = e.endpoints();
+    sync_ok(&[
+        "put", &ep, "prefix", "/t9", "map", "m", "key", "1", "value", "7",
+    ]);
+    e.members[0].kill();
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(support::BIN)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let get = spawn(&[
+        "get", &ep, "timeout", "30", "prefix", "/t9", "map", "m", "key", "1",
+    ]);
+    let list = spawn(&["list", &ep, "timeout", "30", "prefix", "/t9"]);
+    // Both have met the dead endpoint at least once by now.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    e.members[0].start();
+    for (child, want) in [(get, "7\n"), (list, "m key 1 value 7\n")] {
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{err}");
+    }
+}
