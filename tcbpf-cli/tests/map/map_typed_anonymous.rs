@@ -16,7 +16,7 @@ use tcbpf::sys::{map, BtfFd, MapFd};
 /// `struct v { __u64 packets; union { __u32 a; __u32 b; };
 /// struct { __u16 x, y; }; };` with a `__u32` key, and
 /// `struct dup { __u32 a; union { __u32 a; __u32 c; }; }`, and
-/// `struct cnt { __u64 total; struct { __u32 hits; __u32 misses; }; }`.
+/// `struct cnt { __u64 total; struct { __u32 hits; __u32 bytes; }; }`.
 struct Types {
     btf: BtfFd,
     u32t: u32,
@@ -39,7 +39,7 @@ fn types() -> Types {
     );
     let ac = b.union("", 4, &[("a", u32t, 0, 0), ("c", u32t, 0, 0)]);
     let dup = b.structure("dup", 8, &[("a", u32t, 0, 0), ("", ac, 32, 0)]);
-    let hm = b.structure("", 8, &[("hits", u32t, 0, 0), ("misses", u32t, 32, 0)]);
+    let hm = b.structure("", 8, &[("hits", u32t, 0, 0), ("bytes", u32t, 32, 0)]);
     let cnt = b.structure("cnt", 16, &[("total", u64t, 0, 0), ("", hm, 64, 0)]);
     let btf = tcbpf::sys::btf::load(&b.build().to_bytes()).expect("BTF_LOAD");
     Types {
@@ -193,11 +193,18 @@ fn anonymous_members_print_inline_and_what_json_printed_updates_back_equal() {
     assert_eq!(raw(&add, 1), Some(v_bytes(11, 2, 3, 4)));
     let cnt = hash(&t, t.cnt, 16);
     map::update(&cnt, &k32(1), &[0; 16], 0).unwrap();
-    let (code, _, err) = run(&cnt, "map add FD key 1 field misses value 3");
+    let (code, _, err) = run(&cnt, "map add FD key 1 field bytes value 3");
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         ok(&cnt, "-j map lookup FD key 1").trim_end(),
-        r#"{"key":1,"value":{"total":0,"hits":0,"misses":3}}"#
+        r#"{"key":1,"value":{"total":0,"hits":0,"bytes":3}}"#
+    );
+    // A member of an anonymous struct named like a TYPE word (`bytes`)
+    // starts member words, as a direct member does.
+    ok(&cnt, "map update FD key 2 value bytes 4 hits 5 total 6");
+    assert_eq!(
+        ok(&cnt, "map lookup FD key 2"),
+        "key: 2  value: {total: 6, hits: 5, bytes: 4}\n"
     );
 }
 

@@ -100,16 +100,11 @@ impl Btf {
         let mut out = Vec::with_capacity(c.members.len());
         let union = matches!(t.kind, Kind::Union(_));
         self.inline_members(c, union, 0, 0, &mut out)?;
-        if out.len() > 1 {
-            let mut names: Vec<&str> = out.iter().map(|m| m.name).collect();
-            names.sort_unstable();
-            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-                return Err(Error::invalid(format!(
-                    "member '{}' of {} appears twice (the members of its anonymous structs and unions are its own, as in C)",
-                    w[0],
-                    self.describe(sid)
-                )));
-            }
+        if let Some(name) = repeated(&out) {
+            return Err(Error::invalid(format!(
+                "member '{name}' of {} appears twice (the members of its anonymous structs and unions are its own, as in C)",
+                self.describe(sid)
+            )));
         }
         Ok(out)
     }
@@ -167,4 +162,19 @@ impl Btf {
     pub fn describe(&self, id: TypeId) -> String {
         TypeView::describe(self, id)
     }
+}
+
+/// A name that two of `members` share. Few members (a decode checks each
+/// struct it meets) are compared pairwise, without allocating.
+fn repeated<'a>(members: &[FlatMember<'a>]) -> Option<&'a str> {
+    if members.len() <= 16 {
+        return members
+            .iter()
+            .enumerate()
+            .find(|(i, m)| members[..*i].iter().any(|p| p.name == m.name))
+            .map(|(_, m)| m.name);
+    }
+    let mut names: Vec<&str> = members.iter().map(|m| m.name).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }

@@ -265,4 +265,28 @@ fn flat_members_give_offsets_from_the_outer_struct_and_whether_bytes_are_shared(
                 .unwrap()
         )
         .is_err());
+    // Many members (past the pairwise check): a repeat inside an anonymous
+    // member at the end is found too; without it, none is.
+    let mut b = BtfBuilder::new();
+    let u8t = b.int("unsigned char", 1, false);
+    let names: Vec<String> = (0..20).map(|k| format!("m{k}")).collect();
+    let direct: Vec<(&str, TypeId, u32, u8)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (n.as_str(), u8t, k as u32 * 8, 0))
+        .collect();
+    let tail = b.structure("", 1, &[("m7", u8t, 0, 0)]);
+    let other = b.structure("", 1, &[("m20", u8t, 0, 0)]);
+    let mut with = direct.clone();
+    with.push(("", tail, 160, 0));
+    let many = b.structure("many", 21, &with);
+    let mut without = direct;
+    without.push(("", other, 160, 0));
+    let fine = b.structure("fine", 21, &without);
+    let btf = b.build();
+    assert_eq!(
+        btf.flat_members(many).unwrap_err().to_string(),
+        "member 'm7' of struct many appears twice (the members of its anonymous structs and unions are its own, as in C)"
+    );
+    assert_eq!(btf.flat_members(fine).unwrap().len(), 21);
 }
