@@ -12,5 +12,6 @@ mod map_events;
 mod map_load_json;
 mod map_lock;
 mod map_typed;
+mod map_typed_anonymous;
 mod map_typed_input;
 mod typed_support;

@@ -1,6 +1,8 @@
 //! Decoding raw map keys and values by their BTF type, for `map dump` and
 //! `map lookup` with BTF: integers (bitfields included), enums by name,
 //! char arrays as strings, structs, unions, arrays and data sections.
+//! Members are named as C names them: an anonymous struct or union
+//! member's own members are the enclosing struct's (`Btf::flat_members`).
 //! Pure: bytes and types in, a `BtfValue` out, printed as C-like text or
 //! JSON. Never reads past the bytes given.
 
@@ -109,9 +111,10 @@ fn decode_at(btf: &Btf, id: TypeId, bytes: &[u8], depth: usize) -> Result<BtfVal
         }
         Kind::Struct(c) | Kind::Union(c) => {
             let data = need(c.size as usize)?;
-            let mut fields = Vec::with_capacity(c.members.len());
-            for m in &c.members {
-                let name = btf.str_at(m.name_off)?.to_string();
+            let members = btf.flat_members(id)?;
+            let mut fields = Vec::with_capacity(members.len());
+            for m in &members {
+                let name = m.name.to_string();
                 let byte = (m.bit_offset / 8) as usize;
                 let mt = btf.skip_mods_and_typedefs(m.ty)?;
                 let value = match (&btf.ty(mt)?.kind, m.bitfield_size) {

@@ -33,7 +33,7 @@ pub use builder::BtfBuilder;
 pub use error::{Error, Result};
 pub use ext::{BtfExt, CoreRelo, CoreReloKind, ExtSection, FuncInfo, LineInfo};
 pub use fixup::FixupReport;
-pub use lookup::MAX_RESOLVE_DEPTH;
+pub use lookup::{FlatMember, MAX_RESOLVE_DEPTH};
 pub use parse::Header;
 pub use target::{BlobBytes, TargetBtf};
 pub use type_set::{essential_name, Btf};

@@ -11,4 +11,5 @@ mod core_relocations;
 mod core_vmlinux;
 mod obj_mutation;
 mod obj_parse;
+mod typed_anonymous;
 mod typed_values;

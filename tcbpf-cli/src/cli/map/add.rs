@@ -1,6 +1,7 @@
 //! `map add MAP key DATA [ field NAME | at OFFSET TYPE ] value N`: an
 //! atomic add in the kernel (`tcbpf::atomic`), the shell's safe counter.
-//! The field is a BTF member of the value (`field NAME`), a byte offset
+//! The field is a BTF member of the value (`field NAME`, as C names it:
+//! a member of an anonymous struct is the value's own), a byte offset
 //! with a width (`at OFFSET u32|u64|i32|i64`), or the whole value when it is
 //! 4 or 8 bytes. Prints nothing, or with -j `{"key", "old", "new"}`.
 
@@ -221,17 +222,24 @@ fn btf_field(m: &OpenMap, name: &str) -> Result<Field, CliError> {
             btf.describe(vt)
         )));
     }
-    let member = btf
-        .member(vt, name)
-        .map_err(|e| CliError::usage(format!("{}: {e}", m.label)))?
-        .ok_or_else(|| {
-            CliError::usage(format!(
-                "{}: the value type {} has no field '{}'",
-                m.label,
-                btf.describe(vt),
-                tcbpf::value::shown(name.as_bytes())
-            ))
-        })?;
+    let members = btf
+        .flat_members(vt)
+        .map_err(|e| CliError::usage(format!("{}: {e}", m.label)))?;
+    let member = members.iter().find(|f| f.name == name).ok_or_else(|| {
+        CliError::usage(format!(
+            "{}: the value type {} has no field '{}'",
+            m.label,
+            btf.describe(vt),
+            tcbpf::value::shown(name.as_bytes())
+        ))
+    })?;
+    if member.shared {
+        return Err(CliError::usage(format!(
+            "{}: field '{name}' of {} lies in an anonymous union: its members share bytes, so add takes no field of it; use 'at OFFSET u32|u64'",
+            m.label,
+            btf.describe(vt)
+        )));
+    }
     let size = btf
         .resolve_size(member.ty)
         .map_err(|e| CliError::usage(format!("{}: field '{name}': {e}", m.label)))?;

@@ -5,7 +5,8 @@
 //! members). How they are told apart from today's DATA words:
 //!
 //! - a member name of the side's struct starts member words (even one
-//!   that is also a TYPE word, like `bytes`);
+//!   that is also a TYPE word, like `bytes`; the members of anonymous
+//!   structs and unions are the struct's own, as in C and in `-j`);
 //! - a TYPE word (`u32 7`) or `hex` starts DATA, as always;
 //! - `json` takes the next word as JSON (any map; without BTF keys and
 //!   values of 1, 2, 4, 8 bytes are integers, others byte arrays);
@@ -169,8 +170,9 @@ fn shape(t: &MapTypes, side: Side) -> Shape {
 }
 
 /// True when `word` (up to a dot) names a member or variable of the
-/// side's struct, union or data section: then it starts member words even
-/// if it is also a TYPE word (`bytes`).
+/// side's struct, union or data section (a member of an anonymous struct
+/// or union member is one, as in C): then it starts member words even if
+/// it is also a TYPE word (`bytes`).
 fn is_member(t: &MapTypes, side: Side, word: &str) -> bool {
     let id = match side {
         Side::Key => t.key_type(),
@@ -184,10 +186,9 @@ fn is_member(t: &MapTypes, side: Side, word: &str) -> bool {
         return false;
     };
     match &ty.kind {
-        Kind::Struct(c) | Kind::Union(c) => c
-            .members
-            .iter()
-            .any(|m| btf.str_at(m.name_off).is_ok_and(|n| n == name)),
+        Kind::Struct(_) | Kind::Union(_) => btf
+            .flat_members(id)
+            .is_ok_and(|ms| ms.iter().any(|m| m.name == name)),
         Kind::Datasec(d) => d
             .vars
             .iter()

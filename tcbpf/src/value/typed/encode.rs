@@ -1,7 +1,8 @@
 //! JSON → bytes by BTF type: the inverse of [`crate::btf::fmt::decode`],
 //! taking exactly the JSON shape `BtfValue::to_json` writes (structs as
-//! objects by member name, arrays as arrays, enums by name, char arrays as
-//! strings) and checking it against the type. Every error names the
+//! objects by member name as C names them, the members of anonymous
+//! structs and unions inline; arrays as arrays, enums by name, char arrays
+//! as strings) and checking it against the type. Every error names the
 //! member path (`value.inner.a: 300 is out of range for u8`).
 //! Pure: no syscalls; never writes outside the buffer it is given.
 
@@ -91,7 +92,7 @@ impl Encoder<'_> {
                 out.copy_from_slice(&v.to_le_bytes());
             }
             Kind::Array(a) => self.array(a.elem, a.nelems, json, out, depth)?,
-            Kind::Struct(c) | Kind::Union(c) => {
+            Kind::Struct(_) | Kind::Union(_) => {
                 let Value::Object(obj) = json else {
                     return Err(self.err(format!(
                         "expected an object for {}, got {}",
@@ -99,12 +100,12 @@ impl Encoder<'_> {
                         kind_of(json)
                     )));
                 };
-                let is_union = matches!(t.kind, Kind::Union(_));
+                let members = btf.flat_members(id).map_err(|e| self.btf_err(e))?;
                 let mut seen = 0usize;
-                for m in &c.members {
-                    let name = btf.str_at(m.name_off).map_err(|e| self.btf_err(e))?;
+                for m in &members {
+                    let name = m.name;
                     let Some(v) = obj.get(name) else {
-                        if !self.partial && !is_union {
+                        if !self.partial && !m.shared {
                             return Err(self.err(format!(
                                 "missing member '{name}' (give it, or use 'partial' to zero-fill)"
                             )));
@@ -159,11 +160,7 @@ impl Encoder<'_> {
                 }
                 if seen < obj.len() {
                     for k in obj.keys() {
-                        let known = c
-                            .members
-                            .iter()
-                            .any(|m| btf.str_at(m.name_off).is_ok_and(|n| n == k));
-                        if !known {
+                        if !members.iter().any(|m| m.name == k) {
                             return Err(
                                 self.err(format!("unknown member '{k}' of {}", btf.describe(id)))
                             );

@@ -34,7 +34,8 @@ pub(super) enum Encoder {
         n: usize,
         chars: bool,
     },
-    /// A struct (not a union): every member once.
+    /// A struct (not a union, none inlined): every member once, as C
+    /// names them.
     Struct {
         size: usize,
         fields: Vec<(String, usize, Encoder)>,
@@ -106,14 +107,17 @@ fn compile(btf: &Btf, id: TypeId, depth: usize) -> Option<Encoder> {
                 chars,
             }
         }
-        Kind::Struct(c) => {
-            let mut fields = Vec::with_capacity(c.members.len());
-            let mut spans = Vec::with_capacity(c.members.len());
-            for m in &c.members {
-                let name = btf.str_at(m.name_off).ok()?.to_string();
-                if name.is_empty() || fields.iter().any(|(n, _, _)| *n == name) {
-                    return None;
-                }
+        Kind::Struct(_) => {
+            // Members as C names them; one in an anonymous union shares
+            // its bytes, which is the other path's.
+            let members = btf.flat_members(id).ok()?;
+            if members.iter().any(|m| m.shared) {
+                return None;
+            }
+            let mut fields = Vec::with_capacity(members.len());
+            let mut spans = Vec::with_capacity(members.len());
+            for m in &members {
+                let name = m.name.to_string();
                 let mt = btf.skip_mods_and_typedefs(m.ty).ok()?;
                 let enc = match &btf.ty(mt).ok()?.kind {
                     Kind::Int(i) if m.bitfield_size > 0 || m.bit_offset % 8 != 0 => {

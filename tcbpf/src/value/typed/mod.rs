@@ -428,40 +428,44 @@ fn side(btf: &Btf, id: Option<TypeId>, size: usize, what: &str) -> Result<Side, 
     Ok(match unprintable(btf, id, 0) {
         Some(why) => Side::Unprintable(TypedError::new(
             what,
-            format!("{why} cannot be printed or parsed; use 'raw' for its bytes"),
+            format!("{why}; use 'raw' for its bytes"),
         )),
         None => Side::Btf(id),
     })
 }
 
-/// The first part of type `id` that has no value form (pointer, function,
-/// forward declaration, void), described.
+/// Why type `id` has no value form: its first part that has none
+/// (pointer, function, forward declaration, void), or a struct whose
+/// member names, as C gives them, repeat one.
 fn unprintable(btf: &Btf, id: TypeId, depth: usize) -> Option<String> {
+    let cannot = |what: String| Some(format!("{what} cannot be printed or parsed"));
     if depth > MAX_RESOLVE_DEPTH {
-        return Some("a type nested too deep".into());
+        return cannot("a type nested too deep".into());
     }
     let id = match btf.skip_mods_and_typedefs(id) {
         Ok(id) => id,
-        Err(e) => return Some(e.to_string()),
+        Err(e) => return cannot(e.to_string()),
     };
     let t = match btf.ty(id) {
         Ok(t) => t,
-        Err(e) => return Some(e.to_string()),
+        Err(e) => return cannot(e.to_string()),
     };
     match &t.kind {
         Kind::Int(_) | Kind::Enum(_) | Kind::Enum64(_) | Kind::Float(_) => None,
         Kind::Array(a) => unprintable(btf, a.elem, depth + 1),
-        Kind::Struct(c) | Kind::Union(c) => c
-            .members
-            .iter()
-            .find_map(|m| unprintable(btf, m.ty, depth + 1)),
+        Kind::Struct(_) | Kind::Union(_) => match btf.flat_members(id) {
+            Ok(members) => members
+                .iter()
+                .find_map(|m| unprintable(btf, m.ty, depth + 1)),
+            Err(e) => Some(e.to_string()),
+        },
         Kind::Datasec(d) => d
             .vars
             .iter()
             .find_map(|v| unprintable(btf, v.ty, depth + 1)),
         Kind::Var(v) => unprintable(btf, v.ty, depth + 1),
-        Kind::Ptr(_) => Some(format!("a pointer ({})", btf.describe(id))),
-        _ => Some(btf.describe(id)),
+        Kind::Ptr(_) => cannot(format!("a pointer ({})", btf.describe(id))),
+        _ => cannot(btf.describe(id)),
     }
 }
 

@@ -79,9 +79,11 @@ enum Node {
     },
 }
 
+/// A member as C names it (those of anonymous members inlined, at
+/// offsets from the start of the outer struct).
 #[derive(Debug, Clone)]
 struct Field {
-    /// The name as text (empty for anonymous members).
+    /// The name as text.
     text: String,
     /// The name as a JSON string with its quotes and the colon.
     json: String,
@@ -152,9 +154,10 @@ fn compile(btf: &Btf, id: TypeId, depth: usize) -> Option<Node> {
             }
         }
         Kind::Struct(c) | Kind::Union(c) => {
-            let mut fields = Vec::with_capacity(c.members.len());
-            for m in &c.members {
-                let name = btf.str_at(m.name_off).ok()?.to_string();
+            let members = btf.flat_members(id).ok()?;
+            let mut fields = Vec::with_capacity(members.len());
+            for m in &members {
+                let name = m.name.to_string();
                 let mt = btf.skip_mods_and_typedefs(m.ty).ok()?;
                 let kind = &btf.ty(mt).ok()?.kind;
                 let node = match (kind, m.bitfield_size) {
@@ -394,10 +397,8 @@ fn write_node(node: &Node, bytes: &[u8], style: Style, out: &mut Vec<u8>) -> Opt
                         if i > 0 {
                             out.extend_from_slice(b", ");
                         }
-                        if !f.text.is_empty() {
-                            out.extend_from_slice(f.text.as_bytes());
-                            out.extend_from_slice(b": ");
-                        }
+                        out.extend_from_slice(f.text.as_bytes());
+                        out.extend_from_slice(b": ");
                     }
                 }
                 match &f.node {
