@@ -169,3 +169,85 @@ fn typed_word_load_takes_replace_too() {
     assert_eq!(f.raw("counters", &k32(7)), Some(u64s(&[7, 7])));
     assert_eq!(f.json("-j map dump @counters").as_array().unwrap().len(), 3);
 }
+
+/// A `-j dump` is one line, and past 1 MiB it used to be refused as a
+/// line without a newline ("line 1 is longer than 1048576 bytes"): in a
+/// JSON array the bound is per element. Still bounded: one element past
+/// 1 MiB, or an array that never closes its first element, is an error.
+#[test]
+fn a_dump_past_one_mib_loads_back_and_one_huge_element_is_refused() {
+    tcbpf_testkit::require_root!();
+    let fs = tcbpf_testkit::Bpffs::new();
+    let dir = TempDir::new("loadjson-big");
+    let run =
+        |args: &[&str]| tcbpf_testkit::tcbpf(env!("CARGO_BIN_EXE_tcbpf"), args, Some(&fs.path));
+    let (a, b) = (fs.join("a"), fs.join("b"));
+    for pin in [&a, &b] {
+        tcbpf_testkit::ok(run(&[
+            "map",
+            "create",
+            "type",
+            "hash",
+            "key",
+            "4",
+            "value",
+            "8",
+            "entries",
+            "60000",
+            "pin",
+            tcbpf_testkit::s(pin),
+        ]));
+    }
+    let (a, b) = (tcbpf_testkit::s(&a), tcbpf_testkit::s(&b));
+    let lines: String = (0..60_000u32).map(|k| format!("{k} {}\n", k * 3)).collect();
+    let load = run(&["map", "load", "pinned", a, "key", "u32", "value", "u64"]);
+    let (code, _, err) = run_with_stdin(load, &lines);
+    assert_eq!(code, 0, "{err}");
+    let dump = tcbpf_testkit::ok(run(&[
+        "-j", "map", "dump", "pinned", a, "key", "u32", "value", "u64",
+    ]));
+    assert!(dump.len() > 1 << 20 && dump.trim_end().lines().count() == 1);
+    let file = dir.join("a.json");
+    std::fs::write(&file, &dump).unwrap();
+    tcbpf_testkit::ok(run(&[
+        "map",
+        "load",
+        "pinned",
+        b,
+        "json",
+        "from",
+        tcbpf_testkit::s(&file),
+    ]));
+    let again = tcbpf_testkit::ok(run(&[
+        "-j", "map", "dump", "pinned", b, "key", "u32", "value", "u64",
+    ]));
+    let parse = |s: &str| sorted(serde_json::from_str(s).unwrap());
+    assert!(parse(&again) == parse(&dump), "the maps differ");
+
+    // One element of 2 MiB (a string no parser needs to see whole).
+    let huge = format!(
+        "[{{\"key\": 1, \"value\": 2}}, {{\"key\": \"{}\"}}]",
+        "x".repeat(2 << 20)
+    );
+    let nested = "[".repeat(2 << 20);
+    for (text, want) in [
+        (huge, "element 2 of the JSON array"),
+        (nested, "element 1 of"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let (code, err) = tcbpf_testkit::fails(run(&[
+            "map",
+            "load",
+            "pinned",
+            b,
+            "json",
+            "from",
+            tcbpf_testkit::s(&file),
+        ]));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(want) && err.contains("longer than 1048576 bytes"),
+            "{err}"
+        );
+    }
+}

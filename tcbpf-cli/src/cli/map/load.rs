@@ -93,11 +93,13 @@ pub(super) fn read_input(g: &Global, source: Option<&str>) -> Result<Vec<u8>, Cl
     }
 }
 
-/// Reads everything, failing as soon as one line passes [`MAX_LINE_BYTES`].
+/// Reads everything, failing as soon as one line passes [`MAX_LINE_BYTES`],
+/// or, in a JSON array (a `dump -j`, printed on one line), one element.
 fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
     const CHUNK_BYTES: usize = 1 << 20;
     let mut buf: Vec<u8> = Vec::new();
     let mut line_start = 0;
+    let mut array: Option<ArrayScan> = None;
     loop {
         let old = buf.len();
         buf.resize(old + CHUNK_BYTES, 0);
@@ -112,6 +114,19 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
         if n == 0 {
             return Ok(buf);
         }
+        if array.is_none() && buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            array = Some(ArrayScan::default());
+        }
+        if let Some(scan) = &mut array {
+            scan.feed(&buf, old);
+            if buf.len() - scan.element_start > MAX_LINE_BYTES {
+                return Err(CliError::usage(format!(
+                    "element {} of the JSON array is longer than {MAX_LINE_BYTES} bytes",
+                    scan.elements + 1
+                )));
+            }
+            continue;
+        }
         if let Some(p) = buf[old..].iter().rposition(|&b| b == b'\n') {
             line_start = old + p + 1;
         }
@@ -120,6 +135,45 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
             return Err(CliError::usage(format!(
                 "line {line} is longer than {MAX_LINE_BYTES} bytes (no newline within the bound)"
             )));
+        }
+    }
+}
+
+/// Where the elements of a top-level JSON array start, found as the input
+/// arrives: a comma at depth 1, outside strings, ends one. Only bounds the
+/// read; the parser checks the JSON.
+#[derive(Default)]
+struct ArrayScan {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    element_start: usize,
+    elements: usize,
+}
+
+impl ArrayScan {
+    /// Scans `buf[from..]`, the bytes that arrived.
+    fn feed(&mut self, buf: &[u8], from: usize) {
+        for (i, &b) in buf.iter().enumerate().skip(from) {
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => self.depth += 1,
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                b',' if self.depth == 1 => {
+                    self.element_start = i + 1;
+                    self.elements += 1;
+                }
+                _ => {}
+            }
         }
     }
 }
