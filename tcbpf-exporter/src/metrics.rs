@@ -86,7 +86,7 @@ impl Family {
 /// `NAME_2`, `NAME_3`… whose exposition names (`NAME`, and `NAME_total`/
 /// `NAME_created` for a counter, `NAME_info` for an info) no other family
 /// uses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Families {
     openmetrics: bool,
     list: Vec<Family>,
@@ -189,37 +189,59 @@ impl Families {
         &mut self.list[i]
     }
 
-    /// The whole exposition: each family with samples, its HELP and TYPE
-    /// and samples, and `# EOF` for OpenMetrics.
+    /// The whole exposition as one text (what [`Families::into_parts`]
+    /// sends): each family with samples, its HELP and TYPE and samples,
+    /// and `# EOF` for OpenMetrics.
+    #[cfg(test)]
     pub fn render(&self) -> String {
-        let size = self.list.iter().map(|f| f.body.len() + 200).sum::<usize>();
-        let mut out = String::with_capacity(size + 8);
-        for f in self.list.iter().filter(|f| !f.body.is_empty()) {
-            let (family, ty) = match (f.kind, self.openmetrics) {
-                (Type::Counter, true) => (
-                    f.name.strip_suffix("_total").unwrap_or(&f.name).to_string(),
-                    "counter",
-                ),
-                (Type::Counter, false) => (
-                    format!("{}_total", f.name.strip_suffix("_total").unwrap_or(&f.name)),
-                    "counter",
-                ),
-                (Type::Gauge, _) => (f.name.clone(), "gauge"),
-                (Type::Info, true) => (f.name.clone(), "info"),
-                (Type::Info, false) => (format!("{}_info", f.name), "gauge"),
-            };
-            let _ = writeln!(
-                out,
-                "# HELP {family} {}",
-                escape_help(&f.help, self.openmetrics)
-            );
-            let _ = writeln!(out, "# TYPE {family} {ty}");
-            out.push_str(&f.body);
+        String::from_utf8(self.clone().into_parts().concat()).expect("UTF-8")
+    }
+
+    /// The whole exposition as parts to be sent one after the other: each
+    /// family with samples, its HELP and TYPE and samples, and `# EOF` for
+    /// OpenMetrics. The families' bodies are moved, not copied: a scrape of
+    /// every series of a large map holds its text once.
+    pub fn into_parts(mut self) -> Vec<Vec<u8>> {
+        let mut parts = Vec::new();
+        let list = std::mem::take(&mut self.list);
+        for f in list.into_iter().filter(|f| !f.body.is_empty()) {
+            parts.push(self.head(&f).into_bytes());
+            let mut body = f.body.into_bytes();
+            body.shrink_to_fit();
+            parts.push(body);
         }
+        parts.push(self.end().as_bytes().to_vec());
+        parts
+    }
+
+    /// A family's HELP and TYPE lines.
+    fn head(&self, f: &Family) -> String {
+        let (family, ty) = match (f.kind, self.openmetrics) {
+            (Type::Counter, true) => (
+                f.name.strip_suffix("_total").unwrap_or(&f.name).to_string(),
+                "counter",
+            ),
+            (Type::Counter, false) => (
+                format!("{}_total", f.name.strip_suffix("_total").unwrap_or(&f.name)),
+                "counter",
+            ),
+            (Type::Gauge, _) => (f.name.clone(), "gauge"),
+            (Type::Info, true) => (f.name.clone(), "info"),
+            (Type::Info, false) => (format!("{}_info", f.name), "gauge"),
+        };
+        format!(
+            "# HELP {family} {}\n# TYPE {family} {ty}\n",
+            escape_help(&f.help, self.openmetrics)
+        )
+    }
+
+    /// What ends the exposition: `# EOF` in OpenMetrics, nothing in text.
+    fn end(&self) -> &'static str {
         if self.openmetrics {
-            out.push_str("# EOF\n");
+            "# EOF\n"
+        } else {
+            ""
         }
-        out
     }
 }
 

@@ -398,10 +398,10 @@ async fn connection(mut stream: TcpStream, me: Registered) {
             conns.set(me.id, State::Writing);
         }
         let head = http::response_head(status, content_type, body.len(), req.keep_alive);
-        let body: &[u8] = if req.method == Method::Head {
+        let body: &[Vec<u8>] = if req.method == Method::Head {
             &[]
         } else {
-            &body
+            &body.0
         };
         if write_answer(&mut stream, &head, body, &shared, me.id)
             .await
@@ -422,12 +422,12 @@ async fn connection(mut stream: TcpStream, me: Registered) {
 async fn write_answer(
     stream: &mut TcpStream,
     head: &[u8],
-    body: &[u8],
+    body: &[Vec<u8>],
     shared: &Shared,
     id: u64,
 ) -> Result<(), ()> {
     let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    for chunk in std::iter::once(head).chain(body.chunks(CHUNK)) {
+    for chunk in std::iter::once(head).chain(body.iter().flat_map(|p| p.chunks(CHUNK))) {
         let stall = tokio::time::Instant::now() + WRITE_STALL;
         match tokio::time::timeout_at(stall.min(deadline), stream.write_all(chunk)).await {
             Ok(Ok(())) => shared.conns().set(id, State::Writing),
@@ -452,11 +452,8 @@ async fn answer_and_close(stream: &mut TcpStream, status: (u16, &str), text: &st
 }
 
 /// The answer to `req`: status, content type and body.
-async fn route(
-    req: &Request,
-    scraper: &Scraper,
-) -> ((u16, &'static str), &'static str, Arc<Vec<u8>>) {
-    let text = |s: &str| Arc::new(s.as_bytes().to_vec());
+async fn route(req: &Request, scraper: &Scraper) -> ((u16, &'static str), &'static str, Arc<Body>) {
+    let text = |s: &str| Arc::new(Body(vec![s.as_bytes().to_vec()]));
     match (req.method, req.path.as_str()) {
         (Method::Get | Method::Head, "/metrics") => {
             let om = metrics::wants_openmetrics(&req.accept);
@@ -491,11 +488,22 @@ struct Scraper {
 }
 
 /// When a scrape started, and its body.
-type Scraped = (Instant, Arc<Vec<u8>>);
+type Scraped = (Instant, Arc<Body>);
+
+/// An answer's body: parts sent one after the other (a scrape's families'
+/// texts as they were built, so a large one is never copied whole).
+pub struct Body(Vec<Vec<u8>>);
+
+impl Body {
+    /// Its length in bytes.
+    fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+}
 
 impl Scraper {
     /// A body scraped after this call began.
-    async fn scrape(&self, openmetrics: bool) -> Arc<Vec<u8>> {
+    async fn scrape(&self, openmetrics: bool) -> Arc<Body> {
         let asked = Instant::now();
         let mut slot = self.slots[openmetrics as usize].lock().await;
         if let Some((started, body)) = &*slot {
@@ -511,10 +519,10 @@ impl Scraper {
             for e in &errors {
                 eprintln!("tcbpf exporter: {e}");
             }
-            Arc::new(fams.render().into_bytes())
+            Arc::new(Body(fams.into_parts()))
         })
         .await
-        .unwrap_or_else(|e| Arc::new(format!("# scrape failed: {e}\n").into_bytes()));
+        .unwrap_or_else(|e| Arc::new(Body(vec![format!("# scrape failed: {e}\n").into_bytes()])));
         *slot = Some((started, body.clone()));
         body
     }

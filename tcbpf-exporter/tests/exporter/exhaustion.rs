@@ -314,3 +314,33 @@ fn accept_at_the_open_files_limit_backs_off_logs_once_and_keeps_serving() {
         "{logged} lines about the limit:\n{stderr}"
     );
 }
+
+/// A scrape of every series of a large map holds its text once: the
+/// families' bodies are sent as they were built. Rendering them into one
+/// more buffer first made the exporter's peak memory grow by twice the
+/// body (measured: 132 MiB for a 64 MiB body, 67 MiB after).
+#[test]
+fn a_full_scrape_holds_its_body_once() {
+    tcbpf_testkit::require_root!();
+    let ns = Netns::new();
+    let map = filled_map(300_000);
+    let id = tcbpf::sys::info::map_info(&map).unwrap().id.to_string();
+    let dir = TempDir::new("exh-once");
+    let cfg = dir.join("exporter.conf");
+    std::fs::write(&cfg, "cap 400000\n").unwrap();
+    let addr = format!("127.0.0.1:{PORT}");
+    let exporter = Proc::in_ns(&ns, BIN, &["listen", &addr, "id", &id, "config", s(&cfg)]);
+    wait_http(&ns, PORT, "/");
+    let pid = exporter.pid();
+    let before = status(pid, "VmHWM");
+    let Some((200, len, _)) = scrape(&ns, Duration::from_secs(30)) else {
+        panic!("no full scrape answered");
+    };
+    assert!(len > 10_000_000, "a body of {len} bytes");
+    let grown = (status(pid, "VmHWM") - before) * 1024;
+    eprintln!("body {len} bytes, peak memory grew by {grown} bytes");
+    assert!(
+        (grown as f64) < 1.5 * len as f64,
+        "peak memory grew by {grown} bytes for a body of {len}"
+    );
+}
