@@ -172,6 +172,76 @@ fn leaves(btf: &Btf, ty: TypeId, off: usize, out: &mut Vec<(usize, usize)>, dept
     }
 }
 
+/// A member of a struct as C names it (see [`slots`]).
+struct Slot {
+    /// Empty for an anonymous union.
+    name: String,
+    ty: TypeId,
+    /// From the start of the struct.
+    bit_offset: u32,
+    /// Bitfield width (0: not a bitfield).
+    bits: u8,
+}
+
+/// The members of struct `c` as C names them, as `Btf::flat_members` and
+/// the typed output name them: those of an anonymous struct member are
+/// its own (`v.packets` for `struct v { struct { __u64 packets; }; }`),
+/// recursively, at bit offsets from `c`'s start, so a build that wraps
+/// members in an anonymous struct keeps their values. An anonymous union
+/// stays one member, matched by its place among the anonymous unions (its
+/// bytes are followed only when nothing in it changed); an unnamed
+/// bitfield is padding. A name twice is refused as `(path, reason)`.
+fn slots(btf: &Btf, c: &crate::btf::Composite, path: &str) -> Result<Vec<Slot>, (String, String)> {
+    fn walk(
+        btf: &Btf,
+        c: &crate::btf::Composite,
+        base: u32,
+        depth: usize,
+        path: &str,
+        out: &mut Vec<Slot>,
+    ) -> Result<(), (String, String)> {
+        let fail = |r: &str| (path.to_string(), r.to_string());
+        if depth > crate::btf::MAX_RESOLVE_DEPTH {
+            return Err(fail("anonymous members nested too deep"));
+        }
+        for m in &c.members {
+            let name = btf.str_at(m.name_off).map_err(|e| fail(&e.to_string()))?;
+            let bit_offset = base
+                .checked_add(m.bit_offset)
+                .ok_or_else(|| fail("member offset beyond 2^32 bits"))?;
+            let bits = if c.kind_flag { m.bitfield_size } else { 0 };
+            if name.is_empty() {
+                let id = btf
+                    .skip_mods_and_typedefs(m.ty)
+                    .map_err(|e| fail(&e.to_string()))?;
+                match &btf.ty(id).map_err(|e| fail(&e.to_string()))?.kind {
+                    Kind::Struct(inner) if bits == 0 => {
+                        walk(btf, inner, bit_offset, depth + 1, path, out)?;
+                        continue;
+                    }
+                    Kind::Union(_) if bits == 0 => {}
+                    _ => continue, // an unnamed bitfield: padding
+                }
+            } else if out.iter().any(|s| s.name == name) {
+                return Err((
+                    join(path, name),
+                    "the member appears twice (the members of an anonymous struct are its parent's, as in C)".into(),
+                ));
+            }
+            out.push(Slot {
+                name: name.to_string(),
+                ty: m.ty,
+                bit_offset,
+                bits,
+            });
+        }
+        Ok(())
+    }
+    let mut out = Vec::with_capacity(c.members.len());
+    walk(btf, c, 0, 0, path, &mut out)?;
+    Ok(out)
+}
+
 struct Compiler<'a> {
     old: &'a Btf,
     new: &'a Btf,
@@ -333,76 +403,63 @@ impl Compiler<'_> {
                 Ok(())
             }
             (Kind::Struct(a), Kind::Struct(b)) => {
-                let name_of = |btf: &Btf, off: u32| btf.str_at(off).unwrap_or("").to_string();
-                let old_named: Vec<(String, &crate::btf::Member)> = a
-                    .members
-                    .iter()
-                    .map(|m| (name_of(self.old, m.name_off), m))
-                    .collect();
-                let old_anon: Vec<&crate::btf::Member> = old_named
-                    .iter()
-                    .filter(|(n, _)| n.is_empty())
-                    .map(|(_, m)| *m)
-                    .collect();
-                let mut anon_seen = 0;
-                let mut matched = vec![false; a.members.len()];
-                for nm in &b.members {
-                    let name = name_of(self.new, nm.name_off);
-                    let om = if name.is_empty() {
-                        anon_seen += 1;
-                        old_anon.get(anon_seen - 1).copied()
+                let old = slots(self.old, a, path).map_err(|(p, r)| self.refuse(&p, r))?;
+                let new = slots(self.new, b, path).map_err(|(p, r)| self.refuse(&p, r))?;
+                let old_unions: Vec<usize> =
+                    (0..old.len()).filter(|&i| old[i].name.is_empty()).collect();
+                let mut unions_seen = 0;
+                let mut matched = vec![false; old.len()];
+                for ns in &new {
+                    let i = if ns.name.is_empty() {
+                        unions_seen += 1;
+                        old_unions.get(unions_seen - 1).copied()
                     } else {
-                        old_named.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+                        old.iter().position(|os| os.name == ns.name)
                     };
-                    let label = if name.is_empty() {
-                        format!("(anonymous {anon_seen})")
+                    let label = if ns.name.is_empty() {
+                        format!("(anonymous union {unions_seen})")
                     } else {
-                        name.clone()
+                        ns.name.clone()
                     };
                     let mpath = join(path, &label);
-                    let Some(om) = om else {
+                    let Some(i) = i else {
                         self.changes.added.push(mpath);
                         continue;
                     };
-                    if let Some(i) = a.members.iter().position(|m| std::ptr::eq(m, om)) {
-                        matched[i] = true;
-                    }
-                    let bf_old = if a.kind_flag { om.bitfield_size } else { 0 };
-                    let bf_new = if b.kind_flag { nm.bitfield_size } else { 0 };
-                    if bf_old != 0 || bf_new != 0 {
-                        if bf_old != bf_new {
+                    matched[i] = true;
+                    let os = &old[i];
+                    if os.bits != 0 || ns.bits != 0 {
+                        if os.bits != ns.bits {
                             return Err(self.refuse(
                                 &mpath,
-                                format!("bitfield width changed ({bf_old} to {bf_new} bits)"),
+                                format!("bitfield width changed ({} to {} bits)", os.bits, ns.bits),
                             ));
                         }
                         self.ops.push(Op::Bits {
-                            from: from as u32 * 8 + om.bit_offset,
-                            to: to as u32 * 8 + nm.bit_offset,
-                            bits: u32::from(bf_old),
+                            from: from as u32 * 8 + os.bit_offset,
+                            to: to as u32 * 8 + ns.bit_offset,
+                            bits: u32::from(os.bits),
                         });
                         continue;
                     }
-                    if om.bit_offset % 8 != 0 || nm.bit_offset % 8 != 0 {
+                    if os.bit_offset % 8 != 0 || ns.bit_offset % 8 != 0 {
                         return Err(self.refuse(&mpath, "member not on a byte boundary".into()));
                     }
                     self.walk(
-                        om.ty,
-                        nm.ty,
-                        from + (om.bit_offset / 8) as usize,
-                        to + (nm.bit_offset / 8) as usize,
+                        os.ty,
+                        ns.ty,
+                        from + (os.bit_offset / 8) as usize,
+                        to + (ns.bit_offset / 8) as usize,
                         &mpath,
                     )?;
                 }
-                for (i, (name, _)) in old_named.iter().enumerate() {
-                    if !matched[i] {
-                        let label = if name.is_empty() {
-                            "(anonymous)".to_string()
-                        } else {
-                            name.clone()
-                        };
-                        self.changes.dropped.push(join(path, &label));
-                    }
+                for (os, _) in old.iter().zip(&matched).filter(|(_, m)| !**m) {
+                    let label = if os.name.is_empty() {
+                        "(anonymous union)".to_string()
+                    } else {
+                        os.name.clone()
+                    };
+                    self.changes.dropped.push(join(path, &label));
                 }
                 Ok(())
             }
@@ -762,6 +819,67 @@ mod tests {
         conv.convert(&old, &mut new).unwrap();
         assert_eq!(new[..8], 1u64.to_ne_bytes());
         assert_eq!(new[8..], 3u64.to_ne_bytes());
+    }
+
+    /// A build that wraps members in an anonymous struct keeps their
+    /// values: C (and the typed output) still names them `v.packets`.
+    #[test]
+    fn members_moved_into_an_anonymous_struct_keep_their_values() {
+        let mut b = BtfBuilder::new();
+        let u64t = b.int("__u64", 8, false);
+        let u32t = b.int("__u32", 4, false);
+        let v1 = b.structure(
+            "counter",
+            24,
+            &[
+                ("packets", u64t, 0, 0),
+                ("bytes", u64t, 64, 0),
+                ("flags", u32t, 128, 0),
+            ],
+        );
+        let inner = b.structure("", 16, &[("bytes", u64t, 0, 0), ("packets", u64t, 64, 0)]);
+        let v2 = b.structure(
+            "counter",
+            32,
+            &[
+                ("drops", u64t, 0, 0),
+                ("", inner, 64, 0),
+                ("flags", u32t, 192, 0),
+            ],
+        );
+        let btf = b.build();
+        let (conv, changes) = compile(&btf, v1, &btf, v2).unwrap();
+        assert_eq!(changes.added, vec!["drops"]);
+        assert!(changes.dropped.is_empty(), "{:?}", changes.dropped);
+        let old: Vec<u8> = [7u64, 70, 3].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut new = vec![0u8; 32];
+        conv.convert(&old, &mut new).unwrap();
+        let got: Vec<u64> = new
+            .chunks(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(got[..3], [0, 70, 7], "drops, bytes, packets");
+        assert_eq!(new[24..28], 3u32.to_ne_bytes(), "flags");
+        // And back: the anonymous struct's members are the old struct's.
+        let (_, changes) = compile(&btf, v2, &btf, v1).unwrap();
+        assert_eq!(changes.dropped, vec!["drops"]);
+    }
+
+    #[test]
+    fn a_member_name_twice_through_an_anonymous_struct_is_refused() {
+        let mut b = BtfBuilder::new();
+        let u64t = b.int("__u64", 8, false);
+        let v1 = b.structure("counter", 8, &[("packets", u64t, 0, 0)]);
+        let inner = b.structure("", 8, &[("packets", u64t, 0, 0)]);
+        let v2 = b.structure(
+            "counter",
+            16,
+            &[("packets", u64t, 0, 0), ("", inner, 64, 0)],
+        );
+        let btf = b.build();
+        let r = compile(&btf, v1, &btf, v2).unwrap_err();
+        assert_eq!(r.path, "packets");
+        assert!(r.reason.contains("appears twice"), "{r}");
     }
 
     #[test]
