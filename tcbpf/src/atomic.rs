@@ -74,13 +74,7 @@ impl std::fmt::Display for AddError {
         match self {
             AddError::Invalid(s) | AddError::Denied(s) => f.write_str(s),
             AddError::Sys(e) => write!(f, "{e}"),
-            AddError::Load(e) => {
-                let last = e.log.lines().rev().find(|l| !l.trim().is_empty());
-                match last {
-                    Some(l) => write!(f, "{e}: {l}"),
-                    None => write!(f, "{e}"),
-                }
-            }
+            AddError::Load(e) => f.write_str(&e.with_last_line()),
         }
     }
 }
@@ -129,7 +123,11 @@ pub(crate) fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 /// Returns 0 after adding, 1 when the key is not in the map.
 fn program(map_fd: i32, key_size: u32, offset: u32, width: Width) -> Vec<Insn> {
     let kp = key_size.next_multiple_of(8) as i16;
-    let mut p = key_to_stack(kp);
+    let mut p = vec![insn(0xbf, R6, R1, 0, 0)]; // r6 = ctx
+    for i in (0..kp).step_by(8) {
+        p.push(insn(0x79, R0, R6, i, 0)); // r0 = *(u64 *)(r6 + i)
+        p.push(insn(0x7b, R10, R0, i - kp, 0)); // *(u64 *)(r10 - kp + i) = r0
+    }
     p.push(insn(0xbf, R2, R10, 0, 0)); // r2 = r10
     p.push(insn(0x07, R2, 0, 0, -i32::from(kp))); // r2 += -kp
     p.push(insn(0x18, R1, 1, 0, map_fd)); // r1 = map (BPF_PSEUDO_MAP_FD)
@@ -148,32 +146,6 @@ fn program(map_fd: i32, key_size: u32, offset: u32, width: Width) -> Vec<Insn> {
     p.push(insn(0xb7, R0, 0, 0, 0)); // r0 = 0
     p.push(insn(0x95, 0, 0, 0, 0)); // exit
     p
-}
-
-/// `r6 = ctx`, then the key at the start of the context (`kp` bytes, a
-/// multiple of 8) copied to the stack at `r10 - kp`: helpers take keys
-/// from the stack, not from a syscall program's context.
-fn key_to_stack(kp: i16) -> Vec<Insn> {
-    let mut p = vec![insn(0xbf, R6, R1, 0, 0)]; // r6 = ctx
-    for i in (0..kp).step_by(8) {
-        p.push(insn(0x79, R0, R6, i, 0)); // r0 = *(u64 *)(r6 + i)
-        p.push(insn(0x7b, R10, R0, i - kp, 0)); // *(u64 *)(r10 - kp + i) = r0
-    }
-    p
-}
-
-/// Loads `insns` as a sleepable syscall program named `name` (the kernel
-/// takes syscall programs only as sleepable).
-fn load_syscall(insns: &[Insn], name: &str) -> Result<ProgFd, prog::ProgLoadError> {
-    prog::load(&ProgLoad {
-        prog_type: ProgType::Syscall as u32,
-        insns,
-        license: "GPL",
-        name,
-        prog_flags: BPF_F_SLEEPABLE,
-        ..Default::default()
-    })
-    .map(|l| l.fd)
 }
 
 impl AtomicAdd {
@@ -220,9 +192,18 @@ impl AtomicAdd {
             ));
         }
         let insns = program(map.as_raw_fd(), key_size, offset, width);
-        let prog = load_syscall(&insns, "tcbpf_map_add").map_err(AddError::Load)?;
+        let loaded = prog::load(&ProgLoad {
+            prog_type: ProgType::Syscall as u32,
+            insns: &insns,
+            license: "GPL",
+            name: "tcbpf_map_add",
+            // The kernel takes syscall programs only as sleepable.
+            prog_flags: BPF_F_SLEEPABLE,
+            ..Default::default()
+        })
+        .map_err(AddError::Load)?;
         Ok(AtomicAdd {
-            prog,
+            prog: loaded.fd,
             key_size: key_size as usize,
             width,
         })

@@ -27,7 +27,7 @@ pub struct BtfLoadError {
 
 impl std::fmt::Display for BtfLoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let last = self.log.lines().rev().find(|l| !l.trim().is_empty());
+        let last = super::prog::last_log_line(&self.log);
         match last {
             Some(line) => write!(f, "{}: {}", self.error, line.trim()),
             None => write!(f, "{}", self.error),

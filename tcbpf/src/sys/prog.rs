@@ -279,6 +279,11 @@ pub fn enable_stats() -> Result<StatsGuard> {
         .map_err(|e| Error::new("BPF_ENABLE_STATS", e).on("BPF_STATS_RUN_TIME"))
 }
 
+/// The last line of a kernel verifier log that is not blank.
+pub(crate) fn last_log_line(log: &str) -> Option<&str> {
+    log.lines().rev().find(|l| !l.trim().is_empty())
+}
+
 impl std::fmt::Display for ProgLoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error)
@@ -292,6 +297,15 @@ impl std::error::Error for ProgLoadError {
 }
 
 impl ProgLoadError {
+    /// The error and the verifier log's last line (its verdict), as one
+    /// line: `BPF_PROG_LOAD …: Invalid argument (EINVAL): R1 type=… expected=…`.
+    pub fn with_last_line(&self) -> String {
+        match last_log_line(&self.log) {
+            Some(l) => format!("{self}: {l}"),
+            None => self.to_string(),
+        }
+    }
+
     /// The class of failure: no privilege is EPERM, or EACCES before the
     /// verifier wrote anything (permission); EACCES after it spoke is the
     /// verifier refusing the program, which is not a refusal of access (a

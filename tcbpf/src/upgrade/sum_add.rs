@@ -143,13 +143,7 @@ impl<'a> SumAdd<'a> {
             ..Default::default()
         })
         .map(|l| l.fd)
-        .map_err(|e| {
-            let last = e.log.lines().rev().find(|l| !l.trim().is_empty());
-            match last {
-                Some(l) => format!("{e}: {l}"),
-                None => e.to_string(),
-            }
-        })?;
+        .map_err(|e| e.with_last_line())?;
         Ok(SumAdd {
             prog,
             done: maps.done,
