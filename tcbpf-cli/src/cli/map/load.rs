@@ -99,6 +99,9 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
     const CHUNK_BYTES: usize = 1 << 20;
     let mut buf: Vec<u8> = Vec::new();
     let mut line_start = 0;
+    // The input's first byte that is not white space, once it has come:
+    // `[` is a JSON array, bounded per element.
+    let mut first: Option<u8> = None;
     let mut array: Option<ArrayScan> = None;
     loop {
         let old = buf.len();
@@ -114,8 +117,14 @@ fn read_lines_bounded(input: &mut dyn Read) -> Result<Vec<u8>, CliError> {
         if n == 0 {
             return Ok(buf);
         }
-        if array.is_none() && buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            array = Some(ArrayScan::default());
+        if first.is_none() {
+            first = buf[old..]
+                .iter()
+                .copied()
+                .find(|b| !b.is_ascii_whitespace());
+            if first == Some(b'[') {
+                array = Some(ArrayScan::default());
+            }
         }
         if let Some(scan) = &mut array {
             scan.feed(&buf, old);
