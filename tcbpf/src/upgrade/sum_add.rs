@@ -46,6 +46,7 @@ const BPF_NOEXIST: i32 = 1;
 
 /// What a run of the program returns.
 const DONE: u32 = 0;
+/// The insert (other than EEXIST) or the record failed: nothing changed.
 const FAILED: u32 = 1;
 const INSERTED_NOT_RECORDED: u32 = 2;
 const NO_SCRATCH: u32 = 3;
@@ -191,7 +192,7 @@ impl<'a> SumAdd<'a> {
             match ret & 0xff {
                 DONE => return Ok(()),
                 GONE => continue,
-                FAILED => return Err(format!("recording the key: {}", why())),
+                FAILED => return Err(format!("inserting or recording the key: {}", why())),
                 INSERTED_NOT_RECORDED => {
                     // The insert is in: the record must follow, from here.
                     return sysmap::update(self.done, key, record, 0).map_err(|e| {
