@@ -25,6 +25,19 @@ fn udp_packets(pin: &std::path::Path) -> u64 {
     u64::from_ne_bytes(v[..8].try_into().unwrap())
 }
 
+/// Attaches `obj` (a file of `bpf/`) at v0's egress, pref 1 handle 1, in
+/// namespace a, with `extra` words after it.
+fn attach(net: &VethPair, fs: &Bpffs, obj: &str, extra: &str) {
+    let a = &net.a.name;
+    ok(tcbpf(
+        &format!(
+            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {} {extra}",
+            object(obj)
+        ),
+        &fs.path,
+    ));
+}
+
 #[test]
 fn plan_refusal_and_upgrade_carry_the_counts_into_the_new_layout() {
     tcbpf_testkit::require_root!();
@@ -32,13 +45,7 @@ fn plan_refusal_and_upgrade_carry_the_counts_into_the_new_layout() {
     let fs = Bpffs::new();
     let a = &net.a.name;
     let pin = fs.join("tc/globals/counters");
-    ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
-            object("upgrade_v1.o")
-        ),
-        &fs.path,
-    ));
+    attach(&net, &fs, "upgrade_v1.o", "");
     assert_eq!(net.send_udp(7400, 10), 10);
     assert_eq!(udp_packets(&pin), 10);
     let v1 = filter_prog(&net);
@@ -118,13 +125,7 @@ fn a_rerun_of_a_finished_upgrade_has_nothing_to_do() {
     let fs = Bpffs::new();
     let a = &net.a.name;
     let pin = fs.join("tc/globals/counters");
-    ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
-            object("upgrade_v1.o")
-        ),
-        &fs.path,
-    ));
+    attach(&net, &fs, "upgrade_v1.o", "");
     let v1 = filter_prog(&net);
     let base = format!("-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj");
     // The same maps but other code: an upgrade (every map reused).
@@ -174,13 +175,7 @@ fn an_upgrade_leaves_no_pin_in_the_old_objects_namespace() {
     let net = VethPair::new();
     let fs = Bpffs::new();
     let a = &net.a.name;
-    ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
-            object("upgrade_ons_v1.o")
-        ),
-        &fs.path,
-    ));
+    attach(&net, &fs, "upgrade_ons_v1.o", "");
     let before = pins(&fs.join("tc"));
     assert_eq!(before.len(), 1, "{before:?}");
     let old_pin = fs.join("tc").join(&before[0]);
@@ -351,13 +346,7 @@ fn sigkill_at_20_points_under_traffic_then_rerun_counts_every_datagram() {
     let a = &net.a.name;
     let pin = fs.join("tc/globals/counters");
     let txns = fs.join("tcbpf/upgrade");
-    ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {}",
-            object("upgrade_v1.o")
-        ),
-        &fs.path,
-    ));
+    attach(&net, &fs, "upgrade_v1.o", "");
     let base = format!("-n {a} filter upgrade dev v0 egress pref 1 handle 1 bpf obj");
     let sent = AtomicU64::new(0);
     let mut states = std::collections::BTreeMap::new();
@@ -476,13 +465,7 @@ fn a_keeper_set_is_replaced_by_the_upgrade_with_a_new_generation() {
     let sock = k.sock.to_str().unwrap().to_string();
     let import = k.import.to_str().unwrap().to_string();
     let a = &net.a.name;
-    ok(tcbpf(
-        &format!(
-            "-n {a} filter add dev v0 egress pref 1 handle 1 bpf da obj {} export {import}",
-            object("upgrade_v1.o")
-        ),
-        &fs.path,
-    ));
+    attach(&net, &fs, "upgrade_v1.o", &format!("export {import}"));
     let v1_set = wait_generation(&sock, "upgrade_v1.o", 1);
     assert_eq!(v1_set["maps"][0]["bytes_value"], 16, "{v1_set}");
     assert_eq!(net.send_udp(7600, 12), 12);
