@@ -379,22 +379,7 @@ fn dev_exports_the_xdp_programs_maps_beside_the_classifiers_as_map_watch_finds_t
     tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
-    run(
-        "ip",
-        &[
-            "-n",
-            &pair.b.name,
-            "link",
-            "set",
-            "dev",
-            "v1",
-            "xdpgeneric",
-            "obj",
-            s(&fixture("xdp_btf.o")),
-            "sec",
-            "xdp",
-        ],
-    );
+    attach_xdp(&pair.b, "v1");
     let both = exporter(&pair.b, PORT, &["dev", "v1"]);
     const N: usize = 13;
     assert_eq!(pair.send_udp(4747, N), N);

@@ -516,22 +516,7 @@ fn watch_dev_finds_the_maps_of_the_cls_bpf_and_xdp_programs_on_a_veth() {
     tcbpf_testkit::require_root!();
     let pair = VethPair::new();
     attach(&pair.b, "v1", "demo.o");
-    run(
-        "ip",
-        &[
-            "-n",
-            &pair.b.name,
-            "link",
-            "set",
-            "dev",
-            "v1",
-            "xdpgeneric",
-            "obj",
-            s(&fixture("xdp_btf.o")),
-            "sec",
-            "xdp",
-        ],
-    );
+    attach_xdp(&pair.b, "v1");
     const N: usize = 7;
     assert_eq!(pair.send_udp(4546, N), N);
     let names = |out: &str| -> Vec<String> {

@@ -114,6 +114,27 @@ pub fn attach(ns: &Netns, dev: &str, object: &str) {
     );
 }
 
+/// Attaches `xdp_btf.o`'s XDP program to `dev` in generic mode, as `ip`
+/// does.
+pub fn attach_xdp(ns: &Netns, dev: &str) {
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "link",
+            "set",
+            "dev",
+            dev,
+            "xdpgeneric",
+            "obj",
+            s(&fixture("xdp_btf.o")),
+            "sec",
+            "xdp",
+        ],
+    );
+}
+
 /// Sends `count` ICMP echo requests from `pair.a` to `pair.b` (raw socket).
 pub fn send_icmp(pair: &VethPair, count: u16) {
     pair.a.run(|| {
